@@ -1,0 +1,3 @@
+module github.com/thicket-edge/thicket/contract
+
+go 1.24.0

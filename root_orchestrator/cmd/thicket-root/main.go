@@ -1,0 +1,48 @@
+// Command thicket-root is Thicket's root orchestrator: the system manager
+// REST API that holds applications and delegates them to clusters.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/server"
+)
+
+type cli struct {
+	Listen        string        `default:":10000" env:"THICKET_LISTEN" help:"Address of the REST API and dashboard."`
+	DataDir       string        `default:"/var/lib/thicket/root" env:"THICKET_DATA_DIR" help:"Directory for the embedded store, generated credentials and state."`
+	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir."`
+	MongoDatabase string        `default:"thicket_root" env:"THICKET_MONGO_DATABASE" help:"Database name."`
+	AccessTTL     time.Duration `default:"15m" env:"THICKET_ACCESS_TTL" help:"Lifetime of access tokens."`
+	RefreshTTL    time.Duration `default:"168h" env:"THICKET_REFRESH_TTL" help:"Lifetime of refresh tokens."`
+	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+}
+
+func main() {
+	var c cli
+	kong.Parse(&c, kong.Description("Thicket root orchestrator: REST API, applications and clusters.\n\n"+
+		"On first start the user Admin is created with the password from $"+server.AdminPasswordEnv+
+		" or a random one written to <data-dir>/"+server.AdminPasswordFile+"."))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := server.Run(ctx, server.Config{
+		Listen:        c.Listen,
+		DataDir:       c.DataDir,
+		MongoURL:      c.MongoURL,
+		MongoDatabase: c.MongoDatabase,
+		AccessTTL:     c.AccessTTL,
+		RefreshTTL:    c.RefreshTTL,
+		AdminPassword: os.Getenv(server.AdminPasswordEnv),
+	}, log, nil)
+	if err != nil {
+		log.Error("thicket-root failed", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,261 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	wire "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+)
+
+// UsernameRE is the form of a user name.
+var UsernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// principal is the authenticated caller.
+type principal struct {
+	Username string
+	Role     string
+}
+
+func (p principal) admin() bool { return p.Role == wire.RoleAdmin }
+
+const principalKey = "thicket.principal"
+
+func caller(c echo.Context) principal {
+	p, _ := c.Get(principalKey).(principal)
+	return p
+}
+
+func bearer(c echo.Context) string {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// authenticate admits requests with a valid access token.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		claims, err := s.signer.Verify(bearer(c), auth.KindAccess)
+		if err != nil {
+			return errUnauthorized
+		}
+		c.Set(principalKey, principal{Username: claims.Subject, Role: claims.Role})
+		return next(c)
+	}
+}
+
+func adminOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !caller(c).admin() {
+			return errForbidden
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) issue(c echo.Context, username, role string) error {
+	access, err := s.signer.Issue(username, role, auth.KindAccess)
+	if err != nil {
+		return err
+	}
+	refresh, err := s.signer.Issue(username, role, auth.KindRefresh)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.Tokens{
+		Token: access, RefreshToken: refresh,
+		ExpiresIn: int(s.signer.AccessTTL / time.Second),
+		Username:  username, Role: role,
+	})
+}
+
+func (s *Server) login(c echo.Context) error {
+	var req wire.LoginRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Username == "" || req.Password == "" {
+		return errBadRequest("username and password are required", "username")
+	}
+	u, err := s.store.GetUser(c.Request().Context(), req.Username)
+	hash := ""
+	if err == nil {
+		hash = u.PasswordHash
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if !auth.CheckPassword(hash, req.Password) {
+		return &Error{Status: http.StatusUnauthorized, Message: "wrong username or password"}
+	}
+	return s.issue(c, u.Username, u.Role)
+}
+
+// refresh trades a refresh token, from the Authorization header as the
+// reference takes it or from the body, for a new access and refresh token.
+// The user must still exist and not have changed password since.
+func (s *Server) refresh(c echo.Context) error {
+	tok := bearer(c)
+	if tok == "" {
+		var body struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if c.Request().ContentLength != 0 {
+			if err := decodeJSON(c, &body); err != nil {
+				return err
+			}
+		}
+		tok = body.RefreshToken
+	}
+	claims, err := s.signer.Verify(tok, auth.KindRefresh)
+	if err != nil {
+		return errUnauthorized
+	}
+	u, err := s.store.GetUser(c.Request().Context(), claims.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return errUnauthorized
+	} else if err != nil {
+		return err
+	}
+	if claims.IssuedAt == nil || claims.IssuedAt.Time.Before(u.TokensAfter.Truncate(time.Second)) {
+		return errUnauthorized
+	}
+	return s.issue(c, u.Username, u.Role)
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	users, err := s.store.ListUsers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, users)
+}
+
+func validRole(r string) bool { return r == wire.RoleAdmin || r == wire.RoleUser }
+
+func (s *Server) createUser(c echo.Context) error {
+	var req wire.NewUser
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if !UsernameRE.MatchString(req.Username) {
+		return errBadRequest("username must match "+UsernameRE.String(), "username")
+	}
+	if req.Role == "" {
+		req.Role = wire.RoleUser
+	}
+	if !validRole(req.Role) {
+		return errBadRequest("role must be admin or user", "role")
+	}
+	hash, err := auth.HashPassword(req.Password)
+	if err != nil {
+		return errBadRequest(err.Error(), "password")
+	}
+	rec := store.UserRecord{Username: req.Username, PasswordHash: hash, Role: req.Role}
+	if err := s.store.CreateUser(c.Request().Context(), rec); err != nil {
+		return err
+	}
+	u, err := s.store.GetUser(c.Request().Context(), req.Username)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt})
+}
+
+func (s *Server) getUser(c echo.Context) error {
+	p, name := caller(c), c.Param("username")
+	if !p.admin() && p.Username != name {
+		return errNotFound
+	}
+	u, err := s.store.GetUser(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt})
+}
+
+// updateUser lets an admin reset a user's password or change the role.
+func (s *Server) updateUser(c echo.Context) error {
+	var req struct {
+		Password string `json:"password"`
+		Role     string `json:"role"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	ctx, name := c.Request().Context(), c.Param("username")
+	if req.Role != "" && !validRole(req.Role) {
+		return errBadRequest("role must be admin or user", "role")
+	}
+	if req.Role != "" && req.Role != wire.RoleAdmin && name == caller(c).Username {
+		return errBadRequest("you cannot remove your own admin role", "role")
+	}
+	var hash string
+	if req.Password != "" {
+		var err error
+		if hash, err = auth.HashPassword(req.Password); err != nil {
+			return errBadRequest(err.Error(), "password")
+		}
+	}
+	if req.Password == "" && req.Role == "" {
+		return errBadRequest("give a new password or role", "password")
+	}
+	if err := s.store.UpdateUser(ctx, name, hash, req.Role); err != nil {
+		return err
+	}
+	return s.getUser(c)
+}
+
+// changeOwnPassword: a user changes their own password, giving the old one.
+// Field names of the reference (oldPassword, newPassword) are accepted.
+func (s *Server) changeOwnPassword(c echo.Context) error {
+	var req struct {
+		OldPassword  string `json:"oldPassword"`
+		NewPassword  string `json:"newPassword"`
+		OldPassword2 string `json:"old_password"`
+		NewPassword2 string `json:"password"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	p, name := caller(c), c.Param("username")
+	if p.Username != name {
+		return errForbidden
+	}
+	old, pw := req.OldPassword+req.OldPassword2, req.NewPassword+req.NewPassword2
+	ctx := c.Request().Context()
+	u, err := s.store.GetUser(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !auth.CheckPassword(u.PasswordHash, old) {
+		return errBadRequest("old password is wrong", "oldPassword")
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return errBadRequest(err.Error(), "newPassword")
+	}
+	if err := s.store.UpdateUser(ctx, name, hash, ""); err != nil {
+		return err
+	}
+	return message(c, "password changed")
+}
+
+// deleteUser removes an account and answers with the remaining users, as
+// the reference does. Admins cannot delete themselves.
+func (s *Server) deleteUser(c echo.Context) error {
+	name := c.Param("username")
+	if name == caller(c).Username {
+		return errBadRequest("you cannot delete your own account", "username")
+	}
+	if err := s.store.DeleteUser(c.Request().Context(), name); err != nil {
+		return err
+	}
+	return s.listUsers(c)
+}

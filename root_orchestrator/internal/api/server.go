@@ -1,0 +1,122 @@
+// Package api serves the root's REST API: authentication, users,
+// applications, services, instances and clusters, with the reference
+// system's paths and wire shapes.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo-contrib/echoprometheus"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 4 << 20
+
+// Server is the HTTP API.
+type Server struct {
+	store  *store.Store
+	signer *auth.Signer
+	log    *slog.Logger
+	ping   func(context.Context) error
+	echo   *echo.Echo
+}
+
+// New builds the API over a store and a token signer. ping reports whether
+// the store answers, for /healthz.
+func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
+	s := &Server{store: st, signer: signer, log: log, ping: ping, echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+	// Both /api/x and /api/x/ are served directly: no redirect, which would
+	// turn a client's POST into a GET.
+	e.Pre(middleware.RemoveTrailingSlash())
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("4M"))
+	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
+		Namespace: "thicket_root",
+		Skipper:   func(c echo.Context) bool { return c.Path() == "/metrics" },
+	}))
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURI: true, LogStatus: true, LogLatency: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			log.Debug("request", "method", v.Method, "uri", v.URI, "status", v.Status, "latency", v.Latency)
+			return nil
+		},
+	}))
+	s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Routes lists "METHOD path" of every API route, for the OpenAPI check.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		if strings.HasPrefix(r.Path, "/api/") && r.Method != echo.RouteNotFound {
+			out = append(out, r.Method+" "+r.Path)
+		}
+	}
+	return out
+}
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/healthz", s.health)
+	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+	e.GET("/api/docs", docsPage)
+	e.GET("/api/docs/*", docsAsset)
+	e.GET("/api/openapi.json", openAPI)
+
+	e.POST("/api/auth/login", s.login)
+	e.POST("/api/auth/refresh", s.refresh)
+
+	a := e.Group("/api", s.authenticate)
+	a.GET("/users", s.listUsers, adminOnly)
+	a.POST("/users", s.createUser, adminOnly)
+	a.GET("/user/:username", s.getUser)
+	a.PUT("/user/:username", s.updateUser, adminOnly)
+	a.POST("/user/:username", s.changeOwnPassword)
+	a.DELETE("/user/:username", s.deleteUser, adminOnly)
+
+	a.POST("/application", s.createApplications)
+	a.GET("/applications", s.listApplications)
+	a.GET("/applications/:userid", s.listUserApplications)
+	a.GET("/application/:id", s.getApplication)
+	a.PUT("/application/:id", s.updateApplication)
+	a.DELETE("/application/:id", s.deleteApplication)
+
+	a.POST("/service", s.createServices)
+	a.GET("/service/:id", s.getService)
+	a.DELETE("/service/:id", s.deleteService)
+	a.GET("/services/:appid", s.listServices)
+	a.POST("/service/:id/instance", s.addInstance)
+	a.DELETE("/service/:id/instance/:n", s.deleteInstance)
+
+	a.GET("/clusters", s.listClusters)
+	a.GET("/clusters/active", s.listActiveClusters)
+}
+
+func (s *Server) health(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	if err := s.ping(ctx); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func message(c echo.Context, msg string) error {
+	return c.JSON(http.StatusOK, map[string]string{"message": msg})
+}

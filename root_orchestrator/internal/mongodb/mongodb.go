@@ -1,0 +1,151 @@
+// Package mongodb connects to a MongoDB-compatible server: an external one
+// given by URL, or an embedded FerretDB (SQLite backend) running in-process
+// under a data directory. Both are used through the official driver, so the
+// rest of the program has one code path.
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// Conn is an open connection; Close releases it and stops the embedded
+// engine, if any.
+type Conn struct {
+	Client   *mongo.Client
+	Embedded bool
+	// URI is the server's connection string (for the embedded engine, its
+	// private unix socket).
+	URI string
+
+	stop    context.CancelFunc
+	done    chan struct{}
+	sockDir string
+}
+
+// Options say where the data lives.
+type Options struct {
+	// URL of an external server. Empty starts the embedded engine.
+	URL string
+	// DataDir holds the embedded engine's files (in DataDir/db).
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// Open connects and waits until the server answers a ping.
+func Open(ctx context.Context, o Options) (*Conn, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Conn{}
+	uri := o.URL
+	if uri == "" {
+		var err error
+		if uri, err = c.startEmbedded(o.DataDir, log); err != nil {
+			return nil, err
+		}
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(10 * time.Second).
+		SetTimeout(30 * time.Second))
+	if err != nil {
+		c.Close(context.Background())
+		return nil, fmt.Errorf("connect to mongodb: %w", err)
+	}
+	c.Client = client
+	c.URI = uri
+	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx, readpref.Primary()); err != nil {
+		c.Close(context.Background())
+		return nil, fmt.Errorf("ping mongodb: %w", err)
+	}
+	return c, nil
+}
+
+// startEmbedded runs FerretDB in-process on a private unix socket. The socket
+// lives in its own 0700 temporary directory: data dirs may be long paths and
+// unix socket paths are limited to about 100 bytes.
+func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
+	if dataDir == "" {
+		return "", errors.New("embedded store needs a data directory")
+	}
+	dbDir := filepath.Join(dataDir, "db")
+	if err := os.MkdirAll(dbDir, 0o700); err != nil {
+		return "", fmt.Errorf("create store directory: %w", err)
+	}
+	sockDir, err := os.MkdirTemp("", "thicket-db-")
+	if err != nil {
+		return "", fmt.Errorf("create socket directory: %w", err)
+	}
+	c.sockDir = sockDir
+	// FerretDB logs every connection at INFO; keep only its warnings.
+	fdbLog := slog.New(&levelFilter{Handler: log.Handler(), min: slog.LevelWarn}).With("component", "ferretdb")
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dbDir + "/",
+		Logger:    fdbLog,
+	})
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return "", fmt.Errorf("start embedded store: %w", err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	c.done = make(chan struct{})
+	go func() {
+		defer close(c.done)
+		if err := f.Run(runCtx); err != nil && runCtx.Err() == nil {
+			log.Error("embedded store stopped", "err", err)
+		}
+	}()
+	c.Embedded = true
+	log.Info("embedded store started", "dir", dbDir)
+	return f.MongoDBURI(), nil
+}
+
+// Close disconnects and stops the embedded engine.
+func (c *Conn) Close(ctx context.Context) {
+	if c.Client != nil {
+		_ = c.Client.Disconnect(ctx)
+	}
+	if c.stop != nil {
+		c.stop()
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	if c.sockDir != "" {
+		os.RemoveAll(c.sockDir)
+	}
+}
+
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h *levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h *levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return &levelFilter{Handler: h.Handler.WithAttrs(a), min: h.min}
+}
+
+func (h *levelFilter) WithGroup(name string) slog.Handler {
+	return &levelFilter{Handler: h.Handler.WithGroup(name), min: h.min}
+}

@@ -1,0 +1,173 @@
+// Package server assembles thicket-root: store, first-start bootstrap,
+// token signer, REST API and the background collector.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	wire "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/api"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/mongodb"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// AdminUser is the account created on first start.
+const AdminUser = "Admin"
+
+// AdminPasswordFile is the file, in the data dir, that receives the first
+// admin password.
+const AdminPasswordFile = "admin-password"
+
+// AdminPasswordEnv, when set on first start, is the admin password.
+const AdminPasswordEnv = "THICKET_ADMIN_PASSWORD"
+
+// Config is thicket-root's configuration.
+type Config struct {
+	Listen        string
+	DataDir       string
+	MongoURL      string
+	MongoDatabase string
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
+	// AdminPassword, if set, is the first admin's password.
+	AdminPassword string
+}
+
+// Run starts the root and serves until ctx ends. ready, if not nil, receives
+// the listening address once the API accepts requests.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	conn, err := mongodb.Open(ctx, mongodb.Options{URL: cfg.MongoURL, DataDir: cfg.DataDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	st := store.New(conn.Client.Database(cfg.MongoDatabase), log)
+	if err := st.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, st, cfg, log); err != nil {
+		return err
+	}
+	key, err := st.SigningKey(ctx)
+	if err != nil {
+		return err
+	}
+	signer := auth.NewSigner(key, cfg.AccessTTL, cfg.RefreshTTL)
+	ping := func(ctx context.Context) error { return conn.Client.Ping(ctx, readpref.Primary()) }
+	srv := api.New(st, signer, ping, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("thicket-root listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "embedded_store", conn.Embedded)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	go collect(ctx, st, log)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("thicket-root stopped")
+	return nil
+}
+
+// bootstrapAdmin creates the Admin account on first start, with the
+// password from the environment or a random one written to a 0600 file in
+// the data dir. The password is never logged.
+func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) error {
+	if _, err := st.GetUser(ctx, AdminUser); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	pw, fromEnv := cfg.AdminPassword, cfg.AdminPassword != ""
+	if !fromEnv {
+		var err error
+		if pw, err = auth.RandomPassword(); err != nil {
+			return err
+		}
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", AdminPasswordEnv, err)
+	}
+	err = st.CreateUser(ctx, store.UserRecord{Username: AdminUser, PasswordHash: hash, Role: wire.RoleAdmin})
+	var conflict *store.ConflictError
+	if errors.As(err, &conflict) {
+		return nil // another replica created it first
+	} else if err != nil {
+		return err
+	}
+	if fromEnv {
+		log.Info("created admin account", "user", AdminUser, "password_from", AdminPasswordEnv)
+		return nil
+	}
+	file := filepath.Join(cfg.DataDir, AdminPasswordFile)
+	if err := writeSecret(file, pw+"\n"); err != nil {
+		// Without the file nobody could log in: undo, so the next start retries.
+		_ = st.DeleteUser(context.Background(), AdminUser)
+		return err
+	}
+	log.Info("created admin account", "user", AdminUser, "password_file", file)
+	return nil
+}
+
+// writeSecret writes a file readable by its owner only, atomically.
+func writeSecret(path, content string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// collect removes the leftovers of interrupted writes, at start and then
+// every few minutes.
+func collect(ctx context.Context, st *store.Store, log *slog.Logger) {
+	const grace = 5 * time.Minute
+	t := time.NewTicker(grace)
+	defer t.Stop()
+	for {
+		n, err := st.CollectOrphans(ctx, grace)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("collect orphans", "err", err)
+		} else if n > 0 {
+			log.Info("removed leftovers of interrupted writes", "documents", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
