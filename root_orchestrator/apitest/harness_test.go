@@ -267,9 +267,9 @@ func (r *root) newUser(admin, name string) string {
 	return r.login(name, pw).Token
 }
 
-// sla returns a valid SLA with one application of the given name whose two
+// testSLA returns a valid SLA with one application of the given name whose two
 // services use no fixed service IP.
-func sla(app string) map[string]any {
+func testSLA(app string) map[string]any {
 	svc := func(name string) map[string]any {
 		return map[string]any{
 			"microserviceID": "", "microservice_name": name, "microservice_namespace": "test",
