@@ -70,12 +70,18 @@ type NewUser struct {
 	Role     string `json:"role"`
 }
 
-// PasswordChange is the body of PUT /api/user/{username}/password. Users
-// changing their own password give the old one; admins resetting another
-// user's password need not.
+// PasswordChange is the body of POST /api/user/{username}, by which users
+// change their own password (the reference's field names).
 type PasswordChange struct {
-	OldPassword string `json:"old_password,omitempty"`
-	Password    string `json:"password"`
+	OldPassword string `json:"oldPassword"`
+	NewPassword string `json:"newPassword"`
+}
+
+// UserUpdate is the body of PUT /api/user/{username}, by which an admin
+// resets a password or changes a role. Empty fields are left as they are.
+type UserUpdate struct {
+	Password string `json:"password"`
+	Role     string `json:"role"`
 }
 
 // Application is a stored application.

@@ -3,9 +3,11 @@ package apitest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	wire "github.com/thicket-edge/thicket/contract/api"
@@ -333,5 +335,27 @@ func TestInvalidSLAsAreRefusedAndChangeNothing(t *testing.T) {
 	}
 	if after := r.snapshot(admin); after != before {
 		t.Errorf("invalid service SLAs changed the store:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func TestOversizedBodiesAre413(t *testing.T) {
+	r := startRoot(t, "", nil)
+	admin := r.adminToken()
+	big := `{"sla_version":"v2.0","pad":"` + strings.Repeat("x", 5<<20) + `"}`
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(big)
+		if chunked {
+			body = io.MultiReader(body) // hides the length: sent chunked
+		}
+		req, _ := http.NewRequest("POST", r.URL+"/api/application/", body)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked=%v: want 413, got %d", chunked, resp.StatusCode)
+		}
 	}
 }

@@ -175,14 +175,20 @@ func TestUsersAndRoles(t *testing.T) {
 	}
 	// A user sees their own account, not others'.
 	r.must("GET", "/api/user/alice", alice, nil, nil)
-	if resp := r.do("GET", "/api/user/Admin", alice, nil); resp.Status != http.StatusNotFound {
-		t.Errorf("alice reads Admin: want 404, got %s", resp)
+	if resp := r.do("GET", "/api/user/Admin", alice, nil); resp.Status != http.StatusForbidden {
+		t.Errorf("alice reads Admin: want 403, got %s", resp)
+	}
+	// A role change applies to tokens already issued.
+	r.must("PUT", "/api/user/alice", admin, map[string]string{"role": "admin"}, nil)
+	r.must("GET", "/api/users", alice, nil, nil)
+	r.must("PUT", "/api/user/alice", admin, map[string]string{"role": "user"}, nil)
+	if resp := r.do("GET", "/api/users", alice, nil); resp.Status != http.StatusForbidden {
+		t.Errorf("demoted alice lists users: want 403, got %s", resp)
 	}
 
-	// Alice changes her own password (reference field names); her old
-	// refresh tokens stop working.
+	// Alice changes her own password (reference field names); her tokens
+	// issued before stop working.
 	old := r.login("alice", "pw-alice-secret")
-	time.Sleep(1100 * time.Millisecond) // token times have one-second resolution
 	if resp := r.do("POST", "/api/user/alice", alice, map[string]string{"oldPassword": "wrong-old-pw", "newPassword": "alice-new-password"}); resp.Status != http.StatusBadRequest {
 		t.Errorf("wrong old password: want 400, got %s", resp)
 	}
@@ -190,10 +196,17 @@ func TestUsersAndRoles(t *testing.T) {
 	if resp := r.do("POST", "/api/auth/login", "", wire.LoginRequest{Username: "alice", Password: "pw-alice-secret"}); resp.Status != http.StatusUnauthorized {
 		t.Errorf("old password still works: %s", resp)
 	}
-	r.login("alice", "alice-new-password")
 	if resp := r.do("POST", "/api/auth/refresh", old.RefreshToken, nil); resp.Status != http.StatusUnauthorized {
 		t.Errorf("refresh token from before the password change still works: %s", resp)
 	}
+	if resp := r.do("GET", "/api/applications", old.Token, nil); resp.Status != http.StatusUnauthorized {
+		t.Errorf("access token from before the password change still works: %s", resp)
+	}
+	alice = r.login("alice", "alice-new-password").Token
+	r.must("GET", "/api/applications", alice, nil, nil)
+	// Thicket's own field names work too.
+	r.must("POST", "/api/user/alice", alice, map[string]string{"old_password": "alice-new-password", "password": "alice-newer-password"}, nil)
+	alice = r.login("alice", "alice-newer-password").Token
 	// Users cannot change another user's password.
 	if resp := r.do("POST", "/api/user/Admin", alice, map[string]string{"oldPassword": "x", "newPassword": "alice-new-password"}); resp.Status != http.StatusForbidden {
 		t.Errorf("alice changes Admin's password: want 403, got %s", resp)
@@ -207,11 +220,21 @@ func TestUsersAndRoles(t *testing.T) {
 	if resp := r.do("PUT", "/api/user/nobody", admin, map[string]string{"password": "reset-by-admin"}); resp.Status != http.StatusNotFound {
 		t.Errorf("reset unknown user: want 404, got %s", resp)
 	}
-	// Delete answers the remaining users; an admin cannot delete themself.
+	// Delete answers the remaining users; an admin cannot delete themself,
+	// nor a user who still owns applications.
 	if resp := r.do("DELETE", "/api/user/Admin", admin, nil); resp.Status != http.StatusBadRequest {
 		t.Errorf("self-delete: want 400, got %s", resp)
 	}
+	alice = r.login("alice", "reset-by-admin").Token
+	app := r.createApp(alice, testSLA("owned"), "owned")
+	if resp := r.do("DELETE", "/api/user/alice", admin, nil); resp.Status != http.StatusConflict {
+		t.Errorf("delete a user owning applications: want 409, got %s", resp)
+	}
+	r.must("DELETE", "/api/application/"+app.ApplicationID, alice, nil, nil)
 	r.must("DELETE", "/api/user/alice", admin, nil, &users)
+	if resp := r.do("GET", "/api/applications", alice, nil); resp.Status != http.StatusUnauthorized {
+		t.Errorf("deleted user's token still works: %s", resp)
+	}
 	if len(users) != 1 || users[0].Username != "Admin" {
 		t.Errorf("after delete users = %+v", users)
 	}

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 
 // root is a running thicket-root process.
 type root struct {
-	t       *testing.T
+	t       testing.TB
 	URL     string
 	DataDir string
 	args    []string
@@ -71,7 +71,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,7 +83,7 @@ func freePort(t *testing.T) string {
 
 // startRoot starts thicket-root on a fresh data dir (or dataDir if given)
 // and waits until it is healthy. It is stopped when the test ends.
-func startRoot(t *testing.T, dataDir string, env []string, args ...string) *root {
+func startRoot(t testing.TB, dataDir string, env []string, args ...string) *root {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()

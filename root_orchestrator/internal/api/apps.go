@@ -16,11 +16,9 @@ import (
 // readSLA reads and decodes an SLA body; validation is the caller's.
 func readSLA(c echo.Context) (*sla.SLA, error) {
 	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Message: "request body too large"}
-		}
+	if tooLarge(err) {
+		return nil, errTooLarge
+	} else if err != nil {
 		return nil, errBadRequest("read body: "+err.Error(), "")
 	}
 	return sla.Decode(body)
@@ -151,11 +149,11 @@ func (s *Server) createServices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(d.Applications) > 1 {
+		return errBadRequest("exactly one application expected", "applications")
+	}
 	if err := d.ValidateServices(); err != nil {
 		return err
-	}
-	if len(d.Applications) != 1 {
-		return errBadRequest("exactly one application expected", "applications")
 	}
 	appID := d.Applications[0].ApplicationID
 	if _, err := s.ownedApp(c, appID); err != nil {

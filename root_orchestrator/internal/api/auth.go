@@ -1,7 +1,9 @@
 package api
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -39,16 +41,30 @@ func bearer(c echo.Context) string {
 	return ""
 }
 
-// authenticate admits requests with a valid access token.
+// authenticate admits requests with a valid access token of a user who
+// still exists and has not changed password since it was issued. The role is
+// the user's current one, not the token's.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		claims, err := s.signer.Verify(bearer(c), auth.KindAccess)
 		if err != nil {
 			return errUnauthorized
 		}
-		c.Set(principalKey, principal{Username: claims.Subject, Role: claims.Role})
+		u, err := s.users.get(c.Request().Context(), claims.Subject)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && revoked(claims, u)) {
+			return errUnauthorized
+		} else if err != nil {
+			return err
+		}
+		c.Set(principalKey, principal{Username: u.Username, Role: u.Role})
 		return next(c)
 	}
+}
+
+// revoked reports whether a token was issued before the user's last
+// password change.
+func revoked(c *auth.Claims, u *store.UserRecord) bool {
+	return c.IssuedAt == nil || c.IssuedAt.Time.Before(u.TokensAfter)
 }
 
 func adminOnly(next echo.HandlerFunc) echo.HandlerFunc {
@@ -81,8 +97,11 @@ func (s *Server) login(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if req.Username == "" || req.Password == "" {
-		return errBadRequest("username and password are required", "username")
+	if req.Username == "" {
+		return errBadRequest("username is required", "username")
+	}
+	if req.Password == "" {
+		return errBadRequest("password is required", "password")
 	}
 	u, err := s.store.GetUser(c.Request().Context(), req.Username)
 	hash := ""
@@ -118,13 +137,10 @@ func (s *Server) refresh(c echo.Context) error {
 		return errUnauthorized
 	}
 	u, err := s.store.GetUser(c.Request().Context(), claims.Subject)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && revoked(claims, u)) {
 		return errUnauthorized
 	} else if err != nil {
 		return err
-	}
-	if claims.IssuedAt == nil || claims.IssuedAt.Time.Before(u.TokensAfter.Truncate(time.Second)) {
-		return errUnauthorized
 	}
 	return s.issue(c, u.Username, u.Role)
 }
@@ -171,7 +187,7 @@ func (s *Server) createUser(c echo.Context) error {
 func (s *Server) getUser(c echo.Context) error {
 	p, name := caller(c), c.Param("username")
 	if !p.admin() && p.Username != name {
-		return errNotFound
+		return errForbidden
 	}
 	u, err := s.store.GetUser(c.Request().Context(), name)
 	if err != nil {
@@ -182,10 +198,7 @@ func (s *Server) getUser(c echo.Context) error {
 
 // updateUser lets an admin reset a user's password or change the role.
 func (s *Server) updateUser(c echo.Context) error {
-	var req struct {
-		Password string `json:"password"`
-		Role     string `json:"role"`
-	}
+	var req wire.UserUpdate
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -209,17 +222,18 @@ func (s *Server) updateUser(c echo.Context) error {
 	if err := s.store.UpdateUser(ctx, name, hash, req.Role); err != nil {
 		return err
 	}
+	s.users.forget(name)
 	return s.getUser(c)
 }
 
 // changeOwnPassword: a user changes their own password, giving the old one.
 // Field names of the reference (oldPassword, newPassword) are accepted.
 func (s *Server) changeOwnPassword(c echo.Context) error {
+	// The reference's field names, or Thicket's snake_case ones.
 	var req struct {
-		OldPassword  string `json:"oldPassword"`
-		NewPassword  string `json:"newPassword"`
-		OldPassword2 string `json:"old_password"`
-		NewPassword2 string `json:"password"`
+		wire.PasswordChange
+		OldPasswordSnake string `json:"old_password"`
+		Password         string `json:"password"`
 	}
 	if err := decodeJSON(c, &req); err != nil {
 		return err
@@ -228,7 +242,7 @@ func (s *Server) changeOwnPassword(c echo.Context) error {
 	if p.Username != name {
 		return errForbidden
 	}
-	old, pw := req.OldPassword+req.OldPassword2, req.NewPassword+req.NewPassword2
+	old, pw := cmp.Or(req.OldPassword, req.OldPasswordSnake), cmp.Or(req.NewPassword, req.Password)
 	ctx := c.Request().Context()
 	u, err := s.store.GetUser(ctx, name)
 	if err != nil {
@@ -244,18 +258,29 @@ func (s *Server) changeOwnPassword(c echo.Context) error {
 	if err := s.store.UpdateUser(ctx, name, hash, ""); err != nil {
 		return err
 	}
+	s.users.forget(name)
 	return message(c, "password changed")
 }
 
 // deleteUser removes an account and answers with the remaining users, as
-// the reference does. Admins cannot delete themselves.
+// the reference does. Admins cannot delete themselves, and an account that
+// still owns applications is kept: a later account of the same name would
+// otherwise inherit them.
 func (s *Server) deleteUser(c echo.Context) error {
-	name := c.Param("username")
+	ctx, name := c.Request().Context(), c.Param("username")
 	if name == caller(c).Username {
 		return errBadRequest("you cannot delete your own account", "username")
 	}
-	if err := s.store.DeleteUser(c.Request().Context(), name); err != nil {
+	apps, err := s.store.ListApplications(ctx, name)
+	if err != nil {
 		return err
 	}
+	if len(apps) > 0 {
+		return &store.ConflictError{Field: "username", Message: fmt.Sprintf("user %s still owns %d applications; delete them first", name, len(apps))}
+	}
+	if err := s.store.DeleteUser(ctx, name); err != nil {
+		return err
+	}
+	s.users.forget(name)
 	return s.listUsers(c)
 }

@@ -27,7 +27,15 @@ func errBadRequest(msg, field string) *Error {
 	return &Error{Status: http.StatusBadRequest, Message: msg, Field: field}
 }
 
+// tooLarge reports whether a body read failed on the body size limit.
+func tooLarge(err error) bool {
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge)
+}
+
 var (
+	errTooLarge     = &Error{Status: http.StatusRequestEntityTooLarge, Message: "request body larger than " + maxBody}
 	errNotFound     = &Error{Status: http.StatusNotFound, Message: "not found"}
 	errUnauthorized = &Error{Status: http.StatusUnauthorized, Message: "missing, invalid or expired token"}
 	errForbidden    = &Error{Status: http.StatusForbidden, Message: "not allowed for your role"}
@@ -93,11 +101,9 @@ func decodeJSON(c echo.Context, v any) error {
 			return errBadRequest("request body is empty", "")
 		case errors.As(err, &te):
 			return errBadRequest(te.Field+": must be "+te.Type.String(), te.Field)
+		case tooLarge(err):
+			return errTooLarge
 		default:
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return &Error{Status: http.StatusRequestEntityTooLarge, Message: "request body too large"}
-			}
 			return errBadRequest("malformed JSON: "+err.Error(), "")
 		}
 	}

@@ -18,13 +18,14 @@ import (
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
-// MaxBodyBytes bounds every request body.
-const MaxBodyBytes = 4 << 20
+// maxBody bounds every request body.
+const maxBody = "4M"
 
 // Server is the HTTP API.
 type Server struct {
 	store  *store.Store
 	signer *auth.Signer
+	users  *userCache
 	log    *slog.Logger
 	ping   func(context.Context) error
 	echo   *echo.Echo
@@ -33,7 +34,7 @@ type Server struct {
 // New builds the API over a store and a token signer. ping reports whether
 // the store answers, for /healthz.
 func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
-	s := &Server{store: st, signer: signer, log: log, ping: ping, echo: echo.New()}
+	s := &Server{store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping, echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -41,7 +42,7 @@ func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error,
 	// turn a client's POST into a GET.
 	e.Pre(middleware.RemoveTrailingSlash())
 	e.Use(middleware.Recover())
-	e.Use(middleware.BodyLimit("4M"))
+	e.Use(middleware.BodyLimit(maxBody))
 	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
 		Namespace: "thicket_root",
 		Skipper:   func(c echo.Context) bool { return c.Path() == "/metrics" },

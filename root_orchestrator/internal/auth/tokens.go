@@ -24,6 +24,12 @@ const (
 
 const issuer = "thicket-root"
 
+func init() {
+	// Token times in milliseconds, so that a password change revokes the
+	// tokens issued before it and not those issued just after it.
+	jwt.TimePrecision = time.Millisecond
+}
+
 // ErrInvalidToken is returned for every token that must not be accepted:
 // malformed, badly signed, expired, of the wrong kind.
 var ErrInvalidToken = errors.New("invalid or expired token")

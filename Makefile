@@ -1,0 +1,48 @@
+# Thicket build, test, benchmark and run targets. Every Go module of the
+# workspace is listed in MODULES: at the root of a Go workspace "./..."
+# matches nothing.
+MODULES   := contract root_orchestrator
+PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
+BINARIES  := root_orchestrator/cmd/thicket-root
+BIN       := bin
+FUZZTIME  ?= 20s
+# Where `make run` keeps its state: the binaries' default as root, a
+# directory in your home otherwise.
+DATA_DIR  ?= $(if $(filter 0,$(shell id -u)),/var/lib/thicket,$(HOME)/.local/share/thicket)
+
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all build test test-unit fuzz bench run vet fmt clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/ $(addprefix ./,$(BINARIES))
+
+vet:
+	go vet $(PKGS)
+
+## test: everything CI runs: vet, all tests, then the fuzzers for a bounded time.
+test: vet test-unit fuzz
+
+test-unit:
+	go test -count=1 -timeout 20m $(PKGS)
+
+fuzz:
+	go test ./contract/sla -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	go test ./contract/sla -run '^$$' -fuzz '^FuzzParsePorts$$' -fuzztime $(FUZZTIME)
+
+## bench: the benchmarks; results are printed (see docs/benchmarks.md for the report format).
+bench:
+	go test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
+
+## run: the whole system on embedded defaults (today: thicket-root on :10000).
+run: build
+	$(BIN)/thicket-root --data-dir $(DATA_DIR)/root
+
+fmt:
+	gofmt -w $(MODULES)
+
+clean:
+	rm -rf $(BIN)
