@@ -245,3 +245,29 @@ func TestUsersAndRoles(t *testing.T) {
 		t.Errorf("delete twice: want 404, got %s", resp)
 	}
 }
+
+func TestResetAdminPassword(t *testing.T) {
+	r := startRoot(t, "", nil)
+	old := r.adminPassword()
+	oldTok := r.login("Admin", old)
+	r.args = []string{"--reset-admin-password"}
+	r.restart(false)
+	pw := r.adminPassword()
+	if pw == old {
+		t.Fatalf("password not changed by --reset-admin-password")
+	}
+	if resp := r.do("POST", "/api/auth/login", "", wire.LoginRequest{Username: "Admin", Password: old}); resp.Status != http.StatusUnauthorized {
+		t.Errorf("old password still works: %s", resp)
+	}
+	if resp := r.do("GET", "/api/applications", oldTok.Token, nil); resp.Status != http.StatusUnauthorized {
+		t.Errorf("token from before the reset still works: %s", resp)
+	}
+	r.login("Admin", pw)
+	// Without the flag a restart changes nothing.
+	r.args = nil
+	r.restart(false)
+	if r.adminPassword() != pw {
+		t.Errorf("password changed by a plain restart")
+	}
+	r.login("Admin", pw)
+}

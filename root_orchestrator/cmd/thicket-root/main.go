@@ -22,6 +22,7 @@ type cli struct {
 	AccessTTL     time.Duration `default:"15m" env:"THICKET_ACCESS_TTL" help:"Lifetime of access tokens."`
 	RefreshTTL    time.Duration `default:"168h" env:"THICKET_REFRESH_TTL" help:"Lifetime of refresh tokens."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 }
 
 func main() {
@@ -33,13 +34,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := server.Run(ctx, server.Config{
-		Listen:        c.Listen,
-		DataDir:       c.DataDir,
-		MongoURL:      c.MongoURL,
-		MongoDatabase: c.MongoDatabase,
-		AccessTTL:     c.AccessTTL,
-		RefreshTTL:    c.RefreshTTL,
-		AdminPassword: os.Getenv(server.AdminPasswordEnv),
+		Listen:             c.Listen,
+		DataDir:            c.DataDir,
+		MongoURL:           c.MongoURL,
+		MongoDatabase:      c.MongoDatabase,
+		AccessTTL:          c.AccessTTL,
+		RefreshTTL:         c.RefreshTTL,
+		AdminPassword:      os.Getenv(server.AdminPasswordEnv),
+		ResetAdminPassword: c.ResetAdmin,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-root failed", "err", err)

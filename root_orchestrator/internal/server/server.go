@@ -41,6 +41,10 @@ type Config struct {
 	RefreshTTL    time.Duration
 	// AdminPassword, if set, is the first admin's password.
 	AdminPassword string
+	// ResetAdminPassword gives the Admin account a new password at start
+	// (AdminPassword, or a random one written to the password file) and
+	// makes it an admin again, for an operator who lost access.
+	ResetAdminPassword bool
 }
 
 // Run starts the root and serves until ctx ends. ready, if not nil, receives
@@ -97,18 +101,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	return nil
 }
 
-// bootstrapAdmin creates the Admin account on first start, with the
-// password from the environment or a random one written to a 0600 file in
-// the data dir. The password is never logged.
+// bootstrapAdmin creates the Admin account on first start (or resets it
+// when asked), with the password from the environment or a random one
+// written to a 0600 file in the data dir. The password is never logged.
 func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) error {
-	if _, err := st.GetUser(ctx, AdminUser); err == nil {
-		return nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	_, err := st.GetUser(ctx, AdminUser)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
+	}
+	if exists && !cfg.ResetAdminPassword {
+		return nil
 	}
 	pw, fromEnv := cfg.AdminPassword, cfg.AdminPassword != ""
 	if !fromEnv {
-		var err error
 		if pw, err = auth.RandomPassword(); err != nil {
 			return err
 		}
@@ -116,6 +122,20 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.
 	hash, err := auth.HashPassword(pw)
 	if err != nil {
 		return fmt.Errorf("%s: %w", AdminPasswordEnv, err)
+	}
+	file := filepath.Join(cfg.DataDir, AdminPasswordFile)
+	if exists {
+		// Reset: the file first, so that a failure leaves the old password.
+		if !fromEnv {
+			if err := writeSecret(file, pw+"\n"); err != nil {
+				return err
+			}
+		}
+		if err := st.UpdateUser(ctx, AdminUser, hash, wire.RoleAdmin); err != nil {
+			return err
+		}
+		log.Warn("reset the admin account's password", "user", AdminUser, "password_file", file, "from_env", fromEnv)
+		return nil
 	}
 	err = st.CreateUser(ctx, store.UserRecord{Username: AdminUser, PasswordHash: hash, Role: wire.RoleAdmin})
 	var conflict *store.ConflictError
@@ -128,7 +148,6 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.
 		log.Info("created admin account", "user", AdminUser, "password_from", AdminPasswordEnv)
 		return nil
 	}
-	file := filepath.Join(cfg.DataDir, AdminPasswordFile)
 	if err := writeSecret(file, pw+"\n"); err != nil {
 		// Without the file nobody could log in: undo, so the next start retries.
 		_ = st.DeleteUser(context.Background(), AdminUser)
