@@ -23,8 +23,8 @@ build:
 vet:
 	go vet $(PKGS)
 
-## test: everything CI runs: vet, all tests, then the fuzzers for a bounded time.
-test: vet test-unit fuzz
+## test: everything CI runs: vet, the fuzzers for a bounded time, then all tests.
+test: vet fuzz test-unit
 
 test-unit:
 	go test -count=1 -timeout 20m $(PKGS)
