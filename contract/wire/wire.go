@@ -1,0 +1,236 @@
+// Package wire holds the messages between Thicket's tiers: root ↔ cluster
+// over HTTP (the cluster dials the root) and cluster ↔ node over MQTT (the
+// node dials the cluster's broker), plus node registration over HTTP.
+//
+// Every tier reconciles toward a desired state: the root sends each cluster
+// the full set of instances it should run, the cluster sends each node its
+// full set as a retained MQTT message, and reports flow back up. Lost or
+// repeated messages are therefore harmless; the next one corrects them.
+package wire
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Version of this protocol. A tier refuses messages of another major version.
+const Version = "v1"
+
+// Instance statuses (the same strings as the public API).
+const (
+	StatusRequested  = "REQUESTED"
+	StatusScheduled  = "SCHEDULED"
+	StatusCreating   = "CREATING"
+	StatusRunning    = "RUNNING"
+	StatusCompleted  = "COMPLETED"
+	StatusFailed     = "FAILED"
+	StatusNoCapacity = "NO_CAPACITY"
+	StatusLost       = "LOST"
+)
+
+// Resources is an amount of compute: what a node has, what is free, or what
+// an instance asks for.
+type Resources struct {
+	// MilliCPU is CPU in thousandths of a core (an SLA's vcpus × 1000).
+	MilliCPU int64 `json:"milli_cpu"`
+	MemoryMB int64 `json:"memory_mb"`
+	VGPUs    int64 `json:"vgpus"`
+}
+
+// Add returns r + o.
+func (r Resources) Add(o Resources) Resources {
+	return Resources{r.MilliCPU + o.MilliCPU, r.MemoryMB + o.MemoryMB, r.VGPUs + o.VGPUs}
+}
+
+// Sub returns r - o.
+func (r Resources) Sub(o Resources) Resources {
+	return Resources{r.MilliCPU - o.MilliCPU, r.MemoryMB - o.MemoryMB, r.VGPUs - o.VGPUs}
+}
+
+// Fits reports whether o fits into r.
+func (r Resources) Fits(o Resources) bool {
+	return o.MilliCPU <= r.MilliCPU && o.MemoryMB <= r.MemoryMB && o.VGPUs <= r.VGPUs
+}
+
+// InstanceKey names one instance of a service everywhere:
+// "<serviceID>.<instance number>".
+func InstanceKey(serviceID string, n int) string {
+	return serviceID + "." + strconv.Itoa(n)
+}
+
+// ParseInstanceKey splits an InstanceKey.
+func ParseInstanceKey(key string) (serviceID string, n int, err error) {
+	i := strings.LastIndexByte(key, '.')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("instance key %q: no instance number", key)
+	}
+	n, err = strconv.Atoi(key[i+1:])
+	if err != nil || n < 0 {
+		return "", 0, fmt.Errorf("instance key %q: bad instance number", key)
+	}
+	return key[:i], n, nil
+}
+
+// Constraint restricts placement (as in the SLA).
+type Constraint struct {
+	Type    string   `json:"type"`
+	Node    string   `json:"node,omitempty"`
+	Cluster string   `json:"cluster,omitempty"`
+	Allowed []string `json:"allowed,omitempty"`
+}
+
+// InstanceSpec is one instance that should run: everything a cluster needs
+// to place it and a node needs to run it.
+type InstanceSpec struct {
+	// Key is InstanceKey(ServiceID, InstanceNumber).
+	Key                   string            `json:"key"`
+	ServiceID             string            `json:"service_id"`
+	InstanceNumber        int               `json:"instance_number"`
+	ApplicationName       string            `json:"app_name"`
+	ApplicationNamespace  string            `json:"app_ns"`
+	MicroserviceName      string            `json:"service_name"`
+	MicroserviceNamespace string            `json:"service_ns"`
+	Virtualization        string            `json:"virtualization"`
+	Code                  string            `json:"code"`
+	Arch                  []string          `json:"arch,omitempty"`
+	Cmd                   []string          `json:"cmd,omitempty"`
+	Environment           []string          `json:"environment,omitempty"`
+	Port                  string            `json:"port,omitempty"`
+	Resources             Resources         `json:"resources"`
+	OneShot               bool              `json:"one_shot,omitempty"`
+	Constraints           []Constraint      `json:"constraints,omitempty"`
+	RRIP                  string            `json:"rr_ip,omitempty"`
+	ClosestIP             string            `json:"closest_ip,omitempty"`
+	Labels                map[string]string `json:"labels,omitempty"`
+}
+
+// InstanceStatus is what a tier knows of one instance.
+type InstanceStatus struct {
+	Key    string `json:"key"`
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Node is the node's name (set by the cluster when reporting up).
+	Node     string `json:"node,omitempty"`
+	NodeID   string `json:"node_id,omitempty"`
+	HostIP   string `json:"host_ip,omitempty"`
+	HostPort int    `json:"host_port,omitempty"`
+	// InstanceIP is the instance's own address, when it has one.
+	InstanceIP string    `json:"instance_ip,omitempty"`
+	ExitCode   int       `json:"exit_code,omitempty"`
+	Restarts   int       `json:"restarts,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	CPUPercent float64   `json:"cpu_percent,omitempty"`
+	MemoryMB   int64     `json:"memory_mb,omitempty"`
+	// Logs is the tail of the instance's output (bounded by the node).
+	Logs string `json:"logs,omitempty"`
+}
+
+// NodeInfo describes a worker node: identity, what it can run and its
+// capacity. Capacity is what the node offers to instances; Used what its
+// instances take now (measured); Reserved what the desired set asks for.
+type NodeInfo struct {
+	ID              string    `json:"id"`
+	Name            string    `json:"name"`
+	Arch            string    `json:"arch"`
+	Virtualizations []string  `json:"virtualizations"`
+	Capacity        Resources `json:"capacity"`
+	Reserved        Resources `json:"reserved"`
+	CPUPercent      float64   `json:"cpu_percent"`
+	MemoryPercent   float64   `json:"memory_percent"`
+	Address         string    `json:"address,omitempty"`
+	Active          bool      `json:"active"`
+	LastSeen        time.Time `json:"last_seen,omitzero"`
+}
+
+// --- Node ↔ cluster ---
+
+// NodeRegisterRequest is POSTed by a node to the cluster's
+// /api/node/register with its join token as "Authorization: Bearer".
+type NodeRegisterRequest struct {
+	Version string `json:"version"`
+	// Name is the node's unique name in the cluster (its hostname by default).
+	Name            string    `json:"name"`
+	Arch            string    `json:"arch"`
+	Virtualizations []string  `json:"virtualizations"`
+	Capacity        Resources `json:"capacity"`
+	Address         string    `json:"address,omitempty"`
+}
+
+// NodeRegisterResponse gives the node its identity and MQTT credentials.
+// The node may use only the two topics named here.
+type NodeRegisterResponse struct {
+	NodeID       string `json:"node_id"`
+	MQTTURL      string `json:"mqtt_url"`
+	MQTTUsername string `json:"mqtt_username"`
+	MQTTPassword string `json:"mqtt_password"`
+	DesiredTopic string `json:"desired_topic"`
+	ReportTopic  string `json:"report_topic"`
+	// ReportInterval is how often the node reports, in milliseconds.
+	ReportIntervalMS int64 `json:"report_interval_ms"`
+}
+
+// MQTT topics of a node.
+func DesiredTopic(nodeID string) string { return "thicket/node/" + nodeID + "/desired" }
+func ReportTopic(nodeID string) string  { return "thicket/node/" + nodeID + "/report" }
+
+// NodeDesired is the retained message on a node's desired topic: the full
+// set of instances the node should run. Generation grows with every change.
+type NodeDesired struct {
+	Version    string         `json:"version"`
+	Generation int64          `json:"generation"`
+	Instances  []InstanceSpec `json:"instances"`
+}
+
+// NodeReport is published by a node on its report topic every report
+// interval and whenever an instance changes state.
+type NodeReport struct {
+	Version string    `json:"version"`
+	NodeID  string    `json:"node_id"`
+	Time    time.Time `json:"time"`
+	Node    NodeInfo  `json:"node"`
+	// Generation is the last desired generation the node has applied.
+	Generation int64            `json:"generation"`
+	Instances  []InstanceStatus `json:"instances"`
+}
+
+// --- Cluster ↔ root ---
+
+// ClusterRegisterRequest is POSTed by a cluster to the root's
+// /api/cluster/register with a join token as "Authorization: Bearer".
+type ClusterRegisterRequest struct {
+	Version  string `json:"version"`
+	Name     string `json:"cluster_name"`
+	Location string `json:"cluster_location"`
+	// Address and Port where nodes reach this cluster (informational).
+	Address string `json:"ip"`
+	Port    int    `json:"port"`
+}
+
+// ClusterRegisterResponse gives the cluster its id and the credential for
+// all later calls ("Authorization: Bearer <credential>").
+type ClusterRegisterResponse struct {
+	ClusterID  string `json:"cluster_id"`
+	Credential string `json:"credential"`
+}
+
+// ClusterSync is POSTed by a cluster to the root's /api/cluster/sync every
+// sync interval: its nodes and the status of every instance it runs.
+type ClusterSync struct {
+	Version   string           `json:"version"`
+	Nodes     []NodeInfo       `json:"nodes"`
+	Instances []InstanceStatus `json:"instances"`
+	// Generation is the last desired generation the cluster has applied.
+	Generation int64 `json:"generation"`
+}
+
+// ClusterDesired answers a sync: the full set of instances the cluster
+// should run.
+type ClusterDesired struct {
+	Version    string         `json:"version"`
+	Generation int64          `json:"generation"`
+	Instances  []InstanceSpec `json:"instances"`
+	// SyncIntervalMS is how often the root wants the cluster to sync.
+	SyncIntervalMS int64 `json:"sync_interval_ms"`
+}
