@@ -1,7 +1,7 @@
 # Thicket build, test, benchmark and run targets. Every Go module of the
 # workspace is listed in MODULES: at the root of a Go workspace "./..."
 # matches nothing.
-MODULES   := contract root_orchestrator
+MODULES   := contract mongodb scheduler root_orchestrator
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BINARIES  := root_orchestrator/cmd/thicket-root
 BIN       := bin

@@ -82,3 +82,11 @@ require (
 )
 
 replace github.com/thicket-edge/thicket/contract => ../contract
+
+require github.com/thicket-edge/thicket/scheduler v0.0.0
+
+replace github.com/thicket-edge/thicket/scheduler => ../scheduler
+
+require github.com/thicket-edge/thicket/mongodb v0.0.0
+
+replace github.com/thicket-edge/thicket/mongodb => ../mongodb

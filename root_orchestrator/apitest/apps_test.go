@@ -101,16 +101,19 @@ func TestApplicationLifecycle(t *testing.T) {
 	if ans.InstanceNumber != 3 {
 		t.Errorf("instance number after a delete = %d, want 3", ans.InstanceNumber)
 	}
-	r.must("GET", "/api/service/"+nginx.MicroserviceID, admin, nil, &s)
+	// With no cluster joined, the root scheduler says so on each instance.
+	s = r.waitService(admin, nginx.MicroserviceID, "without capacity", func(s wire.Service) bool {
+		return allInstances(s, wire.StatusNoCapacity)
+	})
 	var nums []int
 	for _, in := range s.InstanceList {
 		nums = append(nums, in.InstanceNumber)
-		if in.Status != wire.StatusRequested {
-			t.Errorf("instance %d status %q, want REQUESTED", in.InstanceNumber, in.Status)
+		if !strings.Contains(in.StatusDetail, "no cluster") {
+			t.Errorf("instance %d detail %q does not say that no cluster joined", in.InstanceNumber, in.StatusDetail)
 		}
 	}
-	if fmt.Sprint(nums) != "[0 2 3]" || s.Status != wire.StatusRequested {
-		t.Errorf("instances %v status %q, want [0 2 3] REQUESTED", nums, s.Status)
+	if fmt.Sprint(nums) != "[0 2 3]" || s.Status != wire.StatusNoCapacity {
+		t.Errorf("instances %v status %q, want [0 2 3] NO_CAPACITY", nums, s.Status)
 	}
 
 	// Add a service to the application, then delete it.

@@ -321,3 +321,31 @@ func (r *root) snapshot(admin string) string {
 	}
 	return b.String()
 }
+
+// waitService polls GET /api/service/{id} until cond holds, for at most a
+// minute, and returns the service.
+func (r *root) waitService(token, id, what string, cond func(wire.Service) bool) wire.Service {
+	r.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var s wire.Service
+	for {
+		r.must("GET", "/api/service/"+id, token, nil, &s)
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("service %s: not %s within a minute: %+v", id, what, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// allInstances reports whether every instance of s has the status.
+func allInstances(s wire.Service, status string) bool {
+	for _, in := range s.InstanceList {
+		if in.Status != status {
+			return false
+		}
+	}
+	return true
+}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	wire "github.com/thicket-edge/thicket/contract/api"
-	"github.com/thicket-edge/thicket/root_orchestrator/internal/mongodb"
+	"github.com/thicket-edge/thicket/mongodb"
 )
 
 func TestDataSurvivesRestartAndCrash(t *testing.T) {
@@ -22,6 +22,9 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 			app := r.createApp(alice, testSLA("persist"), "persist")
 			r.must("POST", "/api/service/"+app.Microservices[0]+"/instance", alice, nil, nil)
 			r.must("POST", "/api/service/"+app.Microservices[0]+"/instance", alice, nil, nil)
+			r.waitService(alice, app.Microservices[0], "scheduled", func(s wire.Service) bool {
+				return len(s.InstanceList) == 2 && allInstances(s, wire.StatusNoCapacity)
+			})
 			before := r.snapshot(admin)
 
 			r.restart(crash)

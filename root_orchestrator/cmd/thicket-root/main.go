@@ -21,6 +21,7 @@ type cli struct {
 	MongoDatabase string        `default:"thicket_root" env:"THICKET_MONGO_DATABASE" help:"Database name."`
 	AccessTTL     time.Duration `default:"15m" env:"THICKET_ACCESS_TTL" help:"Lifetime of access tokens."`
 	RefreshTTL    time.Duration `default:"168h" env:"THICKET_REFRESH_TTL" help:"Lifetime of refresh tokens."`
+	ClusterGrace  time.Duration `default:"30s" env:"THICKET_CLUSTER_GRACE" help:"How long a cluster may be silent before its instances are placed on other clusters."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 }
@@ -40,6 +41,7 @@ func main() {
 		MongoDatabase:      c.MongoDatabase,
 		AccessTTL:          c.AccessTTL,
 		RefreshTTL:         c.RefreshTTL,
+		ClusterGrace:       c.ClusterGrace,
 		AdminPassword:      os.Getenv(server.AdminPasswordEnv),
 		ResetAdminPassword: c.ResetAdmin,
 	}, log, nil)

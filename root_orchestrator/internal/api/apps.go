@@ -216,6 +216,7 @@ func (s *Server) addInstance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.kick()
 	return c.JSON(http.StatusOK, map[string]any{"message": "ok", "instance_number": inst.InstanceNumber, "instance": inst})
 }
 

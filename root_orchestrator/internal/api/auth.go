@@ -18,6 +18,10 @@ import (
 // UsernameRE is the form of a user name.
 var UsernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
+// clusterNameRE is the form of a cluster name (as the SLA's constraints
+// name clusters).
+var clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
 // principal is the authenticated caller.
 type principal struct {
 	Username string

@@ -94,7 +94,7 @@ func docsRoute(path string) bool {
 // TestOpenAPIMatchesRoutes checks that the spec describes exactly the
 // server's /api/ routes.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	s := New(nil, nil, nil, slog.New(slog.DiscardHandler))
+	s := New(nil, nil, nil, nil, slog.New(slog.DiscardHandler))
 	want := map[string]bool{}
 	for _, r := range s.Routes() {
 		method, path, ok := strings.Cut(r, " ")

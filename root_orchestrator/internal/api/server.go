@@ -28,13 +28,17 @@ type Server struct {
 	users  *userCache
 	log    *slog.Logger
 	ping   func(context.Context) error
+	kick   func()
 	echo   *echo.Echo
 }
 
 // New builds the API over a store and a token signer. ping reports whether
-// the store answers, for /healthz.
-func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
-	s := &Server{store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping, echo: echo.New()}
+// the store answers, for /healthz; kick asks the scheduler for a pass.
+func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error, kick func(), log *slog.Logger) *Server {
+	if kick == nil {
+		kick = func() {}
+	}
+	s := &Server{store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping, kick: kick, echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -105,8 +109,17 @@ func (s *Server) routes() {
 	a.POST("/service/:id/instance", s.addInstance)
 	a.DELETE("/service/:id/instance/:n", s.deleteInstance)
 
+	a.GET("/service/:id/instance/:n/logs", s.instanceLogs)
+
 	a.GET("/clusters", s.listClusters)
 	a.GET("/clusters/active", s.listActiveClusters)
+	a.GET("/clusters/tokens", s.listJoinTokens, adminOnly)
+	a.POST("/clusters/tokens", s.createJoinToken, adminOnly)
+	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)
+
+	// Clusters authenticate with a join token or their own credential.
+	e.POST("/api/cluster/register", s.registerCluster)
+	e.POST("/api/cluster/sync", s.syncCluster)
 }
 
 func (s *Server) health(c echo.Context) error {

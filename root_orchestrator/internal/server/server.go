@@ -14,9 +14,10 @@ import (
 	"time"
 
 	wire "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/mongodb"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/api"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
-	"github.com/thicket-edge/thicket/root_orchestrator/internal/mongodb"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/dispatch"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
@@ -31,6 +32,10 @@ const AdminPasswordFile = "admin-password"
 // AdminPasswordEnv, when set on first start, is the admin password.
 const AdminPasswordEnv = "THICKET_ADMIN_PASSWORD"
 
+// JoinTokenFile is the file, in the data dir, that receives the default
+// cluster join token on first start.
+const JoinTokenFile = "cluster-join-token"
+
 // Config is thicket-root's configuration.
 type Config struct {
 	Listen        string
@@ -39,6 +44,9 @@ type Config struct {
 	MongoDatabase string
 	AccessTTL     time.Duration
 	RefreshTTL    time.Duration
+	// ClusterGrace is how long a cluster may stay silent before its
+	// instances are placed on other clusters.
+	ClusterGrace time.Duration
 	// AdminPassword, if set, is the first admin's password.
 	AdminPassword string
 	// ResetAdminPassword gives the Admin account a new password at start
@@ -50,6 +58,9 @@ type Config struct {
 // Run starts the root and serves until ctx ends. ready, if not nil, receives
 // the listening address once the API accepts requests.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	if cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 || cfg.ClusterGrace <= 0 {
+		return fmt.Errorf("access TTL, refresh TTL and cluster grace must be positive (got %s, %s, %s)", cfg.AccessTTL, cfg.RefreshTTL, cfg.ClusterGrace)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -65,13 +76,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err := bootstrapAdmin(ctx, st, cfg, log); err != nil {
 		return err
 	}
+	if err := bootstrapJoinToken(ctx, st, cfg, log); err != nil {
+		return err
+	}
 	key, err := st.SigningKey(ctx)
 	if err != nil {
 		return err
 	}
 	signer := auth.NewSigner(key, cfg.AccessTTL, cfg.RefreshTTL)
 	ping := func(ctx context.Context) error { return conn.Client.Ping(ctx, readpref.Primary()) }
-	srv := api.New(st, signer, ping, log)
+	disp := dispatch.New(st, cfg.ClusterGrace, log)
+	srv := api.New(st, signer, ping, disp.Kick, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -86,6 +101,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 
 	go collect(ctx, st, log)
+	go disp.Run(ctx)
 
 	select {
 	case err := <-errc:
@@ -154,6 +170,25 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.
 		return err
 	}
 	log.Info("created admin account", "user", AdminUser, "password_file", file)
+	return nil
+}
+
+// bootstrapJoinToken creates a default cluster join token on first start
+// and writes it to a 0600 file in the data dir.
+func bootstrapJoinToken(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) error {
+	if n, err := st.CountJoinTokens(ctx); err != nil || n > 0 {
+		return err
+	}
+	tok, jt, err := st.CreateJoinToken(ctx, "default")
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(cfg.DataDir, JoinTokenFile)
+	if err := writeSecret(file, tok+"\n"); err != nil {
+		_ = st.DeleteJoinToken(context.Background(), jt.ID)
+		return err
+	}
+	log.Info("created the default cluster join token", "file", file)
 	return nil
 }
 

@@ -415,6 +415,10 @@ func (s *Store) DeleteService(ctx context.Context, id string) error {
 // errRetry asks mutateService to try again.
 var errRetry = errors.New("concurrent change")
 
+// errUnchanged, returned by a change function, means there is nothing to
+// write.
+var errUnchanged = errors.New("unchanged")
+
 // mutateService applies change to a service and writes the result if the
 // service did not change meanwhile, retrying otherwise. Only the instance
 // list, the instance counter and updated_at are written. This is portable
@@ -426,7 +430,9 @@ func (s *Store) mutateService(ctx context.Context, id string, change func(*api.S
 			return nil, err
 		}
 		rev := svc.Rev
-		if err := change(svc); err != nil {
+		if err := change(svc); errors.Is(err, errUnchanged) {
+			return svc, nil
+		} else if err != nil {
 			return nil, err
 		}
 		svc.UpdatedAt = s.now()

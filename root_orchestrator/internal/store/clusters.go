@@ -2,21 +2,288 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
+// ErrBadCredential is returned for an unknown join token or cluster
+// credential.
+var ErrBadCredential = errors.New("unknown or revoked credential")
+
+// ClusterRecord is a stored cluster: the API document plus what only the
+// root needs.
+type ClusterRecord struct {
+	api.Cluster    `bson:",inline"`
+	CredentialHash string          `bson:"credential_hash"`
+	NodeInfo       []wire.NodeInfo `bson:"node_info"`
+	RegisteredAt   time.Time       `bson:"registered_at"`
+}
+
+// JoinToken is a stored cluster join token (only its hash is kept).
+type JoinToken struct {
+	ID        string    `json:"id" bson:"_id"` // first 8 hex digits of the hash, to name it
+	Hash      string    `json:"-" bson:"hash"`
+	Name      string    `json:"name" bson:"name"`
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+}
+
+func secretHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func randomSecret() (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// CreateJoinToken makes a new cluster join token and returns it; only its
+// hash is stored, so it is shown this once.
+func (s *Store) CreateJoinToken(ctx context.Context, name string) (string, *JoinToken, error) {
+	tok, err := randomSecret()
+	if err != nil {
+		return "", nil, err
+	}
+	tok = "thj_" + tok
+	h := secretHash(tok)
+	jt := &JoinToken{ID: h[:8], Hash: h, Name: name, CreatedAt: s.now()}
+	if _, err := s.joinTokens.InsertOne(ctx, jt); err != nil {
+		return "", nil, fmt.Errorf("store join token: %w", err)
+	}
+	return tok, jt, nil
+}
+
+// ListJoinTokens lists the join tokens (without secrets).
+func (s *Store) ListJoinTokens(ctx context.Context) ([]JoinToken, error) {
+	cur, err := s.joinTokens.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list join tokens: %w", err)
+	}
+	out := []JoinToken{}
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("list join tokens: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteJoinToken revokes a join token. Clusters that joined with it keep
+// their own credentials.
+func (s *Store) DeleteJoinToken(ctx context.Context, id string) error {
+	r, err := s.joinTokens.DeleteOne(ctx, bson.M{"_id": id})
+	if err != nil {
+		return fmt.Errorf("delete join token: %w", err)
+	}
+	if r.DeletedCount == 0 {
+		return fmt.Errorf("join token %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// CountJoinTokens says how many join tokens exist.
+func (s *Store) CountJoinTokens(ctx context.Context) (int64, error) {
+	return s.joinTokens.CountDocuments(ctx, bson.M{})
+}
+
+func (s *Store) checkJoinToken(ctx context.Context, tok string) error {
+	if tok == "" {
+		return ErrBadCredential
+	}
+	n, err := s.joinTokens.CountDocuments(ctx, bson.M{"hash": secretHash(tok)})
+	if err != nil {
+		return fmt.Errorf("check join token: %w", err)
+	}
+	if n == 0 {
+		return ErrBadCredential
+	}
+	return nil
+}
+
+// RegisterCluster admits a cluster that shows a valid join token and
+// returns its id and a new credential. A cluster registering again under
+// its name keeps its id and gets a new credential (the old one stops
+// working): that is how a cluster that lost its data dir rejoins.
+func (s *Store) RegisterCluster(ctx context.Context, joinToken string, req wire.ClusterRegisterRequest) (string, string, error) {
+	if err := s.checkJoinToken(ctx, joinToken); err != nil {
+		return "", "", err
+	}
+	secret, err := randomSecret()
+	if err != nil {
+		return "", "", err
+	}
+	now := s.now()
+	var existing ClusterRecord
+	err = s.clusters.FindOne(ctx, bson.M{"cluster_name": req.Name}).Decode(&existing)
+	id := existing.ID
+	switch {
+	case err == nil:
+		_, err = s.clusters.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{
+			"credential_hash": secretHash(secret), "cluster_location": req.Location,
+			"ip": req.Address, "port": req.Port, "registered_at": now,
+		}})
+	case errors.Is(err, mongo.ErrNoDocuments):
+		id = NewID()
+		rec := ClusterRecord{
+			Cluster: api.Cluster{
+				ID: id, ClusterName: req.Name, IP: req.Address, Port: req.Port,
+				ClusterLocation: req.Location, Virtualization: []string{}, Nodes: []api.Node{},
+			},
+			CredentialHash: secretHash(secret),
+			NodeInfo:       []wire.NodeInfo{},
+			RegisteredAt:   now,
+		}
+		_, err = s.clusters.InsertOne(ctx, rec)
+		if mongo.IsDuplicateKeyError(err) {
+			return "", "", &ConflictError{Field: "cluster_name", Message: "cluster " + req.Name + " registered meanwhile; retry"}
+		}
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("register cluster %s: %w", req.Name, err)
+	}
+	return id, id + "." + secret, nil
+}
+
+// AuthenticateCluster returns the cluster a credential belongs to.
+func (s *Store) AuthenticateCluster(ctx context.Context, credential string) (*ClusterRecord, error) {
+	id, secret, ok := strings.Cut(credential, ".")
+	if !ok || id == "" || secret == "" {
+		return nil, ErrBadCredential
+	}
+	var c ClusterRecord
+	if err := s.clusters.FindOne(ctx, bson.M{"_id": id}).Decode(&c); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, ErrBadCredential
+		}
+		return nil, fmt.Errorf("authenticate cluster: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(c.CredentialHash), []byte(secretHash(secret))) != 1 {
+		return nil, ErrBadCredential
+	}
+	return &c, nil
+}
+
+// RecordClusterSync stores what a cluster reported of its nodes and marks it
+// active. The reference's aggregate fields are derived from the nodes.
+func (s *Store) RecordClusterSync(ctx context.Context, id string, nodes []wire.NodeInfo) error {
+	if nodes == nil {
+		nodes = []wire.NodeInfo{}
+	}
+	set := bson.M{"node_info": nodes, "active": true, "last_seen": s.now()}
+	for k, v := range aggregate(nodes) {
+		set[k] = v
+	}
+	if _, err := s.clusters.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": set}); err != nil {
+		return fmt.Errorf("record sync of cluster %s: %w", id, err)
+	}
+	return nil
+}
+
+// aggregate derives the API's per-cluster fields and node list.
+func aggregate(nodes []wire.NodeInfo) bson.M {
+	var cores, mem, gpus, active int
+	var cpuPct, memPct float64
+	virt := []string{}
+	apiNodes := make([]api.Node, 0, len(nodes))
+	for _, n := range nodes {
+		apiNodes = append(apiNodes, api.Node{
+			ID: n.ID, Name: n.Name, Arch: n.Arch,
+			CPUCores: int(n.Capacity.MilliCPU / 1000), MemoryInMB: int(n.Capacity.MemoryMB), VGPUs: int(n.Capacity.VGPUs),
+			CPUPercent: n.CPUPercent, MemoryPercent: n.MemoryPercent,
+			Virtualization: n.Virtualizations, Active: n.Active,
+		})
+		if !n.Active {
+			continue
+		}
+		active++
+		cores += int(n.Capacity.MilliCPU / 1000)
+		mem += int(n.Capacity.MemoryMB)
+		gpus += int(n.Capacity.VGPUs)
+		cpuPct += n.CPUPercent
+		memPct += n.MemoryPercent
+		for _, v := range n.Virtualizations {
+			if !slices.Contains(virt, v) {
+				virt = append(virt, v)
+			}
+		}
+	}
+	if active > 0 {
+		cpuPct, memPct = cpuPct/float64(active), memPct/float64(active)
+	}
+	slices.Sort(virt)
+	return bson.M{
+		"nodes": apiNodes, "active_nodes": active, "total_cpu_cores": cores, "vcpus": cores,
+		"memory_in_mb": mem, "vgpus": gpus, "cpu_percent": round2(cpuPct), "memory_percent": round2(memPct),
+		"virtualization": virt,
+	}
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+// ClusterRecords returns all clusters with their node details.
+func (s *Store) ClusterRecords(ctx context.Context) ([]ClusterRecord, error) {
+	cur, err := s.clusters.Find(ctx, bson.M{})
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	var out []ClusterRecord
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	return out, nil
+}
+
+// MarkClustersInactive marks clusters not seen since cutoff inactive and
+// returns the ids of those that just became inactive.
+func (s *Store) MarkClustersInactive(ctx context.Context, cutoff time.Time) ([]string, error) {
+	cur, err := s.clusters.Find(ctx, bson.M{"active": true, "last_seen": bson.M{"$lt": cutoff}}, options.Find().SetProjection(bson.M{"_id": 1}))
+	if err != nil {
+		return nil, fmt.Errorf("find silent clusters: %w", err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("find silent clusters: %w", err)
+	}
+	var ids []string
+	for _, d := range docs {
+		r, err := s.clusters.UpdateOne(ctx, bson.M{"_id": d.ID, "active": true, "last_seen": bson.M{"$lt": cutoff}},
+			bson.M{"$set": bson.M{"active": false, "active_nodes": 0}})
+		if err != nil {
+			return ids, fmt.Errorf("mark cluster %s inactive: %w", d.ID, err)
+		}
+		if r.ModifiedCount == 1 {
+			ids = append(ids, d.ID)
+		}
+	}
+	return ids, nil
+}
+
 // ListClusters returns the registered clusters, or only the active ones.
-// Clusters register themselves (cluster issue); until then the list is empty.
 func (s *Store) ListClusters(ctx context.Context, activeOnly bool) ([]api.Cluster, error) {
 	filter := bson.M{}
 	if activeOnly {
 		filter["active"] = true
 	}
-	cur, err := s.clusters.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "cluster_name", Value: 1}}))
+	cur, err := s.clusters.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "cluster_name", Value: 1}}).
+		SetProjection(bson.M{"credential_hash": 0, "node_info": 0}))
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}

@@ -42,14 +42,15 @@ func (e *ConflictError) Error() string {
 
 // Store is the root's persistent state.
 type Store struct {
-	apps     *mongo.Collection
-	services *mongo.Collection
-	ips      *mongo.Collection
-	users    *mongo.Collection
-	secrets  *mongo.Collection
-	clusters *mongo.Collection
-	log      *slog.Logger
-	now      func() time.Time
+	apps       *mongo.Collection
+	services   *mongo.Collection
+	ips        *mongo.Collection
+	users      *mongo.Collection
+	secrets    *mongo.Collection
+	clusters   *mongo.Collection
+	joinTokens *mongo.Collection
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // New returns a store over a database. Call EnsureIndexes once before use.
@@ -58,14 +59,15 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		log = slog.Default()
 	}
 	return &Store{
-		apps:     db.Collection("applications"),
-		services: db.Collection("services"),
-		ips:      db.Collection("service_ips"),
-		users:    db.Collection("users"),
-		secrets:  db.Collection("secrets"),
-		clusters: db.Collection("clusters"),
-		log:      log,
-		now:      func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
+		apps:       db.Collection("applications"),
+		services:   db.Collection("services"),
+		ips:        db.Collection("service_ips"),
+		users:      db.Collection("users"),
+		secrets:    db.Collection("secrets"),
+		clusters:   db.Collection("clusters"),
+		joinTokens: db.Collection("join_tokens"),
+		log:        log,
+		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
 	}
 }
 
@@ -81,6 +83,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		}},
 		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "applicationID", Value: 1}}, Options: options.Index().SetName("app")}},
 		{s.ips, mongo.IndexModel{Keys: bson.D{{Key: "service_id", Value: 1}}, Options: options.Index().SetName("service")}},
+		{s.clusters, mongo.IndexModel{Keys: bson.D{{Key: "cluster_name", Value: 1}}, Options: options.Index().SetUnique(true).SetName("name")}},
+		{s.joinTokens, mongo.IndexModel{Keys: bson.D{{Key: "hash", Value: 1}}, Options: options.Index().SetUnique(true).SetName("hash")}},
+		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "instance_list.cluster_id", Value: 1}}, Options: options.Index().SetName("instance_cluster")}},
 	}
 	for _, i := range idx {
 		if _, err := i.c.Indexes().CreateOne(ctx, i.m); err != nil {

@@ -56,9 +56,19 @@ func Open(ctx context.Context, o Options) (*Conn, error) {
 			return nil, err
 		}
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+	opts := options.Client().ApplyURI(uri).
 		SetServerSelectionTimeout(10 * time.Second).
-		SetTimeout(30 * time.Second))
+		SetTimeout(30 * time.Second)
+	if c.Embedded {
+		// FerretDB 1.x's SQLite backend does not make a filtered update
+		// atomic against other connections: two concurrent compare-and-set
+		// updates of one document can both match, and one is lost. The
+		// embedded engine is private to this process, so one connection
+		// serialises its commands and restores single-document atomicity
+		// (SQLite has a single writer anyway). See TestEmbeddedUpdatesAreAtomic.
+		opts.SetMaxPoolSize(1)
+	}
+	client, err := mongo.Connect(opts)
 	if err != nil {
 		c.Close(context.Background())
 		return nil, fmt.Errorf("connect to mongodb: %w", err)

@@ -1,0 +1,81 @@
+// Command thicket-cluster is a Thicket cluster orchestrator: it joins a
+// root, runs the cluster's MQTT broker and scheduler, and keeps the
+// cluster's worker nodes running what the root asks of it.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/server"
+)
+
+type cli struct {
+	Name          string        `env:"THICKET_CLUSTER_NAME" help:"Unique name of this cluster (default: the host name)."`
+	Location      string        `env:"THICKET_CLUSTER_LOCATION" help:"Free-form location, e.g. 48.26,11.67,1000 or a site name."`
+	RootURL       string        `env:"THICKET_ROOT_URL" help:"URL of thicket-root, e.g. http://root:10000. Empty runs a standalone cluster."`
+	JoinToken     string        `env:"THICKET_JOIN_TOKEN" help:"Cluster join token from the root (<root data-dir>/cluster-join-token)."`
+	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (registration, /healthz, /metrics)."`
+	MQTTListen    string        `name:"mqtt-listen" default:":10003" env:"THICKET_MQTT_LISTEN" help:"Address of the embedded MQTT broker."`
+	MQTTURL       string        `name:"mqtt-url" env:"THICKET_MQTT_URL" help:"External MQTT broker, e.g. tcp://user:pass@host:1883; empty embeds one."`
+	AdvertiseAddr string        `name:"advertise-address" env:"THICKET_ADVERTISE_ADDRESS" help:"Address nodes use to reach this cluster's broker (default: the first non-loopback IPv4 address)."`
+	DataDir       string        `default:"/var/lib/thicket/cluster" env:"THICKET_DATA_DIR" help:"Directory for the embedded store and the node join token."`
+	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir."`
+	MongoDatabase string        `default:"thicket_cluster" env:"THICKET_MONGO_DATABASE" help:"Database name."`
+	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start."`
+	NodeGrace     time.Duration `default:"5s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before its instances are placed on other nodes."`
+	ReportEvery   time.Duration `name:"report-interval" default:"1s" env:"THICKET_REPORT_INTERVAL" help:"How often nodes report."`
+	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+}
+
+func main() {
+	var c cli
+	kong.Parse(&c, kong.Description("Thicket cluster orchestrator: joins a root, schedules onto worker nodes over MQTT."))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if c.AdvertiseAddr == "" {
+		c.AdvertiseAddr = firstAddress()
+	}
+	if c.RootURL != "" && c.JoinToken == "" {
+		log.Error("--root-url needs --join-token (or THICKET_JOIN_TOKEN)")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := server.Run(ctx, server.Config{
+		Name: c.Name, Location: c.Location, RootURL: c.RootURL, JoinToken: c.JoinToken,
+		Listen: c.Listen, MQTTListen: c.MQTTListen, MQTTURL: c.MQTTURL, AdvertiseAddr: c.AdvertiseAddr,
+		DataDir: c.DataDir, MongoURL: c.MongoURL, MongoDatabase: c.MongoDatabase,
+		NodeJoinToken: c.NodeJoinToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
+	}, log, nil)
+	if err != nil {
+		log.Error("thicket-cluster failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// firstAddress returns the first non-loopback IPv4 address of an interface
+// that is up, or 127.0.0.1.
+func firstAddress() string {
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}

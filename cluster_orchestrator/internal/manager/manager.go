@@ -1,0 +1,537 @@
+// Package manager is the cluster manager's core. It holds, in memory and
+// written through to the state store, the nodes of the cluster and the
+// instances the root wants it to run, and reconciles them:
+//
+//   - the root's desired set (SetDesired) adds and removes instances;
+//   - unplaced instances are placed on nodes by the pure scheduler;
+//   - each node gets its full desired set as a retained MQTT message;
+//   - node reports (HandleReport) bring statuses and liveness;
+//   - a node silent for longer than the grace period is declared lost and
+//     its instances are placed on other nodes; when it comes back its
+//     desired set no longer holds them, so it stops them.
+package manager
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/scheduler"
+)
+
+var (
+	mNodes = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "thicket_cluster", Name: "nodes", Help: "Registered nodes by liveness.",
+	}, []string{"state"})
+	mInstances = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "thicket_cluster", Name: "instances", Help: "Instances by status.",
+	}, []string{"status"})
+	mReports = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "thicket_cluster", Name: "node_reports_total", Help: "Node reports received.",
+	})
+	mLost = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "thicket_cluster", Name: "nodes_lost_total", Help: "Times a node was declared lost.",
+	})
+)
+
+// Publisher sends a node its desired set (retained).
+type Publisher interface {
+	PublishDesired(ctx context.Context, nodeID string, d wire.NodeDesired) error
+}
+
+// Config of a manager.
+type Config struct {
+	ClusterName string
+	// Grace is how long a node may be silent before it is declared lost.
+	Grace time.Duration
+	// Tick is how often the manager reconciles without being asked.
+	Tick time.Duration
+}
+
+// Manager is the cluster's reconciler.
+type Manager struct {
+	cfg   Config
+	st    *state.Store
+	pub   Publisher
+	log   *slog.Logger
+	kickC chan struct{}
+
+	mu        sync.Mutex
+	nodes     map[string]*node // by id
+	byName    map[string]string
+	instances map[string]*state.Instance
+	dirtyInst map[string]bool // to save (or delete when absent)
+	dirtyNode map[string]bool // desired set to publish
+	gen       int64
+}
+
+type node struct {
+	state.Node
+	lastSeen time.Time
+	active   bool
+	// applied is the last desired generation the node reported.
+	applied int64
+}
+
+// New loads the state and returns a manager. Nodes count as just seen, so
+// that a restarted manager gives them a full grace period to report.
+func New(ctx context.Context, cfg Config, st *state.Store, pub Publisher, log *slog.Logger) (*Manager, error) {
+	m := &Manager{
+		cfg: cfg, st: st, pub: pub, log: log, kickC: make(chan struct{}, 1),
+		nodes: map[string]*node{}, byName: map[string]string{},
+		instances: map[string]*state.Instance{}, dirtyInst: map[string]bool{}, dirtyNode: map[string]bool{},
+		gen: time.Now().UnixNano(),
+	}
+	nodes, err := st.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, n := range nodes {
+		m.nodes[n.ID] = &node{Node: n, lastSeen: now, active: true}
+		m.byName[n.Name] = n.ID
+		m.dirtyNode[n.ID] = true // republish: the retained copy may be stale
+	}
+	insts, err := st.Instances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range insts {
+		in := insts[i]
+		m.instances[in.Key] = &in
+	}
+	return m, nil
+}
+
+func hashPassword(pw string) string {
+	h := sha256.Sum256([]byte(pw))
+	return string(h[:])
+}
+
+// RegisterNode admits a node (or a node registering again under its name,
+// which keeps its id and gets a new password) and returns its id.
+func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest, password string) (string, error) {
+	m.mu.Lock()
+	id, ok := m.byName[req.Name]
+	if !ok {
+		id = newID()
+	}
+	n := m.nodes[id]
+	if n == nil {
+		n = &node{Node: state.Node{ID: id, Name: req.Name, RegisteredAt: time.Now().UTC()}}
+	}
+	n.PasswordHash = hashPassword(password)
+	n.Info = wire.NodeInfo{
+		ID: id, Name: req.Name, Arch: req.Arch, Virtualizations: req.Virtualizations,
+		Capacity: req.Capacity, Address: req.Address,
+	}
+	rec := n.Node
+	m.mu.Unlock()
+	// Persist before the node may use its credentials.
+	if err := m.st.SaveNode(ctx, rec); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	m.nodes[id] = n
+	m.byName[req.Name] = id
+	n.lastSeen, n.active = time.Now(), true
+	m.dirtyNode[id] = true
+	m.mu.Unlock()
+	m.log.Info("node registered", "node", req.Name, "id", id, "arch", req.Arch, "virtualizations", req.Virtualizations,
+		"milli_cpu", req.Capacity.MilliCPU, "memory_mb", req.Capacity.MemoryMB)
+	m.Kick()
+	return id, nil
+}
+
+// CheckNodePassword reports whether password is the MQTT password of node id.
+func (m *Manager) CheckNodePassword(id string, password []byte) bool {
+	m.mu.Lock()
+	n := m.nodes[id]
+	var h string
+	if n != nil {
+		h = n.PasswordHash
+	}
+	m.mu.Unlock()
+	sum := sha256.Sum256(password)
+	return n != nil && subtle.ConstantTimeCompare([]byte(h), sum[:]) == 1
+}
+
+// SetDesired takes the root's full desired set for this cluster.
+func (m *Manager) SetDesired(specs []wire.InstanceSpec) {
+	m.mu.Lock()
+	want := make(map[string]bool, len(specs))
+	changed := false
+	for _, sp := range specs {
+		want[sp.Key] = true
+		if in, ok := m.instances[sp.Key]; ok {
+			if !sameSpec(in.Spec, sp) {
+				in.Spec = sp
+				m.dirtyInst[sp.Key] = true
+				if in.NodeID != "" {
+					m.dirtyNode[in.NodeID] = true
+				}
+				changed = true
+			}
+			continue
+		}
+		m.instances[sp.Key] = &state.Instance{Key: sp.Key, Spec: sp, Status: wire.InstanceStatus{
+			Key: sp.Key, Status: wire.StatusScheduled, Detail: "waiting for a node",
+		}}
+		m.dirtyInst[sp.Key] = true
+		changed = true
+	}
+	for k, in := range m.instances {
+		if !want[k] {
+			delete(m.instances, k)
+			m.dirtyInst[k] = true
+			if in.NodeID != "" {
+				m.dirtyNode[in.NodeID] = true
+			}
+			changed = true
+		}
+	}
+	m.mu.Unlock()
+	if changed {
+		m.Kick()
+	}
+}
+
+func sameSpec(a, b wire.InstanceSpec) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// HandleReport takes a node's report.
+func (m *Manager) HandleReport(r wire.NodeReport) {
+	mReports.Inc()
+	m.mu.Lock()
+	n := m.nodes[r.NodeID]
+	if n == nil {
+		m.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	wasActive := n.active
+	n.lastSeen, n.active, n.applied = now, true, r.Generation
+	// The node knows its hardware and usage; identity and reservations are ours.
+	info := r.Node
+	info.ID, info.Name = n.ID, n.Name
+	n.Info = info
+	changed := false
+	for _, st := range r.Instances {
+		in, ok := m.instances[st.Key]
+		if !ok {
+			continue // not ours any more: the node's desired set drops it
+		}
+		if in.NodeID == "" && in.Status.Status != wire.StatusCompleted {
+			// A restarted manager, or a placement lost before it was saved:
+			// the node runs it, so it is placed there.
+			in.NodeID = n.ID
+			m.dirtyNode[n.ID] = true
+		}
+		if in.NodeID != n.ID {
+			continue // placed elsewhere meanwhile; this copy goes away
+		}
+		st.Node, st.NodeID = n.Name, n.ID
+		if st.Logs == "" { // sent only when it changes
+			st.Logs = in.Status.Logs
+		}
+		if st.HostIP == "" {
+			st.HostIP = n.Info.Address
+		}
+		if statusChanged(in.Status, st) {
+			changed = true
+			m.dirtyInst[st.Key] = true
+		}
+		in.Status = st
+	}
+	if !wasActive {
+		m.log.Info("node is back", "node", n.Name)
+		m.dirtyNode[n.ID] = true
+		changed = true
+	}
+	m.mu.Unlock()
+	if changed {
+		m.Kick()
+	}
+}
+
+func statusChanged(a, b wire.InstanceStatus) bool {
+	return a.Status != b.Status || a.Detail != b.Detail || a.Restarts != b.Restarts || a.NodeID != b.NodeID ||
+		a.InstanceIP != b.InstanceIP || a.Logs != b.Logs
+}
+
+// Kick asks for a reconcile now.
+func (m *Manager) Kick() {
+	select {
+	case m.kickC <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles every tick and when kicked, until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(m.cfg.Tick)
+	defer t.Stop()
+	for {
+		if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.kickC:
+		}
+	}
+}
+
+// Reconcile declares silent nodes lost, places unplaced instances, saves
+// what changed and publishes changed desired sets.
+func (m *Manager) Reconcile(ctx context.Context) error {
+	m.mu.Lock()
+	now := time.Now()
+	for _, n := range m.nodes {
+		if n.active && now.Sub(n.lastSeen) > m.cfg.Grace {
+			n.active = false
+			mLost.Inc()
+			moved := 0
+			for _, in := range m.instances {
+				if in.NodeID == n.ID && in.Status.Status != wire.StatusCompleted {
+					in.NodeID = ""
+					in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusLost,
+						Detail: fmt.Sprintf("node %s silent for more than %s", n.Name, m.cfg.Grace)}
+					m.dirtyInst[in.Key] = true
+					moved++
+				}
+			}
+			m.dirtyNode[n.ID] = true
+			m.log.Warn("node lost; placing its instances elsewhere", "node", n.Name, "instances", moved)
+		}
+	}
+	m.place()
+	save, remove := m.takeDirtyInstances()
+	pubs := m.takeDirtyNodes()
+	m.updateMetrics()
+	m.mu.Unlock()
+
+	var errs []error
+	if err := m.st.WriteInstances(ctx, save, remove); err != nil {
+		errs = append(errs, err)
+		m.mu.Lock() // try again next time
+		for _, in := range save {
+			m.dirtyInst[in.Key] = true
+		}
+		for _, k := range remove {
+			m.dirtyInst[k] = true
+		}
+		m.mu.Unlock()
+	}
+	for id, d := range pubs {
+		if err := m.pub.PublishDesired(ctx, id, d); err != nil {
+			errs = append(errs, fmt.Errorf("publish desired set of node %s: %w", id, err))
+			m.mu.Lock()
+			m.dirtyNode[id] = true
+			m.mu.Unlock()
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%v", errs)
+	}
+	return nil
+}
+
+// place puts unplaced instances on nodes. Caller holds mu.
+func (m *Manager) place() {
+	var pending []*state.Instance
+	for _, in := range m.instances {
+		if in.NodeID == "" && in.Status.Status != wire.StatusCompleted {
+			pending = append(pending, in)
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	sort.Slice(pending, func(i, j int) bool { return pending[i].Key < pending[j].Key })
+	nodes := m.snapshot()
+	specs := make([]wire.InstanceSpec, len(pending))
+	for i, in := range pending {
+		specs[i] = in.Spec
+	}
+	for i, r := range scheduler.PlaceAllNodes(m.cfg.ClusterName, nodes, specs) {
+		in := pending[i]
+		if r.Err != nil {
+			st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusNoCapacity, Detail: r.Err.Error()}
+			if statusChanged(in.Status, st) {
+				in.Status = st
+				m.dirtyInst[in.Key] = true
+			}
+			continue
+		}
+		in.NodeID = r.Placement.NodeID
+		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusScheduled,
+			Detail: "placed on node " + r.Placement.NodeName, Node: r.Placement.NodeName, NodeID: in.NodeID}
+		m.dirtyInst[in.Key] = true
+		m.dirtyNode[in.NodeID] = true
+	}
+}
+
+// snapshot returns the nodes as the scheduler sees them, with what their
+// placed instances reserve (reported or not yet). Caller holds mu.
+func (m *Manager) snapshot() []scheduler.Node {
+	reserved := m.reservations()
+	out := make([]scheduler.Node, 0, len(m.nodes))
+	for _, n := range m.nodes {
+		info := n.Info
+		info.Active = n.active
+		info.Reserved = reserved[n.ID]
+		out = append(out, scheduler.Node{NodeInfo: info})
+	}
+	return out
+}
+
+// reservations sums, per node, what the instances placed on it ask for;
+// finished one-shot instances hold nothing. Caller holds mu.
+func (m *Manager) reservations() map[string]wire.Resources {
+	r := map[string]wire.Resources{}
+	for _, in := range m.instances {
+		if in.NodeID == "" || in.Status.Status == wire.StatusCompleted ||
+			(in.Spec.OneShot && in.Status.Status == wire.StatusFailed) {
+			continue
+		}
+		r[in.NodeID] = r[in.NodeID].Add(in.Spec.Resources)
+	}
+	return r
+}
+
+func (m *Manager) takeDirtyInstances() (save []state.Instance, remove []string) {
+	for k := range m.dirtyInst {
+		if in, ok := m.instances[k]; ok {
+			save = append(save, *in)
+		} else {
+			remove = append(remove, k)
+		}
+	}
+	clear(m.dirtyInst)
+	return save, remove
+}
+
+// takeDirtyNodes builds the desired sets to publish. Caller holds mu.
+func (m *Manager) takeDirtyNodes() map[string]wire.NodeDesired {
+	if len(m.dirtyNode) == 0 {
+		return nil
+	}
+	m.gen++
+	out := make(map[string]wire.NodeDesired, len(m.dirtyNode))
+	for id := range m.dirtyNode {
+		if _, ok := m.nodes[id]; !ok {
+			continue
+		}
+		out[id] = wire.NodeDesired{Version: wire.Version, Generation: m.gen, Instances: []wire.InstanceSpec{}}
+	}
+	for _, in := range m.instances {
+		if d, ok := out[in.NodeID]; ok {
+			d.Instances = append(d.Instances, in.Spec)
+			out[in.NodeID] = d
+		}
+	}
+	for id, d := range out {
+		slices.SortFunc(d.Instances, func(a, b wire.InstanceSpec) int { return cmpString(a.Key, b.Key) })
+		out[id] = d
+	}
+	clear(m.dirtyNode)
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (m *Manager) updateMetrics() {
+	var active, lost float64
+	for _, n := range m.nodes {
+		if n.active {
+			active++
+		} else {
+			lost++
+		}
+	}
+	mNodes.WithLabelValues("active").Set(active)
+	mNodes.WithLabelValues("lost").Set(lost)
+	counts := map[string]float64{}
+	for _, in := range m.instances {
+		counts[in.Status.Status]++
+	}
+	mInstances.Reset()
+	for st, c := range counts {
+		mInstances.WithLabelValues(st).Set(c)
+	}
+}
+
+// Nodes returns the nodes for the root, with their reservations.
+func (m *Manager) Nodes() []wire.NodeInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	reserved := m.reservations()
+	out := make([]wire.NodeInfo, 0, len(m.nodes))
+	for _, n := range m.nodes {
+		info := n.Info
+		info.Active = n.active
+		info.LastSeen = n.lastSeen.UTC()
+		info.Reserved = reserved[n.ID]
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b wire.NodeInfo) int { return cmpString(a.Name, b.Name) })
+	return out
+}
+
+// Statuses returns the status of every instance, for the root.
+func (m *Manager) Statuses() []wire.InstanceStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]wire.InstanceStatus, 0, len(m.instances))
+	for _, in := range m.instances {
+		out = append(out, in.Status)
+	}
+	slices.SortFunc(out, func(a, b wire.InstanceStatus) int { return cmpString(a.Key, b.Key) })
+	return out
+}
+
+// NodeIDs returns the ids of all registered nodes.
+func (m *Manager) NodeIDs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.nodes))
+	for id := range m.nodes {
+		out = append(out, id)
+	}
+	return out
+}
+
+func newID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}

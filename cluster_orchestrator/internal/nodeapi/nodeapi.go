@@ -1,0 +1,106 @@
+// Package nodeapi serves the cluster's HTTP API for worker nodes: node
+// registration with the node join token, which answers the node's identity
+// and its own MQTT credentials; plus /healthz and /metrics.
+package nodeapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/contract/wire"
+)
+
+// NameRE is the form of a node name.
+var NameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// Registrar admits nodes.
+type Registrar interface {
+	RegisterNode(ctx context.Context, req wire.NodeRegisterRequest, password string) (string, error)
+}
+
+// Config of the API.
+type Config struct {
+	// JoinToken is what nodes must show to register.
+	JoinToken string
+	// MQTTURL is the broker address given to nodes.
+	MQTTURL        string
+	ReportInterval time.Duration
+}
+
+// Handler returns the HTTP handler.
+func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/node/register", func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(tok), []byte(cfg.JoinToken)) != 1 {
+			writeErr(w, http.StatusUnauthorized, "invalid node join token", "")
+			return
+		}
+		var req wire.NodeRegisterRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err := dec.Decode(&req); err != nil {
+			writeErr(w, http.StatusBadRequest, "malformed JSON: "+err.Error(), "")
+			return
+		}
+		switch {
+		case req.Version != wire.Version:
+			writeErr(w, http.StatusBadRequest, "protocol version "+req.Version+" not supported; this cluster speaks "+wire.Version, "version")
+			return
+		case !NameRE.MatchString(req.Name):
+			writeErr(w, http.StatusBadRequest, "name must match "+NameRE.String(), "name")
+			return
+		case req.Capacity.MilliCPU < 0 || req.Capacity.MemoryMB < 0 || req.Capacity.VGPUs < 0:
+			writeErr(w, http.StatusBadRequest, "capacity must not be negative", "capacity")
+			return
+		}
+		pw, err := randomPassword()
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, "internal error", "")
+			return
+		}
+		id, err := reg.RegisterNode(r.Context(), req, pw)
+		if err != nil {
+			log.Error("register node", "node", req.Name, "err", err)
+			writeErr(w, http.StatusInternalServerError, "internal error", "")
+			return
+		}
+		writeJSON(w, http.StatusOK, wire.NodeRegisterResponse{
+			NodeID: id, MQTTURL: cfg.MQTTURL, MQTTUsername: id, MQTTPassword: pw,
+			DesiredTopic: wire.DesiredTopic(id), ReportTopic: wire.ReportTopic(id),
+			ReportIntervalMS: cfg.ReportInterval.Milliseconds(),
+		})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /metrics", promhttp.Handler())
+	return mux
+}
+
+func randomPassword() (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, msg, field string) {
+	writeJSON(w, status, api.Error{Error: msg, Field: field})
+}

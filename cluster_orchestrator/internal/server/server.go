@@ -1,0 +1,257 @@
+// Package server assembles thicket-cluster: state store, MQTT broker
+// (embedded or external), cluster manager, node API and the root link.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/broker"
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/manager"
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/nodeapi"
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/rootsync"
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/contract/mqttc"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/mongodb"
+)
+
+// NodeJoinTokenFile is the file, in the data dir, that holds the token
+// nodes register with (generated on first start).
+const NodeJoinTokenFile = "node-join-token"
+
+// Config is thicket-cluster's configuration.
+type Config struct {
+	Name          string
+	Location      string
+	RootURL       string
+	JoinToken     string
+	Listen        string // node API
+	MQTTListen    string // embedded broker
+	MQTTURL       string // external broker; empty embeds one
+	AdvertiseAddr string // address nodes and the root use to reach this cluster
+	DataDir       string
+	MongoURL      string
+	MongoDatabase string
+	NodeJoinToken string
+	NodeGrace     time.Duration
+	ReportEvery   time.Duration
+}
+
+// Run starts the cluster manager and serves until ctx ends. ready, if set,
+// gets the node API's address once it listens.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	conn, err := mongodb.Open(ctx, mongodb.Options{URL: cfg.MongoURL, DataDir: cfg.DataDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	st, err := state.New(ctx, conn.Client.Database(cfg.MongoDatabase))
+	if err != nil {
+		return err
+	}
+	nodeToken, err := nodeJoinToken(cfg)
+	if err != nil {
+		return err
+	}
+
+	// The manager needs a publisher, the broker needs the manager for
+	// authentication: the publisher is connected once the broker runs.
+	pub := &publisher{}
+	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond}, st, pub, log)
+	if err != nil {
+		return err
+	}
+
+	var mqttURL, nodeMQTTURL, user, pass string
+	if cfg.MQTTURL == "" {
+		mgrPass, err := randomSecret()
+		if err != nil {
+			return err
+		}
+		b, err := broker.New(broker.Config{Listen: cfg.MQTTListen, Auth: &authenticator{m: m, password: mgrPass}, Logger: log})
+		if err != nil {
+			return err
+		}
+		if err := b.Start(); err != nil {
+			return fmt.Errorf("start MQTT broker on %s: %w", cfg.MQTTListen, err)
+		}
+		defer b.Close()
+		_, port, _ := net.SplitHostPort(b.Addr())
+		mqttURL = "tcp://127.0.0.1:" + port
+		nodeMQTTURL = "tcp://" + net.JoinHostPort(cfg.AdvertiseAddr, port)
+		user, pass = managerUser, mgrPass
+		log.Info("embedded MQTT broker listening", "addr", b.Addr())
+	} else {
+		// With an external broker, authentication and topic ACLs are the
+		// broker's: nodes get its address, without the manager's credentials.
+		if mqttURL, user, pass, err = splitCredentials(cfg.MQTTURL); err != nil {
+			return err
+		}
+		nodeMQTTURL = mqttURL
+	}
+	client, err := mqttc.Connect(ctx, mqttc.Options{
+		URL: mqttURL, ClientID: "thicket-cluster-" + cfg.Name, Username: user, Password: pass, Logger: log,
+		OnConnect: func(c *mqttc.Client) {
+			err := c.Subscribe(ctx, "thicket/node/+/report", 0, func(topic string, payload []byte) {
+				var r wire.NodeReport
+				if err := json.Unmarshal(payload, &r); err != nil || r.Version != wire.Version {
+					log.Warn("dropping malformed node report", "topic", topic, "err", err)
+					return
+				}
+				// Only a node's own topic counts for it.
+				if topic != wire.ReportTopic(r.NodeID) {
+					log.Warn("dropping node report on a foreign topic", "topic", topic, "node", r.NodeID)
+					return
+				}
+				m.HandleReport(r)
+			})
+			if err != nil {
+				log.Error("subscribe to node reports", "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("connect to MQTT broker: %w", err)
+	}
+	defer client.Close()
+	pub.c = client
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	hs := &http.Server{
+		Handler:           nodeapi.Handler(nodeapi.Config{JoinToken: nodeToken, MQTTURL: nodeMQTTURL, ReportInterval: cfg.ReportEvery}, m, log),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	go m.Run(ctx)
+	if cfg.RootURL != "" {
+		port := ln.Addr().(*net.TCPAddr).Port
+		link := rootsync.New(rootsync.Config{
+			RootURL: cfg.RootURL, JoinToken: cfg.JoinToken, Interval: time.Second,
+			Register: wire.ClusterRegisterRequest{Name: cfg.Name, Location: cfg.Location, Address: cfg.AdvertiseAddr, Port: port},
+		}, st, m, log)
+		go link.Run(ctx)
+	} else {
+		log.Warn("no --root-url: running as a standalone cluster")
+	}
+	log.Info("thicket-cluster running", "name", cfg.Name, "node_api", ln.Addr().String(), "mqtt_for_nodes", nodeMQTTURL, "data_dir", cfg.DataDir)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	log.Info("thicket-cluster stopped")
+	return nil
+}
+
+const managerUser = "thicket-cluster-manager"
+
+// authenticator admits the cluster manager's own client and registered
+// nodes, each with its own password.
+type authenticator struct {
+	m        *manager.Manager
+	password string
+}
+
+func (a *authenticator) Authenticate(username string, password []byte) (broker.Principal, bool) {
+	if username == managerUser {
+		return broker.Principal{Manager: true}, string(password) == a.password
+	}
+	if a.m.CheckNodePassword(username, password) {
+		return broker.Principal{NodeID: username}, true
+	}
+	return broker.Principal{}, false
+}
+
+// publisher sends desired sets as retained messages.
+type publisher struct{ c *mqttc.Client }
+
+func (p *publisher) PublishDesired(ctx context.Context, nodeID string, d wire.NodeDesired) error {
+	if p.c == nil {
+		return errors.New("not connected to the broker yet")
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return p.c.Publish(pctx, wire.DesiredTopic(nodeID), 1, true, b)
+}
+
+// nodeJoinToken returns the configured token, or the one in the data dir,
+// creating it on first start.
+func nodeJoinToken(cfg Config) (string, error) {
+	if cfg.NodeJoinToken != "" {
+		return cfg.NodeJoinToken, nil
+	}
+	file := filepath.Join(cfg.DataDir, NodeJoinTokenFile)
+	if b, err := os.ReadFile(file); err == nil {
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+	} else if !os.IsNotExist(err) {
+		return "", fmt.Errorf("read %s: %w", file, err)
+	}
+	tok, err := randomSecret()
+	if err != nil {
+		return "", err
+	}
+	tok = "thn_" + tok
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", file, err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return "", fmt.Errorf("write %s: %w", file, err)
+	}
+	return tok, nil
+}
+
+func randomSecret() (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// splitCredentials separates the user and password of a broker URL like
+// tcp://user:pass@host:port from the address.
+func splitCredentials(raw string) (addr, user, pass string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", "", fmt.Errorf("MQTT URL %q: %w", raw, err)
+	}
+	if u.User != nil {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
+		u.User = nil
+	}
+	return u.String(), user, pass, nil
+}

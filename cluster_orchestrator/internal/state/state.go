@@ -1,0 +1,138 @@
+// Package state persists the cluster manager's state in MongoDB (embedded
+// FerretDB by default): registered nodes, the instances the cluster should
+// run with their placement and last status, and the cluster's own identity
+// at the root. A restarted cluster manager resumes from it without the root.
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Node is a registered worker node.
+type Node struct {
+	ID           string        `bson:"_id"`
+	Name         string        `bson:"name"`
+	PasswordHash string        `bson:"password_hash"` // sha256 of its random MQTT password
+	Info         wire.NodeInfo `bson:"info"`
+	RegisteredAt time.Time     `bson:"registered_at"`
+}
+
+// Instance is an instance the cluster should run: the root's spec, the node
+// it is placed on ("" when unplaced) and its last known status.
+type Instance struct {
+	Key    string              `bson:"_id"`
+	Spec   wire.InstanceSpec   `bson:"spec"`
+	NodeID string              `bson:"node_id"`
+	Status wire.InstanceStatus `bson:"status"`
+}
+
+// Identity is the cluster's registration at the root.
+type Identity struct {
+	ClusterID  string `bson:"cluster_id"`
+	Credential string `bson:"credential"`
+	RootURL    string `bson:"root_url"`
+}
+
+// Store is the persistent state.
+type Store struct {
+	nodes     *mongo.Collection
+	instances *mongo.Collection
+	meta      *mongo.Collection
+}
+
+// New returns a store over a database and creates its indexes.
+func New(ctx context.Context, db *mongo.Database) (*Store, error) {
+	s := &Store{nodes: db.Collection("nodes"), instances: db.Collection("instances"), meta: db.Collection("meta")}
+	if _, err := s.nodes.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "name", Value: 1}}, Options: options.Index().SetUnique(true).SetName("name"),
+	}); err != nil {
+		return nil, fmt.Errorf("create node index: %w", err)
+	}
+	return s, nil
+}
+
+// Nodes loads every registered node.
+func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
+	cur, err := s.nodes.Find(ctx, bson.M{})
+	if err != nil {
+		return nil, fmt.Errorf("load nodes: %w", err)
+	}
+	var out []Node
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("load nodes: %w", err)
+	}
+	return out, nil
+}
+
+// SaveNode writes a node.
+func (s *Store) SaveNode(ctx context.Context, n Node) error {
+	_, err := s.nodes.ReplaceOne(ctx, bson.M{"_id": n.ID}, n, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("save node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Instances loads every instance.
+func (s *Store) Instances(ctx context.Context) ([]Instance, error) {
+	cur, err := s.instances.Find(ctx, bson.M{})
+	if err != nil {
+		return nil, fmt.Errorf("load instances: %w", err)
+	}
+	var out []Instance
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("load instances: %w", err)
+	}
+	return out, nil
+}
+
+// WriteInstances saves changed instances and deletes removed ones in one
+// round trip.
+func (s *Store) WriteInstances(ctx context.Context, save []Instance, remove []string) error {
+	var ops []mongo.WriteModel
+	for _, in := range save {
+		ops = append(ops, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": in.Key}).SetReplacement(in).SetUpsert(true))
+	}
+	for _, k := range remove {
+		ops = append(ops, mongo.NewDeleteOneModel().SetFilter(bson.M{"_id": k}))
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if _, err := s.instances.BulkWrite(ctx, ops, options.BulkWrite().SetOrdered(false)); err != nil {
+		return fmt.Errorf("write instances: %w", err)
+	}
+	return nil
+}
+
+// Identity returns the cluster's registration, or nil if it has none.
+func (s *Store) Identity(ctx context.Context) (*Identity, error) {
+	var id Identity
+	err := s.meta.FindOne(ctx, bson.M{"_id": "identity"}).Decode(&id)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load identity: %w", err)
+	}
+	return &id, nil
+}
+
+// SaveIdentity stores the cluster's registration.
+func (s *Store) SaveIdentity(ctx context.Context, id Identity) error {
+	_, err := s.meta.ReplaceOne(ctx, bson.M{"_id": "identity"}, bson.M{
+		"_id": "identity", "cluster_id": id.ClusterID, "credential": id.Credential, "root_url": id.RootURL,
+	}, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("save identity: %w", err)
+	}
+	return nil
+}

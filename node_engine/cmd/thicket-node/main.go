@@ -1,0 +1,84 @@
+// Command thicket-node is Thicket's worker node engine: it registers with a
+// cluster, receives the node's desired instances over MQTT and runs them
+// with the node's runtimes (containerd containers).
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/internal/engine"
+	"github.com/thicket-edge/thicket/node_engine/runtime"
+	"github.com/thicket-edge/thicket/node_engine/runtime/containerd"
+)
+
+type cli struct {
+	ClusterURL       string     `required:"" env:"THICKET_CLUSTER_URL" help:"URL of the cluster's node API, e.g. http://cluster:10100."`
+	Token            string     `required:"" env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token)."`
+	Name             string     `env:"THICKET_NODE_NAME" help:"Node name, unique in the cluster (default: the host name)."`
+	Address          string     `env:"THICKET_NODE_ADDRESS" help:"Address at which others reach this node (default: the first non-loopback IPv4 address)."`
+	DataDir          string     `default:"/var/lib/thicket/node" env:"THICKET_DATA_DIR" help:"Directory for the node's credentials and instance logs."`
+	Containerd       string     `default:"/run/containerd/containerd.sock" env:"THICKET_CONTAINERD" help:"containerd socket."`
+	Namespace        string     `default:"thicket" env:"THICKET_CONTAINERD_NAMESPACE" help:"containerd namespace of Thicket's containers."`
+	InsecureRegistry []string   `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
+	NetNS            string     `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
+	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
+	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
+	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
+	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+}
+
+func main() {
+	var c cli
+	kong.Parse(&c, kong.Description("Thicket node engine: runs a cluster's instances on this machine."))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if c.Address == "" {
+		c.Address = firstAddress()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctr, err := containerd.New(ctx, containerd.Config{
+		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
+		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
+	}, log)
+	if err != nil {
+		log.Error("containerd runtime", "err", err)
+		os.Exit(1)
+	}
+	eng := engine.New(engine.Config{
+		ClusterURL: c.ClusterURL, JoinToken: c.Token, Name: c.Name, DataDir: c.DataDir, Address: c.Address,
+		Capacity: wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
+	}, runtime.NewRegistry(ctr), log)
+	if err := eng.Run(ctx); err != nil && ctx.Err() == nil {
+		log.Error("thicket-node failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// firstAddress returns the first non-loopback IPv4 address of an interface
+// that is up, or 127.0.0.1.
+func firstAddress() string {
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}

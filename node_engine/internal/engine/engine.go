@@ -1,0 +1,427 @@
+// Package engine is the node engine: it registers the node with its
+// cluster, receives the node's full desired set as a retained MQTT message,
+// reconciles it against what the runtimes actually run, and reports the
+// node and every instance back.
+//
+// The engine owns no workload: runtimes keep running when it dies, and a
+// restarted engine adopts what it finds (runtime.List) before acting.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	goruntime "runtime"
+	"sync"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/mqttc"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/internal/hostinfo"
+	"github.com/thicket-edge/thicket/node_engine/runtime"
+)
+
+// Config of the engine.
+type Config struct {
+	ClusterURL string
+	JoinToken  string
+	Name       string
+	DataDir    string
+	// Address is the node's address as others reach it (host_ip of its
+	// instances).
+	Address string
+	// Capacity overrides the measured capacity where a field is > 0.
+	Capacity wire.Resources
+	// LogBytes is how much of each instance's output goes into reports.
+	LogBytes int
+}
+
+// Engine is a running node engine.
+type Engine struct {
+	cfg Config
+	reg *runtime.Registry
+	log *slog.Logger
+	cpu hostinfo.CPUMeter
+
+	kick chan struct{}
+
+	mu          sync.Mutex
+	desired     wire.NodeDesired
+	haveDesired bool
+	busy        map[string]string   // key → what is being done ("starting", "removing")
+	failed      map[string]*failure // start failures and restart backoff, by key
+	restarts    map[string]int      // restarts per key since the engine started
+	lastLogs    map[string]string   // last reported log tail per key
+	virts       []string            // available virtualizations
+	virtsAt     time.Time
+}
+
+type failure struct {
+	count  int
+	next   time.Time
+	detail string
+}
+
+// New returns an engine over a runtime registry.
+func New(cfg Config, reg *runtime.Registry, log *slog.Logger) *Engine {
+	if cfg.LogBytes == 0 {
+		cfg.LogBytes = 4096
+	}
+	return &Engine{
+		cfg: cfg, reg: reg, log: log, kick: make(chan struct{}, 1),
+		busy: map[string]string{}, failed: map[string]*failure{}, restarts: map[string]int{}, lastLogs: map[string]string{},
+	}
+}
+
+func (e *Engine) arch() string { return goruntime.GOARCH }
+
+func (e *Engine) capacity() wire.Resources {
+	c := wire.Resources{MilliCPU: hostinfo.MilliCPU()}
+	if total, _, err := hostinfo.Memory(); err == nil {
+		c.MemoryMB = total
+	}
+	if e.cfg.Capacity.MilliCPU > 0 {
+		c.MilliCPU = e.cfg.Capacity.MilliCPU
+	}
+	if e.cfg.Capacity.MemoryMB > 0 {
+		c.MemoryMB = e.cfg.Capacity.MemoryMB
+	}
+	c.VGPUs = e.cfg.Capacity.VGPUs
+	return c
+}
+
+func (e *Engine) doKick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run registers (or reuses the saved identity), connects to the cluster's
+// broker and reconciles until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := os.MkdirAll(e.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	creds, err := e.loadCredentials()
+	if err != nil {
+		return err
+	}
+	var client *mqttc.Client
+	for attempt := 0; ; attempt++ {
+		if creds == nil {
+			if creds, err = e.registerRetrying(ctx); err != nil {
+				return err
+			}
+		}
+		client, err = e.connect(ctx, creds)
+		if errors.Is(err, mqttc.ErrNotAuthorized) && attempt == 0 {
+			// The cluster no longer knows these credentials: register again.
+			e.log.Warn("the broker refused the saved credentials; registering again")
+			creds = nil
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
+	}
+	defer client.Close()
+
+	for _, rt := range e.reg.All() {
+		go func(rt runtime.Runtime) {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case st := <-rt.Events():
+					e.log.Info("instance exited", "instance", st.Key, "status", st.Status, "detail", st.Detail)
+					e.doKick()
+				}
+			}
+		}(rt)
+	}
+
+	interval := time.Duration(creds.ReportIntervalMS) * time.Millisecond
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	e.log.Info("thicket-node running", "node", e.cfg.Name, "node_id", creds.NodeID, "mqtt", creds.MQTTURL)
+	for {
+		e.reconcile(ctx)
+		e.report(ctx, client, creds)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-e.kick:
+		}
+	}
+}
+
+// registerRetrying registers, retrying while the cluster is unreachable; a
+// refused token is final.
+func (e *Engine) registerRetrying(ctx context.Context) (*credentials, error) {
+	for wait := time.Second; ; wait = min(wait*2, 15*time.Second) {
+		c, err := e.register(ctx)
+		if err == nil || errors.Is(err, ErrJoinRefused) {
+			return c, err
+		}
+		e.log.Warn("cannot register yet; retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (e *Engine) connect(ctx context.Context, c *credentials) (*mqttc.Client, error) {
+	return mqttc.Connect(ctx, mqttc.Options{
+		URL: c.MQTTURL, ClientID: "thicket-node-" + c.NodeID, Username: c.MQTTUsername, Password: c.MQTTPassword, Logger: e.log,
+		OnConnect: func(cl *mqttc.Client) {
+			err := cl.Subscribe(ctx, c.DesiredTopic, 1, func(_ string, payload []byte) {
+				var d wire.NodeDesired
+				if err := json.Unmarshal(payload, &d); err != nil || d.Version != wire.Version {
+					e.log.Warn("dropping malformed desired set", "err", err)
+					return
+				}
+				e.mu.Lock()
+				if !e.haveDesired || d.Generation >= e.desired.Generation || d.Generation < e.desired.Generation-(1<<40) {
+					e.desired, e.haveDesired = d, true
+				}
+				e.mu.Unlock()
+				e.doKick()
+			})
+			if err != nil {
+				e.log.Error("subscribe to the desired set", "err", err)
+			}
+		},
+	})
+}
+
+// backoff is the wait before restart or retry number n (1, 2, 4 ... 30 s).
+func backoff(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return min(time.Second<<(n-1), 30*time.Second)
+}
+
+type held struct {
+	st runtime.State
+	rt runtime.Runtime
+}
+
+// observe lists what every runtime holds.
+func (e *Engine) observe(ctx context.Context) map[string]held {
+	out := map[string]held{}
+	for _, rt := range e.reg.All() {
+		sts, err := rt.List(ctx)
+		if err != nil {
+			e.log.Warn("list instances", "virtualization", rt.Virtualization(), "err", err)
+			continue
+		}
+		for _, st := range sts {
+			out[st.Key] = held{st, rt}
+		}
+	}
+	return out
+}
+
+// reconcile starts what should run and does not, restarts what exited and
+// should not have, and removes what should not run. Starts and removals run
+// in the background; nothing is touched before the first desired set
+// arrives (a restarted engine adopts what runs).
+func (e *Engine) reconcile(ctx context.Context) {
+	e.mu.Lock()
+	if !e.haveDesired {
+		e.mu.Unlock()
+		return
+	}
+	desired := e.desired.Instances
+	e.mu.Unlock()
+	have := e.observe(ctx)
+	now := time.Now()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	want := make(map[string]bool, len(desired))
+	for _, spec := range desired {
+		want[spec.Key] = true
+		if e.busy[spec.Key] != "" {
+			continue
+		}
+		h, exists := have[spec.Key]
+		rt, ok := e.reg.Get(spec.Virtualization)
+		if !ok {
+			e.failed[spec.Key] = &failure{count: 1, next: now.Add(time.Hour), detail: "virtualization " + spec.Virtualization + " is not supported on this node"}
+			continue
+		}
+		switch {
+		case !exists:
+			if f := e.failed[spec.Key]; f != nil && now.Before(f.next) {
+				continue
+			}
+			e.start(ctx, rt, spec, false)
+		case h.st.Status == wire.StatusCompleted || h.st.Status == wire.StatusFailed:
+			if spec.OneShot {
+				continue // done, successfully or not: one-shot services are not restarted
+			}
+			f := e.failed[spec.Key]
+			if f == nil {
+				f = &failure{}
+				e.failed[spec.Key] = f
+			}
+			// Back off on instances that keep crashing; one that ran a
+			// while starts over at 1 s.
+			if !h.st.StartedAt.IsZero() && h.st.ExitedAt.Sub(h.st.StartedAt) > time.Minute {
+				f.count = 0
+			}
+			if f.next.IsZero() || f.next.Before(h.st.ExitedAt) {
+				f.count++
+				f.next = h.st.ExitedAt.Add(backoff(f.count))
+				f.detail = h.st.Detail
+			}
+			if now.Before(f.next) {
+				continue
+			}
+			e.restarts[spec.Key]++
+			e.start(ctx, h.rt, spec, true)
+		}
+	}
+	for key, h := range have {
+		if !want[key] && e.busy[key] == "" {
+			e.remove(ctx, h.rt, key)
+		}
+	}
+	for key := range e.failed {
+		if !want[key] {
+			delete(e.failed, key)
+			delete(e.restarts, key)
+			delete(e.lastLogs, key)
+		}
+	}
+}
+
+// start runs rt.Start in the background. Caller holds mu.
+func (e *Engine) start(ctx context.Context, rt runtime.Runtime, spec wire.InstanceSpec, restart bool) {
+	e.busy[spec.Key] = "starting"
+	if restart {
+		e.log.Info("restarting instance", "instance", spec.Key, "restarts", e.restarts[spec.Key])
+	} else {
+		e.log.Info("starting instance", "instance", spec.Key, "code", spec.Code)
+	}
+	go func() {
+		err := rt.Start(ctx, spec)
+		e.mu.Lock()
+		delete(e.busy, spec.Key)
+		if err != nil && ctx.Err() == nil {
+			f := e.failed[spec.Key]
+			if f == nil {
+				f = &failure{}
+				e.failed[spec.Key] = f
+			}
+			f.count++
+			f.next = time.Now().Add(backoff(f.count))
+			f.detail = err.Error()
+			e.log.Warn("instance failed to start", "instance", spec.Key, "err", err, "retry_in", backoff(f.count))
+		} else if err == nil && !restart {
+			delete(e.failed, spec.Key)
+		}
+		e.mu.Unlock()
+		e.doKick()
+	}()
+}
+
+// remove runs rt.Remove in the background. Caller holds mu.
+func (e *Engine) remove(ctx context.Context, rt runtime.Runtime, key string) {
+	e.busy[key] = "removing"
+	e.log.Info("removing instance", "instance", key)
+	go func() {
+		if err := rt.Remove(ctx, key); err != nil && ctx.Err() == nil {
+			e.log.Warn("remove instance", "instance", key, "err", err)
+		}
+		e.mu.Lock()
+		delete(e.busy, key)
+		e.mu.Unlock()
+		e.doKick()
+	}()
+}
+
+// report publishes the node's state and every desired instance's status.
+func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credentials) {
+	have := e.observe(ctx)
+	info := e.nodeInfo(ctx)
+	e.mu.Lock()
+	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: e.desired.Generation}
+	for _, spec := range e.desired.Instances {
+		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key]}
+		h, exists := have[spec.Key]
+		switch {
+		case e.busy[spec.Key] == "starting":
+			st.Status, st.Detail = wire.StatusCreating, "starting"
+		case exists:
+			st.Status, st.Detail, st.ExitCode, st.StartedAt = h.st.Status, h.st.Detail, h.st.ExitCode, h.st.StartedAt
+			if st.Status == wire.StatusFailed && !spec.OneShot {
+				if f := e.failed[spec.Key]; f != nil && time.Now().Before(f.next) {
+					st.Detail += fmt.Sprintf("; restarting in %s", time.Until(f.next).Round(time.Second))
+				}
+			}
+		case e.failed[spec.Key] != nil:
+			st.Status, st.Detail = wire.StatusFailed, e.failed[spec.Key].detail
+		default:
+			st.Status, st.Detail = wire.StatusCreating, "waiting to start"
+		}
+		if exists {
+			if logs, err := h.rt.Logs(ctx, spec.Key, e.cfg.LogBytes); err == nil && logs != e.lastLogs[spec.Key] {
+				st.Logs = logs
+				e.lastLogs[spec.Key] = logs
+			}
+		}
+		r.Instances = append(r.Instances, st)
+	}
+	e.mu.Unlock()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Publish(pctx, c.ReportTopic, 0, false, b); err != nil && ctx.Err() == nil {
+		e.log.Debug("report not sent", "err", err)
+		// The cluster missed these log tails: send them again next time.
+		e.mu.Lock()
+		for _, st := range r.Instances {
+			if st.Logs != "" {
+				delete(e.lastLogs, st.Key)
+			}
+		}
+		e.mu.Unlock()
+	}
+}
+
+func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
+	e.mu.Lock()
+	if time.Since(e.virtsAt) > 30*time.Second {
+		e.mu.Unlock()
+		v := e.reg.Available(ctx)
+		e.mu.Lock()
+		e.virts, e.virtsAt = v, time.Now()
+	}
+	virts := e.virts
+	e.mu.Unlock()
+	info := wire.NodeInfo{
+		Name: e.cfg.Name, Arch: e.arch(), Virtualizations: virts, Capacity: e.capacity(),
+		CPUPercent: e.cpu.Percent(), Address: e.cfg.Address, Active: true,
+	}
+	if total, avail, err := hostinfo.Memory(); err == nil && total > 0 {
+		info.MemoryPercent = float64(total-avail) * 100 / float64(total)
+	}
+	return info
+}

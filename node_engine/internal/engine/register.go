@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+)
+
+// credentialsFile keeps the node's identity in the data dir (mode 0600), so
+// that a restarted engine is the same node.
+const credentialsFile = "node-credentials.json"
+
+type credentials struct {
+	ClusterURL string `json:"cluster_url"`
+	wire.NodeRegisterResponse
+}
+
+// ErrJoinRefused: the cluster refused the node join token.
+var ErrJoinRefused = errors.New("the cluster refused the node join token")
+
+func (e *Engine) loadCredentials() (*credentials, error) {
+	b, err := os.ReadFile(filepath.Join(e.cfg.DataDir, credentialsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	var c credentials
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	if c.ClusterURL != e.cfg.ClusterURL || c.NodeID == "" {
+		return nil, nil // another cluster: register anew
+	}
+	return &c, nil
+}
+
+// register asks the cluster for an identity and MQTT credentials, and keeps
+// them.
+func (e *Engine) register(ctx context.Context) (*credentials, error) {
+	req := wire.NodeRegisterRequest{
+		Version: wire.Version, Name: e.cfg.Name, Arch: e.arch(),
+		Virtualizations: e.reg.Available(ctx), Capacity: e.capacity(), Address: e.cfg.Address,
+	}
+	body, _ := json.Marshal(req)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(e.cfg.ClusterURL, "/")+"/api/node/register", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Authorization", "Bearer "+e.cfg.JoinToken)
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("register with %s: %w", e.cfg.ClusterURL, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, fmt.Errorf("register with %s: %w", e.cfg.ClusterURL, ErrJoinRefused)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("register with %s: %s: %s", e.cfg.ClusterURL, resp.Status, bytes.TrimSpace(data))
+	}
+	c := &credentials{ClusterURL: e.cfg.ClusterURL}
+	if err := json.Unmarshal(data, &c.NodeRegisterResponse); err != nil {
+		return nil, fmt.Errorf("register: decode answer: %w", err)
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	file := filepath.Join(e.cfg.DataDir, credentialsFile)
+	if err := os.WriteFile(file+".tmp", b, 0o600); err != nil {
+		return nil, fmt.Errorf("save credentials: %w", err)
+	}
+	if err := os.Rename(file+".tmp", file); err != nil {
+		return nil, fmt.Errorf("save credentials: %w", err)
+	}
+	e.log.Info("registered with the cluster", "cluster", e.cfg.ClusterURL, "node_id", c.NodeID, "name", e.cfg.Name)
+	return c, nil
+}

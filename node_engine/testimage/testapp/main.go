@@ -1,0 +1,111 @@
+// Command testapp is the program in Thicket's test image (see package
+// testimage). Its mode is chosen by its arguments:
+//
+//	testapp                 HTTP server on $PORT (default 8080) answering
+//	                        "hello from <$INSTANCE or host name>"; logs each
+//	                        request to stdout
+//	testapp exit N          prints a line, exits with code N
+//	testapp crash-after S   serves, then exits with code 1 after S seconds
+//	testapp print N         prints N numbered lines, exits 0
+//
+// It exits 0 on SIGTERM, unless IGNORE_SIGTERM=1 (to test SIGKILL after a
+// grace period).
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	args := os.Args[1:]
+	mode := ""
+	if len(args) > 0 {
+		mode = args[0]
+	}
+	switch mode {
+	case "":
+		handleSignals()
+		serve()
+	case "exit":
+		code := intArg(args, 0)
+		fmt.Printf("exiting with code %d\n", code)
+		os.Exit(code)
+	case "crash-after":
+		secs := intArg(args, 1)
+		handleSignals()
+		go func() {
+			time.Sleep(time.Duration(secs) * time.Second)
+			fmt.Printf("crashing after %d s\n", secs)
+			os.Exit(1)
+		}()
+		serve()
+	case "print":
+		n := intArg(args, 0)
+		for i := 1; i <= n; i++ {
+			fmt.Printf("line %d\n", i)
+		}
+		os.Exit(0)
+	default:
+		fmt.Fprintf(os.Stderr, "testapp: unknown mode %q\n", mode)
+		os.Exit(64)
+	}
+}
+
+func intArg(args []string, def int) int {
+	if len(args) < 2 {
+		return def
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testapp: %s: bad number %q\n", args[0], args[1])
+		os.Exit(64)
+	}
+	return n
+}
+
+func handleSignals() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for s := range c {
+			if os.Getenv("IGNORE_SIGTERM") == "1" {
+				fmt.Printf("ignoring %v\n", s)
+				continue
+			}
+			fmt.Printf("terminating on %v\n", s)
+			os.Exit(0)
+		}
+	}()
+}
+
+func serve() {
+	name := os.Getenv("INSTANCE")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		fmt.Printf("%s %s from %s\n", req.Method, req.URL.Path, req.RemoteAddr)
+		fmt.Fprintf(w, "hello from %s\n", name)
+	})
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testapp: %v\n", err)
+		os.Exit(2)
+	}
+	fmt.Printf("listening on %s as %s\n", ln.Addr(), name)
+	if err := http.Serve(ln, nil); err != nil {
+		fmt.Fprintf(os.Stderr, "testapp: %v\n", err)
+		os.Exit(2)
+	}
+}

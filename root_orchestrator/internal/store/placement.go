@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Spec turns a stored instance of a service into what a cluster needs to
+// run it.
+func Spec(svc *api.Service, n int) wire.InstanceSpec {
+	cons := make([]wire.Constraint, len(svc.Constraints))
+	for i, c := range svc.Constraints {
+		cons[i] = wire.Constraint(c)
+	}
+	return wire.InstanceSpec{
+		Key:                   wire.InstanceKey(svc.MicroserviceID, n),
+		ServiceID:             svc.MicroserviceID,
+		InstanceNumber:        n,
+		ApplicationName:       svc.AppName,
+		ApplicationNamespace:  svc.AppNamespace,
+		MicroserviceName:      svc.MicroserviceName,
+		MicroserviceNamespace: svc.MicroserviceNamespace,
+		Virtualization:        svc.Virtualization,
+		Code:                  svc.Code,
+		Arch:                  svc.Arch,
+		Cmd:                   svc.Cmd,
+		Environment:           svc.Environment,
+		Port:                  svc.Port,
+		Resources: wire.Resources{
+			MilliCPU: int64(svc.VCPUs) * 1000,
+			MemoryMB: int64(svc.Memory),
+			VGPUs:    int64(svc.VGPUs),
+		},
+		OneShot:     svc.OneShot,
+		Constraints: cons,
+		RRIP:        svc.RRIP,
+		ClosestIP:   svc.ClosestIP,
+	}
+}
+
+func (s *Store) findServices(ctx context.Context, filter bson.M) ([]api.Service, error) {
+	cur, err := s.services.Find(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("find services: %w", err)
+	}
+	var out []api.Service
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("find services: %w", err)
+	}
+	return out, nil
+}
+
+// DesiredForCluster returns every instance assigned to a cluster.
+func (s *Store) DesiredForCluster(ctx context.Context, clusterID string) ([]wire.InstanceSpec, error) {
+	svcs, err := s.findServices(ctx, bson.M{"instance_list.cluster_id": clusterID})
+	if err != nil {
+		return nil, err
+	}
+	out := []wire.InstanceSpec{}
+	for i := range svcs {
+		for _, in := range svcs[i].InstanceList {
+			if in.ClusterID == clusterID {
+				out = append(out, Spec(&svcs[i], in.InstanceNumber))
+			}
+		}
+	}
+	return out, nil
+}
+
+// ApplyClusterReport records the statuses a cluster reports for instances
+// assigned to it. Reports about instances no longer assigned to the cluster
+// are ignored (the desired set it gets back tells it to drop them). An
+// instance the cluster cannot place is released for the root to place
+// elsewhere; the returned count says how many were, so the caller can
+// schedule at once.
+func (s *Store) ApplyClusterReport(ctx context.Context, c *ClusterRecord, statuses []wire.InstanceStatus) (released int, err error) {
+	bySvc := map[string]map[int]wire.InstanceStatus{}
+	for _, st := range statuses {
+		id, n, err := wire.ParseInstanceKey(st.Key)
+		if err != nil {
+			continue
+		}
+		if bySvc[id] == nil {
+			bySvc[id] = map[int]wire.InstanceStatus{}
+		}
+		bySvc[id][n] = st
+	}
+	now := s.now()
+	for id, sts := range bySvc {
+		_, err := s.mutateService(ctx, id, func(svc *api.Service) error {
+			changed := false
+			for i := range svc.InstanceList {
+				in := &svc.InstanceList[i]
+				st, ok := sts[in.InstanceNumber]
+				if !ok || in.ClusterID != c.ID {
+					continue
+				}
+				before := *in
+				if st.Status == wire.StatusNoCapacity {
+					in.ClusterID, in.ClusterLocation = "", ""
+					in.Status, in.StatusDetail = api.StatusNoCapacity, "cluster "+c.ClusterName+": "+st.Detail
+					released++
+					changed = true
+					continue
+				}
+				in.Status, in.StatusDetail = st.Status, st.Detail
+				in.WorkerID, in.NodeName = st.NodeID, st.Node
+				in.HostIP, in.HostPort, in.InstanceIP = st.HostIP, st.HostPort, st.InstanceIP
+				in.PublicIP = st.HostIP
+				in.CPUPercent = strconv.FormatFloat(st.CPUPercent, 'f', 1, 64)
+				in.MemoryPercent = "0"
+				if svc.Memory > 0 {
+					in.MemoryPercent = strconv.FormatFloat(float64(st.MemoryMB)*100/float64(svc.Memory), 'f', 1, 64)
+				}
+				if st.Logs != "" {
+					in.Logs = st.Logs
+				}
+				in.ClusterLocation = c.ClusterLocation
+				if *in != before {
+					in.UpdatedAt = now
+					changed = true
+				}
+			}
+			if !changed {
+				return errUnchanged
+			}
+			return nil
+		})
+		if err != nil && !isNotFound(err) {
+			return released, err
+		}
+	}
+	return released, nil
+}
+
+// Pending is an instance waiting for a cluster.
+type Pending struct {
+	Spec   wire.InstanceSpec
+	Status string
+}
+
+// PendingInstances returns the instances that have no cluster: requested,
+// without capacity so far, or lost with their cluster.
+func (s *Store) PendingInstances(ctx context.Context) ([]Pending, error) {
+	waiting := bson.A{api.StatusRequested, api.StatusNoCapacity, api.StatusLost}
+	svcs, err := s.findServices(ctx, bson.M{"instance_list.status": bson.M{"$in": waiting}})
+	if err != nil {
+		return nil, err
+	}
+	var out []Pending
+	for i := range svcs {
+		for _, in := range svcs[i].InstanceList {
+			if in.ClusterID == "" && (in.Status == api.StatusRequested || in.Status == api.StatusNoCapacity || in.Status == api.StatusLost) {
+				out = append(out, Pending{Spec: Spec(&svcs[i], in.InstanceNumber), Status: in.Status})
+			}
+		}
+	}
+	return out, nil
+}
+
+// Assignment is the root scheduler's decision for one instance: a cluster,
+// or none with the reason.
+type Assignment struct {
+	Key             string
+	ClusterID       string
+	ClusterLocation string
+	Reason          string
+}
+
+// Assign records scheduling decisions. An instance that meanwhile got a
+// cluster or was removed is left alone.
+func (s *Store) Assign(ctx context.Context, as []Assignment) error {
+	bySvc := map[string]map[int]Assignment{}
+	for _, a := range as {
+		id, n, err := wire.ParseInstanceKey(a.Key)
+		if err != nil {
+			return err
+		}
+		if bySvc[id] == nil {
+			bySvc[id] = map[int]Assignment{}
+		}
+		bySvc[id][n] = a
+	}
+	now := s.now()
+	for id, m := range bySvc {
+		_, err := s.mutateService(ctx, id, func(svc *api.Service) error {
+			changed := false
+			for i := range svc.InstanceList {
+				in := &svc.InstanceList[i]
+				a, ok := m[in.InstanceNumber]
+				if !ok || in.ClusterID != "" {
+					continue
+				}
+				before := *in
+				if a.ClusterID == "" {
+					in.Status, in.StatusDetail = api.StatusNoCapacity, a.Reason
+				} else {
+					in.ClusterID, in.ClusterLocation = a.ClusterID, a.ClusterLocation
+					in.Status, in.StatusDetail = api.StatusScheduled, "assigned to a cluster"
+					in.WorkerID, in.NodeName, in.HostIP, in.InstanceIP = "", "", "", ""
+				}
+				if *in != before {
+					in.UpdatedAt = now
+					changed = true
+				}
+			}
+			if !changed {
+				return errUnchanged
+			}
+			return nil
+		})
+		if err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReleaseCluster takes every instance away from a cluster that went silent,
+// marking them LOST so that the root places them elsewhere. It returns how
+// many it released.
+func (s *Store) ReleaseCluster(ctx context.Context, c *ClusterRecord, reason string) (int, error) {
+	svcs, err := s.findServices(ctx, bson.M{"instance_list.cluster_id": c.ID})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	now := s.now()
+	for _, svc := range svcs {
+		_, err := s.mutateService(ctx, svc.MicroserviceID, func(svc *api.Service) error {
+			for i := range svc.InstanceList {
+				in := &svc.InstanceList[i]
+				if in.ClusterID != c.ID || in.Status == api.StatusCompleted {
+					continue
+				}
+				in.ClusterID, in.ClusterLocation, in.WorkerID, in.NodeName = "", "", "", ""
+				in.Status, in.StatusDetail, in.UpdatedAt = api.StatusLost, reason, now
+				n++
+			}
+			return nil
+		})
+		if err != nil && !isNotFound(err) {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
