@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -81,7 +82,26 @@ func Open(ctx context.Context, o Options) (*Conn, error) {
 		c.Close(context.Background())
 		return nil, fmt.Errorf("ping mongodb: %w", err)
 	}
+	if !c.Embedded && isFerretDB(pingCtx, client) {
+		// The same caveat as for the embedded engine applies: serialise.
+		log.Warn("the MongoDB URL points to FerretDB, whose SQLite backend does not make updates atomic across connections: " +
+			"using one connection; do not share this database between processes (use MongoDB for replicas)")
+		_ = client.Disconnect(context.Background())
+		if c.Client, err = mongo.Connect(opts.SetMaxPoolSize(1)); err != nil {
+			return nil, fmt.Errorf("connect to mongodb: %w", err)
+		}
+	}
 	return c, nil
+}
+
+// isFerretDB reports whether the server is FerretDB (its buildInfo says so).
+func isFerretDB(ctx context.Context, client *mongo.Client) bool {
+	var info bson.M
+	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false
+	}
+	_, ok := info["ferretdbVersion"]
+	return ok
 }
 
 // startEmbedded runs FerretDB in-process on a private unix socket. The socket

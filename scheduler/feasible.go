@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -26,6 +27,7 @@ const (
 	failCPU
 	failMemory
 	failVGPU
+	failPort
 	numNodeFilters
 	// Cluster filters.
 	failDirectCluster
@@ -40,6 +42,8 @@ type request struct {
 	// nodeLists holds the entries of each direct constraint's node list
 	// that has some; a node must be in all of them.
 	nodeLists [][]string
+	// ports are the host ports the instance publishes ("8080/tcp").
+	ports []string
 }
 
 func newRequest(spec *wire.InstanceSpec) (request, error) {
@@ -50,6 +54,10 @@ func newRequest(spec *wire.InstanceSpec) (request, error) {
 	if r.need.MilliCPU < 0 || r.need.MemoryMB < 0 || r.need.VGPUs < 0 {
 		return r, invalid(spec, "resources are negative (%d milli-CPU, %d MB, %d vGPUs)",
 			r.need.MilliCPU, r.need.MemoryMB, r.need.VGPUs)
+	}
+	var err error
+	if r.ports, err = HostPorts(spec.Port); err != nil {
+		return r, invalid(spec, "port: %v", err)
 	}
 	for i := range spec.Constraints {
 		c := &spec.Constraints[i]
@@ -113,7 +121,25 @@ func (r *request) checkNode(n *wire.NodeInfo) filter {
 	if r.need.VGPUs > 0 && r.need.VGPUs > n.Capacity.VGPUs-n.Reserved.VGPUs {
 		return failVGPU
 	}
+	for _, p := range r.ports {
+		if contains(n.UsedPorts, p) {
+			return failPort
+		}
+	}
 	return fitOK
+}
+
+// HostPorts returns the host ports a port field publishes, as "8080/tcp".
+func HostPorts(field string) ([]string, error) {
+	ms, err := sla.ParsePorts(field)
+	if err != nil || len(ms) == 0 {
+		return nil, err
+	}
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = strconv.Itoa(m.HostPort) + "/" + m.Protocol
+	}
+	return out, nil
 }
 
 // inNodeLists reports whether name is in every node list.
@@ -247,6 +273,8 @@ func (r *request) nodeReason(f filter, maxFree wire.Resources) string {
 	case failVGPU:
 		return "lacks vGPUs (need " + strconv.FormatInt(r.need.VGPUs, 10) + ", at most " +
 			strconv.FormatInt(maxFree.VGPUs, 10) + " free)"
+	case failPort:
+		return "has host port " + strings.Join(r.ports, " or ") + " in use"
 	}
 	return "fails filter " + strconv.Itoa(int(f))
 }

@@ -260,3 +260,57 @@ func TestSplitList(t *testing.T) {
 		}
 	}
 }
+
+// TestHostPorts: until instances get their own network, two instances that
+// publish the same host port cannot share a node.
+func TestHostPorts(t *testing.T) {
+	node := func(name string, used ...string) Node {
+		return Node{NodeInfo: wire.NodeInfo{ID: name, Name: name, Active: true, Virtualizations: []string{"container"},
+			Capacity: wire.Resources{MilliCPU: 8000, MemoryMB: 8192}, UsedPorts: used}}
+	}
+	spec := wire.InstanceSpec{Key: "s.0", Virtualization: "container", Port: "8080:80/tcp",
+		Resources: wire.Resources{MilliCPU: 100, MemoryMB: 64}}
+	cases := []struct {
+		name   string
+		nodes  []Node
+		port   string
+		want   string // node name, or "" for no fit
+		reason string
+	}{
+		{"free", []Node{node("a")}, "8080:80", "a", ""},
+		{"taken", []Node{node("a", "8080/tcp")}, "8080:80", "", "has host port 8080/tcp in use"},
+		{"other protocol is free", []Node{node("a", "8080/udp")}, "8080:80/tcp", "a", ""},
+		{"taken on the fuller node: goes to the other", []Node{node("a", "8080/tcp"), node("b")}, "8080:80", "b", ""},
+		{"one of two taken", []Node{node("a", "9090/tcp")}, "8080:80;9090:90", "", "has host port 8080/tcp or 9090/tcp in use"},
+		{"no ports", []Node{node("a", "8080/tcp")}, "", "a", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := spec
+			s.Port = c.port
+			p, err := PickNode("c", c.nodes, s)
+			if c.want == "" {
+				if err == nil || !strings.Contains(err.Error(), c.reason) {
+					t.Fatalf("want no fit with %q, got %+v, %v", c.reason, p, err)
+				}
+				return
+			}
+			if err != nil || p.NodeName != c.want {
+				t.Fatalf("want %s, got %+v, %v", c.want, p, err)
+			}
+		})
+	}
+	// In a batch, the first instance takes the port: the second goes elsewhere
+	// and the third finds no node; the caller's nodes keep their ports.
+	nodes := []Node{node("a"), node("b")}
+	rs := PlaceAllNodes("c", nodes, []wire.InstanceSpec{spec, spec, spec})
+	if rs[0].Err != nil || rs[1].Err != nil || rs[0].Placement.NodeName == rs[1].Placement.NodeName {
+		t.Errorf("two instances with one port: %+v", rs[:2])
+	}
+	if !errors.Is(rs[2].Err, ErrNoFit) {
+		t.Errorf("third instance: want no fit, got %+v", rs[2])
+	}
+	if len(nodes[0].UsedPorts)+len(nodes[1].UsedPorts) != 0 {
+		t.Errorf("caller's nodes changed: %+v", nodes)
+	}
+}

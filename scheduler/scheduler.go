@@ -24,6 +24,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -268,8 +269,7 @@ func PlaceAllNodes(clusterName string, nodes []Node, specs []wire.InstanceSpec) 
 		p, ni, err := pickNode(clusterName, local, &specs[i])
 		results[i] = Result{Placement: p, Err: err}
 		if err == nil {
-			n := &local[ni]
-			n.Reserved = n.Reserved.Add(specs[i].Resources)
+			reserve(&local[ni], &specs[i])
 		}
 	}
 	return results
@@ -298,10 +298,18 @@ func PlaceAllClusters(clusters []Cluster, specs []wire.InstanceSpec) []Result {
 			local[ci].Nodes = append([]Node(nil), local[ci].Nodes...)
 			copied[ci] = true
 		}
-		n := &local[ci].Nodes[ni]
-		n.Reserved = n.Reserved.Add(specs[i].Resources)
+		reserve(&local[ci].Nodes[ni], &specs[i])
 	}
 	return results
+}
+
+// reserve takes what spec needs on a node copy: resources and host ports.
+// The port list is copied before it grows, never shared with the caller.
+func reserve(n *Node, spec *wire.InstanceSpec) {
+	n.Reserved = n.Reserved.Add(spec.Resources)
+	if ports, err := HostPorts(spec.Port); err == nil && len(ports) > 0 {
+		n.UsedPorts = append(slices.Clip(n.UsedPorts), ports...)
+	}
 }
 
 // invalid returns an error wrapping ErrInvalidSpec.

@@ -167,10 +167,13 @@ type Instance struct {
 	MemoryPercent   string `json:"memory_percent" bson:"memory_percent"`
 	Disk            string `json:"disk" bson:"disk"`
 	// Thicket's own fields.
-	InstanceIP string    `json:"instance_ip" bson:"instance_ip"`
-	NodeName   string    `json:"node_name" bson:"node_name"`
-	CreatedAt  time.Time `json:"created_at" bson:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at" bson:"updated_at"`
+	InstanceIP string `json:"instance_ip" bson:"instance_ip"`
+	NodeName   string `json:"node_name" bson:"node_name"`
+	// Restarts counts how often the node restarted the instance after it
+	// exited.
+	Restarts  int       `json:"restarts" bson:"restarts"`
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
 }
 
 // Cluster is a registered cluster as GET /api/clusters/ shows it.

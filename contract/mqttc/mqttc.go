@@ -30,6 +30,11 @@ import (
 // embedded broker refuses larger packets (it closes the connection).
 const MaxPayload = 4 << 20
 
+// NodeClientID is the MQTT client ID of a node. The embedded broker
+// accepts a node's credentials only under this client ID, so that no node
+// can take over (or squat on) another node's or the manager's session.
+func NodeClientID(nodeID string) string { return "thicket-node-" + nodeID }
+
 // Errors callers may test with errors.Is.
 var (
 	// ErrNotAuthorized: the broker refused the credentials (CONNACK 4 or 5).
@@ -50,8 +55,8 @@ type Options struct {
 	// URL of the broker: tcp://host:port or mqtt://host:port (an alias);
 	// tls://, ssl:// and mqtts:// (an alias of tls://) for TLS.
 	URL string
-	// ClientID defaults to Username (a node's client ID must be its node
-	// ID), or to a random ID when both are empty.
+	// ClientID defaults to Username, or to a random ID when both are
+	// empty. A node must use NodeClientID(its node ID).
 	ClientID string
 	Username string
 	Password string

@@ -137,6 +137,9 @@ type NodeInfo struct {
 	Virtualizations []string  `json:"virtualizations"`
 	Capacity        Resources `json:"capacity"`
 	Reserved        Resources `json:"reserved"`
+	// UsedPorts are the host ports ("8080/tcp") that instances placed on
+	// the node publish; a second instance cannot publish the same one.
+	UsedPorts  []string `json:"used_ports,omitempty"`
 	CPUPercent      float64   `json:"cpu_percent"`
 	MemoryPercent   float64   `json:"memory_percent"`
 	Address         string    `json:"address,omitempty"`

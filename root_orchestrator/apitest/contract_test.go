@@ -1,18 +1,17 @@
 package apitest
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	wire "github.com/thicket-edge/thicket/contract/api"
-	"github.com/thicket-edge/thicket/mongodb"
+	proto "github.com/thicket-edge/thicket/contract/wire"
 )
 
 // The wire shapes of the reference system, written from its documentation
@@ -156,24 +155,24 @@ func TestWireCompatibility(t *testing.T) {
 	http.DefaultClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	defer func() { http.DefaultClient.CheckRedirect = nil }()
 
-	// The root uses a store the test can also write to, to plant a cluster
-	// document (clusters register themselves in a later issue).
-	ctx := context.Background()
-	conn, err := mongodb.Open(ctx, mongodb.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
+	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=compat-admin-password"})
+	// A cluster joins through the cluster protocol and reports two nodes.
+	joinToken := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
+	var reg proto.ClusterRegisterResponse
+	r.must("POST", "/api/cluster/register", joinToken, proto.ClusterRegisterRequest{
+		Version: proto.Version, Name: "edge1", Location: "48.1,11.6,1000", Address: "192.0.2.10", Port: 10100}, &reg)
+	node := func(name string) proto.NodeInfo {
+		return proto.NodeInfo{ID: name, Name: name, Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
+			Capacity: proto.Resources{MilliCPU: 4000, MemoryMB: 8192}, CPUPercent: 12.5, MemoryPercent: 40}
 	}
-	defer conn.Close(ctx)
-	_, err = conn.Client.Database("thicket_root").Collection("clusters").InsertOne(ctx, wire.Cluster{
-		ID: "6b0200000000000000000001", ClusterName: "edge1", IP: "192.0.2.10", Port: 10100,
-		ClusterLocation: "48.1,11.6,1000", Active: true, ActiveNodes: 2, TotalCPUCores: 8, VCPUs: 8,
-		MemoryInMB: 16384, CPUPercent: 12.5, MemoryPercent: 40, Virtualization: []string{"container"},
-		Nodes: []wire.Node{}, LastSeen: time.Now(),
-	})
-	if err != nil {
-		t.Fatal(err)
+	r.must("POST", "/api/cluster/sync", reg.Credential, proto.ClusterSync{Version: proto.Version,
+		Nodes: []proto.NodeInfo{node("n1"), node("n2")}}, nil)
+	if resp := r.do("POST", "/api/cluster/sync", "wrong", proto.ClusterSync{Version: proto.Version}); resp.Status != http.StatusUnauthorized {
+		t.Errorf("sync with a wrong credential: want 401, got %s", resp)
 	}
-	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=compat-admin-password"}, "--mongo-url", conn.URI)
+	if resp := r.do("POST", "/api/cluster/register", "wrong", proto.ClusterRegisterRequest{Version: proto.Version, Name: "x"}); resp.Status != http.StatusUnauthorized {
+		t.Errorf("register with a wrong join token: want 401, got %s", resp)
+	}
 
 	for _, slash := range []string{"", "/"} {
 		t.Run("slash="+slash, func(t *testing.T) {
@@ -247,6 +246,11 @@ func TestWireCompatibility(t *testing.T) {
 			}
 			ok("DELETE", "/api/service/"+job.JobID, admin, nil)
 
+			var cls []wire.Cluster
+			json.Unmarshal(ok("GET", "/api/clusters", admin, nil), &cls)
+			if len(cls) != 1 || cls[0].ActiveNodes != 2 || cls[0].TotalCPUCores != 8 || cls[0].MemoryInMB != 16384 || len(cls[0].Nodes) != 2 {
+				t.Errorf("cluster aggregates = %+v", cls)
+			}
 			checkList[refCluster](t, "GET /api/clusters", ok("GET", "/api/clusters", admin, nil), 1)
 			checkList[refCluster](t, "GET /api/clusters/active", ok("GET", "/api/clusters/active", admin, nil), 1)
 
@@ -266,4 +270,13 @@ func TestWireCompatibility(t *testing.T) {
 			ok("DELETE", "/api/application/"+app.ApplicationID, admin, nil)
 		})
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

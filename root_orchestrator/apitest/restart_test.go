@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	wire "github.com/thicket-edge/thicket/contract/api"
@@ -64,7 +65,10 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 // server, as replicas behind a load balancer would: they share users,
 // applications and the signing key. The server is FerretDB started by the
 // test (no MongoDB server is packaged for Debian); the roots reach it only
-// through --mongo-url, the same code path as a real MongoDB.
+// through --mongo-url, the same code path as a real MongoDB. (Replicas need
+// MongoDB proper: FerretDB does not make concurrent updates atomic, which
+// the roots detect and warn about; this test writes from one root at a
+// time.)
 func TestExternalMongoURL(t *testing.T) {
 	ctx := context.Background()
 	conn, err := mongodb.Open(ctx, mongodb.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
@@ -83,6 +87,9 @@ func TestExternalMongoURL(t *testing.T) {
 	b.must("GET", "/api/application/"+app.ApplicationID, tokA.Token, nil, &got)
 	if got.ApplicationName != "shared" {
 		t.Errorf("root b sees %+v", got)
+	}
+	if !strings.Contains(a.logs.String(), "points to FerretDB") {
+		t.Errorf("root did not warn that its external store is FerretDB")
 	}
 	// Nothing went to the roots' own data dirs.
 	if n, _ := conn.Client.Database("thicket_root").Collection("applications").CountDocuments(ctx, map[string]any{}); n != 1 {

@@ -8,6 +8,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/thicket-edge/thicket/contract/mqttc"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -20,8 +21,8 @@ type Authenticator interface {
 
 // Principal is an authenticated MQTT client.
 type Principal struct {
-	// NodeID is the node this client speaks for. A node's MQTT username and
-	// client ID are both its node ID.
+	// NodeID is the node this client speaks for. A node's MQTT username is
+	// its node ID and its client ID mqttc.NodeClientID(NodeID).
 	NodeID string
 	// Manager marks the cluster manager's own client: it may read and write
 	// every topic under "thicket/".
@@ -90,8 +91,8 @@ func validNodeID(id string) bool {
 }
 
 // OnConnectAuthenticate refuses anonymous clients and wrong credentials,
-// requires a node's client ID to be its node ID (so that one node cannot
-// take over another's session) and refuses a Will on a topic the client
+// requires a node's client ID to be mqttc.NodeClientID (so that one node
+// cannot take over another's session) and refuses a Will on a topic the client
 // may not publish to (mochi does not ACL-check Wills).
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
@@ -110,9 +111,9 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 			h.log.Warn("mqtt connect refused: invalid node id", "username", user, "node", p.NodeID)
 			return false
 		}
-		if cl.ID != p.NodeID {
-			h.log.Warn("mqtt connect refused: a node's client id must be its node id",
-				"node", p.NodeID, "client", cl.ID, "remote", cl.Net.Remote)
+		if cl.ID != mqttc.NodeClientID(p.NodeID) {
+			h.log.Warn("mqtt connect refused: a node's client id must be mqttc.NodeClientID(node id)",
+				"node", p.NodeID, "client", cl.ID, "want", mqttc.NodeClientID(p.NodeID), "remote", cl.Net.Remote)
 			return false
 		}
 		s.desired = wire.DesiredTopic(p.NodeID)

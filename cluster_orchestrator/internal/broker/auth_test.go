@@ -34,20 +34,22 @@ func TestAuthenticate(t *testing.T) {
 		will     string
 		ok       bool
 	}{
-		{"node", newStubAuth(), "n1", "n1", "pw-n1", "", true},
+		{"node", newStubAuth(), "thicket-node-n1", "n1", "pw-n1", "", true},
 		{"manager, any client id", newStubAuth(), "cluster-manager", "manager", "pw-manager", "", true},
-		{"anonymous", newStubAuth(), "n1", "", "", "", false},
-		{"wrong password", newStubAuth(), "n1", "n1", "pw-n2", "", false},
-		{"node, foreign client id", newStubAuth(), "n2", "n1", "pw-n1", "", false},
-		{"node, will on own report", newStubAuth(), "n1", "n1", "pw-n1", "thicket/node/n1/report", true},
-		{"node, will on foreign report", newStubAuth(), "n1", "n1", "pw-n1", "thicket/node/n2/report", false},
-		{"node, will on own desired", newStubAuth(), "n1", "n1", "pw-n1", "thicket/node/n1/desired", false},
+		{"anonymous", newStubAuth(), "thicket-node-n1", "", "", "", false},
+		{"wrong password", newStubAuth(), "thicket-node-n1", "n1", "pw-n2", "", false},
+		{"node, another node's client id", newStubAuth(), "thicket-node-n2", "n1", "pw-n1", "", false},
+		{"node, client id = node id", newStubAuth(), "n1", "n1", "pw-n1", "", false},
+		{"node, the manager's client id", newStubAuth(), "thicket-cluster-c1", "n1", "pw-n1", "", false},
+		{"node, will on own report", newStubAuth(), "thicket-node-n1", "n1", "pw-n1", "thicket/node/n1/report", true},
+		{"node, will on foreign report", newStubAuth(), "thicket-node-n1", "n1", "pw-n1", "thicket/node/n2/report", false},
+		{"node, will on own desired", newStubAuth(), "thicket-node-n1", "n1", "pw-n1", "thicket/node/n1/desired", false},
 		{"manager, will under thicket/", newStubAuth(), "m", "manager", "pw-manager", "thicket/cluster/status", true},
 		{"manager, will elsewhere", newStubAuth(), "m", "manager", "pw-manager", "other", false},
-		{"node id with +", badIDAuth{}, "+", "+", "x", "", false},
-		{"node id with #", badIDAuth{}, "#", "#", "x", "", false},
-		{"node id with /", badIDAuth{}, "a/b", "a/b", "x", "", false},
-		{"plain node id", badIDAuth{}, "edge-7", "edge-7", "x", "", true},
+		{"node id with +", badIDAuth{}, "thicket-node-+", "+", "x", "", false},
+		{"node id with #", badIDAuth{}, "thicket-node-#", "#", "x", "", false},
+		{"node id with /", badIDAuth{}, "thicket-node-a/b", "a/b", "x", "", false},
+		{"plain node id", badIDAuth{}, "thicket-node-edge-7", "edge-7", "x", "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,7 +67,7 @@ func TestAuthenticate(t *testing.T) {
 
 func TestACL(t *testing.T) {
 	h := newAuthHook(newStubAuth(), quiet)
-	n1, mgr := &mqtt.Client{ID: "n1"}, &mqtt.Client{ID: "mgr"}
+	n1, mgr := &mqtt.Client{ID: "thicket-node-n1"}, &mqtt.Client{ID: "mgr"}
 	if !h.OnConnectAuthenticate(n1, connectPacket("n1", "pw-n1", "")) ||
 		!h.OnConnectAuthenticate(mgr, connectPacket("manager", "pw-manager", "")) {
 		t.Fatal("setup: authentication failed")
@@ -96,7 +98,7 @@ func TestACL(t *testing.T) {
 		{mgr, "$SYS/#", false, false},
 		{mgr, "thicketx/a", true, false},
 		{mgr, "other/thicket/a", true, false},
-		{&mqtt.Client{ID: "n1"}, "thicket/node/n1/desired", false, false}, // another client object with n1's ID
+		{&mqtt.Client{ID: "thicket-node-n1"}, "thicket/node/n1/desired", false, false}, // another client object with n1's ID
 		{&mqtt.Client{ID: "stranger"}, "thicket/node/n1/desired", false, false},
 	}
 	for _, tc := range cases {
@@ -107,7 +109,7 @@ func TestACL(t *testing.T) {
 
 	// A client that ends its session loses its rights, but not a newer
 	// client that took its ID over.
-	n1b := &mqtt.Client{ID: "n1"}
+	n1b := &mqtt.Client{ID: "thicket-node-n1"}
 	if !h.OnConnectAuthenticate(n1b, connectPacket("n1", "pw-n1", "")) {
 		t.Fatal("reconnect refused")
 	}
@@ -132,7 +134,7 @@ func TestACL(t *testing.T) {
 // delivery; it must not allocate.
 func TestACLCheckAllocs(t *testing.T) {
 	h := newAuthHook(newStubAuth(), quiet)
-	n1 := &mqtt.Client{ID: "n1"}
+	n1 := &mqtt.Client{ID: "thicket-node-n1"}
 	h.OnConnectAuthenticate(n1, connectPacket("n1", "pw-n1", ""))
 	mgr := &mqtt.Client{ID: "mgr"}
 	h.OnConnectAuthenticate(mgr, connectPacket("manager", "pw-manager", ""))
@@ -151,7 +153,7 @@ func TestACLCheckAllocs(t *testing.T) {
 // write check and the manager's read check on delivery.
 func BenchmarkACLCheck(b *testing.B) {
 	h := newAuthHook(newStubAuth(), quiet)
-	n1 := &mqtt.Client{ID: "n1"}
+	n1 := &mqtt.Client{ID: "thicket-node-n1"}
 	h.OnConnectAuthenticate(n1, connectPacket("n1", "pw-n1", ""))
 	mgr := &mqtt.Client{ID: "mgr"}
 	h.OnConnectAuthenticate(mgr, connectPacket("manager", "pw-manager", ""))

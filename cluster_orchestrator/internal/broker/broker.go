@@ -115,6 +115,7 @@ func (b *Broker) Start() error {
 	}
 	if err := b.srv.Serve(); err != nil { // non-blocking
 		_ = b.srv.Close()
+		b.state = 2
 		return fmt.Errorf("broker: serve: %w", err)
 	}
 	b.tcp = tcp
@@ -149,7 +150,7 @@ func (b *Broker) Close() error {
 // deleted or its credentials revoked). Whether it may connect again is up to
 // the Authenticator. Dropping a node that is not connected is a no-op.
 func (b *Broker) Disconnect(nodeID string) {
-	cl, ok := b.srv.Clients.Get(nodeID) // a node's client ID is its node ID
+	cl, ok := b.srv.Clients.Get(mqttc.NodeClientID(nodeID))
 	if !ok {
 		return
 	}

@@ -77,8 +77,12 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 func connect(t *testing.T, url, user, password string, onConnect func(*mqttc.Client)) *mqttc.Client {
 	t.Helper()
+	clientID := "thicket-cluster-test"
+	if user != "manager" {
+		clientID = mqttc.NodeClientID(user)
+	}
 	c, err := mqttc.Connect(ctxT(t, 10*time.Second), mqttc.Options{
-		URL: url, Username: user, Password: password, Logger: quiet, OnConnect: onConnect,
+		URL: url, ClientID: clientID, Username: user, Password: password, Logger: quiet, OnConnect: onConnect,
 	})
 	if err != nil {
 		t.Fatalf("connect %s: %v", user, err)
@@ -139,13 +143,14 @@ func TestConnectRefused(t *testing.T) {
 		name string
 		o    mqttc.Options
 	}{
-		{"anonymous", mqttc.Options{ClientID: "n1"}},
-		{"wrong password", mqttc.Options{Username: "n1", Password: "pw-n2"}},
-		{"unknown user", mqttc.Options{Username: "n9", Password: "pw-n1"}},
-		{"empty password", mqttc.Options{Username: "n1"}},
-		// A node may only use its node ID as client ID: otherwise it could
-		// take over another node's session.
-		{"foreign client id", mqttc.Options{ClientID: "n2", Username: "n1", Password: "pw-n1"}},
+		{"anonymous", mqttc.Options{ClientID: mqttc.NodeClientID("n1")}},
+		{"wrong password", mqttc.Options{ClientID: mqttc.NodeClientID("n1"), Username: "n1", Password: "pw-n2"}},
+		{"unknown user", mqttc.Options{ClientID: mqttc.NodeClientID("n9"), Username: "n9", Password: "pw-n1"}},
+		{"empty password", mqttc.Options{ClientID: mqttc.NodeClientID("n1"), Username: "n1"}},
+		// A node may only use mqttc.NodeClientID: otherwise it could take
+		// over another node's session.
+		{"another node's client id", mqttc.Options{ClientID: mqttc.NodeClientID("n2"), Username: "n1", Password: "pw-n1"}},
+		{"client id = node id", mqttc.Options{ClientID: "n1", Username: "n1", Password: "pw-n1"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,8 +325,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestNewRequiresAuth(t *testing.T) {
+func TestConfigErrors(t *testing.T) {
 	if _, err := New(Config{Listen: ":0"}); err == nil {
 		t.Fatal("New without Auth succeeded")
+	}
+	if _, err := New(Config{Auth: newStubAuth()}); err == nil {
+		t.Fatal("New without Listen succeeded")
+	}
+	b, _ := startBroker(t, newStubAuth())
+	if err := b.Start(); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	other, err := New(Config{Listen: b.Addr(), Auth: newStubAuth(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Start(); err == nil || !strings.Contains(err.Error(), b.Addr()) {
+		t.Fatalf("Start on a used port: got %v", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/scheduler"
 )
@@ -116,9 +117,11 @@ func New(ctx context.Context, cfg Config, st *state.Store, pub Publisher, log *s
 	return m, nil
 }
 
-func hashPassword(pw string) string {
-	h := sha256.Sum256([]byte(pw))
-	return string(h[:])
+// hashPassword hashes a node's random MQTT password, hex-encoded: the
+// store keeps strings as UTF-8.
+func hashPassword(pw []byte) string {
+	h := sha256.Sum256(pw)
+	return hex.EncodeToString(h[:])
 }
 
 // RegisterNode admits a node (or a node registering again under its name,
@@ -133,7 +136,7 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	if n == nil {
 		n = &node{Node: state.Node{ID: id, Name: req.Name, RegisteredAt: time.Now().UTC()}}
 	}
-	n.PasswordHash = hashPassword(password)
+	n.PasswordHash = hashPassword([]byte(password))
 	n.Info = wire.NodeInfo{
 		ID: id, Name: req.Name, Arch: req.Arch, Virtualizations: req.Virtualizations,
 		Capacity: req.Capacity, Address: req.Address,
@@ -165,8 +168,7 @@ func (m *Manager) CheckNodePassword(id string, password []byte) bool {
 		h = n.PasswordHash
 	}
 	m.mu.Unlock()
-	sum := sha256.Sum256(password)
-	return n != nil && subtle.ConstantTimeCompare([]byte(h), sum[:]) == 1
+	return n != nil && subtle.ConstantTimeCompare([]byte(h), []byte(hashPassword(password))) == 1
 }
 
 // SetDesired takes the root's full desired set for this cluster.
@@ -252,6 +254,9 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		}
 		if st.HostIP == "" {
 			st.HostIP = n.Info.Address
+		}
+		if ms, err := sla.ParsePorts(in.Spec.Port); err == nil && len(ms) > 0 && st.HostPort == 0 {
+			st.HostPort = ms[0].HostPort // the reference shows the first published port
 		}
 		if statusChanged(in.Status, st) {
 			changed = true
@@ -393,27 +398,39 @@ func (m *Manager) place() {
 // snapshot returns the nodes as the scheduler sees them, with what their
 // placed instances reserve (reported or not yet). Caller holds mu.
 func (m *Manager) snapshot() []scheduler.Node {
-	reserved := m.reservations()
+	held := m.reservations()
 	out := make([]scheduler.Node, 0, len(m.nodes))
 	for _, n := range m.nodes {
 		info := n.Info
 		info.Active = n.active
-		info.Reserved = reserved[n.ID]
+		info.Reserved, info.UsedPorts = held[n.ID].res, held[n.ID].ports
 		out = append(out, scheduler.Node{NodeInfo: info})
 	}
 	return out
 }
 
-// reservations sums, per node, what the instances placed on it ask for;
-// finished one-shot instances hold nothing. Caller holds mu.
-func (m *Manager) reservations() map[string]wire.Resources {
-	r := map[string]wire.Resources{}
+// holding is what the instances placed on a node take.
+type holding struct {
+	res   wire.Resources
+	ports []string
+}
+
+// reservations sums, per node, what the instances placed on it take:
+// resources and published host ports. Finished one-shot instances hold
+// nothing. Caller holds mu.
+func (m *Manager) reservations() map[string]holding {
+	r := map[string]holding{}
 	for _, in := range m.instances {
 		if in.NodeID == "" || in.Status.Status == wire.StatusCompleted ||
 			(in.Spec.OneShot && in.Status.Status == wire.StatusFailed) {
 			continue
 		}
-		r[in.NodeID] = r[in.NodeID].Add(in.Spec.Resources)
+		h := r[in.NodeID]
+		h.res = h.res.Add(in.Spec.Resources)
+		if ports, err := scheduler.HostPorts(in.Spec.Port); err == nil {
+			h.ports = append(h.ports, ports...)
+		}
+		r[in.NodeID] = h
 	}
 	return r
 }
@@ -492,13 +509,13 @@ func (m *Manager) updateMetrics() {
 func (m *Manager) Nodes() []wire.NodeInfo {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	reserved := m.reservations()
+	held := m.reservations()
 	out := make([]wire.NodeInfo, 0, len(m.nodes))
 	for _, n := range m.nodes {
 		info := n.Info
 		info.Active = n.active
 		info.LastSeen = n.lastSeen.UTC()
-		info.Reserved = reserved[n.ID]
+		info.Reserved, info.UsedPorts = held[n.ID].res, held[n.ID].ports
 		out = append(out, info)
 	}
 	slices.SortFunc(out, func(a, b wire.NodeInfo) int { return cmpString(a.Name, b.Name) })

@@ -113,20 +113,32 @@ func openRuntime(t *testing.T, cfg ctrd.Config) *ctrd.Runtime {
 		t.Fatalf("containerd is required for these tests (run as root; start it with `containerd &`): %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		states, err := rt.List(ctx)
-		if err != nil {
-			t.Errorf("cleanup: list: %v", err)
-		}
-		for _, st := range states {
-			if err := rt.Remove(ctx, st.Key); err != nil {
-				t.Errorf("cleanup: remove %s: %v", st.Key, err)
-			}
-		}
 		rt.Close()
+		removeAll(t, cfg)
 	})
 	return rt
+}
+
+// removeAll removes every instance of cfg's node, through a runtime of its
+// own (the test may have closed its own).
+func removeAll(t *testing.T, cfg ctrd.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rt, err := ctrd.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer rt.Close()
+	states, err := rt.List(ctx)
+	if err != nil {
+		t.Errorf("cleanup: list: %v", err)
+	}
+	for _, st := range states {
+		if err := rt.Remove(ctx, st.Key); err != nil {
+			t.Errorf("cleanup: remove %s: %v", st.Key, err)
+		}
+	}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -216,6 +228,26 @@ func noEvent(t *testing.T, rt runtime.Runtime, d time.Duration) {
 	}
 }
 
+// waitLogs waits until the instance's output holds want n times: the shim
+// copies the output to the log file asynchronously.
+func waitLogs(t *testing.T, rt runtime.Runtime, key, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		logs, err := rt.Logs(testCtx(t), key, 1<<20)
+		if err != nil {
+			t.Fatalf("Logs(%s): %v", key, err)
+		}
+		if strings.Count(logs, want) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs of %s hold %q %d times, want %d:\n%s", key, want, strings.Count(logs, want), n, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func findState(t *testing.T, rt runtime.Runtime, key string) (runtime.State, bool) {
 	t.Helper()
 	states, err := rt.List(testCtx(t))
@@ -269,13 +301,7 @@ func TestLifecycle(t *testing.T) {
 	if want := "hello from web-0\n"; body != want {
 		t.Errorf("GET = %q, want %q (host name from the key)", body, want)
 	}
-	logs, err := rt.Logs(ctx, s.Key, 4096)
-	if err != nil {
-		t.Fatalf("Logs: %v", err)
-	}
-	if !strings.Contains(logs, "GET / from 127.0.0.1:") {
-		t.Errorf("logs lack the request line:\n%s", logs)
-	}
+	waitLogs(t, rt, s.Key, "GET / from 127.0.0.1:", 1)
 	if tail, err := rt.Logs(ctx, s.Key, 10); err != nil || len(tail) > 10 {
 		t.Errorf("Logs(10) = %q, %v", tail, err)
 	}
@@ -383,19 +409,11 @@ func TestExitCodes(t *testing.T) {
 			if ev := waitEvent(t, rt, s.Key); ev.ExitCode != tc.code {
 				t.Errorf("restart exit code = %d, want %d", ev.ExitCode, tc.code)
 			}
-			logs, err := rt.Logs(ctx, s.Key, 1<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch tc.name {
-			case "print":
-				if n := strings.Count(logs, "line 5\n"); n != 2 {
-					t.Errorf("logs have %d runs of print, want 2 (appended on restart):\n%s", n, logs)
-				}
-			default:
-				if n := strings.Count(logs, "exiting with code"); n != 2 {
-					t.Errorf("logs have %d exit lines, want 2 (appended on restart):\n%s", n, logs)
-				}
+			// The log is appended to on restart.
+			if tc.name == "print" {
+				waitLogs(t, rt, s.Key, "line 5\n", 2)
+			} else {
+				waitLogs(t, rt, s.Key, "exiting with code", 2)
 			}
 			if err := rt.Remove(ctx, s.Key); err != nil {
 				t.Fatal(err)
@@ -455,9 +473,7 @@ func TestAdoption(t *testing.T) {
 	if st.Spec.Labels["team"] != "edge" || st.Spec.Code != s.Code || st.Spec.Port != s.Port {
 		t.Errorf("adopted spec = %+v", st.Spec)
 	}
-	if logs, err := rt2.Logs(ctx, s.Key, 4096); err != nil || !strings.Contains(logs, "GET / from") {
-		t.Errorf("adopted logs = %q, %v", logs, err)
-	}
+	waitLogs(t, rt2, s.Key, "GET / from", 2)
 
 	// Another node sharing the containerd sees none of it.
 	other := rt1.Config()
@@ -625,5 +641,38 @@ func TestUnavailable(t *testing.T) {
 	reg := runtime.NewRegistry(rt)
 	if got := reg.Available(actx); len(got) != 0 {
 		t.Errorf("registry advertises %v with containerd down", got)
+	}
+}
+
+// Instances started together from an image not yet pulled share one pull.
+func TestConcurrentStarts(t *testing.T) {
+	ctx := testCtx(t)
+	ref, err := registry.PushTestApp(ctx, "concurrent", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t)
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			s := spec(fmt.Sprintf("many.%d", i), freePort(t))
+			s.Code = ref
+			errs <- rt.Start(ctx, s)
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	}
+	states, err := rt.List(ctx)
+	if err != nil || len(states) != n {
+		t.Fatalf("List = %d states, %v; want %d", len(states), err, n)
+	}
+	for _, st := range states {
+		if st.Status != wire.StatusRunning {
+			t.Errorf("%s: %s %s", st.Key, st.Status, st.Detail)
+		}
 	}
 }

@@ -112,6 +112,7 @@ func (s *Store) ApplyClusterReport(ctx context.Context, c *ClusterRecord, status
 				in.Status, in.StatusDetail = st.Status, st.Detail
 				in.WorkerID, in.NodeName = st.NodeID, st.Node
 				in.HostIP, in.HostPort, in.InstanceIP = st.HostIP, st.HostPort, st.InstanceIP
+				in.Restarts = st.Restarts
 				in.PublicIP = st.HostIP
 				in.CPUPercent = strconv.FormatFloat(st.CPUPercent, 'f', 1, 64)
 				in.MemoryPercent = "0"

@@ -1,0 +1,74 @@
+package manager
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/mongodb"
+)
+
+type recorder struct{ desired map[string]wire.NodeDesired }
+
+func (r *recorder) PublishDesired(_ context.Context, id string, d wire.NodeDesired) error {
+	r.desired[id] = d
+	return nil
+}
+
+// newManager returns a manager over a real embedded store in dir.
+func newManager(t *testing.T, dir string, pub Publisher) *Manager {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := mongodb.Open(ctx, mongodb.Options{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	st, err := state.New(ctx, conn.Client.Database("cluster"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(ctx, Config{ClusterName: "c1", Grace: time.Hour, Tick: time.Second}, st, pub, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestStateSurvivesRestart: a restarted cluster manager still knows its
+// nodes' MQTT passwords and where every instance runs.
+func TestStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, dir, pub)
+	ctx := context.Background()
+	id, err := m.RegisterNode(ctx, wire.NodeRegisterRequest{Name: "n1", Arch: "amd64", Virtualizations: []string{"container"},
+		Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, "secret-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
+	m.SetDesired([]wire.InstanceSpec{spec})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := pub.desired[id]; len(d.Instances) != 1 || d.Instances[0].Key != "svc.0" {
+		t.Fatalf("node's desired set = %+v", d)
+	}
+
+	m2 := newManager(t, dir, pub) // a restarted manager on the same store
+	if !m2.CheckNodePassword(id, []byte("secret-password")) {
+		t.Errorf("the node's password is not accepted after a restart")
+	}
+	if m2.CheckNodePassword(id, []byte("wrong-password")) {
+		t.Errorf("a wrong password is accepted")
+	}
+	st := m2.Statuses()
+	if len(st) != 1 || st[0].NodeID != id || st[0].Status != wire.StatusScheduled {
+		t.Errorf("instances after restart = %+v", st)
+	}
+}

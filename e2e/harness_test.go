@@ -1,0 +1,402 @@
+// Package e2e runs Thicket end to end on this machine, as root: a real
+// thicket-root, thicket-cluster processes (one with the embedded MQTT
+// broker, one with Mosquitto) and thicket-node processes, each node in its
+// own network namespace ("host") on a bridge, all running real containers
+// through containerd and runc, pulled from a registry on 127.0.0.1.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	wire "github.com/thicket-edge/thicket/contract/api"
+)
+
+var (
+	binDir string
+	// runID keeps this run's names (nodes, namespaces, containerd
+	// namespace) apart from any other run's leftovers.
+	runID string
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: must run as root (network namespaces, containerd); .ci/run does")
+		os.Exit(1)
+	}
+	if _, err := os.Stat("/run/containerd/containerd.sock"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: containerd is not running (/run/containerd/containerd.sock); .ci/run starts it:", err)
+		os.Exit(1)
+	}
+	var b [3]byte
+	rand.Read(b[:])
+	runID = hex.EncodeToString(b[:])
+	dir, err := os.MkdirTemp("", "thicket-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	for _, pkg := range []string{"../root_orchestrator/cmd/thicket-root", "../cluster_orchestrator/cmd/thicket-cluster", "../node_engine/cmd/thicket-node"} {
+		cmd := exec.Command("go", "build", "-o", binDir+"/", pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: build", pkg, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+// --- network: a bridge on the host and one namespace per node ---
+
+const (
+	bridgeName = "thke2e0"
+	bridgeAddr = "10.213.0.1"
+)
+
+type network struct {
+	t     testing.TB
+	hosts []string
+}
+
+func run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// newNetwork creates the bridge. Hosts are added with addHost.
+func newNetwork(t testing.TB) *network {
+	exec.Command("ip", "link", "del", bridgeName).Run() // a leftover of an interrupted run
+	run(t, "ip", "link", "add", bridgeName, "type", "bridge")
+	run(t, "ip", "addr", "add", bridgeAddr+"/24", "dev", bridgeName)
+	run(t, "ip", "link", "set", bridgeName, "up")
+	n := &network{t: t}
+	t.Cleanup(n.close)
+	return n
+}
+
+// addHost makes a network namespace with address 10.213.0.<octet> on the
+// bridge and returns the namespace's name and path.
+func (n *network) addHost(octet int) (name, path, addr string) {
+	name = fmt.Sprintf("thk%s-%d", runID, octet)
+	veth := fmt.Sprintf("thkv%s%d", runID, octet)
+	addr = fmt.Sprintf("10.213.0.%d", octet)
+	run(n.t, "ip", "netns", "add", name)
+	n.hosts = append(n.hosts, name)
+	run(n.t, "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
+	run(n.t, "ip", "link", "set", veth, "master", bridgeName, "up")
+	run(n.t, "ip", "-n", name, "addr", "add", addr+"/24", "dev", "eth0")
+	run(n.t, "ip", "-n", name, "link", "set", "eth0", "up")
+	run(n.t, "ip", "-n", name, "link", "set", "lo", "up")
+	run(n.t, "ip", "-n", name, "route", "add", "default", "via", bridgeAddr)
+	return name, "/run/netns/" + name, addr
+}
+
+func (n *network) close() {
+	for _, h := range n.hosts {
+		exec.Command("ip", "netns", "del", h).Run()
+	}
+	exec.Command("ip", "link", "del", bridgeName).Run()
+}
+
+// --- processes ---
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a daemon started by the test; restart runs it again with the same
+// command line.
+type proc struct {
+	t      testing.TB
+	name   string
+	argv   []string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan struct{}
+}
+
+func startProc(t testing.TB, name string, argv ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, argv: argv, logs: &syncBuffer{}}
+	p.start()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("--- %s log ---\n%s", p.name, tail(p.logs.String(), 6000))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func (p *proc) start() {
+	p.cmd = exec.Command(p.argv[0], p.argv[1:]...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("start %s: %v", p.name, err)
+	}
+	p.exited = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(p.cmd, p.exited)
+}
+
+// kill ends the process with SIGKILL, as a crash would.
+func (p *proc) kill() {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	<-p.exited
+	p.cmd = nil
+}
+
+func (p *proc) stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.cmd = nil
+}
+
+func (p *proc) restart() {
+	p.start()
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if state != "" {
+			last = state
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// --- the root's API ---
+
+type api struct {
+	t     testing.TB
+	url   string
+	token string
+}
+
+func (a *api) do(method, path string, body any) (int, []byte) {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, a.url+path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (a *api) must(method, path string, body, out any) {
+	a.t.Helper()
+	code, b := a.do(method, path, body)
+	if code != http.StatusOK {
+		a.t.Fatalf("%s %s: %d %s", method, path, code, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			a.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+func (a *api) login(user, pw string) {
+	a.t.Helper()
+	var tok wire.Tokens
+	a.token = ""
+	a.must("POST", "/api/auth/login", wire.LoginRequest{Username: user, Password: pw}, &tok)
+	a.token = tok.Token
+}
+
+func (a *api) service(id string) wire.Service {
+	a.t.Helper()
+	var s wire.Service
+	a.must("GET", "/api/service/"+id, nil, &s)
+	return s
+}
+
+func (a *api) instance(id string, n int) (wire.Instance, bool) {
+	for _, in := range a.service(id).InstanceList {
+		if in.InstanceNumber == n {
+			return in, true
+		}
+	}
+	return wire.Instance{}, false
+}
+
+// waitInstance waits until instance n of a service satisfies cond.
+func (a *api) waitInstance(id string, n int, timeout time.Duration, what string, cond func(wire.Instance) bool) wire.Instance {
+	a.t.Helper()
+	var got wire.Instance
+	waitFor(a.t, timeout, fmt.Sprintf("instance %d of %s %s", n, id, what), func() (bool, string) {
+		in, ok := a.instance(id, n)
+		got = in
+		return ok && cond(in), fmt.Sprintf("%s (%s) on %q", in.Status, in.StatusDetail, in.NodeName)
+	})
+	return got
+}
+
+func running(in wire.Instance) bool { return in.Status == wire.StatusRunning }
+
+// httpGet fetches a URL with a short timeout.
+func httpGet(url string) (string, error) {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// --- containerd, seen with ctr ---
+
+// containers lists the containers in a containerd namespace whose labels
+// match, e.g. "thicket.instance==<key>".
+func containers(t testing.TB, ns string, filter string) []string {
+	t.Helper()
+	out, err := exec.Command("ctr", "-n", ns, "containers", "ls", "-q", filter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr containers ls: %v: %s", err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+func snapshots(t testing.TB, ns string) []string {
+	t.Helper()
+	out, err := exec.Command("ctr", "-n", ns, "snapshots", "ls").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr snapshots ls: %v: %s", err, out)
+	}
+	var keys []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 0 {
+			keys = append(keys, f[0])
+		}
+	}
+	return keys
+}
+
+// cleanContainerd removes everything this run left in its namespace.
+func cleanContainerd(ns string) {
+	out, _ := exec.Command("ctr", "-n", ns, "tasks", "ls", "-q").Output()
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("ctr", "-n", ns, "tasks", "kill", "-s", "SIGKILL", id).Run()
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("ctr", "-n", ns, "tasks", "delete", "-f", id).Run()
+	}
+	out, _ = exec.Command("ctr", "-n", ns, "containers", "ls", "-q").Output()
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("ctr", "-n", ns, "containers", "delete", id).Run()
+	}
+	out, _ = exec.Command("ctr", "-n", ns, "images", "ls", "-q").Output()
+	for _, ref := range strings.Fields(string(out)) {
+		exec.Command("ctr", "-n", ns, "images", "rm", ref).Run()
+	}
+	exec.Command("ctr", "namespaces", "rm", ns).Run()
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
