@@ -139,12 +139,12 @@ type NodeInfo struct {
 	Reserved        Resources `json:"reserved"`
 	// UsedPorts are the host ports ("8080/tcp") that instances placed on
 	// the node publish; a second instance cannot publish the same one.
-	UsedPorts  []string `json:"used_ports,omitempty"`
-	CPUPercent      float64   `json:"cpu_percent"`
-	MemoryPercent   float64   `json:"memory_percent"`
-	Address         string    `json:"address,omitempty"`
-	Active          bool      `json:"active"`
-	LastSeen        time.Time `json:"last_seen,omitzero"`
+	UsedPorts     []string  `json:"used_ports,omitempty"`
+	CPUPercent    float64   `json:"cpu_percent"`
+	MemoryPercent float64   `json:"memory_percent"`
+	Address       string    `json:"address,omitempty"`
+	Active        bool      `json:"active"`
+	LastSeen      time.Time `json:"last_seen,omitzero"`
 }
 
 // --- Node ↔ cluster ---
