@@ -37,9 +37,9 @@ fuzz:
 bench:
 	go test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
 
-## run: the whole system on embedded defaults (today: thicket-root on :10000).
+## run: the whole system on embedded defaults: root, one cluster, one local node.
 run: build
-	$(BIN)/thicket-root --data-dir $(DATA_DIR)/root
+	scripts/run-all.sh $(BIN) $(DATA_DIR)
 
 fmt:
 	gofmt -w $(MODULES)
