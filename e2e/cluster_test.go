@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	wire "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/mqttc"
-	proto "github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -119,7 +119,7 @@ func (s *system) addNode(c *cluster, short string, octet int, memoryMB int, toke
 // each named cluster.
 func (s *system) waitNodes(want map[string]int) {
 	waitFor(s.t, 90*time.Second, fmt.Sprintf("active nodes %v", want), func() (bool, string) {
-		var cls []wire.Cluster
+		var cls []rest.Cluster
 		code, b := s.api.do("GET", "/api/clusters/active", nil)
 		if code != http.StatusOK || json.Unmarshal(b, &cls) != nil {
 			return false, string(b)
@@ -152,7 +152,7 @@ func (s *system) app(name string, services ...map[string]any) map[string]string 
 	body := map[string]any{"sla_version": "v2.0", "customerID": "Admin", "applications": []any{map[string]any{
 		"application_name": name, "application_namespace": "e2e", "application_desc": "e2e", "microservices": services,
 	}}}
-	var apps []wire.Application
+	var apps []rest.Application
 	s.api.must("POST", "/api/application/", body, &apps)
 	ids := map[string]string{}
 	for _, a := range apps {
@@ -176,13 +176,13 @@ func (s *system) scaleUp(id string) int {
 }
 
 // serves fetches the test app's answer from an instance's node.
-func serves(in wire.Instance) (string, error) {
+func serves(in rest.Instance) (string, error) {
 	return httpGet(fmt.Sprintf("http://%s:%d/", in.HostIP, in.HostPort))
 }
 
 // instanceContainers are the containers of one instance, on any node.
 func (s *system) instanceContainers(serviceID string, n int) []string {
-	return containers(s.t, s.ctrNS, "labels.\"thicket.instance\"=="+proto.InstanceKey(serviceID, n))
+	return containers(s.t, s.ctrNS, "labels.\"thicket.instance\"=="+wire.InstanceKey(serviceID, n))
 }
 
 // TestClustersAndNodes runs the cluster issue's scenarios on one system of
@@ -269,7 +269,7 @@ func TestClustersAndNodes(t *testing.T) {
 		ids := s.app("big", map[string]any{"microservice_name": "big", "memory": 2048, "port": "9002:9002",
 			"environment": []string{"PORT=9002", "INSTANCE=big"}})
 		s.scaleUp(ids["big"])
-		in := s.api.waitInstance(ids["big"], 0, time.Minute, "without capacity", func(in wire.Instance) bool {
+		in := s.api.waitInstance(ids["big"], 0, time.Minute, "without capacity", func(in rest.Instance) bool {
 			return in.Status == wire.StatusNoCapacity
 		})
 		if !strings.Contains(in.StatusDetail, "memory") {
@@ -293,7 +293,7 @@ func TestClustersAndNodes(t *testing.T) {
 				"environment": []string{"PORT=9003"}, "port": "9003:9003"})
 		s.scaleUp(ids["job"])
 		s.scaleUp(ids["crash"])
-		s.api.waitInstance(ids["job"], 0, 2*time.Minute, "completed", func(in wire.Instance) bool {
+		s.api.waitInstance(ids["job"], 0, 2*time.Minute, "completed", func(in rest.Instance) bool {
 			return in.Status == wire.StatusCompleted
 		})
 		var l struct {
@@ -303,7 +303,7 @@ func TestClustersAndNodes(t *testing.T) {
 			s.api.must("GET", "/api/service/"+ids["job"]+"/instance/0/logs", nil, &l)
 			return strings.Contains(l.Logs, "line 3"), l.Logs
 		})
-		s.api.waitInstance(ids["crash"], 0, 2*time.Minute, "restarted twice", func(in wire.Instance) bool {
+		s.api.waitInstance(ids["crash"], 0, 2*time.Minute, "restarted twice", func(in rest.Instance) bool {
 			return in.Restarts >= 2
 		})
 		// The one-shot stays completed: not restarted.
@@ -330,9 +330,9 @@ func TestClustersAndNodes(t *testing.T) {
 	t.Run("a node cannot use another node's topics", func(t *testing.T) {
 		// A node of its own, as a compromised node would have: registered
 		// with the real token, so it holds valid MQTT credentials.
-		var creds proto.NodeRegisterResponse
-		body, _ := json.Marshal(proto.NodeRegisterRequest{Version: proto.Version, Name: "spy" + runID, Arch: "amd64",
-			Virtualizations: []string{}, Capacity: proto.Resources{}})
+		var creds wire.NodeRegisterResponse
+		body, _ := json.Marshal(wire.NodeRegisterRequest{Version: wire.Version, Name: "spy" + runID, Arch: "amd64",
+			Virtualizations: []string{}, Capacity: wire.Resources{}})
 		req, _ := http.NewRequest("POST", a.nodeURL+"/api/node/register", strings.NewReader(string(body)))
 		req.Header.Set("Authorization", "Bearer "+a.nodeToken)
 		resp, err := http.DefaultClient.Do(req)
@@ -345,7 +345,7 @@ func TestClustersAndNodes(t *testing.T) {
 			t.Fatalf("register the spy node: %d %+v", resp.StatusCode, creds)
 		}
 		var n2ID string
-		var cls []wire.Cluster
+		var cls []rest.Cluster
 		s.api.must("GET", "/api/clusters/", nil, &cls)
 		for _, c := range cls {
 			for _, n := range c.Nodes {
@@ -365,17 +365,17 @@ func TestClustersAndNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cl.Close()
-		if err := cl.Subscribe(ctx, proto.DesiredTopic(n2ID), 1, func(string, []byte) {}); err == nil {
+		if err := cl.Subscribe(ctx, wire.DesiredTopic(n2ID), 1, func(string, []byte) {}); err == nil {
 			t.Errorf("the spy may subscribe to n2's desired set")
 		}
 		// A forged report for n2 must not reach the cluster: n2 stays active
 		// and instance 0 of web keeps its status.
 		before, _ := s.api.instance(webID, 0)
-		forged, _ := json.Marshal(proto.NodeReport{Version: proto.Version, NodeID: n2ID, Time: time.Now(),
-			Node:      proto.NodeInfo{Name: "forged", Active: true},
-			Instances: []proto.InstanceStatus{{Key: proto.InstanceKey(webID, 0), Status: proto.StatusFailed, Detail: "forged"}}})
+		forged, _ := json.Marshal(wire.NodeReport{Version: wire.Version, NodeID: n2ID, Time: time.Now(),
+			Node:      wire.NodeInfo{Name: "forged", Active: true},
+			Instances: []wire.InstanceStatus{{Key: wire.InstanceKey(webID, 0), Status: wire.StatusFailed, Detail: "forged"}}})
 		for range 5 {
-			cl.Publish(ctx, proto.ReportTopic(n2ID), 0, false, forged)
+			cl.Publish(ctx, wire.ReportTopic(n2ID), 0, false, forged)
 			time.Sleep(200 * time.Millisecond)
 		}
 		time.Sleep(3 * time.Second)
@@ -398,7 +398,7 @@ func TestClustersAndNodes(t *testing.T) {
 		}
 		killed := time.Now()
 		victim.proc.kill()
-		moved := s.api.waitInstance(webID, 0, 30*time.Second, "running elsewhere", func(in wire.Instance) bool {
+		moved := s.api.waitInstance(webID, 0, 30*time.Second, "running elsewhere", func(in rest.Instance) bool {
 			return running(in) && in.NodeName != victim.name
 		})
 		t.Logf("instance 0 moved from %s to %s in %s", victim.name, moved.NodeName, time.Since(killed).Round(100*time.Millisecond))
@@ -460,7 +460,7 @@ func TestClustersAndNodes(t *testing.T) {
 }
 
 func clusterOf(s *system, id string) string {
-	var cls []wire.Cluster
+	var cls []rest.Cluster
 	s.api.must("GET", "/api/clusters/", nil, &cls)
 	for _, c := range cls {
 		if c.ID == id {

@@ -23,7 +23,8 @@ import (
 	"testing"
 	"time"
 
-	wire "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 var (
@@ -288,32 +289,32 @@ func (a *api) must(method, path string, body, out any) {
 
 func (a *api) login(user, pw string) {
 	a.t.Helper()
-	var tok wire.Tokens
+	var tok rest.Tokens
 	a.token = ""
-	a.must("POST", "/api/auth/login", wire.LoginRequest{Username: user, Password: pw}, &tok)
+	a.must("POST", "/api/auth/login", rest.LoginRequest{Username: user, Password: pw}, &tok)
 	a.token = tok.Token
 }
 
-func (a *api) service(id string) wire.Service {
+func (a *api) service(id string) rest.Service {
 	a.t.Helper()
-	var s wire.Service
+	var s rest.Service
 	a.must("GET", "/api/service/"+id, nil, &s)
 	return s
 }
 
-func (a *api) instance(id string, n int) (wire.Instance, bool) {
+func (a *api) instance(id string, n int) (rest.Instance, bool) {
 	for _, in := range a.service(id).InstanceList {
 		if in.InstanceNumber == n {
 			return in, true
 		}
 	}
-	return wire.Instance{}, false
+	return rest.Instance{}, false
 }
 
 // waitInstance waits until instance n of a service satisfies cond.
-func (a *api) waitInstance(id string, n int, timeout time.Duration, what string, cond func(wire.Instance) bool) wire.Instance {
+func (a *api) waitInstance(id string, n int, timeout time.Duration, what string, cond func(rest.Instance) bool) rest.Instance {
 	a.t.Helper()
-	var got wire.Instance
+	var got rest.Instance
 	waitFor(a.t, timeout, fmt.Sprintf("instance %d of %s %s", n, id, what), func() (bool, string) {
 		in, ok := a.instance(id, n)
 		got = in
@@ -322,7 +323,7 @@ func (a *api) waitInstance(id string, n int, timeout time.Duration, what string,
 	return got
 }
 
-func running(in wire.Instance) bool { return in.Status == wire.StatusRunning }
+func running(in rest.Instance) bool { return in.Status == wire.StatusRunning }
 
 // httpGet fetches a URL with a short timeout.
 func httpGet(url string) (string, error) {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 // Version of this API's documents.
@@ -19,19 +21,9 @@ const (
 	RoleUser  = "user"
 )
 
-// Instance and service statuses.
-const (
-	StatusRequested  = "REQUESTED"
-	StatusScheduled  = "SCHEDULED"
-	StatusCreating   = "CREATING"
-	StatusRunning    = "RUNNING"
-	StatusCompleted  = "COMPLETED"
-	StatusFailed     = "FAILED"
-	StatusNoCapacity = "NO_CAPACITY"
-	StatusLost       = "LOST"
-	// StatusCreated is a service's status while it has no instance.
-	StatusCreated = "CREATED"
-)
+// StatusCreated is a service's status while it has no instance. Instance
+// statuses are the tiers' own (contract/wire), shown as they are.
+const StatusCreated = "CREATED"
 
 // Error is the body of every error answer.
 type Error struct {
@@ -216,8 +208,8 @@ type Node struct {
 // statusOrder ranks instance statuses for a service's summary: the most
 // advanced live state wins.
 var statusOrder = []string{
-	StatusRunning, StatusCreating, StatusScheduled, StatusRequested,
-	StatusNoCapacity, StatusLost, StatusFailed, StatusCompleted,
+	wire.StatusRunning, wire.StatusCreating, wire.StatusScheduled, wire.StatusRequested,
+	wire.StatusNoCapacity, wire.StatusLost, wire.StatusFailed, wire.StatusCompleted,
 }
 
 // Summarize derives a service's status and status detail from its

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	wire "github.com/thicket-edge/thicket/contract/api"
-	proto "github.com/thicket-edge/thicket/contract/wire"
+	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 // The wire shapes of the reference system, written from its documentation
@@ -158,19 +158,19 @@ func TestWireCompatibility(t *testing.T) {
 	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=compat-admin-password"})
 	// A cluster joins through the cluster protocol and reports two nodes.
 	joinToken := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
-	var reg proto.ClusterRegisterResponse
-	r.must("POST", "/api/cluster/register", joinToken, proto.ClusterRegisterRequest{
-		Version: proto.Version, Name: "edge1", Location: "48.1,11.6,1000", Address: "192.0.2.10", Port: 10100}, &reg)
-	node := func(name string) proto.NodeInfo {
-		return proto.NodeInfo{ID: name, Name: name, Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-			Capacity: proto.Resources{MilliCPU: 4000, MemoryMB: 8192}, CPUPercent: 12.5, MemoryPercent: 40}
+	var reg wire.ClusterRegisterResponse
+	r.must("POST", "/api/cluster/register", joinToken, wire.ClusterRegisterRequest{
+		Version: wire.Version, Name: "edge1", Location: "48.1,11.6,1000", Address: "192.0.2.10", Port: 10100}, &reg)
+	node := func(name string) wire.NodeInfo {
+		return wire.NodeInfo{ID: name, Name: name, Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
+			Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: 8192}, CPUPercent: 12.5, MemoryPercent: 40}
 	}
-	r.must("POST", "/api/cluster/sync", reg.Credential, proto.ClusterSync{Version: proto.Version,
-		Nodes: []proto.NodeInfo{node("n1"), node("n2")}}, nil)
-	if resp := r.do("POST", "/api/cluster/sync", "wrong", proto.ClusterSync{Version: proto.Version}); resp.Status != http.StatusUnauthorized {
+	r.must("POST", "/api/cluster/sync", reg.Credential, wire.ClusterSync{Version: wire.Version,
+		Nodes: []wire.NodeInfo{node("n1"), node("n2")}}, nil)
+	if resp := r.do("POST", "/api/cluster/sync", "wrong", wire.ClusterSync{Version: wire.Version}); resp.Status != http.StatusUnauthorized {
 		t.Errorf("sync with a wrong credential: want 401, got %s", resp)
 	}
-	if resp := r.do("POST", "/api/cluster/register", "wrong", proto.ClusterRegisterRequest{Version: proto.Version, Name: "x"}); resp.Status != http.StatusUnauthorized {
+	if resp := r.do("POST", "/api/cluster/register", "wrong", wire.ClusterRegisterRequest{Version: wire.Version, Name: "x"}); resp.Status != http.StatusUnauthorized {
 		t.Errorf("register with a wrong join token: want 401, got %s", resp)
 	}
 
@@ -246,7 +246,7 @@ func TestWireCompatibility(t *testing.T) {
 			}
 			ok("DELETE", "/api/service/"+job.JobID, admin, nil)
 
-			var cls []wire.Cluster
+			var cls []rest.Cluster
 			json.Unmarshal(ok("GET", "/api/clusters", admin, nil), &cls)
 			if len(cls) != 1 || cls[0].ActiveNodes != 2 || cls[0].TotalCPUCores != 8 || cls[0].MemoryInMB != 16384 || len(cls[0].Nodes) != 2 {
 				t.Errorf("cluster aggregates = %+v", cls)

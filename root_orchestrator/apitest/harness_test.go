@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	wire "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/contract/api"
 )
 
 var rootBin string
@@ -182,9 +182,9 @@ type response struct {
 func (r response) String() string { return fmt.Sprintf("%d %s", r.Status, r.Body) }
 
 // errorBody decodes the JSON error body.
-func (r response) errorBody(t *testing.T) wire.Error {
+func (r response) errorBody(t *testing.T) rest.Error {
 	t.Helper()
-	var e wire.Error
+	var e rest.Error
 	if err := json.Unmarshal(r.Body, &e); err != nil || e.Error == "" {
 		t.Fatalf("not a JSON error body (%v): %s", err, r)
 	}
@@ -247,10 +247,10 @@ func (r *root) must(method, path, token string, body, out any) {
 	}
 }
 
-func (r *root) login(user, pw string) wire.Tokens {
+func (r *root) login(user, pw string) rest.Tokens {
 	r.t.Helper()
-	var tok wire.Tokens
-	r.must("POST", "/api/auth/login", "", wire.LoginRequest{Username: user, Password: pw}, &tok)
+	var tok rest.Tokens
+	r.must("POST", "/api/auth/login", "", rest.LoginRequest{Username: user, Password: pw}, &tok)
 	return tok
 }
 
@@ -263,7 +263,7 @@ func (r *root) adminToken() string {
 func (r *root) newUser(admin, name string) string {
 	r.t.Helper()
 	pw := "pw-" + name + "-secret"
-	r.must("POST", "/api/users/", admin, wire.NewUser{Username: name, Password: pw, Role: wire.RoleUser}, nil)
+	r.must("POST", "/api/users/", admin, rest.NewUser{Username: name, Password: pw, Role: rest.RoleUser}, nil)
 	return r.login(name, pw).Token
 }
 
@@ -289,9 +289,9 @@ func testSLA(app string) map[string]any {
 }
 
 // createApp posts an SLA and returns the created application (by name).
-func (r *root) createApp(token string, body any, name string) wire.Application {
+func (r *root) createApp(token string, body any, name string) rest.Application {
 	r.t.Helper()
-	var apps []wire.Application
+	var apps []rest.Application
 	r.must("POST", "/api/application/", token, body, &apps)
 	for _, a := range apps {
 		if a.ApplicationName == name {
@@ -299,20 +299,20 @@ func (r *root) createApp(token string, body any, name string) wire.Application {
 		}
 	}
 	r.t.Fatalf("application %q not in answer %+v", name, apps)
-	return wire.Application{}
+	return rest.Application{}
 }
 
 // snapshot returns everything the admin can see, to compare before and
 // after a failed request.
 func (r *root) snapshot(admin string) string {
 	r.t.Helper()
-	var apps []wire.Application
+	var apps []rest.Application
 	r.must("GET", "/api/applications/", admin, nil, &apps)
 	var b strings.Builder
 	for _, a := range apps {
 		j, _ := json.Marshal(a)
 		b.Write(j)
-		var svcs []wire.Service
+		var svcs []rest.Service
 		r.must("GET", "/api/services/"+a.ApplicationID, admin, nil, &svcs)
 		for _, s := range svcs {
 			j, _ := json.Marshal(s)
@@ -324,10 +324,10 @@ func (r *root) snapshot(admin string) string {
 
 // waitService polls GET /api/service/{id} until cond holds, for at most a
 // minute, and returns the service.
-func (r *root) waitService(token, id, what string, cond func(wire.Service) bool) wire.Service {
+func (r *root) waitService(token, id, what string, cond func(rest.Service) bool) rest.Service {
 	r.t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	var s wire.Service
+	var s rest.Service
 	for {
 		r.must("GET", "/api/service/"+id, token, nil, &s)
 		if cond(s) {
@@ -341,7 +341,7 @@ func (r *root) waitService(token, id, what string, cond func(wire.Service) bool)
 }
 
 // allInstances reports whether every instance of s has the status.
-func allInstances(s wire.Service, status string) bool {
+func allInstances(s rest.Service, status string) bool {
 	for _, in := range s.InstanceList {
 		if in.Status != status {
 			return false

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	wire "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/mongodb"
 )
 
@@ -23,7 +24,7 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 			app := r.createApp(alice, testSLA("persist"), "persist")
 			r.must("POST", "/api/service/"+app.Microservices[0]+"/instance", alice, nil, nil)
 			r.must("POST", "/api/service/"+app.Microservices[0]+"/instance", alice, nil, nil)
-			r.waitService(alice, app.Microservices[0], "scheduled", func(s wire.Service) bool {
+			r.waitService(alice, app.Microservices[0], "scheduled", func(s rest.Service) bool {
 				return len(s.InstanceList) == 2 && allInstances(s, wire.StatusNoCapacity)
 			})
 			before := r.snapshot(admin)
@@ -37,7 +38,7 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 			if after := r.snapshot(admin); after != before {
 				t.Errorf("state changed across restart:\nbefore %s\nafter  %s", before, after)
 			}
-			var fresh wire.Tokens
+			var fresh rest.Tokens
 			r.must("POST", "/api/auth/refresh", tok.RefreshToken, nil, &fresh)
 			r.login("alice", "pw-alice-secret")
 			// Instance numbering continues where it was.
@@ -49,7 +50,7 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 				t.Errorf("instance number after restart = %d, want 2", ans.InstanceNumber)
 			}
 			// Service IPs stay reserved.
-			var svc wire.Service
+			var svc rest.Service
 			r.must("GET", "/api/service/"+app.Microservices[1], admin, nil, &svc)
 			clash := testSLA("clash")
 			ms := clash["applications"].([]any)[0].(map[string]any)["microservices"].([]any)
@@ -83,7 +84,7 @@ func TestExternalMongoURL(t *testing.T) {
 	tokA := a.login("Admin", "shared-admin-password")
 	app := a.createApp(tokA.Token, testSLA("shared"), "shared")
 	// A token from root a works on root b, and b sees a's application.
-	var got wire.Application
+	var got rest.Application
 	b.must("GET", "/api/application/"+app.ApplicationID, tokA.Token, nil, &got)
 	if got.ApplicationName != "shared" {
 		t.Errorf("root b sees %+v", got)

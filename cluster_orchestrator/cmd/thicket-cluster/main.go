@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/server"
+	"github.com/thicket-edge/thicket/contract/netaddr"
 )
 
 type cli struct {
@@ -42,7 +42,7 @@ func main() {
 		c.Name, _ = os.Hostname()
 	}
 	if c.AdvertiseAddr == "" {
-		c.AdvertiseAddr = firstAddress()
+		c.AdvertiseAddr = netaddr.FirstIPv4()
 	}
 	if c.RootURL != "" && c.JoinToken == "" {
 		log.Error("--root-url needs --join-token (or THICKET_JOIN_TOKEN)")
@@ -60,22 +60,4 @@ func main() {
 		log.Error("thicket-cluster failed", "err", err)
 		os.Exit(1)
 	}
-}
-
-// firstAddress returns the first non-loopback IPv4 address of an interface
-// that is up, or 127.0.0.1.
-func firstAddress() string {
-	ifs, _ := net.Interfaces()
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-				return n.IP.String()
-			}
-		}
-	}
-	return "127.0.0.1"
 }

@@ -6,13 +6,13 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/contract/netaddr"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
 	"github.com/thicket-edge/thicket/node_engine/runtime"
@@ -43,7 +43,7 @@ func main() {
 		c.Name, _ = os.Hostname()
 	}
 	if c.Address == "" {
-		c.Address = firstAddress()
+		c.Address = netaddr.FirstIPv4()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -63,22 +63,4 @@ func main() {
 		log.Error("thicket-node failed", "err", err)
 		os.Exit(1)
 	}
-}
-
-// firstAddress returns the first non-loopback IPv4 address of an interface
-// that is up, or 127.0.0.1.
-func firstAddress() string {
-	ifs, _ := net.Interfaces()
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-				return n.IP.String()
-			}
-		}
-	}
-	return "127.0.0.1"
 }

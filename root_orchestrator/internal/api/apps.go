@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/labstack/echo/v4"
-	wire "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
@@ -26,7 +26,7 @@ func readSLA(c echo.Context) (*sla.SLA, error) {
 
 // ownedApp returns an application the caller may see; others' applications
 // are reported as not found, so that their ids leak nothing.
-func (s *Server) ownedApp(c echo.Context, id string) (*wire.Application, error) {
+func (s *Server) ownedApp(c echo.Context, id string) (*rest.Application, error) {
 	app, err := s.store.GetApplication(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
@@ -38,7 +38,7 @@ func (s *Server) ownedApp(c echo.Context, id string) (*wire.Application, error) 
 }
 
 // ownedService returns a service the caller may see.
-func (s *Server) ownedService(c echo.Context, id string) (*wire.Service, error) {
+func (s *Server) ownedService(c echo.Context, id string) (*rest.Service, error) {
 	svc, err := s.store.GetService(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func (s *Server) ownedService(c echo.Context, id string) (*wire.Service, error) 
 	if p := caller(c); !p.admin() && svc.UserID != p.Username {
 		return nil, errNotFound
 	}
-	svc.Status, svc.StatusDetail = wire.Summarize(svc.InstanceList)
+	svc.Status, svc.StatusDetail = rest.Summarize(svc.InstanceList)
 	return svc, nil
 }
 
@@ -110,7 +110,7 @@ func (s *Server) updateApplication(c echo.Context) error {
 	if _, err := s.ownedApp(c, id); err != nil {
 		return err
 	}
-	var u wire.ApplicationUpdate
+	var u rest.ApplicationUpdate
 	if err := decodeJSON(c, &u); err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (s *Server) createServices(c echo.Context) error {
 		return err
 	}
 	for i := range svcs {
-		svcs[i].Status, svcs[i].StatusDetail = wire.Summarize(svcs[i].InstanceList)
+		svcs[i].Status, svcs[i].StatusDetail = rest.Summarize(svcs[i].InstanceList)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].MicroserviceID, "services": svcs})
 }
@@ -190,7 +190,7 @@ func (s *Server) listServices(c echo.Context) error {
 		return err
 	}
 	for i := range svcs {
-		svcs[i].Status, svcs[i].StatusDetail = wire.Summarize(svcs[i].InstanceList)
+		svcs[i].Status, svcs[i].StatusDetail = rest.Summarize(svcs[i].InstanceList)
 	}
 	return c.JSON(http.StatusOK, svcs)
 }

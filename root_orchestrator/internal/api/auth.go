@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	wire "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
@@ -28,7 +28,7 @@ type principal struct {
 	Role     string
 }
 
-func (p principal) admin() bool { return p.Role == wire.RoleAdmin }
+func (p principal) admin() bool { return p.Role == rest.RoleAdmin }
 
 const principalKey = "thicket.principal"
 
@@ -89,7 +89,7 @@ func (s *Server) issue(c echo.Context, username, role string) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, wire.Tokens{
+	return c.JSON(http.StatusOK, rest.Tokens{
 		Token: access, RefreshToken: refresh,
 		ExpiresIn: int(s.signer.AccessTTL / time.Second),
 		Username:  username, Role: role,
@@ -97,7 +97,7 @@ func (s *Server) issue(c echo.Context, username, role string) error {
 }
 
 func (s *Server) login(c echo.Context) error {
-	var req wire.LoginRequest
+	var req rest.LoginRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -157,10 +157,10 @@ func (s *Server) listUsers(c echo.Context) error {
 	return c.JSON(http.StatusOK, users)
 }
 
-func validRole(r string) bool { return r == wire.RoleAdmin || r == wire.RoleUser }
+func validRole(r string) bool { return r == rest.RoleAdmin || r == rest.RoleUser }
 
 func (s *Server) createUser(c echo.Context) error {
-	var req wire.NewUser
+	var req rest.NewUser
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (s *Server) createUser(c echo.Context) error {
 		return errBadRequest("username must match "+UsernameRE.String(), "username")
 	}
 	if req.Role == "" {
-		req.Role = wire.RoleUser
+		req.Role = rest.RoleUser
 	}
 	if !validRole(req.Role) {
 		return errBadRequest("role must be admin or user", "role")
@@ -185,7 +185,7 @@ func (s *Server) createUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, wire.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt})
+	return c.JSON(http.StatusOK, rest.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt})
 }
 
 func (s *Server) getUser(c echo.Context) error {
@@ -197,12 +197,12 @@ func (s *Server) getUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, wire.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt})
+	return c.JSON(http.StatusOK, rest.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt})
 }
 
 // updateUser lets an admin reset a user's password or change the role.
 func (s *Server) updateUser(c echo.Context) error {
-	var req wire.UserUpdate
+	var req rest.UserUpdate
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (s *Server) updateUser(c echo.Context) error {
 	if req.Role != "" && !validRole(req.Role) {
 		return errBadRequest("role must be admin or user", "role")
 	}
-	if req.Role != "" && req.Role != wire.RoleAdmin && name == caller(c).Username {
+	if req.Role != "" && req.Role != rest.RoleAdmin && name == caller(c).Username {
 		return errBadRequest("you cannot remove your own admin role", "role")
 	}
 	var hash string
@@ -235,7 +235,7 @@ func (s *Server) updateUser(c echo.Context) error {
 func (s *Server) changeOwnPassword(c echo.Context) error {
 	// The reference's field names, or Thicket's snake_case ones.
 	var req struct {
-		wire.PasswordChange
+		rest.PasswordChange
 		OldPasswordSnake string `json:"old_password"`
 		Password         string `json:"password"`
 	}

@@ -8,7 +8,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	wire "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
@@ -61,7 +61,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	}
 }
 
-func classify(err error) (int, wire.Error) {
+func classify(err error) (int, rest.Error) {
 	var (
 		ae  *Error
 		he  *echo.HTTPError
@@ -71,23 +71,23 @@ func classify(err error) (int, wire.Error) {
 	)
 	switch {
 	case errors.As(err, &ae):
-		return ae.Status, wire.Error{Error: ae.Message, Field: ae.Field}
+		return ae.Status, rest.Error{Error: ae.Message, Field: ae.Field}
 	case errors.As(err, &fe) && len(fe) > 0:
-		return http.StatusBadRequest, wire.Error{Error: fe.Error(), Field: fe.First().Field}
+		return http.StatusBadRequest, rest.Error{Error: fe.Error(), Field: fe.First().Field}
 	case errors.As(err, &fe1):
-		return http.StatusBadRequest, wire.Error{Error: fe1.Error(), Field: fe1.Field}
+		return http.StatusBadRequest, rest.Error{Error: fe1.Error(), Field: fe1.Field}
 	case errors.As(err, &ce):
-		return http.StatusConflict, wire.Error{Error: ce.Error(), Field: ce.Field}
+		return http.StatusConflict, rest.Error{Error: ce.Error(), Field: ce.Field}
 	case errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, wire.Error{Error: "not found"}
+		return http.StatusNotFound, rest.Error{Error: "not found"}
 	case errors.As(err, &he):
 		msg := http.StatusText(he.Code)
 		if s, ok := he.Message.(string); ok {
 			msg = s
 		}
-		return he.Code, wire.Error{Error: msg}
+		return he.Code, rest.Error{Error: msg}
 	}
-	return http.StatusInternalServerError, wire.Error{Error: "internal error"}
+	return http.StatusInternalServerError, rest.Error{Error: "internal error"}
 }
 
 // decodeJSON reads a JSON request body into v, strictly typed; an empty or

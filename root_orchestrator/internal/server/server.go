@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	wire "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/mongodb"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/api"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
@@ -147,13 +147,13 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.
 				return err
 			}
 		}
-		if err := st.UpdateUser(ctx, AdminUser, hash, wire.RoleAdmin); err != nil {
+		if err := st.UpdateUser(ctx, AdminUser, hash, rest.RoleAdmin); err != nil {
 			return err
 		}
 		log.Warn("reset the admin account's password", "user", AdminUser, "password_file", file, "from_env", fromEnv)
 		return nil
 	}
-	err = st.CreateUser(ctx, store.UserRecord{Username: AdminUser, PasswordHash: hash, Role: wire.RoleAdmin})
+	err = st.CreateUser(ctx, store.UserRecord{Username: AdminUser, PasswordHash: hash, Role: rest.RoleAdmin})
 	var conflict *store.ConflictError
 	if errors.As(err, &conflict) {
 		return nil // another replica created it first

@@ -10,6 +10,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/sla"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -459,7 +460,7 @@ func (s *Store) AddInstance(ctx context.Context, serviceID string) (*api.Instanc
 		now := s.now()
 		inst = api.Instance{
 			InstanceNumber: svc.NextInstance,
-			Status:         api.StatusRequested,
+			Status:         wire.StatusRequested,
 			CPUPercent:     "0",
 			MemoryPercent:  "0",
 			Disk:           "0",

@@ -73,57 +73,30 @@ func (s *Store) DesiredForCluster(ctx context.Context, clusterID string) ([]wire
 	return out, nil
 }
 
-// ApplyClusterReport records the statuses a cluster reports for instances
-// assigned to it. Reports about instances no longer assigned to the cluster
-// are ignored (the desired set it gets back tells it to drop them). An
-// instance the cluster cannot place is released for the root to place
-// elsewhere; the returned count says how many were, so the caller can
-// schedule at once.
-func (s *Store) ApplyClusterReport(ctx context.Context, c *ClusterRecord, statuses []wire.InstanceStatus) (released int, err error) {
-	bySvc := map[string]map[int]wire.InstanceStatus{}
-	for _, st := range statuses {
-		id, n, err := wire.ParseInstanceKey(st.Key)
+// updateInstances applies change to the instances named by the keys of
+// byKey (InstanceKey → value), service by service. change reports whether it
+// changed the instance; a service is written only if one of its instances
+// changed, and the changed ones get a new updated_at. Instances of services
+// removed meanwhile are skipped.
+func updateInstances[T any](ctx context.Context, s *Store, byKey map[string]T, change func(svc *api.Service, in *api.Instance, v T) bool) error {
+	bySvc := map[string]map[int]T{}
+	for key, v := range byKey {
+		id, n, err := wire.ParseInstanceKey(key)
 		if err != nil {
 			continue
 		}
 		if bySvc[id] == nil {
-			bySvc[id] = map[int]wire.InstanceStatus{}
+			bySvc[id] = map[int]T{}
 		}
-		bySvc[id][n] = st
+		bySvc[id][n] = v
 	}
 	now := s.now()
-	for id, sts := range bySvc {
+	for id, vs := range bySvc {
 		_, err := s.mutateService(ctx, id, func(svc *api.Service) error {
 			changed := false
 			for i := range svc.InstanceList {
 				in := &svc.InstanceList[i]
-				st, ok := sts[in.InstanceNumber]
-				if !ok || in.ClusterID != c.ID {
-					continue
-				}
-				before := *in
-				if st.Status == wire.StatusNoCapacity {
-					in.ClusterID, in.ClusterLocation = "", ""
-					in.Status, in.StatusDetail = api.StatusNoCapacity, "cluster "+c.ClusterName+": "+st.Detail
-					released++
-					changed = true
-					continue
-				}
-				in.Status, in.StatusDetail = st.Status, st.Detail
-				in.WorkerID, in.NodeName = st.NodeID, st.Node
-				in.HostIP, in.HostPort, in.InstanceIP = st.HostIP, st.HostPort, st.InstanceIP
-				in.Restarts = st.Restarts
-				in.PublicIP = st.HostIP
-				in.CPUPercent = strconv.FormatFloat(st.CPUPercent, 'f', 1, 64)
-				in.MemoryPercent = "0"
-				if svc.Memory > 0 {
-					in.MemoryPercent = strconv.FormatFloat(float64(st.MemoryMB)*100/float64(svc.Memory), 'f', 1, 64)
-				}
-				if st.Logs != "" {
-					in.Logs = st.Logs
-				}
-				in.ClusterLocation = c.ClusterLocation
-				if *in != before {
+				if v, ok := vs[in.InstanceNumber]; ok && change(svc, in, v) {
 					in.UpdatedAt = now
 					changed = true
 				}
@@ -134,10 +107,50 @@ func (s *Store) ApplyClusterReport(ctx context.Context, c *ClusterRecord, status
 			return nil
 		})
 		if err != nil && !isNotFound(err) {
-			return released, err
+			return err
 		}
 	}
-	return released, nil
+	return nil
+}
+
+// ApplyClusterReport records the statuses a cluster reports for instances
+// assigned to it. Reports about instances no longer assigned to the cluster
+// are ignored (the desired set it gets back tells it to drop them). An
+// instance the cluster cannot place is released for the root to place
+// elsewhere; the returned count says how many were, so the caller can
+// schedule at once.
+func (s *Store) ApplyClusterReport(ctx context.Context, c *ClusterRecord, statuses []wire.InstanceStatus) (released int, err error) {
+	byKey := make(map[string]wire.InstanceStatus, len(statuses))
+	for _, st := range statuses {
+		byKey[st.Key] = st
+	}
+	err = updateInstances(ctx, s, byKey, func(svc *api.Service, in *api.Instance, st wire.InstanceStatus) bool {
+		if in.ClusterID != c.ID {
+			return false
+		}
+		before := *in
+		if st.Status == wire.StatusNoCapacity {
+			in.ClusterID, in.ClusterLocation = "", ""
+			in.Status, in.StatusDetail = wire.StatusNoCapacity, "cluster "+c.ClusterName+": "+st.Detail
+			released++
+			return true
+		}
+		in.Status, in.StatusDetail = st.Status, st.Detail
+		in.WorkerID, in.NodeName = st.NodeID, st.Node
+		in.HostIP, in.HostPort, in.InstanceIP = st.HostIP, st.HostPort, st.InstanceIP
+		in.PublicIP, in.Restarts = st.HostIP, st.Restarts
+		in.CPUPercent = strconv.FormatFloat(st.CPUPercent, 'f', 1, 64)
+		in.MemoryPercent = "0"
+		if svc.Memory > 0 {
+			in.MemoryPercent = strconv.FormatFloat(float64(st.MemoryMB)*100/float64(svc.Memory), 'f', 1, 64)
+		}
+		if st.Logs != "" {
+			in.Logs = st.Logs
+		}
+		in.ClusterLocation = c.ClusterLocation
+		return *in != before
+	})
+	return released, err
 }
 
 // Pending is an instance waiting for a cluster.
@@ -149,7 +162,7 @@ type Pending struct {
 // PendingInstances returns the instances that have no cluster: requested,
 // without capacity so far, or lost with their cluster.
 func (s *Store) PendingInstances(ctx context.Context) ([]Pending, error) {
-	waiting := bson.A{api.StatusRequested, api.StatusNoCapacity, api.StatusLost}
+	waiting := bson.A{wire.StatusRequested, wire.StatusNoCapacity, wire.StatusLost}
 	svcs, err := s.findServices(ctx, bson.M{"instance_list.status": bson.M{"$in": waiting}})
 	if err != nil {
 		return nil, err
@@ -157,7 +170,7 @@ func (s *Store) PendingInstances(ctx context.Context) ([]Pending, error) {
 	var out []Pending
 	for i := range svcs {
 		for _, in := range svcs[i].InstanceList {
-			if in.ClusterID == "" && (in.Status == api.StatusRequested || in.Status == api.StatusNoCapacity || in.Status == api.StatusLost) {
+			if in.ClusterID == "" && (in.Status == wire.StatusRequested || in.Status == wire.StatusNoCapacity || in.Status == wire.StatusLost) {
 				out = append(out, Pending{Spec: Spec(&svcs[i], in.InstanceNumber), Status: in.Status})
 			}
 		}
@@ -177,50 +190,24 @@ type Assignment struct {
 // Assign records scheduling decisions. An instance that meanwhile got a
 // cluster or was removed is left alone.
 func (s *Store) Assign(ctx context.Context, as []Assignment) error {
-	bySvc := map[string]map[int]Assignment{}
+	byKey := make(map[string]Assignment, len(as))
 	for _, a := range as {
-		id, n, err := wire.ParseInstanceKey(a.Key)
-		if err != nil {
-			return err
-		}
-		if bySvc[id] == nil {
-			bySvc[id] = map[int]Assignment{}
-		}
-		bySvc[id][n] = a
+		byKey[a.Key] = a
 	}
-	now := s.now()
-	for id, m := range bySvc {
-		_, err := s.mutateService(ctx, id, func(svc *api.Service) error {
-			changed := false
-			for i := range svc.InstanceList {
-				in := &svc.InstanceList[i]
-				a, ok := m[in.InstanceNumber]
-				if !ok || in.ClusterID != "" {
-					continue
-				}
-				before := *in
-				if a.ClusterID == "" {
-					in.Status, in.StatusDetail = api.StatusNoCapacity, a.Reason
-				} else {
-					in.ClusterID, in.ClusterLocation = a.ClusterID, a.ClusterLocation
-					in.Status, in.StatusDetail = api.StatusScheduled, "assigned to a cluster"
-					in.WorkerID, in.NodeName, in.HostIP, in.InstanceIP = "", "", "", ""
-				}
-				if *in != before {
-					in.UpdatedAt = now
-					changed = true
-				}
-			}
-			if !changed {
-				return errUnchanged
-			}
-			return nil
-		})
-		if err != nil && !isNotFound(err) {
-			return err
+	return updateInstances(ctx, s, byKey, func(_ *api.Service, in *api.Instance, a Assignment) bool {
+		if in.ClusterID != "" {
+			return false
 		}
-	}
-	return nil
+		before := *in
+		if a.ClusterID == "" {
+			in.Status, in.StatusDetail = wire.StatusNoCapacity, a.Reason
+		} else {
+			in.ClusterID, in.ClusterLocation = a.ClusterID, a.ClusterLocation
+			in.Status, in.StatusDetail = wire.StatusScheduled, "assigned to a cluster"
+			in.WorkerID, in.NodeName, in.HostIP, in.InstanceIP = "", "", "", ""
+		}
+		return *in != before
+	})
 }
 
 // ReleaseCluster takes every instance away from a cluster that went silent,
@@ -237,11 +224,11 @@ func (s *Store) ReleaseCluster(ctx context.Context, c *ClusterRecord, reason str
 		_, err := s.mutateService(ctx, svc.MicroserviceID, func(svc *api.Service) error {
 			for i := range svc.InstanceList {
 				in := &svc.InstanceList[i]
-				if in.ClusterID != c.ID || in.Status == api.StatusCompleted {
+				if in.ClusterID != c.ID || in.Status == wire.StatusCompleted {
 					continue
 				}
 				in.ClusterID, in.ClusterLocation, in.WorkerID, in.NodeName = "", "", "", ""
-				in.Status, in.StatusDetail, in.UpdatedAt = api.StatusLost, reason, now
+				in.Status, in.StatusDetail, in.UpdatedAt = wire.StatusLost, reason, now
 				n++
 			}
 			return nil
