@@ -213,6 +213,12 @@ func TestClustersAndNodes(t *testing.T) {
 		if err != nil || !strings.Contains(body, "hello from web") {
 			t.Fatalf("GET %s:%d: %q %v", in.HostIP, in.HostPort, body, err)
 		}
+		// Its resource use reaches the API (measured from its cgroup).
+		waitFor(t, 30*time.Second, "memory use of instance 0", func() (bool, string) {
+			in, _ := s.api.instance(webID, 0)
+			pct, _ := strconv.ParseFloat(in.MemoryPercent, 64)
+			return pct > 0, in.MemoryPercent
+		})
 		// Its output reaches the API.
 		waitFor(t, 30*time.Second, "request in the instance log", func() (bool, string) {
 			var l struct {

@@ -15,7 +15,7 @@ import (
 )
 
 // ErrNotFound is returned (wrapped) when a runtime holds no instance with
-// the given key where one is required (Logs).
+// the given key where one is required (Logs, Usage).
 var ErrNotFound = errors.New("instance not found")
 
 // State is what a runtime knows of one instance.
@@ -61,6 +61,19 @@ type Runtime interface {
 	// Events delivers a State whenever an instance exits, so that the engine
 	// reacts at once instead of polling.
 	Events() <-chan State
+	// Usage returns an instance's current resource use. CPUPercent is the share of one core used since the previous
+	// Usage call for that key (0 on the first call), e.g. 150 for one and a half cores; MemoryMB its resident memory.
+	// An instance without a running process has zero usage; an unknown key is ErrNotFound (wrapped).
+	Usage(ctx context.Context, key string) (Usage, error)
+}
+
+// Usage is the resource use of one instance (Runtime.Usage).
+type Usage struct {
+	// CPUPercent is the share of one core used since the previous Usage
+	// call for the instance: 100 is one full core, 150 one and a half.
+	CPUPercent float64
+	// MemoryMB is the instance's resident memory (working set) in MiB.
+	MemoryMB int64
 }
 
 // Registry maps a virtualization to the Runtime that runs it.

@@ -16,13 +16,14 @@ type fake struct {
 	err  error
 }
 
-func (f fake) Virtualization() string                            { return f.virt }
-func (f fake) Available(context.Context) error                   { return f.err }
-func (f fake) Start(context.Context, wire.InstanceSpec) error    { return nil }
-func (f fake) Remove(context.Context, string) error              { return nil }
-func (f fake) List(context.Context) ([]runtime.State, error)     { return nil, nil }
-func (f fake) Logs(context.Context, string, int) (string, error) { return "", nil }
-func (f fake) Events() <-chan runtime.State                      { return nil }
+func (f fake) Virtualization() string                               { return f.virt }
+func (f fake) Available(context.Context) error                      { return f.err }
+func (f fake) Start(context.Context, wire.InstanceSpec) error       { return nil }
+func (f fake) Remove(context.Context, string) error                 { return nil }
+func (f fake) List(context.Context) ([]runtime.State, error)        { return nil, nil }
+func (f fake) Logs(context.Context, string, int) (string, error)    { return "", nil }
+func (f fake) Events() <-chan runtime.State                         { return nil }
+func (f fake) Usage(context.Context, string) (runtime.Usage, error) { return runtime.Usage{}, nil }
 
 func TestRegistry(t *testing.T) {
 	down := errors.New("down")

@@ -29,7 +29,7 @@ type cli struct {
 	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir."`
 	MongoDatabase string        `default:"thicket_cluster" env:"THICKET_MONGO_DATABASE" help:"Database name."`
 	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start."`
-	NodeGrace     time.Duration `default:"5s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before its instances are placed on other nodes."`
+	NodeGrace     time.Duration `default:"3s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before its instances are placed on other nodes."`
 	ReportEvery   time.Duration `name:"report-interval" default:"1s" env:"THICKET_REPORT_INTERVAL" help:"How often nodes report."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 }

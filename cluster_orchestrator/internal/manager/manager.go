@@ -60,6 +60,10 @@ type Config struct {
 	Grace time.Duration
 	// Tick is how often the manager reconciles without being asked.
 	Tick time.Duration
+	// StartupGrace is how long a starting manager waits for the nodes it
+	// knows to reconnect before their silence counts: its own downtime
+	// must not move workloads (10 s if zero).
+	StartupGrace time.Duration
 }
 
 // Manager is the cluster's reconciler.
@@ -85,10 +89,12 @@ type node struct {
 	active   bool
 	// applied is the last desired generation the node reported.
 	applied int64
+	// graceUntil: silence before this instant does not count (startup).
+	graceUntil time.Time
 }
 
-// New loads the state and returns a manager. Nodes count as just seen, so
-// that a restarted manager gives them a full grace period to report.
+// New loads the state and returns a manager. Known nodes get the startup
+// grace to reconnect to a restarted broker and report.
 func New(ctx context.Context, cfg Config, st *state.Store, pub Publisher, log *slog.Logger) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, st: st, pub: pub, log: log, kickC: make(chan struct{}, 1),
@@ -100,9 +106,13 @@ func New(ctx context.Context, cfg Config, st *state.Store, pub Publisher, log *s
 	if err != nil {
 		return nil, err
 	}
+	if cfg.StartupGrace == 0 {
+		cfg.StartupGrace = 10 * time.Second
+		m.cfg.StartupGrace = cfg.StartupGrace
+	}
 	now := time.Now()
 	for _, n := range nodes {
-		m.nodes[n.ID] = &node{Node: n, lastSeen: now, active: true}
+		m.nodes[n.ID] = &node{Node: n, lastSeen: now, active: true, graceUntil: now.Add(cfg.StartupGrace)}
 		m.byName[n.Name] = n.ID
 		m.dirtyNode[n.ID] = true // republish: the retained copy may be stale
 	}
@@ -311,7 +321,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	m.mu.Lock()
 	now := time.Now()
 	for _, n := range m.nodes {
-		if n.active && now.Sub(n.lastSeen) > m.cfg.Grace {
+		if n.active && now.Sub(n.lastSeen) > m.cfg.Grace && now.After(n.graceUntil) {
 			n.active = false
 			mLost.Inc()
 			moved := 0

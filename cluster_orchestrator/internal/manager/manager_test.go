@@ -72,3 +72,57 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Errorf("instances after restart = %+v", st)
 	}
 }
+
+// TestFailoverAndStartupGrace: a silent node loses its instances to another
+// node, but not while a restarted manager is still in its startup grace.
+func TestFailoverAndStartupGrace(t *testing.T) {
+	dir := t.TempDir()
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, dir, pub)
+	m.cfg.Grace = 50 * time.Millisecond
+	ctx := context.Background()
+	reg := func(name string) string {
+		id, err := m.RegisterNode(ctx, wire.NodeRegisterRequest{Name: name, Arch: "amd64", Virtualizations: []string{"container"},
+			Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, "pw-"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	n1, n2 := reg("n1"), reg("n2")
+	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	placed := m.Statuses()[0].NodeID
+	other := map[string]string{n1: n2, n2: n1}[placed]
+	report := func(id string) {
+		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true,
+			Virtualizations: []string{"container"}, Arch: "amd64", Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
+	}
+	// Only the other node keeps reporting: the instance moves to it.
+	time.Sleep(100 * time.Millisecond)
+	report(other)
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Statuses()[0]; st.NodeID != other || st.Status != wire.StatusScheduled {
+		t.Fatalf("after its node went silent the instance is %+v, want scheduled on %s", st, other)
+	}
+	if d := pub.desired[placed]; len(d.Instances) != 0 {
+		t.Errorf("the silent node's desired set still holds %d instances", len(d.Instances))
+	}
+
+	// A restarted manager: nobody has reported yet, but within the startup
+	// grace nothing moves.
+	m2 := newManager(t, dir, pub)
+	m2.cfg.Grace = 50 * time.Millisecond
+	time.Sleep(100 * time.Millisecond)
+	if err := m2.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := m2.Statuses()[0]; st.NodeID != other {
+		t.Errorf("a restarted manager moved the instance during its startup grace: %+v", st)
+	}
+}

@@ -53,6 +53,9 @@ type Config struct {
 // Run starts the cluster manager and serves until ctx ends. ready, if set,
 // gets the node API's address once it listens.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	if cfg.NodeGrace <= 0 || cfg.ReportEvery <= 0 || cfg.NodeGrace <= cfg.ReportEvery {
+		return fmt.Errorf("node grace (%s) must be longer than the report interval (%s), and both positive", cfg.NodeGrace, cfg.ReportEvery)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}

@@ -378,6 +378,11 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 		default:
 			st.Status, st.Detail = wire.StatusCreating, "waiting to start"
 		}
+		if exists && st.Status == wire.StatusRunning {
+			if u, err := h.rt.Usage(ctx, spec.Key); err == nil {
+				st.CPUPercent, st.MemoryMB = u.CPUPercent, u.MemoryMB
+			}
+		}
 		if exists {
 			if logs, err := h.rt.Logs(ctx, spec.Key, e.cfg.LogBytes); err == nil && logs != e.lastLogs[spec.Key] {
 				st.Logs = logs

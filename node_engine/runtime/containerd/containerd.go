@@ -109,8 +109,9 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	closed   bool
-	watches  map[string]*watch // container id -> exit watcher of its task
-	starting map[string]int    // container ids with a Start in progress
+	watches  map[string]*watch    // container id -> exit watcher of its task
+	starting map[string]int       // container ids with a Start in progress
+	samples  map[string]cpuSample // container id -> its last Usage reading
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -187,6 +188,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		cancel:   cancel,
 		watches:  map[string]*watch{},
 		starting: map[string]int{},
+		samples:  map[string]cpuSample{},
 	}
 	// Adopt: List watches every running task of this node.
 	if states, err := r.List(ctx); err != nil {

@@ -25,12 +25,14 @@ import (
 // containerd whatever their number. Running tasks not yet watched (adopted
 // from an earlier engine) are watched from now on.
 func (r *Runtime) List(ctx context.Context) ([]runtime.State, error) {
+	began := time.Now()
 	filter := "labels." + strconv.Quote(LabelNode) + "==" + strconv.Quote(r.cfg.NodeName)
 	cs, err := r.client.ContainerService().List(ctx, filter)
 	if err != nil {
 		return nil, fmt.Errorf("containerd runtime: list containers: %w", err)
 	}
 	if len(cs) == 0 {
+		r.pruneUsage(nil, began)
 		return nil, nil
 	}
 	resp, err := r.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
@@ -42,13 +44,17 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.State, error) {
 		procs[p.ID] = p
 	}
 	out := make([]runtime.State, 0, len(cs))
+	listed := make(map[string]bool, len(cs))
 	for _, c := range cs {
+		listed[c.ID] = true
 		st := r.stateOf(c, procs[c.ID])
 		if st.Status == wire.StatusRunning || st.Status == wire.StatusCreating && procs[c.ID] != nil {
 			r.watch(c.ID, st.Spec, st.StartedAt)
 		}
 		out = append(out, st)
 	}
+	// Instances removed behind this runtime's back leave no CPU sample.
+	r.pruneUsage(listed, began)
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
 }
@@ -113,6 +119,7 @@ func (r *Runtime) Remove(ctx context.Context, key string) error {
 	c, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		r.unwatch(id)
+		r.forgetUsage(id)
 		if err := removeFile(r.logPath(id)); err != nil {
 			return fmt.Errorf("remove %s: %w", key, err)
 		}
@@ -130,6 +137,8 @@ func (r *Runtime) Remove(ctx context.Context, key string) error {
 // remove stops and deletes container c (id); the caller holds id's lock.
 func (r *Runtime) remove(ctx context.Context, id string, c containerd.Container) error {
 	r.unwatch(id)
+	// Also after the task is gone, in case a concurrent Usage stored one.
+	defer r.forgetUsage(id)
 	if err := r.stopTask(ctx, c); err != nil {
 		return err
 	}

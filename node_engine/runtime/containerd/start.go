@@ -219,6 +219,7 @@ func (r *Runtime) startTask(ctx context.Context, c containerd.Container, spec wi
 		default:
 			// Exited (or unknown): a restart.
 			r.unwatch(id)
+			r.forgetUsage(id)
 			if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 				return fmt.Errorf("task %s: delete exited task: %w", id, err)
 			}

@@ -7,6 +7,8 @@
 //	testapp exit N          prints a line, exits with code N
 //	testapp crash-after S   serves, then exits with code 1 after S seconds
 //	testapp print N         prints N numbered lines, exits 0
+//	testapp spin S          serves, and keeps one core busy for the first S
+//	                        seconds (to test CPU usage)
 //
 // It exits 0 on SIGTERM, unless IGNORE_SIGTERM=1 (to test SIGKILL after a
 // grace period).
@@ -46,6 +48,11 @@ func main() {
 			os.Exit(1)
 		}()
 		serve()
+	case "spin":
+		secs := intArg(args, 10)
+		handleSignals()
+		go spin(time.Duration(secs) * time.Second)
+		serve()
 	case "print":
 		n := intArg(args, 0)
 		for i := 1; i <= n; i++ {
@@ -68,6 +75,22 @@ func intArg(args []string, def int) int {
 		os.Exit(64)
 	}
 	return n
+}
+
+// sink keeps spin's arithmetic from being optimised away.
+var sink uint64
+
+// spin burns CPU on one goroutine for d.
+func spin(d time.Duration) {
+	fmt.Printf("spinning for %v\n", d)
+	x := uint64(1)
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for i := 0; i < 1_000_000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	sink = x
+	fmt.Println("done spinning")
 }
 
 func handleSignals() {
