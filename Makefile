@@ -1,9 +1,9 @@
 # Thicket build, test, benchmark and run targets. Every Go module of the
 # workspace is listed in MODULES: at the root of a Go workspace "./..."
 # matches nothing.
-MODULES   := contract mongodb scheduler root_orchestrator cluster_orchestrator node_engine e2e
+MODULES   := contract mongodb scheduler root_orchestrator cluster_orchestrator node_engine net_manager e2e
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
-BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node
+BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node net_manager/cmd/thicket-net
 BIN       := bin
 FUZZTIME  ?= 20s
 # Where `make run` keeps its state: the binaries' default as root, a

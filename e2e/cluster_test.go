@@ -45,6 +45,8 @@ type cluster struct {
 type node struct {
 	name, ns, addr, dir string
 	proc                *proc
+	net                 *proc // thicket-net, on overlay nodes
+	netSocket           string
 }
 
 func newSystem(t *testing.T) *system {
@@ -102,15 +104,35 @@ func (s *system) addCluster(name, mqttURL string) *cluster {
 	return c
 }
 
-// addNode starts a thicket-node in a new network namespace.
+// addNode starts a thicket-node in a new network namespace. Its instances
+// share the node's network (no net manager).
 func (s *system) addNode(c *cluster, short string, octet int, memoryMB int, token string) *node {
+	return s.startNode(c, short, octet, memoryMB, token, false)
+}
+
+// addOverlayNode starts thicket-net and thicket-node in a new network
+// namespace: instances get their own addresses on the overlay.
+func (s *system) addOverlayNode(c *cluster, short string, octet int, memoryMB int) *node {
+	return s.startNode(c, short, octet, memoryMB, c.nodeToken, true)
+}
+
+func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, token string, overlay bool) *node {
 	t := s.t
 	ns, path, addr := s.net.addHost(octet)
 	n := &node{name: "e2e" + runID + short, ns: ns, addr: addr, dir: t.TempDir()}
-	n.proc = startProc(t, "node "+short, "ip", "netns", "exec", ns, binDir+"/thicket-node",
+	netArgs := []string{"--net-socket", "none", "--netns", path}
+	if overlay {
+		n.netSocket = filepath.Join(n.dir, "net.sock")
+		// nsenter, not ip netns exec: the instance namespaces thicket-net
+		// mounts must be visible to containerd in the host's mount namespace.
+		n.net = startProc(t, "net "+short, "nsenter", "--net="+path, binDir+"/thicket-net",
+			"--socket", n.netSocket, "--data-dir", filepath.Join(n.dir, "net"), "--underlay", addr)
+		netArgs = []string{"--net-socket", n.netSocket}
+	}
+	n.proc = startProc(t, "node "+short, append([]string{"ip", "netns", "exec", ns, binDir + "/thicket-node",
 		"--cluster-url", c.nodeURL, "--token", token, "--name", n.name, "--address", addr,
-		"--data-dir", n.dir, "--netns", path, "--namespace", s.ctrNS, "--insecure-registry", s.registry,
-		"--cpu-millis", "4000", "--memory-mb", strconv.Itoa(memoryMB))
+		"--data-dir", n.dir, "--namespace", s.ctrNS, "--insecure-registry", s.registry,
+		"--cpu-millis", "4000", "--memory-mb", strconv.Itoa(memoryMB)}, netArgs...)...)
 	s.nodes[short] = n
 	return n
 }

@@ -52,7 +52,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	for _, pkg := range []string{"../root_orchestrator/cmd/thicket-root", "../cluster_orchestrator/cmd/thicket-cluster", "../node_engine/cmd/thicket-node"} {
+	for _, pkg := range []string{"../root_orchestrator/cmd/thicket-root", "../cluster_orchestrator/cmd/thicket-cluster",
+		"../node_engine/cmd/thicket-node", "../net_manager/cmd/thicket-net"} {
 		cmd := exec.Command("go", "build", "-o", binDir+"/", pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

@@ -10,6 +10,7 @@ require (
 	github.com/distribution/reference v0.6.0
 	github.com/google/go-containerregistry v0.21.9
 	github.com/opencontainers/runtime-spec v1.1.0
+	github.com/tetratelabs/wazero v1.12.0
 	github.com/thicket-edge/thicket/contract v0.0.0
 	google.golang.org/grpc v1.78.0
 	google.golang.org/protobuf v1.36.10

@@ -145,6 +145,51 @@ type NodeInfo struct {
 	Address       string    `json:"address,omitempty"`
 	Active        bool      `json:"active"`
 	LastSeen      time.Time `json:"last_seen,omitzero"`
+	// Network is the node's place in the overlay, once its net manager runs.
+	Network *NodeNetwork `json:"network,omitempty"`
+}
+
+// NodeNetwork is what peers need to reach a node's instances through the
+// overlay: its instance subnet and its VXLAN endpoint.
+type NodeNetwork struct {
+	NodeID    string `json:"node_id"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	// Subnet is the node's instance subnet, e.g. "10.64.3.0/24".
+	Subnet string `json:"subnet"`
+	// VTEPMAC is the MAC address of the node's VXLAN device.
+	VTEPMAC string `json:"vtep_mac"`
+	// PublicIP and PublicPort are where peers send the node's VXLAN
+	// traffic (its own address and port, or its NAT's).
+	PublicIP   string `json:"public_ip"`
+	PublicPort int    `json:"public_port"`
+}
+
+// Service routing modes.
+const (
+	RouteRoundRobin = "rr"      // any instance, round robin
+	RouteClosest    = "closest" // same node, else same cluster, else any
+)
+
+// ServiceRoute maps a service IP to the instances behind it.
+type ServiceRoute struct {
+	IP        string    `json:"ip"`
+	Mode      string    `json:"mode"`
+	ServiceID string    `json:"service_id"`
+	Backends  []Backend `json:"backends"`
+}
+
+// Backend is one running instance behind a service IP.
+type Backend struct {
+	IP        string `json:"ip"`
+	NodeID    string `json:"node_id"`
+	ClusterID string `json:"cluster_id"`
+}
+
+// Network is the overlay state a tier hands down: the peers (other nodes)
+// and the service table.
+type Network struct {
+	Peers    []NodeNetwork  `json:"peers"`
+	Services []ServiceRoute `json:"services"`
 }
 
 // --- Node ↔ cluster ---
@@ -184,6 +229,12 @@ type NodeDesired struct {
 	Version    string         `json:"version"`
 	Generation int64          `json:"generation"`
 	Instances  []InstanceSpec `json:"instances"`
+	// Subnet is the node's instance subnet ("" until the cluster has an
+	// address block from the root).
+	Subnet    string `json:"subnet,omitempty"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	// Network lists the overlay peers and the service table.
+	Network Network `json:"network"`
 }
 
 // NodeReport is published by a node on its report topic every report
@@ -216,6 +267,9 @@ type ClusterRegisterRequest struct {
 type ClusterRegisterResponse struct {
 	ClusterID  string `json:"cluster_id"`
 	Credential string `json:"credential"`
+	// Block is the cluster's share of the instance network, e.g.
+	// "10.64.0.0/16", from which it gives each node a subnet.
+	Block string `json:"block"`
 }
 
 // ClusterSync is POSTed by a cluster to the root's /api/cluster/sync every
@@ -236,4 +290,9 @@ type ClusterDesired struct {
 	Instances  []InstanceSpec `json:"instances"`
 	// SyncIntervalMS is how often the root wants the cluster to sync.
 	SyncIntervalMS int64 `json:"sync_interval_ms"`
+	// Block is the cluster's share of the instance network.
+	Block string `json:"block"`
+	// Network holds the nodes of the other clusters and the global service
+	// table.
+	Network Network `json:"network"`
 }

@@ -35,6 +35,11 @@ type State struct {
 	Spec wire.InstanceSpec
 }
 
+// LabelNetNS, in an instance spec's labels, is the path of the network
+// namespace the instance joins (set by the node engine from the net
+// manager); runtimes fall back to their configured default without it.
+const LabelNetNS = "thicket.dev/netns"
+
 // Runtime runs instances of one virtualization.
 type Runtime interface {
 	// Virtualization is the SLA virtualization this runtime runs ("container").

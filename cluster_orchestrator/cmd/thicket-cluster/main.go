@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,6 +32,8 @@ type cli struct {
 	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start."`
 	NodeGrace     time.Duration `default:"3s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before its instances are placed on other nodes."`
 	ReportEvery   time.Duration `name:"report-interval" default:"1s" env:"THICKET_REPORT_INTERVAL" help:"How often nodes report."`
+	InstanceBlock string        `name:"instance-block" env:"THICKET_INSTANCE_BLOCK" help:"This cluster's block of instance addresses, e.g. 10.64.0.0/16; empty: assigned by the root."`
+	SubnetBits    int           `name:"node-subnet-bits" default:"24" env:"THICKET_NODE_SUBNET_BITS" help:"Prefix length of each node's instance subnet (24: 250+ instances per node)."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 }
 
@@ -48,6 +51,18 @@ func main() {
 		log.Error("--root-url needs --join-token (or THICKET_JOIN_TOKEN)")
 		os.Exit(2)
 	}
+	var block netip.Prefix
+	if c.InstanceBlock != "" {
+		var err error
+		if block, err = netip.ParsePrefix(c.InstanceBlock); err != nil || !block.Addr().Is4() {
+			log.Error("--instance-block must be an IPv4 prefix", "value", c.InstanceBlock)
+			os.Exit(2)
+		}
+	}
+	if c.SubnetBits < 16 || c.SubnetBits > 29 {
+		log.Error("--node-subnet-bits must be between 16 and 29", "value", c.SubnetBits)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := server.Run(ctx, server.Config{
@@ -55,6 +70,7 @@ func main() {
 		Listen: c.Listen, MQTTListen: c.MQTTListen, MQTTURL: c.MQTTURL, AdvertiseAddr: c.AdvertiseAddr,
 		DataDir: c.DataDir, MongoURL: c.MongoURL, MongoDatabase: c.MongoDatabase,
 		NodeJoinToken: c.NodeJoinToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
+		Block: block.Masked(), SubnetBits: c.SubnetBits,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-cluster failed", "err", err)

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sort"
 	"sync"
@@ -60,6 +61,9 @@ type Config struct {
 	Grace time.Duration
 	// Tick is how often the manager reconciles without being asked.
 	Tick time.Duration
+	// SubnetBits is the prefix length of each node's instance subnet (24
+	// if zero: 250+ instances per node).
+	SubnetBits int
 	// StartupGrace is how long a starting manager waits for the nodes it
 	// knows to reconnect before their silence counts: its own downtime
 	// must not move workloads (10 s if zero).
@@ -81,6 +85,14 @@ type Manager struct {
 	dirtyInst map[string]bool // to save (or delete when absent)
 	dirtyNode map[string]bool // desired set to publish
 	gen       int64
+
+	// The overlay: this cluster's id and address block at the root, the
+	// subnet size of its nodes, and what the root says of the rest.
+	clusterID   string
+	block       netip.Prefix
+	subnetBits  int
+	rootNet     wire.Network
+	rootNetHash uint64
 }
 
 type node struct {
@@ -105,6 +117,10 @@ func New(ctx context.Context, cfg Config, st *state.Store, pub Publisher, log *s
 	nodes, err := st.Nodes(ctx)
 	if err != nil {
 		return nil, err
+	}
+	m.subnetBits = cfg.SubnetBits
+	if m.subnetBits == 0 {
+		m.subnetBits = 24
 	}
 	if cfg.StartupGrace == 0 {
 		cfg.StartupGrace = 10 * time.Second
@@ -242,6 +258,9 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 	// The node knows its hardware and usage; identity and reservations are ours.
 	info := r.Node
 	info.ID, info.Name = n.ID, n.Name
+	if hashOf(info.Network) != hashOf(n.Info.Network) {
+		m.allNodesDirty() // a peer appeared or changed
+	}
 	n.Info = info
 	changed := false
 	for _, st := range r.Instances {
@@ -271,6 +290,9 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		if statusChanged(in.Status, st) {
 			changed = true
 			m.dirtyInst[st.Key] = true
+			if (in.Status.Status == wire.StatusRunning) != (st.Status == wire.StatusRunning) || in.Status.InstanceIP != st.InstanceIP {
+				m.allNodesDirty() // the service table changes
+			}
 		}
 		in.Status = st
 	}
@@ -334,17 +356,21 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 					moved++
 				}
 			}
-			m.dirtyNode[n.ID] = true
+			m.allNodesDirty() // a peer and backends went away
 			m.log.Warn("node lost; placing its instances elsewhere", "node", n.Name, "instances", moved)
 		}
 	}
 	m.place()
+	subnetted := m.assignSubnets()
 	save, remove := m.takeDirtyInstances()
 	pubs := m.takeDirtyNodes()
 	m.updateMetrics()
 	m.mu.Unlock()
 
 	var errs []error
+	if err := m.saveNodes(ctx, subnetted); err != nil {
+		errs = append(errs, err)
+	}
 	if err := m.st.WriteInstances(ctx, save, remove); err != nil {
 		errs = append(errs, err)
 		m.mu.Lock() // try again next time
@@ -463,12 +489,14 @@ func (m *Manager) takeDirtyNodes() map[string]wire.NodeDesired {
 		return nil
 	}
 	m.gen++
+	net := m.network()
 	out := make(map[string]wire.NodeDesired, len(m.dirtyNode))
 	for id := range m.dirtyNode {
 		if _, ok := m.nodes[id]; !ok {
 			continue
 		}
-		out[id] = wire.NodeDesired{Version: wire.Version, Generation: m.gen, Instances: []wire.InstanceSpec{}}
+		out[id] = wire.NodeDesired{Version: wire.Version, Generation: m.gen, Instances: []wire.InstanceSpec{},
+			Subnet: m.nodes[id].Subnet, ClusterID: m.clusterID, Network: withoutPeer(net, id)}
 	}
 	for _, in := range m.instances {
 		if d, ok := out[in.NodeID]; ok {

@@ -32,6 +32,7 @@ type Cluster interface {
 	Nodes() []wire.NodeInfo
 	Statuses() []wire.InstanceStatus
 	SetDesired([]wire.InstanceSpec)
+	SetNetwork(clusterID, block string, n wire.Network)
 }
 
 // Config of the link.
@@ -125,6 +126,13 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	l.c.SetDesired(d.Instances)
+	l.c.SetNetwork(l.id.ClusterID, d.Block, d.Network)
+	if d.Block != "" && d.Block != l.id.Block {
+		l.id.Block = d.Block
+		if err := l.st.SaveIdentity(ctx, *l.id); err != nil {
+			return 0, err
+		}
+	}
 	return time.Duration(d.SyncIntervalMS) * time.Millisecond, nil
 }
 
@@ -136,7 +144,7 @@ func (l *Link) register(ctx context.Context) (*state.Identity, error) {
 		}
 		return nil, fmt.Errorf("register with the root: %w", err)
 	}
-	id := &state.Identity{ClusterID: resp.ClusterID, Credential: resp.Credential, RootURL: l.cfg.RootURL}
+	id := &state.Identity{ClusterID: resp.ClusterID, Credential: resp.Credential, RootURL: l.cfg.RootURL, Block: resp.Block}
 	if err := l.st.SaveIdentity(ctx, *id); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,6 +49,11 @@ type Config struct {
 	NodeJoinToken string
 	NodeGrace     time.Duration
 	ReportEvery   time.Duration
+	// Block sets the cluster's address block by hand (standalone); with a
+	// root, the root assigns it.
+	Block netip.Prefix
+	// SubnetBits is the prefix length of node subnets.
+	SubnetBits int
 }
 
 // Run starts the cluster manager and serves until ctx ends. ready, if set,
@@ -76,9 +82,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// The manager needs a publisher, the broker needs the manager for
 	// authentication: the publisher is connected once the broker runs.
 	pub := &publisher{}
-	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond}, st, pub, log)
+	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond,
+		SubnetBits: cfg.SubnetBits}, st, pub, log)
 	if err != nil {
 		return err
+	}
+	// The address block: by hand, or as the root gave it last time (so a
+	// cluster restarted while the root is away still addresses new nodes).
+	if cfg.Block.IsValid() {
+		m.SetBlock(cfg.Block)
+	} else if id, err := st.Identity(ctx); err != nil {
+		return err
+	} else if id != nil && id.Block != "" {
+		m.SetNetwork(id.ClusterID, id.Block, wire.Network{})
 	}
 
 	var mqttURL, nodeMQTTURL, user, pass string

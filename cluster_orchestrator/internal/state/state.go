@@ -23,6 +23,8 @@ type Node struct {
 	PasswordHash string        `bson:"password_hash"` // sha256 of its random MQTT password
 	Info         wire.NodeInfo `bson:"info"`
 	RegisteredAt time.Time     `bson:"registered_at"`
+	// Subnet is the node's instance subnet, from the cluster's block.
+	Subnet string `bson:"subnet"`
 }
 
 // Instance is an instance the cluster should run: the root's spec, the node
@@ -39,6 +41,8 @@ type Identity struct {
 	ClusterID  string `bson:"cluster_id"`
 	Credential string `bson:"credential"`
 	RootURL    string `bson:"root_url"`
+	// Block is the cluster's share of the instance network.
+	Block string `bson:"block"`
 }
 
 // Store is the persistent state.
@@ -129,7 +133,7 @@ func (s *Store) Identity(ctx context.Context) (*Identity, error) {
 // SaveIdentity stores the cluster's registration.
 func (s *Store) SaveIdentity(ctx context.Context, id Identity) error {
 	_, err := s.meta.ReplaceOne(ctx, bson.M{"_id": "identity"}, bson.M{
-		"_id": "identity", "cluster_id": id.ClusterID, "credential": id.Credential, "root_url": id.RootURL,
+		"_id": "identity", "cluster_id": id.ClusterID, "credential": id.Credential, "root_url": id.RootURL, "block": id.Block,
 	}, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("save identity: %w", err)

@@ -1,6 +1,6 @@
 // Command thicket-node is Thicket's worker node engine: it registers with a
 // cluster, receives the node's desired instances over MQTT and runs them
-// with the node's runtimes (containerd containers).
+// with the node's runtimes (containerd containers, WebAssembly modules).
 package main
 
 import (
@@ -13,10 +13,12 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/contract/netaddr"
+	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
 	"github.com/thicket-edge/thicket/node_engine/runtime"
 	"github.com/thicket-edge/thicket/node_engine/runtime/containerd"
+	"github.com/thicket-edge/thicket/node_engine/runtime/wasm"
 )
 
 type cli struct {
@@ -28,6 +30,7 @@ type cli struct {
 	Containerd       string     `default:"/run/containerd/containerd.sock" env:"THICKET_CONTAINERD" help:"containerd socket."`
 	Namespace        string     `default:"thicket" env:"THICKET_CONTAINERD_NAMESPACE" help:"containerd namespace of Thicket's containers."`
 	InsecureRegistry []string   `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
+	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists); \"none\": no overlay, instances share the node's network."`
 	NetNS            string     `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
 	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
@@ -55,10 +58,23 @@ func main() {
 		log.Error("containerd runtime", "err", err)
 		os.Exit(1)
 	}
+	switch c.NetSocket {
+	case "none":
+		c.NetSocket = ""
+	case "":
+		if _, err := os.Stat(netapi.DefaultSocket); err == nil {
+			c.NetSocket = netapi.DefaultSocket
+		}
+	}
+	wasmRT, err := wasm.New(ctx, wasm.Config{NodeName: c.Name, StateDir: c.DataDir}, log)
+	if err != nil {
+		log.Error("wasm runtime", "err", err)
+		os.Exit(1)
+	}
 	eng := engine.New(engine.Config{
-		ClusterURL: c.ClusterURL, JoinToken: c.Token, Name: c.Name, DataDir: c.DataDir, Address: c.Address,
+		ClusterURL: c.ClusterURL, JoinToken: c.Token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
 		Capacity: wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
-	}, runtime.NewRegistry(ctr), log)
+	}, runtime.NewRegistry(ctr, wasmRT), log)
 	if err := eng.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("thicket-node failed", "err", err)
 		os.Exit(1)

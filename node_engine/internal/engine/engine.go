@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/mqttc"
+	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/internal/hostinfo"
 	"github.com/thicket-edge/thicket/node_engine/runtime"
@@ -37,6 +38,9 @@ type Config struct {
 	Capacity wire.Resources
 	// LogBytes is how much of each instance's output goes into reports.
 	LogBytes int
+	// NetSocket is the net manager's socket; empty: no overlay, instances
+	// share the node's network.
+	NetSocket string
 }
 
 // Engine is a running node engine.
@@ -57,6 +61,13 @@ type Engine struct {
 	lastLogs    map[string]string   // last reported log tail per key
 	virts       []string            // available virtualizations
 	virtsAt     time.Time
+
+	// The overlay, when a net manager runs: its client, the last network
+	// configuration handed to it, and each instance's address.
+	net     *netapi.Client
+	netHash uint64
+	ips     map[string]string
+	nodeID  string
 }
 
 type failure struct {
@@ -70,10 +81,15 @@ func New(cfg Config, reg *runtime.Registry, log *slog.Logger) *Engine {
 	if cfg.LogBytes == 0 {
 		cfg.LogBytes = 4096
 	}
-	return &Engine{
+	e := &Engine{
 		cfg: cfg, reg: reg, log: log, kick: make(chan struct{}, 1),
 		busy: map[string]string{}, failed: map[string]*failure{}, restarts: map[string]int{}, lastLogs: map[string]string{},
+		ips: map[string]string{},
 	}
+	if cfg.NetSocket != "" {
+		e.net = netapi.NewClient(cfg.NetSocket)
+	}
+	return e
 }
 
 func (e *Engine) arch() string { return goruntime.GOARCH }
@@ -130,6 +146,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		break
 	}
 	defer client.Close()
+	e.mu.Lock()
+	e.nodeID = creds.NodeID
+	e.mu.Unlock()
+	if e.net != nil {
+		if err := e.adoptNetwork(ctx); err != nil {
+			return err
+		}
+	}
 
 	for _, rt := range e.reg.All() {
 		go func(rt runtime.Runtime) {
@@ -245,7 +269,9 @@ func (e *Engine) reconcile(ctx context.Context) {
 		return
 	}
 	desired := e.desired.Instances
+	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: e.desired.ClusterID, Subnet: e.desired.Subnet, Network: e.desired.Network}
 	e.mu.Unlock()
+	e.configureNetwork(ctx, netCfg)
 	have := e.observe(ctx)
 	now := time.Now()
 
@@ -318,7 +344,10 @@ func (e *Engine) start(ctx context.Context, rt runtime.Runtime, spec wire.Instan
 		e.log.Info("starting instance", "instance", spec.Key, "code", spec.Code)
 	}
 	go func() {
-		err := rt.Start(ctx, spec)
+		err := e.attach(ctx, &spec)
+		if err == nil {
+			err = rt.Start(ctx, spec)
+		}
 		e.mu.Lock()
 		delete(e.busy, spec.Key)
 		if err != nil && ctx.Err() == nil {
@@ -346,6 +375,13 @@ func (e *Engine) remove(ctx context.Context, rt runtime.Runtime, key string) {
 	go func() {
 		if err := rt.Remove(ctx, key); err != nil && ctx.Err() == nil {
 			e.log.Warn("remove instance", "instance", key, "err", err)
+		} else if e.net != nil {
+			if err := e.net.Detach(ctx, key); err != nil && ctx.Err() == nil {
+				e.log.Warn("detach instance network", "instance", key, "err", err)
+			}
+			e.mu.Lock()
+			delete(e.ips, key)
+			e.mu.Unlock()
 		}
 		e.mu.Lock()
 		delete(e.busy, key)
@@ -361,7 +397,7 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 	e.mu.Lock()
 	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: e.desired.Generation}
 	for _, spec := range e.desired.Instances {
-		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key]}
+		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key], InstanceIP: e.ips[spec.Key]}
 		h, exists := have[spec.Key]
 		switch {
 		case e.busy[spec.Key] == "starting":
@@ -427,6 +463,11 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 	}
 	if total, avail, err := hostinfo.Memory(); err == nil && total > 0 {
 		info.MemoryPercent = float64(total-avail) * 100 / float64(total)
+	}
+	if e.net != nil {
+		if st, err := e.net.Status(ctx); err == nil && st.Ready {
+			info.Network = &st.Node
+		}
 	}
 	return info
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/runtime"
 )
 
 // cfsPeriod is the CFS period CPU limits are expressed in (100 ms).
@@ -186,14 +187,20 @@ func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.S
 		}
 		opts = append(opts, oci.WithCPUCFS(quota, cfsPeriod), oci.WithCPUShares(shares))
 	}
-	if r.cfg.NetNS == "" {
+	// The instance's own network namespace (made by the net manager), else
+	// the node's (Config.NetNS), else the host's.
+	netns := spec.Labels[runtime.LabelNetNS]
+	if netns == "" {
+		netns = r.cfg.NetNS
+	}
+	if netns == "" {
 		opts = append(opts,
 			oci.WithHostNamespace(specs.NetworkNamespace),
 			oci.WithHostHostsFile,
 			oci.WithHostResolvconf,
 		)
 	} else {
-		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: r.cfg.NetNS}))
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}))
 	}
 	return opts
 }

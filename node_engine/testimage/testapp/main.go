@@ -9,6 +9,9 @@
 //	testapp print N         prints N numbered lines, exits 0
 //	testapp spin S          serves, and keeps one core busy for the first S
 //	                        seconds (to test CPU usage)
+//	testapp fetch URL N     GETs URL N times, 200 ms apart, printing
+//	                        "fetch <i>: <answer>" or "fetch <i>: error ...";
+//	                        exits 0 after N (N=0: forever)
 //
 // It exits 0 on SIGTERM, unless IGNORE_SIGTERM=1 (to test SIGKILL after a
 // grace period).
@@ -16,11 +19,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -53,6 +58,13 @@ func main() {
 		handleSignals()
 		go spin(time.Duration(secs) * time.Second)
 		serve()
+	case "fetch":
+		if len(args) < 2 {
+			fmt.Fprintln(os.Stderr, "testapp: fetch URL [N]")
+			os.Exit(64)
+		}
+		handleSignals()
+		fetch(args[1], intArg(args[1:], 0))
 	case "print":
 		n := intArg(args, 0)
 		for i := 1; i <= n; i++ {
@@ -130,5 +142,24 @@ func serve() {
 	if err := http.Serve(ln, nil); err != nil {
 		fmt.Fprintf(os.Stderr, "testapp: %v\n", err)
 		os.Exit(2)
+	}
+}
+
+// fetch GETs url n times (forever if n is 0), 200 ms apart.
+func fetch(url string, n int) {
+	// A new connection per request: service IPs balance connections.
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := 1; n == 0 || i <= n; i++ {
+		resp, err := c.Get(url)
+		if err != nil {
+			fmt.Printf("fetch %d: error %v\n", i, err)
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			fmt.Printf("fetch %d: %s\n", i, strings.TrimSpace(string(b)))
+		}
+		if n == 0 || i < n {
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
 }

@@ -5,13 +5,16 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/server"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
 type cli struct {
@@ -22,6 +25,8 @@ type cli struct {
 	AccessTTL     time.Duration `default:"15m" env:"THICKET_ACCESS_TTL" help:"Lifetime of access tokens."`
 	RefreshTTL    time.Duration `default:"168h" env:"THICKET_REFRESH_TTL" help:"Lifetime of refresh tokens."`
 	ClusterGrace  time.Duration `default:"30s" env:"THICKET_CLUSTER_GRACE" help:"How long a cluster may be silent before its instances are placed on other clusters."`
+	InstanceNet   string        `name:"instance-network" default:"10.64.0.0/10" env:"THICKET_INSTANCE_NETWORK" help:"Network of instance addresses, split among clusters."`
+	BlockBits     int           `name:"cluster-block-bits" default:"16" env:"THICKET_CLUSTER_BLOCK_BITS" help:"Prefix length of each cluster's block of the instance network."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 }
@@ -32,9 +37,16 @@ func main() {
 		"On first start the user Admin is created with the password from $"+server.AdminPasswordEnv+
 		" or a random one written to <data-dir>/"+server.AdminPasswordFile+"."))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	instanceNet, err := netip.ParsePrefix(c.InstanceNet)
+	if err != nil || !instanceNet.Addr().Is4() || c.BlockBits < instanceNet.Bits() || c.BlockBits > 28 || instanceNet.Overlaps(sla.ServiceNetwork) {
+		log.Error("--instance-network must be an IPv4 prefix apart from the service network "+sla.ServiceNetwork.String()+
+			", and --cluster-block-bits between its length and 28",
+			"instance_network", c.InstanceNet, "cluster_block_bits", c.BlockBits)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := server.Run(ctx, server.Config{
+	err = server.Run(ctx, server.Config{
 		Listen:             c.Listen,
 		DataDir:            c.DataDir,
 		MongoURL:           c.MongoURL,
@@ -42,6 +54,7 @@ func main() {
 		AccessTTL:          c.AccessTTL,
 		RefreshTTL:         c.RefreshTTL,
 		ClusterGrace:       c.ClusterGrace,
+		AddressPlan:        store.AddressPlan{Network: instanceNet.Masked(), BlockBits: c.BlockBits},
 		AdminPassword:      os.Getenv(server.AdminPasswordEnv),
 		ResetAdminPassword: c.ResetAdmin,
 	}, log, nil)

@@ -44,8 +44,12 @@ func (s *Server) registerCluster(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	s.log.Info("cluster registered", "cluster", req.Name, "id", id, "location", req.Location)
-	return c.JSON(http.StatusOK, wire.ClusterRegisterResponse{ClusterID: id, Credential: cred})
+	block, _, err := s.store.ClusterNetwork(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	s.log.Info("cluster registered", "cluster", req.Name, "id", id, "location", req.Location, "block", block)
+	return c.JSON(http.StatusOK, wire.ClusterRegisterResponse{ClusterID: id, Credential: cred, Block: block})
 }
 
 // syncCluster takes a cluster's report and answers its desired set.
@@ -78,8 +82,13 @@ func (s *Server) syncCluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	block, network, err := s.store.ClusterNetwork(ctx, cl.ID)
+	if err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, wire.ClusterDesired{
 		Version: wire.Version, Generation: generation(desired), Instances: desired, SyncIntervalMS: SyncInterval,
+		Block: block, Network: network,
 	})
 }
 

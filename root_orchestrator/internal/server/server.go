@@ -47,6 +47,8 @@ type Config struct {
 	// ClusterGrace is how long a cluster may stay silent before its
 	// instances are placed on other clusters.
 	ClusterGrace time.Duration
+	// AddressPlan splits the instance network among clusters.
+	AddressPlan store.AddressPlan
 	// AdminPassword, if set, is the first admin's password.
 	AdminPassword string
 	// ResetAdminPassword gives the Admin account a new password at start
@@ -70,6 +72,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	defer conn.Close(context.Background())
 	st := store.New(conn.Client.Database(cfg.MongoDatabase), log)
+	if cfg.AddressPlan.Network.IsValid() {
+		st.SetAddressPlan(cfg.AddressPlan)
+	}
 	if err := st.EnsureIndexes(ctx); err != nil {
 		return err
 	}

@@ -42,15 +42,18 @@ func (e *ConflictError) Error() string {
 
 // Store is the root's persistent state.
 type Store struct {
-	apps       *mongo.Collection
-	services   *mongo.Collection
-	ips        *mongo.Collection
-	users      *mongo.Collection
-	secrets    *mongo.Collection
-	clusters   *mongo.Collection
-	joinTokens *mongo.Collection
-	log        *slog.Logger
-	now        func() time.Time
+	apps         *mongo.Collection
+	services     *mongo.Collection
+	ips          *mongo.Collection
+	users        *mongo.Collection
+	secrets      *mongo.Collection
+	clusters     *mongo.Collection
+	joinTokens   *mongo.Collection
+	blocks       *mongo.Collection
+	plan         AddressPlan
+	serviceTable tableCache
+	log          *slog.Logger
+	now          func() time.Time
 }
 
 // New returns a store over a database. Call EnsureIndexes once before use.
@@ -66,10 +69,16 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		secrets:    db.Collection("secrets"),
 		clusters:   db.Collection("clusters"),
 		joinTokens: db.Collection("join_tokens"),
+		blocks:     db.Collection("address_blocks"),
+		plan:       DefaultAddressPlan,
 		log:        log,
 		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
 	}
 }
+
+// SetAddressPlan changes how the instance network is split among clusters
+// (before any cluster registered).
+func (s *Store) SetAddressPlan(p AddressPlan) { s.plan = p }
 
 // EnsureIndexes creates the indexes the store relies on.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
@@ -84,6 +93,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "applicationID", Value: 1}}, Options: options.Index().SetName("app")}},
 		{s.ips, mongo.IndexModel{Keys: bson.D{{Key: "service_id", Value: 1}}, Options: options.Index().SetName("service")}},
 		{s.clusters, mongo.IndexModel{Keys: bson.D{{Key: "cluster_name", Value: 1}}, Options: options.Index().SetUnique(true).SetName("name")}},
+		{s.blocks, mongo.IndexModel{Keys: bson.D{{Key: "cluster_id", Value: 1}}, Options: options.Index().SetName("cluster")}},
 		{s.joinTokens, mongo.IndexModel{Keys: bson.D{{Key: "hash", Value: 1}}, Options: options.Index().SetUnique(true).SetName("hash")}},
 		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "instance_list.cluster_id", Value: 1}}, Options: options.Index().SetName("instance_cluster")}},
 	}

@@ -1,0 +1,182 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"hash/fnv"
+	"net/netip"
+	"slices"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+)
+
+// SetNetwork takes what the root says of the overlay: the cluster's id and
+// address block, the nodes of other clusters and the service table.
+func (m *Manager) SetNetwork(clusterID, block string, n wire.Network) {
+	p, err := netip.ParsePrefix(block)
+	m.mu.Lock()
+	changed := false
+	if err == nil && p != m.block {
+		if m.block.IsValid() {
+			m.log.Warn("the root changed this cluster's address block; keeping node subnets", "old", m.block, "new", p)
+		}
+		m.block = p
+		changed = true
+	}
+	if clusterID != "" && clusterID != m.clusterID {
+		m.clusterID = clusterID
+		changed = true
+	}
+	if h := hashOf(n); h != m.rootNetHash {
+		m.rootNet, m.rootNetHash = n, h
+		changed = true
+	}
+	if changed {
+		m.allNodesDirty()
+	}
+	m.mu.Unlock()
+	if changed {
+		m.Kick()
+	}
+}
+
+// SetBlock sets the cluster's address block by hand (a standalone cluster).
+func (m *Manager) SetBlock(block netip.Prefix) {
+	m.mu.Lock()
+	m.block = block
+	m.allNodesDirty()
+	m.mu.Unlock()
+	m.Kick()
+}
+
+func hashOf(v any) uint64 {
+	h := fnv.New64a()
+	_ = json.NewEncoder(h).Encode(v)
+	return h.Sum64()
+}
+
+// allNodesDirty republishes every node's desired set. Caller holds mu.
+func (m *Manager) allNodesDirty() {
+	for id := range m.nodes {
+		m.dirtyNode[id] = true
+	}
+}
+
+// assignSubnets gives every node without one a subnet of the block, the
+// first free one. It returns the nodes to save. Caller holds mu.
+func (m *Manager) assignSubnets() []*node {
+	if !m.block.IsValid() || m.subnetBits < m.block.Bits() {
+		return nil
+	}
+	used := map[netip.Prefix]bool{}
+	for _, n := range m.nodes {
+		if p, err := netip.ParsePrefix(n.Subnet); err == nil {
+			used[p] = true
+		}
+	}
+	var changed []*node
+	names := make([]string, 0, len(m.nodes))
+	for id, n := range m.nodes {
+		if n.Subnet == "" {
+			names = append(names, id)
+		}
+	}
+	slices.Sort(names) // deterministic
+	next := m.block.Masked().Addr()
+	size := uint32(1) << (32 - m.subnetBits)
+	for _, id := range names {
+		for {
+			p := netip.PrefixFrom(next, m.subnetBits)
+			if !m.block.Contains(next) {
+				m.log.Error("address block full: node gets no subnet", "block", m.block, "node", m.nodes[id].Name)
+				return changed
+			}
+			next = addU32(next, size)
+			if !used[p] {
+				used[p] = true
+				m.nodes[id].Subnet = p.String()
+				m.dirtyNode[id] = true
+				changed = append(changed, m.nodes[id])
+				m.log.Info("node subnet assigned", "node", m.nodes[id].Name, "subnet", p)
+				break
+			}
+		}
+	}
+	if len(changed) > 0 {
+		m.allNodesDirty() // peers changed
+	}
+	return changed
+}
+
+func addU32(a netip.Addr, n uint32) netip.Addr {
+	b := a.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) + n
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// network builds the overlay view of this cluster's nodes: every node with
+// a network (this cluster's and the root's), and the service table with
+// this cluster's backends taken from its own, fresher, view. Each node's
+// copy leaves itself out (withoutPeer). Caller holds mu.
+func (m *Manager) network() wire.Network {
+	out := wire.Network{Peers: []wire.NodeNetwork{}, Services: []wire.ServiceRoute{}}
+	local := map[string]bool{}
+	for id, n := range m.nodes {
+		local[id] = true
+		if n.Info.Network == nil || n.Info.Network.Subnet == "" || !n.active {
+			continue
+		}
+		p := *n.Info.Network
+		p.NodeID, p.ClusterID = id, m.clusterID
+		out.Peers = append(out.Peers, p)
+	}
+	for _, p := range m.rootNet.Peers {
+		if !local[p.NodeID] {
+			out.Peers = append(out.Peers, p)
+		}
+	}
+	slices.SortFunc(out.Peers, func(a, b wire.NodeNetwork) int { return cmpString(a.NodeID, b.NodeID) })
+
+	mine := map[string][]wire.Backend{} // service id → this cluster's running instances
+	for _, in := range m.instances {
+		if in.NodeID != "" && in.Status.Status == wire.StatusRunning && in.Status.InstanceIP != "" {
+			mine[in.Spec.ServiceID] = append(mine[in.Spec.ServiceID], wire.Backend{IP: in.Status.InstanceIP, NodeID: in.NodeID, ClusterID: m.clusterID})
+		}
+	}
+	for _, r := range m.rootNet.Services {
+		route := wire.ServiceRoute{IP: r.IP, Mode: r.Mode, ServiceID: r.ServiceID, Backends: []wire.Backend{}}
+		for _, b := range r.Backends {
+			if b.ClusterID != m.clusterID && !local[b.NodeID] {
+				route.Backends = append(route.Backends, b)
+			}
+		}
+		route.Backends = append(route.Backends, mine[r.ServiceID]...)
+		slices.SortFunc(route.Backends, func(a, b wire.Backend) int { return cmpString(a.IP, b.IP) })
+		out.Services = append(out.Services, route)
+	}
+	return out
+}
+
+// saveNodes persists nodes whose subnet was just assigned.
+func (m *Manager) saveNodes(ctx context.Context, nodes []*node) error {
+	for _, n := range nodes {
+		m.mu.Lock()
+		rec := n.Node
+		m.mu.Unlock()
+		if err := m.st.SaveNode(ctx, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withoutPeer returns n without the peer entry of node id.
+func withoutPeer(n wire.Network, id string) wire.Network {
+	peers := make([]wire.NodeNetwork, 0, len(n.Peers))
+	for _, p := range n.Peers {
+		if p.NodeID != id {
+			peers = append(peers, p)
+		}
+	}
+	return wire.Network{Peers: peers, Services: n.Services}
+}

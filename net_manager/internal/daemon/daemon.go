@@ -1,0 +1,458 @@
+// Package daemon is thicket-net: it owns the node's part of the overlay. It
+// serves the node engine over a unix socket (contract/netapi), gives each
+// instance an address of the node's subnet in its own network namespace,
+// keeps the VXLAN peers and the service-IP and port rules in the kernel,
+// and keeps its allocations in a state file, so that a restarted daemon
+// adopts what exists and re-addresses nothing.
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/contract/sla"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/net_manager/internal/nft"
+	"github.com/thicket-edge/thicket/net_manager/internal/overlay"
+)
+
+// Config of the daemon.
+type Config struct {
+	Socket  string
+	DataDir string
+	// Underlay is this node's address on the network between nodes: the
+	// VXLAN device's source.
+	Underlay netip.Addr
+	// PublicIP and PublicPort are what peers send VXLAN to (the node's NAT,
+	// or Underlay and Port).
+	PublicIP   netip.Addr
+	PublicPort int
+	Port       int // VXLAN UDP port
+	// InstanceNetwork is the whole instance network (all clusters), for
+	// masquerading traffic that leaves it.
+	InstanceNetwork netip.Prefix
+	// NetnsPrefix names the instances' network namespaces.
+	NetnsPrefix string
+}
+
+// state is what survives a restart (DataDir/state.json).
+type state struct {
+	NodeID    string                       `json:"node_id"`
+	ClusterID string                       `json:"cluster_id"`
+	Subnet    string                       `json:"subnet"`
+	Instances map[string]netapi.Attachment `json:"instances"`
+	Network   wire.Network                 `json:"network"`
+}
+
+// Daemon is a running net manager.
+type Daemon struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	st     state
+	ov     *overlay.Overlay
+	tables *nft.Tables
+}
+
+// New loads the state and, if the node already has a subnet, sets up (or
+// adopts) the overlay and the rules at once: instances keep their network
+// across a restart of the daemon.
+func New(cfg Config, log *slog.Logger) (*Daemon, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	d := &Daemon{cfg: cfg, log: log, st: state{Instances: map[string]netapi.Attachment{}}}
+	b, err := os.ReadFile(d.statePath())
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &d.st); err != nil {
+			return nil, fmt.Errorf("read %s: %w", d.statePath(), err)
+		}
+		if d.st.Instances == nil {
+			d.st.Instances = map[string]netapi.Attachment{}
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	if d.tables, err = nft.New(nft.Config{InstanceNet: cfg.InstanceNetwork}); err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	if d.st.Subnet != "" {
+		if err := d.setup(); err != nil {
+			return nil, err
+		}
+		// Repair what a crash may have left half-made; nothing is
+		// re-addressed.
+		for key, a := range d.st.Instances {
+			ip, err := netip.ParseAddr(a.IP)
+			if err != nil {
+				continue
+			}
+			if _, err := d.ov.Attach(key, ip); err != nil {
+				log.Warn("re-attach instance", "instance", key, "err", err)
+			}
+		}
+		if err := d.apply(); err != nil {
+			return nil, err
+		}
+		log.Info("adopted the node's overlay", "subnet", d.st.Subnet, "instances", len(d.st.Instances))
+	}
+	return d, nil
+}
+
+func (d *Daemon) statePath() string { return filepath.Join(d.cfg.DataDir, "state.json") }
+
+// save writes the state atomically. Caller holds mu.
+func (d *Daemon) save() error {
+	b, err := json.MarshalIndent(d.st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := d.statePath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp, d.statePath()); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+// setup creates or adopts the bridge and VXLAN device of the subnet.
+// Caller holds mu (or is New).
+func (d *Daemon) setup() error {
+	subnet, err := netip.ParsePrefix(d.st.Subnet)
+	if err != nil {
+		return fmt.Errorf("subnet %q: %w", d.st.Subnet, err)
+	}
+	if d.ov != nil {
+		d.ov.Close()
+	}
+	ov, err := overlay.Setup(overlay.Config{
+		Subnet: subnet, Underlay: d.cfg.Underlay, Port: d.cfg.Port, NetnsPrefix: d.cfg.NetnsPrefix,
+	})
+	if err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	d.ov = ov
+	return nil
+}
+
+// apply converges peers and rules to the state. Caller holds mu.
+func (d *Daemon) apply() error {
+	if d.ov == nil {
+		return nil
+	}
+	var peers []overlay.Peer
+	for _, p := range d.st.Network.Peers {
+		subnet, err1 := netip.ParsePrefix(p.Subnet)
+		mac, err2 := net.ParseMAC(p.VTEPMAC)
+		ip, err3 := netip.ParseAddr(p.PublicIP)
+		if err1 != nil || err2 != nil || err3 != nil || p.Subnet == d.st.Subnet {
+			continue
+		}
+		peers = append(peers, overlay.Peer{Subnet: subnet, VTEPMAC: mac, Underlay: ip, Port: p.PublicPort})
+	}
+	if err := d.ov.SetPeers(peers); err != nil {
+		return fmt.Errorf("peers: %w", err)
+	}
+	return d.tables.Apply(d.services(), d.portMaps())
+}
+
+// services resolves the service table for this node: round robin over all
+// backends, or for closest IPs the backends on this node, else in this
+// cluster, else all. Caller holds mu.
+func (d *Daemon) services() []nft.Service {
+	var out []nft.Service
+	for _, r := range d.st.Network.Services {
+		ip, err := netip.ParseAddr(r.IP)
+		if err != nil {
+			continue
+		}
+		backends := r.Backends
+		if r.Mode == wire.RouteClosest {
+			backends = closest(r.Backends, d.st.NodeID, d.st.ClusterID)
+		}
+		s := nft.Service{IP: ip}
+		for _, b := range backends {
+			if a, err := netip.ParseAddr(b.IP); err == nil {
+				s.Backends = append(s.Backends, a)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// closest picks the backends on node, else in cluster, else all.
+func closest(bs []wire.Backend, node, cluster string) []wire.Backend {
+	var onNode, inCluster []wire.Backend
+	for _, b := range bs {
+		if b.NodeID == node {
+			onNode = append(onNode, b)
+		}
+		if b.ClusterID == cluster {
+			inCluster = append(inCluster, b)
+		}
+	}
+	switch {
+	case len(onNode) > 0:
+		return onNode
+	case len(inCluster) > 0:
+		return inCluster
+	}
+	return bs
+}
+
+// portMaps are the published ports of the attached instances. Caller holds
+// mu.
+func (d *Daemon) portMaps() []nft.PortMap {
+	var out []nft.PortMap
+	for _, a := range d.st.Instances {
+		ip, err := netip.ParseAddr(a.IP)
+		if err != nil {
+			continue
+		}
+		ms, err := sla.ParsePorts(a.Ports)
+		if err != nil {
+			continue
+		}
+		for _, m := range ms {
+			out = append(out, nft.PortMap{HostPort: m.HostPort, Proto: m.Protocol, IP: ip, Port: m.ContainerPort})
+		}
+	}
+	slices.SortFunc(out, func(a, b nft.PortMap) int {
+		return cmp.Or(cmp.Compare(a.HostPort, b.HostPort), strings.Compare(a.Proto, b.Proto))
+	})
+	return out
+}
+
+// Configure takes the node's identity, subnet and overlay view.
+func (d *Daemon) Configure(c netapi.Config) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.Subnet != "" && d.st.Subnet != "" && c.Subnet != d.st.Subnet {
+		if len(d.st.Instances) > 0 {
+			return fmt.Errorf("the node's subnet changed from %s to %s while %d instances use it", d.st.Subnet, c.Subnet, len(d.st.Instances))
+		}
+		if err := d.ov.Teardown(); err != nil {
+			return err
+		}
+		d.ov.Close()
+		d.ov = nil
+		d.st.Subnet = ""
+	}
+	d.st.NodeID, d.st.ClusterID, d.st.Network = c.NodeID, c.ClusterID, c.Network
+	if d.st.Subnet == "" && c.Subnet != "" {
+		d.st.Subnet = c.Subnet
+		if err := d.setup(); err != nil {
+			d.st.Subnet = ""
+			return err
+		}
+		d.log.Info("overlay set up", "subnet", c.Subnet, "vtep", d.ov.VTEPMAC())
+	}
+	if err := d.save(); err != nil {
+		return err
+	}
+	return d.apply()
+}
+
+// Status reports the node's overlay.
+func (d *Daemon) Status() netapi.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ov == nil {
+		return netapi.Status{}
+	}
+	return netapi.Status{Ready: true, Node: wire.NodeNetwork{
+		NodeID: d.st.NodeID, ClusterID: d.st.ClusterID, Subnet: d.st.Subnet, VTEPMAC: d.ov.VTEPMAC().String(),
+		PublicIP: d.cfg.PublicIP.String(), PublicPort: d.cfg.PublicPort,
+	}}
+}
+
+// errNotReady: the node has no subnet yet.
+var errNotReady = errors.New("the node has no subnet yet")
+
+// Attach gives an instance an address and its namespace; the same key keeps
+// its address.
+func (d *Daemon) Attach(key string, req netapi.AttachRequest) (netapi.Attachment, error) {
+	if _, err := sla.ParsePorts(req.Ports); err != nil {
+		return netapi.Attachment{}, fmt.Errorf("ports: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ov == nil {
+		return netapi.Attachment{}, errNotReady
+	}
+	a, ok := d.st.Instances[key]
+	var ip netip.Addr
+	if ok {
+		ip, _ = netip.ParseAddr(a.IP)
+	} else {
+		var err error
+		if ip, err = d.freeIP(); err != nil {
+			return netapi.Attachment{}, err
+		}
+	}
+	at, err := d.ov.Attach(key, ip)
+	if err != nil {
+		return netapi.Attachment{}, fmt.Errorf("attach %s: %w", key, err)
+	}
+	a = netapi.Attachment{Key: key, IP: ip.String(), Netns: at.Netns, Ports: req.Ports}
+	d.st.Instances[key] = a
+	if err := d.save(); err != nil {
+		return netapi.Attachment{}, err
+	}
+	return a, d.apply()
+}
+
+// freeIP is the lowest free address of the subnet after the gateway.
+// Caller holds mu.
+func (d *Daemon) freeIP() (netip.Addr, error) {
+	subnet, _ := netip.ParsePrefix(d.st.Subnet)
+	used := map[string]bool{}
+	for _, a := range d.st.Instances {
+		used[a.IP] = true
+	}
+	ip := subnet.Masked().Addr().Next().Next() // .0 is the VTEP, .1 the gateway
+	for ; subnet.Contains(ip); ip = ip.Next() {
+		if !subnet.Contains(ip.Next()) {
+			break // the broadcast address
+		}
+		if !used[ip.String()] {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("subnet %s is full", d.st.Subnet)
+}
+
+// Detach removes an instance's network.
+func (d *Daemon) Detach(key string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.st.Instances[key]; !ok {
+		return nil
+	}
+	if d.ov != nil {
+		if err := d.ov.Detach(key); err != nil {
+			return err
+		}
+	}
+	delete(d.st.Instances, key)
+	if err := d.save(); err != nil {
+		return err
+	}
+	return d.apply()
+}
+
+// Attachments lists the instances' networks.
+func (d *Daemon) Attachments() []netapi.Attachment {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]netapi.Attachment, 0, len(d.st.Instances))
+	for _, a := range d.st.Instances {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b netapi.Attachment) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// Serve answers the node engine on the unix socket until ctx ends.
+func (d *Daemon) Serve(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(d.cfg.Socket), 0o755); err != nil {
+		return err
+	}
+	_ = os.Remove(d.cfg.Socket)
+	ln, err := net.Listen("unix", d.cfg.Socket)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", d.cfg.Socket, err)
+	}
+	if err := os.Chmod(d.cfg.Socket, 0o600); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	d.log.Info("thicket-net listening", "socket", d.cfg.Socket)
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("PUT /v1/network", func(w http.ResponseWriter, r *http.Request) {
+		var c netapi.Config
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<20)).Decode(&c); err != nil {
+			writeErr(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+			return
+		}
+		if err := d.Configure(c); err != nil {
+			d.log.Warn("configure", "err", err)
+			writeErr(w, http.StatusConflict, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.Attachments())
+	})
+	mux.HandleFunc("PUT /v1/instances/{key}", func(w http.ResponseWriter, r *http.Request) {
+		var req netapi.AttachRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+			writeErr(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+			return
+		}
+		a, err := d.Attach(r.PathValue("key"), req)
+		switch {
+		case errors.Is(err, errNotReady):
+			writeErr(w, http.StatusServiceUnavailable, err.Error())
+		case err != nil:
+			d.log.Warn("attach", "instance", r.PathValue("key"), "err", err)
+			writeErr(w, http.StatusInternalServerError, err.Error())
+		default:
+			writeJSON(w, http.StatusOK, a)
+		}
+	})
+	mux.HandleFunc("DELETE /v1/instances/{key}", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Detach(r.PathValue("key")); err != nil {
+			writeErr(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"message": "detached"})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, netapi.Error{Error: msg})
+}

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/runtime"
+)
+
+// adoptNetwork waits for the net manager and learns the addresses of the
+// instances it already serves (after an engine restart).
+func (e *Engine) adoptNetwork(ctx context.Context) error {
+	for wait := 500 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		as, err := e.net.Attachments(ctx)
+		if err == nil {
+			e.mu.Lock()
+			for _, a := range as {
+				e.ips[a.Key] = a.IP
+			}
+			e.mu.Unlock()
+			return nil
+		}
+		e.log.Warn("net manager not answering yet; waiting", "socket", e.cfg.NetSocket, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// configureNetwork hands the net manager the node's subnet, peers and
+// service table when they changed.
+func (e *Engine) configureNetwork(ctx context.Context, c netapi.Config) {
+	if e.net == nil || c.Subnet == "" {
+		return
+	}
+	h := fnv.New64a()
+	_ = json.NewEncoder(h).Encode(c)
+	sum := h.Sum64()
+	e.mu.Lock()
+	same := sum == e.netHash
+	e.mu.Unlock()
+	if same {
+		return
+	}
+	if err := e.net.Configure(ctx, c); err != nil {
+		e.log.Warn("configure the net manager", "err", err)
+		return
+	}
+	e.mu.Lock()
+	e.netHash = sum
+	e.mu.Unlock()
+}
+
+// attach gets the instance its network from the net manager and points the
+// runtime at its namespace. Without a net manager the instance shares the
+// node's network.
+func (e *Engine) attach(ctx context.Context, spec *wire.InstanceSpec) error {
+	if e.net == nil {
+		return nil
+	}
+	a, err := e.net.Attach(ctx, spec.Key, netapi.AttachRequest{Ports: spec.Port})
+	if err != nil {
+		return fmt.Errorf("instance network: %w", err)
+	}
+	labels := maps.Clone(spec.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[runtime.LabelNetNS] = a.Netns
+	spec.Labels = labels
+	e.mu.Lock()
+	e.ips[spec.Key] = a.IP
+	e.mu.Unlock()
+	return nil
+}
