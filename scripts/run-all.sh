@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the whole system on one machine with embedded defaults: thicket-root,
-# one thicket-cluster joined to it and one thicket-node joined to that, in the
-# foreground. Ctrl-C stops all three. Used by `make run`.
+# one thicket-cluster joined to it, and one worker (thicket-net and
+# thicket-node) joined to that, in the foreground. Ctrl-C stops them all.
+# Used by `make run`.
 #
 #   scripts/run-all.sh [BIN_DIR] [DATA_DIR]
 #
@@ -23,7 +24,7 @@ trap cleanup INT TERM EXIT
 
 wait_file() {
 	for _ in $(seq 1 120); do
-		[ -s "$1" ] && return 0
+		[ -s "$1" ] || [ -S "$1" ] && return 0
 		sleep 0.5
 	done
 	echo "run-all: $1 did not appear; see the logs above" >&2
@@ -39,15 +40,19 @@ wait_file "$data/root/cluster-join-token"
 pids+=($!)
 wait_file "$data/cluster/node-join-token"
 
+"$bin/thicket-net" --data-dir "$data/net" --socket "$data/net.sock" &
+pids+=($!)
+wait_file "$data/net.sock" || true
+
 "$bin/thicket-node" --cluster-url http://127.0.0.1:10100 \
-	--token "$(cat "$data/cluster/node-join-token")" --data-dir "$data/node" &
+	--token "$(cat "$data/cluster/node-join-token")" --data-dir "$data/node" --net-socket "$data/net.sock" &
 pids+=($!)
 
 cat <<INFO
 
 Thicket is starting: API and docs at http://localhost:10000/api/docs
 Log in as Admin with the password in $data/root/admin-password
-Ctrl-C stops root, cluster and node (running containers keep running).
+Ctrl-C stops root, cluster, net manager and node (running instances keep running).
 
 INFO
 wait -n "${pids[@]}"

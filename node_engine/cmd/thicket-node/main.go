@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -32,6 +33,7 @@ type cli struct {
 	InsecureRegistry []string   `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
 	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists); \"none\": no overlay, instances share the node's network."`
 	NetNS            string     `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
+	Virtualizations  []string   `name:"virtualizations" env:"THICKET_VIRTUALIZATIONS" help:"Offer only these of the detected virtualizations (container, wasm); default: all that work here."`
 	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
@@ -74,9 +76,24 @@ func main() {
 	eng := engine.New(engine.Config{
 		ClusterURL: c.ClusterURL, JoinToken: c.Token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
 		Capacity: wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
-	}, runtime.NewRegistry(ctr, wasmRT), log)
+	}, runtime.NewRegistry(offered(c.Virtualizations, ctr, wasmRT)...), log)
 	if err := eng.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("thicket-node failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// offered keeps the runtimes whose virtualization is in allow (all when
+// allow is empty).
+func offered(allow []string, rs ...runtime.Runtime) []runtime.Runtime {
+	if len(allow) == 0 {
+		return rs
+	}
+	var out []runtime.Runtime
+	for _, r := range rs {
+		if slices.Contains(allow, r.Virtualization()) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
