@@ -116,7 +116,12 @@ func (s *system) addOverlayNode(c *cluster, short string, octet int, memoryMB in
 	return s.startNode(c, short, octet, memoryMB, c.nodeToken, true)
 }
 
-func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, token string, overlay bool) *node {
+// startNodeWith starts an overlay node with extra thicket-node flags.
+func (s *system) startNodeWith(c *cluster, short string, octet int, memoryMB int, extra ...string) *node {
+	return s.startNode(c, short, octet, memoryMB, c.nodeToken, true, extra...)
+}
+
+func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, token string, overlay bool, extra ...string) *node {
 	t := s.t
 	ns, path, addr := s.net.addHost(octet)
 	n := &node{name: "e2e" + runID + short, ns: ns, addr: addr, dir: t.TempDir()}
@@ -132,7 +137,7 @@ func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, to
 	n.proc = startProc(t, "node "+short, append([]string{"ip", "netns", "exec", ns, binDir + "/thicket-node",
 		"--cluster-url", c.nodeURL, "--token", token, "--name", n.name, "--address", addr,
 		"--data-dir", n.dir, "--namespace", s.ctrNS, "--insecure-registry", s.registry,
-		"--cpu-millis", "4000", "--memory-mb", strconv.Itoa(memoryMB)}, netArgs...)...)
+		"--cpu-millis", "4000", "--memory-mb", strconv.Itoa(memoryMB)}, append(netArgs, extra...)...)...)
 	s.nodes[short] = n
 	return n
 }

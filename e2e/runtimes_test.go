@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/testimage"
+)
+
+// serveFiles serves files over HTTP on the bridge, where nodes in their
+// namespaces reach it, and returns the base URL.
+func serveFiles(t *testing.T, files map[string][]byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", bridgeAddr+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// TestRuntimes runs WebAssembly modules beside containers through the API,
+// and shows that a workload no node can run stays unscheduled with the
+// reason.
+func TestRuntimes(t *testing.T) {
+	s := newSystem(t)
+	a := s.addCluster("alpha", "")
+	s.addOverlayNode(a, "n1", 41, 2048)
+	s.waitNodes(map[string]int{"alpha": 1})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	mod, err := testimage.WasmModule(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serveFiles(t, map[string][]byte{"wasmapp.wasm": mod})
+
+	t.Run("wasm one-shot completes with its output in the log; a failing one fails", func(t *testing.T) {
+		// The example of sla_examples/, pointed at this run's module server.
+		example := strings.ReplaceAll(readFile(t, "../sla_examples/wasm.json"), "http://127.0.0.1:8000", base)
+		var apps []rest.Application
+		s.api.must("POST", "/api/application/", json.RawMessage(example), &apps)
+		ids := s.app("wasm", map[string]any{"microservice_name": "fails", "virtualization": "wasm",
+			"code": base + "/wasmapp.wasm", "memory": 64, "one_shot": true, "cmd": []string{"exit", "3"}})
+		for _, a := range apps {
+			if a.ApplicationName == "wasmhello" {
+				ids["hello"], ids["example"] = a.Microservices[0], a.ApplicationID
+			}
+		}
+		s.scaleUp(ids["hello"])
+		s.scaleUp(ids["fails"])
+		s.api.waitInstance(ids["hello"], 0, 2*time.Minute, "completed", func(in rest.Instance) bool {
+			return in.Status == wire.StatusCompleted
+		})
+		waitFor(t, 30*time.Second, "the module's output", func() (bool, string) {
+			var l struct {
+				Logs string `json:"logs"`
+			}
+			s.api.must("GET", "/api/service/"+ids["hello"]+"/instance/0/logs", nil, &l)
+			return strings.Contains(l.Logs, "hello from wasm") && strings.Contains(l.Logs, "servus"), l.Logs
+		})
+		in := s.api.waitInstance(ids["fails"], 0, 2*time.Minute, "failed", func(in rest.Instance) bool {
+			return in.Status == wire.StatusFailed
+		})
+		if !strings.Contains(in.StatusDetail, "3") {
+			t.Errorf("failed module's detail %q does not give its exit code", in.StatusDetail)
+		}
+		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
+		s.api.must("DELETE", "/api/application/"+ids["example"], nil, nil)
+	})
+
+	t.Run("a virtualization no node runs stays unscheduled with the reason", func(t *testing.T) {
+		// n2 offers containers only (--virtualizations), and the service may
+		// only go there.
+		n2 := s.startNodeWith(a, "n2", 42, 1024, "--virtualizations", "container")
+		s.waitNodes(map[string]int{"alpha": 2})
+		ids := s.app("nowasm", map[string]any{"microservice_name": "mod", "virtualization": "wasm",
+			"code": base + "/wasmapp.wasm", "memory": 16, "constraints": pin("alpha", n2.name)})
+		s.scaleUp(ids["mod"])
+		in := s.api.waitInstance(ids["mod"], 0, time.Minute, "unscheduled", func(in rest.Instance) bool {
+			return in.Status == wire.StatusNoCapacity
+		})
+		if !strings.Contains(in.StatusDetail, "does not run wasm") {
+			t.Errorf("detail %q does not say the node does not run wasm", in.StatusDetail)
+		}
+		time.Sleep(3 * time.Second)
+		if in, _ := s.api.instance(ids["mod"], 0); in.Status != wire.StatusNoCapacity || in.NodeName != "" {
+			t.Errorf("the instance was placed after all: %+v", in)
+		}
+		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
+	})
+}
