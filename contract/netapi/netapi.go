@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,6 +52,10 @@ type Attachment struct {
 	Netns string `json:"netns"`
 	Ports string `json:"ports,omitempty"`
 }
+
+// ErrNotReady: the node has no subnet yet, so instances cannot get an
+// address; try again later.
+var ErrNotReady = errors.New("the node's network is not ready")
 
 // Error is an error answer.
 type Error struct {
@@ -122,6 +127,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return fmt.Errorf("net manager: %s %s: %w", method, path, ErrNotReady)
+	}
 	if resp.StatusCode != http.StatusOK {
 		var e Error
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {

@@ -74,6 +74,9 @@ type failure struct {
 	count  int
 	next   time.Time
 	detail string
+	// waiting: not a failure but a precondition (the node's network is not
+	// ready yet); reported as CREATING.
+	waiting bool
 }
 
 // New returns an engine over a runtime registry.
@@ -359,7 +362,12 @@ func (e *Engine) start(ctx context.Context, rt runtime.Runtime, spec wire.Instan
 			f.count++
 			f.next = time.Now().Add(backoff(f.count))
 			f.detail = err.Error()
-			e.log.Warn("instance failed to start", "instance", spec.Key, "err", err, "retry_in", backoff(f.count))
+			f.waiting = errors.Is(err, netapi.ErrNotReady)
+			if f.waiting {
+				f.next, f.detail = time.Now().Add(time.Second), "waiting for the node's network"
+			} else {
+				e.log.Warn("instance failed to start", "instance", spec.Key, "err", err, "retry_in", backoff(f.count))
+			}
 		} else if err == nil && !restart {
 			delete(e.failed, spec.Key)
 		}
@@ -409,6 +417,8 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 					st.Detail += fmt.Sprintf("; restarting in %s", time.Until(f.next).Round(time.Second))
 				}
 			}
+		case e.failed[spec.Key] != nil && e.failed[spec.Key].waiting:
+			st.Status, st.Detail = wire.StatusCreating, e.failed[spec.Key].detail
 		case e.failed[spec.Key] != nil:
 			st.Status, st.Detail = wire.StatusFailed, e.failed[spec.Key].detail
 		default:

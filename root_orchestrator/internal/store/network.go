@@ -80,11 +80,11 @@ func (s *Store) ClusterNetwork(ctx context.Context, clusterID string) (string, w
 	}
 	net := wire.Network{Peers: []wire.NodeNetwork{}}
 	for _, c := range clusters {
-		if c.ID == clusterID {
+		if c.ID == clusterID || !c.Active {
 			continue
 		}
 		for _, n := range c.NodeInfo {
-			if n.Network != nil && n.Network.Subnet != "" {
+			if n.Active && n.Network != nil && n.Network.Subnet != "" {
 				p := *n.Network
 				p.ClusterID = c.ID
 				net.Peers = append(net.Peers, p)
