@@ -69,14 +69,15 @@ func newSystem(t *testing.T) *system {
 	s.registry = reg.Host()
 
 	s.rootDir = t.TempDir()
-	port := freePort(t)
-	s.rootURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	s.root = startProc(t, "root", binDir+"/thicket-root", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", s.rootDir)
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		s.rootURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		s.root = startProc(t, "root", binDir+"/thicket-root", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", s.rootDir)
+		if s.root.listening(t, time.Minute, "thicket-root listening") || attempt == 3 {
+			break
+		}
+	}
 	s.api = &api{t: t, url: s.rootURL}
-	waitFor(t, time.Minute, "root healthy", func() (bool, string) {
-		code, b := s.api.do("GET", "/healthz", nil)
-		return code == http.StatusOK, string(b)
-	})
 	s.api.login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
 	return s
 }
@@ -85,20 +86,21 @@ func newSystem(t *testing.T) *system {
 func (s *system) addCluster(name, mqttURL string) *cluster {
 	t := s.t
 	c := &cluster{name: name, dir: t.TempDir()}
-	api, mq := freePort(t), freePort(t)
-	c.nodeURL = fmt.Sprintf("http://%s:%d", bridgeAddr, api)
-	args := []string{binDir + "/thicket-cluster", "--name", name, "--location", "lab-" + name,
-		"--root-url", s.rootURL, "--join-token", readFile(t, filepath.Join(s.rootDir, "cluster-join-token")),
-		"--listen", fmt.Sprintf("0.0.0.0:%d", api), "--mqtt-listen", fmt.Sprintf("0.0.0.0:%d", mq),
-		"--advertise-address", bridgeAddr, "--data-dir", c.dir}
-	if mqttURL != "" {
-		args = append(args, "--mqtt-url", mqttURL)
+	for attempt := 1; ; attempt++ {
+		api, mq := freePort(t), freePort(t)
+		c.nodeURL = fmt.Sprintf("http://%s:%d", bridgeAddr, api)
+		args := []string{binDir + "/thicket-cluster", "--name", name, "--location", "lab-" + name,
+			"--root-url", s.rootURL, "--join-token", readFile(t, filepath.Join(s.rootDir, "cluster-join-token")),
+			"--listen", fmt.Sprintf("0.0.0.0:%d", api), "--mqtt-listen", fmt.Sprintf("0.0.0.0:%d", mq),
+			"--advertise-address", bridgeAddr, "--data-dir", c.dir}
+		if mqttURL != "" {
+			args = append(args, "--mqtt-url", mqttURL)
+		}
+		c.proc = startProc(t, "cluster "+name, args...)
+		if c.proc.listening(t, time.Minute, "thicket-cluster running") || attempt == 3 {
+			break
+		}
 	}
-	c.proc = startProc(t, "cluster "+name, args...)
-	waitFor(t, time.Minute, "cluster "+name+" node token", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(c.dir, "node-join-token"))
-		return err == nil, fmt.Sprint(err)
-	})
 	c.nodeToken = readFile(t, filepath.Join(c.dir, "node-join-token"))
 	s.clusters[name] = c
 	return c

@@ -205,6 +205,31 @@ func (p *proc) stop() {
 	p.cmd = nil
 }
 
+// listening waits until the daemon logs ready (true), or exits because its
+// port was taken meanwhile (false: start it again on other ports; freePort
+// can only pick a port that is free now). Any other exit fails the test.
+func (p *proc) listening(t testing.TB, timeout time.Duration, ready string) bool {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if strings.Contains(p.logs.String(), ready) {
+			return true
+		}
+		select {
+		case <-p.exited:
+			p.cmd = nil
+			if strings.Contains(p.logs.String(), "address already in use") {
+				t.Logf("%s: port taken meanwhile; starting again", p.name)
+				return false
+			}
+			t.Fatalf("%s exited during start:\n%s", p.name, tail(p.logs.String(), 4000))
+		case <-deadline:
+			t.Fatalf("%s not ready within %s:\n%s", p.name, timeout, tail(p.logs.String(), 4000))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func (p *proc) restart() {
 	p.start()
 }

@@ -93,6 +93,17 @@ type Manager struct {
 	subnetBits  int
 	rootNet     wire.Network
 	rootNetHash uint64
+
+	// onChange is told when instances changed status or placement (the root
+	// link syncs at once).
+	onChange func()
+}
+
+// OnChange sets what to call when instances changed status or placement.
+func (m *Manager) OnChange(f func()) {
+	m.mu.Lock()
+	m.onChange = f
+	m.mu.Unlock()
 }
 
 type node struct {
@@ -365,7 +376,11 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	save, remove := m.takeDirtyInstances()
 	pubs := m.takeDirtyNodes()
 	m.updateMetrics()
+	notify := m.onChange
 	m.mu.Unlock()
+	if notify != nil && len(save)+len(remove) > 0 {
+		notify()
+	}
 
 	var errs []error
 	if err := m.saveNodes(ctx, subnetted); err != nil {

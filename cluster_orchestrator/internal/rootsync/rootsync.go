@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,23 +52,37 @@ type Link struct {
 	c      Cluster
 	log    *slog.Logger
 	http   *http.Client
-	id     *state.Identity
 	ok     bool
 	lastOK time.Time
+	kick   chan struct{}
+
+	mu sync.Mutex
+	id *state.Identity
+}
+
+// Kick asks for a sync now (an instance changed state), instead of at the
+// next interval.
+func (l *Link) Kick() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
 }
 
 // New returns a link.
 func New(cfg Config, st *state.Store, c Cluster, log *slog.Logger) *Link {
 	cfg.RootURL = strings.TrimRight(cfg.RootURL, "/")
 	cfg.Register.Version = wire.Version
-	return &Link{cfg: cfg, st: st, c: c, log: log, http: &http.Client{Timeout: 15 * time.Second}}
+	return &Link{cfg: cfg, st: st, c: c, log: log, http: &http.Client{Timeout: 15 * time.Second}, kick: make(chan struct{}, 1)}
 }
 
 // errRejected means the root refused our credential or token.
 var errRejected = errors.New("rejected by the root")
 
-// Run syncs until ctx ends.
+// Run syncs until ctx ends: every interval and when kicked, while a watch
+// brings changes of the desired set down at once.
 func (l *Link) Run(ctx context.Context) {
+	go l.watch(ctx)
 	interval := l.cfg.Interval
 	for {
 		next, err := l.once(ctx)
@@ -91,12 +106,63 @@ func (l *Link) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(interval):
+		case <-l.kick:
+			// Coalesce a burst of changes into one sync.
+			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// watch holds a long poll open at the root: the answer comes as soon as the
+// desired set or network differs from the last one seen.
+func (l *Link) watch(ctx context.Context) {
+	var gen int64
+	client := &http.Client{Timeout: 40 * time.Second}
+	for ctx.Err() == nil {
+		l.mu.Lock()
+		id := l.id
+		l.mu.Unlock()
+		if id == nil {
+			sleep(ctx, time.Second) // not registered yet: the sync loop does that
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+			fmt.Sprintf("%s/api/cluster/desired?after=%d&wait=25s", l.cfg.RootURL, gen), nil)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+id.Credential)
+		resp, err := client.Do(req)
+		if err != nil {
+			sleep(ctx, time.Second)
+			continue
+		}
+		var d wire.ClusterDesired
+		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&d)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			sleep(ctx, time.Second) // the sync loop handles credentials and errors
+			continue
+		}
+		if d.Generation != gen {
+			l.c.SetDesired(d.Instances)
+			l.c.SetNetwork(id.ClusterID, d.Block, d.Network)
+			gen = d.Generation
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
 	}
 }
 
 // once registers if needed and syncs; it returns the root's wished interval.
 func (l *Link) once(ctx context.Context) (time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.id == nil || l.id.RootURL != l.cfg.RootURL {
 		id, err := l.st.Identity(ctx)
 		if err != nil {

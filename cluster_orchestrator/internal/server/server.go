@@ -168,6 +168,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 			RootURL: cfg.RootURL, JoinToken: cfg.JoinToken, Interval: time.Second,
 			Register: wire.ClusterRegisterRequest{Name: cfg.Name, Location: cfg.Location, Address: cfg.AdvertiseAddr, Port: port},
 		}, st, m, log)
+		m.OnChange(link.Kick)
 		go link.Run(ctx)
 	} else {
 		log.Warn("no --root-url: running as a standalone cluster")

@@ -138,6 +138,7 @@ func (s *Server) deleteApplication(c echo.Context) error {
 	if err := s.store.DeleteApplication(c.Request().Context(), id); err != nil {
 		return err
 	}
+	s.Changed()
 	return message(c, "Application Deleted")
 }
 
@@ -203,6 +204,7 @@ func (s *Server) deleteService(c echo.Context) error {
 	if err := s.store.DeleteService(c.Request().Context(), svc.MicroserviceID); err != nil {
 		return err
 	}
+	s.Changed()
 	return message(c, "Job deleted")
 }
 
@@ -232,6 +234,7 @@ func (s *Server) deleteInstance(c echo.Context) error {
 	if err := s.store.DeleteInstance(c.Request().Context(), svc.MicroserviceID, n); err != nil {
 		return err
 	}
+	s.Changed()
 	return message(c, "ok")
 }
 

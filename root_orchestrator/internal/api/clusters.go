@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"hash/fnv"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -71,32 +73,84 @@ func (s *Server) syncCluster(c echo.Context) error {
 	if err := s.store.RecordClusterSync(ctx, cl.ID, req.Nodes); err != nil {
 		return err
 	}
-	freed, err := s.store.ApplyClusterReport(ctx, cl, req.Instances)
+	freed, changed, err := s.store.ApplyClusterReport(ctx, cl, req.Instances)
 	if err != nil {
 		return err
 	}
 	if freed > 0 || !cl.Active {
 		s.kick()
 	}
-	desired, err := s.store.DesiredForCluster(ctx, cl.ID)
+	if changed > 0 {
+		s.Changed() // other clusters' service tables may change
+	}
+	d, err := s.desired(ctx, cl.ID)
 	if err != nil {
 		return err
 	}
-	block, network, err := s.store.ClusterNetwork(ctx, cl.ID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, wire.ClusterDesired{
-		Version: wire.Version, Generation: generation(desired), Instances: desired, SyncIntervalMS: SyncInterval,
-		Block: block, Network: network,
-	})
+	return c.JSON(http.StatusOK, d)
 }
 
-// generation fingerprints a desired set, so a cluster can tell whether it
-// changed.
-func generation(specs []wire.InstanceSpec) int64 {
+// desired is a cluster's desired set and network, with its generation.
+func (s *Server) desired(ctx context.Context, clusterID string) (wire.ClusterDesired, error) {
+	specs, err := s.store.DesiredForCluster(ctx, clusterID)
+	if err != nil {
+		return wire.ClusterDesired{}, err
+	}
+	block, network, err := s.store.ClusterNetwork(ctx, clusterID)
+	if err != nil {
+		return wire.ClusterDesired{}, err
+	}
+	d := wire.ClusterDesired{Version: wire.Version, Instances: specs, SyncIntervalMS: SyncInterval, Block: block, Network: network}
+	d.Generation = generation(d)
+	return d, nil
+}
+
+// watchDesired answers a cluster's desired set as soon as it differs from
+// the generation the cluster has (?after=), or after ?wait= (default 25 s,
+// at most 60 s) with the current one. Clusters hold one such request open,
+// so changes reach them at once instead of at their next sync.
+func (s *Server) watchDesired(c echo.Context) error {
+	ctx := c.Request().Context()
+	cl, err := s.store.AuthenticateCluster(ctx, bearer(c))
+	if errors.Is(err, store.ErrBadCredential) {
+		return &Error{Status: http.StatusUnauthorized, Message: "invalid cluster credential"}
+	} else if err != nil {
+		return err
+	}
+	after, _ := strconv.ParseInt(c.QueryParam("after"), 10, 64)
+	wait := 25 * time.Second
+	if q := c.QueryParam("wait"); q != "" {
+		if wait, err = time.ParseDuration(q); err != nil || wait < 0 || wait > time.Minute {
+			return errBadRequest("wait must be a duration up to 1m", "wait")
+		}
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		changed := s.changes.Wait() // before reading, so no change is missed
+		d, err := s.desired(ctx, cl.ID)
+		if err != nil {
+			return err
+		}
+		if d.Generation != after {
+			return c.JSON(http.StatusOK, d)
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return c.JSON(http.StatusOK, d)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// generation fingerprints a desired set and network, so a cluster can tell
+// whether they changed.
+func generation(d wire.ClusterDesired) int64 {
+	d.Generation = 0
 	h := fnv.New64a()
-	_ = json.NewEncoder(h).Encode(specs)
+	_ = json.NewEncoder(h).Encode(d)
 	return int64(h.Sum64() >> 1)
 }
 

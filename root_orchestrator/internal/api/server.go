@@ -29,7 +29,9 @@ type Server struct {
 	log    *slog.Logger
 	ping   func(context.Context) error
 	kick   func()
-	echo   *echo.Echo
+	// changes wakes clusters waiting for their desired set to change.
+	changes *broadcast
+	echo    *echo.Echo
 }
 
 // New builds the API over a store and a token signer. ping reports whether
@@ -38,7 +40,8 @@ func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error,
 	if kick == nil {
 		kick = func() {}
 	}
-	s := &Server{store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping, kick: kick, echo: echo.New()}
+	s := &Server{store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping, kick: kick,
+		changes: newBroadcast(), echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -120,7 +123,12 @@ func (s *Server) routes() {
 	// Clusters authenticate with a join token or their own credential.
 	e.POST("/api/cluster/register", s.registerCluster)
 	e.POST("/api/cluster/sync", s.syncCluster)
+	e.GET("/api/cluster/desired", s.watchDesired)
 }
+
+// Changed tells waiting clusters that desired sets or the service table may
+// have changed (the scheduler calls it after placing instances).
+func (s *Server) Changed() { s.changes.Notify() }
 
 func (s *Server) health(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)

@@ -34,13 +34,18 @@ type Dispatcher struct {
 	grace time.Duration
 	every time.Duration
 	kick  chan struct{}
+	// changed is told when assignments changed (clusters wait for that).
+	changed func()
 }
 
 // New returns a dispatcher. A cluster silent for longer than grace loses its
 // instances to other clusters.
 func New(st *store.Store, grace time.Duration, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{st: st, log: log, grace: grace, every: time.Second, kick: make(chan struct{}, 1)}
+	return &Dispatcher{st: st, log: log, grace: grace, every: time.Second, kick: make(chan struct{}, 1), changed: func() {}}
 }
+
+// OnChange sets what to call when assignments changed.
+func (d *Dispatcher) OnChange(f func()) { d.changed = f }
 
 // Kick asks for a pass now (an instance was requested or released).
 func (d *Dispatcher) Kick() {
@@ -89,6 +94,9 @@ func (d *Dispatcher) Pass(ctx context.Context) error {
 				return err
 			}
 			released.Add(float64(n))
+			if n > 0 {
+				d.changed()
+			}
 			d.log.Warn("cluster lost; its instances go elsewhere", "cluster", c.ClusterName, "instances", n)
 		}
 	}
@@ -125,5 +133,9 @@ func (d *Dispatcher) Pass(ctx context.Context) error {
 		as[i].ClusterID, as[i].ClusterLocation = r.Placement.ClusterID, loc[r.Placement.ClusterID]
 		placements.WithLabelValues("placed").Inc()
 	}
-	return d.st.Assign(ctx, as)
+	n, err := d.st.Assign(ctx, as)
+	if n > 0 {
+		d.changed()
+	}
+	return err
 }

@@ -92,6 +92,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	ping := func(ctx context.Context) error { return conn.Client.Ping(ctx, readpref.Primary()) }
 	disp := dispatch.New(st, cfg.ClusterGrace, log)
 	srv := api.New(st, signer, ping, disp.Kick, log)
+	disp.OnChange(srv.Changed)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -78,7 +78,7 @@ func (s *Store) DesiredForCluster(ctx context.Context, clusterID string) ([]wire
 // changed the instance; a service is written only if one of its instances
 // changed, and the changed ones get a new updated_at. Instances of services
 // removed meanwhile are skipped.
-func updateInstances[T any](ctx context.Context, s *Store, byKey map[string]T, change func(svc *api.Service, in *api.Instance, v T) bool) error {
+func updateInstances[T any](ctx context.Context, s *Store, byKey map[string]T, change func(svc *api.Service, in *api.Instance, v T) bool) (int, error) {
 	bySvc := map[string]map[int]T{}
 	for key, v := range byKey {
 		id, n, err := wire.ParseInstanceKey(key)
@@ -91,26 +91,31 @@ func updateInstances[T any](ctx context.Context, s *Store, byKey map[string]T, c
 		bySvc[id][n] = v
 	}
 	now := s.now()
+	total := 0
 	for id, vs := range bySvc {
+		changed := 0
 		_, err := s.mutateService(ctx, id, func(svc *api.Service) error {
-			changed := false
+			changed = 0 // a retry starts over
 			for i := range svc.InstanceList {
 				in := &svc.InstanceList[i]
 				if v, ok := vs[in.InstanceNumber]; ok && change(svc, in, v) {
 					in.UpdatedAt = now
-					changed = true
+					changed++
 				}
 			}
-			if !changed {
+			if changed == 0 {
 				return errUnchanged
 			}
 			return nil
 		})
 		if err != nil && !isNotFound(err) {
-			return err
+			return total, err
+		}
+		if err == nil {
+			total += changed
 		}
 	}
-	return nil
+	return total, nil
 }
 
 // ApplyClusterReport records the statuses a cluster reports for instances
@@ -119,12 +124,12 @@ func updateInstances[T any](ctx context.Context, s *Store, byKey map[string]T, c
 // instance the cluster cannot place is released for the root to place
 // elsewhere; the returned count says how many were, so the caller can
 // schedule at once.
-func (s *Store) ApplyClusterReport(ctx context.Context, c *ClusterRecord, statuses []wire.InstanceStatus) (released int, err error) {
+func (s *Store) ApplyClusterReport(ctx context.Context, c *ClusterRecord, statuses []wire.InstanceStatus) (released, changed int, err error) {
 	byKey := make(map[string]wire.InstanceStatus, len(statuses))
 	for _, st := range statuses {
 		byKey[st.Key] = st
 	}
-	err = updateInstances(ctx, s, byKey, func(svc *api.Service, in *api.Instance, st wire.InstanceStatus) bool {
+	changed, err = updateInstances(ctx, s, byKey, func(svc *api.Service, in *api.Instance, st wire.InstanceStatus) bool {
 		if in.ClusterID != c.ID {
 			return false
 		}
@@ -150,7 +155,7 @@ func (s *Store) ApplyClusterReport(ctx context.Context, c *ClusterRecord, status
 		in.ClusterLocation = c.ClusterLocation
 		return *in != before
 	})
-	return released, err
+	return released, changed, err
 }
 
 // Pending is an instance waiting for a cluster.
@@ -187,9 +192,10 @@ type Assignment struct {
 	Reason          string
 }
 
-// Assign records scheduling decisions. An instance that meanwhile got a
-// cluster or was removed is left alone.
-func (s *Store) Assign(ctx context.Context, as []Assignment) error {
+// Assign records scheduling decisions and returns how many instances
+// changed. An instance that meanwhile got a cluster or was removed is left
+// alone.
+func (s *Store) Assign(ctx context.Context, as []Assignment) (int, error) {
 	byKey := make(map[string]Assignment, len(as))
 	for _, a := range as {
 		byKey[a.Key] = a
