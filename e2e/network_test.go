@@ -130,6 +130,27 @@ func TestOverlayNetwork(t *testing.T) {
 			return len(d) == 3 && d[""] == 0, fmt.Sprint(d)
 		})
 
+		t.Run("an instance reaches all servers, its own node's too", func(t *testing.T) {
+			// A client instance on n1, where one of the servers runs: the
+			// connections to that one stay on n1's bridge.
+			ids := s.app("rrclient", map[string]any{"microservice_name": "c", "memory": 16,
+				"cmd": []string{"fetch", "http://10.30.77.77:8080/", "0"}, "constraints": pin("alpha", n1.name)})
+			s.scaleUp(ids["c"])
+			s.runningOn(ids["c"], 0)
+			waitFor(t, time.Minute, "answers from all 3 servers in the client's log", func() (bool, string) {
+				var l struct {
+					Logs string `json:"logs"`
+				}
+				s.api.must("GET", "/api/service/"+ids["c"]+"/instance/0/logs?lines=30", nil, &l)
+				seen := map[string]bool{}
+				for _, m := range helloRE.FindAllStringSubmatch(l.Logs, -1) {
+					seen[m[1]] = true
+				}
+				return len(seen) == 3, fmt.Sprint(seen)
+			})
+			s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
+		})
+
 		t.Run("closest prefers the instance on the same node", func(t *testing.T) {
 			onN2 := ""
 			for n := range 3 {

@@ -89,9 +89,6 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	if d.tables, err = nft.New(nft.Config{InstanceNet: cfg.InstanceNetwork}); err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
 	if d.st.Subnet != "" {
 		if err := d.setup(); err != nil {
 			return nil, err
@@ -143,6 +140,16 @@ func (d *Daemon) setup() error {
 	if d.ov != nil {
 		d.ov.Close()
 	}
+	if d.tables != nil {
+		d.tables.Close()
+	}
+	// LocalNet: instances reaching a service whose backend shares their
+	// bridge are masqueraded so that the answer comes back the same way.
+	tables, err := nft.New(nft.Config{InstanceNet: d.cfg.InstanceNetwork, LocalNet: subnet, Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	d.tables = tables
 	ov, err := overlay.Setup(overlay.Config{
 		Subnet: subnet, Underlay: d.cfg.Underlay, Port: d.cfg.Port, NetnsPrefix: d.cfg.NetnsPrefix,
 	})
@@ -348,12 +355,17 @@ func (d *Daemon) Detach(key string) error {
 	if _, ok := d.st.Instances[key]; !ok {
 		return nil
 	}
+	a := d.st.Instances[key]
 	if d.ov != nil {
 		if err := d.ov.Detach(key); err != nil {
 			return err
 		}
 	}
 	delete(d.st.Instances, key)
+	if ip, err := netip.ParseAddr(a.IP); err == nil && d.tables != nil {
+		// Connections to the gone instance fail at once instead of hanging.
+		defer d.tables.FlushConntrack(ip)
+	}
 	if err := d.save(); err != nil {
 		return err
 	}

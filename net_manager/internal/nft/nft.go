@@ -4,32 +4,65 @@
 //
 // Everything lives in one nftables table (family ip, default name "thicket")
 // written through netlink with github.com/google/nftables; no nft binary is
-// needed at run time. Apply replaces the whole table in one netlink batch
-// (one nftables transaction): the old table is deleted and the new one created
-// in the same commit, so packets always see either the old or the new rules.
+// needed at run time. Apply rewrites the table in one netlink batch (one
+// nftables transaction), in place: base chains and sets stay, their rules and
+// elements are replaced, service chains are added, rewritten or removed, so
+// every packet sees either the old or the new rules (see builder.build for why
+// not delete-and-recreate).
 //
-// Rules generated (for Config{InstanceNet: 10.64.0.0/16, LocalNet: 10.64.0.0/24}):
+// Rules generated (nft list table ip thicket) for Config{InstanceNet:
+// 10.64.0.0/16, LocalNet: 10.64.0.0/24}, service 10.30.0.10 with three
+// backends, 10.30.0.11 with none, 10.30.0.12 with one, and two published ports:
 //
 //	table ip thicket {
-//		map services { type ipv4_addr : verdict; elements = { 10.30.0.10 : goto svc-10.30.0.10 } }
-//		set no_backends { type ipv4_addr; elements = { 10.30.0.11 } }
-//		chain svc-10.30.0.10 { dnat to numgen inc mod 3 map { 0 : 10.64.0.2, 1 : 10.64.0.3, 2 : 10.64.0.4 } }
-//		chain ports { meta l4proto tcp th dport 18080 dnat to 10.64.0.2:8080 }
-//		chain prerouting { type nat hook prerouting priority dstnat
+//		map services {
+//			type ipv4_addr : verdict
+//			elements = { 10.30.0.10 : goto svc-10.30.0.10, 10.30.0.12 : goto svc-10.30.0.12 }
+//		}
+//		set no_backends {
+//			type ipv4_addr
+//			elements = { 10.30.0.11 }
+//		}
+//		chain svc-10.30.0.10 {
+//			numgen inc mod 3 0 dnat to 10.64.0.2
+//			numgen inc mod 2 0 dnat to 10.64.0.3
+//			dnat to 10.64.0.4
+//		}
+//		chain svc-10.30.0.12 {
+//			dnat to 10.64.0.3
+//		}
+//		chain ports {
+//			tcp dport 18080 dnat to 10.64.0.2:8080
+//			udp dport 5353 dnat to 10.64.0.3:53
+//		}
+//		chain prerouting {
+//			type nat hook prerouting priority dstnat; policy accept;
 //			ip daddr vmap @services
-//			fib daddr type local jump ports }
-//		chain output { type nat hook output priority dstnat
+//			fib daddr type local jump ports
+//		}
+//		chain output {
+//			type nat hook output priority -100; policy accept;
 //			ip daddr vmap @services
-//			ip daddr != 127.0.0.0/8 fib daddr type local jump ports }
-//		chain postrouting { type nat hook postrouting priority srcnat
+//			ip daddr != 127.0.0.0/8 fib daddr type local jump ports
+//		}
+//		chain postrouting {
+//			type nat hook postrouting priority srcnat; policy accept;
 //			ct status dnat ip saddr 10.64.0.0/24 ip daddr 10.64.0.0/24 masquerade
-//			ip saddr 10.64.0.0/16 ip daddr != 10.64.0.0/16 ip daddr != 10.30.0.0/16 masquerade }
-//		chain filter_forward { type filter hook forward priority filter   (same in filter_output)
-//			ip daddr @no_backends meta l4proto tcp reject with tcp reset
+//			ip saddr 10.64.0.0/16 ip daddr != 10.64.0.0/16 ip daddr != 10.30.0.0/16 masquerade
+//		}
+//		chain filter_forward {
+//			type filter hook forward priority filter; policy accept;
+//			ip daddr @no_backends reject with tcp reset
 //			ip daddr @no_backends reject
-//			ip daddr 10.30.0.0/16 meta l4proto tcp reject with tcp reset
-//			ip daddr 10.30.0.0/16 reject }
+//			ip daddr 10.30.0.0/16 reject with tcp reset
+//			ip daddr 10.30.0.0/16 reject
+//		}
+//		chain filter_output { (the same, on hook output) }
 //	}
+//
+// The rules in a service chain pick the backends round robin per connection
+// (see serviceRules); nat chains see only the first packet of a connection,
+// conntrack translates the rest.
 //
 // A connection to a service IP that has no backends (or to any address of the
 // service range that is not a known service) is refused at once: TCP gets a
@@ -51,6 +84,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultTable is the name of the table used when Config.Table is empty.
@@ -89,9 +123,11 @@ type Config struct {
 	// connections from LocalNet to LocalNet (an instance reaching a service or
 	// a published port whose chosen backend sits on the same bridge) are
 	// masqueraded, because the backend would otherwise answer the client
-	// directly over the bridge, bypassing the reverse translation. Leave it
-	// zero if instances do not share an L2 segment (routed /32 interfaces) or
-	// if br_netfilter makes bridged traffic go through conntrack.
+	// directly over the bridge, bypassing the reverse translation (the
+	// client then drops the answer). Set it unless instances do not share an
+	// L2 segment (routed /32 interfaces); it does no harm where br_netfilter
+	// already makes bridged traffic go through conntrack. Same-node clients
+	// of a service then appear to the backend as the bridge's address.
 	LocalNet netip.Prefix
 	// ServiceNet is the service range (default 10.30.0.0/16). Traffic to an
 	// address in it that no service translates is refused, and instance
@@ -163,16 +199,16 @@ func (t *Tables) Close() error {
 	return err
 }
 
-// conn returns a netlink connection into the namespace of t. If nmsgs is not
-// nil, the socket's buffers are sized for a batch of *nmsgs messages when it
-// is dialled (at Flush).
-func (t *Tables) conn(nmsgs *int) (*nftables.Conn, error) {
+// conn returns a netlink connection into the namespace of t. If b is not
+// nil, the socket's buffers are sized for the batch b queued when it is
+// dialled (at Flush).
+func (t *Tables) conn(b *builder) (*nftables.Conn, error) {
 	if !t.ns.IsOpen() {
 		return nil, errors.New("nft: tables closed")
 	}
 	opts := []nftables.ConnOption{nftables.WithNetNSFd(int(t.ns))}
-	if nmsgs != nil {
-		opts = append(opts, nftables.WithSockOptions(sockBuffers(nmsgs)))
+	if b != nil {
+		opts = append(opts, nftables.WithSockOptions(sockBuffers(b)))
 	}
 	return nftables.New(opts...)
 }
@@ -181,11 +217,14 @@ func (t *Tables) table() *nftables.Table {
 	return &nftables.Table{Name: t.cfg.Table, Family: nftables.TableFamilyIPv4}
 }
 
-// Apply replaces the table with one built from services and ports, in one
-// atomic netlink transaction. Inputs are validated first (an invalid input
-// changes nothing) and sorted, so the result does not depend on their order.
-// If the input equals the last applied one and the table still exists, Apply
-// does nothing.
+// Apply makes the table implement exactly services and ports, in one atomic
+// netlink transaction; whatever else the table held (rules, chains, sets) is
+// removed in the same transaction. Inputs are validated first (an invalid
+// input changes nothing) and sorted, so the result does not depend on their
+// order. If the input equals the last applied one and the table still exists,
+// Apply does nothing. Service chains whose backends did not change since the
+// last Apply of this Tables keep their rules, so their round robin goes on
+// where it was; the first Apply of a Tables rewrites them all.
 //
 // After a successful replace, UDP conntrack entries that still point at a
 // removed backend (or at the old target of a removed or changed UDP port
@@ -206,7 +245,7 @@ func (t *Tables) Apply(services []Service, ports []PortMap) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := builder{cfg: &t.cfg, table: t.table()}
-	c, err := t.conn(&b.msgs)
+	c, err := t.conn(&b)
 	if err != nil {
 		return err
 	}
@@ -216,7 +255,12 @@ func (t *Tables) Apply(services []Service, ports []PortMap) error {
 			return nil
 		}
 	}
-	if err := b.build(svcs, pms); err != nil {
+	cur, err := t.current(c)
+	if err != nil {
+		t.applied = false
+		return err
+	}
+	if err := b.build(svcs, pms, cur); err != nil {
 		t.applied = false
 		return fmt.Errorf("nft: build table %s: %w", t.cfg.Table, err)
 	}
@@ -235,6 +279,40 @@ func (t *Tables) Apply(services []Service, ports []PortMap) error {
 		t.cleanupConntrack(prevSvcs, prevPorts, svcs, pms)
 	}
 	return nil
+}
+
+// current reads the table's chains and sets; nil if there is no table.
+func (t *Tables) current(c *nftables.Conn) (*current, error) {
+	tb, err := c.ListTableOfFamily(t.cfg.Table, nftables.TableFamilyIPv4)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nft: read table %s: %w", t.cfg.Table, err)
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("nft: list chains: %w", err)
+	}
+	sets, err := c.GetSets(tb)
+	if err != nil {
+		return nil, fmt.Errorf("nft: list sets of %s: %w", t.cfg.Table, err)
+	}
+	cur := &current{chains: make(map[string]*nftables.Chain), sets: make(map[string]*nftables.Set)}
+	for _, ch := range chains {
+		if ch.Table != nil && ch.Table.Name == t.cfg.Table {
+			cur.chains[ch.Name] = ch
+		}
+	}
+	for _, s := range sets {
+		if !s.Anonymous {
+			cur.sets[s.Name] = s
+		}
+	}
+	if t.applied {
+		cur.backends = t.lastServices
+	}
+	return cur, nil
 }
 
 // Delete removes the table (and with it every rule of this package). Deleting

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -175,15 +176,38 @@ func TestMasquerade(t *testing.T) {
 	}
 }
 
-var handleRE = regexp.MustCompile(`table ip thicket \{ # handle (\d+)`)
+// Without LocalNet (and without br_netfilter), an instance cannot reach a
+// service whose backend sits on the same bridge: the backend answers it
+// directly over the bridge, from its own address, and the client drops that.
+// This is why the daemon sets LocalNet.
+func TestHairpinNeedsLocalNet(t *testing.T) {
+	tp := newTopo(t)
+	tb := tp.newTables(Config{InstanceNet: testCfg.InstanceNet})
+	must(t, "Apply", tb.Apply([]Service{{IP: netip.MustParseAddr(svcIP), Backends: addrs(tp.insIP[0])}}, nil))
+	if srv, _, err := getWithin(tp.inst[3], svcIP+":8080", 500*time.Millisecond); err == nil {
+		t.Fatalf("without LocalNet the same-bridge instance reached %s: is br_netfilter active?", srv)
+	}
+	if srv, _, err := get(tp.peer, svcIP+":8080"); err != nil || srv != tp.insIP[0] {
+		t.Errorf("from another node (routed both ways): %q %v", srv, err)
+	}
+}
+
+var tableHandleRE = regexp.MustCompile(`table ip thicket \{ # handle (\d+)`)
 
 func (tp *topo) tableHandle() string {
 	tp.t.Helper()
-	m := handleRE.FindStringSubmatch(tp.nft("-a", "list", "table", "ip", "thicket"))
+	m := tableHandleRE.FindStringSubmatch(tp.nft("-a", "list", "table", "ip", "thicket"))
 	if m == nil {
 		tp.t.Fatal("no handle in nft -a list table output")
 	}
 	return m[1]
+}
+
+// objHandle returns the handle of the chain or set name, and the handles of
+// the rules in it.
+func (tp *topo) objHandles(kind, name string) string {
+	tp.t.Helper()
+	return tp.nft("-a", "list", kind, "ip", "thicket", name)
 }
 
 func TestApplyIdempotentAndDelete(t *testing.T) {
@@ -198,34 +222,38 @@ func TestApplyIdempotentAndDelete(t *testing.T) {
 		{HostPort: 5353, Proto: "udp", IP: netip.MustParseAddr(tp.insIP[1]), Port: 53},
 	}
 	must(t, "Apply", tb.Apply(svcs, ports))
-	h1 := tp.tableHandle()
+	// With -a, every rule shows its handle: a rewrite changes them.
+	withHandles := tp.nft("-a", "list", "table", "ip", "thicket")
 	listing := tp.nft("list", "table", "ip", "thicket")
 
 	// Same input, other order: nothing is sent to the kernel.
 	rev := []Service{{IP: svcs[1].IP}, {IP: svcs[0].IP, Backends: slices.Clone(svcs[0].Backends)}}
 	slices.Reverse(rev[1].Backends)
 	must(t, "Apply again", tb.Apply(rev, []PortMap{ports[1], ports[0]}))
-	if h2 := tp.tableHandle(); h2 != h1 {
-		t.Errorf("unchanged input replaced the table: handle %s -> %s", h1, h2)
+	if now := tp.nft("-a", "list", "table", "ip", "thicket"); now != withHandles {
+		t.Errorf("unchanged input rewrote the table:\n%s\nvs\n%s", withHandles, now)
 	}
-	// A new Tables (a restarted daemon) rebuilds the same rules.
+	// A new Tables (a restarted daemon) rewrites it, to the same rules.
 	tb2 := tp.newTables(testCfg)
 	must(t, "Apply from new Tables", tb2.Apply(rev, []PortMap{ports[1], ports[0]}))
 	if l := tp.nft("list", "table", "ip", "thicket"); l != listing {
 		t.Errorf("same input in another order gave another table:\n%s\nvs\n%s", listing, l)
 	}
-	h3 := tp.tableHandle()
-	if h3 == h1 {
-		t.Errorf("a new Tables did not replace the table")
+	if tp.nft("-a", "list", "table", "ip", "thicket") == withHandles {
+		t.Errorf("a new Tables did not rewrite the table")
 	}
-	// A changed input replaces the table.
-	must(t, "Apply changed", tb2.Apply(svcs[:1], ports))
-	if h4 := tp.tableHandle(); h4 == h3 {
-		t.Errorf("changed input did not replace the table")
+	// The first Apply of a Tables rewrote the rules, in place.
+	h1 := tp.tableHandle()
+	must(t, "Apply changed", tb2.Apply(svcs[:1], ports[:1]))
+	if l := tp.nft("list", "table", "ip", "thicket"); l == listing || strings.Contains(l, "10.30.0.11") || strings.Contains(l, "5353") {
+		t.Errorf("changed input did not change the table:\n%s", l)
+	}
+	if h := tp.tableHandle(); h != h1 {
+		t.Errorf("table replaced (handle %s -> %s) instead of updated in place", h1, h)
 	}
 	// If the table vanished, the same input is applied again.
 	tp.nft("delete", "table", "ip", "thicket")
-	must(t, "Apply after external delete", tb2.Apply(svcs[:1], ports))
+	must(t, "Apply after external delete", tb2.Apply(svcs[:1], ports[:1]))
 	tp.tableHandle()
 
 	must(t, "Delete", tb2.Delete())
@@ -234,8 +262,46 @@ func TestApplyIdempotentAndDelete(t *testing.T) {
 	}
 	must(t, "Delete again", tb2.Delete())
 	// With the table gone, the service IP is not translated any more.
-	if srv, _, err := get(tp.node, svcIP+":8080"); err == nil {
+	if srv, _, err := getWithin(tp.node, svcIP+":8080", 300*time.Millisecond); err == nil {
 		t.Errorf("after Delete, %s still answered by %s", svcIP, srv)
+	}
+}
+
+// An Apply that changes one service leaves the others' chains alone: their
+// round robin continues instead of restarting at the first backend, and the
+// base chains and sets are the same objects (updated in place).
+func TestApplyKeepsUnchangedServices(t *testing.T) {
+	tp := newTopo(t)
+	tb := tp.newTables(testCfg)
+	a := Service{IP: netip.MustParseAddr(svcIP), Backends: addrs(tp.insIP[:3]...)}
+	other := Service{IP: netip.MustParseAddr("10.30.0.20"), Backends: addrs(tp.insIP[0])}
+	must(t, "Apply", tb.Apply([]Service{a, other}, nil))
+	svcA := tp.objHandles("chain", "svc-"+svcIP)
+	pre := tp.objHandles("chain", "prerouting")
+	set := tp.objHandles("map", "services")
+	setHandle := regexp.MustCompile(`# handle \d+`).FindString(set)
+	preHandle := regexp.MustCompile(`chain prerouting \{ # handle \d+`).FindString(pre)
+
+	first, _, err := get(tp.node, svcIP+":8080")
+	must(t, "get", err)
+	other.Backends = addrs(tp.insIP[1], tp.insIP[2])
+	must(t, "Apply other change", tb.Apply([]Service{a, other}, nil))
+	if now := tp.objHandles("chain", "svc-"+svcIP); now != svcA {
+		t.Errorf("unchanged service chain was rewritten:\n%s\nvs\n%s", svcA, now)
+	}
+	second, _, err := get(tp.node, svcIP+":8080")
+	must(t, "get", err)
+	if first != tp.insIP[0] || second != tp.insIP[1] {
+		t.Errorf("round robin across an unrelated Apply went %s, %s; want %s, %s", first, second, tp.insIP[0], tp.insIP[1])
+	}
+	if now := tp.objHandles("chain", "prerouting"); !strings.Contains(now, preHandle) || now == pre {
+		t.Errorf("prerouting: want the same chain (%s) with new rules:\n%s\nvs\n%s", preHandle, pre, now)
+	}
+	if now := tp.objHandles("map", "services"); !strings.Contains(now, setHandle) {
+		t.Errorf("services map was recreated (want %s):\n%s", setHandle, now)
+	}
+	if l := tp.nft("list", "chain", "ip", "thicket", "svc-10.30.0.20"); !strings.Contains(l, "numgen inc mod 2") {
+		t.Errorf("changed service chain not rewritten:\n%s", l)
 	}
 }
 
@@ -335,18 +401,20 @@ func bigInput(nsvc, nback int) []Service {
 	return svcs
 }
 
-func TestApplyThousandServices(t *testing.T) {
+func TestApplyManyServices(t *testing.T) {
 	tp := newTopo(t)
 	tb := tp.newTables(testCfg)
+	timed := func(what string, svcs []Service) {
+		t.Helper()
+		start := time.Now()
+		must(t, what, tb.Apply(svcs, nil))
+		t.Logf("%s: %v", what, time.Since(start))
+	}
 	svcs := bigInput(1000, 3)
 	svcs[999].Backends = addrs(tp.insIP[:3]...) // 10.30.3.231 is live
-	start := time.Now()
-	must(t, "Apply 1000x3", tb.Apply(svcs, nil))
-	t.Logf("Apply of 1000 services x 3 backends took %v", time.Since(start))
+	timed("Apply 1000 services x 3 backends", svcs)
 	svcs[0].Backends = svcs[0].Backends[:2]
-	start = time.Now()
-	must(t, "re-Apply 1000x3 with one change", tb.Apply(svcs, nil))
-	t.Logf("replacing it took %v", time.Since(start))
+	timed("Apply with one of 1000 changed", svcs)
 
 	conn, err := nftables.New(nftables.WithNetNSFd(int(tp.node.h)))
 	must(t, "nftables conn", err)
@@ -365,12 +433,24 @@ func TestApplyThousandServices(t *testing.T) {
 	if len(got) != 3 {
 		t.Errorf("big table: 9 connections reached %v, want all 3 backends", got)
 	}
+
+	// 10,000: the sets' elements span several netlink messages and the
+	// batch outgrows the default socket buffers, also for a small change.
+	big := bigInput(10000, 3)
+	timed("Apply 10000 services x 3 backends", big)
+	big[5].Backends = big[5].Backends[:1]
+	timed("Apply with one of 10000 changed", big)
+	timed("Apply back to 1000", svcs)
+	if srv, _, err := get(tp.inst[3], "10.30.3.231:8080"); err != nil || srv == "" {
+		t.Errorf("after shrinking: %q %v", srv, err)
+	}
 }
 
-func BenchmarkApply1000x3(b *testing.B) {
+// benchApply measures Apply of 1000 services x 3 backends in a namespace of
+// its own; change(i, svcs) alters the input before iteration i.
+func benchApply(b *testing.B, change func(i int, svcs []Service)) {
 	requireRoot(b)
-	// an unnamed namespace of its own, without the test topology
-	ns := &nsNode{name: "bench"}
+	ns := &nsNode{name: "bench"} // unnamed, without the test topology
 	if err := onThread(func() (err error) {
 		ns.h, err = netns.New()
 		return err
@@ -384,11 +464,114 @@ func BenchmarkApply1000x3(b *testing.B) {
 	}
 	defer tb.Close()
 	svcs := bigInput(1000, 3)
+	if err := tb.Apply(svcs, nil); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		svcs[0].Backends[0] = netip.AddrFrom4([4]byte{10, 65, byte(i >> 8), byte(i)}) // defeat the no-op check
+		change(i, svcs)
 		if err := tb.Apply(svcs, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Every service's backends change: all 1000 service chains are rewritten.
+func BenchmarkApply1000x3AllChanged(b *testing.B) {
+	benchApply(b, func(i int, svcs []Service) {
+		for j := range svcs {
+			svcs[j].Backends[0] = netip.AddrFrom4([4]byte{10, 65 + byte(i%2), byte(j >> 8), byte(j)})
+		}
+	})
+}
+
+// One service changes: the common case when an instance comes or goes.
+func BenchmarkApply1000x3OneChanged(b *testing.B) {
+	benchApply(b, func(i int, svcs []Service) {
+		svcs[i%1000].Backends[0] = netip.AddrFrom4([4]byte{10, 65 + byte(i%2), 0, 1})
+	})
+}
+
+// Apply replaces the table in one transaction: connections made while it is
+// replaced over and over never find the service untranslated (which would
+// be refused by the reject rules or time out).
+func TestApplyIsAtomic(t *testing.T) {
+	tp := newTopo(t)
+	tb := tp.newTables(testCfg)
+	svc := func(n int) []Service {
+		return []Service{{IP: netip.MustParseAddr(svcIP), Backends: addrs(tp.insIP[:n]...)}}
+	}
+	must(t, "Apply", tb.Apply(svc(3), nil))
+	const replacements = 40
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; n < replacements; n++ {
+			if err := tb.Apply(svc(2+n%2), nil); err != nil {
+				t.Errorf("Apply %d: %v", n, err)
+				return
+			}
+		}
+	}()
+	conns := 0
+	for running := true; running; conns++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if _, _, err := get(tp.node, svcIP+":8080"); err != nil {
+			t.Errorf("connection %d during replacements: %v", conns, err)
+		}
+	}
+	if conns < 2*replacements {
+		t.Errorf("only %d connections during %d replacements", conns, replacements)
+	}
+	t.Logf("%d connections during %d table replacements", conns, replacements)
+}
+
+// Apply takes over a table of the same name whatever it holds (an older
+// layout, hand edits): the result is the same as on a fresh table.
+func TestApplyTakesOverForeignTable(t *testing.T) {
+	tp := newTopo(t)
+	svcs := []Service{
+		{IP: netip.MustParseAddr(svcIP), Backends: addrs(tp.insIP[:3]...)},
+		{IP: netip.MustParseAddr("10.30.0.11")},
+	}
+	ports := []PortMap{{HostPort: 18080, Proto: "tcp", IP: netip.MustParseAddr(tp.insIP[0]), Port: 8080}}
+	fresh := tp.newTables(testCfg)
+	must(t, "Apply", fresh.Apply(svcs, ports))
+	want := tp.nft("list", "table", "ip", "thicket")
+	must(t, "Delete", fresh.Delete())
+
+	cmd := exec.Command("ip", "netns", "exec", tp.node.name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(`table ip thicket {
+	set services { type ipv4_addr; elements = { 10.30.0.10 } }
+	set stale { type ipv4_addr; }
+	chain junk { ip daddr @stale drop; }
+	chain svc-10.30.0.10 { type filter hook input priority 0; ip daddr @services accept; jump junk; }
+	chain prerouting { type nat hook prerouting priority 10; ip daddr 10.30.0.10 dnat to 10.64.0.9; }
+	chain output { type nat hook output priority -100; policy accept; ip daddr 10.30.0.10 dnat to 10.64.0.9; }
+	chain filter_forward { type filter hook forward priority 0; policy drop; }
+}`)
+	out, err := cmd.CombinedOutput()
+	must(t, "load foreign table: "+string(out), err)
+
+	tb := tp.newTables(testCfg)
+	must(t, "Apply over foreign table", tb.Apply(svcs, ports))
+	got := tp.nft("list", "table", "ip", "thicket")
+	norm := func(s string) []string { // chain order may differ
+		var blocks []string
+		for _, b := range strings.Split(s, "\n\n") {
+			blocks = append(blocks, strings.TrimSpace(b))
+		}
+		slices.Sort(blocks)
+		return blocks
+	}
+	if !slices.Equal(norm(got), norm(want)) {
+		t.Errorf("after taking over:\n%s\nwant:\n%s", got, want)
+	}
+	if c := count(t, tp.inst[3], svcIP+":8080", 3); len(c) != 3 {
+		t.Errorf("service after take-over reached %v", c)
 	}
 }

@@ -24,7 +24,8 @@ import (
 //
 //	node:  br0 10.64.0.1/24 (instances), pub0 192.168.251.1/24 (to peer),
 //	       svc0 (empty bridge as a sink), route 10.30.0.0/16 dev svc0, ip_forward=1,
-//	       hairpin on the bridge ports; holds the nft table.
+//	       hairpin on the bridge ports, bridge-nf-call-iptables=0 (no
+//	       br_netfilter); holds the nft table.
 //	i0..i3: eth0 10.64.0.2 .. 10.64.0.5/24 on br0, default via 10.64.0.1;
 //	       i0..i2 run TCP :8080 and UDP :8081 servers answering
 //	       "<own ip> <peer ip>"; i3 is a client only.
@@ -173,6 +174,26 @@ func veth(t *testing.T, node, other *nsNode, hostName string, master *netlink.Br
 	must(t, "addr "+addr, ho.AddrAdd(pl, a))
 	must(t, "veth peer up", ho.LinkSetUp(pl))
 	must(t, "default route", ho.RouteAdd(&netlink.Route{LinkIndex: pl.Attrs().Index, Gw: net.ParseIP(gw)}))
+	// Until the kernel's link watcher has seen the carrier, the device
+	// keeps its no-op qdisc and drops what is sent: wait for both ends.
+	waitUp(t, hn, hostName)
+	waitUp(t, ho, "eth0")
+}
+
+func waitUp(t *testing.T, h *netlink.Handle, name string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := h.LinkByName(name)
+		must(t, "link "+name, err)
+		if l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("link %s not up: %v", name, l.Attrs().OperState)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func newTopo(t *testing.T) *topo {
@@ -208,7 +229,15 @@ func newTopo(t *testing.T) *topo {
 	must(t, "dummy up", hn.LinkSetUp(svc0))
 	_, svcNet, _ := net.ParseCIDR("10.30.0.0/16")
 	must(t, "service route", hn.RouteAdd(&netlink.Route{LinkIndex: svc0.Index, Dst: svcNet}))
-	must(t, "ip_forward", inNS(tp.node, func() error {
+	must(t, "sysctls", inNS(tp.node, func() error {
+		// Bridged traffic must not go through the ip hooks (as on a host
+		// without br_netfilter): the rules must work without it.
+		const brnf = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+		if _, err := os.Stat(brnf); err == nil {
+			if err := os.WriteFile(brnf, []byte("0"), 0o644); err != nil {
+				return err
+			}
+		}
 		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
 	}))
 
@@ -295,14 +324,18 @@ func (n *nsNode) ownIP() string {
 // get opens a TCP connection from namespace n to addr and returns the server's
 // answer: its own address and the client address it saw.
 func get(n *nsNode, addr string) (server, client string, err error) {
+	return getWithin(n, addr, 2*time.Second)
+}
+
+func getWithin(n *nsNode, addr string, timeout time.Duration) (server, client string, err error) {
 	err = inNS(n, func() error {
-		d := net.Dialer{Timeout: 2 * time.Second}
+		d := net.Dialer{Timeout: timeout}
 		c, err := d.Dial("tcp4", addr)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(timeout))
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {
 			return err

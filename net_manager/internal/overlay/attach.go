@@ -178,6 +178,11 @@ func (o *Overlay) attach(key string, ip netip.Addr, name string) error {
 			return fmt.Errorf("set %s up: %w", hostName, err)
 		}
 	}
+	// Hairpin: an instance reaching its own service IP or published port
+	// gets its packets back through the same bridge port.
+	if err := o.h.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("hairpin on %s: %w", hostName, err)
+	}
 
 	// Instance end: address, up, lo up, default route.
 	cur, err := instanceAddr(ih, eth, o.cfg.Subnet)
