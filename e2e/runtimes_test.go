@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +52,11 @@ func TestRuntimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := serveFiles(t, map[string][]byte{"wasmapp.wasm": mod})
+	uk, err := testimage.UnikernelImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serveFiles(t, map[string][]byte{"wasmapp.wasm": mod, "unikernel.tar.gz": uk})
 
 	t.Run("wasm one-shot completes with its output in the log; a failing one fails", func(t *testing.T) {
 		// The example of sla_examples/, pointed at this run's module server.
@@ -84,6 +90,35 @@ func TestRuntimes(t *testing.T) {
 		}
 		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
 		s.api.must("DELETE", "/api/application/"+ids["example"], nil, nil)
+	})
+
+	t.Run("a unikernel serves HTTP on its instance IP and service IP, and is gone after undeploy", func(t *testing.T) {
+		example := strings.ReplaceAll(readFile(t, "../sla_examples/unikernel-http.json"), "http://127.0.0.1:8000", base)
+		var apps []rest.Application
+		s.api.must("POST", "/api/application/", json.RawMessage(example), &apps)
+		var appID, svcID string
+		for _, a := range apps {
+			if a.ApplicationName == "ukhttp" {
+				appID, svcID = a.ApplicationID, a.Microservices[0]
+			}
+		}
+		s.scaleUp(svcID)
+		in := s.runningOn(svcID, 0)
+		n1 := s.nodes["n1"]
+		waitFor(t, 2*time.Minute, "the VM answers on its instance IP", func() (bool, string) {
+			who := fetchFrom(t, n1.ns, "http://"+in.InstanceIP+":8080/", 1)
+			return len(who) == 1 && who[0] == "unikernel", fmt.Sprint(who)
+		})
+		waitFor(t, time.Minute, "the VM answers on its service IP", func() (bool, string) {
+			who := fetchFrom(t, n1.ns, "http://10.30.30.27:8080/", 3)
+			d := distinct(who)
+			return d["unikernel"] == 3, fmt.Sprint(d)
+		})
+		s.api.must("DELETE", "/api/application/"+appID, nil, nil)
+		waitFor(t, time.Minute, "no qemu process left for the instance", func() (bool, string) {
+			out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+svcID).Output()
+			return strings.TrimSpace(string(out)) == "", string(out)
+		})
 	})
 
 	t.Run("a virtualization no node runs stays unscheduled with the reason", func(t *testing.T) {

@@ -314,3 +314,19 @@ func TestHostPorts(t *testing.T) {
 		t.Errorf("caller's nodes changed: %+v", nodes)
 	}
 }
+
+// TestUnikernelsPreferKVM: a unikernel goes to a node that runs it with
+// KVM, even when another node fits better; other workloads do not care.
+func TestUnikernelsPreferKVM(t *testing.T) {
+	node := func(name string, reservedMB int64, caps ...string) Node {
+		return Node{NodeInfo: wire.NodeInfo{ID: name, Name: name, Active: true, Virtualizations: []string{"container", "unikernel"},
+			Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: 4096}, Reserved: wire.Resources{MemoryMB: reservedMB}, Capabilities: caps}}
+	}
+	nodes := []Node{node("emulated", 3000), node("kvm", 0, wire.CapabilityKVM)}
+	for _, c := range []struct{ virt, want string }{{"unikernel", "kvm"}, {"container", "emulated"}} {
+		p, err := PickNode("c", nodes, wire.InstanceSpec{Key: "s.0", Virtualization: c.virt, Resources: wire.Resources{MemoryMB: 128}})
+		if err != nil || p.NodeName != c.want {
+			t.Errorf("%s: placed on %+v (%v), want %s", c.virt, p, err, c.want)
+		}
+	}
+}

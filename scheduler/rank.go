@@ -1,6 +1,10 @@
 package scheduler
 
-import "github.com/thicket-edge/thicket/contract/wire"
+import (
+	"slices"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+)
 
 // score ranks a feasible node for an instance needing need: best fit, the
 // fuller the node after the placement the higher the score. It is the mean,
@@ -76,6 +80,9 @@ func (r *request) bestNode(nodes []Node) (int, float64) {
 			continue
 		}
 		s := score(n, r.need)
+		if r.spec.Virtualization == "unikernel" && slices.Contains(n.Capabilities, wire.CapabilityKVM) {
+			s += 1 // hardware acceleration outranks any fit
+		}
 		if best < 0 || betterNode(s, n, bestScore, &nodes[best].NodeInfo) {
 			best, bestScore = i, s
 		}

@@ -147,7 +147,13 @@ type NodeInfo struct {
 	LastSeen      time.Time `json:"last_seen,omitzero"`
 	// Network is the node's place in the overlay, once its net manager runs.
 	Network *NodeNetwork `json:"network,omitempty"`
+	// Capabilities the node detected beyond its virtualizations, e.g.
+	// "kvm" (unikernels run hardware-accelerated).
+	Capabilities []string `json:"capabilities,omitempty"`
 }
+
+// CapabilityKVM: the node runs unikernels with KVM rather than emulation.
+const CapabilityKVM = "kvm"
 
 // NodeNetwork is what peers need to reach a node's instances through the
 // overlay: its instance subnet and its VXLAN endpoint.

@@ -81,6 +81,12 @@ type Usage struct {
 	MemoryMB int64
 }
 
+// Capable is implemented by runtimes that detect capabilities worth
+// reporting to schedulers (e.g. wire.CapabilityKVM).
+type Capable interface {
+	Capabilities() []string
+}
+
 // Registry maps a virtualization to the Runtime that runs it.
 type Registry struct {
 	byVirt map[string]Runtime

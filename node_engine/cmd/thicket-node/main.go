@@ -1,6 +1,7 @@
 // Command thicket-node is Thicket's worker node engine: it registers with a
 // cluster, receives the node's desired instances over MQTT and runs them
-// with the node's runtimes (containerd containers, WebAssembly modules).
+// with the node's runtimes (containerd containers, WebAssembly modules,
+// qemu unikernels).
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
 	"github.com/thicket-edge/thicket/node_engine/runtime"
 	"github.com/thicket-edge/thicket/node_engine/runtime/containerd"
+	"github.com/thicket-edge/thicket/node_engine/runtime/unikernel"
 	"github.com/thicket-edge/thicket/node_engine/runtime/wasm"
 )
 
@@ -34,6 +36,7 @@ type cli struct {
 	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists); \"none\": no overlay, instances share the node's network."`
 	NetNS            string     `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
 	Virtualizations  []string   `name:"virtualizations" env:"THICKET_VIRTUALIZATIONS" help:"Offer only these of the detected virtualizations (container, wasm); default: all that work here."`
+	UnikernelAccel   string     `name:"unikernel-accel" default:"" enum:",kvm,tcg" env:"THICKET_UNIKERNEL_ACCEL" help:"qemu acceleration for unikernels: kvm, tcg (software), or empty to use KVM when it works here."`
 	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
@@ -73,10 +76,15 @@ func main() {
 		log.Error("wasm runtime", "err", err)
 		os.Exit(1)
 	}
+	ukRT, err := unikernel.New(ctx, unikernel.Config{NodeName: c.Name, StateDir: c.DataDir, Accel: c.UnikernelAccel}, log)
+	if err != nil {
+		log.Error("unikernel runtime", "err", err)
+		os.Exit(1)
+	}
 	eng := engine.New(engine.Config{
 		ClusterURL: c.ClusterURL, JoinToken: c.Token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
 		Capacity: wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
-	}, runtime.NewRegistry(offered(c.Virtualizations, ctr, wasmRT)...), log)
+	}, runtime.NewRegistry(offered(c.Virtualizations, ctr, wasmRT, ukRT)...), log)
 	if err := eng.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("thicket-node failed", "err", err)
 		os.Exit(1)

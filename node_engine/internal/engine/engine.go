@@ -479,5 +479,10 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 			info.Network = &st.Node
 		}
 	}
+	for _, rt := range e.reg.All() {
+		if c, ok := rt.(runtime.Capable); ok {
+			info.Capabilities = append(info.Capabilities, c.Capabilities()...)
+		}
+	}
 	return info
 }
