@@ -181,6 +181,18 @@ func TestOverlayNetwork(t *testing.T) {
 			"environment": []string{"INSTANCE=published"}})
 		s.scaleUp(ids["pub"])
 		in := s.runningOn(ids["pub"], 0)
+		defer func() {
+			if t.Failed() {
+				for _, n := range s.nodes {
+					if n.addr == in.HostIP {
+						out, _ := exec.Command("ip", "netns", "exec", n.ns, "nft", "list", "table", "ip", "thicket").CombinedOutput()
+						t.Logf("instance %+v\nnft on %s:\n%s", in, n.name, out)
+						out, _ = exec.Command("ip", "netns", "exec", n.ns, "ip", "route").CombinedOutput()
+						t.Logf("routes on %s:\n%s", n.name, out)
+					}
+				}
+			}
+		}()
 		waitFor(t, 30*time.Second, "published port answers", func() (bool, string) {
 			body, err := httpGet(fmt.Sprintf("http://%s:18080/", in.HostIP))
 			return strings.Contains(body, "hello from published"), fmt.Sprint(body, err)

@@ -271,7 +271,7 @@ func (d *Daemon) Configure(c netapi.Config) error {
 			d.st.Subnet = ""
 			return err
 		}
-		d.log.Info("overlay set up", "subnet", c.Subnet, "vtep", d.ov.VTEPMAC())
+		d.log.Info("overlay set up", "subnet", c.Subnet, "vtep", d.ov.VTEPMAC().String())
 	}
 	if err := d.save(); err != nil {
 		return err

@@ -150,6 +150,11 @@ func (o *Overlay) attach(key string, ip netip.Addr, name string) error {
 			PeerName:      instIf,
 			PeerNamespace: netlink.NsFd(int(ns)),
 			PeerMTU:       uint32(o.cfg.MTU),
+			// The instance's MAC follows from its IP (as Docker does), so a
+			// reused address keeps its MAC and the node's neighbour entry
+			// for it stays right; a fresh MAC would send the first seconds
+			// of traffic to the previous holder's.
+			PeerHardwareAddr: macFor(ip),
 		}
 		if err := o.h.LinkAdd(veth); err != nil {
 			return fmt.Errorf("create veth %s/%s: %w", hostName, instIf, err)
@@ -373,4 +378,11 @@ func (o *Overlay) readIP(path string) netip.Addr {
 		return netip.Addr{}
 	}
 	return p.Addr()
+}
+
+// macFor is the locally administered MAC of an instance address:
+// 02:42:<the four bytes of the IPv4 address>.
+func macFor(ip netip.Addr) net.HardwareAddr {
+	b := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
 }
