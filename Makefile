@@ -1,7 +1,7 @@
 # Thicket build, test, benchmark and run targets. Every Go module of the
 # workspace is listed in MODULES: at the root of a Go workspace "./..."
 # matches nothing.
-MODULES   := contract mongodb scheduler root_orchestrator cluster_orchestrator node_engine net_manager e2e
+MODULES   := contract mongodb scheduler root_orchestrator cluster_orchestrator node_engine net_manager e2e bench
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node net_manager/cmd/thicket-net
 BIN       := bin
@@ -12,7 +12,7 @@ DATA_DIR  ?= $(if $(filter 0,$(shell id -u)),/var/lib/thicket,$(HOME)/.local/sha
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test test-unit fuzz bench run vet fmt clean
+.PHONY: all build test test-unit fuzz bench bench-go bench-short run vet fmt clean
 
 all: build
 
@@ -33,9 +33,18 @@ fuzz:
 	go test ./contract/sla -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	go test ./contract/sla -run '^$$' -fuzz '^FuzzParsePorts$$' -fuzztime $(FUZZTIME)
 
-## bench: the benchmarks; results are printed (see docs/benchmarks.md for the report format).
-bench:
+## bench: the Go benchmarks of every module, then the system benchmark against BRIEF §5
+## (as root, containerd running; writes docs/benchmarks.md; about 25 minutes).
+bench: bench-go
+	go run ./bench/cmd/thicket-bench -out docs/benchmarks.md
+
+bench-go:
 	go test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
+
+## bench-short: smoke run of the system benchmark (about 3 minutes); fails if a measurement fails.
+bench-short:
+	@mkdir -p $(BIN)
+	go run ./bench/cmd/thicket-bench -short -out $(BIN)/benchmarks-short.md
 
 ## run: the whole system on embedded defaults: root, one cluster, one local node.
 run: build

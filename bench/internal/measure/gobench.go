@@ -1,0 +1,223 @@
+package measure
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/thicket-edge/thicket/bench/internal/gobench"
+	"github.com/thicket-edge/thicket/bench/internal/report"
+	"github.com/thicket-edge/thicket/bench/internal/stats"
+)
+
+const placementsBudget = 5000.0 // per second over 1,000 nodes, BRIEF §5
+
+// Scheduler runs the scheduler's Go benchmarks: placements per second of
+// the cluster scheduler (PickNode, PlaceAll) and the root scheduler
+// (PickCluster, PlaceAllClusters).
+func Scheduler(ctx context.Context, e *Env) (out Outcome) {
+	count := 5
+	if e.Short {
+		count = 1
+	}
+	s := &out.Section
+	s.Title = "5. Scheduler throughput"
+	cmd := fmt.Sprintf("go test -run '^$' -bench . -count %d ./scheduler/", count)
+	s.Method = []string{fmt.Sprintf("`%s` from the workspace root: the pure schedulers over synthetic fleets (mixed sizes, architectures, "+
+		"virtualizations, 0-90 %% reserved). `PickNode<N>` is one cluster-scheduler decision over N nodes, `PickCluster/<C>x<n>` one root decision over C "+
+		"clusters of n nodes, `PlaceAll*` 1,000 instances placed one after the other. Median (and lowest) of the %d repetitions.", cmd, count)}
+	target := report.Target{What: "placements per second, 1,000 nodes", Anchor: "—", Target: "≥ 5,000", Verdict: report.NotMeasured}
+	defer func() { out.Targets = append(out.Targets, target) }()
+	res, raw, err := gobench.Run(ctx, e.GoBin, e.Repo, []string{"-count", strconv.Itoa(count)}, "./scheduler/")
+	if err != nil {
+		s.Err = fmt.Errorf("%w\n%s", err, raw)
+	}
+	names, by := gobench.ByName(res)
+	t := report.Table{Header: []string{"benchmark", "ns/op (median)", "placements/s (median)", "placements/s (lowest)"}}
+	for _, n := range names {
+		var nsop, rate stats.Samples
+		for _, r := range by[n] {
+			if v, ok := r.Metric("ns/op"); ok {
+				nsop = append(nsop, v)
+			}
+			if v, ok := r.Metric("placements/s"); ok {
+				rate = append(rate, v)
+			}
+		}
+		t.Rows = append(t.Rows, []string{n, fmt.Sprintf("%.0f", nsop.Median()), report.Rate(rate.Median()), report.Rate(minOf(rate))})
+		if n == "PickNode1000" {
+			target.Measured = fmt.Sprintf("%s (`PickNode1000`, median)", report.Rate(rate.Median()))
+			target.Verdict = report.Verdict(rate.Median() >= placementsBudget)
+		}
+	}
+	s.Tables = []report.Table{t}
+	s.Notes = []string{"The raw lines:\n\n```\n" + benchLines(res) + "```"}
+	return
+}
+
+func minOf(s stats.Samples) float64 {
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	m := s[0]
+	for _, v := range s {
+		m = min(m, v)
+	}
+	return m
+}
+
+func benchLines(res []gobench.Result) string {
+	var b strings.Builder
+	for _, r := range res {
+		b.WriteString(r.Line + "\n")
+	}
+	return b.String()
+}
+
+// Overlay includes the net manager's datapath benchmark, when there is one:
+// TCP throughput and round-trip time through the overlay (and the service
+// IP) as ratios to the underlay.
+func Overlay(ctx context.Context, e *Env) (out Outcome) {
+	count := 3
+	if e.Short {
+		count = 1
+	}
+	s := &out.Section
+	s.Title = "6. Overlay datapath"
+	cmd := fmt.Sprintf("go test -run '^$' -bench . -count %d ./net_manager/...", count)
+	s.Method = []string{fmt.Sprintf("`%s` from the workspace root, median of the repetitions. A benchmark's own paired ratios "+
+		"(`tput_ratio`, `rtt_ratio`: the path against underlay transfers interleaved with it in the same run) are used where it reports them; "+
+		"otherwise a path is compared with the result of the same unit of the benchmark named `underlay`. Throughput: higher is better; "+
+		"round-trip time: lower is better. The target is judged on the lowest throughput ratio of the paths through the overlay.", cmd)}
+	target := report.Target{What: "cross-node TCP through the overlay", Anchor: "reference: userspace UDP proxy", Target: "≥ 80 % of the underlay",
+		Verdict: report.NotMeasured}
+	defer func() { out.Targets = append(out.Targets, target) }()
+	res, raw, err := gobench.Run(ctx, e.GoBin, e.Repo, []string{"-count", strconv.Itoa(count)}, "./net_manager/...")
+	if err != nil {
+		s.Err = fmt.Errorf("%w\n%s", err, raw)
+	}
+	paths := datapaths(res)
+	worst := math.NaN()
+	t := report.Table{Header: []string{"path", "throughput", "RTT", "throughput ÷ underlay", "RTT ÷ underlay", "ratios"}}
+	for _, p := range paths {
+		ratios := "paired"
+		if !p.paired {
+			ratios = "against the underlay benchmark"
+		}
+		if p.underlay {
+			ratios = "reference"
+		}
+		t.Rows = append(t.Rows, []string{p.name, fmtValue(p.tput, p.tputUnit), fmtValue(p.rtt, p.rttUnit),
+			fmtPct(p.tputRatio), fmtRatio(p.rttRatio), ratios})
+		if !p.underlay && !math.IsNaN(p.tputRatio) && (math.IsNaN(worst) || p.tputRatio < worst) {
+			worst = p.tputRatio
+		}
+	}
+	if len(paths) == 0 {
+		target.Note = "net_manager has no overlay datapath benchmark"
+		s.Notes = append(s.Notes, "**Not measured:** `net_manager` has no datapath benchmark (TCP throughput and RTT, underlay against overlay).")
+	} else {
+		s.Tables = append(s.Tables, t)
+	}
+	if !math.IsNaN(worst) {
+		target.Measured = fmt.Sprintf("%.0f %% of the underlay (lowest path throughput ratio)", worst*100)
+		target.Verdict = report.Verdict(worst >= 0.8)
+	}
+	if len(res) > 0 {
+		s.Notes = append(s.Notes, "All `net_manager` benchmark lines:\n\n```\n"+benchLines(res)+"```")
+	}
+	return
+}
+
+// datapath is one path of a datapath benchmark, medians over repetitions.
+type datapath struct {
+	name                string
+	underlay, paired    bool
+	tput, rtt           float64
+	tputUnit, rttUnit   string
+	tputRatio, rttRatio float64
+}
+
+func isThroughput(u string) bool {
+	u = strings.ToLower(u)
+	return strings.HasSuffix(u, "/s") && !strings.Contains(u, "underlay") &&
+		(strings.Contains(u, "bit") || strings.Contains(u, "b/s") || strings.Contains(u, "byte"))
+}
+
+func isRTT(u string) bool {
+	u = strings.ToLower(u)
+	return strings.HasPrefix(u, "rtt") && !strings.Contains(u, "ratio")
+}
+
+// datapaths finds the benchmarks reporting a throughput or a round-trip
+// time; a name containing "underlay" is the reference.
+func datapaths(res []gobench.Result) []datapath {
+	names, by := gobench.ByName(res)
+	median := func(rs []gobench.Result, unit string) float64 {
+		var v stats.Samples
+		for _, r := range rs {
+			if x, ok := r.Metric(unit); ok {
+				v = append(v, x)
+			}
+		}
+		return v.Median()
+	}
+	var out []datapath
+	for _, n := range names {
+		p := datapath{name: n, underlay: strings.Contains(strings.ToLower(n), "underlay"), tput: math.NaN(), rtt: math.NaN(),
+			tputRatio: math.NaN(), rttRatio: math.NaN()}
+		for _, m := range by[n][0].Metrics {
+			switch {
+			case isThroughput(m.Unit) && p.tputUnit == "":
+				p.tputUnit, p.tput = m.Unit, median(by[n], m.Unit)
+			case isRTT(m.Unit) && p.rttUnit == "":
+				p.rttUnit, p.rtt = m.Unit, median(by[n], m.Unit)
+			case m.Unit == "tput_ratio":
+				p.tputRatio, p.paired = median(by[n], m.Unit), true
+			case m.Unit == "rtt_ratio":
+				p.rttRatio, p.paired = median(by[n], m.Unit), true
+			}
+		}
+		if p.tputUnit != "" || p.rttUnit != "" {
+			out = append(out, p)
+		}
+	}
+	var ref *datapath
+	for i := range out {
+		if out[i].underlay {
+			ref = &out[i]
+			out[i].tputRatio, out[i].rttRatio = 1, 1
+		}
+	}
+	for i := range out {
+		p := &out[i]
+		if p.underlay || ref == nil {
+			continue
+		}
+		if math.IsNaN(p.tputRatio) && p.tputUnit == ref.tputUnit {
+			p.tputRatio = stats.Ratio(p.tput, ref.tput)
+		}
+		if math.IsNaN(p.rttRatio) && p.rttUnit == ref.rttUnit {
+			p.rttRatio = stats.Ratio(p.rtt, ref.rtt)
+		}
+	}
+	return out
+}
+
+func fmtValue(v float64, unit string) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64) + " " + unit
+}
+
+func fmtPct(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f %%", v*100)
+}
+
+func fmtRatio(v float64) string { return report.Ratio(v) }
