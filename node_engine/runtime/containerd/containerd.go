@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -104,8 +105,8 @@ type Runtime struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	instances keyedMutex // per container id: Start and Remove
-	pulls     keyedMutex // per image reference
+	instances keyed.Mutex // per container id: Start and Remove
+	pulls     keyed.Mutex // per image reference
 
 	mu       sync.Mutex
 	closed   bool
@@ -264,40 +265,4 @@ func (r *Runtime) Close() error {
 // logPath is the log file of container id.
 func (r *Runtime) logPath(id string) string {
 	return filepath.Join(r.logDir, id+".log")
-}
-
-// keyedMutex serialises work per key.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-// lock locks key and returns its unlock.
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*refMutex{}
-	}
-	m := k.m[key]
-	if m == nil {
-		m = &refMutex{}
-		k.m[key] = m
-	}
-	m.refs++
-	k.mu.Unlock()
-	m.Lock()
-	return func() {
-		m.Unlock()
-		k.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }

@@ -114,7 +114,7 @@ func exitStatus(code int) (string, string) {
 // No exit event is sent for it.
 func (r *Runtime) Remove(ctx context.Context, key string) error {
 	id := ContainerID(r.cfg.NodeName, key)
-	unlock := r.instances.lock(id)
+	unlock := r.instances.Lock(id)
 	defer unlock()
 	c, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {

@@ -51,7 +51,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 		return fmt.Errorf("containerd runtime: start %s: no image (code)", spec.Key)
 	}
 	id := ContainerID(r.cfg.NodeName, spec.Key)
-	unlock := r.instances.lock(id)
+	unlock := r.instances.Lock(id)
 	defer unlock()
 	r.markStarting(id, 1)
 	defer r.markStarting(id, -1)
@@ -101,7 +101,7 @@ func (r *Runtime) ensureImage(ctx context.Context, code string) (containerd.Imag
 		return nil, fmt.Errorf("image %q: %w", code, err)
 	}
 	ref := named.String()
-	unlock := r.pulls.lock(ref)
+	unlock := r.pulls.Lock(ref)
 	defer unlock()
 
 	img, err := r.client.GetImage(ctx, ref)

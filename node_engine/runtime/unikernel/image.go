@@ -123,7 +123,7 @@ func (r *Runtime) image(ctx context.Context, code string, arch []string) (*image
 	if err != nil {
 		return nil, err
 	}
-	unlock := r.fetches.lock(src.url)
+	unlock := r.fetches.Lock(src.url)
 	defer unlock()
 	dir := filepath.Join(r.cacheDir, sha256Hex([]byte(src.url)))
 	if img, err := loadImage(dir); err == nil {

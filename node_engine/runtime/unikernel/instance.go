@@ -92,7 +92,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 	if spec.Key == "" {
 		return errors.New("unikernel runtime: start: instance spec has no key")
 	}
-	unlock := r.instances.lock(spec.Key)
+	unlock := r.instances.Lock(spec.Key)
 	defer unlock()
 
 	r.mu.Lock()
@@ -542,7 +542,7 @@ func (r *Runtime) pollRun(inst *instance, run *vmRun) {
 // then SIGKILL), removes its network plumbing and deletes its directory.
 // Removing an unknown key is not an error. No event is sent.
 func (r *Runtime) Remove(ctx context.Context, key string) error {
-	unlock := r.instances.lock(key)
+	unlock := r.instances.Lock(key)
 	defer unlock()
 	r.mu.Lock()
 	inst := r.insts[key]

@@ -116,6 +116,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"log/slog"
 	"net/http"
 	"os"
@@ -201,8 +202,8 @@ type Runtime struct {
 
 	events chan runtime.State
 
-	instances keyedMutex // per instance key: Start and Remove
-	fetches   keyedMutex // per image URL (without fragment)
+	instances keyed.Mutex // per instance key: Start and Remove
+	fetches   keyed.Mutex // per image URL (without fragment)
 
 	// stop is closed by Close: watchers stop delivering events.
 	stop chan struct{}
@@ -404,42 +405,6 @@ func normArch(a string) string {
 		return "arm"
 	}
 	return a
-}
-
-// keyedMutex serialises work per key.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-// lock locks key and returns its unlock.
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*refMutex{}
-	}
-	m := k.m[key]
-	if m == nil {
-		m = &refMutex{}
-		k.m[key] = m
-	}
-	m.refs++
-	k.mu.Unlock()
-	m.Lock()
-	return func() {
-		m.Unlock()
-		k.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }
 
 var errClosed = errors.New("runtime closed")

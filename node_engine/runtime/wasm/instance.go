@@ -71,7 +71,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 	if spec.Key == "" {
 		return errors.New("wasm runtime: start: instance spec has no key")
 	}
-	unlock := r.instances.lock(spec.Key)
+	unlock := r.instances.Lock(spec.Key)
 	defer unlock()
 
 	r.mu.Lock()
@@ -285,7 +285,7 @@ func exitStatus(err error, mem *linearMemory) (code int, status, detail string) 
 // most a few seconds) and deletes its log. Removing an unknown key is not
 // an error. No event is sent.
 func (r *Runtime) Remove(ctx context.Context, key string) error {
-	unlock := r.instances.lock(key)
+	unlock := r.instances.Lock(key)
 	defer unlock()
 	r.mu.Lock()
 	inst := r.insts[key]

@@ -109,7 +109,7 @@ func (r *Runtime) release(m *compiledModule) {
 // compile returns the compiled module of data (whose digest is digest),
 // with a reference held.
 func (r *Runtime) compile(ctx context.Context, src moduleSource, data []byte, digest string) (*compiledModule, error) {
-	unlock := r.compiles.lock(digest)
+	unlock := r.compiles.Lock(digest)
 	defer unlock()
 	r.mu.Lock()
 	if m := r.compiled[digest]; m != nil {
@@ -141,7 +141,7 @@ func (r *Runtime) compile(ctx context.Context, src moduleSource, data []byte, di
 // moduleData returns the module at src (from the cache, else downloaded
 // into it) and its hex SHA-256.
 func (r *Runtime) moduleData(ctx context.Context, src moduleSource) ([]byte, string, error) {
-	unlock := r.fetches.lock(src.url)
+	unlock := r.fetches.Lock(src.url)
 	defer unlock()
 	file := r.cachePath(src.url)
 	data, err := os.ReadFile(file)

@@ -45,6 +45,7 @@ package wasm
 import (
 	"context"
 	"fmt"
+	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"log/slog"
 	"net/http"
 	"os"
@@ -106,9 +107,9 @@ type Runtime struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // run goroutines
 
-	instances keyedMutex // per instance key: Start and Remove
-	fetches   keyedMutex // per module URL (without fragment)
-	compiles  keyedMutex // per module content digest
+	instances keyed.Mutex // per instance key: Start and Remove
+	fetches   keyed.Mutex // per module URL (without fragment)
+	compiles  keyed.Mutex // per module content digest
 
 	mu       sync.Mutex
 	closed   bool
@@ -245,40 +246,4 @@ func (r *Runtime) Close() error {
 		return fmt.Errorf("wasm runtime: close: %w", err)
 	}
 	return nil
-}
-
-// keyedMutex serialises work per key.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-// lock locks key and returns its unlock.
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*refMutex{}
-	}
-	m := k.m[key]
-	if m == nil {
-		m = &refMutex{}
-		k.m[key] = m
-	}
-	m.refs++
-	k.mu.Unlock()
-	m.Lock()
-	return func() {
-		m.Unlock()
-		k.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }
