@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -32,6 +33,10 @@ type Conn struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	sockDir string
+	// closing silences the embedded engine's log while the driver
+	// disconnects: FerretDB answers the driver's endSessions with "no such
+	// command" and logs that exchange as a warning on every stop.
+	closing atomic.Bool
 }
 
 // Options say where the data lives.
@@ -121,7 +126,7 @@ func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
 	}
 	c.sockDir = sockDir
 	// FerretDB logs every connection at INFO; keep only its warnings.
-	fdbLog := slog.New(&levelFilter{Handler: log.Handler(), min: slog.LevelWarn}).With("component", "ferretdb")
+	fdbLog := slog.New(&levelFilter{Handler: log.Handler(), min: slog.LevelWarn, off: &c.closing}).With("component", "ferretdb")
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
 		Handler:   "sqlite",
@@ -148,6 +153,7 @@ func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
 
 // Close disconnects and stops the embedded engine.
 func (c *Conn) Close(ctx context.Context) {
+	c.closing.Store(true)
 	if c.Client != nil {
 		_ = c.Client.Disconnect(ctx)
 	}
@@ -163,19 +169,21 @@ func (c *Conn) Close(ctx context.Context) {
 	}
 }
 
+// levelFilter passes records of at least min, and none once off is set.
 type levelFilter struct {
 	slog.Handler
 	min slog.Level
+	off *atomic.Bool
 }
 
 func (h *levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
+	return l >= h.min && !h.off.Load() && h.Handler.Enabled(ctx, l)
 }
 
 func (h *levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
-	return &levelFilter{Handler: h.Handler.WithAttrs(a), min: h.min}
+	return &levelFilter{Handler: h.Handler.WithAttrs(a), min: h.min, off: h.off}
 }
 
 func (h *levelFilter) WithGroup(name string) slog.Handler {
-	return &levelFilter{Handler: h.Handler.WithGroup(name), min: h.min}
+	return &levelFilter{Handler: h.Handler.WithGroup(name), min: h.min, off: h.off}
 }

@@ -1,8 +1,10 @@
 package mongodb
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,5 +63,29 @@ func TestEmbeddedUpdatesAreAtomic(t *testing.T) {
 	}
 	if d.Rev != matched.Load() || int64(len(d.List)) != matched.Load() {
 		t.Errorf("%d updates matched but rev is %d and the list holds %d: updates were lost", matched.Load(), d.Rev, len(d.List))
+	}
+}
+
+// TestEmbeddedStopIsQuiet: stopping a daemon with the embedded store logs
+// no warnings (FerretDB does not know the driver's endSessions and used to
+// log the exchange on every stop).
+func TestEmbeddedStopIsQuiet(t *testing.T) {
+	ctx := context.Background()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := conn.Client.Database("test").Collection("quiet")
+	if _, err := col.InsertOne(ctx, bson.M{"_id": "doc"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := col.FindOne(ctx, bson.M{"_id": "doc"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if strings.Contains(buf.String(), "level=WARN") || strings.Contains(buf.String(), "level=ERROR") {
+		t.Errorf("warnings or errors while using and stopping the embedded store:\n%s", buf.String())
 	}
 }
