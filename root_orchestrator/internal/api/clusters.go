@@ -73,10 +73,17 @@ func (s *Server) syncCluster(c echo.Context) error {
 	if err := s.store.RecordClusterSync(ctx, cl.ID, req.Nodes); err != nil {
 		return err
 	}
-	freed, changed, err := s.store.ApplyClusterReport(ctx, cl, req.Instances)
+	if !cl.Active {
+		s.reports.forget(cl.ID)
+	}
+	now := time.Now()
+	todo := s.reports.changed(cl.ID, req.Instances, now)
+	freed, changed, err := s.store.ApplyClusterReport(ctx, cl, todo)
 	if err != nil {
+		s.reports.forget(cl.ID)
 		return err
 	}
+	s.reports.stored(cl.ID, todo, now)
 	if freed > 0 || !cl.Active {
 		s.kick()
 	}

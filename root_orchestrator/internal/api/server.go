@@ -31,6 +31,8 @@ type Server struct {
 	kick   func()
 	// changes wakes clusters waiting for their desired set to change.
 	changes *broadcast
+	// reports keeps cluster syncs from rewriting unchanged instances.
+	reports *reportFilter
 	echo    *echo.Echo
 }
 
@@ -41,7 +43,7 @@ func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error,
 		kick = func() {}
 	}
 	s := &Server{store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping, kick: kick,
-		changes: newBroadcast(), echo: echo.New()}
+		changes: newBroadcast(), reports: newReportFilter(), echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -67,6 +69,21 @@ func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error,
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// Mount serves h for GET and HEAD requests under prefix ("/install/", or
+// "/" for everything the API does not claim). Paths under /api/ never reach
+// h: an unknown API path stays a JSON 404.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	handler := func(c echo.Context) error {
+		if p := c.Request().URL.Path; p == "/api" || strings.HasPrefix(p, "/api/") {
+			return echo.ErrNotFound
+		}
+		h.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+	s.echo.GET(prefix+"*", handler)
+	s.echo.HEAD(prefix+"*", handler)
+}
 
 // Routes lists "METHOD path" of every API route, for the OpenAPI check.
 func (s *Server) Routes() []string {
