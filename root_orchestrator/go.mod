@@ -70,7 +70,7 @@ require (
 )
 
 require (
-	github.com/FerretDB/FerretDB v1.24.0
+	github.com/FerretDB/FerretDB v1.24.0 // indirect
 	github.com/alecthomas/kong v1.17.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/labstack/echo-contrib v0.50.1
@@ -90,3 +90,7 @@ replace github.com/thicket-edge/thicket/scheduler => ../scheduler
 require github.com/thicket-edge/thicket/mongodb v0.0.0
 
 replace github.com/thicket-edge/thicket/mongodb => ../mongodb
+
+require github.com/thicket-edge/thicket/dashboard v0.0.0
+
+replace github.com/thicket-edge/thicket/dashboard => ../dashboard

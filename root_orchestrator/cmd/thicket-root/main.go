@@ -28,6 +28,8 @@ type cli struct {
 	InstanceNet   string        `name:"instance-network" default:"10.64.0.0/10" env:"THICKET_INSTANCE_NETWORK" help:"Network of instance addresses, split among clusters."`
 	BlockBits     int           `name:"cluster-block-bits" default:"16" env:"THICKET_CLUSTER_BLOCK_BITS" help:"Prefix length of each cluster's block of the instance network."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	DownloadsDir  string        `name:"downloads-dir" env:"THICKET_DOWNLOADS_DIR" help:"Directory of the binaries served at /download/ (<binary>-<os>-<arch>, or a plain <binary> for this machine's platform); default: the directory of this executable."`
+	ExternalURL   string        `name:"external-url" env:"THICKET_EXTERNAL_URL" help:"This root's URL as other machines reach it, written into /install/*.sh; default: from each request's Host."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 }
 
@@ -57,6 +59,8 @@ func main() {
 		AddressPlan:        store.AddressPlan{Network: instanceNet.Masked(), BlockBits: c.BlockBits},
 		AdminPassword:      os.Getenv(server.AdminPasswordEnv),
 		ResetAdminPassword: c.ResetAdmin,
+		DownloadsDir:       c.DownloadsDir,
+		ExternalURL:        c.ExternalURL,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-root failed", "err", err)

@@ -14,10 +14,12 @@ import (
 	"time"
 
 	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/dashboard"
 	"github.com/thicket-edge/thicket/mongodb"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/api"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/dispatch"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/install"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
@@ -55,6 +57,11 @@ type Config struct {
 	// (AdminPassword, or a random one written to the password file) and
 	// makes it an admin again, for an operator who lost access.
 	ResetAdminPassword bool
+	// DownloadsDir holds the binaries served at /download/ (empty: the
+	// executable's directory); ExternalURL is the root's URL baked into
+	// /install/*.sh (empty: from the request's Host).
+	DownloadsDir string
+	ExternalURL  string
 }
 
 // Run starts the root and serves until ctx ends. ready, if not nil, receives
@@ -93,6 +100,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	disp := dispatch.New(st, cfg.ClusterGrace, log)
 	srv := api.New(st, signer, ping, disp.Kick, log)
 	disp.OnChange(srv.Changed)
+	srv.Mount("/", dashboard.Handler())
+	inst, err := install.New(install.Config{DownloadsDir: cfg.DownloadsDir, ExternalURL: cfg.ExternalURL, Logger: log})
+	if err != nil {
+		return err
+	}
+	srv.Mount("/install/", inst.Scripts())
+	srv.Mount("/download/", inst.Downloads())
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

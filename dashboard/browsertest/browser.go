@@ -1,0 +1,312 @@
+// Package browsertest drives Thicket's dashboard in Debian's headless
+// Chromium (/usr/bin/chromium, or $THICKET_CHROMIUM) through chromedp, for
+// tests in this module and in the end-to-end suite. A test fails on any
+// JavaScript console error, uncaught exception or unhandled rejection, and on
+// any error entry of the browser log other than a network one (an API
+// answering 401 or 400 on purpose is a network entry).
+//
+// Screenshots go to the test's artifact directory (go test -artifacts keeps
+// them under -outputdir), or to $THICKET_SCREENSHOTS when it is set.
+package browsertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// Browser is one headless Chromium with one tab on the dashboard.
+type Browser struct {
+	t    testing.TB
+	base string // the dashboard's URL, without a trailing slash
+	ctx  context.Context
+
+	mu   sync.Mutex
+	errs []string
+}
+
+func chromiumPath() string {
+	if p := os.Getenv("THICKET_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// New starts Chromium with a fresh profile and a viewport of
+// width×height CSS pixels. It records console errors and exceptions; the
+// test fails on any of them when it ends.
+func New(t testing.TB, baseURL string, width, height int) *Browser {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath()); err != nil {
+		t.Fatalf("Chromium is needed (apt-get install -y chromium): %v", err)
+	}
+	profile, err := os.MkdirTemp("", "thicket-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Browser{t: t, base: strings.TrimSuffix(baseURL, "/")}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(profile),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("password-store", "basic"),
+		chromedp.Flag("use-mock-keychain", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication,PasswordLeakDetection"),
+		chromedp.WindowSize(width, height),
+	)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithListener(b.listen))
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc()
+		os.RemoveAll(profile)
+	})
+	b.ctx = ctx
+	// The first action starts the browser, which then lives as long as the
+	// context of that call: so no timeout here.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	t.Cleanup(b.checkConsole)
+	return b
+}
+
+// listen runs in the tab's message loop: record, return fast.
+func (b *Browser) listen(ev any) {
+	var msg string
+	switch ev := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+			var parts []string
+			for _, a := range ev.Args {
+				if len(a.Value) > 0 {
+					parts = append(parts, string(a.Value))
+				} else {
+					parts = append(parts, a.Description)
+				}
+			}
+			msg = "console." + string(ev.Type) + ": " + strings.Join(parts, " ")
+		}
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		msg = "exception: " + d.Text
+		if d.Exception != nil && d.Exception.Description != "" {
+			msg += " " + d.Exception.Description
+		}
+		msg += fmt.Sprintf(" at %s:%d", d.URL, d.LineNumber+1)
+	case *cdplog.EventEntryAdded:
+		if ev.Entry.Level == cdplog.EntryLevelError && ev.Entry.Source != cdplog.EntrySourceNetwork {
+			msg = fmt.Sprintf("browser log (%s): %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
+		}
+	}
+	if msg != "" {
+		b.mu.Lock()
+		b.errs = append(b.errs, msg)
+		b.mu.Unlock()
+	}
+}
+
+func (b *Browser) checkConsole() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.errs {
+		b.t.Errorf("JavaScript error in the page: %s", e)
+	}
+}
+
+const step = 45 * time.Second
+
+// Do runs actions with a time limit, failing the test with what on error.
+func (b *Browser) Do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, step)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.Fail(what, err)
+	}
+}
+
+// Fail saves a screenshot and fails the test with what, err and the page.
+func (b *Browser) Fail(what string, err error) {
+	b.t.Helper()
+	b.Screenshot("FAILED")
+	loc, _ := b.Eval("location.hash")
+	b.t.Fatalf("%s: %v (page %s)", what, err, loc)
+}
+
+// Eval evaluates a JavaScript expression and answers its JSON value.
+func (b *Browser) Eval(expr string) (string, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
+	if err != nil {
+		return "", err
+	}
+	j, _ := json.Marshal(v)
+	return string(j), nil
+}
+
+// EvalInto evaluates expr and decodes its value into out.
+func (b *Browser) EvalInto(expr string, out any) {
+	b.t.Helper()
+	s, err := b.Eval(expr)
+	if err != nil {
+		b.Fail("evaluate "+expr, err)
+	}
+	if err := json.Unmarshal([]byte(s), out); err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+}
+
+// WaitJS waits until the JavaScript expression is truthy.
+func (b *Browser) WaitJS(what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, step)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(step))); err != nil {
+		b.Fail("wait for "+what, err)
+	}
+}
+
+// WaitText waits until the element matching sel contains text.
+func (b *Browser) WaitText(sel, text string) {
+	b.t.Helper()
+	b.WaitJS(fmt.Sprintf("%q in %s", text, sel), fmt.Sprintf(
+		`[...document.querySelectorAll(%q)].some((e) => e.checkVisibility() && e.textContent.includes(%q))`, sel, text))
+}
+
+// WaitGone waits until no visible element matching sel contains text.
+func (b *Browser) WaitGone(sel, text string) {
+	b.t.Helper()
+	b.WaitJS(fmt.Sprintf("no %q in %s", text, sel), fmt.Sprintf(
+		`![...document.querySelectorAll(%q)].some((e) => e.checkVisibility() && e.textContent.includes(%q))`, sel, text))
+}
+
+// Visible waits until an element matching sel is visible.
+func (b *Browser) Visible(sel string) {
+	b.t.Helper()
+	b.Do("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+}
+
+// Click waits for an element matching sel and clicks it.
+func (b *Browser) Click(sel string) {
+	b.t.Helper()
+	b.Do("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+}
+
+// TypeInto focuses an input and types text with key events.
+func (b *Browser) TypeInto(sel, text string) {
+	b.t.Helper()
+	b.Do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+}
+
+// Paste focuses a field and inserts text as a paste does (one input event).
+func (b *Browser) Paste(sel, text string) {
+	b.t.Helper()
+	b.Do("paste into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Focus(chromedp.CSS(sel)),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: text})
+			return err
+		}))
+}
+
+// Key sends one key (kb constants or plain characters) to the focused element.
+func (b *Browser) Key(keys string) {
+	b.t.Helper()
+	b.Do("press key", chromedp.KeyEvent(keys))
+}
+
+// Open loads the dashboard at a hash route.
+func (b *Browser) Open(hash string) {
+	b.t.Helper()
+	b.Do("open "+hash, chromedp.Navigate(b.base+"/"+hash))
+}
+
+// Login logs in through the form and waits for the applications page.
+func (b *Browser) Login(user, password string) {
+	b.t.Helper()
+	b.Open("#/login")
+	b.TypeInto("#login-username", user)
+	b.TypeInto("#login-password", password)
+	b.Click(".login-form button[type=submit]")
+	b.WaitJS("applications page", `location.hash === "#/apps" && !!document.querySelector("#new-app")`)
+	b.WaitGone("main", "Loading applications")
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// screenshotDir is $THICKET_SCREENSHOTS or the test's artifact directory.
+func (b *Browser) screenshotDir() string {
+	if d := os.Getenv("THICKET_SCREENSHOTS"); d != "" {
+		return d
+	}
+	return b.t.ArtifactDir()
+}
+
+// Screenshot saves the whole page as <TestName>[-suffix].png.
+func (b *Browser) Screenshot(suffix string) string {
+	b.t.Helper()
+	// Let transitions (bars, flashes) settle so the picture is stable.
+	time.Sleep(400 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Errorf("screenshot: %v", err)
+		return ""
+	}
+	name := unsafeName.ReplaceAllString(b.t.Name(), "_")
+	if suffix != "" {
+		name += "-" + suffix
+	}
+	dir := b.screenshotDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Errorf("screenshot: %v", err)
+		return ""
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Errorf("screenshot: %v", err)
+		return ""
+	}
+	abs, _ := filepath.Abs(p)
+	b.t.Logf("screenshot: %s", abs)
+	return abs
+}
+
+// NoHorizontalOverflow checks that the page fits the viewport's width.
+func (b *Browser) NoHorizontalOverflow(where string) {
+	b.t.Helper()
+	var o struct{ Scroll, Client int }
+	b.EvalInto(`({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth})`, &o)
+	if o.Scroll > o.Client+1 {
+		b.t.Errorf("%s: page is %d px wide in a %d px viewport", where, o.Scroll, o.Client)
+	}
+}

@@ -1,0 +1,206 @@
+// Entry point: hash router, page lifecycle and polling.
+//
+// Each page module exports mount(ctx) and returns {title, refresh, unmount}.
+// refresh(signal) loads the page's data and renders what changed; the router
+// calls it at once and then every POLL_MS while the tab is visible, so state
+// changes show up without a reload. Leaving a page aborts its requests.
+import * as api from './api.js';
+import { banner, describe } from './ui.js';
+import * as loginPage from './pages/login.js';
+import * as appsPage from './pages/apps.js';
+import * as servicesPage from './pages/services.js';
+import * as infraPage from './pages/infra.js';
+import * as usersPage from './pages/users.js';
+import * as tokensPage from './pages/tokens.js';
+import { h } from './dom.js';
+
+const POLL_MS = 2000;
+const NEXT_KEY = 'thicket.next';
+
+const routes = [
+  { re: /^\/login$/, page: loginPage, open: true },
+  { re: /^\/apps$/, page: appsPage, nav: 'apps' },
+  { re: /^\/apps\/([^/]+)$/, page: servicesPage, nav: 'apps', params: ['appId'] },
+  { re: /^\/infra$/, page: infraPage, nav: 'infra' },
+  { re: /^\/users$/, page: usersPage, nav: 'users', admin: true },
+  { re: /^\/tokens$/, page: tokensPage, nav: 'tokens', admin: true },
+];
+
+const main = document.getElementById('main');
+let active = null; // {page instance, ctrl, timer, busy, again}
+let endReason = '';
+let firstRoute = true;
+
+function match(path) {
+  for (const r of routes) {
+    const m = r.re.exec(path);
+    if (m) {
+      const params = {};
+      (r.params || []).forEach((name, i) => {
+        params[name] = decodeURIComponent(m[i + 1]);
+      });
+      return { route: r, params };
+    }
+  }
+  return null;
+}
+
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function unmount() {
+  if (!active) return;
+  active.ctrl.abort();
+  clearTimeout(active.timer);
+  try {
+    active.inst.unmount?.();
+  } catch (e) {
+    console.warn('unmount', e);
+  }
+  active = null;
+  banner(null);
+}
+
+function route() {
+  const path = (location.hash || '#/').replace(/^#/, '') || '/';
+  const session = api.current();
+  renderChrome(session);
+  if (!session && path !== '/login') {
+    if (path !== '/' && path !== '/apps') sessionStorage.setItem(NEXT_KEY, path);
+    go('#/login');
+    return;
+  }
+  if (session && (path === '/' || path === '/login')) {
+    go('#/apps');
+    return;
+  }
+  const found = match(path);
+  unmount();
+  document.querySelectorAll('[data-nav]').forEach((a) => {
+    if (found && a.dataset.nav === found.route.nav) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  });
+  const ctrl = new AbortController();
+  main.replaceChildren();
+  let inst;
+  if (!found) {
+    inst = staticPage('Page not found', 'There is no page at this address.');
+  } else if (found.route.admin && !api.isAdmin()) {
+    inst = staticPage('Admins only', 'This page is for users with the admin role.');
+  } else {
+    inst = found.route.page.mount({
+      main,
+      params: found.params,
+      signal: ctrl.signal,
+      refreshNow: () => refreshNow(ctrl),
+      navigate: go,
+      endReason: consumeEndReason(),
+      next: () => {
+        const n = sessionStorage.getItem(NEXT_KEY);
+        sessionStorage.removeItem(NEXT_KEY);
+        return n && match(n) && n !== '/login' ? `#${n}` : '#/apps';
+      },
+    });
+  }
+  active = { inst, ctrl, timer: 0, busy: false, again: false };
+  document.title = inst.title ? `${inst.title} · Thicket` : 'Thicket';
+  if (!firstRoute && path !== '/login') main.focus({ preventScroll: true });
+  firstRoute = false;
+  window.scrollTo(0, 0);
+  if (inst.refresh) tick(active);
+}
+
+function consumeEndReason() {
+  const r = endReason;
+  endReason = '';
+  return r;
+}
+
+function staticPage(title, text) {
+  main.replaceChildren(h('div', { class: 'page' },
+    h('h1', { class: 'page-title' }, title), h('p', { class: 'muted' }, text),
+    h('p', null, h('a', { href: '#/apps' }, 'Back to applications'))));
+  return { title };
+}
+
+async function tick(a) {
+  if (a !== active || a.ctrl.signal.aborted) return;
+  clearTimeout(a.timer);
+  if (document.hidden) return; // visibilitychange resumes polling
+  if (a.busy) {
+    a.again = true;
+    return;
+  }
+  a.busy = true;
+  try {
+    await a.inst.refresh(a.ctrl.signal);
+    if (a === active) banner(null);
+  } catch (e) {
+    if (a.ctrl.signal.aborted || e.name === 'AbortError' || !api.current()) {
+      // Left the page or logged out: nothing to show.
+    } else if (e instanceof TypeError) {
+      banner('Cannot reach thicket-root. Retrying…');
+    } else {
+      banner(describe(e));
+    }
+  } finally {
+    a.busy = false;
+  }
+  if (a !== active || a.ctrl.signal.aborted) return;
+  if (a.again) {
+    a.again = false;
+    tick(a);
+    return;
+  }
+  a.timer = setTimeout(() => tick(a), POLL_MS);
+}
+
+function refreshNow(ctrl) {
+  if (active && active.ctrl === ctrl) tick(active);
+}
+
+function renderChrome(session) {
+  const bar = document.getElementById('topbar');
+  bar.hidden = !session;
+  document.body.classList.toggle('is-login', !session);
+  const who = document.getElementById('who');
+  if (session) {
+    who.replaceChildren(h('span', { class: 'who-name' }, session.username),
+      h('span', { class: ['chip', session.role === 'admin' ? 'chip-accent' : null] }, session.role));
+  } else {
+    who.replaceChildren();
+  }
+  document.querySelectorAll('[data-admin]').forEach((el) => {
+    el.hidden = session?.role !== 'admin';
+  });
+}
+
+document.getElementById('logout').addEventListener('click', () => api.logout());
+
+api.onSessionEnd((reason) => {
+  endReason = reason;
+  if (reason === 'expired') {
+    const path = (location.hash || '').replace(/^#/, '');
+    if (path && path !== '/login') sessionStorage.setItem(NEXT_KEY, path);
+  } else {
+    sessionStorage.removeItem(NEXT_KEY);
+  }
+  unmount();
+  go('#/login');
+});
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && active && active.inst.refresh) tick(active);
+});
+
+window.addEventListener('hashchange', route);
+window.addEventListener('unhandledrejection', (e) => {
+  // Abort of a page's requests on navigation is expected, not an error.
+  // Anything else is a bug and stays visible in the console.
+  if (e.reason && e.reason.name === 'AbortError') e.preventDefault();
+});
+
+api.start();
+route();

@@ -1,0 +1,102 @@
+// The log panel: the last lines of an instance's output, polled while the
+// panel is open, scrolled to the newest line while "Follow" is on.
+import * as api from './api.js';
+import { badge, h } from './dom.js';
+import { describe } from './ui.js';
+
+const LOG_POLL_MS = 1500;
+const LINES = 200;
+
+export class LogPanel {
+  constructor(pageSignal) {
+    this.pageSignal = pageSignal;
+    this.dlg = null;
+    this.timer = 0;
+    this.ctrl = null;
+  }
+
+  open(service, inst) {
+    this.close();
+    const key = `logs-${service.microserviceID}-${inst.instance_number}`;
+    this.ctrl = new AbortController();
+    const signal = this.ctrl.signal;
+    const follow = h('input', { type: 'checkbox', id: 'log-follow', checked: true });
+    const status = h('span', { class: 'log-status' }, badge(inst.status));
+    const pre = h('pre', { class: 'log-text', id: 'log-text', tabindex: '0', 'aria-label': 'Log output', 'aria-live': 'off' });
+    const note = h('p', { class: 'log-note muted', role: 'status' }, 'Loading…');
+    const title = `${service.microservice_name} #${inst.instance_number}`;
+    const dlg = h('dialog', { class: 'drawer', 'aria-labelledby': 'log-title' },
+      h('div', { class: 'drawer-head' },
+        h('div', null,
+          h('h2', { class: 'drawer-title', id: 'log-title' }, 'Logs · ', title),
+          h('p', { class: 'muted small' }, `Last ${LINES} lines, as the node last reported them.`)),
+        h('button', { type: 'button', class: 'btn btn-quiet btn-icon', 'aria-label': 'Close logs', onclick: () => this.close() }, '×')),
+      h('div', { class: 'drawer-tools' },
+        status,
+        h('label', { class: 'check' }, follow, ' Follow'),
+      ),
+      note,
+      pre);
+    dlg.addEventListener('close', () => {
+      this.stop();
+      dlg.remove();
+      if (this.dlg === dlg) this.dlg = null;
+      const back = document.querySelector(`[data-key="${CSS.escape(key)}"]`);
+      if (back) back.focus();
+    });
+    pre.addEventListener('scroll', () => {
+      const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 8;
+      if (follow.checked !== atBottom && !this.scrolling) follow.checked = atBottom;
+    });
+    follow.addEventListener('change', () => {
+      if (follow.checked) this.toBottom(pre);
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+    this.dlg = dlg;
+
+    let last = null;
+    const poll = async () => {
+      if (signal.aborted || this.pageSignal.aborted) return;
+      if (document.hidden) {
+        this.timer = setTimeout(poll, LOG_POLL_MS);
+        return;
+      }
+      try {
+        const res = await api.get(`/api/service/${api.seg(service.microserviceID)}/instance/${inst.instance_number}/logs?lines=${LINES}`, { signal });
+        status.replaceChildren(badge(res.status));
+        const text = res.logs || '';
+        if (text !== last) {
+          last = text;
+          pre.textContent = text;
+          if (follow.checked) this.toBottom(pre);
+        }
+        note.textContent = text ? `Updated ${new Date().toLocaleTimeString()}` : `No output yet (the instance is ${res.status}).`;
+      } catch (err) {
+        if (signal.aborted || err.name === 'AbortError') return;
+        note.textContent = err.name === 'ApiError' && err.status === 404 ? 'This instance no longer exists.' : describe(err);
+      }
+      if (!signal.aborted) this.timer = setTimeout(poll, LOG_POLL_MS);
+    };
+    poll();
+  }
+
+  toBottom(pre) {
+    this.scrolling = true;
+    pre.scrollTop = pre.scrollHeight;
+    requestAnimationFrame(() => {
+      this.scrolling = false;
+    });
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    if (this.ctrl) this.ctrl.abort();
+    this.ctrl = null;
+  }
+
+  close() {
+    this.stop();
+    if (this.dlg && this.dlg.open) this.dlg.close();
+  }
+}

@@ -1,0 +1,223 @@
+// Applications: the list, deploying from an SLA, deleting.
+import * as api from '../api.js';
+import { Region, empty, h, pageHeader, table, time } from '../dom.js';
+import { busy, confirmAction, describe, toast } from '../ui.js';
+import { SLAEditor } from '../sla-editor.js';
+
+const EXAMPLE = {
+  sla_version: 'v2.0',
+  customerID: '',
+  applications: [{
+    applicationID: '',
+    application_name: 'demo',
+    application_namespace: 'test',
+    application_desc: 'A single Nginx server',
+    microservices: [{
+      microserviceID: '',
+      microservice_name: 'nginx',
+      microservice_namespace: 'test',
+      virtualization: 'container',
+      cmd: [],
+      memory: 100,
+      vcpus: 1,
+      vgpus: 0,
+      vtpus: 0,
+      bandwidth_in: 0,
+      bandwidth_out: 0,
+      storage: 0,
+      code: 'docker.io/library/nginx:latest',
+      state: '',
+      port: '80:80/tcp',
+      added_files: [],
+      constraints: [],
+    }],
+  }],
+};
+
+export function mount(ctx) {
+  const list = h('section', { class: 'stack', 'aria-label': 'Applications' }, h('p', { class: 'muted loading' }, 'Loading applications…'));
+  const region = new Region(list);
+  const fresh = new Set(); // ids deployed from this page, highlighted for a moment
+
+  // --- the deploy form ---
+  const editor = new SLAEditor({ id: 'sla-input' });
+  const startBox = h('input', { type: 'checkbox', id: 'sla-start', checked: true });
+  const fileInput = h('input', { type: 'file', id: 'sla-file', accept: '.json,application/json', class: 'sr-only' });
+  const deployBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sla-deploy' }, 'Deploy');
+  const toggle = h('button', {
+    type: 'button', class: 'btn btn-primary', id: 'new-app', 'aria-expanded': 'false', 'aria-controls': 'deploy-panel',
+    onclick: () => setOpen(panel.hidden),
+  }, 'New application');
+
+  fileInput.addEventListener('change', async () => {
+    const f = fileInput.files && fileInput.files[0];
+    if (!f) return;
+    editor.setText(await f.text());
+    fileInput.value = '';
+    editor.focus();
+  });
+
+  const form = h('form', {
+    class: 'deploy-form', novalidate: true,
+    onsubmit: (e) => {
+      e.preventDefault();
+      busy(deployBtn, deploy);
+    },
+  },
+  editor.el,
+  h('div', { class: 'form-row' },
+    h('div', { class: 'form-row-start' },
+      h('label', { class: 'btn btn-secondary file-btn', for: 'sla-file' }, 'Load from file…'),
+      fileInput,
+      h('button', { type: 'button', class: 'btn btn-quiet', onclick: () => { editor.setText(JSON.stringify(EXAMPLE, null, 2)); editor.focus(); } }, 'Insert example')),
+    h('div', { class: 'form-row-end' },
+      h('label', { class: 'check' }, startBox, ' Start one instance of each service'),
+      h('button', { type: 'button', class: 'btn btn-secondary', onclick: () => setOpen(false) }, 'Cancel'),
+      deployBtn)));
+
+  const panel = h('section', { class: 'card pad deploy-panel', id: 'deploy-panel', hidden: true, 'aria-labelledby': 'deploy-title' },
+    h('h2', { class: 'section-title', id: 'deploy-title' }, 'Deploy from an SLA'),
+    h('p', { class: 'muted' }, 'Paste an SLA (version 2.0, JSON) or load it from a file. Either all of its applications are created or none.'),
+    form);
+
+  function setOpen(open, moveFocus = true) {
+    panel.hidden = !open;
+    toggle.setAttribute('aria-expanded', String(open));
+    if (!moveFocus) return;
+    if (open) editor.focus();
+    else toggle.focus();
+  }
+
+  async function deploy() {
+    editor.clearProblems();
+    const text = editor.text();
+    if (!text.trim()) {
+      editor.showProblems('Paste an SLA or load one from a file.', '');
+      editor.focus();
+      return;
+    }
+    let apps;
+    try {
+      apps = await api.post('/api/application/', { text, signal: ctx.signal });
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      if (err.name === 'ApiError' && err.status !== 401) {
+        editor.showProblems(err.message, err.field, err.status);
+        return;
+      }
+      toast(describe(err), { tone: 'error' });
+      return;
+    }
+    const created = newApps(text, apps);
+    let instances = 0;
+    let failed = '';
+    if (startBox.checked) {
+      for (const a of created) {
+        for (const sid of a.microservices || []) {
+          try {
+            await api.post(`/api/service/${api.seg(sid)}/instance`, { signal: ctx.signal });
+            instances++;
+          } catch (err) {
+            if (err.name === 'AbortError') return;
+            failed = describe(err);
+          }
+        }
+      }
+    }
+    created.forEach((a) => fresh.add(a.applicationID));
+    setTimeout(() => {
+      created.forEach((a) => fresh.delete(a.applicationID));
+      region.reset();
+      ctx.refreshNow();
+    }, 4000);
+    const names = created.map((a) => a.application_name).join(', ') || 'the SLA';
+    toast(`Deployed ${names}${startBox.checked ? ` · ${instances} instance${instances === 1 ? '' : 's'} requested` : ''}.`);
+    if (failed) toast(`Could not request every instance: ${failed}`, { tone: 'error' });
+    editor.setText('');
+    setOpen(false);
+    region.reset();
+    ctx.refreshNow();
+  }
+
+  ctx.main.append(h('div', { class: 'page' },
+    pageHeader('Applications', { sub: 'Deploy applications from an SLA, then watch and scale their services.', actions: toggle }),
+    panel,
+    list));
+
+  async function refresh(signal) {
+    const apps = await api.get('/api/applications/', { signal });
+    region.update({ apps, fresh: [...fresh] }, render);
+    if (apps.length === 0 && panel.hidden && !opened) {
+      opened = true;
+      setOpen(true, false);
+    }
+  }
+  let opened = false;
+
+  function render({ apps }) {
+    if (!apps.length) {
+      return h('div', { class: 'card' }, empty('No applications yet', 'Deploy one from an SLA: paste it above, or load it from a file.'));
+    }
+    const showOwner = api.isAdmin();
+    return h('div', { class: 'card' }, table([
+      {
+        label: 'Application',
+        cell: (a) => h('div', { class: 'name-cell' },
+          h('a', { href: `#/apps/${encodeURIComponent(a.applicationID)}`, class: 'strong-link', dataset: { key: `open-${a.applicationID}` } }, a.application_name),
+          h('span', { class: 'chip' }, a.application_namespace)),
+      },
+      { label: 'Description', cell: (a) => a.application_desc, class: 'wrap' },
+      showOwner ? { label: 'Owner', cell: (a) => a.userId } : null,
+      { label: 'Services', cell: (a) => String((a.microservices || []).length), class: 'num' },
+      { label: 'Created', cell: (a) => time(a.created_at) },
+      {
+        label: 'Actions',
+        class: 'actions',
+        cell: (a) => h('div', { class: 'btn-row' },
+          h('a', { class: 'btn btn-secondary btn-sm', href: `#/apps/${encodeURIComponent(a.applicationID)}`, 'aria-label': `Services of ${a.application_name}`, dataset: { key: `svc-${a.applicationID}` } }, 'Services'),
+          h('button', {
+            type: 'button', class: 'btn btn-danger-quiet btn-sm', 'aria-label': `Delete application ${a.application_name}`,
+            dataset: { key: `del-${a.applicationID}`, action: 'delete-app' },
+            onclick: (e) => remove(e.currentTarget, a),
+          }, 'Delete')),
+      },
+    ].filter(Boolean), apps, {
+      caption: 'Applications',
+      rowKey: (a) => a.applicationID,
+      rowClass: (a) => (fresh.has(a.applicationID) ? 'is-new' : null),
+    }));
+  }
+
+  async function remove(btn, a) {
+    const n = (a.microservices || []).length;
+    const ok = await confirmAction({
+      title: `Delete ${a.application_name}?`,
+      body: `The application ${a.application_name} (${a.application_namespace}) and its ${n} service${n === 1 ? '' : 's'} are deleted, and every instance is stopped.`,
+      confirm: 'Delete application',
+    });
+    if (!ok) return;
+    await busy(btn, async () => {
+      try {
+        await api.del(`/api/application/${api.seg(a.applicationID)}`, { signal: ctx.signal });
+        toast(`Deleted ${a.application_name}.`);
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+    ctx.refreshNow();
+  }
+
+  return { title: 'Applications', refresh, unmount: () => editor.destroy() };
+}
+
+// newApps picks the applications an SLA created out of the caller's list,
+// by name and namespace (unique per user).
+function newApps(text, apps) {
+  let wanted = [];
+  try {
+    wanted = (JSON.parse(text).applications || []).map((a) => `${a.application_name}\u0000${a.application_namespace}`);
+  } catch {
+    return [];
+  }
+  return (apps || []).filter((a) => wanted.includes(`${a.application_name}\u0000${a.application_namespace}`));
+}

@@ -1,0 +1,95 @@
+// Infrastructure: clusters and their worker nodes, capacity and usage.
+import * as api from '../api.js';
+import { Region, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
+
+export function mount(ctx) {
+  const summary = h('div');
+  const list = h('div', { class: 'stack' }, h('p', { class: 'muted loading' }, 'Loading clusters…'));
+  const sumRegion = new Region(summary);
+  const listRegion = new Region(list);
+  ctx.main.append(h('div', { class: 'page' },
+    pageHeader('Infrastructure', { sub: 'Clusters that joined this root, and their worker nodes.' }),
+    summary, list));
+
+  async function refresh(signal) {
+    const clusters = (await api.get('/api/clusters/', { signal })) || [];
+    sumRegion.update(totals(clusters), renderSummary);
+    // last_seen changes on every sync; render it as minutes so a quiet
+    // system does not redraw every poll.
+    listRegion.update(clusters.map((c) => ({ ...c, last_seen: roundTime(c.last_seen) })), renderClusters);
+  }
+
+  return { title: 'Infrastructure', refresh };
+}
+
+function roundTime(iso) {
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return iso;
+  const age = Date.now() - t;
+  const step = age < 60_000 ? 10_000 : 60_000;
+  return new Date(Math.floor(t / step) * step).toISOString();
+}
+
+function totals(clusters) {
+  let nodes = 0;
+  let activeNodes = 0;
+  let cores = 0;
+  let memory = 0;
+  for (const c of clusters) {
+    for (const n of c.nodes || []) {
+      nodes++;
+      if (n.active) {
+        activeNodes++;
+        cores += n.cpu_cores || 0;
+        memory += n.memory_in_mb || 0;
+      }
+    }
+  }
+  return {
+    clusters: clusters.length, activeClusters: clusters.filter((c) => c.active).length, nodes, activeNodes, cores, memory,
+  };
+}
+
+function renderSummary(t) {
+  const tile = (label, value, sub) => h('div', { class: 'tile' }, h('div', { class: 'tile-label' }, label), h('div', { class: 'tile-value' }, value), sub ? h('div', { class: 'tile-sub muted' }, sub) : null);
+  return h('div', { class: 'tiles', role: 'group', 'aria-label': 'Totals' },
+    tile('Clusters', String(t.clusters), `${t.activeClusters} active`),
+    tile('Nodes', String(t.nodes), `${t.activeNodes} active`),
+    tile('CPU cores', String(t.cores), 'on active nodes'),
+    tile('Memory', mb(t.memory), 'on active nodes'));
+}
+
+function renderClusters(clusters) {
+  if (!clusters.length) {
+    return h('div', { class: 'card' }, empty('No cluster has joined yet.',
+      'Start thicket-cluster with --root-url pointing at this root and a join token.',
+      api.isAdmin() ? h('span', null, 'Create a token under ', h('a', { href: '#/tokens' }, 'Join tokens'), '.') : 'An admin can create a join token for you.'));
+  }
+  return clusters.map(renderCluster);
+}
+
+function renderCluster(c) {
+  const titleId = `cl-${c._id}`;
+  const nodes = c.nodes || [];
+  return h('section', { class: 'card cluster', 'aria-labelledby': titleId, dataset: { cluster: c.cluster_name } },
+    h('div', { class: 'service-head' },
+      h('div', { class: 'service-title' },
+        h('h2', { class: 'section-title', id: titleId }, c.cluster_name, c.cluster_location ? h('span', { class: 'chip' }, c.cluster_location) : null),
+        h('div', { class: 'service-status' }, liveness(c.active),
+          h('span', { class: 'muted' }, `${c.active_nodes} of ${nodes.length} node${nodes.length === 1 ? '' : 's'} active · seen `, time(c.last_seen)))),
+      h('div', { class: 'chips' }, (c.virtualization || []).map((v) => h('span', { class: 'chip' }, v)))),
+    h('div', { class: 'meters' },
+      meter('CPU', c.cpu_percent, `${c.total_cpu_cores} cores`),
+      meter('Memory', c.memory_percent, mb(c.memory_in_mb))),
+    nodes.length ? h('div', { class: 'instances' },
+      h('h3', { class: 'sub-title' }, `Nodes (${nodes.length})`),
+      table([
+        { label: 'Node', cell: (n) => h('strong', null, n.name) },
+        { label: 'State', cell: (n) => liveness(n.active) },
+        { label: 'Arch', cell: (n) => n.arch },
+        { label: 'CPU', cell: (n) => meter('CPU', n.cpu_percent, `${n.cpu_cores} cores`), class: 'meter-cell' },
+        { label: 'Memory', cell: (n) => meter('Memory', n.memory_percent, mb(n.memory_in_mb)), class: 'meter-cell' },
+        { label: 'vGPUs', cell: (n) => String(n.vgpus || 0), class: 'num' },
+        { label: 'Runs', cell: (n) => h('div', { class: 'chips' }, (n.virtualization || []).map((v) => h('span', { class: 'chip' }, v))) },
+      ], nodes, { caption: `Nodes of ${c.cluster_name}`, rowKey: (n) => n.id || n.name })) : h('p', { class: 'muted instances-empty' }, 'No worker node has registered with this cluster yet.'));
+}

@@ -1,0 +1,159 @@
+// The services of one application: status, instances, scaling, logs.
+import * as api from '../api.js';
+import { Region, badge, empty, h, mb, pageHeader, table, time } from '../dom.js';
+import { busy, confirmAction, describe, toast } from '../ui.js';
+import { LogPanel } from '../logs.js';
+
+export function mount(ctx) {
+  const appId = ctx.params.appId;
+  const head = h('div');
+  const body = h('div', { class: 'stack' }, h('p', { class: 'muted loading' }, 'Loading services…'));
+  const headRegion = new Region(head);
+  const bodyRegion = new Region(body);
+  const logs = new LogPanel(ctx.signal);
+  let clusterNames = {};
+
+  ctx.main.append(h('div', { class: 'page' }, head, body));
+
+  async function refresh(signal) {
+    let app;
+    let services;
+    try {
+      [app, services] = await Promise.all([
+        api.get(`/api/application/${api.seg(appId)}`, { signal }),
+        api.get(`/api/services/${api.seg(appId)}`, { signal }),
+      ]);
+    } catch (err) {
+      if (err.name === 'ApiError' && err.status === 404) {
+        headRegion.update({ missing: true }, () => pageHeader('Application not found', { crumbs: crumbs() }));
+        bodyRegion.update({ missing: true }, () => h('div', { class: 'card' },
+          empty('This application does not exist (any more).', 'It may have been deleted.'),
+          h('p', { class: 'center' }, h('a', { href: '#/apps', class: 'btn btn-secondary' }, 'Back to applications'))));
+        logs.close();
+        return;
+      }
+      throw err;
+    }
+    try {
+      const clusters = await api.get('/api/clusters/', { signal });
+      clusterNames = Object.fromEntries((clusters || []).map((c) => [c._id, c.cluster_name]));
+    } catch (err) {
+      if (err.name === 'AbortError') throw err;
+      // Names are a nicety; ids are shown instead.
+    }
+    document.title = `${app.application_name} · Thicket`;
+    headRegion.update(app, renderHead);
+    bodyRegion.update({ services, clusterNames }, renderBody);
+  }
+
+  function crumbs(name) {
+    return [h('a', { href: '#/apps' }, 'Applications'), h('span', { 'aria-hidden': 'true' }, ' / '),
+      h('span', { 'aria-current': 'page' }, name || 'Services')];
+  }
+
+  function renderHead(app) {
+    return pageHeader(h('span', null, app.application_name, ' ', h('span', { class: 'chip chip-lg' }, app.application_namespace)), {
+      crumbs: crumbs(app.application_name),
+      sub: [app.application_desc, api.isAdmin() ? `owner ${app.userId}` : ''].filter(Boolean).join(' · '),
+    });
+  }
+
+  function renderBody({ services }) {
+    if (!services.length) {
+      return h('div', { class: 'card' }, empty('This application has no services.'));
+    }
+    return services.map(renderService);
+  }
+
+  function renderService(s) {
+    const titleId = `svc-${s.microserviceID}`;
+    const insts = s.instance_list || [];
+    const facts = [
+      ['Virtualization', s.virtualization],
+      ['Code', h('code', { class: 'break' }, s.code)],
+      ['Round-robin IP', s.RR_ip ? h('code', null, s.RR_ip) : ''],
+      ['Closest IP', s.closest_ip ? h('code', null, s.closest_ip) : ''],
+      ['Ports', s.port ? h('code', null, s.port) : ''],
+      ['Resources', `${s.vcpus} vCPU · ${mb(s.memory)}${s.vgpus ? ` · ${s.vgpus} vGPU` : ''}${s.one_shot ? ' · one-shot' : ''}`],
+    ];
+    return h('section', { class: 'card service', 'aria-labelledby': titleId, dataset: { service: s.microserviceID } },
+      h('div', { class: 'service-head' },
+        h('div', { class: 'service-title' },
+          h('h2', { id: titleId, class: 'section-title' }, s.microservice_name, ' ', h('span', { class: 'chip' }, s.microservice_namespace)),
+          h('div', { class: 'service-status' }, badge(s.status), h('span', { class: 'muted' }, s.status_detail))),
+        h('button', {
+          type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
+          'aria-label': `Add an instance of ${s.microservice_name}`,
+          onclick: (e) => addInstance(e.currentTarget, s),
+        }, '+ Add instance')),
+      h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
+      h('div', { class: 'instances' },
+        h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
+        insts.length ? instanceTable(s, insts) : h('p', { class: 'muted instances-empty' }, 'No instances. Add one to run this service.')));
+  }
+
+  function instanceTable(s, insts) {
+    return table([
+      { label: '#', cell: (i) => String(i.instance_number), class: 'num' },
+      { label: 'Status', cell: (i) => badge(i.status) },
+      { label: 'Detail', cell: (i) => i.status_detail, class: 'wrap' },
+      { label: 'Node', cell: (i) => i.node_name },
+      { label: 'Cluster', cell: (i) => (i.cluster_id ? h('span', { title: i.cluster_id }, clusterNames[i.cluster_id] || short(i.cluster_id)) : '') },
+      { label: 'Instance IP', cell: (i) => (i.instance_ip ? h('code', null, i.instance_ip) : '') },
+      { label: 'Host', cell: (i) => (i.host_ip ? h('code', null, i.host_port ? `${i.host_ip}:${i.host_port}` : i.host_ip) : '') },
+      { label: 'Restarts', cell: (i) => String(i.restarts ?? 0), class: 'num' },
+      { label: 'Updated', cell: (i) => time(i.updated_at) },
+      {
+        label: 'Actions',
+        class: 'actions',
+        cell: (i) => h('div', { class: 'btn-row' },
+          h('button', {
+            type: 'button', class: 'btn btn-secondary btn-sm', dataset: { key: `logs-${s.microserviceID}-${i.instance_number}`, action: 'logs' },
+            'aria-label': `Logs of ${s.microservice_name} instance ${i.instance_number}`,
+            onclick: () => logs.open(s, i),
+          }, 'Logs'),
+          h('button', {
+            type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { key: `rm-${s.microserviceID}-${i.instance_number}`, action: 'remove-instance' },
+            'aria-label': `Remove ${s.microservice_name} instance ${i.instance_number}`,
+            onclick: (e) => removeInstance(e.currentTarget, s, i),
+          }, 'Remove')),
+      },
+    ], insts, { caption: `Instances of ${s.microservice_name}`, rowKey: (i) => String(i.instance_number) });
+  }
+
+  async function addInstance(btn, s) {
+    await busy(btn, async () => {
+      try {
+        const res = await api.post(`/api/service/${api.seg(s.microserviceID)}/instance`, { signal: ctx.signal });
+        toast(`Requested instance #${res.instance_number} of ${s.microservice_name}.`);
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+    ctx.refreshNow();
+  }
+
+  async function removeInstance(btn, s, i) {
+    const ok = await confirmAction({
+      title: `Remove instance #${i.instance_number} of ${s.microservice_name}?`,
+      body: 'The instance is stopped and removed from its node.',
+      confirm: 'Remove instance',
+    });
+    if (!ok) return;
+    await busy(btn, async () => {
+      try {
+        await api.del(`/api/service/${api.seg(s.microserviceID)}/instance/${i.instance_number}`, { signal: ctx.signal });
+        toast(`Removed instance #${i.instance_number} of ${s.microservice_name}.`);
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+    ctx.refreshNow();
+  }
+
+  return { title: 'Services', refresh, unmount: () => logs.close() };
+}
+
+function short(id) {
+  return id.length > 10 ? `${id.slice(0, 8)}…` : id;
+}

@@ -1,0 +1,95 @@
+#!/bin/sh
+# Thicket worker installer, served by thicket-root:
+#
+#   curl -sfL {{.RootURL}}/install/worker.sh | sh -s -- --cluster-url http://CLUSTER:10100 --token TOKEN [options]
+#
+# Downloads thicket-net and thicket-node from the root (checked by SHA-256),
+# installs containerd and runc with apt-get if missing, and starts both (systemd
+# units, or supervised processes without systemd). Run it again to upgrade or
+# change options; --stop [--purge] stops (and removes) the worker.
+set -eu
+PROG=worker.sh
+BAKED_ROOT_URL='{{.RootURL}}'
+{{template "lib.sh" .}}
+
+CLUSTER_URL=
+TOKEN=
+ADDRESS=
+NAME=
+NODE_FLAGS=
+NET_FLAGS=
+
+usage() {
+	cat <<'EOF2'
+Usage: worker.sh --cluster-url URL --token TOKEN [options]
+
+  --cluster-url URL    the cluster's node API, e.g. http://cluster:10100
+  --token TOKEN        the node join token (the cluster's <data-dir>/cluster/node-join-token)
+  --address IP         this machine's address towards its cluster and peers (default: first IPv4)
+  --name NAME          node name, unique in the cluster (default: the host name)
+  --data-dir DIR       state (default /var/lib/thicket: node/, net/, run/, log/)
+  --prefix DIR         where the binaries go (default /usr/local/bin)
+  --root-url URL       the root to download from (default: the one that served this script)
+  --node-flag ARG      an extra thicket-node argument (repeatable), e.g. --node-flag --memory-mb=2048
+  --net-flag ARG       an extra thicket-net argument (repeatable), e.g. --net-flag --public-address=1.2.3.4
+  --with-qemu          also install qemu for unikernels
+  --init MODE          systemd or supervised (default: systemd if it runs)
+  --stop               stop the worker; its instances keep running
+  --purge              with --stop: also remove its instances and the data dir
+EOF2
+}
+
+script_opt() {
+	case $1 in
+	--cluster-url) need_val "$@"; CLUSTER_URL=${2%/}; SHIFT=2 ;;
+	--token) need_val "$@"; TOKEN=$2; SHIFT=2 ;;
+	--address) need_val "$@"; ADDRESS=$2; SHIFT=2 ;;
+	--name) need_val "$@"; NAME=$2; SHIFT=2 ;;
+	--node-flag) need_val "$@"; NODE_FLAGS="$NODE_FLAGS$2$NL"; SHIFT=2 ;;
+	--net-flag) need_val "$@"; NET_FLAGS="$NET_FLAGS$2$NL"; SHIFT=2 ;;
+	*) return 1 ;;
+	esac
+}
+
+main() {
+	begin "$@"
+	[ -n "$CLUSTER_URL" ] || die "--cluster-url is required (the cluster's node API, e.g. http://cluster:10100)"
+	[ -n "$TOKEN" ] || die "--token is required (the node join token in the cluster's data dir: cluster/node-join-token)"
+	reachable cluster "$CLUSTER_URL" --cluster-url
+	detect
+	address=${ADDRESS:-$(first_ipv4)}
+
+	make_tmp
+	fetch_bins "$TMP" thicket-net thicket-node
+	install_bins "$TMP"
+	ensure_runtime
+
+	SVC_ARGS=$(lines "$PREFIX/thicket-net" --data-dir "$DATA/net" --socket "$NET_SOCK" --underlay "$address")$NL$NET_FLAGS
+	SVC_ARGS=${SVC_ARGS%"$NL"}
+	SVC_ENV=
+	svc_ensure net
+	svc_wait net "thicket-net listening" "thicket-net failed" "thicket-net cannot start"
+
+	SVC_ARGS=$(lines "$PREFIX/thicket-node" --cluster-url "$CLUSTER_URL" --data-dir "$DATA/node" \
+		--net-socket "$NET_SOCK" --address "$address")
+	[ -z "$NAME" ] || SVC_ARGS=$SVC_ARGS$NL$(lines --name "$NAME")
+	SVC_ARGS=$SVC_ARGS$NL$NODE_FLAGS
+	SVC_ARGS=${SVC_ARGS%"$NL"}
+	SVC_ENV="THICKET_NODE_TOKEN=$(shell_quote "$TOKEN")"
+	svc_ensure node
+	svc_wait node "thicket-node running" \
+		"refused the node join token" "the cluster at $CLUSTER_URL refused the node join token: check --token (the cluster's node-join-token file)" \
+		"thicket-node failed" "thicket-node cannot start"
+
+	case $INIT in
+	systemd) how="systemd units thicket-net, thicket-node; journalctl -u thicket-node" ;;
+	*) how="supervised processes; logs in $LOGS" ;;
+	esac
+	cat <<EOF2
+
+Thicket worker ${NAME:-$(hostname)} runs on $address, joined to $CLUSTER_URL ($how).
+  Stop: curl -sfL $ROOT_URL/install/worker.sh | sh -s -- --stop --data-dir $DATA [--purge]
+EOF2
+}
+
+main "$@"
