@@ -1,0 +1,110 @@
+package commands
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/thicket-edge/thicket/cli/internal/client"
+	"github.com/thicket-edge/thicket/cli/internal/config"
+	"golang.org/x/term"
+)
+
+// LoginCmd is `thicket login`.
+type LoginCmd struct {
+	Username      string `short:"u" default:"Admin" help:"User name."`
+	Password      string `short:"p" help:"Password (visible to other users in the process list; prefer --password-stdin or the prompt)."`
+	PasswordStdin bool   `help:"Read the password from standard input (one line)."`
+}
+
+// Run logs in and saves the session.
+func (c *LoginCmd) Run(e *Env) error {
+	dir, err := e.configDir()
+	if err != nil {
+		return err
+	}
+	saved, err := config.Load(dir)
+	if err != nil {
+		saved = nil // a broken file is replaced by the new login
+	}
+	server, err := chooseServer(e.G.Server, saved)
+	if err != nil {
+		return usagef("--server: %v", err)
+	}
+	pw, err := c.password(e)
+	if err != nil {
+		return err
+	}
+	cl := client.New(server, nil, nil)
+	creds, err := cl.Login(e.Ctx, c.Username, pw)
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		return fmt.Errorf("login to %s failed: %s", server, ae.Message)
+	}
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if err := config.Save(dir, creds); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Out, "Logged in to %s as %s (%s); session saved in %s\n", server, creds.Username, creds.Role, config.Path(dir))
+	return nil
+}
+
+func (c *LoginCmd) password(e *Env) (string, error) {
+	switch {
+	case c.Password != "" && c.PasswordStdin:
+		return "", usagef("--password and --password-stdin exclude each other")
+	case c.Password != "":
+		return c.Password, nil
+	case c.PasswordStdin:
+		line, err := bufio.NewReader(e.In).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read the password: %w", err)
+		}
+		pw := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if pw == "" {
+			return "", usagef("--password-stdin: standard input holds no password")
+		}
+		return pw, nil
+	}
+	f, ok := e.In.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", usagef("no password: give --password-stdin or -p, or run in a terminal to be asked")
+	}
+	fmt.Fprintf(e.Err, "Password for %s: ", c.Username)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(e.Err)
+	if err != nil {
+		return "", fmt.Errorf("read the password: %w", err)
+	}
+	if len(b) == 0 {
+		return "", usagef("empty password")
+	}
+	return string(b), nil
+}
+
+// LogoutCmd is `thicket logout`.
+type LogoutCmd struct{}
+
+// Run deletes the saved session.
+func (c *LogoutCmd) Run(e *Env) error {
+	dir, err := e.configDir()
+	if err != nil {
+		return err
+	}
+	had, err := config.Remove(dir)
+	if err != nil {
+		return err
+	}
+	if had {
+		fmt.Fprintln(e.Out, "Logged out.")
+	} else {
+		fmt.Fprintln(e.Out, "Not logged in.")
+	}
+	return nil
+}

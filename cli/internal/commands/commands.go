@@ -1,0 +1,188 @@
+// Package commands is the `thicket` command line: its flags and
+// subcommands, each a small Run method over the REST client.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/cli/internal/client"
+	"github.com/thicket-edge/thicket/cli/internal/config"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// Globals are the flags every command takes.
+type Globals struct {
+	Server string `env:"THICKET_SERVER" placeholder:"URL" help:"thicket-root URL (default: the server of the last login, else ${default_server})."`
+	Config string `env:"THICKET_CONFIG" placeholder:"DIR" help:"Directory of credentials.json (default: $XDG_CONFIG_HOME/thicket, i.e. ~/.config/thicket)."`
+	Output string `short:"o" enum:"table,json" default:"table" help:"Output of get, status and apply: table or json."`
+}
+
+// CLI is the command line.
+type CLI struct {
+	Globals
+
+	Login   LoginCmd   `cmd:"" help:"Log in and save the session in the config directory."`
+	Logout  LogoutCmd  `cmd:"" help:"Forget the saved session."`
+	Apply   ApplyCmd   `cmd:"" help:"Create the applications of an SLA, start instances and wait until they run."`
+	Get     GetCmd     `cmd:"" help:"List applications, services, instances, clusters or nodes."`
+	Scale   ScaleCmd   `cmd:"" help:"Add or remove instances of a service until it has N, then wait until they run."`
+	Logs    LogsCmd    `cmd:"" help:"Print (or follow) the output of an instance."`
+	Delete  DeleteCmd  `cmd:"" help:"Delete an application (with its services) or a service."`
+	Status  StatusCmd  `cmd:"" help:"Show the server's health, the session and a summary of what runs."`
+	Version VersionCmd `cmd:"" help:"Print the CLI's version."`
+}
+
+// Env is what commands run with: the parsed globals, standard streams and
+// a context cancelled on Ctrl-C.
+type Env struct {
+	Ctx     context.Context
+	In      io.Reader
+	Out     io.Writer
+	Err     io.Writer
+	Version string
+	G       *Globals
+}
+
+// usageError is a command line that parsed but makes no sense; exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitCode carries kong's exit (after --help) out of Parse.
+type exitCode int
+
+// Main runs the command line args and returns the exit code.
+func Main(ctx context.Context, version string, args []string, in io.Reader, out, errw io.Writer) (code int) {
+	var cli CLI
+	env := &Env{Ctx: ctx, In: in, Out: out, Err: errw, Version: version, G: &cli.Globals}
+	k, err := kong.New(&cli,
+		kong.Name("thicket"),
+		kong.Description("Command-line client of Thicket's root orchestrator (thicket-root)."),
+		kong.Writers(out, errw),
+		kong.Exit(func(c int) { panic(exitCode(c)) }),
+		kong.Vars{"default_server": client.DefaultServer},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Bind(env),
+	)
+	if err != nil {
+		fmt.Fprintln(errw, "thicket:", err)
+		return ExitError
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(c)
+		}
+	}()
+	kctx, err := k.Parse(args)
+	if err != nil {
+		fmt.Fprintf(errw, "thicket: %v\nRun 'thicket --help' for usage.\n", err)
+		return ExitUsage
+	}
+	return report(errw, kctx.Run())
+}
+
+// report prints a command's error and returns its exit code.
+func report(w io.Writer, err error) int {
+	var ue *usageError
+	var ae *client.APIError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(w, "thicket: %v\nRun 'thicket --help' for usage.\n", err)
+		return ExitUsage
+	case errors.As(err, &ae) && ae.Status == 400 && ae.Field != "":
+		fields := client.FieldErrors(ae.Message)
+		if len(fields) == 1 {
+			fmt.Fprintf(w, "thicket: invalid input: %s\n", fields[0])
+			break
+		}
+		fmt.Fprintf(w, "thicket: invalid input (%d errors):\n", len(fields))
+		for _, f := range fields {
+			fmt.Fprintf(w, "  %s\n", f)
+		}
+	default:
+		fmt.Fprintf(w, "thicket: %s\n", strings.TrimSpace(err.Error()))
+	}
+	return ExitError
+}
+
+// configDir is --config, else the user's config directory.
+func (e *Env) configDir() (string, error) {
+	if e.G.Config != "" {
+		return e.G.Config, nil
+	}
+	return config.DefaultDir()
+}
+
+// client returns a client of the chosen server with the saved session when
+// it belongs to that server (nil credentials otherwise).
+func (e *Env) client() (*client.Client, error) {
+	dir, err := e.configDir()
+	if err != nil {
+		return nil, err
+	}
+	creds, err := config.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	server, err := chooseServer(e.G.Server, creds)
+	if err != nil {
+		return nil, usagef("--server: %v", err)
+	}
+	if creds != nil && creds.Server != server {
+		creds = nil
+	}
+	return client.New(server, creds, func(c *config.Credentials) error { return config.Save(dir, c) }), nil
+}
+
+// session is client for commands that need a login.
+func (e *Env) session() (*client.Client, error) {
+	cl, err := e.client()
+	if err != nil {
+		return nil, err
+	}
+	if cl.Creds == nil {
+		return nil, fmt.Errorf("not logged in to %s: run thicket login%s", cl.Server, serverHint(e.G.Server, cl.Server))
+	}
+	return cl, nil
+}
+
+func serverHint(flag, server string) string {
+	if flag == "" {
+		return ""
+	}
+	return " --server " + server
+}
+
+// chooseServer is --server, else the server of the saved session, else
+// the default, as a normalized base URL.
+func chooseServer(flag string, creds *config.Credentials) (string, error) {
+	switch {
+	case flag != "":
+		return client.NormalizeServer(flag)
+	case creds != nil && creds.Server != "":
+		return client.NormalizeServer(creds.Server)
+	}
+	return client.DefaultServer, nil
+}
+
+// json reports whether -o json was asked for.
+func (e *Env) json() bool { return e.G.Output == "json" }

@@ -1,0 +1,53 @@
+package commands
+
+import (
+	"fmt"
+
+	"github.com/thicket-edge/thicket/cli/internal/resolve"
+)
+
+// DeleteCmd is `thicket delete`.
+type DeleteCmd struct {
+	App     DeleteAppCmd     `cmd:"" aliases:"application" help:"Delete an application with its services and instances."`
+	Service DeleteServiceCmd `cmd:"" aliases:"svc" help:"Delete a service with its instances."`
+}
+
+// DeleteAppCmd is `thicket delete app`.
+type DeleteAppCmd struct {
+	App string `arg:"" help:"Application id or unique name."`
+}
+
+// Run deletes the application.
+func (c *DeleteAppCmd) Run(e *Env) error {
+	cl, err := e.session()
+	if err != nil {
+		return err
+	}
+	app, err := findApp(e.Ctx, cl, c.App)
+	if err != nil {
+		return err
+	}
+	if err := cl.DeleteApplication(e.Ctx, app.ApplicationID); err != nil {
+		return fmt.Errorf("delete application %s: %w", app.ApplicationName, err)
+	}
+	fmt.Fprintf(e.Out, "application %s/%s deleted: %s\n", app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
+	return nil
+}
+
+// DeleteServiceCmd is `thicket delete service`.
+type DeleteServiceCmd struct {
+	Service string `arg:"" help:"Service id, app/service or unique service name."`
+}
+
+// Run deletes the service.
+func (c *DeleteServiceCmd) Run(e *Env) error {
+	cl, svc, err := e.service(c.Service)
+	if err != nil {
+		return err
+	}
+	if err := cl.DeleteService(e.Ctx, svc.MicroserviceID); err != nil {
+		return fmt.Errorf("delete service %s: %w", resolve.Label(*svc), err)
+	}
+	fmt.Fprintf(e.Out, "service %s deleted: %s\n", resolve.Label(*svc), svc.MicroserviceID)
+	return nil
+}
