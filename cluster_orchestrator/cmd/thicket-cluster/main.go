@@ -5,10 +5,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +25,7 @@ type cli struct {
 	Location      string        `env:"THICKET_CLUSTER_LOCATION" help:"Free-form location, e.g. 48.26,11.67,1000 or a site name."`
 	RootURL       string        `env:"THICKET_ROOT_URL" help:"URL of thicket-root, e.g. http://root:10000. Empty runs a standalone cluster."`
 	JoinToken     string        `env:"THICKET_JOIN_TOKEN" help:"Cluster join token from the root (<root data-dir>/cluster-join-token)."`
+	JoinTokenFile string        `name:"join-token-file" env:"THICKET_JOIN_TOKEN_FILE" help:"File holding the cluster join token, read at start (waiting until it exists) when --join-token is empty, e.g. the root's cluster-join-token on a shared volume."`
 	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (registration, /healthz, /metrics)."`
 	MQTTListen    string        `name:"mqtt-listen" default:":10003" env:"THICKET_MQTT_LISTEN" help:"Address of the embedded MQTT broker."`
 	MQTTURL       string        `name:"mqtt-url" env:"THICKET_MQTT_URL" help:"External MQTT broker, e.g. tcp://user:pass@host:1883; empty embeds one."`
@@ -47,10 +51,6 @@ func main() {
 	if c.AdvertiseAddr == "" {
 		c.AdvertiseAddr = netaddr.FirstIPv4()
 	}
-	if c.RootURL != "" && c.JoinToken == "" {
-		log.Error("--root-url needs --join-token (or THICKET_JOIN_TOKEN)")
-		os.Exit(2)
-	}
 	var block netip.Prefix
 	if c.InstanceBlock != "" {
 		var err error
@@ -65,6 +65,21 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if c.JoinToken == "" && c.JoinTokenFile != "" {
+		tok, err := readTokenFile(ctx, c.JoinTokenFile, log)
+		if ctx.Err() != nil {
+			return // stopped while waiting
+		}
+		if err != nil {
+			log.Error("--join-token-file", "err", err)
+			os.Exit(2)
+		}
+		c.JoinToken = tok
+	}
+	if c.RootURL != "" && c.JoinToken == "" {
+		log.Error("--root-url needs --join-token or --join-token-file (or THICKET_JOIN_TOKEN, THICKET_JOIN_TOKEN_FILE)")
+		os.Exit(2)
+	}
 	err := server.Run(ctx, server.Config{
 		Name: c.Name, Location: c.Location, RootURL: c.RootURL, JoinToken: c.JoinToken,
 		Listen: c.Listen, MQTTListen: c.MQTTListen, MQTTURL: c.MQTTURL, AdvertiseAddr: c.AdvertiseAddr,
@@ -75,5 +90,30 @@ func main() {
 	if err != nil {
 		log.Error("thicket-cluster failed", "err", err)
 		os.Exit(1)
+	}
+}
+
+// readTokenFile returns the trimmed content of path, waiting until the file
+// exists and is not empty: a root started at the same time (docker compose)
+// writes it on its first start.
+func readTokenFile(ctx context.Context, path string, log *slog.Logger) (string, error) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for waited := time.Duration(0); ; waited += 500 * time.Millisecond {
+		b, err := os.ReadFile(path)
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if waited%(30*time.Second) == 0 {
+			log.Info("waiting for the join token file", "file", path)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-t.C:
+		}
 	}
 }

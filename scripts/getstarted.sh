@@ -1,0 +1,744 @@
+#!/bin/sh
+# Thicket get-started: root + one cluster + one local worker on this machine.
+#
+#   scripts/getstarted.sh [options]                     from a checkout (builds with Go)
+#   curl -sfL <url>/getstarted.sh | sh -s -- --root-url http://ROOT:10000 [options]
+#   scripts/getstarted.sh --stop [--purge]              (scripts/stop.sh does the same)
+#
+# Generated from root_orchestrator/internal/install/sh/getstarted.sh and
+# lib.sh by go generate ./root_orchestrator/internal/install: edit those.
+set -eu
+PROG=getstarted.sh
+BAKED_ROOT_URL=''
+# ---------------------------------------------------------------------------
+# Shared by getstarted.sh, cluster.sh and worker.sh; the source is
+# root_orchestrator/internal/install/sh/lib.sh (scripts/getstarted.sh is
+# generated from it: go generate ./root_orchestrator/internal/install).
+# ---------------------------------------------------------------------------
+
+NL='
+'
+PREFIX=/usr/local/bin
+DATA=/var/lib/thicket
+INIT=
+ROOT_URL=${THICKET_ROOT_URL:-$BAKED_ROOT_URL}
+WITH_QEMU=
+ACTION=start
+PURGE=
+CHANGED_BINS=' '
+WAIT_SECS=${THICKET_WAIT_SECS:-120}
+CONTAINERD_SOCK=/run/containerd/containerd.sock
+SYSTEMD_DIR=${THICKET_SYSTEMD_DIR:-/etc/systemd/system}
+TMP=
+
+say() { printf '%s\n' "$*"; }
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "$PROG" "$*" >&2
+	exit 1
+}
+
+cleanup_tmp() { [ -z "$TMP" ] || rm -rf "$TMP"; }
+trap cleanup_tmp EXIT
+trap 'exit 130' INT TERM
+
+# need_val OPTION [VALUE...]: the option has a value, on one line.
+need_val() {
+	[ $# -ge 2 ] || die "$1 needs a value"
+	case $2 in *"$NL"*) die "$1: the value must be one line" ;; esac
+}
+
+# parse_args ARGS...: --opt=value is --opt value; each script's script_opt
+# takes its own options, common_opt the shared ones. Both set SHIFT.
+parse_args() {
+	while [ $# -gt 0 ]; do
+		case $1 in --*=*)
+			a=$1
+			shift
+			set -- "${a%%=*}" "${a#*=}" "$@"
+			;;
+		esac
+		SHIFT=1
+		script_opt "$@" || common_opt "$@" || die "unknown option: $1 (see --help)"
+		shift "$SHIFT"
+	done
+}
+
+common_opt() {
+	case $1 in
+	--data-dir) need_val "$@"; DATA=$2; SHIFT=2 ;;
+	--prefix) need_val "$@"; PREFIX=$2; SHIFT=2 ;;
+	--root-url) need_val "$@"; ROOT_URL=${2%/}; SHIFT=2 ;;
+	--init) need_val "$@"; INIT=$2; SHIFT=2 ;;
+	--with-qemu) WITH_QEMU=1 ;;
+	--stop) ACTION=stop ;;
+	--purge) PURGE=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+# begin ARGS...: what every script does first: the options, then with
+# --stop, stopping (and exiting).
+begin() {
+	parse_args "$@"
+	need_root
+	setup_dirs
+	if [ "$ACTION" = stop ]; then
+		stop_all
+		exit 0
+	fi
+	[ -z "$PURGE" ] || die "--purge goes with --stop"
+}
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || die "run me as root (e.g. ... | sudo sh -s -- ...): I install packages and binaries and start services"
+}
+
+# setup_dirs makes DATA and PREFIX absolute and names the state directories.
+setup_dirs() {
+	case $DATA in /*) ;; *) DATA=$(pwd)/$DATA ;; esac
+	case $PREFIX in /*) ;; *) PREFIX=$(pwd)/$PREFIX ;; esac
+	DATA=${DATA%/}
+	RUN=$DATA/run # pid files, command lines, the supervisor, sockets
+	LOGS=$DATA/log
+	ETC=$DATA/etc # environment files with tokens (0600)
+	# shellcheck disable=SC2034 # used by getstarted.sh and worker.sh
+	NET_SOCK=$RUN/net.sock
+}
+
+# detect_init picks systemd when it runs (PID 1), supervised processes
+# otherwise; a data dir keeps the mode it was started with.
+detect_init() {
+	recorded=$(cat "$RUN/init" 2>/dev/null || true)
+	if [ -z "$INIT" ]; then
+		if [ -n "$recorded" ]; then
+			INIT=$recorded
+		elif [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+			INIT=systemd
+		else
+			INIT=supervised
+		fi
+	fi
+	case $INIT in systemd | supervised) ;; *) die "--init must be systemd or supervised, not $INIT" ;; esac
+	if [ -n "$recorded" ] && [ "$recorded" != "$INIT" ] && [ -s "$RUN/services" ]; then
+		die "$DATA runs as $recorded; stop it first (--stop) to switch to $INIT"
+	fi
+	mkdir -p "$RUN" "$LOGS" "$ETC"
+	chmod 700 "$DATA" "$ETC"
+	printf '%s\n' "$INIT" >"$RUN/init"
+}
+
+detect_platform() {
+	os=$(uname -s | tr '[:upper:]' '[:lower:]')
+	case $(uname -m) in
+	x86_64 | amd64) arch=amd64 ;;
+	aarch64 | arm64) arch=arm64 ;;
+	armv7* | armv6*) arch=arm ;;
+	riscv64) arch=riscv64 ;;
+	*) die "unsupported machine type $(uname -m)" ;;
+	esac
+	PLATFORM=$os-$arch
+}
+
+detect() {
+	detect_init
+	detect_platform
+}
+
+# reachable WHAT URL OPTION: URL/healthz answers, or a clear error.
+reachable() {
+	curl -sf --connect-timeout 10 -o /dev/null "$2/healthz" ||
+		die "cannot reach the $1 at $2 (GET /healthz failed): check $3 and that its port is open to this machine"
+}
+
+# first_ipv4 prints this machine's first global IPv4 address.
+first_ipv4() {
+	a=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ split($4, p, "/"); print p[1]; exit }')
+	[ -n "$a" ] || a=$(hostname -I 2>/dev/null | awk '{ print $1 }')
+	printf '%s\n' "${a:-127.0.0.1}"
+}
+
+# --- packages ---------------------------------------------------------------
+
+APT_UPDATED=
+apt_install() {
+	command -v apt-get >/dev/null 2>&1 ||
+		die "missing $*; install them with your distribution's package manager (this machine has no apt-get)"
+	say "installing $* with apt-get"
+	if [ -z "$APT_UPDATED" ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || die "apt-get update failed"
+		APT_UPDATED=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null ||
+		die "apt-get install $* failed"
+}
+
+# ensure_runtime installs containerd and runc (and qemu with --with-qemu)
+# if missing, and starts containerd if it is not running.
+ensure_runtime() {
+	missing=
+	command -v containerd >/dev/null 2>&1 || missing="$missing containerd"
+	command -v runc >/dev/null 2>&1 || missing="$missing runc"
+	if [ -n "$WITH_QEMU" ]; then
+		case $arch in
+		amd64) command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86" ;;
+		arm64) command -v qemu-system-aarch64 >/dev/null 2>&1 || missing="$missing qemu-system-arm" ;;
+		*) warn "no qemu package known for $arch; unikernels need qemu-system-$arch" ;;
+		esac
+	fi
+	# shellcheck disable=SC2086 # one word per package
+	[ -z "$missing" ] || apt_install $missing
+	[ -S "$CONTAINERD_SOCK" ] && return 0
+	if [ "$INIT" = systemd ]; then
+		systemctl enable --now containerd >/dev/null 2>&1 || die "cannot start containerd: systemctl enable --now containerd failed"
+	else
+		SVC_ARGS=$(command -v containerd)
+		SVC_ENV=
+		svc_ensure containerd
+	fi
+	wait_until 60 test -S "$CONTAINERD_SOCK" || die "containerd did not start ($CONTAINERD_SOCK is missing)"
+}
+
+# --- binaries ---------------------------------------------------------------
+
+# make_tmp creates the scratch directory (removed on exit).
+make_tmp() { [ -n "$TMP" ] || TMP=$(mktemp -d "${TMPDIR:-/tmp}/thicket-install.XXXXXX"); }
+
+# http_get URL FILE: downloads URL to FILE; prints the HTTP status, or
+# fails when the server cannot be reached.
+http_get() {
+	curl -sS -L --connect-timeout 10 -o "$2" -w '%{http_code}' "$1" 2>"$2.err" ||
+		die "cannot reach $1: $(cat "$2.err")"
+}
+
+# fetch_bins DIR BINARY...: downloads $ROOT_URL/download/BINARY-$PLATFORM
+# into DIR/BINARY and checks it against the root's .sha256; a binary whose
+# installed copy in PREFIX already has that checksum is skipped. A name
+# ending in ? is optional (skipped if the root does not serve it).
+fetch_bins() {
+	dir=$1
+	shift
+	[ -n "$ROOT_URL" ] || die "no root URL to download the binaries from (--root-url http://ROOT:10000)"
+	command -v sha256sum >/dev/null 2>&1 || die "sha256sum is missing (coreutils): I check every download with it"
+	for b; do
+		optional=
+		case $b in *\?) b=${b%\?} optional=1 ;; esac
+		url=$ROOT_URL/download/$b-$PLATFORM
+		code=$(http_get "$url.sha256" "$dir/$b.sha256")
+		if [ "$code" = 404 ] && [ -n "$optional" ]; then
+			say "the root does not serve $b for $PLATFORM; skipping it"
+			continue
+		fi
+		[ "$code" = 200 ] || die "$url.sha256: HTTP $code: $(head -c 300 "$dir/$b.sha256")"
+		want=$(awk '{ print $1; exit }' "$dir/$b.sha256")
+		printf '%s\n' "$want" | grep -Eq '^[0-9a-f]{64}$' || die "$url.sha256: not a SHA-256 checksum"
+		if [ -f "$PREFIX/$b" ] && [ "$(sha256sum <"$PREFIX/$b" | awk '{ print $1 }')" = "$want" ]; then
+			continue # installed already
+		fi
+		say "downloading $b for $PLATFORM from $ROOT_URL"
+		code=$(http_get "$url" "$dir/$b")
+		[ "$code" = 200 ] || die "$url: HTTP $code: $(head -c 300 "$dir/$b")"
+		got=$(sha256sum <"$dir/$b" | awk '{ print $1 }')
+		[ "$got" = "$want" ] ||
+			die "checksum mismatch for $b-$PLATFORM from $ROOT_URL: the root announced $want, the download has $got; nothing was installed"
+		chmod 0755 "$dir/$b"
+		rm -f "$dir/$b.sha256" "$dir/$b.err" "$dir/$b.sha256.err"
+	done
+	rm -f "$dir"/*.sha256 "$dir"/*.err
+}
+
+# install_bins DIR: installs the binaries in DIR into PREFIX, each by an
+# atomic rename and only if it differs; CHANGED_BINS lists those replaced.
+install_bins() {
+	mkdir -p "$PREFIX"
+	for f in "$1"/*; do
+		[ -f "$f" ] || continue
+		b=${f##*/}
+		cmp -s "$f" "$PREFIX/$b" && continue
+		if ! { cp "$f" "$PREFIX/.$b.new" && chmod 0755 "$PREFIX/.$b.new" && mv -f "$PREFIX/.$b.new" "$PREFIX/$b"; }; then
+			die "cannot install $b into $PREFIX"
+		fi
+		say "installed $PREFIX/$b"
+		CHANGED_BINS="$CHANGED_BINS$b "
+	done
+}
+
+# --- services ---------------------------------------------------------------
+#
+# A service NAME runs the command SVC_ARGS (one argument per line) with the
+# environment SVC_ENV (KEY='value' lines, kept in $ETC/NAME.env, 0600). With
+# systemd it is the unit thicket-NAME; otherwise a supervisor loop
+# ($RUN/supervise.sh) runs it in a session of its own, restarts it when it
+# exits (1 s doubling to 30 s), and keeps $RUN/NAME.pid (the process),
+# $RUN/NAME.sup.pid (the supervisor) and $LOGS/NAME.log.
+
+# write_supervisor writes $RUN/supervise.sh (by rename: running supervisors
+# keep reading their copy).
+write_supervisor() {
+	cat >"$RUN/.supervise.sh.new" <<'SUPERVISOR'
+#!/bin/sh
+# Thicket's supervisor: runs one service and starts it again when it exits.
+#   supervise.sh NAME RUN_DIR ENV_FILE LOG_FILE
+# The command is RUN_DIR/NAME.args, one argument per line, read at every start.
+name=$1 run=$2 envf=$3 log=$4
+echo $$ >"$run/$name.sup.pid"
+child= stop=
+trap 'stop=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT HUP
+delay=1
+while [ -z "$stop" ]; do
+	set --
+	while IFS= read -r a; do set -- "$@" "$a"; done <"$run/$name.args"
+	started=$(date +%s)
+	(
+		if [ -f "$envf" ]; then set -a; . "$envf"; set +a; fi
+		exec "$@"
+	) </dev/null >>"$log" 2>&1 &
+	child=$!
+	echo "$child" >"$run/$name.pid"
+	rc=0
+	while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
+	child=
+	rm -f "$run/$name.pid"
+	[ -z "$stop" ] || break
+	[ $(($(date +%s) - started)) -lt 60 ] || delay=1
+	echo "$(date '+%Y-%m-%dT%H:%M:%S') supervise: $name exited (status $rc); starting it again in ${delay}s" >>"$log"
+	sleep "$delay" &
+	child=$!
+	wait "$child"
+	child=
+	delay=$((delay * 2))
+	[ "$delay" -le 30 ] || delay=30
+done
+rm -f "$run/$name.sup.pid"
+SUPERVISOR
+	if cmp -s "$RUN/.supervise.sh.new" "$RUN/supervise.sh"; then
+		rm -f "$RUN/.supervise.sh.new"
+	else
+		mv -f "$RUN/.supervise.sh.new" "$RUN/supervise.sh"
+	fi
+}
+
+# sup_pid NAME prints the pid of NAME's supervisor if it runs.
+sup_pid() {
+	p=$(cat "$RUN/$1.sup.pid" 2>/dev/null) || return 1
+	[ -n "$p" ] && [ -r "/proc/$p/cmdline" ] || return 1
+	tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "supervise.sh $1 $RUN " || return 1
+	printf '%s\n' "$p"
+}
+
+# svc_pid NAME prints the pid of NAME's process if it runs.
+svc_pid() {
+	if [ "$INIT" = systemd ]; then
+		p=$(systemctl show -p MainPID --value "thicket-$1" 2>/dev/null)
+		[ -n "$p" ] && [ "$p" != 0 ] && printf '%s\n' "$p"
+	else
+		sup_pid "$1" >/dev/null || return 1
+		p=$(cat "$RUN/$1.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null && printf '%s\n' "$p"
+	fi
+}
+
+svc_running() {
+	if [ "$INIT" = systemd ]; then
+		systemctl is-active -q "thicket-$1"
+	else
+		sup_pid "$1" >/dev/null
+	fi
+}
+
+# systemd_quote ARG: one ExecStart argument.
+systemd_quote() {
+	printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/\$/$$/g' -e 's/%/%%/g')"
+}
+
+# unit NAME: the systemd unit of a service.
+unit() {
+	exec_start=
+	while IFS= read -r a; do
+		exec_start="$exec_start $(systemd_quote "$a")"
+	done <<EOF
+$SVC_ARGS
+EOF
+	cat <<EOF
+# Written by Thicket's $PROG; data in $DATA.
+[Unit]
+Description=Thicket $1
+After=network-online.target containerd.service thicket-root.service thicket-cluster.service thicket-net.service
+Wants=network-online.target
+
+[Service]
+EnvironmentFile=-$ETC/$1.env
+ExecStart=$exec_start
+Restart=always
+RestartSec=2
+# Instances (containers, unikernel VMs) outlive the service.
+KillMode=process
+LimitNOFILE=1048576
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
+# replace_file FILE CONTENT MODE: writes FILE if its content differs;
+# returns 0 if it did.
+replace_file() {
+	if [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; then
+		return 1
+	fi
+	if ! { (umask 077 && printf '%s\n' "$2" >"$1.new") && chmod "$3" "$1.new" && mv -f "$1.new" "$1"; }; then
+		die "cannot write $1"
+	fi
+}
+
+# svc_ensure NAME: makes NAME run SVC_ARGS with SVC_ENV. A running service
+# is left alone unless its command, environment or binary changed. Sets
+# SVC_STARTED (1 if it was started or restarted now) and SVC_MARK (where its
+# log of this start begins, for svc_log).
+svc_ensure() {
+	name=$1
+	changed=
+	replace_file "$ETC/$name.env" "$SVC_ENV" 600 && changed=1
+	replace_file "$RUN/$name.args" "$SVC_ARGS" 600 && changed=1
+	bin=$(printf '%s\n' "$SVC_ARGS" | head -n 1)
+	case $CHANGED_BINS in *" ${bin##*/} "*) changed=1 ;; esac
+	grep -qx "$name" "$RUN/services" 2>/dev/null || printf '%s\n' "$name" >>"$RUN/services"
+	SVC_STARTED=
+	if [ "$INIT" = systemd ]; then
+		replace_file "$SYSTEMD_DIR/thicket-$name.service" "$(unit "$name")" 644 && changed=1 && systemctl daemon-reload
+		systemctl enable -q "thicket-$name" 2>/dev/null || die "systemctl enable thicket-$name failed"
+		SVC_MARK=$(date +%s)
+		if ! svc_running "$name"; then
+			systemctl start "thicket-$name" || die "systemctl start thicket-$name failed"
+			SVC_STARTED=1
+		elif [ -n "$changed" ]; then
+			systemctl restart "thicket-$name" || die "systemctl restart thicket-$name failed"
+			SVC_STARTED=1
+		fi
+	else
+		write_supervisor
+		if svc_running "$name"; then
+			[ -n "$changed" ] || return 0
+			svc_stop "$name"
+		fi
+		touch "$LOGS/$name.log"
+		SVC_MARK=$(wc -c <"$LOGS/$name.log")
+		if command -v setsid >/dev/null 2>&1; then
+			setsid sh "$RUN/supervise.sh" "$name" "$RUN" "$ETC/$name.env" "$LOGS/$name.log" </dev/null >/dev/null 2>&1 &
+		else
+			nohup sh "$RUN/supervise.sh" "$name" "$RUN" "$ETC/$name.env" "$LOGS/$name.log" </dev/null >/dev/null 2>&1 &
+		fi
+		wait_until 10 svc_running "$name" || die "the supervisor of $name did not start"
+		SVC_STARTED=1
+	fi
+	[ -z "$SVC_STARTED" ] || say "started $name"
+}
+
+# svc_log NAME: its log since SVC_MARK.
+svc_log() {
+	if [ "$INIT" = systemd ]; then
+		journalctl -u "thicket-$1" --since "@$SVC_MARK" -o cat --no-pager 2>/dev/null
+	else
+		tail -c +"$((SVC_MARK + 1))" "$LOGS/$1.log" 2>/dev/null
+	fi
+}
+
+# svc_wait NAME READY [FAILURE HINT]...: after a start, waits until NAME
+# logs READY; fails with HINT if it logs FAILURE, or after WAIT_SECS.
+svc_wait() {
+	[ -n "$SVC_STARTED" ] || return 0
+	name=$1 ready=$2
+	shift 2
+	n=$((WAIT_SECS * 2))
+	while :; do
+		out=$(svc_log "$name")
+		case $out in *"$ready"*) return 0 ;; esac
+		check_failure "$out" "$@"
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || die "$name is not ready after ${WAIT_SECS}s; its last log lines:$NL$(printf '%s\n' "$out" | tail -n 15)"
+		sleep 0.5
+	done
+}
+
+check_failure() {
+	out=$1
+	shift
+	while [ $# -ge 2 ]; do
+		case $out in *"$1"*)
+			svc_stop "$name"
+			die "$2${NL}$name stopped; its last log lines:$NL$(printf '%s\n' "$out" | tail -n 8)"
+			;;
+		esac
+		shift 2
+	done
+}
+
+# svc_stop NAME stops the service (and waits for it).
+svc_stop() {
+	if [ "$INIT" = systemd ]; then
+		systemctl stop "thicket-$1" 2>/dev/null || true
+		return 0
+	fi
+	p=$(sup_pid "$1") || return 0
+	kill -TERM "$p" 2>/dev/null || true
+	if ! wait_until 30 not_running "$p"; then
+		warn "$1 did not stop within 30s; killing it"
+		kill -KILL "$p" 2>/dev/null || true
+		c=$(cat "$RUN/$1.pid" 2>/dev/null || true)
+		[ -z "$c" ] || kill -KILL "$c" 2>/dev/null || true
+	fi
+	rm -f "$RUN/$1.pid" "$RUN/$1.sup.pid"
+}
+
+not_running() { ! kill -0 "$1" 2>/dev/null; }
+
+# wait_until SECS COMMAND...: polls COMMAND twice a second.
+wait_until() {
+	n=$(($1 * 2))
+	shift
+	until "$@" 2>/dev/null; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.5
+	done
+}
+
+# stop_all stops every service of this data dir, the last started first.
+# Instances keep running; --purge removes them, the instance network and
+# the data dir.
+stop_all() {
+	if [ -s "$RUN/services" ]; then
+		INIT=$(cat "$RUN/init" 2>/dev/null || echo supervised)
+		for name in node net cluster root containerd; do
+			grep -qx "$name" "$RUN/services" || continue
+			say "stopping $name"
+			svc_stop "$name"
+			if [ "$INIT" = systemd ]; then
+				systemctl disable -q "thicket-$name" 2>/dev/null || true
+			fi
+		done
+		rm -f "$RUN/services"
+	else
+		say "nothing runs from $DATA"
+	fi
+	[ -n "$PURGE" ] || {
+		say "stopped; instances keep running and are adopted at the next start (--purge removes them and $DATA)"
+		return 0
+	}
+	purge
+}
+
+# node_namespace prints the containerd namespace the node used.
+node_namespace() {
+	ns=thicket
+	prev=
+	while IFS= read -r a; do
+		case $prev in --namespace) ns=$a ;; esac
+		case $a in --namespace=*) ns=${a#--namespace=} ;; esac
+		prev=$a
+	done <"$RUN/node.args"
+	printf '%s\n' "$ns"
+}
+
+purge() {
+	if [ -f "$RUN/node.args" ] && command -v ctr >/dev/null 2>&1; then
+		ns=$(node_namespace)
+		for id in $(ctr -n "$ns" containers ls -q 'labels."thicket.instance"' 2>/dev/null); do
+			ctr -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+		done
+		for id in $(ctr -n "$ns" containers ls -q 'labels."thicket.instance"' 2>/dev/null); do
+			wait_until 10 ctr_task_gone "$ns" "$id" || true
+			ctr -n "$ns" tasks delete -f "$id" >/dev/null 2>&1 || true
+			ctr -n "$ns" containers delete "$id" >/dev/null 2>&1 || warn "cannot remove container $id (containerd namespace $ns)"
+		done
+	fi
+	# Unikernel VMs (qemu and its sh supervisor, with files in the node's
+	# data dir) outlive the node too.
+	for p in /proc/[0-9]*; do
+		case $(cat "$p/comm" 2>/dev/null) in qemu-system-* | sh) ;; *) continue ;; esac
+		case ${p#/proc/} in "$$" | "$PPID") continue ;; esac
+		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$DATA/node/"; then
+			kill -KILL "${p#/proc/}" 2>/dev/null || true
+		fi
+	done
+	if [ -d "$DATA/net" ]; then
+		# thicket-net names instance namespaces thk<4 hex digits of the
+		# SHA-256 of its data dir>-...
+		prefix=thk$(printf '%s' "$DATA/net" | sha256sum | cut -c1-4)-
+		for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+			case $ns in "$prefix"*) ip netns del "$ns" 2>/dev/null || true ;; esac
+		done
+		ip link del thkvx0 2>/dev/null || true
+		ip link del thk0 2>/dev/null || true
+		if command -v nft >/dev/null 2>&1; then
+			nft delete table ip thicket 2>/dev/null || true
+		fi
+	fi
+	if [ "$(cat "$RUN/init" 2>/dev/null)" = systemd ]; then
+		for name in node net cluster root containerd; do
+			rm -f "$SYSTEMD_DIR/thicket-$name.service"
+		done
+		systemctl daemon-reload 2>/dev/null || true
+	fi
+	rm -rf "$DATA"
+	say "purged $DATA (the binaries stay installed)"
+}
+
+ctr_task_gone() { ! ctr -n "$1" tasks ls -q 2>/dev/null | grep -qx "$2"; }
+
+# lines ARG...: the arguments, one per line (for SVC_ARGS).
+lines() { printf '%s\n' "$@"; }
+
+# shell_quote ARG: ARG in single quotes.
+shell_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+ROOT_PORT=10000
+CLUSTER_PORT=10100
+MQTT_PORT=10003
+NAME=local
+ADDRESS=
+NODE_FLAGS=
+SOURCE=
+
+usage() {
+	cat <<'EOF'
+Usage: getstarted.sh [options]
+Installs what is missing (containerd, runc; qemu with --with-qemu) with
+apt-get, builds the binaries from this checkout (or downloads them from a
+root with --root-url), installs them into --prefix, and starts thicket-root,
+one thicket-cluster and one local worker (thicket-net, thicket-node): as
+systemd units where systemd runs, as supervised background processes
+otherwise. Running it again changes nothing that is up to date.
+
+  --data-dir DIR       state of all services (default /var/lib/thicket)
+  --prefix DIR         where the binaries go (default /usr/local/bin)
+  --root-url URL       download the binaries from this root instead of building
+  --source DIR         build from this checkout (default: the one holding this script)
+  --address IP         this machine's address for nodes and peers (default: first IPv4)
+  --name NAME          the cluster's name (default local)
+  --root-port PORT     REST API and dashboard (default 10000)
+  --cluster-port PORT  the cluster's node API (default 10100)
+  --mqtt-port PORT     the cluster's MQTT broker (default 10003)
+  --node-flag ARG      an extra thicket-node argument (repeatable), e.g.
+                       --node-flag --insecure-registry=10.0.0.5:5000
+  --with-qemu          also install qemu for unikernels
+  --init MODE          systemd or supervised (default: systemd if it runs)
+  --stop               stop everything; instances keep running
+  --purge              with --stop: also remove the instances and the data dir
+EOF
+}
+
+script_opt() {
+	case $1 in
+	--root-port) need_val "$@"; ROOT_PORT=$2; SHIFT=2 ;;
+	--cluster-port) need_val "$@"; CLUSTER_PORT=$2; SHIFT=2 ;;
+	--mqtt-port) need_val "$@"; MQTT_PORT=$2; SHIFT=2 ;;
+	--name) need_val "$@"; NAME=$2; SHIFT=2 ;;
+	--address) need_val "$@"; ADDRESS=$2; SHIFT=2 ;;
+	--source) need_val "$@"; SOURCE=$2; SHIFT=2 ;;
+	--node-flag) need_val "$@"; NODE_FLAGS="$NODE_FLAGS$2$NL"; SHIFT=2 ;;
+	*) return 1 ;;
+	esac
+}
+
+# checkout prints the source tree to build from, if any.
+checkout() {
+	if [ -n "$SOURCE" ]; then
+		[ -f "$SOURCE/go.work" ] || die "--source $SOURCE: not a Thicket checkout (no go.work)"
+		(cd "$SOURCE" && pwd)
+		return 0
+	fi
+	case $0 in */*) ;; *) return 0 ;; esac
+	d=$(cd "$(dirname "$0")/.." 2>/dev/null && pwd) || return 0
+	if [ -f "$d/go.work" ] && [ -d "$d/root_orchestrator/cmd/thicket-root" ]; then
+		printf '%s\n' "$d"
+	fi
+}
+
+# build SRC DIR: go build of every binary into DIR.
+build() {
+	PATH=$PATH:/usr/local/go/bin
+	command -v go >/dev/null 2>&1 ||
+		die "Go (>= 1.26, https://go.dev/dl) is needed to build from the checkout $1; or pass --root-url http://ROOT:10000 to download the binaries from a running root"
+	say "building the binaries from $1"
+	(cd "$1" && go build -buildvcs=false -o "$2/" ./root_orchestrator/cmd/thicket-root \
+		./cluster_orchestrator/cmd/thicket-cluster ./node_engine/cmd/thicket-node ./net_manager/cmd/thicket-net) ||
+		die "go build failed in $1"
+	if [ -d "$1/cli/cmd/thicket" ]; then
+		(cd "$1" && go build -buildvcs=false -o "$2/" ./cli/cmd/thicket) || warn "could not build the CLI (cli/cmd/thicket); going on without it"
+	fi
+}
+
+main() {
+	begin "$@"
+	for p in "$ROOT_PORT" "$CLUSTER_PORT" "$MQTT_PORT"; do
+		case $p in '' | *[!0-9]*) die "ports are numbers, not $p" ;; esac
+	done
+	src=$(checkout)
+	if [ -z "$ROOT_URL" ] && [ -z "$src" ]; then
+		die "no binaries: run me from a checkout (git clone the Thicket repository, then scripts/getstarted.sh), or pass --root-url http://ROOT:10000 to download them from a running root"
+	fi
+	detect
+	host=${ADDRESS:-$(first_ipv4)}
+
+	make_tmp
+	if [ -n "$ROOT_URL" ]; then
+		fetch_bins "$TMP" thicket-root thicket-cluster thicket-net thicket-node 'thicket?'
+	else
+		build "$src" "$TMP"
+	fi
+	install_bins "$TMP"
+	ensure_runtime
+
+	# The root: REST API and dashboard; serves binaries from PREFIX.
+	SVC_ARGS=$(lines "$PREFIX/thicket-root" --data-dir "$DATA/root" --listen ":$ROOT_PORT")
+	SVC_ENV=
+	svc_ensure root
+	svc_wait root "thicket-root listening" "address already in use" "port $ROOT_PORT is taken: free it or choose another with --root-port"
+	wait_until "$WAIT_SECS" test -s "$DATA/root/cluster-join-token" || die "the root wrote no $DATA/root/cluster-join-token"
+
+	SVC_ARGS=$(lines "$PREFIX/thicket-cluster" --name "$NAME" --root-url "http://127.0.0.1:$ROOT_PORT" \
+		--data-dir "$DATA/cluster" --listen ":$CLUSTER_PORT" --mqtt-listen ":$MQTT_PORT" --advertise-address "$host")
+	SVC_ENV="THICKET_JOIN_TOKEN=$(shell_quote "$(cat "$DATA/root/cluster-join-token")")"
+	svc_ensure cluster
+	svc_wait cluster "synced with the root" \
+		"address already in use" "port $CLUSTER_PORT or $MQTT_PORT is taken: choose others with --cluster-port, --mqtt-port" \
+		"join token was refused" "the root refused the cluster join token in $DATA/root/cluster-join-token"
+	wait_until "$WAIT_SECS" test -s "$DATA/cluster/node-join-token" || die "the cluster wrote no $DATA/cluster/node-join-token"
+
+	SVC_ARGS=$(lines "$PREFIX/thicket-net" --data-dir "$DATA/net" --socket "$NET_SOCK" --underlay "$host")
+	SVC_ENV=
+	svc_ensure net
+	svc_wait net "thicket-net listening" "thicket-net failed" "thicket-net cannot start"
+
+	SVC_ARGS=$(lines "$PREFIX/thicket-node" --cluster-url "http://127.0.0.1:$CLUSTER_PORT" --data-dir "$DATA/node" \
+		--net-socket "$NET_SOCK" --address "$host")$NL$NODE_FLAGS
+	SVC_ARGS=${SVC_ARGS%"$NL"}
+	SVC_ENV="THICKET_NODE_TOKEN=$(shell_quote "$(cat "$DATA/cluster/node-join-token")")"
+	svc_ensure node
+	svc_wait node "thicket-node running" \
+		"refused the node join token" "the cluster refused the node join token in $DATA/cluster/node-join-token" \
+		"thicket-node failed" "thicket-node cannot start"
+
+	case $INIT in
+	systemd) how="systemd units thicket-root, thicket-cluster, thicket-net, thicket-node (journalctl -u thicket-root)" ;;
+	*) how="supervised processes; logs in $LOGS, pids in $RUN" ;;
+	esac
+	stop="scripts/stop.sh"
+	[ -n "$src" ] || stop="getstarted.sh --stop"
+	[ "$DATA" = /var/lib/thicket ] || stop="$stop --data-dir $DATA"
+	cat <<EOF
+
+Thicket is running ($how).
+  Dashboard:       http://$host:$ROOT_PORT/   (API docs: http://$host:$ROOT_PORT/api/docs)
+  Log in as:       Admin, password in $DATA/root/admin-password
+  Binaries:        $PREFIX
+  Add a worker:    curl -sfL http://$host:$ROOT_PORT/install/worker.sh | sh -s -- \\
+                     --cluster-url http://$host:$CLUSTER_PORT --token "\$(cat $DATA/cluster/node-join-token)"
+  Add a cluster:   curl -sfL http://$host:$ROOT_PORT/install/cluster.sh | sh -s -- \\
+                     --name NAME --token "\$(cat $DATA/root/cluster-join-token)"
+  Stop:            $stop [--purge]   (instances keep running unless --purge)
+EOF
+}
+
+main "$@"
