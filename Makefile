@@ -1,11 +1,12 @@
 # Thicket build, test, benchmark and run targets. Every Go module of the
 # workspace is listed in MODULES: at the root of a Go workspace "./..."
 # matches nothing.
-MODULES   := contract mongodb scheduler root_orchestrator cluster_orchestrator node_engine net_manager e2e bench
+MODULES   := contract dashboard cli deploy mongodb scheduler root_orchestrator cluster_orchestrator node_engine net_manager e2e bench
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
-BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node net_manager/cmd/thicket-net
+BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node net_manager/cmd/thicket-net cli/cmd/thicket
 BIN       := bin
 FUZZTIME  ?= 20s
+ARTIFACTS ?= test-artifacts
 # Where `make run` keeps its state: the binaries' default as root, a
 # directory in your home otherwise.
 DATA_DIR  ?= $(if $(filter 0,$(shell id -u)),/var/lib/thicket,$(HOME)/.local/share/thicket)
@@ -26,8 +27,11 @@ vet:
 ## test: everything CI runs: vet, the fuzzers for a bounded time, then all tests.
 test: vet fuzz test-unit
 
+# Tests keep what they save for a reviewer (the dashboard tests' screenshots)
+# under $(ARTIFACTS)/_artifacts.
 test-unit:
-	go test -count=1 -timeout 20m $(PKGS)
+	@mkdir -p $(ARTIFACTS)
+	go test -count=1 -timeout 40m -artifacts -outputdir $(CURDIR)/$(ARTIFACTS) $(PKGS)
 
 fuzz:
 	go test ./contract/sla -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)

@@ -409,7 +409,14 @@ func cleanContainerd(ns string) {
 	for _, ref := range strings.Fields(string(out)) {
 		exec.Command("ctr", "-n", ns, "images", "rm", ref).Run()
 	}
-	exec.Command("ctr", "namespaces", "rm", ns).Run()
+	// containerd removes an image's content in the background: the
+	// namespace is empty, and removable, a moment later.
+	for range 20 {
+		if exec.Command("ctr", "namespaces", "rm", ns).Run() == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 func readFile(t testing.TB, path string) string {
