@@ -422,6 +422,11 @@ func TestCLI(t *testing.T) {
 		if len(apps) != 0 {
 			t.Errorf("apps after deleting all: %+v", apps)
 		}
+		// The node stops every instance and releases its network.
+		waitFor(t, time.Minute, "no instance left on the node", func() (bool, string) {
+			cs, nss := containers(t, s.ctrNS, ""), n.instanceNetns()
+			return len(cs) == 0 && len(nss) == 0, fmt.Sprintf("containers %v, namespaces %v", cs, nss)
+		})
 	})
 
 	t.Run("logout", func(t *testing.T) {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -49,9 +51,27 @@ type node struct {
 	netSocket           string
 }
 
+// instanceNetns lists the instance network namespaces the node's
+// thicket-net holds (it names them "thk" + 4 hex digits of a hash of its
+// data dir + "-" + instance key).
+func (n *node) instanceNetns() []string {
+	sum := sha256.Sum256([]byte(filepath.Join(n.dir, "net")))
+	names, _ := filepath.Glob(filepath.Join("/run/netns", "thk"+hex.EncodeToString(sum[:2])+"-*"))
+	return names
+}
+
 func newSystem(t *testing.T) *system {
 	s := &system{t: t, clusters: map[string]*cluster{}, nodes: map[string]*node{}, ctrNS: "thicket-e2e-" + runID}
-	t.Cleanup(func() { cleanContainerd(s.ctrNS) })
+	t.Cleanup(func() {
+		// After every process stopped (cleanups run last-in first-out): what
+		// the data plane keeps when its control plane stops.
+		cleanContainerd(s.ctrNS)
+		for _, n := range s.nodes {
+			for _, p := range n.instanceNetns() {
+				exec.Command("ip", "netns", "del", filepath.Base(p)).Run()
+			}
+		}
+	})
 	s.net = newNetwork(t)
 
 	// Nodes pull from inside their namespaces (containerd's client

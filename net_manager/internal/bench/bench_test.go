@@ -74,15 +74,15 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/thicket-edge/thicket/net_manager/internal/netnsfs"
 	"github.com/thicket-edge/thicket/net_manager/internal/nft"
 	"github.com/thicket-edge/thicket/net_manager/internal/overlay"
 )
 
 const (
 	nsPrefix  = "thkbench" // + pid; node namespaces <id>n1, <id>n2; instances <id>-n1-*, <id>-n2-*
-	netnsDir  = "/run/netns"
-	sinkPort  = 5001 // receiver that discards, then answers the byte count
-	echoPort  = 5002 // 1-byte echo
+	sinkPort  = 5001       // receiver that discards, then answers the byte count
+	echoPort  = 5002       // 1-byte echo
 	chunk     = 64 << 10
 	perOp     = 4 << 20 // bytes per benchmark op
 	rttRounds = 2000
@@ -111,33 +111,19 @@ func inNS(ns netns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: see above
-		if ns.IsOpen() {
-			if err := netns.Set(ns); err != nil {
-				errc <- fmt.Errorf("join network namespace: %w", err)
-				return
-			}
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("join network namespace: %w", err)
+			return
 		}
 		errc <- fn()
 	}()
 	return <-errc
 }
 
-// deleteNetns unmounts and removes /run/netns/<name>; missing is fine.
-func deleteNetns(name string) error {
-	p := filepath.Join(netnsDir, name)
-	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount %s: %w", p, err)
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
 // sweep removes the namespaces of this process (pid == own) or of benchmark
 // processes that are gone: instance namespaces (names with '-') first.
 func sweep(own int) error {
-	names, _ := filepath.Glob(filepath.Join(netnsDir, nsPrefix+"*"))
+	names, _ := filepath.Glob(filepath.Join(netnsfs.Dir, nsPrefix+"*"))
 	var del []string
 	for _, p := range names {
 		base := filepath.Base(p)
@@ -158,7 +144,7 @@ func sweep(own int) error {
 	for _, pass := range []bool{true, false} {
 		for _, n := range del {
 			if strings.Contains(n, "-") == pass {
-				if err := deleteNetns(n); err != nil {
+				if err := netnsfs.Delete(n); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -424,21 +410,20 @@ func newTopology(b *testing.B) *topology {
 	var hs [2]*netlink.Handle
 	for i := range nodes {
 		name := fmt.Sprintf("%sn%d", id, i+1)
-		must("create netns "+name, inNS(netns.None(), func() (err error) {
-			nodes[i], err = netns.NewNamed(name) // moves this (dying) thread into it
-			return err
-		}))
+		path, err := netnsfs.Create(name)
+		must("create netns "+name, err)
+		nodes[i], err = netns.GetFromPath(path)
+		must("open netns "+name, err)
 		h, ns := &hs[i], nodes[i]
 		b.Cleanup(func() {
 			if *h != nil {
 				(*h).Close()
 			}
 			ns.Close()
-			if err := deleteNetns(name); err != nil {
+			if err := netnsfs.Delete(name); err != nil {
 				b.Errorf("cleanup: %v", err)
 			}
 		})
-		var err error
 		hs[i], err = netlink.NewHandleAt(nodes[i])
 		must("netlink handle in "+name, err)
 		lo, err := hs[i].LinkByName("lo")

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thicket-edge/thicket/net_manager/internal/netnsfs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -98,17 +99,19 @@ func inNS(n *nsNode, fn func() error) error {
 func newNS(t *testing.T, role string) *nsNode {
 	t.Helper()
 	n := &nsNode{name: fmt.Sprintf("thknft%d-%d-%s", os.Getpid(), nsSeq.Add(1), role)}
-	err := onThread(func() error {
-		h, err := netns.NewNamed(n.name)
-		n.h = h
-		return err
-	})
+	path, err := netnsfs.Create(n.name)
+	if err == nil {
+		n.h, err = netns.GetFromPath(path)
+		if err != nil {
+			netnsfs.Delete(n.name)
+		}
+	}
 	if err != nil {
 		t.Fatalf("create netns %s: %v", n.name, err)
 	}
 	t.Cleanup(func() {
 		n.h.Close()
-		if err := netns.DeleteNamed(n.name); err != nil {
+		if err := netnsfs.Delete(n.name); err != nil {
 			t.Errorf("delete netns %s: %v", n.name, err)
 		}
 	})

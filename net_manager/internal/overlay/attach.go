@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/thicket-edge/thicket/net_manager/internal/netnsfs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -84,14 +85,14 @@ func lastAddr(p netip.Prefix) [4]byte {
 
 func (o *Overlay) attach(key string, ip netip.Addr, name string) error {
 	path := filepath.Join(netnsDir, name)
-	if _, err := os.Lstat(path); err == nil && !isNetnsMount(path) {
+	if _, err := os.Lstat(path); err == nil && !netnsfs.IsMount(path) {
 		// Left by a crash between creating the file and mounting on it.
-		if err := deleteNamedNetns(name); err != nil {
+		if err := netnsfs.Delete(name); err != nil {
 			return err
 		}
 	}
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-		if _, err := createNamedNetns(name); err != nil {
+		if _, err := netnsfs.Create(name); err != nil {
 			return fmt.Errorf("create network namespace %s: %w", name, err)
 		}
 	}
@@ -284,7 +285,7 @@ func (o *Overlay) detach(key string) error {
 		return err
 	}
 	path := filepath.Join(netnsDir, name)
-	if isNetnsMount(path) {
+	if netnsfs.IsMount(path) {
 		// The veth pair normally went with the host end; delete the
 		// instance end too in case the host end was renamed or collided.
 		if ns, err := netns.GetFromPath(path); err == nil {
@@ -297,7 +298,7 @@ func (o *Overlay) detach(key string) error {
 			ns.Close()
 		}
 	}
-	if err := deleteNamedNetns(name); err != nil {
+	if err := netnsfs.Delete(name); err != nil {
 		return fmt.Errorf("delete network namespace %s: %w", name, err)
 	}
 	return nil
@@ -356,7 +357,7 @@ func (o *Overlay) Attachments() ([]Attachment, error) {
 
 // readIP returns the IP on eth0 of the namespace at path, or the zero Addr.
 func (o *Overlay) readIP(path string) netip.Addr {
-	if !isNetnsMount(path) {
+	if !netnsfs.IsMount(path) {
 		return netip.Addr{}
 	}
 	ns, err := netns.GetFromPath(path)

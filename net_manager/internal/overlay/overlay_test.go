@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thicket-edge/thicket/net_manager/internal/netnsfs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -92,7 +93,7 @@ func cleanupNamespaces(t *testing.T, id string) {
 	// Instance namespaces first (their veths die with them), nodes last.
 	for _, p := range names {
 		if strings.Contains(filepath.Base(p), "-") {
-			if err := deleteNamedNetns(filepath.Base(p)); err != nil {
+			if err := netnsfs.Delete(filepath.Base(p)); err != nil {
 				t.Errorf("cleanup %s: %v", p, err)
 			}
 		}
@@ -486,7 +487,7 @@ func TestAttachInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, err := createNamedNetns(name)
+	path, err := netnsfs.Create(name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,20 +245,22 @@ type held struct {
 	rt runtime.Runtime
 }
 
-// observe lists what every runtime holds.
-func (e *Engine) observe(ctx context.Context) map[string]held {
-	out := map[string]held{}
+// observe lists what every runtime holds; complete is false when a runtime
+// did not answer.
+func (e *Engine) observe(ctx context.Context) (have map[string]held, complete bool) {
+	have, complete = map[string]held{}, true
 	for _, rt := range e.reg.All() {
 		sts, err := rt.List(ctx)
 		if err != nil {
 			e.log.Warn("list instances", "virtualization", rt.Virtualization(), "err", err)
+			complete = false
 			continue
 		}
 		for _, st := range sts {
-			out[st.Key] = held{st, rt}
+			have[st.Key] = held{st, rt}
 		}
 	}
-	return out
+	return have, complete
 }
 
 // reconcile starts what should run and does not, restarts what exited and
@@ -275,7 +277,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: e.desired.ClusterID, Subnet: e.desired.Subnet, Network: e.desired.Network}
 	e.mu.Unlock()
 	e.configureNetwork(ctx, netCfg)
-	have := e.observe(ctx)
+	have, complete := e.observe(ctx)
 	now := time.Now()
 
 	e.mu.Lock()
@@ -329,6 +331,14 @@ func (e *Engine) reconcile(ctx context.Context) {
 			e.remove(ctx, h.rt, key)
 		}
 	}
+	// A network held for an instance that no runtime holds and nobody wants
+	// (a start that failed after its network was attached, a removal cut
+	// short by a restart) is released too.
+	for key := range e.ips {
+		if _, held := have[key]; complete && !held && !want[key] && e.busy[key] == "" {
+			e.remove(ctx, nil, key)
+		}
+	}
 	for key := range e.failed {
 		if !want[key] {
 			delete(e.failed, key)
@@ -376,12 +386,21 @@ func (e *Engine) start(ctx context.Context, rt runtime.Runtime, spec wire.Instan
 	}()
 }
 
-// remove runs rt.Remove in the background. Caller holds mu.
+// remove runs rt.Remove (unless rt is nil) and then releases the
+// instance's network, in the background. Caller holds mu.
 func (e *Engine) remove(ctx context.Context, rt runtime.Runtime, key string) {
 	e.busy[key] = "removing"
-	e.log.Info("removing instance", "instance", key)
+	if rt != nil {
+		e.log.Info("removing instance", "instance", key)
+	} else {
+		e.log.Info("releasing the network of a gone instance", "instance", key)
+	}
 	go func() {
-		if err := rt.Remove(ctx, key); err != nil && ctx.Err() == nil {
+		var err error
+		if rt != nil {
+			err = rt.Remove(ctx, key)
+		}
+		if err != nil && ctx.Err() == nil {
 			e.log.Warn("remove instance", "instance", key, "err", err)
 		} else if e.net != nil {
 			if err := e.net.Detach(ctx, key); err != nil && ctx.Err() == nil {
@@ -400,7 +419,7 @@ func (e *Engine) remove(ctx context.Context, rt runtime.Runtime, key string) {
 
 // report publishes the node's state and every desired instance's status.
 func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credentials) {
-	have := e.observe(ctx)
+	have, _ := e.observe(ctx)
 	info := e.nodeInfo(ctx)
 	e.mu.Lock()
 	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: e.desired.Generation}

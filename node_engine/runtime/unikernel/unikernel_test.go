@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -719,30 +720,26 @@ func makeNetns(t *testing.T, name string) netns.NsHandle {
 
 func makeNetnsPath(t *testing.T, name string) (netns.NsHandle, string) {
 	t.Helper()
-	_ = netns.DeleteNamed(name) // left by an earlier, killed run
-	type result struct {
-		ns  netns.NsHandle
-		err error
+	// `ip netns` and not netns.NewNamed: iproute2 first makes /run/netns a
+	// shared mount point, and creating namespaces without that step races
+	// with a concurrent first `ip netns add` elsewhere (its self-bind of
+	// /run/netns hides copies of our mounts that can then not be removed).
+	exec.Command("ip", "netns", "del", name).Run() // left by an earlier, killed run
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("create netns %s: %v: %s", name, err, out)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		// NewNamed moves the thread into the new namespace: the thread is
-		// never handed back (it ends with the goroutine).
-		runtime.LockOSThread()
-		ns, err := netns.NewNamed(name)
-		ch <- result{ns, err}
-	}()
-	res := <-ch
-	if res.err != nil {
-		t.Fatalf("create netns %s: %v", name, res.err)
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		exec.Command("ip", "netns", "del", name).Run()
+		t.Fatalf("open netns %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		res.ns.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete netns %s: %v", name, err)
+		ns.Close()
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("delete netns %s: %v: %s", name, err, out)
 		}
 	})
-	return res.ns, filepath.Join("/run/netns", name)
+	return ns, filepath.Join("/run/netns", name)
 }
 
 // dialInNetns connects from network namespace ns: the socket is made on a
