@@ -70,13 +70,22 @@ func (s *Server) syncCluster(c echo.Context) error {
 	if err := checkVersion(req.Version); err != nil {
 		return err
 	}
-	if err := s.store.RecordClusterSync(ctx, cl.ID, req.Nodes); err != nil {
-		return err
-	}
+	now := time.Now()
 	if !cl.Active {
 		s.reports.forget(cl.ID)
 	}
-	now := time.Now()
+	// The node list (with every node's usage) is stored when it changed and
+	// at most every metricsEvery otherwise; a sync in between only marks
+	// the cluster seen.
+	if write, sum := s.reports.nodesChanged(cl.ID, req.Nodes, now); write {
+		if err := s.store.RecordClusterSync(ctx, cl.ID, req.Nodes); err != nil {
+			s.reports.forget(cl.ID)
+			return err
+		}
+		s.reports.nodesStored(cl.ID, sum, now)
+	} else if err := s.store.TouchCluster(ctx, cl.ID); err != nil {
+		return err
+	}
 	todo := s.reports.changed(cl.ID, req.Instances, now)
 	freed, changed, err := s.store.ApplyClusterReport(ctx, cl, todo)
 	if err != nil {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -23,9 +25,20 @@ const (
 // restart count or log tail at once; usage figures at most every
 // metricsEvery. Without it the root rewrote every instance every second,
 // which made it the bottleneck of a large system.
+//
+// It does the same for the cluster's node list, stored whole (a document of
+// about 1 MB at 2,000 nodes): written again when a node joined, left, changed
+// liveness, capacity, reservations or network, and for usage figures and
+// last-seen times at most every metricsEvery.
 type reportFilter struct {
 	mu       sync.Mutex
 	clusters map[string]map[string]storedReport
+	nodes    map[string]storedNodes
+}
+
+type storedNodes struct {
+	sum uint64    // fingerprint of the node list without usage and last-seen times
+	at  time.Time // when it was written
 }
 
 type storedReport struct {
@@ -37,7 +50,7 @@ type storedReport struct {
 }
 
 func newReportFilter() *reportFilter {
-	return &reportFilter{clusters: map[string]map[string]storedReport{}}
+	return &reportFilter{clusters: map[string]map[string]storedReport{}, nodes: map[string]storedNodes{}}
 }
 
 // withoutUsage is a status with its usage figures cleared.
@@ -92,11 +105,41 @@ func (f *reportFilter) stored(cluster string, written []wire.InstanceStatus, now
 	}
 }
 
-// forget drops what the root remembers of a cluster's statuses, so that its
-// next report is written in full: after a failed write, and when the
-// cluster was inactive (the root may have taken its instances meanwhile).
+// nodesSum fingerprints a node list without what changes on every report.
+func nodesSum(nodes []wire.NodeInfo) uint64 {
+	h := fnv.New64a()
+	enc := json.NewEncoder(h)
+	for _, n := range nodes {
+		n.CPUPercent, n.MemoryPercent, n.LastSeen = 0, 0, time.Time{}
+		_ = enc.Encode(n)
+	}
+	return h.Sum64()
+}
+
+// nodesChanged reports whether a cluster's node list must be written at
+// now, and the fingerprint to hand to nodesStored once it was.
+func (f *reportFilter) nodesChanged(cluster string, nodes []wire.NodeInfo, now time.Time) (bool, uint64) {
+	sum := nodesSum(nodes)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old, ok := f.nodes[cluster]
+	return !ok || old.sum != sum || now.Sub(old.at) >= metricsEvery, sum
+}
+
+// nodesStored records that a cluster's node list with this fingerprint was
+// written at now.
+func (f *reportFilter) nodesStored(cluster string, sum uint64, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes[cluster] = storedNodes{sum: sum, at: now}
+}
+
+// forget drops what the root remembers of a cluster's statuses and nodes, so
+// that its next report is written in full: after a failed write, and when
+// the cluster was inactive (the root may have taken its instances meanwhile).
 func (f *reportFilter) forget(cluster string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.clusters, cluster)
+	delete(f.nodes, cluster)
 }

@@ -26,12 +26,57 @@ import (
 var ErrBadCredential = errors.New("unknown or revoked credential")
 
 // ClusterRecord is a stored cluster: the API document plus what only the
-// root needs.
+// root needs. The node lists (Nodes, NodeInfo) live in the cluster_nodes
+// collection: at 2,000 nodes they weigh about a megabyte, and the cluster
+// document is read and written on every sync (credential check, last
+// seen), which with the embedded store rewrote that megabyte each time.
 type ClusterRecord struct {
 	api.Cluster    `bson:",inline"`
 	CredentialHash string          `bson:"credential_hash"`
-	NodeInfo       []wire.NodeInfo `bson:"node_info"`
+	NodeInfo       []wire.NodeInfo `bson:"-"`
 	RegisteredAt   time.Time       `bson:"registered_at"`
+}
+
+// clusterNodes is a cluster's node list as last reported: what the
+// schedulers and the overlay need, and the API's view of it.
+type clusterNodes struct {
+	ID       string          `bson:"_id"`
+	NodeInfo []wire.NodeInfo `bson:"node_info"`
+	Nodes    []api.Node      `bson:"nodes"`
+}
+
+// nodeLists returns the stored node lists by cluster id; projection limits
+// the fields read (nil: all).
+func (s *Store) nodeLists(ctx context.Context, projection bson.M) (map[string]clusterNodes, error) {
+	opts := options.Find()
+	if projection != nil {
+		opts.SetProjection(projection)
+	}
+	cur, err := s.clusterNodes.Find(ctx, bson.M{}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("list cluster nodes: %w", err)
+	}
+	var docs []clusterNodes
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list cluster nodes: %w", err)
+	}
+	out := make(map[string]clusterNodes, len(docs))
+	for _, d := range docs {
+		out[d.ID] = d
+	}
+	return out, nil
+}
+
+// moveNodeLists moves node lists that an earlier version kept in the
+// cluster documents out of them; the next sync of each cluster stores them
+// anew.
+func (s *Store) moveNodeLists(ctx context.Context) error {
+	_, err := s.clusters.UpdateMany(ctx, bson.M{"node_info": bson.M{"$exists": true}},
+		bson.M{"$unset": bson.M{"node_info": ""}, "$set": bson.M{"nodes": []api.Node{}}})
+	if err != nil {
+		return fmt.Errorf("move node lists out of cluster documents: %w", err)
+	}
+	return nil
 }
 
 // JoinToken is a stored cluster join token (only its hash is kept).
@@ -185,18 +230,30 @@ func (s *Store) RecordClusterSync(ctx context.Context, id string, nodes []wire.N
 	if nodes == nil {
 		nodes = []wire.NodeInfo{}
 	}
-	set := bson.M{"node_info": nodes, "active": true, "last_seen": s.now()}
-	for k, v := range aggregate(nodes) {
-		set[k] = v
+	set, apiNodes := aggregate(nodes)
+	doc := clusterNodes{ID: id, NodeInfo: nodes, Nodes: apiNodes}
+	if _, err := s.clusterNodes.ReplaceOne(ctx, bson.M{"_id": id}, doc, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("record nodes of cluster %s: %w", id, err)
 	}
+	set["active"], set["last_seen"] = true, s.now()
+	defer s.peers.drop()
 	if _, err := s.clusters.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": set}); err != nil {
 		return fmt.Errorf("record sync of cluster %s: %w", id, err)
 	}
 	return nil
 }
 
+// TouchCluster records a sync of an active cluster whose node list the
+// root already holds (see RecordClusterSync).
+func (s *Store) TouchCluster(ctx context.Context, id string) error {
+	if _, err := s.clusters.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"active": true, "last_seen": s.now()}}); err != nil {
+		return fmt.Errorf("record sync of cluster %s: %w", id, err)
+	}
+	return nil
+}
+
 // aggregate derives the API's per-cluster fields and node list.
-func aggregate(nodes []wire.NodeInfo) bson.M {
+func aggregate(nodes []wire.NodeInfo) (bson.M, []api.Node) {
 	var cores, mem, gpus, active int
 	var cpuPct, memPct float64
 	virt := []string{}
@@ -228,10 +285,10 @@ func aggregate(nodes []wire.NodeInfo) bson.M {
 	}
 	slices.Sort(virt)
 	return bson.M{
-		"nodes": apiNodes, "active_nodes": active, "total_cpu_cores": cores, "vcpus": cores,
+		"active_nodes": active, "total_cpu_cores": cores, "vcpus": cores,
 		"memory_in_mb": mem, "vgpus": gpus, "cpu_percent": round2(cpuPct), "memory_percent": round2(memPct),
 		"virtualization": virt,
-	}
+	}, apiNodes
 }
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
@@ -245,6 +302,13 @@ func (s *Store) ClusterRecords(ctx context.Context) ([]ClusterRecord, error) {
 	var out []ClusterRecord
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	lists, err := s.nodeLists(ctx, bson.M{"nodes": 0})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].NodeInfo = lists[out[i].ID].NodeInfo
 	}
 	return out, nil
 }
@@ -271,6 +335,7 @@ func (s *Store) MarkClustersInactive(ctx context.Context, cutoff time.Time) ([]s
 		}
 		if r.ModifiedCount == 1 {
 			ids = append(ids, d.ID)
+			s.peers.drop()
 		}
 	}
 	return ids, nil
@@ -283,13 +348,22 @@ func (s *Store) ListClusters(ctx context.Context, activeOnly bool) ([]api.Cluste
 		filter["active"] = true
 	}
 	cur, err := s.clusters.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "cluster_name", Value: 1}}).
-		SetProjection(bson.M{"credential_hash": 0, "node_info": 0}))
+		SetProjection(bson.M{"credential_hash": 0}))
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}
 	out := []api.Cluster{}
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	lists, err := s.nodeLists(ctx, bson.M{"node_info": 0})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if l, ok := lists[out[i].ID]; ok && l.Nodes != nil {
+			out[i].Nodes = l.Nodes
+		}
 	}
 	return out, nil
 }

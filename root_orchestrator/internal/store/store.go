@@ -48,10 +48,12 @@ type Store struct {
 	users        *mongo.Collection
 	secrets      *mongo.Collection
 	clusters     *mongo.Collection
+	clusterNodes *mongo.Collection // per cluster its node list (kept out of the small, often-read cluster document)
 	joinTokens   *mongo.Collection
 	blocks       *mongo.Collection
 	plan         AddressPlan
 	serviceTable tableCache
+	peers        peerCache
 	log          *slog.Logger
 	now          func() time.Time
 }
@@ -62,17 +64,18 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		log = slog.Default()
 	}
 	return &Store{
-		apps:       db.Collection("applications"),
-		services:   db.Collection("services"),
-		ips:        db.Collection("service_ips"),
-		users:      db.Collection("users"),
-		secrets:    db.Collection("secrets"),
-		clusters:   db.Collection("clusters"),
-		joinTokens: db.Collection("join_tokens"),
-		blocks:     db.Collection("address_blocks"),
-		plan:       DefaultAddressPlan,
-		log:        log,
-		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
+		apps:         db.Collection("applications"),
+		services:     db.Collection("services"),
+		ips:          db.Collection("service_ips"),
+		users:        db.Collection("users"),
+		secrets:      db.Collection("secrets"),
+		clusters:     db.Collection("clusters"),
+		clusterNodes: db.Collection("cluster_nodes"),
+		joinTokens:   db.Collection("join_tokens"),
+		blocks:       db.Collection("address_blocks"),
+		plan:         DefaultAddressPlan,
+		log:          log,
+		now:          func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
 	}
 }
 
@@ -80,7 +83,8 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 // (before any cluster registered).
 func (s *Store) SetAddressPlan(p AddressPlan) { s.plan = p }
 
-// EnsureIndexes creates the indexes the store relies on.
+// EnsureIndexes creates the indexes the store relies on and brings data
+// stored by earlier versions into the current layout.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	idx := []struct {
 		c *mongo.Collection
@@ -102,7 +106,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			return fmt.Errorf("create index on %s: %w", i.c.Name(), err)
 		}
 	}
-	return nil
+	return s.moveNodeLists(ctx)
 }
 
 func notFound(err error) error {
