@@ -74,7 +74,7 @@ func (s *Store) ClusterNetwork(ctx context.Context, clusterID string) (string, w
 	if err != nil {
 		return "", wire.Network{}, err
 	}
-	all, err := s.peers.get(ctx, s)
+	all, err := s.peers.get(ctx, s.allPeers)
 	if err != nil {
 		return "", wire.Network{}, err
 	}
@@ -84,7 +84,7 @@ func (s *Store) ClusterNetwork(ctx context.Context, clusterID string) (string, w
 			net.Peers = append(net.Peers, p)
 		}
 	}
-	if net.Services, err = s.serviceTable.get(ctx, s); err != nil {
+	if net.Services, err = s.serviceTable.get(ctx, s.ServiceTable); err != nil {
 		return "", wire.Network{}, err
 	}
 	return block, net, nil
@@ -100,26 +100,34 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
-// tableCache keeps the service table for a moment: every cluster's sync
-// asks for it, every second.
-type tableCache struct {
-	mu    sync.Mutex
-	at    time.Time
-	table []wire.ServiceRoute
+// brief keeps a value read from the store for a moment (ttl), for reads
+// that every cluster's sync and desired-set watch repeat. drop makes the
+// next get read the store again.
+type brief[T any] struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	at  time.Time
+	v   T
 }
 
-func (c *tableCache) get(ctx context.Context, s *Store) ([]wire.ServiceRoute, error) {
+func (c *brief[T]) get(ctx context.Context, load func(context.Context) (T, error)) (T, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if time.Since(c.at) < 300*time.Millisecond {
-		return c.table, nil
+	if time.Since(c.at) < c.ttl {
+		return c.v, nil
 	}
-	t, err := s.ServiceTable(ctx)
+	v, err := load(ctx)
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	c.table, c.at = t, time.Now()
-	return t, nil
+	c.v, c.at = v, time.Now()
+	return v, nil
+}
+
+func (c *brief[T]) drop() {
+	c.mu.Lock()
+	c.at = time.Time{}
+	c.mu.Unlock()
 }
 
 // ServiceTable maps every service IP to the running instances behind it,
@@ -151,22 +159,9 @@ func (s *Store) ServiceTable(ctx context.Context) ([]wire.ServiceRoute, error) {
 	return out, nil
 }
 
-// peerCache keeps the overlay addresses of every active node of every
-// active cluster for a moment, sorted by node id: every cluster's sync and
-// desired-set watch asks for them, and they are read from the node lists
-// (a megabyte at 2,000 nodes). Writes of this process drop it at once.
-type peerCache struct {
-	mu    sync.Mutex
-	at    time.Time
-	peers []wire.NodeNetwork
-}
-
-func (c *peerCache) get(ctx context.Context, s *Store) ([]wire.NodeNetwork, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.at) < time.Second {
-		return c.peers, nil
-	}
+// allPeers returns the overlay addresses of every active node of every
+// active cluster, sorted by node id.
+func (s *Store) allPeers(ctx context.Context) ([]wire.NodeNetwork, error) {
 	clusters, err := s.ClusterRecords(ctx)
 	if err != nil {
 		return nil, err
@@ -185,13 +180,5 @@ func (c *peerCache) get(ctx context.Context, s *Store) ([]wire.NodeNetwork, erro
 		}
 	}
 	slices.SortFunc(peers, func(a, b wire.NodeNetwork) int { return cmpStr(a.NodeID, b.NodeID) })
-	c.peers, c.at = peers, time.Now()
 	return peers, nil
-}
-
-// drop makes the next get read the store.
-func (c *peerCache) drop() {
-	c.mu.Lock()
-	c.at = time.Time{}
-	c.mu.Unlock()
 }

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/thicket-edge/thicket/contract/wire"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -52,8 +53,10 @@ type Store struct {
 	joinTokens   *mongo.Collection
 	blocks       *mongo.Collection
 	plan         AddressPlan
-	serviceTable tableCache
-	peers        peerCache
+	// Read by every cluster sync and watch: the service table (for 300 ms)
+	// and the overlay peers (for 1 s, dropped when a node list is written).
+	serviceTable brief[[]wire.ServiceRoute]
+	peers        brief[[]wire.NodeNetwork]
 	log          *slog.Logger
 	now          func() time.Time
 }
