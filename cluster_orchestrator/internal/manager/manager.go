@@ -239,6 +239,9 @@ func (m *Manager) SetDesired(specs []wire.InstanceSpec) {
 			if in.NodeID != "" {
 				m.dirtyNode[in.NodeID] = true
 			}
+			if in.Status.Status == wire.StatusRunning && in.Status.InstanceIP != "" {
+				m.allNodesDirty() // a backend leaves the service table of every node
+			}
 			changed = true
 		}
 	}

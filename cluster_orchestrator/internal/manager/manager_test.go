@@ -126,3 +126,55 @@ func TestFailoverAndStartupGrace(t *testing.T) {
 		t.Errorf("a restarted manager moved the instance during its startup grace: %+v", st)
 	}
 }
+
+// TestUndeployedBackendLeavesEveryNodesTable: when the root takes a running
+// instance away, every node's service table loses it at once, not only the
+// table of the node that ran it.
+func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, t.TempDir(), pub)
+	ctx := context.Background()
+	register := func(name string) string {
+		id, err := m.RegisterNode(ctx, wire.NodeRegisterRequest{Name: name, Arch: "amd64", Virtualizations: []string{"container"},
+			Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, "password-"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	backends := func(node string) []wire.Backend {
+		for _, r := range pub.desired[node].Network.Services {
+			if r.ServiceID == "svc" {
+				return r.Backends
+			}
+		}
+		t.Fatalf("no route of svc in the desired set of %s: %+v", node, pub.desired[node].Network)
+		return nil
+	}
+	reconcile := func() {
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.SetNetwork("c1", "10.64.0.0/16", wire.Network{Services: []wire.ServiceRoute{{IP: "10.30.0.9", Mode: wire.RouteRoundRobin, ServiceID: "svc"}}})
+	host := register("host")
+	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
+	m.SetDesired([]wire.InstanceSpec{spec})
+	reconcile()
+	other := register("other")
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: host, Time: time.Now(), Generation: pub.desired[host].Generation,
+		Instances: []wire.InstanceStatus{{Key: "svc.0", Status: wire.StatusRunning, InstanceIP: "10.64.0.2"}}})
+	reconcile()
+	if b := backends(other); len(b) != 1 || b[0].IP != "10.64.0.2" {
+		t.Fatalf("other node's backends of svc while it runs = %+v", b)
+	}
+
+	m.SetDesired(nil)
+	reconcile()
+	for name, id := range map[string]string{"host": host, "other": other} {
+		if b := backends(id); len(b) != 0 {
+			t.Errorf("%s node's backends of svc after the undeploy = %+v", name, b)
+		}
+	}
+}
