@@ -230,6 +230,69 @@ func TestUsersSeeOnlyTheirOwnApplications(t *testing.T) {
 	r.must("DELETE", "/api/application/"+b.ApplicationID, admin, nil, nil)
 }
 
+// TestServiceListIsOwnerScoped checks GET /api/services/: each user gets
+// exactly the services of their own applications, an admin everyone's, all
+// oldest first; none is [] (not null); without a token it is 401.
+func TestServiceListIsOwnerScoped(t *testing.T) {
+	r := startRoot(t, "", nil)
+	admin := r.adminToken()
+	alice, bob := r.newUser(admin, "alice"), r.newUser(admin, "bob")
+	paths := []string{"/api/services", "/api/services/"}
+	empty := func(token, who string) {
+		t.Helper()
+		for _, path := range paths {
+			if resp := r.do("GET", path, token, nil); resp.Status != http.StatusOK || strings.TrimSpace(string(resp.Body)) != "[]" {
+				t.Errorf("%s GET %s with no services: want 200 [], got %s", who, path, resp)
+			}
+		}
+	}
+	empty(admin, "admin")
+	empty(alice, "alice")
+
+	first := r.createApp(alice, testSLA("first"), "first")
+	bobs := r.createApp(bob, testSLA("shared"), "shared") // same name as alice's next
+	r.createApp(alice, testSLA("shared"), "shared")
+	// A service added later to alice's first application comes last.
+	r.must("POST", "/api/service/", alice, map[string]any{"sla_version": "v2.0", "applications": []any{map[string]any{
+		"applicationID": first.ApplicationID, "microservices": []any{map[string]any{"microservice_name": "late",
+			"microservice_namespace": "test", "virtualization": "container", "code": "docker.io/library/redis:7", "memory": 64}},
+	}}}, nil)
+
+	want := map[string][]string{
+		"alice": {"alice first/web", "alice first/db", "alice shared/web", "alice shared/db", "alice first/late"},
+		"bob":   {"bob shared/web", "bob shared/db"},
+		"admin": {"alice first/web", "alice first/db", "bob shared/web", "bob shared/db",
+			"alice shared/web", "alice shared/db", "alice first/late"},
+	}
+	tokens := map[string]string{"alice": alice, "bob": bob, "admin": admin}
+	for who, token := range tokens {
+		for _, path := range paths {
+			var svcs []rest.Service
+			r.must("GET", path, token, nil, &svcs)
+			got := make([]string, len(svcs))
+			for i, s := range svcs {
+				got[i] = s.UserID + " " + s.AppName + "/" + s.MicroserviceName
+				if s.Status != rest.StatusCreated || s.InstanceList == nil {
+					t.Errorf("%s GET %s: service %s has status %q, instance_list %v", who, path, got[i], s.Status, s.InstanceList)
+				}
+			}
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want[who]) {
+				t.Errorf("%s GET %s = %q, want %q", who, path, got, want[who])
+			}
+		}
+	}
+
+	// Bob's last application goes: his list is empty again, not null.
+	r.must("DELETE", "/api/application/"+bobs.ApplicationID, bob, nil, nil)
+	empty(bob, "bob")
+
+	for _, path := range paths {
+		if resp := r.do("GET", path, "", nil); resp.Status != http.StatusUnauthorized {
+			t.Errorf("GET %s without a token: want 401, got %s", path, resp)
+		}
+	}
+}
+
 func TestServiceIPsAreUniqueAcrossApplications(t *testing.T) {
 	r := startRoot(t, "", nil)
 	admin := r.adminToken()

@@ -100,7 +100,7 @@ func TestTokensAreChecked(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			for _, path := range []string{"/api/applications/", "/api/clusters/", "/api/users/"} {
+			for _, path := range []string{"/api/applications/", "/api/services/", "/api/clusters/", "/api/users/"} {
 				if resp := r.do("GET", path, c.token, nil); resp.Status != http.StatusUnauthorized {
 					t.Errorf("GET %s: want 401, got %s", path, resp)
 				}

@@ -225,6 +225,7 @@ func TestWireCompatibility(t *testing.T) {
 			ok("POST", "/api/service/"+svcID+"/instance", admin, nil)
 			checkShape[refService](t, "GET /api/service/{id}", ok("GET", "/api/service/"+svcID, admin, nil))
 			checkList[refService](t, "GET /api/services/{appid}", ok("GET", "/api/services/"+app.ApplicationID, admin, nil), 2)
+			checkList[refService](t, "GET /api/services", ok("GET", "/api/services", admin, nil), 2)
 			var svc refService
 			json.Unmarshal(ok("GET", "/api/service/"+svcID, admin, nil), &svc)
 			if len(svc.InstanceList) != 2 || svc.InstanceList[0].Status == "" {

@@ -72,13 +72,26 @@ func (s *Server) createApplications(c echo.Context) error {
 	return c.JSON(http.StatusOK, apps)
 }
 
+// listScope is the owner whose applications and services the caller may
+// list: their own, or everyone's ("") for an admin.
+func listScope(c echo.Context) string {
+	if p := caller(c); !p.admin() {
+		return p.Username
+	}
+	return ""
+}
+
+// withStatus fills in each service's status summary from its instances.
+func withStatus(svcs []rest.Service) []rest.Service {
+	for i := range svcs {
+		svcs[i].Status, svcs[i].StatusDetail = rest.Summarize(svcs[i].InstanceList)
+	}
+	return svcs
+}
+
 // listApplications: admins see all applications, users their own.
 func (s *Server) listApplications(c echo.Context) error {
-	owner := ""
-	if p := caller(c); !p.admin() {
-		owner = p.Username
-	}
-	apps, err := s.store.ListApplications(c.Request().Context(), owner)
+	apps, err := s.store.ListApplications(c.Request().Context(), listScope(c))
 	if err != nil {
 		return err
 	}
@@ -167,10 +180,7 @@ func (s *Server) createServices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	for i := range svcs {
-		svcs[i].Status, svcs[i].StatusDetail = rest.Summarize(svcs[i].InstanceList)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].MicroserviceID, "services": svcs})
+	return c.JSON(http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].MicroserviceID, "services": withStatus(svcs)})
 }
 
 func (s *Server) getService(c echo.Context) error {
@@ -190,10 +200,17 @@ func (s *Server) listServices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	for i := range svcs {
-		svcs[i].Status, svcs[i].StatusDetail = rest.Summarize(svcs[i].InstanceList)
+	return c.JSON(http.StatusOK, withStatus(svcs))
+}
+
+// listAllServices: admins see every service, users the services of their
+// own applications, oldest first.
+func (s *Server) listAllServices(c echo.Context) error {
+	svcs, err := s.store.ListUserServices(c.Request().Context(), listScope(c))
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, svcs)
+	return c.JSON(http.StatusOK, withStatus(svcs))
 }
 
 func (s *Server) deleteService(c echo.Context) error {

@@ -125,6 +125,7 @@ func (s *Server) routes() {
 	a.POST("/service", s.createServices)
 	a.GET("/service/:id", s.getService)
 	a.DELETE("/service/:id", s.deleteService)
+	a.GET("/services", s.listAllServices)
 	a.GET("/services/:appid", s.listServices)
 	a.POST("/service/:id/instance", s.addInstance)
 	a.DELETE("/service/:id/instance/:n", s.deleteInstance)

@@ -221,14 +221,21 @@ func (s *Store) CreateApplications(ctx context.Context, owner string, d *sla.SLA
 	return apps, nil
 }
 
+// byCreation sorts documents oldest first, ties by id.
+var byCreation = bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}
+
+// ownedBy selects owner's documents, or everyone's when owner is empty.
+func ownedBy(owner string) bson.M {
+	if owner == "" {
+		return bson.M{}
+	}
+	return bson.M{"userId": owner}
+}
+
 // ListApplications returns owner's applications, or everyone's when owner
 // is empty, oldest first.
 func (s *Store) ListApplications(ctx context.Context, owner string) ([]api.Application, error) {
-	filter := bson.M{}
-	if owner != "" {
-		filter["userId"] = owner
-	}
-	cur, err := s.apps.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
+	cur, err := s.apps.Find(ctx, ownedBy(owner), options.Find().SetSort(byCreation))
 	if err != nil {
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
@@ -385,16 +392,13 @@ func (s *Store) GetService(ctx context.Context, id string) (*api.Service, error)
 
 // ListServices returns the services of an application, in creation order.
 func (s *Store) ListServices(ctx context.Context, appID string) ([]api.Service, error) {
-	cur, err := s.services.Find(ctx, bson.M{"applicationID": appID},
-		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
-	}
-	out := []api.Service{}
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
-	}
-	return out, nil
+	return s.findServices(ctx, bson.M{"applicationID": appID}, options.Find().SetSort(byCreation))
+}
+
+// ListUserServices returns the services of owner's applications, or
+// everyone's when owner is empty, in creation order.
+func (s *Store) ListUserServices(ctx context.Context, owner string) ([]api.Service, error) {
+	return s.findServices(ctx, ownedBy(owner), options.Find().SetSort(byCreation))
 }
 
 // DeleteService removes a service from its application, then the service

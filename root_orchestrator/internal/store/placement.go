@@ -9,6 +9,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Spec turns a stored instance of a service into what a cluster needs to
@@ -44,12 +45,14 @@ func Spec(svc *api.Service, n int) wire.InstanceSpec {
 	}
 }
 
-func (s *Store) findServices(ctx context.Context, filter bson.M) ([]api.Service, error) {
-	cur, err := s.services.Find(ctx, filter)
+// findServices returns the services matching filter, an empty list (not
+// nil) when there are none.
+func (s *Store) findServices(ctx context.Context, filter bson.M, opts ...options.Lister[options.FindOptions]) ([]api.Service, error) {
+	cur, err := s.services.Find(ctx, filter, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("find services: %w", err)
 	}
-	var out []api.Service
+	out := []api.Service{}
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("find services: %w", err)
 	}

@@ -98,6 +98,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			Options: options.Index().SetUnique(true).SetName("owner_name_ns"),
 		}},
 		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "applicationID", Value: 1}}, Options: options.Index().SetName("app")}},
+		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "userId", Value: 1}}, Options: options.Index().SetName("owner")}},
 		{s.ips, mongo.IndexModel{Keys: bson.D{{Key: "service_id", Value: 1}}, Options: options.Index().SetName("service")}},
 		{s.clusters, mongo.IndexModel{Keys: bson.D{{Key: "cluster_name", Value: 1}}, Options: options.Index().SetUnique(true).SetName("name")}},
 		{s.blocks, mongo.IndexModel{Keys: bson.D{{Key: "cluster_id", Value: 1}}, Options: options.Index().SetName("cluster")}},
