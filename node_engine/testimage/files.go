@@ -40,14 +40,21 @@ func ServeFiles(t testing.TB) *FileServer {
 }
 
 // NewUnikernelServer starts a FileServer holding the unikernel test image
-// (UnikernelImage) as /unikernel.tar.gz (UnikernelImageName).
+// (UnikernelImage) as /unikernel.tar.gz (UnikernelImageName), and the image
+// without its cmdline file (UnikernelImageNoCmdline) as
+// /unikernel-nocmdline.tar.gz (UnikernelNoCmdlineImageName).
 func NewUnikernelServer(ctx context.Context) (*FileServer, error) {
 	data, err := UnikernelImage(ctx)
 	if err != nil {
 		return nil, err
 	}
+	noCmdline, err := UnikernelImageNoCmdline(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s := NewFileServer()
 	s.Add(UnikernelImageName, data)
+	s.Add(UnikernelNoCmdlineImageName, noCmdline)
 	return s, nil
 }
 

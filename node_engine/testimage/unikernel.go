@@ -248,58 +248,100 @@ func BuildUnikernel(ctx context.Context, dir string) (string, error) {
 	return out, nil
 }
 
+// UnikernelNoCmdlineImageName is the file name of the image archive
+// without a cmdline file (UnikernelImageNoCmdline).
+const UnikernelNoCmdlineImageName = "unikernel-nocmdline.tar.gz"
+
 var unikernelImage struct {
 	sync.Mutex
-	data []byte
+	kernel, initrd []byte
+	archives       map[bool][]byte // by whether it has the cmdline file
 }
 
 // UnikernelImage returns the archive BuildUnikernel writes, built once per
 // process.
 func UnikernelImage(ctx context.Context) ([]byte, error) {
+	return unikernelArchive(ctx, true)
+}
+
+// UnikernelImageNoCmdline returns the archive BuildUnikernel writes without
+// its cmdline file: just kernel and initrd, so that the kernel command line
+// names no console (the runtime has to send Linux's console to the serial
+// port itself), is not quiet and has no panic=-1. Built once per process.
+func UnikernelImageNoCmdline(ctx context.Context) ([]byte, error) {
+	return unikernelArchive(ctx, false)
+}
+
+// unikernelArchive returns the image archive, with or without the cmdline
+// file; kernel and initrd are read and built once per process.
+func unikernelArchive(ctx context.Context, withCmdline bool) ([]byte, error) {
 	unikernelImage.Lock()
 	defer unikernelImage.Unlock()
-	if unikernelImage.data != nil {
-		return unikernelImage.data, nil
+	if data := unikernelImage.archives[withCmdline]; data != nil {
+		return data, nil
 	}
-	data, err := buildUnikernel(ctx)
+	if unikernelImage.kernel == nil {
+		kernel, initrd, err := buildUnikernelParts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		unikernelImage.kernel, unikernelImage.initrd = kernel, initrd
+	}
+	files := []tarFile{
+		{"kernel", unikernelImage.kernel},
+		{"initrd", unikernelImage.initrd},
+	}
+	if withCmdline {
+		cmdline := UnikernelCmdline
+		if goruntime.GOARCH == "arm64" {
+			cmdline = strings.Replace(cmdline, "ttyS0", "ttyAMA0", 1)
+		}
+		files = append(files, tarFile{"cmdline", []byte(cmdline + "\n")})
+	}
+	data, err := tarGz(files)
 	if err != nil {
 		return nil, err
 	}
-	unikernelImage.data = data
+	if unikernelImage.archives == nil {
+		unikernelImage.archives = map[bool][]byte{}
+	}
+	unikernelImage.archives[withCmdline] = data
 	return data, nil
 }
 
-func buildUnikernel(ctx context.Context) ([]byte, error) {
+// buildUnikernelParts reads the image's kernel and builds its initrd.
+func buildUnikernelParts(ctx context.Context) (kernel, initrd []byte, err error) {
 	vmlinuz, version, err := CloudKernel()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	kernel, err := os.ReadFile(vmlinuz)
+	kernel, err = os.ReadFile(vmlinuz)
 	if err != nil {
-		return nil, fmt.Errorf("testimage: %w", err)
+		return nil, nil, fmt.Errorf("testimage: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	initrd, err := buildInitrd(version)
+	initrd, err = buildInitrd(version)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cmdline := UnikernelCmdline
-	if goruntime.GOARCH == "arm64" {
-		cmdline = strings.Replace(cmdline, "ttyS0", "ttyAMA0", 1)
-	}
+	return kernel, initrd, nil
+}
+
+// tarFile is a regular file of an image archive.
+type tarFile struct {
+	name string
+	data []byte
+}
+
+// tarGz writes files as a .tar.gz with fixed metadata (the same content,
+// the same bytes).
+func tarGz(files []tarFile) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	tw := tar.NewWriter(zw)
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{
-		{"kernel", kernel},
-		{"initrd", initrd},
-		{"cmdline", []byte(cmdline + "\n")},
-	} {
+	for _, f := range files {
 		hdr := &tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, fmt.Errorf("testimage: %w", err)

@@ -32,26 +32,7 @@ func TestBuildUnikernel(t *testing.T) {
 	if filepath.Base(p) != testimage.UnikernelImageName {
 		t.Errorf("archive named %s", p)
 	}
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	tr := tar.NewReader(zr)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			t.Errorf("%s is not a regular file", hdr.Name)
-		}
-		b, _ := io.ReadAll(tr)
-		files[hdr.Name] = b
-	}
+	files := readTarGz(t, f)
 	vmlinuz, _, err := testimage.CloudKernel()
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +77,49 @@ func TestBuildUnikernel(t *testing.T) {
 	if !bytes.Equal(again, onDisk) {
 		t.Errorf("UnikernelImage differs from what BuildUnikernel wrote")
 	}
+
+	// Without the cmdline file: the same kernel and initrd, nothing else.
+	noCmdline, err := testimage.UnikernelImageNoCmdline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := readTarGz(t, bytes.NewReader(noCmdline))
+	if len(bare) != 2 || !bytes.Equal(bare["kernel"], files["kernel"]) || !bytes.Equal(bare["initrd"], files["initrd"]) {
+		names := []string{}
+		for n := range bare {
+			names = append(names, n)
+		}
+		t.Errorf("image without cmdline holds %v, want the same kernel and initrd only", names)
+	}
+	if again, _ := testimage.UnikernelImageNoCmdline(ctx); !bytes.Equal(again, noCmdline) {
+		t.Errorf("UnikernelImageNoCmdline differs the second time")
+	}
+}
+
+// readTarGz reads a .tar.gz of regular files: name -> content.
+func readTarGz(t *testing.T, r io.Reader) map[string][]byte {
+	t.Helper()
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(zr)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			t.Errorf("%s is not a regular file", hdr.Name)
+		}
+		b, _ := io.ReadAll(tr)
+		files[hdr.Name] = b
+	}
+	return files
 }
 
 func TestFileServer(t *testing.T) {

@@ -46,6 +46,7 @@ type image struct {
 	initrd  string // "" if none
 	cmdline string
 	digest  string
+	header  []byte // the kernel's first bytes (readKernelHeader)
 }
 
 // parseCode splits spec.Code into its URLs, each an http(s) URL optionally
@@ -147,7 +148,7 @@ func loadImage(dir string) (*image, error) {
 		return nil, err
 	}
 	img := &image{dir: dir, kernel: filepath.Join(dir, fileKernel), digest: strings.TrimSpace(string(d))}
-	if _, err := os.Stat(img.kernel); err != nil {
+	if img.header, err = readKernelHeader(img.kernel); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(dir, fileInitrd)); err == nil {

@@ -201,7 +201,7 @@ func (r *Runtime) launch(ctx context.Context, inst *instance, fresh bool) (err e
 			}
 		}()
 	}
-	cmdline, err := buildCmdline(img.cmdline, gn, spec)
+	cmdline, err := buildCmdline(img.cmdline, img.header, gn, spec)
 	if err != nil {
 		if tap != nil {
 			tap.Close()

@@ -257,13 +257,25 @@ func TestBuildCmdline(t *testing.T) {
 		MAC:     net.HardwareAddr{2, 0, 0, 0, 0, 1},
 	}
 	sp := wire.InstanceSpec{Environment: []string{"A=1", "GREETING=hi there"}, Cmd: []string{"thicket.mode=exit0", "two words", ""}}
-	got, err := buildCmdline("console=ttyS0 quiet", gn, sp)
+	got, err := buildCmdline("console=ttyS0 quiet", bzImageHeader(), gn, sp)
 	want := `console=ttyS0 quiet ip=10.30.1.5::10.30.0.1:255.255.0.0::eth0:off A=1 "GREETING=hi there" thicket.mode=exit0 "two words"`
 	if err != nil || got != want {
 		t.Errorf("buildCmdline = %q, %v\nwant            %q", got, err, want)
 	}
-	if got, _ := buildCmdline("", nil, wire.InstanceSpec{}); got != "" {
+	if got, _ := buildCmdline("", nil, nil, wire.InstanceSpec{}); got != "" {
 		t.Errorf("empty cmdline = %q", got)
+	}
+	// A Linux kernel gets the serial console unless a word names one.
+	if got, _ := buildCmdline("", bzImageHeader(), nil, wire.InstanceSpec{}); got != "console=ttyS0" {
+		t.Errorf("empty cmdline of a bzImage = %q", got)
+	}
+	got, err = buildCmdline("quiet", bzImageHeader(), gn, wire.InstanceSpec{Cmd: []string{"a"}})
+	want = "console=ttyS0 quiet ip=10.30.1.5::10.30.0.1:255.255.0.0::eth0:off a"
+	if err != nil || got != want {
+		t.Errorf("buildCmdline of a bzImage = %q, %v\nwant                        %q", got, err, want)
+	}
+	if got, _ := buildCmdline("quiet", bzImageHeader(), nil, wire.InstanceSpec{Cmd: []string{"console=hvc0"}}); got != "quiet console=hvc0" {
+		t.Errorf("console= from the spec: %q", got)
 	}
 	noGW := guestNet{Addr: netip.MustParsePrefix("10.0.0.2/24")}
 	if got := noGW.kernelIP(); got != "ip=10.0.0.2:::255.255.255.0::eth0:off" {
@@ -276,7 +288,7 @@ func TestBuildCmdline(t *testing.T) {
 		{Cmd: []string{"a\nb"}},
 		{Cmd: []string{strings.Repeat("x", maxCmdline)}},
 	} {
-		if _, err := buildCmdline("console=ttyS0", nil, bad); err == nil {
+		if _, err := buildCmdline("console=ttyS0", nil, nil, bad); err == nil {
 			t.Errorf("buildCmdline(%+v) accepted", bad)
 		}
 	}

@@ -24,8 +24,10 @@ const supervisor = `"$@"; s=$?; echo $s > exit.tmp && mv -f exit.tmp exit; exit 
 const supervisorName = "thicket-unikernel"
 
 // buildCmdline is the kernel command line of spec (see the package
-// documentation): base, then ip=, then the environment, then the command.
-func buildCmdline(base string, gn *guestNet, spec wire.InstanceSpec) (string, error) {
+// documentation): base, then ip=, then the environment, then the command;
+// preceded by console=<serial port> for a Linux kernel (kernelHeader, the
+// start of its image) when none of that names a console.
+func buildCmdline(base string, kernelHeader []byte, gn *guestNet, spec wire.InstanceSpec) (string, error) {
 	words := []string{}
 	if base != "" {
 		words = append(words, base)
@@ -38,7 +40,7 @@ func buildCmdline(base string, gn *guestNet, spec wire.InstanceSpec) (string, er
 		return "", err
 	}
 	words = append(words, extra...)
-	s := strings.Join(words, " ")
+	s := withSerialConsole(kernelHeader, strings.Join(words, " "))
 	if len(s) > maxCmdline {
 		return "", fmt.Errorf("kernel command line is %d bytes, over %d", len(s), maxCmdline)
 	}

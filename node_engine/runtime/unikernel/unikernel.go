@@ -50,9 +50,15 @@
 // hands unknown KEY=value words to init as its environment and bare words
 // as its arguments; other unikernels parse the command line their own way.
 //
-// The serial console (ttyS0 on x86: the image's cmdline should say
-// console=ttyS0) is the instance's log, <instance dir>/console.log; Logs
-// returns its tail.
+// The serial console is the instance's log, <instance dir>/console.log;
+// Logs returns its tail. A Linux kernel prints to the VGA console unless
+// told otherwise, so when the kernel is a Linux one — an x86 bzImage ("HdrS"
+// at offset 0x202 of the file, the x86 boot protocol's header) or an arm64
+// Image ("ARM\x64" at 0x38, also gzip'd) — and the command line has no
+// console= argument (before a "--"), console=ttyS0 (x86) or
+// console=ttyAMA0 (arm64, the virt machine's PL011) is put in front of it.
+// A command line naming any console (console=tty0 too) is kept as it is,
+// and other kernels (an ELF unikernel, say) get theirs unchanged.
 //
 // # Network
 //

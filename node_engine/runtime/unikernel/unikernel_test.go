@@ -291,6 +291,53 @@ func TestBootWithoutNetwork(t *testing.T) {
 	}
 }
 
+// TestBootWithoutCmdline boots the image without its cmdline file: a Linux
+// kernel whose command line names no console would print to VGA, so the
+// runtime puts console=ttyS0 (ttyAMA0 on arm64) in front and the log shows
+// the kernel's messages and init's.
+func TestBootWithoutCmdline(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := testCtx(t)
+	key := "nocmdline.0"
+	sp := spec(key, server.URL+"/"+testimage.UnikernelNoCmdlineImageName, "hello-arg")
+	if err := rt.Start(ctx, sp); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	// Not quiet: the whole kernel log goes through the emulated UART first.
+	logs := waitLog(t, rt, key, testimage.UnikernelUp+" no-network", 150*time.Second)
+	for _, want := range []string{"Linux version", testimage.UnikernelBooting, "greeting: hi there", "args: hello-arg"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("console lacks %q:\n%s", want, logs)
+		}
+	}
+
+	console := "console=ttyS0"
+	if runtime.GOARCH == "arm64" {
+		console = "console=ttyAMA0"
+	}
+	want := console + ` "GREETING=hi there" hello-arg`
+	if got := qemuAppend(t, rt.QemuPid(key)); got != want {
+		t.Errorf("qemu -append %q, want %q", got, want)
+	}
+}
+
+// qemuAppend is the -append argument of the qemu process pid.
+func qemuAppend(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatalf("qemu command line: %v", err)
+	}
+	args := strings.Split(string(b), "\x00")
+	for i, a := range args {
+		if a == "-append" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	t.Fatalf("qemu has no -append: %q", args)
+	return ""
+}
+
 // TestRemoveWhileBooting removes a machine whose guest has not booted far
 // enough to handle the power button: the press is repeated, so it still
 // powers off before the grace period ends.
