@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,12 +37,15 @@ type Dispatcher struct {
 	kick  chan struct{}
 	// changed is told when assignments changed (clusters wait for that).
 	changed func()
+	live    *liveness
 }
 
 // New returns a dispatcher. A cluster silent for longer than grace loses its
 // instances to other clusters.
 func New(st *store.Store, grace time.Duration, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{st: st, log: log, grace: grace, every: time.Second, kick: make(chan struct{}, 1), changed: func() {}}
+	every := time.Second
+	return &Dispatcher{st: st, log: log, grace: grace, every: every, kick: make(chan struct{}, 1), changed: func() {},
+		live: newLiveness(grace, every)}
 }
 
 // OnChange sets what to call when assignments changed.
@@ -78,27 +82,34 @@ func (d *Dispatcher) Pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	silent, err := d.st.MarkClustersInactive(ctx, time.Now().Add(-d.grace))
-	if err != nil {
-		return err
+	obs := make([]Observed, len(clusters))
+	for i, c := range clusters {
+		obs[i] = Observed{ID: c.ID, Active: c.Active, LastSeen: c.LastSeen}
 	}
-	for _, id := range silent {
-		for i := range clusters {
-			c := &clusters[i]
-			if c.ID != id {
-				continue
-			}
-			c.Active = false
-			n, err := d.st.ReleaseCluster(ctx, c, fmt.Sprintf("cluster %s silent for more than %s", c.ClusterName, d.grace))
-			if err != nil {
-				return err
-			}
-			released.Add(float64(n))
-			if n > 0 {
-				d.changed()
-			}
-			d.log.Warn("cluster lost; its instances go elsewhere", "cluster", c.ClusterName, "instances", n)
+	silent, paused := d.live.observe(time.Now(), obs)
+	if paused > 0 {
+		d.log.Warn("this root did not run for a while; every cluster gets a fresh grace", "paused", paused.Round(time.Millisecond))
+	}
+	for _, o := range silent {
+		i := slices.IndexFunc(clusters, func(c store.ClusterRecord) bool { return c.ID == o.ID })
+		c := &clusters[i]
+		marked, err := d.st.MarkClusterInactive(ctx, c.ID, o.LastSeen)
+		if err != nil {
+			return err
 		}
+		if !marked {
+			continue // it synced meanwhile
+		}
+		c.Active = false
+		n, err := d.st.ReleaseCluster(ctx, c, fmt.Sprintf("cluster %s silent for more than %s", c.ClusterName, d.grace))
+		if err != nil {
+			return err
+		}
+		released.Add(float64(n))
+		if n > 0 {
+			d.changed()
+		}
+		d.log.Warn("cluster lost; its instances go elsewhere", "cluster", c.ClusterName, "instances", n)
 	}
 	pending, err := d.st.PendingInstances(ctx)
 	if err != nil || len(pending) == 0 {

@@ -313,32 +313,20 @@ func (s *Store) ClusterRecords(ctx context.Context) ([]ClusterRecord, error) {
 	return out, nil
 }
 
-// MarkClustersInactive marks clusters not seen since cutoff inactive and
-// returns the ids of those that just became inactive.
-func (s *Store) MarkClustersInactive(ctx context.Context, cutoff time.Time) ([]string, error) {
-	cur, err := s.clusters.Find(ctx, bson.M{"active": true, "last_seen": bson.M{"$lt": cutoff}}, options.Find().SetProjection(bson.M{"_id": 1}))
+// MarkClusterInactive marks a cluster inactive, unless a sync moved its
+// last-seen time past lastSeen meanwhile (the judgement was on stale
+// evidence); it reports whether it did.
+func (s *Store) MarkClusterInactive(ctx context.Context, id string, lastSeen time.Time) (bool, error) {
+	r, err := s.clusters.UpdateOne(ctx, bson.M{"_id": id, "active": true, "last_seen": lastSeen},
+		bson.M{"$set": bson.M{"active": false, "active_nodes": 0}})
 	if err != nil {
-		return nil, fmt.Errorf("find silent clusters: %w", err)
+		return false, fmt.Errorf("mark cluster %s inactive: %w", id, err)
 	}
-	var docs []struct {
-		ID string `bson:"_id"`
+	if r.ModifiedCount != 1 {
+		return false, nil
 	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("find silent clusters: %w", err)
-	}
-	var ids []string
-	for _, d := range docs {
-		r, err := s.clusters.UpdateOne(ctx, bson.M{"_id": d.ID, "active": true, "last_seen": bson.M{"$lt": cutoff}},
-			bson.M{"$set": bson.M{"active": false, "active_nodes": 0}})
-		if err != nil {
-			return ids, fmt.Errorf("mark cluster %s inactive: %w", d.ID, err)
-		}
-		if r.ModifiedCount == 1 {
-			ids = append(ids, d.ID)
-			s.peers.drop()
-		}
-	}
-	return ids, nil
+	s.peers.drop()
+	return true, nil
 }
 
 // ListClusters returns the registered clusters, or only the active ones.
