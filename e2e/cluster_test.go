@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,7 +61,9 @@ func (n *node) instanceNetns() []string {
 	return names
 }
 
-func newSystem(t *testing.T) *system {
+// newSystem starts a root (with extra flags, if any) and a registry
+// holding the test image.
+func newSystem(t *testing.T, rootArgs ...string) *system {
 	s := &system{t: t, clusters: map[string]*cluster{}, nodes: map[string]*node{}, ctrNS: "thicket-e2e-" + runID}
 	t.Cleanup(func() {
 		// After every process stopped (cleanups run last-in first-out): what
@@ -92,7 +95,8 @@ func newSystem(t *testing.T) *system {
 	for attempt := 1; ; attempt++ {
 		port := freePort(t)
 		s.rootURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-		s.root = startProc(t, "root", binDir+"/thicket-root", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", s.rootDir)
+		s.root = startProc(t, "root", append([]string{binDir + "/thicket-root", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			"--data-dir", s.rootDir}, rootArgs...)...)
 		if s.root.listening(t, time.Minute, "thicket-root listening") || attempt == 3 {
 			break
 		}
@@ -102,8 +106,15 @@ func newSystem(t *testing.T) *system {
 	return s
 }
 
-// addCluster starts a thicket-cluster; mqttURL empty embeds the broker.
+// addCluster starts a thicket-cluster listening on every address; mqttURL
+// empty embeds the broker.
 func (s *system) addCluster(name, mqttURL string) *cluster {
+	return s.addClusterOn("0.0.0.0", name, mqttURL)
+}
+
+// addClusterOn starts a thicket-cluster whose node API and embedded broker
+// listen on one address only (bind), as on a multi-homed host.
+func (s *system) addClusterOn(bind, name, mqttURL string) *cluster {
 	t := s.t
 	c := &cluster{name: name, dir: t.TempDir()}
 	for attempt := 1; ; attempt++ {
@@ -111,7 +122,7 @@ func (s *system) addCluster(name, mqttURL string) *cluster {
 		c.nodeURL = fmt.Sprintf("http://%s:%d", bridgeAddr, api)
 		args := []string{binDir + "/thicket-cluster", "--name", name, "--location", "lab-" + name,
 			"--root-url", s.rootURL, "--join-token", readFile(t, filepath.Join(s.rootDir, "cluster-join-token")),
-			"--listen", fmt.Sprintf("0.0.0.0:%d", api), "--mqtt-listen", fmt.Sprintf("0.0.0.0:%d", mq),
+			"--listen", net.JoinHostPort(bind, strconv.Itoa(api)), "--mqtt-listen", net.JoinHostPort(bind, strconv.Itoa(mq)),
 			"--advertise-address", bridgeAddr, "--data-dir", c.dir}
 		if mqttURL != "" {
 			args = append(args, "--mqtt-url", mqttURL)

@@ -65,7 +65,9 @@ func pin(cluster, node string) []any {
 func TestOverlayNetwork(t *testing.T) {
 	s := newSystem(t)
 	a := s.addCluster("alpha", "")
-	b := s.addCluster("beta", "")
+	// beta listens on the bridge address only, as on a multi-homed host:
+	// its manager must reach its broker there, not on 127.0.0.1.
+	b := s.addClusterOn(bridgeAddr, "beta", "")
 	n1 := s.addOverlayNode(a, "n1", 31, 1024)
 	n2 := s.addOverlayNode(a, "n2", 32, 1024)
 	n3 := s.addOverlayNode(b, "n3", 33, 1024)

@@ -80,6 +80,7 @@ const (
 	maxReconnect   = 5 * time.Second
 	keepAlive      = 30 * time.Second
 	writeTimeout   = 10 * time.Second
+	waitWarn       = 5 * time.Second
 )
 
 // Client is a connected MQTT client. Its methods are safe for concurrent use.
@@ -112,6 +113,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	c := &Client{url: u, log: log.With("broker", u, "client", clientID)}
 
 	backoff := firstBackoff
+	started, warned := time.Now(), time.Time{}
 	for attempt := 1; ; attempt++ {
 		connected := make(chan struct{})
 		var once sync.Once
@@ -160,7 +162,15 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 			case packets.ErrRefusedBadProtocolVersion, packets.ErrRefusedIDRejected:
 				return nil, fmt.Errorf("mqtt: connect to %s as client %q: %w (%v)", u, clientID, ErrRefused, err)
 			}
-			c.log.Debug("mqtt connect failed; retrying", "attempt", attempt, "err", err)
+			// A wait that lasts is said at warn level, every waitWarn: a
+			// broker that never answers (a wrong address) must not look
+			// like a hang.
+			if time.Since(started) >= waitWarn && time.Since(warned) >= waitWarn {
+				c.log.Warn("waiting for the MQTT broker", "attempt", attempt, "waiting", time.Since(started).Round(time.Second), "err", err)
+				warned = time.Now()
+			} else {
+				c.log.Debug("mqtt connect failed; retrying", "attempt", attempt, "err", err)
+			}
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():

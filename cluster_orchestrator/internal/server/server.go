@@ -111,8 +111,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 			return fmt.Errorf("start MQTT broker on %s: %w", cfg.MQTTListen, err)
 		}
 		defer b.Close()
-		_, port, _ := net.SplitHostPort(b.Addr())
-		mqttURL = "tcp://127.0.0.1:" + port
+		// The manager's own client dials the address the broker listens on
+		// (a broker bound to one address of a multi-homed host does not
+		// answer on 127.0.0.1).
+		host, port, _ := net.SplitHostPort(b.Addr())
+		mqttURL = "tcp://" + net.JoinHostPort(dialHost(host), port)
 		nodeMQTTURL = "tcp://" + net.JoinHostPort(cfg.AdvertiseAddr, port)
 		user, pass = managerUser, mgrPass
 		log.Info("embedded MQTT broker listening", "addr", b.Addr())
@@ -274,4 +277,14 @@ func splitCredentials(raw string) (addr, user, pass string, err error) {
 		u.User = nil
 	}
 	return u.String(), user, pass, nil
+}
+
+// dialHost is the host to dial for a listener bound to host: 127.0.0.1 for
+// the unspecified address (Go's "tcp" listeners on [::] are dual-stack),
+// the address itself otherwise.
+func dialHost(host string) string {
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		return "127.0.0.1"
+	}
+	return host
 }
