@@ -150,6 +150,10 @@ type NodeInfo struct {
 	// Capabilities the node detected beyond its virtualizations, e.g.
 	// "kvm" (unikernels run hardware-accelerated).
 	Capabilities []string `json:"capabilities,omitempty"`
+	// NotReady says why the node cannot start instances now (its net
+	// manager refuses the node's network, or does not answer); empty when
+	// it can. Schedulers place nothing on such a node.
+	NotReady string `json:"not_ready,omitempty"`
 }
 
 // CapabilityKVM: the node runs unikernels with KVM rather than emulation.

@@ -85,6 +85,10 @@ type Manager struct {
 	dirtyInst map[string]bool // to save (or delete when absent)
 	dirtyNode map[string]bool // desired set to publish
 	gen       int64
+	// lastPass is when Reconcile last ran (monotonic): a manager that did
+	// not run for longer than the grace (and four ticks) gives every node a
+	// fresh one.
+	lastPass time.Time
 
 	// The overlay: this cluster's id and address block at the root, the
 	// subnet size of its nodes, and what the root says of the rest.
@@ -288,8 +292,17 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			in.NodeID = n.ID
 			m.dirtyNode[n.ID] = true
 		}
-		if in.NodeID != n.ID {
+		if in.NodeID != n.ID && !reclaims(in, st) {
 			continue // placed elsewhere meanwhile; this copy goes away
+		}
+		if in.NodeID != n.ID {
+			// This node was declared lost but kept running the instance, and
+			// its replacement does not run yet: keep the copy that runs.
+			m.log.Info("node runs an instance placed elsewhere meanwhile; keeping its copy", "node", n.Name,
+				"instance", in.Key, "replacement_node", in.Status.Node, "replacement_status", in.Status.Status)
+			m.dirtyNode[in.NodeID] = true
+			in.NodeID = n.ID
+			m.dirtyNode[n.ID] = true
 		}
 		st.Node, st.NodeID = n.Name, n.ID
 		if st.Logs == "" { // sent only when it changes
@@ -319,6 +332,22 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 	if changed {
 		m.Kick()
 	}
+}
+
+// reclaims reports whether a node that reports st for an instance placed
+// on another node keeps it: it runs there, and the other copy does not run
+// (yet) nor has finished its work.
+func reclaims(in *state.Instance, st wire.InstanceStatus) bool {
+	if st.Status != wire.StatusRunning || in.NodeID == "" {
+		return false
+	}
+	switch in.Status.Status {
+	case wire.StatusRunning, wire.StatusCompleted:
+		return false
+	case wire.StatusFailed:
+		return !in.Spec.OneShot
+	}
+	return true
 }
 
 func statusChanged(a, b wire.InstanceStatus) bool {
@@ -356,6 +385,15 @@ func (m *Manager) Run(ctx context.Context) {
 func (m *Manager) Reconcile(ctx context.Context) error {
 	m.mu.Lock()
 	now := time.Now()
+	if !m.lastPass.IsZero() && now.Sub(m.lastPass) > max(m.cfg.Grace, 4*m.cfg.Tick) {
+		// This process did not run (paused, starved of CPU): the nodes'
+		// reports may be waiting unread; their silence is ours.
+		m.log.Warn("the manager did not run for a while; every node gets a fresh grace", "paused", now.Sub(m.lastPass).Round(time.Millisecond))
+		for _, n := range m.nodes {
+			n.lastSeen = now
+		}
+	}
+	m.lastPass = now
 	for _, n := range m.nodes {
 		if n.active && now.Sub(n.lastSeen) > m.cfg.Grace && now.After(n.graceUntil) {
 			n.active = false
@@ -501,7 +539,11 @@ func (m *Manager) takeDirtyInstances() (save []state.Instance, remove []string) 
 	return save, remove
 }
 
-// takeDirtyNodes builds the desired sets to publish. Caller holds mu.
+// takeDirtyNodes builds the desired sets to publish. A lost node gets
+// none until it is back: it may only be slow or cut off, and a desired set
+// without the instances just placed elsewhere would have it stop them
+// (when it comes back, the copies that run are sorted out first, see
+// reclaims). Caller holds mu.
 func (m *Manager) takeDirtyNodes() map[string]wire.NodeDesired {
 	if len(m.dirtyNode) == 0 {
 		return nil
@@ -510,9 +552,15 @@ func (m *Manager) takeDirtyNodes() map[string]wire.NodeDesired {
 	net := m.network()
 	out := make(map[string]wire.NodeDesired, len(m.dirtyNode))
 	for id := range m.dirtyNode {
-		if _, ok := m.nodes[id]; !ok {
+		n, ok := m.nodes[id]
+		if !ok {
+			delete(m.dirtyNode, id)
 			continue
 		}
+		if !n.active {
+			continue // stays dirty until the node is back
+		}
+		delete(m.dirtyNode, id)
 		out[id] = wire.NodeDesired{Version: wire.Version, Generation: m.gen, Instances: []wire.InstanceSpec{},
 			Subnet: m.nodes[id].Subnet, ClusterID: m.clusterID, Network: withoutPeer(net, id)}
 	}
@@ -526,7 +574,6 @@ func (m *Manager) takeDirtyNodes() map[string]wire.NodeDesired {
 		slices.SortFunc(d.Instances, func(a, b wire.InstanceSpec) int { return cmpString(a.Key, b.Key) })
 		out[id] = d
 	}
-	clear(m.dirtyNode)
 	return out
 }
 

@@ -110,8 +110,26 @@ func TestFailoverAndStartupGrace(t *testing.T) {
 	if st := m.Statuses()[0]; st.NodeID != other || st.Status != wire.StatusScheduled {
 		t.Fatalf("after its node went silent the instance is %+v, want scheduled on %s", st, other)
 	}
+	// The silent node is not told to stop it: it may only be slow, or cut
+	// off; it hears what to do when it is back.
+	if d := pub.desired[placed]; len(d.Instances) != 1 {
+		t.Errorf("the silent node was sent a desired set with %d instances while it was lost", len(d.Instances))
+	}
+	// It comes back while the replacement runs: its copy goes.
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: other, Node: wire.NodeInfo{Active: true,
+		Virtualizations: []string{"container"}, Arch: "amd64", Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
+		Instances: []wire.InstanceStatus{{Key: "svc.0", Status: wire.StatusRunning}}})
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: placed, Node: wire.NodeInfo{Active: true,
+		Virtualizations: []string{"container"}, Arch: "amd64", Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
+		Instances: []wire.InstanceStatus{{Key: "svc.0", Status: wire.StatusRunning}}})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Statuses()[0]; st.NodeID != other || st.Status != wire.StatusRunning {
+		t.Errorf("after the lost node came back the instance is %+v, want running on %s", st, other)
+	}
 	if d := pub.desired[placed]; len(d.Instances) != 0 {
-		t.Errorf("the silent node's desired set still holds %d instances", len(d.Instances))
+		t.Errorf("the returned node's desired set still holds %d instances (the replacement runs)", len(d.Instances))
 	}
 
 	// A restarted manager: nobody has reported yet, but within the startup

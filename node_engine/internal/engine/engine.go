@@ -52,23 +52,51 @@ type Engine struct {
 
 	kick chan struct{}
 
-	mu          sync.Mutex
+	// The desired set has a lock of its own: the MQTT client delivers it
+	// on its receiving goroutine, which must never wait for the
+	// reconciler (a blocked receiver misses the broker's keep-alive
+	// answers and drops the connection).
+	dmu         sync.Mutex
 	desired     wire.NodeDesired
 	haveDesired bool
-	busy        map[string]string   // key → what is being done ("starting", "removing")
-	failed      map[string]*failure // start failures and restart backoff, by key
-	restarts    map[string]int      // restarts per key since the engine started
-	lastLogs    map[string]string   // last reported log tail per key
-	virts       []string            // available virtualizations
-	virtsAt     time.Time
+
+	// The last report, for the heartbeat: when it went out, and the node
+	// information and generation it carried.
+	rmu      sync.Mutex
+	lastSent time.Time
+	lastInfo *wire.NodeInfo
+	lastGen  int64
+
+	mu       sync.Mutex
+	busy     map[string]string   // key → what is being done ("starting", "removing")
+	failed   map[string]*failure // start failures and restart backoff, by key
+	restarts map[string]int      // restarts per key since the engine started
+	lastLogs map[string]string   // last reported log tail per key
+	usage    map[string]sample   // last usage sample per key
+	virts    []string            // available virtualizations
+	virtsAt  time.Time
 
 	// The overlay, when a net manager runs: its client, the last network
 	// configuration handed to it, and each instance's address.
 	net     *netapi.Client
 	netHash uint64
-	ips     map[string]string
-	nodeID  string
+	// netErr is why the net manager refused or did not answer the last
+	// configuration ("" once it took it): the node is then not ready.
+	netErr string
+	ips    map[string]string
+	nodeID string
 }
+
+// sample is an instance's resource usage as last measured.
+type sample struct {
+	u  runtime.Usage
+	at time.Time
+}
+
+// usageEvery is how often an instance's usage is measured for reports
+// (the root keeps it at most every 10 s, too); a report spends at most
+// half an interval on it and sends the last samples for the rest.
+const usageEvery = 10 * time.Second
 
 type failure struct {
 	count  int
@@ -87,7 +115,8 @@ func New(cfg Config, reg *runtime.Registry, log *slog.Logger) *Engine {
 	e := &Engine{
 		cfg: cfg, reg: reg, log: log, kick: make(chan struct{}, 1),
 		busy: map[string]string{}, failed: map[string]*failure{}, restarts: map[string]int{}, lastLogs: map[string]string{},
-		ips: map[string]string{},
+		usage: map[string]sample{},
+		ips:   map[string]string{},
 	}
 	if cfg.NetSocket != "" {
 		e.net = netapi.NewClient(cfg.NetSocket)
@@ -172,12 +201,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		}(rt)
 	}
 
-	interval := time.Duration(creds.ReportIntervalMS) * time.Millisecond
-	if interval <= 0 {
-		interval = time.Second
-	}
+	interval := creds.interval()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	go e.heartbeat(ctx, client, creds, interval)
 	e.log.Info("thicket-node running", "node", e.cfg.Name, "node_id", creds.NodeID, "mqtt", creds.MQTTURL)
 	for {
 		e.reconcile(ctx)
@@ -218,11 +245,11 @@ func (e *Engine) connect(ctx context.Context, c *credentials) (*mqttc.Client, er
 					e.log.Warn("dropping malformed desired set", "err", err)
 					return
 				}
-				e.mu.Lock()
+				e.dmu.Lock()
 				if !e.haveDesired || d.Generation >= e.desired.Generation || d.Generation < e.desired.Generation-(1<<40) {
 					e.desired, e.haveDesired = d, true
 				}
-				e.mu.Unlock()
+				e.dmu.Unlock()
 				e.doKick()
 			})
 			if err != nil {
@@ -268,13 +295,13 @@ func (e *Engine) observe(ctx context.Context) (have map[string]held, complete bo
 // in the background; nothing is touched before the first desired set
 // arrives (a restarted engine adopts what runs).
 func (e *Engine) reconcile(ctx context.Context) {
-	e.mu.Lock()
-	if !e.haveDesired {
-		e.mu.Unlock()
+	d, ok := e.desiredSet()
+	if !ok {
 		return
 	}
-	desired := e.desired.Instances
-	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: e.desired.ClusterID, Subnet: e.desired.Subnet, Network: e.desired.Network}
+	desired := d.Instances
+	e.mu.Lock()
+	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: d.ClusterID, Subnet: d.Subnet, Network: d.Network}
 	e.mu.Unlock()
 	e.configureNetwork(ctx, netCfg)
 	have, complete := e.observe(ctx)
@@ -343,7 +370,16 @@ func (e *Engine) reconcile(ctx context.Context) {
 		if !want[key] {
 			delete(e.failed, key)
 			delete(e.restarts, key)
+		}
+	}
+	for key := range e.lastLogs {
+		if !want[key] {
 			delete(e.lastLogs, key)
+		}
+	}
+	for key := range e.usage {
+		if !want[key] {
+			delete(e.usage, key)
 		}
 	}
 }
@@ -417,13 +453,24 @@ func (e *Engine) remove(ctx context.Context, rt runtime.Runtime, key string) {
 	}()
 }
 
+// desiredSet returns the last desired set received, if any.
+func (e *Engine) desiredSet() (wire.NodeDesired, bool) {
+	e.dmu.Lock()
+	defer e.dmu.Unlock()
+	return e.desired, e.haveDesired
+}
+
 // report publishes the node's state and every desired instance's status.
+// It asks the runtimes without holding mu: under load (dozens of starts)
+// each call can take a while, and the starts need mu to finish.
 func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credentials) {
+	began := time.Now()
 	have, _ := e.observe(ctx)
 	info := e.nodeInfo(ctx)
+	d, _ := e.desiredSet()
+	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: d.Generation}
 	e.mu.Lock()
-	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: e.desired.Generation}
-	for _, spec := range e.desired.Instances {
+	for _, spec := range d.Instances {
 		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key], InstanceIP: e.ips[spec.Key]}
 		h, exists := have[spec.Key]
 		switch {
@@ -438,33 +485,37 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 			}
 		case e.failed[spec.Key] != nil && e.failed[spec.Key].waiting:
 			st.Status, st.Detail = wire.StatusCreating, e.failed[spec.Key].detail
+			if e.netErr != "" {
+				st.Detail += ": " + e.netErr // why, as the net manager says
+			}
 		case e.failed[spec.Key] != nil:
 			st.Status, st.Detail = wire.StatusFailed, e.failed[spec.Key].detail
 		default:
 			st.Status, st.Detail = wire.StatusCreating, "waiting to start"
 		}
-		if exists && st.Status == wire.StatusRunning {
-			if u, err := h.rt.Usage(ctx, spec.Key); err == nil {
-				st.CPUPercent, st.MemoryMB = u.CPUPercent, u.MemoryMB
-			}
-		}
-		if exists {
-			if logs, err := h.rt.Logs(ctx, spec.Key, e.cfg.LogBytes); err == nil && logs != e.lastLogs[spec.Key] {
-				st.Logs = logs
-				e.lastLogs[spec.Key] = logs
-			}
-		}
 		r.Instances = append(r.Instances, st)
 	}
 	e.mu.Unlock()
-	b, err := json.Marshal(r)
-	if err != nil {
-		return
+	for i := range r.Instances {
+		st := &r.Instances[i]
+		h, exists := have[st.Key]
+		if !exists {
+			continue
+		}
+		if st.Status == wire.StatusRunning {
+			u := e.usageOf(ctx, h.rt, st.Key, began.Add(c.interval()/2))
+			st.CPUPercent, st.MemoryMB = u.CPUPercent, u.MemoryMB
+		}
+		if logs, err := h.rt.Logs(ctx, st.Key, e.cfg.LogBytes); err == nil {
+			e.mu.Lock()
+			if logs != e.lastLogs[st.Key] {
+				st.Logs = logs
+				e.lastLogs[st.Key] = logs
+			}
+			e.mu.Unlock()
+		}
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := client.Publish(pctx, c.ReportTopic, 0, false, b); err != nil && ctx.Err() == nil {
-		e.log.Debug("report not sent", "err", err)
+	if e.publish(ctx, client, c, r) != nil {
 		// The cluster missed these log tails: send them again next time.
 		e.mu.Lock()
 		for _, st := range r.Instances {
@@ -473,6 +524,77 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 			}
 		}
 		e.mu.Unlock()
+	}
+}
+
+// usageOf is the instance's usage: measured when its last sample is older
+// than usageEvery and the report still has time (until deadline), the
+// last sample otherwise.
+func (e *Engine) usageOf(ctx context.Context, rt runtime.Runtime, key string, deadline time.Time) runtime.Usage {
+	e.mu.Lock()
+	s, ok := e.usage[key]
+	e.mu.Unlock()
+	if ok && time.Since(s.at) < usageEvery || time.Now().After(deadline) {
+		return s.u
+	}
+	u, err := rt.Usage(ctx, key)
+	if err != nil {
+		return s.u
+	}
+	e.mu.Lock()
+	e.usage[key] = sample{u, time.Now()}
+	e.mu.Unlock()
+	return u
+}
+
+// publish sends a report and notes it for the heartbeat.
+func (e *Engine) publish(ctx context.Context, client *mqttc.Client, c *credentials, r wire.NodeReport) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Publish(pctx, c.ReportTopic, 0, false, b); err != nil {
+		if ctx.Err() == nil {
+			e.log.Debug("report not sent", "err", err)
+		}
+		return err
+	}
+	e.rmu.Lock()
+	e.lastSent, e.lastInfo, e.lastGen = time.Now(), &r.Node, r.Generation
+	e.rmu.Unlock()
+	return nil
+}
+
+// heartbeat keeps the node's liveness independent of how long a
+// reconcile and a full report take: whenever no report went out for an
+// interval (dozens of containers starting make runtime calls slow), it
+// sends one with the last node information and no instance statuses,
+// without asking any runtime. A busy node is not a lost node.
+func (e *Engine) heartbeat(ctx context.Context, client *mqttc.Client, c *credentials, every time.Duration) {
+	t := time.NewTicker(every / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.rmu.Lock()
+		since := time.Since(e.lastSent)
+		due := e.lastInfo != nil && since >= every
+		var info wire.NodeInfo
+		if due {
+			info = *e.lastInfo
+		}
+		gen := e.lastGen
+		e.rmu.Unlock()
+		if !due {
+			continue
+		}
+		e.log.Debug("reports are slow; heartbeat", "since_last_report", since)
+		_ = e.publish(ctx, client, c, wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: gen})
 	}
 }
 
@@ -494,9 +616,18 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 		info.MemoryPercent = float64(total-avail) * 100 / float64(total)
 	}
 	if e.net != nil {
-		if st, err := e.net.Status(ctx); err == nil && st.Ready {
+		st, err := e.net.Status(ctx)
+		if err == nil && st.Ready {
 			info.Network = &st.Node
 		}
+		e.mu.Lock()
+		switch {
+		case err != nil:
+			info.NotReady = "network: the net manager does not answer: " + err.Error()
+		case e.netErr != "":
+			info.NotReady = "network: " + e.netErr
+		}
+		e.mu.Unlock()
 	}
 	for _, rt := range e.reg.All() {
 		if c, ok := rt.(runtime.Capable); ok {

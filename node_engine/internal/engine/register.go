@@ -25,6 +25,14 @@ type credentials struct {
 	wire.NodeRegisterResponse
 }
 
+// interval is how often the node reports (the cluster says; 1 s if not).
+func (c *credentials) interval() time.Duration {
+	if c.ReportIntervalMS <= 0 {
+		return time.Second
+	}
+	return time.Duration(c.ReportIntervalMS) * time.Millisecond
+}
+
 // ErrJoinRefused: the cluster refused the node join token.
 var ErrJoinRefused = errors.New("the cluster refused the node join token")
 

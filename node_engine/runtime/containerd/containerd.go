@@ -113,7 +113,21 @@ type Runtime struct {
 	watches  map[string]*watch    // container id -> exit watcher of its task
 	starting map[string]int       // container ids with a Start in progress
 	samples  map[string]cpuSample // container id -> its last Usage reading
+	// ready remembers images found pulled and unpacked, by reference, and
+	// when: a burst of starts of one image checks containerd once, not
+	// once per start behind the image's lock.
+	ready map[string]readyImage
 }
+
+// readyImage is an image found ready to create containers from.
+type readyImage struct {
+	img containerd.Image
+	at  time.Time
+}
+
+// readyFor is how long an image found ready is taken as ready without
+// asking containerd again; a create that fails forgets it at once.
+const readyFor = 30 * time.Second
 
 var _ runtime.Runtime = (*Runtime)(nil)
 

@@ -84,6 +84,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 		}
 		c, err = r.create(ctx, id, spec, img)
 		if err != nil {
+			r.markReady(img.Name(), nil) // removed meanwhile? check again next time
 			return fmt.Errorf("start %s: %w", spec.Key, err)
 		}
 	}
@@ -103,6 +104,12 @@ func (r *Runtime) ensureImage(ctx context.Context, code string) (containerd.Imag
 	ref := named.String()
 	unlock := r.pulls.Lock(ref)
 	defer unlock()
+	r.mu.Lock()
+	known, ok := r.ready[ref]
+	r.mu.Unlock()
+	if ok && time.Since(known.at) < readyFor {
+		return known.img, nil
+	}
 
 	img, err := r.client.GetImage(ctx, ref)
 	switch {
@@ -116,6 +123,7 @@ func (r *Runtime) ensureImage(ctx context.Context, code string) (containerd.Imag
 				return nil, fmt.Errorf("unpack %s: %w", ref, err)
 			}
 		}
+		r.markReady(ref, img)
 		return img, nil
 	case !errdefs.IsNotFound(err):
 		return nil, fmt.Errorf("image %s: %w", ref, err)
@@ -131,7 +139,22 @@ func (r *Runtime) ensureImage(ctx context.Context, code string) (containerd.Imag
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	r.log.Info("pulled image", "image", ref, "took", time.Since(t0).Round(time.Millisecond))
+	r.markReady(ref, img)
 	return img, nil
+}
+
+// markReady remembers that ref is pulled and unpacked (img nil: forget it).
+func (r *Runtime) markReady(ref string, img containerd.Image) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if img == nil {
+		delete(r.ready, ref)
+		return
+	}
+	if r.ready == nil {
+		r.ready = map[string]readyImage{}
+	}
+	r.ready[ref] = readyImage{img, time.Now()}
 }
 
 // create creates container id for spec from img.
