@@ -35,6 +35,9 @@ type system struct {
 	registry string // host:port
 	image    string
 	ctrNS    string // containerd namespace of this run
+	// prepareHost, if set, runs on a node's new host (its network
+	// namespace's name) before anything starts there.
+	prepareHost func(ns string)
 }
 
 type cluster struct {
@@ -157,6 +160,9 @@ func (s *system) startNodeWith(c *cluster, short string, octet int, memoryMB int
 func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, token string, overlay bool, extra ...string) *node {
 	t := s.t
 	ns, path, addr := s.net.addHost(octet)
+	if s.prepareHost != nil {
+		s.prepareHost(ns)
+	}
 	n := &node{name: "e2e" + runID + short, ns: ns, addr: addr, dir: t.TempDir()}
 	netArgs := []string{"--net-socket", "none", "--netns", path}
 	if overlay {

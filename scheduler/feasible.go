@@ -21,6 +21,7 @@ const (
 	fitOK filter = iota
 	// Node filters, in the order they are applied.
 	failInactive
+	failNotReady
 	failNodeList
 	failVirtualization
 	failArch
@@ -100,6 +101,9 @@ func (r *request) checkCluster(name string) (filter, int) {
 func (r *request) checkNode(n *wire.NodeInfo) filter {
 	if !n.Active {
 		return failInactive
+	}
+	if n.NotReady != "" {
+		return failNotReady
 	}
 	if r.nodeLists != nil && !r.inNodeLists(n.Name) {
 		return failNodeList
@@ -230,6 +234,8 @@ type tally struct {
 	// maxFree is, per resource, the most any node rejected for lacking that
 	// resource has free.
 	maxFree wire.Resources
+	// notReady is the first not-ready node's reason.
+	notReady string
 }
 
 func (t *tally) add(r *request, n *wire.NodeInfo) {
@@ -242,6 +248,10 @@ func (t *tally) add(r *request, n *wire.NodeInfo) {
 		t.maxFree.MemoryMB = max(t.maxFree.MemoryMB, n.Capacity.MemoryMB-n.Reserved.MemoryMB)
 	case failVGPU:
 		t.maxFree.VGPUs = max(t.maxFree.VGPUs, n.Capacity.VGPUs-n.Reserved.VGPUs)
+	case failNotReady:
+		if t.notReady == "" {
+			t.notReady = n.NotReady
+		}
 	}
 }
 
@@ -249,16 +259,19 @@ func (t *tally) add(r *request, n *wire.NodeInfo) {
 func (t *tally) into(r *request, m map[string]int) {
 	for f := failInactive; f < numNodeFilters; f++ {
 		if t.n[f] > 0 {
-			m[r.nodeReason(f, t.maxFree)] += t.n[f]
+			m[r.nodeReason(f, t)] += t.n[f]
 		}
 	}
 }
 
 // nodeReason is the text of a node filter's rejection, singular.
-func (r *request) nodeReason(f filter, maxFree wire.Resources) string {
+func (r *request) nodeReason(f filter, t *tally) string {
+	maxFree := t.maxFree
 	switch f {
 	case failInactive:
 		return "is inactive"
+	case failNotReady:
+		return "is not ready (" + t.notReady + ")"
 	case failNodeList:
 		return "is not in the direct constraint's node list"
 	case failVirtualization:

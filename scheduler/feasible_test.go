@@ -52,6 +52,9 @@ func TestCheckNode(t *testing.T) {
 		{"inactive", func(n *Node) { n.Active = false }, nil, failInactive},
 		{"inactive before anything else", func(n *Node) { n.Active = false; n.Virtualizations = nil },
 			func(s *wire.InstanceSpec) { s.Resources.MemoryMB = 1 << 40 }, failInactive},
+		{"network not ready", func(n *Node) { n.NotReady = "network: thk0 is owned by another thicket-net" }, nil, failNotReady},
+		{"not ready before capacity", func(n *Node) { n.NotReady = "network: no answer" },
+			func(s *wire.InstanceSpec) { s.Resources.MemoryMB = 1 << 40 }, failNotReady},
 
 		{"virtualization missing", nil, func(s *wire.InstanceSpec) { s.Virtualization = "unikernel" }, failVirtualization},
 		{"virtualization among several", func(n *Node) { n.Virtualizations = []string{"container", "wasm", "unikernel"} },

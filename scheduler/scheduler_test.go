@@ -51,6 +51,20 @@ func TestPickCluster(t *testing.T) {
 			}()}},
 			wantReasons: map[string]int{"has no node that fits": 1},
 			wantNodes:   map[string]int{"is inactive": 1}},
+		{name: "a node whose network is not ready is passed over, with its reason",
+			clusters: []Cluster{{ID: "c1", Name: "edge", Active: true, Nodes: func() []Node {
+				n1, n2 := mkNode("n1", 4000, 8192, 0, 0), mkNode("n2", 4000, 8192, 0, 0)
+				n1.NotReady = "network: thk0 already holds 10.64.9.1/24"
+				return []Node{n1, n2}
+			}()}}, want: "c1/n2"},
+		{name: "only not-ready nodes",
+			clusters: []Cluster{{ID: "c1", Name: "edge", Active: true, Nodes: func() []Node {
+				n := mkNode("n1", 4000, 8192, 0, 0)
+				n.NotReady = "network: thk0 already holds 10.64.9.1/24"
+				return []Node{n}
+			}()}},
+			wantReasons: map[string]int{"has no node that fits": 1},
+			wantNodes:   map[string]int{"is not ready (network: thk0 already holds 10.64.9.1/24)": 1}},
 		{name: "empty cluster",
 			clusters:    []Cluster{{ID: "c1", Name: "edge", Active: true}},
 			wantReasons: map[string]int{"has no nodes": 1}},

@@ -58,12 +58,11 @@ func main() {
 		log.Error("--instance-network must be a prefix", "value", c.InstanceNetwork)
 		os.Exit(2)
 	}
-	// Instance namespaces are global names: keep this node's apart from
-	// another node's on the same machine.
-	sum := sha256.Sum256([]byte(c.DataDir))
+	// One thicket-net per network namespace: New refuses to start beside
+	// another, or on devices another data dir made (see package daemon).
 	d, err := daemon.New(daemon.Config{
 		Socket: c.Socket, DataDir: c.DataDir, Underlay: underlay, PublicIP: public, PublicPort: c.PublicPort,
-		Port: c.OverlayPort, InstanceNetwork: instNet.Masked(), NetnsPrefix: "thk" + hex.EncodeToString(sum[:2]) + "-",
+		Port: c.OverlayPort, InstanceNetwork: instNet.Masked(), NetnsPrefix: netnsPrefix(c.DataDir),
 	}, log)
 	if err != nil {
 		log.Error("thicket-net failed to start", "err", err)
@@ -71,8 +70,18 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := d.Serve(ctx); err != nil {
+	err = d.Serve(ctx)
+	d.Close()
+	if err != nil {
 		log.Error("thicket-net failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// netnsPrefix starts the names of the instance namespaces. They are global
+// names (/run/netns): keep this node's apart from another node's on the same
+// machine.
+func netnsPrefix(dataDir string) string {
+	sum := sha256.Sum256([]byte(dataDir))
+	return "thk" + hex.EncodeToString(sum[:2]) + "-"
 }

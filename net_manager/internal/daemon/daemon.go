@@ -4,6 +4,14 @@
 // keeps the VXLAN peers and the service-IP and port rules in the kernel,
 // and keeps its allocations in a state file, so that a restarted daemon
 // adopts what exists and re-addresses nothing.
+//
+// The bridge, the VXLAN device and the nftables table are a resource of the
+// network namespace, so one thicket-net runs per namespace: New takes a lock
+// on the namespace (an abstract unix socket, see lockNetns) and refuses to
+// start while another thicket-net holds it. The devices also carry the data
+// dir of the thicket-net that made them (overlay.Config.Owner), so one
+// started later with another data dir refuses them too, instead of fighting
+// over their addresses; with the same data dir it adopts them.
 package daemon
 
 import (
@@ -63,20 +71,43 @@ type Daemon struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	st     state
-	ov     *overlay.Overlay
-	tables *nft.Tables
+	owner string     // the data dir, absolute: overlay.Config.Owner
+	lock  *netnsLock // held from New to Close
+
+	mu      sync.Mutex
+	st      state
+	ov      *overlay.Overlay
+	tables  *nft.Tables
+	confErr string // the last Configure error, logged once
 }
 
-// New loads the state and, if the node already has a subnet, sets up (or
-// adopts) the overlay and the rules at once: instances keep their network
-// across a restart of the daemon.
-func New(cfg Config, log *slog.Logger) (*Daemon, error) {
+// New locks the current network namespace, loads the state and, if the
+// node already has a subnet, sets up (or adopts) the overlay and the rules
+// at once: instances keep their network across a restart of the daemon.
+// It fails if another thicket-net runs in the namespace, or if the bridge or
+// VXLAN device is marked as another data dir's (overlay.ConflictError).
+func New(cfg Config, log *slog.Logger) (_ *Daemon, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	d := &Daemon{cfg: cfg, log: log, st: state{Instances: map[string]netapi.Attachment{}}}
+	owner, err := filepath.Abs(cfg.DataDir)
+	if err == nil {
+		owner, err = filepath.EvalSymlinks(owner)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	socket, _ := filepath.Abs(cfg.Socket)
+	lock, err := lockNetns(lockInfo{DataDir: owner, Socket: socket})
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log, owner: owner, lock: lock, st: state{Instances: map[string]netapi.Attachment{}}}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
 	b, err := os.ReadFile(d.statePath())
 	switch {
 	case err == nil:
@@ -108,8 +139,32 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 			return nil, err
 		}
 		log.Info("adopted the node's overlay", "subnet", d.st.Subnet, "instances", len(d.st.Instances))
+	} else if err := overlay.CheckOwner(overlay.Config{Owner: d.owner}); err != nil {
+		// No subnet yet, but another data dir's devices are here: refuse
+		// now rather than at the first Configure.
+		return nil, err
 	}
 	return d, nil
+}
+
+// Close releases the lock on the network namespace and the daemon's
+// handles; the datapath stays as it is.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ov != nil {
+		d.ov.Close()
+		d.ov = nil
+	}
+	if d.tables != nil {
+		d.tables.Close()
+		d.tables = nil
+	}
+	if d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
+	}
+	return nil
 }
 
 func (d *Daemon) statePath() string { return filepath.Join(d.cfg.DataDir, "state.json") }
@@ -151,10 +206,10 @@ func (d *Daemon) setup() error {
 	}
 	d.tables = tables
 	ov, err := overlay.Setup(overlay.Config{
-		Subnet: subnet, Underlay: d.cfg.Underlay, Port: d.cfg.Port, NetnsPrefix: d.cfg.NetnsPrefix,
+		Subnet: subnet, Underlay: d.cfg.Underlay, Port: d.cfg.Port, NetnsPrefix: d.cfg.NetnsPrefix, Owner: d.owner,
 	})
 	if err != nil {
-		return fmt.Errorf("overlay: %w", err)
+		return err // "overlay: ...", or a ConflictError meant to be read as it is
 	}
 	d.ov = ov
 	return nil
@@ -249,10 +304,27 @@ func (d *Daemon) portMaps() []nft.PortMap {
 	return out
 }
 
-// Configure takes the node's identity, subnet and overlay view.
+// Configure takes the node's identity, subnet and overlay view. The node
+// engine repeats a failed Configure every second: a failure is logged as a
+// warning when it differs from the previous one.
 func (d *Daemon) Configure(c netapi.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	err := d.configure(c)
+	switch {
+	case err == nil:
+		d.confErr = ""
+	case err.Error() != d.confErr:
+		d.confErr = err.Error()
+		d.log.Warn("configure", "err", err)
+	default:
+		d.log.Debug("configure", "err", err)
+	}
+	return err
+}
+
+// configure is Configure. Caller holds mu.
+func (d *Daemon) configure(c netapi.Config) error {
 	if c.Subnet != "" && d.st.Subnet != "" && c.Subnet != d.st.Subnet {
 		if len(d.st.Instances) > 0 {
 			return fmt.Errorf("the node's subnet changed from %s to %s while %d instances use it", d.st.Subnet, c.Subnet, len(d.st.Instances))
@@ -423,7 +495,6 @@ func (d *Daemon) handler() http.Handler {
 			return
 		}
 		if err := d.Configure(c); err != nil {
-			d.log.Warn("configure", "err", err)
 			writeErr(w, http.StatusConflict, err.Error())
 			return
 		}

@@ -36,4 +36,17 @@
 // the key, with the key as its interface alias (visible in `ip link`).
 // The bridge and VXLAN MAC addresses are derived from the subnet (and VNI),
 // so a re-created device gets the same address.
+//
+// # Ownership
+//
+// The bridge and the VXLAN device are a resource of the network namespace:
+// two thicket-net must not share them. With Config.Owner set (thicket-net
+// passes its data dir), Setup records the owner in both devices' alias
+// ("thicket-net:/var/lib/thicket/net", shown by `ip link`) and refuses, with
+// a *ConflictError and before changing anything, devices marked with another
+// owner or holding an address of another subnet. Devices without the mark
+// (an older version, or made by hand) are adopted, and marked, when their
+// addresses fit. CheckOwner does the owner check alone, for a node that has
+// no subnet yet. (That two thicket-net never run in one namespace at once is
+// the daemon's lock, not the overlay's business.)
 package overlay

@@ -59,6 +59,14 @@ type Config struct {
 	// with '-' and must differ between nodes sharing /run/netns (several
 	// "nodes" on one machine): the daemon passes a node-specific prefix.
 	NetnsPrefix string
+
+	// Owner names the thicket-net that manages the bridge and the VXLAN
+	// device: its data dir. Setup marks both devices with it (their alias,
+	// "thicket-net:" + Owner) and refuses devices marked with another
+	// Owner (a *ConflictError); unmarked devices are adopted, and marked,
+	// when their addresses fit. Empty: devices are neither marked nor
+	// checked.
+	Owner string
 }
 
 // Peer is another node of the overlay.
@@ -94,13 +102,19 @@ type Overlay struct {
 	mu      sync.Mutex
 }
 
-func (c Config) withDefaults() (Config, error) {
+// withNames fills in the default device names.
+func (c Config) withNames() Config {
 	if c.Bridge == "" {
 		c.Bridge = DefaultBridge
 	}
 	if c.VXLAN == "" {
 		c.VXLAN = DefaultVXLAN
 	}
+	return c
+}
+
+func (c Config) withDefaults() (Config, error) {
+	c = c.withNames()
 	if c.VNI == 0 {
 		c.VNI = DefaultVNI
 	}
@@ -155,8 +169,10 @@ func checkSubnet(p netip.Prefix) error {
 // Setup creates this node's bridge and VXLAN device in the current network
 // namespace, or adopts them when they already exist with the same subnet
 // (nothing is re-addressed, so running instances keep their network). A
-// bridge or VXLAN device carrying an address of another subnet is an error:
-// the node was set up for another subnet and must be purged (Teardown) first.
+// bridge or VXLAN device carrying an address of another subnet, or marked as
+// another Owner's, is a *ConflictError, returned before anything changes:
+// the devices belong to another node, or this node was set up for another
+// subnet and must be purged (Teardown) first.
 // A VXLAN device with another VNI, port or local address is re-created (its
 // MAC address is derived from the subnet, so it stays the same, but its
 // forwarding entries are gone: call SetPeers after every Setup). Setup also
@@ -208,7 +224,8 @@ func (o *Overlay) setup() error {
 			o.cfg.MTU = underMTU - vxlanOverhead
 		}
 	}
-	// Refuse another subnet before changing anything.
+	// Refuse another owner's devices, or another subnet, before changing
+	// anything.
 	for _, c := range []struct {
 		name string
 		want netip.Prefix
@@ -219,6 +236,9 @@ func (o *Overlay) setup() error {
 		}
 		if err != nil {
 			return fmt.Errorf("overlay: %s: %w", c.name, err)
+		}
+		if err := o.checkOwner(l); err != nil {
+			return err
 		}
 		if err := o.checkAddrs(l, c.want); err != nil {
 			return err
@@ -269,6 +289,9 @@ func (o *Overlay) ensureBridge() error {
 			// instances' neighbour entries for their gateway.
 			HardwareAddr: derivedMAC("thicket-bridge", o.cfg.Subnet.String()),
 		}}
+		if o.cfg.Owner != "" {
+			br.Alias = ownerAlias(o.cfg.Owner)
+		}
 		if err := o.h.LinkAdd(br); err != nil {
 			return fmt.Errorf("overlay: create bridge %s: %w", name, err)
 		}
@@ -281,6 +304,9 @@ func (o *Overlay) ensureBridge() error {
 		return fmt.Errorf("overlay: %s exists and is a %s device, not a bridge", name, l.Type())
 	}
 	if err := o.ensureAddr(l, netip.PrefixFrom(o.gw, o.cfg.Subnet.Bits())); err != nil {
+		return err
+	}
+	if err := o.mark(l); err != nil {
 		return err
 	}
 	if l.Attrs().MTU != o.cfg.MTU {
@@ -305,6 +331,9 @@ func (o *Overlay) ensureVXLAN() error {
 		VxlanId:  o.cfg.VNI,
 		Port:     o.cfg.Port,
 		Learning: false,
+	}
+	if o.cfg.Owner != "" {
+		want.Alias = ownerAlias(o.cfg.Owner)
 	}
 	if o.local.IsValid() {
 		want.SrcAddr = net.IP(o.local.AsSlice())
@@ -340,6 +369,9 @@ func (o *Overlay) ensureVXLAN() error {
 	if err := o.ensureAddr(l, netip.PrefixFrom(o.vtep, 32)); err != nil {
 		return err
 	}
+	if err := o.mark(l); err != nil {
+		return err
+	}
 	if l.Attrs().MTU != o.cfg.MTU {
 		if err := o.h.LinkSetMTU(l, o.cfg.MTU); err != nil {
 			return fmt.Errorf("overlay: set MTU of %s to %d: %w", name, o.cfg.MTU, err)
@@ -352,14 +384,15 @@ func (o *Overlay) ensureVXLAN() error {
 	return nil
 }
 
-// checkAddrs fails if l has an IPv4 address other than want.
+// checkAddrs fails with a *ConflictError if l has an IPv4 address other
+// than want.
 func (o *Overlay) checkAddrs(l netlink.Link, want netip.Prefix) error {
 	_, err := o.hasAddr(l, want)
 	return err
 }
 
 // ensureAddr gives l the address want unless it has it; any other IPv4
-// address on l is an error (never re-address a node).
+// address on l is a *ConflictError (never re-address a node).
 func (o *Overlay) ensureAddr(l netlink.Link, want netip.Prefix) error {
 	have, err := o.hasAddr(l, want)
 	if err != nil || have {
@@ -384,9 +417,9 @@ func (o *Overlay) hasAddr(l netlink.Link, want netip.Prefix) (bool, error) {
 			have = true
 			continue
 		}
-		return false, fmt.Errorf("overlay: %s already has address %v, this node is configured with subnet %v (wants %v): "+
-			"the node was set up for another subnet; purge it (Teardown) before changing the subnet",
-			l.Attrs().Name, p, o.cfg.Subnet, want)
+		e := o.conflict(l)
+		e.Addr, e.Want, e.Subnet = p, want, o.cfg.Subnet
+		return false, e
 	}
 	return have, nil
 }

@@ -51,11 +51,17 @@ func (e *Engine) configureNetwork(ctx context.Context, c netapi.Config) {
 		return
 	}
 	if err := e.net.Configure(ctx, c); err != nil {
-		e.log.Warn("configure the net manager", "err", err)
+		e.mu.Lock()
+		repeated := e.netErr == err.Error()
+		e.netErr = err.Error()
+		e.mu.Unlock()
+		if !repeated { // said once, then in every report (NotReady)
+			e.log.Warn("the net manager refused the node's network; the node takes no instances until it does", "err", err)
+		}
 		return
 	}
 	e.mu.Lock()
-	e.netHash = sum
+	e.netHash, e.netErr = sum, ""
 	e.mu.Unlock()
 }
 
