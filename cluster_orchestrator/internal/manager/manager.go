@@ -118,6 +118,8 @@ type node struct {
 	applied int64
 	// graceUntil: silence before this instant does not count (startup).
 	graceUntil time.Time
+	// everUp: the node was active at some time since this manager started.
+	everUp bool
 }
 
 // New loads the state and returns a manager. Known nodes get the startup
@@ -143,7 +145,7 @@ func New(ctx context.Context, cfg Config, st *state.Store, pub Publisher, log *s
 	}
 	now := time.Now()
 	for _, n := range nodes {
-		m.nodes[n.ID] = &node{Node: n, lastSeen: now, active: true, graceUntil: now.Add(cfg.StartupGrace)}
+		m.nodes[n.ID] = &node{Node: n, lastSeen: now, active: true, everUp: true, graceUntil: now.Add(cfg.StartupGrace)}
 		m.byName[n.Name] = n.ID
 		m.dirtyNode[n.ID] = true // republish: the retained copy may be stale
 	}
@@ -166,7 +168,9 @@ func hashPassword(pw []byte) string {
 }
 
 // RegisterNode admits a node (or a node registering again under its name,
-// which keeps its id and gets a new password) and returns its id.
+// which keeps its id and its place in the overlay, and gets a new
+// password) and returns its id. A new node counts as active from its first
+// report, not before: until it reaches the broker nothing is placed on it.
 func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest, password string) (string, error) {
 	m.mu.Lock()
 	id, ok := m.byName[req.Name]
@@ -181,6 +185,7 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	n.Info = wire.NodeInfo{
 		ID: id, Name: req.Name, Arch: req.Arch, Virtualizations: req.Virtualizations,
 		Capacity: req.Capacity, Address: req.Address,
+		Network: n.Info.Network, // peers keep routing to it meanwhile
 	}
 	rec := n.Node
 	m.mu.Unlock()
@@ -191,7 +196,7 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	m.mu.Lock()
 	m.nodes[id] = n
 	m.byName[req.Name] = id
-	n.lastSeen, n.active = time.Now(), true
+	n.lastSeen = time.Now()
 	m.dirtyNode[id] = true
 	m.mu.Unlock()
 	m.log.Info("node registered", "node", req.Name, "id", id, "arch", req.Arch, "virtualizations", req.Virtualizations,
@@ -324,7 +329,12 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		in.Status = st
 	}
 	if !wasActive {
-		m.log.Info("node is back", "node", n.Name)
+		if !n.everUp {
+			m.log.Info("node is up", "node", n.Name)
+		} else {
+			m.log.Info("node is back", "node", n.Name)
+		}
+		n.everUp = true
 		m.dirtyNode[n.ID] = true
 		changed = true
 	}

@@ -18,6 +18,21 @@ func (r *recorder) PublishDesired(_ context.Context, id string, d wire.NodeDesir
 	return nil
 }
 
+// join registers a node and has it report once, as a node engine does once
+// it reached the broker: only then does it count as active.
+func join(t *testing.T, m *Manager, name string) string {
+	t.Helper()
+	info := wire.NodeInfo{Arch: "amd64", Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}
+	id, err := m.RegisterNode(context.Background(), wire.NodeRegisterRequest{Name: name, Arch: info.Arch,
+		Virtualizations: info.Virtualizations, Capacity: info.Capacity}, "password-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Active = true
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: info})
+	return id
+}
+
 // newManager returns a manager over a real embedded store in dir.
 func newManager(t *testing.T, dir string, pub Publisher) *Manager {
 	t.Helper()
@@ -50,6 +65,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
+		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
 	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
 		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
 	m.SetDesired([]wire.InstanceSpec{spec})
@@ -81,15 +98,7 @@ func TestFailoverAndStartupGrace(t *testing.T) {
 	m := newManager(t, dir, pub)
 	m.cfg.Grace = 50 * time.Millisecond
 	ctx := context.Background()
-	reg := func(name string) string {
-		id, err := m.RegisterNode(ctx, wire.NodeRegisterRequest{Name: name, Arch: "amd64", Virtualizations: []string{"container"},
-			Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, "pw-"+name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	n1, n2 := reg("n1"), reg("n2")
+	n1, n2 := join(t, m, "n1"), join(t, m, "n2")
 	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
 		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
 	if err := m.Reconcile(ctx); err != nil {
@@ -152,14 +161,7 @@ func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 	pub := &recorder{desired: map[string]wire.NodeDesired{}}
 	m := newManager(t, t.TempDir(), pub)
 	ctx := context.Background()
-	register := func(name string) string {
-		id, err := m.RegisterNode(ctx, wire.NodeRegisterRequest{Name: name, Arch: "amd64", Virtualizations: []string{"container"},
-			Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, "password-"+name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
+	register := func(name string) string { return join(t, m, name) }
 	backends := func(node string) []wire.Backend {
 		for _, r := range pub.desired[node].Network.Services {
 			if r.ServiceID == "svc" {
@@ -194,5 +196,48 @@ func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 		if b := backends(id); len(b) != 0 {
 			t.Errorf("%s node's backends of svc after the undeploy = %+v", name, b)
 		}
+	}
+}
+
+// TestNodeActiveFromFirstReport: a registered node takes no instance until
+// it reports (it may never reach the broker: a wrong advertised address);
+// registering again keeps its place in the overlay.
+func TestNodeActiveFromFirstReport(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, t.TempDir(), pub)
+	ctx := context.Background()
+	req := wire.NodeRegisterRequest{Name: "n1", Arch: "amd64", Virtualizations: []string{"container"},
+		Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}
+	id, err := m.RegisterNode(ctx, req, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Statuses()[0]; st.Status != wire.StatusNoCapacity || st.NodeID != "" {
+		t.Errorf("before the node's first report its instance is %+v, want NO_CAPACITY", st)
+	}
+	if nodes := m.Nodes(); len(nodes) != 1 || nodes[0].Active {
+		t.Errorf("a node that never reported is shown %+v, want inactive", nodes)
+	}
+	network := &wire.NodeNetwork{NodeID: id, Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01", PublicIP: "192.0.2.1", PublicPort: 4789}
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
+		Virtualizations: []string{"container"}, Capacity: req.Capacity, Network: network}})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Statuses()[0]; st.NodeID != id {
+		t.Errorf("after the node's first report its instance is %+v, want placed on it", st)
+	}
+	// A node engine restarts and registers again: it stays active and in
+	// the overlay.
+	if _, err := m.RegisterNode(ctx, req, "pw2"); err != nil {
+		t.Fatal(err)
+	}
+	if nodes := m.Nodes(); !nodes[0].Active || nodes[0].Network == nil || nodes[0].Network.Subnet != network.Subnet {
+		t.Errorf("after registering again the node is %+v, want active with its network", nodes[0])
 	}
 }

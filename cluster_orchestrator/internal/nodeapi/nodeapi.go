@@ -10,7 +10,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -75,7 +78,7 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, wire.NodeRegisterResponse{
-			NodeID: id, MQTTURL: cfg.MQTTURL, MQTTUsername: id, MQTTPassword: pw,
+			NodeID: id, MQTTURL: brokerFor(cfg.MQTTURL, r.Host), MQTTUsername: id, MQTTPassword: pw,
 			DesiredTopic: wire.DesiredTopic(id), ReportTopic: wire.ReportTopic(id),
 			ReportIntervalMS: cfg.ReportInterval.Milliseconds(),
 		})
@@ -85,6 +88,43 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
 	return mux
+}
+
+// brokerFor is the broker URL for a node that reached this API at host
+// (the request's Host): the configured one, unless that names a loopback
+// address and the node came from elsewhere, when the node gets the host it
+// dialled, with the broker's port. A cluster in a container or behind a
+// port forward (Docker Compose advertises 127.0.0.1 by default) then
+// works for workers on other machines without knowing its outside address.
+func brokerFor(mqttURL, host string) string {
+	u, err := url.Parse(mqttURL)
+	if err != nil {
+		return mqttURL
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if (err != nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+		return mqttURL
+	}
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	if h == "" || h == "localhost" {
+		return mqttURL
+	}
+	if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil && a.IsLoopback() {
+		return mqttURL
+	}
+	h = strings.Trim(h, "[]")
+	if u.Port() == "" {
+		if strings.Contains(h, ":") {
+			h = "[" + h + "]"
+		}
+		u.Host = h
+	} else {
+		u.Host = net.JoinHostPort(h, u.Port())
+	}
+	return u.String()
 }
 
 func randomPassword() (string, error) {

@@ -158,6 +158,18 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if creds != nil {
+		// Register again when the cluster answers: what it tells nodes (its
+		// broker's address, the report interval) may have changed since.
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		fresh, err := e.register(rctx)
+		cancel()
+		if err == nil {
+			creds = fresh
+		} else if ctx.Err() == nil {
+			e.log.Warn("cannot register again now; using the saved credentials", "err", err)
+		}
+	}
 	var client *mqttc.Client
 	for attempt := 0; ; attempt++ {
 		if creds == nil {
