@@ -40,7 +40,8 @@ var built struct {
 }
 
 // binaries builds every binary of mainCmds once per test run, as the
-// Dockerfile does (static, CGO_ENABLED=0), and parses each one's --help.
+// Dockerfile's builder does (static, CGO_ENABLED=0, -trimpath, stripped), and
+// parses each one's --help. TestComposeRun builds the images from them.
 func binaries(t *testing.T) map[string]*helpDoc {
 	t.Helper()
 	cmds := mainCmds(t)
@@ -49,7 +50,7 @@ func binaries(t *testing.T) map[string]*helpDoc {
 		if built.err != nil {
 			return
 		}
-		args := []string{"build", "-o", built.dir + string(filepath.Separator)}
+		args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", built.dir + string(filepath.Separator)}
 		for _, c := range cmds {
 			args = append(args, "./"+c)
 		}
@@ -82,10 +83,17 @@ func binaries(t *testing.T) map[string]*helpDoc {
 	return built.help
 }
 
+// testappBinary is the test image's program, if a test built it: testimage
+// keeps it in a directory of its own for the whole process.
+var testappBinary string
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
+	}
+	if testappBinary != "" {
+		os.RemoveAll(filepath.Dir(testappBinary))
 	}
 	os.Exit(code)
 }

@@ -1,14 +1,14 @@
 package deploy
 
 // These tests check docker-compose.yml, deploy/docker/Dockerfile and
-// .dockerignore statically: no docker daemon or registry is available where
-// the tests run (this machine, CI), so the images are never built here.
-// Instead every fact a user relies on is checked against the workspace and
-// the binaries themselves (built as the Dockerfile builds them, CGO_ENABLED=0,
-// and asked for --help): build targets, base images, entrypoints, users,
-// environment variables, ports, volumes, and how the cluster gets the root's
-// join token. If a docker client with compose is on PATH, `docker compose
-// config -q` runs too.
+// .dockerignore statically, against the workspace and the binaries themselves
+// (built as the Dockerfile builds them, CGO_ENABLED=0, and asked for --help):
+// build targets, base images, entrypoints, users, environment variables,
+// ports, volumes, and how the cluster gets the root's join token; and compose
+// itself reads the file (`docker-compose config -q`, `docker compose config
+// -q`). TestComposeRun (compose_run_test.go) then runs it on a dockerd: no
+// registry is reachable where the tests run, so it builds the images from
+// binaries built on the host instead of in the golang builder stage.
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -39,9 +40,9 @@ const (
 // compose is the part of the Compose specification docker-compose.yml may
 // use. Decoding rejects any other key, so that a misspelt key (enviroment,
 // volume) fails here rather than being ignored by docker; add a key here
-// when the file starts to use it.
+// when the file starts to use it. There is no top-level name: Debian's
+// docker-compose (1.29) rejects it.
 type compose struct {
-	Name     string                `yaml:"name"`
 	Services map[string]*service   `yaml:"services"`
 	Volumes  map[string]*yaml.Node `yaml:"volumes"`
 }
@@ -148,17 +149,38 @@ func (s *service) mountAt(file string) (mount, bool) {
 // publishedPorts returns the container ports ("10000/tcp") s publishes.
 func publishedPorts(t *testing.T, name string, s *service) []string {
 	var out []string
+	for _, p := range hostPorts(t, name, s) {
+		if p.host == 0 {
+			t.Errorf("service %s: port %s publishes on a random host port; name it (host:container)", name, p.container)
+		}
+		out = append(out, p.container)
+	}
+	return out
+}
+
+type hostPort struct {
+	host      int    // 0: none given (a random one)
+	container string // "10000/tcp"
+}
+
+// hostPorts reads the ports a service publishes ([ip:]host:container[/proto]).
+func hostPorts(t *testing.T, name string, s *service) []hostPort {
+	var out []hostPort
 	for _, p := range s.Ports {
-		p = interpolate(t, name+".ports", p)
-		spec, proto, ok := strings.Cut(p, "/")
+		spec, proto, ok := strings.Cut(interpolate(t, name+".ports", p), "/")
 		if !ok {
 			proto = "tcp"
 		}
 		parts := strings.Split(spec, ":")
-		if len(parts) < 2 {
-			t.Errorf("service %s: port %q publishes on a random host port; name it (host:container)", name, p)
+		hp := hostPort{container: parts[len(parts)-1] + "/" + proto}
+		if len(parts) > 1 {
+			h, err := strconv.Atoi(parts[len(parts)-2])
+			if err != nil {
+				t.Errorf("service %s: port %q: %v", name, p, err)
+			}
+			hp.host = h
 		}
-		out = append(out, parts[len(parts)-1]+"/"+proto)
+		out = append(out, hp)
 	}
 	return out
 }
@@ -562,23 +584,31 @@ func matchAny(pat, p string) bool {
 	return false
 }
 
-// TestComposeConfig runs `docker compose config -q` where a docker client
-// with compose exists; elsewhere (this machine, CI) the static checks above
-// are the gate.
+// TestComposeConfig runs `config -q` of every compose here: Debian's
+// docker-compose (1.29, which CI installs) and compose v2 (`docker compose`).
+// Without either, the static checks above are the gate (TestComposeRun fails
+// then).
 func TestComposeConfig(t *testing.T) {
-	docker, err := exec.LookPath("docker")
-	if err != nil || exec.Command(docker, "compose", "version").Run() != nil {
-		t.Log("no docker compose here: checked statically only")
-		return
+	var composes [][]string
+	if p, err := exec.LookPath("docker-compose"); err == nil {
+		composes = append(composes, []string{p})
 	}
-	for _, profile := range []string{"", "worker", "external"} {
-		args := []string{"compose", "-f", composeFile}
-		if profile != "" {
-			args = append(args, "--profile", profile)
-		}
-		out, err := exec.Command(docker, append(args, "config", "-q")...).CombinedOutput()
-		if err != nil {
-			t.Errorf("docker %s config -q: %v\n%s", strings.Join(args, " "), err, out)
+	if docker, err := exec.LookPath("docker"); err == nil && exec.Command(docker, "compose", "version").Run() == nil {
+		composes = append(composes, []string{docker, "compose"})
+	}
+	if len(composes) == 0 {
+		t.Log("neither docker-compose nor docker compose here: checked statically only")
+	}
+	for _, c := range composes {
+		for _, profile := range []string{"", "worker", "external"} {
+			args := append(slices.Clone(c[1:]), "-f", composeFile)
+			if profile != "" {
+				args = append(args, "--profile", profile)
+			}
+			out, err := exec.Command(c[0], append(args, "config", "-q")...).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s %s config -q: %v\n%s", c[0], strings.Join(args, " "), err, out)
+			}
 		}
 	}
 }
