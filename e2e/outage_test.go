@@ -1,13 +1,13 @@
 package e2e
 
 import (
-	"io"
-	"net"
-	"path/filepath"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -147,6 +147,7 @@ func TestBusyNode(t *testing.T) {
 	// whole burst, at the same priority as everything else.
 	for range runtime.NumCPU() {
 		hog := exec.Command("sh", "-c", "while :; do :; done")
+		hog.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the test, even on a panic
 		if err := hog.Start(); err != nil {
 			t.Fatal(err)
 		}

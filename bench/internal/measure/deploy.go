@@ -25,6 +25,9 @@ const deployBudget = 150.0 // ms
 
 const burstSize = 50
 
+// burstBudget is BRIEF §5's target for the burst: a ratio to the floor.
+const burstBudget = 1.5
+
 // Deploy measures API call → RUNNING for one instance on one worker with a
 // cached image, against ctr run of the same image on the same containerd,
 // and the same for 50 services at once.
@@ -51,8 +54,8 @@ func Deploy(ctx context.Context, e *Env) (out Outcome) {
 	}
 	deployTarget := report.Target{What: "deploy, API call → RUNNING, cached image", Anchor: "reference: seconds; `ctr run` is the floor",
 		Target: "floor + ≤ 150 ms", Verdict: report.NotMeasured}
-	burstTarget := report.Target{What: fmt.Sprintf("deploy, %d services at once", burstSize), Anchor: "`ctr run` ×50 concurrently is the floor",
-		Target: "(no target in §5)", Verdict: "–"}
+	burstTarget := report.Target{What: fmt.Sprintf("deploy, %d services at once on one worker", burstSize), Anchor: "`ctr run` ×50 concurrently is the floor",
+		Target: fmt.Sprintf("≤ %.1f × floor", burstBudget), Verdict: report.NotMeasured}
 	defer func() { out.Targets = append(out.Targets, deployTarget, burstTarget) }()
 
 	st, err := e.startStack(ctx, "deploy", system.ClusterOptions{})
@@ -228,8 +231,10 @@ func Deploy(ctx context.Context, e *Env) (out Outcome) {
 		},
 	})
 	if len(thAll) > 0 && len(flAll) > 0 {
+		ratio := stats.Ratio(ta.Median(), fa.Median())
 		burstTarget.Measured = fmt.Sprintf("all RUNNING after %s (floor %s, %s)", report.Ms(ta.Median()), report.Ms(fa.Median()),
-			report.Ratio(stats.Ratio(ta.Median(), fa.Median())))
+			report.Ratio(ratio))
+		burstTarget.Verdict = report.Verdict(ratio <= burstBudget)
 	}
 	return
 }
