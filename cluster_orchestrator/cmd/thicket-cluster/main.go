@@ -108,7 +108,13 @@ func readTokenFile(ctx context.Context, path string, log *slog.Logger) (string, 
 			return "", err
 		}
 		if waited%(30*time.Second) == 0 {
-			log.Info("waiting for the join token file", "file", path)
+			// Normal for a moment beside a root that starts too; a wait that
+			// lasts is a warning (the root did not start?).
+			level := slog.LevelInfo
+			if waited > 0 {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "waiting for the join token file", "file", path, "waiting", waited)
 		}
 		select {
 		case <-ctx.Done():
