@@ -555,19 +555,22 @@ func (m *Manager) takeDirtyInstances() (save []state.Instance, remove []string) 
 // (when it comes back, the copies that run are sorted out first, see
 // reclaims). Caller holds mu.
 func (m *Manager) takeDirtyNodes() map[string]wire.NodeDesired {
-	if len(m.dirtyNode) == 0 {
-		return nil
+	ready := false
+	for id := range m.dirtyNode {
+		if n, ok := m.nodes[id]; !ok {
+			delete(m.dirtyNode, id)
+		} else if n.active {
+			ready = true
+		}
+	}
+	if !ready {
+		return nil // nothing, or only lost nodes, to publish to
 	}
 	m.gen++
 	net := m.network()
 	out := make(map[string]wire.NodeDesired, len(m.dirtyNode))
 	for id := range m.dirtyNode {
-		n, ok := m.nodes[id]
-		if !ok {
-			delete(m.dirtyNode, id)
-			continue
-		}
-		if !n.active {
+		if !m.nodes[id].active {
 			continue // stays dirty until the node is back
 		}
 		delete(m.dirtyNode, id)

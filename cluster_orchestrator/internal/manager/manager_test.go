@@ -241,3 +241,51 @@ func TestNodeActiveFromFirstReport(t *testing.T) {
 		t.Errorf("after registering again the node is %+v, want active with its network", nodes[0])
 	}
 }
+
+// TestReturningNodeKeepsWhatRuns: a node declared lost that comes back
+// still running its instance keeps it when the replacement does not run
+// yet (a busy node is not restarted), and the replacement is called off.
+func TestReturningNodeKeepsWhatRuns(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, t.TempDir(), pub)
+	m.cfg.Grace = 50 * time.Millisecond
+	ctx := context.Background()
+	n1, n2 := join(t, m, "n1"), join(t, m, "n2")
+	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	placed := m.Statuses()[0].NodeID
+	other := map[string]string{n1: n2, n2: n1}[placed]
+	report := func(id string, st ...wire.InstanceStatus) {
+		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
+			Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, Instances: st})
+	}
+	report(placed, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	// Only the other node reports for a while: the instance is placed there.
+	time.Sleep(100 * time.Millisecond)
+	report(other)
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Statuses()[0]; st.NodeID != other || st.Status != wire.StatusScheduled {
+		t.Fatalf("after its node went silent the instance is %+v, want scheduled on %s", st, other)
+	}
+	// The busy node is back and still runs it; the replacement has not
+	// started: the running copy stays, the replacement is called off.
+	report(placed, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	report(other)
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Statuses()[0]; st.NodeID != placed || st.Status != wire.StatusRunning {
+		t.Errorf("after the busy node came back the instance is %+v, want running on %s", st, placed)
+	}
+	if d := pub.desired[placed]; len(d.Instances) != 1 {
+		t.Errorf("the returned node's desired set holds %d instances, want its running one", len(d.Instances))
+	}
+	if d := pub.desired[other]; len(d.Instances) != 0 {
+		t.Errorf("the replacement's node still holds %d instances", len(d.Instances))
+	}
+}

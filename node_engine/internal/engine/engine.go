@@ -216,6 +216,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	interval := creds.interval()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// A first sign of life at once, before the first reconcile and report,
+	// which a busy runtime may make slow.
+	_ = e.publish(ctx, client, creds, wire.NodeReport{Version: wire.Version, NodeID: creds.NodeID, Time: time.Now().UTC(), Node: e.nodeInfo(ctx)})
 	go e.heartbeat(ctx, client, creds, interval)
 	e.log.Info("thicket-node running", "node", e.cfg.Name, "node_id", creds.NodeID, "mqtt", creds.MQTTURL)
 	for {
@@ -476,7 +479,6 @@ func (e *Engine) desiredSet() (wire.NodeDesired, bool) {
 // It asks the runtimes without holding mu: under load (dozens of starts)
 // each call can take a while, and the starts need mu to finish.
 func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credentials) {
-	began := time.Now()
 	have, _ := e.observe(ctx)
 	info := e.nodeInfo(ctx)
 	d, _ := e.desiredSet()
@@ -508,6 +510,7 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 		r.Instances = append(r.Instances, st)
 	}
 	e.mu.Unlock()
+	usageUntil := time.Now().Add(c.interval() / 2)
 	for i := range r.Instances {
 		st := &r.Instances[i]
 		h, exists := have[st.Key]
@@ -515,7 +518,7 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 			continue
 		}
 		if st.Status == wire.StatusRunning {
-			u := e.usageOf(ctx, h.rt, st.Key, began.Add(c.interval()/2))
+			u := e.usageOf(ctx, h.rt, st.Key, usageUntil)
 			st.CPUPercent, st.MemoryMB = u.CPUPercent, u.MemoryMB
 		}
 		if logs, err := h.rt.Logs(ctx, st.Key, e.cfg.LogBytes); err == nil {
