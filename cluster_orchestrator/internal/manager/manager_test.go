@@ -90,50 +90,66 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 }
 
+// failover is two nodes and one instance whose node went silent: only
+// the other node reported, so the instance is scheduled there.
+type failover struct {
+	t             *testing.T
+	m             *Manager
+	pub           *recorder
+	placed, other string // the instance's first node, and the other
+}
+
+// newFailover sets it up in a store in dir; before the silence the first
+// node reports the instance as st, if given.
+func newFailover(t *testing.T, dir string, st ...wire.InstanceStatus) *failover {
+	f := &failover{t: t, pub: &recorder{desired: map[string]wire.NodeDesired{}}}
+	f.m = newManager(t, dir, f.pub)
+	f.m.cfg.Grace = 50 * time.Millisecond
+	n1, n2 := join(t, f.m, "n1"), join(t, f.m, "n2")
+	f.m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+	f.reconcile()
+	f.placed = f.m.Statuses()[0].NodeID
+	f.other = map[string]string{n1: n2, n2: n1}[f.placed]
+	f.report(f.placed, st...)
+	// Only the other node keeps reporting: the instance moves to it.
+	time.Sleep(100 * time.Millisecond)
+	f.report(f.other)
+	f.reconcile()
+	if got := f.m.Statuses()[0]; got.NodeID != f.other || got.Status != wire.StatusScheduled {
+		t.Fatalf("after its node went silent the instance is %+v, want scheduled on %s", got, f.other)
+	}
+	return f
+}
+
+func (f *failover) report(id string, st ...wire.InstanceStatus) {
+	f.m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
+		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, Instances: st})
+}
+
+func (f *failover) reconcile() {
+	f.t.Helper()
+	if err := f.m.Reconcile(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // TestFailoverAndStartupGrace: a silent node loses its instances to another
 // node, but not while a restarted manager is still in its startup grace.
 func TestFailoverAndStartupGrace(t *testing.T) {
 	dir := t.TempDir()
-	pub := &recorder{desired: map[string]wire.NodeDesired{}}
-	m := newManager(t, dir, pub)
-	m.cfg.Grace = 50 * time.Millisecond
+	f := newFailover(t, dir)
+	m, pub, placed, other := f.m, f.pub, f.placed, f.other
 	ctx := context.Background()
-	n1, n2 := join(t, m, "n1"), join(t, m, "n2")
-	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	placed := m.Statuses()[0].NodeID
-	other := map[string]string{n1: n2, n2: n1}[placed]
-	report := func(id string) {
-		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true,
-			Virtualizations: []string{"container"}, Arch: "amd64", Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
-	}
-	// Only the other node keeps reporting: the instance moves to it.
-	time.Sleep(100 * time.Millisecond)
-	report(other)
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if st := m.Statuses()[0]; st.NodeID != other || st.Status != wire.StatusScheduled {
-		t.Fatalf("after its node went silent the instance is %+v, want scheduled on %s", st, other)
-	}
 	// The silent node is not told to stop it: it may only be slow, or cut
 	// off; it hears what to do when it is back.
 	if d := pub.desired[placed]; len(d.Instances) != 1 {
 		t.Errorf("the silent node was sent a desired set with %d instances while it was lost", len(d.Instances))
 	}
 	// It comes back while the replacement runs: its copy goes.
-	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: other, Node: wire.NodeInfo{Active: true,
-		Virtualizations: []string{"container"}, Arch: "amd64", Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
-		Instances: []wire.InstanceStatus{{Key: "svc.0", Status: wire.StatusRunning}}})
-	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: placed, Node: wire.NodeInfo{Active: true,
-		Virtualizations: []string{"container"}, Arch: "amd64", Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
-		Instances: []wire.InstanceStatus{{Key: "svc.0", Status: wire.StatusRunning}}})
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f.report(other, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	f.report(placed, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	f.reconcile()
 	if st := m.Statuses()[0]; st.NodeID != other || st.Status != wire.StatusRunning {
 		t.Errorf("after the lost node came back the instance is %+v, want running on %s", st, other)
 	}
@@ -246,32 +262,9 @@ func TestNodeActiveFromFirstReport(t *testing.T) {
 // still running its instance keeps it when the replacement does not run
 // yet (a busy node is not restarted), and the replacement is called off.
 func TestReturningNodeKeepsWhatRuns(t *testing.T) {
-	pub := &recorder{desired: map[string]wire.NodeDesired{}}
-	m := newManager(t, t.TempDir(), pub)
-	m.cfg.Grace = 50 * time.Millisecond
-	ctx := context.Background()
-	n1, n2 := join(t, m, "n1"), join(t, m, "n2")
-	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	placed := m.Statuses()[0].NodeID
-	other := map[string]string{n1: n2, n2: n1}[placed]
-	report := func(id string, st ...wire.InstanceStatus) {
-		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
-			Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, Instances: st})
-	}
-	report(placed, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
-	// Only the other node reports for a while: the instance is placed there.
-	time.Sleep(100 * time.Millisecond)
-	report(other)
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if st := m.Statuses()[0]; st.NodeID != other || st.Status != wire.StatusScheduled {
-		t.Fatalf("after its node went silent the instance is %+v, want scheduled on %s", st, other)
-	}
+	f := newFailover(t, t.TempDir(), wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	m, pub, placed, other := f.m, f.pub, f.placed, f.other
+	report, ctx := f.report, context.Background()
 	// The busy node is back and still runs it; the replacement has not
 	// started: the running copy stays, the replacement is called off.
 	report(placed, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
