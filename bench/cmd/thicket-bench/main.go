@@ -1,9 +1,16 @@
 // Command thicket-bench measures Thicket against the targets of BRIEF §5
 // on this machine — deploy latency against the ctr run floor, failover,
-// footprint, control-plane scale with simulated nodes, scheduler and
-// overlay benchmarks — and writes a Markdown report.
+// footprint, control-plane scale with simulated nodes (one cluster of up
+// to 2,000 nodes; several clusters at one root), scheduler and overlay
+// benchmarks — and writes a Markdown report.
 //
 //	go run ./bench/cmd/thicket-bench [-short] [-out docs/benchmarks.md] [-only deploy,scale]
+//	    [-clusters 5] [-cluster-nodes 1000]
+//
+// -clusters and -cluster-nodes size the several-clusters scenario
+// ("clusters"); a quick run of it alone:
+//
+//	go run ./bench/cmd/thicket-bench -only clusters -cluster-nodes 50 -out /tmp/clusters.md
 //
 // Run it as root from the workspace, with containerd running.
 package main
@@ -24,6 +31,8 @@ import (
 func main() {
 	var cfg run.Config
 	flag.BoolVar(&cfg.Short, "short", false, "quick variant of every measurement (CI smoke runs, a few minutes)")
+	flag.IntVar(&cfg.Clusters, "clusters", 0, "clusters at the root in the several-clusters scenario (default 5)")
+	flag.IntVar(&cfg.ClusterNodes, "cluster-nodes", 0, "simulated nodes per cluster in the several-clusters scenario (default 1000; with -short 50)")
 	flag.StringVar(&cfg.Out, "out", "docs/benchmarks.md", "where to write the Markdown report (relative to the workspace root; empty: print only)")
 	only := flag.String("only", "", "comma-separated measurements to run: "+strings.Join(run.Names(), ","))
 	flag.StringVar(&cfg.Repo, "repo", "", "workspace root (default: the directory holding go.work, from the current one upwards)")

@@ -28,7 +28,7 @@ func Scheduler(ctx context.Context, e *Env) (out Outcome) {
 		count = 1
 	}
 	s := &out.Section
-	s.Title = "5. Scheduler throughput"
+	s.Title = "6. Scheduler throughput"
 	cmd := fmt.Sprintf("go test -run '^$' -bench . -count %d ./scheduler/", count)
 	s.Method = []string{fmt.Sprintf("`%s` from the workspace root: the pure schedulers over synthetic fleets (mixed sizes, architectures, "+
 		"virtualizations, 0-90 %% reserved). `PickNode<N>` is one cluster-scheduler decision over N nodes, `PickCluster/<C>x<n>` one root decision over C "+
@@ -90,7 +90,7 @@ func Overlay(ctx context.Context, e *Env) (out Outcome) {
 		count = 1
 	}
 	s := &out.Section
-	s.Title = "6. Overlay datapath"
+	s.Title = "7. Overlay datapath"
 	cmd := fmt.Sprintf("go test -run '^$' -bench . -count %d ./net_manager/...", count)
 	s.Method = []string{fmt.Sprintf("`%s` from the workspace root, median of the repetitions. A benchmark's own paired ratios "+
 		"(`tput_ratio`, `rtt_ratio`: the path against underlay transfers interleaved with it in the same run) are used where it reports them; "+

@@ -19,6 +19,9 @@ type Env struct {
 	Sys *system.System
 	// Short selects the quick variant of every measurement (CI smoke runs).
 	Short bool
+	// Clusters and ClusterNodes size the several-clusters scenario (0: the
+	// mode's default).
+	Clusters, ClusterNodes int
 	// Repo is the workspace root; GoBin the go command.
 	Repo  string
 	GoBin string
@@ -31,11 +34,14 @@ type Outcome struct {
 	Targets []report.Target
 }
 
-// stack is a root and one cluster, stopped together.
+// stack is a root and one cluster (and any more clusters), stopped
+// together.
 type stack struct {
 	root    *system.Root
 	cluster *system.Cluster
-	nodes   []*system.Node
+	// more are the clusters after the first (addClusters).
+	more  []*system.Cluster
+	nodes []*system.Node
 }
 
 func (e *Env) startStack(ctx context.Context, cluster string, o system.ClusterOptions) (*stack, error) {
@@ -64,9 +70,29 @@ func (e *Env) addNodes(ctx context.Context, st *stack, o system.NodeOptions, oct
 	return st.root.WaitNodes(ctx, st.cluster.Name, len(st.nodes), 90*time.Second)
 }
 
+// addClusters starts more clusters joined to the stack's root.
+func (e *Env) addClusters(ctx context.Context, st *stack, o system.ClusterOptions, names ...string) error {
+	for _, name := range names {
+		c, err := e.Sys.StartCluster(ctx, st.root, name, o)
+		if err != nil {
+			return fmt.Errorf("start cluster %s: %w", name, err)
+		}
+		st.more = append(st.more, c)
+	}
+	return nil
+}
+
+// clusters are all the stack's clusters, the first one first.
+func (st *stack) clusters() []*system.Cluster {
+	return append([]*system.Cluster{st.cluster}, st.more...)
+}
+
 func (st *stack) stop() {
 	for _, n := range st.nodes {
 		n.Stop()
+	}
+	for _, c := range st.more {
+		c.Proc.Stop(15 * time.Second)
 	}
 	if st.cluster != nil {
 		st.cluster.Proc.Stop(15 * time.Second)

@@ -157,28 +157,21 @@ func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration,
 	t0 := time.Now()
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fleet, err := simnode.Start(fctx, simnode.Config{ClusterURL: st.cluster.NodeURL, Token: st.cluster.NodeToken, N: n,
-		Prefix: "sim", Capacity: wire.Resources{MilliCPU: 8000, MemoryMB: 16384}})
+	fleet, err := simulate(fctx, st.root, st.cluster, n, "sim")
 	if err != nil {
 		return r, err
 	}
 	defer fleet.Close()
-	if err := st.root.WaitNodes(ctx, st.cluster.Name, n, 3*time.Minute); err != nil {
-		return r, err
-	}
 	r.join = time.Since(t0)
 	groups := []procstat.Group{
 		{Name: "thicket-cluster", PIDs: []int{st.cluster.Proc.PID()}},
 		{Name: "thicket-root", PIDs: []int{st.root.Proc.PID()}},
-		{Name: "simulator", PIDs: []int{os.Getpid()}},
+		simulatorGroup(),
 	}
 	sleep(ctx, 3*time.Second)
-	sent0 := fleet.ReportsSent.Load()
-	w0 := time.Now()
-	if r.idle, err = procstat.Measure(ctx, groups, window, time.Second); err != nil {
+	if r.idle, r.reportsPerSec, err = measureLoad(ctx, groups, window, fleet); err != nil {
 		return r, err
 	}
-	r.reportsPerSec = float64(fleet.ReportsSent.Load()-sent0) / time.Since(w0).Seconds()
 	metricsURL := st.cluster.NodeURL + "/metrics"
 	if h, err := metricValue(ctx, metricsURL, "go_memstats_heap_inuse_bytes"); err == nil {
 		r.heapIdle = h / (1 << 20)
@@ -276,6 +269,41 @@ func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration,
 	r.activeAfter = active[st.cluster.Name]
 	r.reportErrors, r.reportsSentTotal = fleet.ReportErrors.Load(), fleet.ReportsSent.Load()
 	return r, nil
+}
+
+// simulate starts n simulated nodes named <prefix><i> joined to c, each
+// reporting every second until ctx ends, and waits until the root sees them
+// all active.
+func simulate(ctx context.Context, root *system.Root, c *system.Cluster, n int, prefix string) (*simnode.Fleet, error) {
+	fleet, err := simnode.Start(ctx, simnode.Config{ClusterURL: c.NodeURL, Token: c.NodeToken, N: n,
+		Prefix: prefix, Capacity: wire.Resources{MilliCPU: 8000, MemoryMB: 16384}})
+	if err != nil {
+		return nil, err
+	}
+	if err := root.WaitNodes(ctx, c.Name, n, 3*time.Minute); err != nil {
+		fleet.Close()
+		return nil, err
+	}
+	return fleet, nil
+}
+
+// simulatorGroup is this process, which runs the simulated nodes.
+func simulatorGroup() procstat.Group {
+	return procstat.Group{Name: "simulator", PIDs: []int{os.Getpid()}}
+}
+
+// measureLoad samples the groups every second for the window and returns
+// their usage and the reports per second the fleets published meanwhile.
+func measureLoad(ctx context.Context, groups []procstat.Group, window time.Duration, fleets ...*simnode.Fleet) (map[string]procstat.Usage, float64, error) {
+	sent := func() (n int64) {
+		for _, f := range fleets {
+			n += f.ReportsSent.Load()
+		}
+		return n
+	}
+	s0, t0 := sent(), time.Now()
+	u, err := procstat.Measure(ctx, groups, window, time.Second)
+	return u, float64(sent()-s0) / time.Since(t0).Seconds(), err
 }
 
 // addInstances requests count instances round robin over the services with

@@ -25,6 +25,9 @@ import (
 // Config of a run.
 type Config struct {
 	Short bool
+	// Clusters and ClusterNodes size the several-clusters scenario (0: 5
+	// clusters of 1,000 simulated nodes, -short 5 of 50).
+	Clusters, ClusterNodes int
 	// Out is the report file, relative to Repo unless absolute; "" prints only.
 	Out string
 	// Only names the measurements to run (all if empty).
@@ -50,8 +53,9 @@ var steps = []step{
 	{"deploy", 1, true, measure.Deploy},
 	{"failover", 2, true, measure.Failover},
 	{"scale", 4, true, measure.Scale},
-	{"scheduler", 5, false, measure.Scheduler},
-	{"overlay", 6, false, measure.Overlay},
+	{"clusters", 5, true, measure.Clusters},
+	{"scheduler", 6, false, measure.Scheduler},
+	{"overlay", 7, false, measure.Overlay},
 }
 
 // Names of the measurements.
@@ -93,7 +97,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (string, error) {
 			}
 		}
 	}
-	env := &measure.Env{Short: cfg.Short, Repo: repo, GoBin: goCommand(), Log: log}
+	env := &measure.Env{Short: cfg.Short, Clusters: cfg.Clusters, ClusterNodes: cfg.ClusterNodes, Repo: repo, GoBin: goCommand(), Log: log}
 	if slices.ContainsFunc(selected, func(s step) bool { return s.needsSystem }) {
 		work, err := os.MkdirTemp("", "thicket-bench-")
 		if err != nil {
