@@ -17,6 +17,8 @@ require (
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.20.0 // indirect
+	github.com/hashicorp/go-immutable-radix v1.3.1 // indirect
+	github.com/hashicorp/golang-lru v0.5.4 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20240316143900-6e2875d9b438 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
@@ -91,6 +93,9 @@ require github.com/thicket-edge/thicket/mongodb v0.0.0
 
 replace github.com/thicket-edge/thicket/mongodb => ../mongodb
 
-require github.com/thicket-edge/thicket/dashboard v0.0.0
+require (
+	github.com/hashicorp/go-memdb v1.3.5
+	github.com/thicket-edge/thicket/dashboard v0.0.0
+)
 
 replace github.com/thicket-edge/thicket/dashboard => ../dashboard

@@ -10,6 +10,7 @@ package wire
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,6 +157,22 @@ type NodeInfo struct {
 	NotReady string `json:"not_ready,omitempty"`
 }
 
+// SameBut reports whether two descriptions of a node differ at most in
+// what changes at every report: usage figures and the last-seen time.
+func (n NodeInfo) SameBut(o NodeInfo) bool {
+	return n.ID == o.ID && n.Name == o.Name && n.Arch == o.Arch && slices.Equal(n.Virtualizations, o.Virtualizations) &&
+		n.Capacity == o.Capacity && n.Reserved == o.Reserved && slices.Equal(n.UsedPorts, o.UsedPorts) &&
+		n.Address == o.Address && n.Active == o.Active && sameNetwork(n.Network, o.Network) &&
+		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady
+}
+
+func sameNetwork(a, b *NodeNetwork) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
 // CapabilityKVM: the node runs unikernels with KVM rather than emulation.
 const CapabilityKVM = "kvm"
 
@@ -283,25 +300,62 @@ type ClusterRegisterResponse struct {
 }
 
 // ClusterSync is POSTed by a cluster to the root's /api/cluster/sync every
-// sync interval: its nodes and the status of every instance it runs.
+// sync interval: its nodes and the status of the instances it runs.
+//
+// A cluster that sets Delta sends only what changed since its last sync the
+// root acknowledged (ClusterSyncAck) under Epoch: new or changed nodes and
+// statuses (usage figures at a bounded rate), and the ids of nodes that
+// left. With an empty Epoch it sends everything. It gets its desired set
+// from the watch (GET /api/cluster/desired?delta=1) only. Without Delta
+// (clusters of earlier versions) every sync carries everything and is
+// answered with the full desired set.
 type ClusterSync struct {
 	Version   string           `json:"version"`
 	Nodes     []NodeInfo       `json:"nodes"`
 	Instances []InstanceStatus `json:"instances"`
 	// Generation is the last desired generation the cluster has applied.
-	Generation int64 `json:"generation"`
+	Generation int64    `json:"generation"`
+	Delta      bool     `json:"delta,omitempty"`
+	Epoch      string   `json:"epoch,omitempty"`
+	GoneNodes  []string `json:"gone_nodes,omitempty"`
+	// WantBlocks is how many more address blocks the cluster needs: its
+	// blocks are full and nodes wait for a subnet.
+	WantBlocks int `json:"want_blocks,omitempty"`
 }
 
-// ClusterDesired answers a sync: the full set of instances the cluster
-// should run.
+// ClusterSyncAck answers a delta sync.
+type ClusterSyncAck struct {
+	Version string `json:"version"`
+	// Epoch names the root process that took the sync; the next delta is
+	// relative to it.
+	Epoch string `json:"epoch"`
+	// Resync: the root does not hold the state the delta was relative to (it
+	// restarted): send everything next time.
+	Resync bool `json:"resync,omitempty"`
+	// SyncIntervalMS is how often the root wants the cluster to sync.
+	SyncIntervalMS int64 `json:"sync_interval_ms"`
+}
+
+// ClusterDesired is a cluster's desired set: the full set of instances it
+// should run, or (Delta) what changed after the generation the cluster asked
+// with: new and changed specs in Instances, keys that left in Removed, and the
+// network only if it changed (else NetworkUnchanged). Generations are
+// comparable only within one Epoch.
 type ClusterDesired struct {
 	Version    string         `json:"version"`
 	Generation int64          `json:"generation"`
+	Epoch      string         `json:"epoch,omitempty"`
+	Delta      bool           `json:"delta,omitempty"`
 	Instances  []InstanceSpec `json:"instances"`
+	Removed    []string       `json:"removed,omitempty"`
+	// NetworkUnchanged (deltas only): Network is empty; keep the last one.
+	NetworkUnchanged bool `json:"network_unchanged,omitempty"`
 	// SyncIntervalMS is how often the root wants the cluster to sync.
 	SyncIntervalMS int64 `json:"sync_interval_ms"`
-	// Block is the cluster's share of the instance network.
-	Block string `json:"block"`
+	// Block is the cluster's first share of the instance network; Blocks
+	// all of them (a cluster gets more as its nodes fill them).
+	Block  string   `json:"block"`
+	Blocks []string `json:"blocks,omitempty"`
 	// Network holds the nodes of the other clusters and the global service
 	// table.
 	Network Network `json:"network"`

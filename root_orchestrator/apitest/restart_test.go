@@ -2,10 +2,13 @@ package apitest
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -63,13 +66,11 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 }
 
 // TestExternalMongoURL runs two roots on one external MongoDB-compatible
-// server, as replicas behind a load balancer would: they share users,
-// applications and the signing key. The server is FerretDB started by the
-// test (no MongoDB server is packaged for Debian); the roots reach it only
-// through --mongo-url, the same code path as a real MongoDB. (Replicas need
-// MongoDB proper: FerretDB does not make concurrent updates atomic, which
-// the roots detect and warn about; this test writes from one root at a
-// time.)
+// server, as replicas behind a load balancer would: the first leads (it holds
+// the state), the second forwards to it, and takes over when the leader
+// stops. The server is FerretDB started by the test (no MongoDB server is
+// packaged for Debian); the roots reach it only through --mongo-url, the same
+// code path as a real MongoDB.
 func TestExternalMongoURL(t *testing.T) {
 	ctx := context.Background()
 	conn, err := mongodb.Open(ctx, mongodb.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
@@ -92,8 +93,114 @@ func TestExternalMongoURL(t *testing.T) {
 	if !strings.Contains(a.logs.String(), "points to FerretDB") {
 		t.Errorf("root did not warn that its external store is FerretDB")
 	}
+	if !strings.Contains(b.logs.String(), "another root replica leads; forwarding to it") {
+		t.Errorf("root b did not say that it forwards to the leader:\n%s", b.logs.String())
+	}
 	// Nothing went to the roots' own data dirs.
 	if n, _ := conn.Client.Database("thicket_root").Collection("applications").CountDocuments(ctx, map[string]any{}); n != 1 {
 		t.Errorf("external store holds %d applications, want 1", n)
+	}
+
+	// The leader stops: b takes over with everything a stored, and writes.
+	a.stop()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp := b.do("GET", "/api/application/"+app.ApplicationID, tokA.Token, nil)
+		if resp.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("root b did not take over within 15 s of the leader's stop: %s\n%s", resp, b.logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(b.logs.String(), "this root replica leads") {
+		t.Errorf("root b answers but did not say it leads")
+	}
+	b.must("POST", "/api/service/"+app.Microservices[0]+"/instance", tokA.Token, nil, nil)
+}
+
+// TestNoAcknowledgedWriteLostOnKill: clients add instances as fast as they
+// can while the root is killed with SIGKILL; after the restart every
+// instance the root acknowledged is there (the state is written behind in
+// batches, but an answer waits for its batch).
+func TestNoAcknowledgedWriteLostOnKill(t *testing.T) {
+	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=kill-admin-password"})
+	admin := r.login("Admin", "kill-admin-password").Token
+	app := r.createApp(admin, testSLA("load"), "load")
+	svc := app.Microservices[0]
+
+	var mu sync.Mutex
+	acked := map[int]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", r.URL+"/api/service/"+svc+"/instance", nil)
+				req.Header.Set("Authorization", "Bearer "+admin)
+				resp, err := client.Do(req)
+				if err != nil {
+					continue // the root is down
+				}
+				var ans struct {
+					InstanceNumber int `json:"instance_number"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&ans)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK && err == nil {
+					mu.Lock()
+					acked[ans.InstanceNumber] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	r.kill()
+	killedLogs := r.logs.String()
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	n := len(acked)
+	mu.Unlock()
+	if n < 10 {
+		t.Fatalf("only %d instances acknowledged before the kill; the test needs load", n)
+	}
+	r.start()
+	var got rest.Service
+	r.must("GET", "/api/service/"+svc, admin, nil, &got)
+	have := map[int]bool{}
+	for _, in := range got.InstanceList {
+		have[in.InstanceNumber] = true
+	}
+	for num := range acked {
+		if !have[num] {
+			t.Errorf("instance %d was acknowledged before the kill and is gone after the restart", num)
+		}
+	}
+	t.Logf("%d instances acknowledged before SIGKILL, %d stored after the restart", n, len(have))
+	if t.Failed() {
+		lines := strings.Split(killedLogs, "\n")
+		t.Logf("last logs: %s", strings.Join(lines[max(0, len(lines)-8):], "\n"))
+	}
+	// Numbers are never reused, even for instances that were in flight.
+	var ans struct {
+		InstanceNumber int `json:"instance_number"`
+	}
+	r.must("POST", "/api/service/"+svc+"/instance", admin, nil, &ans)
+	for num := range acked {
+		if num >= ans.InstanceNumber {
+			t.Errorf("new instance got number %d, already acknowledged before the kill", ans.InstanceNumber)
+			break
+		}
 	}
 }

@@ -90,11 +90,15 @@ type Manager struct {
 	// fresh one.
 	lastPass time.Time
 
-	// The overlay: this cluster's id and address block at the root, the
+	// The overlay: this cluster's id and address blocks at the root, the
 	// subnet size of its nodes, and what the root says of the rest.
-	clusterID   string
-	block       netip.Prefix
-	subnetBits  int
+	clusterID  string
+	blocks     []netip.Prefix
+	subnetBits int
+	// wantBlocks: how many more blocks the nodes without a subnet need;
+	// full says that was logged.
+	wantBlocks  int
+	full        bool
 	rootNet     wire.Network
 	rootNetHash uint64
 

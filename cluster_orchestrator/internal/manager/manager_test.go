@@ -192,7 +192,7 @@ func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m.SetNetwork("c1", "10.64.0.0/16", wire.Network{Services: []wire.ServiceRoute{{IP: "10.30.0.9", Mode: wire.RouteRoundRobin, ServiceID: "svc"}}})
+	m.SetNetwork("c1", []string{"10.64.0.0/16"}, wire.Network{Services: []wire.ServiceRoute{{IP: "10.30.0.9", Mode: wire.RouteRoundRobin, ServiceID: "svc"}}})
 	host := register("host")
 	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
 		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
@@ -280,5 +280,56 @@ func TestReturningNodeKeepsWhatRuns(t *testing.T) {
 	}
 	if d := pub.desired[other]; len(d.Instances) != 0 {
 		t.Errorf("the replacement's node still holds %d instances", len(d.Instances))
+	}
+}
+
+// TestSubnetsSpanBlocks: with /24 node subnets a /22 block holds four
+// nodes; the fifth waits and the manager asks for one more block, and gets
+// its subnet from the second block once the root gave it.
+func TestSubnetsSpanBlocks(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, t.TempDir(), pub)
+	ctx := context.Background()
+	m.SetNetwork("c1", []string{"10.64.0.0/22"}, wire.Network{})
+	var ids []string
+	for _, name := range []string{"a", "b", "c", "d", "e", "f"} {
+		ids = append(ids, join(t, m, name))
+	}
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	subnets := func() map[string]string {
+		out := map[string]string{}
+		for _, id := range ids {
+			out[id] = pub.desired[id].Subnet
+		}
+		return out
+	}
+	got := subnets()
+	assigned := 0
+	for _, s := range got {
+		if s != "" {
+			assigned++
+		}
+	}
+	if assigned != 4 || m.WantBlocks() != 1 {
+		t.Fatalf("one /22 for six nodes: %d subnets assigned (%v), wants %d more blocks; want 4 and 1", assigned, got, m.WantBlocks())
+	}
+	m.SetNetwork("c1", []string{"10.64.0.0/22", "10.64.4.0/22"}, wire.Network{})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for id, s := range subnets() {
+		if s == "" || seen[s] {
+			t.Errorf("node %s has subnet %q after the second block (duplicate or none)", id, s)
+		}
+		seen[s] = true
+		if got[id] != "" && got[id] != s {
+			t.Errorf("node %s moved from %s to %s", id, got[id], s)
+		}
+	}
+	if !seen["10.64.4.0/24"] || m.WantBlocks() != 0 {
+		t.Errorf("subnets %v, still wants %d blocks; want the second block used and none wanted", seen, m.WantBlocks())
 	}
 }

@@ -11,16 +11,21 @@ import (
 )
 
 // SetNetwork takes what the root says of the overlay: the cluster's id and
-// address block, the nodes of other clusters and the service table.
-func (m *Manager) SetNetwork(clusterID, block string, n wire.Network) {
-	p, err := netip.ParsePrefix(block)
+// address blocks, the nodes of other clusters and the service table.
+func (m *Manager) SetNetwork(clusterID string, blocks []string, n wire.Network) {
+	var ps []netip.Prefix
+	for _, b := range blocks {
+		if p, err := netip.ParsePrefix(b); err == nil {
+			ps = append(ps, p.Masked())
+		}
+	}
 	m.mu.Lock()
 	changed := false
-	if err == nil && p != m.block {
-		if m.block.IsValid() {
-			m.log.Warn("the root changed this cluster's address block; keeping node subnets", "old", m.block, "new", p)
+	if len(ps) > 0 && !slices.Equal(ps, m.blocks) {
+		if len(m.blocks) > 0 && !slices.Contains(ps, m.blocks[0]) {
+			m.log.Warn("the root changed this cluster's address block; keeping node subnets", "old", m.blocks, "new", ps)
 		}
-		m.block = p
+		m.blocks = ps
 		changed = true
 	}
 	if clusterID != "" && clusterID != m.clusterID {
@@ -43,10 +48,29 @@ func (m *Manager) SetNetwork(clusterID, block string, n wire.Network) {
 // SetBlock sets the cluster's address block by hand (a standalone cluster).
 func (m *Manager) SetBlock(block netip.Prefix) {
 	m.mu.Lock()
-	m.block = block
+	m.blocks = []netip.Prefix{block.Masked()}
 	m.allNodesDirty()
 	m.mu.Unlock()
 	m.Kick()
+}
+
+// Blocks returns the cluster's address blocks.
+func (m *Manager) Blocks() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, len(m.blocks))
+	for i, b := range m.blocks {
+		out[i] = b.String()
+	}
+	return out
+}
+
+// WantBlocks says how many more address blocks the cluster needs: its
+// nodes without a subnet, in blocks.
+func (m *Manager) WantBlocks() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.wantBlocks
 }
 
 func hashOf(v any) uint64 {
@@ -62,10 +86,18 @@ func (m *Manager) allNodesDirty() {
 	}
 }
 
-// assignSubnets gives every node without one a subnet of the block, the
-// first free one. It returns the nodes to save. Caller holds mu.
+// assignSubnets gives every node without one a subnet of the blocks, the
+// first free one. When the blocks are full it says so once and counts the
+// blocks the waiting nodes need (the root link asks for them). It returns
+// the nodes to save. Caller holds mu.
 func (m *Manager) assignSubnets() []*node {
-	if !m.block.IsValid() || m.subnetBits < m.block.Bits() {
+	var blocks []netip.Prefix
+	for _, b := range m.blocks {
+		if m.subnetBits >= b.Bits() {
+			blocks = append(blocks, b)
+		}
+	}
+	if len(blocks) == 0 {
 		return nil
 	}
 	used := map[netip.Prefix]bool{}
@@ -82,15 +114,19 @@ func (m *Manager) assignSubnets() []*node {
 		}
 	}
 	slices.Sort(names) // deterministic
-	next := m.block.Masked().Addr()
 	size := uint32(1) << (32 - m.subnetBits)
-	for _, id := range names {
+	bi, next := 0, blocks[0].Addr()
+	waiting := 0
+	for i, id := range names {
 		for {
-			p := netip.PrefixFrom(next, m.subnetBits)
-			if !m.block.Contains(next) {
-				m.log.Error("address block full: node gets no subnet", "block", m.block, "node", m.nodes[id].Name)
-				return changed
+			if !blocks[bi].Contains(next) {
+				if bi++; bi == len(blocks) {
+					waiting = len(names) - i
+					break
+				}
+				next = blocks[bi].Addr()
 			}
+			p := netip.PrefixFrom(next, m.subnetBits)
 			next = addU32(next, size)
 			if !used[p] {
 				used[p] = true
@@ -101,6 +137,21 @@ func (m *Manager) assignSubnets() []*node {
 				break
 			}
 		}
+		if waiting > 0 {
+			break
+		}
+	}
+	perBlock := 1 << (m.subnetBits - blocks[0].Bits())
+	m.wantBlocks = (waiting + perBlock - 1) / perBlock
+	switch {
+	case waiting > 0 && !m.full:
+		m.full = true
+		m.log.Error("address blocks full: nodes wait for a subnet; asking the root for more", "blocks", blocks,
+			"nodes_waiting", waiting, "more_blocks_wanted", m.wantBlocks,
+			"fix", "a standalone cluster needs a bigger --block; with a root, it gives more if its instance network has room")
+	case waiting == 0 && m.full:
+		m.full = false
+		m.log.Info("every node has a subnet again", "blocks", blocks)
 	}
 	if len(changed) > 0 {
 		m.allNodesDirty() // peers changed

@@ -1,8 +1,15 @@
 // Package rootsync is the cluster's link to the root: it registers with a
-// join token once, then syncs every interval — reporting nodes and instance
-// statuses, receiving the full desired set. The cluster always dials the
-// root, so it works behind NAT. When the root is unreachable the cluster
-// keeps running on what it has (autonomy) and catches up when it returns.
+// join token once, then
+//   - syncs every interval (and at once when an instance changes state),
+//     reporting only what changed since the last sync the root acknowledged
+//     (see report.go): everything after a start or when the root asks;
+//   - holds a watch open at the root, which answers as soon as the cluster's
+//     desired set or the overlay changed, with only the changes (the one
+//     route of desired state, see desired.go).
+//
+// The cluster always dials the root, so it works behind NAT. When the root
+// is unreachable the cluster keeps running on what it has (autonomy) and
+// catches up when it returns.
 package rootsync
 
 import (
@@ -14,6 +21,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +42,9 @@ type Cluster interface {
 	Nodes() []wire.NodeInfo
 	Statuses() []wire.InstanceStatus
 	SetDesired([]wire.InstanceSpec)
-	SetNetwork(clusterID, block string, n wire.Network)
+	SetNetwork(clusterID string, blocks []string, n wire.Network)
+	// WantBlocks: how many more address blocks the cluster needs.
+	WantBlocks() int
 }
 
 // Config of the link.
@@ -56,8 +67,32 @@ type Link struct {
 	lastOK time.Time
 	kick   chan struct{}
 
-	mu sync.Mutex
-	id *state.Identity
+	mu  sync.Mutex
+	id  *state.Identity
+	rep reported // what the root acknowledged (under mu)
+	// asked is when the link last asked for address blocks, and how many
+	// the cluster had then (under mu): it asks again only when the root
+	// answered (the count changed) or after askEvery.
+	asked     time.Time
+	askedWith int
+}
+
+// askEvery bounds how often the link repeats a request for address blocks
+// the root has not answered.
+const askEvery = 10 * time.Second
+
+// askBlocks returns how many address blocks to ask for in this sync.
+func (l *Link) askBlocks(now time.Time) int {
+	want := l.c.WantBlocks()
+	if want == 0 {
+		return 0
+	}
+	have := len(l.id.AllBlocks())
+	if have == l.askedWith && now.Sub(l.asked) < askEvery {
+		return 0
+	}
+	l.asked, l.askedWith = now, have
+	return want
 }
 
 // Kick asks for a sync now (an instance changed state), instead of at the
@@ -114,9 +149,10 @@ func (l *Link) Run(ctx context.Context) {
 }
 
 // watch holds a long poll open at the root: the answer comes as soon as the
-// desired set or network differs from the last one seen.
+// desired set or network changed after the generation held, with only the
+// changes.
 func (l *Link) watch(ctx context.Context) {
-	var gen int64
+	var d desired
 	client := &http.Client{Timeout: 40 * time.Second}
 	for ctx.Err() == nil {
 		l.mu.Lock()
@@ -127,7 +163,7 @@ func (l *Link) watch(ctx context.Context) {
 			continue
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-			fmt.Sprintf("%s/api/cluster/desired?after=%d&wait=25s", l.cfg.RootURL, gen), nil)
+			fmt.Sprintf("%s/api/cluster/desired?delta=1&epoch=%s&after=%d&wait=25s", l.cfg.RootURL, url.QueryEscape(d.epoch), d.gen), nil)
 		if err != nil {
 			return
 		}
@@ -137,18 +173,32 @@ func (l *Link) watch(ctx context.Context) {
 			sleep(ctx, time.Second)
 			continue
 		}
-		var d wire.ClusterDesired
-		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&d)
+		var ans wire.ClusterDesired
+		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&ans)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || err != nil {
 			sleep(ctx, time.Second) // the sync loop handles credentials and errors
 			continue
 		}
-		if d.Generation != gen {
-			l.c.SetDesired(d.Instances)
-			l.c.SetNetwork(id.ClusterID, d.Block, d.Network)
-			gen = d.Generation
+		blocks := ans.Blocks
+		if len(blocks) == 0 && ans.Block != "" {
+			blocks = []string{ans.Block} // a root of an earlier version
 		}
+		if specs, network, changed := d.apply(ans); changed || !slices.Equal(blocks, d.blocks) {
+			l.c.SetDesired(specs)
+			l.c.SetNetwork(id.ClusterID, blocks, network)
+		}
+		if len(blocks) > 0 && !slices.Equal(blocks, id.AllBlocks()) {
+			l.mu.Lock()
+			if l.id != nil {
+				l.id.Block, l.id.Blocks = blocks[0], blocks
+				if err := l.st.SaveIdentity(ctx, *l.id); err != nil {
+					l.log.Warn("save the cluster's address blocks", "err", err)
+				}
+			}
+			l.mu.Unlock()
+		}
+		d.blocks = blocks
 	}
 }
 
@@ -175,14 +225,17 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 		}
 		l.id = id
 	}
-	req := wire.ClusterSync{Version: wire.Version, Nodes: l.c.Nodes(), Instances: l.c.Statuses()}
-	var d wire.ClusterDesired
-	err := l.post(ctx, "/api/cluster/sync", l.id.Credential, req, &d)
+	now := time.Now()
+	req := l.rep.next(l.c.Nodes(), l.c.Statuses(), now)
+	req.WantBlocks = l.askBlocks(now)
+	var ack wire.ClusterSyncAck
+	err := l.post(ctx, "/api/cluster/sync", l.id.Credential, req, &ack)
 	if errors.Is(err, errRejected) {
 		// The root no longer knows our credential (revoked, or a new root):
 		// register again next time.
 		l.log.Warn("the root refused the cluster credential; registering again")
 		l.id = nil
+		l.rep = reported{}
 		if id, rerr := l.register(ctx); rerr == nil {
 			l.id = id
 		}
@@ -191,15 +244,14 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	l.c.SetDesired(d.Instances)
-	l.c.SetNetwork(l.id.ClusterID, d.Block, d.Network)
-	if d.Block != "" && d.Block != l.id.Block {
-		l.id.Block = d.Block
-		if err := l.st.SaveIdentity(ctx, *l.id); err != nil {
-			return 0, err
-		}
+	if ack.Resync {
+		// The root restarted: it gets everything at the next sync, now.
+		l.rep = reported{}
+		l.Kick()
+	} else {
+		l.rep.acked(req, ack.Epoch, now)
 	}
-	return time.Duration(d.SyncIntervalMS) * time.Millisecond, nil
+	return time.Duration(ack.SyncIntervalMS) * time.Millisecond, nil
 }
 
 func (l *Link) register(ctx context.Context) (*state.Identity, error) {

@@ -93,8 +93,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		m.SetBlock(cfg.Block)
 	} else if id, err := st.Identity(ctx); err != nil {
 		return err
-	} else if id != nil && id.Block != "" {
-		m.SetNetwork(id.ClusterID, id.Block, wire.Network{})
+	} else if id != nil && len(id.AllBlocks()) > 0 {
+		m.SetNetwork(id.ClusterID, id.AllBlocks(), wire.Network{})
 	}
 
 	var mqttURL, nodeMQTTURL, user, pass string

@@ -41,8 +41,22 @@ type Identity struct {
 	ClusterID  string `bson:"cluster_id"`
 	Credential string `bson:"credential"`
 	RootURL    string `bson:"root_url"`
-	// Block is the cluster's share of the instance network.
-	Block string `bson:"block"`
+	// Block is the cluster's first share of the instance network, Blocks
+	// all of them.
+	Block  string   `bson:"block"`
+	Blocks []string `bson:"blocks,omitempty"`
+}
+
+// AllBlocks returns the identity's blocks (identities saved by earlier
+// versions name one).
+func (id *Identity) AllBlocks() []string {
+	if len(id.Blocks) > 0 {
+		return id.Blocks
+	}
+	if id.Block != "" {
+		return []string{id.Block}
+	}
+	return nil
 }
 
 // Store is the persistent state.
@@ -133,7 +147,7 @@ func (s *Store) Identity(ctx context.Context) (*Identity, error) {
 // SaveIdentity stores the cluster's registration.
 func (s *Store) SaveIdentity(ctx context.Context, id Identity) error {
 	_, err := s.meta.ReplaceOne(ctx, bson.M{"_id": "identity"}, bson.M{
-		"_id": "identity", "cluster_id": id.ClusterID, "credential": id.Credential, "root_url": id.RootURL, "block": id.Block,
+		"_id": "identity", "cluster_id": id.ClusterID, "credential": id.Credential, "root_url": id.RootURL, "block": id.Block, "blocks": id.Blocks,
 	}, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("save identity: %w", err)

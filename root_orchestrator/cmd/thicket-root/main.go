@@ -14,7 +14,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/server"
-	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )
 
 type cli struct {
@@ -56,7 +56,7 @@ func main() {
 		AccessTTL:          c.AccessTTL,
 		RefreshTTL:         c.RefreshTTL,
 		ClusterGrace:       c.ClusterGrace,
-		AddressPlan:        store.AddressPlan{Network: instanceNet.Masked(), BlockBits: c.BlockBits},
+		AddressPlan:        state.AddressPlan{Network: instanceNet.Masked(), BlockBits: c.BlockBits},
 		AdminPassword:      os.Getenv(server.AdminPasswordEnv),
 		ResetAdminPassword: c.ResetAdmin,
 		DownloadsDir:       c.DownloadsDir,

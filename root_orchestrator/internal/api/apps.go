@@ -1,16 +1,18 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/sla"
-	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )
 
 // readSLA reads and decodes an SLA body; validation is the caller's.
@@ -26,28 +28,38 @@ func readSLA(c echo.Context) (*sla.SLA, error) {
 
 // ownedApp returns an application the caller may see; others' applications
 // are reported as not found, so that their ids leak nothing.
-func (s *Server) ownedApp(c echo.Context, id string) (*rest.Application, error) {
-	app, err := s.store.GetApplication(c.Request().Context(), id)
-	if err != nil {
-		return nil, err
+func ownedApp(c echo.Context, sn *state.Snapshot, id string) (*state.Application, error) {
+	app := sn.App(id)
+	if app == nil {
+		return nil, fmt.Errorf("application %s: %w", id, state.ErrNotFound)
 	}
-	if p := caller(c); !p.admin() && app.UserID != p.Username {
+	if p := caller(c); !p.admin() && app.Owner != p.Username {
 		return nil, errNotFound
 	}
 	return app, nil
 }
 
 // ownedService returns a service the caller may see.
-func (s *Server) ownedService(c echo.Context, id string) (*rest.Service, error) {
-	svc, err := s.store.GetService(c.Request().Context(), id)
-	if err != nil {
-		return nil, err
+func ownedService(c echo.Context, sn *state.Snapshot, id string) (*state.Service, error) {
+	svc := sn.Service(id)
+	if svc == nil {
+		return nil, fmt.Errorf("service %s: %w", id, state.ErrNotFound)
 	}
-	if p := caller(c); !p.admin() && svc.UserID != p.Username {
+	if p := caller(c); !p.admin() && svc.Owner != p.Username {
 		return nil, errNotFound
 	}
-	svc.Status, svc.StatusDetail = rest.Summarize(svc.InstanceList)
 	return svc, nil
+}
+
+// durable waits until a write is stored: the API acknowledges nothing a
+// crash could lose.
+func (s *Server) durable(c echo.Context, tk state.Ticket) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 30*time.Second)
+	defer cancel()
+	if err := s.state.Durable(ctx, tk); err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Message: err.Error()}
+	}
+	return nil
 }
 
 // createApplications stores every application of a full SLA, owned by the
@@ -62,14 +74,14 @@ func (s *Server) createApplications(c echo.Context) error {
 		return err
 	}
 	p := caller(c)
-	if _, err := s.store.CreateApplications(c.Request().Context(), p.Username, d); err != nil {
-		return err
-	}
-	apps, err := s.store.ListApplications(c.Request().Context(), p.Username)
+	_, tk, err := s.state.CreateApplications(p.Username, d)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, apps)
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(p.Username)))
 }
 
 // listScope is the owner whose applications and services the caller may
@@ -81,21 +93,9 @@ func listScope(c echo.Context) string {
 	return ""
 }
 
-// withStatus fills in each service's status summary from its instances.
-func withStatus(svcs []rest.Service) []rest.Service {
-	for i := range svcs {
-		svcs[i].Status, svcs[i].StatusDetail = rest.Summarize(svcs[i].InstanceList)
-	}
-	return svcs
-}
-
 // listApplications: admins see all applications, users their own.
 func (s *Server) listApplications(c echo.Context) error {
-	apps, err := s.store.ListApplications(c.Request().Context(), listScope(c))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, apps)
+	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(listScope(c))))
 }
 
 func (s *Server) listUserApplications(c echo.Context) error {
@@ -103,24 +103,20 @@ func (s *Server) listUserApplications(c echo.Context) error {
 	if !p.admin() && p.Username != user {
 		return errForbidden
 	}
-	apps, err := s.store.ListApplications(c.Request().Context(), user)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, apps)
+	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(user)))
 }
 
 func (s *Server) getApplication(c echo.Context) error {
-	app, err := s.ownedApp(c, c.Param("id"))
+	app, err := ownedApp(c, s.state.Snapshot(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, app)
+	return c.JSON(http.StatusOK, restApp(app))
 }
 
 func (s *Server) updateApplication(c echo.Context) error {
 	id := c.Param("id")
-	if _, err := s.ownedApp(c, id); err != nil {
+	if _, err := ownedApp(c, s.state.Snapshot(), id); err != nil {
 		return err
 	}
 	var u rest.ApplicationUpdate
@@ -136,22 +132,28 @@ func (s *Server) updateApplication(c echo.Context) error {
 	if u.ApplicationDesc != nil && len(*u.ApplicationDesc) > 500 {
 		return errBadRequest("application_desc is longer than 500 characters", "application_desc")
 	}
-	app, err := s.store.UpdateApplication(c.Request().Context(), id, u)
+	app, tk, err := s.state.UpdateApplication(id, u.ApplicationName, u.ApplicationNamespace, u.ApplicationDesc)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, app)
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, restApp(app))
 }
 
 func (s *Server) deleteApplication(c echo.Context) error {
 	id := c.Param("id")
-	if _, err := s.ownedApp(c, id); err != nil {
+	if _, err := ownedApp(c, s.state.Snapshot(), id); err != nil {
 		return err
 	}
-	if err := s.store.DeleteApplication(c.Request().Context(), id); err != nil {
+	tk, err := s.state.DeleteApplication(id)
+	if err != nil {
 		return err
 	}
-	s.Changed()
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
 	return message(c, "Application Deleted")
 }
 
@@ -170,73 +172,79 @@ func (s *Server) createServices(c echo.Context) error {
 		return err
 	}
 	appID := d.Applications[0].ApplicationID
-	if _, err := s.ownedApp(c, appID); err != nil {
-		if errors.Is(err, store.ErrNotFound) || err == errNotFound {
+	if _, err := ownedApp(c, s.state.Snapshot(), appID); err != nil {
+		if errors.Is(err, state.ErrNotFound) || err == errNotFound {
 			return &Error{Status: http.StatusNotFound, Message: "application " + appID + " not found", Field: "applications[0].applicationID"}
 		}
 		return err
 	}
-	svcs, err := s.store.AddServices(c.Request().Context(), appID, d.Applications[0].Microservices, "applications[0].microservices")
+	svcs, tk, err := s.state.AddServices(appID, d.Applications[0].Microservices, "applications[0].microservices")
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].MicroserviceID, "services": withStatus(svcs)})
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	sn := s.state.Snapshot()
+	return c.JSON(http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].ID, "services": restServices(sn, svcs)})
 }
 
 func (s *Server) getService(c echo.Context) error {
-	svc, err := s.ownedService(c, c.Param("id"))
+	sn := s.state.Snapshot()
+	svc, err := ownedService(c, sn, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, svc)
+	return c.JSON(http.StatusOK, restService(sn, svc))
 }
 
 func (s *Server) listServices(c echo.Context) error {
-	app, err := s.ownedApp(c, c.Param("appid"))
+	sn := s.state.Snapshot()
+	app, err := ownedApp(c, sn, c.Param("appid"))
 	if err != nil {
 		return err
 	}
-	svcs, err := s.store.ListServices(c.Request().Context(), app.ApplicationID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, withStatus(svcs))
+	return c.JSON(http.StatusOK, restServices(sn, sn.ServicesOfApp(app.ID)))
 }
 
 // listAllServices: admins see every service, users the services of their
 // own applications, oldest first.
 func (s *Server) listAllServices(c echo.Context) error {
-	svcs, err := s.store.ListUserServices(c.Request().Context(), listScope(c))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, withStatus(svcs))
+	sn := s.state.Snapshot()
+	return c.JSON(http.StatusOK, restServices(sn, sn.Services(listScope(c))))
 }
 
 func (s *Server) deleteService(c echo.Context) error {
-	svc, err := s.ownedService(c, c.Param("id"))
+	svc, err := ownedService(c, s.state.Snapshot(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteService(c.Request().Context(), svc.MicroserviceID); err != nil {
+	tk, err := s.state.DeleteService(svc.ID)
+	if err != nil {
 		return err
 	}
-	s.Changed()
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
 	return message(c, "Job deleted")
 }
 
-// addInstance records a requested instance; it needs no request body.
+// addInstance records a requested instance; it needs no request body. The
+// root scheduler places it as soon as it is stored.
 func (s *Server) addInstance(c echo.Context) error {
-	svc, err := s.ownedService(c, c.Param("id"))
+	sn := s.state.Snapshot()
+	svc, err := ownedService(c, sn, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	inst, err := s.store.AddInstance(c.Request().Context(), svc.MicroserviceID)
+	in, tk, err := s.state.AddInstance(svc.ID)
 	if err != nil {
 		return err
 	}
-	s.kick()
-	return c.JSON(http.StatusOK, map[string]any{"message": "ok", "instance_number": inst.InstanceNumber, "instance": inst})
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"message": "ok", "instance_number": in.Number, "instance": restInstance(svc, in)})
 }
 
 func (s *Server) deleteInstance(c echo.Context) error {
@@ -244,29 +252,35 @@ func (s *Server) deleteInstance(c echo.Context) error {
 	if err != nil || n < 0 {
 		return errBadRequest(fmt.Sprintf("instance number %q is not a non-negative integer", c.Param("n")), "n")
 	}
-	svc, err := s.ownedService(c, c.Param("id"))
+	svc, err := ownedService(c, s.state.Snapshot(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteInstance(c.Request().Context(), svc.MicroserviceID, n); err != nil {
+	tk, err := s.state.DeleteInstance(svc.ID, n)
+	if err != nil {
 		return err
 	}
-	s.Changed()
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
 	return message(c, "ok")
 }
 
-func (s *Server) listClusters(c echo.Context) error {
-	cl, err := s.store.ListClusters(c.Request().Context(), false)
-	if err != nil {
-		return err
+func (s *Server) clusters(activeOnly bool) []rest.Cluster {
+	sn := s.state.Snapshot()
+	out := []rest.Cluster{}
+	for _, c := range sn.Clusters() {
+		if !activeOnly || c.Active {
+			out = append(out, restCluster(sn, c))
+		}
 	}
-	return c.JSON(http.StatusOK, cl)
+	return out
+}
+
+func (s *Server) listClusters(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.clusters(false))
 }
 
 func (s *Server) listActiveClusters(c echo.Context) error {
-	cl, err := s.store.ListClusters(c.Request().Context(), true)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, cl)
+	return c.JSON(http.StatusOK, s.clusters(true))
 }

@@ -275,11 +275,7 @@ func (s *Server) deleteUser(c echo.Context) error {
 	if name == caller(c).Username {
 		return errBadRequest("you cannot delete your own account", "username")
 	}
-	apps, err := s.store.ListApplications(ctx, name)
-	if err != nil {
-		return err
-	}
-	if len(apps) > 0 {
+	if apps := s.state.Snapshot().Apps(name); len(apps) > 0 {
 		return &store.ConflictError{Field: "username", Message: fmt.Sprintf("user %s still owns %d applications; delete them first", name, len(apps))}
 	}
 	if err := s.store.DeleteUser(ctx, name); err != nil {

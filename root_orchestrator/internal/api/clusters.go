@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"hash/fnv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
@@ -40,27 +40,37 @@ func (s *Server) registerCluster(c echo.Context) error {
 	if !clusterNameRE.MatchString(req.Name) {
 		return errBadRequest("cluster_name must match "+clusterNameRE.String(), "cluster_name")
 	}
-	id, cred, err := s.store.RegisterCluster(c.Request().Context(), bearer(c), req)
-	if errors.Is(err, store.ErrBadCredential) {
+	if err := s.store.CheckJoinToken(c.Request().Context(), bearer(c)); errors.Is(err, store.ErrBadCredential) {
 		return &Error{Status: http.StatusUnauthorized, Message: "invalid join token"}
 	} else if err != nil {
 		return err
 	}
-	block, _, err := s.store.ClusterNetwork(c.Request().Context(), id)
+	id, cred, block, tk, err := s.state.RegisterCluster(state.Registration{Name: req.Name, Location: req.Location, Address: req.Address, Port: req.Port})
 	if err != nil {
+		return err
+	}
+	if err := s.durable(c, tk); err != nil {
 		return err
 	}
 	s.log.Info("cluster registered", "cluster", req.Name, "id", id, "location", req.Location, "block", block)
 	return c.JSON(http.StatusOK, wire.ClusterRegisterResponse{ClusterID: id, Credential: cred, Block: block})
 }
 
-// syncCluster takes a cluster's report and answers its desired set.
+// authCluster returns the cluster whose credential the request carries.
+func (s *Server) authCluster(c echo.Context) (*state.Cluster, error) {
+	cl, err := s.state.Snapshot().AuthenticateCluster(bearer(c))
+	if errors.Is(err, state.ErrBadCredential) {
+		return nil, &Error{Status: http.StatusUnauthorized, Message: "invalid cluster credential"}
+	}
+	return cl, err
+}
+
+// syncCluster takes a cluster's report. A delta-speaking cluster gets an
+// acknowledgement (its desired set comes by the watch); others get their
+// full desired set, as before.
 func (s *Server) syncCluster(c echo.Context) error {
-	ctx := c.Request().Context()
-	cl, err := s.store.AuthenticateCluster(ctx, bearer(c))
-	if errors.Is(err, store.ErrBadCredential) {
-		return &Error{Status: http.StatusUnauthorized, Message: "invalid cluster credential"}
-	} else if err != nil {
+	cl, err := s.authCluster(c)
+	if err != nil {
 		return err
 	}
 	var req wire.ClusterSync
@@ -70,67 +80,56 @@ func (s *Server) syncCluster(c echo.Context) error {
 	if err := checkVersion(req.Version); err != nil {
 		return err
 	}
-	now := time.Now()
-	if !cl.Active {
-		s.reports.forget(cl.ID)
-	}
-	// The node list (with every node's usage) is stored when it changed and
-	// at most every metricsEvery otherwise; a sync in between only marks
-	// the cluster seen.
-	if write, sum := s.reports.nodesChanged(cl.ID, req.Nodes, now); write {
-		if err := s.store.RecordClusterSync(ctx, cl.ID, req.Nodes); err != nil {
-			s.reports.forget(cl.ID)
-			return err
-		}
-		s.reports.nodesStored(cl.ID, sum, now)
-	} else if err := s.store.TouchCluster(ctx, cl.ID); err != nil {
-		return err
-	}
-	todo := s.reports.changed(cl.ID, req.Instances, now)
-	freed, changed, err := s.store.ApplyClusterReport(ctx, cl, todo)
-	if err != nil {
-		s.reports.forget(cl.ID)
-		return err
-	}
-	s.reports.stored(cl.ID, todo, now)
-	if freed > 0 || !cl.Active {
-		s.kick()
-	}
-	if changed > 0 {
-		s.Changed() // other clusters' service tables may change
-	}
-	d, err := s.desired(ctx, cl.ID)
+	epoch := s.state.Epoch()
+	full := !req.Delta || req.Epoch == ""
+	res, _, err := s.state.ApplyReport(cl.ID, state.Report{Full: full, Nodes: req.Nodes, GoneNodes: req.GoneNodes,
+		Statuses: req.Instances, WantBlocks: req.WantBlocks})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, d)
+	if res.WasInactive {
+		s.log.Info("cluster back", "cluster", cl.Name)
+	}
+	if req.Delta {
+		return c.JSON(http.StatusOK, wire.ClusterSyncAck{Version: wire.Version, Epoch: epoch,
+			Resync: !full && req.Epoch != epoch, SyncIntervalMS: SyncInterval})
+	}
+	return c.JSON(http.StatusOK, s.fullDesired(s.state.Snapshot(), cl.ID))
 }
 
-// desired is a cluster's desired set and network, with its generation.
-func (s *Server) desired(ctx context.Context, clusterID string) (wire.ClusterDesired, error) {
-	specs, err := s.store.DesiredForCluster(ctx, clusterID)
-	if err != nil {
-		return wire.ClusterDesired{}, err
+// network is the overlay as of a snapshot, computed once per change of it.
+func (s *Server) network(sn *state.Snapshot) ([]wire.NodeNetwork, []wire.ServiceRoute) {
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	if s.netAt != sn.NetIndex() || s.netPeers == nil {
+		s.netPeers, s.netTable, s.netAt = sn.Peers(), sn.ServiceTable(), sn.NetIndex()
 	}
-	block, network, err := s.store.ClusterNetwork(ctx, clusterID)
-	if err != nil {
-		return wire.ClusterDesired{}, err
-	}
-	d := wire.ClusterDesired{Version: wire.Version, Instances: specs, SyncIntervalMS: SyncInterval, Block: block, Network: network}
-	d.Generation = generation(d)
-	return d, nil
+	return s.netPeers, s.netTable
 }
 
-// watchDesired answers a cluster's desired set as soon as it differs from
-// the generation the cluster has (?after=), or after ?wait= (default 25 s,
-// at most 60 s) with the current one. Clusters hold one such request open,
-// so changes reach them at once instead of at their next sync.
+// fullDesired is a cluster's whole desired set and network, with a
+// fingerprint as generation (for clusters that do not speak deltas).
+func (s *Server) fullDesired(sn *state.Snapshot, clusterID string) wire.ClusterDesired {
+	d := sn.DesiredFor(clusterID, "", 0, s.state.Epoch())
+	peers, table := s.network(sn)
+	out := wire.ClusterDesired{Version: wire.Version, Instances: d.Instances, SyncIntervalMS: SyncInterval,
+		Network: sn.Network(clusterID, peers, table)}
+	out.Block, out.Blocks = blocks(sn, clusterID)
+	out.Generation = fingerprint(out)
+	return out
+}
+
+// watchDesired is the route of a cluster's desired set: a blocking query.
+// With ?delta=1&epoch=E&after=G it answers, as soon as anything changed for
+// the cluster after generation G of epoch E, only the changes (everything if
+// E is not this root's epoch or G is too old), or after ?wait= (default 25 s,
+// at most 60 s) an empty delta. Without delta (clusters of earlier
+// versions) it answers the full set as soon as its fingerprint differs from
+// ?after=.
 func (s *Server) watchDesired(c echo.Context) error {
 	ctx := c.Request().Context()
-	cl, err := s.store.AuthenticateCluster(ctx, bearer(c))
-	if errors.Is(err, store.ErrBadCredential) {
-		return &Error{Status: http.StatusUnauthorized, Message: "invalid cluster credential"}
-	} else if err != nil {
+	cl, err := s.authCluster(c)
+	if err != nil {
 		return err
 	}
 	after, _ := strconv.ParseInt(c.QueryParam("after"), 10, 64)
@@ -140,30 +139,59 @@ func (s *Server) watchDesired(c echo.Context) error {
 			return errBadRequest("wait must be a duration up to 1m", "wait")
 		}
 	}
+	delta := c.QueryParam("delta") == "1"
+	epoch := c.QueryParam("epoch")
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
-		changed := s.changes.Wait() // before reading, so no change is missed
-		d, err := s.desired(ctx, cl.ID)
-		if err != nil {
-			return err
-		}
-		if d.Generation != after {
-			return c.JSON(http.StatusOK, d)
+		_, changed := s.state.Changed() // before reading, so no change is missed
+		sn := s.state.Snapshot()
+		if !delta {
+			if d := s.fullDesired(sn, cl.ID); d.Generation != after {
+				return c.JSON(http.StatusOK, d)
+			}
+		} else if d := sn.DesiredFor(cl.ID, epoch, uint64(max(after, 0)), s.state.Epoch()); !d.Empty() {
+			return c.JSON(http.StatusOK, s.deltaAnswer(sn, cl.ID, d))
 		}
 		select {
 		case <-changed:
+			// Let a burst of writes gather into one answer.
+			time.Sleep(10 * time.Millisecond)
 		case <-deadline.C:
-			return c.JSON(http.StatusOK, d)
+			if delta {
+				return c.JSON(http.StatusOK, s.deltaAnswer(sn, cl.ID, sn.DesiredFor(cl.ID, epoch, uint64(max(after, 0)), s.state.Epoch())))
+			}
+			return c.JSON(http.StatusOK, s.fullDesired(sn, cl.ID))
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-// generation fingerprints a desired set and network, so a cluster can tell
-// whether they changed.
-func generation(d wire.ClusterDesired) int64 {
+func (s *Server) deltaAnswer(sn *state.Snapshot, clusterID string, d state.Desired) wire.ClusterDesired {
+	out := wire.ClusterDesired{Version: wire.Version, Generation: int64(sn.Index()), Epoch: s.state.Epoch(),
+		Delta: !d.Full, Instances: d.Instances, Removed: d.Removed, SyncIntervalMS: SyncInterval,
+		NetworkUnchanged: !d.NetworkChanged}
+	out.Block, out.Blocks = blocks(sn, clusterID)
+	if d.NetworkChanged {
+		peers, table := s.network(sn)
+		out.Network = sn.Network(clusterID, peers, table)
+	}
+	return out
+}
+
+// blocks returns a cluster's first address block and all of them.
+func blocks(sn *state.Snapshot, clusterID string) (string, []string) {
+	bs := sn.Blocks(clusterID)
+	if len(bs) == 0 {
+		return "", nil
+	}
+	return bs[0], bs
+}
+
+// fingerprint of a desired set and network, so a cluster of an earlier
+// version can tell whether they changed.
+func fingerprint(d wire.ClusterDesired) int64 {
 	d.Generation = 0
 	h := fnv.New64a()
 	_ = json.NewEncoder(h).Encode(d)
@@ -219,16 +247,16 @@ func (s *Server) instanceLogs(c echo.Context) error {
 			return errBadRequest("lines must be a positive integer", "lines")
 		}
 	}
-	svc, err := s.ownedService(c, c.Param("id"))
+	sn := s.state.Snapshot()
+	svc, err := ownedService(c, sn, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	for _, in := range svc.InstanceList {
-		if in.InstanceNumber == n {
-			return c.JSON(http.StatusOK, map[string]any{"instance_number": n, "status": in.Status, "logs": lastLines(in.Logs, lines)})
-		}
+	in := sn.Instance(wire.InstanceKey(svc.ID, n))
+	if in == nil {
+		return errNotFound
 	}
-	return errNotFound
+	return c.JSON(http.StatusOK, map[string]any{"instance_number": n, "status": in.Status, "logs": lastLines(in.Logs, lines)})
 }
 
 func lastLines(s string, n int) string {

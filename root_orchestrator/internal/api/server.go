@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
@@ -23,27 +26,27 @@ const maxBody = "4M"
 
 // Server is the HTTP API.
 type Server struct {
-	store  *store.Store
+	state  *state.Store
+	store  *store.Store // users, signing key, join tokens
 	signer *auth.Signer
 	users  *userCache
 	log    *slog.Logger
 	ping   func(context.Context) error
-	kick   func()
-	// changes wakes clusters waiting for their desired set to change.
-	changes *broadcast
-	// reports keeps cluster syncs from rewriting unchanged instances.
-	reports *reportFilter
-	echo    *echo.Echo
+	echo   *echo.Echo
+
+	// The overlay (peers, service table) as of netAt, shared by every
+	// cluster's desired set.
+	netMu    sync.Mutex
+	netAt    uint64
+	netPeers []wire.NodeNetwork
+	netTable []wire.ServiceRoute
 }
 
-// New builds the API over a store and a token signer. ping reports whether
-// the store answers, for /healthz; kick asks the scheduler for a pass.
-func New(st *store.Store, signer *auth.Signer, ping func(context.Context) error, kick func(), log *slog.Logger) *Server {
-	if kick == nil {
-		kick = func() {}
-	}
-	s := &Server{store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping, kick: kick,
-		changes: newBroadcast(), reports: newReportFilter(), echo: echo.New()}
+// New builds the API over the state, the store and a token signer. ping
+// reports whether the store answers, for /healthz.
+func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
+	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping,
+		echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -143,10 +146,6 @@ func (s *Server) routes() {
 	e.POST("/api/cluster/sync", s.syncCluster)
 	e.GET("/api/cluster/desired", s.watchDesired)
 }
-
-// Changed tells waiting clusters that desired sets or the service table may
-// have changed (the scheduler calls it after placing instances).
-func (s *Server) Changed() { s.changes.Notify() }
 
 func (s *Server) health(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)

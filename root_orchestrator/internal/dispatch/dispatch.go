@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/contract/wire"
-	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/scheduler"
 )
 
@@ -30,109 +30,108 @@ var (
 
 // Dispatcher runs the loop.
 type Dispatcher struct {
-	st    *store.Store
+	st    *state.Store
 	log   *slog.Logger
 	grace time.Duration
 	every time.Duration
-	kick  chan struct{}
-	// changed is told when assignments changed (clusters wait for that).
-	changed func()
-	live    *liveness
+	live  *liveness
 }
 
 // New returns a dispatcher. A cluster silent for longer than grace loses its
 // instances to other clusters.
-func New(st *store.Store, grace time.Duration, log *slog.Logger) *Dispatcher {
+func New(st *state.Store, grace time.Duration, log *slog.Logger) *Dispatcher {
 	every := time.Second
-	return &Dispatcher{st: st, log: log, grace: grace, every: every, kick: make(chan struct{}, 1), changed: func() {},
-		live: newLiveness(grace, every)}
+	return &Dispatcher{st: st, log: log, grace: grace, every: every, live: newLiveness(grace, every)}
 }
 
-// OnChange sets what to call when assignments changed.
-func (d *Dispatcher) OnChange(f func()) { d.changed = f }
+// tombstoneAge is how long removals are remembered for desired-set deltas;
+// a cluster that holds an older generation gets its full set.
+const tombstoneAge = 5 * time.Minute
 
-// Kick asks for a pass now (an instance was requested or released).
-func (d *Dispatcher) Kick() {
-	select {
-	case d.kick <- struct{}{}:
-	default:
-	}
-}
-
-// Run passes once a second, and at once when kicked, until ctx ends.
+// Run judges liveness once a second and places waiting instances as soon as
+// a write leaves any (a new instance, one handed back, a lost cluster's),
+// until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) {
 	t := time.NewTicker(d.every)
 	defer t.Stop()
 	for {
+		_, changed := d.st.Changed()
 		if err := d.Pass(ctx); err != nil && ctx.Err() == nil {
 			d.log.Warn("scheduling pass failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		case <-d.kick:
+		case <-t.C: // retries what found no cluster before
+			if err := d.Liveness(time.Now()); err != nil && ctx.Err() == nil {
+				d.log.Warn("liveness pass failed", "err", err)
+			}
+			d.st.PruneTombstones(tombstoneAge)
+		case <-changed:
+			if !d.st.Snapshot().HasFresh() {
+				continue
+			}
+			// Let a burst of requests gather into one batch.
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }
 
-// Pass does one round: silent clusters, then pending instances.
-func (d *Dispatcher) Pass(ctx context.Context) error {
-	clusters, err := d.st.ClusterRecords(ctx)
-	if err != nil {
-		return err
-	}
+// Liveness declares the clusters silent for longer than the grace lost:
+// their instances go back to the root scheduler.
+func (d *Dispatcher) Liveness(now time.Time) error {
+	clusters := d.st.Snapshot().Clusters()
 	obs := make([]Observed, len(clusters))
 	for i, c := range clusters {
 		obs[i] = Observed{ID: c.ID, Active: c.Active, LastSeen: c.LastSeen}
 	}
-	silent, paused := d.live.observe(time.Now(), obs)
+	silent, paused := d.live.observe(now, obs)
 	if paused > 0 {
 		d.log.Warn("this root did not run for a while; every cluster gets a fresh grace", "paused", paused.Round(time.Millisecond))
 	}
 	for _, o := range silent {
-		i := slices.IndexFunc(clusters, func(c store.ClusterRecord) bool { return c.ID == o.ID })
-		c := &clusters[i]
-		marked, err := d.st.MarkClusterInactive(ctx, c.ID, o.LastSeen)
+		i := slices.IndexFunc(clusters, func(c *state.Cluster) bool { return c.ID == o.ID })
+		c := clusters[i]
+		lost, n, err := d.st.LoseCluster(c.ID, o.LastSeen, fmt.Sprintf("cluster %s silent for more than %s", c.Name, d.grace))
 		if err != nil {
 			return err
 		}
-		if !marked {
+		if !lost {
 			continue // it synced meanwhile
 		}
-		c.Active = false
-		n, err := d.st.ReleaseCluster(ctx, c, fmt.Sprintf("cluster %s silent for more than %s", c.ClusterName, d.grace))
-		if err != nil {
-			return err
-		}
 		released.Add(float64(n))
-		if n > 0 {
-			d.changed()
-		}
-		d.log.Warn("cluster lost; its instances go elsewhere", "cluster", c.ClusterName, "instances", n)
+		d.log.Warn("cluster lost; its instances go elsewhere", "cluster", c.Name, "instances", n)
 	}
-	pending, err := d.st.PendingInstances(ctx)
-	if err != nil || len(pending) == 0 {
-		return err
+	return nil
+}
+
+// Pass places every waiting instance, in one batch, over the clusters'
+// nodes as reported plus what earlier passes assigned and the clusters have
+// not placed yet.
+func (d *Dispatcher) Pass(context.Context) error {
+	sn := d.st.Snapshot()
+	pending := sn.Waiting()
+	if len(pending) == 0 {
+		return nil
 	}
+	clusters := sn.Clusters()
 	snap := make([]scheduler.Cluster, 0, len(clusters))
-	loc := map[string]string{}
 	for _, c := range clusters {
-		nodes := make([]scheduler.Node, len(c.NodeInfo))
-		for i, n := range c.NodeInfo {
+		infos := sn.SchedulingNodes(c.ID)
+		nodes := make([]scheduler.Node, len(infos))
+		for i, n := range infos {
 			nodes[i] = scheduler.Node{NodeInfo: n}
 		}
-		snap = append(snap, scheduler.Cluster{ID: c.ID, Name: c.ClusterName, Active: c.Active, Nodes: nodes})
-		loc[c.ID] = c.ClusterLocation
+		snap = append(snap, scheduler.Cluster{ID: c.ID, Name: c.Name, Active: c.Active, Nodes: nodes})
 	}
 	specs := make([]wire.InstanceSpec, len(pending))
 	for i, p := range pending {
 		specs[i] = p.Spec
 	}
 	results := scheduler.PlaceAllClusters(snap, specs)
-	as := make([]store.Assignment, len(results))
+	as := make([]state.Assignment, len(results))
 	for i, r := range results {
-		as[i] = store.Assignment{Key: specs[i].Key}
+		as[i] = state.Assignment{Key: specs[i].Key}
 		if r.Err != nil {
 			as[i].Reason = r.Err.Error()
 			if len(clusters) == 0 {
@@ -141,12 +140,9 @@ func (d *Dispatcher) Pass(ctx context.Context) error {
 			placements.WithLabelValues("no_capacity").Inc()
 			continue
 		}
-		as[i].ClusterID, as[i].ClusterLocation = r.Placement.ClusterID, loc[r.Placement.ClusterID]
+		as[i].ClusterID, as[i].NodeID = r.Placement.ClusterID, r.Placement.NodeID
 		placements.WithLabelValues("placed").Inc()
 	}
-	n, err := d.st.Assign(ctx, as)
-	if n > 0 {
-		d.changed()
-	}
+	_, err := d.st.Assign(as)
 	return err
 }

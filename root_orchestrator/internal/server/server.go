@@ -1,5 +1,6 @@
 // Package server assembles thicket-root: store, first-start bootstrap,
-// token signer, REST API and the background collector.
+// token signer, leadership among replicas, the state, the scheduler and the
+// REST API.
 package server
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/dispatch"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/install"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
@@ -50,7 +52,7 @@ type Config struct {
 	// instances are placed on other clusters.
 	ClusterGrace time.Duration
 	// AddressPlan splits the instance network among clusters.
-	AddressPlan store.AddressPlan
+	AddressPlan state.AddressPlan
 	// AdminPassword, if set, is the first admin's password.
 	AdminPassword string
 	// ResetAdminPassword gives the Admin account a new password at start
@@ -66,6 +68,11 @@ type Config struct {
 
 // Run starts the root and serves until ctx ends. ready, if not nil, receives
 // the listening address once the API accepts requests.
+//
+// Root replicas on one database elect a leader with a lease document: the
+// leader holds the state in memory, schedules and writes it behind; the
+// others forward every request to it and take over when its lease runs out
+// (at once when it stops cleanly).
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
 	if cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 || cfg.ClusterGrace <= 0 {
 		return fmt.Errorf("access TTL, refresh TTL and cluster grace must be positive (got %s, %s, %s)", cfg.AccessTTL, cfg.RefreshTTL, cfg.ClusterGrace)
@@ -79,9 +86,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	defer conn.Close(context.Background())
 	st := store.New(conn.Client.Database(cfg.MongoDatabase), log)
-	if cfg.AddressPlan.Network.IsValid() {
-		st.SetAddressPlan(cfg.AddressPlan)
-	}
 	if err := st.EnsureIndexes(ctx); err != nil {
 		return err
 	}
@@ -97,41 +101,96 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	signer := auth.NewSigner(key, cfg.AccessTTL, cfg.RefreshTTL)
 	ping := func(ctx context.Context) error { return conn.Client.Ping(ctx, readpref.Primary()) }
-	disp := dispatch.New(st, cfg.ClusterGrace, log)
-	srv := api.New(st, signer, ping, disp.Kick, log)
-	disp.OnChange(srv.Changed)
-	srv.Mount("/", dashboard.Handler())
 	inst, err := install.New(install.Config{DownloadsDir: cfg.DownloadsDir, ExternalURL: cfg.ExternalURL, Logger: log})
 	if err != nil {
 		return err
 	}
-	srv.Mount("/install/", inst.Scripts())
-	srv.Mount("/download/", inst.Downloads())
+	holder, err := replicaID(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("thicket-root listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "embedded_store", conn.Embedded)
-	if ready != nil {
-		ready(ln.Addr().String())
+	// Requests wait in the listen backlog until this replica knows whether
+	// it leads (then it serves) or follows (then it forwards).
+	front := &frontDoor{}
+	hs := &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 2)
+	serving := false
+	serve := func() {
+		if !serving {
+			serving = true
+			go func() { errc <- hs.Serve(ln) }()
+			log.Info("thicket-root listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "embedded_store", conn.Embedded)
+			if ready != nil {
+				ready(ln.Addr().String())
+			}
+		}
+	}
+	stop := func() error {
+		if !serving {
+			return ln.Close()
+		}
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
 	}
 
-	go collect(ctx, st, log)
-	go disp.Run(ctx)
+	// Follow until this replica holds the lease.
+	advertise := advertisedURL(ln.Addr())
+	l := &leadership{st: st, holder: holder, addr: advertise, log: log, front: front, following: serve}
+	if err := l.acquire(ctx); err != nil {
+		return errors.Join(err, stop())
+	}
 
+	sta, err := state.Open(ctx, st, state.Options{Log: log, Plan: cfg.AddressPlan})
+	if err != nil {
+		return errors.Join(err, stop())
+	}
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	persisted := make(chan struct{})
+	go func() { sta.Run(runCtx); close(persisted) }()
+	disp := dispatch.New(sta, cfg.ClusterGrace, log)
+	srv := api.New(sta, st, signer, ping, log)
+	srv.Mount("/", dashboard.Handler())
+	srv.Mount("/install/", inst.Scripts())
+	srv.Mount("/download/", inst.Downloads())
+	front.set(srv.Handler())
+	log.Info("this root replica leads", "addr", advertise)
+	serve()
+	dispCtx, stopDisp := context.WithCancel(ctx)
+	go disp.Run(dispCtx)
+	go func() { errc <- l.keep(dispCtx) }()
+
+	var runErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		if !errors.Is(err, context.Canceled) {
+			runErr = err
+		}
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The API first (no new writes), then the scheduler, then what is
+	// still to be written, then the lease.
+	runErr = errors.Join(runErr, stop())
+	stopDisp()
+	cancelRun()
+	<-persisted
+	release, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	if runErr == nil {
+		if err := st.ReleaseLease(release, holder); err != nil {
+			log.Warn("release the leader lease", "err", err)
+		}
+	}
+	if runErr != nil {
+		return runErr
 	}
 	log.Info("thicket-root stopped")
 	return nil
@@ -223,25 +282,4 @@ func writeSecret(path, content string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// collect removes the leftovers of interrupted writes, at start and then
-// every few minutes.
-func collect(ctx context.Context, st *store.Store, log *slog.Logger) {
-	const grace = 5 * time.Minute
-	t := time.NewTicker(grace)
-	defer t.Stop()
-	for {
-		n, err := st.CollectOrphans(ctx, grace)
-		if err != nil && ctx.Err() == nil {
-			log.Warn("collect orphans", "err", err)
-		} else if n > 0 {
-			log.Info("removed leftovers of interrupted writes", "documents", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -1,0 +1,297 @@
+package state
+
+import (
+	"cmp"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+)
+
+// SecretHash is how credentials are kept: their SHA-256, in hex.
+func SecretHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// RandomSecret returns 24 random bytes, base64url-encoded.
+func RandomSecret() (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// Clusters returns every registered cluster by name.
+func (sn *Snapshot) Clusters() []*Cluster {
+	out := all[Cluster](sn.r(), tClusters, "id")
+	slices.SortFunc(out, func(a, b *Cluster) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Cluster returns one cluster, or nil.
+func (sn *Snapshot) Cluster(id string) *Cluster { return first[Cluster](sn.r(), tClusters, "id", id) }
+
+// Nodes returns a cluster's nodes by name.
+func (sn *Snapshot) Nodes(clusterID string) []*Node { return nodesOf(sn.r(), clusterID) }
+
+func nodesOf(r reader, clusterID string) []*Node {
+	out := all[Node](r, tNodes, "cluster", clusterID)
+	slices.SortFunc(out, func(a, b *Node) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
+	return out
+}
+
+// Registration is what a cluster says of itself when it registers.
+type Registration struct {
+	Name     string
+	Location string
+	Address  string
+	Port     int
+}
+
+// RegisterCluster admits a cluster (the caller checked its join token) and
+// returns its id, a new credential and its address block. A cluster
+// registering again under its name keeps its id and gets a new credential
+// (the old one stops working): that is how a cluster that lost its data dir
+// rejoins.
+func (s *Store) RegisterCluster(r Registration) (id, credential, block string, tk Ticket, err error) {
+	secret, err := RandomSecret()
+	if err != nil {
+		return "", "", "", Ticket{}, err
+	}
+	tk, err = s.Write(func(t *Txn) error {
+		c := &Cluster{ID: NewID(), Name: r.Name, RegisteredAt: t.now}
+		if old := first[Cluster](t.r(), tClusters, "name", r.Name); old != nil {
+			cp := *old
+			c = &cp
+			c.RegisteredAt = t.now
+		}
+		c.Address, c.Port, c.Location = r.Address, r.Port, r.Location
+		c.CredentialHash = SecretHash(secret)
+		t.put(tClusters, KindCluster, c.ID, c, true)
+		b, err := t.clusterBlock(c.ID)
+		if err != nil {
+			return err
+		}
+		id, block = c.ID, b
+		return nil
+	})
+	if err != nil {
+		return "", "", "", Ticket{}, fmt.Errorf("register cluster %s: %w", r.Name, err)
+	}
+	return id, id + "." + secret, block, tk, nil
+}
+
+// AuthenticateCluster returns the cluster a credential belongs to.
+func (sn *Snapshot) AuthenticateCluster(credential string) (*Cluster, error) {
+	id, secret, ok := strings.Cut(credential, ".")
+	if !ok || id == "" || secret == "" {
+		return nil, ErrBadCredential
+	}
+	c := sn.Cluster(id)
+	if c == nil || subtle.ConstantTimeCompare([]byte(c.CredentialHash), []byte(SecretHash(secret))) != 1 {
+		return nil, ErrBadCredential
+	}
+	return c, nil
+}
+
+// Report is what a cluster's sync brings: its nodes and instance statuses,
+// all of them (Full) or those that changed since its last acknowledged
+// sync.
+type Report struct {
+	Full      bool
+	Nodes     []wire.NodeInfo
+	GoneNodes []string
+	Statuses  []wire.InstanceStatus
+	// WantBlocks: the cluster needs that many more address blocks.
+	WantBlocks int
+}
+
+// ReportResult says what a report changed.
+type ReportResult struct {
+	// Released counts instances the cluster handed back (NO_CAPACITY): the
+	// root scheduler should run.
+	Released int
+	// WasInactive: the cluster had been declared lost.
+	WasInactive bool
+}
+
+// ApplyReport records a cluster's sync: it is active and seen now; its
+// nodes and the statuses of the instances assigned to it are updated.
+// Statuses of instances not (or no longer) assigned to it are ignored.
+func (s *Store) ApplyReport(clusterID string, r Report) (ReportResult, Ticket, error) {
+	var res ReportResult
+	tk, err := s.Write(func(t *Txn) error {
+		old := first[Cluster](t.r(), tClusters, "id", clusterID)
+		if old == nil {
+			return fmt.Errorf("cluster %s: %w", clusterID, ErrNotFound)
+		}
+		c := *old
+		res.WasInactive = !c.Active
+		c.LastSeen = t.now
+		if !c.Active {
+			c.Active = true
+			t.net = true
+		}
+		// The cluster document is persisted when it changes state, not for
+		// every last-seen time.
+		t.put(tClusters, KindCluster, c.ID, &c, res.WasInactive)
+		t.applyNodes(&c, r)
+		if r.WantBlocks > 0 {
+			t.growBlocks(&c, r.WantBlocks)
+		}
+		for _, st := range r.Statuses {
+			if t.applyStatus(&c, st) {
+				res.Released++
+			}
+		}
+		return nil
+	})
+	return res, tk, err
+}
+
+func netEqual(a, b *wire.NodeNetwork) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func (t *Txn) applyNodes(c *Cluster, r Report) {
+	var gone []*Node
+	if r.Full {
+		seen := make(map[string]bool, len(r.Nodes))
+		for _, n := range r.Nodes {
+			seen[n.ID] = true
+		}
+		for _, n := range nodesOf(t.r(), c.ID) {
+			if !seen[n.ID] {
+				gone = append(gone, n)
+			}
+		}
+	}
+	for _, id := range r.GoneNodes {
+		if n := first[Node](t.r(), tNodes, "id", c.ID, id); n != nil {
+			gone = append(gone, n)
+		}
+	}
+	for _, n := range gone {
+		t.del(tNodes, KindNode, nodeID(c.ID, n.ID), n)
+		t.net = true
+	}
+	for _, info := range r.Nodes {
+		old := first[Node](t.r(), tNodes, "id", c.ID, info.ID)
+		structural := old == nil || !old.SameBut(info)
+		if !structural && old.CPUPercent == info.CPUPercent && old.MemoryPercent == info.MemoryPercent && old.LastSeen.Equal(info.LastSeen) {
+			continue
+		}
+		if structural && (old == nil || old.Active != info.Active || !netEqual(old.Network, info.Network)) {
+			t.net = true
+		}
+		// Usage alone is kept in memory; a structural change is stored.
+		t.put(tNodes, KindNode, nodeID(c.ID, info.ID), &Node{ClusterID: c.ID, NodeInfo: info}, structural)
+	}
+}
+
+// persisted reports whether two versions of an instance differ in what is
+// stored (not usage, logs or indexes).
+func persisted(a, b *Instance) bool {
+	x, y := *a, *b
+	x.CPUPercent, x.MemoryMB, x.Logs, x.DesiredIndex, x.UpdatedAt, x.Judged = 0, 0, "", 0, time.Time{}, false
+	y.CPUPercent, y.MemoryMB, y.Logs, y.DesiredIndex, y.UpdatedAt, y.Judged = 0, 0, "", 0, time.Time{}, false
+	return x != y
+}
+
+// applyStatus records one status; it reports whether the cluster handed the
+// instance back.
+func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
+	old := first[Instance](t.r(), tInstances, "id", st.Key)
+	if old == nil || old.ClusterID != c.ID {
+		return false
+	}
+	in := *old
+	if st.Status == wire.StatusNoCapacity {
+		t.leave(old)
+		in.ClusterID, in.ClusterLocation, in.PlannedNode, in.Judged = "", "", "", false
+		in.Status, in.Detail = wire.StatusNoCapacity, "cluster "+c.Name+": "+st.Detail
+		in.UpdatedAt = t.now
+		t.put(tInstances, KindInstance, in.Key, &in, true)
+		if backend(old) != [2]string{} {
+			t.net = true
+		}
+		return true
+	}
+	in.Status, in.Detail = st.Status, st.Detail
+	in.NodeID, in.NodeName = st.NodeID, st.Node
+	if st.NodeID != "" {
+		in.PlannedNode = ""
+	}
+	in.HostIP, in.HostPort, in.InstanceIP = st.HostIP, st.HostPort, st.InstanceIP
+	in.Restarts = st.Restarts
+	in.CPUPercent, in.MemoryMB = st.CPUPercent, st.MemoryMB
+	if st.Logs != "" {
+		in.Logs = st.Logs
+	}
+	in.ClusterLocation = c.Location
+	if in == *old {
+		return false
+	}
+	hard := persisted(old, &in)
+	if hard {
+		in.UpdatedAt = t.now
+	}
+	if backend(old) != backend(&in) {
+		t.net = true
+	}
+	t.put(tInstances, KindInstance, in.Key, &in, hard)
+	return false
+}
+
+// backend is what the service table holds of an instance: its address and
+// node while it runs, nothing otherwise.
+func backend(in *Instance) [2]string {
+	if in.Status != wire.StatusRunning || in.InstanceIP == "" {
+		return [2]string{}
+	}
+	return [2]string{in.InstanceIP, in.NodeID}
+}
+
+// LoseCluster marks a cluster inactive and hands its instances back to the
+// root scheduler as LOST, unless it synced after lastSeen (the judgement
+// was on stale evidence). It reports whether it did and how many instances
+// it released.
+func (s *Store) LoseCluster(id string, lastSeen time.Time, reason string) (bool, int, error) {
+	lost, n := false, 0
+	_, err := s.Write(func(t *Txn) error {
+		old := first[Cluster](t.r(), tClusters, "id", id)
+		if old == nil || !old.Active || !old.LastSeen.Equal(lastSeen) {
+			return nil
+		}
+		c := *old
+		c.Active = false
+		t.put(tClusters, KindCluster, c.ID, &c, true)
+		t.net = true
+		lost = true
+		for _, o := range all[Instance](t.r(), tInstances, "cluster", id) {
+			if o.Status == wire.StatusCompleted {
+				continue
+			}
+			t.leave(o)
+			in := *o
+			in.ClusterID, in.ClusterLocation, in.PlannedNode, in.NodeID, in.NodeName, in.Judged = "", "", "", "", "", false
+			in.Status, in.Detail, in.UpdatedAt = wire.StatusLost, reason, t.now
+			t.put(tInstances, KindInstance, in.Key, &in, true)
+			n++
+		}
+		return nil
+	})
+	return lost, n, err
+}

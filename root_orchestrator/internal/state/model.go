@@ -1,0 +1,180 @@
+package state
+
+import (
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+)
+
+// The model: what the root knows, in its own types. The REST documents
+// (contract/api) and the tier protocol (contract/wire) are converted to and
+// from these at the edges; the storage schema lives with the backend.
+//
+// Objects handed out by the store are shared with its snapshots: never
+// modify one; copy it, change the copy and Put it in a write.
+
+// Application is a user's application: a name and the services in it.
+type Application struct {
+	ID          string
+	Name        string
+	Namespace   string
+	Description string
+	Owner       string
+	Services    []string // ids, in creation order
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Constraint restricts where a service's instances may run (as in the SLA).
+type Constraint struct {
+	Type    string
+	Node    string
+	Cluster string
+	Allowed []string
+}
+
+// ServiceSpec is what a service asks of its instances; it does not change
+// after the service is created.
+type ServiceSpec struct {
+	Virtualization string
+	Code           string
+	Arch           []string
+	Cmd            []string
+	Environment    []string
+	Port           string
+	MemoryMB       int
+	VCPUs          int
+	VGPUs          int
+	VTPUs          int
+	BandwidthIn    int
+	BandwidthOut   int
+	Storage        int
+	AddedFiles     []string
+	Constraints    []Constraint
+	OneShot        bool
+}
+
+// Service is a microservice of an application. Its instances are objects of
+// their own.
+type Service struct {
+	ID           string
+	Name         string
+	Namespace    string
+	AppID        string
+	AppName      string
+	AppNamespace string
+	Owner        string
+	Spec         ServiceSpec
+	RRIP         string
+	ClosestIP    string
+	// NextInstance is the number the next instance gets; never reused.
+	NextInstance int
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Instance is one requested copy of a service, wherever it is.
+type Instance struct {
+	Key       string // wire.InstanceKey(ServiceID, Number)
+	ServiceID string
+	Number    int
+	Owner     string
+
+	Status string
+	Detail string
+	// ClusterID is the cluster the instance is assigned to ("" while it
+	// waits for one).
+	ClusterID       string
+	ClusterLocation string
+	// PlannedNode is the node of ClusterID whose free capacity the root
+	// scheduler counted on when it assigned the instance; the root keeps that
+	// capacity reserved until the cluster reports where the instance runs.
+	PlannedNode string
+	NodeID      string
+	NodeName    string
+	HostIP      string
+	HostPort    int
+	InstanceIP  string
+	Restarts    int
+
+	// Usage and log tail: kept in memory only, refreshed by every report.
+	CPUPercent float64
+	MemoryMB   int64
+	Logs       string
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Judged: the root scheduler found no cluster for the instance as it
+	// waits now; it is tried again once a second rather than at every write.
+	Judged bool
+	// DesiredIndex is the store index at which the instance was last
+	// assigned to its cluster, or its spec changed: what a cluster's
+	// desired-set delta is judged by.
+	DesiredIndex uint64
+}
+
+// Waiting reports whether the instance waits for the root scheduler.
+func (in *Instance) Waiting() bool {
+	if in.ClusterID != "" {
+		return false
+	}
+	switch in.Status {
+	case wire.StatusRequested, wire.StatusNoCapacity, wire.StatusLost:
+		return true
+	}
+	return false
+}
+
+// fresh reports whether the instance waits and the scheduler has not tried
+// it yet.
+func (in *Instance) fresh() bool { return in.Waiting() && !in.Judged }
+
+// Cluster is a registered cluster. Its nodes are objects of their own.
+type Cluster struct {
+	ID             string
+	Name           string
+	Address        string
+	Port           int
+	Location       string
+	CredentialHash string
+	Active         bool
+	// LastSeen is the wall-clock time of the last sync (liveness is judged
+	// on this process's monotonic clock, see dispatch).
+	LastSeen     time.Time
+	RegisteredAt time.Time
+}
+
+// Node is a worker node of a cluster as the cluster last reported it. The
+// node description is the tiers' own (it is what the schedulers judge).
+type Node struct {
+	ClusterID string
+	wire.NodeInfo
+}
+
+// ID of a node object: unique across clusters.
+func nodeID(clusterID, nodeID string) string { return clusterID + "/" + nodeID }
+
+// IPReservation marks a service IP as taken.
+type IPReservation struct {
+	IP        string
+	ServiceID string
+	Kind      string // "rr" or "closest"
+	CreatedAt time.Time
+}
+
+// Block is an address block of the instance network held by a cluster.
+type Block struct {
+	Prefix    string
+	ClusterID string
+	CreatedAt time.Time
+}
+
+// tombstone remembers that an instance left a cluster's desired set at an
+// index, for desired-set deltas. Kept in memory only.
+type tombstone struct {
+	ID        string // ClusterID + "/" + Key
+	ClusterID string
+	Key       string
+	Index     uint64
+	At        time.Time
+}

@@ -1,0 +1,222 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	mFlushes = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "thicket_root", Name: "state_flushes_total",
+		Help: "Batches of state changes written to the durable store, by result.",
+	}, []string{"result"})
+	mFlushed = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "thicket_root", Name: "state_objects_written_total",
+		Help: "Objects written to (or deleted from) the durable store.",
+	})
+	mBehind = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "thicket_root", Name: "state_unwritten_objects",
+		Help: "Changed objects not yet in the durable store.",
+	})
+)
+
+// Ticket names a write for Durable. The zero ticket is always durable.
+type Ticket struct{ seq uint64 }
+
+// persister queues changes and writes them to the backend in batches: each
+// object's latest version once per batch, however often it changed.
+type persister struct {
+	mu      sync.Mutex
+	pending map[changeKey]queued
+	order   []changeKey // first-queued order, so a batch keeps dependencies roughly in order
+	seq     uint64      // of the last queued write
+	durable uint64      // every write up to this seq is in the backend
+	wake    chan struct{}
+	done    chan struct{} // closed and replaced when durable grows
+	err     error         // of the last failed attempt, while failing
+}
+
+type queued struct {
+	Change
+	seq uint64 // of the oldest write whose change this version carries
+}
+
+type changeKey struct {
+	kind Kind
+	id   string
+}
+
+func (p *persister) init() {
+	p.pending = map[changeKey]queued{}
+	p.wake = make(chan struct{}, 1)
+	p.done = make(chan struct{})
+}
+
+// queue takes a committed write's changes and returns its ticket.
+func (p *persister) queue(cs []Change) Ticket {
+	if len(cs) == 0 {
+		return Ticket{}
+	}
+	p.mu.Lock()
+	p.seq++
+	t := Ticket{p.seq}
+	for _, c := range cs {
+		k := changeKey{c.Kind, c.ID}
+		q, ok := p.pending[k]
+		if !ok {
+			p.order = append(p.order, k)
+			q.seq = p.seq
+		}
+		// The newest version, but the seq of the oldest write it carries:
+		// that write is not stored until this version is.
+		q.Change = c
+		p.pending[k] = q
+	}
+	mBehind.Set(float64(len(p.pending)))
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return t
+}
+
+// Durable waits until the write of ticket t is in the durable store, or ctx
+// ends (then it says why the store is behind).
+func (s *Store) Durable(ctx context.Context, t Ticket) error {
+	p := &s.p
+	for {
+		p.mu.Lock()
+		durable, done := p.durable, p.done
+		p.mu.Unlock()
+		if durable >= t.seq {
+			return nil
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.mu.Lock()
+			lastErr := p.err
+			p.mu.Unlock()
+			if lastErr != nil {
+				return fmt.Errorf("the change is not stored yet (it will be): %w", lastErr)
+			}
+			return fmt.Errorf("the change is not stored yet (it will be): %w", ctx.Err())
+		}
+	}
+}
+
+// maxBatch bounds the objects of one backend write.
+const maxBatch = 2000
+
+// Run writes queued changes behind until ctx ends, then writes what is
+// left (for up to 10 s).
+func (s *Store) Run(ctx context.Context) {
+	p := &s.p
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			for s.flush(final) > 0 && final.Err() == nil {
+			}
+			cancel()
+			return
+		case <-p.wake:
+		}
+		// Let a burst of writes gather into one batch.
+		time.Sleep(5 * time.Millisecond)
+		for {
+			n := s.flush(ctx)
+			if n < 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				if ctx.Err() != nil {
+					break
+				}
+				continue
+			}
+			backoff = 50 * time.Millisecond
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+// flush writes one batch; it returns how many objects remain queued, or -1
+// when the write failed (the batch is queued again).
+func (s *Store) flush(ctx context.Context) int {
+	p := &s.p
+	p.mu.Lock()
+	if len(p.order) == 0 {
+		p.mu.Unlock()
+		return 0
+	}
+	n := min(len(p.order), maxBatch)
+	keys := p.order[:n]
+	batch := make([]queued, n)
+	changes := make([]Change, n)
+	for i, k := range keys {
+		batch[i] = p.pending[k]
+		changes[i] = batch[i].Change
+		delete(p.pending, k)
+	}
+	p.order = p.order[n:]
+	p.mu.Unlock()
+
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := s.be.Write(wctx, changes)
+	cancel()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		mFlushes.WithLabelValues("error").Inc()
+		if p.err == nil {
+			s.log.Error("writing state to the store failed; retrying (the root keeps serving from memory)", "err", err, "objects", n)
+		}
+		p.err = err
+		// Queue again what was not changed meanwhile, ahead of newer work.
+		var again []changeKey
+		for i, k := range keys {
+			if q, newer := p.pending[k]; newer {
+				// The newer version carries this write too.
+				q.seq = min(q.seq, batch[i].seq)
+				p.pending[k] = q
+			} else {
+				p.pending[k] = batch[i]
+				again = append(again, k)
+			}
+		}
+		p.order = append(again, p.order...)
+		mBehind.Set(float64(len(p.pending)))
+		return -1
+	}
+	mFlushes.WithLabelValues("ok").Inc()
+	mFlushed.Add(float64(n))
+	if p.err != nil {
+		s.log.Info("state written to the store again")
+		p.err = nil
+	}
+	// Every write older than the oldest version still queued is stored.
+	durable := p.seq
+	for _, q := range p.pending {
+		durable = min(durable, q.seq-1)
+	}
+	if durable > p.durable {
+		p.durable = durable
+		close(p.done)
+		p.done = make(chan struct{})
+	}
+	mBehind.Set(float64(len(p.pending)))
+	return len(p.order)
+}

@@ -1,0 +1,145 @@
+package state
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+)
+
+// Spec turns an instance of a service into what a cluster needs to run it.
+func Spec(svc *Service, in *Instance) wire.InstanceSpec {
+	cons := make([]wire.Constraint, len(svc.Spec.Constraints))
+	for i, c := range svc.Spec.Constraints {
+		cons[i] = wire.Constraint(c)
+	}
+	return wire.InstanceSpec{
+		Key:                   in.Key,
+		ServiceID:             svc.ID,
+		InstanceNumber:        in.Number,
+		ApplicationName:       svc.AppName,
+		ApplicationNamespace:  svc.AppNamespace,
+		MicroserviceName:      svc.Name,
+		MicroserviceNamespace: svc.Namespace,
+		Virtualization:        svc.Spec.Virtualization,
+		Code:                  svc.Spec.Code,
+		Arch:                  svc.Spec.Arch,
+		Cmd:                   svc.Spec.Cmd,
+		Environment:           svc.Spec.Environment,
+		Port:                  svc.Spec.Port,
+		Resources: wire.Resources{
+			MilliCPU: int64(svc.Spec.VCPUs) * 1000,
+			MemoryMB: int64(svc.Spec.MemoryMB),
+			VGPUs:    int64(svc.Spec.VGPUs),
+		},
+		OneShot:     svc.Spec.OneShot,
+		Constraints: cons,
+		RRIP:        svc.RRIP,
+		ClosestIP:   svc.ClosestIP,
+	}
+}
+
+// Pending is an instance waiting for a cluster, with its spec.
+type Pending struct {
+	Spec   wire.InstanceSpec
+	Status string
+}
+
+// Waiting returns the instances that have no cluster (requested, without
+// capacity so far, or lost with their cluster), oldest first.
+func (sn *Snapshot) Waiting() []Pending {
+	ins := all[Instance](sn.r(), tInstances, "waiting", true)
+	slices.SortFunc(ins, func(a, b *Instance) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Key, b.Key))
+	})
+	out := make([]Pending, 0, len(ins))
+	for _, in := range ins {
+		if svc := sn.Service(in.ServiceID); svc != nil {
+			out = append(out, Pending{Spec: Spec(svc, in), Status: in.Status})
+		}
+	}
+	return out
+}
+
+// SchedulingNodes returns a cluster's nodes as the root scheduler should see
+// them: as reported, plus what the instances the root assigned to the cluster
+// take on the node the root counted on, until the cluster reports where they
+// run (the cluster's figures do not include them yet).
+func (sn *Snapshot) SchedulingNodes(clusterID string) []wire.NodeInfo {
+	nodes := sn.Nodes(clusterID)
+	out := make([]wire.NodeInfo, len(nodes))
+	at := make(map[string]int, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.NodeInfo
+		at[n.ID] = i
+	}
+	for _, in := range all[Instance](sn.r(), tInstances, "cluster", clusterID) {
+		i, ok := at[in.PlannedNode]
+		if in.PlannedNode == "" || !ok {
+			continue
+		}
+		svc := sn.Service(in.ServiceID)
+		if svc == nil {
+			continue
+		}
+		out[i].Reserved = out[i].Reserved.Add(wire.Resources{
+			MilliCPU: int64(svc.Spec.VCPUs) * 1000, MemoryMB: int64(svc.Spec.MemoryMB), VGPUs: int64(svc.Spec.VGPUs)})
+	}
+	return out
+}
+
+// Assignment is the root scheduler's decision for one instance: a cluster
+// (and the node that made it feasible), or none with the reason.
+type Assignment struct {
+	Key       string
+	ClusterID string
+	NodeID    string
+	Reason    string
+}
+
+// Assign records scheduling decisions and returns how many instances
+// changed. An instance that meanwhile got a cluster or was removed is left
+// alone.
+func (s *Store) Assign(as []Assignment) (int, error) {
+	n := 0
+	_, err := s.Write(func(t *Txn) error {
+		for _, a := range as {
+			old := first[Instance](t.r(), tInstances, "id", a.Key)
+			if old == nil || old.ClusterID != "" {
+				continue
+			}
+			in := *old
+			if a.ClusterID == "" {
+				in.Judged = true
+				if in.Status == wire.StatusNoCapacity && in.Detail == a.Reason {
+					if !old.Judged {
+						t.put(tInstances, KindInstance, in.Key, &in, false)
+					}
+					continue
+				}
+				in.Status, in.Detail = wire.StatusNoCapacity, a.Reason
+			} else {
+				c := first[Cluster](t.r(), tClusters, "id", a.ClusterID)
+				if c == nil {
+					continue
+				}
+				in.ClusterID, in.ClusterLocation, in.PlannedNode = c.ID, c.Location, a.NodeID
+				in.Status, in.Detail = wire.StatusScheduled, "assigned to a cluster"
+				in.NodeID, in.NodeName, in.HostIP, in.InstanceIP = "", "", "", ""
+				in.DesiredIndex, in.Judged = t.index, false
+			}
+			in.UpdatedAt = t.now
+			t.put(tInstances, KindInstance, in.Key, &in, true)
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// HasFresh reports whether an instance waits that the root scheduler has
+// not tried yet.
+func (sn *Snapshot) HasFresh() bool {
+	o, err := sn.tx.First(tInstances, "fresh", true)
+	return err == nil && o != nil
+}

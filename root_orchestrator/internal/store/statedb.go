@@ -1,0 +1,423 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// The storage schema of the root's state. Applications, services, service
+// IPs and address blocks keep the field names earlier versions stored, so
+// their documents load as they are; instances are documents of their own
+// (collection instances), no longer a list inside the service.
+
+type appRecord struct {
+	ID          string    `bson:"_id"`
+	Name        string    `bson:"application_name"`
+	Namespace   string    `bson:"application_namespace"`
+	Description string    `bson:"application_desc"`
+	Owner       string    `bson:"userId"`
+	Services    []string  `bson:"microservices"`
+	CreatedAt   time.Time `bson:"created_at"`
+	UpdatedAt   time.Time `bson:"updated_at"`
+}
+
+type constraintRecord struct {
+	Type    string   `bson:"type"`
+	Node    string   `bson:"node,omitempty"`
+	Cluster string   `bson:"cluster,omitempty"`
+	Allowed []string `bson:"allowed,omitempty"`
+}
+
+type serviceRecord struct {
+	ID             string             `bson:"_id"`
+	Name           string             `bson:"microservice_name"`
+	Namespace      string             `bson:"microservice_namespace"`
+	AppID          string             `bson:"applicationID"`
+	AppName        string             `bson:"app_name"`
+	AppNamespace   string             `bson:"app_ns"`
+	Owner          string             `bson:"userId"`
+	Virtualization string             `bson:"virtualization"`
+	Code           string             `bson:"code"`
+	Arch           []string           `bson:"arch"`
+	Cmd            []string           `bson:"cmd"`
+	Environment    []string           `bson:"environment"`
+	Port           string             `bson:"port"`
+	RRIP           string             `bson:"RR_ip"`
+	ClosestIP      string             `bson:"closest_ip,omitempty"`
+	MemoryMB       int                `bson:"memory"`
+	VCPUs          int                `bson:"vcpus"`
+	VGPUs          int                `bson:"vgpus"`
+	VTPUs          int                `bson:"vtpus"`
+	BandwidthIn    int                `bson:"bandwidth_in"`
+	BandwidthOut   int                `bson:"bandwidth_out"`
+	Storage        int                `bson:"storage"`
+	AddedFiles     []string           `bson:"added_files"`
+	Constraints    []constraintRecord `bson:"constraints"`
+	OneShot        bool               `bson:"one_shot"`
+	NextInstance   int                `bson:"next_instance"`
+	CreatedAt      time.Time          `bson:"created_at"`
+	UpdatedAt      time.Time          `bson:"updated_at"`
+}
+
+type instanceRecord struct {
+	Key             string    `bson:"_id"`
+	ServiceID       string    `bson:"service_id"`
+	Number          int       `bson:"number"`
+	Owner           string    `bson:"owner"`
+	Status          string    `bson:"status"`
+	Detail          string    `bson:"detail,omitempty"`
+	ClusterID       string    `bson:"cluster_id,omitempty"`
+	ClusterLocation string    `bson:"cluster_location,omitempty"`
+	PlannedNode     string    `bson:"planned_node,omitempty"`
+	NodeID          string    `bson:"node_id,omitempty"`
+	NodeName        string    `bson:"node_name,omitempty"`
+	HostIP          string    `bson:"host_ip,omitempty"`
+	HostPort        int       `bson:"host_port,omitempty"`
+	InstanceIP      string    `bson:"instance_ip,omitempty"`
+	Restarts        int       `bson:"restarts,omitempty"`
+	CreatedAt       time.Time `bson:"created_at"`
+	UpdatedAt       time.Time `bson:"updated_at"`
+}
+
+type clusterRecord struct {
+	ID             string    `bson:"_id"`
+	Name           string    `bson:"cluster_name"`
+	Address        string    `bson:"ip"`
+	Port           int       `bson:"port"`
+	Location       string    `bson:"cluster_location"`
+	CredentialHash string    `bson:"credential_hash"`
+	Active         bool      `bson:"active"`
+	LastSeen       time.Time `bson:"last_seen"`
+	RegisteredAt   time.Time `bson:"registered_at"`
+}
+
+type resourcesRecord struct {
+	MilliCPU int64 `bson:"milli_cpu"`
+	MemoryMB int64 `bson:"memory_mb"`
+	VGPUs    int64 `bson:"vgpus"`
+}
+
+type nodeNetworkRecord struct {
+	Subnet     string `bson:"subnet"`
+	VTEPMAC    string `bson:"vtep_mac"`
+	PublicIP   string `bson:"public_ip"`
+	PublicPort int    `bson:"public_port"`
+}
+
+type nodeRecord struct {
+	ID              string             `bson:"_id"` // cluster id / node id
+	ClusterID       string             `bson:"cluster_id"`
+	NodeID          string             `bson:"node_id"`
+	Name            string             `bson:"name"`
+	Arch            string             `bson:"arch"`
+	Virtualizations []string           `bson:"virtualizations"`
+	Capacity        resourcesRecord    `bson:"capacity"`
+	Reserved        resourcesRecord    `bson:"reserved"`
+	UsedPorts       []string           `bson:"used_ports,omitempty"`
+	Address         string             `bson:"address,omitempty"`
+	Active          bool               `bson:"active"`
+	Network         *nodeNetworkRecord `bson:"network,omitempty"`
+	Capabilities    []string           `bson:"capabilities,omitempty"`
+	NotReady        string             `bson:"not_ready,omitempty"`
+}
+
+type ipRecord struct {
+	IP        string    `bson:"_id"`
+	ServiceID string    `bson:"service_id"`
+	Kind      string    `bson:"kind"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+type blockRecord struct {
+	Block     string    `bson:"_id"`
+	ClusterID string    `bson:"cluster_id"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+func toAppRecord(a *state.Application) appRecord {
+	return appRecord{a.ID, a.Name, a.Namespace, a.Description, a.Owner, a.Services, a.CreatedAt, a.UpdatedAt}
+}
+
+func (r appRecord) model() *state.Application {
+	if r.Services == nil {
+		r.Services = []string{}
+	}
+	return &state.Application{ID: r.ID, Name: r.Name, Namespace: r.Namespace, Description: r.Description,
+		Owner: r.Owner, Services: r.Services, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+func toServiceRecord(s *state.Service) serviceRecord {
+	cons := make([]constraintRecord, len(s.Spec.Constraints))
+	for i, c := range s.Spec.Constraints {
+		cons[i] = constraintRecord(c)
+	}
+	p := &s.Spec
+	return serviceRecord{
+		ID: s.ID, Name: s.Name, Namespace: s.Namespace, AppID: s.AppID, AppName: s.AppName, AppNamespace: s.AppNamespace,
+		Owner: s.Owner, Virtualization: p.Virtualization, Code: p.Code, Arch: p.Arch, Cmd: p.Cmd, Environment: p.Environment,
+		Port: p.Port, RRIP: s.RRIP, ClosestIP: s.ClosestIP, MemoryMB: p.MemoryMB, VCPUs: p.VCPUs, VGPUs: p.VGPUs,
+		VTPUs: p.VTPUs, BandwidthIn: p.BandwidthIn, BandwidthOut: p.BandwidthOut, Storage: p.Storage,
+		AddedFiles: p.AddedFiles, Constraints: cons, OneShot: p.OneShot, NextInstance: s.NextInstance,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (r serviceRecord) model() *state.Service {
+	cons := make([]state.Constraint, len(r.Constraints))
+	for i, c := range r.Constraints {
+		cons[i] = state.Constraint(c)
+	}
+	return &state.Service{
+		ID: r.ID, Name: r.Name, Namespace: r.Namespace, AppID: r.AppID, AppName: r.AppName, AppNamespace: r.AppNamespace,
+		Owner: r.Owner, RRIP: r.RRIP, ClosestIP: r.ClosestIP, NextInstance: r.NextInstance,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Spec: state.ServiceSpec{
+			Virtualization: r.Virtualization, Code: r.Code, Arch: nonNil(r.Arch), Cmd: nonNil(r.Cmd),
+			Environment: nonNil(r.Environment), Port: r.Port, MemoryMB: r.MemoryMB, VCPUs: r.VCPUs, VGPUs: r.VGPUs,
+			VTPUs: r.VTPUs, BandwidthIn: r.BandwidthIn, BandwidthOut: r.BandwidthOut, Storage: r.Storage,
+			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot,
+		},
+	}
+}
+
+func toInstanceRecord(i *state.Instance) instanceRecord {
+	return instanceRecord{
+		Key: i.Key, ServiceID: i.ServiceID, Number: i.Number, Owner: i.Owner, Status: i.Status, Detail: i.Detail,
+		ClusterID: i.ClusterID, ClusterLocation: i.ClusterLocation, PlannedNode: i.PlannedNode, NodeID: i.NodeID,
+		NodeName: i.NodeName, HostIP: i.HostIP, HostPort: i.HostPort, InstanceIP: i.InstanceIP, Restarts: i.Restarts,
+		CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt,
+	}
+}
+
+func (r instanceRecord) model() *state.Instance {
+	return &state.Instance{
+		Key: r.Key, ServiceID: r.ServiceID, Number: r.Number, Owner: r.Owner, Status: r.Status, Detail: r.Detail,
+		ClusterID: r.ClusterID, ClusterLocation: r.ClusterLocation, PlannedNode: r.PlannedNode, NodeID: r.NodeID,
+		NodeName: r.NodeName, HostIP: r.HostIP, HostPort: r.HostPort, InstanceIP: r.InstanceIP, Restarts: r.Restarts,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+func toClusterRecord(c *state.Cluster) clusterRecord {
+	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt}
+}
+
+func (r clusterRecord) model() *state.Cluster {
+	return &state.Cluster{ID: r.ID, Name: r.Name, Address: r.Address, Port: r.Port, Location: r.Location,
+		CredentialHash: r.CredentialHash, Active: r.Active, LastSeen: r.LastSeen, RegisteredAt: r.RegisteredAt}
+}
+
+func toNodeRecord(id string, n *state.Node) nodeRecord {
+	r := nodeRecord{
+		ID: id, ClusterID: n.ClusterID, NodeID: n.ID, Name: n.Name, Arch: n.Arch, Virtualizations: n.Virtualizations,
+		Capacity: resourcesRecord(n.Capacity), Reserved: resourcesRecord(n.Reserved), UsedPorts: n.UsedPorts,
+		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady,
+	}
+	if n.Network != nil {
+		r.Network = &nodeNetworkRecord{Subnet: n.Network.Subnet, VTEPMAC: n.Network.VTEPMAC, PublicIP: n.Network.PublicIP, PublicPort: n.Network.PublicPort}
+	}
+	return r
+}
+
+func (r nodeRecord) model() *state.Node {
+	n := &state.Node{ClusterID: r.ClusterID, NodeInfo: wire.NodeInfo{
+		ID: r.NodeID, Name: r.Name, Arch: r.Arch, Virtualizations: r.Virtualizations,
+		Capacity: wire.Resources(r.Capacity), Reserved: wire.Resources(r.Reserved), UsedPorts: r.UsedPorts,
+		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady,
+	}}
+	if r.Network != nil {
+		n.Network = &wire.NodeNetwork{NodeID: r.NodeID, Subnet: r.Network.Subnet, VTEPMAC: r.Network.VTEPMAC,
+			PublicIP: r.Network.PublicIP, PublicPort: r.Network.PublicPort}
+	}
+	return n
+}
+
+// record turns a changed state object into its stored document.
+func record(c state.Change) (any, error) {
+	switch o := c.Object.(type) {
+	case *state.Application:
+		return toAppRecord(o), nil
+	case *state.Service:
+		return toServiceRecord(o), nil
+	case *state.Instance:
+		return toInstanceRecord(o), nil
+	case *state.Cluster:
+		return toClusterRecord(o), nil
+	case *state.Node:
+		return toNodeRecord(c.ID, o), nil
+	case *state.IPReservation:
+		return ipRecord{o.IP, o.ServiceID, o.Kind, o.CreatedAt}, nil
+	case *state.Block:
+		return blockRecord{o.Prefix, o.ClusterID, o.CreatedAt}, nil
+	}
+	return nil, fmt.Errorf("store: no record for %T", c.Object)
+}
+
+// collection returns where objects of a kind are stored.
+func (s *Store) collection(k state.Kind) *mongo.Collection {
+	switch k {
+	case state.KindApp:
+		return s.apps
+	case state.KindService:
+		return s.services
+	case state.KindInstance:
+		return s.instances
+	case state.KindCluster:
+		return s.clusters
+	case state.KindNode:
+		return s.nodes
+	case state.KindIP:
+		return s.ips
+	case state.KindBlock:
+		return s.blocks
+	}
+	return nil
+}
+
+// writeOrder: applications last (their list is the commit point of new
+// services), clusters before the nodes and blocks that name them.
+var writeOrder = []state.Kind{state.KindCluster, state.KindBlock, state.KindNode, state.KindService,
+	state.KindIP, state.KindInstance, state.KindApp}
+
+// Write implements state.Backend: one bulk write per collection.
+func (s *Store) Write(ctx context.Context, changes []state.Change) error {
+	models := map[state.Kind][]mongo.WriteModel{}
+	for _, c := range changes {
+		filter := bson.M{"_id": c.ID}
+		if c.Object == nil {
+			models[c.Kind] = append(models[c.Kind], mongo.NewDeleteOneModel().SetFilter(filter))
+			continue
+		}
+		doc, err := record(c)
+		if err != nil {
+			return err
+		}
+		models[c.Kind] = append(models[c.Kind], mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(true))
+	}
+	for _, k := range writeOrder {
+		if len(models[k]) == 0 {
+			continue
+		}
+		if _, err := s.collection(k).BulkWrite(ctx, models[k], options.BulkWrite().SetOrdered(true)); err != nil {
+			return fmt.Errorf("write %ss: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func loadAll[R interface{ model() *M }, M any](ctx context.Context, c *mongo.Collection) ([]*M, error) {
+	cur, err := c.Find(ctx, bson.M{})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", c.Name(), err)
+	}
+	var recs []R
+	if err := cur.All(ctx, &recs); err != nil {
+		return nil, fmt.Errorf("load %s: %w", c.Name(), err)
+	}
+	out := make([]*M, len(recs))
+	for i, r := range recs {
+		out[i] = r.model()
+	}
+	return out, nil
+}
+
+func (r ipRecord) model() *state.IPReservation {
+	return &state.IPReservation{IP: r.IP, ServiceID: r.ServiceID, Kind: r.Kind, CreatedAt: r.CreatedAt}
+}
+
+func (r blockRecord) model() *state.Block {
+	return &state.Block{Prefix: r.Block, ClusterID: r.ClusterID, CreatedAt: r.CreatedAt}
+}
+
+// Load implements state.Backend.
+func (s *Store) Load(ctx context.Context) (*state.Data, error) {
+	d := &state.Data{}
+	var errs [7]error
+	d.Apps, errs[0] = loadAll[appRecord](ctx, s.apps)
+	d.Services, errs[1] = loadAll[serviceRecord](ctx, s.services)
+	d.Instances, errs[2] = loadAll[instanceRecord](ctx, s.instances)
+	d.Clusters, errs[3] = loadAll[clusterRecord](ctx, s.clusters)
+	d.Nodes, errs[4] = loadAll[nodeRecord](ctx, s.nodes)
+	d.IPs, errs[5] = loadAll[ipRecord](ctx, s.ips)
+	d.Blocks, errs[6] = loadAll[blockRecord](ctx, s.blocks)
+	return d, errors.Join(errs[:]...)
+}
+
+// legacyService is a service document of an earlier version, which held its
+// instances.
+type legacyService struct {
+	ID           string `bson:"_id"`
+	Owner        string `bson:"userId"`
+	InstanceList []struct {
+		Number          int       `bson:"instance_number"`
+		Status          string    `bson:"status"`
+		Detail          string    `bson:"status_detail"`
+		ClusterID       string    `bson:"cluster_id"`
+		ClusterLocation string    `bson:"cluster_location"`
+		WorkerID        string    `bson:"worker_id"`
+		HostIP          string    `bson:"host_ip"`
+		HostPort        int       `bson:"host_port"`
+		InstanceIP      string    `bson:"instance_ip"`
+		NodeName        string    `bson:"node_name"`
+		Restarts        int       `bson:"restarts"`
+		CreatedAt       time.Time `bson:"created_at"`
+		UpdatedAt       time.Time `bson:"updated_at"`
+	} `bson:"instance_list"`
+}
+
+// migrate moves instances that earlier versions kept inside service
+// documents into documents of their own, and drops the earlier node lists
+// (clusters report their nodes again at their next sync).
+func (s *Store) migrate(ctx context.Context) error {
+	cur, err := s.services.Find(ctx, bson.M{"instance_list": bson.M{"$exists": true}})
+	if err != nil {
+		return fmt.Errorf("migrate instances: %w", err)
+	}
+	var old []legacyService
+	if err := cur.All(ctx, &old); err != nil {
+		return fmt.Errorf("migrate instances: %w", err)
+	}
+	for _, svc := range old {
+		var models []mongo.WriteModel
+		for _, in := range svc.InstanceList {
+			r := instanceRecord{
+				Key: wire.InstanceKey(svc.ID, in.Number), ServiceID: svc.ID, Number: in.Number, Owner: svc.Owner,
+				Status: in.Status, Detail: in.Detail, ClusterID: in.ClusterID, ClusterLocation: in.ClusterLocation,
+				NodeID: in.WorkerID, NodeName: in.NodeName, HostIP: in.HostIP, HostPort: in.HostPort,
+				InstanceIP: in.InstanceIP, Restarts: in.Restarts, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
+			}
+			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": r.Key}).SetReplacement(r).SetUpsert(true))
+		}
+		if len(models) > 0 {
+			if _, err := s.instances.BulkWrite(ctx, models); err != nil {
+				return fmt.Errorf("migrate instances of service %s: %w", svc.ID, err)
+			}
+		}
+		if _, err := s.services.UpdateOne(ctx, bson.M{"_id": svc.ID},
+			bson.M{"$unset": bson.M{"instance_list": "", "rev": "", "status": "", "status_detail": ""}}); err != nil {
+			return fmt.Errorf("migrate service %s: %w", svc.ID, err)
+		}
+	}
+	if len(old) > 0 {
+		s.log.Info("moved instances into documents of their own", "services", len(old))
+	}
+	if err := s.db.Collection("cluster_nodes").Drop(ctx); err != nil {
+		return fmt.Errorf("drop earlier node lists: %w", err)
+	}
+	return nil
+}
