@@ -168,16 +168,19 @@ func (d *Desired) Empty() bool {
 func (sn *Snapshot) DesiredFor(clusterID, epoch string, after uint64, storeEpoch string) Desired {
 	full := epoch != storeEpoch || after == 0 || after < sn.floor || after > sn.index
 	d := Desired{Full: full, Instances: []wire.InstanceSpec{}, NetworkChanged: full || sn.netIndex > after}
-	ins := all[Instance](sn.r(), tInstances, "cluster", clusterID)
-	slices.SortFunc(ins, func(a, b *Instance) int { return cmp.Compare(a.Key, b.Key) })
-	for _, in := range ins {
-		if !full && in.DesiredIndex <= after {
-			continue
-		}
-		if svc := sn.Service(in.ServiceID); svc != nil {
-			d.Instances = append(d.Instances, Spec(svc, in))
+	it, err := sn.tx.Get(tInstances, "cluster", clusterID)
+	if err == nil {
+		for o := it.Next(); o != nil; o = it.Next() {
+			in := o.(*Instance)
+			if !full && in.DesiredIndex <= after {
+				continue
+			}
+			if svc := sn.Service(in.ServiceID); svc != nil {
+				d.Instances = append(d.Instances, Spec(svc, in))
+			}
 		}
 	}
+	slices.SortFunc(d.Instances, func(a, b wire.InstanceSpec) int { return cmp.Compare(a.Key, b.Key) })
 	if !full {
 		for _, ts := range all[tombstone](sn.r(), tTombs, "cluster", clusterID) {
 			if ts.Index > after {
