@@ -6,6 +6,7 @@ package mongodb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	_ "modernc.org/sqlite" // the embedded engine's own driver, for IndexIDs
 )
 
 // Conn is an open connection; Close releases it and stops the embedded
@@ -33,6 +35,7 @@ type Conn struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	sockDir string
+	dbDir   string // the embedded engine's SQLite files
 	// closing silences the embedded engine's log while the driver
 	// disconnects: FerretDB answers the driver's endSessions with "no such
 	// command" and logs that exchange as a warning on every stop.
@@ -130,7 +133,12 @@ func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dbDir + "/",
+		// WAL with synchronous=NORMAL: a commit is in the WAL file when it
+		// returns, so a crash of this process (even SIGKILL) loses nothing;
+		// the WAL is fsynced at checkpoints, so a power cut may lose the
+		// last moments, as MongoDB's default write concern (journal synced
+		// every 100 ms) may. FULL would fsync at every document write.
+		SQLiteURL: "file:" + dbDir + "/?_pragma=synchronous(normal)",
 		Logger:    fdbLog,
 	})
 	if err != nil {
@@ -147,6 +155,7 @@ func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
 		}
 	}()
 	c.Embedded = true
+	c.dbDir = dbDir
 	log.Info("embedded store started", "dir", dbDir)
 	return f.MongoDBURI(), nil
 }
@@ -186,4 +195,62 @@ func (h *levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (h *levelFilter) WithGroup(name string) slog.Handler {
 	return &levelFilter{Handler: h.Handler.WithGroup(name), min: h.min, off: h.off}
+}
+
+// Collections creates the named collections of db that do not exist yet
+// and indexes them as the embedded engine's lookups by _id need (see
+// IndexIDs). Each tier calls it once at start with all its collections.
+func (c *Conn) Collections(ctx context.Context, db *mongo.Database, names ...string) error {
+	for _, n := range names {
+		var ce mongo.CommandError
+		if err := db.CreateCollection(ctx, n); err != nil && !(errors.As(err, &ce) && ce.Code == 48) { // NamespaceExists
+			return fmt.Errorf("create collection %s: %w", n, err)
+		}
+	}
+	return c.IndexIDs(ctx, db.Name())
+}
+
+// IndexIDs works around the embedded engine (FerretDB 1.24, SQLite
+// backend): it looks documents up by the expression
+// _ferretdb_sjson->'$._id' while its _id index is on _ferretdb_sjson->"_id",
+// which SQLite does not match, so every find, update or delete by _id scans
+// the whole collection (EXPLAIN QUERY PLAN says SCAN). IndexIDs adds an
+// index on the expression the lookups use to every collection database db
+// has now: call it after the collections exist. It does nothing for an
+// external MongoDB. FerretDB does not know these indexes; they go with their
+// tables.
+func (c *Conn) IndexIDs(ctx context.Context, db string) error {
+	if !c.Embedded {
+		return nil
+	}
+	path := filepath.Join(c.dbDir, db+".sqlite")
+	if _, err := os.Stat(path); err != nil {
+		return nil // nothing stored yet
+	}
+	sdb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("index ids: %w", err)
+	}
+	defer sdb.Close()
+	rows, err := sdb.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections`)
+	if err != nil {
+		return fmt.Errorf("index ids: %w", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return fmt.Errorf("index ids: %w", err)
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	for _, t := range tables {
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, t+"_thicket_id", t)
+		if _, err := sdb.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("index ids of %s: %w", t, err)
+		}
+	}
+	return nil
 }

@@ -3,7 +3,10 @@ package mongodb
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,5 +90,59 @@ func TestEmbeddedStopIsQuiet(t *testing.T) {
 	conn.Close(ctx)
 	if strings.Contains(buf.String(), "level=WARN") || strings.Contains(buf.String(), "level=ERROR") {
 		t.Errorf("warnings or errors while using and stopping the embedded store:\n%s", buf.String())
+	}
+}
+
+// TestLookupsByIDUseAnIndex: after Collections, the embedded engine finds a
+// document by _id through an index, not by scanning the collection (which
+// made every update of the root's and the cluster's state cost as much as
+// the whole collection).
+func TestLookupsByIDUseAnIndex(t *testing.T) {
+	ctx := context.Background()
+	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	db := conn.Client.Database("plan")
+	if err := conn.Collections(ctx, db, "things"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Collections(ctx, db, "things"); err != nil {
+		t.Fatalf("Collections again (they exist): %v", err)
+	}
+	if _, err := db.Collection("things").InsertOne(ctx, bson.M{"_id": "a", "v": 1}); err != nil {
+		t.Fatal(err)
+	}
+	sdb, err := sql.Open("sqlite", "file:"+filepath.Join(conn.dbDir, "plan.sqlite")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	var table string
+	if err := sdb.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = 'things'`).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	// The query FerretDB runs for a filter {_id: "a"}.
+	rows, err := sdb.Query(fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table), `"a"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX") {
+		t.Errorf("lookup by _id: plan %q, want an index search", plan)
+	}
+	var got bson.M
+	if err := db.Collection("things").FindOne(ctx, bson.M{"_id": "a"}).Decode(&got); err != nil || got["v"] != int32(1) {
+		t.Errorf("find by _id: %v %v", got, err)
 	}
 }

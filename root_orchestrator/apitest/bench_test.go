@@ -33,3 +33,18 @@ func BenchmarkGetService(b *testing.B) {
 		r.must("GET", "/api/service/"+app.Microservices[0], admin, nil, nil)
 	}
 }
+
+// BenchmarkAddInstanceParallel measures POST /api/service/{id}/instance from
+// eight concurrent callers (as the placement benchmark does), with no
+// cluster: the API path and the durable write the answer waits for.
+func BenchmarkAddInstanceParallel(b *testing.B) {
+	r := startRoot(b, "", []string{"THICKET_ADMIN_PASSWORD=bench-admin-password"})
+	admin := r.login("Admin", "bench-admin-password").Token
+	app := r.createApp(admin, testSLA("bench"), "bench")
+	b.SetParallelism(4) // × GOMAXPROCS (2 here): 8 callers
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.must("POST", "/api/service/"+app.Microservices[0]+"/instance", admin, nil, nil)
+		}
+	})
+}

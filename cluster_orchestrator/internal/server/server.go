@@ -70,7 +70,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return err
 	}
 	defer conn.Close(context.Background())
-	st, err := state.New(ctx, conn.Client.Database(cfg.MongoDatabase))
+	db := conn.Client.Database(cfg.MongoDatabase)
+	if err := conn.Collections(ctx, db, state.Collections...); err != nil {
+		return err
+	}
+	st, err := state.New(ctx, db)
 	if err != nil {
 		return err
 	}

@@ -66,9 +66,12 @@ type Store struct {
 	meta      *mongo.Collection
 }
 
+// Collections names the store's collections.
+var Collections = []string{"nodes", "instances", "meta"}
+
 // New returns a store over a database and creates its indexes.
 func New(ctx context.Context, db *mongo.Database) (*Store, error) {
-	s := &Store{nodes: db.Collection("nodes"), instances: db.Collection("instances"), meta: db.Collection("meta")}
+	s := &Store{nodes: db.Collection(Collections[0]), instances: db.Collection(Collections[1]), meta: db.Collection(Collections[2])}
 	if _, err := s.nodes.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "name", Value: 1}}, Options: options.Index().SetUnique(true).SetName("name"),
 	}); err != nil {

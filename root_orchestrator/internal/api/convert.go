@@ -67,8 +67,12 @@ func restService(sn *state.Snapshot, s *state.Service) rest.Service {
 	}
 	ins := sn.Instances(s.ID)
 	list := make([]rest.Instance, len(ins))
+	updated := s.UpdatedAt // the service or any of its instances
 	for i, in := range ins {
 		list[i] = restInstance(s, in)
+		if in.UpdatedAt.After(updated) {
+			updated = in.UpdatedAt
+		}
 	}
 	p := &s.Spec
 	out := rest.Service{
@@ -78,7 +82,7 @@ func restService(sn *state.Snapshot, s *state.Service) rest.Service {
 		Environment: orEmpty(p.Environment), Port: p.Port, RRIP: s.RRIP, ClosestIP: s.ClosestIP,
 		Memory: p.MemoryMB, VCPUs: p.VCPUs, VGPUs: p.VGPUs, VTPUs: p.VTPUs, BandwidthIn: p.BandwidthIn,
 		BandwidthOut: p.BandwidthOut, Storage: p.Storage, AddedFiles: orEmpty(p.AddedFiles), Constraints: cons,
-		OneShot: p.OneShot, InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		OneShot: p.OneShot, InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.Status, out.StatusDetail = rest.Summarize(list)
 	return out

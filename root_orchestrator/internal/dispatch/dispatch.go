@@ -54,23 +54,32 @@ const tombstoneAge = 5 * time.Minute
 func (d *Dispatcher) Run(ctx context.Context) {
 	t := time.NewTicker(d.every)
 	defer t.Stop()
+	all := true
 	for {
 		_, changed := d.st.Changed()
-		if err := d.Pass(ctx); err != nil && ctx.Err() == nil {
+		var err error
+		if all {
+			err = d.Pass(ctx)
+		} else {
+			err = d.place(d.st.Snapshot().Fresh())
+		}
+		if err != nil && ctx.Err() == nil {
 			d.log.Warn("scheduling pass failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C: // retries what found no cluster before
+		case <-t.C: // liveness, and a retry of everything that waits
 			if err := d.Liveness(time.Now()); err != nil && ctx.Err() == nil {
 				d.log.Warn("liveness pass failed", "err", err)
 			}
 			d.st.PruneTombstones(tombstoneAge)
-		case <-changed:
+			all = true
+		case <-changed: // new instances (or handed back): only those
 			if !d.st.Snapshot().HasFresh() {
 				continue
 			}
+			all = false
 			// Let a burst of requests gather into one batch.
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -109,11 +118,15 @@ func (d *Dispatcher) Liveness(now time.Time) error {
 // nodes as reported plus what earlier passes assigned and the clusters have
 // not placed yet.
 func (d *Dispatcher) Pass(context.Context) error {
-	sn := d.st.Snapshot()
-	pending := sn.Waiting()
+	return d.place(d.st.Snapshot().Waiting())
+}
+
+// place places pending instances in one batch.
+func (d *Dispatcher) place(pending []state.Pending) error {
 	if len(pending) == 0 {
 		return nil
 	}
+	sn := d.st.Snapshot()
 	clusters := sn.Clusters()
 	snap := make([]scheduler.Cluster, 0, len(clusters))
 	for _, c := range clusters {

@@ -86,6 +86,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	defer conn.Close(context.Background())
 	st := store.New(conn.Client.Database(cfg.MongoDatabase), log)
+	db := conn.Client.Database(cfg.MongoDatabase)
+	if err := conn.Collections(ctx, db, st.Collections()...); err != nil {
+		return err
+	}
 	if err := st.EnsureIndexes(ctx); err != nil {
 		return err
 	}

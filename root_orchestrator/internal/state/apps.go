@@ -356,8 +356,9 @@ func (s *Store) AddInstance(serviceID string) (*Instance, Ticket, error) {
 			Owner: svc.Owner, Status: wire.StatusRequested, CreatedAt: t.now, UpdatedAt: t.now,
 		}
 		svc.NextInstance++
-		svc.UpdatedAt = t.now
-		t.put(tServices, KindService, svc.ID, &svc, true)
+		// The counter is stored with the next deletion: until then the
+		// stored instances carry it (see load).
+		t.put(tServices, KindService, svc.ID, &svc, false)
 		t.put(tInstances, KindInstance, in.Key, in, true)
 		out = in
 		return nil
@@ -374,6 +375,8 @@ func (s *Store) DeleteInstance(serviceID string, n int) (Ticket, error) {
 		}
 		t.removeInstance(in)
 		if svc := first[Service](t.r(), tServices, "id", serviceID); svc != nil {
+			// Stored with the deletion: the counter must not fall back to
+			// this instance's number at the next start.
 			c := *svc
 			c.UpdatedAt = t.now
 			t.put(tServices, KindService, c.ID, &c, true)

@@ -129,8 +129,7 @@ func (s *Store) Run(ctx context.Context) {
 			return
 		case <-p.wake:
 		}
-		// Let a burst of writes gather into one batch.
-		time.Sleep(5 * time.Millisecond)
+		// Writes that come while a batch is written gather into the next.
 		for {
 			n := s.flush(ctx)
 			if n < 0 {

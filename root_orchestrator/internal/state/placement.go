@@ -47,8 +47,14 @@ type Pending struct {
 
 // Waiting returns the instances that have no cluster (requested, without
 // capacity so far, or lost with their cluster), oldest first.
-func (sn *Snapshot) Waiting() []Pending {
-	ins := all[Instance](sn.r(), tInstances, "waiting", true)
+func (sn *Snapshot) Waiting() []Pending { return sn.pending("waiting") }
+
+// Fresh returns the waiting instances the scheduler has not tried yet,
+// oldest first.
+func (sn *Snapshot) Fresh() []Pending { return sn.pending("fresh") }
+
+func (sn *Snapshot) pending(index string) []Pending {
+	ins := all[Instance](sn.r(), tInstances, index, true)
 	slices.SortFunc(ins, func(a, b *Instance) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Key, b.Key))
 	})

@@ -250,10 +250,15 @@ func (s *Store) load(d *Data) error {
 		return nil
 	}
 	var err error
+	next := map[string]int{} // a service's instance counter, as its stored instances carry it
+	for _, o := range d.Instances {
+		next[o.ServiceID] = max(next[o.ServiceID], o.Number+1)
+	}
 	for _, o := range d.Apps {
 		err = errors.Join(err, ins(tApps, o))
 	}
 	for _, o := range d.Services {
+		o.NextInstance = max(o.NextInstance, next[o.ID])
 		err = errors.Join(err, ins(tServices, o))
 	}
 	for _, o := range d.Instances {

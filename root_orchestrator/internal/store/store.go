@@ -87,6 +87,16 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	return s.migrate(ctx)
 }
 
+// Collections names every collection of the store.
+func (s *Store) Collections() []string {
+	var out []string
+	for _, c := range []*mongo.Collection{s.apps, s.services, s.instances, s.ips, s.users, s.secrets,
+		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases} {
+		out = append(out, c.Name())
+	}
+	return out
+}
+
 func notFound(err error) error {
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return ErrNotFound
