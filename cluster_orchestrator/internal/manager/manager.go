@@ -228,40 +228,73 @@ func (m *Manager) SetDesired(specs []wire.InstanceSpec) {
 	changed := false
 	for _, sp := range specs {
 		want[sp.Key] = true
-		if in, ok := m.instances[sp.Key]; ok {
-			if !sameSpec(in.Spec, sp) {
-				in.Spec = sp
-				m.dirtyInst[sp.Key] = true
-				if in.NodeID != "" {
-					m.dirtyNode[in.NodeID] = true
-				}
-				changed = true
-			}
-			continue
-		}
-		m.instances[sp.Key] = &state.Instance{Key: sp.Key, Spec: sp, Status: wire.InstanceStatus{
-			Key: sp.Key, Status: wire.StatusScheduled, Detail: "waiting for a node",
-		}}
-		m.dirtyInst[sp.Key] = true
-		changed = true
+		changed = m.upsert(sp) || changed
 	}
-	for k, in := range m.instances {
+	for k := range m.instances {
 		if !want[k] {
-			delete(m.instances, k)
-			m.dirtyInst[k] = true
-			if in.NodeID != "" {
-				m.dirtyNode[in.NodeID] = true
-			}
-			if in.Status.Status == wire.StatusRunning && in.Status.InstanceIP != "" {
-				m.allNodesDirty() // a backend leaves the service table of every node
-			}
-			changed = true
+			changed = m.remove(k) || changed
 		}
 	}
 	m.mu.Unlock()
 	if changed {
 		m.Kick()
 	}
+}
+
+// UpdateDesired takes a change of the root's desired set: new or changed
+// specs and the keys that left it.
+func (m *Manager) UpdateDesired(specs []wire.InstanceSpec, removed []string) {
+	m.mu.Lock()
+	changed := false
+	for _, k := range removed {
+		changed = m.remove(k) || changed
+	}
+	for _, sp := range specs {
+		changed = m.upsert(sp) || changed
+	}
+	m.mu.Unlock()
+	if changed {
+		m.Kick()
+	}
+}
+
+// upsert adds or changes an instance of the desired set and reports
+// whether anything changed. Caller holds mu.
+func (m *Manager) upsert(sp wire.InstanceSpec) bool {
+	if in, ok := m.instances[sp.Key]; ok {
+		if sameSpec(in.Spec, sp) {
+			return false
+		}
+		in.Spec = sp
+		m.dirtyInst[sp.Key] = true
+		if in.NodeID != "" {
+			m.dirtyNode[in.NodeID] = true
+		}
+		return true
+	}
+	m.instances[sp.Key] = &state.Instance{Key: sp.Key, Spec: sp, Status: wire.InstanceStatus{
+		Key: sp.Key, Status: wire.StatusScheduled, Detail: "waiting for a node",
+	}}
+	m.dirtyInst[sp.Key] = true
+	return true
+}
+
+// remove drops an instance that left the desired set and reports whether it
+// was there. Caller holds mu.
+func (m *Manager) remove(k string) bool {
+	in, ok := m.instances[k]
+	if !ok {
+		return false
+	}
+	delete(m.instances, k)
+	m.dirtyInst[k] = true
+	if in.NodeID != "" {
+		m.dirtyNode[in.NodeID] = true
+	}
+	if in.Status.Status == wire.StatusRunning && in.Status.InstanceIP != "" {
+		m.allNodesDirty() // a backend leaves the service table of every node
+	}
+	return true
 }
 
 func sameSpec(a, b wire.InstanceSpec) bool {

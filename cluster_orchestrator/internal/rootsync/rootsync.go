@@ -42,6 +42,8 @@ type Cluster interface {
 	Nodes() []wire.NodeInfo
 	Statuses() []wire.InstanceStatus
 	SetDesired([]wire.InstanceSpec)
+	// UpdateDesired takes a change of the desired set.
+	UpdateDesired(specs []wire.InstanceSpec, removed []string)
 	SetNetwork(clusterID string, blocks []string, n wire.Network)
 	// WantBlocks: how many more address blocks the cluster needs.
 	WantBlocks() int
@@ -184,8 +186,16 @@ func (l *Link) watch(ctx context.Context) {
 		if len(blocks) == 0 && ans.Block != "" {
 			blocks = []string{ans.Block} // a root of an earlier version
 		}
-		if specs, network, changed := d.apply(ans); changed || !slices.Equal(blocks, d.blocks) {
+		delta := ans.Delta && ans.Epoch == d.epoch && d.specs != nil
+		blocksChanged := !slices.Equal(blocks, d.blocks)
+		specs, network, _ := d.apply(ans)
+		switch {
+		case !delta:
 			l.c.SetDesired(specs)
+		case len(ans.Instances) > 0 || len(ans.Removed) > 0:
+			l.c.UpdateDesired(ans.Instances, ans.Removed)
+		}
+		if !delta || !ans.NetworkUnchanged || blocksChanged {
 			l.c.SetNetwork(id.ClusterID, blocks, network)
 		}
 		if len(blocks) > 0 && !slices.Equal(blocks, id.AllBlocks()) {
