@@ -104,11 +104,16 @@ type leadership struct {
 	until  time.Time
 	// following is called once the front door forwards to a leader.
 	following func()
+	// alone: no other replica can use this store (the embedded one).
+	alone bool
 }
 
 // acquire returns once this replica holds the lease; until then it forwards
 // requests to the replica that does.
 func (l *leadership) acquire(ctx context.Context) error {
+	if l.alone {
+		return nil
+	}
 	following := ""
 	for {
 		held, cur, err := l.st.AcquireLease(ctx, l.holder, l.addr, leaseTTL)
@@ -139,6 +144,10 @@ var errLostLease = errors.New("this root replica lost the leader lease")
 // keep renews the lease until ctx ends; it returns errLostLease when
 // another replica took it or renewals failed until it ran out.
 func (l *leadership) keep(ctx context.Context) error {
+	if l.alone {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	t := time.NewTicker(leaseRenew)
 	defer t.Stop()
 	for {

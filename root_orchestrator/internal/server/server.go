@@ -148,7 +148,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 
 	// Follow until this replica holds the lease.
 	advertise := advertisedURL(ln.Addr())
-	l := &leadership{st: st, holder: holder, addr: advertise, log: log, front: front, following: serve}
+	// The embedded store is this process's alone: no other replica can
+	// share it, so there is no lease to hold.
+	l := &leadership{st: st, holder: holder, addr: advertise, log: log, front: front, following: serve, alone: conn.Embedded}
 	if err := l.acquire(ctx); err != nil {
 		return errors.Join(err, stop())
 	}
@@ -188,7 +190,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	<-persisted
 	release, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if runErr == nil {
+	if runErr == nil && !l.alone {
 		if err := st.ReleaseLease(release, holder); err != nil {
 			log.Warn("release the leader lease", "err", err)
 		}

@@ -158,6 +158,12 @@ func (s *Store) ApplyReport(clusterID string, r Report) (ReportResult, Ticket, e
 	return res, tk, err
 }
 
+// durableNode is what is stored of a node.
+func durableNode(n wire.NodeInfo) wire.NodeInfo {
+	n.Active, n.Reserved, n.UsedPorts, n.NotReady = false, wire.Resources{}, nil, ""
+	return n
+}
+
 func netEqual(a, b *wire.NodeNetwork) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -196,8 +202,11 @@ func (t *Txn) applyNodes(c *Cluster, r Report) {
 		if structural && (old == nil || old.Active != info.Active || !netEqual(old.Network, info.Network)) {
 			t.net = true
 		}
-		// Usage alone is kept in memory; a structural change is stored.
-		t.put(tNodes, KindNode, nodeID(c.ID, info.ID), &Node{ClusterID: c.ID, NodeInfo: info}, structural)
+		// What a node is (identity, capacity, network) is stored; how it is
+		// now (liveness, reservations, usage) is kept in memory: the
+		// cluster's next full sync after a restart brings it again.
+		t.put(tNodes, KindNode, nodeID(c.ID, info.ID), &Node{ClusterID: c.ID, NodeInfo: info},
+			old == nil || !durableNode(old.NodeInfo).SameBut(durableNode(info)))
 	}
 }
 

@@ -111,8 +111,9 @@ func (s *Store) Durable(ctx context.Context, t Ticket) error {
 	}
 }
 
-// maxBatch bounds the objects of one backend write.
-const maxBatch = 2000
+// maxBatch bounds the objects of one backend write, so that one batch does
+// not hold the store's connection for long.
+const maxBatch = 500
 
 // Run writes queued changes behind until ctx ends, then writes what is
 // left (for up to 10 s).
@@ -172,7 +173,7 @@ func (s *Store) flush(ctx context.Context) int {
 	p.order = p.order[n:]
 	p.mu.Unlock()
 
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err := s.be.Write(wctx, changes)
 	cancel()
 

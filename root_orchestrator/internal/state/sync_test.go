@@ -179,6 +179,30 @@ func TestReports(t *testing.T) {
 	if mem.Writes != writes {
 		t.Errorf("a usage-only report wrote to the backend (%d writes)", mem.Writes-writes)
 	}
+	// Liveness and reservations of a node: in memory too.
+	busy := node("n1", 4096, 55)
+	busy.Active, busy.Reserved = false, wire.Resources{MilliCPU: 1000, MemoryMB: 100}
+	if _, _, err := s.ApplyReport(c1, Report{Nodes: []wire.NodeInfo{busy}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if mem.Writes != writes {
+		t.Errorf("a node's liveness and reservations were written to the backend")
+	}
+	if n := s.Snapshot().Nodes(c1)[0]; n.Active || n.Reserved.MemoryMB != 100 {
+		t.Errorf("node in memory = %+v", n)
+	}
+	// Its capacity is stored.
+	bigger := busy
+	bigger.Capacity.MemoryMB = 8192
+	_, tk, err = s.ApplyReport(c1, Report{Nodes: []wire.NodeInfo{bigger}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	durable(t, s, tk)
+	if got := mem.Get(KindNode, c1+"/n1").(*Node); got.Capacity.MemoryMB != 8192 {
+		t.Errorf("stored node capacity = %d, want 8192", got.Capacity.MemoryMB)
+	}
 
 	// A delta names a node that left; a full report drops unlisted ones.
 	if _, _, err := s.ApplyReport(c1, Report{GoneNodes: []string{"n2"}}); err != nil {
