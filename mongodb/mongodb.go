@@ -254,3 +254,22 @@ func (c *Conn) IndexIDs(ctx context.Context, db string) error {
 	}
 	return nil
 }
+
+// BulkStatements bounds the statements of one bulk write (see BulkWrite).
+const BulkStatements = 32
+
+// BulkWrite writes models in commands of at most BulkStatements statements,
+// in order. The embedded engine (FerretDB 1.24) keeps each update
+// statement's query open until the whole command ends: one command of about
+// 100 updates of existing documents exhausts its SQLite connections and
+// hangs it for good (every later call times out).
+func BulkWrite(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel, ordered bool) error {
+	for len(models) > 0 {
+		n := min(len(models), BulkStatements)
+		if _, err := c.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(ordered)); err != nil {
+			return err
+		}
+		models = models[n:]
+	}
+	return nil
+}

@@ -11,8 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // TestEmbeddedUpdatesAreAtomic runs concurrent compare-and-set updates on
@@ -144,5 +146,39 @@ func TestLookupsByIDUseAnIndex(t *testing.T) {
 	var got bson.M
 	if err := db.Collection("things").FindOne(ctx, bson.M{"_id": "a"}).Decode(&got); err != nil || got["v"] != int32(1) {
 		t.Errorf("find by _id: %v %v", got, err)
+	}
+}
+
+// TestBulkWriteOfManyUpdates: a bulk write of hundreds of updates of
+// existing documents completes on the embedded engine (one command of about
+// 100 hangs FerretDB 1.24 for good; BulkWrite splits them).
+func TestBulkWriteOfManyUpdates(t *testing.T) {
+	ctx := context.Background()
+	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	db := conn.Client.Database("bulk")
+	if err := conn.Collections(ctx, db, "docs"); err != nil {
+		t.Fatal(err)
+	}
+	c := db.Collection("docs")
+	for v := range 3 {
+		var models []mongo.WriteModel
+		for i := range 300 {
+			id := fmt.Sprintf("d%d", i)
+			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": id}).
+				SetReplacement(bson.M{"_id": id, "v": v}).SetUpsert(true))
+		}
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := BulkWrite(wctx, c, models, false)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: %v", v, err)
+		}
+	}
+	if n, err := c.CountDocuments(ctx, bson.M{"v": 2}); err != nil || n != 300 {
+		t.Errorf("%d documents of the last round (%v), want 300", n, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/mongodb"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -128,7 +129,7 @@ func (s *Store) WriteInstances(ctx context.Context, save []Instance, remove []st
 	if len(ops) == 0 {
 		return nil
 	}
-	if _, err := s.instances.BulkWrite(ctx, ops, options.BulkWrite().SetOrdered(false)); err != nil {
+	if err := mongodb.BulkWrite(ctx, s.instances, ops, false); err != nil {
 		return fmt.Errorf("write instances: %w", err)
 	}
 	return nil

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/mongodb"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // The storage schema of the root's state. Applications, services, service
@@ -310,26 +310,9 @@ func (s *Store) Write(ctx context.Context, changes []state.Change) error {
 		models[c.Kind] = append(models[c.Kind], mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(true))
 	}
 	for _, k := range writeOrder {
-		if err := bulkWrite(ctx, s.collection(k), models[k]); err != nil {
+		if err := mongodb.BulkWrite(ctx, s.collection(k), models[k], true); err != nil {
 			return fmt.Errorf("write %ss: %w", k, err)
 		}
-	}
-	return nil
-}
-
-// bulkStatements bounds the statements of one bulk write. The embedded
-// engine (FerretDB 1.24) keeps each update statement's query open until the
-// whole command ends: a command of about 100 updates of existing documents
-// exhausts its SQLite connections and hangs it for good.
-const bulkStatements = 32
-
-func bulkWrite(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel) error {
-	for len(models) > 0 {
-		n := min(len(models), bulkStatements)
-		if _, err := c.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(true)); err != nil {
-			return err
-		}
-		models = models[n:]
 	}
 	return nil
 }
@@ -417,7 +400,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": r.Key}).SetReplacement(r).SetUpsert(true))
 		}
-		if err := bulkWrite(ctx, s.instances, models); err != nil {
+		if err := mongodb.BulkWrite(ctx, s.instances, models, false); err != nil {
 			return fmt.Errorf("migrate instances of service %s: %w", svc.ID, err)
 		}
 		if _, err := s.services.UpdateOne(ctx, bson.M{"_id": svc.ID},
