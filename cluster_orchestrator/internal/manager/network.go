@@ -146,9 +146,9 @@ func (m *Manager) assignSubnets() []*node {
 	switch {
 	case waiting > 0 && !m.full:
 		m.full = true
-		m.log.Error("address blocks full: nodes wait for a subnet; asking the root for more", "blocks", blocks,
+		m.log.Info("address blocks full: nodes wait for a subnet; asking the root for more blocks", "blocks", blocks,
 			"nodes_waiting", waiting, "more_blocks_wanted", m.wantBlocks,
-			"fix", "a standalone cluster needs a bigger --block; with a root, it gives more if its instance network has room")
+			"standalone", "a cluster without a root needs a bigger --instance-block")
 	case waiting == 0 && m.full:
 		m.full = false
 		m.log.Info("every node has a subnet again", "blocks", blocks)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -48,6 +49,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
+		}
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			return // the client went away (a cluster's watch when it stops)
 		}
 		status, body := classify(err)
 		if status >= 500 {

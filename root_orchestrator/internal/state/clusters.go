@@ -130,6 +130,7 @@ type ReportResult struct {
 func (s *Store) ApplyReport(clusterID string, r Report) (ReportResult, Ticket, error) {
 	var res ReportResult
 	tk, err := s.Write(func(t *Txn) error {
+		t.lazy = true // nobody waits for it
 		old := first[Cluster](t.r(), tClusters, "id", clusterID)
 		if old == nil {
 			return fmt.Errorf("cluster %s: %w", clusterID, ErrNotFound)
@@ -280,6 +281,7 @@ func backend(in *Instance) [2]string {
 func (s *Store) LoseCluster(id string, lastSeen time.Time, reason string) (bool, int, error) {
 	lost, n := false, 0
 	_, err := s.Write(func(t *Txn) error {
+		t.lazy = true // nobody waits for it
 		old := first[Cluster](t.r(), tClusters, "id", id)
 		if old == nil || !old.Active || !old.LastSeen.Equal(lastSeen) {
 			return nil

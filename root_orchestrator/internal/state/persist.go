@@ -44,7 +44,15 @@ type persister struct {
 type queued struct {
 	Change
 	seq uint64 // of the oldest write whose change this version carries
+	// lazy: only background writes (cluster reports, scheduling verdicts)
+	// changed it; nobody waits for it, so waited-for writes go first.
+	lazy bool
+	at   time.Time // when it was first queued
 }
+
+// lazyWithin bounds how long a background change waits behind waited-for
+// writes.
+const lazyWithin = time.Second
 
 type changeKey struct {
 	kind Kind
@@ -57,23 +65,27 @@ func (p *persister) init() {
 	p.done = make(chan struct{})
 }
 
-// queue takes a committed write's changes and returns its ticket.
-func (p *persister) queue(cs []Change) Ticket {
+// queue takes a committed write's changes and returns its ticket; lazy
+// marks a background write (see queued.lazy).
+func (p *persister) queue(cs []Change, lazy bool) Ticket {
 	if len(cs) == 0 {
 		return Ticket{}
 	}
 	p.mu.Lock()
 	p.seq++
 	t := Ticket{p.seq}
+	now := time.Now()
 	for _, c := range cs {
 		k := changeKey{c.Kind, c.ID}
 		q, ok := p.pending[k]
 		if !ok {
 			p.order = append(p.order, k)
-			q.seq = p.seq
+			q.seq, q.lazy, q.at = p.seq, lazy, now
+		} else if q.lazy && !lazy {
+			q.seq, q.lazy = p.seq, false
 		}
-		// The newest version, but the seq of the oldest write it carries:
-		// that write is not stored until this version is.
+		// The newest version, but the seq of the oldest waited-for write it
+		// carries: that write is not stored until this version is.
 		q.Change = c
 		p.pending[k] = q
 	}
@@ -112,8 +124,12 @@ func (s *Store) Durable(ctx context.Context, t Ticket) error {
 }
 
 // maxBatch bounds the objects of one backend write, so that one batch does
-// not hold the store's connection for long.
-const maxBatch = 500
+// not hold the store's connection for long; lazyBatch those of a batch that
+// holds background changes.
+const (
+	maxBatch  = 500
+	lazyBatch = 64
+)
 
 // Run writes queued changes behind until ctx ends, then writes what is
 // left (for up to 10 s).
@@ -161,8 +177,33 @@ func (s *Store) flush(ctx context.Context) int {
 		p.mu.Unlock()
 		return 0
 	}
-	n := min(len(p.order), maxBatch)
-	keys := p.order[:n]
+	// Waited-for changes first; background ones when none wait, or once
+	// they waited lazyWithin.
+	lazyToo := true
+	for _, k := range p.order {
+		if q := p.pending[k]; !q.lazy {
+			lazyToo = false
+			break
+		}
+	}
+	if !lazyToo && time.Since(p.pending[p.order[0]].at) >= lazyWithin {
+		lazyToo = true // the oldest queued change waited long enough
+	}
+	// A batch of background changes stays small: a waited-for write that
+	// comes meanwhile waits for it.
+	limit := maxBatch
+	if lazyToo {
+		limit = lazyBatch
+	}
+	var keys, rest []changeKey
+	for _, k := range p.order {
+		if len(keys) < limit && (lazyToo || !p.pending[k].lazy) {
+			keys = append(keys, k)
+		} else {
+			rest = append(rest, k)
+		}
+	}
+	n := len(keys)
 	batch := make([]queued, n)
 	changes := make([]Change, n)
 	for i, k := range keys {
@@ -170,7 +211,7 @@ func (s *Store) flush(ctx context.Context) int {
 		changes[i] = batch[i].Change
 		delete(p.pending, k)
 	}
-	p.order = p.order[n:]
+	p.order = rest
 	p.mu.Unlock()
 
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -207,10 +248,13 @@ func (s *Store) flush(ctx context.Context) int {
 		s.log.Info("state written to the store again")
 		p.err = nil
 	}
-	// Every write older than the oldest version still queued is stored.
+	// Every waited-for write older than the oldest such version still
+	// queued is stored.
 	durable := p.seq
 	for _, q := range p.pending {
-		durable = min(durable, q.seq-1)
+		if !q.lazy {
+			durable = min(durable, q.seq-1)
+		}
 	}
 	if durable > p.durable {
 		p.durable = durable

@@ -109,6 +109,7 @@ type Assignment struct {
 func (s *Store) Assign(as []Assignment) (int, error) {
 	n := 0
 	_, err := s.Write(func(t *Txn) error {
+		t.lazy = true // nobody waits for it
 		for _, a := range as {
 			old := first[Instance](t.r(), tInstances, "id", a.Key)
 			if old == nil || old.ClusterID != "" {

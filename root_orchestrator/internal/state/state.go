@@ -237,7 +237,7 @@ func repair(d *Data) []Change {
 func (s *Store) load(d *Data) error {
 	if drop := repair(d); len(drop) > 0 {
 		s.log.Info("dropping the leftovers of an interrupted write", "objects", len(drop))
-		s.p.queue(drop)
+		s.p.queue(drop, true)
 	}
 	tx := s.db.Txn(true)
 	defer tx.Abort()
@@ -330,7 +330,9 @@ type Txn struct {
 	changes []Change
 	net     bool // the overlay (peers, service table) changed
 	mem     bool // something changed in memory
-	floor   uint64
+	// lazy: nobody waits for this write to be stored (see queued.lazy).
+	lazy  bool
+	floor uint64
 }
 
 // Write runs fn in a write transaction: all of it commits or none. It
@@ -349,7 +351,7 @@ func (s *Store) Write(fn func(*Txn) error) (Ticket, error) {
 	}
 	t.tx.Commit()
 	s.index = t.index
-	ticket := s.p.queue(t.changes)
+	ticket := s.p.queue(t.changes, t.lazy)
 	s.imu.Lock()
 	s.cur = t.index
 	if t.net {

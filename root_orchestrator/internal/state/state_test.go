@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -184,42 +185,40 @@ func TestDurableCountsTheOldestWrite(t *testing.T) {
 		g.release <- struct{}{}
 		durable(t, s, tk)
 	}
-	_, tk, err := s.CreateApplications("u", oneApp("first", microservice("m", "")))
+	apps, tk, err := s.CreateApplications("u", oneApp("first", microservice("m", "")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	settle(tk)
-	in, tk, err := s.AddInstance(s.Snapshot().Services("")[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	settle(tk)
+	id := apps[0].ID
 
 	_, inFlight, err := s.CreateApplications("u", oneApp("second", microservice("m", "")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-g.entered // that batch is in flight
-	// Two writes of the same instance meanwhile (as the scheduler does).
-	if _, err := s.Assign([]Assignment{{Key: in.Key, Reason: "first reason"}}); err != nil {
-		t.Fatal(err)
+	// Two writes of the same application meanwhile.
+	desc := func(d string) Ticket {
+		_, tk, err := s.UpdateApplication(id, "", "", &d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
 	}
-	first := s.p.seq
-	if _, err := s.Assign([]Assignment{{Key: in.Key, Reason: "second reason"}}); err != nil {
-		t.Fatal(err)
-	}
+	first := desc("first change")
+	desc("second change")
 	g.release <- struct{}{} // the batch in flight lands
 	durable(t, s, inFlight)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := s.Durable(ctx, Ticket{first}); err == nil {
-		t.Fatal("the instance's first write was reported stored before any batch carried it")
+	if err := s.Durable(ctx, first); err == nil {
+		t.Fatal("the application's first change was reported stored before any batch carried it")
 	}
 	<-g.entered
 	g.release <- struct{}{}
-	durable(t, s, Ticket{first})
-	if got := g.Get(KindInstance, in.Key); got == nil || got.(*Instance).Detail != "second reason" {
-		t.Errorf("stored instance = %+v, want the newest version", got)
+	durable(t, s, first)
+	if got := g.Get(KindApp, id); got == nil || got.(*Application).Description != "second change" {
+		t.Errorf("stored application = %+v, want the newest version", got)
 	}
 	close(g.release)
 }
@@ -247,5 +246,65 @@ func TestFailedWritesAreRetried(t *testing.T) {
 	durable(t, s, tk)
 	if mem.Count(KindApp) != 1 {
 		t.Errorf("backend holds %d applications after recovery, want 1", mem.Count(KindApp))
+	}
+}
+
+// TestWaitedForWritesGoFirst: what an API call waits for is written before
+// background changes (cluster reports) queued earlier.
+func TestWaitedForWritesGoFirst(t *testing.T) {
+	g := &gate{Memory: NewMemory(), entered: make(chan []Change, 1), release: make(chan struct{})}
+	s := open(t, g)
+	running(t, s)
+	settle := func(tk Ticket) {
+		<-g.entered
+		g.release <- struct{}{}
+		durable(t, s, tk)
+	}
+	apps, tk, err := s.CreateApplications("u", oneApp("a", microservice("m", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle(tk)
+	id, _, _, tk, err := s.RegisterCluster(Registration{Name: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle(tk)
+
+	_, inFlight, err := s.CreateApplications("u", oneApp("b", microservice("m", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-g.entered // in flight
+	var nodes []wire.NodeInfo
+	for i := range 100 {
+		nodes = append(nodes, wire.NodeInfo{ID: fmt.Sprintf("n%d", i), Name: fmt.Sprintf("n%d", i), Active: true})
+	}
+	if _, _, err := s.ApplyReport(id, Report{Full: true, Nodes: nodes}); err != nil {
+		t.Fatal(err)
+	}
+	in, waited, err := s.AddInstance(apps[0].Services[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.release <- struct{}{}
+	durable(t, s, inFlight)
+	next := <-g.entered
+	if len(next) != 1 || next[0].ID != in.Key {
+		t.Errorf("the batch after the one in flight holds %d changes (%v...), want only the new instance", len(next), next[0].ID)
+	}
+	g.release <- struct{}{}
+	durable(t, s, waited)
+	close(g.release) // the reports follow
+	go func() {
+		for range g.entered {
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Count(KindNode) != 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 100 reported nodes stored", g.Count(KindNode))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
