@@ -18,6 +18,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/server"
 	"github.com/thicket-edge/thicket/contract/netaddr"
+	"github.com/thicket-edge/thicket/contract/pprofserve"
 )
 
 type cli struct {
@@ -39,6 +40,7 @@ type cli struct {
 	InstanceBlock string        `name:"instance-block" env:"THICKET_INSTANCE_BLOCK" help:"This cluster's block of instance addresses, e.g. 10.64.0.0/16; empty: assigned by the root."`
 	SubnetBits    int           `name:"node-subnet-bits" default:"24" env:"THICKET_NODE_SUBNET_BITS" help:"Prefix length of each node's instance subnet (24: 250+ instances per node)."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	pprofserve.Flag
 }
 
 func main() {
@@ -62,6 +64,10 @@ func main() {
 	if c.SubnetBits < 16 || c.SubnetBits > 29 {
 		log.Error("--node-subnet-bits must be between 16 and 29", "value", c.SubnetBits)
 		os.Exit(2)
+	}
+	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
+		log.Error("thicket-cluster failed to start", "err", err)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

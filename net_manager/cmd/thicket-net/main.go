@@ -17,6 +17,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/contract/netaddr"
 	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/contract/pprofserve"
 	"github.com/thicket-edge/thicket/net_manager/internal/daemon"
 )
 
@@ -29,6 +30,7 @@ type cli struct {
 	PublicPort      int        `name:"public-port" env:"THICKET_PUBLIC_PORT" help:"UDP port peers send overlay traffic to, if not --overlay-port (NAT)."`
 	InstanceNetwork string     `name:"instance-network" default:"10.64.0.0/10" env:"THICKET_INSTANCE_NETWORK" help:"The whole instance network (as the root's --instance-network); traffic leaving it is masqueraded."`
 	LogLevel        slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	pprofserve.Flag
 }
 
 func main() {
@@ -57,6 +59,10 @@ func main() {
 	if err != nil {
 		log.Error("--instance-network must be a prefix", "value", c.InstanceNetwork)
 		os.Exit(2)
+	}
+	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
+		log.Error("thicket-net failed to start", "err", err)
+		os.Exit(1)
 	}
 	// One thicket-net per network namespace: New refuses to start beside
 	// another, or on devices another data dir made (see package daemon).

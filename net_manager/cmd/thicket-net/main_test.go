@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -100,9 +103,10 @@ func (m *netManager) output() string {
 	return string(b)
 }
 
-// start runs thicket-net in ns with dataDir and its socket there; at cleanup
-// it is killed if still running, and its instance namespaces are removed.
-func start(t *testing.T, ns, dataDir string) *netManager {
+// start runs thicket-net in ns with dataDir and its socket there, and the
+// extra flags; at cleanup it is killed if still running, and its instance
+// namespaces are removed.
+func start(t *testing.T, ns, dataDir string, extra ...string) *netManager {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -114,8 +118,8 @@ func start(t *testing.T, ns, dataDir string) *netManager {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	m.cmd = exec.Command("nsenter", "--net="+ns, exe,
-		"--data-dir", dataDir, "--socket", m.socket, "--underlay", underlay, "--log-level", "debug")
+	m.cmd = exec.Command("nsenter", append([]string{"--net=" + ns, exe,
+		"--data-dir", dataDir, "--socket", m.socket, "--underlay", underlay, "--log-level", "debug"}, extra...)...)
 	m.cmd.Env = append(os.Environ(), runMain+"=1")
 	m.cmd.Stdout, m.cmd.Stderr = out, out
 	if err := m.cmd.Start(); err != nil {
@@ -387,4 +391,83 @@ func putNetwork(t *testing.T, socket string, cfg netapi.Config) (int, netapi.Err
 	var e netapi.Error
 	_ = json.NewDecoder(resp.Body).Decode(&e)
 	return resp.StatusCode, e
+}
+
+// tcpListeners returns the local addresses (hex, as /proc/net/tcp writes
+// them) of the TCP sockets listening in the network namespace of pid.
+func tcpListeners(t *testing.T, pid int) []string {
+	t.Helper()
+	var out []string
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if fs := strings.Fields(line); len(fs) > 3 && fs[3] == "0A" { // LISTEN
+				out = append(out, fs[1])
+			}
+		}
+	}
+	return out
+}
+
+// netnsClient is an HTTP client whose connections are made inside the
+// network namespace ns.
+func netnsClient(ns string) *http.Client {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// A socket belongs to the namespace of the thread that made it.
+		goruntime.LockOSThread()
+		defer goruntime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			return nil, err
+		}
+		defer orig.Close()
+		target, err := netns.GetFromPath(ns)
+		if err != nil {
+			return nil, err
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			return nil, err
+		}
+		defer netns.Set(orig)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial}}
+}
+
+// TestPprofFlag: without --pprof thicket-net listens on no TCP port (its API
+// is a unix socket); with it, the Go profiles answer at the address it logs.
+func TestPprofFlag(t *testing.T) {
+	ns := testNetns(t)
+	dir, _ := dataDirs(t)
+
+	m := start(t, ns, dir)
+	m.ready(t)
+	if l := tcpListeners(t, m.cmd.Process.Pid); len(l) != 0 {
+		t.Errorf("without --pprof thicket-net listens on TCP %v", l)
+	}
+	m.stop(t)
+
+	m = start(t, ns, dir, "--pprof", "127.0.0.1:0")
+	m.ready(t)
+	found := regexp.MustCompile(`address=(http://127\.0\.0\.1:[0-9]+/debug/pprof/)`).FindStringSubmatch(m.output())
+	if found == nil {
+		t.Fatalf("thicket-net --pprof logged no address:\n%s", m.output())
+	}
+	if l := tcpListeners(t, m.cmd.Process.Pid); len(l) != 1 {
+		t.Errorf("with --pprof thicket-net listens on TCP %v, want one address", l)
+	}
+	resp, err := netnsClient(ns).Get(found[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine") {
+		t.Errorf("GET %s: %d %v\n%s", found[1], resp.StatusCode, err, body)
+	}
+	m.stop(t)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/contract/netaddr"
 	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/contract/pprofserve"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
 	"github.com/thicket-edge/thicket/node_engine/runtime"
@@ -41,6 +42,7 @@ type cli struct {
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	pprofserve.Flag
 }
 
 func main() {
@@ -52,6 +54,10 @@ func main() {
 	}
 	if c.Address == "" {
 		c.Address = netaddr.FirstIPv4()
+	}
+	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
+		log.Error("thicket-node failed to start", "err", err)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/contract/pprofserve"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/server"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
@@ -31,6 +32,7 @@ type cli struct {
 	DownloadsDir  string        `name:"downloads-dir" env:"THICKET_DOWNLOADS_DIR" help:"Directory of the binaries served at /download/ (<binary>-<os>-<arch>, or a plain <binary> for this machine's platform); default: the directory of this executable."`
 	ExternalURL   string        `name:"external-url" env:"THICKET_EXTERNAL_URL" help:"This root's URL as other machines reach it, written into /install/*.sh; default: from each request's Host."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
+	pprofserve.Flag
 }
 
 func main() {
@@ -45,6 +47,10 @@ func main() {
 			", and --cluster-block-bits between its length and 28",
 			"instance_network", c.InstanceNet, "cluster_block_bits", c.BlockBits)
 		os.Exit(2)
+	}
+	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
+		log.Error("thicket-root failed to start", "err", err)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
