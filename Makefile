@@ -20,9 +20,17 @@ export PATH := $(PATH):/usr/local/go/bin
 
 all: build
 
+# The binaries as the Dockerfile builds them: static, without file paths
+# and symbols. Without cgo also for the footprint: with cgo thicket-node is
+# linked dynamically and, as the containerd client imports Go's plugin
+# package, exports all its symbols for plugins; 31 MB of it are loaded
+# instead of 23, and an idle worker kept 47 MB instead of 34 (README,
+# Footprint).
+GOBUILD   := CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'
+
 build:
 	@mkdir -p $(BIN)
-	go build -o $(BIN)/ $(addprefix ./,$(BINARIES))
+	$(GOBUILD) -o $(BIN)/ $(addprefix ./,$(BINARIES))
 
 vet:
 	go vet $(PKGS)

@@ -99,14 +99,18 @@ func New(ctx context.Context, cfg Config) (*System, error) {
 	return s, nil
 }
 
+// build compiles the binaries as they are released (the Dockerfile, make
+// build): static, without file paths and symbols. The build matters to the
+// footprint: with cgo an idle worker keeps 13 MB more (see the Makefile).
 func (s *System) build(ctx context.Context) error {
 	s.cfg.Log.Info("building the binaries", "into", s.Bin)
-	args := []string{"build", "-o", s.Bin + "/"}
+	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", s.Bin + "/"}
 	for _, b := range Binaries {
 		args = append(args, "./"+b)
 	}
 	cmd := exec.CommandContext(ctx, goCommand(), args...)
 	cmd.Dir = s.cfg.Repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, out)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"syscall"
 
@@ -45,9 +46,19 @@ type cli struct {
 	pprofserve.Flag
 }
 
+// gcPercent is the node engine's GOGC unless the environment sets one. An
+// idle engine holds about 1.3 MB of live heap, and Go's default (100) lets
+// the heap grow to 4 MB before it collects: 50 keeps an idle worker about
+// 1.5 MB smaller, for a collection of that small heap every 10 s or so.
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	var c cli
-	kong.Parse(&c, kong.Description("Thicket node engine: runs a cluster's instances on this machine."))
+	kong.Parse(&c, kong.Description("Thicket node engine: runs a cluster's instances on this machine. "+
+		"Its GOGC is 50 unless $GOGC says otherwise."))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()

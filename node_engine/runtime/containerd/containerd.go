@@ -43,8 +43,6 @@ const (
 	DefaultStopGrace = 10 * time.Second
 	// runcRuntime is the containerd runtime (shim) every container uses.
 	runcRuntime = "io.containerd.runc.v2"
-	// eventBuffer is the capacity of the Events channel.
-	eventBuffer = 1024
 )
 
 // Container labels.
@@ -198,7 +196,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		client:   client,
 		resolver: newResolver(cfg.InsecureRegistries),
 		logDir:   logDir,
-		events:   make(chan runtime.State, eventBuffer),
+		events:   make(chan runtime.State, runtime.EventBuffer),
 		ctx:      bctx,
 		cancel:   cancel,
 		watches:  map[string]*watch{},

@@ -151,7 +151,6 @@ const (
 	// DefaultMemoryMB is a machine's memory when its spec asks for none.
 	DefaultMemoryMB = 128
 
-	eventBuffer = 1024
 	// pollInterval is how often an adopted machine's process is checked.
 	pollInterval = 500 * time.Millisecond
 	// readyTimeout bounds how long Start waits for qemu to run its machine.
@@ -275,7 +274,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		cacheDir: filepath.Join(base, "cache"),
 		instDir:  filepath.Join(base, "instances"),
 		kvm:      kvmUsable(),
-		events:   make(chan runtime.State, eventBuffer),
+		events:   make(chan runtime.State, runtime.EventBuffer),
 		stop:     make(chan struct{}),
 		insts:    map[string]*instance{},
 	}

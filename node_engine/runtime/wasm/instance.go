@@ -181,7 +181,11 @@ func (r *Runtime) startRun(inst *instance, fresh bool) error {
 		logFile.Close()
 		return err
 	}
-	mod, err := r.wz.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), inst.mod.cm, cfg)
+	wz, err := r.engine() // made when inst.mod was compiled
+	if err != nil {
+		return fail(err)
+	}
+	mod, err := wz.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), inst.mod.cm, cfg)
 	if err != nil {
 		return fail(fmt.Errorf("instantiate module %s: %w", inst.src.url, err))
 	}

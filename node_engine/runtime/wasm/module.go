@@ -119,8 +119,12 @@ func (r *Runtime) compile(ctx context.Context, src moduleSource, data []byte, di
 	}
 	r.mu.Unlock()
 
+	wz, err := r.engine()
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
-	cm, err := r.wz.CompileModule(ctx, data)
+	cm, err := wz.CompileModule(ctx, data)
 	if err != nil {
 		return nil, fmt.Errorf("compile module %s: %w", src.url, err)
 	}

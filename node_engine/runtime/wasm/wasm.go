@@ -13,7 +13,9 @@
 // content: a compiled module is shared in memory by every instance of the
 // same module (held or exited) and released with the last of them, and
 // wazero's compilation cache on disk (<StateDir>/wasm/cache/compiled) makes
-// compiling it again, after an engine restart or a redeploy, cheap.
+// compiling it again, after an engine restart or a redeploy, cheap. The
+// wazero runtime itself (with its WASI host module and that cache) is made
+// by the first Start: a node that runs no wasm instance does not pay for it.
 //
 // An instance runs its module's _start with argv = [file name of the URL
 // path] + spec.Cmd, the environment spec.Environment (KEY=value), the real
@@ -44,6 +46,7 @@ package wasm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"log/slog"
@@ -69,8 +72,6 @@ const (
 	// DefaultFetchTimeout bounds a module download with the default
 	// HTTPClient.
 	DefaultFetchTimeout = 5 * time.Minute
-	// eventBuffer is the capacity of the Events channel.
-	eventBuffer = 1024
 	// stopWait bounds how long Remove waits for a cancelled module to end.
 	stopWait = 5 * time.Second
 )
@@ -93,10 +94,15 @@ type Config struct {
 // implements runtime.Runtime. Its methods are safe for concurrent use;
 // Start and Remove of the same instance are serialised.
 type Runtime struct {
-	cfg       Config
-	log       *slog.Logger
-	cacheDir  string // downloaded modules
-	logDir    string
+	cfg      Config
+	log      *slog.Logger
+	cacheDir string // downloaded modules
+	logDir   string
+	// compDir is wazero's compilation cache on disk.
+	compDir string
+
+	// wzMu guards wz and compCache, made by the first Start (engine).
+	wzMu      sync.Mutex
 	compCache wazero.CompilationCache
 	wz        wazero.Runtime
 
@@ -163,30 +169,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 			return nil, fmt.Errorf("wasm runtime: %w", err)
 		}
 	}
-	compCache, err := wazero.NewCompilationCacheWithDir(filepath.Join(base, "cache", "compiled"))
-	if err != nil {
-		return nil, fmt.Errorf("wasm runtime: compilation cache: %w", err)
-	}
-	// One wazero runtime for every instance: compiled modules are shared,
-	// and memory limits are per instance (memory.go). CloseOnContextDone
-	// makes a module stop when its context is cancelled (Remove, Close).
-	wz := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCompilationCache(compCache).
-		WithCloseOnContextDone(true))
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {
-		_ = wz.Close(ctx)
-		_ = compCache.Close(ctx)
-		return nil, fmt.Errorf("wasm runtime: WASI: %w", err)
-	}
 	bctx, cancel := context.WithCancel(context.Background())
 	return &Runtime{
 		cfg:       cfg,
 		log:       log.With("runtime", Virtualization),
 		cacheDir:  cacheDir,
 		logDir:    logDir,
-		compCache: compCache,
-		wz:        wz,
-		events:    make(chan runtime.State, eventBuffer),
+		compDir:   filepath.Join(base, "cache", "compiled"),
+		events:    make(chan runtime.State, runtime.EventBuffer),
 		ctx:       bctx,
 		cancel:    cancel,
 		insts:     map[string]*instance{},
@@ -237,6 +227,11 @@ func (r *Runtime) Close() error {
 	r.cancel()
 	r.wg.Wait()
 	close(r.events)
+	r.wzMu.Lock()
+	defer r.wzMu.Unlock()
+	if r.wz == nil {
+		return nil
+	}
 	ctx := context.Background()
 	err := r.wz.Close(ctx)
 	if cerr := r.compCache.Close(ctx); err == nil {
@@ -246,4 +241,37 @@ func (r *Runtime) Close() error {
 		return fmt.Errorf("wasm runtime: close: %w", err)
 	}
 	return nil
+}
+
+// engine returns the wazero runtime, making it on first use. One runtime
+// serves every instance: compiled modules are shared, and memory limits
+// are per instance (memory.go). CloseOnContextDone makes a module stop when
+// its context is cancelled (Remove, Close).
+func (r *Runtime) engine() (wazero.Runtime, error) {
+	r.wzMu.Lock()
+	defer r.wzMu.Unlock()
+	if r.wz != nil {
+		return r.wz, nil
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed { // Close runs: it would not close a runtime made now
+		return nil, errors.New("runtime closed")
+	}
+	ctx := context.Background()
+	compCache, err := wazero.NewCompilationCacheWithDir(r.compDir)
+	if err != nil {
+		return nil, fmt.Errorf("wasm runtime: compilation cache: %w", err)
+	}
+	wz := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(compCache).
+		WithCloseOnContextDone(true))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {
+		_ = wz.Close(ctx)
+		_ = compCache.Close(ctx)
+		return nil, fmt.Errorf("wasm runtime: WASI: %w", err)
+	}
+	r.wz, r.compCache = wz, compCache
+	return wz, nil
 }

@@ -584,3 +584,28 @@ func TestCloseStopsModules(t *testing.T) {
 		t.Error("Start after Close succeeded")
 	}
 }
+
+// TestRuntimeOnFirstStart: a runtime that ran nothing made no wazero runtime
+// (its compilation cache on disk is the sign) and closes; the first Start
+// makes it.
+func TestRuntimeOnFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	rt := newRuntime(t, func(c *wasm.Config) { c.StateDir = dir })
+	compiled := filepath.Join(dir, "wasm", "cache", "compiled")
+	if sts, err := rt.List(testCtx(t)); err != nil || len(sts) != 0 {
+		t.Fatalf("List = %v, %v", sts, err)
+	}
+	if _, err := os.Stat(compiled); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("before any Start, %s: %v (want no such directory: no wazero runtime yet)", compiled, err)
+	}
+	_, url := serveApp(t)
+	if err := rt.Start(testCtx(t), spec("first.0", url, 0)); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if st := waitEvent(t, rt, "first.0"); st.Status != wire.StatusCompleted {
+		t.Fatalf("first.0: %+v", st)
+	}
+	if _, err := os.Stat(compiled); err != nil {
+		t.Errorf("after the first Start: %v", err)
+	}
+}
