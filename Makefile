@@ -49,7 +49,7 @@ fuzz:
 	go test ./contract/sla -run '^$$' -fuzz '^FuzzParsePorts$$' -fuzztime $(FUZZTIME)
 
 ## bench: the Go benchmarks of every module, then the system benchmark against BRIEF §5
-## (as root, containerd running; writes docs/benchmarks.md; about 40 minutes).
+## (as root, containerd running; writes docs/benchmarks.md; about 15 minutes).
 bench: bench-go
 	go run ./bench/cmd/thicket-bench -out docs/benchmarks.md
 
