@@ -24,10 +24,12 @@
 // address blocks) hold without help from the database.
 //
 // Durability: each write queues the objects it changed; Run writes the
-// newest version of each in batches, a bounded time behind (a few
-// milliseconds when the database keeps up). The REST API answers a change
-// only once Durable says it is stored, so a crash (even SIGKILL) loses no
-// acknowledged write. Cluster reports are not waited for: usage figures and
+// newest version of each in batches, a bounded time behind: at once what an
+// API answer waits for (a few milliseconds when the database keeps up),
+// background changes (cluster reports, scheduling verdicts) after a second,
+// so that an instance's first states make one write. The REST API answers a
+// change only once Durable says it is stored, so a crash (even SIGKILL)
+// loses no acknowledged write. Cluster reports are not waited for: usage figures and
 // log tails stay in memory only, and a restarted root gets everything again
 // from each cluster's next sync (its epoch changed, so the cluster resyncs).
 //

@@ -50,8 +50,9 @@ type queued struct {
 	at   time.Time // when it was first queued
 }
 
-// lazyWithin bounds how long a background change waits behind waited-for
-// writes.
+// lazyWithin is how long a background change waits before it is written:
+// the changes of an instance's first second (assigned, creating, running)
+// become one write.
 const lazyWithin = time.Second
 
 type changeKey struct {
@@ -136,19 +137,24 @@ const (
 func (s *Store) Run(ctx context.Context) {
 	p := &s.p
 	backoff := 50 * time.Millisecond
+	var due <-chan time.Time // when the oldest background change is due
 	for {
 		select {
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			for s.flush(final) > 0 && final.Err() == nil {
+			for {
+				if n, _ := s.flush(final, true); n <= 0 || final.Err() != nil {
+					break
+				}
 			}
 			cancel()
 			return
 		case <-p.wake:
+		case <-due:
 		}
 		// Writes that come while a batch is written gather into the next.
 		for {
-			n := s.flush(ctx)
+			n, next := s.flush(ctx, false)
 			if n < 0 {
 				select {
 				case <-ctx.Done():
@@ -162,42 +168,53 @@ func (s *Store) Run(ctx context.Context) {
 			}
 			backoff = 50 * time.Millisecond
 			if n == 0 {
+				due = nil
+				if next > 0 {
+					due = time.After(next)
+				}
 				break
 			}
 		}
 	}
 }
 
-// flush writes one batch; it returns how many objects remain queued, or -1
-// when the write failed (the batch is queued again).
-func (s *Store) flush(ctx context.Context) int {
+// flush writes one batch: the changes writes wait for, else background
+// changes that waited lazyWithin (all of them when all is set), in batches
+// of lazyBatch. It returns how many changes are still to write now, or -1
+// when the write failed (the batch is queued again), and how long until the
+// next background change is due (0: none waits).
+func (s *Store) flush(ctx context.Context, all bool) (int, time.Duration) {
 	p := &s.p
 	p.mu.Lock()
-	if len(p.order) == 0 {
-		p.mu.Unlock()
-		return 0
-	}
-	// Waited-for changes first; background ones when none wait, or once
-	// they waited lazyWithin.
-	lazyToo := true
+	now := time.Now()
+	urgent, ready := false, false
+	var next time.Duration
 	for _, k := range p.order {
-		if q := p.pending[k]; !q.lazy {
-			lazyToo = false
-			break
+		q := p.pending[k]
+		switch {
+		case !q.lazy:
+			urgent = true
+		case all || now.Sub(q.at) >= lazyWithin:
+			ready = true
+		case next == 0 || lazyWithin-now.Sub(q.at) < next:
+			next = lazyWithin - now.Sub(q.at)
 		}
 	}
-	if !lazyToo && time.Since(p.pending[p.order[0]].at) >= lazyWithin {
-		lazyToo = true // the oldest queued change waited long enough
+	if !urgent && !ready {
+		p.mu.Unlock()
+		return 0, next
 	}
 	// A batch of background changes stays small: a waited-for write that
 	// comes meanwhile waits for it.
 	limit := maxBatch
-	if lazyToo {
+	if !urgent {
 		limit = lazyBatch
 	}
 	var keys, rest []changeKey
 	for _, k := range p.order {
-		if len(keys) < limit && (lazyToo || !p.pending[k].lazy) {
+		q := p.pending[k]
+		take := !q.lazy || !urgent && (all || now.Sub(q.at) >= lazyWithin)
+		if len(keys) < limit && take {
 			keys = append(keys, k)
 		} else {
 			rest = append(rest, k)
@@ -240,7 +257,7 @@ func (s *Store) flush(ctx context.Context) int {
 		}
 		p.order = append(again, p.order...)
 		mBehind.Set(float64(len(p.pending)))
-		return -1
+		return -1, 0
 	}
 	mFlushes.WithLabelValues("ok").Inc()
 	mFlushed.Add(float64(n))
@@ -262,5 +279,17 @@ func (s *Store) flush(ctx context.Context) int {
 		p.done = make(chan struct{})
 	}
 	mBehind.Set(float64(len(p.pending)))
-	return len(p.order)
+	return p.writable(all), 0
+}
+
+// writable counts the changes to write now. Caller holds mu.
+func (p *persister) writable(all bool) int {
+	n := 0
+	now := time.Now()
+	for _, q := range p.pending {
+		if !q.lazy || all || now.Sub(q.at) >= lazyWithin {
+			n++
+		}
+	}
+	return n
 }
