@@ -187,20 +187,19 @@ func (s *Store) flush(ctx context.Context, all bool) (int, time.Duration) {
 	p := &s.p
 	p.mu.Lock()
 	now := time.Now()
-	urgent, ready := false, false
-	var next time.Duration
-	for _, k := range p.order {
-		q := p.pending[k]
-		switch {
-		case !q.lazy:
+	// Background changes wait for waited-for ones, but not for ever.
+	urgent, overdue := false, false
+	for _, q := range p.pending {
+		if !q.lazy {
 			urgent = true
-		case all || now.Sub(q.at) >= lazyWithin:
-			ready = true
-		case next == 0 || lazyWithin-now.Sub(q.at) < next:
-			next = lazyWithin - now.Sub(q.at)
+		} else if now.Sub(q.at) >= 3*lazyWithin {
+			overdue = true
 		}
 	}
-	if !urgent && !ready {
+	if overdue {
+		urgent = false
+	}
+	if n, next := p.writable(all); n == 0 {
 		p.mu.Unlock()
 		return 0, next
 	}
@@ -279,17 +278,22 @@ func (s *Store) flush(ctx context.Context, all bool) (int, time.Duration) {
 		p.done = make(chan struct{})
 	}
 	mBehind.Set(float64(len(p.pending)))
-	return p.writable(all), 0
+	return p.writable(all)
 }
 
-// writable counts the changes to write now. Caller holds mu.
-func (p *persister) writable(all bool) int {
+// writable counts the changes to write now and says how long until the
+// next background change is due (0: none waits). Caller holds mu.
+func (p *persister) writable(all bool) (int, time.Duration) {
 	n := 0
+	var next time.Duration
 	now := time.Now()
 	for _, q := range p.pending {
-		if !q.lazy || all || now.Sub(q.at) >= lazyWithin {
+		switch wait := lazyWithin - now.Sub(q.at); {
+		case !q.lazy || all || wait <= 0:
 			n++
+		case next == 0 || wait < next:
+			next = wait
 		}
 	}
-	return n
+	return n, next
 }

@@ -304,3 +304,38 @@ func TestBlocksGrowOnDemand(t *testing.T) {
 		t.Errorf("a cluster registering into a full network: %v", err)
 	}
 }
+
+// TestBackgroundChangesLand: reports nobody waits for reach the backend
+// within a few seconds, also when they come apart in a quiet store.
+func TestBackgroundChangesLand(t *testing.T) {
+	mem := NewMemory()
+	s := open(t, mem)
+	running(t, s)
+	c1 := cluster(t, s, "c1", node("n1", 4096, 0))
+	a := instance(t, s, "a", c1)
+	b := instance(t, s, "b", c1)
+	report := func(key string) {
+		if _, _, err := s.ApplyReport(c1, Report{Statuses: []wire.InstanceStatus{{Key: key, Status: wire.StatusRunning, NodeID: "n1", Node: "n1"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(a.Key)
+	time.Sleep(500 * time.Millisecond) // b is due after a is written
+	report(b.Key)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := func(k string) string {
+			if o := mem.Get(KindInstance, k); o != nil {
+				return o.(*Instance).Status
+			}
+			return ""
+		}
+		if got(a.Key) == wire.StatusRunning && got(b.Key) == wire.StatusRunning {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored statuses after 5 s: a %s, b %s; want both RUNNING", got(a.Key), got(b.Key))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
