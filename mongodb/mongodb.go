@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -201,7 +202,16 @@ func (h *levelFilter) WithGroup(name string) slog.Handler {
 // and indexes them as the embedded engine's lookups by _id need (see
 // IndexIDs). Each tier calls it once at start with all its collections.
 func (c *Conn) Collections(ctx context.Context, db *mongo.Database, names ...string) error {
+	// Only the missing ones: the embedded engine logs a refused creation
+	// with the whole exchange.
+	have, err := db.ListCollectionNames(ctx, bson.M{})
+	if err != nil {
+		return fmt.Errorf("list collections: %w", err)
+	}
 	for _, n := range names {
+		if slices.Contains(have, n) {
+			continue
+		}
 		var ce mongo.CommandError
 		if err := db.CreateCollection(ctx, n); err != nil && !(errors.As(err, &ce) && ce.Code == 48) { // NamespaceExists
 			return fmt.Errorf("create collection %s: %w", n, err)

@@ -261,7 +261,12 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 	if backend(old) != backend(&in) {
 		t.net = true
 	}
-	t.put(tInstances, KindInstance, in.Key, &in, hard)
+	switch {
+	case old.NodeID != in.NodeID || old.InstanceIP != in.InstanceIP:
+		t.putNow(tInstances, KindInstance, in.Key, &in) // where it runs
+	default:
+		t.put(tInstances, KindInstance, in.Key, &in, hard)
+	}
 	return false
 }
 

@@ -66,9 +66,8 @@ func (p *persister) init() {
 	p.done = make(chan struct{})
 }
 
-// queue takes a committed write's changes and returns its ticket; lazy
-// marks a background write (see queued.lazy).
-func (p *persister) queue(cs []Change, lazy bool) Ticket {
+// queue takes a committed write's changes and returns its ticket.
+func (p *persister) queue(cs []Change) Ticket {
 	if len(cs) == 0 {
 		return Ticket{}
 	}
@@ -77,6 +76,7 @@ func (p *persister) queue(cs []Change, lazy bool) Ticket {
 	t := Ticket{p.seq}
 	now := time.Now()
 	for _, c := range cs {
+		lazy := c.lazy
 		k := changeKey{c.Kind, c.ID}
 		q, ok := p.pending[k]
 		if !ok {

@@ -106,6 +106,8 @@ type Change struct {
 	Kind   Kind
 	ID     string
 	Object any
+	// lazy: a background change (see queued.lazy).
+	lazy bool
 }
 
 // Data is everything the durable store holds, loaded at start.
@@ -237,7 +239,10 @@ func repair(d *Data) []Change {
 func (s *Store) load(d *Data) error {
 	if drop := repair(d); len(drop) > 0 {
 		s.log.Info("dropping the leftovers of an interrupted write", "objects", len(drop))
-		s.p.queue(drop, true)
+		for i := range drop {
+			drop[i].lazy = true
+		}
+		s.p.queue(drop)
 	}
 	tx := s.db.Txn(true)
 	defer tx.Abort()
@@ -351,7 +356,7 @@ func (s *Store) Write(fn func(*Txn) error) (Ticket, error) {
 	}
 	t.tx.Commit()
 	s.index = t.index
-	ticket := s.p.queue(t.changes, t.lazy)
+	ticket := s.p.queue(t.changes)
 	s.imu.Lock()
 	s.cur = t.index
 	if t.net {
@@ -407,8 +412,16 @@ func (t *Txn) put(table string, kind Kind, id string, o any, persist bool) {
 	}
 	t.mem = true
 	if persist {
-		t.changes = append(t.changes, Change{Kind: kind, ID: id, Object: o})
+		t.changes = append(t.changes, Change{Kind: kind, ID: id, Object: o, lazy: t.lazy})
 	}
+}
+
+// putNow is put of a change that is written as soon as possible even in a
+// background write: where an instance runs must survive a restart of the
+// root, or the restarted root shows it where it ran before.
+func (t *Txn) putNow(table string, kind Kind, id string, o any) {
+	t.put(table, kind, id, o, true)
+	t.changes[len(t.changes)-1].lazy = false
 }
 
 func (t *Txn) del(table string, kind Kind, id string, o any) {
@@ -417,6 +430,6 @@ func (t *Txn) del(table string, kind Kind, id string, o any) {
 	}
 	t.mem = true
 	if kind != "" {
-		t.changes = append(t.changes, Change{Kind: kind, ID: id})
+		t.changes = append(t.changes, Change{Kind: kind, ID: id, lazy: t.lazy})
 	}
 }
