@@ -132,8 +132,8 @@ func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
 	// FerretDB logs every connection at INFO; keep only its warnings.
 	fdbLog := slog.New(&levelFilter{Handler: log.Handler(), min: slog.LevelWarn, off: &c.closing}).With("component", "ferretdb")
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
-		Handler:   "sqlite",
+		Listener: ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
+		Handler:  "sqlite",
 		// WAL with synchronous=NORMAL: a commit is in the WAL file when it
 		// returns, so a crash of this process (even SIGKILL) loses nothing;
 		// the WAL is fsynced at checkpoints, so a power cut may lose the

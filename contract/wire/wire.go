@@ -162,11 +162,13 @@ type NodeInfo struct {
 func (n NodeInfo) SameBut(o NodeInfo) bool {
 	return n.ID == o.ID && n.Name == o.Name && n.Arch == o.Arch && slices.Equal(n.Virtualizations, o.Virtualizations) &&
 		n.Capacity == o.Capacity && n.Reserved == o.Reserved && slices.Equal(n.UsedPorts, o.UsedPorts) &&
-		n.Address == o.Address && n.Active == o.Active && sameNetwork(n.Network, o.Network) &&
+		n.Address == o.Address && n.Active == o.Active && SameNetwork(n.Network, o.Network) &&
 		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady
 }
 
-func sameNetwork(a, b *NodeNetwork) bool {
+// SameNetwork reports whether two nodes' overlay places are equal (both
+// absent counts as equal).
+func SameNetwork(a, b *NodeNetwork) bool {
 	if a == nil || b == nil {
 		return a == b
 	}

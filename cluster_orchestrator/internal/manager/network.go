@@ -54,17 +54,6 @@ func (m *Manager) SetBlock(block netip.Prefix) {
 	m.Kick()
 }
 
-// Blocks returns the cluster's address blocks.
-func (m *Manager) Blocks() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]string, len(m.blocks))
-	for i, b := range m.blocks {
-		out[i] = b.String()
-	}
-	return out
-}
-
 // WantBlocks says how many more address blocks the cluster needs: its
 // nodes without a subnet, in blocks.
 func (m *Manager) WantBlocks() int {

@@ -113,7 +113,7 @@ func (s *Server) fullDesired(sn *state.Snapshot, clusterID string) wire.ClusterD
 	d := sn.DesiredFor(clusterID, "", 0, s.state.Epoch())
 	peers, table := s.network(sn)
 	out := wire.ClusterDesired{Version: wire.Version, Instances: d.Instances, SyncIntervalMS: SyncInterval,
-		Network: sn.Network(clusterID, peers, table)}
+		Network: state.ClusterNetwork(clusterID, peers, table)}
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	out.Generation = fingerprint(out)
 	return out
@@ -175,7 +175,7 @@ func (s *Server) deltaAnswer(sn *state.Snapshot, clusterID string, d state.Desir
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	if d.NetworkChanged {
 		peers, table := s.network(sn)
-		out.Network = sn.Network(clusterID, peers, table)
+		out.Network = state.ClusterNetwork(clusterID, peers, table)
 	}
 	return out
 }

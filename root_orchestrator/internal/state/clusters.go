@@ -165,13 +165,6 @@ func durableNode(n wire.NodeInfo) wire.NodeInfo {
 	return n
 }
 
-func netEqual(a, b *wire.NodeNetwork) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
-}
-
 func (t *Txn) applyNodes(c *Cluster, r Report) {
 	var gone []*Node
 	if r.Full {
@@ -200,7 +193,7 @@ func (t *Txn) applyNodes(c *Cluster, r Report) {
 		if !structural && old.CPUPercent == info.CPUPercent && old.MemoryPercent == info.MemoryPercent && old.LastSeen.Equal(info.LastSeen) {
 			continue
 		}
-		if structural && (old == nil || old.Active != info.Active || !netEqual(old.Network, info.Network)) {
+		if structural && (old == nil || old.Active != info.Active || !wire.SameNetwork(old.Network, info.Network)) {
 			t.net = true
 		}
 		// What a node is (identity, capacity, network) is stored; how it is

@@ -131,11 +131,11 @@ func (sn *Snapshot) Peers() []wire.NodeNetwork {
 	return peers
 }
 
-// Network is the overlay a cluster is told about: the nodes of the other
-// clusters and the service table.
-func (sn *Snapshot) Network(clusterID string, all []wire.NodeNetwork, table []wire.ServiceRoute) wire.Network {
+// ClusterNetwork is the overlay a cluster is told about: the nodes of the
+// other clusters (of all peers) and the service table.
+func ClusterNetwork(clusterID string, peers []wire.NodeNetwork, table []wire.ServiceRoute) wire.Network {
 	n := wire.Network{Peers: []wire.NodeNetwork{}, Services: table}
-	for _, p := range all {
+	for _, p := range peers {
 		if p.ClusterID != clusterID {
 			n.Peers = append(n.Peers, p)
 		}

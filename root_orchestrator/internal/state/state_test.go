@@ -160,6 +160,22 @@ type gate struct {
 	release chan struct{}
 }
 
+// gated returns a running store over a gate.
+func gated(t *testing.T) (*gate, *Store) {
+	g := &gate{Memory: NewMemory(), entered: make(chan []Change, 1), release: make(chan struct{})}
+	s := open(t, g)
+	running(t, s)
+	return g, s
+}
+
+// settle lets the next batch through and waits until tk is stored.
+func (g *gate) settle(t *testing.T, s *Store, tk Ticket) {
+	t.Helper()
+	<-g.entered
+	g.release <- struct{}{}
+	durable(t, s, tk)
+}
+
 func (g *gate) Write(ctx context.Context, cs []Change) error {
 	select {
 	case g.entered <- cs:
@@ -177,14 +193,8 @@ func (g *gate) Write(ctx context.Context, cs []Change) error {
 // TestDurableCountsTheOldestWrite: a write whose object changes again while
 // another batch is in flight is not reported stored until its object is.
 func TestDurableCountsTheOldestWrite(t *testing.T) {
-	g := &gate{Memory: NewMemory(), entered: make(chan []Change, 1), release: make(chan struct{})}
-	s := open(t, g)
-	running(t, s)
-	settle := func(tk Ticket) {
-		<-g.entered
-		g.release <- struct{}{}
-		durable(t, s, tk)
-	}
+	g, s := gated(t)
+	settle := func(tk Ticket) { g.settle(t, s, tk) }
 	apps, tk, err := s.CreateApplications("u", oneApp("first", microservice("m", "")))
 	if err != nil {
 		t.Fatal(err)
@@ -252,14 +262,8 @@ func TestFailedWritesAreRetried(t *testing.T) {
 // TestWaitedForWritesGoFirst: what an API call waits for is written before
 // background changes (cluster reports) queued earlier.
 func TestWaitedForWritesGoFirst(t *testing.T) {
-	g := &gate{Memory: NewMemory(), entered: make(chan []Change, 1), release: make(chan struct{})}
-	s := open(t, g)
-	running(t, s)
-	settle := func(tk Ticket) {
-		<-g.entered
-		g.release <- struct{}{}
-		durable(t, s, tk)
-	}
+	g, s := gated(t)
+	settle := func(tk Ticket) { g.settle(t, s, tk) }
 	apps, tk, err := s.CreateApplications("u", oneApp("a", microservice("m", "")))
 	if err != nil {
 		t.Fatal(err)
