@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -184,15 +186,46 @@ func (b *Browser) EvalInto(expr string, out any) {
 	}
 }
 
+// poll evaluates expr every 100 ms until it is truthy and answers its value
+// as JSON. It calls Runtime.evaluate directly instead of chromedp's Wait*
+// queries and Poll: those follow chromedp's own model of the page's frames,
+// and on a loaded 2-core CI machine that model once never caught up with a
+// freshly loaded document, so a wait for a login field that was on the
+// screen ran into its deadline. An evaluation that fails (the document is
+// being replaced) is tried again until the deadline.
+func (b *Browser) poll(what, expr string) json.RawMessage {
+	b.t.Helper()
+	wrapped := fmt.Sprintf(`(() => { const v = (%s); return v ? {v} : false; })()`, expr)
+	deadline := time.Now().Add(step)
+	var last error
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](wrapped))
+		cancel()
+		if err == nil && string(raw) != "false" {
+			var got struct{ V json.RawMessage }
+			if err := json.Unmarshal(raw, &got); err != nil {
+				b.t.Fatalf("wait for %s: %v", what, err)
+			}
+			return got.V
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			if last == nil {
+				last = fmt.Errorf("still false after %s", step)
+			}
+			b.Fail("wait for "+what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // WaitJS waits until the JavaScript expression is truthy.
 func (b *Browser) WaitJS(what, expr string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, step)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(step))); err != nil {
-		b.Fail("wait for "+what, err)
-	}
+	b.poll(what, expr)
 }
 
 // WaitText waits until the element matching sel contains text.
@@ -209,32 +242,77 @@ func (b *Browser) WaitGone(sel, text string) {
 		`![...document.querySelectorAll(%q)].some((e) => e.checkVisibility() && e.textContent.includes(%q))`, sel, text))
 }
 
-// Visible waits until an element matching sel is visible.
+// Visible waits until the first element matching sel is visible.
 func (b *Browser) Visible(sel string) {
 	b.t.Helper()
-	b.Do("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+	b.WaitJS(sel+" visible", fmt.Sprintf(`document.querySelector(%q)?.checkVisibility()`, sel))
 }
 
-// Click waits for an element matching sel and clicks it.
+// point waits until the first element matching sel is visible, scrolls it
+// into view and answers the middle of its box in viewport pixels.
+func (b *Browser) point(sel string) (x, y float64) {
+	b.t.Helper()
+	raw := b.poll(sel+" visible", fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		if (!e || !e.checkVisibility()) return false;
+		e.scrollIntoView({block: "center", inline: "center"});
+		const r = e.getBoundingClientRect();
+		return {x: r.left + r.width / 2, y: r.top + r.height / 2};
+	})()`, sel))
+	var p struct{ X, Y float64 }
+	if err := json.Unmarshal(raw, &p); err != nil {
+		b.t.Fatalf("position of %s: %v", sel, err)
+	}
+	return p.X, p.Y
+}
+
+// Click waits for an element matching sel and clicks its middle with the
+// mouse, as a user does (whatever lies on top gets the click).
 func (b *Browser) Click(sel string) {
 	b.t.Helper()
-	b.Do("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	x, y := b.point(sel)
+	b.Do("click "+sel, chromedp.MouseClickXY(x, y))
 }
 
-// TypeInto focuses an input and types text with key events.
+// TypeInto clicks an input and types text with key events.
 func (b *Browser) TypeInto(sel, text string) {
 	b.t.Helper()
-	b.Do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+	b.Click(sel)
+	b.WaitJS(sel+" focused", fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, sel))
+	b.Do("type into "+sel, chromedp.KeyEvent(text))
 }
 
 // Paste focuses a field and inserts text as a paste does (one input event).
 func (b *Browser) Paste(sel, text string) {
 	b.t.Helper()
-	b.Do("paste into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Focus(chromedp.CSS(sel)),
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: text})
+	b.WaitJS(sel+" focused", fmt.Sprintf(`(() => { const e = document.querySelector(%q);
+		if (!e || !e.checkVisibility()) return false; e.focus(); return document.activeElement === e; })()`, sel))
+	b.Do("paste into "+sel, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: text})
+		return err
+	}))
+}
+
+// ChooseFile sets the files of the file input sel, as choosing them in the
+// file dialog does.
+func (b *Browser) ChooseFile(sel string, files ...string) {
+	b.t.Helper()
+	b.WaitJS(sel+" present", fmt.Sprintf(`!!document.querySelector(%q)`, sel))
+	b.Do("choose a file for "+sel, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		doc, err := cdp.Call(ctx, t, dom.GetDocument, dom.GetDocumentParams{})
+		if err != nil {
 			return err
-		}))
+		}
+		n, err := cdp.Call(ctx, t, dom.QuerySelector, dom.QuerySelectorParams{NodeID: doc.Root.NodeID, Selector: sel})
+		if err != nil {
+			return err
+		}
+		if n.NodeID == 0 {
+			return fmt.Errorf("no element %s", sel)
+		}
+		_, err = cdp.Call(ctx, t, dom.SetFileInputFiles, dom.SetFileInputFilesParams{Files: files, NodeID: n.NodeID})
+		return err
+	}))
 }
 
 // Key sends one key (kb constants or plain characters) to the focused element.
@@ -243,10 +321,52 @@ func (b *Browser) Key(keys string) {
 	b.Do("press key", chromedp.KeyEvent(keys))
 }
 
-// Open loads the dashboard at a hash route.
+// markDocument tags the current document, so that waitNewDocument can tell
+// its replacement from it.
+func (b *Browser) markDocument() {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	_, _ = chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.__thicketOld = true`))
+}
+
+// waitNewDocument waits until a new document replaced the marked one and
+// has loaded.
+func (b *Browser) waitNewDocument(what string) {
+	b.t.Helper()
+	b.WaitJS(what, `!window.__thicketOld && document.readyState === "complete"`)
+}
+
+// Open loads the dashboard at a hash route, as typing the address does: a
+// new document, or only a new hash when the page is the dashboard already.
 func (b *Browser) Open(hash string) {
 	b.t.Helper()
-	b.Do("open "+hash, chromedp.Navigate(b.base+"/"+hash))
+	url := b.base + "/" + hash
+	b.markDocument()
+	var res *page.NavigateResult
+	b.Do("open "+hash, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		r, err := cdp.Call(ctx, t, page.Navigate, page.NavigateParams{URL: url})
+		res = &r
+		return err
+	}))
+	if res.ErrorText != "" {
+		b.t.Fatalf("open %s: %s", url, res.ErrorText)
+	}
+	if res.LoaderID == "" { // same document: only the hash changed
+		b.WaitJS("address "+url, fmt.Sprintf(`location.href === %q`, url))
+		return
+	}
+	b.waitNewDocument("page " + url + " loaded")
+}
+
+// Reload reloads the page, as F5 does.
+func (b *Browser) Reload() {
+	b.t.Helper()
+	b.markDocument()
+	b.Do("reload", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.Reload, page.ReloadParams{})
+		return err
+	}))
+	b.waitNewDocument("page reloaded")
 }
 
 // Login logs in through the form and waits for the applications page.

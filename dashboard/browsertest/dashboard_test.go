@@ -89,7 +89,7 @@ func TestKeyboardLoginReloadLogout(t *testing.T) {
 	b.WaitText(".nav", "Users")
 
 	// Tab from the top reaches the skip link, then the navigation.
-	b.Do("reload", chromedp.Reload())
+	b.Reload()
 	b.WaitJS("still logged in after reload", `location.hash === "#/apps" && !document.querySelector("#topbar").hidden`)
 	b.Key(kb.Tab)
 	b.WaitJS("skip link focused", `document.activeElement.classList.contains("skip-link")`)
@@ -149,7 +149,7 @@ func TestUploadSLA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Do("choose the SLA file", chromedp.SetUploadFiles(chromedp.CSS("#sla-file"), []string{sla}))
+	b.ChooseFile("#sla-file", sla)
 	b.WaitJS("file loaded into the editor", `document.querySelector("#sla-input").value.includes('"application_name": "nginx"')`)
 	b.Click("#sla-start") // untick: create the services only
 	b.Click("#sla-deploy")
@@ -329,7 +329,7 @@ func TestSessionExpiry(t *testing.T) {
 	b.Login("Admin", adminPassword)
 	b.EvalInto(`(() => { const s = JSON.parse(sessionStorage.getItem("thicket.session"));
 		s.token = "bad"; s.refresh_token = "bad"; sessionStorage.setItem("thicket.session", JSON.stringify(s)); return true; })()`, new(bool))
-	b.Do("reload", chromedp.Reload())
+	b.Reload()
 	b.WaitJS("login page", `location.hash === "#/login" && !!document.querySelector("#login-username")`)
 	b.WaitText(".notice", "Your session has ended")
 	b.Screenshot("")
