@@ -38,6 +38,9 @@ type Browser struct {
 
 	mu   sync.Mutex
 	errs []string
+	// netErrs are the browser's network errors: expected ones (an API
+	// answering 401 on purpose) do not fail a test, but a failure shows them.
+	netErrs []string
 }
 
 func chromiumPath() string {
@@ -125,6 +128,10 @@ func (b *Browser) listen(ev any) {
 	case *cdplog.EventEntryAdded:
 		if ev.Entry.Level == cdplog.EntryLevelError && ev.Entry.Source != cdplog.EntrySourceNetwork {
 			msg = fmt.Sprintf("browser log (%s): %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
+		} else if ev.Entry.Source == cdplog.EntrySourceNetwork {
+			b.mu.Lock()
+			b.netErrs = append(b.netErrs, fmt.Sprintf("%s %s", ev.Entry.Text, ev.Entry.URL))
+			b.mu.Unlock()
 		}
 	}
 	if msg != "" {
@@ -158,8 +165,20 @@ func (b *Browser) Do(what string, actions ...chromedp.Action[chromedp.Void]) {
 func (b *Browser) Fail(what string, err error) {
 	b.t.Helper()
 	b.Screenshot("FAILED")
-	loc, _ := b.Eval("location.hash")
-	b.t.Fatalf("%s: %v (page %s)", what, err, loc)
+	b.t.Fatalf("%s: %v (%s)", what, err, b.diagnose())
+}
+
+// diagnose tells what the page is made of, to tell a page whose scripts
+// did not load from one that did not render.
+func (b *Browser) diagnose() string {
+	diag, err := b.Eval(`({hash: location.hash, ready: document.readyState, main: document.querySelector("main")?.innerHTML.length,
+		loaded: performance.getEntriesByType("resource").map((e) => e.name.replace(location.origin, "") + " " + Math.round(e.duration) + "ms " + e.responseStatus)})`)
+	if err != nil {
+		diag = err.Error()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("page %s; network errors: [%s]", diag, strings.Join(b.netErrs, "; "))
 }
 
 // Eval evaluates a JavaScript expression and answers its JSON value.
@@ -356,6 +375,36 @@ func (b *Browser) Open(hash string) {
 		return
 	}
 	b.waitNewDocument("page " + url + " loaded")
+	b.waitBooted()
+}
+
+// booted is true once the dashboard's script rendered a page into main.
+const booted = `!!document.querySelector("main > :not(noscript)")`
+
+// waitBooted waits until the dashboard's script rendered a page. On the
+// loaded 2-core CI machine a freshly started Chromium twice showed a loaded
+// document (its stylesheet applied) on which the script never ran, and no
+// JavaScript error; this machine never did it outside a full CI run. Then
+// the page is reloaded once, as a user would, and what the first load was
+// made of is logged and kept in the test's artifacts; a second such load
+// fails the test.
+func (b *Browser) waitBooted() {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok, err := b.Eval(booted); err == nil && ok == "true" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	diag := b.diagnose()
+	b.t.Logf("the dashboard's script did not run after 20 s; reloading once: %s", diag)
+	if dir := b.screenshotDir(); os.MkdirAll(dir, 0o755) == nil {
+		name := unsafeName.ReplaceAllString(b.t.Name(), "_") + "-not-booted.txt"
+		_ = os.WriteFile(filepath.Join(dir, name), []byte(diag+"\n"), 0o644)
+	}
+	b.Screenshot("not-booted")
+	b.Reload()
 }
 
 // Reload reloads the page, as F5 does.
@@ -367,6 +416,7 @@ func (b *Browser) Reload() {
 		return err
 	}))
 	b.waitNewDocument("page reloaded")
+	b.WaitJS("the dashboard's script ran", booted)
 }
 
 // Login logs in through the form and waits for the applications page.
