@@ -101,6 +101,12 @@ type Manager struct {
 	full        bool
 	rootNet     wire.Network
 	rootNetHash uint64
+	// netDirty says the overlay view (peers, service table) may have
+	// changed; netHash is the hash of the view last published. Every node
+	// gets a new desired set only when the view really changed: a status
+	// change that moves no backend (most of them) republishes nothing.
+	netDirty bool
+	netHash  uint64
 
 	// onChange is told when instances changed status or placement (the root
 	// link syncs at once).
@@ -133,7 +139,7 @@ func New(ctx context.Context, cfg Config, st *state.Store, pub Publisher, log *s
 		cfg: cfg, st: st, pub: pub, log: log, kickC: make(chan struct{}, 1),
 		nodes: map[string]*node{}, byName: map[string]string{},
 		instances: map[string]*state.Instance{}, dirtyInst: map[string]bool{}, dirtyNode: map[string]bool{},
-		gen: time.Now().UnixNano(),
+		gen: time.Now().UnixNano(), netDirty: true,
 	}
 	nodes, err := st.Nodes(ctx)
 	if err != nil {
@@ -292,7 +298,7 @@ func (m *Manager) remove(k string) bool {
 		m.dirtyNode[in.NodeID] = true
 	}
 	if in.Status.Status == wire.StatusRunning && in.Status.InstanceIP != "" {
-		m.allNodesDirty() // a backend leaves the service table of every node
+		m.netDirty = true // a backend leaves the service table
 	}
 	return true
 }
@@ -319,7 +325,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 	info := r.Node
 	info.ID, info.Name = n.ID, n.Name
 	if hashOf(info.Network) != hashOf(n.Info.Network) {
-		m.allNodesDirty() // a peer appeared or changed
+		m.netDirty = true // a peer appeared or changed
 	}
 	n.Info = info
 	changed := false
@@ -360,7 +366,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			changed = true
 			m.dirtyInst[st.Key] = true
 			if (in.Status.Status == wire.StatusRunning) != (st.Status == wire.StatusRunning) || in.Status.InstanceIP != st.InstanceIP {
-				m.allNodesDirty() // the service table changes
+				m.netDirty = true // the service table may change
 			}
 		}
 		in.Status = st
@@ -373,6 +379,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		}
 		n.everUp = true
 		m.dirtyNode[n.ID] = true
+		m.netDirty = true // its peer entry is back
 		changed = true
 	}
 	m.mu.Unlock()
@@ -455,14 +462,25 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 					moved++
 				}
 			}
-			m.allNodesDirty() // a peer and backends went away
+			m.netDirty = true // a peer and backends went away
 			m.log.Warn("node lost; placing its instances elsewhere", "node", n.Name, "instances", moved)
 		}
 	}
 	m.place()
 	subnetted := m.assignSubnets()
+	var net wire.Network
+	if m.netDirty || len(m.dirtyNode) > 0 {
+		net = m.network()
+	}
+	if m.netDirty {
+		if h := hashOf(net); h != m.netHash {
+			m.netHash = h
+			m.allNodesDirty()
+		}
+		m.netDirty = false
+	}
 	save, remove := m.takeDirtyInstances()
-	pubs := m.takeDirtyNodes()
+	pubs := m.takeDirtyNodes(net)
 	m.updateMetrics()
 	notify := m.onChange
 	m.mu.Unlock()
@@ -591,7 +609,7 @@ func (m *Manager) takeDirtyInstances() (save []state.Instance, remove []string) 
 // without the instances just placed elsewhere would have it stop them
 // (when it comes back, the copies that run are sorted out first, see
 // reclaims). Caller holds mu.
-func (m *Manager) takeDirtyNodes() map[string]wire.NodeDesired {
+func (m *Manager) takeDirtyNodes(net wire.Network) map[string]wire.NodeDesired {
 	ready := false
 	for id := range m.dirtyNode {
 		if n, ok := m.nodes[id]; !ok {
@@ -604,7 +622,6 @@ func (m *Manager) takeDirtyNodes() map[string]wire.NodeDesired {
 		return nil // nothing, or only lost nodes, to publish to
 	}
 	m.gen++
-	net := m.network()
 	out := make(map[string]wire.NodeDesired, len(m.dirtyNode))
 	for id := range m.dirtyNode {
 		if !m.nodes[id].active {

@@ -11,10 +11,14 @@ import (
 	"github.com/thicket-edge/thicket/mongodb"
 )
 
-type recorder struct{ desired map[string]wire.NodeDesired }
+type recorder struct {
+	desired   map[string]wire.NodeDesired
+	published []string // node ids, in order
+}
 
 func (r *recorder) PublishDesired(_ context.Context, id string, d wire.NodeDesired) error {
 	r.desired[id] = d
+	r.published = append(r.published, id)
 	return nil
 }
 
@@ -331,5 +335,60 @@ func TestSubnetsSpanBlocks(t *testing.T) {
 	}
 	if !seen["10.64.4.0/24"] || m.WantBlocks() != 0 {
 		t.Errorf("subnets %v, still wants %d blocks; want the second block used and none wanted", seen, m.WantBlocks())
+	}
+}
+
+// TestStatusChangesRepublishOnlyWhatChanged: a status that moves no
+// backend sends no node a new desired set (at 1,000 nodes, each instance
+// that started used to republish every node's set); a backend that joins
+// a service's table reaches every node.
+func TestStatusChangesRepublishOnlyWhatChanged(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, t.TempDir(), pub)
+	ctx := context.Background()
+	ids := []string{join(t, m, "n1"), join(t, m, "n2"), join(t, m, "n3")}
+	m.SetNetwork("cluster-1", []string{"10.30.0.0/16"}, wire.Network{Services: []wire.ServiceRoute{{IP: "10.30.255.1", ServiceID: "svc"}}})
+	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	on := m.Statuses()[0].NodeID
+	if on == "" {
+		t.Fatal("instance not placed")
+	}
+	report := func(st wire.InstanceStatus) {
+		t.Helper()
+		pub.published = nil
+		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: on, Node: wire.NodeInfo{Active: true, Arch: "amd64",
+			Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
+			Instances: []wire.InstanceStatus{st}})
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusCreating})
+	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	if len(pub.published) != 0 {
+		t.Errorf("RUNNING without an address republished %v", pub.published)
+	}
+	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning, InstanceIP: "10.30.0.5"})
+	if len(pub.published) != len(ids) {
+		t.Fatalf("a new backend reached %v, want all of %v", pub.published, ids)
+	}
+	for _, id := range ids {
+		d := pub.desired[id]
+		if len(d.Network.Services) != 1 || len(d.Network.Services[0].Backends) != 1 || d.Network.Services[0].Backends[0].IP != "10.30.0.5" {
+			t.Errorf("node %s's service table = %+v", id, d.Network.Services)
+		}
+	}
+	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning, InstanceIP: "10.30.0.5", Restarts: 0, Detail: "still"})
+	if len(pub.published) != 0 {
+		t.Errorf("a status detail republished %v", pub.published)
+	}
+	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusFailed, InstanceIP: "10.30.0.5"})
+	if len(pub.published) != len(ids) {
+		t.Errorf("a backend that left reached %v, want all of %v", pub.published, ids)
 	}
 }

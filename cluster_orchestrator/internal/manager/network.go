@@ -32,12 +32,13 @@ func (m *Manager) SetNetwork(clusterID string, blocks []string, n wire.Network) 
 		m.clusterID = clusterID
 		changed = true
 	}
-	if h := hashOf(n); h != m.rootNetHash {
-		m.rootNet, m.rootNetHash = n, h
-		changed = true
-	}
 	if changed {
 		m.allNodesDirty()
+	}
+	if h := hashOf(n); h != m.rootNetHash {
+		m.rootNet, m.rootNetHash = n, h
+		m.netDirty = true
+		changed = true
 	}
 	m.mu.Unlock()
 	if changed {
@@ -143,7 +144,7 @@ func (m *Manager) assignSubnets() []*node {
 		m.log.Info("every node has a subnet again", "blocks", blocks)
 	}
 	if len(changed) > 0 {
-		m.allNodesDirty() // peers changed
+		m.netDirty = true // peers may change when their nodes report the subnet
 	}
 	return changed
 }
