@@ -82,7 +82,15 @@ type Manager struct {
 	nodes     map[string]*node // by id
 	byName    map[string]string
 	instances map[string]*state.Instance
-	dirtyInst map[string]bool // to save (or delete when absent)
+	// dirtyInst: instances to save (or delete when absent); true when the
+	// change is urgent (the desired set, a placement), false when only a
+	// status changed. Status changes are written together at most every
+	// lazyWrites: a node's report must not cost a database write per
+	// instance, and on a restart the nodes report again anyway.
+	dirtyInst map[string]bool
+	lastLazy  time.Time
+	// news: instances changed since the root link was last told.
+	news      bool
 	dirtyNode map[string]bool // desired set to publish
 	gen       int64
 	// lastPass is when Reconcile last ran (monotonic): a manager that did
@@ -111,6 +119,16 @@ type Manager struct {
 	// onChange is told when instances changed status or placement (the root
 	// link syncs at once).
 	onChange func()
+}
+
+// lazyWrites is how long status-only changes may wait to be written.
+const lazyWrites = time.Second
+
+// dirty marks an instance to save; urgent says at the next pass.
+// Caller holds mu.
+func (m *Manager) dirty(key string, urgent bool) {
+	m.dirtyInst[key] = m.dirtyInst[key] || urgent
+	m.news = true
 }
 
 // OnChange sets what to call when instances changed status or placement.
@@ -272,7 +290,7 @@ func (m *Manager) upsert(sp wire.InstanceSpec) bool {
 			return false
 		}
 		in.Spec = sp
-		m.dirtyInst[sp.Key] = true
+		m.dirty(sp.Key, true)
 		if in.NodeID != "" {
 			m.dirtyNode[in.NodeID] = true
 		}
@@ -281,7 +299,7 @@ func (m *Manager) upsert(sp wire.InstanceSpec) bool {
 	m.instances[sp.Key] = &state.Instance{Key: sp.Key, Spec: sp, Status: wire.InstanceStatus{
 		Key: sp.Key, Status: wire.StatusScheduled, Detail: "waiting for a node",
 	}}
-	m.dirtyInst[sp.Key] = true
+	m.dirty(sp.Key, true)
 	return true
 }
 
@@ -293,7 +311,7 @@ func (m *Manager) remove(k string) bool {
 		return false
 	}
 	delete(m.instances, k)
-	m.dirtyInst[k] = true
+	m.dirty(k, true)
 	if in.NodeID != "" {
 		m.dirtyNode[in.NodeID] = true
 	}
@@ -339,6 +357,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			// the node runs it, so it is placed there.
 			in.NodeID = n.ID
 			m.dirtyNode[n.ID] = true
+			m.dirty(in.Key, true)
 		}
 		if in.NodeID != n.ID && !reclaims(in, st) {
 			continue // placed elsewhere meanwhile; this copy goes away
@@ -351,6 +370,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			m.dirtyNode[in.NodeID] = true
 			in.NodeID = n.ID
 			m.dirtyNode[n.ID] = true
+			m.dirty(in.Key, true)
 		}
 		st.Node, st.NodeID = n.Name, n.ID
 		if st.Logs == "" { // sent only when it changes
@@ -364,7 +384,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		}
 		if statusChanged(in.Status, st) {
 			changed = true
-			m.dirtyInst[st.Key] = true
+			m.dirty(st.Key, false)
 			if (in.Status.Status == wire.StatusRunning) != (st.Status == wire.StatusRunning) || in.Status.InstanceIP != st.InstanceIP {
 				m.netDirty = true // the service table may change
 			}
@@ -427,6 +447,7 @@ func (m *Manager) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			m.flush()
 			return
 		case <-t.C:
 		case <-m.kickC:
@@ -458,7 +479,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 					in.NodeID = ""
 					in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusLost,
 						Detail: fmt.Sprintf("node %s silent for more than %s", n.Name, m.cfg.Grace)}
-					m.dirtyInst[in.Key] = true
+					m.dirty(in.Key, true)
 					moved++
 				}
 			}
@@ -479,12 +500,16 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		}
 		m.netDirty = false
 	}
-	save, remove := m.takeDirtyInstances()
+	save, remove := m.takeDirtyInstances(now, false)
 	pubs := m.takeDirtyNodes(net)
 	m.updateMetrics()
 	notify := m.onChange
+	if !m.news {
+		notify = nil
+	}
+	m.news = false
 	m.mu.Unlock()
-	if notify != nil && len(save)+len(remove) > 0 {
+	if notify != nil {
 		notify()
 	}
 
@@ -496,10 +521,10 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		errs = append(errs, err)
 		m.mu.Lock() // try again next time
 		for _, in := range save {
-			m.dirtyInst[in.Key] = true
+			m.dirty(in.Key, true)
 		}
 		for _, k := range remove {
-			m.dirtyInst[k] = true
+			m.dirty(k, true)
 		}
 		m.mu.Unlock()
 	}
@@ -515,6 +540,19 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		return fmt.Errorf("%v", errs)
 	}
 	return nil
+}
+
+// flush writes every instance change still waiting, when the manager
+// stops.
+func (m *Manager) flush() {
+	m.mu.Lock()
+	save, remove := m.takeDirtyInstances(time.Now(), true)
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.st.WriteInstances(ctx, save, remove); err != nil {
+		m.log.Warn("write instances at stop", "err", err)
+	}
 }
 
 // place puts unplaced instances on nodes. Caller holds mu.
@@ -540,14 +578,14 @@ func (m *Manager) place() {
 			st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusNoCapacity, Detail: r.Err.Error()}
 			if statusChanged(in.Status, st) {
 				in.Status = st
-				m.dirtyInst[in.Key] = true
+				m.dirty(in.Key, false)
 			}
 			continue
 		}
 		in.NodeID = r.Placement.NodeID
 		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusScheduled,
 			Detail: "placed on node " + r.Placement.NodeName, Node: r.Placement.NodeName, NodeID: in.NodeID}
-		m.dirtyInst[in.Key] = true
+		m.dirty(in.Key, true)
 		m.dirtyNode[in.NodeID] = true
 	}
 }
@@ -592,15 +630,25 @@ func (m *Manager) reservations() map[string]holding {
 	return r
 }
 
-func (m *Manager) takeDirtyInstances() (save []state.Instance, remove []string) {
-	for k := range m.dirtyInst {
+// takeDirtyInstances takes the instances to write: the urgent ones, and
+// the status-only ones when lazyWrites passed since they were last taken or
+// all is set. Caller holds mu.
+func (m *Manager) takeDirtyInstances(now time.Time, all bool) (save []state.Instance, remove []string) {
+	lazy := all || now.Sub(m.lastLazy) >= lazyWrites
+	for k, urgent := range m.dirtyInst {
+		if !urgent && !lazy {
+			continue
+		}
+		delete(m.dirtyInst, k)
 		if in, ok := m.instances[k]; ok {
 			save = append(save, *in)
 		} else {
 			remove = append(remove, k)
 		}
 	}
-	clear(m.dirtyInst)
+	if lazy {
+		m.lastLazy = now
+	}
 	return save, remove
 }
 

@@ -392,3 +392,41 @@ func TestStatusChangesRepublishOnlyWhatChanged(t *testing.T) {
 		t.Errorf("a backend that left reached %v, want all of %v", pub.published, ids)
 	}
 }
+
+// TestStatusesWrittenByStop: a placement is written at once; statuses are
+// written together later, and a manager that stops writes what waited.
+func TestStatusesWrittenByStop(t *testing.T) {
+	dir := t.TempDir()
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, dir, pub)
+	ctx := context.Background()
+	id := join(t, m, "n1")
+	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() state.Instance {
+		t.Helper()
+		ins, err := m.st.Instances(ctx)
+		if err != nil || len(ins) != 1 {
+			t.Fatalf("stored instances %+v, %v", ins, err)
+		}
+		return ins[0]
+	}
+	if in := stored(); in.NodeID != id {
+		t.Fatalf("placement not written at once: %+v", in)
+	}
+
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
+		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
+		Instances: []wire.InstanceStatus{{Key: "svc.0", Status: wire.StatusRunning}}})
+	stop, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { m.Run(stop); close(done) }()
+	cancel()
+	<-done
+	if in := stored(); in.Status.Status != wire.StatusRunning || in.NodeID != id {
+		t.Fatalf("after the manager stopped the store holds %+v, want RUNNING on %s", in, id)
+	}
+}

@@ -168,7 +168,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	go m.Run(ctx)
+	managed := make(chan struct{})
+	go func() { m.Run(ctx); close(managed) }()
 	if cfg.RootURL != "" {
 		port := ln.Addr().(*net.TCPAddr).Port
 		link := rootsync.New(rootsync.Config{
@@ -192,6 +193,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(sctx)
+	select { // the manager writes what waited (statuses) before the store closes
+	case <-managed:
+	case <-sctx.Done():
+	}
 	log.Info("thicket-cluster stopped")
 	return nil
 }

@@ -65,6 +65,7 @@ type Store struct {
 	nodes     *mongo.Collection
 	instances *mongo.Collection
 	meta      *mongo.Collection
+	saver     *mongodb.Saver // of instances
 }
 
 // Collections names the store's collections.
@@ -73,6 +74,7 @@ var Collections = []string{"nodes", "instances", "meta"}
 // New returns a store over a database and creates its indexes.
 func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 	s := &Store{nodes: db.Collection(Collections[0]), instances: db.Collection(Collections[1]), meta: db.Collection(Collections[2])}
+	s.saver = mongodb.NewSaver(s.instances)
 	if _, err := s.nodes.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "name", Value: 1}}, Options: options.Index().SetUnique(true).SetName("name"),
 	}); err != nil {
@@ -113,23 +115,20 @@ func (s *Store) Instances(ctx context.Context) ([]Instance, error) {
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("load instances: %w", err)
 	}
+	for _, in := range out {
+		s.saver.Stored(in.Key)
+	}
 	return out, nil
 }
 
 // WriteInstances saves changed instances and deletes removed ones in one
 // round trip.
 func (s *Store) WriteInstances(ctx context.Context, save []Instance, remove []string) error {
-	var ops []mongo.WriteModel
-	for _, in := range save {
-		ops = append(ops, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": in.Key}).SetReplacement(in).SetUpsert(true))
+	docs := make([]mongodb.Doc, len(save))
+	for i, in := range save {
+		docs[i] = mongodb.Doc{ID: in.Key, Doc: in}
 	}
-	for _, k := range remove {
-		ops = append(ops, mongo.NewDeleteOneModel().SetFilter(bson.M{"_id": k}))
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	if err := mongodb.BulkWrite(ctx, s.instances, ops, false); err != nil {
+	if err := s.saver.Save(ctx, docs, remove, false); err != nil {
 		return fmt.Errorf("write instances: %w", err)
 	}
 	return nil

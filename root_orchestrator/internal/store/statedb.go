@@ -296,25 +296,38 @@ var writeOrder = []state.Kind{state.KindCluster, state.KindBlock, state.KindNode
 
 // Write implements state.Backend: one bulk write per collection.
 func (s *Store) Write(ctx context.Context, changes []state.Change) error {
-	models := map[state.Kind][]mongo.WriteModel{}
+	docs := map[state.Kind][]mongodb.Doc{}
+	removed := map[state.Kind][]string{}
 	for _, c := range changes {
-		filter := bson.M{"_id": c.ID}
 		if c.Object == nil {
-			models[c.Kind] = append(models[c.Kind], mongo.NewDeleteOneModel().SetFilter(filter))
+			removed[c.Kind] = append(removed[c.Kind], c.ID)
 			continue
 		}
 		doc, err := record(c)
 		if err != nil {
 			return err
 		}
-		models[c.Kind] = append(models[c.Kind], mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(true))
+		docs[c.Kind] = append(docs[c.Kind], mongodb.Doc{ID: c.ID, Doc: doc})
 	}
 	for _, k := range writeOrder {
-		if err := mongodb.BulkWrite(ctx, s.collection(k), models[k], true); err != nil {
+		if err := s.saver(k).Save(ctx, docs[k], removed[k], true); err != nil {
 			return fmt.Errorf("write %ss: %w", k, err)
 		}
 	}
 	return nil
+}
+
+// saver returns the Saver of a kind's collection.
+func (s *Store) saver(k state.Kind) *mongodb.Saver {
+	s.saversMu.Lock()
+	defer s.saversMu.Unlock()
+	if s.savers == nil {
+		s.savers = map[state.Kind]*mongodb.Saver{}
+	}
+	if s.savers[k] == nil {
+		s.savers[k] = mongodb.NewSaver(s.collection(k))
+	}
+	return s.savers[k]
 }
 
 func loadAll[R interface{ model() *M }, M any](ctx context.Context, c *mongo.Collection) ([]*M, error) {
@@ -352,7 +365,15 @@ func (s *Store) Load(ctx context.Context) (*state.Data, error) {
 	d.Nodes, errs[4] = loadAll[nodeRecord](ctx, s.nodes)
 	d.IPs, errs[5] = loadAll[ipRecord](ctx, s.ips)
 	d.Blocks, errs[6] = loadAll[blockRecord](ctx, s.blocks)
-	return d, errors.Join(errs[:]...)
+	if err := errors.Join(errs[:]...); err != nil {
+		return d, err
+	}
+	for _, k := range writeOrder { // new objects are inserted (see mongodb.Saver)
+		if err := s.saver(k).LoadIDs(ctx); err != nil {
+			return d, fmt.Errorf("load %s ids: %w", k, err)
+		}
+	}
+	return d, nil
 }
 
 // legacyService is a service document of an earlier version, which held its

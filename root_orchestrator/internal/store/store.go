@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/thicket-edge/thicket/mongodb"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -42,9 +44,12 @@ type Store struct {
 	joinTokens *mongo.Collection
 	blocks     *mongo.Collection
 	leases     *mongo.Collection
-	db         *mongo.Database
-	log        *slog.Logger
-	now        func() time.Time
+	// savers write the state layer's objects, one per kind (statedb.go).
+	saversMu sync.Mutex
+	savers   map[state.Kind]*mongodb.Saver
+	db       *mongo.Database
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New returns a store over a database. Call EnsureIndexes once before use.

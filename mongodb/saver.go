@@ -1,0 +1,111 @@
+package mongodb
+
+import (
+	"context"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Doc is a document to save under its _id.
+type Doc struct {
+	ID  string
+	Doc any
+}
+
+// Saver writes whole documents by _id to one collection. It remembers
+// which documents the collection holds, so that a new one is inserted
+// rather than upserted: the embedded engine looks an upsert's document up
+// first, which made upserts most of a busy cluster manager's CPU. A
+// document it did not know of (written by an earlier process that this one
+// did not load) makes the insert fail; the write is then done again with
+// upserts, and it learns.
+type Saver struct {
+	c     *mongo.Collection
+	mu    sync.Mutex
+	known map[string]bool
+}
+
+// NewSaver returns a Saver for c that knows no document yet.
+func NewSaver(c *mongo.Collection) *Saver {
+	return &Saver{c: c, known: map[string]bool{}}
+}
+
+// Stored tells the Saver that these documents exist (loaded at start).
+func (s *Saver) Stored(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		s.known[id] = true
+	}
+}
+
+// Save writes docs and deletes the documents remove names, with BulkWrite.
+func (s *Saver) Save(ctx context.Context, docs []Doc, remove []string, ordered bool) error {
+	if len(docs)+len(remove) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	models := s.models(docs, remove, false)
+	s.mu.Unlock()
+	err := BulkWrite(ctx, s.c, models, ordered)
+	if mongo.IsDuplicateKeyError(err) {
+		err = BulkWrite(ctx, s.c, s.models(docs, remove, true), ordered)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		clear(s.known) // some landed, some not: upserts until they are learnt again
+		return err
+	}
+	for _, d := range docs {
+		s.known[d.ID] = true
+	}
+	for _, id := range remove {
+		delete(s.known, id)
+	}
+	return nil
+}
+
+// models are the statements of a Save: inserts for unknown documents
+// (unless upsert is set), replacements with upsert for the others.
+// Caller holds mu unless upsert is set.
+func (s *Saver) models(docs []Doc, remove []string, upsert bool) []mongo.WriteModel {
+	out := make([]mongo.WriteModel, 0, len(docs)+len(remove))
+	for _, d := range docs {
+		if !upsert && !s.known[d.ID] {
+			out = append(out, mongo.NewInsertOneModel().SetDocument(d.Doc))
+		} else {
+			out = append(out, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": d.ID}).SetReplacement(d.Doc).SetUpsert(true))
+		}
+	}
+	for _, id := range remove {
+		out = append(out, mongo.NewDeleteOneModel().SetFilter(bson.M{"_id": id}))
+	}
+	return out
+}
+
+// LoadIDs learns the _id of every document of the collection (string ids
+// only).
+func (s *Saver) LoadIDs(ctx context.Context) error {
+	cur, err := s.c.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"_id": 1}))
+	if err != nil {
+		return err
+	}
+	var ids []struct {
+		ID any `bson:"_id"`
+	}
+	if err := cur.All(ctx, &ids); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ids {
+		if id, ok := d.ID.(string); ok {
+			s.known[id] = true
+		}
+	}
+	return nil
+}
