@@ -137,7 +137,7 @@ func (h *helpDoc) flag(name string) *helpFlag {
 }
 
 var (
-	flagLineRE    = regexp.MustCompile(`^(?:-[a-zA-Z], )?--([a-z0-9][a-z0-9-]*)(?:=(\S+))?\s*(.*)$`)
+	flagLineRE    = regexp.MustCompile(`^(?:-[a-zA-Z], )?--(?:\[no-\])?([a-z0-9][a-z0-9-]*)(?:=(\S+))?\s*(.*)$`)
 	placeholderRE = regexp.MustCompile(`^[A-Z][A-Z0-9-]*(?:,\.\.\.)?$`)
 	envSuffixRE   = regexp.MustCompile(`\s*\(\$(THICKET_[A-Z0-9_]+)\)\.?$`)
 	envMentionRE  = regexp.MustCompile(`\$(THICKET_[A-Z0-9_]+)`)
@@ -221,6 +221,7 @@ Flags:
       --accel=""             Empty default ($THICKET_ACCEL).
       --grace=3s             Grace ($THICKET_GRACE).
       --reset                A switch from $THICKET_PASSWORD.
+      --[no-]trim            A switch on by default ($THICKET_TRIM).
 
 Commands:
   login    Log in.
@@ -232,6 +233,7 @@ Commands:
 		{Name: "accel", Env: "THICKET_ACCEL", Help: "Empty default."},
 		{Name: "grace", Default: "3s", Env: "THICKET_GRACE", Help: "Grace."},
 		{Name: "reset", Help: "A switch from $THICKET_PASSWORD."},
+		{Name: "trim", Env: "THICKET_TRIM", Help: "A switch on by default."},
 	}
 	if len(h.Flags) != len(want) {
 		t.Fatalf("got %d flags %+v, want %d", len(h.Flags), h.Flags, len(want))
@@ -241,7 +243,7 @@ Commands:
 			t.Errorf("flag %d: got %+v, want %+v", i, h.Flags[i], want[i])
 		}
 	}
-	if !h.Envs["THICKET_PASSWORD"] || !h.Envs["THICKET_GRACE"] || len(h.Envs) != 6 {
+	if !h.Envs["THICKET_PASSWORD"] || !h.Envs["THICKET_GRACE"] || len(h.Envs) != 7 {
 		t.Errorf("envs: %v", h.Envs)
 	}
 }

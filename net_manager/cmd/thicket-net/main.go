@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/contract/memtrim"
 	"github.com/thicket-edge/thicket/contract/netaddr"
 	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/pprofserve"
@@ -31,6 +32,7 @@ type cli struct {
 	InstanceNetwork string     `name:"instance-network" default:"10.64.0.0/10" env:"THICKET_INSTANCE_NETWORK" help:"The whole instance network (as the root's --instance-network); traffic leaving it is masqueraded."`
 	LogLevel        slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	pprofserve.Flag
+	memtrim.Trimming
 }
 
 func main() {
@@ -76,6 +78,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	c.Trimming.Start(ctx, log)
 	err = d.Serve(ctx)
 	d.Close()
 	if err != nil {

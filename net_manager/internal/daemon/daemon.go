@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thicket-edge/thicket/contract/memtrim"
 	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -527,7 +528,12 @@ func (d *Daemon) handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"message": "detached"})
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		if r.Method != http.MethodGet {
+			memtrim.Worked() // a network change brought code in
+		}
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/contract/memtrim"
 	"github.com/thicket-edge/thicket/contract/netaddr"
 	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/pprofserve"
@@ -44,6 +45,7 @@ type cli struct {
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	pprofserve.Flag
+	memtrim.Trimming
 }
 
 // gcPercent is the node engine's GOGC unless the environment sets one. An
@@ -72,6 +74,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	c.Trimming.Start(ctx, log)
 	ctr, err := containerd.New(ctx, containerd.Config{
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,

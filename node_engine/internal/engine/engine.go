@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thicket-edge/thicket/contract/memtrim"
 	"github.com/thicket-edge/thicket/contract/mqttc"
 	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -434,6 +435,7 @@ func (e *Engine) start(ctx context.Context, rt runtime.Runtime, spec wire.Instan
 		}
 		e.mu.Unlock()
 		e.doKick()
+		memtrim.Worked()
 	}()
 }
 
@@ -465,6 +467,7 @@ func (e *Engine) remove(ctx context.Context, rt runtime.Runtime, key string) {
 		delete(e.busy, key)
 		e.mu.Unlock()
 		e.doKick()
+		memtrim.Worked()
 	}()
 }
 
