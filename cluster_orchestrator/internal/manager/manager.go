@@ -49,6 +49,15 @@ var (
 	})
 )
 
+// Store keeps what the manager must not forget across a restart: its
+// *state.Store in MongoDB, or state.Memory in tests.
+type Store interface {
+	Nodes(ctx context.Context) ([]state.Node, error)
+	SaveNode(ctx context.Context, n state.Node) error
+	Instances(ctx context.Context) ([]state.Instance, error)
+	WriteInstances(ctx context.Context, save []state.Instance, remove []string) error
+}
+
 // Publisher sends a node its desired set (retained).
 type Publisher interface {
 	PublishDesired(ctx context.Context, nodeID string, d wire.NodeDesired) error
@@ -73,7 +82,7 @@ type Config struct {
 // Manager is the cluster's reconciler.
 type Manager struct {
 	cfg   Config
-	st    *state.Store
+	st    Store
 	pub   Publisher
 	log   *slog.Logger
 	kickC chan struct{}
@@ -152,7 +161,7 @@ type node struct {
 
 // New loads the state and returns a manager. Known nodes get the startup
 // grace to reconnect to a restarted broker and report.
-func New(ctx context.Context, cfg Config, st *state.Store, pub Publisher, log *slog.Logger) (*Manager, error) {
+func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Logger) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, st: st, pub: pub, log: log, kickC: make(chan struct{}, 1),
 		nodes: map[string]*node{}, byName: map[string]string{},

@@ -37,8 +37,8 @@ func join(t *testing.T, m *Manager, name string) string {
 	return id
 }
 
-// newManager returns a manager over a real embedded store in dir.
-func newManager(t *testing.T, dir string, pub Publisher) *Manager {
+// realStore returns the MongoDB store in dir (the embedded engine).
+func realStore(t *testing.T, dir string) *state.Store {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := mongodb.Open(ctx, mongodb.Options{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
@@ -50,7 +50,14 @@ func newManager(t *testing.T, dir string, pub Publisher) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(ctx, Config{ClusterName: "c1", Grace: time.Hour, Tick: time.Second}, st, pub, slog.New(slog.DiscardHandler))
+	return st
+}
+
+// newManager returns a manager over st: a state.Memory, or a realStore
+// where what MongoDB keeps is the point.
+func newManager(t *testing.T, st Store, pub Publisher) *Manager {
+	t.Helper()
+	m, err := New(context.Background(), Config{ClusterName: "c1", Grace: time.Hour, Tick: time.Second}, st, pub, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +69,7 @@ func newManager(t *testing.T, dir string, pub Publisher) *Manager {
 func TestStateSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	pub := &recorder{desired: map[string]wire.NodeDesired{}}
-	m := newManager(t, dir, pub)
+	m := newManager(t, realStore(t, dir), pub)
 	ctx := context.Background()
 	id, err := m.RegisterNode(ctx, wire.NodeRegisterRequest{Name: "n1", Arch: "amd64", Virtualizations: []string{"container"},
 		Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, "secret-password")
@@ -81,7 +88,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatalf("node's desired set = %+v", d)
 	}
 
-	m2 := newManager(t, dir, pub) // a restarted manager on the same store
+	m2 := newManager(t, realStore(t, dir), pub) // a restarted manager on the same store
 	if !m2.CheckNodePassword(id, []byte("secret-password")) {
 		t.Errorf("the node's password is not accepted after a restart")
 	}
@@ -103,11 +110,11 @@ type failover struct {
 	placed, other string // the instance's first node, and the other
 }
 
-// newFailover sets it up in a store in dir; before the silence the first
+// newFailover sets it up in st; before the silence the first
 // node reports the instance as st, if given.
-func newFailover(t *testing.T, dir string, st ...wire.InstanceStatus) *failover {
+func newFailover(t *testing.T, store Store, st ...wire.InstanceStatus) *failover {
 	f := &failover{t: t, pub: &recorder{desired: map[string]wire.NodeDesired{}}}
-	f.m = newManager(t, dir, f.pub)
+	f.m = newManager(t, store, f.pub)
 	f.m.cfg.Grace = 50 * time.Millisecond
 	n1, n2 := join(t, f.m, "n1"), join(t, f.m, "n2")
 	f.m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
@@ -141,8 +148,8 @@ func (f *failover) reconcile() {
 // TestFailoverAndStartupGrace: a silent node loses its instances to another
 // node, but not while a restarted manager is still in its startup grace.
 func TestFailoverAndStartupGrace(t *testing.T) {
-	dir := t.TempDir()
-	f := newFailover(t, dir)
+	store := state.NewMemory()
+	f := newFailover(t, store)
 	m, pub, placed, other := f.m, f.pub, f.placed, f.other
 	ctx := context.Background()
 	// The silent node is not told to stop it: it may only be slow, or cut
@@ -163,7 +170,7 @@ func TestFailoverAndStartupGrace(t *testing.T) {
 
 	// A restarted manager: nobody has reported yet, but within the startup
 	// grace nothing moves.
-	m2 := newManager(t, dir, pub)
+	m2 := newManager(t, store, pub)
 	m2.cfg.Grace = 50 * time.Millisecond
 	time.Sleep(100 * time.Millisecond)
 	if err := m2.Reconcile(ctx); err != nil {
@@ -179,7 +186,7 @@ func TestFailoverAndStartupGrace(t *testing.T) {
 // table of the node that ran it.
 func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 	pub := &recorder{desired: map[string]wire.NodeDesired{}}
-	m := newManager(t, t.TempDir(), pub)
+	m := newManager(t, state.NewMemory(), pub)
 	ctx := context.Background()
 	register := func(name string) string { return join(t, m, name) }
 	backends := func(node string) []wire.Backend {
@@ -224,7 +231,7 @@ func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 // registering again keeps its place in the overlay.
 func TestNodeActiveFromFirstReport(t *testing.T) {
 	pub := &recorder{desired: map[string]wire.NodeDesired{}}
-	m := newManager(t, t.TempDir(), pub)
+	m := newManager(t, state.NewMemory(), pub)
 	ctx := context.Background()
 	req := wire.NodeRegisterRequest{Name: "n1", Arch: "amd64", Virtualizations: []string{"container"},
 		Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}
@@ -266,7 +273,7 @@ func TestNodeActiveFromFirstReport(t *testing.T) {
 // still running its instance keeps it when the replacement does not run
 // yet (a busy node is not restarted), and the replacement is called off.
 func TestReturningNodeKeepsWhatRuns(t *testing.T) {
-	f := newFailover(t, t.TempDir(), wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	f := newFailover(t, state.NewMemory(), wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
 	m, pub, placed, other := f.m, f.pub, f.placed, f.other
 	report, ctx := f.report, context.Background()
 	// The busy node is back and still runs it; the replacement has not
@@ -292,7 +299,7 @@ func TestReturningNodeKeepsWhatRuns(t *testing.T) {
 // its subnet from the second block once the root gave it.
 func TestSubnetsSpanBlocks(t *testing.T) {
 	pub := &recorder{desired: map[string]wire.NodeDesired{}}
-	m := newManager(t, t.TempDir(), pub)
+	m := newManager(t, state.NewMemory(), pub)
 	ctx := context.Background()
 	m.SetNetwork("c1", []string{"10.64.0.0/22"}, wire.Network{})
 	var ids []string
@@ -344,7 +351,7 @@ func TestSubnetsSpanBlocks(t *testing.T) {
 // a service's table reaches every node.
 func TestStatusChangesRepublishOnlyWhatChanged(t *testing.T) {
 	pub := &recorder{desired: map[string]wire.NodeDesired{}}
-	m := newManager(t, t.TempDir(), pub)
+	m := newManager(t, state.NewMemory(), pub)
 	ctx := context.Background()
 	ids := []string{join(t, m, "n1"), join(t, m, "n2"), join(t, m, "n3")}
 	m.SetNetwork("cluster-1", []string{"10.30.0.0/16"}, wire.Network{Services: []wire.ServiceRoute{{IP: "10.30.255.1", ServiceID: "svc"}}})
@@ -396,9 +403,8 @@ func TestStatusChangesRepublishOnlyWhatChanged(t *testing.T) {
 // TestStatusesWrittenByStop: a placement is written at once; statuses are
 // written together later, and a manager that stops writes what waited.
 func TestStatusesWrittenByStop(t *testing.T) {
-	dir := t.TempDir()
 	pub := &recorder{desired: map[string]wire.NodeDesired{}}
-	m := newManager(t, dir, pub)
+	m := newManager(t, state.NewMemory(), pub)
 	ctx := context.Background()
 	id := join(t, m, "n1")
 	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
