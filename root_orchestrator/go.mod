@@ -57,7 +57,6 @@ require (
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
-	golang.org/x/time v0.15.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20251029180050-ab9386a59fda // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20251029180050-ab9386a59fda // indirect
 	google.golang.org/grpc v1.78.0 // indirect
@@ -96,6 +95,7 @@ replace github.com/thicket-edge/thicket/mongodb => ../mongodb
 require (
 	github.com/hashicorp/go-memdb v1.3.5
 	github.com/thicket-edge/thicket/dashboard v0.0.0
+	golang.org/x/time v0.15.0
 )
 
 replace github.com/thicket-edge/thicket/dashboard => ../dashboard

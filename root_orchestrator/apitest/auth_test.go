@@ -1,11 +1,18 @@
 package apitest
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,4 +277,78 @@ func TestResetAdminPassword(t *testing.T) {
 		t.Errorf("password changed by a plain restart")
 	}
 	r.login("Admin", pw)
+}
+
+// TestPasswordGuessingIsLimited: a client guessing passwords as fast as it
+// can gets 429 with Retry-After once it had its share of failures (then
+// even the right password waits), while another address still logs in and
+// the root keeps answering.
+func TestPasswordGuessingIsLimited(t *testing.T) {
+	r := startRoot(t, "", nil)
+	login := func(client *http.Client, pw string) (int, string) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"username": "Admin", "password": pw})
+		resp, err := client.Post(r.URL+"/api/auth/login", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+
+	// 8 guessers at once from 127.0.0.1, 60 guesses; /healthz meanwhile.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	retryAfter := ""
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 60/8; i++ {
+				code, ra := login(http.DefaultClient, fmt.Sprintf("guess-%d-%d", g, i))
+				mu.Lock()
+				codes[code]++
+				if code == http.StatusTooManyRequests {
+					retryAfter = ra
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var slowest time.Duration
+	for done := false; !done; {
+		t0 := time.Now()
+		if res := r.do("GET", "/healthz", "", nil); res.Status != http.StatusOK {
+			t.Errorf("healthz during the guessing: %s", res)
+		}
+		slowest = max(slowest, time.Since(t0))
+		ch := make(chan struct{})
+		go func() { wg.Wait(); close(ch) }()
+		select {
+		case <-ch:
+			done = true
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if codes[http.StatusUnauthorized] < 5 || codes[http.StatusUnauthorized] > 20 || codes[http.StatusTooManyRequests] < 30 {
+		t.Errorf("answers to 56 wrong passwords from one address: %v, want about 10 × 401 and the rest 429", codes)
+	}
+	if n, err := strconv.Atoi(retryAfter); err != nil || n < 1 {
+		t.Errorf("429 with Retry-After %q", retryAfter)
+	}
+	if slowest > 5*time.Second {
+		t.Errorf("healthz took up to %s while passwords were guessed", slowest)
+	}
+	if code, _ := login(http.DefaultClient, r.adminPassword()); code != http.StatusTooManyRequests {
+		t.Errorf("the right password from the guessing address: %d, want 429 until its bucket refills", code)
+	}
+
+	// Another address is not held back.
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
+	if code, _ := login(other, r.adminPassword()); code != http.StatusOK {
+		t.Errorf("login from another address during the limit: %d", code)
+	}
 }

@@ -114,7 +114,9 @@ func (s *Server) login(c echo.Context) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if !auth.CheckPassword(hash, req.Password) {
+	if ok, err := s.passwords.check(c, hash, req.Password); err != nil {
+		return err
+	} else if !ok {
 		return &Error{Status: http.StatusUnauthorized, Message: "wrong username or password"}
 	}
 	return s.issue(c, u.Username, u.Role)
@@ -252,7 +254,9 @@ func (s *Server) changeOwnPassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !auth.CheckPassword(u.PasswordHash, old) {
+	if ok, err := s.passwords.check(c, u.PasswordHash, old); err != nil {
+		return err
+	} else if !ok {
 		return errBadRequest("old password is wrong", "oldPassword")
 	}
 	hash, err := auth.HashPassword(pw)

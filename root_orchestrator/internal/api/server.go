@@ -30,7 +30,9 @@ type Server struct {
 	store  *store.Store // users, signing key, join tokens
 	signer *auth.Signer
 	users  *userCache
-	log    *slog.Logger
+	// passwords limits password checks (guard.go).
+	passwords *passwordGuard
+	log       *slog.Logger
 	ping   func(context.Context) error
 	echo   *echo.Echo
 
@@ -45,7 +47,7 @@ type Server struct {
 // New builds the API over the state, the store and a token signer. ping
 // reports whether the store answers, for /healthz.
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
-	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), log: log, ping: ping,
+	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), passwords: newPasswordGuard(), log: log, ping: ping,
 		echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
