@@ -1,9 +1,11 @@
 package apitest
 
 import (
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -100,5 +102,41 @@ func TestClusterNodesFollowSyncs(t *testing.T) {
 	}
 	if c := cluster("b"); names(c) != "b1" {
 		t.Errorf("cluster b after a restart of the root: nodes %q", names(c))
+	}
+}
+
+// TestRefusedSyncsAreSignsOfLife: a cluster whose syncs the root refuses
+// (malformed, far too large) gets a clear error, but it is talking, so it
+// is not declared lost after the grace; a cluster that is silent is.
+func TestRefusedSyncsAreSignsOfLife(t *testing.T) {
+	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=sync-admin-password"}, "--cluster-grace", "2s")
+	admin := r.login("Admin", "sync-admin-password").Token
+	join := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
+	register := func(name string) string {
+		var reg wire.ClusterRegisterResponse
+		r.must("POST", "/api/cluster/register", join, wire.ClusterRegisterRequest{Version: wire.Version, Name: name}, &reg)
+		r.must("POST", "/api/cluster/sync", reg.Credential, wire.ClusterSync{Version: wire.Version, Nodes: []wire.NodeInfo{}}, nil)
+		return reg.Credential
+	}
+	talking := register("talking")
+	register("silent")
+	huge := `{"version":"` + wire.Version + `","nodes":[],"pad":"` + strings.Repeat("x", 17<<20) + `"}`
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
+		if res := r.do("POST", "/api/cluster/sync", talking, `{"version": 7`); res.Status != http.StatusBadRequest {
+			t.Fatalf("malformed sync: %s", res)
+		}
+		if res := r.do("POST", "/api/cluster/sync", talking, huge); res.Status != http.StatusRequestEntityTooLarge ||
+			!strings.Contains(string(res.Body), "larger than") {
+			t.Fatalf("sync of 17 MiB: %d %.200s", res.Status, res.Body)
+		}
+	}
+	var cls []rest.Cluster
+	r.must("GET", "/api/clusters", admin, nil, &cls)
+	active := map[string]bool{}
+	for _, c := range cls {
+		active[c.ClusterName] = c.Active
+	}
+	if !active["talking"] || active["silent"] {
+		t.Errorf("after 4 s with a 2 s grace: active %v, want the talking cluster only", active)
 	}
 }

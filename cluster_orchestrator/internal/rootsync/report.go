@@ -7,9 +7,20 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
-// usageEvery bounds how often a node's or an instance's usage figures alone
-// are reported again.
-const usageEvery = 10 * time.Second
+const (
+	// usageEvery bounds how often a node's or an instance's usage figures
+	// alone are reported again.
+	usageEvery = 10 * time.Second
+	// logsEvery bounds how often an instance's new log tail is sent: a
+	// workload that prints all the time does not ride every sync.
+	logsEvery = 5 * time.Second
+	// syncBudget bounds the instance statuses of one delta sync, in bytes of
+	// their text (a log tail is up to 4 KiB): whatever the workloads print,
+	// a sync stays far below the root's body limit. What does not fit goes
+	// in the next sync, at once; changes of state go before log tails, log
+	// tails before usage figures.
+	syncBudget = 256 << 10
+)
 
 // reported is what the root acknowledged of this cluster: the last nodes and
 // statuses it took, under its epoch. A sync sends the difference: what is new
@@ -24,25 +35,41 @@ type reported struct {
 type sent[T any] struct {
 	v       T
 	usageAt time.Time // when its usage figures were last sent
+	logsAt  time.Time // when its log tail last changed (statuses)
 }
 
-func statusWithoutUsage(s wire.InstanceStatus) wire.InstanceStatus {
-	s.CPUPercent, s.MemoryMB = 0, 0
+// bare is a status without usage figures and log tail: its state.
+func bare(s wire.InstanceStatus) wire.InstanceStatus {
+	s.CPUPercent, s.MemoryMB, s.Logs = 0, 0, ""
 	return s
 }
 
-// next builds the sync to send at now.
-func (r *reported) next(nodes []wire.NodeInfo, statuses []wire.InstanceStatus, now time.Time) wire.ClusterSync {
-	req := wire.ClusterSync{Version: wire.Version, Delta: true, Epoch: r.epoch}
+// size is what a status weighs against syncBudget.
+func size(s wire.InstanceStatus) int {
+	return 200 + len(s.Key) + len(s.Detail) + len(s.Logs) + len(s.Node) + len(s.NodeID)
+}
+
+// next builds the sync to send at now; more says that changes did not fit
+// and wait for the next sync.
+func (r *reported) next(nodes []wire.NodeInfo, statuses []wire.InstanceStatus, now time.Time) (req wire.ClusterSync, more bool) {
+	req = wire.ClusterSync{Version: wire.Version, Delta: true, Epoch: r.epoch}
 	if r.epoch == "" {
-		req.Nodes, req.Instances = nodes, statuses
+		// Everything, as the root holds nothing of ours; log tails only
+		// within the budget (they follow in the deltas).
+		req.Nodes, req.Instances = nodes, slices.Clone(statuses)
 		if req.Nodes == nil {
 			req.Nodes = []wire.NodeInfo{}
 		}
 		if req.Instances == nil {
 			req.Instances = []wire.InstanceStatus{}
 		}
-		return req
+		budget := syncBudget
+		for i := range req.Instances {
+			if budget -= size(req.Instances[i]); budget < 0 && req.Instances[i].Logs != "" {
+				req.Instances[i].Logs, more = "", true
+			}
+		}
+		return req, more
 	}
 	req.Nodes, req.Instances = []wire.NodeInfo{}, []wire.InstanceStatus{}
 	present := make(map[string]bool, len(statuses))
@@ -65,14 +92,37 @@ func (r *reported) next(nodes []wire.NodeInfo, statuses []wire.InstanceStatus, n
 		}
 	}
 	slices.Sort(req.GoneNodes)
+	var changed, tails, usages []wire.InstanceStatus
 	for _, st := range statuses {
 		old, ok := r.statuses[st.Key]
+		if !ok {
+			changed = append(changed, st)
+			continue
+		}
+		tail := old.v.Logs != st.Logs
+		if tail && now.Sub(old.logsAt) < logsEvery {
+			st.Logs, tail = old.v.Logs, false // the new tail waits its turn
+		}
 		usage := old.v.CPUPercent != st.CPUPercent || old.v.MemoryMB != st.MemoryMB
-		if !ok || statusWithoutUsage(old.v) != statusWithoutUsage(st) || usage && now.Sub(old.usageAt) >= usageEvery {
+		switch {
+		case bare(old.v) != bare(st):
+			changed = append(changed, st)
+		case tail:
+			tails = append(tails, st)
+		case usage && now.Sub(old.usageAt) >= usageEvery:
+			usages = append(usages, st)
+		}
+	}
+	budget := syncBudget
+	for _, group := range [][]wire.InstanceStatus{changed, tails, usages} {
+		for _, st := range group {
+			if budget -= size(st); budget < 0 && len(req.Instances) > 0 {
+				return req, true
+			}
 			req.Instances = append(req.Instances, st)
 		}
 	}
-	return req
+	return req, false
 }
 
 // acked records that the root took req under epoch at now. Statuses the
@@ -88,10 +138,14 @@ func (r *reported) acked(req wire.ClusterSync, epoch string, now time.Time) {
 		delete(r.nodes, id)
 	}
 	for _, n := range req.Nodes {
-		r.nodes[n.ID] = sent[wire.NodeInfo]{n, now}
+		r.nodes[n.ID] = sent[wire.NodeInfo]{v: n, usageAt: now}
 	}
 	for _, st := range req.Instances {
-		r.statuses[st.Key] = sent[wire.InstanceStatus]{st, now}
+		logsAt := now
+		if old, ok := r.statuses[st.Key]; ok && old.v.Logs == st.Logs {
+			logsAt = old.logsAt
+		}
+		r.statuses[st.Key] = sent[wire.InstanceStatus]{st, now, logsAt}
 	}
 }
 

@@ -1,7 +1,9 @@
 package rootsync
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,7 +61,7 @@ func TestReportedDeltas(t *testing.T) {
 		{"the instance is back", 13 * time.Second, []wire.NodeInfo{busyN1}, []wire.InstanceStatus{running, busyB}, "E1", nil, nil, []string{"s.1"}},
 	}
 	for _, s := range steps {
-		req := r.next(s.nodes, s.statuses, t0.Add(s.at))
+		req, _ := r.next(s.nodes, s.statuses, t0.Add(s.at))
 		if !req.Delta || req.Epoch != s.wantEpoch || !slices.Equal(idsOf(req.Nodes), s.wantNodes) ||
 			!slices.Equal(req.GoneNodes, s.wantGone) || !slices.Equal(keysOf(req.Instances), s.wantKeys) {
 			t.Fatalf("%s: sent epoch %q nodes %v gone %v statuses %v; want %q %v %v %v", s.name,
@@ -71,14 +73,14 @@ func TestReportedDeltas(t *testing.T) {
 	// A sync that was not acknowledged is sent again in full next time.
 	changed := running
 	changed.Restarts = 1
-	lost := r.next([]wire.NodeInfo{busyN1}, []wire.InstanceStatus{changed, busyB}, t0.Add(14*time.Second))
-	again := r.next([]wire.NodeInfo{busyN1}, []wire.InstanceStatus{changed, busyB}, t0.Add(15*time.Second))
+	lost, _ := r.next([]wire.NodeInfo{busyN1}, []wire.InstanceStatus{changed, busyB}, t0.Add(14*time.Second))
+	again, _ := r.next([]wire.NodeInfo{busyN1}, []wire.InstanceStatus{changed, busyB}, t0.Add(15*time.Second))
 	if !slices.Equal(keysOf(lost.Instances), []string{"s.0"}) || !slices.Equal(keysOf(again.Instances), []string{"s.0"}) {
 		t.Errorf("an unacknowledged change was not sent again: %v then %v", keysOf(lost.Instances), keysOf(again.Instances))
 	}
 	// The root restarted (resync): everything, without an epoch.
 	r = reported{}
-	full := r.next([]wire.NodeInfo{busyN1}, []wire.InstanceStatus{changed, busyB}, t0.Add(16*time.Second))
+	full, _ := r.next([]wire.NodeInfo{busyN1}, []wire.InstanceStatus{changed, busyB}, t0.Add(16*time.Second))
 	if full.Epoch != "" || len(full.Nodes) != 1 || len(full.Instances) != 2 {
 		t.Errorf("after a resync: %+v, want everything", full)
 	}
@@ -109,5 +111,81 @@ func TestDesiredApply(t *testing.T) {
 	specs, _, _ = d.apply(wire.ClusterDesired{Epoch: "F", Generation: 2, Delta: true, Instances: []wire.InstanceSpec{spec("z", "1")}, NetworkUnchanged: true})
 	if len(specs) != 1 || specs[0].Key != "z" {
 		t.Errorf("a delta of a new epoch kept the old set: %v", specs)
+	}
+}
+
+// TestSyncsStayBounded: 2,000 instances that print all the time. No sync
+// carries more than the budget; a log tail alone goes at most every
+// logsEvery; a change of state goes before waiting tails; and every tail
+// reaches the root within a few syncs.
+func TestSyncsStayBounded(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	nodes := []wire.NodeInfo{{ID: "n1", Name: "n1", Active: true}}
+	statuses := func(sec int) []wire.InstanceStatus {
+		out := make([]wire.InstanceStatus, 2000)
+		line := strings.Repeat("x", 4000)
+		for i := range out {
+			out[i] = wire.InstanceStatus{Key: fmt.Sprintf("s.%d", i), Status: wire.StatusRunning, NodeID: "n1",
+				Logs: fmt.Sprintf("%d %s", sec, line)}
+		}
+		return out
+	}
+	weight := func(req wire.ClusterSync) int {
+		n := 0
+		for _, st := range req.Instances {
+			n += size(st)
+		}
+		return n
+	}
+	var r reported
+	sync := func(at time.Duration, sts []wire.InstanceStatus) (wire.ClusterSync, bool) {
+		t.Helper()
+		req, more := r.next(nodes, sts, t0.Add(at))
+		if req.Epoch == "" {
+			// The first sync has every status (the root replaces what it
+			// held): only its log tails are bounded.
+			logs := 0
+			for _, st := range req.Instances {
+				logs += len(st.Logs)
+			}
+			if logs > syncBudget {
+				t.Fatalf("first sync carries %d bytes of log tails, budget %d", logs, syncBudget)
+			}
+		} else if w := weight(req); w > syncBudget+size(sts[0]) {
+			t.Fatalf("sync at %s weighs %d bytes, budget %d", at, w, syncBudget)
+		}
+		epoch := "E1"
+		r.acked(req, epoch, t0.Add(at))
+		return req, more
+	}
+
+	first, more := sync(0, statuses(0))
+	if len(first.Instances) != 2000 || !more {
+		t.Fatalf("first sync: %d statuses (more %v), want all 2000 with the tails that fit", len(first.Instances), more)
+	}
+	// A second later every tail changed: none is due yet.
+	if req, _ := sync(time.Second, statuses(1)); len(req.Instances) != 0 {
+		t.Errorf("tails resent after 1 s: %d statuses", len(req.Instances))
+	}
+	// After logsEvery they are due, and go in budget-sized syncs; a change
+	// of state goes first.
+	sts := statuses(5)
+	sts[1999].Status = wire.StatusFailed
+	req, more := sync(logsEvery, sts)
+	if len(req.Instances) == 0 || req.Instances[0].Key != "s.1999" || !more {
+		t.Fatalf("first sync with due tails: %d statuses, first %q, more %v", len(req.Instances), req.Instances[0].Key, more)
+	}
+	got := map[string]bool{}
+	for _, st := range req.Instances {
+		got[st.Key] = true
+	}
+	for i := 1; more && i < 100; i++ {
+		req, more = sync(logsEvery+time.Duration(i)*20*time.Millisecond, sts)
+		for _, st := range req.Instances {
+			got[st.Key] = true
+		}
+	}
+	if more || len(got) != 2000 {
+		t.Errorf("after the follow-up syncs %d of 2000 tails were sent (more %v)", len(got), more)
 	}
 }

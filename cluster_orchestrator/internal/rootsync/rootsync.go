@@ -236,7 +236,7 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 		l.id = id
 	}
 	now := time.Now()
-	req := l.rep.next(l.c.Nodes(), l.c.Statuses(), now)
+	req, more := l.rep.next(l.c.Nodes(), l.c.Statuses(), now)
 	req.WantBlocks = l.askBlocks(now)
 	var ack wire.ClusterSyncAck
 	err := l.post(ctx, "/api/cluster/sync", l.id.Credential, req, &ack)
@@ -260,6 +260,9 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 		l.Kick()
 	} else {
 		l.rep.acked(req, ack.Epoch, now)
+		if more {
+			l.Kick() // the rest of the changes, at once
+		}
 	}
 	return time.Duration(ack.SyncIntervalMS) * time.Millisecond, nil
 }

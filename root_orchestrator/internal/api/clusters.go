@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"net/http"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
@@ -65,6 +68,15 @@ func (s *Server) authCluster(c echo.Context) (*state.Cluster, error) {
 	return cl, err
 }
 
+// maxSyncBody bounds a cluster's sync. Clusters keep theirs far below it
+// (rootsync's syncBudget); the API's own limit is smaller.
+const maxSyncBody = 16 << 20
+
+var mSyncRefused = promauto.NewCounter(prometheus.CounterOpts{
+	Namespace: "thicket_root", Name: "cluster_syncs_refused_total",
+	Help: "Cluster syncs refused (malformed, too large, another protocol version); the cluster still counts as seen.",
+})
+
 // syncCluster takes a cluster's report. A delta-speaking cluster gets an
 // acknowledgement (its desired set comes by the watch); others get their
 // full desired set, as before.
@@ -73,11 +85,23 @@ func (s *Server) syncCluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, maxSyncBody)
 	var req wire.ClusterSync
-	if err := decodeJSON(c, &req); err != nil {
-		return err
+	err = decodeJSON(c, &req)
+	if err == nil {
+		err = checkVersion(req.Version)
 	}
-	if err := checkVersion(req.Version); err != nil {
+	if err != nil {
+		// The cluster is talking: a sync the root cannot take is refused,
+		// but it is no sign that the cluster is gone.
+		mSyncRefused.Inc()
+		s.log.Warn("cluster sync refused", "cluster", cl.Name, "err", err)
+		if _, _, terr := s.state.ApplyReport(cl.ID, state.Report{}); terr != nil {
+			s.log.Warn("cluster seen", "cluster", cl.Name, "err", terr)
+		}
+		if tooLarge(err) || errors.Is(err, errTooLarge) {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("sync larger than %d MiB", maxSyncBody>>20)}
+		}
 		return err
 	}
 	epoch := s.state.Epoch()

@@ -33,8 +33,8 @@ type Server struct {
 	// passwords limits password checks (guard.go).
 	passwords *passwordGuard
 	log       *slog.Logger
-	ping   func(context.Context) error
-	echo   *echo.Echo
+	ping      func(context.Context) error
+	echo      *echo.Echo
 
 	// The overlay (peers, service table) as of netAt, shared by every
 	// cluster's desired set.
@@ -56,7 +56,10 @@ func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(conte
 	// turn a client's POST into a GET.
 	e.Pre(middleware.RemoveTrailingSlash())
 	e.Use(middleware.Recover())
-	e.Use(middleware.BodyLimit(maxBody))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBody,
+		// A cluster's sync is limited after its credential is checked, so
+		// that a sync too large still counts as a sign of life (clusters.go).
+		Skipper: func(c echo.Context) bool { return c.Path() == "/api/cluster/sync" }}))
 	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
 		Namespace: "thicket_root",
 		Skipper:   func(c echo.Context) bool { return c.Path() == "/metrics" },
