@@ -393,7 +393,9 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		}
 		if statusChanged(in.Status, st) {
 			changed = true
-			m.dirty(st.Key, false)
+			// A one-shot instance's end is written at once: a restarted
+			// manager must not run it again.
+			m.dirty(st.Key, in.Spec.OneShot && (st.Status == wire.StatusCompleted || st.Status == wire.StatusFailed))
 			if (in.Status.Status == wire.StatusRunning) != (st.Status == wire.StatusRunning) || in.Status.InstanceIP != st.InstanceIP {
 				m.netDirty = true // the service table may change
 			}

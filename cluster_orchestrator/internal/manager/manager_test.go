@@ -436,3 +436,33 @@ func TestStatusesWrittenByStop(t *testing.T) {
 		t.Fatalf("after the manager stopped the store holds %+v, want RUNNING on %s", in, id)
 	}
 }
+
+// TestOneShotEndWrittenAtOnce: a one-shot instance that completed is
+// written at the next pass, not with the statuses that may wait: a manager
+// killed right after must not run it again.
+func TestOneShotEndWrittenAtOnce(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	st := state.NewMemory()
+	m := newManager(t, st, pub)
+	ctx := context.Background()
+	id := join(t, m, "n1")
+	m.SetDesired([]wire.InstanceSpec{{Key: "job.0", ServiceID: "job", Virtualization: "container", Code: "img", OneShot: true,
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+	report := func(status string) {
+		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
+			Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
+			Instances: []wire.InstanceStatus{{Key: "job.0", Status: status}}})
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	report(wire.StatusRunning)
+	report(wire.StatusCompleted)
+	ins, _ := st.Instances(ctx)
+	if len(ins) != 1 || ins[0].Status.Status != wire.StatusCompleted {
+		t.Fatalf("stored right after the end: %+v", ins)
+	}
+}
