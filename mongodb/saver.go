@@ -6,7 +6,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Doc is a document to save under its _id.
@@ -18,10 +17,10 @@ type Doc struct {
 // Saver writes whole documents by _id to one collection. It remembers
 // which documents the collection holds, so that a new one is inserted
 // rather than upserted: the embedded engine looks an upsert's document up
-// first, which made upserts most of a busy cluster manager's CPU. A
-// document it did not know of (written by an earlier process that this one
-// did not load) makes the insert fail; the write is then done again with
-// upserts, and it learns.
+// first, which made upserts most of a busy cluster manager's CPU. Its user
+// tells it (Stored) what it loaded. A document it did not know of (written
+// by another process) makes the insert fail; the write is then done again
+// with upserts, and it learns.
 type Saver struct {
 	c     *mongo.Collection
 	mu    sync.Mutex
@@ -85,27 +84,4 @@ func (s *Saver) models(docs []Doc, remove []string, upsert bool) []mongo.WriteMo
 		out = append(out, mongo.NewDeleteOneModel().SetFilter(bson.M{"_id": id}))
 	}
 	return out
-}
-
-// LoadIDs learns the _id of every document of the collection (string ids
-// only).
-func (s *Saver) LoadIDs(ctx context.Context) error {
-	cur, err := s.c.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"_id": 1}))
-	if err != nil {
-		return err
-	}
-	var ids []struct {
-		ID any `bson:"_id"`
-	}
-	if err := cur.All(ctx, &ids); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range ids {
-		if id, ok := d.ID.(string); ok {
-			s.known[id] = true
-		}
-	}
-	return nil
 }

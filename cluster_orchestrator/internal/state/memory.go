@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -26,12 +27,7 @@ func NewMemory() *Memory {
 func (m *Memory) Nodes(context.Context) ([]Node, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]Node, 0, len(m.nodes))
-	for _, n := range m.nodes {
-		out = append(out, n)
-	}
-	slices.SortFunc(out, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return slices.SortedFunc(maps.Values(m.nodes), func(a, b Node) int { return strings.Compare(a.ID, b.ID) }), nil
 }
 
 // SaveNode writes a node.
@@ -46,12 +42,7 @@ func (m *Memory) SaveNode(_ context.Context, n Node) error {
 func (m *Memory) Instances(context.Context) ([]Instance, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]Instance, 0, len(m.instances))
-	for _, in := range m.instances {
-		out = append(out, in)
-	}
-	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.Key, b.Key) })
-	return out, nil
+	return slices.SortedFunc(maps.Values(m.instances), func(a, b Instance) int { return strings.Compare(a.Key, b.Key) }), nil
 }
 
 // WriteInstances saves and removes instances.

@@ -116,7 +116,7 @@ func (s *Store) Instances(ctx context.Context) ([]Instance, error) {
 		return nil, fmt.Errorf("load instances: %w", err)
 	}
 	for _, in := range out {
-		s.saver.Stored(in.Key)
+		s.saver.Stored(in.Key) // written over, not inserted
 	}
 	return out, nil
 }

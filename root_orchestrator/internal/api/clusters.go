@@ -99,7 +99,7 @@ func (s *Server) syncCluster(c echo.Context) error {
 		if _, _, terr := s.state.ApplyReport(cl.ID, state.Report{}); terr != nil {
 			s.log.Warn("cluster seen", "cluster", cl.Name, "err", terr)
 		}
-		if tooLarge(err) || errors.Is(err, errTooLarge) {
+		if errors.Is(err, errTooLarge) { // its message names the API's limit, not the sync's
 			return &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("sync larger than %d MiB", maxSyncBody>>20)}
 		}
 		return err

@@ -330,18 +330,25 @@ func (s *Store) saver(k state.Kind) *mongodb.Saver {
 	return s.savers[k]
 }
 
-func loadAll[R interface{ model() *M }, M any](ctx context.Context, c *mongo.Collection) ([]*M, error) {
+func loadAll[R interface{ model() *M }, M any](ctx context.Context, c *mongo.Collection, saver *mongodb.Saver) ([]*M, error) {
 	cur, err := c.Find(ctx, bson.M{})
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", c.Name(), err)
 	}
-	var recs []R
-	if err := cur.All(ctx, &recs); err != nil {
-		return nil, fmt.Errorf("load %s: %w", c.Name(), err)
+	defer cur.Close(ctx)
+	var out []*M
+	for cur.Next(ctx) {
+		var r R
+		if err := cur.Decode(&r); err != nil {
+			return nil, fmt.Errorf("load %s: %w", c.Name(), err)
+		}
+		if id, ok := cur.Current.Lookup("_id").StringValueOK(); ok {
+			saver.Stored(id) // written over, not inserted (see mongodb.Saver)
+		}
+		out = append(out, r.model())
 	}
-	out := make([]*M, len(recs))
-	for i, r := range recs {
-		out[i] = r.model()
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("load %s: %w", c.Name(), err)
 	}
 	return out, nil
 }
@@ -358,22 +365,14 @@ func (r blockRecord) model() *state.Block {
 func (s *Store) Load(ctx context.Context) (*state.Data, error) {
 	d := &state.Data{}
 	var errs [7]error
-	d.Apps, errs[0] = loadAll[appRecord](ctx, s.apps)
-	d.Services, errs[1] = loadAll[serviceRecord](ctx, s.services)
-	d.Instances, errs[2] = loadAll[instanceRecord](ctx, s.instances)
-	d.Clusters, errs[3] = loadAll[clusterRecord](ctx, s.clusters)
-	d.Nodes, errs[4] = loadAll[nodeRecord](ctx, s.nodes)
-	d.IPs, errs[5] = loadAll[ipRecord](ctx, s.ips)
-	d.Blocks, errs[6] = loadAll[blockRecord](ctx, s.blocks)
-	if err := errors.Join(errs[:]...); err != nil {
-		return d, err
-	}
-	for _, k := range writeOrder { // new objects are inserted (see mongodb.Saver)
-		if err := s.saver(k).LoadIDs(ctx); err != nil {
-			return d, fmt.Errorf("load %s ids: %w", k, err)
-		}
-	}
-	return d, nil
+	d.Apps, errs[0] = loadAll[appRecord](ctx, s.apps, s.saver(state.KindApp))
+	d.Services, errs[1] = loadAll[serviceRecord](ctx, s.services, s.saver(state.KindService))
+	d.Instances, errs[2] = loadAll[instanceRecord](ctx, s.instances, s.saver(state.KindInstance))
+	d.Clusters, errs[3] = loadAll[clusterRecord](ctx, s.clusters, s.saver(state.KindCluster))
+	d.Nodes, errs[4] = loadAll[nodeRecord](ctx, s.nodes, s.saver(state.KindNode))
+	d.IPs, errs[5] = loadAll[ipRecord](ctx, s.ips, s.saver(state.KindIP))
+	d.Blocks, errs[6] = loadAll[blockRecord](ctx, s.blocks, s.saver(state.KindBlock))
+	return d, errors.Join(errs[:]...)
 }
 
 // legacyService is a service document of an earlier version, which held its
