@@ -156,13 +156,18 @@ func decodeValue(errs *Errors, path string, raw any, v reflect.Value) {
 		}
 		v.Set(s)
 	case reflect.Pointer:
-		if _, ok := raw.(map[string]any); !ok {
+		// A pointer to a struct is an optional object; to anything else, an
+		// optional value whose absence means its default.
+		if _, ok := raw.(map[string]any); !ok && v.Type().Elem().Kind() == reflect.Struct {
 			errs.add(path, "must be an object, got "+describe(raw))
 			return
 		}
+		n := len(*errs)
 		p := reflect.New(v.Type().Elem())
 		decodeValue(errs, path, raw, p.Elem())
-		v.Set(p)
+		if len(*errs) == n {
+			v.Set(p)
+		}
 	case reflect.Struct:
 		obj, ok := raw.(map[string]any)
 		if !ok {

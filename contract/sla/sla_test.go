@@ -77,6 +77,28 @@ func TestErrorsFormatting(t *testing.T) {
 	}
 }
 
+// TestDisconnectDefaults: a service that says nothing is replaced at once
+// and keeps its original copy; a one-shot one is never replaced.
+func TestDisconnectDefaults(t *testing.T) {
+	no := false
+	for _, tc := range []struct {
+		m           Microservice
+		replace     bool
+		after, stop int
+		reconcile   string
+	}{
+		{Microservice{}, true, 0, 0, KeepOriginal},
+		{Microservice{OneShot: true}, false, 0, 0, KeepOriginal},
+		{Microservice{Disconnect: &Disconnect{Replace: &no, StopAfter: 5}}, false, 0, 5, KeepOriginal},
+		{Microservice{Disconnect: &Disconnect{ReplaceAfter: 60, Reconcile: KeepReplacement}}, true, 60, 0, KeepReplacement},
+	} {
+		r, a, s, rc := tc.m.Policy()
+		if r != tc.replace || a != tc.after || s != tc.stop || rc != tc.reconcile {
+			t.Errorf("Policy(%+v) = %v %d %d %s, want %v %d %d %s", tc.m, r, a, s, rc, tc.replace, tc.after, tc.stop, tc.reconcile)
+		}
+	}
+}
+
 func TestValidSLA(t *testing.T) {
 	s := validSLA(t)
 	if err := s.Validate(); err != nil {
@@ -180,6 +202,12 @@ func TestValidVariants(t *testing.T) {
 			}
 		}},
 		{"one shot", func(s *SLA) { s.Applications[0].Microservices[0].OneShot = true }},
+		{"disconnect policy", func(s *SLA) {
+			no := false
+			s.Applications[0].Microservices[0].Disconnect = &Disconnect{ReplaceAfter: 300, StopAfter: 600, Reconcile: KeepReplacement}
+			s.Applications[0].Microservices[1].OneShot = true
+			s.Applications[0].Microservices[1].Disconnect = &Disconnect{Replace: &no, StopAfter: 60}
+		}},
 		{"ids and state are not checked", func(s *SLA) {
 			s.CustomerID = "someone else"
 			s.Applications[0].ApplicationID = "6523f1b4c2a1d2e3f4a5b6c7"
@@ -310,6 +338,10 @@ func TestDecodeErrors(t *testing.T) {
 			[]string{"applications[0].microservices[0].addresses.rr_ip"}, "must be a string"},
 		{"one_shot", `{"applications":[{"microservices":[{"one_shot":1}]}]}`,
 			[]string{"applications[0].microservices[0].one_shot"}, "must be true or false"},
+		{"disconnect replace", `{"applications":[{"microservices":[{"disconnect":{"replace":"yes"}}]}]}`,
+			[]string{"applications[0].microservices[0].disconnect.replace"}, "must be true or false"},
+		{"disconnect not an object", `{"applications":[{"microservices":[{"disconnect":true}]}]}`,
+			[]string{"applications[0].microservices[0].disconnect"}, "must be an object"},
 		{"all type errors in field order", `{"applications":[{"microservices":[{"storage":"1","memory":"1","cmd":"x"},{"port":80}],"application_name":1}],"sla_version":2}`,
 			[]string{
 				"sla_version",

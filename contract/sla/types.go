@@ -61,6 +61,58 @@ type Microservice struct {
 	AddedFiles            []string     `json:"added_files"`
 	Constraints           []Constraint `json:"constraints"`
 	OneShot               bool         `json:"one_shot,omitempty"`
+	// Disconnect is what happens to the service's instances while the node
+	// or cluster running them is silent (a Thicket extension).
+	Disconnect *Disconnect `json:"disconnect,omitempty"`
+}
+
+// Reconcile choices of a disconnect policy: which copy of an instance
+// survives when a silent node or cluster comes back still running it and a
+// replacement was placed meanwhile.
+const (
+	KeepOriginal    = "keep_original"
+	KeepReplacement = "keep_replacement"
+)
+
+// Disconnect is a microservice's policy for silent nodes and clusters,
+// modelled on Nomad's disconnect block. An instance on a node or cluster
+// declared lost becomes UNKNOWN, not deleted:
+//
+//   - Replace: whether a replacement is placed elsewhere while it is
+//     UNKNOWN (default true; false for one_shot services, which run at most
+//     once and may not set it);
+//   - ReplaceAfter: seconds it stays UNKNOWN before that (default 0: as
+//     soon as the tier declares its node or cluster lost);
+//   - StopAfter: seconds after which a node cut off from its cluster's
+//     broker stops its copy (default 0: it keeps running);
+//   - Reconcile: which copy survives when the silent side returns with its
+//     copy running and a replacement exists: keep_original (default: the
+//     copy that ran through the partition) or keep_replacement.
+type Disconnect struct {
+	Replace      *bool  `json:"replace,omitempty"`
+	ReplaceAfter int    `json:"replace_after,omitempty"`
+	StopAfter    int    `json:"stop_after,omitempty"`
+	Reconcile    string `json:"reconcile,omitempty"`
+}
+
+// maxDisconnectSeconds bounds replace_after and stop_after (a week).
+const maxDisconnectSeconds = 7 * 24 * 3600
+
+// Policy returns the disconnect policy of a microservice with the defaults
+// filled in: replace (unless one-shot), at once, never stop the cut-off
+// copy, keep the original.
+func (m *Microservice) Policy() (replace bool, replaceAfter, stopAfter int, reconcile string) {
+	replace, reconcile = !m.OneShot, KeepOriginal
+	if d := m.Disconnect; d != nil {
+		if d.Replace != nil {
+			replace = *d.Replace
+		}
+		replaceAfter, stopAfter = d.ReplaceAfter, d.StopAfter
+		if d.Reconcile != "" {
+			reconcile = d.Reconcile
+		}
+	}
+	return replace, replaceAfter, stopAfter, reconcile
 }
 
 // Addresses are the service IPs a microservice asks for. Both must lie in

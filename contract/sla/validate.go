@@ -241,6 +241,29 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 	for i := range m.Constraints {
 		v.constraint(f("constraints["+strconv.Itoa(i)+"]"), &m.Constraints[i])
 	}
+	if d := m.Disconnect; d != nil {
+		v.disconnect(f("disconnect"), d, m.OneShot)
+	}
+}
+
+// disconnect checks a disconnect policy.
+func (v *validator) disconnect(path string, d *Disconnect, oneShot bool) {
+	if d.Replace != nil && *d.Replace && oneShot {
+		v.errs.add(join(path, "replace"), "cannot be true for a one_shot service: it runs at most once, so it is never replaced while its node or cluster is silent")
+	}
+	for _, x := range []struct {
+		name string
+		n    int
+	}{{"replace_after", d.ReplaceAfter}, {"stop_after", d.StopAfter}} {
+		if x.n < 0 || x.n > maxDisconnectSeconds {
+			v.errs.add(join(path, x.name), fmt.Sprintf("must be between 0 and %d seconds", maxDisconnectSeconds))
+		}
+	}
+	switch d.Reconcile {
+	case "", KeepOriginal, KeepReplacement:
+	default:
+		v.errs.add(join(path, "reconcile"), fmt.Sprintf("%q is not a choice: use %s or %s", d.Reconcile, KeepOriginal, KeepReplacement))
+	}
 }
 
 // resource checks a resource amount: not negative and, if max > 0, at most max.

@@ -29,6 +29,9 @@ const (
 	StatusFailed     = "FAILED"
 	StatusNoCapacity = "NO_CAPACITY"
 	StatusLost       = "LOST"
+	// StatusUnknown: the node or cluster that runs the instance is silent;
+	// it may still run there (see Disconnect).
+	StatusUnknown = "UNKNOWN"
 )
 
 // Resources is an amount of compute: what a node has, what is free, or what
@@ -105,6 +108,37 @@ type InstanceSpec struct {
 	RRIP                  string            `json:"rr_ip,omitempty"`
 	ClosestIP             string            `json:"closest_ip,omitempty"`
 	Labels                map[string]string `json:"labels,omitempty"`
+	// Disconnect is the service's policy while a tier is silent; nil from
+	// a root that predates it: DisconnectPolicy gives the defaults.
+	Disconnect *Disconnect `json:"disconnect,omitempty"`
+}
+
+// Disconnect is a service's resolved disconnect policy (see the SLA's
+// disconnect field): whether and after how many seconds an UNKNOWN
+// instance is replaced elsewhere, after how many seconds a node cut off
+// from its cluster stops its copy (0: never), and which copy survives when
+// both run ("keep_original" or "keep_replacement").
+type Disconnect struct {
+	Replace      bool   `json:"replace"`
+	ReplaceAfter int    `json:"replace_after,omitempty"`
+	StopAfter    int    `json:"stop_after,omitempty"`
+	Reconcile    string `json:"reconcile"`
+}
+
+// Reconcile choices (the SLA's strings).
+const (
+	KeepOriginal    = "keep_original"
+	KeepReplacement = "keep_replacement"
+)
+
+// DisconnectPolicy returns the spec's disconnect policy, or the defaults:
+// replace at once unless one-shot, never stop the cut-off copy, keep the
+// original.
+func (s *InstanceSpec) DisconnectPolicy() Disconnect {
+	if s.Disconnect != nil {
+		return *s.Disconnect
+	}
+	return Disconnect{Replace: !s.OneShot, Reconcile: KeepOriginal}
 }
 
 // InstanceStatus is what a tier knows of one instance.

@@ -6,9 +6,11 @@
 //   - unplaced instances are placed on nodes by the pure scheduler;
 //   - each node gets its full desired set as a retained MQTT message;
 //   - node reports (HandleReport) bring statuses and liveness;
-//   - a node silent for longer than the grace period is declared lost and
-//     its instances are placed on other nodes; when it comes back its
-//     desired set no longer holds them, so it stops them.
+//   - a node silent for longer than the grace period is declared lost: its
+//     instances become UNKNOWN and, as their services' disconnect policies
+//     say, are placed on other nodes; when it comes back exactly one copy
+//     of each survives (see keeps), and its desired set no longer holds
+//     the others, so it stops them.
 package manager
 
 import (
@@ -46,6 +48,10 @@ var (
 	})
 	mLost = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "thicket_cluster", Name: "nodes_lost_total", Help: "Times a node was declared lost.",
+	})
+	mReplaced = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "thicket_cluster", Name: "instances_replaced_total",
+		Help: "UNKNOWN instances of lost nodes placed elsewhere, as their services' disconnect policies say.",
 	})
 )
 
@@ -362,24 +368,27 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			continue // not ours any more: the node's desired set drops it
 		}
 		if in.NodeID == "" && in.Status.Status != wire.StatusCompleted {
-			// A restarted manager, or a placement lost before it was saved:
-			// the node runs it, so it is placed there.
-			in.NodeID = n.ID
+			// A restarted manager, a placement lost before it was saved, or
+			// a lost node's copy whose replacement found no room: the node
+			// runs it, so it is placed there.
+			in.NodeID, in.LostFrom = n.ID, ""
 			m.dirtyNode[n.ID] = true
 			m.dirty(in.Key, true)
 		}
-		if in.NodeID != n.ID && !reclaims(in, st) {
-			continue // placed elsewhere meanwhile; this copy goes away
-		}
 		if in.NodeID != n.ID {
-			// This node was declared lost but kept running the instance, and
-			// its replacement does not run yet: keep the copy that runs.
-			m.log.Info("node runs an instance placed elsewhere meanwhile; keeping its copy", "node", n.Name,
+			if in.LostFrom != n.ID {
+				continue // not this node's (a copy it is stopping)
+			}
+			in.LostFrom = ""
+			m.dirty(in.Key, true)
+			if !keeps(in, st) {
+				continue // the replacement stays; this copy goes away
+			}
+			m.log.Info("a node back from lost runs an instance replaced meanwhile; keeping its copy", "node", n.Name,
 				"instance", in.Key, "replacement_node", in.Status.Node, "replacement_status", in.Status.Status)
 			m.dirtyNode[in.NodeID] = true
 			in.NodeID = n.ID
 			m.dirtyNode[n.ID] = true
-			m.dirty(in.Key, true)
 		}
 		st.Node, st.NodeID = n.Name, n.ID
 		if st.Logs == "" { // sent only when it changes
@@ -403,6 +412,18 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		in.Status = st
 	}
 	if !wasActive {
+		// Copies it no longer has: their replacements (or the wait for one)
+		// stand.
+		reported := make(map[string]bool, len(r.Instances))
+		for _, st := range r.Instances {
+			reported[st.Key] = true
+		}
+		for _, in := range m.instances {
+			if in.LostFrom == n.ID && !reported[in.Key] {
+				in.LostFrom = ""
+				m.dirty(in.Key, true)
+			}
+		}
 		if !n.everUp {
 			m.log.Info("node is up", "node", n.Name)
 		} else {
@@ -419,12 +440,16 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 	}
 }
 
-// reclaims reports whether a node that reports st for an instance placed
-// on another node keeps it: it runs there, and the other copy does not run
-// (yet) nor has finished its work.
-func reclaims(in *state.Instance, st wire.InstanceStatus) bool {
-	if st.Status != wire.StatusRunning || in.NodeID == "" {
+// keeps reports whether a node back from lost that reports st for an
+// instance replaced meanwhile keeps its copy: it runs, and the service
+// keeps the original or the replacement does not run (yet) nor has
+// finished its work.
+func keeps(in *state.Instance, st wire.InstanceStatus) bool {
+	if st.Status != wire.StatusRunning {
 		return false
+	}
+	if in.Spec.DisconnectPolicy().Reconcile != wire.KeepReplacement {
+		return true
 	}
 	switch in.Status.Status {
 	case wire.StatusRunning, wire.StatusCompleted:
@@ -433,6 +458,12 @@ func reclaims(in *state.Instance, st wire.InstanceStatus) bool {
 		return !in.Spec.OneShot
 	}
 	return true
+}
+
+// finished reports whether an instance ended for good (a one-shot
+// instance's end): nothing of it runs, nothing is to be replaced.
+func finished(in *state.Instance) bool {
+	return in.Status.Status == wire.StatusCompleted || in.Spec.OneShot && in.Status.Status == wire.StatusFailed
 }
 
 func statusChanged(a, b wire.InstanceStatus) bool {
@@ -484,20 +515,24 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		if n.active && now.Sub(n.lastSeen) > m.cfg.Grace && now.After(n.graceUntil) {
 			n.active = false
 			mLost.Inc()
-			moved := 0
+			unknown := 0
 			for _, in := range m.instances {
-				if in.NodeID == n.ID && in.Status.Status != wire.StatusCompleted {
-					in.NodeID = ""
-					in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusLost,
-						Detail: fmt.Sprintf("node %s silent for more than %s", n.Name, m.cfg.Grace)}
-					m.dirty(in.Key, true)
-					moved++
+				if in.NodeID != n.ID || finished(in) {
+					continue
 				}
+				if in.Status.Status != wire.StatusUnknown {
+					in.UnknownSince = now
+				}
+				in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusUnknown, Node: n.Name, NodeID: n.ID,
+					Detail: fmt.Sprintf("node %s silent for more than %s", n.Name, m.cfg.Grace)}
+				m.dirty(in.Key, true)
+				unknown++
 			}
 			m.netDirty = true // a peer and backends went away
-			m.log.Warn("node lost; placing its instances elsewhere", "node", n.Name, "instances", moved)
+			m.log.Warn("node lost; its instances are UNKNOWN", "node", n.Name, "instances", unknown)
 		}
 	}
+	m.replaceUnknown(now)
 	m.place()
 	subnetted := m.assignSubnets()
 	var net wire.Network
@@ -563,6 +598,31 @@ func (m *Manager) flush() {
 	defer cancel()
 	if err := m.st.WriteInstances(ctx, save, remove); err != nil {
 		m.log.Warn("write instances at stop", "err", err)
+	}
+}
+
+// replaceUnknown frees the UNKNOWN instances of lost nodes for placement
+// elsewhere when their services' disconnect policies say so, remembering
+// the node whose copy may still run. Caller holds mu.
+func (m *Manager) replaceUnknown(now time.Time) {
+	moved := 0
+	for _, in := range m.instances {
+		if in.Status.Status != wire.StatusUnknown || in.NodeID == "" {
+			continue
+		}
+		n := m.nodes[in.NodeID]
+		pol := in.Spec.DisconnectPolicy()
+		if n == nil || n.active || !pol.Replace || now.Sub(in.UnknownSince) < time.Duration(pol.ReplaceAfter)*time.Second {
+			continue
+		}
+		in.LostFrom, in.NodeID = in.NodeID, ""
+		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusLost, Detail: "being replaced: " + in.Status.Detail}
+		m.dirty(in.Key, true)
+		moved++
+	}
+	if moved > 0 {
+		mReplaced.Add(float64(moved))
+		m.log.Warn("placing UNKNOWN instances of lost nodes elsewhere", "instances", moved)
 	}
 }
 

@@ -110,26 +110,35 @@ type failover struct {
 	placed, other string // the instance's first node, and the other
 }
 
-// newFailover sets it up in st; before the silence the first
-// node reports the instance as st, if given.
-func newFailover(t *testing.T, store Store, st ...wire.InstanceStatus) *failover {
-	f := &failover{t: t, pub: &recorder{desired: map[string]wire.NodeDesired{}}}
-	f.m = newManager(t, store, f.pub)
-	f.m.cfg.Grace = 50 * time.Millisecond
-	n1, n2 := join(t, f.m, "n1"), join(t, f.m, "n2")
-	f.m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
-	f.reconcile()
-	f.placed = f.m.Statuses()[0].NodeID
-	f.other = map[string]string{n1: n2, n2: n1}[f.placed]
-	f.report(f.placed, st...)
-	// Only the other node keeps reporting: the instance moves to it.
-	time.Sleep(100 * time.Millisecond)
-	f.report(f.other)
+// newFailover sets it up in st, for a service with disconnect policy pol
+// (nil: the defaults); before the silence the first node reports the
+// instance as st, if given.
+func newFailover(t *testing.T, store Store, pol *wire.Disconnect, st ...wire.InstanceStatus) *failover {
+	f := setupFailover(t, store, wire.InstanceSpec{Disconnect: pol}, st...)
 	f.reconcile()
 	if got := f.m.Statuses()[0]; got.NodeID != f.other || got.Status != wire.StatusScheduled {
 		t.Fatalf("after its node went silent the instance is %+v, want scheduled on %s", got, f.other)
 	}
+	return f
+}
+
+// setupFailover is newFailover up to the silence: the first node has been
+// silent for twice the grace, the other reported since.
+func setupFailover(t *testing.T, store Store, spec wire.InstanceSpec, st ...wire.InstanceStatus) *failover {
+	f := &failover{t: t, pub: &recorder{desired: map[string]wire.NodeDesired{}}}
+	f.m = newManager(t, store, f.pub)
+	f.m.cfg.Grace = 50 * time.Millisecond
+	n1, n2 := join(t, f.m, "n1"), join(t, f.m, "n2")
+	spec.Key, spec.ServiceID, spec.Virtualization, spec.Code = "svc.0", "svc", "container", "img"
+	spec.Resources = wire.Resources{MilliCPU: 500, MemoryMB: 128}
+	f.m.SetDesired([]wire.InstanceSpec{spec})
+	f.reconcile()
+	f.placed = f.m.Statuses()[0].NodeID
+	f.other = map[string]string{n1: n2, n2: n1}[f.placed]
+	f.report(f.placed, st...)
+	// Only the other node keeps reporting.
+	time.Sleep(100 * time.Millisecond)
+	f.report(f.other)
 	return f
 }
 
@@ -146,10 +155,11 @@ func (f *failover) reconcile() {
 }
 
 // TestFailoverAndStartupGrace: a silent node loses its instances to another
-// node, but not while a restarted manager is still in its startup grace.
+// node (here a service that keeps the replacement), but not while a
+// restarted manager is still in its startup grace.
 func TestFailoverAndStartupGrace(t *testing.T) {
 	store := state.NewMemory()
-	f := newFailover(t, store)
+	f := newFailover(t, store, &wire.Disconnect{Replace: true, Reconcile: wire.KeepReplacement})
 	m, pub, placed, other := f.m, f.pub, f.placed, f.other
 	ctx := context.Background()
 	// The silent node is not told to stop it: it may only be slow, or cut
@@ -271,9 +281,11 @@ func TestNodeActiveFromFirstReport(t *testing.T) {
 
 // TestReturningNodeKeepsWhatRuns: a node declared lost that comes back
 // still running its instance keeps it when the replacement does not run
-// yet (a busy node is not restarted), and the replacement is called off.
+// yet (a busy node is not restarted), and the replacement is called off,
+// even for a service that otherwise keeps replacements.
 func TestReturningNodeKeepsWhatRuns(t *testing.T) {
-	f := newFailover(t, state.NewMemory(), wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	f := newFailover(t, state.NewMemory(), &wire.Disconnect{Replace: true, Reconcile: wire.KeepReplacement},
+		wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
 	m, pub, placed, other := f.m, f.pub, f.placed, f.other
 	report, ctx := f.report, context.Background()
 	// The busy node is back and still runs it; the replacement has not
@@ -291,6 +303,73 @@ func TestReturningNodeKeepsWhatRuns(t *testing.T) {
 	}
 	if d := pub.desired[other]; len(d.Instances) != 0 {
 		t.Errorf("the replacement's node still holds %d instances", len(d.Instances))
+	}
+}
+
+// TestDisconnectPolicies: a lost node's instances are UNKNOWN; whether a
+// replacement is placed follows the service's disconnect policy, and when
+// the node comes back exactly one copy survives, chosen by the policy.
+func TestDisconnectPolicies(t *testing.T) {
+	running := wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning}
+	cases := []struct {
+		name     string
+		spec     wire.InstanceSpec
+		replaced bool   // a replacement is placed on the other node
+		runs     bool   // and it runs when the lost node is back
+		back     string // what the lost node reports of its copy ("" nothing)
+		onPlaced bool   // the instance ends on the node that was lost
+	}{
+		{name: "default: replaced, original kept", replaced: true, runs: true, back: wire.StatusRunning, onPlaced: true},
+		{name: "keep_replacement", spec: wire.InstanceSpec{Disconnect: &wire.Disconnect{Replace: true, Reconcile: wire.KeepReplacement}},
+			replaced: true, runs: true, back: wire.StatusRunning},
+		{name: "the lost node lost its copy", replaced: true, runs: true},
+		{name: "replace false", spec: wire.InstanceSpec{Disconnect: &wire.Disconnect{Reconcile: wire.KeepOriginal}},
+			back: wire.StatusRunning, onPlaced: true},
+		{name: "replace_after not reached", spec: wire.InstanceSpec{Disconnect: &wire.Disconnect{Replace: true, ReplaceAfter: 3600, Reconcile: wire.KeepOriginal}},
+			back: wire.StatusRunning, onPlaced: true},
+		{name: "one-shot: never replaced, runs once", spec: wire.InstanceSpec{OneShot: true}, back: wire.StatusCompleted, onPlaced: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setupFailover(t, state.NewMemory(), tc.spec, running)
+			f.reconcile()
+			got := f.m.Statuses()[0]
+			if tc.replaced {
+				if got.NodeID != f.other || got.Status != wire.StatusScheduled {
+					t.Fatalf("after its node went silent the instance is %+v, want scheduled on the other node", got)
+				}
+			} else if got.NodeID != f.placed || got.Status != wire.StatusUnknown {
+				t.Fatalf("after its node went silent the instance is %+v, want UNKNOWN on its node", got)
+			}
+			if d := f.pub.desired[f.other]; len(d.Instances) != map[bool]int{true: 1}[tc.replaced] {
+				t.Fatalf("the other node's desired set holds %d instances, replaced=%v", len(d.Instances), tc.replaced)
+			}
+			if tc.runs {
+				f.report(f.other, running)
+			}
+			var back []wire.InstanceStatus
+			if tc.back != "" {
+				back = append(back, wire.InstanceStatus{Key: "svc.0", Status: tc.back})
+			}
+			f.report(f.placed, back...)
+			f.reconcile()
+			want, gone := f.placed, f.other
+			if !tc.onPlaced {
+				want, gone = f.other, f.placed
+			}
+			if st := f.m.Statuses()[0]; st.NodeID != want {
+				t.Errorf("the instance ends as %+v, want it on node %s", st, want)
+			}
+			if d := f.pub.desired[want]; len(d.Instances) != 1 {
+				t.Errorf("the keeping node's desired set holds %d instances", len(d.Instances))
+			}
+			if d := f.pub.desired[gone]; len(d.Instances) != 0 {
+				t.Errorf("the other copy's node still holds %d instances: two copies", len(d.Instances))
+			}
+			if in := f.m.instances["svc.0"]; in.LostFrom != "" {
+				t.Errorf("decision still pending after the node reported: %+v", in)
+			}
+		})
 	}
 }
 

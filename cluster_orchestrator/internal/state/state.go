@@ -35,6 +35,13 @@ type Instance struct {
 	Spec   wire.InstanceSpec   `bson:"spec"`
 	NodeID string              `bson:"node_id"`
 	Status wire.InstanceStatus `bson:"status"`
+	// UnknownSince is when the instance's node was declared lost (its
+	// status UNKNOWN since).
+	UnknownSince time.Time `bson:"unknown_since,omitempty"`
+	// LostFrom is the lost node whose copy may still run while a
+	// replacement is sought; which copy survives is decided when it
+	// reports again.
+	LostFrom string `bson:"lost_from,omitempty"`
 }
 
 // Identity is the cluster's registration at the root.

@@ -115,8 +115,10 @@ func (s *Server) syncCluster(c echo.Context) error {
 		s.log.Info("cluster back", "cluster", cl.Name)
 	}
 	if req.Delta {
+		// A cluster back from lost sends everything at once: which of its
+		// copies survive is decided on its full report.
 		return c.JSON(http.StatusOK, wire.ClusterSyncAck{Version: wire.Version, Epoch: epoch,
-			Resync: !full && req.Epoch != epoch, SyncIntervalMS: SyncInterval})
+			Resync: !full && (req.Epoch != epoch || res.WasInactive), SyncIntervalMS: SyncInterval})
 	}
 	return c.JSON(http.StatusOK, s.fullDesired(s.state.Snapshot(), cl.ID))
 }

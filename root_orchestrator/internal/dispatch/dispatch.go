@@ -24,7 +24,7 @@ var (
 	}, []string{"result"})
 	released = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "thicket_root", Name: "instances_released_total",
-		Help: "Instances taken from clusters that went silent, to be placed elsewhere.",
+		Help: "UNKNOWN instances of silent clusters handed to the scheduler for a replacement, as their services' disconnect policies say.",
 	})
 )
 
@@ -87,7 +87,8 @@ func (d *Dispatcher) Run(ctx context.Context) {
 }
 
 // Liveness declares the clusters silent for longer than the grace lost:
-// their instances go back to the root scheduler.
+// their instances become UNKNOWN, and those whose services replace them go
+// back to the root scheduler when their policy says.
 func (d *Dispatcher) Liveness(now time.Time) error {
 	clusters := d.st.Snapshot().Clusters()
 	obs := make([]Observed, len(clusters))
@@ -108,8 +109,15 @@ func (d *Dispatcher) Liveness(now time.Time) error {
 		if !lost {
 			continue // it synced meanwhile
 		}
+		d.log.Warn("cluster lost; its instances are UNKNOWN", "cluster", c.Name, "instances", n)
+	}
+	n, err := d.st.ReplaceUnknown(time.Now())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
 		released.Add(float64(n))
-		d.log.Warn("cluster lost; its instances go elsewhere", "cluster", c.Name, "instances", n)
+		d.log.Warn("replacing instances of lost clusters elsewhere", "instances", n)
 	}
 	return nil
 }

@@ -121,7 +121,9 @@ func TestPlacementsReserveUntilReported(t *testing.T) {
 }
 
 // TestLostClusterInstancesMove: a cluster silent past the grace loses its
-// instances (LOST), and the next pass places them on a live cluster.
+// instances: UNKNOWN, and at once (the default policy) handed to the
+// scheduler as LOST, remembering the cluster that may still run them; the
+// next pass places them on a live cluster.
 func TestLostClusterInstancesMove(t *testing.T) {
 	f := newFixture(t)
 	c1 := f.cluster("c1", worker("n1", 4000))
@@ -144,7 +146,7 @@ func TestLostClusterInstancesMove(t *testing.T) {
 		}
 	}
 	in := f.instance(key)
-	if in.Status != wire.StatusLost || in.ClusterID != "" {
+	if in.Status != wire.StatusLost || in.ClusterID != "" || in.LostFrom != c1 {
 		t.Fatalf("instance of the silent cluster = %+v, want LOST", in)
 	}
 	if f.st.Snapshot().Cluster(c1).Active || !f.st.Snapshot().Cluster(c2).Active {

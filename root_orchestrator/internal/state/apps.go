@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -99,6 +100,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 	for _, c := range m.Constraints {
 		cons = append(cons, Constraint(c))
 	}
+	replace, after, stop, reconcile := m.Policy()
 	return &Service{
 		ID: NewID(), Name: m.MicroserviceName, Namespace: m.MicroserviceNamespace,
 		AppID: app.ID, AppName: app.Name, AppNamespace: app.Namespace, Owner: app.Owner,
@@ -107,6 +109,8 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			Environment: orEmpty(m.Environment), Port: m.Port, MemoryMB: m.Memory, VCPUs: m.VCPUs,
 			VGPUs: m.VGPUs, VTPUs: m.VTPUs, BandwidthIn: m.BandwidthIn, BandwidthOut: m.BandwidthOut,
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
+			Disconnect: Disconnect{Replace: replace, ReplaceAfter: time.Duration(after) * time.Second,
+				StopAfter: time.Duration(stop) * time.Second, Reconcile: reconcile},
 		},
 		CreatedAt: t.now, UpdatedAt: t.now,
 	}
@@ -326,6 +330,9 @@ func (t *Txn) removeService(svc *Service) {
 // removeInstance deletes an instance; its cluster learns it by a tombstone.
 func (t *Txn) removeInstance(in *Instance) {
 	t.leave(in)
+	if in.LostFrom != "" {
+		t.leaveCluster(in.LostFrom, in.Key) // a copy may still run there
+	}
 	t.del(tInstances, KindInstance, in.Key, in)
 	if in.Status == wire.StatusRunning && in.InstanceIP != "" {
 		t.net = true
@@ -334,10 +341,14 @@ func (t *Txn) removeInstance(in *Instance) {
 
 // leave records that an instance leaves its cluster's desired set.
 func (t *Txn) leave(in *Instance) {
-	if in.ClusterID == "" {
-		return
+	if in.ClusterID != "" {
+		t.leaveCluster(in.ClusterID, in.Key)
 	}
-	ts := &tombstone{ID: in.ClusterID + "/" + in.Key, ClusterID: in.ClusterID, Key: in.Key, Index: t.index, At: t.now}
+}
+
+// leaveCluster records that instance key leaves a cluster's desired set.
+func (t *Txn) leaveCluster(clusterID, key string) {
+	ts := &tombstone{ID: clusterID + "/" + key, ClusterID: clusterID, Key: key, Index: t.index, At: t.now}
 	t.put(tTombs, "", ts.ID, ts, false)
 }
 

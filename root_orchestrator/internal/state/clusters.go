@@ -154,6 +154,13 @@ func (s *Store) ApplyReport(clusterID string, r Report) (ReportResult, Ticket, e
 				res.Released++
 			}
 		}
+		if r.Full {
+			reported := make(map[string]bool, len(r.Statuses))
+			for _, st := range r.Statuses {
+				reported[st.Key] = true
+			}
+			t.settleLost(&c, reported)
+		}
 		return nil
 	})
 	return res, tk, err
@@ -217,8 +224,16 @@ func persisted(a, b *Instance) bool {
 // instance back.
 func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 	old := first[Instance](t.r(), tInstances, "id", st.Key)
-	if old == nil || old.ClusterID != c.ID {
+	if old == nil {
 		return false
+	}
+	if old.ClusterID != c.ID {
+		if old.LostFrom == c.ID {
+			old = t.reconcile(c, old, st)
+		}
+		if old == nil || old.ClusterID != c.ID {
+			return false
+		}
 	}
 	in := *old
 	if st.Status == wire.StatusNoCapacity {
@@ -263,6 +278,55 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 	return false
 }
 
+// reconcile decides, when a cluster that was declared lost reports an
+// instance that was taken from it meanwhile, which copy survives: the
+// cluster's, if it runs and nothing else does yet or the service keeps
+// the original; otherwise the replacement, and the cluster is told to
+// stop its copy. It returns the instance as it is now.
+func (t *Txn) reconcile(c *Cluster, old *Instance, st wire.InstanceStatus) *Instance {
+	in := *old
+	in.LostFrom = ""
+	keep := st.Status == wire.StatusRunning
+	if keep && old.ClusterID != "" {
+		svc := first[Service](t.r(), tServices, "id", old.ServiceID)
+		original := svc == nil || svc.Spec.Disconnect.Reconcile != wire.KeepReplacement
+		replaced := old.Status == wire.StatusRunning || old.Status == wire.StatusCompleted
+		keep = original || !replaced
+	}
+	if !keep {
+		t.leaveCluster(c.ID, in.Key) // its copy goes
+		t.put(tInstances, KindInstance, in.Key, &in, true)
+		return &in
+	}
+	if old.ClusterID != "" {
+		t.leaveCluster(old.ClusterID, old.Key) // the replacement goes
+		if backend(old) != [2]string{} {
+			t.net = true
+		}
+	}
+	in.ClusterID, in.ClusterLocation, in.PlannedNode, in.Judged = c.ID, c.Location, "", false
+	in.DesiredIndex = t.index
+	in.Status, in.Detail, in.UpdatedAt = wire.StatusScheduled, "kept where it ran while cluster "+c.Name+" was silent", t.now
+	t.put(tInstances, KindInstance, in.Key, &in, true)
+	return &in
+}
+
+// settleLost decides for the instances taken from a cluster while it was
+// lost that its full report does not mention: it has no copy, so the
+// replacement (or the wait for one) stands and the cluster's desired set
+// drops them.
+func (t *Txn) settleLost(c *Cluster, reported map[string]bool) {
+	for _, o := range all[Instance](t.r(), tInstances, "lostfrom", c.ID) {
+		if reported[o.Key] {
+			continue
+		}
+		in := *o
+		in.LostFrom = ""
+		t.leaveCluster(c.ID, in.Key)
+		t.put(tInstances, KindInstance, in.Key, &in, true)
+	}
+}
+
 // backend is what the service table holds of an instance: its address and
 // node while it runs, nothing otherwise.
 func backend(in *Instance) [2]string {
@@ -272,10 +336,11 @@ func backend(in *Instance) [2]string {
 	return [2]string{in.InstanceIP, in.NodeID}
 }
 
-// LoseCluster marks a cluster inactive and hands its instances back to the
-// root scheduler as LOST, unless it synced after lastSeen (the judgement
-// was on stale evidence). It reports whether it did and how many instances
-// it released.
+// LoseCluster marks a cluster inactive and its instances UNKNOWN (they
+// may still run there), unless it synced after lastSeen (the judgement was
+// on stale evidence). It reports whether it did and how many instances
+// became UNKNOWN. ReplaceUnknown seeks replacements as their services'
+// disconnect policies say.
 func (s *Store) LoseCluster(id string, lastSeen time.Time, reason string) (bool, int, error) {
 	lost, n := false, 0
 	_, err := s.Write(func(t *Txn) error {
@@ -290,17 +355,79 @@ func (s *Store) LoseCluster(id string, lastSeen time.Time, reason string) (bool,
 		t.net = true
 		lost = true
 		for _, o := range all[Instance](t.r(), tInstances, "cluster", id) {
-			if o.Status == wire.StatusCompleted {
+			if t.finished(o) {
 				continue
 			}
-			t.leave(o)
 			in := *o
-			in.ClusterID, in.ClusterLocation, in.PlannedNode, in.NodeID, in.NodeName, in.Judged = "", "", "", "", "", false
-			in.Status, in.Detail, in.UpdatedAt = wire.StatusLost, reason, t.now
+			in.Status, in.Detail, in.UpdatedAt = wire.StatusUnknown, reason, t.now
 			t.put(tInstances, KindInstance, in.Key, &in, true)
 			n++
 		}
 		return nil
 	})
 	return lost, n, err
+}
+
+// finished reports whether an instance ended for good (a one-shot
+// instance's end): nothing of it runs, nothing is to be replaced.
+func (t *Txn) finished(in *Instance) bool {
+	switch in.Status {
+	case wire.StatusCompleted:
+		return true
+	case wire.StatusFailed:
+		svc := first[Service](t.r(), tServices, "id", in.ServiceID)
+		return svc != nil && svc.Spec.OneShot
+	}
+	return false
+}
+
+// ReplaceUnknown hands the UNKNOWN instances of lost clusters whose
+// services replace them (after their ReplaceAfter, counted from when they
+// became UNKNOWN) back to the root scheduler, and returns how many. The
+// lost cluster keeps them in its desired set until it reports again (see
+// reconcile): its copies may still run.
+func (s *Store) ReplaceUnknown(now time.Time) (int, error) {
+	sn := s.Snapshot()
+	var due []string
+	for _, c := range sn.Clusters() {
+		if c.Active {
+			continue
+		}
+		for _, in := range all[Instance](sn.r(), tInstances, "cluster", c.ID) {
+			if in.Status != wire.StatusUnknown {
+				continue
+			}
+			svc := sn.Service(in.ServiceID)
+			if svc == nil || !svc.Spec.Disconnect.Replace || now.Sub(in.UpdatedAt) < svc.Spec.Disconnect.ReplaceAfter {
+				continue
+			}
+			due = append(due, in.Key)
+		}
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	n := 0
+	_, err := s.Write(func(t *Txn) error {
+		t.lazy = true
+		for _, k := range due {
+			o := first[Instance](t.r(), tInstances, "id", k)
+			if o == nil || o.Status != wire.StatusUnknown || o.ClusterID == "" {
+				continue
+			}
+			c := first[Cluster](t.r(), tClusters, "id", o.ClusterID)
+			if c == nil || c.Active {
+				continue // it came back meanwhile
+			}
+			in := *o
+			in.LostFrom = o.ClusterID
+			in.ClusterID, in.ClusterLocation, in.PlannedNode, in.NodeID, in.NodeName, in.Judged = "", "", "", "", "", false
+			in.HostIP, in.HostPort, in.InstanceIP = "", 0, ""
+			in.Status, in.Detail, in.UpdatedAt = wire.StatusLost, "being replaced: "+o.Detail, t.now
+			t.put(tInstances, KindInstance, in.Key, &in, true)
+			n++
+		}
+		return nil
+	})
+	return n, err
 }

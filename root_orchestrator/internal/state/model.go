@@ -52,6 +52,27 @@ type ServiceSpec struct {
 	AddedFiles     []string
 	Constraints    []Constraint
 	OneShot        bool
+	Disconnect     Disconnect
+}
+
+// Disconnect is a service's policy while the cluster or node running one
+// of its instances is silent (the SLA's disconnect field, resolved).
+type Disconnect struct {
+	// Replace: an UNKNOWN instance is placed elsewhere after ReplaceAfter.
+	Replace      bool
+	ReplaceAfter time.Duration
+	// StopAfter: a node cut off from its cluster this long stops its copy
+	// (0: never).
+	StopAfter time.Duration
+	// Reconcile: which copy survives when both run (wire.KeepOriginal or
+	// wire.KeepReplacement).
+	Reconcile string
+}
+
+// DefaultDisconnect is the policy of a service stored before policies
+// existed: the SLA's defaults.
+func DefaultDisconnect(oneShot bool) Disconnect {
+	return Disconnect{Replace: !oneShot, Reconcile: wire.KeepOriginal}
 }
 
 // Service is a microservice of an application. Its instances are objects of
@@ -86,6 +107,11 @@ type Instance struct {
 	// waits for one).
 	ClusterID       string
 	ClusterLocation string
+	// LostFrom is the cluster that was declared lost while it ran the
+	// instance, when a replacement was sought elsewhere: its copy may still
+	// run, and which copy survives is decided when it reports again (see
+	// Disconnect.Reconcile). Until then its desired set keeps the instance.
+	LostFrom string
 	// PlannedNode is the node of ClusterID whose free capacity the root
 	// scheduler counted on when it assigned the instance; the root keeps that
 	// capacity reserved until the cluster reports where the instance runs.

@@ -168,24 +168,33 @@ func (d *Desired) Empty() bool {
 func (sn *Snapshot) DesiredFor(clusterID, epoch string, after uint64, storeEpoch string) Desired {
 	full := epoch != storeEpoch || after == 0 || after < sn.floor || after > sn.index
 	d := Desired{Full: full, Instances: []wire.InstanceSpec{}, NetworkChanged: full || sn.netIndex > after}
-	it, err := sn.tx.Get(tInstances, "cluster", clusterID)
-	if err == nil {
-		for o := it.Next(); o != nil; o = it.Next() {
-			in := o.(*Instance)
-			if !full && in.DesiredIndex <= after {
-				continue
-			}
-			if svc := sn.Service(in.ServiceID); svc != nil {
-				d.Instances = append(d.Instances, Spec(svc, in))
-			}
+	add := func(in *Instance) {
+		if svc := sn.Service(in.ServiceID); svc != nil {
+			d.Instances = append(d.Instances, Spec(svc, in))
+		}
+	}
+	for _, in := range all[Instance](sn.r(), tInstances, "cluster", clusterID) {
+		if full || in.DesiredIndex > after {
+			add(in)
+		}
+	}
+	if full {
+		// Taken from it while it was lost, not yet decided: it keeps them
+		// until it reports (a delta never dropped them).
+		for _, in := range all[Instance](sn.r(), tInstances, "lostfrom", clusterID) {
+			add(in)
 		}
 	}
 	slices.SortFunc(d.Instances, func(a, b wire.InstanceSpec) int { return cmp.Compare(a.Key, b.Key) })
 	if !full {
 		for _, ts := range all[tombstone](sn.r(), tTombs, "cluster", clusterID) {
-			if ts.Index > after {
-				d.Removed = append(d.Removed, ts.Key)
+			if ts.Index <= after {
+				continue
 			}
+			if in := sn.Instance(ts.Key); in != nil && (in.ClusterID == clusterID || in.LostFrom == clusterID) {
+				continue // back in its set after it left
+			}
+			d.Removed = append(d.Removed, ts.Key)
 		}
 		slices.Sort(d.Removed)
 	}

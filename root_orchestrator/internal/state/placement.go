@@ -3,12 +3,14 @@ package state
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 // Spec turns an instance of a service into what a cluster needs to run it.
 func Spec(svc *Service, in *Instance) wire.InstanceSpec {
+	p := svc.Spec.Disconnect
 	cons := make([]wire.Constraint, len(svc.Spec.Constraints))
 	for i, c := range svc.Spec.Constraints {
 		cons[i] = wire.Constraint(c)
@@ -33,6 +35,8 @@ func Spec(svc *Service, in *Instance) wire.InstanceSpec {
 			VGPUs:    int64(svc.Spec.VGPUs),
 		},
 		OneShot:     svc.Spec.OneShot,
+		Disconnect: &wire.Disconnect{Replace: p.Replace, ReplaceAfter: int(p.ReplaceAfter / time.Second),
+			StopAfter: int(p.StopAfter / time.Second), Reconcile: p.Reconcile},
 		Constraints: cons,
 		RRIP:        svc.RRIP,
 		ClosestIP:   svc.ClosestIP,
@@ -131,6 +135,9 @@ func (s *Store) Assign(as []Assignment) (int, error) {
 					continue
 				}
 				in.ClusterID, in.ClusterLocation, in.PlannedNode = c.ID, c.Location, a.NodeID
+				if in.LostFrom == c.ID {
+					in.LostFrom = "" // back where it ran: one copy
+				}
 				in.Status, in.Detail = wire.StatusScheduled, "assigned to a cluster"
 				in.NodeID, in.NodeName, in.HostIP, in.InstanceIP = "", "", "", ""
 				in.DesiredIndex, in.Judged = t.index, false

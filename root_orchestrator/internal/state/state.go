@@ -71,7 +71,7 @@ func schema() *memdb.DBSchema {
 	tables := []*memdb.TableSchema{
 		table(tApps, id("ID"), by("owner", "Owner")),
 		table(tServices, id("ID"), by("app", "AppID"), by("owner", "Owner")),
-		table(tInstances, id("Key"), by("service", "ServiceID"), by("cluster", "ClusterID"), by("owner", "Owner"), waiting, fresh),
+		table(tInstances, id("Key"), by("service", "ServiceID"), by("cluster", "ClusterID"), by("owner", "Owner"), by("lostfrom", "LostFrom"), waiting, fresh),
 		table(tClusters, id("ID"), &memdb.IndexSchema{Name: "name", Unique: true, Indexer: str("Name")}),
 		table(tNodes, &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{
 			Indexes: []memdb.Indexer{str("ClusterID"), str("ID")}}}, by("cluster", "ClusterID")),

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -231,8 +232,9 @@ func TestReports(t *testing.T) {
 	}
 }
 
-// TestLoseCluster: a silent cluster's instances are LOST and wait for the
-// scheduler, unless the cluster synced after the evidence was taken.
+// TestLoseCluster: a silent cluster's instances become UNKNOWN and stay
+// assigned to it (its copies may still run), unless the cluster synced
+// after the evidence was taken.
 func TestLoseCluster(t *testing.T) {
 	s := open(t, NewMemory())
 	c1 := cluster(t, s, "c1", node("n1", 4096, 0))
@@ -251,7 +253,7 @@ func TestLoseCluster(t *testing.T) {
 		t.Fatalf("LoseCluster = %v, %d, %v", lost, n, err)
 	}
 	sn := s.Snapshot()
-	if got := sn.Instance(in.Key); got.Status != wire.StatusLost || got.ClusterID != "" || got.Detail != "silent for 30s" {
+	if got := sn.Instance(in.Key); got.Status != wire.StatusUnknown || got.ClusterID != c1 || got.Detail != "silent for 30s" || got.Waiting() {
 		t.Errorf("instance of the lost cluster = %+v", got)
 	}
 	if sn.Cluster(c1).Active {
@@ -259,6 +261,134 @@ func TestLoseCluster(t *testing.T) {
 	}
 	if len(sn.Peers()) != 0 {
 		t.Errorf("a lost cluster's nodes are still overlay peers: %v", sn.Peers())
+	}
+}
+
+// TestDisconnectPolicies: what happens to the instances of a lost cluster
+// follows their service's disconnect policy, and when the cluster comes
+// back exactly one copy of each is kept, chosen deterministically; the
+// lost cluster's desired set never drops an instance before that decision.
+func TestDisconnectPolicies(t *testing.T) {
+	yes, no := true, false
+	cases := []struct {
+		name   string
+		policy *sla.Disconnect
+		oneShot bool
+		// after the loss
+		replaced bool
+		// the replacement runs on c2 when c1 comes back, which reports
+		// its own copy as back (empty: c1 does not mention it).
+		replacementRuns bool
+		back            string
+		// where it is at the end, and whether c1 was told to stop its copy
+		wantCluster string
+		c1Removed   bool
+	}{
+		{name: "default: replaced, original kept", replaced: true, replacementRuns: true, back: wire.StatusRunning, wantCluster: "c1"},
+		{name: "keep_replacement: the replacement runs, c1 stops its copy", policy: &sla.Disconnect{Reconcile: sla.KeepReplacement},
+			replaced: true, replacementRuns: true, back: wire.StatusRunning, wantCluster: "c2", c1Removed: true},
+		{name: "keep_replacement, replacement not running yet: c1's copy is kept", policy: &sla.Disconnect{Reconcile: sla.KeepReplacement},
+			replaced: true, back: wire.StatusRunning, wantCluster: "c1"},
+		{name: "c1 lost its copy: the replacement stays", replaced: true, replacementRuns: true, wantCluster: "c2", c1Removed: true},
+		{name: "c1's copy failed: the replacement stays", replaced: true, replacementRuns: true, back: wire.StatusFailed, wantCluster: "c2", c1Removed: true},
+		{name: "replace false: waits for c1", policy: &sla.Disconnect{Replace: &no}, back: wire.StatusRunning, wantCluster: "c1"},
+		{name: "replace_after not reached: waits", policy: &sla.Disconnect{Replace: &yes, ReplaceAfter: 3600}, back: wire.StatusRunning, wantCluster: "c1"},
+		{name: "one-shot: never replaced", oneShot: true, back: wire.StatusCompleted, wantCluster: "c1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t, NewMemory())
+			ids := map[string]string{}
+			ids["c1"] = cluster(t, s, "c1", node("n1", 4096, 0))
+			m := microservice("m", "")
+			m.Disconnect, m.OneShot = tc.policy, tc.oneShot
+			apps, _, err := s.CreateApplications("u", oneApp("a", m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, _, err := s.AddInstance(apps[0].Services[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := s.Assign([]Assignment{{Key: in.Key, ClusterID: ids["c1"], NodeID: "n1"}}); err != nil || n != 1 {
+				t.Fatalf("assign: %d, %v", n, err)
+			}
+			st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusRunning, NodeID: "n1", Node: "n1", InstanceIP: "10.64.0.5"}
+			if _, _, err := s.ApplyReport(ids["c1"], Report{Statuses: []wire.InstanceStatus{st}}); err != nil {
+				t.Fatal(err)
+			}
+			at := s.Snapshot().Index()
+			if lost, _, err := s.LoseCluster(ids["c1"], s.Snapshot().Cluster(ids["c1"]).LastSeen, "silent"); !lost || err != nil {
+				t.Fatalf("LoseCluster: %v %v", lost, err)
+			}
+			ids["c2"] = cluster(t, s, "c2", node("n2", 4096, 0))
+			n, err := s.ReplaceUnknown(time.Now().Add(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (n == 1) != tc.replaced {
+				t.Fatalf("replaced %d instances, want replaced=%v", n, tc.replaced)
+			}
+			got := s.Snapshot().Instance(in.Key)
+			if !tc.replaced {
+				if got.Status != wire.StatusUnknown || got.ClusterID != ids["c1"] {
+					t.Fatalf("not replaced: %+v", got)
+				}
+			} else {
+				if got.Status != wire.StatusLost || !got.Waiting() || got.LostFrom != ids["c1"] {
+					t.Fatalf("being replaced: %+v", got)
+				}
+				if _, err := s.Assign([]Assignment{{Key: in.Key, ClusterID: ids["c2"], NodeID: "n2"}}); err != nil {
+					t.Fatal(err)
+				}
+				if tc.replacementRuns {
+					rst := wire.InstanceStatus{Key: in.Key, Status: wire.StatusRunning, NodeID: "n2", Node: "n2", InstanceIP: "10.64.1.5"}
+					if _, _, err := s.ApplyReport(ids["c2"], Report{Statuses: []wire.InstanceStatus{rst}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// While c1 is away, neither its delta nor its full set drop it.
+			sn := s.Snapshot()
+			if d := sn.DesiredFor(ids["c1"], s.Epoch(), at, s.Epoch()); slices.Contains(d.Removed, in.Key) {
+				t.Errorf("lost cluster's delta removes the instance before it reported: %+v", d)
+			}
+			if d := sn.DesiredFor(ids["c1"], "", 0, s.Epoch()); !slices.Contains(keys(d.Instances), in.Key) {
+				t.Errorf("lost cluster's full set lacks the instance before it reported: %v", keys(d.Instances))
+			}
+			// c1 is back with a full report.
+			var sts []wire.InstanceStatus
+			if tc.back != "" {
+				b := st
+				b.Status = tc.back
+				sts = append(sts, b)
+			}
+			res, _, err := s.ApplyReport(ids["c1"], Report{Full: true, Nodes: []wire.NodeInfo{node("n1", 4096, 0)}, Statuses: sts})
+			if err != nil || !res.WasInactive {
+				t.Fatalf("back: %+v %v", res, err)
+			}
+			sn = s.Snapshot()
+			got = sn.Instance(in.Key)
+			if got.ClusterID != ids[tc.wantCluster] || got.LostFrom != "" {
+				t.Errorf("instance ends on cluster %q (lost from %q), want %s: %+v", got.ClusterID, got.LostFrom, tc.wantCluster, got)
+			}
+			d1 := sn.DesiredFor(ids["c1"], s.Epoch(), at, s.Epoch())
+			if slices.Contains(d1.Removed, in.Key) != tc.c1Removed {
+				t.Errorf("c1 told to stop its copy = %v, want %v (%+v)", !tc.c1Removed, tc.c1Removed, d1)
+			}
+			full1 := sn.DesiredFor(ids["c1"], "", 0, s.Epoch())
+			full2 := sn.DesiredFor(ids["c2"], "", 0, s.Epoch())
+			in1, in2 := slices.Contains(keys(full1.Instances), in.Key), slices.Contains(keys(full2.Instances), in.Key)
+			if in1 == in2 || in1 != (tc.wantCluster == "c1") {
+				t.Errorf("instance in c1's set %v, in c2's %v: want exactly one, on %s", in1, in2, tc.wantCluster)
+			}
+			if tc.wantCluster == "c1" && tc.replaced {
+				// c2 had the replacement: its delta removes it.
+				if d2 := sn.DesiredFor(ids["c2"], s.Epoch(), at, s.Epoch()); !slices.Contains(d2.Removed, in.Key) {
+					t.Errorf("c2 not told to stop the replacement: %+v", d2)
+				}
+			}
+		})
 	}
 }
 

@@ -62,9 +62,19 @@ type serviceRecord struct {
 	AddedFiles     []string           `bson:"added_files"`
 	Constraints    []constraintRecord `bson:"constraints"`
 	OneShot        bool               `bson:"one_shot"`
+	Disconnect     *disconnectRecord  `bson:"disconnect,omitempty"`
 	NextInstance   int                `bson:"next_instance"`
 	CreatedAt      time.Time          `bson:"created_at"`
 	UpdatedAt      time.Time          `bson:"updated_at"`
+}
+
+// disconnectRecord is a service's disconnect policy; absent in services
+// stored before policies existed (they get the defaults).
+type disconnectRecord struct {
+	Replace      bool   `bson:"replace"`
+	ReplaceAfter int64  `bson:"replace_after_s,omitempty"`
+	StopAfter    int64  `bson:"stop_after_s,omitempty"`
+	Reconcile    string `bson:"reconcile"`
 }
 
 type instanceRecord struct {
@@ -77,6 +87,7 @@ type instanceRecord struct {
 	ClusterID       string    `bson:"cluster_id,omitempty"`
 	ClusterLocation string    `bson:"cluster_location,omitempty"`
 	PlannedNode     string    `bson:"planned_node,omitempty"`
+	LostFrom        string    `bson:"lost_from,omitempty"`
 	NodeID          string    `bson:"node_id,omitempty"`
 	NodeName        string    `bson:"node_name,omitempty"`
 	HostIP          string    `bson:"host_ip,omitempty"`
@@ -166,6 +177,8 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		Port: p.Port, RRIP: s.RRIP, ClosestIP: s.ClosestIP, MemoryMB: p.MemoryMB, VCPUs: p.VCPUs, VGPUs: p.VGPUs,
 		VTPUs: p.VTPUs, BandwidthIn: p.BandwidthIn, BandwidthOut: p.BandwidthOut, Storage: p.Storage,
 		AddedFiles: p.AddedFiles, Constraints: cons, OneShot: p.OneShot, NextInstance: s.NextInstance,
+		Disconnect: &disconnectRecord{Replace: p.Disconnect.Replace, ReplaceAfter: int64(p.Disconnect.ReplaceAfter / time.Second),
+			StopAfter: int64(p.Disconnect.StopAfter / time.Second), Reconcile: p.Disconnect.Reconcile},
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
 }
@@ -182,6 +195,11 @@ func (r serviceRecord) model() *state.Service {
 	for i, c := range r.Constraints {
 		cons[i] = state.Constraint(c)
 	}
+	pol := state.DefaultDisconnect(r.OneShot)
+	if d := r.Disconnect; d != nil {
+		pol = state.Disconnect{Replace: d.Replace, ReplaceAfter: time.Duration(d.ReplaceAfter) * time.Second,
+			StopAfter: time.Duration(d.StopAfter) * time.Second, Reconcile: d.Reconcile}
+	}
 	return &state.Service{
 		ID: r.ID, Name: r.Name, Namespace: r.Namespace, AppID: r.AppID, AppName: r.AppName, AppNamespace: r.AppNamespace,
 		Owner: r.Owner, RRIP: r.RRIP, ClosestIP: r.ClosestIP, NextInstance: r.NextInstance,
@@ -190,7 +208,7 @@ func (r serviceRecord) model() *state.Service {
 			Virtualization: r.Virtualization, Code: r.Code, Arch: nonNil(r.Arch), Cmd: nonNil(r.Cmd),
 			Environment: nonNil(r.Environment), Port: r.Port, MemoryMB: r.MemoryMB, VCPUs: r.VCPUs, VGPUs: r.VGPUs,
 			VTPUs: r.VTPUs, BandwidthIn: r.BandwidthIn, BandwidthOut: r.BandwidthOut, Storage: r.Storage,
-			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot,
+			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot, Disconnect: pol,
 		},
 	}
 }
@@ -198,7 +216,7 @@ func (r serviceRecord) model() *state.Service {
 func toInstanceRecord(i *state.Instance) instanceRecord {
 	return instanceRecord{
 		Key: i.Key, ServiceID: i.ServiceID, Number: i.Number, Owner: i.Owner, Status: i.Status, Detail: i.Detail,
-		ClusterID: i.ClusterID, ClusterLocation: i.ClusterLocation, PlannedNode: i.PlannedNode, NodeID: i.NodeID,
+		ClusterID: i.ClusterID, ClusterLocation: i.ClusterLocation, PlannedNode: i.PlannedNode, LostFrom: i.LostFrom, NodeID: i.NodeID,
 		NodeName: i.NodeName, HostIP: i.HostIP, HostPort: i.HostPort, InstanceIP: i.InstanceIP, Restarts: i.Restarts,
 		CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt,
 	}
@@ -207,7 +225,7 @@ func toInstanceRecord(i *state.Instance) instanceRecord {
 func (r instanceRecord) model() *state.Instance {
 	return &state.Instance{
 		Key: r.Key, ServiceID: r.ServiceID, Number: r.Number, Owner: r.Owner, Status: r.Status, Detail: r.Detail,
-		ClusterID: r.ClusterID, ClusterLocation: r.ClusterLocation, PlannedNode: r.PlannedNode, NodeID: r.NodeID,
+		ClusterID: r.ClusterID, ClusterLocation: r.ClusterLocation, PlannedNode: r.PlannedNode, LostFrom: r.LostFrom, NodeID: r.NodeID,
 		NodeName: r.NodeName, HostIP: r.HostIP, HostPort: r.HostPort, InstanceIP: r.InstanceIP, Restarts: r.Restarts,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
