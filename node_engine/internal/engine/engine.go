@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,6 +87,17 @@ type Engine struct {
 	netErr string
 	ips    map[string]string
 	nodeID string
+
+	// The link to the cluster's broker: cutSince is when it went down
+	// (zero while up), upSince when it came back. Instances whose service
+	// says stop_after are stopped when the node is cut off that long, and
+	// held stopped (suspended, with the desired generation of the moment)
+	// until the cluster speaks again: a newer desired set, or the link up
+	// for settle without one (the cluster kept the node's set as it was).
+	cutSince  time.Time
+	upSince   time.Time
+	settle    time.Duration
+	suspended map[string]int64
 }
 
 // sample is an instance's resource usage as last measured.
@@ -117,7 +129,7 @@ func New(cfg Config, reg *runtime.Registry, log *slog.Logger) *Engine {
 		cfg: cfg, reg: reg, log: log, kick: make(chan struct{}, 1),
 		busy: map[string]string{}, failed: map[string]*failure{}, restarts: map[string]int{}, lastLogs: map[string]string{},
 		usage: map[string]sample{},
-		ips:   map[string]string{},
+		ips:   map[string]string{}, suspended: map[string]int64{},
 	}
 	if cfg.NetSocket != "" {
 		e.net = netapi.NewClient(cfg.NetSocket)
@@ -215,6 +227,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 
 	interval := creds.interval()
+	e.mu.Lock()
+	e.settle = 2 * interval
+	e.mu.Unlock()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	// A first sign of life at once, before the first reconcile and report,
@@ -223,6 +238,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	go e.heartbeat(ctx, client, creds, interval)
 	e.log.Info("thicket-node running", "node", e.cfg.Name, "node_id", creds.NodeID, "mqtt", creds.MQTTURL)
 	for {
+		e.link(client.Connected(), time.Now())
 		e.reconcile(ctx)
 		e.report(ctx, client, creds)
 		select {
@@ -273,6 +289,42 @@ func (e *Engine) connect(ctx context.Context, c *credentials) (*mqttc.Client, er
 			}
 		},
 	})
+}
+
+// link records whether the broker is reachable now.
+func (e *Engine) link(up bool, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case up && !e.cutSince.IsZero():
+		e.log.Info("the cluster's broker is reachable again", "cut_off", now.Sub(e.cutSince).Round(time.Second))
+		e.cutSince, e.upSince = time.Time{}, now
+	case !up && e.cutSince.IsZero():
+		e.log.Warn("cut off from the cluster's broker; instances keep running")
+		e.cutSince = now
+	}
+}
+
+// cutOff reports whether an instance of spec is to be held stopped now:
+// the node has been cut off from its cluster for the spec's stop_after, or
+// it was stopped so and the cluster has not spoken since. Caller holds mu.
+func (e *Engine) cutOff(spec wire.InstanceSpec, gen int64, now time.Time) bool {
+	if g, ok := e.suspended[spec.Key]; ok {
+		if e.cutSince.IsZero() && (gen > g || now.Sub(e.upSince) >= e.settle) {
+			delete(e.suspended, spec.Key)
+			e.log.Info("the cluster speaks again; an instance stopped while cut off may run", "instance", spec.Key)
+			return false
+		}
+		return true
+	}
+	stop := time.Duration(spec.DisconnectPolicy().StopAfter) * time.Second
+	if stop <= 0 || e.cutSince.IsZero() || now.Sub(e.cutSince) < stop {
+		return false
+	}
+	e.suspended[spec.Key] = gen
+	e.log.Warn("stopping an instance: cut off from the cluster for longer than its service's stop_after",
+		"instance", spec.Key, "stop_after", stop)
+	return true
 }
 
 // backoff is the wait before restart or retry number n (1, 2, 4 ... 30 s).
@@ -327,6 +379,9 @@ func (e *Engine) reconcile(ctx context.Context) {
 	defer e.mu.Unlock()
 	want := make(map[string]bool, len(desired))
 	for _, spec := range desired {
+		if e.cutOff(spec, d.Generation, now) {
+			continue // not wanted here now: stopped below
+		}
 		want[spec.Key] = true
 		if e.busy[spec.Key] != "" {
 			continue
@@ -380,6 +435,11 @@ func (e *Engine) reconcile(ctx context.Context) {
 	for key := range e.ips {
 		if _, held := have[key]; complete && !held && !want[key] && e.busy[key] == "" {
 			e.remove(ctx, nil, key)
+		}
+	}
+	for key := range e.suspended {
+		if !slices.ContainsFunc(desired, func(s wire.InstanceSpec) bool { return s.Key == key }) {
+			delete(e.suspended, key) // left the desired set
 		}
 	}
 	for key := range e.failed {
@@ -490,9 +550,12 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 	for _, spec := range d.Instances {
 		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key], InstanceIP: e.ips[spec.Key]}
 		h, exists := have[spec.Key]
+		_, suspended := e.suspended[spec.Key]
 		switch {
 		case e.busy[spec.Key] == "starting":
 			st.Status, st.Detail = wire.StatusCreating, "starting"
+		case suspended:
+			st.Status, st.Detail = wire.StatusCreating, "stopped: cut off from the cluster for longer than stop_after; starts again when the cluster answers"
 		case exists:
 			st.Status, st.Detail, st.ExitCode, st.StartedAt = h.st.Status, h.st.Detail, h.st.ExitCode, h.st.StartedAt
 			if st.Status == wire.StatusFailed && !spec.OneShot {

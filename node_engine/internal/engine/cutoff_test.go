@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/runtime"
+)
+
+// TestStopAfterCutOff: an instance whose service says stop_after is held
+// stopped once the node has been cut off from its broker that long, and
+// only until the cluster speaks again (a newer desired set, or the link
+// up for the settle time); others keep running however long the cut.
+func TestStopAfterCutOff(t *testing.T) {
+	e := New(Config{}, runtime.NewRegistry(), slog.New(slog.DiscardHandler))
+	e.settle = 2 * time.Second
+	stops := wire.InstanceSpec{Key: "s.0", Disconnect: &wire.Disconnect{Replace: true, StopAfter: 10, Reconcile: wire.KeepOriginal}}
+	keeps := wire.InstanceSpec{Key: "k.0"}
+	t0 := time.Now()
+	held := func(spec wire.InstanceSpec, gen int64, at time.Duration) bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.cutOff(spec, gen, t0.Add(at))
+	}
+	e.link(true, t0)
+	if held(stops, 1, 0) {
+		t.Fatal("held while connected")
+	}
+	e.link(false, t0.Add(time.Second))
+	if held(stops, 1, 5*time.Second) {
+		t.Error("held after 4 s cut off; stop_after is 10 s")
+	}
+	if !held(stops, 1, 12*time.Second) {
+		t.Error("not held after 11 s cut off; stop_after is 10 s")
+	}
+	if held(keeps, 1, time.Hour) {
+		t.Error("a service without stop_after is stopped after an hour cut off")
+	}
+	// The link is back: the old (retained) desired set does not free it...
+	e.link(true, t0.Add(20*time.Second))
+	if !held(stops, 1, 21*time.Second) {
+		t.Error("freed by the desired set it was stopped under, before the settle time")
+	}
+	// ...a newer one does.
+	if held(stops, 2, 21*time.Second) {
+		t.Error("still held after a newer desired set")
+	}
+	// Cut again, long enough: held; back and silent cluster: freed after settle.
+	e.link(false, t0.Add(30*time.Second))
+	if !held(stops, 2, 45*time.Second) {
+		t.Error("not held in the second cut")
+	}
+	e.link(true, t0.Add(50*time.Second))
+	if !held(stops, 2, 51*time.Second) {
+		t.Error("freed before the settle time")
+	}
+	if held(stops, 2, 53*time.Second) {
+		t.Error("still held after the link was up for the settle time")
+	}
+}
