@@ -16,7 +16,7 @@ DATA_DIR  ?= $(if $(filter 0,$(shell id -u)),/var/lib/thicket,$(HOME)/.local/sha
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test test-unit fuzz bench bench-go bench-short run vet fmt clean
+.PHONY: chaos-doc all build test test-unit fuzz bench bench-go bench-short run vet fmt clean
 
 all: build
 
@@ -60,6 +60,11 @@ bench-go:
 bench-short:
 	@mkdir -p $(BIN)
 	go run ./bench/cmd/thicket-bench -short -out $(BIN)/benchmarks-short.md
+
+## chaos-doc: the chaos suite (TestChaos, TestRootOutage; as root, containerd running; about
+## 5 minutes), writing its results table to docs/chaos.md.
+chaos-doc:
+	cd e2e && THICKET_CHAOS_DOC=$(CURDIR)/docs/chaos.md go test -count=1 -run 'TestChaos|TestRootOutage' -timeout 30m .
 
 ## run: the whole system on embedded defaults: root, one cluster, one local node.
 run: build

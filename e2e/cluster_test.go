@@ -116,8 +116,9 @@ func (s *system) addCluster(name, mqttURL string) *cluster {
 }
 
 // addClusterOn starts a thicket-cluster whose node API and embedded broker
-// listen on one address only (bind), as on a multi-homed host.
-func (s *system) addClusterOn(bind, name, mqttURL string) *cluster {
+// listen on one address only (bind), as on a multi-homed host, with extra
+// flags if any.
+func (s *system) addClusterOn(bind, name, mqttURL string, extra ...string) *cluster {
 	t := s.t
 	c := &cluster{name: name, dir: t.TempDir()}
 	for attempt := 1; ; attempt++ {
@@ -130,6 +131,7 @@ func (s *system) addClusterOn(bind, name, mqttURL string) *cluster {
 		if mqttURL != "" {
 			args = append(args, "--mqtt-url", mqttURL)
 		}
+		args = append(args, extra...)
 		c.proc = startProc(t, "cluster "+name, args...)
 		if c.proc.listening(t, time.Minute, "thicket-cluster running") || attempt == 3 {
 			break

@@ -62,6 +62,12 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if code == 0 {
+		if err := writeChaosDoc(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			code = 1
+		}
+	}
 	os.RemoveAll(binDir)
 	os.Exit(code)
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -78,11 +79,20 @@ func TestRootOutage(t *testing.T) {
 		})
 	}
 
+	// converged records how long after the fault the API showed the
+	// instance RUNNING again (the same task: same asserts it).
+	converged := func(scenario string, fault time.Duration, since time.Time) {
+		s.api.waitInstance(web, 0, time.Minute, "running", running)
+		recordChaos(chaosResult{Scenario: scenario, Fault: fault, Converge: time.Since(since)})
+	}
+
 	t.Run("stopped for longer than the grace", func(t *testing.T) {
 		s.root.stop()
 		time.Sleep(3 * grace)
 		s.root.restart()
+		back := time.Now()
 		healthy(t)
+		converged("root stopped for 3 × the cluster grace (4 s)", 3*grace, back)
 		// Several scheduling passes, well past the grace, with the cluster
 		// syncing again.
 		time.Sleep(3 * grace)
@@ -97,7 +107,9 @@ func TestRootOutage(t *testing.T) {
 		if err := s.root.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
+		back := time.Now()
 		healthy(t)
+		converged("root paused (SIGSTOP) for 3 × the cluster grace (4 s)", 3*grace, back)
 		time.Sleep(3 * grace)
 		same(t, "after a root pause")
 	})
@@ -243,23 +255,37 @@ func slowSocket(t testing.TB, target string, delay time.Duration) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	delayLine(t, ln, "unix", target, delay, false)
+	return path
+}
+
+// delayLine forwards every connection ln accepts to target, each chunk
+// of the client's bytes delivered delay late (and the server's too, if
+// both), until the test ends; it counts the connections.
+func delayLine(t testing.TB, ln net.Listener, network, target string, delay time.Duration, both bool) *atomic.Int64 {
 	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
 	go func() {
 		for {
 			client, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			server, err := net.Dial("unix", target)
+			n.Add(1)
+			server, err := net.Dial(network, target)
 			if err != nil {
 				client.Close()
 				continue
 			}
-			go func() { io.Copy(client, server); client.Close() }()
+			if both {
+				go delayCopy(client, server, delay)
+			} else {
+				go func() { io.Copy(client, server); client.Close() }()
+			}
 			go delayCopy(server, client, delay)
 		}
 	}()
-	return path
+	return &n
 }
 
 // delayCopy copies src to dst, each chunk delay after it was read.

@@ -132,6 +132,9 @@ type Service struct {
 	AddedFiles            []string     `json:"added_files" bson:"added_files"`
 	Constraints           []Constraint `json:"constraints" bson:"constraints"`
 	OneShot               bool         `json:"one_shot" bson:"one_shot"`
+	// Disconnect is the service's disconnect policy with its defaults
+	// filled in (the SLA's disconnect field).
+	Disconnect Disconnect `json:"disconnect" bson:"disconnect"`
 	Status                string       `json:"status" bson:"status"`
 	StatusDetail          string       `json:"status_detail" bson:"status_detail"`
 	InstanceList          []Instance   `json:"instance_list" bson:"instance_list"`
@@ -205,11 +208,20 @@ type Node struct {
 	Active         bool     `json:"active" bson:"active"`
 }
 
+// Disconnect is what happens to a service's instances while the node or
+// cluster running them is silent (see the SLA's disconnect field).
+type Disconnect struct {
+	Replace      bool   `json:"replace" bson:"replace"`
+	ReplaceAfter int    `json:"replace_after" bson:"replace_after"`
+	StopAfter    int    `json:"stop_after" bson:"stop_after"`
+	Reconcile    string `json:"reconcile" bson:"reconcile"`
+}
+
 // statusOrder ranks instance statuses for a service's summary: the most
 // advanced live state wins.
 var statusOrder = []string{
 	wire.StatusRunning, wire.StatusCreating, wire.StatusScheduled, wire.StatusRequested,
-	wire.StatusNoCapacity, wire.StatusLost, wire.StatusFailed, wire.StatusCompleted,
+	wire.StatusUnknown, wire.StatusNoCapacity, wire.StatusLost, wire.StatusFailed, wire.StatusCompleted,
 }
 
 // Summarize derives a service's status and status detail from its

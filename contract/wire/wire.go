@@ -298,6 +298,10 @@ type NodeDesired struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 	// Network lists the overlay peers and the service table.
 	Network Network `json:"network"`
+	// Removed lists the keys explicitly taken from the node that it may
+	// still run: a node stops most of what it runs only when they are
+	// listed here (see the engine's hold).
+	Removed []string `json:"removed,omitempty"`
 }
 
 // NodeReport is published by a node on its report topic every report
@@ -310,6 +314,9 @@ type NodeReport struct {
 	// Generation is the last desired generation the node has applied.
 	Generation int64            `json:"generation"`
 	Instances  []InstanceStatus `json:"instances"`
+	// Full: Instances holds every instance of the desired set at
+	// Generation (a report, not a heartbeat or a first sign of life).
+	Full bool `json:"full,omitempty"`
 }
 
 // --- Cluster ↔ root ---
@@ -376,7 +383,9 @@ type ClusterSyncAck struct {
 // should run, or (Delta) what changed after the generation the cluster asked
 // with: new and changed specs in Instances, keys that left in Removed, and the
 // network only if it changed (else NetworkUnchanged). Generations are
-// comparable only within one Epoch.
+// comparable only within one Epoch. A full set's Removed lists the removals
+// the root still remembers: a cluster holds, rather than stops, most of its
+// instances when a full set lacks them without listing them there.
 type ClusterDesired struct {
 	Version    string         `json:"version"`
 	Generation int64          `json:"generation"`

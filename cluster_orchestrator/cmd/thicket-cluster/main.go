@@ -35,7 +35,8 @@ type cli struct {
 	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir."`
 	MongoDatabase string        `default:"thicket_cluster" env:"THICKET_MONGO_DATABASE" help:"Database name."`
 	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start."`
-	NodeGrace     time.Duration `default:"3s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before its instances are placed on other nodes."`
+	NodeGrace     time.Duration `default:"3s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before it is lost: its instances become UNKNOWN, and are replaced as their services' disconnect policies say."`
+	AcceptShrink  bool          `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set from the root even when it drops most of this cluster's instances without listing them as removed (by default they are held running: a root that lost its store cannot wipe the cluster)."`
 	ReportEvery   time.Duration `name:"report-interval" default:"1s" env:"THICKET_REPORT_INTERVAL" help:"How often nodes report."`
 	InstanceBlock string        `name:"instance-block" env:"THICKET_INSTANCE_BLOCK" help:"This cluster's block of instance addresses, e.g. 10.64.0.0/16; empty: assigned by the root."`
 	SubnetBits    int           `name:"node-subnet-bits" default:"24" env:"THICKET_NODE_SUBNET_BITS" help:"Prefix length of each node's instance subnet (24: 250+ instances per node)."`
@@ -91,7 +92,7 @@ func main() {
 		Listen: c.Listen, MQTTListen: c.MQTTListen, MQTTURL: c.MQTTURL, AdvertiseAddr: c.AdvertiseAddr,
 		DataDir: c.DataDir, MongoURL: c.MongoURL, MongoDatabase: c.MongoDatabase,
 		NodeJoinToken: c.NodeJoinToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
-		Block: block.Masked(), SubnetBits: c.SubnetBits,
+		Block: block.Masked(), SubnetBits: c.SubnetBits, AcceptShrinkingSets: c.AcceptShrink,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-cluster failed", "err", err)

@@ -49,6 +49,10 @@ var (
 	mLost = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "thicket_cluster", Name: "nodes_lost_total", Help: "Times a node was declared lost.",
 	})
+	mHeld = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "thicket_cluster", Name: "instances_held",
+		Help: "Instances a full desired set of the root dropped without removing them, held running (see --accept-shrinking-sets).",
+	})
 	mReplaced = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "thicket_cluster", Name: "instances_replaced_total",
 		Help: "UNKNOWN instances of lost nodes placed elsewhere, as their services' disconnect policies say.",
@@ -79,6 +83,9 @@ type Config struct {
 	// SubnetBits is the prefix length of each node's instance subnet (24
 	// if zero: 250+ instances per node).
 	SubnetBits int
+	// AcceptShrinkingSets applies a full desired set from the root even
+	// when it drops most instances without listing them as removed.
+	AcceptShrinkingSets bool
 	// StartupGrace is how long a starting manager waits for the nodes it
 	// knows to reconnect before their silence counts: its own downtime
 	// must not move workloads (10 s if zero).
@@ -108,6 +115,12 @@ type Manager struct {
 	news      bool
 	dirtyNode map[string]bool // desired set to publish
 	gen       int64
+	// held: instances a full desired set of the root dropped without
+	// removing them, kept running (see SetDesired).
+	held map[string]bool
+	// removedFrom: per node, the instances explicitly taken from it, with
+	// the generation that first listed them (0: not yet published).
+	removedFrom map[string]map[string]int64
 	// lastPass is when Reconcile last ran (monotonic): a manager that did
 	// not run for longer than the grace (and four ticks) gives every node a
 	// fresh one.
@@ -172,6 +185,7 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 		cfg: cfg, st: st, pub: pub, log: log, kickC: make(chan struct{}, 1),
 		nodes: map[string]*node{}, byName: map[string]string{},
 		instances: map[string]*state.Instance{}, dirtyInst: map[string]bool{}, dirtyNode: map[string]bool{},
+		held: map[string]bool{}, removedFrom: map[string]map[string]int64{},
 		gen: time.Now().UnixNano(), netDirty: true,
 	}
 	nodes, err := st.Nodes(ctx)
@@ -260,20 +274,56 @@ func (m *Manager) CheckNodePassword(id string, password []byte) bool {
 	return n != nil && subtle.ConstantTimeCompare([]byte(h), []byte(hashPassword(password))) == 1
 }
 
-// SetDesired takes the root's full desired set for this cluster.
-func (m *Manager) SetDesired(specs []wire.InstanceSpec) {
+// SetDesired takes the root's full desired set for this cluster, with the
+// removals the root lists explicitly. Instances the set lacks are
+// removed, unless the set would shrink to nothing or lose most of them
+// without listing them as removed (a root that lost its store, or a
+// confused one) and the manager is not configured to accept that: then
+// they are held, running as they are, until the root lists them as
+// removed or wants them again.
+func (m *Manager) SetDesired(specs []wire.InstanceSpec, removed []string) {
 	m.mu.Lock()
 	want := make(map[string]bool, len(specs))
 	changed := false
 	for _, sp := range specs {
 		want[sp.Key] = true
 		changed = m.upsert(sp) || changed
+		delete(m.held, sp.Key)
 	}
+	explicit := make(map[string]bool, len(removed))
+	for _, k := range removed {
+		explicit[k] = true
+	}
+	var implicit []string
 	for k := range m.instances {
-		if !want[k] {
+		switch {
+		case want[k]:
+		case explicit[k]:
+			changed = m.remove(k) || changed
+		default:
+			implicit = append(implicit, k)
+		}
+	}
+	total := len(m.instances)
+	if len(implicit) > 0 && !m.cfg.AcceptShrinkingSets && (len(specs) == 0 || 2*len(implicit) > total) {
+		fresh := 0
+		for _, k := range implicit {
+			if !m.held[k] {
+				m.held[k] = true
+				fresh++
+			}
+		}
+		if fresh > 0 {
+			m.log.Warn("the root's desired set drops most of this cluster's instances without removing them; holding them (they keep running)",
+				"held", len(m.held), "instances", total, "wanted", len(specs),
+				"hint", "if the root really lost them, restart thicket-cluster with --accept-shrinking-sets")
+		}
+	} else {
+		for _, k := range implicit {
 			changed = m.remove(k) || changed
 		}
 	}
+	mHeld.Set(float64(len(m.held)))
 	m.mu.Unlock()
 	if changed {
 		m.Kick()
@@ -321,15 +371,15 @@ func (m *Manager) upsert(sp wire.InstanceSpec) bool {
 // remove drops an instance that left the desired set and reports whether it
 // was there. Caller holds mu.
 func (m *Manager) remove(k string) bool {
+	delete(m.held, k)
 	in, ok := m.instances[k]
 	if !ok {
 		return false
 	}
 	delete(m.instances, k)
 	m.dirty(k, true)
-	if in.NodeID != "" {
-		m.dirtyNode[in.NodeID] = true
-	}
+	m.takeFrom(in.NodeID, k)
+	m.takeFrom(in.LostFrom, k)
 	if in.Status.Status == wire.StatusRunning && in.Status.InstanceIP != "" {
 		m.netDirty = true // a backend leaves the service table
 	}
@@ -381,12 +431,14 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			}
 			in.LostFrom = ""
 			m.dirty(in.Key, true)
+			m.dirtyNode[n.ID] = true
 			if !keeps(in, st) {
-				continue // the replacement stays; this copy goes away
+				m.takeFrom(n.ID, in.Key) // the replacement stays; this copy goes away
+				continue
 			}
 			m.log.Info("a node back from lost runs an instance replaced meanwhile; keeping its copy", "node", n.Name,
 				"instance", in.Key, "replacement_node", in.Status.Node, "replacement_status", in.Status.Status)
-			m.dirtyNode[in.NodeID] = true
+			m.takeFrom(in.NodeID, in.Key)
 			in.NodeID = n.ID
 			m.dirtyNode[n.ID] = true
 		}
@@ -411,9 +463,9 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		}
 		in.Status = st
 	}
-	if !wasActive {
-		// Copies it no longer has: their replacements (or the wait for one)
-		// stand.
+	if r.Full {
+		// Copies taken from it while it was lost that it no longer has:
+		// their replacements (or the wait for one) stand.
 		reported := make(map[string]bool, len(r.Instances))
 		for _, st := range r.Instances {
 			reported[st.Key] = true
@@ -422,8 +474,17 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			if in.LostFrom == n.ID && !reported[in.Key] {
 				in.LostFrom = ""
 				m.dirty(in.Key, true)
+				m.dirtyNode[n.ID] = true
 			}
 		}
+	}
+	// Removals it has applied need no listing any more.
+	for k, gen := range m.removedFrom[n.ID] {
+		if gen != 0 && r.Generation >= gen {
+			delete(m.removedFrom[n.ID], k)
+		}
+	}
+	if !wasActive {
 		if !n.everUp {
 			m.log.Info("node is up", "node", n.Name)
 		} else {
@@ -438,6 +499,20 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 	if changed {
 		m.Kick()
 	}
+}
+
+// takeFrom records that instance key is taken from node id explicitly: its
+// desired sets list it as removed until it reports a generation that
+// carried that. Caller holds mu.
+func (m *Manager) takeFrom(id, key string) {
+	if id == "" {
+		return
+	}
+	if m.removedFrom[id] == nil {
+		m.removedFrom[id] = map[string]int64{}
+	}
+	m.removedFrom[id][key] = 0 // not published yet
+	m.dirtyNode[id] = true
 }
 
 // keeps reports whether a node back from lost that reports st for an
@@ -755,9 +830,26 @@ func (m *Manager) takeDirtyNodes(net wire.Network) map[string]wire.NodeDesired {
 			d.Instances = append(d.Instances, in.Spec)
 			out[in.NodeID] = d
 		}
+		// A node back from lost keeps what was taken from it until its
+		// report decides which copy survives (see keeps).
+		if d, ok := out[in.LostFrom]; ok && in.LostFrom != "" {
+			d.Instances = append(d.Instances, in.Spec)
+			out[in.LostFrom] = d
+		}
 	}
 	for id, d := range out {
 		slices.SortFunc(d.Instances, func(a, b wire.InstanceSpec) int { return cmpString(a.Key, b.Key) })
+		for k, gen := range m.removedFrom[id] {
+			if !slices.ContainsFunc(d.Instances, func(s wire.InstanceSpec) bool { return s.Key == k }) {
+				d.Removed = append(d.Removed, k)
+				if gen == 0 {
+					m.removedFrom[id][k] = m.gen
+				}
+			} else {
+				delete(m.removedFrom[id], k) // wanted there again
+			}
+		}
+		slices.Sort(d.Removed)
 		out[id] = d
 	}
 	return out

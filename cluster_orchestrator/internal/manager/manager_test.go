@@ -2,7 +2,9 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,7 +82,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
 	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
 		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
-	m.SetDesired([]wire.InstanceSpec{spec})
+	m.SetDesired([]wire.InstanceSpec{spec}, nil)
 	if err := m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func setupFailover(t *testing.T, store Store, spec wire.InstanceSpec, st ...wire
 	n1, n2 := join(t, f.m, "n1"), join(t, f.m, "n2")
 	spec.Key, spec.ServiceID, spec.Virtualization, spec.Code = "svc.0", "svc", "container", "img"
 	spec.Resources = wire.Resources{MilliCPU: 500, MemoryMB: 128}
-	f.m.SetDesired([]wire.InstanceSpec{spec})
+	f.m.SetDesired([]wire.InstanceSpec{spec}, nil)
 	f.reconcile()
 	f.placed = f.m.Statuses()[0].NodeID
 	f.other = map[string]string{n1: n2, n2: n1}[f.placed]
@@ -144,7 +146,13 @@ func setupFailover(t *testing.T, store Store, spec wire.InstanceSpec, st ...wire
 
 func (f *failover) report(id string, st ...wire.InstanceStatus) {
 	f.m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
-		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, Instances: st})
+		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}, Instances: st, Full: true})
+}
+
+// signOfLife is what a restarted node engine sends first: no instances.
+func (f *failover) signOfLife(id string) {
+	f.m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
+		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
 }
 
 func (f *failover) reconcile() {
@@ -217,7 +225,7 @@ func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 	host := register("host")
 	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
 		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
-	m.SetDesired([]wire.InstanceSpec{spec})
+	m.SetDesired([]wire.InstanceSpec{spec}, nil)
 	reconcile()
 	other := register("other")
 	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: host, Time: time.Now(), Generation: pub.desired[host].Generation,
@@ -227,7 +235,7 @@ func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 		t.Fatalf("other node's backends of svc while it runs = %+v", b)
 	}
 
-	m.SetDesired(nil)
+	m.SetDesired(nil, []string{"svc.0"})
 	reconcile()
 	for name, id := range map[string]string{"host": host, "other": other} {
 		if b := backends(id); len(b) != 0 {
@@ -250,7 +258,7 @@ func TestNodeActiveFromFirstReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}}, nil)
 	if err := m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -347,6 +355,16 @@ func TestDisconnectPolicies(t *testing.T) {
 			if tc.runs {
 				f.report(f.other, running)
 			}
+			// A restarted node engine's first sign of life holds no
+			// instances: nothing is decided on it, and the node's desired
+			// set keeps its copy meanwhile.
+			f.signOfLife(f.placed)
+			f.reconcile()
+			if tc.back != "" {
+				if d := f.pub.desired[f.placed]; len(d.Instances) != 1 {
+					t.Fatalf("the node back from lost was sent a desired set of %d instances before it reported its copy", len(d.Instances))
+				}
+			}
 			var back []wire.InstanceStatus
 			if tc.back != "" {
 				back = append(back, wire.InstanceStatus{Key: "svc.0", Status: tc.back})
@@ -435,7 +453,7 @@ func TestStatusChangesRepublishOnlyWhatChanged(t *testing.T) {
 	ids := []string{join(t, m, "n1"), join(t, m, "n2"), join(t, m, "n3")}
 	m.SetNetwork("cluster-1", []string{"10.30.0.0/16"}, wire.Network{Services: []wire.ServiceRoute{{IP: "10.30.255.1", ServiceID: "svc"}}})
 	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}}, nil)
 	if err := m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +505,7 @@ func TestStatusesWrittenByStop(t *testing.T) {
 	ctx := context.Background()
 	id := join(t, m, "n1")
 	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}}, nil)
 	if err := m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +544,7 @@ func TestOneShotEndWrittenAtOnce(t *testing.T) {
 	ctx := context.Background()
 	id := join(t, m, "n1")
 	m.SetDesired([]wire.InstanceSpec{{Key: "job.0", ServiceID: "job", Virtualization: "container", Code: "img", OneShot: true,
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}})
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}}, nil)
 	report := func(status string) {
 		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
 			Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
@@ -544,4 +562,76 @@ func TestOneShotEndWrittenAtOnce(t *testing.T) {
 	if len(ins) != 1 || ins[0].Status.Status != wire.StatusCompleted {
 		t.Fatalf("stored right after the end: %+v", ins)
 	}
+}
+
+// TestRootCannotWipeCluster: a full desired set from the root that drops
+// most of the cluster's instances without listing them as removed (a root
+// that lost its store) holds them running; explicit removals apply, and
+// reach the node as explicit removals until it applied them.
+func TestRootCannotWipeCluster(t *testing.T) {
+	ctx := context.Background()
+	for _, accept := range []bool{false, true} {
+		pub := &recorder{desired: map[string]wire.NodeDesired{}}
+		m := newManager(t, state.NewMemory(), pub)
+		m.cfg.AcceptShrinkingSets = accept
+		n1 := join(t, m, "n1")
+		specs := make([]wire.InstanceSpec, 3)
+		for i := range specs {
+			specs[i] = wire.InstanceSpec{Key: fmt.Sprintf("svc.%d", i), ServiceID: "svc", Virtualization: "container", Code: "img",
+				Resources: wire.Resources{MilliCPU: 100, MemoryMB: 16}}
+		}
+		m.SetDesired(specs, nil)
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m.SetDesired(nil, nil) // a root that knows nothing
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := len(pub.desired[n1].Instances)
+		if !accept && (got != 3 || len(m.Statuses()) != 3) {
+			t.Fatalf("an empty set from the root wiped the cluster: node holds %d, cluster %d", got, len(m.Statuses()))
+		}
+		if accept {
+			if got != 0 {
+				t.Errorf("with --accept-shrinking-sets the empty set was not applied: node holds %d", got)
+			}
+			continue
+		}
+		// One of three dropped is not most: it is applied. The rest are
+		// removed explicitly.
+		m.SetDesired(specs[:2], nil)
+		m.SetDesired(specs[:2], []string{"svc.2"})
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d := pub.desired[n1]; len(d.Instances) != 2 || !slices.Equal(d.Removed, []string{"svc.2"}) {
+			t.Errorf("after an explicit removal the node's set is %v, removed %v", keysOf(d.Instances), d.Removed)
+		}
+		m.SetDesired(nil, []string{"svc.0", "svc.1"})
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		d := pub.desired[n1]
+		if len(d.Instances) != 0 || !slices.Equal(d.Removed, []string{"svc.0", "svc.1", "svc.2"}) {
+			t.Errorf("after removing all explicitly the node's set is %v, removed %v", keysOf(d.Instances), d.Removed)
+		}
+		// The node applied that generation: nothing more to list.
+		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: n1, Generation: d.Generation, Full: true,
+			Node: wire.NodeInfo{Active: true, Arch: "amd64", Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
+		m.mu.Lock()
+		left := len(m.removedFrom[n1])
+		m.mu.Unlock()
+		if left != 0 {
+			t.Errorf("%d removals still listed after the node applied them", left)
+		}
+	}
+}
+
+func keysOf(specs []wire.InstanceSpec) []string {
+	var out []string
+	for _, s := range specs {
+		out = append(out, s.Key)
+	}
+	return out
 }

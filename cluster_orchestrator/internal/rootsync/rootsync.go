@@ -41,7 +41,7 @@ var mSync = promauto.NewCounterVec(prometheus.CounterOpts{
 type Cluster interface {
 	Nodes() []wire.NodeInfo
 	Statuses() []wire.InstanceStatus
-	SetDesired([]wire.InstanceSpec)
+	SetDesired(specs []wire.InstanceSpec, removed []string)
 	// UpdateDesired takes a change of the desired set.
 	UpdateDesired(specs []wire.InstanceSpec, removed []string)
 	SetNetwork(clusterID string, blocks []string, n wire.Network)
@@ -191,7 +191,7 @@ func (l *Link) watch(ctx context.Context) {
 		specs, network, _ := d.apply(ans)
 		switch {
 		case !delta:
-			l.c.SetDesired(specs)
+			l.c.SetDesired(specs, ans.Removed)
 		case len(ans.Instances) > 0 || len(ans.Removed) > 0:
 			l.c.UpdateDesired(ans.Instances, ans.Removed)
 		}

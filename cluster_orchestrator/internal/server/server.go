@@ -54,6 +54,8 @@ type Config struct {
 	Block netip.Prefix
 	// SubnetBits is the prefix length of node subnets.
 	SubnetBits int
+	// AcceptShrinkingSets: see manager.Config.
+	AcceptShrinkingSets bool
 }
 
 // Run starts the cluster manager and serves until ctx ends. ready, if set,
@@ -87,7 +89,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// authentication: the publisher is connected once the broker runs.
 	pub := &publisher{}
 	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond,
-		SubnetBits: cfg.SubnetBits}, st, pub, log)
+		SubnetBits: cfg.SubnetBits, AcceptShrinkingSets: cfg.AcceptShrinkingSets}, st, pub, log)
 	if err != nil {
 		return err
 	}

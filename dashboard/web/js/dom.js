@@ -79,6 +79,7 @@ const STATUS_TONE = {
   NO_CAPACITY: 'bad',
   FAILED: 'bad',
   LOST: 'bad',
+  UNKNOWN: 'warn',
 };
 
 /** badge shows an instance or service status with a colour and a dot. */

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,5 +59,64 @@ func TestStopAfterCutOff(t *testing.T) {
 	}
 	if held(stops, 2, 53*time.Second) {
 		t.Error("still held after the link was up for the settle time")
+	}
+}
+
+// TestHoldDroppedInstances: a desired set that drops most (or all) of
+// what the node runs without listing it as removed does not stop it; an
+// explicit removal, a small drop, or a set that wants them again ends the
+// hold.
+func TestHoldDroppedInstances(t *testing.T) {
+	spec := func(keys ...string) []wire.InstanceSpec {
+		var out []wire.InstanceSpec
+		for _, k := range keys {
+			out = append(out, wire.InstanceSpec{Key: k})
+		}
+		return out
+	}
+	runs := func(keys ...string) map[string]held {
+		out := map[string]held{}
+		for _, k := range keys {
+			out[k] = held{}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		accept bool
+		d      wire.NodeDesired
+		have   map[string]held
+		held   []string
+	}{
+		{name: "empty set, nothing removed", d: wire.NodeDesired{}, have: runs("a", "b", "c"), held: []string{"a", "b", "c"}},
+		{name: "most dropped", d: wire.NodeDesired{Instances: spec("a")}, have: runs("a", "b", "c"), held: []string{"b", "c"}},
+		{name: "most dropped, explicitly", d: wire.NodeDesired{Instances: spec("a"), Removed: []string{"b", "c"}}, have: runs("a", "b", "c")},
+		{name: "empty set, all removed explicitly", d: wire.NodeDesired{Removed: []string{"a"}}, have: runs("a")},
+		{name: "one of three dropped", d: wire.NodeDesired{Instances: spec("a", "b")}, have: runs("a", "b", "c")},
+		{name: "operator accepts shrinking sets", accept: true, d: wire.NodeDesired{}, have: runs("a", "b")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := New(Config{AcceptShrinkingSets: tc.accept}, runtime.NewRegistry(), slog.New(slog.DiscardHandler))
+			e.hold(tc.d, tc.have)
+			var got []string
+			for k := range e.held {
+				got = append(got, k)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.held) {
+				t.Errorf("held %v, want %v", got, tc.held)
+			}
+		})
+	}
+	// Held ones stay held until the set wants them or removes them.
+	e := New(Config{}, runtime.NewRegistry(), slog.New(slog.DiscardHandler))
+	e.hold(wire.NodeDesired{}, runs("a", "b"))
+	e.hold(wire.NodeDesired{Instances: spec("a")}, runs("a", "b"))
+	if !e.held["b"] || e.held["a"] {
+		t.Errorf("after a set that wants a: held %v, want only b", e.held)
+	}
+	e.hold(wire.NodeDesired{Instances: spec("a"), Removed: []string{"b"}}, runs("a", "b"))
+	if len(e.held) != 0 {
+		t.Errorf("after b was removed explicitly: held %v", e.held)
 	}
 }

@@ -43,6 +43,9 @@ type Config struct {
 	// NetSocket is the net manager's socket; empty: no overlay, instances
 	// share the node's network.
 	NetSocket string
+	// AcceptShrinkingSets applies a desired set even when it drops most
+	// of what the node runs without listing it as removed.
+	AcceptShrinkingSets bool
 }
 
 // Engine is a running node engine.
@@ -98,6 +101,13 @@ type Engine struct {
 	upSince   time.Time
 	settle    time.Duration
 	suspended map[string]int64
+
+	// held: instances the node runs that its desired set dropped without
+	// listing them as removed, when that would stop most of what it runs
+	// (a cluster that lost its store, or a confused one): they keep
+	// running and are reported, until the cluster lists them as removed
+	// or wants them again.
+	held map[string]bool
 }
 
 // sample is an instance's resource usage as last measured.
@@ -129,7 +139,7 @@ func New(cfg Config, reg *runtime.Registry, log *slog.Logger) *Engine {
 		cfg: cfg, reg: reg, log: log, kick: make(chan struct{}, 1),
 		busy: map[string]string{}, failed: map[string]*failure{}, restarts: map[string]int{}, lastLogs: map[string]string{},
 		usage: map[string]sample{},
-		ips:   map[string]string{}, suspended: map[string]int64{},
+		ips:   map[string]string{}, suspended: map[string]int64{}, held: map[string]bool{},
 	}
 	if cfg.NetSocket != "" {
 		e.net = netapi.NewClient(cfg.NetSocket)
@@ -291,6 +301,46 @@ func (e *Engine) connect(ctx context.Context, c *credentials) (*mqttc.Client, er
 	})
 }
 
+// hold decides which of the instances the node runs and its desired set
+// dropped are held running: all of them when they are most of what it
+// runs (or all) and the set does not list them as removed. Caller holds
+// mu.
+func (e *Engine) hold(d wire.NodeDesired, have map[string]held) {
+	listed := make(map[string]bool, len(d.Instances)+len(d.Removed))
+	for _, s := range d.Instances {
+		listed[s.Key] = true
+	}
+	for _, k := range d.Removed {
+		listed[k] = true
+	}
+	var implicit []string
+	for key := range have {
+		if !listed[key] {
+			implicit = append(implicit, key)
+		}
+	}
+	for key := range e.held {
+		if _, runs := have[key]; listed[key] || !runs {
+			delete(e.held, key) // wanted again, removed explicitly, or gone
+		}
+	}
+	if len(implicit) == 0 || e.cfg.AcceptShrinkingSets || (len(d.Instances) > 0 && 2*len(implicit) <= len(have)) {
+		return
+	}
+	fresh := 0
+	for _, key := range implicit {
+		if !e.held[key] {
+			e.held[key] = true
+			fresh++
+		}
+	}
+	if fresh > 0 {
+		e.log.Warn("the desired set drops most of what this node runs without removing it; holding those instances (they keep running)",
+			"held", len(e.held), "running", len(have), "desired", len(d.Instances),
+			"hint", "if the cluster really dropped them, restart thicket-node with --accept-shrinking-sets")
+	}
+}
+
 // link records whether the broker is reachable now.
 func (e *Engine) link(up bool, now time.Time) {
 	e.mu.Lock()
@@ -424,8 +474,9 @@ func (e *Engine) reconcile(ctx context.Context) {
 			e.start(ctx, h.rt, spec, true)
 		}
 	}
+	e.hold(d, have)
 	for key, h := range have {
-		if !want[key] && e.busy[key] == "" {
+		if !want[key] && !e.held[key] && e.busy[key] == "" {
 			e.remove(ctx, h.rt, key)
 		}
 	}
@@ -544,8 +595,8 @@ func (e *Engine) desiredSet() (wire.NodeDesired, bool) {
 func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credentials) {
 	have, _ := e.observe(ctx)
 	info := e.nodeInfo(ctx)
-	d, _ := e.desiredSet()
-	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: d.Generation}
+	d, full := e.desiredSet()
+	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: d.Generation, Full: full}
 	e.mu.Lock()
 	for _, spec := range d.Instances {
 		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key], InstanceIP: e.ips[spec.Key]}
@@ -574,6 +625,14 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 			st.Status, st.Detail = wire.StatusCreating, "waiting to start"
 		}
 		r.Instances = append(r.Instances, st)
+	}
+	// Held instances are reported too: a cluster that wants them adopts
+	// them where they run.
+	for key := range e.held {
+		if h, ok := have[key]; ok {
+			r.Instances = append(r.Instances, wire.InstanceStatus{Key: key, HostIP: e.cfg.Address, InstanceIP: e.ips[key],
+				Status: h.st.Status, Detail: "held: the desired set dropped it without removing it", StartedAt: h.st.StartedAt})
+		}
 	}
 	e.mu.Unlock()
 	usageUntil := time.Now().Add(c.interval() / 2)

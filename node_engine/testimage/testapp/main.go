@@ -65,6 +65,15 @@ func main() {
 		}
 		handleSignals()
 		fetch(args[1], intArg(args[1:], 0))
+	case "work":
+		// A job: works for N seconds (serving meanwhile), then ends well.
+		secs := intArg(args, 30)
+		handleSignals()
+		fmt.Printf("working for %d s\n", secs)
+		go serve()
+		time.Sleep(time.Duration(secs) * time.Second)
+		fmt.Println("work done")
+		os.Exit(0)
 	case "print":
 		n := intArg(args, 0)
 		for i := 1; i <= n; i++ {

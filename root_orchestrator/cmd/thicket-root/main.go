@@ -25,7 +25,7 @@ type cli struct {
 	MongoDatabase string        `default:"thicket_root" env:"THICKET_MONGO_DATABASE" help:"Database name."`
 	AccessTTL     time.Duration `default:"15m" env:"THICKET_ACCESS_TTL" help:"Lifetime of access tokens."`
 	RefreshTTL    time.Duration `default:"168h" env:"THICKET_REFRESH_TTL" help:"Lifetime of refresh tokens."`
-	ClusterGrace  time.Duration `default:"30s" env:"THICKET_CLUSTER_GRACE" help:"How long a cluster may be silent before its instances are placed on other clusters."`
+	ClusterGrace  time.Duration `default:"30s" env:"THICKET_CLUSTER_GRACE" help:"How long a cluster may be silent before it is lost: its instances become UNKNOWN, and are replaced as their services' disconnect policies say."`
 	InstanceNet   string        `name:"instance-network" default:"10.64.0.0/10" env:"THICKET_INSTANCE_NETWORK" help:"Network of instance addresses, split among clusters."`
 	BlockBits     int           `name:"cluster-block-bits" default:"16" env:"THICKET_CLUSTER_BLOCK_BITS" help:"Prefix length of each cluster's block of the instance network."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`

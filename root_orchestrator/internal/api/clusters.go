@@ -138,7 +138,7 @@ func (s *Server) network(sn *state.Snapshot) ([]wire.NodeNetwork, []wire.Service
 func (s *Server) fullDesired(sn *state.Snapshot, clusterID string) wire.ClusterDesired {
 	d := sn.DesiredFor(clusterID, "", 0, s.state.Epoch())
 	peers, table := s.network(sn)
-	out := wire.ClusterDesired{Version: wire.Version, Instances: d.Instances, SyncIntervalMS: SyncInterval,
+	out := wire.ClusterDesired{Version: wire.Version, Instances: d.Instances, Removed: d.Removed, SyncIntervalMS: SyncInterval,
 		Network: state.ClusterNetwork(clusterID, peers, table)}
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	out.Generation = fingerprint(out)

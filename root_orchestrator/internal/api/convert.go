@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
@@ -82,7 +83,10 @@ func restService(sn *state.Snapshot, s *state.Service) rest.Service {
 		Environment: orEmpty(p.Environment), Port: p.Port, RRIP: s.RRIP, ClosestIP: s.ClosestIP,
 		Memory: p.MemoryMB, VCPUs: p.VCPUs, VGPUs: p.VGPUs, VTPUs: p.VTPUs, BandwidthIn: p.BandwidthIn,
 		BandwidthOut: p.BandwidthOut, Storage: p.Storage, AddedFiles: orEmpty(p.AddedFiles), Constraints: cons,
-		OneShot: p.OneShot, InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
+		OneShot: p.OneShot, Disconnect: rest.Disconnect{Replace: p.Disconnect.Replace,
+			ReplaceAfter: int(p.Disconnect.ReplaceAfter / time.Second), StopAfter: int(p.Disconnect.StopAfter / time.Second),
+			Reconcile: p.Disconnect.Reconcile},
+		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.Status, out.StatusDetail = rest.Summarize(list)
 	return out

@@ -44,9 +44,10 @@ func New(st *state.Store, grace time.Duration, log *slog.Logger) *Dispatcher {
 	return &Dispatcher{st: st, log: log, grace: grace, every: every, live: newLiveness(grace, every)}
 }
 
-// tombstoneAge is how long removals are remembered for desired-set deltas;
-// a cluster that holds an older generation gets its full set.
-const tombstoneAge = 5 * time.Minute
+// tombstoneAge is how long removals are remembered for desired-set deltas
+// (a cluster that holds an older generation gets its full set) and listed
+// in full sets as explicit removals (see the cluster's hold).
+const tombstoneAge = 30 * time.Minute
 
 // Run judges liveness once a second and places waiting instances as soon as
 // a write leaves any (a new instance, one handed back, a lost cluster's),

@@ -152,7 +152,8 @@ type Desired struct {
 	Full bool
 	// Instances are the specs to run (all, or the new and changed ones).
 	Instances []wire.InstanceSpec
-	// Removed lists the keys that left the set (deltas only).
+	// Removed lists the keys that left the set: after the generation
+	// (deltas), or all still remembered (full sets).
 	Removed []string
 	// NetworkChanged says whether the overlay changed after the generation.
 	NetworkChanged bool
@@ -186,9 +187,12 @@ func (sn *Snapshot) DesiredFor(clusterID, epoch string, after uint64, storeEpoch
 		}
 	}
 	slices.SortFunc(d.Instances, func(a, b wire.InstanceSpec) int { return cmp.Compare(a.Key, b.Key) })
-	if !full {
+	{
+		// A full set lists every removal still remembered too: what it
+		// lacks beyond those was not explicitly taken away, and a cluster
+		// does not stop most of its instances on that alone.
 		for _, ts := range all[tombstone](sn.r(), tTombs, "cluster", clusterID) {
-			if ts.Index <= after {
+			if !full && ts.Index <= after {
 				continue
 			}
 			if in := sn.Instance(ts.Key); in != nil && (in.ClusterID == clusterID || in.LostFrom == clusterID) {

@@ -469,3 +469,20 @@ func TestBackgroundChangesLand(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestFullSetsListRemovals: a cluster that gets its full set (a new epoch,
+// or a generation too old) learns which instances were removed
+// explicitly, so that it can tell them from what a confused root forgot.
+func TestFullSetsListRemovals(t *testing.T) {
+	s := open(t, NewMemory())
+	c1 := cluster(t, s, "c1", node("n1", 4096, 0))
+	gone := instance(t, s, "a", c1)
+	kept := instance(t, s, "b", c1)
+	if _, err := s.DeleteInstance(gone.ServiceID, gone.Number); err != nil {
+		t.Fatal(err)
+	}
+	d := s.Snapshot().DesiredFor(c1, "", 0, s.Epoch())
+	if !d.Full || !slices.Equal(keys(d.Instances), []string{kept.Key}) || !slices.Equal(d.Removed, []string{gone.Key}) {
+		t.Errorf("full set = %v, removed %v; want [%s], removed [%s]", keys(d.Instances), d.Removed, kept.Key, gone.Key)
+	}
+}
