@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -290,16 +291,61 @@ func TestChaos(t *testing.T) {
 			func(*testing.T) { r.c.proc.restart() })
 	})
 
+	t.Run("cluster manager restarted with a wiped data dir", func(t *testing.T) {
+		// Its store, identity and generated node join token are gone; the
+		// operator starts it again with the join token its nodes hold
+		// (in the environment, as a secret belongs). It registers with the
+		// root again under its name, the nodes register again when its
+		// broker no longer knows them, and the instances are adopted where
+		// they run.
+		before := map[string]string{}
+		for _, id := range []string{r.web, r.job} {
+			in, _ := s.api.instance(id, 0)
+			before[id] = in.WorkerID
+		}
+		begin := time.Now()
+		r.c.proc.kill()
+		entries, err := os.ReadDir(r.c.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(r.c.dir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.c.proc.env = []string{"THICKET_NODE_JOIN_TOKEN=" + r.c.nodeToken}
+		r.c.proc.restart()
+		healed := time.Now()
+		// Relearned: the new cluster knows the nodes under new ids and
+		// reports each instance where it runs.
+		waitFor(t, 2*time.Minute, "instances reported by the relearned cluster", func() (bool, string) {
+			var now []string
+			for _, id := range []string{r.web, r.job} {
+				in, _ := s.api.instance(id, 0)
+				if in.WorkerID == before[id] || in.WorkerID == "" || in.Status != wire.StatusRunning {
+					return false, fmt.Sprint(now, in.Status, " on ", in.WorkerID)
+				}
+				now = append(now, in.WorkerID)
+			}
+			return true, ""
+		})
+		r.steady(t, "cluster manager kill -9, data dir wiped, started again at once", healed.Sub(begin), healed)
+		if !strings.Contains(r.c.proc.logs.String(), "waiting for the nodes to report what they run") {
+			t.Errorf("the cluster without state did not wait for its nodes")
+		}
+	})
+
 	t.Run("root killed", func(t *testing.T) {
 		start := time.Now()
 		s.root.kill()
 		time.Sleep(3 * clusterGrace)
 		s.root.restart()
+		healed := time.Now()
 		waitFor(t, time.Minute, "root healthy again", func() (bool, string) {
 			code, b := s.api.do("GET", "/healthz", nil)
 			return code == http.StatusOK, string(b)
 		})
-		healed := time.Now()
 		r.steady(t, "root kill -9, started again after 3 × the cluster grace", healed.Sub(start), healed)
 	})
 

@@ -152,6 +152,7 @@ type proc struct {
 	t      testing.TB
 	name   string
 	argv   []string
+	env    []string // added to this process's environment
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	exited chan struct{}
@@ -179,6 +180,9 @@ func tail(s string, n int) string {
 
 func (p *proc) start() {
 	p.cmd = exec.Command(p.argv[0], p.argv[1:]...)
+	if len(p.env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.name, err)

@@ -1,12 +1,16 @@
 package apitest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,4 +215,108 @@ func TestNoAcknowledgedWriteLostOnKill(t *testing.T) {
 			break
 		}
 	}
+}
+
+// TestNoHalfWrittenApplicationsOnKill: clients create and delete
+// applications (two services each, one with a fixed service IP) as fast as
+// they can while the root is killed with SIGKILL; after the restart every
+// application has all its services, every service its application, and no
+// service IP is held by something that is gone.
+func TestNoHalfWrittenApplicationsOnKill(t *testing.T) {
+	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=kill-admin-password"})
+	admin := r.login("Admin", "kill-admin-password").Token
+	const writers = 4
+	sla := func(g, i int) map[string]any {
+		s := testSLA(fmt.Sprintf("w%dn%d", g, i))
+		app := s["applications"].([]any)[0].(map[string]any)
+		app["microservices"].([]any)[0].(map[string]any)["addresses"] = map[string]any{"rr_ip": fmt.Sprintf("10.30.9.%d", g+1)}
+		return s
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	call := func(method, path string, body any, out any) int {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, r.URL+path, rd)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0 // the root is down
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			_ = json.NewDecoder(resp.Body).Decode(out)
+		}
+		return resp.StatusCode
+	}
+	var cycles atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var apps []rest.Application
+				if call("POST", "/api/application/", sla(g, i), &apps) != http.StatusOK || len(apps) == 0 {
+					continue
+				}
+				for _, a := range apps {
+					if a.ApplicationName == fmt.Sprintf("w%dn%d", g, i) && call("DELETE", "/api/application/"+a.ApplicationID, nil, nil) == http.StatusOK {
+						cycles.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	r.kill()
+	close(stop)
+	wg.Wait()
+	if n := cycles.Load(); n < 10 {
+		t.Fatalf("only %d create/delete cycles before the kill; the test needs load", n)
+	}
+	r.start()
+
+	var apps []rest.Application
+	r.must("GET", "/api/applications/", admin, nil, &apps)
+	var svcs []rest.Service
+	r.must("GET", "/api/services/", admin, nil, &svcs)
+	byID := map[string]rest.Service{}
+	for _, s := range svcs {
+		byID[s.MicroserviceID] = s
+	}
+	appIDs := map[string]bool{}
+	for _, a := range apps {
+		appIDs[a.ApplicationID] = true
+		if len(a.Microservices) != 2 {
+			t.Errorf("application %s has %d services, want 2", a.ApplicationName, len(a.Microservices))
+		}
+		for _, id := range a.Microservices {
+			if s, ok := byID[id]; !ok || s.ApplicationID != a.ApplicationID {
+				t.Errorf("application %s lists service %s, which is not there (or not its)", a.ApplicationName, id)
+			}
+		}
+	}
+	for _, s := range svcs {
+		if !appIDs[s.ApplicationID] {
+			t.Errorf("service %s (%s) belongs to application %s, which is gone", s.MicroserviceID, s.MicroserviceName, s.ApplicationID)
+		}
+	}
+	// What survived goes; then every writer's service IP is free again.
+	for _, a := range apps {
+		r.must("DELETE", "/api/application/"+a.ApplicationID, admin, nil, nil)
+	}
+	for g := range writers {
+		r.createApp(admin, sla(g, 999999), fmt.Sprintf("w%dn999999", g))
+	}
+	t.Logf("%d create/delete cycles before SIGKILL; %d applications survived, whole", cycles.Load(), len(apps))
 }

@@ -83,6 +83,10 @@ type Config struct {
 	// SubnetBits is the prefix length of each node's instance subnet (24
 	// if zero: 250+ instances per node).
 	SubnetBits int
+	// Fresh: the manager starts without any state of its own (a new or a
+	// lost data dir). Instances the root already assigns it then run
+	// somewhere: they wait the startup grace for the nodes to report them.
+	Fresh bool
 	// AcceptShrinkingSets applies a full desired set from the root even
 	// when it drops most instances without listing them as removed.
 	AcceptShrinkingSets bool
@@ -121,6 +125,15 @@ type Manager struct {
 	// removedFrom: per node, the instances explicitly taken from it, with
 	// the generation that first listed them (0: not yet published).
 	removedFrom map[string]map[string]int64
+	// A manager that starts with an empty store (a lost data dir) and
+	// gets a desired set that is not empty inherits instances that run
+	// somewhere: they are not placed for the startup grace (until
+	// holdUntil), while the nodes register again and report what they
+	// run, which places them there. fresh: Config.Fresh, and no desired
+	// set came yet (a new cluster's first set is empty: nothing waits).
+	fresh     bool
+	inherited map[string]bool
+	holdUntil time.Time
 	// lastPass is when Reconcile last ran (monotonic): a manager that did
 	// not run for longer than the grace (and four ticks) gives every node a
 	// fresh one.
@@ -210,6 +223,7 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	m.fresh, m.inherited = cfg.Fresh && len(nodes) == 0 && len(insts) == 0, map[string]bool{}
 	for i := range insts {
 		in := insts[i]
 		m.instances[in.Key] = &in
@@ -290,6 +304,15 @@ func (m *Manager) SetDesired(specs []wire.InstanceSpec, removed []string) {
 		changed = m.upsert(sp) || changed
 		delete(m.held, sp.Key)
 	}
+	if m.fresh && len(specs) > 0 {
+		for _, sp := range specs {
+			m.inherited[sp.Key] = true
+		}
+		m.holdUntil = time.Now().Add(m.cfg.StartupGrace)
+		m.log.Warn("this manager starts without state but the root assigns it instances: waiting for the nodes to report what they run before placing them",
+			"instances", len(specs), "for", m.cfg.StartupGrace)
+	}
+	m.fresh = false
 	explicit := make(map[string]bool, len(removed))
 	for _, k := range removed {
 		explicit[k] = true
@@ -704,8 +727,12 @@ func (m *Manager) replaceUnknown(now time.Time) {
 // place puts unplaced instances on nodes. Caller holds mu.
 func (m *Manager) place() {
 	var pending []*state.Instance
+	hold := len(m.inherited) > 0 && time.Now().Before(m.holdUntil)
+	if !hold {
+		clear(m.inherited)
+	}
 	for _, in := range m.instances {
-		if in.NodeID == "" && in.Status.Status != wire.StatusCompleted {
+		if in.NodeID == "" && in.Status.Status != wire.StatusCompleted && !(hold && m.inherited[in.Key]) {
 			pending = append(pending, in)
 		}
 	}

@@ -635,3 +635,45 @@ func keysOf(specs []wire.InstanceSpec) []string {
 	}
 	return out
 }
+
+// TestLostStoreRelearns: a manager that starts without state (its data dir
+// was lost) and gets instances from the root places none of them during
+// its startup grace: the nodes register again and report what they run,
+// which places each where it runs; what nobody reports is placed after.
+func TestLostStoreRelearns(t *testing.T) {
+	ctx := context.Background()
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m, err := New(ctx, Config{ClusterName: "c1", Grace: time.Hour, Tick: time.Second, StartupGrace: 300 * time.Millisecond, Fresh: true},
+		state.NewMemory(), pub, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := func(k string) wire.InstanceSpec {
+		return wire.InstanceSpec{Key: k, ServiceID: "svc", Virtualization: "container", Code: "img", Resources: wire.Resources{MilliCPU: 100, MemoryMB: 16}}
+	}
+	m.SetDesired([]wire.InstanceSpec{spec("svc.0"), spec("svc.1")}, nil)
+	join(t, m, "n1")
+	n2 := join(t, m, "n2")
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range m.Statuses() {
+		if st.NodeID != "" {
+			t.Fatalf("placed during the startup grace of a manager without state: %+v", st)
+		}
+	}
+	// n2 still runs svc.0 (it reports it, held or from its last set).
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: n2, Full: true, Instances: []wire.InstanceStatus{{Key: "svc.0", Status: wire.StatusRunning}},
+		Node: wire.NodeInfo{Active: true, Arch: "amd64", Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
+	time.Sleep(400 * time.Millisecond)
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sts := m.Statuses()
+	if sts[0].NodeID != n2 || sts[0].Status != wire.StatusRunning {
+		t.Errorf("svc.0 = %+v, want adopted where it runs (%s)", sts[0], n2)
+	}
+	if sts[1].NodeID == "" {
+		t.Errorf("svc.1, which nobody reported, is not placed after the grace: %+v", sts[1])
+	}
+}

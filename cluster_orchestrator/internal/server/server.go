@@ -88,8 +88,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// The manager needs a publisher, the broker needs the manager for
 	// authentication: the publisher is connected once the broker runs.
 	pub := &publisher{}
+	id, err := st.Identity(ctx)
+	if err != nil {
+		return err
+	}
 	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond,
-		SubnetBits: cfg.SubnetBits, AcceptShrinkingSets: cfg.AcceptShrinkingSets}, st, pub, log)
+		SubnetBits: cfg.SubnetBits, AcceptShrinkingSets: cfg.AcceptShrinkingSets, Fresh: id == nil}, st, pub, log)
 	if err != nil {
 		return err
 	}
@@ -97,8 +101,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// cluster restarted while the root is away still addresses new nodes).
 	if cfg.Block.IsValid() {
 		m.SetBlock(cfg.Block)
-	} else if id, err := st.Identity(ctx); err != nil {
-		return err
 	} else if id != nil && len(id.AllBlocks()) > 0 {
 		m.SetNetwork(id.ClusterID, id.AllBlocks(), wire.Network{})
 	}

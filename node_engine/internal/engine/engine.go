@@ -212,12 +212,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		break
 	}
-	defer client.Close()
 	e.mu.Lock()
 	e.nodeID = creds.NodeID
 	e.mu.Unlock()
 	if e.net != nil {
 		if err := e.adoptNetwork(ctx); err != nil {
+			client.Close()
 			return err
 		}
 	}
@@ -236,6 +236,35 @@ func (e *Engine) Run(ctx context.Context) error {
 		}(rt)
 	}
 
+	for {
+		fresh := e.serve(ctx, client, creds)
+		client.Close()
+		if fresh == nil {
+			return nil // ctx ended
+		}
+		// The cluster answered a registration while its broker refused or
+		// could not see us (a cluster that lost its store, or a new
+		// broker): connect again as what it knows now.
+		creds = fresh
+		e.mu.Lock()
+		e.nodeID = creds.NodeID
+		e.mu.Unlock()
+		if client, err = e.connect(ctx, creds); err != nil {
+			return err
+		}
+	}
+}
+
+// reregisterAfter is how long a node cut off from its broker waits before
+// it tries to register again, and then between tries.
+const reregisterAfter = 5 * time.Second
+
+// serve reconciles and reports over one broker connection until ctx ends
+// (nil) or the node registered again after being cut off for longer than
+// reregisterAfter (the new credentials).
+func (e *Engine) serve(ctx context.Context, client *mqttc.Client, creds *credentials) *credentials {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the heartbeat ends with this connection
 	interval := creds.interval()
 	e.mu.Lock()
 	e.settle = 2 * interval
@@ -247,8 +276,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	_ = e.publish(ctx, client, creds, wire.NodeReport{Version: wire.Version, NodeID: creds.NodeID, Time: time.Now().UTC(), Node: e.nodeInfo(ctx)})
 	go e.heartbeat(ctx, client, creds, interval)
 	e.log.Info("thicket-node running", "node", e.cfg.Name, "node_id", creds.NodeID, "mqtt", creds.MQTTURL)
+	var tried time.Time
 	for {
-		e.link(client.Connected(), time.Now())
+		now := time.Now()
+		e.link(client.Connected(), now)
+		if cut := e.cutFor(now); cut > reregisterAfter && now.Sub(tried) > reregisterAfter {
+			tried = now
+			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+			fresh, err := e.register(rctx)
+			rcancel()
+			if err == nil {
+				e.log.Warn("cut off from the broker; the cluster answered a new registration, connecting again", "cut_off", cut.Round(time.Second))
+				return fresh
+			}
+			e.log.Debug("register again while cut off", "err", err)
+		}
 		e.reconcile(ctx)
 		e.report(ctx, client, creds)
 		select {
@@ -353,6 +395,17 @@ func (e *Engine) link(up bool, now time.Time) {
 		e.log.Warn("cut off from the cluster's broker; instances keep running")
 		e.cutSince = now
 	}
+}
+
+// cutFor is how long the node has been cut off from its broker (0 while
+// connected).
+func (e *Engine) cutFor(now time.Time) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cutSince.IsZero() {
+		return 0
+	}
+	return now.Sub(e.cutSince)
 }
 
 // cutOff reports whether an instance of spec is to be held stopped now:

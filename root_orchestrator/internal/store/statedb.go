@@ -308,7 +308,8 @@ func (s *Store) collection(k state.Kind) *mongo.Collection {
 }
 
 // writeOrder: applications last (their list is the commit point of new
-// services), clusters before the nodes and blocks that name them.
+// services; deleted ones go first, see Write), clusters before the nodes
+// and blocks that name them.
 var writeOrder = []state.Kind{state.KindCluster, state.KindBlock, state.KindNode, state.KindService,
 	state.KindIP, state.KindInstance, state.KindApp}
 
@@ -327,6 +328,13 @@ func (s *Store) Write(ctx context.Context, changes []state.Change) error {
 		}
 		docs[c.Kind] = append(docs[c.Kind], mongodb.Doc{ID: c.ID, Doc: doc})
 	}
+	// Deleted applications go first: a crash before their services are
+	// deleted leaves services no application lists, which the next load
+	// drops; the other way round it left applications without services.
+	if err := s.saver(state.KindApp).Save(ctx, nil, removed[state.KindApp], true); err != nil {
+		return fmt.Errorf("write %ss: %w", state.KindApp, err)
+	}
+	delete(removed, state.KindApp)
 	for _, k := range writeOrder {
 		if err := s.saver(k).Save(ctx, docs[k], removed[k], true); err != nil {
 			return fmt.Errorf("write %ss: %w", k, err)
