@@ -50,6 +50,12 @@ type scaleResult struct {
 	activeAfter                    int
 	placed                         bool
 	reportErrors, reportsSentTotal int64
+	// The cluster (and its embedded broker) restarted under the fleet:
+	// until every node is connected again, until every node holds a
+	// desired set of the new process, and the instances that changed node.
+	restarted           bool
+	reconnect, converge time.Duration
+	moved               int
 }
 
 // Scale runs one thicket-cluster (and a root) with many simulated nodes in
@@ -74,6 +80,9 @@ func Scale(ctx context.Context, e *Env) (out Outcome) {
 			"published until the cluster's `/metrics` (`thicket_cluster_instances{status=\"FAILED\"}`) and the root's `GET /api/service/{id}` show it, "+
 			"each polled every %s; %d round trips, both transitions counted.",
 			window, place, place, placeServices, placeParallel, report.Ms(ms(lagPoll)), probes),
+		"**Broker restart** (the largest size, at the end): thicket-cluster, and with it its embedded MQTT broker, is stopped (SIGTERM) and started again " +
+			"on the same data dir while every simulated node stays up; timed until every node is connected again and until every node holds a desired set " +
+			"of the new process, and the instances whose node changed are counted (the chaos suite's broker scenario).",
 		"**This machine has 2 cores shared by the cluster, the root and the simulator** (and the root's and cluster's embedded stores): CPU shares are of one core, and " +
 			"contention with the simulator inflates latencies.",
 	}
@@ -89,7 +98,7 @@ func Scale(ctx context.Context, e *Env) (out Outcome) {
 	defer func() { s.Tables = scaleTables(results) }()
 	for _, n := range sizes {
 		e.Log.Info("control-plane scale", "nodes", n)
-		r, err := e.scaleOnce(ctx, n, place, window, probes)
+		r, err := e.scaleOnce(ctx, n, place, window, probes, n == sizes[len(sizes)-1])
 		results = append(results, r)
 		if err != nil {
 			s.Err = fmt.Errorf("%d nodes: %w", n, err)
@@ -147,7 +156,7 @@ func joinInts(v []int) string {
 	return strings.Join(s, ", ")
 }
 
-func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration, probes int) (r scaleResult, err error) {
+func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration, probes int, restart bool) (r scaleResult, err error) {
 	r.nodes, r.instances = n, place
 	st, err := e.startStack(ctx, "scale", system.ClusterOptions{Advertise: "127.0.0.1"})
 	if err != nil {
@@ -268,7 +277,46 @@ func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration,
 	}
 	r.activeAfter = active[st.cluster.Name]
 	r.reportErrors, r.reportsSentTotal = fleet.ReportErrors.Load(), fleet.ReportsSent.Load()
-	return r, nil
+	if restart {
+		err = restartBroker(ctx, st.cluster, fleet, &r)
+	}
+	return r, err
+}
+
+// restartBroker restarts the cluster, and with it the embedded broker,
+// under the fleet (SIGTERM, then started again on the same data dir) and
+// measures until every node is connected again and holds a desired set of
+// the new process, and how many instances changed node.
+func restartBroker(ctx context.Context, c *system.Cluster, fleet *simnode.Fleet, r *scaleResult) error {
+	before := fleet.Assignments()
+	t0 := time.Now()
+	c.Proc.Stop(30 * time.Second)
+	if err := c.Proc.Restart(); err != nil {
+		return fmt.Errorf("restart the cluster: %w", err)
+	}
+	n := r.nodes
+	if err := poll.Until(ctx, 5*time.Minute, 100*time.Millisecond, "every simulated node connected again", func() (bool, string) {
+		k := fleet.Connected()
+		return k == n, fmt.Sprintf("%d of %d", k, n)
+	}); err != nil {
+		return err
+	}
+	r.reconnect = time.Since(t0)
+	if err := poll.Until(ctx, 5*time.Minute, 100*time.Millisecond, "every desired set republished", func() (bool, string) {
+		k := fleet.DesiredSince(t0.UnixNano())
+		return k == n, fmt.Sprintf("%d of %d", k, n)
+	}); err != nil {
+		return err
+	}
+	r.converge = time.Since(t0)
+	after := fleet.Assignments()
+	for k, node := range before {
+		if after[k] != node {
+			r.moved++
+		}
+	}
+	r.restarted = true
+	return nil
 }
 
 // simulate starts n simulated nodes named <prefix><i> joined to c, each
@@ -479,5 +527,16 @@ func scaleTables(results []scaleResult) []report.Table {
 			report.Ms(lm.Median()) + " / " + report.Ms(lm.P95()), report.Ms(la.Median()) + " / " + report.Ms(la.P95()),
 			fmt.Sprintf("%d of %d", r.activeAfter, r.nodes), fmt.Sprintf("%d of %d", r.reportErrors, r.reportsSentTotal+r.reportErrors)})
 	}
-	return []report.Table{res, lat}
+	restart := report.Table{Header: []string{"nodes", "instances", "all nodes connected again", "all desired sets republished", "instances moved"}}
+	for _, r := range results {
+		if r.restarted {
+			restart.Rows = append(restart.Rows, []string{strconv.Itoa(r.nodes), strconv.Itoa(r.instances), report.Ms(ms(r.reconnect)),
+				report.Ms(ms(r.converge)), strconv.Itoa(r.moved)})
+		}
+	}
+	out := []report.Table{res, lat}
+	if len(restart.Rows) > 0 {
+		out = append(out, restart)
+	}
+	return out
 }

@@ -137,6 +137,43 @@ func (f *Fleet) FirstRunning(keys []string) (last time.Time, missing int) {
 	return last, missing
 }
 
+// Connected counts the nodes whose broker connection is up.
+func (f *Fleet) Connected() int {
+	n := 0
+	for _, nd := range f.nodes {
+		if nd.client != nil && nd.client.Connected() {
+			n++
+		}
+	}
+	return n
+}
+
+// Assignments maps every instance key in the nodes' desired sets to its
+// node's name.
+func (f *Fleet) Assignments() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]string, len(f.owner))
+	for k, n := range f.owner {
+		out[k] = n.name
+	}
+	return out
+}
+
+// DesiredSince counts the nodes whose desired set has a generation of at
+// least gen.
+func (f *Fleet) DesiredSince(gen int64) int {
+	n := 0
+	for _, nd := range f.nodes {
+		nd.mu.Lock()
+		if nd.desired.Generation >= gen {
+			n++
+		}
+		nd.mu.Unlock()
+	}
+	return n
+}
+
 // Placed is the number of instance keys in the nodes' desired sets.
 func (f *Fleet) Placed() int {
 	f.mu.Lock()
@@ -278,6 +315,7 @@ func (n *node) run(ctx context.Context) {
 func (n *node) report(ctx context.Context) error {
 	n.mu.Lock()
 	r := wire.NodeReport{Version: wire.Version, NodeID: n.creds.NodeID, Time: time.Now().UTC(), Generation: n.desired.Generation,
+		Full: n.desired.Version != "",
 		Node: wire.NodeInfo{Name: n.name, Arch: "amd64", Virtualizations: []string{"container"}, Capacity: n.f.cfg.Capacity,
 			CPUPercent: 3, MemoryPercent: 20, Active: true},
 		Instances: make([]wire.InstanceStatus, 0, len(n.desired.Instances))}

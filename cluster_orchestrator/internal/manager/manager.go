@@ -539,12 +539,18 @@ func (m *Manager) takeFrom(id, key string) {
 }
 
 // keeps reports whether a node back from lost that reports st for an
-// instance replaced meanwhile keeps its copy: it runs, and the service
+// instance replaced meanwhile keeps its copy: it runs, it is the original
+// (it started before the node was declared lost: a host that lost its
+// workloads and started them again holds no original), and the service
 // keeps the original or the replacement does not run (yet) nor has
 // finished its work.
 func keeps(in *state.Instance, st wire.InstanceStatus) bool {
 	if st.Status != wire.StatusRunning {
 		return false
+	}
+	if !st.StartedAt.IsZero() && !in.UnknownSince.IsZero() && st.StartedAt.After(in.UnknownSince) &&
+		(in.Status.Status == wire.StatusRunning || in.Status.Status == wire.StatusCompleted) {
+		return false // started again after the loss, and the replacement runs
 	}
 	if in.Spec.DisconnectPolicy().Reconcile != wire.KeepReplacement {
 		return true

@@ -677,3 +677,20 @@ func TestLostStoreRelearns(t *testing.T) {
 		t.Errorf("svc.1, which nobody reported, is not placed after the grace: %+v", sts[1])
 	}
 }
+
+// TestRestartedOriginalIsNoOriginal: a host that lost its workloads and
+// started its copy again after it was declared lost does not win over a
+// replacement that runs, even for a service that keeps the original.
+func TestRestartedOriginalIsNoOriginal(t *testing.T) {
+	f := setupFailover(t, state.NewMemory(), wire.InstanceSpec{}, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	f.reconcile() // lost, replaced on the other node
+	f.report(f.other, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	f.report(f.placed, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning, StartedAt: time.Now()})
+	f.reconcile()
+	if st := f.m.Statuses()[0]; st.NodeID != f.other {
+		t.Errorf("a copy started again after the loss won over the running replacement: %+v", st)
+	}
+	if d := f.pub.desired[f.placed]; len(d.Instances) != 0 || !slices.Equal(d.Removed, []string{"svc.0"}) {
+		t.Errorf("the returned node keeps %d instances (removed %v)", len(d.Instances), d.Removed)
+	}
+}
