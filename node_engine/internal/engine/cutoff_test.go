@@ -60,6 +60,16 @@ func TestStopAfterCutOff(t *testing.T) {
 	if held(stops, 2, 53*time.Second) {
 		t.Error("still held after the link was up for the settle time")
 	}
+	// A one-shot instance stopped so runs at most once: never again.
+	job := wire.InstanceSpec{Key: "j.0", OneShot: true, Disconnect: &wire.Disconnect{StopAfter: 10, Reconcile: wire.KeepOriginal}}
+	e.link(false, t0.Add(60*time.Second))
+	if !held(job, 3, 75*time.Second) {
+		t.Error("one-shot instance not stopped after stop_after")
+	}
+	e.link(true, t0.Add(80*time.Second))
+	if !held(job, 4, 90*time.Second) {
+		t.Error("a one-shot instance stopped while cut off starts again")
+	}
 }
 
 // TestHoldDroppedInstances: a desired set that drops most (or all) of

@@ -413,6 +413,9 @@ func (e *Engine) cutFor(now time.Time) time.Duration {
 // it was stopped so and the cluster has not spoken since. Caller holds mu.
 func (e *Engine) cutOff(spec wire.InstanceSpec, gen int64, now time.Time) bool {
 	if g, ok := e.suspended[spec.Key]; ok {
+		if spec.OneShot {
+			return true // it ran, and runs at most once: it ends FAILED
+		}
 		if e.cutSince.IsZero() && (gen > g || now.Sub(e.upSince) >= e.settle) {
 			delete(e.suspended, spec.Key)
 			e.log.Info("the cluster speaks again; an instance stopped while cut off may run", "instance", spec.Key)
@@ -658,6 +661,8 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 		switch {
 		case e.busy[spec.Key] == "starting":
 			st.Status, st.Detail = wire.StatusCreating, "starting"
+		case suspended && spec.OneShot:
+			st.Status, st.Detail = wire.StatusFailed, "stopped: cut off from the cluster for longer than stop_after; a one-shot instance runs at most once"
 		case suspended:
 			st.Status, st.Detail = wire.StatusCreating, "stopped: cut off from the cluster for longer than stop_after; starts again when the cluster answers"
 		case exists:
