@@ -134,10 +134,10 @@ type Service struct {
 	OneShot               bool         `json:"one_shot" bson:"one_shot"`
 	// Disconnect is the service's disconnect policy with its defaults
 	// filled in (the SLA's disconnect field).
-	Disconnect Disconnect `json:"disconnect" bson:"disconnect"`
-	Status                string       `json:"status" bson:"status"`
-	StatusDetail          string       `json:"status_detail" bson:"status_detail"`
-	InstanceList          []Instance   `json:"instance_list" bson:"instance_list"`
+	Disconnect   Disconnect `json:"disconnect" bson:"disconnect"`
+	Status       string     `json:"status" bson:"status"`
+	StatusDetail string     `json:"status_detail" bson:"status_detail"`
+	InstanceList []Instance `json:"instance_list" bson:"instance_list"`
 	// NextInstance is the number the next instance gets; numbers are never reused.
 	NextInstance int       `json:"next_instance" bson:"next_instance"`
 	CreatedAt    time.Time `json:"created_at" bson:"created_at"`

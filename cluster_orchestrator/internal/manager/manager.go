@@ -49,6 +49,10 @@ var (
 	mLost = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "thicket_cluster", Name: "nodes_lost_total", Help: "Times a node was declared lost.",
 	})
+	mIgnored = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "thicket_cluster", Name: "statuses_ignored_total",
+		Help: "Instance statuses a node reported for instances the cluster did not assign to it (a copy it is stopping, or a node that lies): never applied.",
+	})
 	mHeld = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "thicket_cluster", Name: "instances_held",
 		Help: "Instances a full desired set of the root dropped without removing them, held running (see --accept-shrinking-sets).",
@@ -438,6 +442,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 	for _, st := range r.Instances {
 		in, ok := m.instances[st.Key]
 		if !ok {
+			mIgnored.Inc()
 			continue // not ours any more: the node's desired set drops it
 		}
 		if in.NodeID == "" && in.Status.Status != wire.StatusCompleted {
@@ -450,6 +455,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		}
 		if in.NodeID != n.ID {
 			if in.LostFrom != n.ID {
+				mIgnored.Inc()
 				continue // not this node's (a copy it is stopping)
 			}
 			in.LostFrom = ""

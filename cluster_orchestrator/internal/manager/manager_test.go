@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/mongodb"
@@ -692,5 +693,20 @@ func TestRestartedOriginalIsNoOriginal(t *testing.T) {
 	}
 	if d := f.pub.desired[f.placed]; len(d.Instances) != 0 || !slices.Equal(d.Removed, []string{"svc.0"}) {
 		t.Errorf("the returned node keeps %d instances (removed %v)", len(d.Instances), d.Removed)
+	}
+}
+
+// TestLyingNodeIgnored: a node reporting an instance placed on another
+// node changes nothing, and is counted.
+func TestLyingNodeIgnored(t *testing.T) {
+	f := setupFailover(t, state.NewMemory(), wire.InstanceSpec{}, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning})
+	f.report(f.placed, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning}) // back: nothing is lost
+	before := testutil.ToFloat64(mIgnored)
+	f.report(f.other, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusFailed, Detail: "forged"})
+	if st := f.m.Statuses()[0]; st.NodeID != f.placed || st.Detail == "forged" {
+		t.Errorf("another node's report was applied: %+v", st)
+	}
+	if d := testutil.ToFloat64(mIgnored) - before; d != 1 {
+		t.Errorf("ignored statuses counted %v, want 1", d)
 	}
 }

@@ -224,16 +224,12 @@ func persisted(a, b *Instance) bool {
 // instance back.
 func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 	old := first[Instance](t.r(), tInstances, "id", st.Key)
-	if old == nil {
-		return false
+	if old != nil && old.ClusterID != c.ID && old.LostFrom == c.ID {
+		old = t.reconcile(c, old, st)
 	}
-	if old.ClusterID != c.ID {
-		if old.LostFrom == c.ID {
-			old = t.reconcile(c, old, st)
-		}
-		if old == nil || old.ClusterID != c.ID {
-			return false
-		}
+	if old == nil || old.ClusterID != c.ID {
+		mIgnored.Inc()
+		return false
 	}
 	in := *old
 	if st.Status == wire.StatusNoCapacity {

@@ -15,6 +15,10 @@ var (
 		Namespace: "thicket_root", Name: "state_flushes_total",
 		Help: "Batches of state changes written to the durable store, by result.",
 	}, []string{"result"})
+	mIgnored = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "thicket_root", Name: "statuses_ignored_total",
+		Help: "Instance statuses a cluster reported for instances the root did not assign to it (a copy it is stopping, or a cluster that lies): never applied.",
+	})
 	mFlushed = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "thicket_root", Name: "state_objects_written_total",
 		Help: "Objects written to (or deleted from) the durable store.",

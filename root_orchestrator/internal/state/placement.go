@@ -34,7 +34,7 @@ func Spec(svc *Service, in *Instance) wire.InstanceSpec {
 			MemoryMB: int64(svc.Spec.MemoryMB),
 			VGPUs:    int64(svc.Spec.VGPUs),
 		},
-		OneShot:     svc.Spec.OneShot,
+		OneShot: svc.Spec.OneShot,
 		Disconnect: &wire.Disconnect{Replace: p.Replace, ReplaceAfter: int(p.ReplaceAfter / time.Second),
 			StopAfter: int(p.StopAfter / time.Second), Reconcile: p.Reconcile},
 		Constraints: cons,

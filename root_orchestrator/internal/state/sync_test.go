@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
@@ -271,8 +272,8 @@ func TestLoseCluster(t *testing.T) {
 func TestDisconnectPolicies(t *testing.T) {
 	yes, no := true, false
 	cases := []struct {
-		name   string
-		policy *sla.Disconnect
+		name    string
+		policy  *sla.Disconnect
 		oneShot bool
 		// after the loss
 		replaced bool
@@ -484,5 +485,24 @@ func TestFullSetsListRemovals(t *testing.T) {
 	d := s.Snapshot().DesiredFor(c1, "", 0, s.Epoch())
 	if !d.Full || !slices.Equal(keys(d.Instances), []string{kept.Key}) || !slices.Equal(d.Removed, []string{gone.Key}) {
 		t.Errorf("full set = %v, removed %v; want [%s], removed [%s]", keys(d.Instances), d.Removed, kept.Key, gone.Key)
+	}
+}
+
+// TestLyingClusterIgnored: a cluster reporting an instance the root
+// assigned to another cluster changes nothing, and is counted.
+func TestLyingClusterIgnored(t *testing.T) {
+	s := open(t, NewMemory())
+	c1 := cluster(t, s, "c1", node("n1", 4096, 0))
+	c2 := cluster(t, s, "c2", node("n2", 4096, 0))
+	in := instance(t, s, "a", c1)
+	before := testutil.ToFloat64(mIgnored)
+	if _, _, err := s.ApplyReport(c2, Report{Statuses: []wire.InstanceStatus{{Key: in.Key, Status: wire.StatusFailed, Detail: "forged", NodeID: "n2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Snapshot().Instance(in.Key); got.Status != in.Status || got.Detail == "forged" || got.ClusterID != c1 {
+		t.Errorf("a status from another cluster was applied: %+v", got)
+	}
+	if d := testutil.ToFloat64(mIgnored) - before; d != 1 {
+		t.Errorf("ignored statuses counted %v, want 1", d)
 	}
 }
