@@ -228,7 +228,7 @@ func TestChaos(t *testing.T) {
 	link := func(state string) { run(t, "ip", "link", "set", veth, state) }
 	// replaced waits until the web instance runs a second task elsewhere,
 	// as its policy says, while the job has none there.
-	replaced := func(t *testing.T) {
+	replacedTasks := func(t *testing.T) {
 		t.Helper()
 		waitFor(t, time.Minute, "web replaced on the other node", func() (bool, string) {
 			ts := instanceTasks(t, s.ctrNS)
@@ -237,6 +237,10 @@ func TestChaos(t *testing.T) {
 		if ts := instanceTasks(t, s.ctrNS)[wire.InstanceKey(r.job, 0)]; len(ts) != 1 {
 			t.Fatalf("the one-shot job runs %d times: %v", len(ts), ts)
 		}
+	}
+	replaced := func(t *testing.T) {
+		t.Helper()
+		replacedTasks(t)
 		in, _ := s.api.instance(r.job, 0)
 		if in.Status != wire.StatusUnknown {
 			t.Errorf("the job of the cut-off node is %s (%s), want UNKNOWN", in.Status, in.StatusDetail)
@@ -354,6 +358,71 @@ func TestChaos(t *testing.T) {
 		r.steady(t, "root kill -9, started again after 3 × the cluster grace", healed.Sub(start), healed)
 	})
 
+	t.Run("a node lost while the root is down", func(t *testing.T) {
+		// The cluster heals by itself: the lost node's instance is replaced
+		// inside the cluster with no root to ask; when the node and the
+		// root are back, one copy of each runs (the original).
+		begin := time.Now()
+		s.root.kill()
+		r.n1.proc.kill()
+		replacedTasks(t)
+		time.Sleep(time.Until(begin.Add(3 * nodeGrace)))
+		r.n1.proc.restart()
+		s.root.restart()
+		healed := time.Now()
+		waitFor(t, time.Minute, "root healthy again", func() (bool, string) {
+			code, b := s.api.do("GET", "/healthz", nil)
+			return code == http.StatusOK, string(b)
+		})
+		r.steady(t, "root kill -9, and a node engine kill -9 while it is down: replaced inside the cluster, one copy after both return", healed.Sub(begin), healed)
+	})
+
+	t.Run("chatty workloads", func(t *testing.T) {
+		// Ten instances printing a 4 KB line every 10 ms (4 MB/s in all):
+		// the cluster's syncs stay within their budget, the root refuses
+		// none, the log tails arrive, and nothing else moves.
+		start := time.Now()
+		lost := strings.Count(s.root.logs.String(), "cluster lost")
+		chatty := s.app("chatty", map[string]any{"microservice_name": "chatty", "memory": 16, "cmd": []string{"chatty", "10"},
+			"environment": []string{"PORT=0"}, "constraints": []map[string]any{{"type": "direct", "cluster": "chaos", "node": r.n2.name}}})
+		const n = 10
+		for range n {
+			s.scaleUp(chatty["chatty"])
+		}
+		for i := range n {
+			s.api.waitInstance(chatty["chatty"], i, 2*time.Minute, "chatty instance running", running)
+		}
+		time.Sleep(15 * time.Second) // three log-tail rounds
+		var logs struct {
+			Logs string `json:"logs"`
+		}
+		s.api.must("GET", fmt.Sprintf("/api/service/%s/instance/%d/logs?lines=5", chatty["chatty"], n-1), nil, &logs)
+		if !strings.Contains(logs.Logs, "chatty ") {
+			t.Errorf("the log tail of a chatty instance did not arrive: %q", tail(logs.Logs, 200))
+		}
+		rootMetrics, err := httpGet(s.rootURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := metric(rootMetrics, "thicket_root_cluster_syncs_refused_total"); v != 0 {
+			t.Errorf("the root refused %v syncs", v)
+		}
+		clusterMetrics, err := httpGet(r.c.nodeURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		count, small := metric(clusterMetrics, "thicket_cluster_root_sync_bytes_count"),
+			metric(clusterMetrics, `thicket_cluster_root_sync_bytes_bucket{le="1.048576e+06"}`)
+		if count == 0 || small != count {
+			t.Errorf("%v of %v syncs were over 1 MiB", count-small, count)
+		}
+		if strings.Count(s.root.logs.String(), "cluster lost") != lost {
+			t.Errorf("the root declared the chatty cluster lost")
+		}
+		s.api.must("DELETE", "/api/application/"+chatty["app"], nil, nil)
+		r.steady(t, "ten instances printing 4 KB lines every 10 ms (4 MB/s) for 15 s (the time they ran)", time.Since(start), time.Now())
+	})
+
 	t.Run("slow and lossy link", func(t *testing.T) {
 		// A third node whose link to the cluster adds 250 ms each way and
 		// loses 20 % of its packets: a deploy to it still completes, its
@@ -405,6 +474,19 @@ func TestChaos(t *testing.T) {
 		}
 		r.steady(t, "a deploy to a node whose link adds 250 ms and loses 20 % (the deploy's time)", deployed, time.Now())
 	})
+}
+
+// metric returns a sample's value from a Prometheus text exposition (0
+// when absent).
+func metric(exposition, sample string) float64 {
+	for _, l := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(l, sample+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
 }
 
 // nft runs one nft command, in network namespace ns if given.

@@ -129,6 +129,10 @@ type Manager struct {
 	// removedFrom: per node, the instances explicitly taken from it, with
 	// the generation that first listed them (0: not yet published).
 	removedFrom map[string]map[string]int64
+	// pendingOn: nodes that may hold copies whose fate waits for their
+	// next full report (an instance's LostFrom); every node report would
+	// otherwise scan every instance.
+	pendingOn map[string]bool
 	// A manager that starts with an empty store (a lost data dir) and
 	// gets a desired set that is not empty inherits instances that run
 	// somewhere: they are not placed for the startup grace (until
@@ -202,7 +206,7 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 		cfg: cfg, st: st, pub: pub, log: log, kickC: make(chan struct{}, 1),
 		nodes: map[string]*node{}, byName: map[string]string{},
 		instances: map[string]*state.Instance{}, dirtyInst: map[string]bool{}, dirtyNode: map[string]bool{},
-		held: map[string]bool{}, removedFrom: map[string]map[string]int64{},
+		held: map[string]bool{}, removedFrom: map[string]map[string]int64{}, pendingOn: map[string]bool{},
 		gen: time.Now().UnixNano(), netDirty: true,
 	}
 	nodes, err := st.Nodes(ctx)
@@ -231,6 +235,9 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 	for i := range insts {
 		in := insts[i]
 		m.instances[in.Key] = &in
+		if in.LostFrom != "" {
+			m.pendingOn[in.LostFrom] = true
+		}
 	}
 	return m, nil
 }
@@ -492,9 +499,11 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		}
 		in.Status = st
 	}
-	if r.Full {
+	if r.Full && m.pendingOn[n.ID] {
 		// Copies taken from it while it was lost that it no longer has:
-		// their replacements (or the wait for one) stand.
+		// their replacements (or the wait for one) stand. After this, no
+		// decision about this node is pending.
+		delete(m.pendingOn, n.ID)
 		reported := make(map[string]bool, len(r.Instances))
 		for _, st := range r.Instances {
 			reported[st.Key] = true
@@ -726,6 +735,7 @@ func (m *Manager) replaceUnknown(now time.Time) {
 			continue
 		}
 		in.LostFrom, in.NodeID = in.NodeID, ""
+		m.pendingOn[in.LostFrom] = true
 		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusLost, Detail: "being replaced: " + in.Status.Detail}
 		m.dirty(in.Key, true)
 		moved++

@@ -710,3 +710,49 @@ func TestLyingNodeIgnored(t *testing.T) {
 		t.Errorf("ignored statuses counted %v, want 1", d)
 	}
 }
+
+// BenchmarkHandleReport: one node's full report in a cluster of 2,000
+// nodes and 1,000 instances, the load of the scale benchmark (2,000 of
+// these a second). It must not grow with the cluster's instances.
+func BenchmarkHandleReport(b *testing.B) {
+	m, err := New(context.Background(), Config{ClusterName: "c1", Grace: time.Hour, Tick: time.Second}, state.NewMemory(),
+		&recorder{desired: map[string]wire.NodeDesired{}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	info := wire.NodeInfo{Active: true, Arch: "amd64", Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 8000, MemoryMB: 16384}}
+	ids := make([]string, 2000)
+	for i := range ids {
+		id, err := m.RegisterNode(context.Background(), wire.NodeRegisterRequest{Name: fmt.Sprintf("n%d", i), Arch: info.Arch,
+			Virtualizations: info.Virtualizations, Capacity: info.Capacity}, "pw")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = id
+		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: info})
+	}
+	specs := make([]wire.InstanceSpec, 1000)
+	for i := range specs {
+		specs[i] = wire.InstanceSpec{Key: fmt.Sprintf("svc.%d", i), ServiceID: "svc", Virtualization: "container", Code: "img",
+			Resources: wire.Resources{MilliCPU: 100, MemoryMB: 16}}
+	}
+	m.SetDesired(specs, nil)
+	if err := m.Reconcile(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	reports := make([]wire.NodeReport, len(ids))
+	for i, id := range ids {
+		reports[i] = wire.NodeReport{Version: wire.Version, NodeID: id, Node: info, Full: true, Generation: 1}
+	}
+	for _, st := range m.Statuses() {
+		for i, id := range ids {
+			if id == st.NodeID {
+				reports[i].Instances = append(reports[i].Instances, wire.InstanceStatus{Key: st.Key, Status: wire.StatusRunning})
+			}
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.HandleReport(reports[i%len(reports)])
+	}
+}

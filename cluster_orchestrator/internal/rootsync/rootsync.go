@@ -33,9 +33,16 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
-var mSync = promauto.NewCounterVec(prometheus.CounterOpts{
-	Namespace: "thicket_cluster", Name: "root_syncs_total", Help: "Syncs with the root by result.",
-}, []string{"result"})
+var (
+	mSync = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "thicket_cluster", Name: "root_syncs_total", Help: "Syncs with the root by result.",
+	}, []string{"result"})
+	mSyncBytes = promauto.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "thicket_cluster", Name: "root_sync_bytes",
+		Help:    "Size of the syncs sent to the root (request bodies), bounded by the sync budget whatever the workloads print.",
+		Buckets: prometheus.ExponentialBuckets(1<<10, 4, 8), // 1 KiB .. 16 MiB
+	})
+)
 
 // Cluster is what the link needs of the cluster manager.
 type Cluster interface {
@@ -287,6 +294,9 @@ func (l *Link) post(ctx context.Context, path, token string, body, out any) erro
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
+	}
+	if _, ok := body.(wire.ClusterSync); ok {
+		mSyncBytes.Observe(float64(len(b)))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.RootURL+path, bytes.NewReader(b))
 	if err != nil {

@@ -200,7 +200,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				return err
 			}
 		}
-		client, err = e.connect(ctx, creds)
+		client, err = e.connect(ctx, ctx, creds)
 		if errors.Is(err, mqttc.ErrNotAuthorized) && attempt == 0 {
 			// The cluster no longer knows these credentials: register again.
 			e.log.Warn("the broker refused the saved credentials; registering again")
@@ -237,21 +237,18 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 
 	for {
-		fresh := e.serve(ctx, client, creds)
+		next, fresh := e.serve(ctx, client, creds)
 		client.Close()
-		if fresh == nil {
+		if next == nil {
 			return nil // ctx ended
 		}
 		// The cluster answered a registration while its broker refused or
 		// could not see us (a cluster that lost its store, or a new
-		// broker): connect again as what it knows now.
-		creds = fresh
+		// broker), and the broker took the new credentials.
+		client, creds = next, fresh
 		e.mu.Lock()
 		e.nodeID = creds.NodeID
 		e.mu.Unlock()
-		if client, err = e.connect(ctx, creds); err != nil {
-			return err
-		}
 	}
 }
 
@@ -260,9 +257,10 @@ func (e *Engine) Run(ctx context.Context) error {
 const reregisterAfter = 5 * time.Second
 
 // serve reconciles and reports over one broker connection until ctx ends
-// (nil) or the node registered again after being cut off for longer than
-// reregisterAfter (the new credentials).
-func (e *Engine) serve(ctx context.Context, client *mqttc.Client, creds *credentials) *credentials {
+// (nil) or the node, cut off for longer than reregisterAfter, registered
+// again and connected with the new credentials (the new connection and
+// credentials).
+func (e *Engine) serve(ctx context.Context, client *mqttc.Client, creds *credentials) (*mqttc.Client, *credentials) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the heartbeat ends with this connection
 	interval := creds.interval()
@@ -282,24 +280,41 @@ func (e *Engine) serve(ctx context.Context, client *mqttc.Client, creds *credent
 		e.link(client.Connected(), now)
 		if cut := e.cutFor(now); cut > reregisterAfter && now.Sub(tried) > reregisterAfter {
 			tried = now
-			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-			fresh, err := e.register(rctx)
-			rcancel()
-			if err == nil {
-				e.log.Warn("cut off from the broker; the cluster answered a new registration, connecting again", "cut_off", cut.Round(time.Second))
-				return fresh
+			if next, fresh := e.reregister(ctx); next != nil {
+				e.log.Warn("cut off from the broker; registered again and connected", "cut_off", cut.Round(time.Second), "node_id", fresh.NodeID)
+				return next, fresh
 			}
-			e.log.Debug("register again while cut off", "err", err)
 		}
 		e.reconcile(ctx)
 		e.report(ctx, client, creds)
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, nil
 		case <-t.C:
 		case <-e.kick:
 		}
 	}
+}
+
+// reregister registers again and connects with the new credentials, each
+// step bounded in time; nil if either fails (the node goes on with its
+// connection, which reconnects by itself, and tries again later).
+func (e *Engine) reregister(ctx context.Context) (*mqttc.Client, *credentials) {
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	fresh, err := e.register(rctx)
+	cancel()
+	if err != nil {
+		e.log.Debug("register again while cut off", "err", err)
+		return nil, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	next, err := e.connect(cctx, ctx, fresh)
+	cancel()
+	if err != nil {
+		e.log.Debug("connect with the new credentials", "err", err)
+		return nil, nil
+	}
+	return next, fresh
 }
 
 // registerRetrying registers, retrying while the cluster is unreachable; a
@@ -319,11 +334,14 @@ func (e *Engine) registerRetrying(ctx context.Context) (*credentials, error) {
 	}
 }
 
-func (e *Engine) connect(ctx context.Context, c *credentials) (*mqttc.Client, error) {
+// connect connects to the broker, waiting at most as long as ctx; the
+// subscription to the desired set, renewed on every reconnection, lives as
+// long as life.
+func (e *Engine) connect(ctx, life context.Context, c *credentials) (*mqttc.Client, error) {
 	return mqttc.Connect(ctx, mqttc.Options{
 		URL: c.MQTTURL, ClientID: "thicket-node-" + c.NodeID, Username: c.MQTTUsername, Password: c.MQTTPassword, Logger: e.log,
 		OnConnect: func(cl *mqttc.Client) {
-			err := cl.Subscribe(ctx, c.DesiredTopic, 1, func(_ string, payload []byte) {
+			err := cl.Subscribe(life, c.DesiredTopic, 1, func(_ string, payload []byte) {
 				var d wire.NodeDesired
 				if err := json.Unmarshal(payload, &d); err != nil || d.Version != wire.Version {
 					e.log.Warn("dropping malformed desired set", "err", err)

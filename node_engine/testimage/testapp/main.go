@@ -74,6 +74,16 @@ func main() {
 		time.Sleep(time.Duration(secs) * time.Second)
 		fmt.Println("work done")
 		os.Exit(0)
+	case "chatty":
+		// Prints a 4 KB line every N ms (10 if not given), serving meanwhile.
+		every := time.Duration(intArg(args, 10)) * time.Millisecond
+		handleSignals()
+		go serve()
+		line := strings.Repeat("x", 4000)
+		for i := 0; ; i++ {
+			fmt.Printf("chatty %d %s\n", i, line)
+			time.Sleep(every)
+		}
 	case "print":
 		n := intArg(args, 0)
 		for i := 1; i <= n; i++ {
