@@ -276,9 +276,10 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 
 // reconcile decides, when a cluster that was declared lost reports an
 // instance that was taken from it meanwhile, which copy survives: the
-// cluster's, if it runs and nothing else does yet or the service keeps
-// the original; otherwise the replacement, and the cluster is told to
-// stop its copy. It returns the instance as it is now.
+// cluster's, if it runs and nothing else does yet, or if the service keeps
+// the original and the copy started before the loss; otherwise the
+// replacement, and the cluster is told to stop its copy. It returns the
+// instance as it is now.
 func (t *Txn) reconcile(c *Cluster, old *Instance, st wire.InstanceStatus) *Instance {
 	in := *old
 	in.LostFrom = ""
@@ -286,6 +287,11 @@ func (t *Txn) reconcile(c *Cluster, old *Instance, st wire.InstanceStatus) *Inst
 	if keep && old.ClusterID != "" {
 		svc := first[Service](t.r(), tServices, "id", old.ServiceID)
 		original := svc == nil || svc.Spec.Disconnect.Reconcile != wire.KeepReplacement
+		// A copy started after the cluster was declared lost is no
+		// original (its node lost it and started it again).
+		if !st.StartedAt.IsZero() && !old.LostAt.IsZero() && st.StartedAt.After(old.LostAt) {
+			original = false
+		}
 		replaced := old.Status == wire.StatusRunning || old.Status == wire.StatusCompleted
 		keep = original || !replaced
 	}
@@ -355,7 +361,7 @@ func (s *Store) LoseCluster(id string, lastSeen time.Time, reason string) (bool,
 				continue
 			}
 			in := *o
-			in.Status, in.Detail, in.UpdatedAt = wire.StatusUnknown, reason, t.now
+			in.Status, in.Detail, in.UpdatedAt, in.LostAt = wire.StatusUnknown, reason, t.now, t.now
 			t.put(tInstances, KindInstance, in.Key, &in, true)
 			n++
 		}

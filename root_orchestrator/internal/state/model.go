@@ -112,6 +112,10 @@ type Instance struct {
 	// run, and which copy survives is decided when it reports again (see
 	// Disconnect.Reconcile). Until then its desired set keeps the instance.
 	LostFrom string
+	// LostAt is when the cluster the instance was assigned to was last
+	// declared lost: a copy it reports as started after that is no
+	// original.
+	LostAt time.Time
 	// PlannedNode is the node of ClusterID whose free capacity the root
 	// scheduler counted on when it assigned the instance; the root keeps that
 	// capacity reserved until the cluster reports where the instance runs.

@@ -281,6 +281,8 @@ func TestDisconnectPolicies(t *testing.T) {
 		// its own copy as back (empty: c1 does not mention it).
 		replacementRuns bool
 		back            string
+		// restarted: c1's copy reports a start after the loss.
+		restarted bool
 		// where it is at the end, and whether c1 was told to stop its copy
 		wantCluster string
 		c1Removed   bool
@@ -292,6 +294,8 @@ func TestDisconnectPolicies(t *testing.T) {
 			replaced: true, back: wire.StatusRunning, wantCluster: "c1"},
 		{name: "c1 lost its copy: the replacement stays", replaced: true, replacementRuns: true, wantCluster: "c2", c1Removed: true},
 		{name: "c1's copy failed: the replacement stays", replaced: true, replacementRuns: true, back: wire.StatusFailed, wantCluster: "c2", c1Removed: true},
+		{name: "c1's copy started again after the loss: the running replacement stays", replaced: true, replacementRuns: true,
+			back: wire.StatusRunning, restarted: true, wantCluster: "c2", c1Removed: true},
 		{name: "replace false: waits for c1", policy: &sla.Disconnect{Replace: &no}, back: wire.StatusRunning, wantCluster: "c1"},
 		{name: "replace_after not reached: waits", policy: &sla.Disconnect{Replace: &yes, ReplaceAfter: 3600}, back: wire.StatusRunning, wantCluster: "c1"},
 		{name: "one-shot: never replaced", oneShot: true, back: wire.StatusCompleted, wantCluster: "c1"},
@@ -362,6 +366,11 @@ func TestDisconnectPolicies(t *testing.T) {
 			if tc.back != "" {
 				b := st
 				b.Status = tc.back
+				if tc.restarted {
+					b.StartedAt = time.Now()
+				} else {
+					b.StartedAt = time.Now().Add(-time.Hour)
+				}
 				sts = append(sts, b)
 			}
 			res, _, err := s.ApplyReport(ids["c1"], Report{Full: true, Nodes: []wire.NodeInfo{node("n1", 4096, 0)}, Statuses: sts})

@@ -88,6 +88,7 @@ type instanceRecord struct {
 	ClusterLocation string    `bson:"cluster_location,omitempty"`
 	PlannedNode     string    `bson:"planned_node,omitempty"`
 	LostFrom        string    `bson:"lost_from,omitempty"`
+	LostAt          time.Time `bson:"lost_at,omitempty"`
 	NodeID          string    `bson:"node_id,omitempty"`
 	NodeName        string    `bson:"node_name,omitempty"`
 	HostIP          string    `bson:"host_ip,omitempty"`
@@ -216,7 +217,7 @@ func (r serviceRecord) model() *state.Service {
 func toInstanceRecord(i *state.Instance) instanceRecord {
 	return instanceRecord{
 		Key: i.Key, ServiceID: i.ServiceID, Number: i.Number, Owner: i.Owner, Status: i.Status, Detail: i.Detail,
-		ClusterID: i.ClusterID, ClusterLocation: i.ClusterLocation, PlannedNode: i.PlannedNode, LostFrom: i.LostFrom, NodeID: i.NodeID,
+		ClusterID: i.ClusterID, ClusterLocation: i.ClusterLocation, PlannedNode: i.PlannedNode, LostFrom: i.LostFrom, LostAt: i.LostAt, NodeID: i.NodeID,
 		NodeName: i.NodeName, HostIP: i.HostIP, HostPort: i.HostPort, InstanceIP: i.InstanceIP, Restarts: i.Restarts,
 		CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt,
 	}
@@ -225,7 +226,7 @@ func toInstanceRecord(i *state.Instance) instanceRecord {
 func (r instanceRecord) model() *state.Instance {
 	return &state.Instance{
 		Key: r.Key, ServiceID: r.ServiceID, Number: r.Number, Owner: r.Owner, Status: r.Status, Detail: r.Detail,
-		ClusterID: r.ClusterID, ClusterLocation: r.ClusterLocation, PlannedNode: r.PlannedNode, LostFrom: r.LostFrom, NodeID: r.NodeID,
+		ClusterID: r.ClusterID, ClusterLocation: r.ClusterLocation, PlannedNode: r.PlannedNode, LostFrom: r.LostFrom, LostAt: r.LostAt, NodeID: r.NodeID,
 		NodeName: r.NodeName, HostIP: r.HostIP, HostPort: r.HostPort, InstanceIP: r.InstanceIP, Restarts: r.Restarts,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
