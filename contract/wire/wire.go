@@ -267,6 +267,11 @@ type NodeRegisterRequest struct {
 	Virtualizations []string  `json:"virtualizations"`
 	Capacity        Resources `json:"capacity"`
 	Address         string    `json:"address,omitempty"`
+	// Subnet is the instance subnet the node was given before, if any: a
+	// cluster that lost its store gives it back when it lies in the
+	// cluster's blocks and is free, so that running instances keep their
+	// addresses.
+	Subnet string `json:"subnet,omitempty"`
 }
 
 // NodeRegisterResponse gives the node its identity and MQTT credentials.

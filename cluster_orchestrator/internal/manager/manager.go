@@ -197,6 +197,8 @@ type node struct {
 	graceUntil time.Time
 	// everUp: the node was active at some time since this manager started.
 	everUp bool
+	// wantSubnet: the subnet a node unknown to this manager had before.
+	wantSubnet netip.Prefix
 }
 
 // New loads the state and returns a manager. Known nodes get the startup
@@ -262,6 +264,11 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	n := m.nodes[id]
 	if n == nil {
 		n = &node{Node: state.Node{ID: id, Name: req.Name, RegisteredAt: time.Now().UTC()}}
+		// A node this cluster does not know (its store was lost) asks for
+		// the subnet it had: given back if it is free and ours.
+		if p, err := netip.ParsePrefix(req.Subnet); err == nil {
+			n.wantSubnet = p.Masked()
+		}
 	}
 	n.PasswordHash = hashPassword([]byte(password))
 	n.Info = wire.NodeInfo{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -754,5 +755,55 @@ func BenchmarkHandleReport(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		m.HandleReport(reports[i%len(reports)])
+	}
+}
+
+// TestSubnetGivenBack: a node this manager does not know (its store was
+// lost) gets back the subnet it asks for when it is free, of the right
+// size and in the cluster's blocks, so that its instances keep their
+// addresses; otherwise it gets a new one as any node.
+func TestSubnetGivenBack(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, state.NewMemory(), pub)
+	ctx := context.Background()
+	m.SetNetwork("c1", []string{"10.64.0.0/16"}, wire.Network{})
+	register := func(name, subnet string) string {
+		id, err := m.RegisterNode(ctx, wire.NodeRegisterRequest{Name: name, Arch: "amd64", Virtualizations: []string{"container"},
+			Capacity: wire.Resources{MilliCPU: 1000, MemoryMB: 1024}, Subnet: subnet}, "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64"}})
+		return id
+	}
+	ids := map[string]string{
+		"plain":     register("plain", ""),
+		"had5":      register("had5", "10.64.5.0/24"),
+		"taken":     register("taken", "10.64.5.0/24"),
+		"notours":   register("notours", "192.168.0.0/24"),
+		"wrongsize": register("wrongsize", "10.64.7.0/25"),
+	}
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for name, id := range ids {
+		got[name] = pub.desired[id].Subnet
+	}
+	if got["had5"] != "10.64.5.0/24" {
+		t.Errorf("the node that had 10.64.5.0/24 got %q", got["had5"])
+	}
+	for _, name := range []string{"plain", "taken", "notours", "wrongsize"} {
+		p, err := netip.ParsePrefix(got[name])
+		if err != nil || p.Bits() != 24 || !netip.MustParsePrefix("10.64.0.0/16").Contains(p.Addr()) || got[name] == "10.64.5.0/24" {
+			t.Errorf("node %s got %q: want a free /24 of the block", name, got[name])
+		}
+	}
+	seen := map[string]bool{}
+	for name, sub := range got {
+		if seen[sub] {
+			t.Errorf("subnet %s given twice (%s)", sub, name)
+		}
+		seen[sub] = true
 	}
 }

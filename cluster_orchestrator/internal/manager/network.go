@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/thicket-edge/thicket/contract/wire"
 )
@@ -97,6 +98,28 @@ func (m *Manager) assignSubnets() []*node {
 		}
 	}
 	var changed []*node
+	// Nodes that had a subnet before this manager knew them get it back
+	// when it is one of ours (right size, in a block) and free; two asking
+	// for the same one are served by name.
+	asking := make([]*node, 0)
+	for _, n := range m.nodes {
+		if n.wantSubnet.IsValid() {
+			asking = append(asking, n)
+		}
+	}
+	slices.SortFunc(asking, func(a, b *node) int { return strings.Compare(a.Name, b.Name) })
+	for _, n := range asking {
+		p := n.wantSubnet
+		if n.Subnet != "" || !p.IsValid() || p.Bits() != m.subnetBits || used[p] ||
+			!slices.ContainsFunc(blocks, func(b netip.Prefix) bool { return b.Contains(p.Addr()) }) {
+			continue
+		}
+		used[p] = true
+		n.Subnet, n.wantSubnet = p.String(), netip.Prefix{}
+		m.dirtyNode[n.ID] = true
+		changed = append(changed, n)
+		m.log.Info("node subnet given back", "node", n.Name, "subnet", p)
+	}
 	names := make([]string, 0, len(m.nodes))
 	for id, n := range m.nodes {
 		if n.Subnet == "" {

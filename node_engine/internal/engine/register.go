@@ -57,9 +57,11 @@ func (e *Engine) loadCredentials() (*credentials, error) {
 // register asks the cluster for an identity and MQTT credentials, and keeps
 // them.
 func (e *Engine) register(ctx context.Context) (*credentials, error) {
+	d, _ := e.desiredSet()
 	req := wire.NodeRegisterRequest{
 		Version: wire.Version, Name: e.cfg.Name, Arch: e.arch(),
 		Virtualizations: e.reg.Available(ctx), Capacity: e.capacity(), Address: e.cfg.Address,
+		Subnet: d.Subnet,
 	}
 	body, _ := json.Marshal(req)
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(e.cfg.ClusterURL, "/")+"/api/node/register", bytes.NewReader(body))
