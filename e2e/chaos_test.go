@@ -512,3 +512,68 @@ func slowTCP(t testing.TB, target string, delay time.Duration) (string, *atomic.
 	}
 	return ln.Addr().String(), delayLine(t, ln, "tcp", target, delay, true)
 }
+
+// TestLostClusterStoreKeepsAddresses: on the overlay, a cluster manager
+// restarted with a wiped data dir gives its nodes back the subnets they
+// had: the instance runs on as the same task, keeps its address and still
+// answers there from another node.
+func TestLostClusterStoreKeepsAddresses(t *testing.T) {
+	s := newSystem(t)
+	c := s.addClusterOn(bridgeAddr, "relearn", "")
+	n1 := s.addOverlayNode(c, "r1", 101, 1024)
+	n2 := s.addOverlayNode(c, "r2", 102, 1024)
+	s.waitNodes(map[string]int{"relearn": 2})
+	ids := s.app("relearn", map[string]any{"microservice_name": "web", "memory": 16, "environment": []string{"INSTANCE=web"},
+		"constraints": pin("relearn", n1.name)})
+	s.scaleUp(ids["web"])
+	before := s.runningOn(ids["web"], 0)
+	answers := func(t *testing.T, what string) {
+		t.Helper()
+		waitFor(t, time.Minute, what, func() (bool, string) {
+			who := fetchFrom(t, n2.ns, "http://"+before.InstanceIP+":8080/", 1)
+			return len(who) == 1, fmt.Sprint(who)
+		})
+	}
+	answers(t, "the instance answers on its overlay address from the other node")
+	pids := taskPIDs(t, s.ctrNS)
+	// The subnets the nodes have, as the cluster logged them.
+	subnets := map[string]string{}
+	for _, m := range regexp.MustCompile(`node subnet assigned" node=(\S+) subnet=(\S+)`).FindAllStringSubmatch(c.proc.logs.String(), -1) {
+		subnets[m[1]] = m[2]
+	}
+	if subnets[n1.name] == "" || subnets[n2.name] == "" {
+		t.Fatalf("no subnets logged for the nodes: %v", subnets)
+	}
+
+	c.proc.kill()
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(c.dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.proc.env = []string{"THICKET_NODE_JOIN_TOKEN=" + c.nodeToken}
+	c.proc.restart()
+	waitFor(t, 2*time.Minute, "the instance reported by the relearned cluster", func() (bool, string) {
+		in, _ := s.api.instance(ids["web"], 0)
+		return in.WorkerID != before.WorkerID && in.WorkerID != "" && running(in), in.Status + " on " + in.WorkerID
+	})
+	after := s.runningOn(ids["web"], 0)
+	if after.InstanceIP != before.InstanceIP || after.NodeName != n1.name {
+		t.Errorf("the instance was %s on %s, is %s on %s", before.InstanceIP, before.NodeName, after.InstanceIP, after.NodeName)
+	}
+	if got := taskPIDs(t, s.ctrNS); fmt.Sprint(got) != fmt.Sprint(pids) {
+		t.Errorf("tasks changed: before %v, now %v", pids, got)
+	}
+	answers(t, "the instance still answers on its address from the other node")
+	// Each node has its subnet again (a new assignment would only match
+	// by chance, and then the instances' addresses would not route).
+	for _, n := range []*node{n1, n2} {
+		if want := fmt.Sprintf(`node subnet given back" node=%s subnet=%s`, n.name, subnets[n.name]); !strings.Contains(c.proc.logs.String(), want) {
+			t.Errorf("node %s did not get %s back", n.name, subnets[n.name])
+		}
+	}
+}
