@@ -29,7 +29,6 @@ package e2e
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,17 +313,7 @@ func TestChaos(t *testing.T) {
 		}
 		begin := time.Now()
 		r.c.proc.kill()
-		entries, err := os.ReadDir(r.c.dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			if err := os.RemoveAll(filepath.Join(r.c.dir, e.Name())); err != nil {
-				t.Fatal(err)
-			}
-		}
-		r.c.proc.env = []string{"THICKET_NODE_JOIN_TOKEN=" + r.c.nodeToken}
-		r.c.proc.restart()
+		r.c.restartWiped(t)
 		healed := time.Now()
 		// Relearned: the new cluster knows the nodes under new ids and
 		// reports each instance where it runs.
@@ -351,10 +340,7 @@ func TestChaos(t *testing.T) {
 		time.Sleep(3 * clusterGrace)
 		s.root.restart()
 		healed := time.Now()
-		waitFor(t, time.Minute, "root healthy again", func() (bool, string) {
-			code, b := s.api.do("GET", "/healthz", nil)
-			return code == http.StatusOK, string(b)
-		})
+		s.rootHealthy(t)
 		r.steady(t, "root kill -9, started again after 3 × the cluster grace", healed.Sub(start), healed)
 	})
 
@@ -370,10 +356,7 @@ func TestChaos(t *testing.T) {
 		r.n1.proc.restart()
 		s.root.restart()
 		healed := time.Now()
-		waitFor(t, time.Minute, "root healthy again", func() (bool, string) {
-			code, b := s.api.do("GET", "/healthz", nil)
-			return code == http.StatusOK, string(b)
-		})
+		s.rootHealthy(t)
 		r.steady(t, "root kill -9, and a node engine kill -9 while it is down: replaced inside the cluster, one copy after both return", healed.Sub(begin), healed)
 	})
 
@@ -384,7 +367,7 @@ func TestChaos(t *testing.T) {
 		start := time.Now()
 		lost := strings.Count(s.root.logs.String(), "cluster lost")
 		chatty := s.app("chatty", map[string]any{"microservice_name": "chatty", "memory": 16, "cmd": []string{"chatty", "10"},
-			"environment": []string{"PORT=0"}, "constraints": []map[string]any{{"type": "direct", "cluster": "chaos", "node": r.n2.name}}})
+			"environment": []string{"PORT=0"}, "constraints": pin("chaos", r.n2.name)})
 		const n = 10
 		for range n {
 			s.scaleUp(chatty["chatty"])
@@ -455,7 +438,7 @@ func TestChaos(t *testing.T) {
 		s.waitNodes(map[string]int{"chaos": 3})
 		start := time.Now()
 		pinned := s.app("lossy", map[string]any{"microservice_name": "pinned", "memory": 16, "environment": []string{"PORT=8082"},
-			"constraints": []map[string]any{{"type": "direct", "cluster": "chaos", "node": n3.name}}})
+			"constraints": pin("chaos", n3.name)})
 		s.scaleUp(pinned["pinned"])
 		in := s.api.waitInstance(pinned["pinned"], 0, 3*time.Minute, "a deploy over the lossy link runs", running)
 		deployed := time.Since(start)
@@ -487,6 +470,24 @@ func metric(exposition, sample string) float64 {
 		}
 	}
 	return 0
+}
+
+// restartWiped starts the (stopped) cluster manager again on an empty data
+// dir: its store, identity and generated node join token are gone, and the
+// operator gives it the join token its nodes hold, in the environment.
+func (c *cluster) restartWiped(t *testing.T) {
+	t.Helper()
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(c.dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.proc.env = []string{"THICKET_NODE_JOIN_TOKEN=" + c.nodeToken}
+	c.proc.restart()
 }
 
 // nft runs one nft command, in network namespace ns if given.
@@ -546,17 +547,7 @@ func TestLostClusterStoreKeepsAddresses(t *testing.T) {
 	}
 
 	c.proc.kill()
-	entries, err := os.ReadDir(c.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(c.dir, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.proc.env = []string{"THICKET_NODE_JOIN_TOKEN=" + c.nodeToken}
-	c.proc.restart()
+	c.restartWiped(t)
 	waitFor(t, 2*time.Minute, "the instance reported by the relearned cluster", func() (bool, string) {
 		in, _ := s.api.instance(ids["web"], 0)
 		return in.WorkerID != before.WorkerID && in.WorkerID != "" && running(in), in.Status + " on " + in.WorkerID

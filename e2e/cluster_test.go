@@ -183,6 +183,15 @@ func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, to
 	return n
 }
 
+// rootHealthy waits until the root answers its health check.
+func (s *system) rootHealthy(t *testing.T) {
+	t.Helper()
+	waitFor(t, time.Minute, "root healthy again", func() (bool, string) {
+		code, b := s.api.do("GET", "/healthz", nil)
+		return code == http.StatusOK, string(b)
+	})
+}
+
 // waitNodes waits until the root sees the given number of active nodes in
 // each named cluster.
 func (s *system) waitNodes(want map[string]int) {
@@ -507,10 +516,7 @@ func TestClustersAndNodes(t *testing.T) {
 		}
 		s.root.restart()
 		c.proc.restart()
-		waitFor(t, time.Minute, "root healthy again", func() (bool, string) {
-			code, b := s.api.do("GET", "/healthz", nil)
-			return code == http.StatusOK, string(b)
-		})
+		s.rootHealthy(t)
 		s.waitNodes(map[string]int{"alpha": 2, "beta": 2})
 		after := s.api.waitInstance(webID, 0, time.Minute, "running", running)
 		if after.NodeName != before.NodeName {

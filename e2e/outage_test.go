@@ -71,13 +71,6 @@ func TestRootOutage(t *testing.T) {
 			t.Errorf("%s: the root declared a cluster lost:\n%s", when, tail(s.root.logs.String(), 3000))
 		}
 	}
-	healthy := func(t *testing.T) {
-		t.Helper()
-		waitFor(t, time.Minute, "root healthy again", func() (bool, string) {
-			code, b := s.api.do("GET", "/healthz", nil)
-			return code == http.StatusOK, string(b)
-		})
-	}
 
 	// converged records how long after the fault the API showed the
 	// instance RUNNING again (the same task: same asserts it).
@@ -91,7 +84,7 @@ func TestRootOutage(t *testing.T) {
 		time.Sleep(3 * grace)
 		s.root.restart()
 		back := time.Now()
-		healthy(t)
+		s.rootHealthy(t)
 		converged("root stopped for 3 × the cluster grace (4 s)", 3*grace, back)
 		// Several scheduling passes, well past the grace, with the cluster
 		// syncing again.
@@ -108,7 +101,7 @@ func TestRootOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		back := time.Now()
-		healthy(t)
+		s.rootHealthy(t)
 		converged("root paused (SIGSTOP) for 3 × the cluster grace (4 s)", 3*grace, back)
 		time.Sleep(3 * grace)
 		same(t, "after a root pause")
@@ -120,7 +113,7 @@ func TestRootOutage(t *testing.T) {
 		c.proc.stop()
 		s.root.stop()
 		s.root.restart()
-		healthy(t)
+		s.rootHealthy(t)
 		waitFor(t, time.Minute, "cluster declared lost", func() (bool, string) {
 			in, _ := s.api.instance(web, 0)
 			return strings.Contains(s.root.logs.String(), "cluster lost"), in.Status

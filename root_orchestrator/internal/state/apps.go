@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -100,7 +99,6 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 	for _, c := range m.Constraints {
 		cons = append(cons, Constraint(c))
 	}
-	replace, after, stop, reconcile := m.Policy()
 	return &Service{
 		ID: NewID(), Name: m.MicroserviceName, Namespace: m.MicroserviceNamespace,
 		AppID: app.ID, AppName: app.Name, AppNamespace: app.Namespace, Owner: app.Owner,
@@ -109,8 +107,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			Environment: orEmpty(m.Environment), Port: m.Port, MemoryMB: m.Memory, VCPUs: m.VCPUs,
 			VGPUs: m.VGPUs, VTPUs: m.VTPUs, BandwidthIn: m.BandwidthIn, BandwidthOut: m.BandwidthOut,
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
-			Disconnect: Disconnect{Replace: replace, ReplaceAfter: time.Duration(after) * time.Second,
-				StopAfter: time.Duration(stop) * time.Second, Reconcile: reconcile},
+			Disconnect: disconnectOf(m),
 		},
 		CreatedAt: t.now, UpdatedAt: t.now,
 	}

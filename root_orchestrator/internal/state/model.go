@@ -3,6 +3,7 @@ package state
 import (
 	"time"
 
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -72,7 +73,15 @@ type Disconnect struct {
 // DefaultDisconnect is the policy of a service stored before policies
 // existed: the SLA's defaults.
 func DefaultDisconnect(oneShot bool) Disconnect {
-	return Disconnect{Replace: !oneShot, Reconcile: wire.KeepOriginal}
+	return disconnectOf(&sla.Microservice{OneShot: oneShot})
+}
+
+// disconnectOf is a microservice's disconnect policy, defaults filled in
+// by the SLA's rules.
+func disconnectOf(m *sla.Microservice) Disconnect {
+	replace, after, stop, reconcile := m.Policy()
+	return Disconnect{Replace: replace, ReplaceAfter: time.Duration(after) * time.Second,
+		StopAfter: time.Duration(stop) * time.Second, Reconcile: reconcile}
 }
 
 // Service is a microservice of an application. Its instances are objects of
