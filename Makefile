@@ -1,8 +1,10 @@
-# Thicket build, test, benchmark and run targets. Every Go module of the
-# workspace is listed in MODULES: at the root of a Go workspace "./..."
-# matches nothing.
-MODULES   := contract dashboard cli deploy mongodb scheduler root_orchestrator cluster_orchestrator node_engine net_manager e2e bench
-PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
+# Thicket build, test, benchmark and run targets. The repository is one Go
+# module (github.com/thicket-edge/thicket) plus the API client, api/, a
+# module of its own so that programs outside Thicket can import it alone;
+# the root module replaces it with ./api. MODULES lists both: "./..." does
+# not descend into a nested module.
+MODULES   := . api
+PKGS      := ./...
 BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node net_manager/cmd/thicket-net cli/cmd/thicket
 BIN       := bin
 # The fuzzers run a number of inputs, not a time: a -fuzztime duration can
@@ -16,7 +18,7 @@ DATA_DIR  ?= $(if $(filter 0,$(shell id -u)),/var/lib/thicket,$(HOME)/.local/sha
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: chaos-doc all build test test-unit fuzz bench bench-go bench-short run vet fmt clean
+.PHONY: chaos-doc all build test test-unit fuzz bench bench-go bench-short run vet check fmt clean
 
 all: build
 
@@ -33,15 +35,21 @@ build:
 	$(GOBUILD) -o $(BIN)/ $(addprefix ./,$(BINARIES))
 
 vet:
-	go vet $(PKGS)
+	@for m in $(MODULES); do (cd $$m && go vet $(PKGS)) || exit 1; done
 
-## test: everything CI runs: vet, the fuzzers for a bounded time, then all tests.
-test: vet fuzz test-unit
+## check: fails on drift: gofmt, `go mod tidy` and `go vet` must leave every module as it is.
+check: vet
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt -w needed:"; echo "$$bad"; exit 1; fi
+	@for m in $(MODULES); do (cd $$m && go mod tidy -diff) || { echo "go mod tidy needed in $$m"; exit 1; }; done
+
+## test: everything CI runs: the drift checks, the fuzzers for a bounded time, then all tests.
+test: check fuzz test-unit
 
 # Tests keep what they save for a reviewer (the dashboard tests' screenshots)
 # under $(ARTIFACTS)/_artifacts.
 test-unit:
 	@mkdir -p $(ARTIFACTS)
+	cd api && go test -count=1 $(PKGS)
 	go test -count=1 -timeout 40m -artifacts -outputdir $(CURDIR)/$(ARTIFACTS) $(PKGS)
 
 fuzz:
@@ -71,7 +79,7 @@ run: build
 	scripts/run-all.sh $(BIN) $(DATA_DIR)
 
 fmt:
-	gofmt -w $(MODULES)
+	gofmt -w $$(git ls-files '*.go')
 
 clean:
 	rm -rf $(BIN)

@@ -32,7 +32,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	goruntime "runtime"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +40,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	rest "github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
@@ -200,9 +200,9 @@ func TestComposeRun(t *testing.T) {
 
 	// The root image serves the binaries it holds for /install/worker.sh.
 	node := filepath.Join(built.dir, "thicket-node")
-	sum, err := httpText(api.url + "/download/thicket-node-linux-" + goruntime.GOARCH + ".sha256")
+	sum, err := httpText(api.url + "/download/thicket-node-linux-" + runtime.GOARCH + ".sha256")
 	if want := sha256Hex(t, node); err != nil || !strings.HasPrefix(sum, want+" ") {
-		t.Errorf("GET /download/thicket-node-linux-%s.sha256: %q %v; want the checksum of the binary in the image, %s", goruntime.GOARCH, sum, err, want)
+		t.Errorf("GET /download/thicket-node-linux-%s.sha256: %q %v; want the checksum of the binary in the image, %s", runtime.GOARCH, sum, err, want)
 	}
 
 	// The worker, outside compose: the node join token from the cluster's

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -216,7 +216,7 @@ func TestCLI(t *testing.T) {
 		mustContain(t, "apply output", out, "application test/nginx created", "service nginx/nginx: ",
 			"nginx/nginx #0  ", "-> RUNNING on node "+n.name+" (cluster clicl) 10.", "published "+n.addr+":18091",
 			"1 instance running after")
-		var svcs []rest.Service
+		var svcs []api.Service
 		th.json(&svcs, "get", "services", "nginx")
 		if len(svcs) != 1 || len(svcs[0].InstanceList) != 1 || svcs[0].InstanceList[0].Status != wire.StatusRunning {
 			t.Fatalf("get services nginx -o json: %+v", svcs)
@@ -238,7 +238,7 @@ func TestCLI(t *testing.T) {
 	t.Run("get", func(t *testing.T) {
 		th.t = t
 		mustContain(t, "get apps", th.ok("get", "apps"), "ID", "NAME", "nginx", "Admin")
-		var apps []rest.Application
+		var apps []api.Application
 		th.json(&apps, "get", "apps")
 		if len(apps) != 1 || apps[0].ApplicationName != "nginx" {
 			t.Fatalf("get apps -o json: %+v", apps)
@@ -253,7 +253,7 @@ func TestCLI(t *testing.T) {
 		for _, ref := range []string{nginxID, "nginx/nginx", "nginx"} {
 			var docs []struct {
 				ServiceID string `json:"microserviceID"`
-				rest.Instance
+				api.Instance
 			}
 			th.json(&docs, "get", "instances", ref)
 			if len(docs) != 1 || docs[0].ServiceID != nginxID || docs[0].Status != wire.StatusRunning || docs[0].NodeName != n.name {
@@ -261,7 +261,7 @@ func TestCLI(t *testing.T) {
 			}
 		}
 		mustContain(t, "get clusters", th.ok("get", "clusters"), "clicl", "lab-clicl", "yes", "1/1")
-		var cls []rest.Cluster
+		var cls []api.Cluster
 		th.json(&cls, "get", "clusters")
 		if len(cls) != 1 || cls[0].ClusterName != "clicl" || !cls[0].Active {
 			t.Errorf("get clusters -o json: %+v", cls)
@@ -269,7 +269,7 @@ func TestCLI(t *testing.T) {
 		mustContain(t, "get nodes", th.ok("get", "nodes"), n.name, "clicl", "yes", "1024")
 		var nodes []struct {
 			ClusterName string `json:"cluster_name"`
-			rest.Node
+			api.Node
 		}
 		th.json(&nodes, "get", "nodes")
 		if len(nodes) != 1 || nodes[0].Name != n.name || nodes[0].ClusterName != "clicl" || nodes[0].MemoryInMB != 1024 {
@@ -322,7 +322,7 @@ func TestCLI(t *testing.T) {
 		out = th.ok("scale", "web/web", "3", "--timeout", "2m")
 		mustContain(t, "scale up", out, "web/web #0 requested", "web/web #2 requested", "web/web #1  ", "-> RUNNING on node "+n.name,
 			"3 instances running after")
-		var docs []rest.Instance
+		var docs []api.Instance
 		th.json(&docs, "get", "instances", "web")
 		if len(docs) != 3 {
 			t.Fatalf("after scale 3: %d instances", len(docs))
@@ -410,7 +410,7 @@ func TestCLI(t *testing.T) {
 		mustContain(t, "delete app by name", th.ok("delete", "app", "web"), "application cli/web deleted")
 		mustContain(t, "delete app big", th.ok("delete", "app", "big"), "application cli/big deleted")
 		mustContain(t, "delete app ghost", th.ok("delete", "app", "ghost"), "application cli/ghost deleted")
-		var apps []rest.Application
+		var apps []api.Application
 		th.json(&apps, "get", "apps")
 		if len(apps) != 1 {
 			t.Fatalf("apps after deletes: %+v", apps)

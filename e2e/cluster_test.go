@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
-	"github.com/thicket-edge/thicket/contract/mqttc"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/mqttc"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -26,7 +26,7 @@ import (
 type system struct {
 	t        *testing.T
 	net      *network
-	api      *api
+	api      *rootAPI
 	root     *proc
 	rootDir  string
 	rootURL  string
@@ -104,7 +104,7 @@ func newSystem(t *testing.T, rootArgs ...string) *system {
 			break
 		}
 	}
-	s.api = &api{t: t, url: s.rootURL}
+	s.api = &rootAPI{t: t, url: s.rootURL}
 	s.api.login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
 	return s
 }
@@ -122,11 +122,11 @@ func (s *system) addClusterOn(bind, name, mqttURL string, extra ...string) *clus
 	t := s.t
 	c := &cluster{name: name, dir: t.TempDir()}
 	for attempt := 1; ; attempt++ {
-		api, mq := freePort(t), freePort(t)
-		c.nodeURL = fmt.Sprintf("http://%s:%d", bridgeAddr, api)
+		apiPort, mq := freePort(t), freePort(t)
+		c.nodeURL = fmt.Sprintf("http://%s:%d", bridgeAddr, apiPort)
 		args := []string{binDir + "/thicket-cluster", "--name", name, "--location", "lab-" + name,
 			"--root-url", s.rootURL, "--join-token", readFile(t, filepath.Join(s.rootDir, "cluster-join-token")),
-			"--listen", net.JoinHostPort(bind, strconv.Itoa(api)), "--mqtt-listen", net.JoinHostPort(bind, strconv.Itoa(mq)),
+			"--listen", net.JoinHostPort(bind, strconv.Itoa(apiPort)), "--mqtt-listen", net.JoinHostPort(bind, strconv.Itoa(mq)),
 			"--advertise-address", bridgeAddr, "--data-dir", c.dir}
 		if mqttURL != "" {
 			args = append(args, "--mqtt-url", mqttURL)
@@ -196,7 +196,7 @@ func (s *system) rootHealthy(t *testing.T) {
 // each named cluster.
 func (s *system) waitNodes(want map[string]int) {
 	waitFor(s.t, 90*time.Second, fmt.Sprintf("active nodes %v", want), func() (bool, string) {
-		var cls []rest.Cluster
+		var cls []api.Cluster
 		code, b := s.api.do("GET", "/api/clusters/active", nil)
 		if code != http.StatusOK || json.Unmarshal(b, &cls) != nil {
 			return false, string(b)
@@ -229,7 +229,7 @@ func (s *system) app(name string, services ...map[string]any) map[string]string 
 	body := map[string]any{"sla_version": "v2.0", "customerID": "Admin", "applications": []any{map[string]any{
 		"application_name": name, "application_namespace": "e2e", "application_desc": "e2e", "microservices": services,
 	}}}
-	var apps []rest.Application
+	var apps []api.Application
 	s.api.must("POST", "/api/application/", body, &apps)
 	ids := map[string]string{}
 	for _, a := range apps {
@@ -253,7 +253,7 @@ func (s *system) scaleUp(id string) int {
 }
 
 // serves fetches the test app's answer from an instance's node.
-func serves(in rest.Instance) (string, error) {
+func serves(in api.Instance) (string, error) {
 	return httpGet(fmt.Sprintf("http://%s:%d/", in.HostIP, in.HostPort))
 }
 
@@ -352,7 +352,7 @@ func TestClustersAndNodes(t *testing.T) {
 		ids := s.app("big", map[string]any{"microservice_name": "big", "memory": 2048, "port": "9002:9002",
 			"environment": []string{"PORT=9002", "INSTANCE=big"}})
 		s.scaleUp(ids["big"])
-		in := s.api.waitInstance(ids["big"], 0, time.Minute, "without capacity", func(in rest.Instance) bool {
+		in := s.api.waitInstance(ids["big"], 0, time.Minute, "without capacity", func(in api.Instance) bool {
 			return in.Status == wire.StatusNoCapacity
 		})
 		if !strings.Contains(in.StatusDetail, "memory") {
@@ -376,7 +376,7 @@ func TestClustersAndNodes(t *testing.T) {
 				"environment": []string{"PORT=9003"}, "port": "9003:9003"})
 		s.scaleUp(ids["job"])
 		s.scaleUp(ids["crash"])
-		s.api.waitInstance(ids["job"], 0, 2*time.Minute, "completed", func(in rest.Instance) bool {
+		s.api.waitInstance(ids["job"], 0, 2*time.Minute, "completed", func(in api.Instance) bool {
 			return in.Status == wire.StatusCompleted
 		})
 		var l struct {
@@ -386,7 +386,7 @@ func TestClustersAndNodes(t *testing.T) {
 			s.api.must("GET", "/api/service/"+ids["job"]+"/instance/0/logs", nil, &l)
 			return strings.Contains(l.Logs, "line 3"), l.Logs
 		})
-		s.api.waitInstance(ids["crash"], 0, 2*time.Minute, "restarted twice", func(in rest.Instance) bool {
+		s.api.waitInstance(ids["crash"], 0, 2*time.Minute, "restarted twice", func(in api.Instance) bool {
 			return in.Restarts >= 2
 		})
 		// The one-shot stays completed: not restarted.
@@ -428,7 +428,7 @@ func TestClustersAndNodes(t *testing.T) {
 			t.Fatalf("register the spy node: %d %+v", resp.StatusCode, creds)
 		}
 		var n2ID string
-		var cls []rest.Cluster
+		var cls []api.Cluster
 		s.api.must("GET", "/api/clusters/", nil, &cls)
 		for _, c := range cls {
 			for _, n := range c.Nodes {
@@ -481,7 +481,7 @@ func TestClustersAndNodes(t *testing.T) {
 		}
 		killed := time.Now()
 		victim.proc.kill()
-		moved := s.api.waitInstance(webID, 0, 30*time.Second, "running elsewhere", func(in rest.Instance) bool {
+		moved := s.api.waitInstance(webID, 0, 30*time.Second, "running elsewhere", func(in api.Instance) bool {
 			return running(in) && in.NodeName != victim.name
 		})
 		t.Logf("instance 0 moved from %s to %s in %s", victim.name, moved.NodeName, time.Since(killed).Round(100*time.Millisecond))
@@ -496,7 +496,7 @@ func TestClustersAndNodes(t *testing.T) {
 		// The service keeps the original (the default disconnect policy):
 		// the restarted engine adopted its container, which runs on; the
 		// replacement is stopped.
-		s.api.waitInstance(webID, 0, 30*time.Second, "running on the returned node "+victim.name, func(in rest.Instance) bool {
+		s.api.waitInstance(webID, 0, 30*time.Second, "running on the returned node "+victim.name, func(in api.Instance) bool {
 			return running(in) && in.NodeName == victim.name
 		})
 		if c := s.instanceContainers(webID, 0); len(c) != 1 {
@@ -546,7 +546,7 @@ func TestClustersAndNodes(t *testing.T) {
 }
 
 func clusterOf(s *system, id string) string {
-	var cls []rest.Cluster
+	var cls []api.Cluster
 	s.api.must("GET", "/api/clusters/", nil, &cls)
 	for _, c := range cls {
 		if c.ID == id {

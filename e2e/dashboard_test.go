@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp/kb"
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/dashboard/browsertest"
 )
 
@@ -50,7 +50,7 @@ func TestDashboard(t *testing.T) {
 	b.WaitText(".toasts", "1 instance requested")
 	b.Click(`a[data-key^="open-"]`)
 
-	var apps []rest.Application
+	var apps []api.Application
 	s.api.must("GET", "/api/applications/", nil, &apps)
 	if len(apps) != 1 || apps[0].ApplicationName != "nginx" || len(apps[0].Microservices) != 1 {
 		t.Fatalf("applications after deploying from the form: %+v", apps)
@@ -147,7 +147,7 @@ func TestDashboard(t *testing.T) {
 	b.Click("dialog.modal [data-confirm]")
 	b.WaitText("main", "No applications yet")
 	code, body := s.api.do("GET", "/api/applications/", nil)
-	var left []rest.Application
+	var left []api.Application
 	if json.Unmarshal(body, &left); code != 200 || len(left) != 0 {
 		t.Errorf("after deleting from the dashboard: %d %s", code, body)
 	}

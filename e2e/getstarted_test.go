@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -90,7 +90,7 @@ func TestGetStarted(t *testing.T) {
 	}
 	ms := sla["applications"].([]any)[0].(map[string]any)["microservices"].([]any)[0].(map[string]any)
 	ms["code"] = image
-	// Deploy with the CLI, which getstarted.sh installs with the rest.
+	// Deploy with the CLI, which getstarted.sh installs with the api.
 	cli := filepath.Join(prefix, "thicket")
 	if _, err := os.Stat(cli); err != nil {
 		t.Fatalf("getstarted.sh did not install the CLI: %v\n%s", err, out)
@@ -107,9 +107,9 @@ func TestGetStarted(t *testing.T) {
 	if out, err := exec.Command(cli, "apply", "-f", slaFile, "--timeout", "3m", "--config", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("thicket apply: %v\n%s", err, out)
 	}
-	a := &api{t: t, url: rootURL}
+	a := &rootAPI{t: t, url: rootURL}
 	a.login("Admin", secrets["root/admin-password"])
-	var apps []rest.Application
+	var apps []api.Application
 	a.must("GET", "/api/applications/", nil, &apps)
 	if len(apps) != 1 || len(apps[0].Microservices) != 1 {
 		t.Fatalf("applications: %+v", apps)

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -276,13 +276,13 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 
 // --- the root's API ---
 
-type api struct {
+type rootAPI struct {
 	t     testing.TB
 	url   string
 	token string
 }
 
-func (a *api) do(method, path string, body any) (int, []byte) {
+func (a *rootAPI) do(method, path string, body any) (int, []byte) {
 	a.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -310,7 +310,7 @@ func (a *api) do(method, path string, body any) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func (a *api) must(method, path string, body, out any) {
+func (a *rootAPI) must(method, path string, body, out any) {
 	a.t.Helper()
 	code, b := a.do(method, path, body)
 	if code != http.StatusOK {
@@ -323,34 +323,34 @@ func (a *api) must(method, path string, body, out any) {
 	}
 }
 
-func (a *api) login(user, pw string) {
+func (a *rootAPI) login(user, pw string) {
 	a.t.Helper()
-	var tok rest.Tokens
+	var tok api.Tokens
 	a.token = ""
-	a.must("POST", "/api/auth/login", rest.LoginRequest{Username: user, Password: pw}, &tok)
+	a.must("POST", "/api/auth/login", api.LoginRequest{Username: user, Password: pw}, &tok)
 	a.token = tok.Token
 }
 
-func (a *api) service(id string) rest.Service {
+func (a *rootAPI) service(id string) api.Service {
 	a.t.Helper()
-	var s rest.Service
+	var s api.Service
 	a.must("GET", "/api/service/"+id, nil, &s)
 	return s
 }
 
-func (a *api) instance(id string, n int) (rest.Instance, bool) {
+func (a *rootAPI) instance(id string, n int) (api.Instance, bool) {
 	for _, in := range a.service(id).InstanceList {
 		if in.InstanceNumber == n {
 			return in, true
 		}
 	}
-	return rest.Instance{}, false
+	return api.Instance{}, false
 }
 
 // waitInstance waits until instance n of a service satisfies cond.
-func (a *api) waitInstance(id string, n int, timeout time.Duration, what string, cond func(rest.Instance) bool) rest.Instance {
+func (a *rootAPI) waitInstance(id string, n int, timeout time.Duration, what string, cond func(api.Instance) bool) api.Instance {
 	a.t.Helper()
-	var got rest.Instance
+	var got api.Instance
 	waitFor(a.t, timeout, fmt.Sprintf("instance %d of %s %s", n, id, what), func() (bool, string) {
 		in, ok := a.instance(id, n)
 		got = in
@@ -359,7 +359,7 @@ func (a *api) waitInstance(id string, n int, timeout time.Duration, what string,
 	return got
 }
 
-func running(in rest.Instance) bool { return in.Status == wire.StatusRunning }
+func running(in api.Instance) bool { return in.Status == wire.StatusRunning }
 
 // httpGet fetches a URL with a short timeout.
 func httpGet(url string) (string, error) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -29,7 +29,7 @@ func TestNetworkNotReady(t *testing.T) {
 
 	ids := s.app("ready", map[string]any{"microservice_name": "web", "memory": 16})
 	s.scaleUp(ids["web"])
-	in := s.api.waitInstance(ids["web"], 0, 2*time.Minute, "waiting with the network's reason", func(in rest.Instance) bool {
+	in := s.api.waitInstance(ids["web"], 0, 2*time.Minute, "waiting with the network's reason", func(in api.Instance) bool {
 		return in.Status == wire.StatusNoCapacity && strings.Contains(in.StatusDetail, "not ready") &&
 			strings.Contains(in.StatusDetail, "thk0 already has address 10.64.250.1/24")
 	})

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -50,8 +50,8 @@ func distinct(who []string) map[string]int {
 
 // runningOn waits until instance n of a service runs with an overlay
 // address and returns it.
-func (s *system) runningOn(id string, n int) rest.Instance {
-	return s.api.waitInstance(id, n, 2*time.Minute, "running with an instance IP", func(in rest.Instance) bool {
+func (s *system) runningOn(id string, n int) api.Instance {
+	return s.api.waitInstance(id, n, 2*time.Minute, "running with an instance IP", func(in api.Instance) bool {
 		return running(in) && in.InstanceIP != ""
 	})
 }

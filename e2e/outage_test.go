@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -177,7 +177,7 @@ func TestBusyNode(t *testing.T) {
 	}
 	started := time.Now()
 	waitFor(t, 5*time.Minute, fmt.Sprintf("%d instances RUNNING", n), func() (bool, string) {
-		var list []rest.Service
+		var list []api.Service
 		code, b := s.api.do("GET", "/api/services/"+appID, nil)
 		if code != http.StatusOK {
 			return false, string(b)

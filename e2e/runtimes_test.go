@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
@@ -61,7 +61,7 @@ func TestRuntimes(t *testing.T) {
 	t.Run("wasm one-shot completes with its output in the log; a failing one fails", func(t *testing.T) {
 		// The example of sla_examples/, pointed at this run's module server.
 		example := strings.ReplaceAll(readFile(t, "../sla_examples/wasm.json"), "http://127.0.0.1:8000", base)
-		var apps []rest.Application
+		var apps []api.Application
 		s.api.must("POST", "/api/application/", json.RawMessage(example), &apps)
 		ids := s.app("wasm", map[string]any{"microservice_name": "fails", "virtualization": "wasm",
 			"code": base + "/wasmapp.wasm", "memory": 64, "one_shot": true, "cmd": []string{"exit", "3"}})
@@ -72,7 +72,7 @@ func TestRuntimes(t *testing.T) {
 		}
 		s.scaleUp(ids["hello"])
 		s.scaleUp(ids["fails"])
-		s.api.waitInstance(ids["hello"], 0, 2*time.Minute, "completed", func(in rest.Instance) bool {
+		s.api.waitInstance(ids["hello"], 0, 2*time.Minute, "completed", func(in api.Instance) bool {
 			return in.Status == wire.StatusCompleted
 		})
 		waitFor(t, 30*time.Second, "the module's output", func() (bool, string) {
@@ -82,7 +82,7 @@ func TestRuntimes(t *testing.T) {
 			s.api.must("GET", "/api/service/"+ids["hello"]+"/instance/0/logs", nil, &l)
 			return strings.Contains(l.Logs, "hello from wasm") && strings.Contains(l.Logs, "servus"), l.Logs
 		})
-		in := s.api.waitInstance(ids["fails"], 0, 2*time.Minute, "failed", func(in rest.Instance) bool {
+		in := s.api.waitInstance(ids["fails"], 0, 2*time.Minute, "failed", func(in api.Instance) bool {
 			return in.Status == wire.StatusFailed
 		})
 		if !strings.Contains(in.StatusDetail, "3") {
@@ -94,7 +94,7 @@ func TestRuntimes(t *testing.T) {
 
 	t.Run("a unikernel serves HTTP on its instance IP and service IP, and is gone after undeploy", func(t *testing.T) {
 		example := strings.ReplaceAll(readFile(t, "../sla_examples/unikernel-http.json"), "http://127.0.0.1:8000", base)
-		var apps []rest.Application
+		var apps []api.Application
 		s.api.must("POST", "/api/application/", json.RawMessage(example), &apps)
 		var appID, svcID string
 		for _, a := range apps {
@@ -129,7 +129,7 @@ func TestRuntimes(t *testing.T) {
 		ids := s.app("nowasm", map[string]any{"microservice_name": "mod", "virtualization": "wasm",
 			"code": base + "/wasmapp.wasm", "memory": 16, "constraints": pin("alpha", n2.name)})
 		s.scaleUp(ids["mod"])
-		in := s.api.waitInstance(ids["mod"], 0, time.Minute, "unscheduled", func(in rest.Instance) bool {
+		in := s.api.waitInstance(ids["mod"], 0, time.Minute, "unscheduled", func(in api.Instance) bool {
 			return in.Status == wire.StatusNoCapacity
 		})
 		if !strings.Contains(in.StatusDetail, "does not run wasm") {

@@ -38,8 +38,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildRoot builds thicket-root from the workspace above this module. The
-// workspace is used even when this module is tested with GOWORK=off.
+// buildRoot builds thicket-root from the repository this package is in.
 func buildRoot(out string) error {
 	wd, err := os.Getwd()
 	if err != nil {
@@ -47,12 +46,12 @@ func buildRoot(out string) error {
 	}
 	ws := wd
 	for {
-		if _, err := os.Stat(filepath.Join(ws, "go.work")); err == nil {
+		if _, err := os.Stat(filepath.Join(ws, "root_orchestrator", "cmd", "thicket-root")); err == nil {
 			break
 		}
 		parent := filepath.Dir(ws)
 		if parent == ws {
-			return fmt.Errorf("no go.work above %s", wd)
+			return fmt.Errorf("no Thicket checkout above %s", wd)
 		}
 		ws = parent
 	}
@@ -60,7 +59,6 @@ func buildRoot(out string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./root_orchestrator/cmd/thicket-root")
 	cmd.Dir = ws
-	cmd.Env = append(envWithout("GOWORK"), "GOWORK="+filepath.Join(ws, "go.work"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%w\n%s", err, b)
 	}

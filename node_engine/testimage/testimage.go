@@ -24,7 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -61,7 +61,7 @@ func Build(ctx context.Context, dir string) (string, error) {
 	}
 	out := filepath.Join(dir, "testapp")
 	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, AppPackage)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goruntime.GOARCH)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("testimage: go build %s: %w\n%s", AppPackage, err, msg)
 	}
@@ -159,7 +159,7 @@ func Image(ctx context.Context) (v1.Image, error) {
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS = "linux"
-	cfg.Architecture = goruntime.GOARCH
+	cfg.Architecture = runtime.GOARCH
 	cfg.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
 	cfg.Config.Entrypoint = []string{AppPath}
 	cfg.Config.Cmd = nil

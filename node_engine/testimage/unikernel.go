@@ -14,7 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -61,7 +61,7 @@ var unikernelPowerButton []byte
 
 // debianArch is Debian's name for this machine's architecture.
 func debianArch() string {
-	return goruntime.GOARCH // amd64, arm64: the same names
+	return runtime.GOARCH // amd64, arm64: the same names
 }
 
 // CloudKernel finds the installed Debian cloud kernel
@@ -293,7 +293,7 @@ func unikernelArchive(ctx context.Context, withCmdline bool) ([]byte, error) {
 	}
 	if withCmdline {
 		cmdline := UnikernelCmdline
-		if goruntime.GOARCH == "arm64" {
+		if runtime.GOARCH == "arm64" {
 			cmdline = strings.Replace(cmdline, "ttyS0", "ttyAMA0", 1)
 		}
 		files = append(files, tarFile{"cmdline", []byte(cmdline + "\n")})

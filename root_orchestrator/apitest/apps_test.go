@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/sla/slatest"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -28,24 +28,24 @@ func TestApplicationLifecycle(t *testing.T) {
 		t.Fatalf("created application = %+v", app)
 	}
 
-	var got rest.Application
+	var got api.Application
 	r.must("GET", "/api/application/"+app.ApplicationID, admin, nil, &got)
 	if got.ApplicationID != app.ApplicationID || got.ApplicationDesc != app.ApplicationDesc {
 		t.Errorf("GET application = %+v, want %+v", got, app)
 	}
 
-	var svcs []rest.Service
+	var svcs []api.Service
 	r.must("GET", "/api/services/"+app.ApplicationID, admin, nil, &svcs)
 	if len(svcs) != 2 {
 		t.Fatalf("services = %d, want 2", len(svcs))
 	}
-	byName := map[string]rest.Service{}
+	byName := map[string]api.Service{}
 	for _, s := range svcs {
 		byName[s.MicroserviceName] = s
 		if s.ApplicationID != app.ApplicationID || s.AppName != "clientsrvr" || s.AppNamespace != "test" {
 			t.Errorf("service %s not linked to its application: %+v", s.MicroserviceName, s)
 		}
-		if s.Status != rest.StatusCreated || len(s.InstanceList) != 0 {
+		if s.Status != api.StatusCreated || len(s.InstanceList) != 0 {
 			t.Errorf("new service %s: status %q with %d instances", s.MicroserviceName, s.Status, len(s.InstanceList))
 		}
 	}
@@ -63,13 +63,13 @@ func TestApplicationLifecycle(t *testing.T) {
 	}
 
 	// Update the application's metadata; services follow the new name.
-	var upd rest.Application
+	var upd api.Application
 	r.must("PUT", "/api/application/"+app.ApplicationID, admin,
 		map[string]string{"application_name": "renamed", "application_desc": "new text"}, &upd)
 	if upd.ApplicationName != "renamed" || upd.ApplicationDesc != "new text" || upd.ApplicationNamespace != "test" {
 		t.Errorf("updated application = %+v", upd)
 	}
-	var s rest.Service
+	var s api.Service
 	r.must("GET", "/api/service/"+nginx.MicroserviceID, admin, nil, &s)
 	if s.AppName != "renamed" {
 		t.Errorf("service app_name after rename = %q", s.AppName)
@@ -103,7 +103,7 @@ func TestApplicationLifecycle(t *testing.T) {
 		t.Errorf("instance number after a delete = %d, want 3", ans.InstanceNumber)
 	}
 	// With no cluster joined, the root scheduler says so on each instance.
-	s = r.waitService(admin, nginx.MicroserviceID, "without capacity", func(s rest.Service) bool {
+	s = r.waitService(admin, nginx.MicroserviceID, "without capacity", func(s api.Service) bool {
 		return allInstances(s, wire.StatusNoCapacity)
 	})
 	var nums []int
@@ -125,8 +125,8 @@ func TestApplicationLifecycle(t *testing.T) {
 			"addresses": map[string]string{"rr_ip": "10.30.9.9"}}},
 	}}}
 	var created struct {
-		JobID    string         `json:"job_id"`
-		Services []rest.Service `json:"services"`
+		JobID    string        `json:"job_id"`
+		Services []api.Service `json:"services"`
 	}
 	r.must("POST", "/api/service/", admin, svcSLA, &created)
 	if len(created.Services) != 1 || created.JobID != created.Services[0].MicroserviceID || created.Services[0].RRIP != "10.30.9.9" {
@@ -157,7 +157,7 @@ func TestApplicationLifecycle(t *testing.T) {
 			t.Errorf("service %s after application delete: want 404, got %s", id, resp)
 		}
 	}
-	var apps []rest.Application
+	var apps []api.Application
 	r.must("GET", "/api/applications/", admin, nil, &apps)
 	if len(apps) != 0 {
 		t.Errorf("applications after delete = %+v", apps)
@@ -178,7 +178,7 @@ func TestUsersSeeOnlyTheirOwnApplications(t *testing.T) {
 	// Both may use the same application name: names are per user.
 	r.createApp(bob, testSLA("aliceapp"), "aliceapp")
 
-	var apps []rest.Application
+	var apps []api.Application
 	r.must("GET", "/api/applications", alice, nil, &apps)
 	if len(apps) != 1 || apps[0].ApplicationID != a.ApplicationID {
 		t.Errorf("alice sees %+v", apps)
@@ -267,12 +267,12 @@ func TestServiceListIsOwnerScoped(t *testing.T) {
 	tokens := map[string]string{"alice": alice, "bob": bob, "admin": admin}
 	for who, token := range tokens {
 		for _, path := range paths {
-			var svcs []rest.Service
+			var svcs []api.Service
 			r.must("GET", path, token, nil, &svcs)
 			got := make([]string, len(svcs))
 			for i, s := range svcs {
 				got[i] = s.UserID + " " + s.AppName + "/" + s.MicroserviceName
-				if s.Status != rest.StatusCreated || s.InstanceList == nil {
+				if s.Status != api.StatusCreated || s.InstanceList == nil {
 					t.Errorf("%s GET %s: service %s has status %q, instance_list %v", who, path, got[i], s.Status, s.InstanceList)
 				}
 			}
@@ -319,9 +319,9 @@ func TestServiceIPsAreUniqueAcrossApplications(t *testing.T) {
 	// The first service of the refused SLA got an allocated address that
 	// must have been released: creating many more works and nothing leaks.
 	r.createApp(alice, withIP("second", "10.30.1.2"), "second")
-	var svcs []rest.Service
+	var svcs []api.Service
 	seen := map[string]bool{}
-	var apps []rest.Application
+	var apps []api.Application
 	r.must("GET", "/api/applications/", admin, nil, &apps)
 	for _, a := range apps {
 		r.must("GET", "/api/services/"+a.ApplicationID, admin, nil, &svcs)
@@ -365,7 +365,7 @@ func TestInvalidSLAsAreRefusedAndChangeNothing(t *testing.T) {
 		t.Errorf("invalid SLAs changed the store:\nbefore %s\nafter  %s", before, after)
 	}
 	// POST /api/service with bad bodies.
-	var apps []rest.Application
+	var apps []api.Application
 	r.must("GET", "/api/applications", admin, nil, &apps)
 	appID := apps[0].ApplicationID
 	svcBody := func(mut func(ms map[string]any)) []byte {

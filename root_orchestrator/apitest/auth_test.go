@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 )
 
 func TestFirstStartCreatesAdminWithPrivatePasswordFile(t *testing.T) {
@@ -36,11 +36,11 @@ func TestFirstStartCreatesAdminWithPrivatePasswordFile(t *testing.T) {
 		t.Errorf("the admin password appears in the log")
 	}
 	tok := r.login("Admin", pw)
-	if tok.Token == "" || tok.RefreshToken == "" || tok.Role != rest.RoleAdmin {
+	if tok.Token == "" || tok.RefreshToken == "" || tok.Role != api.RoleAdmin {
 		t.Errorf("login answer %+v lacks tokens or admin role", tok)
 	}
 	// The well-known default of the reference must not work.
-	if resp := r.do("POST", "/api/auth/login", "", rest.LoginRequest{Username: "Admin", Password: "Admin"}); resp.Status != http.StatusUnauthorized {
+	if resp := r.do("POST", "/api/auth/login", "", api.LoginRequest{Username: "Admin", Password: "Admin"}); resp.Status != http.StatusUnauthorized {
 		t.Errorf("Admin/Admin: want 401, got %s", resp)
 	}
 }
@@ -63,9 +63,9 @@ func TestLoginFailures(t *testing.T) {
 		body any
 		want int
 	}{
-		{"wrong password", rest.LoginRequest{Username: "Admin", Password: "not-the-password"}, http.StatusUnauthorized},
-		{"unknown user", rest.LoginRequest{Username: "nobody", Password: "whatever-it-is"}, http.StatusUnauthorized},
-		{"empty password", rest.LoginRequest{Username: "Admin"}, http.StatusBadRequest},
+		{"wrong password", api.LoginRequest{Username: "Admin", Password: "not-the-password"}, http.StatusUnauthorized},
+		{"unknown user", api.LoginRequest{Username: "nobody", Password: "whatever-it-is"}, http.StatusUnauthorized},
+		{"empty password", api.LoginRequest{Username: "Admin"}, http.StatusBadRequest},
 		{"malformed JSON", "{\"username\":", http.StatusBadRequest},
 		{"empty body", nil, http.StatusBadRequest},
 		{"wrong type", `{"username": 5, "password": "x"}`, http.StatusBadRequest},
@@ -130,11 +130,11 @@ func TestExpiredTokensAreRefusedAndRefreshWorks(t *testing.T) {
 		t.Fatalf("expired token: want 401, got %s", resp)
 	}
 	// The reference takes the refresh token as a bearer token.
-	var fresh rest.Tokens
+	var fresh api.Tokens
 	r.must("POST", "/api/auth/refresh", tok.RefreshToken, nil, &fresh)
 	r.must("GET", "/api/applications/", fresh.Token, nil, nil)
 	// It may also come in the body.
-	var fresh2 rest.Tokens
+	var fresh2 api.Tokens
 	r.must("POST", "/api/auth/refresh/", "", map[string]string{"refresh_token": fresh.RefreshToken}, &fresh2)
 	r.must("GET", "/api/applications/", fresh2.Token, nil, nil)
 	// An access token is no refresh token.
@@ -160,7 +160,7 @@ func TestUsersAndRoles(t *testing.T) {
 		}
 	}
 	// Bad input for a new user.
-	for _, body := range []rest.NewUser{
+	for _, body := range []api.NewUser{
 		{Username: "bob", Password: "short"},
 		{Username: "bad name!", Password: "long-enough-pw"},
 		{Username: "bob", Password: "long-enough-pw", Role: "root"},
@@ -169,12 +169,12 @@ func TestUsersAndRoles(t *testing.T) {
 			t.Errorf("create %+v: want 400, got %s", body, resp)
 		}
 	}
-	if resp := r.do("POST", "/api/users", admin, rest.NewUser{Username: "alice", Password: "another-password"}); resp.Status != http.StatusConflict {
+	if resp := r.do("POST", "/api/users", admin, api.NewUser{Username: "alice", Password: "another-password"}); resp.Status != http.StatusConflict {
 		t.Errorf("duplicate user: want 409, got %s", resp)
 	}
-	var users []rest.User
+	var users []api.User
 	r.must("GET", "/api/users/", admin, nil, &users)
-	if len(users) != 2 || users[0].Username != "Admin" || users[1].Username != "alice" || users[1].Role != rest.RoleUser {
+	if len(users) != 2 || users[0].Username != "Admin" || users[1].Username != "alice" || users[1].Role != api.RoleUser {
 		t.Errorf("users = %+v", users)
 	}
 	if strings.Contains(string(r.do("GET", "/api/users", admin, nil).Body), "$2") {
@@ -200,7 +200,7 @@ func TestUsersAndRoles(t *testing.T) {
 		t.Errorf("wrong old password: want 400, got %s", resp)
 	}
 	r.must("POST", "/api/user/alice", alice, map[string]string{"oldPassword": "pw-alice-secret", "newPassword": "alice-new-password"}, nil)
-	if resp := r.do("POST", "/api/auth/login", "", rest.LoginRequest{Username: "alice", Password: "pw-alice-secret"}); resp.Status != http.StatusUnauthorized {
+	if resp := r.do("POST", "/api/auth/login", "", api.LoginRequest{Username: "alice", Password: "pw-alice-secret"}); resp.Status != http.StatusUnauthorized {
 		t.Errorf("old password still works: %s", resp)
 	}
 	if resp := r.do("POST", "/api/auth/refresh", old.RefreshToken, nil); resp.Status != http.StatusUnauthorized {
@@ -221,7 +221,7 @@ func TestUsersAndRoles(t *testing.T) {
 
 	// The admin resets her password and makes her an admin.
 	r.must("PUT", "/api/user/alice/", admin, map[string]string{"password": "reset-by-admin", "role": "admin"}, nil)
-	if tok := r.login("alice", "reset-by-admin"); tok.Role != rest.RoleAdmin {
+	if tok := r.login("alice", "reset-by-admin"); tok.Role != api.RoleAdmin {
 		t.Errorf("role after update = %q", tok.Role)
 	}
 	if resp := r.do("PUT", "/api/user/nobody", admin, map[string]string{"password": "reset-by-admin"}); resp.Status != http.StatusNotFound {
@@ -245,7 +245,7 @@ func TestUsersAndRoles(t *testing.T) {
 	if len(users) != 1 || users[0].Username != "Admin" {
 		t.Errorf("after delete users = %+v", users)
 	}
-	if resp := r.do("POST", "/api/auth/login", "", rest.LoginRequest{Username: "alice", Password: "reset-by-admin"}); resp.Status != http.StatusUnauthorized {
+	if resp := r.do("POST", "/api/auth/login", "", api.LoginRequest{Username: "alice", Password: "reset-by-admin"}); resp.Status != http.StatusUnauthorized {
 		t.Errorf("deleted user logs in: %s", resp)
 	}
 	if resp := r.do("DELETE", "/api/user/alice", admin, nil); resp.Status != http.StatusNotFound {
@@ -263,7 +263,7 @@ func TestResetAdminPassword(t *testing.T) {
 	if pw == old {
 		t.Fatalf("password not changed by --reset-admin-password")
 	}
-	if resp := r.do("POST", "/api/auth/login", "", rest.LoginRequest{Username: "Admin", Password: old}); resp.Status != http.StatusUnauthorized {
+	if resp := r.do("POST", "/api/auth/login", "", api.LoginRequest{Username: "Admin", Password: old}); resp.Status != http.StatusUnauthorized {
 		t.Errorf("old password still works: %s", resp)
 	}
 	if resp := r.do("GET", "/api/applications", oldTok.Token, nil); resp.Status != http.StatusUnauthorized {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 )
 
 // BenchmarkCreateDeleteApplication measures POST /api/application with a
@@ -18,7 +18,7 @@ func BenchmarkCreateDeleteApplication(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		var apps []rest.Application
+		var apps []api.Application
 		r.must("POST", "/api/application/", admin, testSLA(fmt.Sprintf("bench%d", i)), &apps)
 		r.must("DELETE", "/api/application/"+apps[0].ApplicationID, admin, nil, nil)
 	}

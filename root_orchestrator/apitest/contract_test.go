@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -247,7 +247,7 @@ func TestWireCompatibility(t *testing.T) {
 			}
 			ok("DELETE", "/api/service/"+job.JobID, admin, nil)
 
-			var cls []rest.Cluster
+			var cls []api.Cluster
 			json.Unmarshal(ok("GET", "/api/clusters", admin, nil), &cls)
 			if len(cls) != 1 || cls[0].ActiveNodes != 2 || cls[0].TotalCPUCores != 8 || cls[0].MemoryInMB != 16384 || len(cls[0].Nodes) != 2 {
 				t.Errorf("cluster aggregates = %+v", cls)

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 )
 
 var rootBin string
@@ -182,9 +182,9 @@ type response struct {
 func (r response) String() string { return fmt.Sprintf("%d %s", r.Status, r.Body) }
 
 // errorBody decodes the JSON error body.
-func (r response) errorBody(t *testing.T) rest.Error {
+func (r response) errorBody(t *testing.T) api.Error {
 	t.Helper()
-	var e rest.Error
+	var e api.Error
 	if err := json.Unmarshal(r.Body, &e); err != nil || e.Error == "" {
 		t.Fatalf("not a JSON error body (%v): %s", err, r)
 	}
@@ -247,10 +247,10 @@ func (r *root) must(method, path, token string, body, out any) {
 	}
 }
 
-func (r *root) login(user, pw string) rest.Tokens {
+func (r *root) login(user, pw string) api.Tokens {
 	r.t.Helper()
-	var tok rest.Tokens
-	r.must("POST", "/api/auth/login", "", rest.LoginRequest{Username: user, Password: pw}, &tok)
+	var tok api.Tokens
+	r.must("POST", "/api/auth/login", "", api.LoginRequest{Username: user, Password: pw}, &tok)
 	return tok
 }
 
@@ -263,7 +263,7 @@ func (r *root) adminToken() string {
 func (r *root) newUser(admin, name string) string {
 	r.t.Helper()
 	pw := "pw-" + name + "-secret"
-	r.must("POST", "/api/users/", admin, rest.NewUser{Username: name, Password: pw, Role: rest.RoleUser}, nil)
+	r.must("POST", "/api/users/", admin, api.NewUser{Username: name, Password: pw, Role: api.RoleUser}, nil)
 	return r.login(name, pw).Token
 }
 
@@ -289,9 +289,9 @@ func testSLA(app string) map[string]any {
 }
 
 // createApp posts an SLA and returns the created application (by name).
-func (r *root) createApp(token string, body any, name string) rest.Application {
+func (r *root) createApp(token string, body any, name string) api.Application {
 	r.t.Helper()
-	var apps []rest.Application
+	var apps []api.Application
 	r.must("POST", "/api/application/", token, body, &apps)
 	for _, a := range apps {
 		if a.ApplicationName == name {
@@ -299,20 +299,20 @@ func (r *root) createApp(token string, body any, name string) rest.Application {
 		}
 	}
 	r.t.Fatalf("application %q not in answer %+v", name, apps)
-	return rest.Application{}
+	return api.Application{}
 }
 
 // snapshot returns everything the admin can see, to compare before and
 // after a failed request.
 func (r *root) snapshot(admin string) string {
 	r.t.Helper()
-	var apps []rest.Application
+	var apps []api.Application
 	r.must("GET", "/api/applications/", admin, nil, &apps)
 	var b strings.Builder
 	for _, a := range apps {
 		j, _ := json.Marshal(a)
 		b.Write(j)
-		var svcs []rest.Service
+		var svcs []api.Service
 		r.must("GET", "/api/services/"+a.ApplicationID, admin, nil, &svcs)
 		for _, s := range svcs {
 			j, _ := json.Marshal(s)
@@ -324,10 +324,10 @@ func (r *root) snapshot(admin string) string {
 
 // waitService polls GET /api/service/{id} until cond holds, for at most a
 // minute, and returns the service.
-func (r *root) waitService(token, id, what string, cond func(rest.Service) bool) rest.Service {
+func (r *root) waitService(token, id, what string, cond func(api.Service) bool) api.Service {
 	r.t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	var s rest.Service
+	var s api.Service
 	for {
 		r.must("GET", "/api/service/"+id, token, nil, &s)
 		if cond(s) {
@@ -341,7 +341,7 @@ func (r *root) waitService(token, id, what string, cond func(rest.Service) bool)
 }
 
 // allInstances reports whether every instance of s has the status.
-func allInstances(s rest.Service, status string) bool {
+func allInstances(s api.Service, status string) bool {
 	for _, in := range s.InstanceList {
 		if in.Status != status {
 			return false

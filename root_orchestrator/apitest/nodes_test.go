@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -34,9 +34,9 @@ func TestClusterNodesFollowSyncs(t *testing.T) {
 		r.must("POST", "/api/cluster/sync", cred, wire.ClusterSync{Version: wire.Version, Nodes: nodes}, &d)
 		return d
 	}
-	cluster := func(name string) rest.Cluster {
+	cluster := func(name string) api.Cluster {
 		t.Helper()
-		var cls []rest.Cluster
+		var cls []api.Cluster
 		r.must("GET", "/api/clusters", admin, nil, &cls)
 		for _, c := range cls {
 			if c.ClusterName == name {
@@ -44,9 +44,9 @@ func TestClusterNodesFollowSyncs(t *testing.T) {
 			}
 		}
 		t.Fatalf("no cluster %s in %+v", name, cls)
-		return rest.Cluster{}
+		return api.Cluster{}
 	}
-	names := func(c rest.Cluster) string {
+	names := func(c api.Cluster) string {
 		var out []string
 		for _, n := range c.Nodes {
 			s := n.Name
@@ -130,7 +130,7 @@ func TestRefusedSyncsAreSignsOfLife(t *testing.T) {
 			t.Fatalf("sync of 17 MiB: %d %.200s", res.Status, res.Body)
 		}
 	}
-	var cls []rest.Cluster
+	var cls []api.Cluster
 	r.must("GET", "/api/clusters", admin, nil, &cls)
 	active := map[string]bool{}
 	for _, c := range cls {

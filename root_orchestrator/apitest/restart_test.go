@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/mongodb"
 )
@@ -31,7 +31,7 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 			app := r.createApp(alice, testSLA("persist"), "persist")
 			r.must("POST", "/api/service/"+app.Microservices[0]+"/instance", alice, nil, nil)
 			r.must("POST", "/api/service/"+app.Microservices[0]+"/instance", alice, nil, nil)
-			r.waitService(alice, app.Microservices[0], "scheduled", func(s rest.Service) bool {
+			r.waitService(alice, app.Microservices[0], "scheduled", func(s api.Service) bool {
 				return len(s.InstanceList) == 2 && allInstances(s, wire.StatusNoCapacity)
 			})
 			before := r.snapshot(admin)
@@ -53,7 +53,7 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 			if after := r.snapshot(admin); after != before {
 				t.Errorf("state changed across restart:\nbefore %s\nafter  %s", before, after)
 			}
-			var fresh rest.Tokens
+			var fresh api.Tokens
 			r.must("POST", "/api/auth/refresh", tok.RefreshToken, nil, &fresh)
 			r.login("alice", "pw-alice-secret")
 			// Instance numbering continues where it was.
@@ -65,7 +65,7 @@ func TestDataSurvivesRestartAndCrash(t *testing.T) {
 				t.Errorf("instance number after restart = %d, want 2", ans.InstanceNumber)
 			}
 			// Service IPs stay reserved.
-			var svc rest.Service
+			var svc api.Service
 			r.must("GET", "/api/service/"+app.Microservices[1], admin, nil, &svc)
 			clash := testSLA("clash")
 			ms := clash["applications"].([]any)[0].(map[string]any)["microservices"].([]any)
@@ -97,7 +97,7 @@ func TestExternalMongoURL(t *testing.T) {
 	tokA := a.login("Admin", "shared-admin-password")
 	app := a.createApp(tokA.Token, testSLA("shared"), "shared")
 	// A token from root a works on root b, and b sees a's application.
-	var got rest.Application
+	var got api.Application
 	b.must("GET", "/api/application/"+app.ApplicationID, tokA.Token, nil, &got)
 	if got.ApplicationName != "shared" {
 		t.Errorf("root b sees %+v", got)
@@ -188,7 +188,7 @@ func TestNoAcknowledgedWriteLostOnKill(t *testing.T) {
 		t.Fatalf("only %d instances acknowledged before the kill; the test needs load", n)
 	}
 	r.start()
-	var got rest.Service
+	var got api.Service
 	r.must("GET", "/api/service/"+svc, admin, nil, &got)
 	have := map[int]bool{}
 	for _, in := range got.InstanceList {
@@ -265,7 +265,7 @@ func TestNoHalfWrittenApplicationsOnKill(t *testing.T) {
 					return
 				default:
 				}
-				var apps []rest.Application
+				var apps []api.Application
 				if call("POST", "/api/application/", sla(g, i), &apps) != http.StatusOK || len(apps) == 0 {
 					continue
 				}
@@ -286,11 +286,11 @@ func TestNoHalfWrittenApplicationsOnKill(t *testing.T) {
 	}
 	r.start()
 
-	var apps []rest.Application
+	var apps []api.Application
 	r.must("GET", "/api/applications/", admin, nil, &apps)
-	var svcs []rest.Service
+	var svcs []api.Service
 	r.must("GET", "/api/services/", admin, nil, &svcs)
-	byID := map[string]rest.Service{}
+	byID := map[string]api.Service{}
 	for _, s := range svcs {
 		byID[s.MicroserviceID] = s
 	}

@@ -35,7 +35,7 @@ func main() {
 	flag.IntVar(&cfg.ClusterNodes, "cluster-nodes", 0, "simulated nodes per cluster in the several-clusters scenario (default 1000; with -short 50)")
 	flag.StringVar(&cfg.Out, "out", "docs/benchmarks.md", "where to write the Markdown report (relative to the workspace root; empty: print only)")
 	only := flag.String("only", "", "comma-separated measurements to run: "+strings.Join(run.Names(), ","))
-	flag.StringVar(&cfg.Repo, "repo", "", "workspace root (default: the directory holding go.work, from the current one upwards)")
+	flag.StringVar(&cfg.Repo, "repo", "", "repository root (default: the nearest Thicket checkout from the current directory upwards)")
 	flag.Parse()
 	if *only != "" {
 		cfg.Only = strings.Split(*only, ",")

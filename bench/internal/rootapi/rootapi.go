@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -89,9 +89,9 @@ func (c *Client) Healthy(ctx context.Context) bool {
 // Login gets an access token; its lifetime (15 min by default) outlasts
 // every measurement, which logs in again before each.
 func (c *Client) Login(ctx context.Context, user, password string) error {
-	var tok rest.Tokens
+	var tok api.Tokens
 	c.token = ""
-	if err := c.Do(ctx, http.MethodPost, "/api/auth/login", rest.LoginRequest{Username: user, Password: password}, &tok); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/api/auth/login", api.LoginRequest{Username: user, Password: password}, &tok); err != nil {
 		return err
 	}
 	c.token = tok.Token
@@ -128,7 +128,7 @@ func (c *Client) CreateApp(ctx context.Context, name string, services []ServiceS
 	sla := map[string]any{"sla_version": "v2.0", "customerID": "Admin", "applications": []any{map[string]any{
 		"application_name": name, "application_namespace": "bench", "application_desc": "thicket-bench", "microservices": ms,
 	}}}
-	var apps []rest.Application
+	var apps []api.Application
 	if err := c.Do(ctx, http.MethodPost, "/api/application/", sla, &apps); err != nil {
 		return "", nil, err
 	}
@@ -169,14 +169,14 @@ func (c *Client) DeleteInstance(ctx context.Context, serviceID string, n int) er
 }
 
 // Service reads one service with its instances.
-func (c *Client) Service(ctx context.Context, id string) (rest.Service, error) {
-	var s rest.Service
+func (c *Client) Service(ctx context.Context, id string) (api.Service, error) {
+	var s api.Service
 	err := c.Do(ctx, http.MethodGet, "/api/service/"+id, nil, &s)
 	return s, err
 }
 
 // Instance reads instance n of a service; ok is false when it is absent.
-func (c *Client) Instance(ctx context.Context, serviceID string, n int) (in rest.Instance, ok bool, err error) {
+func (c *Client) Instance(ctx context.Context, serviceID string, n int) (in api.Instance, ok bool, err error) {
 	s, err := c.Service(ctx, serviceID)
 	if err != nil {
 		return in, false, err
@@ -190,15 +190,15 @@ func (c *Client) Instance(ctx context.Context, serviceID string, n int) (in rest
 }
 
 // Services reads an application's services with their instances.
-func (c *Client) Services(ctx context.Context, appID string) ([]rest.Service, error) {
-	var s []rest.Service
+func (c *Client) Services(ctx context.Context, appID string) ([]api.Service, error) {
+	var s []api.Service
 	err := c.Do(ctx, http.MethodGet, "/api/services/"+appID, nil, &s)
 	return s, err
 }
 
 // ActiveNodes is the number of active nodes of each active cluster, by name.
 func (c *Client) ActiveNodes(ctx context.Context) (map[string]int, error) {
-	var cls []rest.Cluster
+	var cls []api.Cluster
 	if err := c.Do(ctx, http.MethodGet, "/api/clusters/active", nil, &cls); err != nil {
 		return nil, err
 	}
@@ -210,4 +210,4 @@ func (c *Client) ActiveNodes(ctx context.Context) (map[string]int, error) {
 }
 
 // Running reports whether an instance is RUNNING.
-func Running(in rest.Instance) bool { return in.Status == wire.StatusRunning }
+func Running(in api.Instance) bool { return in.Status == wire.StatusRunning }

@@ -162,7 +162,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (string, error) {
 }
 
 // findRepo returns dir, or the nearest directory upwards from the current
-// one that holds go.work.
+// one that holds the repository's go.mod (with root_orchestrator/ beside it).
 func findRepo(dir string) (string, error) {
 	if dir != "" {
 		return filepath.Abs(dir)
@@ -172,12 +172,12 @@ func findRepo(dir string) (string, error) {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "root_orchestrator", "cmd", "thicket-root")); err == nil {
 			return d, nil
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", errors.New("no go.work in this directory or above: run from the workspace or pass -repo")
+			return "", errors.New("no Thicket checkout in this directory or above: run from the repository or pass -repo")
 		}
 		d = parent
 	}

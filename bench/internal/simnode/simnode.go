@@ -22,8 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/thicket-edge/thicket/contract/mqttc"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/mqttc"
 )
 
 // Config of a fleet.

@@ -44,7 +44,7 @@ const (
 
 // Config of a system.
 type Config struct {
-	// Repo is the workspace root (the directory holding go.work).
+	// Repo is the repository root (the directory holding go.mod).
 	Repo string
 	// WorkDir holds binaries, data dirs and logs; removed by Close.
 	WorkDir string

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/config"
-	rest "github.com/thicket-edge/thicket/contract/api"
 )
 
 // DefaultServer is the server when neither a flag nor a login names one.
@@ -169,7 +169,7 @@ func (c *Client) send(ctx context.Context, method, path, token string, body []by
 // decode turns an answer into out, or into an *APIError.
 func decode(status int, b []byte, out any) error {
 	if status != http.StatusOK {
-		var e rest.Error
+		var e api.Error
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 			if e.Error == "" || len(e.Error) > 200 {
@@ -218,19 +218,19 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, out
 
 // Login trades a user name and password for tokens; the caller saves them.
 func (c *Client) Login(ctx context.Context, username, password string) (*config.Credentials, error) {
-	body, _ := json.Marshal(rest.LoginRequest{Username: username, Password: password})
+	body, _ := json.Marshal(api.LoginRequest{Username: username, Password: password})
 	status, b, err := c.send(ctx, http.MethodPost, "/api/auth/login", "", body)
 	if err != nil {
 		return nil, err
 	}
-	var tok rest.Tokens
+	var tok api.Tokens
 	if err := decode(status, b, &tok); err != nil {
 		return nil, err
 	}
 	return c.credentials(tok), nil
 }
 
-func (c *Client) credentials(tok rest.Tokens) *config.Credentials {
+func (c *Client) credentials(tok api.Tokens) *config.Credentials {
 	cr := &config.Credentials{Server: c.Server, Username: tok.Username, Role: tok.Role,
 		Token: tok.Token, RefreshToken: tok.RefreshToken}
 	if tok.ExpiresIn > 0 {
@@ -251,7 +251,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 	if status == http.StatusUnauthorized {
 		return ErrSessionExpired
 	}
-	var tok rest.Tokens
+	var tok api.Tokens
 	if err := decode(status, b, &tok); err != nil {
 		return fmt.Errorf("refresh the session: %w", err)
 	}
@@ -285,14 +285,14 @@ func (c *Client) Health(ctx context.Context) error {
 }
 
 // Applications lists the caller's applications (an admin's: everyone's).
-func (c *Client) Applications(ctx context.Context) ([]rest.Application, error) {
-	var apps []rest.Application
+func (c *Client) Applications(ctx context.Context) ([]api.Application, error) {
+	var apps []api.Application
 	return apps, c.call(ctx, http.MethodGet, "/api/applications/", nil, &apps)
 }
 
 // Application reads one application.
-func (c *Client) Application(ctx context.Context, id string) (*rest.Application, error) {
-	var app rest.Application
+func (c *Client) Application(ctx context.Context, id string) (*api.Application, error) {
+	var app api.Application
 	if err := c.call(ctx, http.MethodGet, "/api/application/"+url.PathEscape(id), nil, &app); err != nil {
 		return nil, err
 	}
@@ -301,8 +301,8 @@ func (c *Client) Application(ctx context.Context, id string) (*rest.Application,
 
 // CreateApplications posts a full SLA and returns all of the caller's
 // applications, as the API answers.
-func (c *Client) CreateApplications(ctx context.Context, sla []byte) ([]rest.Application, error) {
-	var apps []rest.Application
+func (c *Client) CreateApplications(ctx context.Context, sla []byte) ([]api.Application, error) {
+	var apps []api.Application
 	return apps, c.call(ctx, http.MethodPost, "/api/application/", sla, &apps)
 }
 
@@ -312,14 +312,14 @@ func (c *Client) DeleteApplication(ctx context.Context, id string) error {
 }
 
 // Services lists an application's services.
-func (c *Client) Services(ctx context.Context, appID string) ([]rest.Service, error) {
-	var svcs []rest.Service
+func (c *Client) Services(ctx context.Context, appID string) ([]api.Service, error) {
+	var svcs []api.Service
 	return svcs, c.call(ctx, http.MethodGet, "/api/services/"+url.PathEscape(appID), nil, &svcs)
 }
 
 // Service reads one service with its instances.
-func (c *Client) Service(ctx context.Context, id string) (*rest.Service, error) {
-	var svc rest.Service
+func (c *Client) Service(ctx context.Context, id string) (*api.Service, error) {
+	var svc api.Service
 	if err := c.call(ctx, http.MethodGet, "/api/service/"+url.PathEscape(id), nil, &svc); err != nil {
 		return nil, err
 	}
@@ -363,14 +363,14 @@ func (c *Client) Logs(ctx context.Context, serviceID string, n, lines int) (*Log
 }
 
 // Clusters lists all registered clusters with their nodes.
-func (c *Client) Clusters(ctx context.Context) ([]rest.Cluster, error) {
-	var cls []rest.Cluster
+func (c *Client) Clusters(ctx context.Context) ([]api.Cluster, error) {
+	var cls []api.Cluster
 	return cls, c.call(ctx, http.MethodGet, "/api/clusters/", nil, &cls)
 }
 
 // AllServices lists the services of every application the caller sees.
-func (c *Client) AllServices(ctx context.Context, apps []rest.Application) ([]rest.Service, error) {
-	var all []rest.Service
+func (c *Client) AllServices(ctx context.Context, apps []api.Application) ([]api.Service, error) {
+	var all []api.Service
 	for _, a := range apps {
 		svcs, err := c.Services(ctx, a.ApplicationID)
 		if IsNotFound(err) { // deleted meanwhile

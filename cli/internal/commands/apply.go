@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/client"
 	"github.com/thicket-edge/thicket/cli/internal/resolve"
 	"github.com/thicket-edge/thicket/cli/internal/rollout"
-	rest "github.com/thicket-edge/thicket/contract/api"
 )
 
 // WaitFlags are how apply and scale wait for their instances.
@@ -76,7 +76,7 @@ func (c *ApplyCmd) Run(e *Env) error {
 		progress = e.Err
 	}
 	var targets []rollout.Target
-	var services []rest.Service
+	var services []api.Service
 	for _, app := range created {
 		fmt.Fprintf(progress, "application %s/%s created: %s\n", app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
 		svcs, err := cl.Services(e.Ctx, app.ApplicationID)
@@ -110,7 +110,7 @@ func (c *ApplyCmd) Run(e *Env) error {
 
 // createdApps picks the applications an SLA created out of the caller's
 // applications after the post: new ids with the SLA's names.
-func createdApps(before, after []rest.Application, names slaNames) []rest.Application {
+func createdApps(before, after []api.Application, names slaNames) []api.Application {
 	old := map[string]bool{}
 	for _, a := range before {
 		old[a.ApplicationID] = true
@@ -119,7 +119,7 @@ func createdApps(before, after []rest.Application, names slaNames) []rest.Applic
 	for _, a := range names.Applications {
 		want[a.Namespace+"/"+a.Name] = true
 	}
-	var out []rest.Application
+	var out []api.Application
 	for _, a := range after {
 		if !old[a.ApplicationID] && (len(want) == 0 || want[a.ApplicationNamespace+"/"+a.ApplicationName]) {
 			out = append(out, a)
@@ -130,8 +130,8 @@ func createdApps(before, after []rest.Application, names slaNames) []rest.Applic
 
 // refresh reads services again (for -o json after a rollout); a service that
 // cannot be read is kept as it was.
-func refresh(ctx context.Context, cl *client.Client, svcs []rest.Service) []rest.Service {
-	out := make([]rest.Service, 0, len(svcs))
+func refresh(ctx context.Context, cl *client.Client, svcs []api.Service) []api.Service {
+	out := make([]api.Service, 0, len(svcs))
 	for _, s := range svcs {
 		if now, err := cl.Service(ctx, s.MicroserviceID); err == nil {
 			s = *now
@@ -197,8 +197,8 @@ func waitRollout(e *Env, cl *client.Client, targets []rollout.Target, timeout ti
 	}
 }
 
-func readServices(ctx context.Context, cl *client.Client, ids []string) (map[string]*rest.Service, error) {
-	svcs := map[string]*rest.Service{}
+func readServices(ctx context.Context, cl *client.Client, ids []string) (map[string]*api.Service, error) {
+	svcs := map[string]*api.Service{}
 	for _, id := range ids {
 		s, err := cl.Service(ctx, id)
 		if client.IsNotFound(err) {
@@ -214,7 +214,7 @@ func readServices(ctx context.Context, cl *client.Client, ids []string) (map[str
 
 // unknownCluster reports whether an instance names a cluster not asked for
 // yet, and marks it asked.
-func unknownCluster(svcs map[string]*rest.Service, asked map[string]bool) bool {
+func unknownCluster(svcs map[string]*api.Service, asked map[string]bool) bool {
 	found := false
 	for _, s := range svcs {
 		for _, in := range s.InstanceList {

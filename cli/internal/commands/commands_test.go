@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/client"
-	rest "github.com/thicket-edge/thicket/contract/api"
 )
 
 // closedServer is a URL nothing listens on.
@@ -135,11 +135,11 @@ func TestWriteTable(t *testing.T) {
 }
 
 func TestCreatedApps(t *testing.T) {
-	before := []rest.Application{{ApplicationID: "old", ApplicationName: "shop", ApplicationNamespace: "prod"}}
+	before := []api.Application{{ApplicationID: "old", ApplicationName: "shop", ApplicationNamespace: "prod"}}
 	after := append(before,
-		rest.Application{ApplicationID: "new1", ApplicationName: "blog", ApplicationNamespace: "prod"},
-		rest.Application{ApplicationID: "new2", ApplicationName: "other", ApplicationNamespace: "prod"}, // someone else's, meanwhile
-		rest.Application{ApplicationID: "new3", ApplicationName: "wiki", ApplicationNamespace: "test"})
+		api.Application{ApplicationID: "new1", ApplicationName: "blog", ApplicationNamespace: "prod"},
+		api.Application{ApplicationID: "new2", ApplicationName: "other", ApplicationNamespace: "prod"}, // someone else's, meanwhile
+		api.Application{ApplicationID: "new3", ApplicationName: "wiki", ApplicationNamespace: "test"})
 	var names slaNames
 	names.Applications = append(names.Applications,
 		struct {
@@ -160,10 +160,10 @@ func TestCreatedApps(t *testing.T) {
 }
 
 func TestInstanceDocs(t *testing.T) {
-	svcs := []rest.Service{
-		{MicroserviceID: "s2", MicroserviceName: "web", AppName: "shop", InstanceList: []rest.Instance{
+	svcs := []api.Service{
+		{MicroserviceID: "s2", MicroserviceName: "web", AppName: "shop", InstanceList: []api.Instance{
 			{InstanceNumber: 3, ClusterID: "c1"}, {InstanceNumber: 1, ClusterID: "c9"}}},
-		{MicroserviceID: "s1", MicroserviceName: "db", AppName: "shop", InstanceList: []rest.Instance{{InstanceNumber: 0}}},
+		{MicroserviceID: "s1", MicroserviceName: "db", AppName: "shop", InstanceList: []api.Instance{{InstanceNumber: 0}}},
 	}
 	docs := instanceDocs(svcs, map[string]string{"c1": "alpha"})
 	var got []string

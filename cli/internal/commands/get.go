@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/client"
 	"github.com/thicket-edge/thicket/cli/internal/resolve"
-	rest "github.com/thicket-edge/thicket/contract/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -50,9 +50,9 @@ type GetAppsCmd struct{}
 
 // Run lists applications.
 func (c *GetAppsCmd) Run(e *Env) error {
-	return list(e, func(cl *client.Client) ([]rest.Application, error) { return cl.Applications(e.Ctx) },
+	return list(e, func(cl *client.Client) ([]api.Application, error) { return cl.Applications(e.Ctx) },
 		[]string{"ID", "NAME", "NAMESPACE", "OWNER", "SERVICES", "DESCRIPTION"},
-		func(a rest.Application) []string {
+		func(a api.Application) []string {
 			return []string{a.ApplicationID, a.ApplicationName, a.ApplicationNamespace, a.UserID,
 				strconv.Itoa(len(a.Microservices)), oneLine(a.ApplicationDesc)}
 		})
@@ -65,7 +65,7 @@ type GetServicesCmd struct {
 
 // Run lists services.
 func (c *GetServicesCmd) Run(e *Env) error {
-	return list(e, func(cl *client.Client) ([]rest.Service, error) {
+	return list(e, func(cl *client.Client) ([]api.Service, error) {
 		apps, err := cl.Applications(e.Ctx)
 		if err != nil {
 			return nil, err
@@ -75,11 +75,11 @@ func (c *GetServicesCmd) Run(e *Env) error {
 			if err != nil {
 				return nil, err
 			}
-			apps = []rest.Application{app}
+			apps = []api.Application{app}
 		}
 		return cl.AllServices(e.Ctx, apps)
 	}, []string{"ID", "SERVICE", "TYPE", "STATUS", "INSTANCES", "SERVICE_IP", "PORT", "CODE"},
-		func(s rest.Service) []string {
+		func(s api.Service) []string {
 			running := 0
 			for _, in := range s.InstanceList {
 				if in.Status == wire.StatusRunning {
@@ -100,20 +100,20 @@ type GetInstancesCmd struct {
 type instanceDoc struct {
 	ServiceID string `json:"microserviceID"`
 	Service   string `json:"service"`
-	rest.Instance
+	api.Instance
 	ClusterName string `json:"cluster_name,omitempty"`
 }
 
 // Run lists instances.
 func (c *GetInstancesCmd) Run(e *Env) error {
 	return list(e, func(cl *client.Client) ([]instanceDoc, error) {
-		var svcs []rest.Service
+		var svcs []api.Service
 		if c.Service != "" {
 			svc, err := findService(e.Ctx, cl, c.Service)
 			if err != nil {
 				return nil, err
 			}
-			svcs = []rest.Service{*svc}
+			svcs = []api.Service{*svc}
 		} else {
 			apps, err := cl.Applications(e.Ctx)
 			if err != nil {
@@ -137,7 +137,7 @@ func (c *GetInstancesCmd) Run(e *Env) error {
 }
 
 // instanceDocs flattens services into their instances, by service and number.
-func instanceDocs(svcs []rest.Service, clusters map[string]string) []instanceDoc {
+func instanceDocs(svcs []api.Service, clusters map[string]string) []instanceDoc {
 	docs := []instanceDoc{}
 	for _, s := range svcs {
 		for _, in := range s.InstanceList {
@@ -178,9 +178,9 @@ type GetClustersCmd struct{}
 
 // Run lists clusters.
 func (c *GetClustersCmd) Run(e *Env) error {
-	return list(e, func(cl *client.Client) ([]rest.Cluster, error) { return cl.Clusters(e.Ctx) },
+	return list(e, func(cl *client.Client) ([]api.Cluster, error) { return cl.Clusters(e.Ctx) },
 		[]string{"ID", "NAME", "LOCATION", "ACTIVE", "NODES", "CPUS", "MEMORY_MB", "VIRTUALIZATION"},
-		func(c rest.Cluster) []string {
+		func(c api.Cluster) []string {
 			active := 0
 			for _, n := range c.Nodes {
 				if n.Active {
@@ -200,7 +200,7 @@ type GetNodesCmd struct{}
 type nodeDoc struct {
 	ClusterID   string `json:"cluster_id"`
 	ClusterName string `json:"cluster_name"`
-	rest.Node
+	api.Node
 }
 
 // Run lists nodes.
@@ -238,7 +238,7 @@ func nonNil[T any](s []T) []T {
 
 // findService reads a service named by id, "app/service" or a unique
 // service name.
-func findService(ctx context.Context, cl *client.Client, ref string) (*rest.Service, error) {
+func findService(ctx context.Context, cl *client.Client, ref string) (*api.Service, error) {
 	if ref == "" {
 		return nil, usagef("empty service reference")
 	}
@@ -268,7 +268,7 @@ func findService(ctx context.Context, cl *client.Client, ref string) (*rest.Serv
 }
 
 // service is the session and the service ref names.
-func (e *Env) service(ref string) (*client.Client, *rest.Service, error) {
+func (e *Env) service(ref string) (*client.Client, *api.Service, error) {
 	cl, err := e.session()
 	if err != nil {
 		return nil, nil, err
@@ -278,7 +278,7 @@ func (e *Env) service(ref string) (*client.Client, *rest.Service, error) {
 }
 
 // findApp reads an application named by id or unique name.
-func findApp(ctx context.Context, cl *client.Client, ref string) (*rest.Application, error) {
+func findApp(ctx context.Context, cl *client.Client, ref string) (*api.Application, error) {
 	apps, err := cl.Applications(ctx)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 )
 
 // NotFoundError is a reference that matches nothing.
@@ -32,8 +32,8 @@ func (e *AmbiguousError) Error() string {
 }
 
 // App finds an application by id, else by unique name.
-func App(ref string, apps []rest.Application) (rest.Application, error) {
-	var byName []rest.Application
+func App(ref string, apps []api.Application) (api.Application, error) {
+	var byName []api.Application
 	for _, a := range apps {
 		if a.ApplicationID == ref {
 			return a, nil
@@ -42,19 +42,19 @@ func App(ref string, apps []rest.Application) (rest.Application, error) {
 			byName = append(byName, a)
 		}
 	}
-	return pick("application", ref, byName, func(a rest.Application) string {
+	return pick("application", ref, byName, func(a api.Application) string {
 		return a.ApplicationID + " (" + a.ApplicationNamespace + "/" + a.ApplicationName + ", " + a.UserID + ")"
 	})
 }
 
 // Service finds a service by id, else by "app/service" or by a service
 // name that only one service has.
-func Service(ref string, svcs []rest.Service) (rest.Service, error) {
+func Service(ref string, svcs []api.Service) (api.Service, error) {
 	app, name, qualified := strings.Cut(ref, "/")
 	if !qualified {
 		name = ref
 	}
-	var byName []rest.Service
+	var byName []api.Service
 	for _, s := range svcs {
 		if s.MicroserviceID == ref {
 			return s, nil
@@ -63,13 +63,13 @@ func Service(ref string, svcs []rest.Service) (rest.Service, error) {
 			byName = append(byName, s)
 		}
 	}
-	return pick("service", ref, byName, func(s rest.Service) string {
+	return pick("service", ref, byName, func(s api.Service) string {
 		return s.MicroserviceID + " (" + Label(s) + ")"
 	})
 }
 
 // Label names a service for people: "app/service".
-func Label(s rest.Service) string { return s.AppName + "/" + s.MicroserviceName }
+func Label(s api.Service) string { return s.AppName + "/" + s.MicroserviceName }
 
 func pick[T any](kind, ref string, matches []T, describe func(T) string) (T, error) {
 	var zero T

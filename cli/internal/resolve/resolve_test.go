@@ -4,11 +4,11 @@ import (
 	"errors"
 	"testing"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 )
 
 func TestApp(t *testing.T) {
-	apps := []rest.Application{
+	apps := []api.Application{
 		{ApplicationID: "a1", ApplicationName: "shop", ApplicationNamespace: "prod", UserID: "Admin"},
 		{ApplicationID: "a2", ApplicationName: "blog", ApplicationNamespace: "prod", UserID: "Admin"},
 		{ApplicationID: "a3", ApplicationName: "blog", ApplicationNamespace: "test", UserID: "bob"},
@@ -41,7 +41,7 @@ func TestApp(t *testing.T) {
 }
 
 func TestService(t *testing.T) {
-	svcs := []rest.Service{
+	svcs := []api.Service{
 		{MicroserviceID: "s1", MicroserviceName: "web", AppName: "shop"},
 		{MicroserviceID: "s2", MicroserviceName: "db", AppName: "shop"},
 		{MicroserviceID: "s3", MicroserviceName: "web", AppName: "blog"},

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -43,12 +43,12 @@ type seen struct {
 type Tracker struct {
 	targets []Target
 	last    map[Target]seen
-	current map[Target]rest.Instance
+	current map[Target]api.Instance
 }
 
 // New follows the given instances.
 func New(targets []Target) *Tracker {
-	return &Tracker{targets: targets, last: map[Target]seen{}, current: map[Target]rest.Instance{}}
+	return &Tracker{targets: targets, last: map[Target]seen{}, current: map[Target]api.Instance{}}
 }
 
 // settled reports whether an instance needs no more waiting.
@@ -59,7 +59,7 @@ func settled(status string) bool {
 // Observe takes the targets' services (by id; a missing service was
 // deleted) and the names of clusters by id, and returns the progress lines
 // to print, the outcome and, when Failed, why.
-func (t *Tracker) Observe(svcs map[string]*rest.Service, clusters map[string]string) ([]string, Outcome, error) {
+func (t *Tracker) Observe(svcs map[string]*api.Service, clusters map[string]string) ([]string, Outcome, error) {
 	var lines []string
 	done := true
 	var failure error
@@ -132,18 +132,18 @@ func (t *Tracker) Settled() int {
 	return n
 }
 
-func find(list []rest.Instance, n int) (rest.Instance, bool) {
+func find(list []api.Instance, n int) (api.Instance, bool) {
 	for _, in := range list {
 		if in.InstanceNumber == n {
 			return in, true
 		}
 	}
-	return rest.Instance{}, false
+	return api.Instance{}, false
 }
 
 // detailOf is the part of an instance's detail worth showing: none for a
 // running instance.
-func detailOf(in rest.Instance) string {
+func detailOf(in api.Instance) string {
 	if in.Status == wire.StatusRunning {
 		return ""
 	}
@@ -160,7 +160,7 @@ func suffix(detail string) string {
 // Line renders one progress line: the instance, its status change (from is
 // empty the first time it is seen), where it is placed and, for a status
 // that is not RUNNING, the detail.
-func Line(tg Target, from string, in rest.Instance, cluster string) string {
+func Line(tg Target, from string, in api.Instance, cluster string) string {
 	var b strings.Builder
 	b.WriteString(tg.String())
 	b.WriteString("  ")

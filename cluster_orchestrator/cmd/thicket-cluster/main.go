@@ -17,8 +17,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/server"
-	"github.com/thicket-edge/thicket/contract/netaddr"
-	"github.com/thicket-edge/thicket/contract/pprofserve"
+	"github.com/thicket-edge/thicket/internal/netaddr"
+	"github.com/thicket-edge/thicket/internal/pprofserve"
 )
 
 type cli struct {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thicket-edge/thicket/contract/mqttc"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/mqttc"
 )
 
 // anyNode accepts every username as the node of that name, and "manager".

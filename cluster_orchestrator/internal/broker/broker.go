@@ -21,7 +21,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/thicket-edge/thicket/contract/mqttc"
+	"github.com/thicket-edge/thicket/internal/mqttc"
 )
 
 // Config configures a Broker.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thicket-edge/thicket/contract/mqttc"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/mqttc"
 )
 
 // stubAuth is a node registry of three clients: nodes n1 and n2 and the

@@ -24,8 +24,8 @@ import (
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/nodeapi"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/rootsync"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
-	"github.com/thicket-edge/thicket/contract/mqttc"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/mqttc"
 	"github.com/thicket-edge/thicket/mongodb"
 )
 

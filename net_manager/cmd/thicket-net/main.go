@@ -15,10 +15,10 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
-	"github.com/thicket-edge/thicket/contract/memtrim"
-	"github.com/thicket-edge/thicket/contract/netaddr"
 	"github.com/thicket-edge/thicket/contract/netapi"
-	"github.com/thicket-edge/thicket/contract/pprofserve"
+	"github.com/thicket-edge/thicket/internal/memtrim"
+	"github.com/thicket-edge/thicket/internal/netaddr"
+	"github.com/thicket-edge/thicket/internal/pprofserve"
 	"github.com/thicket-edge/thicket/net_manager/internal/daemon"
 )
 

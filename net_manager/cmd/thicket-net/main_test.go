@@ -13,7 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	goruntime "runtime"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -417,8 +417,8 @@ func tcpListeners(t *testing.T, pid int) []string {
 func netnsClient(ns string) *http.Client {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		// A socket belongs to the namespace of the thread that made it.
-		goruntime.LockOSThread()
-		defer goruntime.UnlockOSThread()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		orig, err := netns.Get()
 		if err != nil {
 			return nil, err

@@ -31,10 +31,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/thicket-edge/thicket/contract/memtrim"
 	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/memtrim"
 	"github.com/thicket-edge/thicket/net_manager/internal/nft"
 	"github.com/thicket-edge/thicket/net_manager/internal/overlay"
 )

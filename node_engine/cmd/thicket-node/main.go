@@ -15,16 +15,16 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
-	"github.com/thicket-edge/thicket/contract/memtrim"
-	"github.com/thicket-edge/thicket/contract/netaddr"
 	"github.com/thicket-edge/thicket/contract/netapi"
-	"github.com/thicket-edge/thicket/contract/pprofserve"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/memtrim"
+	"github.com/thicket-edge/thicket/internal/netaddr"
+	"github.com/thicket-edge/thicket/internal/pprofserve"
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
-	"github.com/thicket-edge/thicket/node_engine/runtime"
-	"github.com/thicket-edge/thicket/node_engine/runtime/containerd"
-	"github.com/thicket-edge/thicket/node_engine/runtime/unikernel"
-	"github.com/thicket-edge/thicket/node_engine/runtime/wasm"
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/unikernel"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/wasm"
 )
 
 type cli struct {
@@ -106,7 +106,7 @@ func main() {
 		ClusterURL: c.ClusterURL, JoinToken: c.Token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
 		AcceptShrinkingSets: c.AcceptShrink,
 		Capacity:            wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
-	}, runtime.NewRegistry(offered(c.Virtualizations, ctr, wasmRT, ukRT)...), log)
+	}, runtimes.NewRegistry(offered(c.Virtualizations, ctr, wasmRT, ukRT)...), log)
 	if err := eng.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("thicket-node failed", "err", err)
 		os.Exit(1)
@@ -115,11 +115,11 @@ func main() {
 
 // offered keeps the runtimes whose virtualization is in allow (all when
 // allow is empty).
-func offered(allow []string, rs ...runtime.Runtime) []runtime.Runtime {
+func offered(allow []string, rs ...runtimes.Runtime) []runtimes.Runtime {
 	if len(allow) == 0 {
 		return rs
 	}
-	var out []runtime.Runtime
+	var out []runtimes.Runtime
 	for _, r := range rs {
 		if slices.Contains(allow, r.Virtualization()) {
 			out = append(out, r)

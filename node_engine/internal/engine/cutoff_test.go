@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
-	"github.com/thicket-edge/thicket/node_engine/runtime"
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
 // TestStopAfterCutOff: an instance whose service says stop_after is held
@@ -15,7 +15,7 @@ import (
 // only until the cluster speaks again (a newer desired set, or the link
 // up for the settle time); others keep running however long the cut.
 func TestStopAfterCutOff(t *testing.T) {
-	e := New(Config{}, runtime.NewRegistry(), slog.New(slog.DiscardHandler))
+	e := New(Config{}, runtimes.NewRegistry(), slog.New(slog.DiscardHandler))
 	e.settle = 2 * time.Second
 	stops := wire.InstanceSpec{Key: "s.0", Disconnect: &wire.Disconnect{Replace: true, StopAfter: 10, Reconcile: wire.KeepOriginal}}
 	keeps := wire.InstanceSpec{Key: "k.0"}
@@ -106,7 +106,7 @@ func TestHoldDroppedInstances(t *testing.T) {
 		{name: "operator accepts shrinking sets", accept: true, d: wire.NodeDesired{}, have: runs("a", "b")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := New(Config{AcceptShrinkingSets: tc.accept}, runtime.NewRegistry(), slog.New(slog.DiscardHandler))
+			e := New(Config{AcceptShrinkingSets: tc.accept}, runtimes.NewRegistry(), slog.New(slog.DiscardHandler))
 			e.hold(tc.d, tc.have)
 			var got []string
 			for k := range e.held {
@@ -119,7 +119,7 @@ func TestHoldDroppedInstances(t *testing.T) {
 		})
 	}
 	// Held ones stay held until the set wants them or removes them.
-	e := New(Config{}, runtime.NewRegistry(), slog.New(slog.DiscardHandler))
+	e := New(Config{}, runtimes.NewRegistry(), slog.New(slog.DiscardHandler))
 	e.hold(wire.NodeDesired{}, runs("a", "b"))
 	e.hold(wire.NodeDesired{Instances: spec("a")}, runs("a", "b"))
 	if !e.held["b"] || e.held["a"] {

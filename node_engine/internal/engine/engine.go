@@ -4,7 +4,7 @@
 // node and every instance back.
 //
 // The engine owns no workload: runtimes keep running when it dies, and a
-// restarted engine adopts what it finds (runtime.List) before acting.
+// restarted engine adopts what it finds (runtimes.List) before acting.
 package engine
 
 import (
@@ -14,17 +14,17 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	goruntime "runtime"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/thicket-edge/thicket/contract/memtrim"
-	"github.com/thicket-edge/thicket/contract/mqttc"
 	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/memtrim"
+	"github.com/thicket-edge/thicket/internal/mqttc"
 	"github.com/thicket-edge/thicket/node_engine/internal/hostinfo"
-	"github.com/thicket-edge/thicket/node_engine/runtime"
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
 // Config of the engine.
@@ -51,7 +51,7 @@ type Config struct {
 // Engine is a running node engine.
 type Engine struct {
 	cfg Config
-	reg *runtime.Registry
+	reg *runtimes.Registry
 	log *slog.Logger
 	cpu hostinfo.CPUMeter
 
@@ -112,7 +112,7 @@ type Engine struct {
 
 // sample is an instance's resource usage as last measured.
 type sample struct {
-	u  runtime.Usage
+	u  runtimes.Usage
 	at time.Time
 }
 
@@ -131,7 +131,7 @@ type failure struct {
 }
 
 // New returns an engine over a runtime registry.
-func New(cfg Config, reg *runtime.Registry, log *slog.Logger) *Engine {
+func New(cfg Config, reg *runtimes.Registry, log *slog.Logger) *Engine {
 	if cfg.LogBytes == 0 {
 		cfg.LogBytes = 4096
 	}
@@ -147,7 +147,7 @@ func New(cfg Config, reg *runtime.Registry, log *slog.Logger) *Engine {
 	return e
 }
 
-func (e *Engine) arch() string { return goruntime.GOARCH }
+func (e *Engine) arch() string { return runtime.GOARCH }
 
 func (e *Engine) capacity() wire.Resources {
 	c := wire.Resources{MilliCPU: hostinfo.MilliCPU()}
@@ -223,7 +223,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 
 	for _, rt := range e.reg.All() {
-		go func(rt runtime.Runtime) {
+		go func(rt runtimes.Runtime) {
 			for {
 				select {
 				case <-ctx.Done():
@@ -460,8 +460,8 @@ func backoff(n int) time.Duration {
 }
 
 type held struct {
-	st runtime.State
-	rt runtime.Runtime
+	st runtimes.State
+	rt runtimes.Runtime
 }
 
 // observe lists what every runtime holds; complete is false when a runtime
@@ -586,7 +586,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 }
 
 // start runs rt.Start in the background. Caller holds mu.
-func (e *Engine) start(ctx context.Context, rt runtime.Runtime, spec wire.InstanceSpec, restart bool) {
+func (e *Engine) start(ctx context.Context, rt runtimes.Runtime, spec wire.InstanceSpec, restart bool) {
 	e.busy[spec.Key] = "starting"
 	if restart {
 		e.log.Info("restarting instance", "instance", spec.Key, "restarts", e.restarts[spec.Key])
@@ -626,7 +626,7 @@ func (e *Engine) start(ctx context.Context, rt runtime.Runtime, spec wire.Instan
 
 // remove runs rt.Remove (unless rt is nil) and then releases the
 // instance's network, in the background. Caller holds mu.
-func (e *Engine) remove(ctx context.Context, rt runtime.Runtime, key string) {
+func (e *Engine) remove(ctx context.Context, rt runtimes.Runtime, key string) {
 	e.busy[key] = "removing"
 	if rt != nil {
 		e.log.Info("removing instance", "instance", key)
@@ -746,7 +746,7 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 // usageOf is the instance's usage: measured when its last sample is older
 // than usageEvery and the report still has time (until deadline), the
 // last sample otherwise.
-func (e *Engine) usageOf(ctx context.Context, rt runtime.Runtime, key string, deadline time.Time) runtime.Usage {
+func (e *Engine) usageOf(ctx context.Context, rt runtimes.Runtime, key string, deadline time.Time) runtimes.Usage {
 	e.mu.Lock()
 	s, ok := e.usage[key]
 	e.mu.Unlock()
@@ -846,7 +846,7 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 		e.mu.Unlock()
 	}
 	for _, rt := range e.reg.All() {
-		if c, ok := rt.(runtime.Capable); ok {
+		if c, ok := rt.(runtimes.Capable); ok {
 			info.Capabilities = append(info.Capabilities, c.Capabilities()...)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/wire"
-	"github.com/thicket-edge/thicket/node_engine/runtime"
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
 // adoptNetwork waits for the net manager and learns the addresses of the
@@ -80,7 +80,7 @@ func (e *Engine) attach(ctx context.Context, spec *wire.InstanceSpec) error {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[runtime.LabelNetNS] = a.Netns
+	labels[runtimes.LabelNetNS] = a.Netns
 	spec.Labels = labels
 	e.mu.Lock()
 	e.ips[spec.Key] = a.IP

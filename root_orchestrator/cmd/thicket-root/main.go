@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/thicket-edge/thicket/contract/pprofserve"
 	"github.com/thicket-edge/thicket/contract/sla"
+	"github.com/thicket-edge/thicket/internal/pprofserve"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/server"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )

@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/thicket-edge/thicket/contract/netaddr"
+	"github.com/thicket-edge/thicket/internal/netaddr"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 

@@ -14,12 +14,12 @@ import (
 	"path/filepath"
 	"time"
 
-	rest "github.com/thicket-edge/thicket/contract/api"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/dashboard"
 	"github.com/thicket-edge/thicket/mongodb"
-	"github.com/thicket-edge/thicket/root_orchestrator/internal/api"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/dispatch"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/httpapi"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/install"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
@@ -163,7 +163,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	persisted := make(chan struct{})
 	go func() { sta.Run(runCtx); close(persisted) }()
 	disp := dispatch.New(sta, cfg.ClusterGrace, log)
-	srv := api.New(sta, st, signer, ping, log)
+	srv := httpapi.New(sta, st, signer, ping, log)
 	srv.Mount("/", dashboard.Handler())
 	srv.Mount("/install/", inst.Scripts())
 	srv.Mount("/download/", inst.Downloads())
@@ -232,13 +232,13 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.
 				return err
 			}
 		}
-		if err := st.UpdateUser(ctx, AdminUser, hash, rest.RoleAdmin); err != nil {
+		if err := st.UpdateUser(ctx, AdminUser, hash, api.RoleAdmin); err != nil {
 			return err
 		}
 		log.Warn("reset the admin account's password", "user", AdminUser, "password_file", file, "from_env", fromEnv)
 		return nil
 	}
-	err = st.CreateUser(ctx, store.UserRecord{Username: AdminUser, PasswordHash: hash, Role: rest.RoleAdmin})
+	err = st.CreateUser(ctx, store.UserRecord{Username: AdminUser, PasswordHash: hash, Role: api.RoleAdmin})
 	var conflict *store.ConflictError
 	if errors.As(err, &conflict) {
 		return nil // another replica created it first

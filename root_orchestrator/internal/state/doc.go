@@ -3,7 +3,7 @@
 // and written behind to MongoDB. Everything else of the root reads it
 // through snapshots and changes it through its operations:
 //
-//	               REST API (internal/api)                cluster syncs and watches
+//	               REST API (internal/httpapi)            cluster syncs and watches
 //	SLA ──► CreateApplications/AddInstance/…     ApplyReport ◄── nodes, statuses (deltas)
 //	                       │                           │
 //	                       ▼                           ▼

@@ -8,7 +8,7 @@ import (
 )
 
 // The model: what the root knows, in its own types. The REST documents
-// (contract/api) and the tier protocol (contract/wire) are converted to and
+// (the api module) and the tier protocol (contract/wire) are converted to and
 // from these at the edges; the storage schema lives with the backend.
 //
 // Objects handed out by the store are shared with its snapshots: never

@@ -64,13 +64,13 @@ script_opt() {
 # checkout prints the source tree to build from, if any.
 checkout() {
 	if [ -n "$SOURCE" ]; then
-		[ -f "$SOURCE/go.work" ] || die "--source $SOURCE: not a Thicket checkout (no go.work)"
+		[ -d "$SOURCE/root_orchestrator/cmd/thicket-root" ] || die "--source $SOURCE: not a Thicket checkout (no root_orchestrator/cmd/thicket-root)"
 		(cd "$SOURCE" && pwd)
 		return 0
 	fi
 	case $0 in */*) ;; *) return 0 ;; esac
 	d=$(cd "$(dirname "$0")/.." 2>/dev/null && pwd) || return 0
-	if [ -f "$d/go.work" ] && [ -d "$d/root_orchestrator/cmd/thicket-root" ]; then
+	if [ -f "$d/go.mod" ] && [ -d "$d/root_orchestrator/cmd/thicket-root" ]; then
 		printf '%s\n' "$d"
 	fi
 }

@@ -1,0 +1,278 @@
+// Package api holds the documents of the root's public REST API. Field names
+// and JSON types follow the reference system's wire format so that existing
+// clients keep working; Thicket's own fields sit beside them. The bson tags
+// let the root store the same documents without a second set of types.
+package api
+
+import (
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Version of this API's documents.
+const Version = "v1"
+
+// Roles.
+const (
+	RoleAdmin = "admin"
+	RoleUser  = "user"
+)
+
+// Statuses. StatusCreated is a service's status while it has no instance;
+// the others are instance statuses, which the tiers report and the API
+// shows as they are (a test in the root keeps them equal to the tiers' own).
+const (
+	StatusCreated    = "CREATED"
+	StatusRequested  = "REQUESTED"
+	StatusScheduled  = "SCHEDULED"
+	StatusCreating   = "CREATING"
+	StatusRunning    = "RUNNING"
+	StatusCompleted  = "COMPLETED"
+	StatusFailed     = "FAILED"
+	StatusNoCapacity = "NO_CAPACITY"
+	StatusLost       = "LOST"
+	// StatusUnknown: the instance's node or cluster is silent; it may
+	// still run there.
+	StatusUnknown = "UNKNOWN"
+)
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+	// Field is the JSON path of the offending input field, when there is one.
+	Field string `json:"field,omitempty"`
+}
+
+// LoginRequest is the body of POST /api/auth/login.
+type LoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// Tokens answers a login or a refresh.
+type Tokens struct {
+	Token        string `json:"token"`
+	RefreshToken string `json:"refresh_token"`
+	// ExpiresIn is the access token's lifetime in seconds.
+	ExpiresIn int    `json:"expires_in"`
+	Username  string `json:"username"`
+	Role      string `json:"role"`
+}
+
+// User is a user account as the API shows it (never with its password hash).
+type User struct {
+	Username  string    `json:"username" bson:"_id"`
+	Role      string    `json:"role" bson:"role"`
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+}
+
+// NewUser is the body of POST /api/users/.
+type NewUser struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Role     string `json:"role"`
+}
+
+// PasswordChange is the body of POST /api/user/{username}, by which users
+// change their own password (the reference's field names).
+type PasswordChange struct {
+	OldPassword string `json:"oldPassword"`
+	NewPassword string `json:"newPassword"`
+}
+
+// UserUpdate is the body of PUT /api/user/{username}, by which an admin
+// resets a password or changes a role. Empty fields are left as they are.
+type UserUpdate struct {
+	Password string `json:"password"`
+	Role     string `json:"role"`
+}
+
+// Application is a stored application.
+type Application struct {
+	ApplicationID        string `json:"applicationID" bson:"_id"`
+	ApplicationName      string `json:"application_name" bson:"application_name"`
+	ApplicationNamespace string `json:"application_namespace" bson:"application_namespace"`
+	ApplicationDesc      string `json:"application_desc" bson:"application_desc"`
+	UserID               string `json:"userId" bson:"userId"`
+	// Microservices lists the ids of the application's services.
+	Microservices []string  `json:"microservices" bson:"microservices"`
+	CreatedAt     time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at" bson:"updated_at"`
+}
+
+// ApplicationUpdate is the body of PUT /api/application/{id}: the fields
+// that may change. Empty fields keep their value.
+type ApplicationUpdate struct {
+	ApplicationName      string  `json:"application_name"`
+	ApplicationNamespace string  `json:"application_namespace"`
+	ApplicationDesc      *string `json:"application_desc"`
+}
+
+// Constraint mirrors sla.Constraint in the stored service.
+type Constraint struct {
+	Type    string   `json:"type" bson:"type"`
+	Node    string   `json:"node,omitempty" bson:"node,omitempty"`
+	Cluster string   `json:"cluster,omitempty" bson:"cluster,omitempty"`
+	Allowed []string `json:"allowed,omitempty" bson:"allowed,omitempty"`
+}
+
+// Service is a stored microservice with its instances.
+type Service struct {
+	MicroserviceID        string       `json:"microserviceID" bson:"_id"`
+	MicroserviceName      string       `json:"microservice_name" bson:"microservice_name"`
+	MicroserviceNamespace string       `json:"microservice_namespace" bson:"microservice_namespace"`
+	ApplicationID         string       `json:"applicationID" bson:"applicationID"`
+	AppName               string       `json:"app_name" bson:"app_name"`
+	AppNamespace          string       `json:"app_ns" bson:"app_ns"`
+	UserID                string       `json:"userId" bson:"userId"`
+	Virtualization        string       `json:"virtualization" bson:"virtualization"`
+	Code                  string       `json:"code" bson:"code"`
+	Arch                  []string     `json:"arch" bson:"arch"`
+	Cmd                   []string     `json:"cmd" bson:"cmd"`
+	Environment           []string     `json:"environment" bson:"environment"`
+	Port                  string       `json:"port" bson:"port"`
+	RRIP                  string       `json:"RR_ip" bson:"RR_ip"`
+	ClosestIP             string       `json:"closest_ip,omitempty" bson:"closest_ip,omitempty"`
+	Memory                int          `json:"memory" bson:"memory"`
+	VCPUs                 int          `json:"vcpus" bson:"vcpus"`
+	VGPUs                 int          `json:"vgpus" bson:"vgpus"`
+	VTPUs                 int          `json:"vtpus" bson:"vtpus"`
+	BandwidthIn           int          `json:"bandwidth_in" bson:"bandwidth_in"`
+	BandwidthOut          int          `json:"bandwidth_out" bson:"bandwidth_out"`
+	Storage               int          `json:"storage" bson:"storage"`
+	AddedFiles            []string     `json:"added_files" bson:"added_files"`
+	Constraints           []Constraint `json:"constraints" bson:"constraints"`
+	OneShot               bool         `json:"one_shot" bson:"one_shot"`
+	// Disconnect is the service's disconnect policy with its defaults
+	// filled in (the SLA's disconnect field).
+	Disconnect   Disconnect `json:"disconnect" bson:"disconnect"`
+	Status       string     `json:"status" bson:"status"`
+	StatusDetail string     `json:"status_detail" bson:"status_detail"`
+	InstanceList []Instance `json:"instance_list" bson:"instance_list"`
+	// NextInstance is the number the next instance gets; numbers are never reused.
+	NextInstance int       `json:"next_instance" bson:"next_instance"`
+	CreatedAt    time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at" bson:"updated_at"`
+	// Rev counts changes of the document, for optimistic concurrency.
+	Rev int64 `json:"-" bson:"rev"`
+}
+
+// Instance is one running (or requested) copy of a service.
+type Instance struct {
+	InstanceNumber  int    `json:"instance_number" bson:"instance_number"`
+	Status          string `json:"status" bson:"status"`
+	StatusDetail    string `json:"status_detail" bson:"status_detail"`
+	ClusterID       string `json:"cluster_id" bson:"cluster_id"`
+	ClusterLocation string `json:"cluster_location" bson:"cluster_location"`
+	WorkerID        string `json:"worker_id" bson:"worker_id"`
+	HostIP          string `json:"host_ip" bson:"host_ip"`
+	HostPort        int    `json:"host_port" bson:"host_port"`
+	PublicIP        string `json:"publicip" bson:"publicip"`
+	Logs            string `json:"logs" bson:"logs"`
+	CPUPercent      string `json:"cpu_percent" bson:"cpu_percent"`
+	MemoryPercent   string `json:"memory_percent" bson:"memory_percent"`
+	Disk            string `json:"disk" bson:"disk"`
+	// Thicket's own fields.
+	InstanceIP string `json:"instance_ip" bson:"instance_ip"`
+	NodeName   string `json:"node_name" bson:"node_name"`
+	// Restarts counts how often the node restarted the instance after it
+	// exited.
+	Restarts  int       `json:"restarts" bson:"restarts"`
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
+}
+
+// Cluster is a registered cluster as GET /api/clusters/ shows it.
+type Cluster struct {
+	ID              string   `json:"_id" bson:"_id"`
+	ClusterName     string   `json:"cluster_name" bson:"cluster_name"`
+	IP              string   `json:"ip" bson:"ip"`
+	Port            int      `json:"port" bson:"port"`
+	ClusterLocation string   `json:"cluster_location" bson:"cluster_location"`
+	Active          bool     `json:"active" bson:"active"`
+	ActiveNodes     int      `json:"active_nodes" bson:"active_nodes"`
+	TotalCPUCores   int      `json:"total_cpu_cores" bson:"total_cpu_cores"`
+	VCPUs           int      `json:"vcpus" bson:"vcpus"`
+	VGPUs           int      `json:"vgpus" bson:"vgpus"`
+	MemoryInMB      int      `json:"memory_in_mb" bson:"memory_in_mb"`
+	VRAM            int      `json:"vram" bson:"vram"`
+	CPUPercent      float64  `json:"cpu_percent" bson:"cpu_percent"`
+	MemoryPercent   float64  `json:"memory_percent" bson:"memory_percent"`
+	Virtualization  []string `json:"virtualization" bson:"virtualization"`
+	// Nodes are the cluster's worker nodes, each with its own capacity:
+	// a cluster is not one big node.
+	Nodes    []Node    `json:"nodes" bson:"nodes"`
+	LastSeen time.Time `json:"last_seen" bson:"last_seen"`
+}
+
+// Node is one worker node of a cluster.
+type Node struct {
+	ID             string   `json:"id" bson:"id"`
+	Name           string   `json:"name" bson:"name"`
+	Arch           string   `json:"arch" bson:"arch"`
+	CPUCores       int      `json:"cpu_cores" bson:"cpu_cores"`
+	MemoryInMB     int      `json:"memory_in_mb" bson:"memory_in_mb"`
+	VGPUs          int      `json:"vgpus" bson:"vgpus"`
+	CPUPercent     float64  `json:"cpu_percent" bson:"cpu_percent"`
+	MemoryPercent  float64  `json:"memory_percent" bson:"memory_percent"`
+	Virtualization []string `json:"virtualization" bson:"virtualization"`
+	Active         bool     `json:"active" bson:"active"`
+}
+
+// Disconnect is what happens to a service's instances while the node or
+// cluster running them is silent (see the SLA's disconnect field).
+type Disconnect struct {
+	Replace      bool   `json:"replace" bson:"replace"`
+	ReplaceAfter int    `json:"replace_after" bson:"replace_after"`
+	StopAfter    int    `json:"stop_after" bson:"stop_after"`
+	Reconcile    string `json:"reconcile" bson:"reconcile"`
+}
+
+// statusOrder ranks instance statuses for a service's summary: the most
+// advanced live state wins.
+var statusOrder = []string{
+	StatusRunning, StatusCreating, StatusScheduled, StatusRequested,
+	StatusUnknown, StatusNoCapacity, StatusLost, StatusFailed, StatusCompleted,
+}
+
+// Summarize derives a service's status and status detail from its
+// instances: CREATED with none, else the most advanced instance status, with
+// a count per status as detail ("2 RUNNING, 1 REQUESTED").
+func Summarize(instances []Instance) (status, detail string) {
+	if len(instances) == 0 {
+		return StatusCreated, "no instances"
+	}
+	count := map[string]int{}
+	for _, in := range instances {
+		count[in.Status]++
+	}
+	for _, st := range statusOrder {
+		if n := count[st]; n > 0 {
+			if status == "" {
+				status = st
+			}
+			if detail != "" {
+				detail += ", "
+			}
+			detail += strconv.Itoa(n) + " " + st
+			delete(count, st)
+		}
+	}
+	rest := make([]string, 0, len(count)) // statuses outside the known set
+	for st := range count {
+		rest = append(rest, st)
+	}
+	sort.Strings(rest)
+	for _, st := range rest {
+		n := count[st]
+		if status == "" {
+			status = st
+		}
+		if detail != "" {
+			detail += ", "
+		}
+		detail += strconv.Itoa(n) + " " + st
+	}
+	return status, detail
+}

@@ -1,0 +1,3 @@
+module github.com/thicket-edge/thicket/api
+
+go 1.26.0

@@ -1,0 +1,611 @@
+package wasm_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/wasm"
+	"github.com/thicket-edge/thicket/node_engine/testimage"
+)
+
+// Every test serves its modules from one server under names of its own, so
+// that request counts do not mix.
+var (
+	server  *testimage.WasmServer
+	appData []byte
+	nameSeq atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		t0 := time.Now()
+		var err error
+		server, err = testimage.NewWasmServer(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer server.Close()
+		appData = server.Module(testimage.WasmAppName)
+		fmt.Fprintf(os.Stderr, "built the wasm test module (%d bytes) in %v\n", len(appData), time.Since(t0).Round(time.Millisecond))
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// serveApp serves the test module under a fresh name and returns its name
+// and URL.
+func serveApp(t *testing.T) (name, url string) {
+	t.Helper()
+	name = fmt.Sprintf("app%d.wasm", nameSeq.Add(1))
+	return name, server.Add(name, appData)
+}
+
+func newRuntime(t *testing.T, mod ...func(*wasm.Config)) *wasm.Runtime {
+	t.Helper()
+	cfg := wasm.Config{NodeName: "n1", StateDir: t.TempDir()}
+	for _, f := range mod {
+		f(&cfg)
+	}
+	return openRuntime(t, cfg)
+}
+
+func openRuntime(t *testing.T, cfg wasm.Config) *wasm.Runtime {
+	t.Helper()
+	rt, err := wasm.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("wasm.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := rt.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if err := rt.Available(context.Background()); err != nil {
+		t.Fatalf("Available: %v", err)
+	}
+	if rt.Virtualization() != "wasm" {
+		t.Fatalf("Virtualization = %q", rt.Virtualization())
+	}
+	return rt
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func spec(key, url string, memMB int64, cmd ...string) wire.InstanceSpec {
+	return wire.InstanceSpec{
+		Key:              key,
+		ServiceID:        strings.Split(key, ".")[0],
+		ApplicationName:  "app",
+		MicroserviceName: "wasmapp",
+		Virtualization:   "wasm",
+		Code:             url,
+		Cmd:              cmd,
+		Environment:      []string{"GREETING=hi there"},
+		Resources:        wire.Resources{MilliCPU: 100, MemoryMB: memMB},
+		OneShot:          true,
+	}
+}
+
+// waitEvent waits for the exit event of key.
+func waitEvent(t *testing.T, rt runtimes.Runtime, key string) runtimes.State {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case st, ok := <-rt.Events():
+			if !ok {
+				t.Fatalf("events closed while waiting for %s", key)
+			}
+			if st.Key == key {
+				return st
+			}
+		case <-timeout:
+			t.Fatalf("no exit event for %s", key)
+		}
+	}
+}
+
+func noEvent(t *testing.T, rt runtimes.Runtime, d time.Duration) {
+	t.Helper()
+	select {
+	case st := <-rt.Events():
+		t.Fatalf("unexpected event %+v", st)
+	case <-time.After(d):
+	}
+}
+
+func findState(t *testing.T, rt runtimes.Runtime, key string) (runtimes.State, bool) {
+	t.Helper()
+	states, err := rt.List(testCtx(t))
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	for _, st := range states {
+		if st.Key == key {
+			return st, true
+		}
+	}
+	return runtimes.State{}, false
+}
+
+// rawModule is a minimal WASI command without imports: its _start runs
+// body (instructions, without the final end).
+func rawModule(body ...byte) []byte {
+	code := append([]byte{0x00}, body...) // no locals
+	code = append(code, 0x0b)             // end
+	sec := func(id byte, content ...byte) []byte {
+		return append([]byte{id, byte(len(content))}, content...)
+	}
+	m := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+	m = append(m, sec(1, 0x01, 0x60, 0x00, 0x00)...)                               // type 0: () -> ()
+	m = append(m, sec(3, 0x01, 0x00)...)                                           // func 0: type 0
+	m = append(m, sec(7, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00)...) // export _start = func 0
+	m = append(m, sec(10, append([]byte{0x01, byte(len(code))}, code...)...)...)   // code
+	return m
+}
+
+var (
+	trapModule   = rawModule(0x00) // unreachable
+	returnModule = rawModule()     // returns without proc_exit
+)
+
+func TestRun(t *testing.T) {
+	rt := newRuntime(t)
+	_, appURL := serveApp(t)
+	trapURL := server.Add("trap.wasm", trapModule)
+	returnURL := server.Add("return.wasm", returnModule)
+	for _, tc := range []struct {
+		name     string
+		url      string
+		memMB    int64
+		cmd      []string
+		status   string
+		code     int
+		detail   string   // Detail holds it
+		logs     []string // the log holds them
+		noGreets bool
+	}{
+		{name: "hello", url: appURL, status: wire.StatusCompleted, detail: "exited with code 0",
+			logs: []string{`hello from wasm args=[] GREETING="hi there"`}},
+		{name: "args", url: appURL, cmd: []string{"exit", "0"}, status: wire.StatusCompleted,
+			logs: []string{`hello from wasm args=["exit" "0"] GREETING="hi there"`, "exiting with code 0"}},
+		{name: "exit3", url: appURL, cmd: []string{"exit", "3"}, status: wire.StatusFailed, code: 3,
+			detail: "exited with code 3", logs: []string{"exiting with code 3"}},
+		{name: "alloc-over-limit", url: appURL, memMB: 16, cmd: []string{"alloc", "64"}, status: wire.StatusFailed, code: 2,
+			detail: "out of memory: the module tried to grow its memory to", logs: []string{"allocating 64 MiB", "out of memory"}},
+		{name: "alloc-within-limit", url: appURL, memMB: 256, cmd: []string{"alloc", "64"}, status: wire.StatusCompleted,
+			logs: []string{"allocated 64 MiB"}},
+		{name: "trap", url: trapURL, status: wire.StatusFailed, code: wasm.TrapExitCode, detail: "trap: wasm error: unreachable", noGreets: true},
+		{name: "return", url: returnURL, status: wire.StatusCompleted, detail: "exited with code 0", noGreets: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			s := spec(tc.name+".0", tc.url, tc.memMB, tc.cmd...)
+			t0 := time.Now()
+			if err := rt.Start(ctx, s); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			t.Logf("Start took %v", time.Since(t0).Round(time.Millisecond))
+			ev := waitEvent(t, rt, s.Key)
+			t.Logf("event: %s code %d: %s", ev.Status, ev.ExitCode, ev.Detail)
+			if ev.Status != tc.status || ev.ExitCode != tc.code {
+				t.Fatalf("event = %s code %d (%s), want %s code %d", ev.Status, ev.ExitCode, ev.Detail, tc.status, tc.code)
+			}
+			if !strings.Contains(ev.Detail, tc.detail) {
+				t.Errorf("detail = %q, want it to hold %q", ev.Detail, tc.detail)
+			}
+			if tc.memMB == 16 && !strings.Contains(ev.Detail, "over the memory limit of 16 MiB") {
+				t.Errorf("detail = %q, want it to name the limit", ev.Detail)
+			}
+			if ev.Spec.Key != s.Key || ev.StartedAt.IsZero() || ev.ExitedAt.Before(ev.StartedAt) {
+				t.Errorf("event lacks spec or times: %+v", ev)
+			}
+			st, ok := findState(t, rt, s.Key)
+			if !ok || st.Status != tc.status || st.ExitCode != tc.code || st.Spec.Code != s.Code {
+				t.Errorf("List = %+v (found %v), want %s code %d", st, ok, tc.status, tc.code)
+			}
+			logs, err := rt.Logs(ctx, s.Key, 1<<20)
+			if err != nil {
+				t.Fatalf("Logs: %v", err)
+			}
+			for _, want := range tc.logs {
+				if !strings.Contains(logs, want) {
+					t.Errorf("logs lack %q:\n%s", want, logs)
+				}
+			}
+			if !tc.noGreets && !strings.Contains(logs, "hello from wasm") {
+				t.Errorf("logs lack the greeting:\n%s", logs)
+			}
+			if u, err := rt.Usage(ctx, s.Key); err != nil || u != (runtimes.Usage{}) {
+				t.Errorf("Usage of an exited instance = %+v, %v; want zero", u, err)
+			}
+			if err := rt.Remove(ctx, s.Key); err != nil {
+				t.Fatalf("Remove: %v", err)
+			}
+		})
+	}
+	noEvent(t, rt, 100*time.Millisecond)
+	if n := rt.CompiledModules(); n != 0 {
+		t.Errorf("%d compiled modules held after every instance was removed", n)
+	}
+}
+
+func TestRemoveRunning(t *testing.T) {
+	rt := newRuntime(t)
+	_, url := serveApp(t)
+	ctx := testCtx(t)
+	s := spec("sleeper.0", url, 64, "sleep", "30")
+	if err := rt.Start(ctx, s); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	st, ok := findState(t, rt, s.Key)
+	if !ok || st.Status != wire.StatusRunning || st.Spec.Key != s.Key || st.Spec.Resources != s.Resources || st.StartedAt.IsZero() {
+		t.Fatalf("List = %+v (found %v), want RUNNING with its spec", st, ok)
+	}
+	// Start of a running instance with the same spec is a no-op.
+	if err := rt.Start(ctx, s); err != nil {
+		t.Fatalf("second Start: %v", err)
+	}
+	if again, _ := findState(t, rt, s.Key); again.StartedAt != st.StartedAt || again.Status != wire.StatusRunning {
+		t.Errorf("second Start restarted the instance: %+v", again)
+	}
+	u, err := rt.Usage(ctx, s.Key)
+	if err != nil || u.MemoryMB <= 0 || u.MemoryMB > 64 || u.CPUPercent != 0 {
+		t.Errorf("Usage = %+v, %v; want 0 < MemoryMB <= 64, CPUPercent 0", u, err)
+	}
+	waitLogs(t, rt, s.Key, "sleeping 30 s")
+	logFile := filepath.Join(rt.Config().StateDir, "wasm", "logs", s.Key+".log")
+	if _, err := os.Stat(logFile); err != nil {
+		t.Errorf("log file: %v", err)
+	}
+
+	t0 := time.Now()
+	if err := rt.Remove(ctx, s.Key); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	took := time.Since(t0)
+	t.Logf("Remove of a sleeping module took %v", took)
+	if took > time.Second {
+		t.Errorf("Remove took %v, want under a second", took)
+	}
+	if _, ok := findState(t, rt, s.Key); ok {
+		t.Errorf("List still shows %s", s.Key)
+	}
+	if _, err := os.Stat(logFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("log file after Remove: %v, want none", err)
+	}
+	if _, err := rt.Logs(ctx, s.Key, 100); !errors.Is(err, runtimes.ErrNotFound) {
+		t.Errorf("Logs after Remove: %v, want ErrNotFound", err)
+	}
+	if _, err := rt.Usage(ctx, s.Key); !errors.Is(err, runtimes.ErrNotFound) {
+		t.Errorf("Usage after Remove: %v, want ErrNotFound", err)
+	}
+	noEvent(t, rt, 300*time.Millisecond)
+	if err := rt.Remove(ctx, s.Key); err != nil {
+		t.Errorf("Remove of an unknown key: %v", err)
+	}
+}
+
+func waitLogs(t *testing.T, rt runtimes.Runtime, key, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		logs, err := rt.Logs(testCtx(t), key, 1<<20)
+		if err != nil {
+			t.Fatalf("Logs(%s): %v", key, err)
+		}
+		if strings.Contains(logs, want) {
+			return logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs of %s lack %q:\n%s", key, want, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCached: a second instance, a restart and a new runtime on the same
+// state directory neither download nor (in memory) compile again.
+func TestCached(t *testing.T) {
+	stateDir := t.TempDir()
+	cfg := wasm.Config{NodeName: "n1", StateDir: stateDir}
+	rt := openRuntime(t, cfg)
+	name, url := serveApp(t)
+	ctx := testCtx(t)
+
+	a := spec("a.0", url, 0)
+	t0 := time.Now()
+	if err := rt.Start(ctx, a); err != nil {
+		t.Fatalf("Start a: %v", err)
+	}
+	first := time.Since(t0)
+	if ev := waitEvent(t, rt, a.Key); ev.Status != wire.StatusCompleted {
+		t.Fatalf("a: %+v", ev)
+	}
+
+	b := spec("b.0", url, 0)
+	t0 = time.Now()
+	if err := rt.Start(ctx, b); err != nil {
+		t.Fatalf("Start b: %v", err)
+	}
+	second := time.Since(t0)
+	if ev := waitEvent(t, rt, b.Key); ev.Status != wire.StatusCompleted {
+		t.Fatalf("b: %+v", ev)
+	}
+	t.Logf("first Start (download + compile) %v, second Start (cached) %v", first.Round(time.Millisecond), second.Round(time.Microsecond))
+	if got := server.Requests(name); got != 1 {
+		t.Errorf("%d requests for the module, want 1", got)
+	}
+	if got := rt.Compilations(); got != 1 {
+		t.Errorf("%d compilations, want 1", got)
+	}
+	if second > first/4 || second > 250*time.Millisecond {
+		t.Errorf("second Start took %v (first %v): not cached?", second, first)
+	}
+
+	// A Start of an exited instance runs it again, appending to its log.
+	t0 = time.Now()
+	if err := rt.Start(ctx, a); err != nil {
+		t.Fatalf("restart a: %v", err)
+	}
+	restart := time.Since(t0)
+	ev := waitEvent(t, rt, a.Key)
+	if ev.Status != wire.StatusCompleted {
+		t.Fatalf("restarted a: %+v", ev)
+	}
+	logs, _ := rt.Logs(ctx, a.Key, 1<<20)
+	if n := strings.Count(logs, "hello from wasm"); n != 2 {
+		t.Errorf("log of a restarted instance holds %d greetings, want 2:\n%s", n, logs)
+	}
+	t.Logf("restart took %v", restart.Round(time.Microsecond))
+	if server.Requests(name) != 1 || rt.Compilations() != 1 {
+		t.Errorf("restart downloaded (%d requests) or compiled (%d)", server.Requests(name), rt.Compilations())
+	}
+
+	// A changed spec replaces the instance: a fresh log.
+	a2 := a
+	a2.Cmd = []string{"exit", "5"}
+	if err := rt.Start(ctx, a2); err != nil {
+		t.Fatalf("Start a with a new spec: %v", err)
+	}
+	if ev := waitEvent(t, rt, a.Key); ev.Status != wire.StatusFailed || ev.ExitCode != 5 || ev.Spec.Cmd[1] != "5" {
+		t.Fatalf("replaced a: %+v", ev)
+	}
+	logs, _ = rt.Logs(ctx, a.Key, 1<<20)
+	if n := strings.Count(logs, "hello from wasm"); n != 1 {
+		t.Errorf("log of a replaced instance holds %d greetings, want 1:\n%s", n, logs)
+	}
+
+	// Modules do not survive the runtime: a new one holds nothing, and
+	// starts them again from the disk caches.
+	if err := rt.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	rt2 := openRuntime(t, cfg)
+	if states, err := rt2.List(ctx); err != nil || len(states) != 0 {
+		t.Fatalf("List of a new runtime = %v, %v; want nothing (no adoption)", states, err)
+	}
+	t0 = time.Now()
+	if err := rt2.Start(ctx, a); err != nil {
+		t.Fatalf("Start after a restart: %v", err)
+	}
+	afterRestart := time.Since(t0)
+	if ev := waitEvent(t, rt2, a.Key); ev.Status != wire.StatusCompleted {
+		t.Fatalf("a after a restart: %+v", ev)
+	}
+	t.Logf("Start in a new runtime (disk caches) took %v", afterRestart.Round(time.Millisecond))
+	if got := server.Requests(name); got != 1 {
+		t.Errorf("%d requests after a restart, want 1 (disk cache)", got)
+	}
+	if rt2.Downloads() != 0 {
+		t.Errorf("new runtime downloaded %d times", rt2.Downloads())
+	}
+	if afterRestart > first/2 {
+		t.Errorf("Start from wazero's disk cache took %v, first %v: not cached?", afterRestart, first)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	_, url := serveApp(t)
+	sum := sha256.Sum256(appData)
+	good := hex.EncodeToString(sum[:])
+	bad := strings.Repeat("ab", 32)
+	closed := closedPort(t)
+	for _, tc := range []struct {
+		name  string
+		cfg   func(*wasm.Config)
+		code  string
+		memMB int64
+		env   []string
+		want  string // the error holds it; "" = no error
+	}{
+		{name: "digest-ok", code: url + "#sha256=" + good},
+		{name: "digest-mismatch", code: url + "#sha256=" + bad, want: "has sha256 " + good + ", want " + bad},
+		{name: "bad-fragment", code: url + "#md5=abc", want: "fragment must be sha256="},
+		{name: "oversize", cfg: func(c *wasm.Config) { c.MaxModuleBytes = 1 << 20 }, code: url, want: "over the limit of 1048576 bytes"},
+		{name: "unreachable", code: fmt.Sprintf("http://%s/x.wasm", closed), want: fmt.Sprintf("http://%s/x.wasm", closed)},
+		{name: "not-found", code: server.URL + "/missing.wasm", want: server.URL + "/missing.wasm: 404 Not Found"},
+		{name: "not-http", code: "file:///tmp/x.wasm", want: "want an http or https URL"},
+		{name: "no-code", code: "", want: "no module URL"},
+		{name: "not-wasm", code: server.Add("junk.wasm", []byte("not a module")), want: "compile module"},
+		{name: "memory-below-minimum", code: url, memMB: 1, want: "over the memory limit of 1 MiB"},
+		{name: "bad-env", code: url, env: []string{"NOEQUALS"}, want: `environment[0] "NOEQUALS": want KEY=value`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mods []func(*wasm.Config)
+			if tc.cfg != nil {
+				mods = append(mods, tc.cfg)
+			}
+			rt := newRuntime(t, mods...)
+			ctx := testCtx(t)
+			s := spec("e.0", tc.code, tc.memMB)
+			if tc.env != nil {
+				s.Environment = tc.env
+			}
+			err := rt.Start(ctx, s)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Start: %v", err)
+				}
+				if ev := waitEvent(t, rt, s.Key); ev.Status != wire.StatusCompleted {
+					t.Fatalf("event %+v", ev)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Start succeeded, want an error holding %q", tc.want)
+			}
+			t.Logf("error: %v", err)
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "e.0") {
+				t.Errorf("error %q does not hold %q and the key", err, tc.want)
+			}
+			if states, _ := rt.List(ctx); len(states) != 0 {
+				t.Errorf("a failed Start left %+v", states)
+			}
+			if n := rt.CompiledModules(); n != 0 {
+				t.Errorf("a failed Start left %d compiled modules", n)
+			}
+		})
+	}
+}
+
+// closedPort is a 127.0.0.1 address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestDigestRefetch: a cached module that does not match a pinned digest
+// is downloaded again.
+func TestDigestRefetch(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := testCtx(t)
+	name := fmt.Sprintf("v%d.wasm", nameSeq.Add(1))
+	url := server.Add(name, returnModule)
+	if err := rt.Start(ctx, spec("v.0", url, 0)); err != nil {
+		t.Fatalf("Start v1: %v", err)
+	}
+	waitEvent(t, rt, "v.0")
+	// The server now has another version; the pinned spec gets it.
+	server.Add(name, trapModule)
+	sum := sha256.Sum256(trapModule)
+	if err := rt.Start(ctx, spec("v.1", url+"#sha256="+hex.EncodeToString(sum[:]), 0)); err != nil {
+		t.Fatalf("Start v2: %v", err)
+	}
+	if ev := waitEvent(t, rt, "v.1"); ev.Status != wire.StatusFailed || !strings.Contains(ev.Detail, "unreachable") {
+		t.Fatalf("v2 event %+v, want the trapping version", ev)
+	}
+	if got := server.Requests(name); got != 2 {
+		t.Errorf("%d requests, want 2", got)
+	}
+}
+
+// TestConcurrentStarts: instances of one module started at once download
+// and compile it once.
+func TestConcurrentStarts(t *testing.T) {
+	rt := newRuntime(t)
+	name, url := serveApp(t)
+	ctx := testCtx(t)
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- rt.Start(ctx, spec(fmt.Sprintf("c.%d", i), url, 32)) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+	}
+	for range n {
+		select {
+		case ev := <-rt.Events():
+			if ev.Status != wire.StatusCompleted {
+				t.Errorf("event %+v", ev)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("no event")
+		}
+	}
+	if server.Requests(name) != 1 || rt.Compilations() != 1 {
+		t.Errorf("%d requests, %d compilations; want 1 and 1", server.Requests(name), rt.Compilations())
+	}
+}
+
+// TestCloseStopsModules: Close stops running modules and closes Events
+// without an exit event.
+func TestCloseStopsModules(t *testing.T) {
+	cfg := wasm.Config{StateDir: t.TempDir()}
+	rt, err := wasm.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, url := serveApp(t)
+	if err := rt.Start(testCtx(t), spec("s.0", url, 0, "sleep", "30")); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t0 := time.Now()
+	if err := rt.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if st, ok := <-rt.Events(); ok {
+		t.Errorf("event after Close: %+v", st)
+	}
+	if err := rt.Start(testCtx(t), spec("s.1", url, 0)); err == nil {
+		t.Error("Start after Close succeeded")
+	}
+}
+
+// TestRuntimeOnFirstStart: a runtime that ran nothing made no wazero runtime
+// (its compilation cache on disk is the sign) and closes; the first Start
+// makes it.
+func TestRuntimeOnFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	rt := newRuntime(t, func(c *wasm.Config) { c.StateDir = dir })
+	compiled := filepath.Join(dir, "wasm", "cache", "compiled")
+	if sts, err := rt.List(testCtx(t)); err != nil || len(sts) != 0 {
+		t.Fatalf("List = %v, %v", sts, err)
+	}
+	if _, err := os.Stat(compiled); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("before any Start, %s: %v (want no such directory: no wazero runtime yet)", compiled, err)
+	}
+	_, url := serveApp(t)
+	if err := rt.Start(testCtx(t), spec("first.0", url, 0)); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if st := waitEvent(t, rt, "first.0"); st.Status != wire.StatusCompleted {
+		t.Fatalf("first.0: %+v", st)
+	}
+	if _, err := os.Stat(compiled); err != nil {
+		t.Errorf("after the first Start: %v", err)
+	}
+}

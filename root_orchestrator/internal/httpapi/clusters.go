@@ -1,0 +1,302 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+)
+
+// SyncInterval is how often clusters are asked to sync.
+const SyncInterval = 1000 // ms
+
+func checkVersion(v string) error {
+	if v != wire.Version {
+		return errBadRequest("protocol version "+strconvQuote(v)+" not supported; this root speaks "+wire.Version, "version")
+	}
+	return nil
+}
+
+func strconvQuote(s string) string { return strconv.Quote(s) }
+
+// registerCluster admits a cluster with a join token and gives it its
+// credential. The cluster dials the root, so a cluster behind NAT works.
+func (s *Server) registerCluster(c echo.Context) error {
+	var req wire.ClusterRegisterRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := checkVersion(req.Version); err != nil {
+		return err
+	}
+	if !clusterNameRE.MatchString(req.Name) {
+		return errBadRequest("cluster_name must match "+clusterNameRE.String(), "cluster_name")
+	}
+	if err := s.store.CheckJoinToken(c.Request().Context(), bearer(c)); errors.Is(err, store.ErrBadCredential) {
+		return &Error{Status: http.StatusUnauthorized, Message: "invalid join token"}
+	} else if err != nil {
+		return err
+	}
+	id, cred, block, tk, err := s.state.RegisterCluster(state.Registration{Name: req.Name, Location: req.Location, Address: req.Address, Port: req.Port})
+	if err != nil {
+		return err
+	}
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	s.log.Info("cluster registered", "cluster", req.Name, "id", id, "location", req.Location, "block", block)
+	return c.JSON(http.StatusOK, wire.ClusterRegisterResponse{ClusterID: id, Credential: cred, Block: block})
+}
+
+// authCluster returns the cluster whose credential the request carries.
+func (s *Server) authCluster(c echo.Context) (*state.Cluster, error) {
+	cl, err := s.state.Snapshot().AuthenticateCluster(bearer(c))
+	if errors.Is(err, state.ErrBadCredential) {
+		return nil, &Error{Status: http.StatusUnauthorized, Message: "invalid cluster credential"}
+	}
+	return cl, err
+}
+
+// maxSyncBody bounds a cluster's sync. Clusters keep theirs far below it
+// (rootsync's syncBudget); the API's own limit is smaller.
+const maxSyncBody = 16 << 20
+
+var mSyncRefused = promauto.NewCounter(prometheus.CounterOpts{
+	Namespace: "thicket_root", Name: "cluster_syncs_refused_total",
+	Help: "Cluster syncs refused (malformed, too large, another protocol version); the cluster still counts as seen.",
+})
+
+// syncCluster takes a cluster's report. A delta-speaking cluster gets an
+// acknowledgement (its desired set comes by the watch); others get their
+// full desired set, as before.
+func (s *Server) syncCluster(c echo.Context) error {
+	cl, err := s.authCluster(c)
+	if err != nil {
+		return err
+	}
+	c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, maxSyncBody)
+	var req wire.ClusterSync
+	err = decodeJSON(c, &req)
+	if err == nil {
+		err = checkVersion(req.Version)
+	}
+	if err != nil {
+		// The cluster is talking: a sync the root cannot take is refused,
+		// but it is no sign that the cluster is gone.
+		mSyncRefused.Inc()
+		s.log.Warn("cluster sync refused", "cluster", cl.Name, "err", err)
+		if _, _, terr := s.state.ApplyReport(cl.ID, state.Report{}); terr != nil {
+			s.log.Warn("cluster seen", "cluster", cl.Name, "err", terr)
+		}
+		if errors.Is(err, errTooLarge) { // its message names the API's limit, not the sync's
+			return &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("sync larger than %d MiB", maxSyncBody>>20)}
+		}
+		return err
+	}
+	epoch := s.state.Epoch()
+	full := !req.Delta || req.Epoch == ""
+	res, _, err := s.state.ApplyReport(cl.ID, state.Report{Full: full, Nodes: req.Nodes, GoneNodes: req.GoneNodes,
+		Statuses: req.Instances, WantBlocks: req.WantBlocks})
+	if err != nil {
+		return err
+	}
+	if res.WasInactive {
+		s.log.Info("cluster back", "cluster", cl.Name)
+	}
+	if req.Delta {
+		// A cluster back from lost sends everything at once: which of its
+		// copies survive is decided on its full report.
+		return c.JSON(http.StatusOK, wire.ClusterSyncAck{Version: wire.Version, Epoch: epoch,
+			Resync: !full && (req.Epoch != epoch || res.WasInactive), SyncIntervalMS: SyncInterval})
+	}
+	return c.JSON(http.StatusOK, s.fullDesired(s.state.Snapshot(), cl.ID))
+}
+
+// network is the overlay as of a snapshot, computed once per change of it.
+func (s *Server) network(sn *state.Snapshot) ([]wire.NodeNetwork, []wire.ServiceRoute) {
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	if s.netAt != sn.NetIndex() || s.netPeers == nil {
+		s.netPeers, s.netTable, s.netAt = sn.Peers(), sn.ServiceTable(), sn.NetIndex()
+	}
+	return s.netPeers, s.netTable
+}
+
+// fullDesired is a cluster's whole desired set and network, with a
+// fingerprint as generation (for clusters that do not speak deltas).
+func (s *Server) fullDesired(sn *state.Snapshot, clusterID string) wire.ClusterDesired {
+	d := sn.DesiredFor(clusterID, "", 0, s.state.Epoch())
+	peers, table := s.network(sn)
+	out := wire.ClusterDesired{Version: wire.Version, Instances: d.Instances, Removed: d.Removed, SyncIntervalMS: SyncInterval,
+		Network: state.ClusterNetwork(clusterID, peers, table)}
+	out.Block, out.Blocks = blocks(sn, clusterID)
+	out.Generation = fingerprint(out)
+	return out
+}
+
+// watchDesired is the route of a cluster's desired set: a blocking query.
+// With ?delta=1&epoch=E&after=G it answers, as soon as anything changed for
+// the cluster after generation G of epoch E, only the changes (everything if
+// E is not this root's epoch or G is too old), or after ?wait= (default 25 s,
+// at most 60 s) an empty delta. Without delta (clusters of earlier
+// versions) it answers the full set as soon as its fingerprint differs from
+// ?after=.
+func (s *Server) watchDesired(c echo.Context) error {
+	ctx := c.Request().Context()
+	cl, err := s.authCluster(c)
+	if err != nil {
+		return err
+	}
+	after, _ := strconv.ParseInt(c.QueryParam("after"), 10, 64)
+	wait := 25 * time.Second
+	if q := c.QueryParam("wait"); q != "" {
+		if wait, err = time.ParseDuration(q); err != nil || wait < 0 || wait > time.Minute {
+			return errBadRequest("wait must be a duration up to 1m", "wait")
+		}
+	}
+	delta := c.QueryParam("delta") == "1"
+	epoch := c.QueryParam("epoch")
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		_, changed := s.state.Changed() // before reading, so no change is missed
+		sn := s.state.Snapshot()
+		if !delta {
+			if d := s.fullDesired(sn, cl.ID); d.Generation != after {
+				return c.JSON(http.StatusOK, d)
+			}
+		} else if d := sn.DesiredFor(cl.ID, epoch, uint64(max(after, 0)), s.state.Epoch()); !d.Empty() {
+			return c.JSON(http.StatusOK, s.deltaAnswer(sn, cl.ID, d))
+		}
+		select {
+		case <-changed:
+			// Let a burst of writes gather into one answer.
+			time.Sleep(10 * time.Millisecond)
+		case <-deadline.C:
+			if delta {
+				return c.JSON(http.StatusOK, s.deltaAnswer(sn, cl.ID, sn.DesiredFor(cl.ID, epoch, uint64(max(after, 0)), s.state.Epoch())))
+			}
+			return c.JSON(http.StatusOK, s.fullDesired(sn, cl.ID))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Server) deltaAnswer(sn *state.Snapshot, clusterID string, d state.Desired) wire.ClusterDesired {
+	out := wire.ClusterDesired{Version: wire.Version, Generation: int64(sn.Index()), Epoch: s.state.Epoch(),
+		Delta: !d.Full, Instances: d.Instances, Removed: d.Removed, SyncIntervalMS: SyncInterval,
+		NetworkUnchanged: !d.NetworkChanged}
+	out.Block, out.Blocks = blocks(sn, clusterID)
+	if d.NetworkChanged {
+		peers, table := s.network(sn)
+		out.Network = state.ClusterNetwork(clusterID, peers, table)
+	}
+	return out
+}
+
+// blocks returns a cluster's first address block and all of them.
+func blocks(sn *state.Snapshot, clusterID string) (string, []string) {
+	bs := sn.Blocks(clusterID)
+	if len(bs) == 0 {
+		return "", nil
+	}
+	return bs[0], bs
+}
+
+// fingerprint of a desired set and network, so a cluster of an earlier
+// version can tell whether they changed.
+func fingerprint(d wire.ClusterDesired) int64 {
+	d.Generation = 0
+	h := fnv.New64a()
+	_ = json.NewEncoder(h).Encode(d)
+	return int64(h.Sum64() >> 1)
+}
+
+func (s *Server) listJoinTokens(c echo.Context) error {
+	toks, err := s.store.ListJoinTokens(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toks)
+}
+
+// createJoinToken makes a cluster join token; the token itself is shown
+// only in this answer.
+func (s *Server) createJoinToken(c echo.Context) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	if len(req.Name) > 100 {
+		return errBadRequest("name is longer than 100 characters", "name")
+	}
+	tok, jt, err := s.store.CreateJoinToken(c.Request().Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"id": jt.ID, "name": jt.Name, "created_at": jt.CreatedAt, "token": tok})
+}
+
+func (s *Server) deleteJoinToken(c echo.Context) error {
+	if err := s.store.DeleteJoinToken(c.Request().Context(), c.Param("id")); err != nil {
+		return err
+	}
+	return message(c, "join token revoked")
+}
+
+// instanceLogs answers the last lines of an instance's output, as its node
+// last reported them: ?lines=N (default 100).
+func (s *Server) instanceLogs(c echo.Context) error {
+	n, err := strconv.Atoi(c.Param("n"))
+	if err != nil || n < 0 {
+		return errBadRequest("instance number "+strconvQuote(c.Param("n"))+" is not a non-negative integer", "n")
+	}
+	lines := 100
+	if q := c.QueryParam("lines"); q != "" {
+		if lines, err = strconv.Atoi(q); err != nil || lines < 1 {
+			return errBadRequest("lines must be a positive integer", "lines")
+		}
+	}
+	sn := s.state.Snapshot()
+	svc, err := ownedService(c, sn, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	in := sn.Instance(wire.InstanceKey(svc.ID, n))
+	if in == nil {
+		return errNotFound
+	}
+	return c.JSON(http.StatusOK, map[string]any{"instance_number": n, "status": in.Status, "logs": lastLines(in.Logs, lines)})
+}
+
+func lastLines(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	i := len(s)
+	for range n {
+		j := strings.LastIndexByte(s[:i], '\n')
+		if j < 0 {
+			return s + "\n"
+		}
+		i = j
+	}
+	return s[i+1:] + "\n"
+}

@@ -1,0 +1,141 @@
+package httpapi
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
+)
+
+// The REST documents are made from the state here, at the edge: the
+// reference system's field shapes (percentages as strings, a cluster's
+// summed figures) exist only on the wire.
+
+func restApp(a *state.Application) api.Application {
+	return api.Application{
+		ApplicationID: a.ID, ApplicationName: a.Name, ApplicationNamespace: a.Namespace,
+		ApplicationDesc: a.Description, UserID: a.Owner, Microservices: orEmpty(a.Services),
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+	}
+}
+
+func restApps(as []*state.Application) []api.Application {
+	out := make([]api.Application, len(as))
+	for i, a := range as {
+		out[i] = restApp(a)
+	}
+	return out
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// percent prints a figure as the reference does: a string, "0" for none.
+func percent(f float64) string {
+	if f == 0 {
+		return "0"
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64)
+}
+
+func restInstance(svc *state.Service, in *state.Instance) api.Instance {
+	mem := 0.0
+	if svc.Spec.MemoryMB > 0 {
+		mem = float64(in.MemoryMB) * 100 / float64(svc.Spec.MemoryMB)
+	}
+	return api.Instance{
+		InstanceNumber: in.Number, Status: in.Status, StatusDetail: in.Detail,
+		ClusterID: in.ClusterID, ClusterLocation: in.ClusterLocation, WorkerID: in.NodeID,
+		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: in.Logs,
+		CPUPercent: percent(in.CPUPercent), MemoryPercent: percent(mem), Disk: "0",
+		InstanceIP: in.InstanceIP, NodeName: in.NodeName, Restarts: in.Restarts,
+		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
+	}
+}
+
+// restService is a service with its instances and status summary.
+func restService(sn *state.Snapshot, s *state.Service) api.Service {
+	cons := make([]api.Constraint, len(s.Spec.Constraints))
+	for i, c := range s.Spec.Constraints {
+		cons[i] = api.Constraint(c)
+	}
+	ins := sn.Instances(s.ID)
+	list := make([]api.Instance, len(ins))
+	updated := s.UpdatedAt // the service or any of its instances
+	for i, in := range ins {
+		list[i] = restInstance(s, in)
+		if in.UpdatedAt.After(updated) {
+			updated = in.UpdatedAt
+		}
+	}
+	p := &s.Spec
+	out := api.Service{
+		MicroserviceID: s.ID, MicroserviceName: s.Name, MicroserviceNamespace: s.Namespace,
+		ApplicationID: s.AppID, AppName: s.AppName, AppNamespace: s.AppNamespace, UserID: s.Owner,
+		Virtualization: p.Virtualization, Code: p.Code, Arch: orEmpty(p.Arch), Cmd: orEmpty(p.Cmd),
+		Environment: orEmpty(p.Environment), Port: p.Port, RRIP: s.RRIP, ClosestIP: s.ClosestIP,
+		Memory: p.MemoryMB, VCPUs: p.VCPUs, VGPUs: p.VGPUs, VTPUs: p.VTPUs, BandwidthIn: p.BandwidthIn,
+		BandwidthOut: p.BandwidthOut, Storage: p.Storage, AddedFiles: orEmpty(p.AddedFiles), Constraints: cons,
+		OneShot: p.OneShot, Disconnect: api.Disconnect{Replace: p.Disconnect.Replace,
+			ReplaceAfter: int(p.Disconnect.ReplaceAfter / time.Second), StopAfter: int(p.Disconnect.StopAfter / time.Second),
+			Reconcile: p.Disconnect.Reconcile},
+		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
+	}
+	out.Status, out.StatusDetail = api.Summarize(list)
+	return out
+}
+
+func restServices(sn *state.Snapshot, ss []*state.Service) []api.Service {
+	out := make([]api.Service, len(ss))
+	for i, s := range ss {
+		out[i] = restService(sn, s)
+	}
+	return out
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+// restCluster is a cluster with its nodes and the reference's per-cluster
+// figures, summed over its active nodes.
+func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
+	out := api.Cluster{
+		ID: c.ID, ClusterName: c.Name, IP: c.Address, Port: c.Port, ClusterLocation: c.Location,
+		Active: c.Active, Virtualization: []string{}, Nodes: []api.Node{}, LastSeen: c.LastSeen,
+	}
+	var cpuPct, memPct float64
+	for _, n := range sn.Nodes(c.ID) {
+		out.Nodes = append(out.Nodes, api.Node{
+			ID: n.ID, Name: n.Name, Arch: n.Arch,
+			CPUCores: int(n.Capacity.MilliCPU / 1000), MemoryInMB: int(n.Capacity.MemoryMB), VGPUs: int(n.Capacity.VGPUs),
+			CPUPercent: n.CPUPercent, MemoryPercent: n.MemoryPercent,
+			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
+		})
+		if !n.Active || !c.Active {
+			continue
+		}
+		out.ActiveNodes++
+		out.TotalCPUCores += int(n.Capacity.MilliCPU / 1000)
+		out.MemoryInMB += int(n.Capacity.MemoryMB)
+		out.VGPUs += int(n.Capacity.VGPUs)
+		cpuPct += n.CPUPercent
+		memPct += n.MemoryPercent
+		for _, v := range n.Virtualizations {
+			if !slices.Contains(out.Virtualization, v) {
+				out.Virtualization = append(out.Virtualization, v)
+			}
+		}
+	}
+	if out.ActiveNodes > 0 {
+		out.CPUPercent, out.MemoryPercent = round2(cpuPct/float64(out.ActiveNodes)), round2(memPct/float64(out.ActiveNodes))
+	}
+	out.VCPUs = out.TotalCPUCores
+	slices.Sort(out.Virtualization)
+	return out
+}

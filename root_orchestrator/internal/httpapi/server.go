@@ -1,0 +1,166 @@
+// Package httpapi serves the root's REST API: authentication, users,
+// applications, services, instances and clusters, with the reference
+// system's paths and wire shapes.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo-contrib/echoprometheus"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+)
+
+// maxBody bounds every request body.
+const maxBody = "4M"
+
+// Server is the HTTP API.
+type Server struct {
+	state  *state.Store
+	store  *store.Store // users, signing key, join tokens
+	signer *auth.Signer
+	users  *userCache
+	// passwords limits password checks (guard.go).
+	passwords *passwordGuard
+	log       *slog.Logger
+	ping      func(context.Context) error
+	echo      *echo.Echo
+
+	// The overlay (peers, service table) as of netAt, shared by every
+	// cluster's desired set.
+	netMu    sync.Mutex
+	netAt    uint64
+	netPeers []wire.NodeNetwork
+	netTable []wire.ServiceRoute
+}
+
+// New builds the API over the state, the store and a token signer. ping
+// reports whether the store answers, for /healthz.
+func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
+	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), passwords: newPasswordGuard(), log: log, ping: ping,
+		echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+	// Both /api/x and /api/x/ are served directly: no redirect, which would
+	// turn a client's POST into a GET.
+	e.Pre(middleware.RemoveTrailingSlash())
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBody,
+		// A cluster's sync is limited after its credential is checked, so
+		// that a sync too large still counts as a sign of life (clusters.go).
+		Skipper: func(c echo.Context) bool { return c.Path() == "/api/cluster/sync" }}))
+	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
+		Namespace: "thicket_root",
+		Skipper:   func(c echo.Context) bool { return c.Path() == "/metrics" },
+	}))
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURI: true, LogStatus: true, LogLatency: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			log.Debug("request", "method", v.Method, "uri", v.URI, "status", v.Status, "latency", v.Latency)
+			return nil
+		},
+	}))
+	s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Mount serves h for GET and HEAD requests under prefix ("/install/", or
+// "/" for everything the API does not claim). Paths under /api/ never reach
+// h: an unknown API path stays a JSON 404.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	handler := func(c echo.Context) error {
+		if p := c.Request().URL.Path; p == "/api" || strings.HasPrefix(p, "/api/") {
+			return echo.ErrNotFound
+		}
+		h.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+	s.echo.GET(prefix+"*", handler)
+	s.echo.HEAD(prefix+"*", handler)
+}
+
+// Routes lists "METHOD path" of every API route, for the OpenAPI check.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		if strings.HasPrefix(r.Path, "/api/") && r.Method != echo.RouteNotFound {
+			out = append(out, r.Method+" "+r.Path)
+		}
+	}
+	return out
+}
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/healthz", s.health)
+	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+	e.GET("/api/docs", docsPage)
+	e.GET("/api/docs/*", docsAsset)
+	e.GET("/api/openapi.json", openAPI)
+
+	e.POST("/api/auth/login", s.login)
+	e.POST("/api/auth/refresh", s.refresh)
+
+	a := e.Group("/api", s.authenticate)
+	a.GET("/users", s.listUsers, adminOnly)
+	a.POST("/users", s.createUser, adminOnly)
+	a.GET("/user/:username", s.getUser)
+	a.PUT("/user/:username", s.updateUser, adminOnly)
+	a.POST("/user/:username", s.changeOwnPassword)
+	a.DELETE("/user/:username", s.deleteUser, adminOnly)
+
+	a.POST("/application", s.createApplications)
+	a.GET("/applications", s.listApplications)
+	a.GET("/applications/:userid", s.listUserApplications)
+	a.GET("/application/:id", s.getApplication)
+	a.PUT("/application/:id", s.updateApplication)
+	a.DELETE("/application/:id", s.deleteApplication)
+
+	a.POST("/service", s.createServices)
+	a.GET("/service/:id", s.getService)
+	a.DELETE("/service/:id", s.deleteService)
+	a.GET("/services", s.listAllServices)
+	a.GET("/services/:appid", s.listServices)
+	a.POST("/service/:id/instance", s.addInstance)
+	a.DELETE("/service/:id/instance/:n", s.deleteInstance)
+
+	a.GET("/service/:id/instance/:n/logs", s.instanceLogs)
+
+	a.GET("/clusters", s.listClusters)
+	a.GET("/clusters/active", s.listActiveClusters)
+	a.GET("/clusters/tokens", s.listJoinTokens, adminOnly)
+	a.POST("/clusters/tokens", s.createJoinToken, adminOnly)
+	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)
+
+	// Clusters authenticate with a join token or their own credential.
+	e.POST("/api/cluster/register", s.registerCluster)
+	e.POST("/api/cluster/sync", s.syncCluster)
+	e.GET("/api/cluster/desired", s.watchDesired)
+}
+
+func (s *Server) health(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	if err := s.ping(ctx); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func message(c echo.Context, msg string) error {
+	return c.JSON(http.StatusOK, map[string]string{"message": msg})
+}

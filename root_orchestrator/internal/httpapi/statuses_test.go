@@ -1,0 +1,29 @@
+package httpapi_test
+
+import (
+	"testing"
+
+	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/contract/wire"
+)
+
+// TestStatusesMatchTheTiers keeps the API module's instance statuses (its
+// own constants: the module imports nothing of Thicket's) equal to the ones
+// the tiers report, which the API shows as they are.
+func TestStatusesMatchTheTiers(t *testing.T) {
+	for _, c := range []struct{ api, wire string }{
+		{api.StatusRequested, wire.StatusRequested},
+		{api.StatusScheduled, wire.StatusScheduled},
+		{api.StatusCreating, wire.StatusCreating},
+		{api.StatusRunning, wire.StatusRunning},
+		{api.StatusCompleted, wire.StatusCompleted},
+		{api.StatusFailed, wire.StatusFailed},
+		{api.StatusNoCapacity, wire.StatusNoCapacity},
+		{api.StatusLost, wire.StatusLost},
+		{api.StatusUnknown, wire.StatusUnknown},
+	} {
+		if c.api != c.wire {
+			t.Errorf("api status %q, the tiers report %q", c.api, c.wire)
+		}
+	}
+}

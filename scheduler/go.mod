@@ -1,6 +1,0 @@
-module github.com/thicket-edge/thicket/scheduler
-
-go 1.24.0
-require github.com/thicket-edge/thicket/contract v0.0.0
-
-replace github.com/thicket-edge/thicket/contract => ../contract
