@@ -1,8 +1,9 @@
 # Thicket build, test, benchmark and run targets. The repository is one Go
 # module (github.com/thicket-edge/thicket) plus the API client, api/, a
-# module of its own so that programs outside Thicket can import it alone;
-# the root module replaces it with ./api. MODULES lists both: "./..." does
-# not descend into a nested module.
+# module of its own so that programs outside Thicket can import it alone.
+# go.work uses both; the root go.mod also replaces the api module with ./api
+# so that GOWORK=off builds the same. MODULES lists both: "./..." does not
+# descend into a nested module.
 MODULES   := . api
 PKGS      := ./...
 BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node net_manager/cmd/thicket-net cli/cmd/thicket

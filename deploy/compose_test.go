@@ -555,7 +555,7 @@ func TestDockerignore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	need := []string{"go.mod", "go.sum", "deploy/docker/Dockerfile"}
+	need := []string{"go.work", "go.work.sum", "go.mod", "go.sum", "deploy/docker/Dockerfile"}
 	for _, m := range regexp.MustCompile(`(?m)=>\s*\./(\S+)\s*$`).FindAllStringSubmatch(string(mod), -1) {
 		need = append(need, m[1]+"/go.mod")
 	}
