@@ -57,7 +57,7 @@ fuzz:
 	go test ./contract/sla -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	go test ./contract/sla -run '^$$' -fuzz '^FuzzParsePorts$$' -fuzztime $(FUZZTIME)
 
-## bench: the Go benchmarks of every module, then the system benchmark against BRIEF §5
+## bench: the Go benchmarks of every module, then the system benchmark against docs/targets.md
 ## (as root, containerd running; writes docs/benchmarks.md; about 15 minutes).
 bench: bench-go
 	go run ./bench/cmd/thicket-bench -out docs/benchmarks.md

@@ -1,4 +1,4 @@
-// Command thicket-bench measures Thicket against the targets of BRIEF §5
+// Command thicket-bench measures Thicket against the targets in docs/targets.md
 // on this machine — deploy latency against the ctr run floor, failover,
 // footprint, control-plane scale with simulated nodes (one cluster of up
 // to 2,000 nodes; several clusters at one root), scheduler and overlay

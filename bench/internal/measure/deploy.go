@@ -20,12 +20,12 @@ import (
 // Poll interval of the API while waiting for RUNNING.
 const apiPoll = 20 * time.Millisecond
 
-// deployBudget is BRIEF §5's target: the floor plus this.
+// deployBudget is the target (docs/targets.md): the floor plus this.
 const deployBudget = 150.0 // ms
 
 const burstSize = 50
 
-// burstBudget is BRIEF §5's target for the burst: a ratio to the floor.
+// burstBudget is the target (docs/targets.md) for the burst: a ratio to the floor.
 const burstBudget = 1.5
 
 // Deploy measures API call → RUNNING for one instance on one worker with a

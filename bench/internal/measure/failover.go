@@ -13,7 +13,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
-const failoverBudget = 5000.0 // ms, BRIEF §5
+const failoverBudget = 5000.0 // ms, docs/targets.md
 
 // Failover measures the loss of a worker host — kill -9 of its node
 // engine and SIGKILL of its containers' tasks — until the instance is

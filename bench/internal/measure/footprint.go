@@ -12,7 +12,7 @@ import (
 	"github.com/thicket-edge/thicket/bench/internal/system"
 )
 
-// Targets of BRIEF §5.
+// Targets (docs/targets.md).
 const (
 	workerRSSBudget  = 30.0  // MB
 	workerCPUBudget  = 1.0   // % of a core

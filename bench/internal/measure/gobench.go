@@ -12,13 +12,13 @@ import (
 	"github.com/thicket-edge/thicket/bench/internal/stats"
 )
 
-const placementsBudget = 5000.0 // per second over 1,000 nodes, BRIEF §5
+const placementsBudget = 5000.0 // per second over 1,000 nodes, docs/targets.md
 
 // Scheduler runs the scheduler's Go benchmarks: placements per second of
 // the cluster scheduler (PickNode, PlaceAll) and the root scheduler
 // (PickCluster, PlaceAllClusters).
 
-// overlayBudget is BRIEF §5's target: overlay TCP throughput as a share
+// overlayBudget is the target (docs/targets.md): overlay TCP throughput as a share
 // of the underlay's.
 const overlayBudget = 0.9
 

@@ -1,5 +1,5 @@
 // Package measure holds the measurements of Thicket against the targets of
-// BRIEF §5. Each runs on the machinery of package system, cleans up what it
+// docs/targets.md. Each runs on the machinery of package system, cleans up what it
 // started, and returns a report section and its rows of the summary.
 package measure
 

@@ -21,7 +21,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
-// BRIEF §5's targets at scale.
+// The targets (docs/targets.md) at scale.
 const (
 	scaleTarget      = 2000 // nodes in one cluster at 1 report/s
 	rootCPUBudget    = 25.0 // % of a core, at scaleTarget nodes

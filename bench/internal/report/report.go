@@ -1,5 +1,5 @@
 // Package report renders the benchmark report as Markdown: the machine,
-// one summary table beside the targets of BRIEF §5, and a section per
+// one summary table beside the targets in docs/targets.md, and a section per
 // measurement.
 package report
 
@@ -19,7 +19,7 @@ const (
 	NotMeasured = "not measured"
 )
 
-// Target is one row of the summary: a target of BRIEF §5 and what was
+// Target is one row of the summary: a target of docs/targets.md and what was
 // measured against it.
 type Target struct {
 	What     string
@@ -77,7 +77,7 @@ func (r Report) Markdown() string {
 	b.WriteString("\nEvery number is measured in this run; ratios compare with the floor measured in the same run. " +
 		"Medians and p95 are over the repeated runs (p95 is the nearest rank: with fewer than 20 runs it is the largest). " +
 		"The whole system, the load generators and the floor share this machine's cores.\n\n")
-	b.WriteString("## Summary against the targets (BRIEF §5)\n\n")
+	b.WriteString("## Summary against the [targets](targets.md)\n\n")
 	rows := make([][]string, len(r.Targets))
 	for i, t := range r.Targets {
 		v := t.Verdict

@@ -38,7 +38,7 @@ type Config struct {
 
 type step struct {
 	name string
-	// section is the measurement's place in the report (BRIEF §5's order).
+	// section is the measurement's place in the report (the order of docs/targets.md).
 	section int
 	// needsSystem: the measurement runs Thicket's processes.
 	needsSystem bool

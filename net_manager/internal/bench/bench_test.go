@@ -1,4 +1,4 @@
-// Package bench measures the cross-node datapath of thicket-net (BRIEF §5:
+// Package bench measures the cross-node datapath of thicket-net (docs/targets.md:
 // cross-node TCP through the overlay at ≥ 80 % of the underlay; issue 4,
 // "Benchmark"). It has no non-test code; `make bench` runs it.
 //

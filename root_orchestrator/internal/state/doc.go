@@ -3,7 +3,7 @@
 // and written behind to MongoDB. Everything else of the root reads it
 // through snapshots and changes it through its operations:
 //
-//	               REST API (internal/httpapi)            cluster syncs and watches
+//	           REST API (internal/httpapi)                cluster syncs and watches
 //	SLA ──► CreateApplications/AddInstance/…     ApplyReport ◄── nodes, statuses (deltas)
 //	                       │                           │
 //	                       ▼                           ▼
@@ -14,7 +14,7 @@
 //	               │ Snapshot()                    │ changes of each write
 //	               ▼                               ▼
 //	dispatch: Waiting → scheduler → Assign    persister: latest version of each
-//	api: REST documents (convert.go)          object, in batches ──► Backend
+//	httpapi: REST documents (convert.go)      object, in batches ──► Backend
 //	DesiredFor(cluster, epoch, after):        (MongoDB, internal/store; Memory in
 //	  new specs + removed keys + network      tests). Durable(ticket) waits for it.
 //
