@@ -303,7 +303,14 @@ func (o *Overlay) ensureBridge() error {
 	if l.Type() != "bridge" {
 		return fmt.Errorf("overlay: %s exists and is a %s device, not a bridge", name, l.Type())
 	}
-	if err := o.ensureAddr(l, netip.PrefixFrom(o.gw, o.cfg.Subnet.Bits())); err != nil {
+	return o.bringUp(l, netip.PrefixFrom(o.gw, o.cfg.Subnet.Bits()))
+}
+
+// bringUp gives one of the overlay's own devices its address, the owner's
+// mark and the overlay's MTU, and sets it up.
+func (o *Overlay) bringUp(l netlink.Link, addr netip.Prefix) error {
+	name := l.Attrs().Name
+	if err := o.ensureAddr(l, addr); err != nil {
 		return err
 	}
 	if err := o.mark(l); err != nil {
@@ -366,19 +373,8 @@ func (o *Overlay) ensureVXLAN() error {
 			return fmt.Errorf("overlay: vxlan %s: %w", name, err)
 		}
 	}
-	if err := o.ensureAddr(l, netip.PrefixFrom(o.vtep, 32)); err != nil {
+	if err := o.bringUp(l, netip.PrefixFrom(o.vtep, 32)); err != nil {
 		return err
-	}
-	if err := o.mark(l); err != nil {
-		return err
-	}
-	if l.Attrs().MTU != o.cfg.MTU {
-		if err := o.h.LinkSetMTU(l, o.cfg.MTU); err != nil {
-			return fmt.Errorf("overlay: set MTU of %s to %d: %w", name, o.cfg.MTU, err)
-		}
-	}
-	if err := o.h.LinkSetUp(l); err != nil {
-		return fmt.Errorf("overlay: set %s up: %w", name, err)
 	}
 	o.vtepMAC = append(net.HardwareAddr(nil), l.Attrs().HardwareAddr...)
 	return nil
