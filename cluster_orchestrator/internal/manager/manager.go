@@ -19,12 +19,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -392,7 +392,7 @@ func (m *Manager) UpdateDesired(specs []wire.InstanceSpec, removed []string) {
 // whether anything changed. Caller holds mu.
 func (m *Manager) upsert(sp wire.InstanceSpec) bool {
 	if in, ok := m.instances[sp.Key]; ok {
-		if sameSpec(in.Spec, sp) {
+		if wire.SameSpec(in.Spec, sp) {
 			return false
 		}
 		in.Spec = sp
@@ -425,12 +425,6 @@ func (m *Manager) remove(k string) bool {
 		m.netDirty = true // a backend leaves the service table
 	}
 	return true
-}
-
-func sameSpec(a, b wire.InstanceSpec) bool {
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return string(ja) == string(jb)
 }
 
 // HandleReport takes a node's report.
@@ -894,7 +888,7 @@ func (m *Manager) takeDirtyNodes(net wire.Network) map[string]wire.NodeDesired {
 		}
 	}
 	for id, d := range out {
-		slices.SortFunc(d.Instances, func(a, b wire.InstanceSpec) int { return cmpString(a.Key, b.Key) })
+		slices.SortFunc(d.Instances, func(a, b wire.InstanceSpec) int { return strings.Compare(a.Key, b.Key) })
 		for k, gen := range m.removedFrom[id] {
 			if !slices.ContainsFunc(d.Instances, func(s wire.InstanceSpec) bool { return s.Key == k }) {
 				d.Removed = append(d.Removed, k)
@@ -909,16 +903,6 @@ func (m *Manager) takeDirtyNodes(net wire.Network) map[string]wire.NodeDesired {
 		out[id] = d
 	}
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (m *Manager) updateMetrics() {
@@ -955,7 +939,7 @@ func (m *Manager) Nodes() []wire.NodeInfo {
 		info.Reserved, info.UsedPorts = held[n.ID].res, held[n.ID].ports
 		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b wire.NodeInfo) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b wire.NodeInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -967,7 +951,7 @@ func (m *Manager) Statuses() []wire.InstanceStatus {
 	for _, in := range m.instances {
 		out = append(out, in.Status)
 	}
-	slices.SortFunc(out, func(a, b wire.InstanceStatus) int { return cmpString(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b wire.InstanceStatus) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 

@@ -199,7 +199,7 @@ func (m *Manager) network() wire.Network {
 			out.Peers = append(out.Peers, p)
 		}
 	}
-	slices.SortFunc(out.Peers, func(a, b wire.NodeNetwork) int { return cmpString(a.NodeID, b.NodeID) })
+	slices.SortFunc(out.Peers, func(a, b wire.NodeNetwork) int { return strings.Compare(a.NodeID, b.NodeID) })
 
 	mine := map[string][]wire.Backend{} // service id → this cluster's running instances
 	for _, in := range m.instances {
@@ -215,7 +215,7 @@ func (m *Manager) network() wire.Network {
 			}
 		}
 		route.Backends = append(route.Backends, mine[r.ServiceID]...)
-		slices.SortFunc(route.Backends, func(a, b wire.Backend) int { return cmpString(a.IP, b.IP) })
+		slices.SortFunc(route.Backends, func(a, b wire.Backend) int { return strings.Compare(a.IP, b.IP) })
 		out.Services = append(out.Services, route)
 	}
 	return out
