@@ -63,6 +63,9 @@ type Client struct {
 	onSession func(Session) error
 	username  string
 	password  string
+	// fixed: the session's token is sent as it is, even none, and never
+	// renewed (WithToken).
+	fixed bool
 
 	mu      sync.Mutex
 	session Session
@@ -84,9 +87,10 @@ func NewClient(cfg Config) *Client {
 }
 
 // WithToken returns a client of the same root, over the same HTTP client,
-// that sends the access token as it is and never renews it.
+// that sends the access token as it is (none when empty) and never renews
+// it: a 401 is a *StatusError like any other answer.
 func (c *Client) WithToken(token string) *Client {
-	return &Client{addr: c.addr, http: c.http, now: c.now, session: Session{Token: token}}
+	return &Client{addr: c.addr, http: c.http, now: c.now, session: Session{Token: token}, fixed: true}
 }
 
 // Address is the root's base URL.
@@ -255,7 +259,7 @@ func (c *Client) token(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	s := c.session
 	c.mu.Unlock()
-	if !s.Expired(c.now()) {
+	if c.fixed || !s.Expired(c.now()) {
 		return s.Token, nil
 	}
 	if s.Token != "" && !c.renewable(s) { // an expired token is still worth a try
@@ -267,7 +271,9 @@ func (c *Client) token(ctx context.Context) (string, error) {
 	return c.Session().Token, nil
 }
 
-func (c *Client) renewable(s Session) bool { return s.RefreshToken != "" || c.password != "" }
+func (c *Client) renewable(s Session) bool {
+	return !c.fixed && (s.RefreshToken != "" || c.password != "")
+}
 
 // renew refreshes the session s, or logs in again when it has no refresh
 // token or the root refuses it. Another call that renewed it meanwhile

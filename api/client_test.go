@@ -281,6 +281,14 @@ func TestFixedToken(t *testing.T) {
 	if _, err := c.WithToken(c.Session().Token).Applications(context.Background()); err != nil {
 		t.Errorf("a valid fixed token: %v", err)
 	}
+	// No token at all is sent as none.
+	if _, err := c.WithToken("").Applications(context.Background()); !HasStatus(err, http.StatusUnauthorized) {
+		t.Errorf("no fixed token: %v", err)
+	}
+	var tok Tokens
+	if err := c.WithToken("").Do(context.Background(), "POST", "/api/auth/login", LoginRequest{Username: "Admin", Password: "pw"}, &tok); err != nil || tok.ExpiresIn != 900 {
+		t.Errorf("login through Do without a token: %+v, %v", tok, err)
+	}
 }
 
 func TestRaw(t *testing.T) {
