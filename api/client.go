@@ -330,14 +330,21 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 }
 
 // Raw sends a request with the session's access token, if the client has
-// one, and returns the answer whatever its status, for callers that look
-// at status codes and bodies themselves. body is as for Do.
+// one (renewed first when it has expired and can be), and returns the
+// answer whatever its status, for callers that look at status codes and
+// bodies themselves. body is as for Do.
 func (c *Client) Raw(ctx context.Context, method, path string, body any) (*Response, error) {
 	b, err := encode(body)
 	if err != nil {
 		return nil, err
 	}
-	return c.send(ctx, method, path, c.Session().Token, b)
+	tok := c.Session().Token
+	if c.renewable(c.Session()) {
+		if tok, err = c.token(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c.send(ctx, method, path, tok, b)
 }
 
 // Login trades a user name and password for a session, which the client

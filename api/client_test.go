@@ -303,6 +303,8 @@ func TestRaw(t *testing.T) {
 		{"with the session", c, nil, 200, `[{"applicationID":"a0","application_name":"old"},{"applicationID":"a1","application_name":"shop"}]`},
 		{"malformed body as it is", c, "{not json", 200, "{not json"},
 		{"without a token", c.WithToken(""), nil, 401, `{"error":"missing, invalid or expired token"}`},
+		{"logged in first", NewClient(Config{Address: c.Address(), Username: "Admin", Password: "pw"}), nil, 200, `[{"applicationID":"a0","application_name":"old"},{"applicationID":"a1","application_name":"shop"}]`},
+		{"not logged in", NewClient(Config{Address: c.Address()}), nil, 401, `{"error":"missing, invalid or expired token"}`},
 	} {
 		r, err := tc.client.Raw(context.Background(), "POST", "/api/application/", tc.body)
 		if err != nil {
@@ -405,5 +407,34 @@ func TestFieldErrors(t *testing.T) {
 		if got := FieldErrors(tc.msg); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("FieldErrors(%q)\n got %q\nwant %q", tc.msg, got, tc.want)
 		}
+	}
+}
+
+// TestConcurrentRenew: calls that find the session expired at once renew
+// it once.
+func TestConcurrentRenew(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	fr := &fakeRoot{valid: "access0"}
+	srv := httptest.NewServer(fr)
+	defer srv.Close()
+	c := NewClient(Config{Address: srv.URL, Now: func() time.Time { return now },
+		Session: Session{Token: "access0", RefreshToken: "refresh", ExpiresAt: now.Add(-time.Minute)}})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			_, err := c.Applications(context.Background())
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if fr.refreshes != 1 {
+		t.Errorf("%d refreshes, want 1", fr.refreshes)
 	}
 }
