@@ -1,7 +1,12 @@
-// Package api holds the documents of the root's public REST API. Field names
-// and JSON types follow the reference system's wire format so that existing
-// clients keep working; Thicket's own fields sit beside them. The bson tags
-// let the root store the same documents without a second set of types.
+// Package api is the one Go client of the root's public REST API: its
+// documents and a Client that calls it (NewClient), used by the CLI, the
+// benchmarks and the test suites alike. It imports only the standard
+// library, so that any program can import it alone.
+//
+// Field names and JSON types of the documents follow the reference
+// system's wire format so that existing clients keep working; Thicket's own
+// fields sit beside them. The bson tags let the root store the same
+// documents without a second set of types.
 package api
 
 import (

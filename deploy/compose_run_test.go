@@ -14,7 +14,6 @@ package deploy
 // so the images, are the ones `docker compose up -d --build` makes.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -164,25 +163,25 @@ func TestComposeRun(t *testing.T) {
 
 	// The root: published on this host, its admin password in its volume.
 	rootData := setting(t, rootTarget, root, help[rootTarget], "data-dir")
-	api := &rootClient{url: fmt.Sprintf("http://127.0.0.1:%d", rootPort)}
-	waitUntil(t, time.Minute, "the root at "+api.url, func() (bool, string) {
-		err := api.call("GET", "/healthz", nil, nil)
+	api := rest.NewClient(rest.Config{Address: fmt.Sprintf("http://127.0.0.1:%d", rootPort),
+		HTTPClient: &http.Client{Timeout: 20 * time.Second}})
+	bg := context.Background() // each call is bounded by the HTTP client's timeout
+	waitUntil(t, time.Minute, "the root at "+api.Address(), func() (bool, string) {
+		err := api.Health(bg)
 		return err == nil, fmt.Sprint(err)
 	})
 	password := p.copyOut(t, ids[rootTarget], rootData+"/admin-password")
-	var tok rest.Tokens
-	if err := api.call("POST", "/api/auth/login", rest.LoginRequest{Username: "Admin", Password: password}, &tok); err != nil {
+	if _, err := api.Login(bg, "Admin", password); err != nil {
 		t.Fatalf("log in with the admin-password of the root's volume: %v", err)
 	}
-	api.token = tok.Token
 
 	// The cluster: joined the root with the token of the shared volume,
 	// advertising the address that was set.
 	clusterName := interpolate(t, "cluster", cluster.Environment["THICKET_CLUSTER_NAME"])
 	var joined rest.Cluster
 	waitUntil(t, 90*time.Second, "cluster "+clusterName+" active at the root", func() (bool, string) {
-		var cls []rest.Cluster
-		if err := api.call("GET", "/api/clusters/active", nil, &cls); err != nil {
+		cls, err := api.ActiveClusters(bg)
+		if err != nil {
 			return false, err.Error()
 		}
 		for _, cl := range cls {
@@ -200,7 +199,7 @@ func TestComposeRun(t *testing.T) {
 
 	// The root image serves the binaries it holds for /install/worker.sh.
 	node := filepath.Join(built.dir, "thicket-node")
-	sum, err := httpText(api.url + "/download/thicket-node-linux-" + runtime.GOARCH + ".sha256")
+	sum, err := httpText(api.Address() + "/download/thicket-node-linux-" + runtime.GOARCH + ".sha256")
 	if want := sha256Hex(t, node); err != nil || !strings.HasPrefix(sum, want+" ") {
 		t.Errorf("GET /download/thicket-node-linux-%s.sha256: %q %v; want the checksum of the binary in the image, %s", runtime.GOARCH, sum, err, want)
 	}
@@ -229,8 +228,8 @@ func TestComposeRun(t *testing.T) {
 		"--namespace", ctrNS, "--insecure-registry", reg.Host(), "--net-socket", "none", "--netns", "/run/netns/"+workerNS,
 		"--cpu-millis", "2000", "--memory-mb", "1024")
 	waitUntil(t, 90*time.Second, "the worker active in cluster "+clusterName, func() (bool, string) {
-		var cls []rest.Cluster
-		if err := api.call("GET", "/api/clusters/active", nil, &cls); err != nil {
+		cls, err := api.ActiveClusters(bg)
+		if err != nil {
 			return false, err.Error()
 		}
 		for _, cl := range cls {
@@ -247,18 +246,18 @@ func TestComposeRun(t *testing.T) {
 		"microservices": []any{map[string]any{"microservice_name": "web", "microservice_namespace": "compose",
 			"virtualization": "container", "code": image, "memory": 64, "vcpus": 1, "port": "8080:8080"}},
 	}}}
-	var apps []rest.Application
-	if err := api.call("POST", "/api/application/", body, &apps); err != nil || len(apps) != 1 || len(apps[0].Microservices) != 1 {
+	apps, err := api.CreateApplications(bg, body)
+	if err != nil || len(apps) != 1 || len(apps[0].Microservices) != 1 {
 		t.Fatalf("POST /api/application/: %v %+v", err, apps)
 	}
 	svc := apps[0].Microservices[0]
-	if err := api.call("POST", "/api/service/"+svc+"/instance", nil, nil); err != nil {
+	if _, err := api.AddInstance(bg, svc); err != nil {
 		t.Fatal(err)
 	}
 	var in rest.Instance
 	waitUntil(t, 2*time.Minute, "instance 0 RUNNING", func() (bool, string) {
-		var s rest.Service
-		if err := api.call("GET", "/api/service/"+svc, nil, &s); err != nil || len(s.InstanceList) == 0 {
+		s, err := api.Service(bg, svc)
+		if err != nil || len(s.InstanceList) == 0 {
 			return false, fmt.Sprint(err)
 		}
 		in = s.InstanceList[0]
@@ -755,43 +754,6 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bo
 			t.Fatalf("%s: not within %s; last: %s", what, timeout, tail(last, 2000))
 		}
 	}
-}
-
-// rootClient calls thicket-root's REST API.
-type rootClient struct{ url, token string }
-
-func (c *rootClient) call(method, p string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.url+p, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s: %s", method, p, resp.Status, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
 }
 
 func httpText(url string) (string, error) {

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -276,75 +275,90 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 
 // --- the root's API ---
 
+// rootAPI is the tests' client of the root: api.Client, failing the test
+// on errors. Tests that look at status codes and raw bodies use do.
 type rootAPI struct {
-	t     testing.TB
-	url   string
-	token string
+	t   testing.TB
+	url string
+
+	mu sync.Mutex
+	cl *api.Client
 }
 
+// client is the client, logged in once login has been called.
+func (a *rootAPI) client() *api.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cl == nil {
+		a.cl = api.NewClient(api.Config{Address: a.url})
+	}
+	return a.cl
+}
+
+// ctx bounds one call.
+func (a *rootAPI) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+// do sends a request with the session's token and returns the answer as
+// it came; a request without an answer is status 0 with the error as body.
 func (a *rootAPI) do(method, path string, body any) (int, []byte) {
 	a.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := a.ctx()
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, a.url+path, rd)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	r, err := a.client().Raw(ctx, method, path, body)
 	if err != nil {
 		return 0, []byte(err.Error())
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return r.Status, r.Body
 }
 
+// must calls the API and fails the test unless the answer is 200; it
+// decodes the answer into out when out is not nil.
 func (a *rootAPI) must(method, path string, body, out any) {
 	a.t.Helper()
-	code, b := a.do(method, path, body)
-	if code != http.StatusOK {
-		a.t.Fatalf("%s %s: %d %s", method, path, code, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			a.t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	if err := a.client().Do(ctx, method, path, body, out); err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
 	}
 }
 
+// login logs in; the client logs in again by itself when its session
+// expires.
 func (a *rootAPI) login(user, pw string) {
 	a.t.Helper()
-	var tok api.Tokens
-	a.token = ""
-	a.must("POST", "/api/auth/login", api.LoginRequest{Username: user, Password: pw}, &tok)
-	a.token = tok.Token
+	c := api.NewClient(api.Config{Address: a.url, Username: user, Password: pw})
+	ctx, cancel := a.ctx()
+	defer cancel()
+	if _, err := c.Login(ctx, user, pw); err != nil {
+		a.t.Fatalf("login as %s: %v", user, err)
+	}
+	a.mu.Lock()
+	a.cl = c
+	a.mu.Unlock()
 }
 
 func (a *rootAPI) service(id string) api.Service {
 	a.t.Helper()
-	var s api.Service
-	a.must("GET", "/api/service/"+id, nil, &s)
-	return s
+	ctx, cancel := a.ctx()
+	defer cancel()
+	s, err := a.client().Service(ctx, id)
+	if err != nil {
+		a.t.Fatalf("service %s: %v", id, err)
+	}
+	return *s
 }
 
 func (a *rootAPI) instance(id string, n int) (api.Instance, bool) {
-	for _, in := range a.service(id).InstanceList {
-		if in.InstanceNumber == n {
-			return in, true
-		}
+	a.t.Helper()
+	ctx, cancel := a.ctx()
+	defer cancel()
+	in, ok, err := a.client().Instance(ctx, id, n)
+	if err != nil {
+		a.t.Fatalf("instance %d of %s: %v", n, id, err)
 	}
-	return api.Instance{}, false
+	return in, ok
 }
 
 // waitInstance waits until instance n of a service satisfies cond.

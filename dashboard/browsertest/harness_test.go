@@ -1,11 +1,10 @@
 package browsertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thicket-edge/thicket/api"
 )
 
 const adminPassword = "dashboard-test-pass"
@@ -173,28 +174,18 @@ func startStack(t *testing.T, args ...string) *stack {
 // answer into out (when not nil). It answers the status code.
 func (s *stack) api(method, path string, body, out any) int {
 	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := api.NewClient(api.Config{Address: s.rootURL}).WithToken(s.token).Do(ctx, method, path, body, out)
+	var se *api.StatusError
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &se):
+		return se.Status
 	}
-	req, _ := http.NewRequest(method, s.rootURL+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if out != nil && res.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: %v in %s", method, path, err, b)
-		}
-	}
-	return res.StatusCode
+	s.t.Fatalf("%s %s: %v", method, path, err)
+	return 0
 }
 
 func readFile(t *testing.T, path string) string {

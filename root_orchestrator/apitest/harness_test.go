@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -191,59 +190,38 @@ func (r response) errorBody(t *testing.T) api.Error {
 	return e
 }
 
-// do sends a request. body may be nil, a []byte or a value to marshal.
+// callCtx bounds one call to the API.
+func callCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+// client is a client of the root that sends token as it is (none when
+// empty) and never renews it.
+func (r *root) client(token string) *api.Client {
+	return api.NewClient(api.Config{Address: r.URL}).WithToken(token)
+}
+
+// do sends a request and returns the answer, whatever its status. body may
+// be nil, a []byte or string sent as it is, or a value to marshal.
 func (r *root) do(method, path, token string, body any) response {
 	r.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := callCtx()
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, r.URL+path, rd)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := r.client(token).Raw(ctx, method, path, body)
 	if err != nil {
 		r.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+	return response{Status: resp.Status, Body: resp.Body, Header: resp.Header}
 }
 
 // must sends a request and fails the test unless the answer is 200; it
 // decodes the body into out if out is not nil.
 func (r *root) must(method, path, token string, body, out any) {
 	r.t.Helper()
-	resp := r.do(method, path, token, body)
-	if resp.Status != http.StatusOK {
-		r.t.Fatalf("%s %s: want 200, got %s", method, path, resp)
-	}
-	if out != nil {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			r.t.Fatalf("%s %s: decode %T: %v\n%s", method, path, out, err, resp.Body)
-		}
+	ctx, cancel := callCtx()
+	defer cancel()
+	if err := r.client(token).Do(ctx, method, path, body, out); err != nil {
+		r.t.Fatalf("%s %s: want 200, got %v", method, path, err)
 	}
 }
 
@@ -263,7 +241,11 @@ func (r *root) adminToken() string {
 func (r *root) newUser(admin, name string) string {
 	r.t.Helper()
 	pw := "pw-" + name + "-secret"
-	r.must("POST", "/api/users/", admin, api.NewUser{Username: name, Password: pw, Role: api.RoleUser}, nil)
+	ctx, cancel := callCtx()
+	defer cancel()
+	if _, err := r.client(admin).CreateUser(ctx, api.NewUser{Username: name, Password: pw, Role: api.RoleUser}); err != nil {
+		r.t.Fatalf("create user %s: %v", name, err)
+	}
 	return r.login(name, pw).Token
 }
 
@@ -291,29 +273,34 @@ func testSLA(app string) map[string]any {
 // createApp posts an SLA and returns the created application (by name).
 func (r *root) createApp(token string, body any, name string) api.Application {
 	r.t.Helper()
-	var apps []api.Application
-	r.must("POST", "/api/application/", token, body, &apps)
-	for _, a := range apps {
-		if a.ApplicationName == name {
-			return a
-		}
+	ctx, cancel := callCtx()
+	defer cancel()
+	app, err := r.client(token).CreateApplication(ctx, body, name)
+	if err != nil {
+		r.t.Fatalf("create application %q: %v", name, err)
 	}
-	r.t.Fatalf("application %q not in answer %+v", name, apps)
-	return api.Application{}
+	return *app
 }
 
 // snapshot returns everything the admin can see, to compare before and
 // after a failed request.
 func (r *root) snapshot(admin string) string {
 	r.t.Helper()
-	var apps []api.Application
-	r.must("GET", "/api/applications/", admin, nil, &apps)
+	ctx, cancel := callCtx()
+	defer cancel()
+	c := r.client(admin)
+	apps, err := c.Applications(ctx)
+	if err != nil {
+		r.t.Fatalf("applications: %v", err)
+	}
 	var b strings.Builder
 	for _, a := range apps {
 		j, _ := json.Marshal(a)
 		b.Write(j)
-		var svcs []api.Service
-		r.must("GET", "/api/services/"+a.ApplicationID, admin, nil, &svcs)
+		svcs, err := c.Services(ctx, a.ApplicationID)
+		if err != nil {
+			r.t.Fatalf("services of %s: %v", a.ApplicationID, err)
+		}
 		for _, s := range svcs {
 			j, _ := json.Marshal(s)
 			b.Write(j)
@@ -327,11 +314,16 @@ func (r *root) snapshot(admin string) string {
 func (r *root) waitService(token, id, what string, cond func(api.Service) bool) api.Service {
 	r.t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	var s api.Service
+	c := r.client(token)
 	for {
-		r.must("GET", "/api/service/"+id, token, nil, &s)
-		if cond(s) {
-			return s
+		ctx, cancel := callCtx()
+		s, err := c.Service(ctx, id)
+		cancel()
+		if err != nil {
+			r.t.Fatalf("service %s: %v", id, err)
+		}
+		if cond(*s) {
+			return *s
 		}
 		if time.Now().After(deadline) {
 			r.t.Fatalf("service %s: not %s within a minute: %+v", id, what, s)

@@ -76,7 +76,7 @@ func Deploy(ctx context.Context, e *Env) (out Outcome) {
 		s.Err = err
 		return
 	}
-	defer api.DeleteApp(context.WithoutCancel(ctx), appID)
+	defer api.DeleteApplication(context.WithoutCancel(ctx), appID)
 	svc := ids["dep"]
 	floorLogs := filepath.Join(node.Dir, "floor")
 	floorOpts := func(port int) ctrcli.RunOptions {
@@ -202,7 +202,7 @@ func Deploy(ctx context.Context, e *Env) (out Outcome) {
 		s.Err = err
 		return
 	}
-	defer api.DeleteApp(context.WithoutCancel(ctx), burstApp)
+	defer api.DeleteApplication(context.WithoutCancel(ctx), burstApp)
 	var thAll, flAll, thEach, flEach []time.Duration
 	for r := range bursts {
 		all, each, err := e.burst(ctx, api, burstApp, burstIDs, node.ContainerFilter())

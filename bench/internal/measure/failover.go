@@ -50,7 +50,7 @@ func Failover(ctx context.Context, e *Env) (out Outcome) {
 		s.Err = err
 		return
 	}
-	defer api.DeleteApp(context.WithoutCancel(ctx), appID)
+	defer api.DeleteApplication(context.WithoutCancel(ctx), appID)
 	svc := ids["fo"]
 	n, err := api.AddInstance(ctx, svc)
 	if err != nil {

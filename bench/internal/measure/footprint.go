@@ -116,7 +116,7 @@ func Footprint(ctx context.Context, e *Env) (out Outcome) {
 	svc := ids["idle"]
 	cleanup := func() {
 		cctx := context.WithoutCancel(ctx)
-		api.DeleteApp(cctx, appID)
+		api.DeleteApplication(cctx, appID)
 		// Instances leave with their network namespaces before the node stops.
 		e.waitNoContainers(cctx, node.ContainerFilter(), 2*time.Minute)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
-	"github.com/thicket-edge/thicket/cli/internal/client"
 	"github.com/thicket-edge/thicket/cli/internal/resolve"
 	"github.com/thicket-edge/thicket/cli/internal/rollout"
 )
@@ -130,7 +129,7 @@ func createdApps(before, after []api.Application, names slaNames) []api.Applicat
 
 // refresh reads services again (for -o json after a rollout); a service that
 // cannot be read is kept as it was.
-func refresh(ctx context.Context, cl *client.Client, svcs []api.Service) []api.Service {
+func refresh(ctx context.Context, cl *api.Client, svcs []api.Service) []api.Service {
 	out := make([]api.Service, 0, len(svcs))
 	for _, s := range svcs {
 		if now, err := cl.Service(ctx, s.MicroserviceID); err == nil {
@@ -146,7 +145,7 @@ const pollInterval = 500 * time.Millisecond
 
 // waitRollout polls the targets' services until every target runs, one
 // fails, or the timeout passes, printing a line whenever one changes.
-func waitRollout(e *Env, cl *client.Client, targets []rollout.Target, timeout time.Duration, w io.Writer) error {
+func waitRollout(e *Env, cl *api.Client, targets []rollout.Target, timeout time.Duration, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(e.Ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -197,11 +196,11 @@ func waitRollout(e *Env, cl *client.Client, targets []rollout.Target, timeout ti
 	}
 }
 
-func readServices(ctx context.Context, cl *client.Client, ids []string) (map[string]*api.Service, error) {
+func readServices(ctx context.Context, cl *api.Client, ids []string) (map[string]*api.Service, error) {
 	svcs := map[string]*api.Service{}
 	for _, id := range ids {
 		s, err := cl.Service(ctx, id)
-		if client.IsNotFound(err) {
+		if api.IsNotFound(err) {
 			continue
 		}
 		if err != nil {

@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/thicket-edge/thicket/cli/internal/client"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/config"
 	"golang.org/x/term"
 )
@@ -39,19 +39,19 @@ func (c *LoginCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	cl := client.New(server, nil, nil)
-	creds, err := cl.Login(e.Ctx, c.Username, pw)
-	var ae *client.APIError
+	cl := newClient(server, api.Session{}, nil)
+	session, err := cl.Login(e.Ctx, c.Username, pw)
+	var ae *api.StatusError
 	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
 		return fmt.Errorf("login to %s failed: %s", server, ae.Message)
 	}
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	if err := config.Save(dir, creds); err != nil {
+	if err := config.Save(dir, &config.Credentials{Server: server, Session: session}); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Out, "Logged in to %s as %s (%s); session saved in %s\n", server, creds.Username, creds.Role, config.Path(dir))
+	fmt.Fprintf(e.Out, "Logged in to %s as %s (%s); session saved in %s\n", server, session.Username, session.Role, config.Path(dir))
 	return nil
 }
 

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/thicket-edge/thicket/cli/internal/client"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/config"
 )
 
@@ -73,7 +75,7 @@ func Main(ctx context.Context, version string, args []string, in io.Reader, out,
 		kong.Description("Command-line client of Thicket's root orchestrator (thicket-root)."),
 		kong.Writers(out, errw),
 		kong.Exit(func(c int) { panic(exitCode(c)) }),
-		kong.Vars{"default_server": client.DefaultServer},
+		kong.Vars{"default_server": DefaultServer},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Bind(env),
 	)
@@ -101,15 +103,17 @@ func Main(ctx context.Context, version string, args []string, in io.Reader, out,
 // report prints a command's error and returns its exit code.
 func report(w io.Writer, err error) int {
 	var ue *usageError
-	var ae *client.APIError
+	var ae *api.StatusError
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(w, "thicket: %v\nRun 'thicket --help' for usage.\n", err)
 		return ExitUsage
+	case errors.Is(err, api.ErrNotLoggedIn), errors.Is(err, api.ErrSessionExpired):
+		fmt.Fprintf(w, "thicket: %s: run thicket login\n", strings.TrimSpace(err.Error()))
 	case errors.As(err, &ae) && ae.Status == 400 && ae.Field != "":
-		fields := client.FieldErrors(ae.Message)
+		fields := api.FieldErrors(ae.Message)
 		if len(fields) == 1 {
 			fmt.Fprintf(w, "thicket: invalid input: %s\n", fields[0])
 			break
@@ -133,8 +137,8 @@ func (e *Env) configDir() (string, error) {
 }
 
 // client returns a client of the chosen server with the saved session when
-// it belongs to that server (nil credentials otherwise).
-func (e *Env) client() (*client.Client, error) {
+// it belongs to that server (none otherwise); renewed sessions are saved.
+func (e *Env) client() (*api.Client, error) {
 	dir, err := e.configDir()
 	if err != nil {
 		return nil, err
@@ -147,22 +151,37 @@ func (e *Env) client() (*client.Client, error) {
 	if err != nil {
 		return nil, usagef("--server: %v", err)
 	}
-	if creds != nil && creds.Server != server {
-		creds = nil
+	var session api.Session
+	if creds != nil && creds.Server == server {
+		session = creds.Session
 	}
-	return client.New(server, creds, func(c *config.Credentials) error { return config.Save(dir, c) }), nil
+	return newClient(server, session, func(s api.Session) error {
+		return config.Save(dir, &config.Credentials{Server: server, Session: s})
+	}), nil
 }
 
 // session is client for commands that need a login.
-func (e *Env) session() (*client.Client, error) {
+func (e *Env) session() (*api.Client, error) {
 	cl, err := e.client()
 	if err != nil {
 		return nil, err
 	}
-	if cl.Creds == nil {
-		return nil, fmt.Errorf("not logged in to %s: run thicket login%s", cl.Server, serverHint(e.G.Server, cl.Server))
+	if !loggedIn(cl) {
+		return nil, fmt.Errorf("not logged in to %s: run thicket login%s", cl.Address(), serverHint(e.G.Server, cl.Address()))
 	}
 	return cl, nil
+}
+
+// newClient returns a client of server with a 30 s timeout per request.
+func newClient(server string, session api.Session, onSession func(api.Session) error) *api.Client {
+	return api.NewClient(api.Config{Address: server, Session: session, OnSession: onSession,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+}
+
+// loggedIn reports whether the client has a saved session.
+func loggedIn(cl *api.Client) bool {
+	s := cl.Session()
+	return s.Token != "" || s.RefreshToken != ""
 }
 
 func serverHint(flag, server string) string {
@@ -177,11 +196,11 @@ func serverHint(flag, server string) string {
 func chooseServer(flag string, creds *config.Credentials) (string, error) {
 	switch {
 	case flag != "":
-		return client.NormalizeServer(flag)
+		return NormalizeServer(flag)
 	case creds != nil && creds.Server != "":
-		return client.NormalizeServer(creds.Server)
+		return NormalizeServer(creds.Server)
 	}
-	return client.DefaultServer, nil
+	return DefaultServer, nil
 }
 
 // json reports whether -o json was asked for.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"strings"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/api"
-	"github.com/thicket-edge/thicket/cli/internal/client"
 )
 
 // closedServer is a URL nothing listens on.
@@ -78,7 +78,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"login"}, func(c *CLI) bool { return c.Login.Username == "Admin" }},
 	} {
 		var c CLI
-		k, err := kong.New(&c, kong.Vars{"default_server": client.DefaultServer})
+		k, err := kong.New(&c, kong.Vars{"default_server": DefaultServer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,11 +97,13 @@ func TestReport(t *testing.T) {
 		{nil, ExitOK, ""},
 		{usagef("N must not be negative"), ExitUsage, "thicket: N must not be negative\nRun 'thicket --help' for usage.\n"},
 		{errors.New("app/web #0 failed: pull: not found"), ExitError, "thicket: app/web #0 failed: pull: not found\n"},
-		{&client.APIError{Status: 400, Field: "sla_version", Message: "sla_version: must be v2.0"}, ExitError,
+		{&api.StatusError{Status: 400, Field: "sla_version", Message: "sla_version: must be v2.0"}, ExitError,
 			"thicket: invalid input: sla_version: must be v2.0\n"},
-		{&client.APIError{Status: 400, Field: "a", Message: "a: x; b[0].c: y"}, ExitError,
+		{&api.StatusError{Status: 400, Field: "a", Message: "a: x; b[0].c: y"}, ExitError,
 			"thicket: invalid input (2 errors):\n  a: x\n  b[0].c: y\n"},
-		{&client.APIError{Status: 404, Message: "not found"}, ExitError, "thicket: not found\n"},
+		{&api.StatusError{Status: 404, Message: "not found"}, ExitError, "thicket: not found\n"},
+		{api.ErrSessionExpired, ExitError, "thicket: session expired: run thicket login\n"},
+		{fmt.Errorf("refresh: %w", api.ErrNotLoggedIn), ExitError, "thicket: refresh: not logged in: run thicket login\n"},
 	} {
 		var b bytes.Buffer
 		if code := report(&b, tc.err); code != tc.code || b.String() != tc.want {

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/thicket-edge/thicket/api"
-	"github.com/thicket-edge/thicket/cli/internal/client"
 	"github.com/thicket-edge/thicket/cli/internal/resolve"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
@@ -26,7 +25,7 @@ type GetCmd struct {
 
 // list prints what fetch reads with the session: as JSON, or as a table
 // of header and one row per item.
-func list[T any](e *Env, fetch func(*client.Client) ([]T, error), header []string, row func(T) []string) error {
+func list[T any](e *Env, fetch func(*api.Client) ([]T, error), header []string, row func(T) []string) error {
 	cl, err := e.session()
 	if err != nil {
 		return err
@@ -50,7 +49,7 @@ type GetAppsCmd struct{}
 
 // Run lists applications.
 func (c *GetAppsCmd) Run(e *Env) error {
-	return list(e, func(cl *client.Client) ([]api.Application, error) { return cl.Applications(e.Ctx) },
+	return list(e, func(cl *api.Client) ([]api.Application, error) { return cl.Applications(e.Ctx) },
 		[]string{"ID", "NAME", "NAMESPACE", "OWNER", "SERVICES", "DESCRIPTION"},
 		func(a api.Application) []string {
 			return []string{a.ApplicationID, a.ApplicationName, a.ApplicationNamespace, a.UserID,
@@ -65,7 +64,7 @@ type GetServicesCmd struct {
 
 // Run lists services.
 func (c *GetServicesCmd) Run(e *Env) error {
-	return list(e, func(cl *client.Client) ([]api.Service, error) {
+	return list(e, func(cl *api.Client) ([]api.Service, error) {
 		apps, err := cl.Applications(e.Ctx)
 		if err != nil {
 			return nil, err
@@ -77,7 +76,7 @@ func (c *GetServicesCmd) Run(e *Env) error {
 			}
 			apps = []api.Application{app}
 		}
-		return cl.AllServices(e.Ctx, apps)
+		return servicesOf(e.Ctx, cl, apps)
 	}, []string{"ID", "SERVICE", "TYPE", "STATUS", "INSTANCES", "SERVICE_IP", "PORT", "CODE"},
 		func(s api.Service) []string {
 			running := 0
@@ -106,7 +105,7 @@ type instanceDoc struct {
 
 // Run lists instances.
 func (c *GetInstancesCmd) Run(e *Env) error {
-	return list(e, func(cl *client.Client) ([]instanceDoc, error) {
+	return list(e, func(cl *api.Client) ([]instanceDoc, error) {
 		var svcs []api.Service
 		if c.Service != "" {
 			svc, err := findService(e.Ctx, cl, c.Service)
@@ -119,7 +118,7 @@ func (c *GetInstancesCmd) Run(e *Env) error {
 			if err != nil {
 				return nil, err
 			}
-			if svcs, err = cl.AllServices(e.Ctx, apps); err != nil {
+			if svcs, err = servicesOf(e.Ctx, cl, apps); err != nil {
 				return nil, err
 			}
 		}
@@ -159,9 +158,26 @@ func oneLine(s string) string {
 	return s
 }
 
+// servicesOf lists the services of the applications, one call each; an
+// application deleted meanwhile has none.
+func servicesOf(ctx context.Context, cl *api.Client, apps []api.Application) ([]api.Service, error) {
+	var all []api.Service
+	for _, a := range apps {
+		svcs, err := cl.Services(ctx, a.ApplicationID)
+		if api.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, svcs...)
+	}
+	return all, nil
+}
+
 // clusterNames maps cluster ids to names; empty when the clusters cannot be
 // read (names are a nicety).
-func clusterNames(ctx context.Context, cl *client.Client) map[string]string {
+func clusterNames(ctx context.Context, cl *api.Client) map[string]string {
 	names := map[string]string{}
 	cls, err := cl.Clusters(ctx)
 	if err != nil {
@@ -178,7 +194,7 @@ type GetClustersCmd struct{}
 
 // Run lists clusters.
 func (c *GetClustersCmd) Run(e *Env) error {
-	return list(e, func(cl *client.Client) ([]api.Cluster, error) { return cl.Clusters(e.Ctx) },
+	return list(e, func(cl *api.Client) ([]api.Cluster, error) { return cl.Clusters(e.Ctx) },
 		[]string{"ID", "NAME", "LOCATION", "ACTIVE", "NODES", "CPUS", "MEMORY_MB", "VIRTUALIZATION"},
 		func(c api.Cluster) []string {
 			active := 0
@@ -205,7 +221,7 @@ type nodeDoc struct {
 
 // Run lists nodes.
 func (c *GetNodesCmd) Run(e *Env) error {
-	return list(e, func(cl *client.Client) ([]nodeDoc, error) {
+	return list(e, func(cl *api.Client) ([]nodeDoc, error) {
 		cls, err := cl.Clusters(e.Ctx)
 		var docs []nodeDoc
 		for _, c := range cls {
@@ -238,13 +254,13 @@ func nonNil[T any](s []T) []T {
 
 // findService reads a service named by id, "app/service" or a unique
 // service name.
-func findService(ctx context.Context, cl *client.Client, ref string) (*api.Service, error) {
+func findService(ctx context.Context, cl *api.Client, ref string) (*api.Service, error) {
 	if ref == "" {
 		return nil, usagef("empty service reference")
 	}
 	if !strings.Contains(ref, "/") {
 		svc, err := cl.Service(ctx, ref)
-		var ae *client.APIError
+		var ae *api.StatusError
 		if err == nil {
 			return svc, nil
 		}
@@ -256,7 +272,7 @@ func findService(ctx context.Context, cl *client.Client, ref string) (*api.Servi
 	if err != nil {
 		return nil, err
 	}
-	svcs, err := cl.AllServices(ctx, apps)
+	svcs, err := servicesOf(ctx, cl, apps)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +284,7 @@ func findService(ctx context.Context, cl *client.Client, ref string) (*api.Servi
 }
 
 // service is the session and the service ref names.
-func (e *Env) service(ref string) (*client.Client, *api.Service, error) {
+func (e *Env) service(ref string) (*api.Client, *api.Service, error) {
 	cl, err := e.session()
 	if err != nil {
 		return nil, nil, err
@@ -278,7 +294,7 @@ func (e *Env) service(ref string) (*client.Client, *api.Service, error) {
 }
 
 // findApp reads an application named by id or unique name.
-func findApp(ctx context.Context, cl *client.Client, ref string) (*api.Application, error) {
+func findApp(ctx context.Context, cl *api.Client, ref string) (*api.Application, error) {
 	apps, err := cl.Applications(ctx)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/thicket-edge/thicket/cli/internal/client"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/logtail"
 	"github.com/thicket-edge/thicket/cli/internal/resolve"
 )
@@ -50,7 +50,7 @@ func (c *LogsCmd) Run(e *Env) error {
 		}
 	}
 	l, err := cl.Logs(e.Ctx, svc.MicroserviceID, n, c.Tail)
-	if client.IsNotFound(err) {
+	if api.IsNotFound(err) {
 		return fmt.Errorf("%s has no instance #%d", label, n)
 	}
 	if err != nil {
@@ -73,7 +73,7 @@ func (c *LogsCmd) Run(e *Env) error {
 		switch {
 		case e.Ctx.Err() != nil:
 			return nil
-		case client.IsNotFound(err):
+		case api.IsNotFound(err):
 			fmt.Fprintf(e.Err, "%s #%d was removed\n", label, n)
 			return nil
 		case err != nil:

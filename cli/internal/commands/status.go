@@ -9,7 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/thicket-edge/thicket/cli/internal/client"
+	"github.com/thicket-edge/thicket/api"
 )
 
 // StatusCmd is `thicket status`.
@@ -40,11 +40,11 @@ func (c *StatusCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	doc := statusDoc{Server: cl.Server, Health: "ok"}
+	doc := statusDoc{Server: cl.Address(), Health: "ok"}
 	if err := cl.Health(e.Ctx); err != nil {
 		return err
 	}
-	if cl.Creds != nil {
+	if loggedIn(cl) {
 		if err := c.summary(e, cl, &doc); err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func (c *StatusCmd) Run(e *Env) error {
 	return tw.Flush()
 }
 
-func (c *StatusCmd) summary(e *Env, cl *client.Client, doc *statusDoc) error {
+func (c *StatusCmd) summary(e *Env, cl *api.Client, doc *statusDoc) error {
 	cls, err := cl.Clusters(e.Ctx)
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func (c *StatusCmd) summary(e *Env, cl *client.Client, doc *statusDoc) error {
 	}
 	n := len(apps)
 	doc.Applications = &n
-	svcs, err := cl.AllServices(e.Ctx, apps)
+	svcs, err := servicesOf(e.Ctx, cl, apps)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,8 @@ func (c *StatusCmd) summary(e *Env, cl *client.Client, doc *statusDoc) error {
 			doc.Instances[in.Status]++
 		}
 	}
-	doc.User, doc.Role = cl.Creds.Username, cl.Creds.Role
+	session := cl.Session()
+	doc.User, doc.Role = session.Username, session.Role
 	return nil
 }
 

@@ -8,31 +8,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/thicket-edge/thicket/api"
 )
 
 // FileName is the credentials file in the config directory.
 const FileName = "credentials.json"
 
-// Credentials are what `thicket login` saves.
+// Credentials are what `thicket login` saves: the server and the session
+// (whose fields sit beside Server in the file).
 type Credentials struct {
-	Server       string `json:"server"`
-	Username     string `json:"username"`
-	Role         string `json:"role"`
-	Token        string `json:"token"`
-	RefreshToken string `json:"refresh_token"`
-	// ExpiresAt is when the access token expires (from the login's
-	// expires_in); the zero time means unknown.
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-}
-
-// expirySlack refreshes a token a little before it expires, so that it does
-// not expire on the way to the server.
-const expirySlack = 30 * time.Second
-
-// Expired reports whether the access token should be refreshed before use.
-func (c *Credentials) Expired(now time.Time) bool {
-	return c.Token == "" || (!c.ExpiresAt.IsZero() && !now.Add(expirySlack).Before(c.ExpiresAt))
+	Server string `json:"server"`
+	api.Session
 }
 
 // DefaultDir is the config directory when none is given:

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/thicket-edge/thicket/api"
 )
 
 func TestSaveLoadRemove(t *testing.T) {
@@ -12,10 +14,23 @@ func TestSaveLoadRemove(t *testing.T) {
 	if c, err := Load(dir); c != nil || err != nil {
 		t.Fatalf("Load of a missing file: %+v, %v", c, err)
 	}
-	want := &Credentials{Server: "http://r:10000", Username: "Admin", Role: "admin", Token: "a", RefreshToken: "r",
-		ExpiresAt: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	want := &Credentials{Server: "http://r:10000", Session: api.Session{Username: "Admin", Role: "admin", Token: "a", RefreshToken: "r",
+		ExpiresAt: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	if err := Save(dir, want); err != nil {
 		t.Fatal(err)
+	}
+	// The session's fields sit beside the server, as they always have.
+	file := `{
+  "server": "http://r:10000",
+  "username": "Admin",
+  "role": "admin",
+  "token": "a",
+  "refresh_token": "r",
+  "expires_at": "2030-01-02T03:04:05Z"
+}
+`
+	if b, _ := os.ReadFile(Path(dir)); string(b) != file {
+		t.Errorf("file:\n%s\nwant:\n%s", b, file)
 	}
 	for path, mode := range map[string]os.FileMode{dir: 0o700, Path(dir): 0o600} {
 		fi, err := os.Stat(path)
@@ -57,24 +72,5 @@ func TestLoadCorrupt(t *testing.T) {
 	os.WriteFile(Path(dir), []byte("{"), 0o600)
 	if _, err := Load(dir); err == nil {
 		t.Error("Load of a corrupt file succeeded")
-	}
-}
-
-func TestExpired(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		name string
-		c    Credentials
-		want bool
-	}{
-		{"no token", Credentials{}, true},
-		{"unknown expiry", Credentials{Token: "t"}, false},
-		{"valid", Credentials{Token: "t", ExpiresAt: now.Add(10 * time.Minute)}, false},
-		{"about to expire", Credentials{Token: "t", ExpiresAt: now.Add(10 * time.Second)}, true},
-		{"expired", Credentials{Token: "t", ExpiresAt: now.Add(-time.Minute)}, true},
-	} {
-		if got := tc.c.Expired(now); got != tc.want {
-			t.Errorf("%s: Expired = %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }

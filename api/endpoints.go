@@ -1,0 +1,289 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Answers of the API that are no stored document.
+
+// Message is the answer of calls that change something and return nothing
+// else ("Application Deleted").
+type Message struct {
+	Message string `json:"message"`
+}
+
+// Health is the answer of GET /healthz.
+type Health struct {
+	Status string `json:"status"`
+}
+
+// InstanceAdded answers POST /api/service/{id}/instance.
+type InstanceAdded struct {
+	Message        string   `json:"message"`
+	InstanceNumber int      `json:"instance_number"`
+	Instance       Instance `json:"instance"`
+}
+
+// ServicesCreated answers POST /api/service/: the reference's job_id (the
+// last new service's id) and all new services.
+type ServicesCreated struct {
+	JobID    string    `json:"job_id"`
+	Services []Service `json:"services"`
+}
+
+// Logs is an instance's output as its node last reported it.
+type Logs struct {
+	InstanceNumber int    `json:"instance_number"`
+	Status         string `json:"status"`
+	Logs           string `json:"logs"`
+}
+
+// JoinToken is a cluster join token as GET /api/clusters/tokens lists it,
+// without its secret.
+type JoinToken struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// NewJoinToken answers POST /api/clusters/tokens: the token itself is
+// shown only in this answer.
+type NewJoinToken struct {
+	JoinToken
+	Token string `json:"token"`
+}
+
+// get is Do for a GET that decodes into a new T.
+func get[T any](ctx context.Context, c *Client, path string) (T, error) {
+	var v T
+	err := c.Do(ctx, http.MethodGet, path, nil, &v)
+	return v, err
+}
+
+// getOne is get for one document, nil on error.
+func getOne[T any](ctx context.Context, c *Client, path string) (*T, error) {
+	v, err := get[T](ctx, c, path)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// Health calls /healthz: nil when the server and its store answer.
+func (c *Client) Health(ctx context.Context) error {
+	r, err := c.send(ctx, http.MethodGet, "/healthz", "", nil)
+	if err != nil {
+		return err
+	}
+	if r.Status != http.StatusOK {
+		var h Health
+		if json.Unmarshal(r.Body, &h) == nil && h.Status != "" {
+			return &StatusError{Status: r.Status, Message: "server unhealthy: " + h.Status}
+		}
+		return decode(r, nil)
+	}
+	return nil
+}
+
+// --- users ---
+
+// Users lists all users (admins only).
+func (c *Client) Users(ctx context.Context) ([]User, error) {
+	return get[[]User](ctx, c, "/api/users/")
+}
+
+// User reads one user: the caller, or anyone for an admin.
+func (c *Client) User(ctx context.Context, username string) (*User, error) {
+	return getOne[User](ctx, c, "/api/user/"+esc(username))
+}
+
+// CreateUser makes a user account (admins only).
+func (c *Client) CreateUser(ctx context.Context, u NewUser) (*User, error) {
+	var out User
+	if err := c.Do(ctx, http.MethodPost, "/api/users/", u, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateUser resets a user's password or changes the role (admins only).
+func (c *Client) UpdateUser(ctx context.Context, username string, u UserUpdate) (*User, error) {
+	var out User
+	if err := c.Do(ctx, http.MethodPut, "/api/user/"+esc(username), u, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ChangePassword changes the caller's own password.
+func (c *Client) ChangePassword(ctx context.Context, username string, p PasswordChange) error {
+	return c.Do(ctx, http.MethodPost, "/api/user/"+esc(username), p, nil)
+}
+
+// DeleteUser removes an account (admins only) and returns the remaining users.
+func (c *Client) DeleteUser(ctx context.Context, username string) ([]User, error) {
+	var out []User
+	return out, c.Do(ctx, http.MethodDelete, "/api/user/"+esc(username), nil, &out)
+}
+
+// --- applications ---
+
+// Applications lists the caller's applications (an admin's: everyone's).
+func (c *Client) Applications(ctx context.Context) ([]Application, error) {
+	return get[[]Application](ctx, c, "/api/applications/")
+}
+
+// UserApplications lists the applications of one user.
+func (c *Client) UserApplications(ctx context.Context, username string) ([]Application, error) {
+	return get[[]Application](ctx, c, "/api/applications/"+esc(username))
+}
+
+// Application reads one application.
+func (c *Client) Application(ctx context.Context, id string) (*Application, error) {
+	return getOne[Application](ctx, c, "/api/application/"+esc(id))
+}
+
+// CreateApplications posts a full SLA (bytes sent as they are, or a value
+// sent as JSON) and returns all of the caller's applications, as the API
+// answers.
+func (c *Client) CreateApplications(ctx context.Context, sla any) ([]Application, error) {
+	var apps []Application
+	return apps, c.Do(ctx, http.MethodPost, "/api/application/", sla, &apps)
+}
+
+// CreateApplication posts an SLA and returns the application of that
+// name from the answer.
+func (c *Client) CreateApplication(ctx context.Context, sla any, name string) (*Application, error) {
+	apps, err := c.CreateApplications(ctx, sla)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		if a.ApplicationName == name {
+			return &a, nil
+		}
+	}
+	return nil, fmt.Errorf("application %s not in the answer", name)
+}
+
+// UpdateApplication changes an application's name, namespace or description.
+func (c *Client) UpdateApplication(ctx context.Context, id string, u ApplicationUpdate) (*Application, error) {
+	var out Application
+	if err := c.Do(ctx, http.MethodPut, "/api/application/"+esc(id), u, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteApplication deletes an application with its services.
+func (c *Client) DeleteApplication(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/application/"+esc(id), nil, nil)
+}
+
+// --- services and instances ---
+
+// Services lists an application's services.
+func (c *Client) Services(ctx context.Context, appID string) ([]Service, error) {
+	return get[[]Service](ctx, c, "/api/services/"+esc(appID))
+}
+
+// AllServices lists every service the caller sees, oldest first.
+func (c *Client) AllServices(ctx context.Context) ([]Service, error) {
+	return get[[]Service](ctx, c, "/api/services/")
+}
+
+// Service reads one service with its instances.
+func (c *Client) Service(ctx context.Context, id string) (*Service, error) {
+	return getOne[Service](ctx, c, "/api/service/"+esc(id))
+}
+
+// Instance reads instance n of a service; ok is false when the service
+// has no such instance.
+func (c *Client) Instance(ctx context.Context, serviceID string, n int) (in Instance, ok bool, err error) {
+	s, err := c.Service(ctx, serviceID)
+	if err != nil {
+		return in, false, err
+	}
+	for _, in := range s.InstanceList {
+		if in.InstanceNumber == n {
+			return in, true, nil
+		}
+	}
+	return in, false, nil
+}
+
+// CreateServices adds the services of an SLA to the existing application
+// its applicationID names.
+func (c *Client) CreateServices(ctx context.Context, sla any) (*ServicesCreated, error) {
+	var out ServicesCreated
+	if err := c.Do(ctx, http.MethodPost, "/api/service/", sla, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteService deletes a service and its instances.
+func (c *Client) DeleteService(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/service/"+esc(id), nil, nil)
+}
+
+// AddInstance requests one more instance and returns its number.
+func (c *Client) AddInstance(ctx context.Context, serviceID string) (int, error) {
+	var ans InstanceAdded
+	err := c.Do(ctx, http.MethodPost, "/api/service/"+esc(serviceID)+"/instance", nil, &ans)
+	return ans.InstanceNumber, err
+}
+
+// DeleteInstance removes instance n of a service.
+func (c *Client) DeleteInstance(ctx context.Context, serviceID string, n int) error {
+	return c.Do(ctx, http.MethodDelete, "/api/service/"+esc(serviceID)+"/instance/"+strconv.Itoa(n), nil, nil)
+}
+
+// Logs reads the last lines of instance n's output (the root's default,
+// 100, when lines is 0).
+func (c *Client) Logs(ctx context.Context, serviceID string, n, lines int) (*Logs, error) {
+	path := "/api/service/" + esc(serviceID) + "/instance/" + strconv.Itoa(n) + "/logs"
+	if lines != 0 {
+		path += "?lines=" + strconv.Itoa(lines)
+	}
+	return getOne[Logs](ctx, c, path)
+}
+
+// --- clusters ---
+
+// Clusters lists all registered clusters with their nodes.
+func (c *Client) Clusters(ctx context.Context) ([]Cluster, error) {
+	return get[[]Cluster](ctx, c, "/api/clusters/")
+}
+
+// ActiveClusters lists the clusters that are active.
+func (c *Client) ActiveClusters(ctx context.Context) ([]Cluster, error) {
+	return get[[]Cluster](ctx, c, "/api/clusters/active")
+}
+
+// JoinTokens lists the cluster join tokens (admins only).
+func (c *Client) JoinTokens(ctx context.Context) ([]JoinToken, error) {
+	return get[[]JoinToken](ctx, c, "/api/clusters/tokens")
+}
+
+// CreateJoinToken makes a cluster join token (admins only).
+func (c *Client) CreateJoinToken(ctx context.Context, name string) (*NewJoinToken, error) {
+	var out NewJoinToken
+	if err := c.Do(ctx, http.MethodPost, "/api/clusters/tokens", map[string]string{"name": name}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteJoinToken revokes a join token (admins only).
+func (c *Client) DeleteJoinToken(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/clusters/tokens/"+esc(id), nil, nil)
+}
