@@ -19,6 +19,12 @@ import (
 )
 
 // Version of this protocol. A tier refuses messages of another major version.
+//
+// Within a major version messages only gain fields, and a tier still takes
+// the messages of tiers that predate a field: its absence means what the
+// earlier tier meant (InstanceSpec.Disconnect and Ports, ClusterSync.Delta),
+// and a field that a new one replaces is still sent for the earlier tiers
+// (InstanceSpec.Port).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
