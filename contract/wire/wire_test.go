@@ -519,3 +519,32 @@ func TestVersion(t *testing.T) {
 		t.Errorf("Version = %q: a new major version needs new compatibility notes and tests", Version)
 	}
 }
+
+// FuzzCheckPorts: whatever port field ParsePorts accepts gives mappings
+// that CheckPorts accepts, each taking its own entry of UsedPorts, and a
+// spec carrying them parsed publishes what one carrying only the field does.
+func FuzzCheckPorts(f *testing.F) {
+	for _, s := range []string{"", "80", "18080:8080;53/udp", "80/udp;80/tcp", "1:65535/TCP;", "80;80", "0", "x:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, field string) {
+		ms, err := ParsePorts(field)
+		if err != nil {
+			return
+		}
+		if err := CheckPorts(ms); err != nil {
+			t.Fatalf("ParsePorts(%q) = %+v, which CheckPorts refuses: %v", field, ms, err)
+		}
+		used := UsedPorts(ms)
+		if len(used) != len(ms) || len(slices.Compact(slices.Sorted(slices.Values(used)))) != len(ms) {
+			t.Fatalf("UsedPorts(%+v) = %q: not one distinct entry per mapping", ms, used)
+		}
+		legacy := InstanceSpec{Port: field}
+		parsed := InstanceSpec{Port: field, Ports: ms}
+		a, errA := legacy.PortMappings()
+		b, errB := parsed.PortMappings()
+		if errA != nil || errB != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("field %q: from the field %+v, %v; parsed %+v, %v", field, a, errA, b, errB)
+		}
+	})
+}
