@@ -532,14 +532,16 @@ func (d *Daemon) handler() http.Handler {
 			writeErr(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 			return
 		}
+		var a netapi.Attachment
 		var err error
 		if len(req.Ports) == 0 && req.Legacy != "" {
 			if req.Ports, err = wire.ParsePorts(req.Legacy); err != nil {
-				writeErr(w, http.StatusInternalServerError, "ports: "+err.Error())
-				return
+				err = fmt.Errorf("ports: %w", err)
 			}
 		}
-		a, err := d.Attach(r.PathValue("key"), req.AttachRequest)
+		if err == nil {
+			a, err = d.Attach(r.PathValue("key"), req.AttachRequest)
+		}
 		switch {
 		case errors.Is(err, errNotReady):
 			writeErr(w, http.StatusServiceUnavailable, err.Error())

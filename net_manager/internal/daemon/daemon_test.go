@@ -2,7 +2,11 @@ package daemon
 
 import (
 	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/thicket-edge/thicket/contract/netapi"
@@ -52,6 +56,36 @@ func TestUpgradeState(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("ports = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAttachRequestPorts: an attach request's ports are checked before
+// anything else, parsed mappings and an earlier engine's port field alike;
+// good ones pass on (here to a daemon without a subnet: not ready).
+func TestAttachRequestPorts(t *testing.T) {
+	d := &Daemon{log: slog.New(slog.DiscardHandler), st: state{Instances: map[string]netapi.Attachment{}}}
+	h := d.handler()
+	tests := []struct {
+		name string
+		body string
+		code int
+		msg  string
+	}{
+		{"mappings", `{"port_mappings":[{"host_port":18080,"instance_port":8080,"protocol":"tcp"}]}`, http.StatusServiceUnavailable, "no subnet"},
+		{"earlier engine's field", `{"ports":"18080:8080;53/udp"}`, http.StatusServiceUnavailable, "no subnet"},
+		{"none", `{}`, http.StatusServiceUnavailable, "no subnet"},
+		{"bad mapping", `{"port_mappings":[{"host_port":0,"instance_port":8080,"protocol":"tcp"}]}`, http.StatusInternalServerError, "ports: ports[0]: host port 0"},
+		{"bad field", `{"ports":"80:"}`, http.StatusInternalServerError, "ports: invalid entry"},
+		{"mappings win over the field", `{"port_mappings":[{"host_port":80,"instance_port":80,"protocol":"udp"}],"ports":"80:"}`, http.StatusServiceUnavailable, "no subnet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodPut, "/v1/instances/web.0", strings.NewReader(tt.body)))
+			if w.Code != tt.code || !strings.Contains(w.Body.String(), tt.msg) {
+				t.Errorf("answer %d %s, want %d with %q", w.Code, w.Body, tt.code, tt.msg)
 			}
 		})
 	}
