@@ -83,7 +83,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
 		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
 	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128},
+		Ports:     []wire.PortMapping{{HostPort: 8080, InstancePort: 80, Protocol: wire.ProtocolTCP}}}
 	m.SetDesired([]wire.InstanceSpec{spec}, nil)
 	if err := m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
@@ -102,6 +103,9 @@ func TestStateSurvivesRestart(t *testing.T) {
 	st := m2.Statuses()
 	if len(st) != 1 || st[0].NodeID != id || st[0].Status != wire.StatusScheduled {
 		t.Errorf("instances after restart = %+v", st)
+	}
+	if n := m2.Nodes(); len(n) != 1 || !slices.Equal(n[0].UsedPorts, []string{"8080/tcp"}) {
+		t.Errorf("nodes after restart = %+v, want 8080/tcp in use (the spec's ports kept)", n)
 	}
 }
 
