@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -56,10 +55,11 @@ func newRequest(spec *wire.InstanceSpec) (request, error) {
 		return r, invalid(spec, "resources are negative (%d milli-CPU, %d MB, %d vGPUs)",
 			r.need.MilliCPU, r.need.MemoryMB, r.need.VGPUs)
 	}
-	var err error
-	if r.ports, err = HostPorts(spec.Port); err != nil {
+	ms, err := spec.PortMappings()
+	if err != nil {
 		return r, invalid(spec, "port: %v", err)
 	}
+	r.ports = wire.UsedPorts(ms)
 	for i := range spec.Constraints {
 		c := &spec.Constraints[i]
 		switch c.Type {
@@ -131,19 +131,6 @@ func (r *request) checkNode(n *wire.NodeInfo) filter {
 		}
 	}
 	return fitOK
-}
-
-// HostPorts returns the host ports a port field publishes, as "8080/tcp".
-func HostPorts(field string) ([]string, error) {
-	ms, err := sla.ParsePorts(field)
-	if err != nil || len(ms) == 0 {
-		return nil, err
-	}
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = strconv.Itoa(m.HostPort) + "/" + m.Protocol
-	}
-	return out, nil
 }
 
 // inNodeLists reports whether name is in every node list.

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -272,6 +273,7 @@ func TestHostPorts(t *testing.T) {
 			Capacity: wire.Resources{MilliCPU: 8000, MemoryMB: 8192}, UsedPorts: used}}
 	}
 	spec := wire.InstanceSpec{Key: "s.0", Virtualization: "container", Port: "8080:80/tcp",
+		Ports:     []wire.PortMapping{{HostPort: 8080, InstancePort: 80, Protocol: wire.ProtocolTCP}},
 		Resources: wire.Resources{MilliCPU: 100, MemoryMB: 64}}
 	cases := []struct {
 		name   string
@@ -287,21 +289,22 @@ func TestHostPorts(t *testing.T) {
 		{"one of two taken", []Node{node("a", "9090/tcp")}, "8080:80;9090:90", "", "has host port 8080/tcp or 9090/tcp in use"},
 		{"no ports", []Node{node("a", "8080/tcp")}, "", "a", ""},
 	}
+	// The root sends the ports parsed and as written; a root that predates
+	// Ports sends only the text.
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s := spec
-			s.Port = c.port
-			p, err := PickNode("c", c.nodes, s)
-			if c.want == "" {
-				if err == nil || !strings.Contains(err.Error(), c.reason) {
-					t.Fatalf("want no fit with %q, got %+v, %v", c.reason, p, err)
+		for _, legacy := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/legacy=%t", c.name, legacy), func(t *testing.T) {
+				s := spec
+				s.Port, s.Ports = c.port, nil
+				if !legacy {
+					var err error
+					if s.Ports, err = wire.ParsePorts(c.port); err != nil {
+						t.Fatal(err)
+					}
 				}
-				return
-			}
-			if err != nil || p.NodeName != c.want {
-				t.Fatalf("want %s, got %+v, %v", c.want, p, err)
-			}
-		})
+				hostPortCase(t, c.nodes, s, c.want, c.reason)
+			})
+		}
 	}
 	// In a batch, the first instance takes the port: the second goes elsewhere
 	// and the third finds no node; the caller's nodes keep their ports.
@@ -315,6 +318,22 @@ func TestHostPorts(t *testing.T) {
 	}
 	if len(nodes[0].UsedPorts)+len(nodes[1].UsedPorts) != 0 {
 		t.Errorf("caller's nodes changed: %+v", nodes)
+	}
+}
+
+// hostPortCase places spec on nodes and wants the node called want, or no
+// fit for reason when want is "".
+func hostPortCase(t *testing.T, nodes []Node, spec wire.InstanceSpec, want, reason string) {
+	t.Helper()
+	p, err := PickNode("c", nodes, spec)
+	if want == "" {
+		if err == nil || !strings.Contains(err.Error(), reason) {
+			t.Fatalf("want no fit with %q, got %+v, %v", reason, p, err)
+		}
+		return
+	}
+	if err != nil || p.NodeName != want {
+		t.Fatalf("want %s, got %+v, %v", want, p, err)
 	}
 }
 

@@ -307,8 +307,8 @@ func PlaceAllClusters(clusters []Cluster, specs []wire.InstanceSpec) []Result {
 // The port list is copied before it grows, never shared with the caller.
 func reserve(n *Node, spec *wire.InstanceSpec) {
 	n.Reserved = n.Reserved.Add(spec.Resources)
-	if ports, err := HostPorts(spec.Port); err == nil && len(ports) > 0 {
-		n.UsedPorts = append(slices.Clip(n.UsedPorts), ports...)
+	if ms, err := spec.PortMappings(); err == nil && len(ms) > 0 {
+		n.UsedPorts = append(slices.Clip(n.UsedPorts), wire.UsedPorts(ms)...)
 	}
 }
 

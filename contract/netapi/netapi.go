@@ -40,9 +40,10 @@ type Status struct {
 
 // AttachRequest is the body of PUT /v1/instances/{key}.
 type AttachRequest struct {
-	// Ports is the SLA port field ("8080:80/tcp;..."), published on the
-	// node's address.
-	Ports string `json:"ports,omitempty"`
+	// Ports are the instance's ports to publish on the node's address.
+	// (Node engines of earlier versions sent the SLA's port field as
+	// "ports"; the net manager still takes it.)
+	Ports []wire.PortMapping `json:"port_mappings,omitempty"`
 }
 
 // Attachment is an instance's network.
@@ -50,7 +51,8 @@ type Attachment struct {
 	Key   string `json:"key"`
 	IP    string `json:"ip"`
 	Netns string `json:"netns"`
-	Ports string `json:"ports,omitempty"`
+	// Ports are the published ports.
+	Ports []wire.PortMapping `json:"port_mappings,omitempty"`
 }
 
 // ErrNotReady: the node has no subnet yet, so instances cannot get an

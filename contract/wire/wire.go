@@ -14,9 +14,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/thicket-edge/thicket/contract/sla"
 )
 
 // Version of this protocol. A tier refuses messages of another major version.
+//
+// Within a major version messages only gain fields, and a tier still takes
+// the messages of tiers that predate a field: its absence means what the
+// earlier tier meant (InstanceSpec.Disconnect and Ports, ClusterSync.Delta),
+// and a field that a new one replaces is still sent for the earlier tiers
+// (InstanceSpec.Port).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -101,7 +109,7 @@ type InstanceSpec struct {
 	Arch                  []string          `json:"arch,omitempty"`
 	Cmd                   []string          `json:"cmd,omitempty"`
 	Environment           []string          `json:"environment,omitempty"`
-	Port                  string            `json:"port,omitempty"`
+	Port                  string            `json:"port,omitempty"` // the SLA's field as written: see Ports
 	Resources             Resources         `json:"resources"`
 	OneShot               bool              `json:"one_shot,omitempty"`
 	Constraints           []Constraint      `json:"constraints,omitempty"`
@@ -111,6 +119,94 @@ type InstanceSpec struct {
 	// Disconnect is the service's policy while a tier is silent; nil from
 	// a root that predates it: DisconnectPolicy gives the defaults.
 	Disconnect *Disconnect `json:"disconnect,omitempty"`
+	// Ports are the ports the instance publishes on its node's address: the
+	// SLA's port field, which the root also sends as written in Port for
+	// tiers that predate Ports, parsed. Read them with PortMappings, which
+	// parses Port when Ports is empty (a spec from such a root).
+	Ports []PortMapping `json:"ports,omitempty"`
+}
+
+// PortMapping is one port an instance publishes: traffic to HostPort on
+// its node's address goes to InstancePort on the instance's own address.
+type PortMapping struct {
+	HostPort     int `json:"host_port"`
+	InstancePort int `json:"instance_port"`
+	// Protocol is ProtocolTCP or ProtocolUDP.
+	Protocol string `json:"protocol"`
+}
+
+// Port protocols (lower case, as sla.ParsePorts gives them).
+const (
+	ProtocolTCP = "tcp"
+	ProtocolUDP = "udp"
+)
+
+// UsedPort is the entry the mapping takes in its node's NodeInfo.UsedPorts:
+// "8080/tcp".
+func (p PortMapping) UsedPort() string {
+	return strconv.Itoa(p.HostPort) + "/" + p.Protocol
+}
+
+// UsedPorts returns the UsedPort of each mapping (nil for none).
+func UsedPorts(ms []PortMapping) []string {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.UsedPort()
+	}
+	return out
+}
+
+// ParsePorts parses an SLA port field (see sla.ParsePorts) into mappings:
+// nil for an empty field.
+func ParsePorts(field string) ([]PortMapping, error) {
+	ms, err := sla.ParsePorts(field)
+	if err != nil || len(ms) == 0 {
+		return nil, err
+	}
+	out := make([]PortMapping, len(ms))
+	for i, m := range ms {
+		out[i] = PortMapping{HostPort: m.HostPort, InstancePort: m.ContainerPort, Protocol: m.Protocol}
+	}
+	return out, nil
+}
+
+// CheckPorts reports whether mappings could come from ParsePorts: ports in
+// 1..65535, protocol tcp or udp, and each host port and protocol mapped
+// once.
+func CheckPorts(ms []PortMapping) error {
+	seen := make(map[PortMapping]bool, len(ms))
+	for i, m := range ms {
+		switch {
+		case m.HostPort < 1 || m.HostPort > 65535:
+			return fmt.Errorf("ports[%d]: host port %d is out of range 1-65535", i, m.HostPort)
+		case m.InstancePort < 1 || m.InstancePort > 65535:
+			return fmt.Errorf("ports[%d]: instance port %d is out of range 1-65535", i, m.InstancePort)
+		case m.Protocol != ProtocolTCP && m.Protocol != ProtocolUDP:
+			return fmt.Errorf("ports[%d]: protocol %q is not tcp or udp", i, m.Protocol)
+		}
+		k := PortMapping{HostPort: m.HostPort, Protocol: m.Protocol}
+		if seen[k] {
+			return fmt.Errorf("ports[%d]: host port %s is mapped twice", i, m.UsedPort())
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// PortMappings returns the ports the instance publishes, checked
+// (CheckPorts): Ports, or for a spec from a tier that predates them (Ports
+// empty), its Port field parsed. Port is not read when Ports is set.
+func (s *InstanceSpec) PortMappings() ([]PortMapping, error) {
+	if len(s.Ports) == 0 {
+		return ParsePorts(s.Port)
+	}
+	if err := CheckPorts(s.Ports); err != nil {
+		return nil, err
+	}
+	return s.Ports, nil
 }
 
 // Disconnect is a service's resolved disconnect policy (see the SLA's

@@ -31,7 +31,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
-	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/scheduler"
 )
@@ -486,7 +485,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		if st.HostIP == "" {
 			st.HostIP = n.Info.Address
 		}
-		if ms, err := sla.ParsePorts(in.Spec.Port); err == nil && len(ms) > 0 && st.HostPort == 0 {
+		if ms, err := in.Spec.PortMappings(); err == nil && len(ms) > 0 && st.HostPort == 0 {
 			st.HostPort = ms[0].HostPort // the reference shows the first published port
 		}
 		if statusChanged(in.Status, st) {
@@ -818,8 +817,8 @@ func (m *Manager) reservations() map[string]holding {
 		}
 		h := r[in.NodeID]
 		h.res = h.res.Add(in.Spec.Resources)
-		if ports, err := scheduler.HostPorts(in.Spec.Port); err == nil {
-			h.ports = append(h.ports, ports...)
+		if ms, err := in.Spec.PortMappings(); err == nil {
+			h.ports = append(h.ports, wire.UsedPorts(ms)...)
 		}
 		r[in.NodeID] = h
 	}

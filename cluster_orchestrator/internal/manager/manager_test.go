@@ -83,7 +83,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Node: wire.NodeInfo{Active: true, Arch: "amd64",
 		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}})
 	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
-		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
+		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128},
+		Ports:     []wire.PortMapping{{HostPort: 8080, InstancePort: 80, Protocol: wire.ProtocolTCP}}}
 	m.SetDesired([]wire.InstanceSpec{spec}, nil)
 	if err := m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
@@ -102,6 +103,9 @@ func TestStateSurvivesRestart(t *testing.T) {
 	st := m2.Statuses()
 	if len(st) != 1 || st[0].NodeID != id || st[0].Status != wire.StatusScheduled {
 		t.Errorf("instances after restart = %+v", st)
+	}
+	if n := m2.Nodes(); len(n) != 1 || !slices.Equal(n[0].UsedPorts, []string{"8080/tcp"}) {
+		t.Errorf("nodes after restart = %+v, want 8080/tcp in use (the spec's ports kept)", n)
 	}
 }
 
@@ -805,5 +809,53 @@ func TestSubnetGivenBack(t *testing.T) {
 			t.Errorf("subnet %s given twice (%s)", sub, name)
 		}
 		seen[sub] = true
+	}
+}
+
+// TestPublishedPorts: instances that publish the same host port go to
+// different nodes, whose reservations list the port, and a running one's
+// status names its first host port; a spec from a root that predates
+// parsed ports (the port field only) is served alike.
+func TestPublishedPorts(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("legacy=%t", legacy), func(t *testing.T) {
+			m := newManager(t, state.NewMemory(), &recorder{desired: map[string]wire.NodeDesired{}})
+			ctx := context.Background()
+			ids := []string{join(t, m, "n1"), join(t, m, "n2")}
+			specs := make([]wire.InstanceSpec, 2)
+			for i := range specs {
+				specs[i] = wire.InstanceSpec{Key: wire.InstanceKey("web", i), ServiceID: "web", InstanceNumber: i,
+					Virtualization: "container", Code: "img", Resources: wire.Resources{MilliCPU: 100, MemoryMB: 64},
+					Port: "8080:80;9090:90/udp"}
+				if !legacy {
+					specs[i].Ports = []wire.PortMapping{{HostPort: 8080, InstancePort: 80, Protocol: wire.ProtocolTCP},
+						{HostPort: 9090, InstancePort: 90, Protocol: wire.ProtocolUDP}}
+				}
+			}
+			m.SetDesired(specs, nil)
+			if err := m.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			on := map[string]string{} // node id -> instance
+			for _, st := range m.Statuses() {
+				on[st.NodeID] = st.Key
+			}
+			if on[ids[0]] == "" || on[ids[1]] == "" {
+				t.Fatalf("placement %v: want one instance on each node", on)
+			}
+			for _, n := range m.Nodes() {
+				if want := []string{"8080/tcp", "9090/udp"}; !slices.Equal(n.UsedPorts, want) {
+					t.Errorf("node %s uses ports %q, want %q", n.Name, n.UsedPorts, want)
+				}
+			}
+			m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: ids[0], Node: wire.NodeInfo{Active: true, Arch: "amd64",
+				Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}},
+				Instances: []wire.InstanceStatus{{Key: on[ids[0]], Status: wire.StatusRunning}}})
+			for _, st := range m.Statuses() {
+				if want := map[bool]int{true: 8080}[st.Key == on[ids[0]]]; st.HostPort != want {
+					t.Errorf("%s (%s): host port %d, want %d", st.Key, st.Status, st.HostPort, want)
+				}
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"slices"
@@ -25,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/net_manager/internal/netnsfs"
 )
 
@@ -259,9 +261,10 @@ func TestOneNetManagerPerNamespace(t *testing.T) {
 	if err := ca.Configure(ctx, netapi.Config{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24"}); err != nil {
 		t.Fatal(err)
 	}
-	at, err := ca.Attach(ctx, "web.0", netapi.AttachRequest{})
-	if err != nil {
-		t.Fatal(err)
+	ports := []wire.PortMapping{{HostPort: 18080, InstancePort: 8080, Protocol: wire.ProtocolTCP}}
+	at, err := ca.Attach(ctx, "web.0", netapi.AttachRequest{Ports: ports})
+	if err != nil || !slices.Equal(at.Ports, ports) {
+		t.Fatalf("Attach = %+v, %v; want the ports %+v", at, err, ports)
 	}
 	before := devices(t, ns)
 	for _, name := range []string{"thk0", "thkvx0"} {
@@ -285,7 +288,7 @@ func TestOneNetManagerPerNamespace(t *testing.T) {
 	if st, err := ca.Status(ctx); err != nil || !st.Ready || st.Node.Subnet != "10.64.1.0/24" {
 		t.Errorf("first thicket-net after the second was refused: %+v, %v", st, err)
 	}
-	if as, err := ca.Attachments(ctx); err != nil || len(as) != 1 || as[0] != at {
+	if as, err := ca.Attachments(ctx); err != nil || !reflect.DeepEqual(as, []netapi.Attachment{at}) {
 		t.Errorf("Attachments = %+v, %v; want [%+v]", as, err, at)
 	}
 	sameDevices(t, "after the refused start", devices(t, ns), before)
@@ -308,7 +311,7 @@ func TestOneNetManagerPerNamespace(t *testing.T) {
 	if st, err := cd.Status(ctx); err != nil || !st.Ready || st.Node.Subnet != "10.64.1.0/24" {
 		t.Errorf("restarted thicket-net: %+v, %v", st, err)
 	}
-	if as, err := cd.Attachments(ctx); err != nil || len(as) != 1 || as[0] != at {
+	if as, err := cd.Attachments(ctx); err != nil || !reflect.DeepEqual(as, []netapi.Attachment{at}) {
 		t.Errorf("Attachments after the restart = %+v, %v; want [%+v]", as, err, at)
 	}
 	if _, err := os.Stat(at.Netns); err != nil {

@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/netapi"
-	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/memtrim"
 	"github.com/thicket-edge/thicket/net_manager/internal/nft"
@@ -118,6 +117,7 @@ func New(cfg Config, log *slog.Logger) (_ *Daemon, err error) {
 		if d.st.Instances == nil {
 			d.st.Instances = map[string]netapi.Attachment{}
 		}
+		upgradeState(b, &d.st)
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("read state: %w", err)
 	}
@@ -169,6 +169,27 @@ func (d *Daemon) Close() error {
 }
 
 func (d *Daemon) statePath() string { return filepath.Join(d.cfg.DataDir, "state.json") }
+
+// upgradeState gives the instances in a state file of an earlier version
+// their published ports: such a file kept the SLA's port field as "ports",
+// which the daemon parsed at every rules update (an unparsable one published
+// nothing, as now).
+func upgradeState(b []byte, st *state) {
+	var old struct {
+		Instances map[string]struct {
+			Ports string `json:"ports"`
+		} `json:"instances"`
+	}
+	if json.Unmarshal(b, &old) != nil {
+		return
+	}
+	for key, o := range old.Instances {
+		if a, ok := st.Instances[key]; ok && len(a.Ports) == 0 && o.Ports != "" {
+			a.Ports, _ = wire.ParsePorts(o.Ports)
+			st.Instances[key] = a
+		}
+	}
+}
 
 // save writes the state atomically. Caller holds mu.
 func (d *Daemon) save() error {
@@ -291,12 +312,8 @@ func (d *Daemon) portMaps() []nft.PortMap {
 		if err != nil {
 			continue
 		}
-		ms, err := sla.ParsePorts(a.Ports)
-		if err != nil {
-			continue
-		}
-		for _, m := range ms {
-			out = append(out, nft.PortMap{HostPort: m.HostPort, Proto: m.Protocol, IP: ip, Port: m.ContainerPort})
+		for _, m := range a.Ports {
+			out = append(out, nft.PortMap{HostPort: m.HostPort, Proto: m.Protocol, IP: ip, Port: m.InstancePort})
 		}
 	}
 	slices.SortFunc(out, func(a, b nft.PortMap) int {
@@ -371,7 +388,7 @@ var errNotReady = errors.New("the node has no subnet yet")
 // Attach gives an instance an address and its namespace; the same key keeps
 // its address.
 func (d *Daemon) Attach(key string, req netapi.AttachRequest) (netapi.Attachment, error) {
-	if _, err := sla.ParsePorts(req.Ports); err != nil {
+	if err := wire.CheckPorts(req.Ports); err != nil {
 		return netapi.Attachment{}, fmt.Errorf("ports: %w", err)
 	}
 	d.mu.Lock()
@@ -505,12 +522,26 @@ func (d *Daemon) handler() http.Handler {
 		writeJSON(w, http.StatusOK, d.Attachments())
 	})
 	mux.HandleFunc("PUT /v1/instances/{key}", func(w http.ResponseWriter, r *http.Request) {
-		var req netapi.AttachRequest
+		var req struct {
+			netapi.AttachRequest
+			// Legacy: the SLA's port field, from a node engine that
+			// predates AttachRequest.Ports.
+			Legacy string `json:"ports"`
+		}
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
 			writeErr(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 			return
 		}
-		a, err := d.Attach(r.PathValue("key"), req)
+		var a netapi.Attachment
+		var err error
+		if len(req.Ports) == 0 && req.Legacy != "" {
+			if req.Ports, err = wire.ParsePorts(req.Legacy); err != nil {
+				err = fmt.Errorf("ports: %w", err)
+			}
+		}
+		if err == nil {
+			a, err = d.Attach(r.PathValue("key"), req.AttachRequest)
+		}
 		switch {
 		case errors.Is(err, errNotReady):
 			writeErr(w, http.StatusServiceUnavailable, err.Error())

@@ -72,7 +72,11 @@ func (e *Engine) attach(ctx context.Context, spec *wire.InstanceSpec) error {
 	if e.net == nil {
 		return nil
 	}
-	a, err := e.net.Attach(ctx, spec.Key, netapi.AttachRequest{Ports: spec.Port})
+	ports, err := spec.PortMappings()
+	if err != nil {
+		return fmt.Errorf("instance network: port: %w", err)
+	}
+	a, err := e.net.Attach(ctx, spec.Key, netapi.AttachRequest{Ports: ports})
 	if err != nil {
 		return fmt.Errorf("instance network: %w", err)
 	}

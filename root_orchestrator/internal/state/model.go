@@ -54,6 +54,9 @@ type ServiceSpec struct {
 	Constraints    []Constraint
 	OneShot        bool
 	Disconnect     Disconnect
+	// Ports is Port (the SLA's field as written) parsed: derived when the
+	// service is created or loaded, never stored.
+	Ports []wire.PortMapping
 }
 
 // Disconnect is a service's policy while the cluster or node running one
@@ -82,6 +85,15 @@ func disconnectOf(m *sla.Microservice) Disconnect {
 	replace, after, stop, reconcile := m.Policy()
 	return Disconnect{Replace: replace, ReplaceAfter: time.Duration(after) * time.Second,
 		StopAfter: time.Duration(stop) * time.Second, Reconcile: reconcile}
+}
+
+// portsOf is a service's port field parsed. The field was validated with
+// the SLA; a stored one the SLA's rules now refuse gives nil, and the tiers
+// then find the error in the spec's Port (wire.InstanceSpec.PortMappings)
+// as they did before Ports.
+func portsOf(field string) []wire.PortMapping {
+	ms, _ := wire.ParsePorts(field)
+	return ms
 }
 
 // Service is a microservice of an application. Its instances are objects of

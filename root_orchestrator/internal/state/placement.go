@@ -28,6 +28,7 @@ func Spec(svc *Service, in *Instance) wire.InstanceSpec {
 		Arch:                  svc.Spec.Arch,
 		Cmd:                   svc.Spec.Cmd,
 		Environment:           svc.Spec.Environment,
+		Ports:                 svc.Spec.Ports,
 		Port:                  svc.Spec.Port,
 		Resources: wire.Resources{
 			MilliCPU: int64(svc.Spec.VCPUs) * 1000,

@@ -264,6 +264,7 @@ func (s *Store) load(d *Data) error {
 	}
 	for _, o := range d.Services {
 		o.NextInstance = max(o.NextInstance, next[o.ID])
+		o.Spec.Ports = portsOf(o.Spec.Port)
 		err = errors.Join(err, ins(tServices, o))
 	}
 	for _, o := range d.Instances {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -311,4 +312,47 @@ func TestWaitedForWritesGoFirst(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestSpecPorts: the spec of an instance carries its service's port field
+// parsed as well as written, for a service created from an SLA and for one
+// loaded from a backend that stores only the field; an empty field gives no
+// ports.
+func TestSpecPorts(t *testing.T) {
+	mem := NewMemory()
+	s := open(t, mem)
+	running(t, s)
+	web := microservice("web", "")
+	web.Port = "18080:8080; 53/UDP"
+	apps, tk, err := s.CreateApplications("alice", oneApp("shop", web, microservice("db", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	durable(t, s, tk)
+	want := map[string][]wire.PortMapping{
+		"web": {{HostPort: 18080, InstancePort: 8080, Protocol: wire.ProtocolTCP}, {HostPort: 53, InstancePort: 53, Protocol: wire.ProtocolUDP}},
+		"db":  nil,
+	}
+	check := func(when string, s *Store) {
+		t.Helper()
+		sn := s.Snapshot()
+		for _, id := range apps[0].Services {
+			svc := sn.Service(id)
+			spec := Spec(svc, &Instance{Key: wire.InstanceKey(id, 0), ServiceID: id})
+			if !reflect.DeepEqual(spec.Ports, want[svc.Name]) || spec.Port != svc.Spec.Port {
+				t.Errorf("%s: spec of %s: ports %+v, port %q; want %+v, %q", when, svc.Name, spec.Ports, spec.Port, want[svc.Name], svc.Spec.Port)
+			}
+		}
+	}
+	check("created", s)
+
+	// A backend keeps the field, not the mappings.
+	for _, id := range apps[0].Services {
+		svc := *mem.Get(KindService, id).(*Service)
+		svc.Spec.Ports = nil
+		if err := mem.Write(context.Background(), []Change{{Kind: KindService, ID: id, Object: &svc}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("loaded", open(t, mem))
 }
