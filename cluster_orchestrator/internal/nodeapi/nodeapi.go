@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/thicket-edge/thicket/internal/jsonhttp"
 	"log/slog"
 	"net"
 	"net/http"
@@ -77,14 +78,14 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 			writeErr(w, http.StatusInternalServerError, "internal error", "")
 			return
 		}
-		writeJSON(w, http.StatusOK, wire.NodeRegisterResponse{
+		jsonhttp.Write(w, http.StatusOK, wire.NodeRegisterResponse{
 			NodeID: id, MQTTURL: brokerFor(cfg.MQTTURL, r.Host), MQTTUsername: id, MQTTPassword: pw,
 			DesiredTopic: wire.DesiredTopic(id), ReportTopic: wire.ReportTopic(id),
 			ReportIntervalMS: cfg.ReportInterval.Milliseconds(),
 		})
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		jsonhttp.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
 	return mux
@@ -135,12 +136,6 @@ func randomPassword() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func writeErr(w http.ResponseWriter, status int, msg, field string) {
-	writeJSON(w, status, api.Error{Error: msg, Field: field})
+	jsonhttp.Write(w, status, api.Error{Error: msg, Field: field})
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/thicket-edge/thicket/internal/jsonhttp"
 	"log/slog"
 	"net"
 	"net/http"
@@ -504,7 +505,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 func (d *Daemon) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, d.Status())
+		jsonhttp.Write(w, http.StatusOK, d.Status())
 	})
 	mux.HandleFunc("PUT /v1/network", func(w http.ResponseWriter, r *http.Request) {
 		var c netapi.Config
@@ -516,10 +517,10 @@ func (d *Daemon) handler() http.Handler {
 			writeErr(w, http.StatusConflict, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, d.Status())
+		jsonhttp.Write(w, http.StatusOK, d.Status())
 	})
 	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, d.Attachments())
+		jsonhttp.Write(w, http.StatusOK, d.Attachments())
 	})
 	mux.HandleFunc("PUT /v1/instances/{key}", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -549,7 +550,7 @@ func (d *Daemon) handler() http.Handler {
 			d.log.Warn("attach", "instance", r.PathValue("key"), "err", err)
 			writeErr(w, http.StatusInternalServerError, err.Error())
 		default:
-			writeJSON(w, http.StatusOK, a)
+			jsonhttp.Write(w, http.StatusOK, a)
 		}
 	})
 	mux.HandleFunc("DELETE /v1/instances/{key}", func(w http.ResponseWriter, r *http.Request) {
@@ -557,7 +558,7 @@ func (d *Daemon) handler() http.Handler {
 			writeErr(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"message": "detached"})
+		jsonhttp.Write(w, http.StatusOK, map[string]string{"message": "detached"})
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r)
@@ -567,12 +568,6 @@ func (d *Daemon) handler() http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func writeErr(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, netapi.Error{Error: msg})
+	jsonhttp.Write(w, status, netapi.Error{Error: msg})
 }
