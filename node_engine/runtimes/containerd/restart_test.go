@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
 )
@@ -113,7 +114,7 @@ func TestContainerdRestart(t *testing.T) {
 	bin, _ := exec.LookPath("containerd")
 	rt := newRuntime(t, func(c *ctrd.Config) { c.Address = ctd.sock })
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("survivor.0", port)
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatalf("Start: %v", err)
