@@ -66,7 +66,7 @@ func newSystem(t *testing.T, rootArgs ...string) *system {
 	t.Cleanup(func() {
 		// After every process stopped (cleanups run last-in first-out): what
 		// the data plane keeps when its control plane stops.
-		cleanContainerd(s.ctrNS)
+		testharness.CleanContainerd(context.Background(), s.ctrNS)
 		for _, n := range s.nodes {
 			for _, p := range n.instanceNetns() {
 				exec.Command("ip", "netns", "del", filepath.Base(p)).Run()
@@ -365,7 +365,7 @@ func TestClustersAndNodes(t *testing.T) {
 
 	t.Run("a node with a wrong token is refused", func(t *testing.T) {
 		ns, path, addr := s.net.addHost(20)
-		cmd := exec.Command("ip", "netns", "exec", ns, binDir+"/thicket-node",
+		cmd := exec.Command("ip", "netns", "exec", ns, bin.Dir+"/thicket-node",
 			"--cluster-url", a.nodeURL, "--token", "wrong-token", "--name", "intruder"+runID, "--address", addr,
 			"--data-dir", t.TempDir(), "--netns", path, "--namespace", s.ctrNS)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

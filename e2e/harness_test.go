@@ -27,9 +27,8 @@ import (
 
 var (
 	// bin holds the programs, built once by TestMain (and the CLI, built
-	// when a test needs it); binDir is its directory.
-	bin    *testharness.Bin
-	binDir string
+	// when a test needs it).
+	bin *testharness.Bin
 	// runID keeps this run's names (nodes, namespaces, containerd
 	// namespace) apart from any other run's leftovers.
 	runID string
@@ -47,34 +46,20 @@ func TestMain(m *testing.M) {
 	var b [3]byte
 	rand.Read(b[:])
 	runID = hex.EncodeToString(b[:])
-	var err error
-	if bin, err = testharness.TempBin(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	}
-	binDir = bin.Dir
-	if err := bin.Build(context.Background(), testharness.Daemons...); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		bin.Remove()
-		os.Exit(1)
-	}
-	code := m.Run()
+	code := testharness.Main(m, &bin, testharness.Daemons...)
 	if code == 0 {
 		if err := writeChaosDoc(); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			code = 1
 		}
 	}
-	bin.Remove()
 	os.Exit(code)
 }
 
 // --- network: a bridge on the host and one namespace per node ---
 
-const (
-	bridgeName = "thke2e0"
-	bridgeAddr = "10.213.0.1"
-)
+// bridgeAddr is this machine's address on the bridge.
+var bridgeAddr = testharness.E2ENetwork.Prefix + ".1"
 
 // network is the suite's bridge, with hosts 10.213.0.<octet> named
 // thk<runID>-<octet>, joined by veth thkv<runID><octet>.
@@ -93,8 +78,9 @@ func run(t testing.TB, name string, args ...string) {
 
 // newNetwork creates the bridge. Hosts are added with addHost.
 func newNetwork(t testing.TB) *network {
-	return &network{t: t, Network: testharness.MustNetwork(t, testharness.NetworkConfig{
-		Bridge: bridgeName, Prefix: "10.213.0", HostPrefix: "thk" + runID, VethPrefix: "thkv" + runID})}
+	c := testharness.E2ENetwork
+	c.HostPrefix, c.VethPrefix = "thk"+runID, "thkv"+runID
+	return &network{t: t, Network: testharness.MustNetwork(t, c)}
 }
 
 // addHost makes a network namespace with address 10.213.0.<octet> on the
@@ -272,34 +258,6 @@ func snapshots(t testing.TB, ns string) []string {
 		}
 	}
 	return keys
-}
-
-// cleanContainerd removes everything this run left in its namespace.
-func cleanContainerd(ns string) {
-	out, _ := exec.Command("ctr", "-n", ns, "tasks", "ls", "-q").Output()
-	for _, id := range strings.Fields(string(out)) {
-		exec.Command("ctr", "-n", ns, "tasks", "kill", "-s", "SIGKILL", id).Run()
-	}
-	time.Sleep(500 * time.Millisecond)
-	for _, id := range strings.Fields(string(out)) {
-		exec.Command("ctr", "-n", ns, "tasks", "delete", "-f", id).Run()
-	}
-	out, _ = exec.Command("ctr", "-n", ns, "containers", "ls", "-q").Output()
-	for _, id := range strings.Fields(string(out)) {
-		exec.Command("ctr", "-n", ns, "containers", "delete", id).Run()
-	}
-	out, _ = exec.Command("ctr", "-n", ns, "images", "ls", "-q").Output()
-	for _, ref := range strings.Fields(string(out)) {
-		exec.Command("ctr", "-n", ns, "images", "rm", ref).Run()
-	}
-	// containerd removes an image's content in the background: the
-	// namespace is empty, and removable, a moment later.
-	for range 20 {
-		if exec.Command("ctr", "namespaces", "rm", ns).Run() == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 func readFile(t testing.TB, path string) string {

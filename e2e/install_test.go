@@ -121,7 +121,7 @@ func TestInstallScripts(t *testing.T) {
 	dl := t.TempDir()
 	platform := "linux-" + runtime.GOARCH
 	for _, b := range []string{"thicket-cluster", "thicket-net", "thicket-node"} {
-		copyFile(t, filepath.Join(binDir, b), filepath.Join(dl, b+"-"+platform))
+		copyFile(t, filepath.Join(bin.Dir, b), filepath.Join(dl, b+"-"+platform))
 	}
 	port := strings.TrimPrefix(s.rootURL, "http://127.0.0.1:")
 	s.root.Stop()

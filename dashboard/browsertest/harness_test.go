@@ -2,9 +2,7 @@ package browsertest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -20,19 +18,7 @@ const adminPassword = "dashboard-test-pass"
 var bin *testharness.Bin
 
 func TestMain(m *testing.M) {
-	var err error
-	if bin, err = testharness.TempBin(); err != nil {
-		fmt.Fprintln(os.Stderr, "browsertest:", err)
-		os.Exit(1)
-	}
-	if err := bin.Build(context.Background(), testharness.RootProgram); err != nil {
-		fmt.Fprintln(os.Stderr, "browsertest: building thicket-root:", err)
-		bin.Remove()
-		os.Exit(1)
-	}
-	code := m.Run()
-	bin.Remove()
-	os.Exit(code)
+	os.Exit(testharness.Main(m, &bin, testharness.RootProgram))
 }
 
 // stack is one thicket-root and the dashboard in front of it.

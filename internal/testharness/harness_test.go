@@ -42,7 +42,10 @@ func TestProcStopStartKill(t *testing.T) {
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitOutput(ctx, 10*time.Second, "bye"); err == nil {
+	if err := p.WaitOutput(ctx, 10*time.Second, "ready"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitOutput(ctx, 200*time.Millisecond, "bye"); err == nil {
 		t.Error("WaitOutput found the output of the previous start")
 	}
 	if got := strings.Count(p.Output(), "ready"); got != 2 {
@@ -96,7 +99,7 @@ func TestWaitUntilExit(t *testing.T) {
 			}
 		})
 	}
-	p := MustStart(t, shell("slow", `sleep 10`))
+	p := MustStart(t, shell("slow", `exec sleep 10`))
 	if err := p.WaitUntil(context.Background(), 200*time.Millisecond, "ready", func() bool { return false }); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WaitUntil past its timeout: %v", err)
 	}
@@ -182,11 +185,14 @@ func TestRoot(t *testing.T) {
 }
 
 // TestNetwork makes two hosts on a bridge of its own (apart from the
-// suites' and the benchmark's) that reach each other. It needs root.
+// suites' and the benchmark's) that reach each other and the bridge. It
+// needs root.
 func TestNetwork(t *testing.T) {
-	n := MustNetwork(t, NetworkConfig{Bridge: "thkht0", Prefix: "10.215.0", HostPrefix: "thkht", VethPrefix: "thkhtv"})
+	c := testNetwork
+	c.HostPrefix, c.VethPrefix = "thkht", "thkhtv"
+	n := MustNetwork(t, c)
 	a, b := n.MustAddHost(t, 2), n.MustAddHost(t, 3)
-	if a.Addr != "10.215.0.2" || a.Netns != "thkht-2" || a.Path != "/run/netns/thkht-2" {
+	if a.Addr != "10.217.0.2" || a.Netns != "thkht-2" || a.Path != "/run/netns/thkht-2" {
 		t.Errorf("host %+v", a)
 	}
 	for _, from := range []Host{a, b} {

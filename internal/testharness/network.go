@@ -21,6 +21,18 @@ type NetworkConfig struct {
 	HostPrefix, VethPrefix string
 }
 
+// The suites' and the benchmark's bridges and /24s, in one place so that
+// they stay apart: each may run while another's leftovers are still there.
+// (deploy's compose test also gives its dockerd 10.215.0.0/16.) Copy one
+// and set HostPrefix and VethPrefix for the run.
+var (
+	E2ENetwork     = NetworkConfig{Bridge: "thke2e0", Prefix: "10.213.0"}
+	ComposeNetwork = NetworkConfig{Bridge: "thkdc0", Prefix: "10.214.0"}
+	BenchNetwork   = NetworkConfig{Bridge: "thkbbr0", Prefix: "10.216.0"}
+	// testNetwork is this package's own tests'.
+	testNetwork = NetworkConfig{Bridge: "thkht0", Prefix: "10.217.0"}
+)
+
 // Network is a bridge on this machine with network namespaces ("hosts")
 // joined to it by veth pairs, each with its own address and a default
 // route through the bridge. Close removes them. Not safe for concurrent

@@ -2,6 +2,8 @@ package testharness
 
 import (
 	"context"
+	"fmt"
+	"os"
 )
 
 // TB is the part of testing.TB the Must helpers use (this package does not
@@ -113,4 +115,26 @@ func (b *Bin) MustStartNode(t TB, o NodeOptions) *Node {
 	}
 	StopAtEnd(t, n.Engine)
 	return n
+}
+
+// M is the part of testing.M that Main uses.
+type M interface{ Run() int }
+
+// Main is the heart of a TestMain: it builds the programs once for the
+// test binary into a new temporary Bin, sets *bin to it, runs the tests and
+// removes the programs. It returns the exit code: the tests', or 1 if the
+// build failed (which it prints).
+func Main(m M, bin **Bin, programs ...string) int {
+	b, err := TempBin()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer b.Remove()
+	if err := b.Build(context.Background(), programs...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*bin = b
+	return m.Run()
 }

@@ -22,19 +22,7 @@ import (
 var bin *testharness.Bin
 
 func TestMain(m *testing.M) {
-	var err error
-	if bin, err = testharness.TempBin(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := bin.Build(context.Background(), testharness.RootProgram); err != nil {
-		fmt.Fprintln(os.Stderr, "build thicket-root:", err)
-		bin.Remove()
-		os.Exit(1)
-	}
-	code := m.Run()
-	bin.Remove()
-	os.Exit(code)
+	os.Exit(testharness.Main(m, &bin, testharness.RootProgram))
 }
 
 // root is a running thicket-root process.

@@ -22,13 +22,6 @@ import (
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
-// network of the measured hosts: its own bridge and /24, apart from the
-// end-to-end suite's (thke2e0, 10.213.0.0/24).
-const (
-	bridge = "thkbbr0"
-	prefix = "10.214.0"
-)
-
 // Config of a system.
 type Config struct {
 	// Repo is the repository root (the directory holding go.mod).
@@ -67,8 +60,11 @@ func New(ctx context.Context, cfg Config) (*System, error) {
 		return nil, err
 	}
 	var err error
-	if s.Net, err = testharness.NewNetwork(testharness.NetworkConfig{Bridge: bridge, Prefix: prefix,
-		HostPrefix: "thkb" + cfg.Tag, VethPrefix: "thkb" + cfg.Tag}); err != nil {
+	// The measured hosts have a bridge and /24 of their own, apart from the
+	// suites'.
+	netCfg := testharness.BenchNetwork
+	netCfg.HostPrefix, netCfg.VethPrefix = "thkb"+cfg.Tag, "thkb"+cfg.Tag
+	if s.Net, err = testharness.NewNetwork(netCfg); err != nil {
 		return nil, err
 	}
 	// Nodes pull from inside their namespaces: the registry listens on the bridge.
@@ -97,7 +93,7 @@ func (s *System) Close() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s.NS.Clean(ctx)
+	testharness.CleanContainerd(ctx, string(s.NS))
 	for _, n := range s.nodes {
 		for _, p := range n.InstanceNetns() {
 			exec.Command("ip", "netns", "del", filepath.Base(p)).Run()
@@ -218,7 +214,7 @@ type NodeOptions struct {
 	MemoryMB int
 }
 
-// StartNode starts a worker on host <prefix>.<octet> joined to c.
+// StartNode starts a worker on host octet of the network, joined to c.
 func (s *System) StartNode(ctx context.Context, c *Cluster, octet int, o NodeOptions) (*Node, error) {
 	h, err := s.Net.AddHost(octet)
 	if err != nil {
