@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
 // shell is a Proc running a shell script.
@@ -208,5 +211,36 @@ func TestNetwork(t *testing.T) {
 	}
 	if exec.Command("ip", "link", "show", "thkht0").Run() == nil {
 		t.Error("bridge left after Close")
+	}
+}
+
+// TestCleanContainerd leaves no namespace behind that held an image and a
+// container. It needs root and containerd.
+func TestCleanContainerd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	reg := testimage.Serve(t)
+	ref, err := reg.PushTestApp(ctx, "harness/testapp", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bin, err := testimage.Binary(ctx); err == nil {
+		t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
+	}
+	const ns = "thicket-harness-test"
+	CleanContainerd(ctx, ns) // an interrupted run's
+	for _, args := range [][]string{{"images", "pull", "--plain-http", ref}, {"containers", "create", ref, "harness-test"}} {
+		if out, err := exec.Command("ctr", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ctr %v: %v\n%s", args, err, out)
+		}
+	}
+	CleanContainerd(ctx, ns)
+	out, err := exec.Command("ctr", "namespaces", "ls", "-q").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(strings.Fields(string(out)), ns) {
+		left, _ := exec.Command("ctr", "namespaces", "rm", ns).CombinedOutput()
+		t.Errorf("namespace %s left: %s", ns, left)
 	}
 }

@@ -22,7 +22,7 @@ var ErrPortTaken = errors.New("port taken meanwhile")
 // Proc is a program run as a child process: started, stopped, killed (as
 // a crash would) and started again with the same command line, its output
 // kept. Set the fields, then call Start. Not safe for concurrent use, but
-// for Log, PID, Running and Exited.
+// for Log, Output, PID, Running and Exited.
 type Proc struct {
 	// Name names the process in errors and logs.
 	Name string
