@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // repo is the repository's top level, the Go workspace, seen from this
@@ -34,7 +37,7 @@ func mainCmds(t testing.TB) []string {
 
 var built struct {
 	once sync.Once
-	dir  string
+	bin  *testharness.Bin
 	err  error
 	help map[string]*helpDoc // binary name -> its --help
 }
@@ -46,25 +49,16 @@ func binaries(t *testing.T) map[string]*helpDoc {
 	t.Helper()
 	cmds := mainCmds(t)
 	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "thicket-deploy-test-")
-		if built.err != nil {
+		if built.bin, built.err = testharness.TempBin(); built.err != nil {
 			return
 		}
-		args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", built.dir + string(filepath.Separator)}
-		for _, c := range cmds {
-			args = append(args, "./"+c)
-		}
-		cmd := exec.Command("go", args...)
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = &buildError{args: args, out: string(out), err: err}
+		if built.err = built.bin.Build(context.Background(), cmds...); built.err != nil {
 			return
 		}
 		built.help = map[string]*helpDoc{}
 		for _, c := range cmds {
 			name := filepath.Base(c)
-			out, err := exec.Command(filepath.Join(built.dir, name), "--help").CombinedOutput()
+			out, err := exec.Command(built.bin.Path(c), "--help").CombinedOutput()
 			if err != nil {
 				built.err = &buildError{args: []string{name, "--help"}, out: string(out), err: err}
 				return
@@ -89,8 +83,8 @@ var testappBinary string
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
+	if built.bin != nil {
+		built.bin.Remove()
 	}
 	if testappBinary != "" {
 		os.RemoveAll(filepath.Dir(testappBinary))

@@ -41,19 +41,22 @@ import (
 
 	rest "github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
+)
+
+// The outside worker's "machine": a network namespace on a bridge
+// (newWorkerHost), the host at workerBridgeAddr, where the worker reaches
+// the published ports. The cluster keeps compose's default advertised
+// address (127.0.0.1): a node that registers from elsewhere is handed the
+// address it dialled. The in-process registry listens there too.
+var (
+	workerBridgeAddr = testharness.ComposeNetwork.Prefix + ".1"
+	workerAddr       = testharness.ComposeNetwork.Prefix + ".2"
 )
 
 const (
 	dockerfile = repo + "/deploy/docker/Dockerfile"
-	// The outside worker's "machine": a network namespace on a bridge, the
-	// host at workerBridgeAddr, where the worker reaches the published
-	// ports. The cluster keeps compose's default advertised address
-	// (127.0.0.1): a node that registers from elsewhere is handed the address
-	// it dialled. The in-process registry listens there too.
-	workerBridge     = "thkdc0"
-	workerBridgeAddr = "10.214.0.1"
-	workerAddr       = "10.214.0.2"
 	// dockerPool is where the test's dockerd takes the compose network's
 	// subnet from, instead of docker's 172.17.0.0/16 and up.
 	dockerPool = "10.215.0.0/16"
@@ -105,8 +108,7 @@ func TestComposeRun(t *testing.T) {
 	dir := mountedTempDir(t)
 	ctxDir := prebuiltContext(t, filepath.Join(dir, "context"))
 	host := startDockerd(t, tools.dockerd, filepath.Join(dir, "docker"), "thicket-compose-"+id)
-	workerNS := "thkdc-" + id
-	newWorkerHost(t, workerNS, "thkdcv"+id)
+	workerNS := newWorkerHost(t, id)
 
 	override := filepath.Join(dir, "override.yml")
 	var ov strings.Builder
@@ -133,7 +135,7 @@ func TestComposeRun(t *testing.T) {
 		p.run(2*time.Minute, "down", "-v", "--timeout", "5")
 	})
 	if out, err := p.run(5*time.Minute, "up", "-d", "--build"); err != nil {
-		t.Fatalf("compose up -d --build: %v\n%s", err, tail(out, 6000))
+		t.Fatalf("compose up -d --build: %v\n%s", err, testharness.Tail(out, 6000))
 	}
 	t.Logf("compose up: %v built and started (%s)", services, time.Since(start).Round(time.Second))
 	p.netBridge = "br-" + strings.TrimSpace(p.docker(t, "network", "inspect", "-f", "{{printf \"%.12s\" .Id}}", p.name+"_default"))
@@ -198,7 +200,7 @@ func TestComposeRun(t *testing.T) {
 	}
 
 	// The root image serves the binaries it holds for /install/worker.sh.
-	node := filepath.Join(built.dir, "thicket-node")
+	node := filepath.Join(built.bin.Dir, "thicket-node")
 	sum, err := httpText(api.Address() + "/download/thicket-node-linux-" + runtime.GOARCH + ".sha256")
 	if want := sha256Hex(t, node); err != nil || !strings.HasPrefix(sum, want+" ") {
 		t.Errorf("GET /download/thicket-node-linux-%s.sha256: %q %v; want the checksum of the binary in the image, %s", runtime.GOARCH, sum, err, want)
@@ -220,7 +222,7 @@ func TestComposeRun(t *testing.T) {
 	}
 	testappBinary, _ = testimage.Binary(ctx) // built by the push; TestMain removes it
 	ctrNS := "thicket-compose-node-" + id
-	t.Cleanup(func() { cleanContainerd(ctrNS) })
+	t.Cleanup(func() { testharness.CleanContainerd(context.Background(), ctrNS) })
 	nodeName := "compose-" + id
 	startDaemon(t, "thicket-node", filepath.Join(dir, "node.log"), "ip", "netns", "exec", workerNS, node,
 		"--cluster-url", fmt.Sprintf("http://%s:%d", workerBridgeAddr, clusterPort), "--token", nodeToken,
@@ -402,7 +404,7 @@ func prebuiltContext(t *testing.T, dir string) string {
 	build := filepath.Join(dir, "build")
 	cmds, outDir, _ := builtCmds(stageNamed(stages, buildStageName))
 	for _, c := range cmds {
-		if b := filepath.Join(built.dir, path.Base(c)); fileExists(b) {
+		if b := filepath.Join(built.bin.Dir, path.Base(c)); fileExists(b) {
 			copyTestFile(t, b, filepath.Join(build, outDir, path.Base(c)), 0o755)
 		}
 	}
@@ -497,8 +499,8 @@ func startDockerd(t *testing.T, dockerdCmd, dir, ns string) string {
 	// After dockerd stopped (cleanups run last-in first-out): what a dockerd
 	// that had to be killed may leave.
 	t.Cleanup(func() {
-		cleanContainerd(ns)
-		cleanContainerd(ns + "-plugins")
+		testharness.CleanContainerd(context.Background(), ns)
+		testharness.CleanContainerd(context.Background(), ns+"-plugins")
 		out, _ := exec.Command("ip", "-o", "-4", "addr", "show").Output()
 		pool := netip.MustParsePrefix(dockerPool)
 		for _, l := range strings.Split(string(out), "\n") {
@@ -611,92 +613,21 @@ func (p *project) copyOut(t *testing.T, container, file string) string {
 // end if the test failed.
 func startDaemon(t *testing.T, name, logFile string, argv ...string) {
 	t.Helper()
-	f, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); f.Close(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("--- %s log ---\n%s", name, tail(string(b), 6000))
-		}
-	})
+	p := testharness.MustStart(t, &testharness.Proc{Name: name, Args: argv, LogFile: logFile, StopTimeout: time.Minute})
 	time.Sleep(100 * time.Millisecond)
-	select {
-	case <-exited:
-		b, _ := os.ReadFile(logFile)
-		t.Fatalf("%s exited at start:\n%s", name, tail(string(b), 4000))
-	default:
+	if !p.Running() {
+		t.Fatalf("%s exited at start:\n%s", name, testharness.Tail(p.Output(), 4000))
 	}
 }
 
-// newWorkerHost makes network namespace ns on a bridge: a machine of its own
+// newWorkerHost makes a network namespace on a bridge: a machine of its own
 // for the worker, at workerAddr, reaching this host (and its published
-// ports) at workerBridgeAddr.
-func newWorkerHost(t *testing.T, ns, veth string) {
+// ports) at workerBridgeAddr. It returns the namespace's name.
+func newWorkerHost(t *testing.T, id string) string {
 	t.Helper()
-	exec.Command("ip", "link", "del", workerBridge).Run() // a leftover of an interrupted run
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", ns).Run()
-		exec.Command("ip", "link", "del", workerBridge).Run()
-	})
-	for _, args := range [][]string{
-		{"link", "add", workerBridge, "type", "bridge"},
-		{"addr", "add", workerBridgeAddr + "/24", "dev", workerBridge},
-		{"link", "set", workerBridge, "up"},
-		{"netns", "add", ns},
-		{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
-		{"link", "set", veth, "master", workerBridge, "up"},
-		{"-n", ns, "addr", "add", workerAddr + "/24", "dev", "eth0"},
-		{"-n", ns, "link", "set", "eth0", "up"},
-		{"-n", ns, "link", "set", "lo", "up"},
-		{"-n", ns, "route", "add", "default", "via", workerBridgeAddr},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-}
-
-// cleanContainerd removes what is left in a containerd namespace (tasks,
-// containers, images), then the namespace.
-func cleanContainerd(ns string) {
-	ctr := func(args ...string) []string {
-		out, _ := exec.Command("ctr", append([]string{"-n", ns}, args...)...).Output()
-		return strings.Fields(string(out))
-	}
-	for _, id := range ctr("tasks", "ls", "-q") {
-		ctr("tasks", "kill", "-s", "SIGKILL", id)
-		time.Sleep(200 * time.Millisecond)
-		ctr("tasks", "delete", "-f", id)
-	}
-	for _, id := range ctr("containers", "ls", "-q") {
-		ctr("containers", "delete", id)
-	}
-	for _, ref := range ctr("images", "ls", "-q") {
-		ctr("images", "rm", ref)
-	}
-	// containerd removes content in the background.
-	for range 20 {
-		if out, err := exec.Command("ctr", "namespaces", "rm", ns).CombinedOutput(); err == nil || strings.Contains(string(out), "not found") {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	c := testharness.ComposeNetwork
+	c.HostPrefix, c.VethPrefix = "thkdc"+id, "thkdcv"+id
+	return testharness.MustNetwork(t, c).MustAddHost(t, 2).Netns
 }
 
 // mountedTempDir is a temporary directory that may hold mounts (dockerd's
@@ -751,7 +682,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bo
 			last = state
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last: %s", what, timeout, tail(last, 2000))
+			t.Fatalf("%s: not within %s; last: %s", what, timeout, testharness.Tail(last, 2000))
 		}
 	}
 }
@@ -768,13 +699,6 @@ func httpText(url string) (string, error) {
 		return string(b), errors.New(resp.Status)
 	}
 	return string(b), err
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 func sha256Hex(t *testing.T, file string) string {

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // chaosResult is one row of the suite's table.
@@ -261,7 +262,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	t.Run("node partitioned for less than its grace", func(t *testing.T) {
-		lost := strings.Count(r.c.proc.logs.String(), "node lost")
+		lost := strings.Count(r.c.proc.Output(), "node lost")
 		fault := nodeGrace / 2
 		link("down")
 		time.Sleep(fault)
@@ -272,7 +273,7 @@ func TestChaos(t *testing.T) {
 		if now := instanceTasks(t, s.ctrNS); !sameTasks(now, r.baseline, r.keys()) {
 			t.Errorf("tasks changed after the partition: before %v, now %v", r.baseline, now)
 		}
-		if n := strings.Count(r.c.proc.logs.String(), "node lost"); n != lost {
+		if n := strings.Count(r.c.proc.Output(), "node lost"); n != lost {
 			t.Errorf("the cluster declared the node lost")
 		}
 	})
@@ -284,12 +285,12 @@ func TestChaos(t *testing.T) {
 
 	t.Run("node engine killed for longer than its grace", func(t *testing.T) {
 		outage(t, "node engine kill -9, started again after 3 × the node grace", nodeGrace,
-			func(*testing.T) { r.n1.proc.kill() }, replaced, func(*testing.T) { r.n1.proc.restart() })
+			func(*testing.T) { r.n1.proc.Kill() }, replaced, func(*testing.T) { r.n1.proc.restart() })
 	})
 
 	t.Run("cluster manager killed for longer than the cluster grace", func(t *testing.T) {
 		outage(t, "cluster manager kill -9, started again after 3 × the cluster grace", clusterGrace,
-			func(*testing.T) { r.c.proc.kill() },
+			func(*testing.T) { r.c.proc.Kill() },
 			func(t *testing.T) {
 				waitFor(t, time.Minute, "root says the cluster's instances are UNKNOWN", func() (bool, string) {
 					in, _ := s.api.instance(r.job, 0)
@@ -312,7 +313,7 @@ func TestChaos(t *testing.T) {
 			before[id] = in.WorkerID
 		}
 		begin := time.Now()
-		r.c.proc.kill()
+		r.c.proc.Kill()
 		r.c.restartWiped(t)
 		healed := time.Now()
 		// Relearned: the new cluster knows the nodes under new ids and
@@ -329,14 +330,14 @@ func TestChaos(t *testing.T) {
 			return true, ""
 		})
 		r.steady(t, "cluster manager kill -9, data dir wiped, started again at once", healed.Sub(begin), healed)
-		if !strings.Contains(r.c.proc.logs.String(), "waiting for the nodes to report what they run") {
+		if !strings.Contains(r.c.proc.Output(), "waiting for the nodes to report what they run") {
 			t.Errorf("the cluster without state did not wait for its nodes")
 		}
 	})
 
 	t.Run("root killed", func(t *testing.T) {
 		start := time.Now()
-		s.root.kill()
+		s.root.Kill()
 		time.Sleep(3 * clusterGrace)
 		s.root.restart()
 		healed := time.Now()
@@ -349,8 +350,8 @@ func TestChaos(t *testing.T) {
 		// inside the cluster with no root to ask; when the node and the
 		// root are back, one copy of each runs (the original).
 		begin := time.Now()
-		s.root.kill()
-		r.n1.proc.kill()
+		s.root.Kill()
+		r.n1.proc.Kill()
 		replacedTasks(t)
 		time.Sleep(time.Until(begin.Add(3 * nodeGrace)))
 		r.n1.proc.restart()
@@ -365,7 +366,7 @@ func TestChaos(t *testing.T) {
 		// the cluster's syncs stay within their budget, the root refuses
 		// none, the log tails arrive, and nothing else moves.
 		start := time.Now()
-		lost := strings.Count(s.root.logs.String(), "cluster lost")
+		lost := strings.Count(s.root.Output(), "cluster lost")
 		chatty := s.app("chatty", map[string]any{"microservice_name": "chatty", "memory": 16, "cmd": []string{"chatty", "10"},
 			"environment": []string{"PORT=0"}, "constraints": pin("chaos", r.n2.name)})
 		const n = 10
@@ -381,7 +382,7 @@ func TestChaos(t *testing.T) {
 		}
 		s.api.must("GET", fmt.Sprintf("/api/service/%s/instance/%d/logs?lines=5", chatty["chatty"], n-1), nil, &logs)
 		if !strings.Contains(logs.Logs, "chatty ") {
-			t.Errorf("the log tail of a chatty instance did not arrive: %q", tail(logs.Logs, 200))
+			t.Errorf("the log tail of a chatty instance did not arrive: %q", testharness.Tail(logs.Logs, 200))
 		}
 		rootMetrics, err := httpGet(s.rootURL + "/metrics")
 		if err != nil {
@@ -399,7 +400,7 @@ func TestChaos(t *testing.T) {
 		if count == 0 || small != count {
 			t.Errorf("%v of %v syncs were over 1 MiB", count-small, count)
 		}
-		if strings.Count(s.root.logs.String(), "cluster lost") != lost {
+		if strings.Count(s.root.Output(), "cluster lost") != lost {
 			t.Errorf("the root declared the chatty cluster lost")
 		}
 		s.api.must("DELETE", "/api/application/"+chatty["app"], nil, nil)
@@ -414,7 +415,7 @@ func TestChaos(t *testing.T) {
 		// user space and nftables: its MQTT connection goes through a
 		// delay line (DNAT in its namespace), and a random fifth of the
 		// packets to and from its address are dropped.
-		mqtt := regexp.MustCompile(`mqtt_for_nodes=tcp://[0-9.]+:([0-9]+)`).FindStringSubmatch(r.c.proc.logs.String())
+		mqtt := regexp.MustCompile(`mqtt_for_nodes=tcp://[0-9.]+:([0-9]+)`).FindStringSubmatch(r.c.proc.Output())
 		if mqtt == nil {
 			t.Fatalf("no broker address in the cluster log")
 		}
@@ -486,7 +487,7 @@ func (c *cluster) restartWiped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c.proc.env = []string{"THICKET_NODE_JOIN_TOKEN=" + c.nodeToken}
+	c.proc.Env = []string{"THICKET_NODE_JOIN_TOKEN=" + c.nodeToken}
 	c.proc.restart()
 }
 
@@ -539,14 +540,14 @@ func TestLostClusterStoreKeepsAddresses(t *testing.T) {
 	pids := taskPIDs(t, s.ctrNS)
 	// The subnets the nodes have, as the cluster logged them.
 	subnets := map[string]string{}
-	for _, m := range regexp.MustCompile(`node subnet assigned" node=(\S+) subnet=(\S+)`).FindAllStringSubmatch(c.proc.logs.String(), -1) {
+	for _, m := range regexp.MustCompile(`node subnet assigned" node=(\S+) subnet=(\S+)`).FindAllStringSubmatch(c.proc.Output(), -1) {
 		subnets[m[1]] = m[2]
 	}
 	if subnets[n1.name] == "" || subnets[n2.name] == "" {
 		t.Fatalf("no subnets logged for the nodes: %v", subnets)
 	}
 
-	c.proc.kill()
+	c.proc.Kill()
 	c.restartWiped(t)
 	waitFor(t, 2*time.Minute, "the instance reported by the relearned cluster", func() (bool, string) {
 		in, _ := s.api.instance(ids["web"], 0)
@@ -563,7 +564,7 @@ func TestLostClusterStoreKeepsAddresses(t *testing.T) {
 	// Each node has its subnet again (a new assignment would only match
 	// by chance, and then the instances' addresses would not route).
 	for _, n := range []*node{n1, n2} {
-		if want := fmt.Sprintf(`node subnet given back" node=%s subnet=%s`, n.name, subnets[n.name]); !strings.Contains(c.proc.logs.String(), want) {
+		if want := fmt.Sprintf(`node subnet given back" node=%s subnet=%s`, n.name, subnets[n.name]); !strings.Contains(c.proc.Output(), want) {
 			t.Errorf("node %s did not get %s back", n.name, subnets[n.name])
 		}
 	}

@@ -10,35 +10,22 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
-)
-
-var (
-	cliOnce sync.Once
-	cliBin  string
-	cliErr  error
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // buildCLI builds the thicket CLI once per test binary, beside the daemons.
 func buildCLI(t *testing.T) string {
 	t.Helper()
-	cliOnce.Do(func() {
-		cliBin = filepath.Join(binDir, "thicket")
-		out, err := exec.Command("go", "build", "-o", cliBin, "../cli/cmd/thicket").CombinedOutput()
-		if err != nil {
-			cliErr = fmt.Errorf("build the CLI: %v\n%s", err, out)
-		}
-	})
-	if cliErr != nil {
-		t.Fatal(cliErr)
+	if err := bin.Build(context.Background(), testharness.CLIProgram); err != nil {
+		t.Fatal(err)
 	}
-	return cliBin
+	return bin.Path(testharness.CLIProgram)
 }
 
 // thicketCLI runs the CLI with its own config directory and an environment
@@ -288,7 +275,7 @@ func TestCLI(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		cmd := th.cmd(ctx, "", "logs", nginxID, "0", "-f")
-		var out, errb syncBuffer
+		var out, errb testharness.Log
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -332,7 +319,7 @@ func TestCLI(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		follow := th.cmd(ctx, "", "logs", "web", "2", "-f")
-		var fout, ferr syncBuffer
+		var fout, ferr testharness.Log
 		follow.Stdout, follow.Stderr = &fout, &ferr
 		if err := follow.Start(); err != nil {
 			t.Fatal(err)

@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +16,7 @@ import (
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -28,6 +26,7 @@ type system struct {
 	net      *network
 	api      *rootAPI
 	root     *proc
+	started  *testharness.Root // root is its process
 	rootDir  string
 	rootURL  string
 	clusters map[string]*cluster
@@ -53,16 +52,12 @@ type node struct {
 	proc                *proc
 	net                 *proc // thicket-net, on overlay nodes
 	netSocket           string
+	started             *testharness.Node
 }
 
 // instanceNetns lists the instance network namespaces the node's
-// thicket-net holds (it names them "thk" + 4 hex digits of a hash of its
-// data dir + "-" + instance key).
-func (n *node) instanceNetns() []string {
-	sum := sha256.Sum256([]byte(filepath.Join(n.dir, "net")))
-	names, _ := filepath.Glob(filepath.Join("/run/netns", "thk"+hex.EncodeToString(sum[:2])+"-*"))
-	return names
-}
+// thicket-net holds.
+func (n *node) instanceNetns() []string { return n.started.InstanceNetns() }
 
 // newSystem starts a root (with extra flags, if any) and a registry
 // holding the test image.
@@ -71,7 +66,7 @@ func newSystem(t *testing.T, rootArgs ...string) *system {
 	t.Cleanup(func() {
 		// After every process stopped (cleanups run last-in first-out): what
 		// the data plane keeps when its control plane stops.
-		cleanContainerd(s.ctrNS)
+		testharness.CleanContainerd(context.Background(), s.ctrNS)
 		for _, n := range s.nodes {
 			for _, p := range n.instanceNetns() {
 				exec.Command("ip", "netns", "del", filepath.Base(p)).Run()
@@ -94,16 +89,8 @@ func newSystem(t *testing.T, rootArgs ...string) *system {
 	}
 	s.registry = reg.Host()
 
-	s.rootDir = t.TempDir()
-	for attempt := 1; ; attempt++ {
-		port := freePort(t)
-		s.rootURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-		s.root = startProc(t, "root", append([]string{binDir + "/thicket-root", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
-			"--data-dir", s.rootDir}, rootArgs...)...)
-		if s.root.listening(t, time.Minute, "thicket-root listening") || attempt == 3 {
-			break
-		}
-	}
+	r := bin.MustStartRoot(t, testharness.RootOptions{Args: rootArgs})
+	s.started, s.root, s.rootDir, s.rootURL = r, &proc{Proc: r.Proc, t: t}, r.DataDir, r.URL
 	s.api = &rootAPI{t: t, url: s.rootURL}
 	s.api.login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
 	return s
@@ -120,24 +107,9 @@ func (s *system) addCluster(name, mqttURL string) *cluster {
 // flags if any.
 func (s *system) addClusterOn(bind, name, mqttURL string, extra ...string) *cluster {
 	t := s.t
-	c := &cluster{name: name, dir: t.TempDir()}
-	for attempt := 1; ; attempt++ {
-		apiPort, mq := freePort(t), freePort(t)
-		c.nodeURL = fmt.Sprintf("http://%s:%d", bridgeAddr, apiPort)
-		args := []string{binDir + "/thicket-cluster", "--name", name, "--location", "lab-" + name,
-			"--root-url", s.rootURL, "--join-token", readFile(t, filepath.Join(s.rootDir, "cluster-join-token")),
-			"--listen", net.JoinHostPort(bind, strconv.Itoa(apiPort)), "--mqtt-listen", net.JoinHostPort(bind, strconv.Itoa(mq)),
-			"--advertise-address", bridgeAddr, "--data-dir", c.dir}
-		if mqttURL != "" {
-			args = append(args, "--mqtt-url", mqttURL)
-		}
-		args = append(args, extra...)
-		c.proc = startProc(t, "cluster "+name, args...)
-		if c.proc.listening(t, time.Minute, "thicket-cluster running") || attempt == 3 {
-			break
-		}
-	}
-	c.nodeToken = readFile(t, filepath.Join(c.dir, "node-join-token"))
+	started := bin.MustStartCluster(t, s.started, testharness.ClusterOptions{
+		Name: name, Bind: bind, Advertise: bridgeAddr, MQTTURL: mqttURL, Args: extra})
+	c := &cluster{name: name, proc: &proc{Proc: started.Proc, t: t}, dir: started.DataDir, nodeURL: started.NodeURL, nodeToken: started.NodeToken}
 	s.clusters[name] = c
 	return c
 }
@@ -161,24 +133,18 @@ func (s *system) startNodeWith(c *cluster, short string, octet int, memoryMB int
 
 func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, token string, overlay bool, extra ...string) *node {
 	t := s.t
-	ns, path, addr := s.net.addHost(octet)
+	h := s.net.MustAddHost(t, octet)
 	if s.prepareHost != nil {
-		s.prepareHost(ns)
+		s.prepareHost(h.Netns)
 	}
-	n := &node{name: "e2e" + runID + short, ns: ns, addr: addr, dir: t.TempDir()}
-	netArgs := []string{"--net-socket", "none", "--netns", path}
-	if overlay {
-		n.netSocket = filepath.Join(n.dir, "net.sock")
-		// nsenter, not ip netns exec: the instance namespaces thicket-net
-		// mounts must be visible to containerd in the host's mount namespace.
-		n.net = startProc(t, "net "+short, "nsenter", "--net="+path, binDir+"/thicket-net",
-			"--socket", n.netSocket, "--data-dir", filepath.Join(n.dir, "net"), "--underlay", addr)
-		netArgs = []string{"--net-socket", n.netSocket}
+	started := bin.MustStartNode(t, testharness.NodeOptions{Name: "e2e" + runID + short, Label: short, Host: h,
+		ClusterURL: c.nodeURL, Token: token, Namespace: s.ctrNS, Registry: s.registry, MemoryMB: memoryMB,
+		Overlay: overlay, Args: extra})
+	n := &node{name: started.Name, ns: h.Netns, addr: h.Addr, dir: started.DataDir, proc: &proc{Proc: started.Engine, t: t},
+		netSocket: started.NetSocket, started: started}
+	if started.Net != nil {
+		n.net = &proc{Proc: started.Net, t: t}
 	}
-	n.proc = startProc(t, "node "+short, append([]string{"ip", "netns", "exec", ns, binDir + "/thicket-node",
-		"--cluster-url", c.nodeURL, "--token", token, "--name", n.name, "--address", addr,
-		"--data-dir", n.dir, "--namespace", s.ctrNS, "--insecure-registry", s.registry,
-		"--cpu-millis", "4000", "--memory-mb", strconv.Itoa(memoryMB)}, append(netArgs, extra...)...)...)
 	s.nodes[short] = n
 	return n
 }
@@ -399,7 +365,7 @@ func TestClustersAndNodes(t *testing.T) {
 
 	t.Run("a node with a wrong token is refused", func(t *testing.T) {
 		ns, path, addr := s.net.addHost(20)
-		cmd := exec.Command("ip", "netns", "exec", ns, binDir+"/thicket-node",
+		cmd := exec.Command("ip", "netns", "exec", ns, bin.Dir+"/thicket-node",
 			"--cluster-url", a.nodeURL, "--token", "wrong-token", "--name", "intruder"+runID, "--address", addr,
 			"--data-dir", t.TempDir(), "--netns", path, "--namespace", s.ctrNS)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -480,7 +446,7 @@ func TestClustersAndNodes(t *testing.T) {
 			t.Fatalf("node %q of instance 0 unknown", in.NodeName)
 		}
 		killed := time.Now()
-		victim.proc.kill()
+		victim.proc.Kill()
 		moved := s.api.waitInstance(webID, 0, 30*time.Second, "running elsewhere", func(in api.Instance) bool {
 			return running(in) && in.NodeName != victim.name
 		})
@@ -508,8 +474,8 @@ func TestClustersAndNodes(t *testing.T) {
 		before, _ := s.api.instance(webID, 0)
 		c := s.clusters[clusterOf(s, before.ClusterID)]
 		containersBefore := containers(t, s.ctrNS, "")
-		c.proc.kill()
-		s.root.kill()
+		c.proc.Kill()
+		s.root.Kill()
 		time.Sleep(3 * time.Second)
 		if body, err := serves(before); err != nil || !strings.Contains(body, "hello from web") {
 			t.Fatalf("the instance stopped serving while root and cluster were down: %q %v", body, err)
@@ -567,7 +533,7 @@ func startMosquitto(t *testing.T) string {
 			t.Fatal("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
 		}
 	}
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
 	writeFile(t, conf, fmt.Sprintf("listener %d 0.0.0.0\nallow_anonymous true\npersistence false\n", port))
 	startProc(t, "mosquitto", bin, "-c", conf)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -25,7 +26,7 @@ func TestGetStarted(t *testing.T) {
 	n := newNetwork(t)
 	ns, nsPath, addr := n.addHost(80)
 	ctrNS := "thicket-e2e-gs-" + runID
-	t.Cleanup(func() { cleanContainerd(ctrNS) })
+	t.Cleanup(func() { testharness.CleanContainerd(context.Background(), ctrNS) })
 
 	reg, err := testimage.StartRegistry(bridgeAddr + ":0")
 	if err != nil {

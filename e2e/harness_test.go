@@ -6,28 +6,28 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 var (
-	binDir string
+	// bin holds the programs, built once by TestMain (and the CLI, built
+	// when a test needs it).
+	bin *testharness.Bin
 	// runID keeps this run's names (nodes, namespaces, containerd
 	// namespace) apart from any other run's leftovers.
 	runID string
@@ -45,42 +45,26 @@ func TestMain(m *testing.M) {
 	var b [3]byte
 	rand.Read(b[:])
 	runID = hex.EncodeToString(b[:])
-	dir, err := os.MkdirTemp("", "thicket-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	for _, pkg := range []string{"../root_orchestrator/cmd/thicket-root", "../cluster_orchestrator/cmd/thicket-cluster",
-		"../node_engine/cmd/thicket-node", "../net_manager/cmd/thicket-net"} {
-		cmd := exec.Command("go", "build", "-o", binDir+"/", pkg)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: build", pkg, err)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
+	code := testharness.Main(m, &bin, testharness.Daemons...)
 	if code == 0 {
 		if err := writeChaosDoc(); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			code = 1
 		}
 	}
-	os.RemoveAll(binDir)
 	os.Exit(code)
 }
 
 // --- network: a bridge on the host and one namespace per node ---
 
-const (
-	bridgeName = "thke2e0"
-	bridgeAddr = "10.213.0.1"
-)
+// bridgeAddr is this machine's address on the bridge.
+var bridgeAddr = testharness.E2ENetwork.Prefix + ".1"
 
+// network is the suite's bridge, with hosts 10.213.0.<octet> named
+// thk<runID>-<octet>, joined by veth thkv<runID><octet>.
 type network struct {
-	t     testing.TB
-	hosts []string
+	*testharness.Network
+	t testing.TB
 }
 
 func run(t testing.TB, name string, args ...string) {
@@ -93,164 +77,39 @@ func run(t testing.TB, name string, args ...string) {
 
 // newNetwork creates the bridge. Hosts are added with addHost.
 func newNetwork(t testing.TB) *network {
-	exec.Command("ip", "link", "del", bridgeName).Run() // a leftover of an interrupted run
-	run(t, "ip", "link", "add", bridgeName, "type", "bridge")
-	run(t, "ip", "addr", "add", bridgeAddr+"/24", "dev", bridgeName)
-	run(t, "ip", "link", "set", bridgeName, "up")
-	n := &network{t: t}
-	t.Cleanup(n.close)
-	return n
+	c := testharness.E2ENetwork
+	c.HostPrefix, c.VethPrefix = "thk"+runID, "thkv"+runID
+	return &network{t: t, Network: testharness.MustNetwork(t, c)}
 }
 
 // addHost makes a network namespace with address 10.213.0.<octet> on the
 // bridge and returns the namespace's name and path.
 func (n *network) addHost(octet int) (name, path, addr string) {
-	name = fmt.Sprintf("thk%s-%d", runID, octet)
-	veth := fmt.Sprintf("thkv%s%d", runID, octet)
-	addr = fmt.Sprintf("10.213.0.%d", octet)
-	run(n.t, "ip", "netns", "add", name)
-	n.hosts = append(n.hosts, name)
-	run(n.t, "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
-	run(n.t, "ip", "link", "set", veth, "master", bridgeName, "up")
-	run(n.t, "ip", "-n", name, "addr", "add", addr+"/24", "dev", "eth0")
-	run(n.t, "ip", "-n", name, "link", "set", "eth0", "up")
-	run(n.t, "ip", "-n", name, "link", "set", "lo", "up")
-	run(n.t, "ip", "-n", name, "route", "add", "default", "via", bridgeAddr)
-	return name, "/run/netns/" + name, addr
-}
-
-func (n *network) close() {
-	for _, h := range n.hosts {
-		exec.Command("ip", "netns", "del", h).Run()
-	}
-	exec.Command("ip", "link", "del", bridgeName).Run()
+	n.t.Helper()
+	h := n.MustAddHost(n.t, octet)
+	return h.Netns, h.Path, h.Addr
 }
 
 // --- processes ---
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a daemon started by the test; restart runs it again with the same
 // command line.
 type proc struct {
-	t      testing.TB
-	name   string
-	argv   []string
-	env    []string // added to this process's environment
-	cmd    *exec.Cmd
-	logs   *syncBuffer
-	exited chan struct{}
+	*testharness.Proc
+	t testing.TB
 }
 
+// startProc starts a program for the rest of the test.
 func startProc(t testing.TB, name string, argv ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, argv: argv, logs: &syncBuffer{}}
-	p.start()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("--- %s log ---\n%s", p.name, tail(p.logs.String(), 6000))
-		}
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-func (p *proc) start() {
-	p.cmd = exec.Command(p.argv[0], p.argv[1:]...)
-	if len(p.env) > 0 {
-		p.cmd.Env = append(os.Environ(), p.env...)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.name, err)
-	}
-	p.exited = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(p.cmd, p.exited)
-}
-
-// kill ends the process with SIGKILL, as a crash would.
-func (p *proc) kill() {
-	if p.cmd == nil {
-		return
-	}
-	p.cmd.Process.Kill()
-	<-p.exited
-	p.cmd = nil
-}
-
-func (p *proc) stop() {
-	if p.cmd == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-	p.cmd = nil
-}
-
-// listening waits until the daemon logs ready (true), or exits because its
-// port was taken meanwhile (false: start it again on other ports; freePort
-// can only pick a port that is free now). Any other exit fails the test.
-func (p *proc) listening(t testing.TB, timeout time.Duration, ready string) bool {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		if strings.Contains(p.logs.String(), ready) {
-			return true
-		}
-		select {
-		case <-p.exited:
-			p.cmd = nil
-			if strings.Contains(p.logs.String(), "address already in use") {
-				t.Logf("%s: port taken meanwhile; starting again", p.name)
-				return false
-			}
-			t.Fatalf("%s exited during start:\n%s", p.name, tail(p.logs.String(), 4000))
-		case <-deadline:
-			t.Fatalf("%s not ready within %s:\n%s", p.name, timeout, tail(p.logs.String(), 4000))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return &proc{Proc: testharness.MustStart(t, &testharness.Proc{Name: name, Args: argv}), t: t}
 }
 
 func (p *proc) restart() {
-	p.start()
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
+	p.t.Helper()
+	if err := p.Start(); err != nil {
+		p.t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitFor polls cond until it holds or the timeout passes.
@@ -413,34 +272,6 @@ func snapshots(t testing.TB, ns string) []string {
 		}
 	}
 	return keys
-}
-
-// cleanContainerd removes everything this run left in its namespace.
-func cleanContainerd(ns string) {
-	out, _ := exec.Command("ctr", "-n", ns, "tasks", "ls", "-q").Output()
-	for _, id := range strings.Fields(string(out)) {
-		exec.Command("ctr", "-n", ns, "tasks", "kill", "-s", "SIGKILL", id).Run()
-	}
-	time.Sleep(500 * time.Millisecond)
-	for _, id := range strings.Fields(string(out)) {
-		exec.Command("ctr", "-n", ns, "tasks", "delete", "-f", id).Run()
-	}
-	out, _ = exec.Command("ctr", "-n", ns, "containers", "ls", "-q").Output()
-	for _, id := range strings.Fields(string(out)) {
-		exec.Command("ctr", "-n", ns, "containers", "delete", id).Run()
-	}
-	out, _ = exec.Command("ctr", "-n", ns, "images", "ls", "-q").Output()
-	for _, ref := range strings.Fields(string(out)) {
-		exec.Command("ctr", "-n", ns, "images", "rm", ref).Run()
-	}
-	// containerd removes an image's content in the background: the
-	// namespace is empty, and removable, a moment later.
-	for range 20 {
-		if exec.Command("ctr", "namespaces", "rm", ns).Run() == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 func readFile(t testing.TB, path string) string {

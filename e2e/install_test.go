@@ -121,11 +121,11 @@ func TestInstallScripts(t *testing.T) {
 	dl := t.TempDir()
 	platform := "linux-" + runtime.GOARCH
 	for _, b := range []string{"thicket-cluster", "thicket-net", "thicket-node"} {
-		copyFile(t, filepath.Join(binDir, b), filepath.Join(dl, b+"-"+platform))
+		copyFile(t, filepath.Join(bin.Dir, b), filepath.Join(dl, b+"-"+platform))
 	}
 	port := strings.TrimPrefix(s.rootURL, "http://127.0.0.1:")
-	s.root.stop()
-	s.root.argv = append(s.root.argv, "--listen", "0.0.0.0:"+port, "--downloads-dir", dl)
+	s.root.Stop()
+	s.root.Args = append(s.root.Args, "--listen", "0.0.0.0:"+port, "--downloads-dir", dl)
 	s.root.restart()
 	waitFor(t, time.Minute, "the root back", func() (bool, string) {
 		_, err := httpGet(s.rootURL + "/healthz")

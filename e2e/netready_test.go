@@ -34,7 +34,7 @@ func TestNetworkNotReady(t *testing.T) {
 			strings.Contains(in.StatusDetail, "thk0 already has address 10.64.250.1/24")
 	})
 	t.Logf("while the network is refused: %s: %s", in.Status, in.StatusDetail)
-	if got := strings.Count(n.proc.logs.String(), "the net manager refused the node's network"); got != 1 {
+	if got := strings.Count(n.proc.Output(), "the net manager refused the node's network"); got != 1 {
 		t.Errorf("the node logged the refusal %d times, want once", got)
 	}
 

@@ -203,7 +203,7 @@ func TestOverlayNetwork(t *testing.T) {
 
 	t.Run("restart of thicket-net while traffic flows", func(t *testing.T) {
 		before, _ := s.api.instance(cli, 0)
-		n1.net.kill()
+		n1.net.Kill()
 		time.Sleep(time.Second)
 		n1.net.restart()
 		time.Sleep(3 * time.Second)

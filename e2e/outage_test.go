@@ -18,6 +18,7 @@ import (
 
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // taskPIDs maps each task of a containerd namespace to its PID, as ctr
@@ -67,8 +68,8 @@ func TestRootOutage(t *testing.T) {
 		if after.NodeName != before.NodeName || after.ClusterID != before.ClusterID {
 			t.Errorf("%s: instance moved from %s/%s to %s/%s", when, before.ClusterID, before.NodeName, after.ClusterID, after.NodeName)
 		}
-		if strings.Contains(s.root.logs.String(), "cluster lost") {
-			t.Errorf("%s: the root declared a cluster lost:\n%s", when, tail(s.root.logs.String(), 3000))
+		if strings.Contains(s.root.Output(), "cluster lost") {
+			t.Errorf("%s: the root declared a cluster lost:\n%s", when, testharness.Tail(s.root.Output(), 3000))
 		}
 	}
 
@@ -80,7 +81,7 @@ func TestRootOutage(t *testing.T) {
 	}
 
 	t.Run("stopped for longer than the grace", func(t *testing.T) {
-		s.root.stop()
+		s.root.Stop()
 		time.Sleep(3 * grace)
 		s.root.restart()
 		back := time.Now()
@@ -93,11 +94,11 @@ func TestRootOutage(t *testing.T) {
 	})
 
 	t.Run("paused for longer than the grace", func(t *testing.T) {
-		if err := s.root.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		if err := s.root.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(3 * grace)
-		if err := s.root.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		if err := s.root.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 		back := time.Now()
@@ -110,13 +111,13 @@ func TestRootOutage(t *testing.T) {
 	// The grace still means something: a cluster that really stays away
 	// is declared lost after it, counted from the root's own start.
 	t.Run("a cluster that stays away is still lost", func(t *testing.T) {
-		c.proc.stop()
-		s.root.stop()
+		c.proc.Stop()
+		s.root.Stop()
 		s.root.restart()
 		s.rootHealthy(t)
 		waitFor(t, time.Minute, "cluster declared lost", func() (bool, string) {
 			in, _ := s.api.instance(web, 0)
-			return strings.Contains(s.root.logs.String(), "cluster lost"), in.Status
+			return strings.Contains(s.root.Output(), "cluster lost"), in.Status
 		})
 	})
 }
@@ -199,7 +200,7 @@ func TestBusyNode(t *testing.T) {
 	// Reports keep coming for a while at steady state.
 	time.Sleep(5 * time.Second)
 
-	clusterLog, nodeLog := c.proc.logs.String(), node.proc.logs.String()
+	clusterLog, nodeLog := c.proc.Output(), node.proc.Output()
 	if strings.Contains(clusterLog, "node lost") {
 		t.Errorf("the cluster declared the busy node lost:\n%s", grep(clusterLog, "node lost|node is back"))
 	}

@@ -4,93 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 const adminPassword = "dashboard-test-pass"
 
-// rootBin is the thicket-root binary that TestMain builds.
-var rootBin string
+// bin holds thicket-root, built once by TestMain.
+var bin *testharness.Bin
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "thicket-dashboard-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	rootBin = filepath.Join(dir, "thicket-root")
-	if err := buildRoot(rootBin); err != nil {
-		fmt.Fprintln(os.Stderr, "browsertest: building thicket-root:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// buildRoot builds thicket-root from the repository this package is in.
-func buildRoot(out string) error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	ws := wd
-	for {
-		if _, err := os.Stat(filepath.Join(ws, "root_orchestrator", "cmd", "thicket-root")); err == nil {
-			break
-		}
-		parent := filepath.Dir(ws)
-		if parent == ws {
-			return fmt.Errorf("no Thicket checkout above %s", wd)
-		}
-		ws = parent
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./root_orchestrator/cmd/thicket-root")
-	cmd.Dir = ws
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%w\n%s", err, b)
-	}
-	return nil
-}
-
-func envWithout(names ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		keep := true
-		for _, n := range names {
-			if strings.HasPrefix(kv, n+"=") {
-				keep = false
-			}
-		}
-		if keep {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	os.Exit(testharness.Main(m, &bin, testharness.RootProgram))
 }
 
 // stack is one thicket-root and the dashboard in front of it.
@@ -105,62 +34,9 @@ type stack struct {
 // dashboard server for it. Extra arguments go to thicket-root.
 func startStack(t *testing.T, args ...string) *stack {
 	t.Helper()
-	dataDir := t.TempDir()
-	addr := freePort(t)
-	logFile, err := os.Create(filepath.Join(dataDir, "thicket-root.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(rootBin, append([]string{"--listen", addr, "--data-dir", dataDir}, args...)...)
-	cmd.Env = append(envWithout("THICKET_ADMIN_PASSWORD", "THICKET_LISTEN", "THICKET_DATA_DIR", "THICKET_MONGO_URL"),
-		"THICKET_ADMIN_PASSWORD="+adminPassword)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			if len(lines) > 40 {
-				lines = lines[len(lines)-40:]
-			}
-			t.Logf("thicket-root log (last lines):\n%s", strings.Join(lines, "\n"))
-		}
-	})
-	s := &stack{t: t, dataDir: dataDir, rootURL: "http://" + addr}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		res, err := http.Get(s.rootURL + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("thicket-root exited at start")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("thicket-root not healthy after 2 minutes: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	r := bin.MustStartRoot(t, testharness.RootOptions{Env: []string{"THICKET_ADMIN_PASSWORD=" + adminPassword}, Args: args,
+		Timeout: 2 * time.Minute})
+	s := &stack{t: t, dataDir: r.DataDir, rootURL: r.URL}
 
 	var tok struct{ Token string }
 	if code := s.api("POST", "/api/auth/login", map[string]string{"username": "Admin", "password": adminPassword}, &tok); code != http.StatusOK {

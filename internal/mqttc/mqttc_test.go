@@ -3,13 +3,14 @@ package mqttc_test
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/internal/mqttc"
 	"github.com/thicket-edge/thicket/internal/mqttc/mqttctest"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 type msg struct{ topic, payload string }
@@ -90,15 +91,10 @@ func TestMosquitto(t *testing.T) {
 // TestConnectRetriesUntilContext: with nothing listening, Connect keeps
 // retrying and returns the context's error.
 func TestConnectRetriesUntilContext(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testharness.FreePort(t))
 
 	start := time.Now()
-	_, err = mqttc.Connect(ctxT(t, 700*time.Millisecond), mqttc.Options{URL: "tcp://" + addr, ClientID: "x"})
+	_, err := mqttc.Connect(ctxT(t, 700*time.Millisecond), mqttc.Options{URL: "tcp://" + addr, ClientID: "x"})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want deadline exceeded", err)
 	}

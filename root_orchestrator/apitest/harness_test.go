@@ -3,42 +3,24 @@
 package apitest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
-var rootBin string
+// bin holds thicket-root, built once by TestMain.
+var bin *testharness.Bin
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "thicket-apitest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	rootBin = filepath.Join(dir, "thicket-root")
-	build := exec.Command("go", "build", "-o", rootBin, "../cmd/thicket-root")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build thicket-root:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testharness.Main(m, &bin, testharness.RootProgram))
 }
 
 // root is a running thicket-root process.
@@ -46,38 +28,10 @@ type root struct {
 	t       testing.TB
 	URL     string
 	DataDir string
+	// args are the command line's extra flags, at the next start too.
 	args    []string
-	env     []string
-	cmd     *exec.Cmd
-	logs    *syncBuffer
-	waited  chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	started *testharness.Root
+	logs    *testharness.Log
 }
 
 // startRoot starts thicket-root on a fresh data dir (or dataDir if given)
@@ -87,70 +41,36 @@ func startRoot(t testing.TB, dataDir string, env []string, args ...string) *root
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	r := &root{t: t, DataDir: dataDir, args: args, env: env}
-	r.start()
+	started, err := bin.StartRoot(context.Background(), testharness.RootOptions{DataDir: dataDir, Env: env, Args: args})
+	if err != nil {
+		t.Fatalf("start thicket-root: %v", err)
+	}
+	started.Proc.StopTimeout = 30 * time.Second
+	r := &root{t: t, URL: started.URL, DataDir: dataDir, args: args, started: started, logs: started.Proc.Log()}
 	t.Cleanup(r.stop)
 	return r
 }
 
+// start starts the stopped root again on its data dir and waits until it
+// is healthy.
 func (r *root) start() {
-	t := r.t
-	t.Helper()
-	addr := freePort(t)
-	r.URL = "http://" + addr
-	args := append([]string{"--listen", addr, "--data-dir", r.DataDir}, r.args...)
-	r.cmd = exec.Command(rootBin, args...)
-	r.cmd.Env = append(os.Environ(), r.env...)
-	r.logs = &syncBuffer{}
-	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start thicket-root: %v", err)
+	r.t.Helper()
+	r.started.Args = r.args
+	if err := r.started.Start(context.Background()); err != nil {
+		r.t.Fatalf("start thicket-root: %v", err)
 	}
-	r.waited = make(chan struct{})
-	go func() { r.cmd.Wait(); close(r.waited) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(r.URL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-r.waited:
-			t.Fatalf("thicket-root exited during start:\n%s", r.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("thicket-root not healthy after 60s:\n%s", r.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	r.URL = r.started.URL
 }
 
 // stop ends the process gracefully (SIGTERM) and waits for it.
 func (r *root) stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
+	if err := r.started.Proc.Stop(); err != nil {
+		r.t.Errorf("%v", err)
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.waited:
-	case <-time.After(30 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.waited
-		r.t.Errorf("thicket-root did not stop within 30s of SIGTERM")
-	}
-	r.cmd = nil
 }
 
 // kill ends the process with SIGKILL, as a crash would.
-func (r *root) kill() {
-	_ = r.cmd.Process.Kill()
-	<-r.waited
-	r.cmd = nil
-}
+func (r *root) kill() { r.started.Proc.Kill() }
 
 // restart stops (gracefully or not) and starts again on the same data dir.
 func (r *root) restart(crash bool) {
@@ -164,11 +84,11 @@ func (r *root) restart(crash bool) {
 
 func (r *root) adminPassword() string {
 	r.t.Helper()
-	b, err := os.ReadFile(filepath.Join(r.DataDir, "admin-password"))
+	pw, err := r.started.AdminPassword()
 	if err != nil {
 		r.t.Fatalf("read admin password: %v", err)
 	}
-	return strings.TrimSpace(string(b))
+	return pw
 }
 
 // response is an HTTP answer.

@@ -78,7 +78,7 @@ func Deploy(ctx context.Context, e *Env) (out Outcome) {
 	}
 	defer api.DeleteApplication(context.WithoutCancel(ctx), appID)
 	svc := ids["dep"]
-	floorLogs := filepath.Join(node.Dir, "floor")
+	floorLogs := filepath.Join(node.DataDir, "floor")
 	floorOpts := func(port int) ctrcli.RunOptions {
 		return ctrcli.RunOptions{Netns: node.Host.Path, Env: []string{fmt.Sprintf("PORT=%d", port)}, LogPath: fmt.Sprintf("%s-%d.log", floorLogs, port)}
 	}

@@ -101,7 +101,7 @@ func Failover(ctx context.Context, e *Env) (out Outcome) {
 		}
 		total, detect = append(total, time.Since(t0)), append(detect, detected)
 		// Untimed: the host comes back.
-		if s.Err = victim.Engine.Restart(); s.Err != nil {
+		if s.Err = victim.Engine.Start(); s.Err != nil {
 			break
 		}
 		if s.Err = st.root.WaitNodes(ctx, st.cluster.Name, 2, time.Minute); s.Err != nil {

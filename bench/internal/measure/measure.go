@@ -92,12 +92,12 @@ func (st *stack) stop() {
 		n.Stop()
 	}
 	for _, c := range st.more {
-		c.Proc.Stop(15 * time.Second)
+		c.Proc.Stop()
 	}
 	if st.cluster != nil {
-		st.cluster.Proc.Stop(15 * time.Second)
+		st.cluster.Proc.Stop()
 	}
-	st.root.Proc.Stop(15 * time.Second)
+	st.root.Proc.Stop()
 }
 
 // waitNoContainers waits until no container matches the filter in the

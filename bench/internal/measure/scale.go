@@ -290,8 +290,9 @@ func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration,
 func restartBroker(ctx context.Context, c *system.Cluster, fleet *simnode.Fleet, r *scaleResult) error {
 	before := fleet.Assignments()
 	t0 := time.Now()
-	c.Proc.Stop(30 * time.Second)
-	if err := c.Proc.Restart(); err != nil {
+	c.Proc.StopTimeout = 30 * time.Second
+	c.Proc.Stop()
+	if err := c.Proc.Start(); err != nil {
 		return fmt.Errorf("restart the cluster: %w", err)
 	}
 	n := r.nodes

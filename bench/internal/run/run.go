@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/thicket-edge/thicket/bench/internal/measure"
 	"github.com/thicket-edge/thicket/bench/internal/report"
 	"github.com/thicket-edge/thicket/bench/internal/system"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // Config of a run.
@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (string, error) {
 	}
 	// Before building anything: the load average tells of other work.
 	desc := machine.Describe(ctx)
-	repo, err := findRepo(cfg.Repo)
+	repo, err := testharness.FindRepo(cfg.Repo)
 	if err != nil {
 		return "", err
 	}
@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (string, error) {
 			}
 		}
 	}
-	env := &measure.Env{Short: cfg.Short, Clusters: cfg.Clusters, ClusterNodes: cfg.ClusterNodes, Repo: repo, GoBin: goCommand(), Log: log}
+	env := &measure.Env{Short: cfg.Short, Clusters: cfg.Clusters, ClusterNodes: cfg.ClusterNodes, Repo: repo, GoBin: testharness.GoCommand(), Log: log}
 	if slices.ContainsFunc(selected, func(s step) bool { return s.needsSystem }) {
 		work, err := os.MkdirTemp("", "thicket-bench-")
 		if err != nil {
@@ -159,33 +159,4 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (string, error) {
 		return md, fmt.Errorf("measurements failed: %v (see their sections)", failed)
 	}
 	return md, nil
-}
-
-// findRepo returns dir, or the nearest directory upwards from the current
-// one that holds the repository's go.mod (with root_orchestrator/ beside it).
-func findRepo(dir string) (string, error) {
-	if dir != "" {
-		return filepath.Abs(dir)
-	}
-	d, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "root_orchestrator", "cmd", "thicket-root")); err == nil {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", errors.New("no Thicket checkout in this directory or above: run from the repository or pass -repo")
-		}
-		d = parent
-	}
-}
-
-func goCommand() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "/usr/local/go/bin/go"
 }

@@ -4,15 +4,16 @@
 package mqttctest
 
 import (
-	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // mosquittoPaths are where Debian's mosquitto package puts the binary
@@ -39,7 +40,7 @@ func StartMosquitto(t testing.TB) string {
 	if bin == "" {
 		t.Fatal("mosquitto not found (tried PATH and /usr/sbin): apt-get install -y mosquitto")
 	}
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
 	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
@@ -52,63 +53,20 @@ func StartMosquitto(t testing.TB) string {
 		t.Fatal(err)
 	}
 
-	var out lockedBuffer
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
+	p := &testharness.Proc{Name: "mosquitto", Args: []string{bin, "-c", conf}}
+	if err := p.Start(); err != nil {
+		t.Fatalf("%v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-
+	t.Cleanup(p.Kill)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("mosquitto exited at start (%v): %s", err, out.String())
-		default:
-		}
+	if err := p.WaitUntil(context.Background(), 10*time.Second, "listening on "+addr, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
-			_ = c.Close()
-			return "tcp://" + addr
+			c.Close()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto not listening on %s after 10s: %s", addr, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil
+	}); err != nil {
+		t.Fatalf("%v", err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return "tcp://" + addr
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
@@ -147,16 +147,6 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // spec is an instance of the test image serving on port.
 func spec(key string, port int, cmd ...string) wire.InstanceSpec {
 	svc, n, err := wire.ParseInstanceKey(key)
@@ -269,7 +259,7 @@ func nsCtx(t *testing.T) context.Context {
 func TestLifecycle(t *testing.T) {
 	rt := newRuntime(t)
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("web.0", port)
 
 	t0 := time.Now()
@@ -383,7 +373,7 @@ func TestExitCodes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t)
-			s := spec(tc.name+".1", freePort(t), tc.cmd...)
+			s := spec(tc.name+".1", testharness.FreePort(t), tc.cmd...)
 			if err := rt.Start(ctx, s); err != nil {
 				t.Fatalf("Start: %v", err)
 			}
@@ -426,7 +416,7 @@ func TestExitCodes(t *testing.T) {
 func TestRestartAfterCrash(t *testing.T) {
 	rt := newRuntime(t)
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("crash.0", port, "crash-after", "1")
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -451,7 +441,7 @@ func TestRestartAfterCrash(t *testing.T) {
 func TestAdoption(t *testing.T) {
 	rt1 := newRuntime(t)
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("adopt.2", port)
 	s.Labels = map[string]string{"team": "edge"}
 	if err := rt1.Start(ctx, s); err != nil {
@@ -507,7 +497,7 @@ func TestAdoption(t *testing.T) {
 func TestPullFailure(t *testing.T) {
 	rt := newRuntime(t)
 	ctx := testCtx(t)
-	s := spec("nope.0", freePort(t))
+	s := spec("nope.0", testharness.FreePort(t))
 	s.Code = registry.Addr + "/does-not-exist:v1"
 	err := rt.Start(ctx, s)
 	if err == nil {
@@ -531,7 +521,7 @@ func TestStartFailureIsListed(t *testing.T) {
 	// task after the container was created.
 	rt := newRuntime(t, func(c *ctrd.Config) { c.NetNS = "/nonexistent/netns" })
 	ctx := testCtx(t)
-	s := spec("badnet.0", freePort(t))
+	s := spec("badnet.0", testharness.FreePort(t))
 	if err := rt.Start(ctx, s); err == nil {
 		t.Fatal("Start with a missing network namespace succeeded")
 	}
@@ -548,7 +538,7 @@ func TestStartFailureIsListed(t *testing.T) {
 func TestSpecChangeReplaces(t *testing.T) {
 	rt := newRuntime(t)
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("change.0", port)
 	s.Environment = append(s.Environment, "INSTANCE=first")
 	if err := rt.Start(ctx, s); err != nil {
@@ -574,7 +564,7 @@ func TestSpecChangeReplaces(t *testing.T) {
 func TestStopGraceKills(t *testing.T) {
 	rt := newRuntime(t, func(c *ctrd.Config) { c.StopGrace = time.Second })
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("stubborn.0", port)
 	s.Environment = append(s.Environment, "IGNORE_SIGTERM=1")
 	if err := rt.Start(ctx, s); err != nil {
@@ -604,7 +594,7 @@ func TestCachedImageNeedsNoRegistry(t *testing.T) {
 	}
 	t.Cleanup(func() { deleteImages(reg.Addr) })
 	rt := newRuntime(t, func(c *ctrd.Config) { c.InsecureRegistries = []string{reg.Addr} })
-	s := spec("cached.0", freePort(t), "exit", "0")
+	s := spec("cached.0", testharness.FreePort(t), "exit", "0")
 	s.Code = ref
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatal(err)
@@ -656,7 +646,7 @@ func TestConcurrentStarts(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			s := spec(fmt.Sprintf("many.%d", i), freePort(t))
+			s := spec(fmt.Sprintf("many.%d", i), testharness.FreePort(t))
 			s.Code = ref
 			errs <- rt.Start(ctx, s)
 		}()

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
 )
@@ -24,7 +25,7 @@ import (
 // the machine's.
 type privateContainerd struct {
 	dir, sock string
-	cmd       *exec.Cmd
+	proc      *testharness.Proc
 	t         *testing.T
 }
 
@@ -69,41 +70,34 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 func (p *privateContainerd) start(bin string) {
 	p.t.Helper()
-	log, err := os.OpenFile(filepath.Join(p.dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+	if p.proc == nil {
+		p.proc = &testharness.Proc{Name: "containerd", Args: []string{bin, "--config", filepath.Join(p.dir, "config.toml")},
+			LogFile: filepath.Join(p.dir, "containerd.log")}
+	}
+	if err := p.proc.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	defer log.Close()
-	p.cmd = exec.Command(bin, "--config", filepath.Join(p.dir, "config.toml"))
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start containerd: %v", err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	if err := p.proc.WaitUntil(context.Background(), 30*time.Second, "answering", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		c, err := containerd.New(p.sock, containerd.WithTimeout(time.Second))
 		if err == nil {
 			_, err = c.Version(ctx)
 			c.Close()
 		}
-		cancel()
-		if err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err == nil
+	}); err != nil {
+		p.t.Fatalf("private containerd did not come up: %v", err)
 	}
-	logs, _ := os.ReadFile(filepath.Join(p.dir, "containerd.log"))
-	p.t.Fatalf("private containerd did not come up:\n%s", logs)
 }
 
+// stop ends containerd: SIGKILL as a crash would, else gracefully.
 func (p *privateContainerd) stop(sig syscall.Signal) {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
+	if sig == syscall.SIGKILL {
+		p.proc.Kill()
+	} else {
+		p.proc.Stop()
 	}
-	_ = p.cmd.Process.Signal(sig)
-	_ = p.cmd.Wait()
-	p.cmd = nil
 }
 
 // A containerd crash and restart neither stops the instance nor loses its
@@ -113,7 +107,7 @@ func TestContainerdRestart(t *testing.T) {
 	bin, _ := exec.LookPath("containerd")
 	rt := newRuntime(t, func(c *ctrd.Config) { c.Address = ctd.sock })
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("survivor.0", port)
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatalf("Start: %v", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
 )
@@ -37,7 +38,7 @@ func TestUsage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t)
-			port := freePort(t)
+			port := testharness.FreePort(t)
 			s := spec(tc.name+".0", port, tc.cmd...)
 			s.Resources.MilliCPU = tc.milliCPU
 			if err := rt.Start(ctx, s); err != nil {
@@ -93,7 +94,7 @@ func TestUsage(t *testing.T) {
 func TestUsageWithoutProcess(t *testing.T) {
 	rt := newRuntime(t)
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("crashy.0", port, "crash-after", "2")
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -125,7 +126,7 @@ func TestUsageWithoutProcess(t *testing.T) {
 	// A container whose task never started (a failed start) has no usage
 	// either.
 	rtBad := newRuntime(t, func(c *ctrd.Config) { c.NetNS = "/nonexistent/netns" })
-	bad := spec("badnet.0", freePort(t))
+	bad := spec("badnet.0", testharness.FreePort(t))
 	if err := rtBad.Start(ctx, bad); err == nil {
 		t.Fatal("Start with a missing network namespace succeeded")
 	}
@@ -146,7 +147,7 @@ func TestUsageUnknown(t *testing.T) {
 		}
 	}
 	// Another node's instance is unknown here too.
-	port := freePort(t)
+	port := testharness.FreePort(t)
 	s := spec("mine.0", port)
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,344 @@
+package testharness
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// startAttempts bounds the starts of a daemon whose port another process
+// took meanwhile.
+const startAttempts = 3
+
+// RootOptions of StartRoot.
+type RootOptions struct {
+	// DataDir is the root's data dir (made if missing).
+	DataDir string
+	// Host is the address it listens on; 127.0.0.1 if empty.
+	Host string
+	// Env and Args are added to its environment and command line.
+	Env, Args []string
+	// LogDir, if set, receives its output in root.log; else it is kept in
+	// memory.
+	LogDir string
+	// Timeout is how long it may take to become healthy; a minute if zero.
+	Timeout time.Duration
+}
+
+// Root is a running thicket-root on its embedded store (unless Args say
+// otherwise).
+type Root struct {
+	Proc    *Proc
+	DataDir string
+	// URL is where it serves its API, http://<host>:<Port>.
+	URL  string
+	Port int
+	// Args are added to its command line at each Start (RootOptions.Args
+	// first).
+	Args []string
+	opts RootOptions
+}
+
+// StartRoot starts a thicket-root (built by b) on a free port and waits
+// until it answers its health check.
+func (b *Bin) StartRoot(ctx context.Context, o RootOptions) (*Root, error) {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	r := &Root{DataDir: o.DataDir, Args: o.Args, opts: o, Proc: &Proc{Name: "root", Env: o.Env, LogFile: logFile(o.LogDir, "root")}}
+	r.Proc.Args = []string{b.Path(RootProgram)}
+	return r, r.Start(ctx)
+}
+
+// Start starts the stopped root again on the same data dir and port (on
+// another one if the port was taken meanwhile) and waits until it is
+// healthy.
+func (r *Root) Start(ctx context.Context) error {
+	var err error
+	for range startAttempts {
+		if r.Port == 0 {
+			if r.Port, err = Port(); err != nil {
+				return err
+			}
+		}
+		addr := net.JoinHostPort(r.opts.Host, strconv.Itoa(r.Port))
+		r.URL = "http://" + addr
+		r.Proc.Args = append([]string{r.Proc.Args[0], "--listen", addr, "--data-dir", r.DataDir}, r.Args...)
+		if err = r.Proc.Start(); err != nil {
+			return err
+		}
+		err = r.Proc.WaitUntil(ctx, r.opts.Timeout, "healthy", func() bool { return r.Healthy(ctx) })
+		if err == nil {
+			return nil
+		}
+		r.Proc.Kill()
+		if !errors.Is(err, ErrPortTaken) {
+			return err
+		}
+		r.Port = 0
+	}
+	return err
+}
+
+// Healthy reports whether the root answers its health check.
+func (r *Root) Healthy(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// AdminPassword is the Admin's password, which the root generates into
+// its data dir (unless given one in THICKET_ADMIN_PASSWORD).
+func (r *Root) AdminPassword() (string, error) { return readSecret(r.DataDir, "admin-password") }
+
+// ClusterJoinToken is the token clusters join with, from the data dir.
+func (r *Root) ClusterJoinToken() (string, error) {
+	return readSecret(r.DataDir, "cluster-join-token")
+}
+
+// ClusterOptions of StartCluster.
+type ClusterOptions struct {
+	Name string
+	// Location is its --location; "lab-<Name>" if empty.
+	Location string
+	// DataDir is its data dir (made if missing).
+	DataDir string
+	// Bind is the address its node API and embedded broker listen on;
+	// every address if empty.
+	Bind string
+	// Advertise is the address nodes reach it at.
+	Advertise string
+	// MQTTURL is an external broker; empty embeds one.
+	MQTTURL string
+	// Env and Args are added to its environment and command line.
+	Env, Args []string
+	// LogDir, if set, receives its output in cluster-<Name>.log; else it
+	// is kept in memory.
+	LogDir string
+	// Timeout is how long it may take to run; a minute if zero.
+	Timeout time.Duration
+}
+
+// Cluster is a running thicket-cluster.
+type Cluster struct {
+	Name    string
+	Proc    *Proc
+	DataDir string
+	// NodeURL is its node API (registration, /metrics), at the advertised
+	// address; NodeToken the token nodes join with.
+	NodeURL, NodeToken string
+}
+
+// StartCluster starts a thicket-cluster (built by b) joined to root, on
+// free ports, and waits until it runs.
+func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*Cluster, error) {
+	if o.Location == "" {
+		o.Location = "lab-" + o.Name
+	}
+	if o.Bind == "" {
+		o.Bind = "0.0.0.0"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	tok, err := root.ClusterJoinToken()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Name: o.Name, DataDir: o.DataDir}
+	for range startAttempts {
+		apiPort, err := Port()
+		if err != nil {
+			return nil, err
+		}
+		mqttPort, err := Port()
+		if err != nil {
+			return nil, err
+		}
+		c.NodeURL = fmt.Sprintf("http://%s:%d", o.Advertise, apiPort)
+		args := []string{b.Path(ClusterProgram), "--name", o.Name, "--location", o.Location,
+			"--root-url", root.URL, "--join-token", tok,
+			"--listen", net.JoinHostPort(o.Bind, strconv.Itoa(apiPort)), "--mqtt-listen", net.JoinHostPort(o.Bind, strconv.Itoa(mqttPort)),
+			"--advertise-address", o.Advertise, "--data-dir", o.DataDir}
+		if o.MQTTURL != "" {
+			args = append(args, "--mqtt-url", o.MQTTURL)
+		}
+		name := "cluster " + o.Name
+		c.Proc = &Proc{Name: name, Args: append(args, o.Args...), Env: o.Env, LogFile: logFile(o.LogDir, name)}
+		if err = c.Proc.Start(); err != nil {
+			return nil, err
+		}
+		err = c.Proc.WaitOutput(ctx, o.Timeout, "thicket-cluster running")
+		if err == nil {
+			break
+		}
+		c.Proc.Kill()
+		if !errors.Is(err, ErrPortTaken) {
+			return nil, err
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.NodeToken, err = readSecret(o.DataDir, "node-join-token"); err != nil {
+		c.Proc.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NodeOptions of StartNode.
+type NodeOptions struct {
+	// Name is the node's name; Label names its processes ("node <Label>",
+	// "net <Label>"), Name if empty.
+	Name, Label string
+	// Host is the network namespace it runs in.
+	Host Host
+	// ClusterURL and Token are its cluster's node API and join token.
+	ClusterURL, Token string
+	// DataDir is its data dir (made if missing); thicket-net's is its
+	// "net" directory.
+	DataDir string
+	// Namespace is its containerd namespace; Registry, if set, a registry
+	// it may pull from over plain HTTP.
+	Namespace, Registry string
+	// CPUMillis and MemoryMB are the capacity it offers; 4000 and 8192 if
+	// zero.
+	CPUMillis, MemoryMB int
+	// Overlay runs thicket-net beside the node engine: instances get their
+	// own addresses. Otherwise the node runs with --net-socket none and
+	// its instances share its network.
+	Overlay bool
+	// Args are added to thicket-node's command line.
+	Args []string
+	// LogDir, if set, receives the output in node-<Label>.log and
+	// net-<Label>.log; else it is kept in memory.
+	LogDir string
+}
+
+// Node is a worker: thicket-node, and thicket-net on the overlay, in a
+// network namespace.
+type Node struct {
+	Name    string
+	Host    Host
+	DataDir string
+	// Engine is thicket-node, Net thicket-net (nil without the overlay) and
+	// NetSocket its socket.
+	Engine, Net *Proc
+	NetSocket   string
+}
+
+// StartNode starts a worker (built by b). It does not wait for the node to
+// join: its cluster tells.
+func (b *Bin) StartNode(ctx context.Context, o NodeOptions) (*Node, error) {
+	if o.Label == "" {
+		o.Label = o.Name
+	}
+	if o.CPUMillis == 0 {
+		o.CPUMillis = 4000
+	}
+	if o.MemoryMB == 0 {
+		o.MemoryMB = 8192
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	n := &Node{Name: o.Name, Host: o.Host, DataDir: o.DataDir}
+	netArgs := []string{"--net-socket", "none", "--netns", o.Host.Path}
+	if o.Overlay {
+		n.NetSocket = filepath.Join(o.DataDir, "net.sock")
+		// nsenter, not ip netns exec: the instance namespaces thicket-net
+		// mounts must be visible to containerd in the host's mount namespace.
+		name := "net " + o.Label
+		n.Net = &Proc{Name: name, LogFile: logFile(o.LogDir, name), Args: []string{"nsenter", "--net=" + o.Host.Path, b.Path(NetProgram),
+			"--socket", n.NetSocket, "--data-dir", n.netDir(), "--underlay", o.Host.Addr}}
+		if err := n.Net.Start(); err != nil {
+			return nil, err
+		}
+		if err := n.Net.WaitUntil(ctx, 30*time.Second, "serving its socket", func() bool {
+			_, err := os.Stat(n.NetSocket)
+			return err == nil
+		}); err != nil {
+			n.Net.Kill()
+			return nil, err
+		}
+		netArgs = []string{"--net-socket", n.NetSocket}
+	}
+	args := []string{"ip", "netns", "exec", o.Host.Netns, b.Path(NodeProgram),
+		"--cluster-url", o.ClusterURL, "--token", o.Token, "--name", o.Name, "--address", o.Host.Addr,
+		"--data-dir", o.DataDir, "--namespace", o.Namespace}
+	if o.Registry != "" {
+		args = append(args, "--insecure-registry", o.Registry)
+	}
+	args = append(args, "--cpu-millis", strconv.Itoa(o.CPUMillis), "--memory-mb", strconv.Itoa(o.MemoryMB))
+	name := "node " + o.Label
+	n.Engine = &Proc{Name: name, LogFile: logFile(o.LogDir, name), Args: append(append(args, netArgs...), o.Args...)}
+	if err := n.Engine.Start(); err != nil {
+		n.Stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) netDir() string { return filepath.Join(n.DataDir, "net") }
+
+// InstanceNetns lists the instance network namespaces (their files) the
+// node's thicket-net holds: it names them "thk", 4 hex digits of a hash
+// of its data dir, "-" and the instance key.
+func (n *Node) InstanceNetns() []string {
+	sum := sha256.Sum256([]byte(n.netDir()))
+	names, _ := filepath.Glob(filepath.Join("/run/netns", "thk"+hex.EncodeToString(sum[:2])+"-*"))
+	return names
+}
+
+// Stop stops the node engine and its net manager; their instances run on.
+func (n *Node) Stop() {
+	if n.Engine != nil {
+		n.Engine.Stop()
+	}
+	if n.Net != nil {
+		n.Net.Stop()
+	}
+}
+
+func logFile(dir, name string) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".log")
+}
+
+func readSecret(dir, file string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
