@@ -168,7 +168,7 @@ func (s suite) start(t *testing.T) {
 	if st.StartedAt.IsZero() || st.StartedAt.Before(t0.Add(-time.Second)) || st.StartedAt.After(time.Now().Add(time.Second)) {
 		t.Errorf("StartedAt = %v, want between %v and now", st.StartedAt, t0)
 	}
-	s.waitLog(t, rt, sp.Key, s.f.ServeLog)
+	WaitLog(t, rt, sp.Key, s.f.ServeLog, s.f.Timeout)
 
 	// Start of a running instance with the same spec leaves it alone.
 	if err := rt.Start(ctx, sp); err != nil {
@@ -192,7 +192,7 @@ func (s suite) logs(t *testing.T) {
 	if err := rt.Start(ctx, sp); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	logs := s.waitLog(t, rt, sp.Key, s.f.ServeLog)
+	logs := WaitLog(t, rt, sp.Key, s.f.ServeLog, s.f.Timeout)
 	if len(logs) < 8 {
 		t.Fatalf("logs too short to cut: %q", logs)
 	}
@@ -224,11 +224,11 @@ func (s suite) remove(t *testing.T) {
 	if err := rt.Start(ctx, sp); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	s.waitLog(t, rt, sp.Key, s.f.ServeLog)
+	WaitLog(t, rt, sp.Key, s.f.ServeLog, s.f.Timeout)
 	if err := rt.Remove(ctx, sp.Key); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if st, ok := state(t, rt, sp.Key); ok {
+	if st, ok := Find(t, rt, sp.Key); ok {
 		t.Errorf("List after Remove shows %+v", st)
 	}
 	if _, err := rt.Logs(ctx, sp.Key, 100); !errors.Is(err, runtimes.ErrNotFound) {
@@ -237,7 +237,7 @@ func (s suite) remove(t *testing.T) {
 	if _, err := rt.Usage(ctx, sp.Key); !errors.Is(err, runtimes.ErrNotFound) {
 		t.Errorf("Usage after Remove: %v, want ErrNotFound", err)
 	}
-	noEvent(t, rt, time.Second)
+	NoEvent(t, rt, time.Second)
 	if err := rt.Remove(ctx, sp.Key); err != nil {
 		t.Errorf("Remove of a removed key: %v", err)
 	}
@@ -260,7 +260,7 @@ func (s suite) adopt(t *testing.T) {
 	if err := rt.Start(ctx, sp); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	s.waitLog(t, rt, sp.Key, s.f.ServeLog)
+	WaitLog(t, rt, sp.Key, s.f.ServeLog, s.f.Timeout)
 	before := mustState(t, rt, sp.Key)
 	if c, ok := rt.(io.Closer); ok {
 		if err := c.Close(); err != nil {
@@ -271,7 +271,7 @@ func (s suite) adopt(t *testing.T) {
 
 	if why, cannot := s.f.Cannot[Adopt]; cannot {
 		t.Logf("%s runtimes cannot adopt: %s; checking that the new runtime claims nothing it lost and starts the instance again", rt2.Virtualization(), why)
-		if st, ok := state(t, rt2, sp.Key); ok && (st.Status == wire.StatusRunning || st.Status == wire.StatusCreating) {
+		if st, ok := Find(t, rt2, sp.Key); ok && (st.Status == wire.StatusRunning || st.Status == wire.StatusCreating) {
 			t.Fatalf("a runtime that cannot adopt lists %+v", st)
 		}
 		if err := rt2.Start(ctx, sp); err != nil {
@@ -280,7 +280,7 @@ func (s suite) adopt(t *testing.T) {
 		if st := mustState(t, rt2, sp.Key); st.Status != wire.StatusRunning {
 			t.Fatalf("Start on the new runtime: %+v, want RUNNING", st)
 		}
-		s.waitLog(t, rt2, sp.Key, s.f.ServeLog)
+		WaitLog(t, rt2, sp.Key, s.f.ServeLog, s.f.Timeout)
 		return
 	}
 
@@ -305,7 +305,7 @@ func (s suite) adopt(t *testing.T) {
 	if err := rt2.Remove(ctx, sp.Key); err != nil {
 		t.Fatalf("Remove through the new runtime: %v", err)
 	}
-	if st, ok := state(t, rt2, sp.Key); ok {
+	if st, ok := Find(t, rt2, sp.Key); ok {
 		t.Errorf("List after Remove shows %+v", st)
 	}
 }
@@ -330,7 +330,7 @@ func (s suite) exitCodes(t *testing.T) {
 			if err := rt.Start(ctx, sp); err != nil {
 				t.Fatalf("Start: %v", err)
 			}
-			ev := s.waitEvent(t, rt, sp.Key)
+			ev := WaitEvent(t, rt, sp.Key, s.f.Timeout)
 			check("event", ev)
 			st := mustState(t, rt, sp.Key)
 			check("List", st)
@@ -339,7 +339,7 @@ func (s suite) exitCodes(t *testing.T) {
 			if err := rt.Start(ctx, sp); err != nil {
 				t.Fatalf("restart: %v", err)
 			}
-			ev2 := s.waitEvent(t, rt, sp.Key)
+			ev2 := WaitEvent(t, rt, sp.Key, s.f.Timeout)
 			check("event of the restart", ev2)
 			if !ev2.StartedAt.After(ev.StartedAt) {
 				t.Errorf("restart StartedAt %v, not after the first run's %v", ev2.StartedAt, ev.StartedAt)
@@ -366,7 +366,7 @@ func (s suite) events(t *testing.T) {
 	if err := rt.Start(ctx, sp); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	ev := s.waitEvent(t, rt, sp.Key)
+	ev := WaitEvent(t, rt, sp.Key, s.f.Timeout)
 	if ev.Status != wire.StatusCompleted || !runtimes.SameSpec(ev.Spec, sp) {
 		t.Errorf("event = %+v; want COMPLETED with the spec", ev)
 	}
@@ -375,11 +375,11 @@ func (s suite) events(t *testing.T) {
 	}
 	// One exit is one event; the serving instance runs on; removing it
 	// (the engine's doing) is no event.
-	s.waitLog(t, rt, serve.Key, s.f.ServeLog)
+	WaitLog(t, rt, serve.Key, s.f.ServeLog, s.f.Timeout)
 	if err := rt.Remove(ctx, serve.Key); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	noEvent(t, rt, time.Second)
+	NoEvent(t, rt, time.Second)
 }
 
 func (s suite) memoryLimit(t *testing.T) {
@@ -406,7 +406,7 @@ func (s suite) memoryLimit(t *testing.T) {
 			if err := rt.Start(ctx, sp); err != nil {
 				t.Fatalf("Start: %v", err)
 			}
-			ev := s.waitEvent(t, rt, sp.Key)
+			ev := WaitEvent(t, rt, sp.Key, s.f.Timeout)
 			t.Logf("%d MiB under a limit of %d MiB: %s code %d: %s", tc.mb, limit, ev.Status, ev.ExitCode, ev.Detail)
 			if ev.Status != tc.status || (ev.ExitCode == 0) != (tc.status == wire.StatusCompleted) {
 				t.Errorf("%d MiB under a limit of %d MiB: %s code %d (%s), want %s", tc.mb, limit, ev.Status, ev.ExitCode, ev.Detail, tc.status)
@@ -434,22 +434,22 @@ func (s suite) startFailures(t *testing.T) {
 			}
 			// The engine reports the instance FAILED with the error; the
 			// runtime must not claim it runs.
-			if st, ok := state(t, rt, sp.Key); ok && (st.Status != wire.StatusFailed || st.Detail == "") {
+			if st, ok := Find(t, rt, sp.Key); ok && (st.Status != wire.StatusFailed || st.Detail == "") {
 				t.Errorf("List after a failed Start: %+v; want nothing, or FAILED with a detail", st)
 			}
 			if err := rt.Remove(ctx, sp.Key); err != nil {
 				t.Errorf("Remove after a failed Start: %v", err)
 			}
-			if st, ok := state(t, rt, sp.Key); ok {
+			if st, ok := Find(t, rt, sp.Key); ok {
 				t.Errorf("List after Remove shows %+v", st)
 			}
 		})
 	}
-	noEvent(t, rt, 200*time.Millisecond)
+	NoEvent(t, rt, 200*time.Millisecond)
 }
 
-// state is key's State in List.
-func state(t *testing.T, rt runtimes.Runtime, key string) (runtimes.State, bool) {
+// Find is key's State in List (false if List lacks it).
+func Find(t testing.TB, rt runtimes.Runtime, key string) (runtimes.State, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -468,17 +468,18 @@ func state(t *testing.T, rt runtimes.Runtime, key string) (runtimes.State, bool)
 // mustState is key's State in List, failing the test if it is not there.
 func mustState(t *testing.T, rt runtimes.Runtime, key string) runtimes.State {
 	t.Helper()
-	st, ok := state(t, rt, key)
+	st, ok := Find(t, rt, key)
 	if !ok {
 		t.Fatalf("List does not show %s", key)
 	}
 	return st
 }
 
-// waitLog waits until key's log holds want, and returns the log.
-func (s suite) waitLog(t *testing.T, rt runtimes.Runtime, key, want string) string {
+// WaitLog waits until key's log holds want, for at most timeout, and
+// returns the log.
+func WaitLog(t testing.TB, rt runtimes.Runtime, key, want string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(s.f.Timeout)
+	deadline := time.Now().Add(timeout)
 	for {
 		logs, err := rt.Logs(context.Background(), key, 1<<20)
 		if err != nil {
@@ -488,16 +489,17 @@ func (s suite) waitLog(t *testing.T, rt runtimes.Runtime, key, want string) stri
 			return logs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the log of %s lacks %q after %v:\n%s", key, want, s.f.Timeout, logs)
+			t.Fatalf("the log of %s lacks %q after %v:\n%s", key, want, timeout, logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// waitEvent waits for the next event of key.
-func (s suite) waitEvent(t *testing.T, rt runtimes.Runtime, key string) runtimes.State {
+// WaitEvent waits, at most timeout, for the next event of key; events of
+// other instances are passed over.
+func WaitEvent(t testing.TB, rt runtimes.Runtime, key string, timeout time.Duration) runtimes.State {
 	t.Helper()
-	timeout := time.After(s.f.Timeout)
+	tm := time.After(timeout)
 	for {
 		select {
 		case st, ok := <-rt.Events():
@@ -507,19 +509,18 @@ func (s suite) waitEvent(t *testing.T, rt runtimes.Runtime, key string) runtimes
 			if st.Key == key {
 				return st
 			}
-			t.Errorf("event of another instance: %+v", st)
-		case <-timeout:
-			t.Fatalf("no event for %s within %v", key, s.f.Timeout)
+		case <-tm:
+			t.Fatalf("no event for %s within %v", key, timeout)
 		}
 	}
 }
 
-// noEvent checks that no event arrives within d.
-func noEvent(t *testing.T, rt runtimes.Runtime, d time.Duration) {
+// NoEvent fails the test if an event arrives within d.
+func NoEvent(t testing.TB, rt runtimes.Runtime, d time.Duration) {
 	t.Helper()
 	select {
 	case st := <-rt.Events():
-		t.Errorf("unexpected event %+v", st)
+		t.Fatalf("unexpected event %+v", st)
 	case <-time.After(d):
 	}
 }
