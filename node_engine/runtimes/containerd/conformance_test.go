@@ -36,14 +36,14 @@ func TestConformance(t *testing.T) {
 			switch b {
 			case runtimetest.MissingCode:
 				s.Code = registry.Addr + "/does-not-exist:v1"
-				return s, "pull " + s.Code + ": "
+				return s, s.Code + ": not found"
 			case runtimetest.MalformedCode:
 				s.Code = "Bad Reference!"
 				return s, `image "Bad Reference!"`
 			default: // WrongDigest: the image pinned to a digest it has not
 				repo, _, _ := strings.Cut(imageRef, ":v1")
 				s.Code = repo + "@sha256:" + strings.Repeat("0", 64)
-				return s, "pull " + s.Code + ": "
+				return s, s.Code + ": not found"
 			}
 		},
 	})

@@ -304,11 +304,7 @@ func (r *Runtime) waitReady(ctx context.Context, inst *instance, run *vmRun) err
 
 // qemuError is the end of qemu's own output.
 func (r *Runtime) qemuError(dir string) string {
-	b, _ := os.ReadFile(filepath.Join(dir, fileQemuLog))
-	s := strings.TrimSpace(string(b))
-	if len(s) > 512 {
-		s = s[len(s)-512:]
-	}
+	s := logEnd(filepath.Join(dir, fileQemuLog), 512)
 	if s == "" {
 		return "no output"
 	}
@@ -832,7 +828,14 @@ func (r *Runtime) dirOf(key string) string {
 
 // tail is the last line(s) of file, at most n bytes, on one line.
 func tail(file string, n int) string {
-	b, err := os.ReadFile(file)
+	return strings.Join(strings.Fields(logEnd(file, n)), " ")
+}
+
+// logEnd is the end of file, at most n bytes, without the white space
+// around it ("" if file cannot be read).
+func logEnd(file string, n int) string {
+	// Read more than n: trailing white space does not count.
+	b, _, err := runtimes.ReadTail(file, int64(n)+4096)
 	if err != nil {
 		return ""
 	}
@@ -840,7 +843,7 @@ func tail(file string, n int) string {
 	if len(s) > n {
 		s = s[len(s)-n:]
 	}
-	return strings.Join(strings.Fields(s), " ")
+	return s
 }
 
 func truncate(s string) string {
