@@ -1,8 +1,12 @@
-// Package runtime is the node engine's one interface to everything that runs
-// instances: containers (runtime/containerd), and later unikernels and
-// WebAssembly modules. The engine reconciles its desired instances against
-// what the runtimes report and never switches on virtualization outside the
-// Registry.
+// Package runtimes is the node engine's one interface to everything that
+// runs instances: containers (runtimes/containerd), unikernels
+// (runtimes/unikernel) and WebAssembly modules (runtimes/wasm). The engine
+// reconciles its desired instances against what the runtimes report and
+// never switches on virtualization outside the Registry.
+//
+// What the runtimes share lives here (SameSpec, FileName, LogTail, ...)
+// and in runtimes/fetch (code downloaded by URL); runtimes/runtimetest is
+// the conformance suite every runtime's tests run.
 package runtimes
 
 import (

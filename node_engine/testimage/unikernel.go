@@ -51,7 +51,16 @@ const (
 	// UnikernelModeReboot resets the machine: qemu with -no-reboot exits 0,
 	// with a guest-reset SHUTDOWN event.
 	UnikernelModeReboot = "thicket.mode=reboot"
+	// UnikernelModeAlloc, with a word UnikernelAlloc(mb), takes mb MiB of
+	// memory at once: the machine powers off if that worked (qemu exits 0)
+	// and crashes as in UnikernelModePanic if the machine has not that
+	// much memory (qemu exits 1).
+	UnikernelModeAlloc = "thicket.mode=alloc"
 )
+
+// UnikernelAlloc is the kernel command line word that says how much
+// memory UnikernelModeAlloc takes.
+func UnikernelAlloc(mb int64) string { return fmt.Sprintf("thicket.alloc=%d", mb) }
 
 //go:embed unikernel/init
 var unikernelInit []byte

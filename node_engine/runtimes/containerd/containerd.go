@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,6 +28,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -39,7 +39,7 @@ const Virtualization = "container"
 const (
 	DefaultAddress   = "/run/containerd/containerd.sock"
 	DefaultNamespace = "thicket"
-	DefaultStateDir  = "/var/lib/thicket/node"
+	DefaultStateDir  = runtimes.DefaultStateDir
 	DefaultStopGrace = 10 * time.Second
 	// runcRuntime is the containerd runtime (shim) every container uses.
 	runcRuntime = "io.containerd.runc.v2"
@@ -144,15 +144,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if cfg.Namespace == "" {
 		cfg.Namespace = DefaultNamespace
 	}
-	if cfg.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("containerd runtime: node name: %w", err)
-		}
-		cfg.NodeName = h
-	}
-	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
+	if err := runtimes.Defaults(&cfg.NodeName, &cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("containerd runtime: %w", err)
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
@@ -160,12 +153,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if cfg.Snapshotter == "" {
 		cfg.Snapshotter = containerd.DefaultSnapshotter
 	}
-	stateDir, err := filepath.Abs(cfg.StateDir)
-	if err != nil {
-		return nil, fmt.Errorf("containerd runtime: state dir: %w", err)
-	}
-	cfg.StateDir = stateDir
-	logDir := filepath.Join(stateDir, "logs")
+	logDir := filepath.Join(cfg.StateDir, "logs")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return nil, fmt.Errorf("containerd runtime: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -189,35 +190,6 @@ func httpGet(t *testing.T, url string) string {
 	return ""
 }
 
-// waitEvent waits for the exit event of key.
-func waitEvent(t *testing.T, rt runtimes.Runtime, key string) runtimes.State {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case st, ok := <-rt.Events():
-			if !ok {
-				t.Fatalf("events closed while waiting for %s", key)
-			}
-			if st.Key == key {
-				return st
-			}
-		case <-timeout:
-			t.Fatalf("no exit event for %s", key)
-		}
-	}
-}
-
-// noEvent checks that no event arrives for a while.
-func noEvent(t *testing.T, rt runtimes.Runtime, d time.Duration) {
-	t.Helper()
-	select {
-	case st := <-rt.Events():
-		t.Fatalf("unexpected event %+v", st)
-	case <-time.After(d):
-	}
-}
-
 // waitLogs waits until the instance's output holds want n times: the shim
 // copies the output to the log file asynchronously.
 func waitLogs(t *testing.T, rt runtimes.Runtime, key, want string, n int) {
@@ -238,20 +210,6 @@ func waitLogs(t *testing.T, rt runtimes.Runtime, key, want string, n int) {
 	}
 }
 
-func findState(t *testing.T, rt runtimes.Runtime, key string) (runtimes.State, bool) {
-	t.Helper()
-	states, err := rt.List(testCtx(t))
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	for _, st := range states {
-		if st.Key == key {
-			return st, true
-		}
-	}
-	return runtimes.State{}, false
-}
-
 func nsCtx(t *testing.T) context.Context {
 	return namespaces.WithNamespace(testCtx(t), testNamespace)
 }
@@ -268,7 +226,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	t.Logf("first start (pull included) took %v", time.Since(t0))
 
-	st, ok := findState(t, rt, s.Key)
+	st, ok := runtimetest.Find(t, rt, s.Key)
 	if !ok {
 		t.Fatalf("List does not show %s", s.Key)
 	}
@@ -326,10 +284,10 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("Remove: %v", err)
 	}
 	assertGone(t, rt, id)
-	if _, ok := findState(t, rt, s.Key); ok {
+	if _, ok := runtimetest.Find(t, rt, s.Key); ok {
 		t.Errorf("List still shows %s", s.Key)
 	}
-	noEvent(t, rt, 500*time.Millisecond)
+	runtimetest.NoEvent(t, rt, 500*time.Millisecond)
 	if err := rt.Remove(ctx, s.Key); err != nil {
 		t.Errorf("Remove of an unknown key: %v", err)
 	}
@@ -377,7 +335,7 @@ func TestExitCodes(t *testing.T) {
 			if err := rt.Start(ctx, s); err != nil {
 				t.Fatalf("Start: %v", err)
 			}
-			ev := waitEvent(t, rt, s.Key)
+			ev := runtimetest.WaitEvent(t, rt, s.Key, time.Minute)
 			if ev.Status != tc.status || ev.ExitCode != tc.code {
 				t.Fatalf("event = %s code %d (%s), want %s code %d", ev.Status, ev.ExitCode, ev.Detail, tc.status, tc.code)
 			}
@@ -387,7 +345,7 @@ func TestExitCodes(t *testing.T) {
 			if want := fmt.Sprintf("exited with code %d", tc.code); ev.Detail != want {
 				t.Errorf("detail = %q, want %q", ev.Detail, want)
 			}
-			st, ok := findState(t, rt, s.Key)
+			st, ok := runtimetest.Find(t, rt, s.Key)
 			if !ok || st.Status != tc.status || st.ExitCode != tc.code || st.ExitedAt.IsZero() {
 				t.Errorf("List = %+v, want %s code %d", st, tc.status, tc.code)
 			}
@@ -396,7 +354,7 @@ func TestExitCodes(t *testing.T) {
 			if err := rt.Start(ctx, s); err != nil {
 				t.Fatalf("restart: %v", err)
 			}
-			if ev := waitEvent(t, rt, s.Key); ev.ExitCode != tc.code {
+			if ev := runtimetest.WaitEvent(t, rt, s.Key, time.Minute); ev.ExitCode != tc.code {
 				t.Errorf("restart exit code = %d, want %d", ev.ExitCode, tc.code)
 			}
 			// The log is appended to on restart.
@@ -422,18 +380,18 @@ func TestRestartAfterCrash(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	ev := waitEvent(t, rt, s.Key)
+	ev := runtimetest.WaitEvent(t, rt, s.Key, time.Minute)
 	if ev.Status != wire.StatusFailed || ev.ExitCode != 1 {
 		t.Fatalf("event = %+v, want FAILED code 1", ev)
 	}
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	if st, _ := findState(t, rt, s.Key); st.Status != wire.StatusRunning || !st.StartedAt.After(ev.StartedAt) {
+	if st, _ := runtimetest.Find(t, rt, s.Key); st.Status != wire.StatusRunning || !st.StartedAt.After(ev.StartedAt) {
 		t.Fatalf("after restart: %+v", st)
 	}
 	httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	if ev := waitEvent(t, rt, s.Key); ev.ExitCode != 1 {
+	if ev := runtimetest.WaitEvent(t, rt, s.Key, time.Minute); ev.ExitCode != 1 {
 		t.Fatalf("second crash: %+v", ev)
 	}
 }
@@ -456,7 +414,7 @@ func TestAdoption(t *testing.T) {
 
 	// A restarted engine (same node name) finds it with its spec.
 	rt2 := openRuntime(t, rt1.Config())
-	st, ok := findState(t, rt2, s.Key)
+	st, ok := runtimetest.Find(t, rt2, s.Key)
 	if !ok || st.Status != wire.StatusRunning {
 		t.Fatalf("adopting runtime: %+v, %v; want RUNNING", st, ok)
 	}
@@ -476,7 +434,7 @@ func TestAdoption(t *testing.T) {
 	if err := rt3.Remove(ctx, s.Key); err != nil {
 		t.Errorf("another node's Remove: %v", err)
 	}
-	if st, _ := findState(t, rt2, s.Key); st.Status != wire.StatusRunning {
+	if st, _ := runtimetest.Find(t, rt2, s.Key); st.Status != wire.StatusRunning {
 		t.Fatalf("another node's Remove touched the instance: %+v", st)
 	}
 
@@ -488,7 +446,7 @@ func TestAdoption(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kill: %v", err)
 	}
-	ev := waitEvent(t, rt2, s.Key)
+	ev := runtimetest.WaitEvent(t, rt2, s.Key, time.Minute)
 	if ev.Status != wire.StatusCompleted || ev.Spec.Labels["team"] != "edge" {
 		t.Fatalf("event = %+v, want COMPLETED with the spec", ev)
 	}
@@ -525,7 +483,7 @@ func TestStartFailureIsListed(t *testing.T) {
 	if err := rt.Start(ctx, s); err == nil {
 		t.Fatal("Start with a missing network namespace succeeded")
 	}
-	st, ok := findState(t, rt, s.Key)
+	st, ok := runtimetest.Find(t, rt, s.Key)
 	if !ok || st.Status != wire.StatusFailed || !strings.Contains(st.Detail, "/nonexistent/netns") || st.Spec.Key != s.Key {
 		t.Fatalf("List after a failed start = %+v, %v; want FAILED with the error", st, ok)
 	}
@@ -554,11 +512,11 @@ func TestSpecChangeReplaces(t *testing.T) {
 	if body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); body != "hello from second\n" {
 		t.Fatalf("GET after spec change = %q", body)
 	}
-	st, _ := findState(t, rt, s.Key)
+	st, _ := runtimetest.Find(t, rt, s.Key)
 	if st.Status != wire.StatusRunning || st.Spec.Environment[1] != "INSTANCE=second" {
 		t.Fatalf("List = %+v", st)
 	}
-	noEvent(t, rt, 300*time.Millisecond)
+	runtimetest.NoEvent(t, rt, 300*time.Millisecond)
 }
 
 func TestStopGraceKills(t *testing.T) {
@@ -599,7 +557,7 @@ func TestCachedImageNeedsNoRegistry(t *testing.T) {
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, rt, s.Key)
+	runtimetest.WaitEvent(t, rt, s.Key, time.Minute)
 	if err := rt.Remove(ctx, s.Key); err != nil {
 		t.Fatal(err)
 	}
@@ -609,7 +567,7 @@ func TestCachedImageNeedsNoRegistry(t *testing.T) {
 		t.Fatalf("Start from the cached image with the registry gone: %v", err)
 	}
 	t.Logf("start from cache took %v", time.Since(t0))
-	waitEvent(t, rt, s.Key)
+	runtimetest.WaitEvent(t, rt, s.Key, time.Minute)
 }
 
 func TestUnavailable(t *testing.T) {

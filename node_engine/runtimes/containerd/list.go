@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -206,7 +205,7 @@ func (r *Runtime) stopTask(ctx context.Context, c containerd.Container) error {
 // the output is cut, it starts after the first cut line.
 func (r *Runtime) Logs(ctx context.Context, key string, maxBytes int) (string, error) {
 	id := ContainerID(r.cfg.NodeName, key)
-	f, err := os.Open(r.logPath(id))
+	logs, err := runtimes.LogTail(r.logPath(id), maxBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		// No output yet, or no such instance.
 		if _, err := r.client.LoadContainer(ctx, id); err != nil {
@@ -220,36 +219,7 @@ func (r *Runtime) Logs(ctx context.Context, key string, maxBytes int) (string, e
 	if err != nil {
 		return "", fmt.Errorf("logs %s: %w", key, err)
 	}
-	defer f.Close()
-	if maxBytes <= 0 {
-		return "", nil
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("logs %s: %w", key, err)
-	}
-	off := fi.Size() - int64(maxBytes)
-	if off < 0 {
-		off = 0
-	}
-	buf := make([]byte, fi.Size()-off)
-	n, err := f.ReadAt(buf, off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("logs %s: %w", key, err)
-	}
-	buf = buf[:n]
-	if off > 0 {
-		// Drop the partial first line.
-		for i, b := range buf {
-			if b == '\n' {
-				if i+1 < len(buf) {
-					buf = buf[i+1:]
-				}
-				break
-			}
-		}
-	}
-	return string(buf), nil
+	return logs, nil
 }
 
 func removeFile(path string) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 )
 
 // privateContainerd runs a containerd of the test's own (own socket, root
@@ -146,7 +147,7 @@ func TestContainerdRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kill: %v", err)
 	}
-	if ev := waitEvent(t, rt, s.Key); ev.Status != wire.StatusCompleted {
+	if ev := runtimetest.WaitEvent(t, rt, s.Key, time.Minute); ev.Status != wire.StatusCompleted {
 		t.Fatalf("event after containerd restart = %+v", ev)
 	}
 	waitLogs(t, rt, s.Key, "terminating on terminated", 1)

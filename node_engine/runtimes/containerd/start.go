@@ -1,7 +1,6 @@
 package containerd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,7 +62,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 		if err != nil {
 			return fmt.Errorf("start %s: container %s: %w", spec.Key, id, err)
 		}
-		if stored, ok := storedSpec(info); !ok || !sameSpec(stored, spec) {
+		if stored, ok := storedSpec(info); !ok || !runtimes.SameSpec(stored, spec) {
 			r.log.Info("instance spec changed; replacing its container", "instance", spec.Key, "container", id)
 			if err := r.remove(ctx, id, c); err != nil {
 				return fmt.Errorf("start %s: replace container %s: %w", spec.Key, id, err)
@@ -330,13 +329,6 @@ func storedSpec(info containers.Container) (wire.InstanceSpec, bool) {
 		return spec, false
 	}
 	return spec, true
-}
-
-// sameSpec reports whether a and b are the same spec.
-func sameSpec(a, b wire.InstanceSpec) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // exitDetail describes an exit code.

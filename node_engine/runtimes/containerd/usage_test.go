@@ -15,6 +15,7 @@ import (
 	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 )
 
 // usageWindow is the wall time between the two Usage calls of a rate.
@@ -103,7 +104,7 @@ func TestUsageWithoutProcess(t *testing.T) {
 	if u, err := rt.Usage(ctx, s.Key); err != nil || u.MemoryMB <= 0 {
 		t.Fatalf("Usage while running = %+v, %v", u, err)
 	}
-	if ev := waitEvent(t, rt, s.Key); ev.Status != wire.StatusFailed {
+	if ev := runtimetest.WaitEvent(t, rt, s.Key, time.Minute); ev.Status != wire.StatusFailed {
 		t.Fatalf("event = %+v, want FAILED", ev)
 	}
 	if u, err := rt.Usage(ctx, s.Key); err != nil || u != (runtimes.Usage{}) {
@@ -121,7 +122,7 @@ func TestUsageWithoutProcess(t *testing.T) {
 	if u, err := rt.Usage(ctx, s.Key); err != nil || u.CPUPercent != 0 || u.MemoryMB <= 0 {
 		t.Errorf("first Usage after restart = %+v, %v; want 0%% CPU, some memory", u, err)
 	}
-	waitEvent(t, rt, s.Key)
+	runtimetest.WaitEvent(t, rt, s.Key, time.Minute)
 
 	// A container whose task never started (a failed start) has no usage
 	// either.

@@ -4,19 +4,17 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
 
 // Names of the files of an unpacked image.
@@ -33,11 +31,9 @@ var initrdNames = []string{"initrd", "initramfs.cpio.gz", "initramfs.cpio"}
 // maxCmdlineFile bounds the image's cmdline file.
 const maxCmdlineFile = 4096
 
-// imageSource is one parsed URL of spec.Code.
-type imageSource struct {
-	url    string // without the fragment
-	digest string // wanted hex SHA-256 of the archive, "" if not pinned
-}
+// imageSource is one parsed URL of spec.Code; its Digest is the wanted
+// SHA-256 of the archive.
+type imageSource = fetch.Source
 
 // image is an unpacked image in the cache.
 type image struct {
@@ -71,24 +67,7 @@ func parseURL(s string) (imageSource, error) {
 	if s == "" {
 		return imageSource{}, errors.New("empty image URL")
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return imageSource{}, fmt.Errorf("image URL %q: %w", s, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return imageSource{}, fmt.Errorf("image URL %q: want an http or https URL", s)
-	}
-	var src imageSource
-	if u.Fragment != "" {
-		hexDigest, ok := strings.CutPrefix(u.Fragment, "sha256=")
-		if b, err := hex.DecodeString(hexDigest); !ok || err != nil || len(b) != sha256.Size {
-			return imageSource{}, fmt.Errorf("image URL %q: fragment must be sha256=<64 hex digits>", s)
-		}
-		src.digest = strings.ToLower(hexDigest)
-	}
-	u.Fragment, u.RawFragment = "", ""
-	src.url = u.String()
-	return src, nil
+	return fetch.Parse("image", s)
 }
 
 // selectSource picks the URL for architecture goarch: the one at the
@@ -124,16 +103,16 @@ func (r *Runtime) image(ctx context.Context, code string, arch []string) (*image
 	if err != nil {
 		return nil, err
 	}
-	unlock := r.fetches.Lock(src.url)
+	unlock := r.fetches.Lock(src.URL)
 	defer unlock()
-	dir := filepath.Join(r.cacheDir, sha256Hex([]byte(src.url)))
+	dir := filepath.Join(r.cacheDir, fetch.SHA256([]byte(src.URL)))
 	if img, err := loadImage(dir); err == nil {
-		if src.digest == "" || img.digest == src.digest {
+		if src.Digest == "" || img.digest == src.Digest {
 			return img, nil
 		}
-		r.log.Info("cached image does not match its digest; downloading it again", "url", src.url, "cached", img.digest, "want", src.digest)
+		r.log.Info("cached image does not match its digest; downloading it again", "url", src.URL, "cached", img.digest, "want", src.Digest)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		r.log.Warn("cached image unusable; downloading it again", "url", src.url, "err", err)
+		r.log.Warn("cached image unusable; downloading it again", "url", src.URL, "err", err)
 	}
 	if err := r.download(ctx, src, dir); err != nil {
 		return nil, err
@@ -164,42 +143,20 @@ func loadImage(dir string) (*image, error) {
 // (replacing what is there).
 func (r *Runtime) download(ctx context.Context, src imageSource, dir string) error {
 	t0 := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.url, nil)
-	if err != nil {
-		return fmt.Errorf("fetch image %s: %w", src.url, err)
-	}
 	r.mu.Lock()
 	r.downloads++
 	r.mu.Unlock()
-	resp, err := r.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch image: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch image %s: %s", src.url, resp.Status)
-	}
 	limit := r.cfg.MaxImageBytes
-	if resp.ContentLength > limit {
-		return fmt.Errorf("fetch image %s: %d bytes, over the limit of %d bytes", src.url, resp.ContentLength, limit)
-	}
 	tmp, err := os.CreateTemp(r.cacheDir, ".download-*")
 	if err != nil {
 		return fmt.Errorf("image cache: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, limit+1))
+	f := fetch.Fetcher{Client: r.cfg.HTTPClient, MaxBytes: limit, What: "image"}
+	n, digest, err := f.Get(ctx, src, tmp)
 	if err != nil {
-		return fmt.Errorf("fetch image %s: %w", src.url, err)
-	}
-	if n > limit {
-		return fmt.Errorf("fetch image %s: over the limit of %d bytes", src.url, limit)
-	}
-	digest := hex.EncodeToString(h.Sum(nil))
-	if src.digest != "" && digest != src.digest {
-		return fmt.Errorf("image %s has sha256 %s, want %s (from the URL's fragment)", src.url, digest, src.digest)
+		return err
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("image cache: %w", err)
@@ -210,7 +167,7 @@ func (r *Runtime) download(ctx context.Context, src imageSource, dir string) err
 	}
 	defer os.RemoveAll(stage)
 	if err := unpack(tmp, stage, limit); err != nil {
-		return fmt.Errorf("image %s: %w", src.url, err)
+		return fmt.Errorf("image %s: %w", src.URL, err)
 	}
 	if err := os.WriteFile(filepath.Join(stage, fileDigest), []byte(digest+"\n"), 0o600); err != nil {
 		return fmt.Errorf("image cache: %w", err)
@@ -222,7 +179,7 @@ func (r *Runtime) download(ctx context.Context, src imageSource, dir string) err
 	if err := os.Rename(stage, dir); err != nil {
 		return fmt.Errorf("image cache: %w", err)
 	}
-	r.log.Info("downloaded image", "url", src.url, "sha256", digest, "bytes", n, "took", time.Since(t0).Round(time.Millisecond))
+	r.log.Info("downloaded image", "url", src.URL, "sha256", digest, "bytes", n, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
@@ -301,9 +258,4 @@ func unpack(rd io.Reader, dir string, limit int64) error {
 		return errors.New("archive holds no kernel")
 	}
 	return nil
-}
-
-func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }

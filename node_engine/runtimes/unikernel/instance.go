@@ -1,12 +1,10 @@
 package unikernel
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,7 +102,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 	r.mu.Unlock()
 
 	if inst != nil {
-		if sameSpec(inst.spec, spec) {
+		if runtimes.SameSpec(inst.spec, spec) {
 			r.mu.Lock()
 			running := inst.run != nil && !inst.run.exited
 			r.mu.Unlock()
@@ -178,7 +176,11 @@ func (r *Runtime) launch(ctx context.Context, inst *instance, fresh bool) (err e
 		fh.Close()
 	}
 	rec := record{Spec: spec, StartedAt: time.Now().UTC()}
-	if err := writeJSON(filepath.Join(inst.dir, fileRecord), rec); err != nil {
+	recJSON, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("instance record: %w", err)
+	}
+	if err := runtimes.WriteFileAtomic(filepath.Join(inst.dir, fileRecord), recJSON); err != nil {
 		return fmt.Errorf("instance directory: %w", err)
 	}
 
@@ -302,11 +304,7 @@ func (r *Runtime) waitReady(ctx context.Context, inst *instance, run *vmRun) err
 
 // qemuError is the end of qemu's own output.
 func (r *Runtime) qemuError(dir string) string {
-	b, _ := os.ReadFile(filepath.Join(dir, fileQemuLog))
-	s := strings.TrimSpace(string(b))
-	if len(s) > 512 {
-		s = s[len(s)-512:]
-	}
+	s := logEnd(filepath.Join(dir, fileQemuLog), 512)
 	if s == "" {
 		return "no output"
 	}
@@ -739,36 +737,22 @@ func (r *Runtime) Logs(ctx context.Context, key string, maxBytes int) (string, e
 	if maxBytes <= 0 {
 		return "", nil
 	}
-	f, err := os.Open(filepath.Join(inst.dir, fileConsole))
+	// Read a little more: cleaning removes bytes.
+	want := int64(maxBytes) + int64(maxBytes)/4 + 64
+	buf, cut, err := runtimes.ReadTail(filepath.Join(inst.dir, fileConsole), want)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("logs %s: %w", key, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("logs %s: %w", key, err)
-	}
-	// Read a little more: cleaning removes bytes.
-	want := int64(maxBytes) + int64(maxBytes)/4 + 64
-	off := max(fi.Size()-want, 0)
-	buf := make([]byte, fi.Size()-off)
-	n, err := f.ReadAt(buf, off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("logs %s: %w", key, err)
-	}
-	buf = cleanConsole(buf[:n])
-	cut := off > 0
+	buf = cleanConsole(buf)
 	if len(buf) > maxBytes {
 		buf = buf[len(buf)-maxBytes:]
 		cut = true
 	}
 	if cut {
-		if i := bytes.IndexByte(buf, '\n'); i >= 0 && i+1 < len(buf) {
-			buf = buf[i+1:]
-		}
+		buf = runtimes.DropPartialLine(buf)
 	}
 	return string(buf), nil
 }
@@ -839,46 +823,19 @@ func (r *Runtime) Usage(ctx context.Context, key string) (runtimes.Usage, error)
 
 // dirOf is the directory of instance key.
 func (r *Runtime) dirOf(key string) string {
-	return filepath.Join(r.instDir, fileName(key))
-}
-
-// fileName is key if it is a short safe file name, else a digest of it.
-func fileName(key string) string {
-	safe := key != "" && key != "." && key != ".." && len(key) <= 64
-	for _, c := range key {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return key
-	}
-	return "k-" + sha256Hex([]byte(key))[:32]
-}
-
-// sameSpec reports whether a and b are the same spec.
-func sameSpec(a, b wire.InstanceSpec) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
-}
-
-func writeJSON(file string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
+	return filepath.Join(r.instDir, runtimes.FileName(key))
 }
 
 // tail is the last line(s) of file, at most n bytes, on one line.
 func tail(file string, n int) string {
-	b, err := os.ReadFile(file)
+	return strings.Join(strings.Fields(logEnd(file, n)), " ")
+}
+
+// logEnd is the end of file, at most n bytes, without the white space
+// around it ("" if file cannot be read).
+func logEnd(file string, n int) string {
+	// Read more than n: trailing white space does not count.
+	b, _, err := runtimes.ReadTail(file, int64(n)+4096)
 	if err != nil {
 		return ""
 	}
@@ -886,7 +843,7 @@ func tail(file string, n int) string {
 	if len(s) > n {
 		s = s[len(s)-n:]
 	}
-	return strings.Join(strings.Fields(s), " ")
+	return s
 }
 
 func truncate(s string) string {

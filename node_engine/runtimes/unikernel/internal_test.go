@@ -50,7 +50,7 @@ func TestParseCodeAndSelect(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || src.url != tc.wantURL || src.digest != tc.wantSum {
+		if err != nil || src.URL != tc.wantURL || src.Digest != tc.wantSum {
 			t.Errorf("%q %v on %s: %+v, %v; want %s %s", tc.code, tc.arch, tc.goarch, src, err, tc.wantURL, tc.wantSum)
 		}
 	}
@@ -233,18 +233,18 @@ func FuzzParseCode(f *testing.F) {
 			return
 		}
 		for _, s := range srcs {
-			if !strings.HasPrefix(s.url, "http://") && !strings.HasPrefix(s.url, "https://") {
-				t.Fatalf("accepted %q", s.url)
+			if !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
+				t.Fatalf("accepted %q", s.URL)
 			}
-			if s.digest != "" && len(s.digest) != 64 {
-				t.Fatalf("digest %q", s.digest)
+			if s.Digest != "" && len(s.Digest) != 64 {
+				t.Fatalf("digest %q", s.Digest)
 			}
 		}
 		var archs []string
 		if arch != "" {
 			archs = strings.Split(arch, ",")
 		}
-		if src, err := selectSource(srcs, archs, "amd64"); err == nil && src.url == "" {
+		if src, err := selectSource(srcs, archs, "amd64"); err == nil && src.URL == "" {
 			t.Fatalf("selected an empty URL")
 		}
 	})
@@ -342,16 +342,5 @@ func TestArchNames(t *testing.T) {
 	}
 	if qemuArch("amd64") != "x86_64" || qemuArch("arm64") != "aarch64" || qemuArch("riscv64") != "riscv64" {
 		t.Errorf("qemuArch")
-	}
-}
-
-func TestFileName(t *testing.T) {
-	if fileName("svc.0") != "svc.0" {
-		t.Errorf("safe key changed")
-	}
-	for _, k := range []string{"../x", "a/b", "..", strings.Repeat("k", 65)} {
-		if n := fileName(k); !strings.HasPrefix(n, "k-") || strings.Contains(n, "/") {
-			t.Errorf("fileName(%q) = %q", k, n)
-		}
 	}
 }

@@ -122,7 +122,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"log/slog"
 	"net/http"
 	"os"
@@ -134,6 +133,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -142,7 +142,7 @@ const Virtualization = "unikernel"
 
 // Defaults of Config.
 const (
-	DefaultStateDir      = "/var/lib/thicket/node"
+	DefaultStateDir      = runtimes.DefaultStateDir
 	DefaultMaxImageBytes = 512 << 20
 	DefaultStopGrace     = 10 * time.Second
 	// DefaultFetchTimeout bounds an image download with the default
@@ -233,15 +233,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if cfg.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("unikernel runtime: node name: %w", err)
-		}
-		cfg.NodeName = h
-	}
-	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
+	if err := runtimes.Defaults(&cfg.NodeName, &cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("unikernel runtime: %w", err)
 	}
 	if cfg.MaxImageBytes <= 0 {
 		cfg.MaxImageBytes = DefaultMaxImageBytes
@@ -261,12 +254,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if cfg.QemuBinary == "" {
 		cfg.QemuBinary = "qemu-system-" + qarch
 	}
-	stateDir, err := filepath.Abs(cfg.StateDir)
-	if err != nil {
-		return nil, fmt.Errorf("unikernel runtime: state dir: %w", err)
-	}
-	cfg.StateDir = stateDir
-	base := filepath.Join(stateDir, "unikernel")
+	base := filepath.Join(cfg.StateDir, "unikernel")
 	r := &Runtime{
 		cfg:      cfg,
 		log:      log.With("runtime", Virtualization),

@@ -28,6 +28,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/unikernel"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
@@ -137,59 +138,6 @@ func spec(key, url string, cmd ...string) wire.InstanceSpec {
 	}
 }
 
-// waitLog waits until the instance's console shows want.
-func waitLog(t *testing.T, rt runtimes.Runtime, key, want string, timeout time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var logs string
-	for time.Now().Before(deadline) {
-		var err error
-		logs, err = rt.Logs(context.Background(), key, 64<<10)
-		if err != nil {
-			t.Fatalf("Logs: %v", err)
-		}
-		if strings.Contains(logs, want) {
-			return logs
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%q not in the console of %s after %v:\n%s", want, key, timeout, logs)
-	return ""
-}
-
-// waitEvent waits for the exit event of key.
-func waitEvent(t *testing.T, rt runtimes.Runtime, key string, timeout time.Duration) runtimes.State {
-	t.Helper()
-	tm := time.After(timeout)
-	for {
-		select {
-		case st, ok := <-rt.Events():
-			if !ok {
-				t.Fatalf("events closed while waiting for %s", key)
-			}
-			if st.Key == key {
-				return st
-			}
-		case <-tm:
-			t.Fatalf("no event for %s within %v", key, timeout)
-		}
-	}
-}
-
-func state(t *testing.T, rt runtimes.Runtime, key string) (runtimes.State, bool) {
-	t.Helper()
-	states, err := rt.List(context.Background())
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	for _, st := range states {
-		if st.Key == key {
-			return st, true
-		}
-	}
-	return runtimes.State{}, false
-}
-
 func processGone(pid int) bool {
 	if pid <= 0 {
 		return true
@@ -213,7 +161,7 @@ func TestBootWithoutNetwork(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	started := time.Since(t0)
-	logs := waitLog(t, rt, key, testimage.UnikernelUp+" no-network", 60*time.Second)
+	logs := runtimetest.WaitLog(t, rt, key, testimage.UnikernelUp+" no-network", 60*time.Second)
 	t.Logf("Start returned in %v; guest up after %v", started.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	for _, want := range []string{testimage.UnikernelBooting, "greeting: hi there", "args: hello-arg"} {
 		if !strings.Contains(logs, want) {
@@ -227,7 +175,7 @@ func TestBootWithoutNetwork(t *testing.T) {
 		t.Errorf("Logs(100) returned %d bytes", len(tail))
 	}
 
-	st, ok := state(t, rt, key)
+	st, ok := runtimetest.Find(t, rt, key)
 	if !ok || st.Status != wire.StatusRunning || st.Spec.Code != sp.Code || st.StartedAt.IsZero() {
 		t.Fatalf("List: %+v (found %v), want RUNNING with the spec", st, ok)
 	}
@@ -278,7 +226,7 @@ func TestBootWithoutNetwork(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("instance directory still there: %v", err)
 	}
-	if _, ok := state(t, rt, key); ok {
+	if _, ok := runtimetest.Find(t, rt, key); ok {
 		t.Errorf("List still shows %s", key)
 	}
 	if err := rt.Remove(ctx, key); err != nil {
@@ -304,7 +252,7 @@ func TestBootWithoutCmdline(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	// Not quiet: the whole kernel log goes through the emulated UART first.
-	logs := waitLog(t, rt, key, testimage.UnikernelUp+" no-network", 150*time.Second)
+	logs := runtimetest.WaitLog(t, rt, key, testimage.UnikernelUp+" no-network", 150*time.Second)
 	for _, want := range []string{"Linux version", testimage.UnikernelBooting, "greeting: hi there", "args: hello-arg"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("console lacks %q:\n%s", want, logs)
@@ -391,7 +339,7 @@ func TestForcedKVM(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Start: %v", err)
 		}
-		st := waitEvent(t, rt, key, 150*time.Second)
+		st := runtimetest.WaitEvent(t, rt, key, 150*time.Second)
 		t.Logf("kvm_pvm: %s", st.Detail)
 		if st.Status != wire.StatusFailed || !strings.Contains(st.Detail, "internal error") {
 			t.Errorf("event %+v, want FAILED with an internal error", st)
@@ -401,7 +349,7 @@ func TestForcedKVM(t *testing.T) {
 			t.Fatalf("Start: %v", err)
 		}
 		t0 := time.Now()
-		waitLog(t, rt, key, testimage.UnikernelUp, 60*time.Second)
+		runtimetest.WaitLog(t, rt, key, testimage.UnikernelUp, 60*time.Second)
 		t.Logf("KVM guest up %v after Start", time.Since(t0).Round(time.Millisecond))
 	}
 }
@@ -421,24 +369,24 @@ func TestExitRestartAndReplace(t *testing.T) {
 	if err := rt.Start(ctx, sp); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	st := waitEvent(t, rt, key, 90*time.Second)
+	st := runtimetest.WaitEvent(t, rt, key, 90*time.Second)
 	if st.Status != wire.StatusCompleted || st.ExitCode != 0 || st.ExitedAt.IsZero() {
 		t.Fatalf("event %+v, want COMPLETED with code 0", st)
 	}
 	t.Logf("exit0: %s", st.Detail)
-	if got, _ := state(t, rt, key); got.Status != wire.StatusCompleted {
+	if got, _ := runtimetest.Find(t, rt, key); got.Status != wire.StatusCompleted {
 		t.Errorf("List: %+v, want COMPLETED", got)
 	}
 	if u, err := rt.Usage(ctx, key); err != nil || u != (runtimes.Usage{}) {
 		t.Errorf("Usage of an exited instance = %+v, %v; want zero", u, err)
 	}
-	waitLog(t, rt, key, "done", 5*time.Second)
+	runtimetest.WaitLog(t, rt, key, "done", 5*time.Second)
 
 	// Start on an exited key boots it again; the console is appended to.
 	if err := rt.Start(ctx, sp); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	st = waitEvent(t, rt, key, 90*time.Second)
+	st = runtimetest.WaitEvent(t, rt, key, 90*time.Second)
 	if st.Status != wire.StatusCompleted {
 		t.Fatalf("second event %+v, want COMPLETED", st)
 	}
@@ -452,11 +400,11 @@ func TestExitRestartAndReplace(t *testing.T) {
 	if err := rt.Start(ctx, sp2); err != nil {
 		t.Fatalf("replacing Start: %v", err)
 	}
-	logs = waitLog(t, rt, key, testimage.UnikernelUp, 60*time.Second)
+	logs = runtimetest.WaitLog(t, rt, key, testimage.UnikernelUp, 60*time.Second)
 	if n := strings.Count(logs, testimage.UnikernelBooting); n != 1 {
 		t.Errorf("replaced instance's console shows %d boots, want 1 (a fresh log)", n)
 	}
-	if got, _ := state(t, rt, key); got.Status != wire.StatusRunning || len(got.Spec.Cmd) != 0 {
+	if got, _ := runtimetest.Find(t, rt, key); got.Status != wire.StatusRunning || len(got.Spec.Cmd) != 0 {
 		t.Errorf("List: %+v, want RUNNING with the new spec", got)
 	}
 }
@@ -476,7 +424,7 @@ func TestGuestFailures(t *testing.T) {
 		if err := rt.Start(ctx, spec(key, imageURL, tc.mode)); err != nil {
 			t.Fatalf("Start %s: %v", key, err)
 		}
-		st := waitEvent(t, rt, key, 90*time.Second)
+		st := runtimetest.WaitEvent(t, rt, key, 90*time.Second)
 		if st.Status != wire.StatusFailed || st.ExitCode != tc.code || !strings.Contains(st.Detail, tc.detail) {
 			t.Errorf("%s: event %+v, want FAILED with code %d and %q", tc.mode, st, tc.code, tc.detail)
 		}
@@ -521,7 +469,7 @@ func TestStartErrors(t *testing.T) {
 				t.Fatalf("Start: %v, want an error with %q", err, tc.want)
 			}
 			t.Logf("%v", err)
-			if _, ok := state(t, tc.rt, tc.sp.Key); ok {
+			if _, ok := runtimetest.Find(t, tc.rt, tc.sp.Key); ok {
 				t.Errorf("List shows %s after a failed Start", tc.sp.Key)
 			}
 			if _, err := os.Stat(tc.rt.InstanceDir(tc.sp.Key)); !errors.Is(err, os.ErrNotExist) {
@@ -578,30 +526,30 @@ func TestAdoption(t *testing.T) {
 	closed = true
 
 	rt2 := openRuntime(t, cfg)
-	st, ok := state(t, rt2, "ad.serve")
+	st, ok := runtimetest.Find(t, rt2, "ad.serve")
 	if !ok || st.Status != wire.StatusRunning || st.Spec.Code != imageURL || st.StartedAt.IsZero() {
 		t.Fatalf("adopted List: %+v (found %v), want RUNNING with its spec", st, ok)
 	}
-	waitLog(t, rt2, "ad.serve", testimage.UnikernelUp, 60*time.Second)
+	runtimetest.WaitLog(t, rt2, "ad.serve", testimage.UnikernelUp, 60*time.Second)
 	if u, err := rt2.Usage(ctx, "ad.serve"); err != nil || u.MemoryMB <= 0 {
 		t.Errorf("Usage of an adopted machine = %+v, %v", u, err)
 	}
 	// The one-shot machine ends while the new runtime watches it (or had
 	// already ended when it started).
-	if st, _ := state(t, rt2, "ad.exit"); st.Status == wire.StatusRunning {
-		st = waitEvent(t, rt2, "ad.exit", 90*time.Second)
+	if st, _ := runtimetest.Find(t, rt2, "ad.exit"); st.Status == wire.StatusRunning {
+		st = runtimetest.WaitEvent(t, rt2, "ad.exit", 90*time.Second)
 		if st.Status != wire.StatusCompleted {
 			t.Errorf("adopted one-shot ended %+v, want COMPLETED", st)
 		}
 	}
-	if st, _ := state(t, rt2, "ad.exit"); st.Status != wire.StatusCompleted {
+	if st, _ := runtimetest.Find(t, rt2, "ad.exit"); st.Status != wire.StatusCompleted {
 		t.Errorf("adopted one-shot: %+v, want COMPLETED", st)
 	}
 	// A restart of an adopted, exited instance works.
 	if err := rt2.Start(ctx, spec("ad.exit", imageURL, testimage.UnikernelModeExit0)); err != nil {
 		t.Fatalf("restart of an adopted instance: %v", err)
 	}
-	if st := waitEvent(t, rt2, "ad.exit", 90*time.Second); st.Status != wire.StatusCompleted {
+	if st := runtimetest.WaitEvent(t, rt2, "ad.exit", 90*time.Second); st.Status != wire.StatusCompleted {
 		t.Errorf("restarted one-shot ended %+v, want COMPLETED", st)
 	}
 
@@ -611,7 +559,7 @@ func TestAdoption(t *testing.T) {
 	if !processGone(pid) {
 		t.Errorf("qemu pid %d still there after Remove", pid)
 	}
-	if _, ok := state(t, rt2, "ad.serve"); ok {
+	if _, ok := runtimetest.Find(t, rt2, "ad.serve"); ok {
 		t.Errorf("List still shows ad.serve")
 	}
 }
@@ -702,7 +650,7 @@ func TestNetwork(t *testing.T) {
 			t.Fatalf("round %d: body %q", round, body)
 		}
 		t.Logf("round %d: HTTP answered %v after Start", round, time.Since(t0).Round(time.Millisecond))
-		logs := waitLog(t, rt, key, testimage.UnikernelUp+" 10.99.0.2", 5*time.Second)
+		logs := runtimetest.WaitLog(t, rt, key, testimage.UnikernelUp+" 10.99.0.2", 5*time.Second)
 		_ = logs
 		if _, err := hInst.LinkByName("tap0"); err != nil {
 			t.Errorf("round %d: no tap0 in the instance namespace while running: %v", round, err)

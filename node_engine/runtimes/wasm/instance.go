@@ -1,13 +1,10 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
 	crand "crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -83,7 +80,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 	r.mu.Unlock()
 
 	if inst != nil {
-		if sameSpec(inst.spec, spec) {
+		if runtimes.SameSpec(inst.spec, spec) {
 			r.mu.Lock()
 			running := inst.run != nil && inst.run.running
 			r.mu.Unlock()
@@ -187,17 +184,17 @@ func (r *Runtime) startRun(inst *instance, fresh bool) error {
 	}
 	mod, err := wz.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), inst.mod.cm, cfg)
 	if err != nil {
-		return fail(fmt.Errorf("instantiate module %s: %w", inst.src.url, err))
+		return fail(fmt.Errorf("instantiate module %s: %w", inst.src.URL, err))
 	}
 	if limit > 0 && mem.Size() > limit {
 		_ = mod.Close(context.Background())
 		return fail(fmt.Errorf("module %s needs %s of memory at start, over the memory limit of %s",
-			inst.src.url, mib(mem.Size()), mib(limit)))
+			inst.src.URL, mib(mem.Size()), mib(limit)))
 	}
 	start := mod.ExportedFunction("_start")
 	if start == nil { // checked at compilation; kept for safety
 		_ = mod.Close(context.Background())
-		return fail(fmt.Errorf("module %s exports no _start", inst.src.url))
+		return fail(fmt.Errorf("module %s exports no _start", inst.src.URL))
 	}
 
 	rn := &run{cancel: cancel, done: make(chan struct{}), mem: mem, running: true}
@@ -365,32 +362,14 @@ func (r *Runtime) Logs(ctx context.Context, key string, maxBytes int) (string, e
 	if maxBytes <= 0 {
 		return "", nil
 	}
-	f, err := os.Open(inst.logPath)
+	logs, err := runtimes.LogTail(inst.logPath, maxBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("logs %s: %w", key, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("logs %s: %w", key, err)
-	}
-	off := max(fi.Size()-int64(maxBytes), 0)
-	buf := make([]byte, fi.Size()-off)
-	n, err := f.ReadAt(buf, off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("logs %s: %w", key, err)
-	}
-	buf = buf[:n]
-	if off > 0 {
-		// Drop the partial first line.
-		if i := bytes.IndexByte(buf, '\n'); i >= 0 && i+1 < len(buf) {
-			buf = buf[i+1:]
-		}
-	}
-	return string(buf), nil
+	return logs, nil
 }
 
 // Usage returns the size of the instance's linear memory as MemoryMB
@@ -411,22 +390,7 @@ func (r *Runtime) Usage(ctx context.Context, key string) (runtimes.Usage, error)
 
 // logPath is the log file of instance key.
 func (r *Runtime) logPath(key string) string {
-	return filepath.Join(r.logDir, fileName(key)+".log")
-}
-
-// fileName is key if it is a safe file name, else a digest of it.
-func fileName(key string) string {
-	safe := key != "" && key != "." && key != ".." && len(key) <= 200
-	for _, c := range key {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return key
-	}
-	return "k-" + sha256Hex([]byte(key))[:32]
+	return filepath.Join(r.logDir, runtimes.FileName(key)+".log")
 }
 
 // parseEnv splits KEY=value entries.
@@ -453,13 +417,6 @@ func sleeper(ctx context.Context) sys.Nanosleep {
 		case <-ctx.Done():
 		}
 	}
-}
-
-// sameSpec reports whether a and b are the same spec.
-func sameSpec(a, b wire.InstanceSpec) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 func truncate(s string) string {

@@ -1,21 +1,19 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
 
 // compiledModule is one module content compiled, shared by every instance
@@ -28,9 +26,8 @@ type compiledModule struct {
 
 // moduleSource is a parsed spec.Code.
 type moduleSource struct {
-	url    string // without the fragment
-	name   string // file name of the URL path: argv[0]
-	digest string // wanted hex SHA-256, "" if not pinned
+	fetch.Source
+	name string // file name of the URL path: argv[0]
 }
 
 // parseCode parses an instance's code: an http(s) URL, optionally with a
@@ -39,28 +36,15 @@ func parseCode(code string) (moduleSource, error) {
 	if code == "" {
 		return moduleSource{}, errors.New("no module URL (code)")
 	}
-	u, err := url.Parse(code)
+	src, err := fetch.Parse("module", code)
 	if err != nil {
-		return moduleSource{}, fmt.Errorf("module URL %q: %w", code, err)
+		return moduleSource{}, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return moduleSource{}, fmt.Errorf("module URL %q: want an http or https URL", code)
+	name := path.Base(src.Path)
+	if name == "." || name == "/" {
+		name = src.Host
 	}
-	var src moduleSource
-	if u.Fragment != "" {
-		hexDigest, ok := strings.CutPrefix(u.Fragment, "sha256=")
-		if b, err := hex.DecodeString(hexDigest); !ok || err != nil || len(b) != sha256.Size {
-			return moduleSource{}, fmt.Errorf("module URL %q: fragment must be sha256=<64 hex digits>", code)
-		}
-		src.digest = strings.ToLower(hexDigest)
-	}
-	u.Fragment, u.RawFragment = "", ""
-	src.url = u.String()
-	src.name = path.Base(u.Path)
-	if src.name == "." || src.name == "/" {
-		src.name = u.Host
-	}
-	return src, nil
+	return moduleSource{Source: src, name: name}, nil
 }
 
 // acquire returns the compiled module of code, holding a reference for the
@@ -73,7 +57,7 @@ func (r *Runtime) acquire(ctx context.Context, code string) (*compiledModule, mo
 	}
 	// Fast path: the content last cached for this URL is compiled.
 	r.mu.Lock()
-	if d, ok := r.urlDigest[src.url]; ok && (src.digest == "" || src.digest == d) {
+	if d, ok := r.urlDigest[src.URL]; ok && (src.Digest == "" || src.Digest == d) {
 		if m := r.compiled[d]; m != nil {
 			m.refs++
 			r.mu.Unlock()
@@ -86,7 +70,7 @@ func (r *Runtime) acquire(ctx context.Context, code string) (*compiledModule, mo
 		return nil, src, err
 	}
 	r.mu.Lock()
-	r.urlDigest[src.url] = digest
+	r.urlDigest[src.URL] = digest
 	r.mu.Unlock()
 	cm, err := r.compile(ctx, src, data, digest)
 	return cm, src, err
@@ -126,14 +110,14 @@ func (r *Runtime) compile(ctx context.Context, src moduleSource, data []byte, di
 	t0 := time.Now()
 	cm, err := wz.CompileModule(ctx, data)
 	if err != nil {
-		return nil, fmt.Errorf("compile module %s: %w", src.url, err)
+		return nil, fmt.Errorf("compile module %s: %w", src.URL, err)
 	}
 	took := time.Since(t0)
 	if cm.ExportedFunctions()["_start"] == nil {
 		_ = cm.Close(context.Background())
-		return nil, fmt.Errorf("module %s exports no _start: not a WASI command", src.url)
+		return nil, fmt.Errorf("module %s exports no _start: not a WASI command", src.URL)
 	}
-	r.log.Info("compiled module", "url", src.url, "sha256", digest, "bytes", len(data), "took", took.Round(time.Millisecond))
+	r.log.Info("compiled module", "url", src.URL, "sha256", digest, "bytes", len(data), "took", took.Round(time.Millisecond))
 	m := &compiledModule{digest: digest, cm: cm, refs: 1}
 	r.mu.Lock()
 	r.compiled[digest] = m
@@ -145,18 +129,18 @@ func (r *Runtime) compile(ctx context.Context, src moduleSource, data []byte, di
 // moduleData returns the module at src (from the cache, else downloaded
 // into it) and its hex SHA-256.
 func (r *Runtime) moduleData(ctx context.Context, src moduleSource) ([]byte, string, error) {
-	unlock := r.fetches.Lock(src.url)
+	unlock := r.fetches.Lock(src.URL)
 	defer unlock()
-	file := r.cachePath(src.url)
+	file := r.cachePath(src.URL)
 	data, err := os.ReadFile(file)
 	switch {
 	case err == nil && int64(len(data)) <= r.cfg.MaxModuleBytes:
-		digest := sha256Hex(data)
-		if src.digest == "" || digest == src.digest {
+		digest := fetch.SHA256(data)
+		if src.Digest == "" || digest == src.Digest {
 			return data, digest, nil
 		}
 		// The cached copy is not the pinned version: download it again.
-		r.log.Info("cached module does not match its digest; downloading it again", "url", src.url, "cached", digest, "want", src.digest)
+		r.log.Info("cached module does not match its digest; downloading it again", "url", src.URL, "cached", digest, "want", src.Digest)
 	case err == nil:
 		// Cached under a larger limit: download (and so check) it again.
 	case !errors.Is(err, os.ErrNotExist):
@@ -168,71 +152,25 @@ func (r *Runtime) moduleData(ctx context.Context, src moduleSource) ([]byte, str
 // download fetches src into file and returns its content and digest.
 func (r *Runtime) download(ctx context.Context, src moduleSource, file string) ([]byte, string, error) {
 	t0 := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.url, nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("fetch module %s: %w", src.url, err)
-	}
 	r.mu.Lock()
 	r.downloads++
 	r.mu.Unlock()
-	resp, err := r.cfg.HTTPClient.Do(req)
+	var buf bytes.Buffer
+	f := fetch.Fetcher{Client: r.cfg.HTTPClient, MaxBytes: r.cfg.MaxModuleBytes, What: "module"}
+	_, digest, err := f.Get(ctx, src.Source, &buf)
 	if err != nil {
-		// The client's error names the URL already.
-		return nil, "", fmt.Errorf("fetch module: %w", err)
+		return nil, "", err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("fetch module %s: %s", src.url, resp.Status)
-	}
-	max := r.cfg.MaxModuleBytes
-	if resp.ContentLength > max {
-		return nil, "", fmt.Errorf("fetch module %s: %d bytes, over the limit of %d bytes", src.url, resp.ContentLength, max)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
-	if err != nil {
-		return nil, "", fmt.Errorf("fetch module %s: %w", src.url, err)
-	}
-	if int64(len(data)) > max {
-		return nil, "", fmt.Errorf("fetch module %s: over the limit of %d bytes", src.url, max)
-	}
-	digest := sha256Hex(data)
-	if src.digest != "" && digest != src.digest {
-		return nil, "", fmt.Errorf("module %s has sha256 %s, want %s (from the URL's fragment)", src.url, digest, src.digest)
-	}
-	if err := writeFileAtomic(file, data); err != nil {
+	data := buf.Bytes()
+	// A crash never leaves a partial module in the cache.
+	if err := runtimes.WriteFileAtomic(file, data); err != nil {
 		return nil, "", fmt.Errorf("module cache: %w", err)
 	}
-	r.log.Info("downloaded module", "url", src.url, "sha256", digest, "bytes", len(data), "took", time.Since(t0).Round(time.Millisecond))
+	r.log.Info("downloaded module", "url", src.URL, "sha256", digest, "bytes", len(data), "took", time.Since(t0).Round(time.Millisecond))
 	return data, digest, nil
 }
 
 // cachePath is where the module at url is cached.
 func (r *Runtime) cachePath(url string) string {
-	return filepath.Join(r.cacheDir, sha256Hex([]byte(url))+".wasm")
-}
-
-func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-// writeFileAtomic writes data to file through a temporary file and a
-// rename, so that a crash never leaves a partial module in the cache.
-func writeFileAtomic(file string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(file), ".download-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, file)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return filepath.Join(r.cacheDir, fetch.SHA256([]byte(url))+".wasm")
 }

@@ -48,7 +48,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"log/slog"
 	"net/http"
 	"os"
@@ -59,6 +58,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -67,7 +67,7 @@ const Virtualization = "wasm"
 
 // Defaults of Config.
 const (
-	DefaultStateDir       = "/var/lib/thicket/node"
+	DefaultStateDir       = runtimes.DefaultStateDir
 	DefaultMaxModuleBytes = 64 << 20
 	// DefaultFetchTimeout bounds a module download with the default
 	// HTTPClient.
@@ -140,15 +140,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if cfg.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("wasm runtime: node name: %w", err)
-		}
-		cfg.NodeName = h
-	}
-	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
+	if err := runtimes.Defaults(&cfg.NodeName, &cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("wasm runtime: %w", err)
 	}
 	if cfg.MaxModuleBytes <= 0 {
 		cfg.MaxModuleBytes = DefaultMaxModuleBytes
@@ -156,12 +149,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: DefaultFetchTimeout}
 	}
-	stateDir, err := filepath.Abs(cfg.StateDir)
-	if err != nil {
-		return nil, fmt.Errorf("wasm runtime: state dir: %w", err)
-	}
-	cfg.StateDir = stateDir
-	base := filepath.Join(stateDir, "wasm")
+	base := filepath.Join(cfg.StateDir, "wasm")
 	cacheDir := filepath.Join(base, "cache", "modules")
 	logDir := filepath.Join(base, "logs")
 	for _, d := range []string{cacheDir, logDir} {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/wasm"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
@@ -107,48 +108,6 @@ func spec(key, url string, memMB int64, cmd ...string) wire.InstanceSpec {
 	}
 }
 
-// waitEvent waits for the exit event of key.
-func waitEvent(t *testing.T, rt runtimes.Runtime, key string) runtimes.State {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case st, ok := <-rt.Events():
-			if !ok {
-				t.Fatalf("events closed while waiting for %s", key)
-			}
-			if st.Key == key {
-				return st
-			}
-		case <-timeout:
-			t.Fatalf("no exit event for %s", key)
-		}
-	}
-}
-
-func noEvent(t *testing.T, rt runtimes.Runtime, d time.Duration) {
-	t.Helper()
-	select {
-	case st := <-rt.Events():
-		t.Fatalf("unexpected event %+v", st)
-	case <-time.After(d):
-	}
-}
-
-func findState(t *testing.T, rt runtimes.Runtime, key string) (runtimes.State, bool) {
-	t.Helper()
-	states, err := rt.List(testCtx(t))
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	for _, st := range states {
-		if st.Key == key {
-			return st, true
-		}
-	}
-	return runtimes.State{}, false
-}
-
 // rawModule is a minimal WASI command without imports: its _start runs
 // body (instructions, without the final end).
 func rawModule(body ...byte) []byte {
@@ -207,7 +166,7 @@ func TestRun(t *testing.T) {
 				t.Fatalf("Start: %v", err)
 			}
 			t.Logf("Start took %v", time.Since(t0).Round(time.Millisecond))
-			ev := waitEvent(t, rt, s.Key)
+			ev := runtimetest.WaitEvent(t, rt, s.Key, time.Minute)
 			t.Logf("event: %s code %d: %s", ev.Status, ev.ExitCode, ev.Detail)
 			if ev.Status != tc.status || ev.ExitCode != tc.code {
 				t.Fatalf("event = %s code %d (%s), want %s code %d", ev.Status, ev.ExitCode, ev.Detail, tc.status, tc.code)
@@ -221,7 +180,7 @@ func TestRun(t *testing.T) {
 			if ev.Spec.Key != s.Key || ev.StartedAt.IsZero() || ev.ExitedAt.Before(ev.StartedAt) {
 				t.Errorf("event lacks spec or times: %+v", ev)
 			}
-			st, ok := findState(t, rt, s.Key)
+			st, ok := runtimetest.Find(t, rt, s.Key)
 			if !ok || st.Status != tc.status || st.ExitCode != tc.code || st.Spec.Code != s.Code {
 				t.Errorf("List = %+v (found %v), want %s code %d", st, ok, tc.status, tc.code)
 			}
@@ -245,7 +204,7 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
-	noEvent(t, rt, 100*time.Millisecond)
+	runtimetest.NoEvent(t, rt, 100*time.Millisecond)
 	if n := rt.CompiledModules(); n != 0 {
 		t.Errorf("%d compiled modules held after every instance was removed", n)
 	}
@@ -259,7 +218,7 @@ func TestRemoveRunning(t *testing.T) {
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	st, ok := findState(t, rt, s.Key)
+	st, ok := runtimetest.Find(t, rt, s.Key)
 	if !ok || st.Status != wire.StatusRunning || st.Spec.Key != s.Key || st.Spec.Resources != s.Resources || st.StartedAt.IsZero() {
 		t.Fatalf("List = %+v (found %v), want RUNNING with its spec", st, ok)
 	}
@@ -267,14 +226,14 @@ func TestRemoveRunning(t *testing.T) {
 	if err := rt.Start(ctx, s); err != nil {
 		t.Fatalf("second Start: %v", err)
 	}
-	if again, _ := findState(t, rt, s.Key); again.StartedAt != st.StartedAt || again.Status != wire.StatusRunning {
+	if again, _ := runtimetest.Find(t, rt, s.Key); again.StartedAt != st.StartedAt || again.Status != wire.StatusRunning {
 		t.Errorf("second Start restarted the instance: %+v", again)
 	}
 	u, err := rt.Usage(ctx, s.Key)
 	if err != nil || u.MemoryMB <= 0 || u.MemoryMB > 64 || u.CPUPercent != 0 {
 		t.Errorf("Usage = %+v, %v; want 0 < MemoryMB <= 64, CPUPercent 0", u, err)
 	}
-	waitLogs(t, rt, s.Key, "sleeping 30 s")
+	runtimetest.WaitLog(t, rt, s.Key, "sleeping 30 s", 10*time.Second)
 	logFile := filepath.Join(rt.Config().StateDir, "wasm", "logs", s.Key+".log")
 	if _, err := os.Stat(logFile); err != nil {
 		t.Errorf("log file: %v", err)
@@ -289,7 +248,7 @@ func TestRemoveRunning(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("Remove took %v, want under a second", took)
 	}
-	if _, ok := findState(t, rt, s.Key); ok {
+	if _, ok := runtimetest.Find(t, rt, s.Key); ok {
 		t.Errorf("List still shows %s", s.Key)
 	}
 	if _, err := os.Stat(logFile); !errors.Is(err, os.ErrNotExist) {
@@ -301,27 +260,9 @@ func TestRemoveRunning(t *testing.T) {
 	if _, err := rt.Usage(ctx, s.Key); !errors.Is(err, runtimes.ErrNotFound) {
 		t.Errorf("Usage after Remove: %v, want ErrNotFound", err)
 	}
-	noEvent(t, rt, 300*time.Millisecond)
+	runtimetest.NoEvent(t, rt, 300*time.Millisecond)
 	if err := rt.Remove(ctx, s.Key); err != nil {
 		t.Errorf("Remove of an unknown key: %v", err)
-	}
-}
-
-func waitLogs(t *testing.T, rt runtimes.Runtime, key, want string) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		logs, err := rt.Logs(testCtx(t), key, 1<<20)
-		if err != nil {
-			t.Fatalf("Logs(%s): %v", key, err)
-		}
-		if strings.Contains(logs, want) {
-			return logs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("logs of %s lack %q:\n%s", key, want, logs)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -340,7 +281,7 @@ func TestCached(t *testing.T) {
 		t.Fatalf("Start a: %v", err)
 	}
 	first := time.Since(t0)
-	if ev := waitEvent(t, rt, a.Key); ev.Status != wire.StatusCompleted {
+	if ev := runtimetest.WaitEvent(t, rt, a.Key, time.Minute); ev.Status != wire.StatusCompleted {
 		t.Fatalf("a: %+v", ev)
 	}
 
@@ -350,7 +291,7 @@ func TestCached(t *testing.T) {
 		t.Fatalf("Start b: %v", err)
 	}
 	second := time.Since(t0)
-	if ev := waitEvent(t, rt, b.Key); ev.Status != wire.StatusCompleted {
+	if ev := runtimetest.WaitEvent(t, rt, b.Key, time.Minute); ev.Status != wire.StatusCompleted {
 		t.Fatalf("b: %+v", ev)
 	}
 	t.Logf("first Start (download + compile) %v, second Start (cached) %v", first.Round(time.Millisecond), second.Round(time.Microsecond))
@@ -370,7 +311,7 @@ func TestCached(t *testing.T) {
 		t.Fatalf("restart a: %v", err)
 	}
 	restart := time.Since(t0)
-	ev := waitEvent(t, rt, a.Key)
+	ev := runtimetest.WaitEvent(t, rt, a.Key, time.Minute)
 	if ev.Status != wire.StatusCompleted {
 		t.Fatalf("restarted a: %+v", ev)
 	}
@@ -389,7 +330,7 @@ func TestCached(t *testing.T) {
 	if err := rt.Start(ctx, a2); err != nil {
 		t.Fatalf("Start a with a new spec: %v", err)
 	}
-	if ev := waitEvent(t, rt, a.Key); ev.Status != wire.StatusFailed || ev.ExitCode != 5 || ev.Spec.Cmd[1] != "5" {
+	if ev := runtimetest.WaitEvent(t, rt, a.Key, time.Minute); ev.Status != wire.StatusFailed || ev.ExitCode != 5 || ev.Spec.Cmd[1] != "5" {
 		t.Fatalf("replaced a: %+v", ev)
 	}
 	logs, _ = rt.Logs(ctx, a.Key, 1<<20)
@@ -411,7 +352,7 @@ func TestCached(t *testing.T) {
 		t.Fatalf("Start after a restart: %v", err)
 	}
 	afterRestart := time.Since(t0)
-	if ev := waitEvent(t, rt2, a.Key); ev.Status != wire.StatusCompleted {
+	if ev := runtimetest.WaitEvent(t, rt2, a.Key, time.Minute); ev.Status != wire.StatusCompleted {
 		t.Fatalf("a after a restart: %+v", ev)
 	}
 	t.Logf("Start in a new runtime (disk caches) took %v", afterRestart.Round(time.Millisecond))
@@ -468,7 +409,7 @@ func TestStartErrors(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Start: %v", err)
 				}
-				if ev := waitEvent(t, rt, s.Key); ev.Status != wire.StatusCompleted {
+				if ev := runtimetest.WaitEvent(t, rt, s.Key, time.Minute); ev.Status != wire.StatusCompleted {
 					t.Fatalf("event %+v", ev)
 				}
 				return
@@ -512,14 +453,14 @@ func TestDigestRefetch(t *testing.T) {
 	if err := rt.Start(ctx, spec("v.0", url, 0)); err != nil {
 		t.Fatalf("Start v1: %v", err)
 	}
-	waitEvent(t, rt, "v.0")
+	runtimetest.WaitEvent(t, rt, "v.0", time.Minute)
 	// The server now has another version; the pinned spec gets it.
 	server.Add(name, trapModule)
 	sum := sha256.Sum256(trapModule)
 	if err := rt.Start(ctx, spec("v.1", url+"#sha256="+hex.EncodeToString(sum[:]), 0)); err != nil {
 		t.Fatalf("Start v2: %v", err)
 	}
-	if ev := waitEvent(t, rt, "v.1"); ev.Status != wire.StatusFailed || !strings.Contains(ev.Detail, "unreachable") {
+	if ev := runtimetest.WaitEvent(t, rt, "v.1", time.Minute); ev.Status != wire.StatusFailed || !strings.Contains(ev.Detail, "unreachable") {
 		t.Fatalf("v2 event %+v, want the trapping version", ev)
 	}
 	if got := server.Requests(name); got != 2 {
@@ -602,7 +543,7 @@ func TestRuntimeOnFirstStart(t *testing.T) {
 	if err := rt.Start(testCtx(t), spec("first.0", url, 0)); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if st := waitEvent(t, rt, "first.0"); st.Status != wire.StatusCompleted {
+	if st := runtimetest.WaitEvent(t, rt, "first.0", time.Minute); st.Status != wire.StatusCompleted {
 		t.Fatalf("first.0: %+v", st)
 	}
 	if _, err := os.Stat(compiled); err != nil {

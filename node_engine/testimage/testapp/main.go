@@ -7,6 +7,9 @@
 //	testapp exit N          prints a line, exits with code N
 //	testapp crash-after S   serves, then exits with code 1 after S seconds
 //	testapp print N         prints N numbered lines, exits 0
+//	testapp alloc MB        allocates and touches MB MiB, prints
+//	                        "allocated MB MiB", exits 0 (under a smaller
+//	                        memory limit it is killed first)
 //	testapp spin S          serves, and keeps one core busy for the first S
 //	                        seconds (to test CPU usage)
 //	testapp fetch URL N     GETs URL N times, 200 ms apart, printing
@@ -84,6 +87,15 @@ func main() {
 			fmt.Printf("chatty %d %s\n", i, line)
 			time.Sleep(every)
 		}
+	case "alloc":
+		mb := intArg(args, 0)
+		fmt.Printf("allocating %d MiB\n", mb)
+		b := make([]byte, mb<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		fmt.Printf("allocated %d MiB\n", mb)
+		os.Exit(0)
 	case "print":
 		n := intArg(args, 0)
 		for i := 1; i <= n; i++ {
