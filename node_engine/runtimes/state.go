@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 // DefaultStateDir is where runtimes keep their state (logs, caches,
@@ -41,15 +38,6 @@ func Defaults(nodeName, stateDir *string) error {
 	}
 	*stateDir = abs
 	return nil
-}
-
-// SameSpec reports whether a and b are the same spec: a runtime holding an
-// instance of a's spec leaves it alone on Start(b), and replaces it
-// otherwise. They are compared as JSON, as a runtime stores them.
-func SameSpec(a, b wire.InstanceSpec) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // FileName is a file name for instance key: key itself if it is a safe

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -25,19 +24,6 @@ func TestFileName(t *testing.T) {
 	}
 	if runtimes.FileName("a/b") == runtimes.FileName("a/c") {
 		t.Errorf("two keys share a file name")
-	}
-}
-
-func TestSameSpec(t *testing.T) {
-	a := wire.InstanceSpec{Key: "s.0", Code: "c", Environment: []string{"A=1"}, Labels: map[string]string{"x": "1", "y": "2"}}
-	b := a
-	b.Labels = map[string]string{"y": "2", "x": "1"}
-	if !runtimes.SameSpec(a, b) {
-		t.Errorf("equal specs differ")
-	}
-	b.Environment = []string{"A=2"}
-	if runtimes.SameSpec(a, b) {
-		t.Errorf("different environments are the same")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 )
@@ -18,21 +19,21 @@ func TestConformance(t *testing.T) {
 			return rt, func(t *testing.T) runtimes.Runtime { return openRuntime(t, rt.Config()) }
 		},
 		Serve: func(t *testing.T, key string) wire.InstanceSpec {
-			return spec(key, freePort(t))
+			return spec(key, testharness.FreePort(t))
 		},
 		ServeLog: "listening on",
 		Exit: func(t *testing.T, key string, code int) wire.InstanceSpec {
-			return spec(key, freePort(t), "exit", fmt.Sprint(code))
+			return spec(key, testharness.FreePort(t), "exit", fmt.Sprint(code))
 		},
 		ExitCodes: []int{3, 42},
 		Alloc: func(t *testing.T, key string, mb int64) wire.InstanceSpec {
-			s := spec(key, freePort(t), "alloc", fmt.Sprint(mb))
+			s := spec(key, testharness.FreePort(t), "alloc", fmt.Sprint(mb))
 			s.Resources.MemoryMB = 64
 			return s
 		},
 		MemoryLimitMB: 64,
 		Broken: func(t *testing.T, key string, b runtimetest.Broken) (wire.InstanceSpec, string) {
-			s := spec(key, freePort(t))
+			s := spec(key, testharness.FreePort(t))
 			switch b {
 			case runtimetest.MissingCode:
 				s.Code = registry.Addr + "/does-not-exist:v1"

@@ -62,7 +62,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 		if err != nil {
 			return fmt.Errorf("start %s: container %s: %w", spec.Key, id, err)
 		}
-		if stored, ok := storedSpec(info); !ok || !runtimes.SameSpec(stored, spec) {
+		if stored, ok := storedSpec(info); !ok || !wire.SameSpec(stored, spec) {
 			r.log.Info("instance spec changed; replacing its container", "instance", spec.Key, "container", id)
 			if err := r.remove(ctx, id, c); err != nil {
 				return fmt.Errorf("start %s: replace container %s: %w", spec.Key, id, err)

@@ -162,7 +162,7 @@ func (s suite) start(t *testing.T) {
 	if st.Status != wire.StatusRunning {
 		t.Fatalf("after Start: %s (%s), want %s", st.Status, st.Detail, wire.StatusRunning)
 	}
-	if !runtimes.SameSpec(st.Spec, sp) {
+	if !wire.SameSpec(st.Spec, sp) {
 		t.Errorf("List's spec = %+v, want the spec started %+v", st.Spec, sp)
 	}
 	if st.StartedAt.IsZero() || st.StartedAt.Before(t0.Add(-time.Second)) || st.StartedAt.After(time.Now().Add(time.Second)) {
@@ -285,7 +285,7 @@ func (s suite) adopt(t *testing.T) {
 	}
 
 	st := mustState(t, rt2, sp.Key)
-	if st.Status != wire.StatusRunning || !runtimes.SameSpec(st.Spec, sp) || !st.StartedAt.Equal(before.StartedAt) {
+	if st.Status != wire.StatusRunning || !wire.SameSpec(st.Spec, sp) || !st.StartedAt.Equal(before.StartedAt) {
 		t.Fatalf("adopted: %+v; want RUNNING with the spec started and StartedAt %v", st, before.StartedAt)
 	}
 	logs, err := rt2.Logs(ctx, sp.Key, 1<<20)
@@ -367,7 +367,7 @@ func (s suite) events(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	ev := WaitEvent(t, rt, sp.Key, s.f.Timeout)
-	if ev.Status != wire.StatusCompleted || !runtimes.SameSpec(ev.Spec, sp) {
+	if ev.Status != wire.StatusCompleted || !wire.SameSpec(ev.Spec, sp) {
 		t.Errorf("event = %+v; want COMPLETED with the spec", ev)
 	}
 	if ev.StartedAt.Before(t0.Add(-time.Second)) || ev.ExitedAt.Before(ev.StartedAt) || ev.ExitedAt.After(time.Now().Add(time.Second)) {

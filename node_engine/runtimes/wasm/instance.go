@@ -80,7 +80,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 	r.mu.Unlock()
 
 	if inst != nil {
-		if runtimes.SameSpec(inst.spec, spec) {
+		if wire.SameSpec(inst.spec, spec) {
 			r.mu.Lock()
 			running := inst.run != nil && inst.run.running
 			r.mu.Unlock()
