@@ -199,7 +199,7 @@ func TestServeOverSocket(t *testing.T) {
 		t.Errorf("socket mode %v, %v; want 0600 (only root talks to the net manager)", fi.Mode().Perm(), err)
 	}
 	as, err := c.Attachments(ctx)
-	if err != nil || len(as) != 1 || as[0] != (netapi.Attachment{Key: "a", IP: "10.64.1.2", Netns: "/run/netns/t-a"}) {
+	if err != nil || len(as) != 1 || as[0].Key != "a" || as[0].IP != "10.64.1.2" || as[0].Netns != "/run/netns/t-a" {
 		t.Errorf("attachments %+v, %v", as, err)
 	}
 	if _, err := c.Attach(ctx, "b", netapi.AttachRequest{}); !errors.Is(err, netapi.ErrNotReady) {
