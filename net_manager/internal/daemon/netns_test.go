@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/thicket-edge/thicket/contract/netapi"
@@ -101,14 +102,7 @@ func TestDatapathAdoptedAfterRestart(t *testing.T) {
 		InstanceNetwork: netip.MustParsePrefix("10.64.0.0/10"), NetnsPrefix: id + "-",
 	}
 	log := slog.New(slog.DiscardHandler)
-	start := func(cfg Config) (*Daemon, error) {
-		var d *Daemon
-		err := within(t, ns, func() (err error) {
-			d, err = New(cfg, log)
-			return err
-		})
-		return d, err
-	}
+	start := func(cfg Config) (*Daemon, error) { return New(cfg, log) }
 	attach := func(d *Daemon, key, wantIP string) {
 		t.Helper()
 		a, err := d.Attach(key, netapi.AttachRequest{})
@@ -123,67 +117,82 @@ func TestDatapathAdoptedAfterRestart(t *testing.T) {
 		}
 	}
 
-	d, err := start(cfg)
+	// Everything runs in the node's namespace: the daemon makes its devices
+	// and rules where it is.
+	within(t, ns, func() error {
+		d, err := start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := d.Status(); st.Ready {
+			t.Errorf("ready before a subnet: %+v", st)
+		}
+		if _, err := d.Attach("s0", netapi.AttachRequest{}); err != errNotReady {
+			t.Errorf("attach before a subnet = %v; want errNotReady", err)
+		}
+		if err := d.Configure(netapi.Config{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.9.0/24"}); err != nil {
+			t.Fatal(err)
+		}
+		st := d.Status()
+		if !st.Ready || st.Node.Subnet != "10.64.9.0/24" || st.Node.NodeID != "n1" || st.Node.VTEPMAC == "" || st.Node.PublicIP != "192.0.2.1" || st.Node.PublicPort != 4789 {
+			t.Errorf("status after configure: %+v", st)
+		}
+		attach(d, "s0", "10.64.9.2")
+		attach(d, "s1", "10.64.9.3")
+		attach(d, "s0", "10.64.9.2") // again: the same address
+
+		// Another daemon in the same namespace is refused while this one runs.
+		other := cfg
+		other.DataDir = filepath.Join(dir, "other")
+		if d2, err := start(other); err == nil {
+			d2.Close()
+			t.Fatal("a second daemon started in the namespace")
+		}
+
+		vtep := st.Node.VTEPMAC
+		d.Close()
+		d, err = start(cfg)
+		if err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+		defer d.Close()
+		if st := d.Status(); !st.Ready || st.Node.VTEPMAC != vtep || st.Node.Subnet != "10.64.9.0/24" {
+			t.Errorf("status after a restart: %+v; want ready, VTEP %s", st, vtep)
+		}
+		as := d.Attachments()
+		if len(as) != 2 || as[0].Key != "s0" || as[0].IP != "10.64.9.2" || as[1].Key != "s1" || as[1].IP != "10.64.9.3" {
+			t.Errorf("attachments after a restart: %+v", as)
+		}
+		attach(d, "s2", "10.64.9.4")
+		if err := d.Detach("s0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join("/run/netns", id+"-s0")); !os.IsNotExist(err) {
+			t.Errorf("a detached instance's namespace is still there: %v", err)
+		}
+		attach(d, "s3", "10.64.9.2") // the freed address
+
+		// The subnet does not change under instances.
+		if err := d.Configure(netapi.Config{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.10.0/24"}); err == nil || !strings.Contains(err.Error(), "while 3 instances use it") {
+			t.Errorf("subnet change under instances = %v", err)
+		}
+		d.Close()
+
+		// Another data dir finds this one's devices and refuses them.
+		if d2, err := start(other); err == nil {
+			d2.Close()
+			t.Error("a daemon with another data dir took over the devices")
+		}
+		return nil
+	})
+	// Nothing of it leaked into the test's own namespace.
+	links, err := netlink.LinkList()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := d.Status(); st.Ready {
-		t.Errorf("ready before a subnet: %+v", st)
-	}
-	if _, err := d.Attach("s0", netapi.AttachRequest{}); err != errNotReady {
-		t.Errorf("attach before a subnet = %v; want errNotReady", err)
-	}
-	if err := d.Configure(netapi.Config{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.9.0/24"}); err != nil {
-		t.Fatal(err)
-	}
-	st := d.Status()
-	if !st.Ready || st.Node.Subnet != "10.64.9.0/24" || st.Node.NodeID != "n1" || st.Node.VTEPMAC == "" || st.Node.PublicIP != "192.0.2.1" || st.Node.PublicPort != 4789 {
-		t.Errorf("status after configure: %+v", st)
-	}
-	attach(d, "s0", "10.64.9.2")
-	attach(d, "s1", "10.64.9.3")
-	attach(d, "s0", "10.64.9.2") // again: the same address
-
-	// Another daemon in the same namespace is refused while this one runs.
-	other := cfg
-	other.DataDir = filepath.Join(dir, "other")
-	if d2, err := start(other); err == nil {
-		d2.Close()
-		t.Fatal("a second daemon started in the namespace")
-	}
-
-	vtep := st.Node.VTEPMAC
-	d.Close()
-	d, err = start(cfg)
-	if err != nil {
-		t.Fatalf("restart: %v", err)
-	}
-	defer d.Close()
-	if st := d.Status(); !st.Ready || st.Node.VTEPMAC != vtep || st.Node.Subnet != "10.64.9.0/24" {
-		t.Errorf("status after a restart: %+v; want ready, VTEP %s", st, vtep)
-	}
-	as := d.Attachments()
-	if len(as) != 2 || as[0].Key != "s0" || as[0].IP != "10.64.9.2" || as[1].Key != "s1" || as[1].IP != "10.64.9.3" {
-		t.Errorf("attachments after a restart: %+v", as)
-	}
-	attach(d, "s2", "10.64.9.4")
-	if err := d.Detach("s0"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join("/run/netns", id+"-s0")); !os.IsNotExist(err) {
-		t.Errorf("a detached instance's namespace is still there: %v", err)
-	}
-	attach(d, "s3", "10.64.9.2") // the freed address
-
-	// The subnet does not change under instances.
-	if err := d.Configure(netapi.Config{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.10.0/24"}); err == nil || !strings.Contains(err.Error(), "while 3 instances use it") {
-		t.Errorf("subnet change under instances = %v", err)
-	}
-	d.Close()
-
-	// Another data dir finds this one's devices and refuses them.
-	if d2, err := start(other); err == nil {
-		d2.Close()
-		t.Error("a daemon with another data dir took over the devices")
+	for _, l := range links {
+		if strings.Contains(l.Attrs().Alias, dir) {
+			t.Errorf("device %s of the test's daemon outside its namespace", l.Attrs().Name)
+		}
 	}
 }
