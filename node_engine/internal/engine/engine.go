@@ -452,11 +452,13 @@ func (e *Engine) cutOff(spec wire.InstanceSpec, gen int64, now time.Time) bool {
 }
 
 // backoff is the wait before restart or retry number n (1, 2, 4 ... 30 s).
+// The shift is bounded: an instance that failed 35 times would otherwise
+// overflow it and be retried at once, in a tight loop.
 func backoff(n int) time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	return min(time.Second<<(n-1), 30*time.Second)
+	return min(time.Second<<min(n-1, 5), 30*time.Second)
 }
 
 type held struct {
