@@ -168,7 +168,7 @@ func TestComposeRun(t *testing.T) {
 	api := rest.NewClient(rest.Config{Address: fmt.Sprintf("http://127.0.0.1:%d", rootPort),
 		HTTPClient: &http.Client{Timeout: 20 * time.Second}})
 	bg := context.Background() // each call is bounded by the HTTP client's timeout
-	waitUntil(t, time.Minute, "the root at "+api.Address(), func() (bool, string) {
+	testharness.WaitFor(t, time.Minute, "the root at "+api.Address(), func() (bool, string) {
 		err := api.Health(bg)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -181,7 +181,7 @@ func TestComposeRun(t *testing.T) {
 	// advertising the address that was set.
 	clusterName := interpolate(t, "cluster", cluster.Environment["THICKET_CLUSTER_NAME"])
 	var joined rest.Cluster
-	waitUntil(t, 90*time.Second, "cluster "+clusterName+" active at the root", func() (bool, string) {
+	testharness.WaitFor(t, 90*time.Second, "cluster "+clusterName+" active at the root", func() (bool, string) {
 		cls, err := api.ActiveClusters(bg)
 		if err != nil {
 			return false, err.Error()
@@ -229,7 +229,7 @@ func TestComposeRun(t *testing.T) {
 		"--name", nodeName, "--address", workerAddr, "--data-dir", filepath.Join(dir, "node"),
 		"--namespace", ctrNS, "--insecure-registry", reg.Host(), "--net-socket", "none", "--netns", "/run/netns/"+workerNS,
 		"--cpu-millis", "2000", "--memory-mb", "1024")
-	waitUntil(t, 90*time.Second, "the worker active in cluster "+clusterName, func() (bool, string) {
+	testharness.WaitFor(t, 90*time.Second, "the worker active in cluster "+clusterName, func() (bool, string) {
 		cls, err := api.ActiveClusters(bg)
 		if err != nil {
 			return false, err.Error()
@@ -257,7 +257,7 @@ func TestComposeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	var in rest.Instance
-	waitUntil(t, 2*time.Minute, "instance 0 RUNNING", func() (bool, string) {
+	testharness.WaitFor(t, 2*time.Minute, "instance 0 RUNNING", func() (bool, string) {
 		s, err := api.Service(bg, svc)
 		if err != nil || len(s.InstanceList) == 0 {
 			return false, fmt.Sprint(err)
@@ -522,7 +522,7 @@ func startDockerd(t *testing.T, dockerdCmd, dir, ns string) string {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	waitUntil(t, time.Minute, "dockerd answering on "+sock, func() (bool, string) {
+	testharness.WaitFor(t, time.Minute, "dockerd answering on "+sock, func() (bool, string) {
 		resp, err := client.Get("http://docker/_ping")
 		if err != nil {
 			return false, err.Error()
@@ -667,25 +667,6 @@ func unescapeMount(s string) string {
 }
 
 // --- small helpers ---
-
-// waitUntil polls cond until it holds, or fails the test after timeout with
-// the last state cond saw.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	last := ""
-	for deadline := time.Now().Add(timeout); ; time.Sleep(250 * time.Millisecond) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if state != "" {
-			last = state
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last: %s", what, timeout, testharness.Tail(last, 2000))
-		}
-	}
-}
 
 func httpText(url string) (string, error) {
 	c := http.Client{Timeout: 5 * time.Second}

@@ -230,7 +230,7 @@ func TestChaos(t *testing.T) {
 	// as its policy says, while the job has none there.
 	replacedTasks := func(t *testing.T) {
 		t.Helper()
-		waitFor(t, time.Minute, "web replaced on the other node", func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, "web replaced on the other node", func() (bool, string) {
 			ts := instanceTasks(t, s.ctrNS)
 			return slices.ContainsFunc(ts[wire.InstanceKey(r.web, 0)], func(k task) bool { return k.node == r.n2.name }), fmt.Sprint(ts)
 		})
@@ -292,7 +292,7 @@ func TestChaos(t *testing.T) {
 		outage(t, "cluster manager kill -9, started again after 3 × the cluster grace", clusterGrace,
 			func(*testing.T) { r.c.proc.Kill() },
 			func(t *testing.T) {
-				waitFor(t, time.Minute, "root says the cluster's instances are UNKNOWN", func() (bool, string) {
+				testharness.WaitFor(t, time.Minute, "root says the cluster's instances are UNKNOWN", func() (bool, string) {
 					in, _ := s.api.instance(r.job, 0)
 					return in.Status == wire.StatusUnknown, in.Status
 				})
@@ -318,7 +318,7 @@ func TestChaos(t *testing.T) {
 		healed := time.Now()
 		// Relearned: the new cluster knows the nodes under new ids and
 		// reports each instance where it runs.
-		waitFor(t, 2*time.Minute, "instances reported by the relearned cluster", func() (bool, string) {
+		testharness.WaitFor(t, 2*time.Minute, "instances reported by the relearned cluster", func() (bool, string) {
 			var now []string
 			for _, id := range []string{r.web, r.job} {
 				in, _ := s.api.instance(id, 0)
@@ -531,7 +531,7 @@ func TestLostClusterStoreKeepsAddresses(t *testing.T) {
 	before := s.runningOn(ids["web"], 0)
 	answers := func(t *testing.T, what string) {
 		t.Helper()
-		waitFor(t, time.Minute, what, func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, what, func() (bool, string) {
 			who := fetchFrom(t, n2.ns, "http://"+before.InstanceIP+":8080/", 1)
 			return len(who) == 1, fmt.Sprint(who)
 		})
@@ -549,7 +549,7 @@ func TestLostClusterStoreKeepsAddresses(t *testing.T) {
 
 	c.proc.Kill()
 	c.restartWiped(t)
-	waitFor(t, 2*time.Minute, "the instance reported by the relearned cluster", func() (bool, string) {
+	testharness.WaitFor(t, 2*time.Minute, "the instance reported by the relearned cluster", func() (bool, string) {
 		in, _ := s.api.instance(ids["web"], 0)
 		return in.WorkerID != before.WorkerID && in.WorkerID != "" && running(in), in.Status + " on " + in.WorkerID
 	})

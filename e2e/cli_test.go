@@ -267,7 +267,7 @@ func TestCLI(t *testing.T) {
 
 	t.Run("logs and logs -f", func(t *testing.T) {
 		th.t = t
-		waitFor(t, 30*time.Second, "listening line in thicket logs", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "listening line in thicket logs", func() (bool, string) {
 			out, _, _ := th.run("", "logs", "nginx/nginx")
 			return strings.Contains(out, "listening on"), out
 		})
@@ -280,11 +280,11 @@ func TestCLI(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 20*time.Second, "logs -f prints the past", func() (bool, string) {
+		testharness.WaitFor(t, 20*time.Second, "logs -f prints the past", func() (bool, string) {
 			return strings.Contains(out.String(), "listening on"), out.String()
 		})
 		path := fmt.Sprintf("/cli-follow-%d", time.Now().UnixNano())
-		waitFor(t, 30*time.Second, "logs -f shows a new request", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "logs -f shows a new request", func() (bool, string) {
 			httpGet(fmt.Sprintf("http://%s:%d%s", in.HostIP, in.HostPort, path))
 			return strings.Contains(out.String(), "GET "+path), out.String()
 		})
@@ -324,7 +324,7 @@ func TestCLI(t *testing.T) {
 		if err := follow.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 30*time.Second, "logs -f of instance 2 prints its output", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "logs -f of instance 2 prints its output", func() (bool, string) {
 			return strings.Contains(fout.String(), "listening on"), fout.String() + ferr.String()
 		})
 		out = th.ok("scale", "web", "1")
@@ -410,7 +410,7 @@ func TestCLI(t *testing.T) {
 			t.Errorf("apps after deleting all: %+v", apps)
 		}
 		// The node stops every instance and releases its network.
-		waitFor(t, time.Minute, "no instance left on the node", func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, "no instance left on the node", func() (bool, string) {
 			cs, nss := containers(t, s.ctrNS, ""), n.instanceNetns()
 			return len(cs) == 0 && len(nss) == 0, fmt.Sprintf("containers %v, namespaces %v", cs, nss)
 		})

@@ -152,7 +152,7 @@ func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, to
 // rootHealthy waits until the root answers its health check.
 func (s *system) rootHealthy(t *testing.T) {
 	t.Helper()
-	waitFor(t, time.Minute, "root healthy again", func() (bool, string) {
+	testharness.WaitFor(t, time.Minute, "root healthy again", func() (bool, string) {
 		code, b := s.api.do("GET", "/healthz", nil)
 		return code == http.StatusOK, string(b)
 	})
@@ -161,7 +161,7 @@ func (s *system) rootHealthy(t *testing.T) {
 // waitNodes waits until the root sees the given number of active nodes in
 // each named cluster.
 func (s *system) waitNodes(want map[string]int) {
-	waitFor(s.t, 90*time.Second, fmt.Sprintf("active nodes %v", want), func() (bool, string) {
+	testharness.WaitFor(s.t, 90*time.Second, fmt.Sprintf("active nodes %v", want), func() (bool, string) {
 		var cls []api.Cluster
 		code, b := s.api.do("GET", "/api/clusters/active", nil)
 		if code != http.StatusOK || json.Unmarshal(b, &cls) != nil {
@@ -257,13 +257,13 @@ func TestClustersAndNodes(t *testing.T) {
 			t.Fatalf("GET %s:%d: %q %v", in.HostIP, in.HostPort, body, err)
 		}
 		// Its resource use reaches the API (measured from its cgroup).
-		waitFor(t, 30*time.Second, "memory use of instance 0", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "memory use of instance 0", func() (bool, string) {
 			in, _ := s.api.instance(webID, 0)
 			pct, _ := strconv.ParseFloat(in.MemoryPercent, 64)
 			return pct > 0, in.MemoryPercent
 		})
 		// Its output reaches the API.
-		waitFor(t, 30*time.Second, "request in the instance log", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "request in the instance log", func() (bool, string) {
 			var l struct {
 				Logs string `json:"logs"`
 			}
@@ -291,7 +291,7 @@ func TestClustersAndNodes(t *testing.T) {
 			s.api.must("DELETE", fmt.Sprintf("/api/service/%s/instance/%d", webID, n), nil, nil)
 		}
 		for _, n := range []int{1, 2} {
-			waitFor(t, time.Minute, fmt.Sprintf("containers of instance %d removed", n), func() (bool, string) {
+			testharness.WaitFor(t, time.Minute, fmt.Sprintf("containers of instance %d removed", n), func() (bool, string) {
 				c := s.instanceContainers(webID, n)
 				return len(c) == 0, strings.Join(c, ",")
 			})
@@ -348,7 +348,7 @@ func TestClustersAndNodes(t *testing.T) {
 		var l struct {
 			Logs string `json:"logs"`
 		}
-		waitFor(t, 30*time.Second, "one-shot output", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "one-shot output", func() (bool, string) {
 			s.api.must("GET", "/api/service/"+ids["job"]+"/instance/0/logs", nil, &l)
 			return strings.Contains(l.Logs, "line 3"), l.Logs
 		})
@@ -455,7 +455,7 @@ func TestClustersAndNodes(t *testing.T) {
 			t.Errorf("moved instance does not serve: %q %v", body, err)
 		}
 		victim.proc.restart()
-		waitFor(t, time.Minute, "one container for instance 0 after the node returns", func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, "one container for instance 0 after the node returns", func() (bool, string) {
 			c := s.instanceContainers(webID, 0)
 			return len(c) == 1, strings.Join(c, ",")
 		})
@@ -496,7 +496,7 @@ func TestClustersAndNodes(t *testing.T) {
 
 	t.Run("deleting the application leaves no container or snapshot", func(t *testing.T) {
 		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
-		waitFor(t, time.Minute, "no containers left", func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, "no containers left", func() (bool, string) {
 			c := containers(t, s.ctrNS, "")
 			return len(c) == 0, strings.Join(c, ",")
 		})

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/dashboard/browsertest"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // TestDashboard drives the dashboard that thicket-root serves at / in
@@ -109,7 +110,7 @@ func TestDashboard(t *testing.T) {
 	} else {
 		b.WaitText(`.service tr[data-row="1"]`, in1.NodeName)
 	}
-	waitFor(t, time.Minute, "two containers", func() (bool, string) {
+	testharness.WaitFor(t, time.Minute, "two containers", func() (bool, string) {
 		got := len(s.instanceContainers(svc, 0)) + len(s.instanceContainers(svc, 1))
 		return got == 2, fmt.Sprint(got)
 	})
@@ -120,7 +121,7 @@ func TestDashboard(t *testing.T) {
 	b.Click("dialog.modal [data-confirm]")
 	b.WaitJS("row 1 gone", `!document.querySelector('.service tr[data-row="1"]')`)
 	b.WaitText(".service .service-status", "1 RUNNING")
-	waitFor(t, time.Minute, "instance 1's container removed", func() (bool, string) {
+	testharness.WaitFor(t, time.Minute, "instance 1's container removed", func() (bool, string) {
 		got := s.instanceContainers(svc, 1)
 		return len(got) == 0, fmt.Sprint(got)
 	})
@@ -151,7 +152,7 @@ func TestDashboard(t *testing.T) {
 	if json.Unmarshal(body, &left); code != 200 || len(left) != 0 {
 		t.Errorf("after deleting from the dashboard: %d %s", code, body)
 	}
-	waitFor(t, time.Minute, "the application's containers removed", func() (bool, string) {
+	testharness.WaitFor(t, time.Minute, "the application's containers removed", func() (bool, string) {
 		got := s.instanceContainers(svc, 0)
 		return len(got) == 0, fmt.Sprint(got)
 	})

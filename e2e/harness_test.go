@@ -112,26 +112,6 @@ func (p *proc) restart() {
 	}
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if state != "" {
-			last = state
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // --- the root's API ---
 
 // rootAPI is the tests' client of the root: api.Client, failing the test
@@ -224,7 +204,7 @@ func (a *rootAPI) instance(id string, n int) (api.Instance, bool) {
 func (a *rootAPI) waitInstance(id string, n int, timeout time.Duration, what string, cond func(api.Instance) bool) api.Instance {
 	a.t.Helper()
 	var got api.Instance
-	waitFor(a.t, timeout, fmt.Sprintf("instance %d of %s %s", n, id, what), func() (bool, string) {
+	testharness.WaitFor(a.t, timeout, fmt.Sprintf("instance %d of %s %s", n, id, what), func() (bool, string) {
 		in, ok := a.instance(id, n)
 		got = in
 		return ok && cond(in), fmt.Sprintf("%s (%s) on %q", in.Status, in.StatusDetail, in.NodeName)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // inHost runs a command in a host's network namespace (nsenter, not ip
@@ -127,7 +129,7 @@ func TestInstallScripts(t *testing.T) {
 	s.root.Stop()
 	s.root.Args = append(s.root.Args, "--listen", "0.0.0.0:"+port, "--downloads-dir", dl)
 	s.root.restart()
-	waitFor(t, time.Minute, "the root back", func() (bool, string) {
+	testharness.WaitFor(t, time.Minute, "the root back", func() (bool, string) {
 		_, err := httpGet(s.rootURL + "/healthz")
 		return err == nil, fmt.Sprint(err)
 	})

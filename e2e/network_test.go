@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -90,7 +91,7 @@ func TestOverlayNetwork(t *testing.T) {
 	t.Run("client on one host reaches the server on another through the service IP", func(t *testing.T) {
 		s.scaleUp(cli)
 		s.runningOn(cli, 0)
-		waitFor(t, time.Minute, "the client's answers from the server", func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, "the client's answers from the server", func() (bool, string) {
 			var l struct {
 				Logs string `json:"logs"`
 			}
@@ -126,7 +127,7 @@ func TestOverlayNetwork(t *testing.T) {
 			t.Fatalf("three servers on %d hosts", len(hosts))
 		}
 		var who []string
-		waitFor(t, 30*time.Second, "30 requests reach all 3 servers", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "30 requests reach all 3 servers", func() (bool, string) {
 			who = fetchFrom(t, n1.ns, "http://10.30.77.77:8080/", 30)
 			d := distinct(who)
 			return len(d) == 3 && d[""] == 0, fmt.Sprint(d)
@@ -139,7 +140,7 @@ func TestOverlayNetwork(t *testing.T) {
 				"cmd": []string{"fetch", "http://10.30.77.77:8080/", "0"}, "constraints": pin("alpha", n1.name)})
 			s.scaleUp(ids["c"])
 			s.runningOn(ids["c"], 0)
-			waitFor(t, time.Minute, "answers from all 3 servers in the client's log", func() (bool, string) {
+			testharness.WaitFor(t, time.Minute, "answers from all 3 servers in the client's log", func() (bool, string) {
 				var l struct {
 					Logs string `json:"logs"`
 				}
@@ -160,7 +161,7 @@ func TestOverlayNetwork(t *testing.T) {
 					onN2 = strings.ReplaceAll(fmt.Sprintf("%s.%d", rr, n), ".", "-")
 				}
 			}
-			waitFor(t, 30*time.Second, "closest answers from n2's own instance", func() (bool, string) {
+			testharness.WaitFor(t, 30*time.Second, "closest answers from n2's own instance", func() (bool, string) {
 				d := distinct(fetchFrom(t, n2.ns, "http://10.30.88.88:8080/", 10))
 				return len(d) == 1 && d[onN2] == 10, fmt.Sprint(d)
 			})
@@ -170,7 +171,7 @@ func TestOverlayNetwork(t *testing.T) {
 			gone, _ := s.api.instance(rr, 2)
 			s.api.must("DELETE", "/api/service/"+rr+"/instance/2", nil, nil)
 			goneName := strings.ReplaceAll(rr+".2", ".", "-")
-			waitFor(t, 30*time.Second, "traffic only to the two remaining servers", func() (bool, string) {
+			testharness.WaitFor(t, 30*time.Second, "traffic only to the two remaining servers", func() (bool, string) {
 				d := distinct(fetchFrom(t, n1.ns, "http://10.30.77.77:8080/", 20))
 				return len(d) == 2 && d[goneName] == 0 && d[""] == 0, fmt.Sprint(d)
 			})
@@ -195,7 +196,7 @@ func TestOverlayNetwork(t *testing.T) {
 				}
 			}
 		}()
-		waitFor(t, 30*time.Second, "published port answers", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "published port answers", func() (bool, string) {
 			body, err := httpGet(fmt.Sprintf("http://%s:18080/", in.HostIP))
 			return strings.Contains(body, "hello from published"), fmt.Sprint(body, err)
 		})
@@ -208,7 +209,7 @@ func TestOverlayNetwork(t *testing.T) {
 		n1.net.restart()
 		time.Sleep(3 * time.Second)
 		// The client on n1 keeps getting answers, and keeps its address.
-		waitFor(t, 30*time.Second, "client answered after the restart", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "client answered after the restart", func() (bool, string) {
 			var l struct {
 				Logs string `json:"logs"`
 			}

@@ -115,7 +115,7 @@ func TestRootOutage(t *testing.T) {
 		s.root.Stop()
 		s.root.restart()
 		s.rootHealthy(t)
-		waitFor(t, time.Minute, "cluster declared lost", func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, "cluster declared lost", func() (bool, string) {
 			in, _ := s.api.instance(web, 0)
 			return strings.Contains(s.root.Output(), "cluster lost"), in.Status
 		})
@@ -177,7 +177,7 @@ func TestBusyNode(t *testing.T) {
 		}
 	}
 	started := time.Now()
-	waitFor(t, 5*time.Minute, fmt.Sprintf("%d instances RUNNING", n), func() (bool, string) {
+	testharness.WaitFor(t, 5*time.Minute, fmt.Sprintf("%d instances RUNNING", n), func() (bool, string) {
 		var list []api.Service
 		code, b := s.api.do("GET", "/api/services/"+appID, nil)
 		if code != http.StatusOK {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -75,7 +76,7 @@ func TestRuntimes(t *testing.T) {
 		s.api.waitInstance(ids["hello"], 0, 2*time.Minute, "completed", func(in api.Instance) bool {
 			return in.Status == wire.StatusCompleted
 		})
-		waitFor(t, 30*time.Second, "the module's output", func() (bool, string) {
+		testharness.WaitFor(t, 30*time.Second, "the module's output", func() (bool, string) {
 			var l struct {
 				Logs string `json:"logs"`
 			}
@@ -105,17 +106,17 @@ func TestRuntimes(t *testing.T) {
 		s.scaleUp(svcID)
 		in := s.runningOn(svcID, 0)
 		n1 := s.nodes["n1"]
-		waitFor(t, 2*time.Minute, "the VM answers on its instance IP", func() (bool, string) {
+		testharness.WaitFor(t, 2*time.Minute, "the VM answers on its instance IP", func() (bool, string) {
 			who := fetchFrom(t, n1.ns, "http://"+in.InstanceIP+":8080/", 1)
 			return len(who) == 1 && who[0] == "unikernel", fmt.Sprint(who)
 		})
-		waitFor(t, time.Minute, "the VM answers on its service IP", func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, "the VM answers on its service IP", func() (bool, string) {
 			who := fetchFrom(t, n1.ns, "http://10.30.30.27:8080/", 3)
 			d := distinct(who)
 			return d["unikernel"] == 3, fmt.Sprint(d)
 		})
 		s.api.must("DELETE", "/api/application/"+appID, nil, nil)
-		waitFor(t, time.Minute, "no qemu process left for the instance", func() (bool, string) {
+		testharness.WaitFor(t, time.Minute, "no qemu process left for the instance", func() (bool, string) {
 			out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+svcID).Output()
 			return strings.TrimSpace(string(out)) == "", string(out)
 		})

@@ -61,12 +61,26 @@ func isRepo(d string) bool {
 	return err == nil && err2 == nil
 }
 
-// GoCommand is the go command: on PATH, else in the usual place.
+// GoCommand is the go command: on PATH, else in $GOROOT/bin or
+// /usr/local/go/bin (where Debian's golang or a tarball puts it).
 func GoCommand() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return "/usr/local/go/bin/go"
+	for _, root := range []string{os.Getenv("GOROOT"), "/usr/local/go"} {
+		if root == "" {
+			continue
+		}
+		if p := filepath.Join(root, "bin", "go"); fileExists(p) {
+			return p
+		}
+	}
+	return "go"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // Bin is a directory of programs built from the repository. Each program

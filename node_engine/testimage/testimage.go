@@ -53,7 +53,7 @@ const (
 // Build compiles the test program for Linux (static, CGO_ENABLED=0, the
 // host's architecture) into dir and returns the binary's path. It runs the go
 // command from the current directory, which must be inside a module that
-// requires the node_engine module (as every test importing this package is).
+// needs this repository's source (as every test importing this package has).
 func Build(ctx context.Context, dir string) (string, error) {
 	goBin, err := goCommand()
 	if err != nil {

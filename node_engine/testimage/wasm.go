@@ -23,7 +23,7 @@ const WasmAppName = "wasmapp.wasm"
 // BuildWasm compiles the WebAssembly test module (GOOS=wasip1 GOARCH=wasm,
 // WASI preview 1) into dir and returns its path. Like Build, it runs the go
 // command from the current directory, which must be inside a module that
-// requires the node_engine module.
+// needs this repository's source.
 func BuildWasm(ctx context.Context, dir string) (string, error) {
 	goBin, err := goCommand()
 	if err != nil {

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/bench/internal/ctrcli"
-	"github.com/thicket-edge/thicket/bench/internal/poll"
 	"github.com/thicket-edge/thicket/bench/internal/report"
 	"github.com/thicket-edge/thicket/bench/internal/rootapi"
 	"github.com/thicket-edge/thicket/bench/internal/stats"
 	"github.com/thicket-edge/thicket/bench/internal/system"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // Poll interval of the API while waiting for RUNNING.
@@ -90,7 +90,7 @@ func Deploy(ctx context.Context, e *Env) (out Outcome) {
 			return 0, err
 		}
 		var took time.Duration
-		err = poll.Until(ctx, timeout, apiPoll, fmt.Sprintf("instance %d RUNNING", n), func() (bool, string) {
+		err = testharness.Until(ctx, timeout, apiPoll, fmt.Sprintf("instance %d RUNNING", n), func() (bool, string) {
 			in, ok, err := api.Instance(ctx, svc, n)
 			if err != nil {
 				return false, err.Error()
@@ -273,7 +273,7 @@ func (e *Env) burst(ctx context.Context, api *rootapi.Client, appID string, ids 
 		want[r.svc] = r.n
 	}
 	done := map[string]time.Duration{}
-	err := poll.Until(ctx, 5*time.Minute, apiPoll, "all instances RUNNING", func() (bool, string) {
+	err := testharness.Until(ctx, 5*time.Minute, apiPoll, "all instances RUNNING", func() (bool, string) {
 		svcs, err := api.Services(ctx, appID)
 		if err != nil {
 			return false, err.Error()

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/thicket-edge/thicket/bench/internal/poll"
 	"github.com/thicket-edge/thicket/bench/internal/report"
 	"github.com/thicket-edge/thicket/bench/internal/rootapi"
 	"github.com/thicket-edge/thicket/bench/internal/stats"
 	"github.com/thicket-edge/thicket/bench/internal/system"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 const failoverBudget = 5000.0 // ms, docs/targets.md
@@ -64,7 +64,7 @@ func Failover(ctx context.Context, e *Env) (out Outcome) {
 	var total, detect []time.Duration
 	for r := range runs {
 		var victim *system.Node
-		if s.Err = poll.Until(ctx, 3*time.Minute, 100*time.Millisecond, "instance RUNNING", func() (bool, string) {
+		if s.Err = testharness.Until(ctx, 3*time.Minute, 100*time.Millisecond, "instance RUNNING", func() (bool, string) {
 			in, ok, err := api.Instance(ctx, svc, n)
 			if err != nil {
 				return false, err.Error()
@@ -86,7 +86,7 @@ func Failover(ctx context.Context, e *Env) (out Outcome) {
 		victim.Engine.Kill()
 		e.Sys.NS.KillTasks(ctx, tasks)
 		var detected time.Duration
-		if s.Err = poll.Until(ctx, time.Minute, apiPoll, "instance RUNNING elsewhere", func() (bool, string) {
+		if s.Err = testharness.Until(ctx, time.Minute, apiPoll, "instance RUNNING elsewhere", func() (bool, string) {
 			in, ok, err := api.Instance(ctx, svc, n)
 			if err != nil {
 				return false, err.Error()

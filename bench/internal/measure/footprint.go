@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/thicket-edge/thicket/bench/internal/poll"
 	"github.com/thicket-edge/thicket/bench/internal/procstat"
 	"github.com/thicket-edge/thicket/bench/internal/report"
 	"github.com/thicket-edge/thicket/bench/internal/rootapi"
 	"github.com/thicket-edge/thicket/bench/internal/system"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // Targets (docs/targets.md).
@@ -126,7 +126,7 @@ func Footprint(ctx context.Context, e *Env) (out Outcome) {
 			return
 		}
 	}
-	if s.Err = poll.Until(ctx, 5*time.Minute, 250*time.Millisecond, fmt.Sprintf("%d instances RUNNING", footprintInstances), func() (bool, string) {
+	if s.Err = testharness.Until(ctx, 5*time.Minute, 250*time.Millisecond, fmt.Sprintf("%d instances RUNNING", footprintInstances), func() (bool, string) {
 		sv, err := api.Service(ctx, svc)
 		if err != nil {
 			return false, err.Error()

@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/thicket-edge/thicket/bench/internal/poll"
 	"github.com/thicket-edge/thicket/bench/internal/report"
 	"github.com/thicket-edge/thicket/bench/internal/system"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // Env is what the measurements share.
@@ -103,7 +103,7 @@ func (st *stack) stop() {
 // waitNoContainers waits until no container matches the filter in the
 // run's containerd namespace.
 func (e *Env) waitNoContainers(ctx context.Context, filter string, timeout time.Duration) error {
-	return poll.Until(ctx, timeout, 100*time.Millisecond, "containers "+filter+" removed", func() (bool, string) {
+	return testharness.Until(ctx, timeout, 100*time.Millisecond, "containers "+filter+" removed", func() (bool, string) {
 		ids, err := e.Sys.NS.Containers(ctx, filter)
 		if err != nil {
 			return false, err.Error()

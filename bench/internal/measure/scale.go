@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/thicket-edge/thicket/bench/internal/poll"
 	"github.com/thicket-edge/thicket/bench/internal/procstat"
 	"github.com/thicket-edge/thicket/bench/internal/report"
 	"github.com/thicket-edge/thicket/bench/internal/rootapi"
@@ -19,6 +18,7 @@ import (
 	"github.com/thicket-edge/thicket/bench/internal/stats"
 	"github.com/thicket-edge/thicket/bench/internal/system"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // The targets (docs/targets.md) at scale.
@@ -222,7 +222,7 @@ func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration,
 		return r, err
 	}
 	var lastNode time.Time
-	if err := poll.Until(ctx, 5*time.Minute, 100*time.Millisecond, "all instances reported RUNNING by the nodes", func() (bool, string) {
+	if err := testharness.Until(ctx, 5*time.Minute, 100*time.Millisecond, "all instances reported RUNNING by the nodes", func() (bool, string) {
 		last, missing := fleet.FirstRunning(keys)
 		lastNode = last
 		return missing == 0, fmt.Sprintf("%d missing, %d placed", missing, fleet.Placed())
@@ -230,7 +230,7 @@ func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration,
 		return r, err
 	}
 	r.atNodes = lastNode.Sub(p0)
-	if err := poll.Until(ctx, 5*time.Minute, 250*time.Millisecond, "root API shows all RUNNING", func() (bool, string) {
+	if err := testharness.Until(ctx, 5*time.Minute, 250*time.Millisecond, "root API shows all RUNNING", func() (bool, string) {
 		svcs, err := api.Services(ctx, appID)
 		if err != nil {
 			return false, err.Error()
@@ -296,14 +296,14 @@ func restartBroker(ctx context.Context, c *system.Cluster, fleet *simnode.Fleet,
 		return fmt.Errorf("restart the cluster: %w", err)
 	}
 	n := r.nodes
-	if err := poll.Until(ctx, 5*time.Minute, 100*time.Millisecond, "every simulated node connected again", func() (bool, string) {
+	if err := testharness.Until(ctx, 5*time.Minute, 100*time.Millisecond, "every simulated node connected again", func() (bool, string) {
 		k := fleet.Connected()
 		return k == n, fmt.Sprintf("%d of %d", k, n)
 	}); err != nil {
 		return err
 	}
 	r.reconnect = time.Since(t0)
-	if err := poll.Until(ctx, 5*time.Minute, 100*time.Millisecond, "every desired set republished", func() (bool, string) {
+	if err := testharness.Until(ctx, 5*time.Minute, 100*time.Millisecond, "every desired set republished", func() (bool, string) {
 		k := fleet.DesiredSince(t0.UnixNano())
 		return k == n, fmt.Sprintf("%d of %d", k, n)
 	}); err != nil {
@@ -391,7 +391,7 @@ func addInstances(ctx context.Context, api *rootapi.Client, svcs []string, count
 }
 
 func waitInstance(ctx context.Context, api *rootapi.Client, svc string, n int, status string) error {
-	return poll.Until(ctx, 2*time.Minute, 50*time.Millisecond, fmt.Sprintf("instance %d %s", n, status), func() (bool, string) {
+	return testharness.Until(ctx, 2*time.Minute, 50*time.Millisecond, fmt.Sprintf("instance %d %s", n, status), func() (bool, string) {
 		in, ok, err := api.Instance(ctx, svc, n)
 		if err != nil {
 			return false, err.Error()
@@ -416,7 +416,7 @@ func (e *Env) lagOnce(ctx context.Context, fleet *simnode.Fleet, api *rootapi.Cl
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		errM = poll.Until(ctx, time.Minute, lagPoll, "cluster metrics show "+status, func() (bool, string) {
+		errM = testharness.Until(ctx, time.Minute, lagPoll, "cluster metrics show "+status, func() (bool, string) {
 			failed, err := metricValue(ctx, metricsURL, `thicket_cluster_instances{status="FAILED"}`)
 			if err != nil {
 				return false, err.Error()
@@ -430,7 +430,7 @@ func (e *Env) lagOnce(ctx context.Context, fleet *simnode.Fleet, api *rootapi.Cl
 	}()
 	go func() {
 		defer wg.Done()
-		errA = poll.Until(ctx, time.Minute, lagPoll, "root API shows "+status, func() (bool, string) {
+		errA = testharness.Until(ctx, time.Minute, lagPoll, "root API shows "+status, func() (bool, string) {
 			in, _, err := api.Instance(ctx, svc, 0)
 			if err != nil {
 				return false, err.Error()

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/bench/internal/ctrcli"
-	"github.com/thicket-edge/thicket/bench/internal/poll"
 	"github.com/thicket-edge/thicket/bench/internal/rootapi"
 	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
@@ -161,7 +160,7 @@ func (r *Root) Login(ctx context.Context) error { return r.API.Login(ctx, "Admin
 // WaitNodes waits until the root sees the given number of active nodes in
 // the named cluster.
 func (r *Root) WaitNodes(ctx context.Context, cluster string, n int, timeout time.Duration) error {
-	return poll.Until(ctx, timeout, 200*time.Millisecond, fmt.Sprintf("%d active nodes in %s", n, cluster), func() (bool, string) {
+	return testharness.Until(ctx, timeout, 200*time.Millisecond, fmt.Sprintf("%d active nodes in %s", n, cluster), func() (bool, string) {
 		got, err := r.API.ActiveNodes(ctx)
 		if err != nil {
 			return false, err.Error()

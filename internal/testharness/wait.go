@@ -1,5 +1,4 @@
-// Package poll waits for conditions.
-package poll
+package testharness
 
 import (
 	"context"
@@ -29,5 +28,17 @@ func Until(ctx context.Context, timeout, interval time.Duration, what string, co
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		case <-time.After(interval):
 		}
+	}
+}
+
+// WaitFor is Until for a test: it polls cond every 200 ms and fails the test
+// when timeout passes, naming what was awaited and the last state seen.
+func WaitFor(t TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	if err := Until(context.Background(), timeout, 200*time.Millisecond, what, func() (bool, string) {
+		ok, state := cond()
+		return ok, Tail(state, 2000)
+	}); err != nil {
+		t.Fatalf("%v", err)
 	}
 }
