@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/mqttc/mqttctest"
 	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
@@ -233,7 +233,7 @@ func (s *system) instanceContainers(serviceID string, n int) []string {
 // fourth joining later.
 func TestClustersAndNodes(t *testing.T) {
 	s := newSystem(t)
-	mosq := startMosquitto(t)
+	mosq := mqttctest.StartMosquittoOn(t, bridgeAddr)
 	a := s.addCluster("alpha", "")
 	b := s.addCluster("beta", mosq)
 	s.addNode(a, "n1", 11, 1024, a.nodeToken)
@@ -521,21 +521,4 @@ func clusterOf(s *system, id string) string {
 	}
 	s.t.Fatalf("cluster %s unknown", id)
 	return ""
-}
-
-// startMosquitto runs Debian's Mosquitto on the bridge address and returns
-// its URL.
-func startMosquitto(t *testing.T) string {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		bin = "/usr/sbin/mosquitto"
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatal("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
-		}
-	}
-	port := testharness.FreePort(t)
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	writeFile(t, conf, fmt.Sprintf("listener %d 0.0.0.0\nallow_anonymous true\npersistence false\n", port))
-	startProc(t, "mosquitto", bin, "-c", conf)
-	return fmt.Sprintf("tcp://%s:%d", bridgeAddr, port)
 }

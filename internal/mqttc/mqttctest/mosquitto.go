@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -36,6 +37,13 @@ func MosquittoBinary() string {
 // the package (apt-get install mosquitto).
 func StartMosquitto(t testing.TB) string {
 	t.Helper()
+	return StartMosquittoOn(t, "127.0.0.1")
+}
+
+// StartMosquittoOn is StartMosquitto listening on the address ip (e.g. a
+// test bridge's, which hosts in other network namespaces reach).
+func StartMosquittoOn(t testing.TB, ip string) string {
+	t.Helper()
 	bin := MosquittoBinary()
 	if bin == "" {
 		t.Fatal("mosquitto not found (tried PATH and /usr/sbin): apt-get install -y mosquitto")
@@ -43,7 +51,7 @@ func StartMosquitto(t testing.TB) string {
 	port := testharness.FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
+	body := fmt.Sprintf("listener %d %s\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port, ip)
 	if os.Geteuid() == 0 {
 		// As root Mosquitto switches to the "mosquitto" user; stay root so
 		// that it can read the config in the test's temp dir.
@@ -58,7 +66,7 @@ func StartMosquitto(t testing.TB) string {
 		t.Fatalf("%v", err)
 	}
 	t.Cleanup(p.Kill)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	if err := p.WaitUntil(context.Background(), 10*time.Second, "listening on "+addr, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
