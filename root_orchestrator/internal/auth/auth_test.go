@@ -211,6 +211,9 @@ func TestPasswords(t *testing.T) {
 			if CheckPassword(h, changed) || CheckPassword(h, tc.pw[:len(tc.pw)-1]) {
 				t.Error("hash matches another password")
 			}
+			if CheckPassword(h, tc.pw+"x") {
+				t.Error("hash matches its password with a byte more (bcrypt reads 72 bytes at most)")
+			}
 		})
 	}
 	if CheckPassword("", "anything") || CheckPassword("", "") {

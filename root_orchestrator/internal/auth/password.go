@@ -14,11 +14,14 @@ import (
 const MinPasswordLen = 8
 
 // ErrWeakPassword is returned for a password that is too short or too long.
-var ErrWeakPassword = fmt.Errorf("password must be %d to 72 bytes long", MinPasswordLen)
+var ErrWeakPassword = fmt.Errorf("password must be %d to %d bytes long", MinPasswordLen, maxPasswordBytes)
+
+// maxPasswordBytes is what bcrypt reads of a password.
+const maxPasswordBytes = 72
 
 // HashPassword hashes a password with bcrypt.
 func HashPassword(pw string) (string, error) {
-	if utf8.RuneCountInString(pw) < MinPasswordLen || len(pw) > 72 {
+	if utf8.RuneCountInString(pw) < MinPasswordLen || len(pw) > maxPasswordBytes {
 		return "", ErrWeakPassword
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
@@ -35,7 +38,9 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("thicket-no-such-user"), b
 // CheckPassword reports whether pw matches hash. An empty hash (no such user)
 // never matches but costs the same time.
 func CheckPassword(hash, pw string) bool {
-	if hash == "" {
+	if hash == "" || len(pw) > maxPasswordBytes {
+		// No such user, or a password no hash can be of (bcrypt would
+		// compare its first 72 bytes only): as slow as a real check.
 		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pw))
 		return false
 	}

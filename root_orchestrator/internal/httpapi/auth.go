@@ -66,9 +66,12 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // revoked reports whether a token was issued before the user's last
-// password change.
+// password change. Both times are milliseconds, but the token's travels as
+// a decimal fraction of a second that the JWT library reads back truncated,
+// up to a millisecond early: a token issued in the millisecond of the
+// change, or the one before, counts as issued after it.
 func revoked(c *auth.Claims, u *store.UserRecord) bool {
-	return c.IssuedAt == nil || c.IssuedAt.Time.Before(u.TokensAfter)
+	return c.IssuedAt == nil || c.IssuedAt.Time.Add(time.Millisecond).Before(u.TokensAfter.Truncate(time.Millisecond))
 }
 
 func adminOnly(next echo.HandlerFunc) echo.HandlerFunc {
