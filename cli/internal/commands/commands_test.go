@@ -5,29 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
-
-// closedServer is a URL nothing listens on.
-func closedServer(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
 
 func TestMainExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	down := closedServer(t)
+	down := fmt.Sprintf("http://127.0.0.1:%d", testharness.FreePort(t))
 	for _, tc := range []struct {
 		args     []string
 		code     int

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/wasm"
@@ -372,7 +372,7 @@ func TestStartErrors(t *testing.T) {
 	sum := sha256.Sum256(appData)
 	good := hex.EncodeToString(sum[:])
 	bad := strings.Repeat("ab", 32)
-	closed := closedPort(t)
+	closed := fmt.Sprintf("127.0.0.1:%d", testharness.FreePort(t))
 	for _, tc := range []struct {
 		name  string
 		cfg   func(*wasm.Config)
@@ -429,18 +429,6 @@ func TestStartErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedPort is a 127.0.0.1 address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // TestDigestRefetch: a cached module that does not match a pinned digest
