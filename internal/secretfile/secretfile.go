@@ -5,8 +5,12 @@
 package secretfile
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -60,4 +64,34 @@ func (f Flag) Resolve(log *slog.Logger) (string, error) {
 			"flag", "--"+f.Name, "instead", "--"+f.Name+"-file")
 	}
 	return f.Value, nil
+}
+
+// LoadOrCreate returns the secret in the file at path, creating the file
+// (mode 0600, atomically) with prefix and 32 random bytes when it does not
+// exist yet.
+func LoadOrCreate(path, prefix string) (string, error) {
+	s, err := Read(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return s, err
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	s = prefix + base64.RawURLEncoding.EncodeToString(b[:])
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Equal reports whether a and b are the same secret, in time that does not
+// depend on where they differ. An empty secret equals nothing.
+func Equal(a, b string) bool {
+	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -28,7 +28,8 @@ type cli struct {
 	RootURL       string        `env:"THICKET_ROOT_URL" help:"URL of thicket-root, e.g. http://root:10000. Empty runs a standalone cluster."`
 	JoinToken     string        `env:"THICKET_JOIN_TOKEN" help:"Cluster join token from the root (<root data-dir>/cluster-join-token); prefer --join-token-file."`
 	JoinTokenFile string        `name:"join-token-file" env:"THICKET_JOIN_TOKEN_FILE" help:"File holding the cluster join token, read at start (waiting until it exists), e.g. the root's cluster-join-token on a shared volume."`
-	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (registration, /healthz, /metrics)."`
+	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (registration, /healthz, /metrics behind the metrics token)."`
+	MetricsToken  string        `name:"metrics-token-file" env:"THICKET_METRICS_TOKEN_FILE" help:"File holding the bearer token /metrics requires (default: <data-dir>/metrics-token, generated on first start)."`
 	MQTTListen    string        `name:"mqtt-listen" default:":10003" env:"THICKET_MQTT_LISTEN" help:"Address of the embedded MQTT broker."`
 	MQTTURL       string        `name:"mqtt-url" env:"THICKET_MQTT_URL" help:"External MQTT broker, e.g. tcp://user:pass@host:1883; empty embeds one. A URL with a password belongs in --mqtt-url-file."`
 	MQTTURLFile   string        `name:"mqtt-url-file" env:"THICKET_MQTT_URL_FILE" help:"File holding the external MQTT broker's URL (keeps its credentials out of the process list)."`
@@ -123,7 +124,7 @@ func main() {
 		Name: c.Name, Location: c.Location, RootURL: c.RootURL, JoinToken: c.JoinToken,
 		Listen: c.Listen, MQTTListen: c.MQTTListen, MQTTURL: c.MQTTURL, AdvertiseAddr: c.AdvertiseAddr,
 		DataDir: c.DataDir, MongoURL: c.MongoURL, MongoDatabase: c.MongoDatabase,
-		NodeJoinToken: c.NodeJoinToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
+		NodeJoinToken: c.NodeJoinToken, MetricsTokenFile: c.MetricsToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
 		Block: block.Masked(), SubnetBits: c.SubnetBits, AcceptShrinkingSets: c.AcceptShrink,
 	}, log, nil)
 	if err != nil {

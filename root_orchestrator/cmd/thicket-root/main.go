@@ -35,6 +35,7 @@ type cli struct {
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	DownloadsDir  string        `name:"downloads-dir" env:"THICKET_DOWNLOADS_DIR" help:"Directory of the binaries served at /download/ (<binary>-<os>-<arch>, or a plain <binary> for this machine's platform); default: the directory of this executable."`
 	ExternalURL   string        `name:"external-url" env:"THICKET_EXTERNAL_URL" help:"This root's URL as other machines reach it, written into /install/*.sh; default: from each request's Host."`
+	MetricsToken  string        `name:"metrics-token-file" env:"THICKET_METRICS_TOKEN_FILE" help:"File holding the bearer token /metrics requires (default: <data-dir>/metrics-token, generated on first start)."`
 	AdminPwFile   string        `name:"admin-password-file" env:"THICKET_ADMIN_PASSWORD_FILE" help:"File holding the Admin's first password (instead of $THICKET_ADMIN_PASSWORD)."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from --admin-password-file or $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 	pprofserve.Flag
@@ -77,6 +78,7 @@ func main() {
 		ResetAdminPassword: c.ResetAdmin,
 		DownloadsDir:       c.DownloadsDir,
 		ExternalURL:        c.ExternalURL,
+		MetricsTokenFile:   c.MetricsToken,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-root failed", "err", err)
