@@ -79,3 +79,14 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+func TestEqual(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{{"tok", "tok", true}, {"tok", "to", false}, {"tok", "tOk", false}, {"", "", false}, {"tok", "", false}} {
+		if got := Equal(tc.a, tc.b); got != tc.want {
+			t.Errorf("Equal(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

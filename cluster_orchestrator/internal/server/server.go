@@ -224,7 +224,7 @@ type authenticator struct {
 
 func (a *authenticator) Authenticate(username string, password []byte) (broker.Principal, bool) {
 	if username == managerUser {
-		return broker.Principal{Manager: true}, string(password) == a.password
+		return broker.Principal{Manager: true}, secretfile.Equal(string(password), a.password)
 	}
 	if a.m.CheckNodePassword(username, password) {
 		return broker.Principal{NodeID: username}, true
