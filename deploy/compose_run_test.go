@@ -224,8 +224,12 @@ func TestComposeRun(t *testing.T) {
 	ctrNS := "thicket-compose-node-" + id
 	t.Cleanup(func() { testharness.CleanContainerd(context.Background(), ctrNS) })
 	nodeName := "compose-" + id
+	tokenFile := filepath.Join(dir, "node-join-token")
+	if err := os.WriteFile(tokenFile, []byte(nodeToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	startDaemon(t, "thicket-node", filepath.Join(dir, "node.log"), "ip", "netns", "exec", workerNS, node,
-		"--cluster-url", fmt.Sprintf("http://%s:%d", workerBridgeAddr, clusterPort), "--token", nodeToken,
+		"--cluster-url", fmt.Sprintf("http://%s:%d", workerBridgeAddr, clusterPort), "--token-file", tokenFile,
 		"--name", nodeName, "--address", workerAddr, "--data-dir", filepath.Join(dir, "node"),
 		"--namespace", ctrNS, "--insecure-registry", reg.Host(), "--net-socket", "none", "--netns", "/run/netns/"+workerNS,
 		"--cpu-millis", "2000", "--memory-mb", "1024")

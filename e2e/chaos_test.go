@@ -384,14 +384,14 @@ func TestChaos(t *testing.T) {
 		if !strings.Contains(logs.Logs, "chatty ") {
 			t.Errorf("the log tail of a chatty instance did not arrive: %q", testharness.Tail(logs.Logs, 200))
 		}
-		rootMetrics, err := httpGet(s.rootURL + "/metrics")
+		rootMetrics, err := scrape(s.rootURL, s.rootDir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if v := metric(rootMetrics, "thicket_root_cluster_syncs_refused_total"); v != 0 {
 			t.Errorf("the root refused %v syncs", v)
 		}
-		clusterMetrics, err := httpGet(r.c.nodeURL + "/metrics")
+		clusterMetrics, err := scrape(r.c.nodeURL, r.c.dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -240,6 +240,14 @@ func TestClustersAndNodes(t *testing.T) {
 	s.addNode(a, "n2", 12, 1024, a.nodeToken)
 	s.addNode(b, "n3", 13, 1024, b.nodeToken)
 	s.waitNodes(map[string]int{"alpha": 2, "beta": 1})
+	t.Run("no secret in a command line; /metrics needs its token", func(t *testing.T) {
+		checkNoSecretInCmdlines(t, s)
+		for base, dir := range map[string]string{s.rootURL: s.rootDir, a.nodeURL: a.dir} {
+			if m, err := scrape(base, dir); err != nil || !strings.Contains(m, "go_goroutines") {
+				t.Errorf("%s/metrics: %v %s", base, err, testharness.Tail(m, 300))
+			}
+		}
+	})
 
 	web := map[string]any{"microservice_name": "web", "memory": 64, "vcpus": 1, "port": "8080:8080",
 		"environment": []string{"INSTANCE=web"}}

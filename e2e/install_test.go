@@ -175,7 +175,7 @@ func TestInstallScripts(t *testing.T) {
 			t.Errorf("left running: %v", pids)
 		}
 	})
-	out, err := curlSh(t, cpath, clusterSh, "--token", joinToken, "--name", "c1", "--data-dir", cdata, "--prefix", cprefix)
+	out, err := curlSh(t, cpath, clusterSh, "--token-file", filepath.Join(s.rootDir, "cluster-join-token"), "--name", "c1", "--data-dir", cdata, "--prefix", cprefix)
 	if err != nil {
 		t.Fatalf("cluster.sh in %s: %v\n%s", cns, err, out)
 	}
@@ -193,8 +193,13 @@ func TestInstallScripts(t *testing.T) {
 		curlSh(t, wpath, workerSh, "--stop", "--purge", "--data-dir", wdata)
 		killInstall(wdata)
 	})
+	tokenDir := t.TempDir()
 	workerArgs := func(token string) []string {
-		return []string{"--cluster-url", clusterURL, "--token", token, "--address", waddr, "--name", "w" + runID,
+		file := filepath.Join(tokenDir, token)
+		if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"--cluster-url", clusterURL, "--token-file", file, "--address", waddr, "--name", "w" + runID,
 			"--data-dir", wdata, "--prefix", wprefix,
 			"--node-flag", "--namespace=" + s.ctrNS, "--node-flag", "--insecure-registry=" + s.registry,
 			"--node-flag", "--memory-mb=1024", "--node-flag", "--cpu-millis=2000"}
@@ -227,6 +232,30 @@ func TestInstallScripts(t *testing.T) {
 		}
 	}
 	s.waitNodes(map[string]int{"c1": 1})
+
+	t.Run("no token in a command line or environment", func(t *testing.T) {
+		pids := scriptPids(t, wdata)
+		for name, pid := range scriptPids(t, cdata) {
+			pids["cluster "+name] = pid
+		}
+		if len(pids) < 3 {
+			t.Fatalf("daemons %v, want cluster, net and node", pids)
+		}
+		for name, pid := range pids {
+			for _, f := range []string{"cmdline", "environ"} {
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				for what, tok := range map[string]string{"cluster join token": joinToken, "node join token": nodeToken} {
+					if strings.Contains(string(b), strings.TrimSpace(tok)) {
+						t.Errorf("%s (pid %d) has the %s in its %s", name, pid, what, f)
+					}
+				}
+			}
+		}
+	})
 
 	t.Run("the worker runs an instance", func(t *testing.T) {
 		ids := s.app("installed", map[string]any{"microservice_name": "web", "memory": 64, "vcpus": 1})

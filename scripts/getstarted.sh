@@ -48,6 +48,16 @@ need_val() {
 	case $2 in *"$NL"*) die "$1: the value must be one line" ;; esac
 }
 
+# read_secret OPTION FILE: the first line of FILE (a token given as
+# --token-file, which keeps it out of the process list and the shell
+# history).
+read_secret() {
+	[ -r "$2" ] || die "$1: cannot read $2"
+	secret=$(head -n 1 "$2" | tr -d '\r')
+	[ -n "$secret" ] || die "$1: $2 is empty"
+	printf '%s\n' "$secret"
+}
+
 # parse_args ARGS...: --opt=value is --opt value; each script's script_opt
 # takes its own options, common_opt the shared ones. Both set SHIFT.
 parse_args() {
@@ -102,7 +112,7 @@ setup_dirs() {
 	DATA=${DATA%/}
 	RUN=$DATA/run # pid files, command lines, the supervisor, sockets
 	LOGS=$DATA/log
-	ETC=$DATA/etc # environment files with tokens (0600)
+	ETC=$DATA/etc # environment files and the tokens' files (0600)
 	# shellcheck disable=SC2034 # used by getstarted.sh and worker.sh
 	NET_SOCK=$RUN/net.sock
 }
@@ -194,7 +204,7 @@ ensure_runtime() {
 		systemctl enable --now containerd >/dev/null 2>&1 || die "cannot start containerd: systemctl enable --now containerd failed"
 	else
 		SVC_ARGS=$(command -v containerd)
-		SVC_ENV=
+		SVC_ENV= SVC_SECRET=
 		svc_ensure containerd
 	fi
 	wait_until 60 test -S "$CONTAINERD_SOCK" || die "containerd did not start ($CONTAINERD_SOCK is missing)"
@@ -267,7 +277,10 @@ install_bins() {
 # --- services ---------------------------------------------------------------
 #
 # A service NAME runs the command SVC_ARGS (one argument per line) with the
-# environment SVC_ENV (KEY='value' lines, kept in $ETC/NAME.env, 0600). With
+# environment SVC_ENV (KEY='value' lines, kept in $ETC/NAME.env, 0600) and
+# the secret SVC_SECRET, if any, in the file $ETC/NAME.secret (0600): the
+# daemon reads it from there (e.g. THICKET_NODE_TOKEN_FILE in SVC_ENV), so
+# that it is in no process's arguments or environment. With
 # systemd it is the unit thicket-NAME; otherwise a supervisor loop
 # ($RUN/supervise.sh) runs it in a session of its own, restarts it when it
 # exits (1 s doubling to 30 s), and keeps $RUN/NAME.pid (the process),
@@ -391,14 +404,21 @@ replace_file() {
 	fi
 }
 
-# svc_ensure NAME: makes NAME run SVC_ARGS with SVC_ENV. A running service
-# is left alone unless its command, environment or binary changed. Sets
+# svc_ensure NAME: makes NAME run SVC_ARGS with SVC_ENV and SVC_SECRET. A
+# running service is left alone unless its command, environment, secret or
+# binary changed. Sets
 # SVC_STARTED (1 if it was started or restarted now) and SVC_MARK (where its
 # log of this start begins, for svc_log).
 svc_ensure() {
 	name=$1
 	changed=
 	replace_file "$ETC/$name.env" "$SVC_ENV" 600 && changed=1
+	if [ -n "${SVC_SECRET:-}" ]; then
+		replace_file "$ETC/$name.secret" "$SVC_SECRET" 600 && changed=1
+	elif [ -f "$ETC/$name.secret" ]; then
+		rm -f "$ETC/$name.secret"
+		changed=1
+	fi
 	replace_file "$RUN/$name.args" "$SVC_ARGS" 600 && changed=1
 	bin=$(printf '%s\n' "$SVC_ARGS" | head -n 1)
 	case $CHANGED_BINS in *" ${bin##*/} "*) changed=1 ;; esac
@@ -692,14 +712,16 @@ main() {
 
 	# The root: REST API and dashboard; serves binaries from PREFIX.
 	SVC_ARGS=$(lines "$PREFIX/thicket-root" --data-dir "$DATA/root" --listen ":$ROOT_PORT")
-	SVC_ENV=
+	SVC_ENV= SVC_SECRET=
 	svc_ensure root
 	svc_wait root "thicket-root listening" "address already in use" "port $ROOT_PORT is taken: free it or choose another with --root-port"
 	wait_until "$WAIT_SECS" test -s "$DATA/root/cluster-join-token" || die "the root wrote no $DATA/root/cluster-join-token"
 
 	SVC_ARGS=$(lines "$PREFIX/thicket-cluster" --name "$NAME" --root-url "http://127.0.0.1:$ROOT_PORT" \
 		--data-dir "$DATA/cluster" --listen ":$CLUSTER_PORT" --mqtt-listen ":$MQTT_PORT" --advertise-address "$host")
-	SVC_ENV="THICKET_JOIN_TOKEN=$(shell_quote "$(cat "$DATA/root/cluster-join-token")")"
+	# Tokens reach the daemons as files (here: where the root and the
+	# cluster write them), never as arguments or environment.
+	SVC_ENV="THICKET_JOIN_TOKEN_FILE=$(shell_quote "$DATA/root/cluster-join-token")"
 	svc_ensure cluster
 	svc_wait cluster "synced with the root" \
 		"address already in use" "port $CLUSTER_PORT or $MQTT_PORT is taken: choose others with --cluster-port, --mqtt-port" \
@@ -714,7 +736,7 @@ main() {
 	SVC_ARGS=$(lines "$PREFIX/thicket-node" --cluster-url "http://127.0.0.1:$CLUSTER_PORT" --data-dir "$DATA/node" \
 		--net-socket "$NET_SOCK" --address "$host")$NL$NODE_FLAGS
 	SVC_ARGS=${SVC_ARGS%"$NL"}
-	SVC_ENV="THICKET_NODE_TOKEN=$(shell_quote "$(cat "$DATA/cluster/node-join-token")")"
+	SVC_ENV="THICKET_NODE_TOKEN_FILE=$(shell_quote "$DATA/cluster/node-join-token")"
 	svc_ensure node
 	svc_wait node "thicket-node running" \
 		"refused the node join token" "the cluster refused the node join token in $DATA/cluster/node-join-token" \
@@ -733,10 +755,12 @@ Thicket is running ($how).
   Dashboard:       http://$host:$ROOT_PORT/   (API docs: http://$host:$ROOT_PORT/api/docs)
   Log in as:       Admin, password in $DATA/root/admin-password
   Binaries:        $PREFIX
-  Add a worker:    curl -sfL http://$host:$ROOT_PORT/install/worker.sh | sh -s -- \\
-                     --cluster-url http://$host:$CLUSTER_PORT --token "\$(cat $DATA/cluster/node-join-token)"
-  Add a cluster:   curl -sfL http://$host:$ROOT_PORT/install/cluster.sh | sh -s -- \\
-                     --name NAME --token "\$(cat $DATA/root/cluster-join-token)"
+  Add a worker:    copy $DATA/cluster/node-join-token to it (e.g. scp, mode 0600), then there:
+                   curl -sfL http://$host:$ROOT_PORT/install/worker.sh | sh -s -- \\
+                     --cluster-url http://$host:$CLUSTER_PORT --token-file node-join-token
+  Add a cluster:   copy $DATA/root/cluster-join-token to it, then there:
+                   curl -sfL http://$host:$ROOT_PORT/install/cluster.sh | sh -s -- \\
+                     --name NAME --token-file cluster-join-token
   Stop:            $stop [--purge]   (instances keep running unless --purge)
 EOF
 }

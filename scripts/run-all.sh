@@ -36,7 +36,7 @@ pids+=($!)
 wait_file "$data/root/cluster-join-token"
 
 "$bin/thicket-cluster" --name "$name" --root-url http://127.0.0.1:10000 \
-	--join-token "$(cat "$data/root/cluster-join-token")" --data-dir "$data/cluster" &
+	--join-token-file "$data/root/cluster-join-token" --data-dir "$data/cluster" &
 pids+=($!)
 wait_file "$data/cluster/node-join-token"
 
@@ -45,7 +45,7 @@ pids+=($!)
 wait_file "$data/net.sock" || true
 
 "$bin/thicket-node" --cluster-url http://127.0.0.1:10100 \
-	--token "$(cat "$data/cluster/node-join-token")" --data-dir "$data/node" --net-socket "$data/net.sock" &
+	--token-file "$data/cluster/node-join-token" --data-dir "$data/node" --net-socket "$data/net.sock" &
 pids+=($!)
 
 cat <<INFO

@@ -120,6 +120,10 @@ func (r *Root) ClusterJoinToken() (string, error) {
 	return readSecret(r.DataDir, "cluster-join-token")
 }
 
+// MetricsToken is the bearer token the root's /metrics requires, from the
+// data dir.
+func (r *Root) MetricsToken() (string, error) { return readSecret(r.DataDir, "metrics-token") }
+
 // ClusterOptions of StartCluster.
 type ClusterOptions struct {
 	Name string
@@ -168,11 +172,12 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	tok, err := root.ClusterJoinToken()
-	if err != nil {
+	// The token reaches the cluster as a file, never on its command line.
+	if _, err := root.ClusterJoinToken(); err != nil {
 		return nil, err
 	}
 	c := &Cluster{Name: o.Name, DataDir: o.DataDir}
+	var err error
 	for range startAttempts {
 		apiPort, err := Port()
 		if err != nil {
@@ -184,11 +189,16 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 		}
 		c.NodeURL = fmt.Sprintf("http://%s:%d", o.Advertise, apiPort)
 		args := []string{b.Path(ClusterProgram), "--name", o.Name, "--location", o.Location,
-			"--root-url", root.URL, "--join-token", tok,
+			"--root-url", root.URL, "--join-token-file", filepath.Join(root.DataDir, "cluster-join-token"),
 			"--listen", net.JoinHostPort(o.Bind, strconv.Itoa(apiPort)), "--mqtt-listen", net.JoinHostPort(o.Bind, strconv.Itoa(mqttPort)),
 			"--advertise-address", o.Advertise, "--data-dir", o.DataDir}
 		if o.MQTTURL != "" {
-			args = append(args, "--mqtt-url", o.MQTTURL)
+			// It may hold the broker's credentials: a file, not an argument.
+			f := filepath.Join(o.DataDir, "mqtt-url")
+			if err := os.WriteFile(f, []byte(o.MQTTURL+"\n"), 0o600); err != nil {
+				return nil, err
+			}
+			args = append(args, "--mqtt-url-file", f)
 		}
 		name := "cluster " + o.Name
 		c.Proc = &Proc{Name: name, Args: append(args, o.Args...), Env: o.Env, LogFile: logFile(o.LogDir, name)}
@@ -213,6 +223,10 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 	}
 	return c, nil
 }
+
+// MetricsToken is the bearer token the cluster's /metrics requires, from
+// its data dir.
+func (c *Cluster) MetricsToken() (string, error) { return readSecret(c.DataDir, "metrics-token") }
 
 // NodeOptions of StartNode.
 type NodeOptions struct {
@@ -271,6 +285,11 @@ func (b *Bin) StartNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Name: o.Name, Host: o.Host, DataDir: o.DataDir}
+	// The token reaches the node as a file, never on its command line.
+	tokenFile := filepath.Join(o.DataDir, "node-join-token")
+	if err := os.WriteFile(tokenFile, []byte(o.Token+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	netArgs := []string{"--net-socket", "none", "--netns", o.Host.Path}
 	if o.Overlay {
 		n.NetSocket = filepath.Join(o.DataDir, "net.sock")
@@ -292,7 +311,7 @@ func (b *Bin) StartNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		netArgs = []string{"--net-socket", n.NetSocket}
 	}
 	args := []string{"ip", "netns", "exec", o.Host.Netns, b.Path(NodeProgram),
-		"--cluster-url", o.ClusterURL, "--token", o.Token, "--name", o.Name, "--address", o.Host.Addr,
+		"--cluster-url", o.ClusterURL, "--token-file", tokenFile, "--name", o.Name, "--address", o.Host.Addr,
 		"--data-dir", o.DataDir, "--namespace", o.Namespace}
 	if o.Registry != "" {
 		args = append(args, "--insecure-registry", o.Registry)

@@ -181,7 +181,11 @@ func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration,
 	if r.idle, r.reportsPerSec, err = measureLoad(ctx, groups, window, fleet); err != nil {
 		return r, err
 	}
-	metricsURL := st.cluster.NodeURL + "/metrics"
+	metricsTok, err := st.cluster.MetricsToken()
+	if err != nil {
+		return r, err
+	}
+	metricsURL := metricsSource{URL: st.cluster.NodeURL + "/metrics", Token: metricsTok}
 	if h, err := metricValue(ctx, metricsURL, "go_memstats_heap_inuse_bytes"); err == nil {
 		r.heapIdle = h / (1 << 20)
 	}
@@ -402,7 +406,7 @@ func waitInstance(ctx context.Context, api *rootapi.Client, svc string, n int, s
 
 // lagOnce makes the probe's node report status and times until the
 // cluster's metrics and the root's API show it.
-func (e *Env) lagOnce(ctx context.Context, fleet *simnode.Fleet, api *rootapi.Client, metricsURL, svc, key, status string) (toMetrics, toAPI time.Duration, err error) {
+func (e *Env) lagOnce(ctx context.Context, fleet *simnode.Fleet, api *rootapi.Client, metricsURL metricsSource, svc, key, status string) (toMetrics, toAPI time.Duration, err error) {
 	force, detail := status, "thicket-bench probe"
 	if status == wire.StatusRunning {
 		force, detail = "", ""
@@ -453,16 +457,23 @@ var metricsClient = &http.Client{Timeout: 10 * time.Second}
 
 // metricValue reads one sample of a Prometheus text exposition (0 when
 // absent), e.g. `thicket_cluster_instances{status="FAILED"}`.
-func metricValue(ctx context.Context, url, sample string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// metricsSource is a /metrics URL and the bearer token it requires.
+type metricsSource struct{ URL, Token string }
+
+func metricValue(ctx context.Context, src metricsSource, sample string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
 	if err != nil {
 		return 0, err
 	}
+	req.Header.Set("Authorization", "Bearer "+src.Token)
 	resp, err := metricsClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: %s", src.URL, resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {

@@ -19,6 +19,7 @@ type LoginCmd struct {
 	Username      string `short:"u" default:"Admin" help:"User name."`
 	Password      string `short:"p" help:"Password (visible to other users in the process list; prefer --password-stdin or the prompt)."`
 	PasswordStdin bool   `help:"Read the password from standard input (one line)."`
+	PasswordFile  string `type:"path" help:"Read the password from this file (its first line)."`
 }
 
 // Run logs in and saves the session.
@@ -56,9 +57,25 @@ func (c *LoginCmd) Run(e *Env) error {
 }
 
 func (c *LoginCmd) password(e *Env) (string, error) {
+	given := 0
+	for _, b := range []bool{c.Password != "", c.PasswordStdin, c.PasswordFile != ""} {
+		if b {
+			given++
+		}
+	}
 	switch {
-	case c.Password != "" && c.PasswordStdin:
-		return "", usagef("--password and --password-stdin exclude each other")
+	case given > 1:
+		return "", usagef("--password, --password-stdin and --password-file exclude each other")
+	case c.PasswordFile != "":
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("--password-file: %w", err)
+		}
+		pw, _, _ := strings.Cut(string(b), "\n")
+		if pw = strings.TrimSuffix(pw, "\r"); pw == "" {
+			return "", usagef("--password-file: %s holds no password", c.PasswordFile)
+		}
+		return pw, nil
 	case c.Password != "":
 		return c.Password, nil
 	case c.PasswordStdin:

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,6 +19,10 @@ import (
 func TestMainExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	down := fmt.Sprintf("http://127.0.0.1:%d", testharness.FreePort(t))
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args     []string
 		code     int
@@ -32,6 +38,10 @@ func TestMainExitCodes(t *testing.T) {
 		{args: []string{"scale", "web", "x"}, code: ExitUsage, err: "<N>: expected"},
 		{args: []string{"logs", "web", "first"}, code: ExitUsage, err: `instance number "first"`},
 		{args: []string{"login", "-p", "x", "--password-stdin"}, code: ExitUsage, err: "exclude each other"},
+		{args: []string{"login", "-p", "x", "--password-file", "/dev/null"}, code: ExitUsage, err: "exclude each other"},
+		{args: []string{"login", "--password-file", "/dev/null"}, code: ExitUsage, err: "--password-file: /dev/null holds no password"},
+		{args: []string{"login", "--password-file", "/nonexistent/pw"}, code: ExitError, err: "--password-file: open /nonexistent/pw"},
+		{args: []string{"--server", down, "login", "--password-file", pwFile}, code: ExitError, err: "login: cannot reach " + down},
 		{args: []string{"--server", "ftp://x", "get", "apps"}, code: ExitUsage, err: "scheme must be http"},
 		{args: []string{"version"}, code: ExitOK, out: "thicket v9.9.9 ("},
 		{args: []string{"logout"}, code: ExitOK, out: "Not logged in."},

@@ -19,22 +19,27 @@ import (
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/server"
 	"github.com/thicket-edge/thicket/internal/netaddr"
 	"github.com/thicket-edge/thicket/internal/pprofserve"
+	"github.com/thicket-edge/thicket/internal/secretfile"
 )
 
 type cli struct {
 	Name          string        `env:"THICKET_CLUSTER_NAME" help:"Unique name of this cluster (default: the host name)."`
 	Location      string        `env:"THICKET_CLUSTER_LOCATION" help:"Free-form location, e.g. 48.26,11.67,1000 or a site name."`
 	RootURL       string        `env:"THICKET_ROOT_URL" help:"URL of thicket-root, e.g. http://root:10000. Empty runs a standalone cluster."`
-	JoinToken     string        `env:"THICKET_JOIN_TOKEN" help:"Cluster join token from the root (<root data-dir>/cluster-join-token)."`
-	JoinTokenFile string        `name:"join-token-file" env:"THICKET_JOIN_TOKEN_FILE" help:"File holding the cluster join token, read at start (waiting until it exists) when --join-token is empty, e.g. the root's cluster-join-token on a shared volume."`
-	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (registration, /healthz, /metrics)."`
+	JoinToken     string        `env:"THICKET_JOIN_TOKEN" help:"Cluster join token from the root (<root data-dir>/cluster-join-token); prefer --join-token-file."`
+	JoinTokenFile string        `name:"join-token-file" env:"THICKET_JOIN_TOKEN_FILE" help:"File holding the cluster join token, read at start (waiting until it exists), e.g. the root's cluster-join-token on a shared volume."`
+	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (registration, /healthz, /metrics behind the metrics token)."`
+	MetricsToken  string        `name:"metrics-token-file" env:"THICKET_METRICS_TOKEN_FILE" help:"File holding the bearer token /metrics requires (default: <data-dir>/metrics-token, generated on first start)."`
 	MQTTListen    string        `name:"mqtt-listen" default:":10003" env:"THICKET_MQTT_LISTEN" help:"Address of the embedded MQTT broker."`
-	MQTTURL       string        `name:"mqtt-url" env:"THICKET_MQTT_URL" help:"External MQTT broker, e.g. tcp://user:pass@host:1883; empty embeds one."`
+	MQTTURL       string        `name:"mqtt-url" env:"THICKET_MQTT_URL" help:"External MQTT broker, e.g. tcp://user:pass@host:1883; empty embeds one. A URL with a password belongs in --mqtt-url-file."`
+	MQTTURLFile   string        `name:"mqtt-url-file" env:"THICKET_MQTT_URL_FILE" help:"File holding the external MQTT broker's URL (keeps its credentials out of the process list)."`
 	AdvertiseAddr string        `name:"advertise-address" env:"THICKET_ADVERTISE_ADDRESS" help:"Address nodes use to reach this cluster's broker (default: the first non-loopback IPv4 address)."`
 	DataDir       string        `default:"/var/lib/thicket/cluster" env:"THICKET_DATA_DIR" help:"Directory for the embedded store and the node join token."`
-	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir."`
+	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir. A URL with a password belongs in --mongo-url-file."`
+	MongoURLFile  string        `name:"mongo-url-file" env:"THICKET_MONGO_URL_FILE" help:"File holding the MongoDB URL (keeps its credentials out of the process list)."`
 	MongoDatabase string        `default:"thicket_cluster" env:"THICKET_MONGO_DATABASE" help:"Database name."`
-	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start."`
+	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start. Prefer --node-join-token-file."`
+	NodeTokenFile string        `name:"node-join-token-file" env:"THICKET_NODE_JOIN_TOKEN_FILE" help:"File holding the token nodes register with (instead of --node-join-token)."`
 	NodeGrace     time.Duration `default:"3s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before it is lost: its instances become UNKNOWN, and are replaced as their services' disconnect policies say."`
 	AcceptShrink  bool          `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set from the root even when it drops most of this cluster's instances without listing them as removed (by default they are held running: a root that lost its store cannot wipe the cluster)."`
 	ReportEvery   time.Duration `name:"report-interval" default:"1s" env:"THICKET_REPORT_INTERVAL" help:"How often nodes report."`
@@ -72,7 +77,35 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if c.JoinToken == "" && c.JoinTokenFile != "" {
+	if c.JoinToken != "" && c.JoinTokenFile != "" {
+		log.Error("--join-token and --join-token-file: " + secretfile.ErrBoth.Error())
+		os.Exit(2)
+	}
+	if c.JoinToken != "" {
+		// Resolve only warns here: the file is read below, waiting for it.
+		_, _ = secretfile.Flag{Name: "join-token", Env: "THICKET_JOIN_TOKEN", Value: c.JoinToken}.Resolve(log)
+	}
+	for _, f := range []struct {
+		flag secretfile.Flag
+		to   *string
+		warn bool
+	}{
+		{secretfile.Flag{Name: "mqtt-url", Env: "THICKET_MQTT_URL", Value: c.MQTTURL, File: c.MQTTURLFile}, &c.MQTTURL, strings.Contains(c.MQTTURL, "@")},
+		{secretfile.Flag{Name: "mongo-url", Env: "THICKET_MONGO_URL", Value: c.MongoURL, File: c.MongoURLFile}, &c.MongoURL, strings.Contains(c.MongoURL, "@")},
+		{secretfile.Flag{Name: "node-join-token", Env: "THICKET_NODE_JOIN_TOKEN", Value: c.NodeJoinToken, File: c.NodeTokenFile}, &c.NodeJoinToken, true},
+	} {
+		l := log
+		if !f.warn {
+			l = nil
+		}
+		v, err := f.flag.Resolve(l)
+		if err != nil {
+			log.Error("thicket-cluster: a secret", "err", err)
+			os.Exit(2)
+		}
+		*f.to = v
+	}
+	if c.JoinTokenFile != "" {
 		tok, err := readTokenFile(ctx, c.JoinTokenFile, log)
 		if ctx.Err() != nil {
 			return // stopped while waiting
@@ -91,7 +124,7 @@ func main() {
 		Name: c.Name, Location: c.Location, RootURL: c.RootURL, JoinToken: c.JoinToken,
 		Listen: c.Listen, MQTTListen: c.MQTTListen, MQTTURL: c.MQTTURL, AdvertiseAddr: c.AdvertiseAddr,
 		DataDir: c.DataDir, MongoURL: c.MongoURL, MongoDatabase: c.MongoDatabase,
-		NodeJoinToken: c.NodeJoinToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
+		NodeJoinToken: c.NodeJoinToken, MetricsTokenFile: c.MetricsToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
 		Block: block.Masked(), SubnetBits: c.SubnetBits, AcceptShrinkingSets: c.AcceptShrink,
 	}, log, nil)
 	if err != nil {

@@ -6,7 +6,6 @@ package nodeapi
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"github.com/thicket-edge/thicket/internal/jsonhttp"
@@ -19,9 +18,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/secretfile"
 )
 
 // NameRE is the form of a node name.
@@ -39,6 +38,9 @@ type Config struct {
 	// MQTTURL is the broker address given to nodes.
 	MQTTURL        string
 	ReportInterval time.Duration
+	// Metrics serves GET /metrics (nil: not served); see package
+	// metricsauth.
+	Metrics http.Handler
 }
 
 // Handler returns the HTTP handler.
@@ -46,7 +48,7 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/node/register", func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(tok), []byte(cfg.JoinToken)) != 1 {
+		if !secretfile.Equal(tok, cfg.JoinToken) {
 			writeErr(w, http.StatusUnauthorized, "invalid node join token", "")
 			return
 		}
@@ -87,7 +89,9 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	return mux
 }
 

@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/broker"
@@ -25,7 +24,9 @@ import (
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/rootsync"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/metricsauth"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/secretfile"
 	"github.com/thicket-edge/thicket/mongodb"
 )
 
@@ -47,8 +48,11 @@ type Config struct {
 	MongoURL      string
 	MongoDatabase string
 	NodeJoinToken string
-	NodeGrace     time.Duration
-	ReportEvery   time.Duration
+	// MetricsTokenFile holds the bearer token /metrics requires; empty:
+	// <DataDir>/metrics-token, generated on first start.
+	MetricsTokenFile string
+	NodeGrace        time.Duration
+	ReportEvery      time.Duration
 	// Block sets the cluster's address block by hand (standalone); with a
 	// root, the root assigns it.
 	Block netip.Prefix
@@ -81,6 +85,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return err
 	}
 	nodeToken, err := nodeJoinToken(cfg)
+	if err != nil {
+		return err
+	}
+	metricsToken, err := metricsauth.Token(cfg.MetricsTokenFile, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -167,7 +175,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	hs := &http.Server{
-		Handler:           nodeapi.Handler(nodeapi.Config{JoinToken: nodeToken, MQTTURL: nodeMQTTURL, ReportInterval: cfg.ReportEvery}, m, log),
+		Handler:           nodeapi.Handler(nodeapi.Config{JoinToken: nodeToken, Metrics: metricsauth.Handler(metricsToken), MQTTURL: nodeMQTTURL, ReportInterval: cfg.ReportEvery}, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
@@ -216,7 +224,7 @@ type authenticator struct {
 
 func (a *authenticator) Authenticate(username string, password []byte) (broker.Principal, bool) {
 	if username == managerUser {
-		return broker.Principal{Manager: true}, string(password) == a.password
+		return broker.Principal{Manager: true}, secretfile.Equal(string(password), a.password)
 	}
 	if a.m.CheckNodePassword(username, password) {
 		return broker.Principal{NodeID: username}, true
@@ -246,27 +254,7 @@ func nodeJoinToken(cfg Config) (string, error) {
 	if cfg.NodeJoinToken != "" {
 		return cfg.NodeJoinToken, nil
 	}
-	file := filepath.Join(cfg.DataDir, NodeJoinTokenFile)
-	if b, err := os.ReadFile(file); err == nil {
-		if tok := strings.TrimSpace(string(b)); tok != "" {
-			return tok, nil
-		}
-	} else if !os.IsNotExist(err) {
-		return "", fmt.Errorf("read %s: %w", file, err)
-	}
-	tok, err := randomSecret()
-	if err != nil {
-		return "", err
-	}
-	tok = "thn_" + tok
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", file, err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		return "", fmt.Errorf("write %s: %w", file, err)
-	}
-	return tok, nil
+	return secretfile.LoadOrCreate(filepath.Join(cfg.DataDir, NodeJoinTokenFile), "thn_")
 }
 
 func randomSecret() (string, error) {

@@ -21,3 +21,18 @@ func TestDialHost(t *testing.T) {
 		}
 	}
 }
+
+// TestManagerPassword: the broker admits the manager's own client with its
+// password only (compared in constant time), never a prefix or an empty one.
+func TestManagerPassword(t *testing.T) {
+	a := &authenticator{password: "mgr-secret"}
+	for _, tt := range []struct {
+		pw string
+		ok bool
+	}{{"mgr-secret", true}, {"mgr-secre", false}, {"mgr-secret2", false}, {"", false}, {"MGR-SECRET", false}} {
+		p, ok := a.Authenticate(managerUser, []byte(tt.pw))
+		if ok != tt.ok || (ok && !p.Manager) {
+			t.Errorf("Authenticate(manager, %q) = %+v, %v; want ok %v", tt.pw, p, ok, tt.ok)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -20,6 +21,7 @@ import (
 	"github.com/thicket-edge/thicket/internal/memtrim"
 	"github.com/thicket-edge/thicket/internal/netaddr"
 	"github.com/thicket-edge/thicket/internal/pprofserve"
+	"github.com/thicket-edge/thicket/internal/secretfile"
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
@@ -29,7 +31,8 @@ import (
 
 type cli struct {
 	ClusterURL       string     `required:"" env:"THICKET_CLUSTER_URL" help:"URL of the cluster's node API, e.g. http://cluster:10100."`
-	Token            string     `required:"" env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token)."`
+	Token            string     `env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token); prefer --token-file."`
+	TokenFile        string     `name:"token-file" env:"THICKET_NODE_TOKEN_FILE" help:"File holding the node join token (keeps it out of the process list)."`
 	Name             string     `env:"THICKET_NODE_NAME" help:"Node name, unique in the cluster (default: the host name)."`
 	Address          string     `env:"THICKET_NODE_ADDRESS" help:"Address at which others reach this node (default: the first non-loopback IPv4 address)."`
 	DataDir          string     `default:"/var/lib/thicket/node" env:"THICKET_DATA_DIR" help:"Directory for the node's credentials and instance logs."`
@@ -63,6 +66,14 @@ func main() {
 	kong.Parse(&c, kong.Description("Thicket node engine: runs a cluster's instances on this machine. "+
 		"Its GOGC is 50 unless $GOGC says otherwise."))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	token, err := secretfile.Flag{Name: "token", Env: "THICKET_NODE_TOKEN", Value: c.Token, File: c.TokenFile}.Resolve(log)
+	if err == nil && token == "" {
+		err = errors.New("a node join token is required: --token-file (or --token, $THICKET_NODE_TOKEN, $THICKET_NODE_TOKEN_FILE)")
+	}
+	if err != nil {
+		log.Error("thicket-node: the join token", "err", err)
+		os.Exit(2)
+	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
@@ -103,7 +114,7 @@ func main() {
 		os.Exit(1)
 	}
 	eng := engine.New(engine.Config{
-		ClusterURL: c.ClusterURL, JoinToken: c.Token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
+		ClusterURL: c.ClusterURL, JoinToken: token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
 		AcceptShrinkingSets: c.AcceptShrink,
 		Capacity:            wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
 	}, runtimes.NewRegistry(offered(c.Virtualizations, ctr, wasmRT, ukRT)...), log)

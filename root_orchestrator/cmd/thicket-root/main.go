@@ -4,16 +4,19 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/internal/pprofserve"
+	"github.com/thicket-edge/thicket/internal/secretfile"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/server"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )
@@ -21,7 +24,8 @@ import (
 type cli struct {
 	Listen        string        `default:":10000" env:"THICKET_LISTEN" help:"Address of the REST API and dashboard."`
 	DataDir       string        `default:"/var/lib/thicket/root" env:"THICKET_DATA_DIR" help:"Directory for the embedded store, generated credentials and state."`
-	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir."`
+	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir. A URL with a password belongs in --mongo-url-file."`
+	MongoURLFile  string        `name:"mongo-url-file" env:"THICKET_MONGO_URL_FILE" help:"File holding the MongoDB URL (keeps its credentials out of the process list)."`
 	MongoDatabase string        `default:"thicket_root" env:"THICKET_MONGO_DATABASE" help:"Database name."`
 	AccessTTL     time.Duration `default:"15m" env:"THICKET_ACCESS_TTL" help:"Lifetime of access tokens."`
 	RefreshTTL    time.Duration `default:"168h" env:"THICKET_REFRESH_TTL" help:"Lifetime of refresh tokens."`
@@ -31,14 +35,16 @@ type cli struct {
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	DownloadsDir  string        `name:"downloads-dir" env:"THICKET_DOWNLOADS_DIR" help:"Directory of the binaries served at /download/ (<binary>-<os>-<arch>, or a plain <binary> for this machine's platform); default: the directory of this executable."`
 	ExternalURL   string        `name:"external-url" env:"THICKET_EXTERNAL_URL" help:"This root's URL as other machines reach it, written into /install/*.sh; default: from each request's Host."`
-	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
+	MetricsToken  string        `name:"metrics-token-file" env:"THICKET_METRICS_TOKEN_FILE" help:"File holding the bearer token /metrics requires (default: <data-dir>/metrics-token, generated on first start)."`
+	AdminPwFile   string        `name:"admin-password-file" env:"THICKET_ADMIN_PASSWORD_FILE" help:"File holding the Admin's first password (instead of $THICKET_ADMIN_PASSWORD)."`
+	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from --admin-password-file or $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 	pprofserve.Flag
 }
 
 func main() {
 	var c cli
 	kong.Parse(&c, kong.Description("Thicket root orchestrator: REST API, applications and clusters.\n\n"+
-		"On first start the user Admin is created with the password from $"+server.AdminPasswordEnv+
+		"On first start the user Admin is created with the password from --admin-password-file, $"+server.AdminPasswordEnv+
 		" or a random one written to <data-dir>/"+server.AdminPasswordFile+"."))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
 	instanceNet, err := netip.ParsePrefix(c.InstanceNet)
@@ -46,6 +52,11 @@ func main() {
 		log.Error("--instance-network must be an IPv4 prefix apart from the service network "+sla.ServiceNetwork.String()+
 			", and --cluster-block-bits between its length and 28",
 			"instance_network", c.InstanceNet, "cluster_block_bits", c.BlockBits)
+		os.Exit(2)
+	}
+	mongoURL, adminPassword, err := secrets(c, log)
+	if err != nil {
+		log.Error("thicket-root: a secret", "err", err)
 		os.Exit(2)
 	}
 	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
@@ -57,19 +68,42 @@ func main() {
 	err = server.Run(ctx, server.Config{
 		Listen:             c.Listen,
 		DataDir:            c.DataDir,
-		MongoURL:           c.MongoURL,
+		MongoURL:           mongoURL,
 		MongoDatabase:      c.MongoDatabase,
 		AccessTTL:          c.AccessTTL,
 		RefreshTTL:         c.RefreshTTL,
 		ClusterGrace:       c.ClusterGrace,
 		AddressPlan:        state.AddressPlan{Network: instanceNet.Masked(), BlockBits: c.BlockBits},
-		AdminPassword:      os.Getenv(server.AdminPasswordEnv),
+		AdminPassword:      adminPassword,
 		ResetAdminPassword: c.ResetAdmin,
 		DownloadsDir:       c.DownloadsDir,
 		ExternalURL:        c.ExternalURL,
+		MetricsTokenFile:   c.MetricsToken,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-root failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// secrets resolves the MongoDB URL and the Admin's first password from
+// their flags, environment variables or files.
+func secrets(c cli, log *slog.Logger) (mongoURL, adminPassword string, err error) {
+	mongo := secretfile.Flag{Name: "mongo-url", Env: "THICKET_MONGO_URL", Value: c.MongoURL, File: c.MongoURLFile}
+	if !strings.Contains(c.MongoURL, "@") {
+		log = nil // no credentials in it: nothing to warn about
+	}
+	if mongoURL, err = mongo.Resolve(log); err != nil {
+		return "", "", err
+	}
+	adminPassword = os.Getenv(server.AdminPasswordEnv)
+	if c.AdminPwFile != "" {
+		if adminPassword != "" {
+			return "", "", fmt.Errorf("$%s and --admin-password-file: %w", server.AdminPasswordEnv, secretfile.ErrBoth)
+		}
+		if adminPassword, err = secretfile.Read(c.AdminPwFile); err != nil {
+			return "", "", fmt.Errorf("--admin-password-file: %w", err)
+		}
+	}
+	return mongoURL, adminPassword, nil
 }

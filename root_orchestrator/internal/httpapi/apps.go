@@ -266,21 +266,36 @@ func (s *Server) deleteInstance(c echo.Context) error {
 	return message(c, "ok")
 }
 
-func (s *Server) clusters(activeOnly bool) []api.Cluster {
+// clusters lists the clusters. Only admins see where they are: a
+// non-admin gets each cluster's name, location, state and aggregate
+// capacity, with its address empty and no node list (the fields stay, for
+// clients written for the reference): node names and addresses belong to
+// the operators, and the nodes run every tenant's instances.
+func (s *Server) clusters(activeOnly, admin bool) []api.Cluster {
 	sn := s.state.Snapshot()
 	out := []api.Cluster{}
 	for _, c := range sn.Clusters() {
 		if !activeOnly || c.Active {
-			out = append(out, restCluster(sn, c))
+			rc := restCluster(sn, c)
+			if !admin {
+				rc = withoutTopology(rc)
+			}
+			out = append(out, rc)
 		}
 	}
 	return out
 }
 
+// withoutTopology is c as a non-admin sees it: no address, no nodes.
+func withoutTopology(c api.Cluster) api.Cluster {
+	c.IP, c.Port, c.Nodes = "", 0, []api.Node{}
+	return c
+}
+
 func (s *Server) listClusters(c echo.Context) error {
-	return c.JSON(http.StatusOK, s.clusters(false))
+	return c.JSON(http.StatusOK, s.clusters(false, caller(c).admin()))
 }
 
 func (s *Server) listActiveClusters(c echo.Context) error {
-	return c.JSON(http.StatusOK, s.clusters(true))
+	return c.JSON(http.StatusOK, s.clusters(true, caller(c).admin()))
 }

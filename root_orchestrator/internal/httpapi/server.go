@@ -14,7 +14,6 @@ import (
 	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
@@ -75,6 +74,10 @@ func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(conte
 	return s
 }
 
+// ServeMetrics serves h at /metrics: Prometheus' metrics behind the metrics
+// token (package metricsauth).
+func (s *Server) ServeMetrics(h http.Handler) { s.echo.GET("/metrics", echo.WrapHandler(h)) }
+
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
@@ -107,7 +110,6 @@ func (s *Server) Routes() []string {
 func (s *Server) routes() {
 	e := s.echo
 	e.GET("/healthz", s.health)
-	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
 	e.GET("/api/docs", docsPage)
 	e.GET("/api/docs/*", docsAsset)
 	e.GET("/api/openapi.json", openAPI)

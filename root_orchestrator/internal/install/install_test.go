@@ -241,6 +241,21 @@ func TestScriptsRefuseBadOptions(t *testing.T) {
 			t.Errorf("%s --help: %v %q", name, err, out)
 		}
 	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"worker.sh", "cluster.sh"} {
+		b, err := Render(name, "http://root:10000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for file, want := range map[string]string{"/nonexistent/token": "--token-file: cannot read /nonexistent/token", empty: "--token-file: " + empty + " is empty"} {
+			if out, err := runScript(t, string(b), nil, "--token-file", file); err == nil || !strings.Contains(out, want) {
+				t.Errorf("%s --token-file %s: %v %q, want %q", name, file, err, out, want)
+			}
+		}
+	}
 }
 
 // The systemd side of the services library, against a fake systemctl that
@@ -274,7 +289,8 @@ mkdir -p "$RUN" "$LOGS" "$ETC"
 echo systemd >"$RUN/init"
 if [ "$ACTION" = stop ]; then stop_all; exit 0; fi
 SVC_ARGS=$(lines /opt/thicket-node --name "two words" --pct '50%$HOME')
-SVC_ENV="THICKET_NODE_TOKEN=$(shell_quote "$TOKEN")"
+SVC_ENV="THICKET_NODE_TOKEN_FILE=$(shell_quote "$ETC/node.secret")"
+SVC_SECRET=$TOKEN
 svc_ensure node
 `
 	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "THICKET_SYSTEMD_DIR=" + units}
@@ -303,11 +319,21 @@ svc_ensure node
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
 	}
-	if env, _ := os.ReadFile(filepath.Join(data, "etc", "node.env")); string(env) != `THICKET_NODE_TOKEN='tok'\''en'`+"\n" {
+	// The token is in a file of its own, named by the environment: in no
+	// unit, environment or command line.
+	if env, _ := os.ReadFile(filepath.Join(data, "etc", "node.env")); string(env) != `THICKET_NODE_TOKEN_FILE='`+data+`/etc/node.secret'`+"\n" {
 		t.Errorf("environment file %q", env)
 	}
-	if fi, _ := os.Stat(filepath.Join(data, "etc", "node.env")); fi.Mode().Perm() != 0o600 {
-		t.Errorf("environment file mode %v", fi.Mode())
+	if secret, _ := os.ReadFile(filepath.Join(data, "etc", "node.secret")); string(secret) != "tok'en\n" {
+		t.Errorf("secret file %q", secret)
+	}
+	for _, f := range []string{"node.env", "node.secret"} {
+		if fi, err := os.Stat(filepath.Join(data, "etc", f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v", f, err, fi.Mode())
+		}
+	}
+	if strings.Contains(string(unit), "tok'en") {
+		t.Errorf("the unit holds the token:\n%s", unit)
 	}
 	// Again: nothing changes.
 	if got := run("tok'en"); got != "enable -q thicket-node\nis-active -q thicket-node" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/dashboard"
+	"github.com/thicket-edge/thicket/internal/metricsauth"
 	"github.com/thicket-edge/thicket/mongodb"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/dispatch"
@@ -64,6 +65,9 @@ type Config struct {
 	// /install/*.sh (empty: from the request's Host).
 	DownloadsDir string
 	ExternalURL  string
+	// MetricsTokenFile holds the bearer token /metrics requires; empty:
+	// <DataDir>/metrics-token, generated on first start.
+	MetricsTokenFile string
 }
 
 // Run starts the root and serves until ctx ends. ready, if not nil, receives
@@ -106,6 +110,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	signer := auth.NewSigner(key, cfg.AccessTTL, cfg.RefreshTTL)
 	ping := func(ctx context.Context) error { return conn.Client.Ping(ctx, readpref.Primary()) }
 	inst, err := install.New(install.Config{DownloadsDir: cfg.DownloadsDir, ExternalURL: cfg.ExternalURL, Logger: log})
+	if err != nil {
+		return err
+	}
+	metricsToken, err := metricsauth.Token(cfg.MetricsTokenFile, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -164,6 +172,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	go func() { sta.Run(runCtx); close(persisted) }()
 	disp := dispatch.New(sta, cfg.ClusterGrace, log)
 	srv := httpapi.New(sta, st, signer, ping, log)
+	srv.ServeMetrics(metricsauth.Handler(metricsToken))
 	srv.Mount("/", dashboard.Handler())
 	srv.Mount("/install/", inst.Scripts())
 	srv.Mount("/download/", inst.Downloads())

@@ -51,14 +51,16 @@ export function mount(ctx) {
         }
       },
     }, 'Copy');
-    const cmd = `thicket-cluster --root-url ${location.origin} --join-token ${t.token} --name <cluster-name>`;
+    // The token goes into a file, not onto a command line (ps, shell history).
+    const cmd = `umask 077; cat > cluster-join-token   # paste the token, then Ctrl+D\n` +
+      `curl -sfL ${location.origin}/install/cluster.sh | sh -s -- --token-file cluster-join-token --name <cluster-name>`;
     reveal.replaceChildren(h('div', { class: 'token-reveal card pad', role: 'region', 'aria-labelledby': 'new-token-title' },
       h('div', { class: 'token-reveal-head' },
         h('h2', { class: 'section-title', id: 'new-token-title' }, `New join token ${t.name ? `“${t.name}”` : t.id}`),
         h('button', { type: 'button', class: 'btn btn-quiet btn-icon', 'aria-label': 'Hide the token', onclick: () => reveal.replaceChildren() }, '×')),
       h('p', null, h('strong', null, 'Copy it now: it is shown only this once.'), ' The root keeps only its hash.'),
       h('div', { class: 'token-row' }, h('label', { class: 'sr-only', for: 'new-token' }, 'Join token'), input, copy, copied),
-      h('p', { class: 'muted small' }, 'Start a cluster with it:'),
+      h('p', { class: 'muted small' }, 'On the cluster\'s machine, save it in a file and start the cluster with it:'),
       h('pre', { class: 'cmd' }, cmd)));
     input.focus();
   }

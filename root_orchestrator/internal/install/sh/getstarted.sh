@@ -112,14 +112,16 @@ main() {
 
 	# The root: REST API and dashboard; serves binaries from PREFIX.
 	SVC_ARGS=$(lines "$PREFIX/thicket-root" --data-dir "$DATA/root" --listen ":$ROOT_PORT")
-	SVC_ENV=
+	SVC_ENV= SVC_SECRET=
 	svc_ensure root
 	svc_wait root "thicket-root listening" "address already in use" "port $ROOT_PORT is taken: free it or choose another with --root-port"
 	wait_until "$WAIT_SECS" test -s "$DATA/root/cluster-join-token" || die "the root wrote no $DATA/root/cluster-join-token"
 
 	SVC_ARGS=$(lines "$PREFIX/thicket-cluster" --name "$NAME" --root-url "http://127.0.0.1:$ROOT_PORT" \
 		--data-dir "$DATA/cluster" --listen ":$CLUSTER_PORT" --mqtt-listen ":$MQTT_PORT" --advertise-address "$host")
-	SVC_ENV="THICKET_JOIN_TOKEN=$(shell_quote "$(cat "$DATA/root/cluster-join-token")")"
+	# Tokens reach the daemons as files (here: where the root and the
+	# cluster write them), never as arguments or environment.
+	SVC_ENV="THICKET_JOIN_TOKEN_FILE=$(shell_quote "$DATA/root/cluster-join-token")"
 	svc_ensure cluster
 	svc_wait cluster "synced with the root" \
 		"address already in use" "port $CLUSTER_PORT or $MQTT_PORT is taken: choose others with --cluster-port, --mqtt-port" \
@@ -134,7 +136,7 @@ main() {
 	SVC_ARGS=$(lines "$PREFIX/thicket-node" --cluster-url "http://127.0.0.1:$CLUSTER_PORT" --data-dir "$DATA/node" \
 		--net-socket "$NET_SOCK" --address "$host")$NL$NODE_FLAGS
 	SVC_ARGS=${SVC_ARGS%"$NL"}
-	SVC_ENV="THICKET_NODE_TOKEN=$(shell_quote "$(cat "$DATA/cluster/node-join-token")")"
+	SVC_ENV="THICKET_NODE_TOKEN_FILE=$(shell_quote "$DATA/cluster/node-join-token")"
 	svc_ensure node
 	svc_wait node "thicket-node running" \
 		"refused the node join token" "the cluster refused the node join token in $DATA/cluster/node-join-token" \
@@ -153,10 +155,12 @@ Thicket is running ($how).
   Dashboard:       http://$host:$ROOT_PORT/   (API docs: http://$host:$ROOT_PORT/api/docs)
   Log in as:       Admin, password in $DATA/root/admin-password
   Binaries:        $PREFIX
-  Add a worker:    curl -sfL http://$host:$ROOT_PORT/install/worker.sh | sh -s -- \\
-                     --cluster-url http://$host:$CLUSTER_PORT --token "\$(cat $DATA/cluster/node-join-token)"
-  Add a cluster:   curl -sfL http://$host:$ROOT_PORT/install/cluster.sh | sh -s -- \\
-                     --name NAME --token "\$(cat $DATA/root/cluster-join-token)"
+  Add a worker:    copy $DATA/cluster/node-join-token to it (e.g. scp, mode 0600), then there:
+                   curl -sfL http://$host:$ROOT_PORT/install/worker.sh | sh -s -- \\
+                     --cluster-url http://$host:$CLUSTER_PORT --token-file node-join-token
+  Add a cluster:   copy $DATA/root/cluster-join-token to it, then there:
+                   curl -sfL http://$host:$ROOT_PORT/install/cluster.sh | sh -s -- \\
+                     --name NAME --token-file cluster-join-token
   Stop:            $stop [--purge]   (instances keep running unless --purge)
 EOF
 }

@@ -37,6 +37,16 @@ need_val() {
 	case $2 in *"$NL"*) die "$1: the value must be one line" ;; esac
 }
 
+# read_secret OPTION FILE: the first line of FILE (a token given as
+# --token-file, which keeps it out of the process list and the shell
+# history).
+read_secret() {
+	[ -r "$2" ] || die "$1: cannot read $2"
+	secret=$(head -n 1 "$2" | tr -d '\r')
+	[ -n "$secret" ] || die "$1: $2 is empty"
+	printf '%s\n' "$secret"
+}
+
 # parse_args ARGS...: --opt=value is --opt value; each script's script_opt
 # takes its own options, common_opt the shared ones. Both set SHIFT.
 parse_args() {
@@ -91,7 +101,7 @@ setup_dirs() {
 	DATA=${DATA%/}
 	RUN=$DATA/run # pid files, command lines, the supervisor, sockets
 	LOGS=$DATA/log
-	ETC=$DATA/etc # environment files with tokens (0600)
+	ETC=$DATA/etc # environment files and the tokens' files (0600)
 	# shellcheck disable=SC2034 # used by getstarted.sh and worker.sh
 	NET_SOCK=$RUN/net.sock
 }
@@ -183,7 +193,7 @@ ensure_runtime() {
 		systemctl enable --now containerd >/dev/null 2>&1 || die "cannot start containerd: systemctl enable --now containerd failed"
 	else
 		SVC_ARGS=$(command -v containerd)
-		SVC_ENV=
+		SVC_ENV= SVC_SECRET=
 		svc_ensure containerd
 	fi
 	wait_until 60 test -S "$CONTAINERD_SOCK" || die "containerd did not start ($CONTAINERD_SOCK is missing)"
@@ -256,7 +266,10 @@ install_bins() {
 # --- services ---------------------------------------------------------------
 #
 # A service NAME runs the command SVC_ARGS (one argument per line) with the
-# environment SVC_ENV (KEY='value' lines, kept in $ETC/NAME.env, 0600). With
+# environment SVC_ENV (KEY='value' lines, kept in $ETC/NAME.env, 0600) and
+# the secret SVC_SECRET, if any, in the file $ETC/NAME.secret (0600): the
+# daemon reads it from there (e.g. THICKET_NODE_TOKEN_FILE in SVC_ENV), so
+# that it is in no process's arguments or environment. With
 # systemd it is the unit thicket-NAME; otherwise a supervisor loop
 # ($RUN/supervise.sh) runs it in a session of its own, restarts it when it
 # exits (1 s doubling to 30 s), and keeps $RUN/NAME.pid (the process),
@@ -380,14 +393,21 @@ replace_file() {
 	fi
 }
 
-# svc_ensure NAME: makes NAME run SVC_ARGS with SVC_ENV. A running service
-# is left alone unless its command, environment or binary changed. Sets
+# svc_ensure NAME: makes NAME run SVC_ARGS with SVC_ENV and SVC_SECRET. A
+# running service is left alone unless its command, environment, secret or
+# binary changed. Sets
 # SVC_STARTED (1 if it was started or restarted now) and SVC_MARK (where its
 # log of this start begins, for svc_log).
 svc_ensure() {
 	name=$1
 	changed=
 	replace_file "$ETC/$name.env" "$SVC_ENV" 600 && changed=1
+	if [ -n "${SVC_SECRET:-}" ]; then
+		replace_file "$ETC/$name.secret" "$SVC_SECRET" 600 && changed=1
+	elif [ -f "$ETC/$name.secret" ]; then
+		rm -f "$ETC/$name.secret"
+		changed=1
+	fi
 	replace_file "$RUN/$name.args" "$SVC_ARGS" 600 && changed=1
 	bin=$(printf '%s\n' "$SVC_ARGS" | head -n 1)
 	case $CHANGED_BINS in *" ${bin##*/} "*) changed=1 ;; esac

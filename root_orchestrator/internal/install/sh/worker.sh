@@ -1,7 +1,7 @@
 #!/bin/sh
 # Thicket worker installer, served by thicket-root:
 #
-#   curl -sfL {{.RootURL}}/install/worker.sh | sh -s -- --cluster-url http://CLUSTER:10100 --token TOKEN [options]
+#   curl -sfL {{.RootURL}}/install/worker.sh | sh -s -- --cluster-url http://CLUSTER:10100 --token-file FILE [options]
 #
 # Downloads thicket-net and thicket-node from the root (checked by SHA-256),
 # installs containerd and runc with apt-get if missing, and starts both (systemd
@@ -21,10 +21,13 @@ NET_FLAGS=
 
 usage() {
 	cat <<'EOF2'
-Usage: worker.sh --cluster-url URL --token TOKEN [options]
+Usage: worker.sh --cluster-url URL --token-file FILE [options]
 
   --cluster-url URL    the cluster's node API, e.g. http://cluster:10100
-  --token TOKEN        the node join token (the cluster's <data-dir>/cluster/node-join-token)
+  --token-file FILE    file holding the node join token (a copy of the cluster's
+                       <data-dir>/cluster/node-join-token)
+  --token TOKEN        the token itself (visible in the process list and your shell history:
+                       prefer --token-file)
   --address IP         this machine's address towards its cluster and peers (default: first IPv4)
   --name NAME          node name, unique in the cluster (default: the host name)
   --data-dir DIR       state (default /var/lib/thicket: node/, net/, run/, log/)
@@ -43,6 +46,7 @@ script_opt() {
 	case $1 in
 	--cluster-url) need_val "$@"; CLUSTER_URL=${2%/}; SHIFT=2 ;;
 	--token) need_val "$@"; TOKEN=$2; SHIFT=2 ;;
+	--token-file) need_val "$@"; TOKEN=$(read_secret "$1" "$2") || exit 1; SHIFT=2 ;;
 	--address) need_val "$@"; ADDRESS=$2; SHIFT=2 ;;
 	--name) need_val "$@"; NAME=$2; SHIFT=2 ;;
 	--node-flag) need_val "$@"; NODE_FLAGS="$NODE_FLAGS$2$NL"; SHIFT=2 ;;
@@ -54,7 +58,7 @@ script_opt() {
 main() {
 	begin "$@"
 	[ -n "$CLUSTER_URL" ] || die "--cluster-url is required (the cluster's node API, e.g. http://cluster:10100)"
-	[ -n "$TOKEN" ] || die "--token is required (the node join token in the cluster's data dir: cluster/node-join-token)"
+	[ -n "$TOKEN" ] || die "--token-file is required (a copy of the node join token in the cluster's data dir: cluster/node-join-token)"
 	reachable cluster "$CLUSTER_URL" --cluster-url
 	detect
 	address=${ADDRESS:-$(first_ipv4)}
@@ -66,7 +70,7 @@ main() {
 
 	SVC_ARGS=$(lines "$PREFIX/thicket-net" --data-dir "$DATA/net" --socket "$NET_SOCK" --underlay "$address")$NL$NET_FLAGS
 	SVC_ARGS=${SVC_ARGS%"$NL"}
-	SVC_ENV=
+	SVC_ENV= SVC_SECRET=
 	svc_ensure net
 	svc_wait net "thicket-net listening" "thicket-net failed" "thicket-net cannot start"
 
@@ -75,10 +79,11 @@ main() {
 	[ -z "$NAME" ] || SVC_ARGS=$SVC_ARGS$NL$(lines --name "$NAME")
 	SVC_ARGS=$SVC_ARGS$NL$NODE_FLAGS
 	SVC_ARGS=${SVC_ARGS%"$NL"}
-	SVC_ENV="THICKET_NODE_TOKEN=$(shell_quote "$TOKEN")"
+	SVC_ENV="THICKET_NODE_TOKEN_FILE=$(shell_quote "$ETC/node.secret")"
+	SVC_SECRET=$TOKEN
 	svc_ensure node
 	svc_wait node "thicket-node running" \
-		"refused the node join token" "the cluster at $CLUSTER_URL refused the node join token: check --token (the cluster's node-join-token file)" \
+		"refused the node join token" "the cluster at $CLUSTER_URL refused the node join token: check --token-file (a copy of the cluster's node-join-token file)" \
 		"thicket-node failed" "thicket-node cannot start"
 
 	case $INIT in
