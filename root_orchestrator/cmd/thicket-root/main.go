@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -32,6 +33,8 @@ type cli struct {
 	DownloadsDir  string        `name:"downloads-dir" env:"THICKET_DOWNLOADS_DIR" help:"Directory of the binaries served at /download/ (<binary>-<os>-<arch>, or a plain <binary> for this machine's platform); default: the directory of this executable."`
 	ExternalURL   string        `name:"external-url" env:"THICKET_EXTERNAL_URL" help:"This root's URL as other machines reach it, written into /install/*.sh; default: from each request's Host."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
+	RotateKey     bool          `name:"rotate-signing-key" help:"Make a new current token signing key, then serve as usual; tokens signed with earlier keys stay valid until they expire (as POST /api/auth/keys/rotate)."`
+	TrustedProxy  []string      `name:"trusted-proxies" sep:"," env:"THICKET_TRUSTED_PROXIES" placeholder:"CIDR,..." help:"Reverse proxies (addresses or prefixes) whose X-Forwarded-For header names the client's address for the login rate limits; default none: the header is ignored."`
 	pprofserve.Flag
 }
 
@@ -46,6 +49,11 @@ func main() {
 		log.Error("--instance-network must be an IPv4 prefix apart from the service network "+sla.ServiceNetwork.String()+
 			", and --cluster-block-bits between its length and 28",
 			"instance_network", c.InstanceNet, "cluster_block_bits", c.BlockBits)
+		os.Exit(2)
+	}
+	proxies, err := parsePrefixes(c.TrustedProxy)
+	if err != nil {
+		log.Error("--trusted-proxies: " + err.Error())
 		os.Exit(2)
 	}
 	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
@@ -65,6 +73,8 @@ func main() {
 		AddressPlan:        state.AddressPlan{Network: instanceNet.Masked(), BlockBits: c.BlockBits},
 		AdminPassword:      os.Getenv(server.AdminPasswordEnv),
 		ResetAdminPassword: c.ResetAdmin,
+		RotateSigningKey:   c.RotateKey,
+		TrustedProxies:     proxies,
 		DownloadsDir:       c.DownloadsDir,
 		ExternalURL:        c.ExternalURL,
 	}, log, nil)
@@ -72,4 +82,25 @@ func main() {
 		log.Error("thicket-root failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// parsePrefixes reads addresses and prefixes ("10.0.0.1", "10.0.0.0/8").
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if s == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is no address or prefix", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -30,6 +30,8 @@ type Server struct {
 	store  *store.Store // users, signing key, join tokens
 	signer *auth.Signer
 	users  *userCache
+	// families caches which sessions are active (sessions.go).
+	families *familyCache
 	// passwords limits password checks (guard.go).
 	passwords *passwordGuard
 	log       *slog.Logger
@@ -47,7 +49,7 @@ type Server struct {
 // New builds the API over the state, the store and a token signer. ping
 // reports whether the store answers, for /healthz.
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
-	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), passwords: newPasswordGuard(), log: log, ping: ping,
+	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newFamilyCache(st, familyTTL), passwords: newPasswordGuard(), log: log, ping: ping,
 		echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
@@ -116,6 +118,9 @@ func (s *Server) routes() {
 	e.POST("/api/auth/refresh", s.refresh)
 
 	a := e.Group("/api", s.authenticate)
+	a.POST("/auth/logout", s.logout)
+	a.GET("/auth/keys", s.listSigningKeys, adminOnly)
+	a.POST("/auth/keys/rotate", s.rotateSigningKey, adminOnly)
 	a.GET("/users", s.listUsers, adminOnly)
 	a.POST("/users", s.createUser, adminOnly)
 	a.GET("/user/:username", s.getUser)
