@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 )
@@ -26,28 +25,19 @@ type SigningKey struct {
 
 // Logout ends the client's session at the root: its access and refresh
 // tokens, and every token refreshed from the same login, stop working. The
-// client forgets the session (without calling OnSession). A session the
+// client forgets the session (without calling OnSession). It does not
+// renew the session first: the root takes either token. A session the
 // root no longer accepts counts as ended.
 func (c *Client) Logout(ctx context.Context) error {
 	s := c.Session()
 	if s.Token == "" && s.RefreshToken == "" {
 		return ErrNotLoggedIn
 	}
-	// Renew first if due: a refresh spends the refresh token, so the body
-	// names the session's token after it.
-	tok, err := c.token(ctx)
-	if errors.Is(err, ErrSessionExpired) || errors.Is(err, ErrNotLoggedIn) {
-		c.forget()
-		return nil
-	}
+	b, err := encode(LogoutRequest{RefreshToken: s.RefreshToken})
 	if err != nil {
 		return err
 	}
-	b, err := encode(LogoutRequest{RefreshToken: c.Session().RefreshToken})
-	if err != nil {
-		return err
-	}
-	r, err := c.send(ctx, http.MethodPost, "/api/auth/logout", tok, b)
+	r, err := c.send(ctx, http.MethodPost, "/api/auth/logout", s.Token, b)
 	if err != nil {
 		return err
 	}

@@ -141,14 +141,28 @@ func TestRefreshRotatesAndReuseRevokesTheSession(t *testing.T) {
 }
 
 // TestLogout: POST /api/auth/logout ends the session of the access token
-// and of the refresh token in the body; other sessions go on.
+// and of the refresh token in the body (either suffices); other sessions
+// go on.
 func TestLogout(t *testing.T) {
 	r := startRoot(t, "", nil)
 	pw := r.adminPassword()
-	a, b := r.login("Admin", pw), r.login("Admin", pw)
+	a, b, c := r.login("Admin", pw), r.login("Admin", pw), r.login("Admin", pw)
 
 	if resp := r.do("POST", "/api/auth/logout", "", nil); resp.Status != http.StatusUnauthorized {
 		t.Errorf("logout without a token: %s", resp)
+	}
+	if resp := r.do("POST", "/api/auth/logout", tamper(a.Token), api.LogoutRequest{RefreshToken: tamper(a.RefreshToken)}); resp.Status != http.StatusUnauthorized {
+		t.Errorf("logout with forged tokens: %s", resp)
+	}
+	// The refresh token alone, as a client whose access token expired.
+	if resp := r.do("POST", "/api/auth/logout", "", api.LogoutRequest{RefreshToken: c.RefreshToken}); resp.Status != http.StatusNoContent {
+		t.Fatalf("logout with the refresh token: %s", resp)
+	}
+	if r.works(c.Token) {
+		t.Error("access token works after a logout with its refresh token")
+	}
+	if !r.works(a.Token) {
+		t.Fatal("a logout ended another session")
 	}
 	if resp := r.do("POST", "/api/auth/logout", a.Token, nil); resp.Status != http.StatusNoContent {
 		t.Fatalf("logout: %s", resp)

@@ -35,7 +35,7 @@ type CLI struct {
 	Globals
 
 	Login   LoginCmd   `cmd:"" help:"Log in and save the session in the config directory."`
-	Logout  LogoutCmd  `cmd:"" help:"Forget the saved session."`
+	Logout  LogoutCmd  `cmd:"" help:"End the saved session at the server and forget it."`
 	Apply   ApplyCmd   `cmd:"" help:"Create the applications of an SLA, start instances and wait until they run."`
 	Get     GetCmd     `cmd:"" help:"List applications, services, instances, clusters or nodes."`
 	Scale   ScaleCmd   `cmd:"" help:"Add or remove instances of a service until it has N, then wait until they run."`

@@ -26,9 +26,6 @@ var clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 type principal struct {
 	Username string
 	Role     string
-	// family is the session of the access token ("" for tokens issued
-	// before sessions had families).
-	family string
 }
 
 func (p principal) admin() bool { return p.Role == api.RoleAdmin }
@@ -71,7 +68,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				return errUnauthorized
 			}
 		}
-		c.Set(principalKey, principal{Username: u.Username, Role: u.Role, family: claims.Family})
+		c.Set(principalKey, principal{Username: u.Username, Role: u.Role})
 		return next(c)
 	}
 }

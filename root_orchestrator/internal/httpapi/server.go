@@ -116,9 +116,9 @@ func (s *Server) routes() {
 
 	e.POST("/api/auth/login", s.login)
 	e.POST("/api/auth/refresh", s.refresh)
+	e.POST("/api/auth/logout", s.logout)
 
 	a := e.Group("/api", s.authenticate)
-	a.POST("/auth/logout", s.logout)
 	a.GET("/auth/keys", s.listSigningKeys, adminOnly)
 	a.POST("/auth/keys/rotate", s.rotateSigningKey, adminOnly)
 	a.GET("/users", s.listUsers, adminOnly)

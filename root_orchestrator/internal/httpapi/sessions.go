@@ -117,8 +117,11 @@ func (s *Server) issue(c echo.Context, username, role, family, spent string) err
 	})
 }
 
-// logout ends the caller's session: the family of the refresh token in the
-// body, if one is given, and that of the access token.
+// logout ends a session: that of the access token in the Authorization
+// header and that of the refresh token in the body. Either suffices, so
+// that a client whose access token has expired logs out without a refresh
+// (which would spend its refresh token); a token that does not verify is
+// ignored when the other one does.
 func (s *Server) logout(c echo.Context) error {
 	var body api.LogoutRequest
 	if c.Request().ContentLength != 0 {
@@ -126,17 +129,21 @@ func (s *Server) logout(c echo.Context) error {
 			return err
 		}
 	}
-	p := caller(c)
-	families := []string{p.family}
-	if body.RefreshToken != "" {
-		rc, err := s.signer.Verify(body.RefreshToken, auth.KindRefresh)
-		if err != nil {
-			return errBadRequest("refresh_token is not a valid refresh token", "refresh_token")
-		}
-		if rc.Subject != p.Username {
+	var families []string
+	user := ""
+	if ac, err := s.signer.Verify(bearer(c), auth.KindAccess); err == nil {
+		families, user = append(families, ac.Family), ac.Subject
+	}
+	if rc, err := s.signer.Verify(body.RefreshToken, auth.KindRefresh); err == nil {
+		if user != "" && rc.Subject != user {
 			return errBadRequest("refresh_token belongs to another user", "refresh_token")
 		}
-		families = append(families, rc.Family)
+		families, user = append(families, rc.Family), rc.Subject
+	} else if body.RefreshToken != "" && user != "" {
+		return errBadRequest("refresh_token is not a valid refresh token", "refresh_token")
+	}
+	if user == "" {
+		return errUnauthorized
 	}
 	ctx := c.Request().Context()
 	for _, f := range families {
