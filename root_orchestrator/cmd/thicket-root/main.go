@@ -34,7 +34,7 @@ type cli struct {
 	ExternalURL   string        `name:"external-url" env:"THICKET_EXTERNAL_URL" help:"This root's URL as other machines reach it, written into /install/*.sh; default: from each request's Host."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 	RotateKey     bool          `name:"rotate-signing-key" help:"Make a new current token signing key, then serve as usual; tokens signed with earlier keys stay valid until they expire (as POST /api/auth/keys/rotate)."`
-	TrustedProxy  []string      `name:"trusted-proxies" sep:"," env:"THICKET_TRUSTED_PROXIES" placeholder:"CIDR,..." help:"Reverse proxies (addresses or prefixes) whose X-Forwarded-For header names the client's address for the login rate limits; default none: the header is ignored."`
+	TrustedProxy  []string      `name:"trusted-proxies" sep:"," env:"THICKET_TRUSTED_PROXIES" placeholder:"CIDR" help:"Reverse proxies (addresses or prefixes) whose X-Forwarded-For header names the client's address for the login rate limits; default none: the header is ignored."`
 	pprofserve.Flag
 }
 
