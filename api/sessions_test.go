@@ -97,3 +97,54 @@ func TestLogout(t *testing.T) {
 		})
 	}
 }
+
+// TestReload: before renewing, the client takes up a session another
+// process saved meanwhile, rather than refresh with a spent token.
+func TestReload(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		saved         Session
+		wantRefreshes int
+		wantToken     string
+	}{
+		{"saved session still fresh: used as it is", Session{Token: "access1", RefreshToken: "r1", ExpiresAt: time.Now().Add(time.Hour)}, 0, "access1"},
+		{"saved session expired: refreshed with its token", Session{Token: "access1", RefreshToken: "r1", ExpiresAt: time.Now().Add(-time.Hour)}, 1, "access2"},
+		{"nothing newer saved", Session{Token: "access0", RefreshToken: "r0"}, 1, "access2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			refreshes := 0
+			valid := map[string]bool{"r0": true, "r1": true} // which refresh tokens the root takes
+			if tc.saved.RefreshToken == "r1" {
+				valid["r0"] = false // spent by the other process
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				auth := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+				switch strings.TrimSuffix(r.URL.Path, "/") {
+				case "/api/auth/refresh":
+					if !valid[auth] {
+						w.WriteHeader(http.StatusUnauthorized)
+						return
+					}
+					refreshes++
+					json.NewEncoder(w).Encode(Tokens{Token: "access2", RefreshToken: "r2", ExpiresIn: 900})
+				case "/api/applications":
+					if auth != tc.wantToken {
+						w.WriteHeader(http.StatusUnauthorized)
+						return
+					}
+					w.Write([]byte(`[]`))
+				}
+			}))
+			defer srv.Close()
+			c := NewClient(Config{Address: srv.URL,
+				Session: Session{Token: "access0", RefreshToken: "r0", ExpiresAt: time.Now().Add(-time.Minute)},
+				Reload:  func() (Session, error) { return tc.saved, nil }})
+			if _, err := c.Applications(context.Background()); err != nil {
+				t.Fatalf("Applications: %v", err)
+			}
+			if refreshes != tc.wantRefreshes || c.Session().Token != tc.wantToken {
+				t.Errorf("%d refreshes, token %q; want %d, %q", refreshes, c.Session().Token, tc.wantRefreshes, tc.wantToken)
+			}
+		})
+	}
+}

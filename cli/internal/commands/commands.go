@@ -155,9 +155,21 @@ func (e *Env) client() (*api.Client, error) {
 	if creds != nil && creds.Server == server {
 		session = creds.Session
 	}
-	return newClient(server, session, func(s api.Session) error {
-		return config.Save(dir, &config.Credentials{Server: server, Session: s})
-	}), nil
+	cl := api.NewClient(api.Config{Address: server, Session: session, HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		OnSession: func(s api.Session) error {
+			return config.Save(dir, &config.Credentials{Server: server, Session: s})
+		},
+		// Another thicket command may have refreshed the saved session
+		// meanwhile (e.g. while this one follows logs): its refresh token
+		// is the one that still works.
+		Reload: func() (api.Session, error) {
+			creds, err := config.Load(dir)
+			if err != nil || creds == nil || creds.Server != server {
+				return api.Session{}, err
+			}
+			return creds.Session, nil
+		}})
+	return cl, nil
 }
 
 // session is client for commands that need a login.
@@ -172,7 +184,8 @@ func (e *Env) session() (*api.Client, error) {
 	return cl, nil
 }
 
-// newClient returns a client of server with a 30 s timeout per request.
+// newClient returns a client of server with a 30 s timeout per request
+// (e.client's has the same).
 func newClient(server string, session api.Session, onSession func(api.Session) error) *api.Client {
 	return api.NewClient(api.Config{Address: server, Session: session, OnSession: onSession,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second}})
