@@ -62,7 +62,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if claims.Family != "" {
-			if ok, err := s.families.active(c.Request().Context(), claims.Family); err != nil {
+			if ok, err := s.families.get(c.Request().Context(), claims.Family); err != nil {
 				return err
 			} else if !ok {
 				return errUnauthorized

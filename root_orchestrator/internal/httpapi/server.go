@@ -29,9 +29,9 @@ type Server struct {
 	state  *state.Store
 	store  *store.Store // users, signing key, join tokens
 	signer *auth.Signer
-	users  *userCache
+	users  *cache[*store.UserRecord]
 	// families caches which sessions are active (sessions.go).
-	families *familyCache
+	families *cache[bool]
 	// passwords limits password checks (guard.go).
 	passwords *passwordGuard
 	log       *slog.Logger
@@ -49,7 +49,7 @@ type Server struct {
 // New builds the API over the state, the store and a token signer. ping
 // reports whether the store answers, for /healthz.
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
-	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newFamilyCache(st, familyTTL), passwords: newPasswordGuard(), log: log, ping: ping,
+	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newCache(familyTTL, st.SessionActive), passwords: newPasswordGuard(), log: log, ping: ping,
 		echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -27,51 +26,8 @@ var mRefreshReused = promauto.NewCounter(prometheus.CounterOpts{
 	Help: "Spent refresh tokens presented again; each revoked its session.",
 })
 
-// familyTTL is how long a family's state is cached.
+// familyTTL is how long a session's state is cached (cache).
 const familyTTL = 2 * time.Second
-
-// familyCache keeps whether session families are active for a short time,
-// so that checking a request's family costs no store round trip per
-// request. Revocations through this replica are seen at once.
-type familyCache struct {
-	st  *store.Store
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]cachedFamily
-}
-
-type cachedFamily struct {
-	active bool
-	at     time.Time
-}
-
-func newFamilyCache(st *store.Store, ttl time.Duration) *familyCache {
-	return &familyCache{st: st, ttl: ttl, m: map[string]cachedFamily{}}
-}
-
-func (c *familyCache) active(ctx context.Context, family string) (bool, error) {
-	c.mu.Lock()
-	e, ok := c.m[family]
-	c.mu.Unlock()
-	if ok && time.Since(e.at) < c.ttl {
-		return e.active, nil
-	}
-	active, err := c.st.SessionActive(ctx, family)
-	if err != nil {
-		return false, err
-	}
-	c.set(family, active)
-	return active, nil
-}
-
-func (c *familyCache) set(family string, active bool) {
-	c.mu.Lock()
-	if len(c.m) > 10000 { // bound memory; entries are cheap to refetch
-		clear(c.m)
-	}
-	c.m[family] = cachedFamily{active: active, at: time.Now()}
-	c.mu.Unlock()
-}
 
 // issue answers a new access and refresh token. With no family it starts a
 // session; else it continues family, spending its refresh token spent.

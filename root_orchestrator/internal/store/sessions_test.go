@@ -3,31 +3,9 @@ package store
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/thicket-edge/thicket/mongodb"
 )
-
-func openStore(t *testing.T) *Store {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := mongodb.Open(ctx, mongodb.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	db := conn.Client.Database("x")
-	s := New(db, slog.New(slog.DiscardHandler))
-	if err := conn.Collections(ctx, db, s.Collections()...); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.EnsureIndexes(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // TestSessionsAndSigningKeys: a session's refresh token rotates once; a
 // spent one revokes the session; expired sessions are collected. The
