@@ -31,6 +31,13 @@ type Config struct {
 	// OnSession is called with every new session (after a login or a
 	// refresh), e.g. to save it. An error it returns fails the call.
 	OnSession func(Session) error
+	// Reload, when set, is called before the client renews its session and
+	// returns the session as saved, e.g. by OnSession of another process
+	// sharing it. A saved session with another refresh token is taken up
+	// instead of refreshing with a token that was already spent (each
+	// refresh token works once; the root ends a session whose spent
+	// refresh token comes back).
+	Reload func() (Session, error)
 	// Now is the clock for token expiry (time.Now when nil).
 	Now func() time.Time
 }
@@ -61,6 +68,7 @@ type Client struct {
 	http      *http.Client
 	now       func() time.Time
 	onSession func(Session) error
+	reload    func() (Session, error)
 	username  string
 	password  string
 	// fixed: the session's token is sent as it is, even none, and never
@@ -75,7 +83,7 @@ type Client struct {
 
 // NewClient returns a client of the root at cfg.Address.
 func NewClient(cfg Config) *Client {
-	c := &Client{addr: strings.TrimRight(cfg.Address, "/"), http: cfg.HTTPClient, now: cfg.Now, onSession: cfg.OnSession,
+	c := &Client{addr: strings.TrimRight(cfg.Address, "/"), http: cfg.HTTPClient, now: cfg.Now, onSession: cfg.OnSession, reload: cfg.Reload,
 		username: cfg.Username, password: cfg.Password, session: cfg.Session}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
@@ -276,15 +284,26 @@ func (c *Client) renewable(s Session) bool {
 }
 
 // renew refreshes the session s, or logs in again when it has no refresh
-// token or the root refuses it. Another call that renewed it meanwhile
-// saves the work.
+// token or the root refuses it. Another call that renewed it meanwhile, in
+// this process or (Reload) in another, saves the work.
 func (c *Client) renew(ctx context.Context, s Session) error {
 	c.renewing.Lock()
 	defer c.renewing.Unlock()
 	if cur := c.Session(); cur.Token != s.Token && !cur.Expired(c.now()) {
 		return nil
 	}
-	if s.RefreshToken != "" {
+	if c.reload != nil {
+		saved, err := c.reload()
+		if err == nil && saved.RefreshToken != "" && saved.RefreshToken != c.Session().RefreshToken {
+			c.mu.Lock()
+			c.session = saved
+			c.mu.Unlock()
+			if saved.Token != s.Token && !saved.Expired(c.now()) {
+				return nil
+			}
+		}
+	}
+	if c.Session().RefreshToken != "" {
 		err := c.Refresh(ctx)
 		if !errors.Is(err, ErrSessionExpired) || c.password == "" {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -418,9 +419,21 @@ func TestCLI(t *testing.T) {
 
 	t.Run("logout", func(t *testing.T) {
 		th.t = t
+		var saved api.Session
+		if b, err := os.ReadFile(creds); err != nil || json.Unmarshal(b, &saved) != nil || saved.RefreshToken == "" {
+			t.Fatalf("saved session: %v %+v", err, saved)
+		}
 		mustContain(t, "logout", th.ok("logout"), "Logged out.")
 		if _, err := os.Stat(creds); !os.IsNotExist(err) {
 			t.Errorf("credentials left after logout: %v", err)
+		}
+		// The root ended the session: its tokens no longer work.
+		rc := api.NewClient(api.Config{Address: s.rootURL, Session: saved})
+		if err := rc.Refresh(context.Background()); !errors.Is(err, api.ErrSessionExpired) {
+			t.Errorf("refresh with the logged-out session's token: %v, want it refused", err)
+		}
+		if _, err := api.NewClient(api.Config{Address: s.rootURL}).WithToken(saved.Token).Applications(context.Background()); err == nil {
+			t.Error("the logged-out session's access token still works")
 		}
 		mustContain(t, "get after logout", th.fails("", "get", "apps"), "not logged in")
 		mustContain(t, "version", th.ok("version"), "thicket ")

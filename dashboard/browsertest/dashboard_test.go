@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -99,6 +100,16 @@ func TestKeyboardLoginReloadLogout(t *testing.T) {
 		t.Error("the focused skip link has no outline")
 	}
 
+	var tokens struct {
+		Token   string `json:"token"`
+		Refresh string `json:"refresh_token"`
+	}
+	var raw string
+	b.EvalInto(`sessionStorage.getItem("thicket.session")`, &raw)
+	if err := jsonUnmarshal(raw, &tokens); err != nil || tokens.Token == "" || tokens.Refresh == "" {
+		t.Fatalf("session in sessionStorage: %v %q", err, raw)
+	}
+
 	b.Click("#logout")
 	b.WaitJS("login page", `location.hash === "#/login" && !!document.querySelector("#login-username")`)
 	b.WaitText(".notice", "You have logged out")
@@ -106,6 +117,18 @@ func TestKeyboardLoginReloadLogout(t *testing.T) {
 	b.EvalInto(`sessionStorage.getItem("thicket.session") !== null`, &stored)
 	if stored {
 		t.Error("tokens still in sessionStorage after logout")
+	}
+	// The logout ended the session at the root too: its tokens are refused.
+	refused := func() bool {
+		return s.apiWith(tokens.Token, "GET", "/api/applications", nil, nil) == http.StatusUnauthorized &&
+			s.apiWith(tokens.Refresh, "POST", "/api/auth/refresh", nil, nil) == http.StatusUnauthorized
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !refused() {
+		if time.Now().After(deadline) {
+			t.Fatal("the dashboard's tokens still work at the root after logout")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	b.Screenshot("")
 }

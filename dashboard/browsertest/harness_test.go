@@ -50,9 +50,15 @@ func startStack(t *testing.T, args ...string) *stack {
 // answer into out (when not nil). It answers the status code.
 func (s *stack) api(method, path string, body, out any) int {
 	s.t.Helper()
+	return s.apiWith(s.token, method, path, body, out)
+}
+
+// apiWith is api with another token.
+func (s *stack) apiWith(token, method, path string, body, out any) int {
+	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := api.NewClient(api.Config{Address: s.rootURL}).WithToken(s.token).Do(ctx, method, path, body, out)
+	err := api.NewClient(api.Config{Address: s.rootURL}).WithToken(token).Do(ctx, method, path, body, out)
 	var se *api.StatusError
 	switch {
 	case err == nil:

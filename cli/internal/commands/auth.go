@@ -108,11 +108,21 @@ func (c *LoginCmd) password(e *Env) (string, error) {
 // LogoutCmd is `thicket logout`.
 type LogoutCmd struct{}
 
-// Run deletes the saved session.
+// Run ends the saved session at its root (its tokens stop working there)
+// and deletes it. A root that cannot be reached does not keep the session
+// saved: it is deleted with a warning that its tokens work until they
+// expire.
 func (c *LogoutCmd) Run(e *Env) error {
 	dir, err := e.configDir()
 	if err != nil {
 		return err
+	}
+	if creds, err := config.Load(dir); err == nil && creds != nil && (creds.Token != "" || creds.RefreshToken != "") {
+		cl := newClient(creds.Server, creds.Session, nil)
+		if err := cl.Logout(e.Ctx); err != nil {
+			fmt.Fprintf(e.Err, "thicket: warning: could not end the session at %s (%v); its tokens stay valid until they expire\n",
+				creds.Server, strings.TrimSpace(err.Error()))
+		}
 	}
 	had, err := config.Remove(dir)
 	if err != nil {

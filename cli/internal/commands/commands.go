@@ -35,7 +35,7 @@ type CLI struct {
 	Globals
 
 	Login   LoginCmd   `cmd:"" help:"Log in and save the session in the config directory."`
-	Logout  LogoutCmd  `cmd:"" help:"Forget the saved session."`
+	Logout  LogoutCmd  `cmd:"" help:"End the saved session at the server and forget it."`
 	Apply   ApplyCmd   `cmd:"" help:"Create the applications of an SLA, start instances and wait until they run."`
 	Get     GetCmd     `cmd:"" help:"List applications, services, instances, clusters or nodes."`
 	Scale   ScaleCmd   `cmd:"" help:"Add or remove instances of a service until it has N, then wait until they run."`
@@ -155,9 +155,21 @@ func (e *Env) client() (*api.Client, error) {
 	if creds != nil && creds.Server == server {
 		session = creds.Session
 	}
-	return newClient(server, session, func(s api.Session) error {
-		return config.Save(dir, &config.Credentials{Server: server, Session: s})
-	}), nil
+	cl := api.NewClient(api.Config{Address: server, Session: session, HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		OnSession: func(s api.Session) error {
+			return config.Save(dir, &config.Credentials{Server: server, Session: s})
+		},
+		// Another thicket command may have refreshed the saved session
+		// meanwhile (e.g. while this one follows logs): its refresh token
+		// is the one that still works.
+		Reload: func() (api.Session, error) {
+			creds, err := config.Load(dir)
+			if err != nil || creds == nil || creds.Server != server {
+				return api.Session{}, err
+			}
+			return creds.Session, nil
+		}})
+	return cl, nil
 }
 
 // session is client for commands that need a login.
@@ -172,7 +184,8 @@ func (e *Env) session() (*api.Client, error) {
 	return cl, nil
 }
 
-// newClient returns a client of server with a 30 s timeout per request.
+// newClient returns a client of server with a 30 s timeout per request
+// (e.client's has the same).
 func newClient(server string, session api.Session, onSession func(api.Session) error) *api.Client {
 	return api.NewClient(api.Config{Address: server, Session: session, OnSession: onSession,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second}})

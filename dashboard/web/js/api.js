@@ -93,9 +93,24 @@ function end(reason) {
   if (had) for (const fn of listeners) fn(reason);
 }
 
-/** logout forgets the tokens (they expire on their own at the server). */
+/**
+ * logout ends the session at the server (its access and refresh tokens stop
+ * working) and forgets it. The page does not wait for the server: if it
+ * cannot be reached, the tokens expire on their own.
+ */
 export function logout() {
+  const s = session;
   end('logout');
+  if (!s) return Promise.resolve();
+  return fetch('/api/auth/logout', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ refresh_token: s.refresh_token }),
+    keepalive: true,
+  }).then(
+    () => {},
+    () => {},
+  );
 }
 
 async function decode(res) {

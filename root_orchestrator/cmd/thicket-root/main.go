@@ -38,6 +38,8 @@ type cli struct {
 	MetricsToken  string        `name:"metrics-token-file" env:"THICKET_METRICS_TOKEN_FILE" help:"File holding the bearer token /metrics requires (default: <data-dir>/metrics-token, generated on first start)."`
 	AdminPwFile   string        `name:"admin-password-file" env:"THICKET_ADMIN_PASSWORD_FILE" help:"File holding the Admin's first password (instead of $THICKET_ADMIN_PASSWORD)."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from --admin-password-file or $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
+	RotateKey     bool          `name:"rotate-signing-key" help:"Make a new current token signing key, then serve as usual; tokens signed with earlier keys stay valid until they expire (as POST /api/auth/keys/rotate)."`
+	TrustedProxy  []string      `name:"trusted-proxies" sep:"," env:"THICKET_TRUSTED_PROXIES" placeholder:"CIDR" help:"Reverse proxies (addresses or prefixes) whose X-Forwarded-For header names the client's address for the login rate limits; default none: the header is ignored."`
 	pprofserve.Flag
 }
 
@@ -59,6 +61,11 @@ func main() {
 		log.Error("thicket-root: a secret", "err", err)
 		os.Exit(2)
 	}
+	proxies, err := parsePrefixes(c.TrustedProxy)
+	if err != nil {
+		log.Error("--trusted-proxies: " + err.Error())
+		os.Exit(2)
+	}
 	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
 		log.Error("thicket-root failed to start", "err", err)
 		os.Exit(1)
@@ -76,6 +83,8 @@ func main() {
 		AddressPlan:        state.AddressPlan{Network: instanceNet.Masked(), BlockBits: c.BlockBits},
 		AdminPassword:      adminPassword,
 		ResetAdminPassword: c.ResetAdmin,
+		RotateSigningKey:   c.RotateKey,
+		TrustedProxies:     proxies,
 		DownloadsDir:       c.DownloadsDir,
 		ExternalURL:        c.ExternalURL,
 		MetricsTokenFile:   c.MetricsToken,
@@ -106,4 +115,25 @@ func secrets(c cli, log *slog.Logger) (mongoURL, adminPassword string, err error
 		}
 	}
 	return mongoURL, adminPassword, nil
+}
+
+// parsePrefixes reads addresses and prefixes ("10.0.0.1", "10.0.0.0/8").
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if s == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is no address or prefix", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

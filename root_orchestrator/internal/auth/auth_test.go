@@ -249,3 +249,87 @@ func TestRandomPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestKeySet: a token is verified with the key its kid names; one without
+// kid (issued before keys had ids) only with the legacy key; a key dropped
+// from the set verifies nothing any more.
+func TestKeySet(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	a, b, c := newKey(t), newKey(t), newKey(t)
+	kidOf := func(k ed25519.PrivateKey) string { return KeyID(k.Public().(ed25519.PublicKey)) }
+	ka, kb := Key{ID: kidOf(a), Priv: a, Legacy: true}, Key{ID: kidOf(b), Priv: b}
+	s, err := NewKeySigner(kb.ID, []Key{ka, kb}, 15*time.Minute, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = (&clock{t0}).now
+	sign := func(key ed25519.PrivateKey, kid string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, Claims{Kind: KindAccess, RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: issuer, Subject: "alice", ExpiresAt: jwt.NewNumericDate(t0.Add(time.Hour))}})
+		if kid != "" {
+			tok.Header["kid"] = kid
+		}
+		out, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	issued, claims, err := s.IssueIn("alice", "user", KindAccess, "fam-1")
+	if err != nil || claims.Family != "fam-1" {
+		t.Fatalf("IssueIn: %+v, %v", claims, err)
+	}
+	cases := []struct {
+		name  string
+		token string
+		ok    bool
+	}{
+		{"issued: the current key", issued, true},
+		{"earlier key, named", sign(a, ka.ID), true},
+		{"no kid, legacy key", sign(a, ""), true},
+		{"no kid, another key", sign(b, ""), false},
+		{"unknown kid", sign(c, kidOf(c)), false},
+		{"kid of one key, signed by another", sign(c, kb.ID), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := s.Verify(tc.token, KindAccess)
+			if tc.ok && err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("Verify = %+v, %v; want ErrInvalidToken", c, err)
+			}
+		})
+	}
+	if got, _ := s.Verify(issued, KindAccess); got == nil || got.Family != "fam-1" {
+		t.Errorf("family of the issued token: %+v", got)
+	}
+
+	// The legacy key dropped: its tokens, named or not, are refused.
+	if err := s.SetKeys(kb.ID, []Key{kb}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{sign(a, ka.ID), sign(a, "")} {
+		if _, err := s.Verify(tok, KindAccess); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("token of a dropped key: %v", err)
+		}
+	}
+	if _, err := s.Verify(issued, KindAccess); err != nil {
+		t.Errorf("current key's token: %v", err)
+	}
+	if s.CurrentKey() != kb.ID {
+		t.Errorf("CurrentKey = %q", s.CurrentKey())
+	}
+
+	// A set without its current key, or with a broken key, is refused and
+	// changes nothing.
+	for _, bad := range [][]Key{{ka}, {kb, {ID: "x", Priv: ed25519.PrivateKey{1, 2}}}} {
+		if err := s.SetKeys(kb.ID, bad); err == nil {
+			t.Errorf("SetKeys(%d keys) accepted", len(bad))
+		}
+	}
+	if _, err := s.Verify(issued, KindAccess); err != nil {
+		t.Errorf("after refused SetKeys: %v", err)
+	}
+}

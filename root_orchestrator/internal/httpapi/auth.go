@@ -46,8 +46,9 @@ func bearer(c echo.Context) string {
 }
 
 // authenticate admits requests with a valid access token of a user who
-// still exists and has not changed password since it was issued. The role is
-// the user's current one, not the token's.
+// still exists and has not changed password since it was issued, of a
+// session that is not revoked. The role is the user's current one, not the
+// token's.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		claims, err := s.signer.Verify(bearer(c), auth.KindAccess)
@@ -59,6 +60,13 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return errUnauthorized
 		} else if err != nil {
 			return err
+		}
+		if claims.Family != "" {
+			if ok, err := s.families.get(c.Request().Context(), claims.Family); err != nil {
+				return err
+			} else if !ok {
+				return errUnauthorized
+			}
 		}
 		c.Set(principalKey, principal{Username: u.Username, Role: u.Role})
 		return next(c)
@@ -83,22 +91,6 @@ func adminOnly(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (s *Server) issue(c echo.Context, username, role string) error {
-	access, err := s.signer.Issue(username, role, auth.KindAccess)
-	if err != nil {
-		return err
-	}
-	refresh, err := s.signer.Issue(username, role, auth.KindRefresh)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, api.Tokens{
-		Token: access, RefreshToken: refresh,
-		ExpiresIn: int(s.signer.AccessTTL / time.Second),
-		Username:  username, Role: role,
-	})
-}
-
 func (s *Server) login(c echo.Context) error {
 	var req api.LoginRequest
 	if err := decodeJSON(c, &req); err != nil {
@@ -117,17 +109,19 @@ func (s *Server) login(c echo.Context) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if ok, err := s.passwords.check(c, hash, req.Password); err != nil {
+	if ok, err := s.passwords.check(c, req.Username, hash, req.Password); err != nil {
 		return err
 	} else if !ok {
 		return &Error{Status: http.StatusUnauthorized, Message: "wrong username or password"}
 	}
-	return s.issue(c, u.Username, u.Role)
+	return s.issue(c, u.Username, u.Role, "", "")
 }
 
 // refresh trades a refresh token, from the Authorization header as the
-// reference takes it or from the body, for a new access and refresh token.
-// The user must still exist and not have changed password since.
+// reference takes it or from the body, for a new access and refresh token
+// of its session (sessions.go); the token is spent. The user must still
+// exist and not have changed password since. A refresh token from before
+// sessions had families starts a new session.
 func (s *Server) refresh(c echo.Context) error {
 	tok := bearer(c)
 	if tok == "" {
@@ -151,7 +145,7 @@ func (s *Server) refresh(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	return s.issue(c, u.Username, u.Role)
+	return s.issue(c, u.Username, u.Role, claims.Family, claims.ID)
 }
 
 func (s *Server) listUsers(c echo.Context) error {
@@ -257,7 +251,7 @@ func (s *Server) changeOwnPassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := s.passwords.check(c, u.PasswordHash, old); err != nil {
+	if ok, err := s.passwords.check(c, name, u.PasswordHash, old); err != nil {
 		return err
 	} else if !ok {
 		return errBadRequest("old password is wrong", "oldPassword")

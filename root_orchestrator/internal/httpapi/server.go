@@ -28,7 +28,9 @@ type Server struct {
 	state  *state.Store
 	store  *store.Store // users, signing key, join tokens
 	signer *auth.Signer
-	users  *userCache
+	users  *cache[*store.UserRecord]
+	// families caches which sessions are active (sessions.go).
+	families *cache[bool]
 	// passwords limits password checks (guard.go).
 	passwords *passwordGuard
 	log       *slog.Logger
@@ -46,7 +48,7 @@ type Server struct {
 // New builds the API over the state, the store and a token signer. ping
 // reports whether the store answers, for /healthz.
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
-	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), passwords: newPasswordGuard(), log: log, ping: ping,
+	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newCache(familyTTL, st.SessionActive), passwords: newPasswordGuard(), log: log, ping: ping,
 		echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
@@ -116,8 +118,11 @@ func (s *Server) routes() {
 
 	e.POST("/api/auth/login", s.login)
 	e.POST("/api/auth/refresh", s.refresh)
+	e.POST("/api/auth/logout", s.logout)
 
 	a := e.Group("/api", s.authenticate)
+	a.GET("/auth/keys", s.listSigningKeys, adminOnly)
+	a.POST("/auth/keys/rotate", s.rotateSigningKey, adminOnly)
 	a.GET("/users", s.listUsers, adminOnly)
 	a.POST("/users", s.createUser, adminOnly)
 	a.GET("/user/:username", s.getUser)

@@ -8,48 +8,58 @@ import (
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
-// userCache keeps user records for a short time, so that checking every
-// request's user (does it exist, which role, which password generation)
-// costs no store round trip per request. Changes made through this root are
-// seen at once (forget); changes through another replica within ttl.
-type userCache struct {
-	st  *store.Store
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]cachedUser
+// cache keeps what load reads from the store for a short time, so that
+// checking every request's user (does it exist, which role, which password
+// generation) and session (is it still active) costs no store round trip
+// per request. Changes made through this root are seen at once (set,
+// forget); changes through another replica within ttl.
+type cache[V any] struct {
+	load func(ctx context.Context, key string) (V, error)
+	ttl  time.Duration
+	mu   sync.Mutex
+	m    map[string]cached[V]
 }
 
-type cachedUser struct {
-	u  *store.UserRecord
+type cached[V any] struct {
+	v  V
 	at time.Time
 }
 
-func newUserCache(st *store.Store, ttl time.Duration) *userCache {
-	return &userCache{st: st, ttl: ttl, m: map[string]cachedUser{}}
+func newCache[V any](ttl time.Duration, load func(context.Context, string) (V, error)) *cache[V] {
+	return &cache[V]{load: load, ttl: ttl, m: map[string]cached[V]{}}
 }
 
-func (c *userCache) get(ctx context.Context, name string) (*store.UserRecord, error) {
+// newUserCache caches user records.
+func newUserCache(st *store.Store, ttl time.Duration) *cache[*store.UserRecord] {
+	return newCache(ttl, st.GetUser)
+}
+
+func (c *cache[V]) get(ctx context.Context, key string) (V, error) {
 	c.mu.Lock()
-	e, ok := c.m[name]
+	e, ok := c.m[key]
 	c.mu.Unlock()
 	if ok && time.Since(e.at) < c.ttl {
-		return e.u, nil
+		return e.v, nil
 	}
-	u, err := c.st.GetUser(ctx, name)
+	v, err := c.load(ctx, key)
 	if err != nil {
-		return nil, err
+		return v, err
 	}
+	c.set(key, v)
+	return v, nil
+}
+
+func (c *cache[V]) set(key string, v V) {
 	c.mu.Lock()
 	if len(c.m) > 10000 { // bound memory; entries are cheap to refetch
 		clear(c.m)
 	}
-	c.m[name] = cachedUser{u: u, at: time.Now()}
+	c.m[key] = cached[V]{v: v, at: time.Now()}
 	c.mu.Unlock()
-	return u, nil
 }
 
-func (c *userCache) forget(name string) {
+func (c *cache[V]) forget(key string) {
 	c.mu.Lock()
-	delete(c.m, name)
+	delete(c.m, key)
 	c.mu.Unlock()
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -68,6 +69,10 @@ type Config struct {
 	// MetricsTokenFile holds the bearer token /metrics requires; empty:
 	// <DataDir>/metrics-token, generated on first start.
 	MetricsTokenFile string
+	// RotateSigningKey makes a new current token signing key at start.
+	RotateSigningKey bool
+	// TrustedProxies may name the client in X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 }
 
 // Run starts the root and serves until ctx ends. ready, if not nil, receives
@@ -103,11 +108,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err := bootstrapJoinToken(ctx, st, cfg, log); err != nil {
 		return err
 	}
-	key, err := st.SigningKey(ctx)
-	if err != nil {
-		return err
-	}
-	signer := auth.NewSigner(key, cfg.AccessTTL, cfg.RefreshTTL)
 	ping := func(ctx context.Context) error { return conn.Client.Ping(ctx, readpref.Primary()) }
 	inst, err := install.New(install.Config{DownloadsDir: cfg.DownloadsDir, ExternalURL: cfg.ExternalURL, Logger: log})
 	if err != nil {
@@ -163,6 +163,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return errors.Join(err, stop())
 	}
 
+	// The signing keys are read as leader: another leader may have rotated
+	// them since this replica started.
+	signer, err := signingKeys(ctx, st, cfg, log)
+	if err != nil {
+		return errors.Join(err, stop())
+	}
 	sta, err := state.Open(ctx, st, state.Options{Log: log, Plan: cfg.AddressPlan})
 	if err != nil {
 		return errors.Join(err, stop())
@@ -173,6 +179,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	disp := dispatch.New(sta, cfg.ClusterGrace, log)
 	srv := httpapi.New(sta, st, signer, ping, log)
 	srv.ServeMetrics(metricsauth.Handler(metricsToken))
+	srv.SetTrustedProxies(cfg.TrustedProxies)
 	srv.Mount("/", dashboard.Handler())
 	srv.Mount("/install/", inst.Scripts())
 	srv.Mount("/download/", inst.Downloads())
@@ -182,6 +189,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	dispCtx, stopDisp := context.WithCancel(ctx)
 	go disp.Run(dispCtx)
 	go func() { errc <- l.keep(dispCtx) }()
+	go srv.CollectSessions(dispCtx, 10*time.Minute)
 
 	var runErr error
 	select {
@@ -297,4 +305,24 @@ func writeSecret(path, content string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// signingKeys loads the token signing keys (rotated first if the
+// configuration asks) into a signer. A retired key verifies for the longest
+// token lifetime.
+func signingKeys(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) (*auth.Signer, error) {
+	keep := max(cfg.AccessTTL, cfg.RefreshTTL)
+	var ks *store.SigningKeySet
+	var err error
+	if cfg.RotateSigningKey {
+		if ks, err = st.RotateSigningKey(ctx, keep); err == nil {
+			log.Info("rotated the token signing key", "kid", ks.Current)
+		}
+	} else {
+		ks, err = st.SigningKeys(ctx, keep)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewKeySigner(ks.Current, ks.AuthKeys(), cfg.AccessTTL, cfg.RefreshTTL)
 }

@@ -3,12 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
-	"github.com/thicket-edge/thicket/mongodb"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )
 
@@ -18,16 +16,7 @@ import (
 // documents; the backend splits batches.)
 func TestBackendWritesBigBatches(t *testing.T) {
 	ctx := context.Background()
-	conn, err := mongodb.Open(ctx, mongodb.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	db := conn.Client.Database("x")
-	s := New(db, slog.New(slog.DiscardHandler))
-	if err := conn.Collections(ctx, db, s.Collections()...); err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t)
 	const n = 500
 	for round := range 3 {
 		cs := make([]state.Change, n)

@@ -1,6 +1,6 @@
-// Package store is the root's MongoDB: users, the token signing key and join
-// tokens directly, and the durable copy of the root's state (package state)
-// as the state's Backend. The storage schema (the record types here) is the
+// Package store is the root's MongoDB: users, login sessions, the token
+// signing keys and join tokens directly, and the durable copy of the root's
+// state (package state) as the state's Backend. The storage schema (the record types here) is the
 // store's own: neither the REST documents nor the tier protocol.
 //
 // MongoDB and the embedded FerretDB share only single-document atomicity.
@@ -44,6 +44,7 @@ type Store struct {
 	joinTokens *mongo.Collection
 	blocks     *mongo.Collection
 	leases     *mongo.Collection
+	sessions   *mongo.Collection
 	// savers write the state layer's objects, one per kind (statedb.go).
 	saversMu sync.Mutex
 	savers   map[state.Kind]*mongodb.Saver
@@ -69,6 +70,7 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		joinTokens: db.Collection("join_tokens"),
 		blocks:     db.Collection("address_blocks"),
 		leases:     db.Collection("leases"),
+		sessions:   db.Collection("sessions"),
 		db:         db,
 		log:        log,
 		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
@@ -83,6 +85,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		m mongo.IndexModel
 	}{
 		{s.joinTokens, mongo.IndexModel{Keys: bson.D{{Key: "hash", Value: 1}}, Options: options.Index().SetUnique(true).SetName("hash")}},
+		{s.sessions, mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")}},
 	}
 	for _, i := range idx {
 		if _, err := i.c.Indexes().CreateOne(ctx, i.m); err != nil {
@@ -96,7 +99,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 func (s *Store) Collections() []string {
 	var out []string
 	for _, c := range []*mongo.Collection{s.apps, s.services, s.instances, s.ips, s.users, s.secrets,
-		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases} {
+		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases, s.sessions} {
 		out = append(out, c.Name())
 	}
 	return out
