@@ -259,6 +259,11 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	id, ok := m.byName[req.Name]
 	if !ok {
 		id = newID()
+	} else if old := m.nodes[id]; old != nil && (req.NodeID != id ||
+		subtle.ConstantTimeCompare([]byte(old.PasswordHash), []byte(hashPassword([]byte(req.Credential)))) != 1) {
+		m.mu.Unlock()
+		mTakeovers.Inc()
+		return "", &NameTakenError{Name: req.Name}
 	}
 	n := m.nodes[id]
 	if n == nil {
@@ -292,6 +297,24 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	m.Kick()
 	return id, nil
 }
+
+// NameTakenError refuses a registration under the name of a registered
+// node that did not show that node's credential.
+type NameTakenError struct{ Name string }
+
+// NameTaken is the name refused.
+func (e *NameTakenError) NameTaken() string { return e.Name }
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("node name %q is taken by a registered node; only that node can register under it again "+
+		"(with the credentials in its data dir). Another host: start it with --name <unique-name>. "+
+		"The same host after losing its data dir: an admin deletes the old node first", e.Name)
+}
+
+var mTakeovers = promauto.NewCounter(prometheus.CounterOpts{
+	Namespace: "thicket_cluster", Name: "node_takeovers_refused_total",
+	Help: "Node registrations refused because the name belongs to a registered node whose credential they did not show.",
+})
 
 // CheckNodePassword reports whether password is the MQTT password of node id.
 func (m *Manager) CheckNodePassword(id string, password []byte) bool {
