@@ -198,6 +198,20 @@ type node struct {
 	everUp bool
 	// wantSubnet: the subnet a node unknown to this manager had before.
 	wantSubnet netip.Prefix
+	// prevPasswordHash is the password the last registration replaced: a
+	// node whose answer was lost (it timed out) still holds it, and may
+	// register again with it.
+	prevPasswordHash string
+}
+
+// holds reports whether the registration shows the credentials of n.
+func (n *node) holds(req wire.NodeRegisterRequest) bool {
+	if req.NodeID != n.ID || req.Credential == "" {
+		return false
+	}
+	h := []byte(hashPassword([]byte(req.Credential)))
+	return subtle.ConstantTimeCompare([]byte(n.PasswordHash), h) == 1 ||
+		(n.prevPasswordHash != "" && subtle.ConstantTimeCompare([]byte(n.prevPasswordHash), h) == 1)
 }
 
 // New loads the state and returns a manager. Known nodes get the startup
@@ -252,15 +266,17 @@ func hashPassword(pw []byte) string {
 
 // RegisterNode admits a node (or a node registering again under its name,
 // which keeps its id and its place in the overlay, and gets a new
-// password) and returns its id. A new node counts as active from its first
+// password) and returns its id. A registered name is taken again only by
+// a request showing that node's id and password (the current one, or the
+// one the last registration replaced, whose answer may have been lost);
+// any other is refused with a *NameTakenError and changes nothing. A new node counts as active from its first
 // report, not before: until it reaches the broker nothing is placed on it.
 func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest, password string) (string, error) {
 	m.mu.Lock()
 	id, ok := m.byName[req.Name]
 	if !ok {
 		id = newID()
-	} else if old := m.nodes[id]; old != nil && (req.NodeID != id ||
-		subtle.ConstantTimeCompare([]byte(old.PasswordHash), []byte(hashPassword([]byte(req.Credential)))) != 1) {
+	} else if old := m.nodes[id]; old != nil && !old.holds(req) {
 		m.mu.Unlock()
 		mTakeovers.Inc()
 		return "", &NameTakenError{Name: req.Name}
@@ -273,6 +289,9 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 		if p, err := netip.ParsePrefix(req.Subnet); err == nil {
 			n.wantSubnet = p.Masked()
 		}
+	}
+	if n.PasswordHash != "" {
+		n.prevPasswordHash = n.PasswordHash
 	}
 	n.PasswordHash = hashPassword([]byte(password))
 	n.Info = wire.NodeInfo{

@@ -906,6 +906,14 @@ func TestNodeTakeoverIsRefused(t *testing.T) {
 	if m.CheckNodePassword(id, []byte("pw1")) || !m.CheckNodePassword(id, []byte("pw2")) {
 		t.Error("after registering again the old password still works or the new one does not")
 	}
+	// The answer was lost: the node still holds pw1 and registers with it;
+	// a password from before that is refused.
+	if got, err := m.RegisterNode(ctx, r, "pw3"); err != nil || got != id {
+		t.Fatalf("registering with the password the lost answer replaced: %q, %v", got, err)
+	}
+	if _, err := m.RegisterNode(ctx, r, "pw4"); err == nil {
+		t.Error("a password two registrations old was accepted")
+	}
 	if n := len(m.Nodes()); n != 1 {
 		t.Errorf("%d nodes, want 1", n)
 	}
