@@ -19,6 +19,15 @@ type registrar struct {
 	r *root
 }
 
+// rootForClusters starts a root and returns it, an admin's token, the
+// first start's join token and a registrar.
+func rootForClusters(t *testing.T, name string) (*root, string, string, registrar) {
+	t.Helper()
+	pw := name + "-admin-password"
+	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=" + pw})
+	return r, r.login("Admin", pw).Token, strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token"))), registrar{t, r}
+}
+
 func (g registrar) register(token, name, credential string) (wire.ClusterRegisterResponse, response) {
 	g.t.Helper()
 	resp := g.r.do("POST", "/api/cluster/register", token, wire.ClusterRegisterRequest{Version: wire.Version, Name: name, Credential: credential})
@@ -73,9 +82,7 @@ func tokenByID(t *testing.T, r *root, admin, id string) api.JoinToken {
 // as soon as they are revoked, expired or spent; bad requests change
 // nothing.
 func TestJoinTokens(t *testing.T) {
-	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=tokens-admin-password"})
-	admin := r.login("Admin", "tokens-admin-password").Token
-	g := registrar{t, r}
+	r, admin, _, g := rootForClusters(t, "tokens")
 	create := func(req api.JoinTokenRequest) api.NewJoinToken {
 		t.Helper()
 		var nt api.NewJoinToken
@@ -195,10 +202,7 @@ func TestJoinTokens(t *testing.T) {
 // the cluster that shows its credential, or with a token an admin scoped to
 // the name; anyone else gets 409 and the cluster keeps its identity.
 func TestClusterTakeoverIsRefused(t *testing.T) {
-	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=takeover-admin-password"})
-	admin := r.login("Admin", "takeover-admin-password").Token
-	join := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
-	g := registrar{t, r}
+	r, admin, join, g := rootForClusters(t, "takeover")
 	edge := g.mustRegister(join, "edge", "")
 	other := g.mustRegister(join, "other", "")
 
@@ -240,10 +244,7 @@ func TestClusterTakeoverIsRefused(t *testing.T) {
 // next cluster, its instances are placed on another cluster, and its name
 // can register again.
 func TestDeleteCluster(t *testing.T) {
-	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=delete-admin-password"})
-	admin := r.login("Admin", "delete-admin-password").Token
-	join := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
-	g := registrar{t, r}
+	r, admin, join, g := rootForClusters(t, "delete")
 	node := func(id string) []wire.NodeInfo {
 		return []wire.NodeInfo{{ID: id, Name: id, Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
 			Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: 4096}}}

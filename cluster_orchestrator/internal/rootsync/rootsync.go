@@ -79,6 +79,9 @@ type Link struct {
 	mu  sync.Mutex
 	id  *state.Identity
 	rep reported // what the root acknowledged (under mu)
+	// refused: the root refused our credential, which is said once until
+	// a sync works again (under mu).
+	refused bool
 	// asked is when the link last asked for address blocks, and how many
 	// the cluster had then (under mu): it asks again only when the root
 	// answered (the count changed) or after askEvery.
@@ -259,15 +262,21 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 	err := l.post(ctx, "/api/cluster/sync", l.id.Credential, req, &ack)
 	if errors.Is(err, errRejected) {
 		// The root no longer knows our credential (revoked, or a new root):
-		// register again next time.
-		l.log.Warn("the root refused the cluster credential; registering again")
+		// register again, now and until it works (said once).
+		if !l.refused {
+			l.log.Warn("the root refused the cluster credential; registering again")
+		}
+		l.refused = true
 		l.id = nil
 		l.rep = reported{}
-		if id, rerr := l.register(ctx, ""); rerr == nil {
-			l.id = id
+		id, rerr := l.register(ctx, "")
+		if rerr != nil {
+			return 0, fmt.Errorf("%w; %w", err, rerr)
 		}
+		l.id = id
 		return 0, err
 	}
+	l.refused = false
 	if err != nil {
 		return 0, err
 	}
