@@ -10,8 +10,9 @@ import (
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
-// TestDeletedClusterIsRevoked: an admin revokes the join token the clusters
-// joined with and deletes a running cluster. Its credential stops working
+// TestDeletedClusterIsRevoked: a second host under a node's name is
+// refused. An admin revokes the join token the clusters joined with and
+// deletes a running cluster. Its credential stops working
 // at once (the cluster logs the refusal within 5 s), it cannot join again,
 // and its instance is placed on the other cluster and runs there.
 func TestDeletedClusterIsRevoked(t *testing.T) {
@@ -23,8 +24,22 @@ func TestDeletedClusterIsRevoked(t *testing.T) {
 	s.scaleUp(ids["web"])
 	before := s.api.waitInstance(ids["web"], 0, 2*time.Minute, "running", running)
 	keeper := s.addCluster("keeper", "")
-	s.addNode(keeper, "k1", 42, 1024, keeper.nodeToken)
+	k1 := s.addNode(keeper, "k1", 42, 1024, keeper.nodeToken)
 	s.waitNodes(map[string]int{"doomed": 1, "keeper": 1})
+
+	// Another host with k1's name (and the cluster's node join token) is
+	// refused and told to use --name; k1 stays.
+	impostor := bin.MustStartNode(t, testharness.NodeOptions{Name: k1.name, Label: "impostor", Host: s.net.MustAddHost(t, 43),
+		ClusterURL: keeper.nodeURL, Token: keeper.nodeToken, Namespace: s.ctrNS, Registry: s.registry, MemoryMB: 1024})
+	testharness.WaitFor(t, 30*time.Second, "the second host named "+k1.name+" refused", func() (bool, string) {
+		out := impostor.Engine.Output()
+		return strings.Contains(out, "thicket-node failed") && strings.Contains(out, "is taken by a registered node") &&
+			strings.Contains(out, "start it with --name <unique-name>"), out
+	})
+	if !strings.Contains(keeper.proc.Output(), "node registration refused: name taken") {
+		t.Errorf("the cluster did not log the refused takeover")
+	}
+	s.waitNodes(map[string]int{"keeper": 1})
 	var keeperID string
 	var cls []api.Cluster
 	s.api.must("GET", "/api/clusters", nil, &cls)

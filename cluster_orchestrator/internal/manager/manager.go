@@ -326,8 +326,8 @@ func (e *NameTakenError) NameTaken() string { return e.Name }
 
 func (e *NameTakenError) Error() string {
 	return fmt.Sprintf("node name %q is taken by a registered node; only that node can register under it again "+
-		"(with the credentials in its data dir). Another host: start it with --name <unique-name>. "+
-		"The same host after losing its data dir: an admin deletes the old node first", e.Name)
+		"(with the credentials in its data dir). Another host, or this one after losing its data dir: "+
+		"start it with --name <unique-name>", e.Name)
 }
 
 var mTakeovers = promauto.NewCounter(prometheus.CounterOpts{

@@ -87,7 +87,13 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 	case resp.StatusCode == http.StatusUnauthorized:
 		return nil, fmt.Errorf("register with %s: %w", e.cfg.ClusterURL, ErrJoinRefused)
 	case resp.StatusCode == http.StatusConflict:
-		return nil, fmt.Errorf("register with %s as %q: %w: %s", e.cfg.ClusterURL, e.cfg.Name, ErrNameTaken, bytes.TrimSpace(data))
+		var ae struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &ae) != nil || ae.Error == "" {
+			ae.Error = string(bytes.TrimSpace(data))
+		}
+		return nil, fmt.Errorf("register with %s as %q: %w: %s", e.cfg.ClusterURL, e.cfg.Name, ErrNameTaken, ae.Error)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("register with %s: %s: %s", e.cfg.ClusterURL, resp.Status, bytes.TrimSpace(data))
 	}

@@ -27,7 +27,7 @@ func TestRegister(t *testing.T) {
 	}{
 		{name: "accepted", status: http.StatusOK, body: `{"node_id":"node-7","mqtt_url":"tcp://b:1883","mqtt_password":"pw-7","desired_topic":"d","report_topic":"r","report_interval_ms":500}`},
 		{name: "token refused", status: http.StatusUnauthorized, body: `{"error":"bad token"}`, wantErr: ErrJoinRefused},
-		{name: "name taken", status: http.StatusConflict, body: `{"error":"node name \"n1\" is taken"}`, wantErr: ErrNameTaken, errText: "is taken"},
+		{name: "name taken", status: http.StatusConflict, body: `{"error":"node name \"n1\" is taken"}`, wantErr: ErrNameTaken, errText: `the node name is taken: node name "n1" is taken`},
 		{name: "cluster error", status: http.StatusServiceUnavailable, body: `{"error":"busy"}`, errText: "busy"},
 		{name: "garbled answer", status: http.StatusOK, body: `{"node_id":`, errText: "decode"},
 	} {
