@@ -74,9 +74,12 @@ func (s *fakeRoot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GET /api/service/s1/instance/0/logs":
 		w.Write([]byte(`{"instance_number":0,"status":"RUNNING","logs":"hello\n"}`))
 	case "POST /api/clusters/tokens":
-		w.Write([]byte(`{"id":"ab12cd34","name":"edge","created_at":"2026-01-01T00:00:00Z","token":"secret"}`))
+		w.Write([]byte(`{"id":"ab12cd34","name":"edge","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-02T00:00:00Z",` +
+			`"single_use":true,"cluster_name":"c1","state":"active","token":"secret"}`))
 	case "DELETE /api/application/a1":
 		w.Write([]byte(`{"message":"Application Deleted"}`))
+	case "DELETE /api/clusters/c1":
+		w.Write([]byte(`{"message":"cluster c1 deleted"}`))
 	case "POST /api/users/":
 		w.WriteHeader(400)
 		w.Write([]byte(`{"error":"username must match ^[a-z]+$","field":"username"}`))
@@ -132,8 +135,13 @@ func TestTypedCalls(t *testing.T) {
 		{"add instance", "POST /api/service/s1/instance", func() (any, error) { return c.AddInstance(ctx, "s1") }, 3},
 		{"logs", "GET /api/service/s1/instance/0/logs", func() (any, error) { return c.Logs(ctx, "s1", 0, 0) },
 			&Logs{InstanceNumber: 0, Status: "RUNNING", Logs: "hello\n"}},
-		{"join token", `POST /api/clusters/tokens {"name":"edge"}`, func() (any, error) { return c.CreateJoinToken(ctx, "edge") },
-			&NewJoinToken{JoinToken{ID: "ab12cd34", Name: "edge", CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, "secret"}},
+		{"join token", `POST /api/clusters/tokens {"name":"edge","expires_in":"1h","single_use":true,"cluster_name":"c1"}`,
+			func() (any, error) {
+				return c.CreateJoinToken(ctx, JoinTokenRequest{Name: "edge", ExpiresIn: "1h", SingleUse: true, ClusterName: "c1"})
+			},
+			&NewJoinToken{JoinToken{ID: "ab12cd34", Name: "edge", CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+				ExpiresAt: ptr(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)), SingleUse: true, ClusterName: "c1", State: TokenActive}, "secret"}},
+		{"delete cluster", "DELETE /api/clusters/c1", func() (any, error) { return nil, c.DeleteCluster(ctx, "c1") }, nil},
 		{"delete application", "DELETE /api/application/a1", func() (any, error) { return nil, c.DeleteApplication(ctx, "a1") }, nil},
 	} {
 		got, err := tc.call()
@@ -438,3 +446,5 @@ func TestConcurrentRenew(t *testing.T) {
 		t.Errorf("%d refreshes, want 1", fr.refreshes)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

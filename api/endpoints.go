@@ -50,6 +50,34 @@ type JoinToken struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt: it stops working then; nil: never.
+	ExpiresAt *time.Time `json:"expires_at"`
+	// SingleUse: it registers one cluster, then is spent.
+	SingleUse bool `json:"single_use"`
+	// ClusterName: it registers only a cluster of that name, and may
+	// replace a registered cluster of that name (an admin's reset).
+	ClusterName string     `json:"cluster_name,omitempty"`
+	UsedAt      *time.Time `json:"used_at,omitempty"`
+	UsedBy      string     `json:"used_by,omitempty"`
+	// State is TokenActive, TokenExpired or TokenSpent.
+	State string `json:"state"`
+}
+
+// States of a join token.
+const (
+	TokenActive  = "active"
+	TokenExpired = "expired"
+	TokenSpent   = "spent"
+)
+
+// JoinTokenRequest is the body of POST /api/clusters/tokens; all fields
+// are optional.
+type JoinTokenRequest struct {
+	Name string `json:"name,omitempty"`
+	// ExpiresIn is a duration ("1h", "72h"; default "24h") or "never".
+	ExpiresIn   string `json:"expires_in,omitempty"`
+	SingleUse   bool   `json:"single_use,omitempty"`
+	ClusterName string `json:"cluster_name,omitempty"`
 }
 
 // NewJoinToken answers POST /api/clusters/tokens: the token itself is
@@ -275,9 +303,9 @@ func (c *Client) JoinTokens(ctx context.Context) ([]JoinToken, error) {
 }
 
 // CreateJoinToken makes a cluster join token (admins only).
-func (c *Client) CreateJoinToken(ctx context.Context, name string) (*NewJoinToken, error) {
+func (c *Client) CreateJoinToken(ctx context.Context, req JoinTokenRequest) (*NewJoinToken, error) {
 	var out NewJoinToken
-	if err := c.Do(ctx, http.MethodPost, "/api/clusters/tokens", map[string]string{"name": name}, &out); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/api/clusters/tokens", req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -286,4 +314,11 @@ func (c *Client) CreateJoinToken(ctx context.Context, name string) (*NewJoinToke
 // DeleteJoinToken revokes a join token (admins only).
 func (c *Client) DeleteJoinToken(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/clusters/tokens/"+esc(id), nil, nil)
+}
+
+// DeleteCluster deletes a cluster by id or name (admins only): its
+// credential stops working at once, its address blocks are freed and its
+// instances are placed elsewhere.
+func (c *Client) DeleteCluster(ctx context.Context, idOrName string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/clusters/"+esc(idOrName), nil, nil)
 }

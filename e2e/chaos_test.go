@@ -41,6 +41,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
@@ -303,8 +304,9 @@ func TestChaos(t *testing.T) {
 	t.Run("cluster manager restarted with a wiped data dir", func(t *testing.T) {
 		// Its store, identity and generated node join token are gone; the
 		// operator starts it again with the join token its nodes hold
-		// (in the environment, as a secret belongs). It registers with the
-		// root again under its name, the nodes register again when its
+		// (in the environment, as a secret belongs) and a join token the
+		// admin scoped to its name. It registers with the root again under
+		// its name (keeping its id), the nodes register again when its
 		// broker no longer knows them, and the instances are adopted where
 		// they run.
 		before := map[string]string{}
@@ -314,7 +316,7 @@ func TestChaos(t *testing.T) {
 		}
 		begin := time.Now()
 		r.c.proc.Kill()
-		r.c.restartWiped(t)
+		r.c.restartWiped(t, s.api)
 		healed := time.Now()
 		// Relearned: the new cluster knows the nodes under new ids and
 		// reports each instance where it runs.
@@ -475,9 +477,40 @@ func metric(exposition, sample string) float64 {
 
 // restartWiped starts the (stopped) cluster manager again on an empty data
 // dir: its store, identity and generated node join token are gone, and the
-// operator gives it the join token its nodes hold, in the environment.
-func (c *cluster) restartWiped(t *testing.T) {
+// operator gives it the join token its nodes hold, in a file. Its
+// name is registered at the root, which gives it only to the cluster
+// holding its credential: the admin resets it as the README says, with a
+// single-use join token scoped to the name, which the cluster starts with.
+func (c *cluster) restartWiped(t *testing.T, a *rootAPI) {
 	t.Helper()
+	ctx, cancel := a.ctx()
+	defer cancel()
+	reset, err := a.client().CreateJoinToken(ctx, api.JoinTokenRequest{Name: "reset " + c.name, ClusterName: c.name, SingleUse: true, ExpiresIn: "1h"})
+	if err != nil {
+		t.Fatalf("join token to reset cluster %s: %v", c.name, err)
+	}
+	// The tokens go in files outside the wiped data dir, as an operator
+	// would keep them (not on the command line).
+	secrets := t.TempDir()
+	resetFile, nodeTokenFile := filepath.Join(secrets, "reset-join-token"), filepath.Join(secrets, "node-join-token")
+	writeFile(t, resetFile, reset.Token+"\n")
+	writeFile(t, nodeTokenFile, c.nodeToken+"\n")
+	replaced, nodeFlag := false, false
+	for i, arg := range c.proc.Args {
+		switch {
+		case i+1 >= len(c.proc.Args):
+		case arg == "--join-token-file":
+			c.proc.Args[i+1], replaced = resetFile, true
+		case arg == "--node-join-token-file":
+			c.proc.Args[i+1], nodeFlag = nodeTokenFile, true
+		}
+	}
+	if !replaced {
+		t.Fatalf("cluster %s was not started with --join-token-file: %q", c.name, c.proc.Args)
+	}
+	if !nodeFlag {
+		c.proc.Args = append(c.proc.Args, "--node-join-token-file", nodeTokenFile)
+	}
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -487,7 +520,6 @@ func (c *cluster) restartWiped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c.proc.Env = []string{"THICKET_NODE_JOIN_TOKEN=" + c.nodeToken}
 	c.proc.restart()
 }
 
@@ -548,7 +580,7 @@ func TestLostClusterStoreKeepsAddresses(t *testing.T) {
 	}
 
 	c.proc.Kill()
-	c.restartWiped(t)
+	c.restartWiped(t, s.api)
 	testharness.WaitFor(t, 2*time.Minute, "the instance reported by the relearned cluster", func() (bool, string) {
 		in, _ := s.api.instance(ids["web"], 0)
 		return in.WorkerID != before.WorkerID && in.WorkerID != "" && running(in), in.Status + " on " + in.WorkerID

@@ -157,4 +157,22 @@ func TestDashboard(t *testing.T) {
 		return len(got) == 0, fmt.Sprint(got)
 	})
 	b.Screenshot("")
+
+	// An admin revokes the join token and deletes the cluster from the
+	// infrastructure page (the cluster, still running, cannot join again).
+	var toks []api.JoinToken
+	s.api.must("GET", "/api/clusters/tokens", nil, &toks)
+	for _, tk := range toks {
+		s.api.must("DELETE", "/api/clusters/tokens/"+tk.ID, nil, nil)
+	}
+	b.Click(`.nav a[data-nav="infra"]`)
+	b.WaitText(".cluster", "munich")
+	b.Click(`[data-action="delete-cluster"]`)
+	b.WaitText("dialog.modal", "Delete cluster")
+	b.Click("dialog.modal [data-confirm]")
+	b.WaitText("main", "No cluster has joined yet")
+	var cls []api.Cluster
+	if code, body := s.api.do("GET", "/api/clusters/", nil); json.Unmarshal(body, &cls) != nil || code != 200 || len(cls) != 0 {
+		t.Errorf("after deleting the cluster from the dashboard: %d %s", code, body)
+	}
 }

@@ -368,6 +368,12 @@ type NodeRegisterRequest struct {
 	// cluster's blocks and is free, so that running instances keep their
 	// addresses.
 	Subnet string `json:"subnet,omitempty"`
+	// NodeID and Credential (its MQTT password) are what the node got at
+	// an earlier registration, if it has them: a registered name is given
+	// only to the node that shows its credential; anyone else is refused
+	// with 409 (two hosts with one hostname: start one with --name).
+	NodeID     string `json:"node_id,omitempty"`
+	Credential string `json:"credential,omitempty"`
 }
 
 // NodeRegisterResponse gives the node its identity and MQTT credentials.
@@ -431,6 +437,11 @@ type ClusterRegisterRequest struct {
 	// Address and Port where nodes reach this cluster (informational).
 	Address string `json:"ip"`
 	Port    int    `json:"port"`
+	// Credential is the one this cluster got at an earlier registration,
+	// if it has one: the root lets a registered name be taken only by the
+	// cluster holding its credential (or with a join token an admin scoped
+	// to that name), and refuses anyone else with 409.
+	Credential string `json:"credential,omitempty"`
 }
 
 // ClusterRegisterResponse gives the cluster its id and the credential for

@@ -310,12 +310,25 @@ func TestAdminUsersAndJoinTokens(t *testing.T) {
 	}
 	b.WaitText("main .table", "site-munich")
 	b.WaitText(".token-reveal", "shown only this once")
-	var tokens []struct{ Name string }
-	s.api("GET", "/api/clusters/tokens", nil, &tokens)
-	if len(tokens) != 2 {
-		t.Errorf("tokens: %+v", tokens)
+	var tokens []struct {
+		ID, Name, State string
+		ExpiresAt       *time.Time `json:"expires_at"`
 	}
+	s.api("GET", "/api/clusters/tokens", nil, &tokens)
+	if len(tokens) != 2 || tokens[1].Name != "site-munich" || tokens[1].State != "active" || tokens[1].ExpiresAt == nil ||
+		time.Until(*tokens[1].ExpiresAt) < 23*time.Hour {
+		t.Fatalf("tokens: %+v", tokens)
+	}
+	b.WaitText(`main .table [data-state="active"]`, "active")
 	b.Screenshot("")
+	// Revoked elsewhere: the page no longer offers its command.
+	s.api("DELETE", "/api/clusters/tokens/"+tokens[1].ID, nil, nil)
+	b.WaitText(".token-reveal-slot", "its command was removed")
+	var cmds int
+	b.EvalInto(`document.querySelectorAll(".token-reveal pre.cmd").length`, &cmds)
+	if cmds != 0 {
+		t.Errorf("the command of a revoked token is still shown")
+	}
 }
 
 // TestPhoneWidth uses the pages at a phone's width: nothing overflows

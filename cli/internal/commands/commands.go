@@ -42,6 +42,7 @@ type CLI struct {
 	Logs    LogsCmd    `cmd:"" help:"Print (or follow) the output of an instance."`
 	Delete  DeleteCmd  `cmd:"" help:"Delete an application (with its services) or a service."`
 	Status  StatusCmd  `cmd:"" help:"Show the server's health, the session and a summary of what runs."`
+	Token   TokenCmd   `cmd:"" aliases:"tokens" help:"List, create and revoke cluster join tokens (admins)."`
 	Version VersionCmd `cmd:"" help:"Print the CLI's version."`
 }
 

@@ -10,6 +10,7 @@ import (
 type DeleteCmd struct {
 	App     DeleteAppCmd     `cmd:"" aliases:"application" help:"Delete an application with its services and instances."`
 	Service DeleteServiceCmd `cmd:"" aliases:"svc" help:"Delete a service with its instances."`
+	Cluster DeleteClusterCmd `cmd:"" help:"Delete a cluster (admins): its credential is revoked at once, its instances are placed elsewhere."`
 }
 
 // DeleteAppCmd is `thicket delete app`.
@@ -49,5 +50,23 @@ func (c *DeleteServiceCmd) Run(e *Env) error {
 		return fmt.Errorf("delete service %s: %w", resolve.Label(*svc), err)
 	}
 	fmt.Fprintf(e.Out, "service %s deleted: %s\n", resolve.Label(*svc), svc.MicroserviceID)
+	return nil
+}
+
+// DeleteClusterCmd is `thicket delete cluster`.
+type DeleteClusterCmd struct {
+	Cluster string `arg:"" help:"Cluster id or name."`
+}
+
+// Run deletes the cluster.
+func (c *DeleteClusterCmd) Run(e *Env) error {
+	cl, err := e.session()
+	if err != nil {
+		return err
+	}
+	if err := cl.DeleteCluster(e.Ctx, c.Cluster); err != nil {
+		return fmt.Errorf("delete cluster %s: %w", c.Cluster, err)
+	}
+	fmt.Fprintf(e.Out, "cluster %s deleted: its credential is revoked and its instances are placed elsewhere\n", c.Cluster)
 	return nil
 }

@@ -198,6 +198,20 @@ type node struct {
 	everUp bool
 	// wantSubnet: the subnet a node unknown to this manager had before.
 	wantSubnet netip.Prefix
+	// prevPasswordHash is the password the last registration replaced: a
+	// node whose answer was lost (it timed out) still holds it, and may
+	// register again with it.
+	prevPasswordHash string
+}
+
+// holds reports whether the registration shows the credentials of n.
+func (n *node) holds(req wire.NodeRegisterRequest) bool {
+	if req.NodeID != n.ID || req.Credential == "" {
+		return false
+	}
+	h := []byte(hashPassword([]byte(req.Credential)))
+	return subtle.ConstantTimeCompare([]byte(n.PasswordHash), h) == 1 ||
+		(n.prevPasswordHash != "" && subtle.ConstantTimeCompare([]byte(n.prevPasswordHash), h) == 1)
 }
 
 // New loads the state and returns a manager. Known nodes get the startup
@@ -252,13 +266,20 @@ func hashPassword(pw []byte) string {
 
 // RegisterNode admits a node (or a node registering again under its name,
 // which keeps its id and its place in the overlay, and gets a new
-// password) and returns its id. A new node counts as active from its first
+// password) and returns its id. A registered name is taken again only by
+// a request showing that node's id and password (the current one, or the
+// one the last registration replaced, whose answer may have been lost);
+// any other is refused with a *NameTakenError and changes nothing. A new node counts as active from its first
 // report, not before: until it reaches the broker nothing is placed on it.
 func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest, password string) (string, error) {
 	m.mu.Lock()
 	id, ok := m.byName[req.Name]
 	if !ok {
 		id = newID()
+	} else if old := m.nodes[id]; old != nil && !old.holds(req) {
+		m.mu.Unlock()
+		mTakeovers.Inc()
+		return "", &NameTakenError{Name: req.Name}
 	}
 	n := m.nodes[id]
 	if n == nil {
@@ -268,6 +289,9 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 		if p, err := netip.ParsePrefix(req.Subnet); err == nil {
 			n.wantSubnet = p.Masked()
 		}
+	}
+	if n.PasswordHash != "" {
+		n.prevPasswordHash = n.PasswordHash
 	}
 	n.PasswordHash = hashPassword([]byte(password))
 	n.Info = wire.NodeInfo{
@@ -292,6 +316,24 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	m.Kick()
 	return id, nil
 }
+
+// NameTakenError refuses a registration under the name of a registered
+// node that did not show that node's credential.
+type NameTakenError struct{ Name string }
+
+// NameTaken is the name refused.
+func (e *NameTakenError) NameTaken() string { return e.Name }
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("node name %q is taken by a registered node; only that node can register under it again "+
+		"(with the credentials in its data dir). Another host, or this one after losing its data dir: "+
+		"start it with --name <unique-name>", e.Name)
+}
+
+var mTakeovers = promauto.NewCounter(prometheus.CounterOpts{
+	Namespace: "thicket_cluster", Name: "node_takeovers_refused_total",
+	Help: "Node registrations refused because the name belongs to a registered node whose credential they did not show.",
+})
 
 // CheckNodePassword reports whether password is the MQTT password of node id.
 func (m *Manager) CheckNodePassword(id string, password []byte) bool {

@@ -2,10 +2,12 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,9 +285,11 @@ func TestNodeActiveFromFirstReport(t *testing.T) {
 	if st := m.Statuses()[0]; st.NodeID != id {
 		t.Errorf("after the node's first report its instance is %+v, want placed on it", st)
 	}
-	// A node engine restarts and registers again: it stays active and in
-	// the overlay.
-	if _, err := m.RegisterNode(ctx, req, "pw2"); err != nil {
+	// A node engine restarts and registers again, with its credentials: it
+	// stays active and in the overlay.
+	again := req
+	again.NodeID, again.Credential = id, "pw"
+	if _, err := m.RegisterNode(ctx, again, "pw2"); err != nil {
 		t.Fatal(err)
 	}
 	if nodes := m.Nodes(); !nodes[0].Active || nodes[0].Network == nil || nodes[0].Network.Subnet != network.Subnet {
@@ -857,5 +861,60 @@ func TestPublishedPorts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNodeTakeoverIsRefused: a registered node name is given again only to
+// the node that shows its credentials (id and current MQTT password);
+// another host of the same name is refused and changes nothing.
+func TestNodeTakeoverIsRefused(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, state.NewMemory(), &recorder{desired: map[string]wire.NodeDesired{}})
+	req := wire.NodeRegisterRequest{Version: wire.Version, Name: "edge", Arch: "amd64", Virtualizations: []string{"container"},
+		Capacity: wire.Resources{MilliCPU: 1000, MemoryMB: 512}}
+	id, err := m.RegisterNode(ctx, req, "pw1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name           string
+		nodeID, secret string
+	}{
+		{"no credentials", "", ""},
+		{"its id, no password", id, ""},
+		{"its id, a wrong password", id, "guess"},
+		{"another id, its password", "other", "pw1"},
+	} {
+		r := req
+		r.NodeID, r.Credential = tc.nodeID, tc.secret
+		_, err := m.RegisterNode(ctx, r, "stolen")
+		var taken *NameTakenError
+		if !errors.As(err, &taken) || taken.NameTaken() != "edge" || !strings.Contains(err.Error(), "--name") {
+			t.Errorf("%s: got %v, want a NameTakenError telling to use --name", tc.name, err)
+		}
+		if m.CheckNodePassword(id, []byte("stolen")) || !m.CheckNodePassword(id, []byte("pw1")) {
+			t.Fatalf("%s: a refused registration changed the node's password", tc.name)
+		}
+	}
+	// The node itself: same id, the new password replaces the old.
+	r := req
+	r.NodeID, r.Credential = id, "pw1"
+	got, err := m.RegisterNode(ctx, r, "pw2")
+	if err != nil || got != id {
+		t.Fatalf("the node registering again: %q, %v", got, err)
+	}
+	if m.CheckNodePassword(id, []byte("pw1")) || !m.CheckNodePassword(id, []byte("pw2")) {
+		t.Error("after registering again the old password still works or the new one does not")
+	}
+	// The answer was lost: the node still holds pw1 and registers with it;
+	// a password from before that is refused.
+	if got, err := m.RegisterNode(ctx, r, "pw3"); err != nil || got != id {
+		t.Fatalf("registering with the password the lost answer replaced: %q, %v", got, err)
+	}
+	if _, err := m.RegisterNode(ctx, r, "pw4"); err == nil {
+		t.Error("a password two registrations old was accepted")
+	}
+	if n := len(m.Nodes()); n != 1 {
+		t.Errorf("%d nodes, want 1", n)
 	}
 }

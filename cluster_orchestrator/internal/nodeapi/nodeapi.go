@@ -8,7 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/thicket-edge/thicket/internal/jsonhttp"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,13 +20,15 @@ import (
 
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/jsonhttp"
 	"github.com/thicket-edge/thicket/internal/secretfile"
 )
 
 // NameRE is the form of a node name.
 var NameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// Registrar admits nodes.
+// Registrar admits nodes. An error with a NameTaken method refuses a name
+// that belongs to another registered node (409).
 type Registrar interface {
 	RegisterNode(ctx context.Context, req wire.NodeRegisterRequest, password string) (string, error)
 }
@@ -75,6 +77,12 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 			return
 		}
 		id, err := reg.RegisterNode(r.Context(), req, pw)
+		var taken interface{ NameTaken() string }
+		if errors.As(err, &taken) {
+			log.Warn("node registration refused: name taken", "node", req.Name, "from", r.RemoteAddr)
+			writeErr(w, http.StatusConflict, err.Error(), "name")
+			return
+		}
 		if err != nil {
 			log.Error("register node", "node", req.Name, "err", err)
 			writeErr(w, http.StatusInternalServerError, "internal error", "")

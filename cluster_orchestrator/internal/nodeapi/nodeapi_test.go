@@ -1,6 +1,18 @@
 package nodeapi
 
-import "testing"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+)
 
 // TestBrokerFor: a node that reached the cluster from elsewhere is not
 // handed a loopback broker address (Docker Compose's default advertise
@@ -24,6 +36,51 @@ func TestBrokerFor(t *testing.T) {
 	} {
 		if got := brokerFor(tt.url, tt.host); got != tt.want {
 			t.Errorf("brokerFor(%q, %q) = %q, want %q", tt.url, tt.host, got, tt.want)
+		}
+	}
+}
+
+type takenErr struct{}
+
+func (takenErr) Error() string {
+	return `node name "n1" is taken by a registered node; start it with --name`
+}
+func (takenErr) NameTaken() string { return "n1" }
+
+type registrarFunc func(wire.NodeRegisterRequest) (string, error)
+
+func (f registrarFunc) RegisterNode(_ context.Context, req wire.NodeRegisterRequest, _ string) (string, error) {
+	return f(req)
+}
+
+// TestRegisterStatuses: a name taken by another node is 409 with the
+// registrar's explanation, a wrong token 401, success 200 with the id.
+func TestRegisterStatuses(t *testing.T) {
+	reg := registrarFunc(func(req wire.NodeRegisterRequest) (string, error) {
+		if req.Name == "n1" && req.Credential != "pw" {
+			return "", fmt.Errorf("register: %w", takenErr{})
+		}
+		return "id-" + req.Name, nil
+	})
+	h := Handler(Config{JoinToken: "tok", MQTTURL: "tcp://127.0.0.1:1883"}, reg, slog.New(slog.DiscardHandler))
+	for _, tc := range []struct {
+		name, token string
+		req         wire.NodeRegisterRequest
+		status      int
+		want        string
+	}{
+		{"taken", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n1"}, http.StatusConflict, "--name"},
+		{"its own", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n1", NodeID: "id-n1", Credential: "pw"}, http.StatusOK, "id-n1"},
+		{"new", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusOK, "id-n2"},
+		{"wrong token", "bad", wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusUnauthorized, "invalid node join token"},
+	} {
+		body, _ := json.Marshal(tc.req)
+		r := httptest.NewRequest(http.MethodPost, "/api/node/register", bytes.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+tc.token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.name, w.Code, w.Body, tc.status, tc.want)
 		}
 	}
 }

@@ -28,6 +28,8 @@ type fakeRoot struct {
 	mu         sync.Mutex
 	credential string // the one credential accepted; "" until registered
 	registered int
+	shown      string // the credential the last registration showed
+	taken      bool   // registrations are refused: the name is taken
 	syncs      []wire.ClusterSync
 	acks       []wire.ClusterSyncAck // answered in order; the last one repeats
 	fail       int                   // the next syncs answered 500
@@ -47,6 +49,11 @@ func newFakeRoot(t *testing.T) (*fakeRoot, *httptest.Server) {
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		if r.taken {
+			http.Error(w, `{"error":"cluster name \"c1\" is taken by a registered cluster"}`, http.StatusConflict)
+			return
+		}
+		r.shown = body.Credential
 		r.registered++
 		r.credential = "cred-" + strings.Repeat("x", r.registered)
 		writeJSONTest(w, wire.ClusterRegisterResponse{ClusterID: "cluster-1", Credential: r.credential, Block: "10.64.0.0/18"})
@@ -308,6 +315,9 @@ func TestSyncCycle(t *testing.T) {
 	if s := root.lastSync(); root.registered != 2 || s.Epoch != "" || len(s.Instances) != 2 {
 		t.Errorf("after registering again: registered %d, epoch %q, %d statuses", root.registered, s.Epoch, len(s.Instances))
 	}
+	if root.shown != "" {
+		t.Errorf("registering after a refused credential showed %q", root.shown)
+	}
 
 	// A restarted cluster manager (a new link over the same store) is the
 	// same cluster: it does not register again.
@@ -323,6 +333,28 @@ func TestSyncCycle(t *testing.T) {
 	l3 := newLink(srv2.URL, st, c, "join-token")
 	if _, err := l3.once(ctx); err != nil || root2.registered != 1 {
 		t.Errorf("at another root: %v, registered %d", err, root2.registered)
+	}
+	// There it shows the credential it holds (the same root under another
+	// address gives it its name back).
+	if root2.shown != root.credential {
+		t.Errorf("registering at another address showed %q, want the credential it holds %q", root2.shown, root.credential)
+	}
+}
+
+// TestNameTaken: a root that refuses the name (another cluster holds it)
+// gives an error that says what to do, and nothing is saved.
+func TestNameTaken(t *testing.T) {
+	ctx := context.Background()
+	root, srv := newFakeRoot(t)
+	root.taken = true
+	st := clusterStore(t)
+	l := newLink(srv.URL, st, &fakeCluster{}, "join-token")
+	if _, err := l.once(ctx); err == nil || !strings.Contains(err.Error(), "belongs to another registered cluster") ||
+		!strings.Contains(err.Error(), "scoped to the name") {
+		t.Fatalf("once = %v; want the name taken, with what to do", err)
+	}
+	if id, err := st.Identity(ctx); err != nil || id != nil {
+		t.Errorf("identity saved after a refusal: %+v, %v", id, err)
 	}
 }
 

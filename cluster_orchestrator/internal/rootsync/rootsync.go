@@ -79,6 +79,9 @@ type Link struct {
 	mu  sync.Mutex
 	id  *state.Identity
 	rep reported // what the root acknowledged (under mu)
+	// refused: the root refused our credential, which is said once until
+	// a sync works again (under mu).
+	refused bool
 	// asked is when the link last asked for address blocks, and how many
 	// the cluster had then (under mu): it asks again only when the root
 	// answered (the count changed) or after askEvery.
@@ -122,6 +125,10 @@ func New(cfg Config, st *state.Store, c Cluster, log *slog.Logger) *Link {
 
 // errRejected means the root refused our credential or token.
 var errRejected = errors.New("rejected by the root")
+
+// errNameTaken means the root refused to let us register under a name a
+// registered cluster holds.
+var errNameTaken = errors.New("cluster name taken")
 
 // Run syncs until ctx ends: every interval and when kicked, while a watch
 // brings changes of the desired set down at once.
@@ -236,7 +243,13 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 			return 0, err
 		}
 		if id == nil || id.RootURL != l.cfg.RootURL {
-			if id, err = l.register(ctx); err != nil {
+			// The credential from before (the root under another
+			// address) shows that the name is ours.
+			var cred string
+			if id != nil {
+				cred = id.Credential
+			}
+			if id, err = l.register(ctx, cred); err != nil {
 				return 0, err
 			}
 		}
@@ -249,15 +262,21 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 	err := l.post(ctx, "/api/cluster/sync", l.id.Credential, req, &ack)
 	if errors.Is(err, errRejected) {
 		// The root no longer knows our credential (revoked, or a new root):
-		// register again next time.
-		l.log.Warn("the root refused the cluster credential; registering again")
+		// register again, now and until it works (said once).
+		if !l.refused {
+			l.log.Warn("the root refused the cluster credential; registering again")
+		}
+		l.refused = true
 		l.id = nil
 		l.rep = reported{}
-		if id, rerr := l.register(ctx); rerr == nil {
-			l.id = id
+		id, rerr := l.register(ctx, "")
+		if rerr != nil {
+			return 0, fmt.Errorf("%w; %w", err, rerr)
 		}
+		l.id = id
 		return 0, err
 	}
+	l.refused = false
 	if err != nil {
 		return 0, err
 	}
@@ -274,11 +293,20 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 	return time.Duration(ack.SyncIntervalMS) * time.Millisecond, nil
 }
 
-func (l *Link) register(ctx context.Context) (*state.Identity, error) {
+// register registers with the join token, showing the credential this
+// cluster holds from before, if any ("" if none).
+func (l *Link) register(ctx context.Context, credential string) (*state.Identity, error) {
 	var resp wire.ClusterRegisterResponse
-	if err := l.post(ctx, "/api/cluster/register", l.cfg.JoinToken, l.cfg.Register, &resp); err != nil {
-		if errors.Is(err, errRejected) {
+	reg := l.cfg.Register
+	reg.Credential = credential
+	if err := l.post(ctx, "/api/cluster/register", l.cfg.JoinToken, reg, &resp); err != nil {
+		switch {
+		case errors.Is(err, errRejected):
 			return nil, fmt.Errorf("register with the root: the join token was refused: %w", err)
+		case errors.Is(err, errNameTaken):
+			return nil, fmt.Errorf("register with the root: the cluster name %q belongs to another registered cluster "+
+				"(if this is that cluster and it lost its data dir, an admin deletes the old one or gives a join token scoped to the name): %w",
+				reg.Name, err)
 		}
 		return nil, fmt.Errorf("register with the root: %w", err)
 	}
@@ -315,6 +343,9 @@ func (l *Link) post(ctx context.Context, path, token string, body, out any) erro
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		return fmt.Errorf("%s: %w: %s", path, errRejected, bytes.TrimSpace(data))
+	}
+	if resp.StatusCode == http.StatusConflict {
+		return fmt.Errorf("%s: %w: %s", path, errNameTaken, bytes.TrimSpace(data))
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s: %s", path, resp.Status, bytes.TrimSpace(data))

@@ -318,11 +318,11 @@ func (e *Engine) reregister(ctx context.Context) (*mqttc.Client, *credentials) {
 }
 
 // registerRetrying registers, retrying while the cluster is unreachable; a
-// refused token is final.
+// refused token or a name taken by another node is final.
 func (e *Engine) registerRetrying(ctx context.Context) (*credentials, error) {
 	for wait := time.Second; ; wait = min(wait*2, 15*time.Second) {
 		c, err := e.register(ctx)
-		if err == nil || errors.Is(err, ErrJoinRefused) {
+		if err == nil || errors.Is(err, ErrJoinRefused) || errors.Is(err, ErrNameTaken) {
 			return c, err
 		}
 		e.log.Warn("cannot register yet; retrying", "err", err, "in", wait)

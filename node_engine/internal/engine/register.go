@@ -36,6 +36,9 @@ func (c *credentials) interval() time.Duration {
 // ErrJoinRefused: the cluster refused the node join token.
 var ErrJoinRefused = errors.New("the cluster refused the node join token")
 
+// ErrNameTaken: the cluster has another node of this name.
+var ErrNameTaken = errors.New("the node name is taken")
+
 func (e *Engine) loadCredentials() (*credentials, error) {
 	b, err := os.ReadFile(filepath.Join(e.cfg.DataDir, credentialsFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -63,6 +66,10 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 		Virtualizations: e.reg.Available(ctx), Capacity: e.capacity(), Address: e.cfg.Address,
 		Subnet: d.Subnet,
 	}
+	// The identity from before, if any, shows that the name is ours.
+	if saved, err := e.loadCredentials(); err == nil && saved != nil {
+		req.NodeID, req.Credential = saved.NodeID, saved.MQTTPassword
+	}
 	body, _ := json.Marshal(req)
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(e.cfg.ClusterURL, "/")+"/api/node/register", bytes.NewReader(body))
 	if err != nil {
@@ -79,6 +86,14 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		return nil, fmt.Errorf("register with %s: %w", e.cfg.ClusterURL, ErrJoinRefused)
+	case resp.StatusCode == http.StatusConflict:
+		var ae struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &ae) != nil || ae.Error == "" {
+			ae.Error = string(bytes.TrimSpace(data))
+		}
+		return nil, fmt.Errorf("register with %s as %q: %w: %s", e.cfg.ClusterURL, e.cfg.Name, ErrNameTaken, ae.Error)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("register with %s: %s: %s", e.cfg.ClusterURL, resp.Status, bytes.TrimSpace(data))
 	}

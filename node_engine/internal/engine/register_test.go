@@ -15,7 +15,8 @@ import (
 
 // TestRegister: the node registers with its join token and what it runs
 // and has, keeps the cluster's answer in its data dir and finds it there
-// again (for this cluster only); a refused token is ErrJoinRefused.
+// again (for this cluster only), and shows it when it registers again; a
+// refused token is ErrJoinRefused, a name of another node ErrNameTaken.
 func TestRegister(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -24,9 +25,10 @@ func TestRegister(t *testing.T) {
 		wantErr error  // nil: success
 		errText string // in the error
 	}{
-		{name: "accepted", status: http.StatusOK, body: `{"node_id":"node-7","mqtt_url":"tcp://b:1883","desired_topic":"d","report_topic":"r","report_interval_ms":500}`},
+		{name: "accepted", status: http.StatusOK, body: `{"node_id":"node-7","mqtt_url":"tcp://b:1883","mqtt_password":"pw-7","desired_topic":"d","report_topic":"r","report_interval_ms":500}`},
 		{name: "token refused", status: http.StatusUnauthorized, body: `{"error":"bad token"}`, wantErr: ErrJoinRefused},
-		{name: "cluster error", status: http.StatusConflict, body: `{"error":"name taken"}`, errText: "name taken"},
+		{name: "name taken", status: http.StatusConflict, body: `{"error":"node name \"n1\" is taken"}`, wantErr: ErrNameTaken, errText: `the node name is taken: node name "n1" is taken`},
+		{name: "cluster error", status: http.StatusServiceUnavailable, body: `{"error":"busy"}`, errText: "busy"},
 		{name: "garbled answer", status: http.StatusOK, body: `{"node_id":`, errText: "decode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +71,13 @@ func TestRegister(t *testing.T) {
 			}
 			if c.NodeID != "node-7" || c.interval() != 500*time.Millisecond || saved == nil || saved.NodeID != "node-7" || saved.MQTTURL != "tcp://b:1883" {
 				t.Errorf("credentials %+v, saved %+v", c, saved)
+			}
+			// Registering again, it shows the identity it holds.
+			if _, err := e.register(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got.NodeID != "node-7" || got.Credential != saved.MQTTPassword {
+				t.Errorf("registering again sent node %q credential %q, want its saved ones", got.NodeID, got.Credential)
 			}
 			// Another cluster: the saved identity is not ours there.
 			e.cfg.ClusterURL = "http://other"

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,21 +44,42 @@ func (s *Server) registerCluster(c echo.Context) error {
 	if !clusterNameRE.MatchString(req.Name) {
 		return errBadRequest("cluster_name must match "+clusterNameRE.String(), "cluster_name")
 	}
-	if err := s.store.CheckJoinToken(c.Request().Context(), bearer(c)); errors.Is(err, store.ErrBadCredential) {
+	ctx := c.Request().Context()
+	jt, err := s.store.UseJoinToken(ctx, bearer(c), req.Name)
+	var refused *store.TokenRefusal
+	switch {
+	case errors.Is(err, store.ErrBadCredential):
 		return &Error{Status: http.StatusUnauthorized, Message: "invalid join token"}
-	} else if err != nil {
+	case errors.As(err, &refused):
+		s.log.Warn("cluster registration refused", "cluster", req.Name, "reason", refused.Reason)
+		return &Error{Status: http.StatusUnauthorized, Message: refused.Reason}
+	case err != nil:
 		return err
 	}
-	id, cred, block, tk, err := s.state.RegisterCluster(state.Registration{Name: req.Name, Location: req.Location, Address: req.Address, Port: req.Port})
+	id, cred, block, tk, err := s.state.RegisterCluster(state.Registration{Name: req.Name, Location: req.Location, Address: req.Address, Port: req.Port,
+		Credential: req.Credential, Reset: jt.ClusterName == req.Name})
 	if err != nil {
+		if uerr := s.store.UnspendJoinToken(context.WithoutCancel(ctx), jt); uerr != nil {
+			s.log.Warn("give the join token back", "token", jt.ID, "err", uerr)
+		}
+		var ce *state.ConflictError
+		if errors.As(err, &ce) {
+			mTakeovers.Inc()
+			s.log.Warn("cluster registration refused: name taken", "cluster", req.Name, "from", c.RealIP())
+		}
 		return err
 	}
 	if err := s.durable(c, tk); err != nil {
 		return err
 	}
-	s.log.Info("cluster registered", "cluster", req.Name, "id", id, "location", req.Location, "block", block)
+	s.log.Info("cluster registered", "cluster", req.Name, "id", id, "location", req.Location, "block", block, "join_token", jt.ID)
 	return c.JSON(http.StatusOK, wire.ClusterRegisterResponse{ClusterID: id, Credential: cred, Block: block})
 }
+
+var mTakeovers = promauto.NewCounter(prometheus.CounterOpts{
+	Namespace: "thicket_root", Name: "cluster_takeovers_refused_total",
+	Help: "Cluster registrations refused because the name belongs to a registered cluster whose credential they did not show.",
+})
 
 // authCluster returns the cluster whose credential the request carries.
 func (s *Server) authCluster(c echo.Context) (*state.Cluster, error) {
@@ -172,6 +194,10 @@ func (s *Server) watchDesired(c echo.Context) error {
 	for {
 		_, changed := s.state.Changed() // before reading, so no change is missed
 		sn := s.state.Snapshot()
+		if now := sn.Cluster(cl.ID); now == nil || now.CredentialHash != cl.CredentialHash {
+			// Deleted, or registered again: this credential is revoked.
+			return &Error{Status: http.StatusUnauthorized, Message: "invalid cluster credential"}
+		}
 		if !delta {
 			if d := s.fullDesired(sn, cl.ID); d.Generation != after {
 				return c.JSON(http.StatusOK, d)
@@ -233,10 +259,15 @@ func (s *Server) listJoinTokens(c echo.Context) error {
 }
 
 // createJoinToken makes a cluster join token; the token itself is shown
-// only in this answer.
+// only in this answer. It expires after expires_in (a duration, default
+// 24h; "never" only when asked), may be single_use, and may be scoped to
+// one cluster_name.
 func (s *Server) createJoinToken(c echo.Context) error {
 	var req struct {
-		Name string `json:"name"`
+		Name        string `json:"name"`
+		ExpiresIn   string `json:"expires_in"`
+		SingleUse   bool   `json:"single_use"`
+		ClusterName string `json:"cluster_name"`
 	}
 	if c.Request().ContentLength != 0 {
 		if err := decodeJSON(c, &req); err != nil {
@@ -246,18 +277,77 @@ func (s *Server) createJoinToken(c echo.Context) error {
 	if len(req.Name) > 100 {
 		return errBadRequest("name is longer than 100 characters", "name")
 	}
-	tok, jt, err := s.store.CreateJoinToken(c.Request().Context(), req.Name)
+	if req.ClusterName != "" && !clusterNameRE.MatchString(req.ClusterName) {
+		return errBadRequest("cluster_name must match "+clusterNameRE.String(), "cluster_name")
+	}
+	ttl, err := tokenTTL(req.ExpiresIn)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"id": jt.ID, "name": jt.Name, "created_at": jt.CreatedAt, "token": tok})
+	tok, jt, err := s.store.CreateJoinToken(c.Request().Context(), store.JoinTokenSpec{Name: req.Name, TTL: ttl,
+		SingleUse: req.SingleUse, ClusterName: req.ClusterName})
+	if err != nil {
+		return err
+	}
+	s.log.Info("join token created", "token", jt.ID, "name", jt.Name, "expires_at", jt.ExpiresAt, "single_use", jt.SingleUse,
+		"cluster_name", jt.ClusterName, "by", caller(c).Username)
+	return c.JSON(http.StatusOK, struct {
+		*store.JoinToken
+		Token string `json:"token"`
+	}{jt, tok})
+}
+
+// maxTokenTTL bounds expires_in; longer is "never", said explicitly.
+const maxTokenTTL = 366 * 24 * time.Hour
+
+// tokenTTL reads expires_in: "" is the default (24 h), "never" is 0.
+func tokenTTL(v string) (time.Duration, error) {
+	switch v {
+	case "":
+		return store.DefaultJoinTokenTTL, nil
+	case "never":
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > maxTokenTTL {
+		return 0, errBadRequest(`expires_in must be a positive duration up to 8784h (e.g. "1h", "24h") or "never"`, "expires_in")
+	}
+	return d, nil
 }
 
 func (s *Server) deleteJoinToken(c echo.Context) error {
 	if err := s.store.DeleteJoinToken(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
+	s.log.Info("join token revoked", "token", c.Param("id"), "by", caller(c).Username)
 	return message(c, "join token revoked")
+}
+
+// deleteCluster is an admin's delete of a cluster (by id or name): its
+// credential stops working at once (its sync and watch get 401), its nodes
+// and address blocks are freed, and its instances are placed elsewhere.
+func (s *Server) deleteCluster(c echo.Context) error {
+	sn := s.state.Snapshot()
+	cl := sn.Cluster(c.Param("id"))
+	if cl == nil {
+		for _, x := range sn.Clusters() {
+			if x.Name == c.Param("id") {
+				cl = x
+			}
+		}
+	}
+	if cl == nil {
+		return errNotFound
+	}
+	n, tk, err := s.state.DeleteCluster(cl.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	s.log.Info("cluster deleted", "cluster", cl.Name, "id", cl.ID, "instances_unassigned", n, "by", caller(c).Username)
+	return message(c, fmt.Sprintf("cluster %s deleted; its credential is revoked and %d instances are placed elsewhere", cl.Name, n))
 }
 
 // instanceLogs answers the last lines of an instance's output, as its node

@@ -152,6 +152,7 @@ func (s *Server) routes() {
 	a.GET("/clusters/tokens", s.listJoinTokens, adminOnly)
 	a.POST("/clusters/tokens", s.createJoinToken, adminOnly)
 	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)
+	a.DELETE("/clusters/:id", s.deleteCluster, adminOnly)
 
 	// Clusters authenticate with a join token or their own credential.
 	e.POST("/api/cluster/register", s.registerCluster)

@@ -276,12 +276,16 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.
 }
 
 // bootstrapJoinToken creates a default cluster join token on first start
-// and writes it to a 0600 file in the data dir.
+// and writes it to a 0600 file in the data dir. Unlike the tokens admins
+// create (24 h unless asked otherwise), it never expires: the quick start
+// and the attach commands it prints read it from that file, however much
+// later. It is listed like any other; revoke it (thicket token revoke) once
+// the clusters have joined.
 func bootstrapJoinToken(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) error {
 	if n, err := st.CountJoinTokens(ctx); err != nil || n > 0 {
 		return err
 	}
-	tok, jt, err := st.CreateJoinToken(ctx, "default")
+	tok, jt, err := st.CreateJoinToken(ctx, store.JoinTokenSpec{Name: "default"}) // TTL 0: never
 	if err != nil {
 		return err
 	}

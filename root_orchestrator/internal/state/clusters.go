@@ -55,13 +55,21 @@ type Registration struct {
 	Location string
 	Address  string
 	Port     int
+	// Credential is the one the cluster holds from an earlier
+	// registration, if any: it lets it register again under its name.
+	Credential string
+	// Reset: the join token was scoped to this name, so an admin allowed
+	// whoever holds it to take the name over.
+	Reset bool
 }
 
 // RegisterCluster admits a cluster (the caller checked its join token) and
-// returns its id, a new credential and its address block. A cluster
-// registering again under its name keeps its id and gets a new credential
-// (the old one stops working): that is how a cluster that lost its data dir
-// rejoins.
+// returns its id, a new credential and its address block. A name already
+// registered is taken only by the cluster that holds it (it shows its
+// credential) or with a join token scoped to that name (an admin's reset:
+// how a cluster that lost its data dir rejoins); otherwise it is refused
+// with a ConflictError. A cluster registering again keeps its id and gets a
+// new credential (the old one stops working).
 func (s *Store) RegisterCluster(r Registration) (id, credential, block string, tk Ticket, err error) {
 	secret, err := RandomSecret()
 	if err != nil {
@@ -70,6 +78,11 @@ func (s *Store) RegisterCluster(r Registration) (id, credential, block string, t
 	tk, err = s.Write(func(t *Txn) error {
 		c := &Cluster{ID: NewID(), Name: r.Name, RegisteredAt: t.now}
 		if old := first[Cluster](t.r(), tClusters, "name", r.Name); old != nil {
+			if !r.Reset && !credentialOf(old, r.Credential) {
+				return &ConflictError{Field: "cluster_name", Message: fmt.Sprintf("cluster name %q is taken by a registered cluster; "+
+					"only that cluster can register under it again (with the credential in its data dir). "+
+					"To replace it, an admin deletes it (thicket cluster delete %s) or creates a join token scoped to that name", r.Name, r.Name)}
+			}
 			cp := *old
 			c = &cp
 			c.RegisteredAt = t.now
@@ -92,15 +105,65 @@ func (s *Store) RegisterCluster(r Registration) (id, credential, block string, t
 
 // AuthenticateCluster returns the cluster a credential belongs to.
 func (sn *Snapshot) AuthenticateCluster(credential string) (*Cluster, error) {
-	id, secret, ok := strings.Cut(credential, ".")
-	if !ok || id == "" || secret == "" {
-		return nil, ErrBadCredential
-	}
+	id, _, _ := strings.Cut(credential, ".")
 	c := sn.Cluster(id)
-	if c == nil || subtle.ConstantTimeCompare([]byte(c.CredentialHash), []byte(SecretHash(secret))) != 1 {
+	if c == nil || !credentialOf(c, credential) {
 		return nil, ErrBadCredential
 	}
 	return c, nil
+}
+
+// credentialOf reports whether credential ("<id>.<secret>") is c's.
+func credentialOf(c *Cluster, credential string) bool {
+	id, secret, ok := strings.Cut(credential, ".")
+	if !ok || id != c.ID || secret == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(c.CredentialHash), []byte(SecretHash(secret))) == 1
+}
+
+// DeleteCluster forgets a cluster (an admin's delete): its credential stops
+// working at once, its nodes and address blocks are freed, and the
+// instances assigned to it wait for the root scheduler to place them
+// elsewhere. It returns how many instances were unassigned.
+func (s *Store) DeleteCluster(id string) (int, Ticket, error) {
+	n := 0
+	tk, err := s.Write(func(t *Txn) error {
+		c := first[Cluster](t.r(), tClusters, "id", id)
+		if c == nil {
+			return fmt.Errorf("cluster %s: %w", id, ErrNotFound)
+		}
+		for _, o := range all[Instance](t.r(), tInstances, "cluster", id) {
+			in := *o
+			in.ClusterID, in.ClusterLocation, in.PlannedNode, in.NodeID, in.NodeName, in.Judged = "", "", "", "", "", false
+			in.HostIP, in.HostPort, in.InstanceIP, in.LostFrom = "", 0, "", ""
+			if !t.finished(o) {
+				in.Status, in.Detail = wire.StatusLost, "cluster "+c.Name+" was deleted; being placed elsewhere"
+			}
+			in.UpdatedAt = t.now
+			t.put(tInstances, KindInstance, in.Key, &in, true)
+			n++
+		}
+		for _, o := range all[Instance](t.r(), tInstances, "lostfrom", id) {
+			in := *o
+			in.LostFrom = ""
+			t.put(tInstances, KindInstance, in.Key, &in, true)
+		}
+		for _, nd := range nodesOf(t.r(), id) {
+			t.del(tNodes, KindNode, nodeID(id, nd.ID), nd)
+		}
+		for _, b := range all[Block](t.r(), tBlocks, "cluster", id) {
+			t.del(tBlocks, KindBlock, b.Prefix, b)
+		}
+		for _, ts := range all[tombstone](t.r(), tTombs, "cluster", id) {
+			t.del(tTombs, "", ts.ID, ts)
+		}
+		t.del(tClusters, KindCluster, id, c)
+		delete(t.s.exhausted, id)
+		t.net = true
+		return nil
+	})
+	return n, tk, err
 }
 
 // Report is what a cluster's sync brings: its nodes and instance statuses,

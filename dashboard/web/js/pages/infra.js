@@ -1,6 +1,7 @@
 // Infrastructure: clusters and their worker nodes, capacity and usage.
 import * as api from '../api.js';
 import { Region, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
+import { busy, confirmAction, describe, toast } from '../ui.js';
 
 export function mount(ctx) {
   const summary = h('div');
@@ -16,7 +17,27 @@ export function mount(ctx) {
     sumRegion.update(totals(clusters), renderSummary);
     // last_seen changes on every sync; render it as minutes so a quiet
     // system does not redraw every poll.
-    listRegion.update(clusters.map((c) => ({ ...c, last_seen: roundTime(c.last_seen) })), renderClusters);
+    listRegion.update(clusters.map((c) => ({ ...c, last_seen: roundTime(c.last_seen) })), (cs) => renderClusters(cs, del));
+  }
+
+  // An admin deletes a cluster: its credential is revoked at once and its
+  // instances are placed on other clusters.
+  async function del(btn, c) {
+    const ok = await confirmAction({
+      title: `Delete cluster ${c.cluster_name}?`,
+      body: 'Its credential stops working at once, its address block is freed and its instances are placed on other clusters. If it still runs with a join token that works, it can join again as a new cluster: revoke that token too.',
+      confirm: 'Delete cluster',
+    });
+    if (!ok) return;
+    await busy(btn, async () => {
+      try {
+        await api.del(`/api/clusters/${api.seg(c._id)}`, { signal: ctx.signal });
+        toast(`Deleted cluster ${c.cluster_name}.`);
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+    ctx.refreshNow();
   }
 
   return { title: 'Infrastructure', refresh };
@@ -59,16 +80,16 @@ function renderSummary(t) {
     tile('Memory', mb(t.memory), 'on active nodes'));
 }
 
-function renderClusters(clusters) {
+function renderClusters(clusters, del) {
   if (!clusters.length) {
     return h('div', { class: 'card' }, empty('No cluster has joined yet.',
       'Start thicket-cluster with --root-url pointing at this root and a join token.',
       api.isAdmin() ? h('span', null, 'Create a token under ', h('a', { href: '#/tokens' }, 'Join tokens'), '.') : 'An admin can create a join token for you.'));
   }
-  return clusters.map(renderCluster);
+  return clusters.map((c) => renderCluster(c, del));
 }
 
-function renderCluster(c) {
+function renderCluster(c, del) {
   const titleId = `cl-${c._id}`;
   const nodes = c.nodes || [];
   return h('section', { class: 'card cluster', 'aria-labelledby': titleId, dataset: { cluster: c.cluster_name } },
@@ -77,7 +98,11 @@ function renderCluster(c) {
         h('h2', { class: 'section-title', id: titleId }, c.cluster_name, c.cluster_location ? h('span', { class: 'chip' }, c.cluster_location) : null),
         h('div', { class: 'service-status' }, liveness(c.active),
           h('span', { class: 'muted' }, `${c.active_nodes} of ${nodes.length} node${nodes.length === 1 ? '' : 's'} active · seen `, time(c.last_seen)))),
-      h('div', { class: 'chips' }, (c.virtualization || []).map((v) => h('span', { class: 'chip' }, v)))),
+      h('div', { class: 'chips' }, (c.virtualization || []).map((v) => h('span', { class: 'chip' }, v)),
+        api.isAdmin() ? h('button', {
+          type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { key: `delete-${c._id}`, action: 'delete-cluster' },
+          'aria-label': `Delete cluster ${c.cluster_name}`, onclick: (e) => del(e.currentTarget, c),
+        }, 'Delete') : null)),
     h('div', { class: 'meters' },
       meter('CPU', c.cpu_percent, `${c.total_cpu_cores} cores`),
       meter('Memory', c.memory_percent, mb(c.memory_in_mb))),

@@ -1,5 +1,6 @@
-// Cluster join tokens (admins only): list, create (the secret is shown
-// once), revoke.
+// Cluster join tokens (admins only): list with their state, create (the
+// secret is shown once; expiry, single use, a cluster name), revoke. The
+// ready-to-run command is shown only while its token is active.
 import * as api from '../api.js';
 import { Region, empty, field, h, pageHeader, setFieldError, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
@@ -10,6 +11,11 @@ export function mount(ctx) {
   const reveal = h('div', { class: 'token-reveal-slot', 'aria-live': 'polite' });
 
   const name = h('input', { name: 'name', autocomplete: 'off', maxlength: 100, placeholder: 'e.g. site-munich' });
+  const expires = h('select', { name: 'expires_in' },
+    h('option', { value: '1h' }, '1 hour'), h('option', { value: '24h', selected: true }, '24 hours'),
+    h('option', { value: '168h' }, '7 days'), h('option', { value: '720h' }, '30 days'), h('option', { value: 'never' }, 'Never'));
+  const clusterName = h('input', { name: 'cluster_name', autocomplete: 'off', maxlength: 64, placeholder: 'any' });
+  const singleUse = h('input', { type: 'checkbox', name: 'single_use', id: 'token-single-use' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create token');
   const form = h('form', {
     class: 'inline-form', novalidate: true,
@@ -19,18 +25,26 @@ export function mount(ctx) {
     },
   },
   field({ id: 'token-name', label: 'Name (optional)', input: name, hint: 'Helps you tell tokens apart' }),
+  field({ id: 'token-expires', label: 'Expires after', input: expires }),
+  field({ id: 'token-cluster', label: 'Only for cluster (optional)', input: clusterName, hint: 'Also lets that cluster rejoin after losing its data dir' }),
+  h('div', { class: 'field' }, h('label', { class: 'check' }, singleUse, ' Single use')),
   h('div', { class: 'inline-form-submit' }, submit));
+  let shown = null; // the token whose command is on screen
 
   async function create() {
     setFieldError(form, 'token-name', '');
     try {
-      const t = await api.post('/api/clusters/tokens', { json: name.value.trim() ? { name: name.value.trim() } : {}, signal: ctx.signal });
+      const body = { expires_in: expires.value, single_use: singleUse.checked };
+      if (name.value.trim()) body.name = name.value.trim();
+      if (clusterName.value.trim()) body.cluster_name = clusterName.value.trim();
+      const t = await api.post('/api/clusters/tokens', { json: body, signal: ctx.signal });
       form.reset();
       showOnce(t);
     } catch (err) {
       if (err.name === 'AbortError') return;
-      setFieldError(form, 'token-name', describe(err));
-      name.focus();
+      const fieldId = err.field === 'cluster_name' ? 'token-cluster' : err.field === 'expires_in' ? 'token-expires' : 'token-name';
+      setFieldError(form, fieldId, describe(err));
+      (fieldId === 'token-cluster' ? clusterName : fieldId === 'token-expires' ? expires : name).focus();
     }
     ctx.refreshNow();
   }
@@ -53,12 +67,15 @@ export function mount(ctx) {
     }, 'Copy');
     // The token goes into a file, not onto a command line (ps, shell history).
     const cmd = `umask 077; cat > cluster-join-token   # paste the token, then Ctrl+D\n` +
-      `curl -sfL ${location.origin}/install/cluster.sh | sh -s -- --token-file cluster-join-token --name <cluster-name>`;
+      `curl -sfL ${location.origin}/install/cluster.sh | sh -s -- --token-file cluster-join-token --name ${t.cluster_name || '<cluster-name>'}`;
+    const limits = [t.expires_at ? `It expires ${time(t.expires_at)}.` : 'It never expires.',
+      t.single_use ? 'It registers one cluster.' : '', t.cluster_name ? `Only a cluster named ${t.cluster_name} can use it.` : ''].filter(Boolean).join(' ');
+    shown = t.id;
     reveal.replaceChildren(h('div', { class: 'token-reveal card pad', role: 'region', 'aria-labelledby': 'new-token-title' },
       h('div', { class: 'token-reveal-head' },
         h('h2', { class: 'section-title', id: 'new-token-title' }, `New join token ${t.name ? `“${t.name}”` : t.id}`),
-        h('button', { type: 'button', class: 'btn btn-quiet btn-icon', 'aria-label': 'Hide the token', onclick: () => reveal.replaceChildren() }, '×')),
-      h('p', null, h('strong', null, 'Copy it now: it is shown only this once.'), ' The root keeps only its hash.'),
+        h('button', { type: 'button', class: 'btn btn-quiet btn-icon', 'aria-label': 'Hide the token', onclick: () => { shown = null; reveal.replaceChildren(); } }, '×')),
+      h('p', null, h('strong', null, 'Copy it now: it is shown only this once.'), ' The root keeps only its hash. ', limits),
       h('div', { class: 'token-row' }, h('label', { class: 'sr-only', for: 'new-token' }, 'Join token'), input, copy, copied),
       h('p', { class: 'muted small' }, 'On the cluster\'s machine, save it in a file and start the cluster with it:'),
       h('pre', { class: 'cmd' }, cmd)));
@@ -66,7 +83,7 @@ export function mount(ctx) {
   }
 
   ctx.main.append(h('div', { class: 'page' },
-    pageHeader('Join tokens', { sub: 'A cluster joins this root with a join token, then gets credentials of its own. Revoking a token does not affect clusters that already joined.' }),
+    pageHeader('Join tokens', { sub: 'A cluster joins this root with a join token, then gets credentials of its own. Tokens expire (24 hours unless you choose otherwise); revoking one does not affect clusters that already joined.' }),
     h('section', { class: 'card pad', 'aria-labelledby': 'new-token-h' }, h('h2', { class: 'section-title', id: 'new-token-h' }, 'New token'), form),
     reveal,
     list));
@@ -77,10 +94,22 @@ export function mount(ctx) {
   }
 
   function render(tokens) {
+    if (shown) {
+      // A command for a token that no longer works is not left on screen.
+      const t = tokens.find((x) => x.id === shown);
+      if (!t || t.state !== 'active') {
+        reveal.replaceChildren(h('p', { class: 'card pad muted', role: 'status' },
+          `Join token ${shown} is ${t ? t.state : 'revoked'}: its command was removed.`));
+        shown = null;
+      }
+    }
     if (!tokens.length) return h('div', { class: 'card' }, empty('No join tokens.', 'Create one to let a cluster join.'));
     return h('div', { class: 'card' }, table([
       { label: 'Id', cell: (t) => h('code', null, t.id) },
       { label: 'Name', cell: (t) => t.name },
+      { label: 'State', cell: (t) => h('span', { class: `chip token-${t.state}`, dataset: { state: t.state } }, t.state) },
+      { label: 'Expires', cell: (t) => (t.expires_at ? time(t.expires_at) : 'never') },
+      { label: 'Use', cell: (t) => [t.single_use ? (t.used_by ? `single, used by ${t.used_by}` : 'single') : 'multiple', t.cluster_name ? ` · only ${t.cluster_name}` : ''].join('') },
       { label: 'Created', cell: (t) => time(t.created_at) },
       {
         label: 'Actions',
@@ -95,7 +124,7 @@ export function mount(ctx) {
   }
 
   async function revoke(btn, t) {
-    const ok = await confirmAction({ title: `Revoke token ${t.name || t.id}?`, body: 'No new cluster can join with it. Clusters that joined with it keep working.', confirm: 'Revoke token' });
+    const ok = await confirmAction({ title: `Revoke token ${t.name || t.id}?`, body: 'It stops working at once: no new cluster can join with it. Clusters that joined with it keep working.', confirm: 'Revoke token' });
     if (!ok) return;
     await busy(btn, async () => {
       try {
