@@ -3,6 +3,8 @@ package wire
 import (
 	"fmt"
 	"math"
+	"net"
+	"net/netip"
 )
 
 // Bounds of what a tier believes of the tier below (a node of its
@@ -53,4 +55,23 @@ func CheckInstanceUsage(st InstanceStatus) error {
 
 func percent(v, limit float64) bool {
 	return !math.IsNaN(v) && v >= 0 && v <= limit
+}
+
+// CheckEndpoint says whether a node's VXLAN endpoint is one peers may send
+// to: a unicast VTEP MAC, a public IPv4 address (not unspecified, not
+// multicast) and a port in 0..65535 (0: the peers' own). Whether its subnet
+// is the node's is for the tier that assigned it to say.
+func (n *NodeNetwork) CheckEndpoint() error {
+	mac, err := net.ParseMAC(n.VTEPMAC)
+	if err != nil || len(mac) != 6 || mac[0]&1 != 0 {
+		return fmt.Errorf("VTEP MAC %q is not a unicast MAC address", n.VTEPMAC)
+	}
+	ip, err := netip.ParseAddr(n.PublicIP)
+	if err != nil || !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
+		return fmt.Errorf("public IP %q is not an IPv4 unicast address", n.PublicIP)
+	}
+	if n.PublicPort < 0 || n.PublicPort > 65535 {
+		return fmt.Errorf("public port %d not in 0..65535", n.PublicPort)
+	}
+	return nil
 }

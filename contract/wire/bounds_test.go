@@ -26,6 +26,12 @@ func TestBounds(t *testing.T) {
 		{"instance cpu infinite", CheckInstanceUsage(InstanceStatus{CPUPercent: math.Inf(1)}), false},
 		{"instance memory beyond", CheckInstanceUsage(InstanceStatus{MemoryMB: MaxMemoryMB + 1}), false},
 		{"instance memory negative", CheckInstanceUsage(InstanceStatus{MemoryMB: -1}), false},
+		{"an endpoint", (&NodeNetwork{VTEPMAC: "02:00:00:00:00:01", PublicIP: "192.0.2.1", PublicPort: 4789}).CheckEndpoint(), true},
+		{"multicast MAC", (&NodeNetwork{VTEPMAC: "01:00:5e:00:00:01", PublicIP: "192.0.2.1"}).CheckEndpoint(), false},
+		{"short MAC", (&NodeNetwork{VTEPMAC: "aa:bb", PublicIP: "192.0.2.1"}).CheckEndpoint(), false},
+		{"unspecified IP", (&NodeNetwork{VTEPMAC: "02:00:00:00:00:01", PublicIP: "0.0.0.0"}).CheckEndpoint(), false},
+		{"IPv6", (&NodeNetwork{VTEPMAC: "02:00:00:00:00:01", PublicIP: "2001:db8::1"}).CheckEndpoint(), false},
+		{"port beyond", (&NodeNetwork{VTEPMAC: "02:00:00:00:00:01", PublicIP: "192.0.2.1", PublicPort: 70000}).CheckEndpoint(), false},
 	} {
 		if (c.err == nil) != c.ok {
 			t.Errorf("%s: %v; want ok %v", c.name, c.err, c.ok)

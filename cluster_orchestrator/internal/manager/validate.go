@@ -2,7 +2,6 @@ package manager
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -78,17 +77,11 @@ func (m *Manager) checkNodeNetwork(n *node, nw *wire.NodeNetwork) string {
 	if err != nil || p.String() != n.Subnet {
 		return fmt.Sprintf("subnet %q", nw.Subnet)
 	}
-	mac, err := net.ParseMAC(nw.VTEPMAC)
-	if err != nil || len(mac) != 6 || mac[0]&1 != 0 {
-		return fmt.Sprintf("VTEP MAC %q", nw.VTEPMAC)
+	if err := nw.CheckEndpoint(); err != nil {
+		return err.Error()
 	}
-	ip, err := netip.ParseAddr(nw.PublicIP)
-	if err != nil || !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() ||
-		slices.ContainsFunc(m.blocks, func(b netip.Prefix) bool { return b.Contains(ip) }) {
-		return fmt.Sprintf("public IP %q", nw.PublicIP)
-	}
-	if nw.PublicPort < 0 || nw.PublicPort > 65535 {
-		return fmt.Sprintf("public port %d", nw.PublicPort)
+	if ip := netip.MustParseAddr(nw.PublicIP); slices.ContainsFunc(m.blocks, func(b netip.Prefix) bool { return b.Contains(ip) }) {
+		return fmt.Sprintf("public IP %s inside the cluster's blocks", ip)
 	}
 	return ""
 }

@@ -2,7 +2,6 @@ package state
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 
@@ -109,16 +108,11 @@ func (t *Txn) checkNodeNetwork(blocks []netip.Prefix, taken map[string]netip.Pre
 			return fmt.Sprintf("subnet %v overlaps node %s's %v", p, id, q)
 		}
 	}
-	mac, err := net.ParseMAC(nw.VTEPMAC)
-	if err != nil || len(mac) != 6 || mac[0]&1 != 0 {
-		return fmt.Sprintf("VTEP MAC %q", nw.VTEPMAC)
+	if err := nw.CheckEndpoint(); err != nil {
+		return err.Error()
 	}
-	ip, err := netip.ParseAddr(nw.PublicIP)
-	if err != nil || !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() || t.s.plan.Network.Contains(ip) {
-		return fmt.Sprintf("public IP %q", nw.PublicIP)
-	}
-	if nw.PublicPort < 0 || nw.PublicPort > 65535 {
-		return fmt.Sprintf("public port %d", nw.PublicPort)
+	if ip := netip.MustParseAddr(nw.PublicIP); t.s.plan.Network.Contains(ip) {
+		return fmt.Sprintf("public IP %s inside the instance network", ip)
 	}
 	return ""
 }
