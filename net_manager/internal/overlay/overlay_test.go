@@ -562,6 +562,20 @@ func TestSetPeersRefusesBadPeers(t *testing.T) {
 			t.Errorf("%s: the good peer's entries changed: %+v → %+v", c.name, before, after)
 		}
 	}
+	// A restarted daemon's Overlay knows the routed peers from the kernel:
+	// a narrower newcomer listed first does not take the good peer's place.
+	again, err := n1.setup(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := Peer{Subnet: netip.MustParsePrefix("10.64.2.0/25"), VTEPMAC: derivedMAC("i"), Underlay: good.Underlay}
+	if refused, err := again.SetPeers([]Peer{inside, good}); err != nil || len(refused) != 1 || refused[0].Peer.Subnet != inside.Subnet {
+		t.Errorf("after a restart: refused %v, %v; want the newcomer inside the routed peer", refused, err)
+	}
+	if after := again.entries(t); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("after a restart: the good peer's entries changed: %+v → %+v", before, after)
+	}
+	again.Close()
 	// Two newcomers overlapping each other: the narrower one is routed.
 	wide := Peer{Subnet: netip.MustParsePrefix("10.64.4.0/23"), VTEPMAC: derivedMAC("w"), Underlay: good.Underlay}
 	narrow := Peer{Subnet: netip.MustParsePrefix("10.64.5.0/24"), VTEPMAC: derivedMAC("n"), Underlay: good.Underlay}

@@ -44,7 +44,8 @@ func (r Refused) String() string {
 // overlaps (or shares the MAC of) a peer kept before it is refused and
 // returned with the reason; the good peers are applied all the same, so a
 // bad peer costs only its own route. Among overlapping peers the one routed
-// by the previous SetPeers is kept, then the narrower prefix, then the one
+// by the previous SetPeers (for a new Overlay: the one the kernel routes) is
+// kept, then the narrower prefix, then the one
 // listed first: a newcomer cannot take a routed peer's place. The error
 // reports what the kernel refused.
 func (o *Overlay) SetPeers(peers []Peer) ([]Refused, error) {
@@ -52,6 +53,10 @@ func (o *Overlay) SetPeers(peers []Peer) ([]Refused, error) {
 	defer o.mu.Unlock()
 	if o.h == nil {
 		return nil, errors.New("overlay: closed")
+	}
+	if o.routed == nil {
+		// A new Overlay (a restarted daemon): what the kernel routes.
+		o.routed = o.kernelPeers()
 	}
 	want, refused := o.validatePeers(peers)
 	err := o.setPeers(want)
@@ -62,6 +67,36 @@ func (o *Overlay) SetPeers(peers []Peer) ([]Refused, error) {
 		}
 	}
 	return refused, err
+}
+
+// kernelPeers returns the peers the VXLAN device routes now, subnet → VTEP
+// MAC (routes via a neighbour with a MAC); empty if it cannot tell.
+// Caller holds mu.
+func (o *Overlay) kernelPeers() map[netip.Prefix]string {
+	out := map[netip.Prefix]string{}
+	vx, err := o.h.LinkByName(o.cfg.VXLAN)
+	if err != nil {
+		return out
+	}
+	idx := vx.Attrs().Index
+	routes, err1 := o.h.RouteListFiltered(netlink.FAMILY_V4,
+		&netlink.Route{LinkIndex: idx, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+	neighs, err2 := o.h.NeighList(idx, netlink.FAMILY_V4)
+	if err1 != nil || err2 != nil {
+		return out
+	}
+	macs := map[netip.Addr]string{}
+	for _, n := range neighs {
+		if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok && len(n.HardwareAddr) == 6 {
+			macs[ip] = string(n.HardwareAddr)
+		}
+	}
+	for _, r := range routes {
+		if gw, ok := netip.AddrFromSlice(r.Gw.To4()); ok && macs[gw] != "" {
+			out[ipNetPrefix(r.Dst)] = macs[gw]
+		}
+	}
+	return out
 }
 
 // setPeers converges the device to want. Caller holds mu.
