@@ -66,6 +66,21 @@ func nodeNetns(t *testing.T, id string) netns.NsHandle {
 	return h
 }
 
+// nodeHost makes a node's namespace (nodeNetns) named prefix<pid> and
+// the config of a daemon there: underlay 192.168.251.1, public address
+// 192.0.2.1, the default instance network, its files in a temporary dir.
+func nodeHost(t *testing.T, prefix string) (id string, ns netns.NsHandle, dir string, cfg Config) {
+	t.Helper()
+	id = fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
+	ns = nodeNetns(t, id)
+	dir = t.TempDir()
+	return id, ns, dir, Config{
+		Socket: filepath.Join(dir, "net.sock"), DataDir: filepath.Join(dir, "data"),
+		Underlay: netip.MustParseAddr("192.168.251.1"), PublicIP: netip.MustParseAddr("192.0.2.1"), PublicPort: 4789, Port: 4789,
+		InstanceNetwork: netip.MustParsePrefix("10.64.0.0/10"), NetnsPrefix: id + "-",
+	}
+}
+
 // within runs fn on a thread in ns. A thread that cannot be brought back
 // to its namespace is left locked, so that Go retires it.
 func within(t *testing.T, ns netns.NsHandle, fn func() error) error {
@@ -95,14 +110,7 @@ func within(t *testing.T, ns netns.NsHandle, fn func() error) error {
 // again; a second daemon in the namespace, or one with another data dir
 // after the first stopped, is refused.
 func TestDatapathAdoptedAfterRestart(t *testing.T) {
-	id := fmt.Sprintf("thkd%d", os.Getpid()%100000)
-	ns := nodeNetns(t, id)
-	dir := t.TempDir()
-	cfg := Config{
-		Socket: filepath.Join(dir, "net.sock"), DataDir: filepath.Join(dir, "data"),
-		Underlay: netip.MustParseAddr("192.168.251.1"), PublicIP: netip.MustParseAddr("192.0.2.1"), PublicPort: 4789, Port: 4789,
-		InstanceNetwork: netip.MustParsePrefix("10.64.0.0/10"), NetnsPrefix: id + "-",
-	}
+	id, ns, dir, cfg := nodeHost(t, "thkd")
 	log := slog.New(slog.DiscardHandler)
 	start := func(cfg Config) (*Daemon, error) { return New(cfg, log) }
 	attach := func(d *Daemon, key, wantIP string) {
@@ -206,14 +214,7 @@ func TestDatapathAdoptedAfterRestart(t *testing.T) {
 // are exactly those of the good set, the refusals are in Status, and
 // Configure does not fail.
 func TestBadPeersLeaveGoodOnesAlone(t *testing.T) {
-	id := fmt.Sprintf("thkb%d", os.Getpid()%100000)
-	ns := nodeNetns(t, id)
-	dir := t.TempDir()
-	cfg := Config{
-		Socket: filepath.Join(dir, "net.sock"), DataDir: filepath.Join(dir, "data"),
-		Underlay: netip.MustParseAddr("192.168.251.1"), PublicIP: netip.MustParseAddr("192.168.251.1"), PublicPort: 4789, Port: 4789,
-		InstanceNetwork: netip.MustParsePrefix("10.64.0.0/10"), NetnsPrefix: id + "-",
-	}
+	id, ns, _, cfg := nodeHost(t, "thkb")
 	good := wire.Network{
 		Peers: []wire.NodeNetwork{
 			{NodeID: "n2", ClusterID: "c1", Subnet: "10.64.2.0/24", VTEPMAC: "02:00:00:00:00:02", PublicIP: "192.168.251.2", PublicPort: 4789},
