@@ -36,6 +36,11 @@ type Config struct {
 type Status struct {
 	Ready bool             `json:"ready"`
 	Node  wire.NodeNetwork `json:"node"`
+	// Refused lists the peers and service backends the net manager left
+	// out of the datapath, and why (outside the instance network,
+	// overlapping this node's or another peer's subnet, malformed); the
+	// rest is applied.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // AttachRequest is the body of PUT /v1/instances/{key}.

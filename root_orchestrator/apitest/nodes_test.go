@@ -1,6 +1,7 @@
 package apitest
 
 import (
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -24,10 +25,13 @@ func TestClusterNodesFollowSyncs(t *testing.T) {
 		return reg.Credential
 	}
 	a, b := register("a"), register("b")
+	// Each node's subnet lies in its cluster's block (a's is the first,
+	// 10.64.0.0/16, b's the second): the root refuses any other.
+	subnets := map[string]string{"a1": "10.64.1.0/24", "a2": "10.64.2.0/24", "b1": "10.65.1.0/24"}
 	node := func(id string, active bool, cpu float64) wire.NodeInfo {
 		return wire.NodeInfo{ID: id, Name: id, Arch: "amd64", Virtualizations: []string{"container"}, Active: active,
 			Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 1024}, CPUPercent: cpu,
-			Network: &wire.NodeNetwork{NodeID: id, Subnet: "10.64.0.0/24", VTEPMAC: "02:00:00:00:00:01", PublicIP: "192.0.2.1", PublicPort: 4789}}
+			Network: &wire.NodeNetwork{NodeID: id, Subnet: subnets[id], VTEPMAC: fmt.Sprintf("02:00:00:00:%02x:%02x", id[0], id[1]), PublicIP: "192.0.2.1", PublicPort: 4789}}
 	}
 	sync := func(cred string, nodes ...wire.NodeInfo) wire.ClusterDesired {
 		var d wire.ClusterDesired

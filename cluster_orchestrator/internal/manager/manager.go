@@ -52,6 +52,10 @@ var (
 		Namespace: "thicket_cluster", Name: "statuses_ignored_total",
 		Help: "Instance statuses a node reported for instances the cluster did not assign to it (a copy it is stopping, or a node that lies): never applied.",
 	})
+	mRejected = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "thicket_cluster", Name: "reports_rejected_total",
+		Help: "Parts of node reports the cluster refused, by reason: subnet (not the one it assigned), instance_ip (outside the node's subnet), instance_key (an instance assigned to another node), capacity and usage (beyond bounds). Never applied.",
+	}, []string{"reason"})
 	mHeld = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "thicket_cluster", Name: "instances_held",
 		Help: "Instances a full desired set of the root dropped without removing them, held running (see --accept-shrinking-sets).",
@@ -202,6 +206,9 @@ type node struct {
 	// node whose answer was lost (it timed out) still holds it, and may
 	// register again with it.
 	prevPasswordHash string
+	// rejected: the reasons its reports were refused for that were
+	// logged (once each).
+	rejected map[string]bool
 }
 
 // holds reports whether the registration shows the credentials of n.
@@ -480,9 +487,12 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 	now := time.Now()
 	wasActive := n.active
 	n.lastSeen, n.active, n.applied = now, true, r.Generation
-	// The node knows its hardware and usage; identity and reservations are ours.
+	// The node knows its hardware and usage; identity, reservations and
+	// its place in the overlay are ours: what contradicts them is refused
+	// (see validate), the rest applies.
 	info := r.Node
 	info.ID, info.Name = n.ID, n.Name
+	m.validateInfo(n, &info)
 	if hashOf(info.Network) != hashOf(n.Info.Network) {
 		m.netDirty = true // a peer appeared or changed
 	}
@@ -495,6 +505,11 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			continue // not ours any more: the node's desired set drops it
 		}
 		if in.NodeID == "" && in.Status.Status != wire.StatusCompleted {
+			if !m.adoptable(n, in) {
+				mIgnored.Inc()
+				m.reject(n, "instance_key", "an instance the cluster has not placed on it", "instance", in.Key)
+				continue
+			}
 			// A restarted manager, a placement lost before it was saved, or
 			// a lost node's copy whose replacement found no room: the node
 			// runs it, so it is placed there.
@@ -505,6 +520,9 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		if in.NodeID != n.ID {
 			if in.LostFrom != n.ID {
 				mIgnored.Inc()
+				if _, taken := m.removedFrom[n.ID][in.Key]; !taken && in.NodeID != "" {
+					m.reject(n, "instance_key", "an instance assigned to another node", "instance", in.Key)
+				}
 				continue // not this node's (a copy it is stopping)
 			}
 			in.LostFrom = ""
@@ -520,6 +538,7 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			in.NodeID = n.ID
 			m.dirtyNode[n.ID] = true
 		}
+		m.validateStatus(n, &st, in.Status.InstanceIP)
 		st.Node, st.NodeID = n.Name, n.ID
 		if st.Logs == "" { // sent only when it changes
 			st.Logs = in.Status.Logs

@@ -265,6 +265,7 @@ func TestNodeActiveFromFirstReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.SetBlock(netip.MustParsePrefix("10.64.1.0/24")) // the node's subnet: the one it reports
 	m.SetDesired([]wire.InstanceSpec{{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
 		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}}, nil)
 	if err := m.Reconcile(ctx); err != nil {
@@ -471,6 +472,8 @@ func TestStatusChangesRepublishOnlyWhatChanged(t *testing.T) {
 	if on == "" {
 		t.Fatal("instance not placed")
 	}
+	// An instance IP in the subnet of the node it runs on.
+	ip := netip.MustParsePrefix(pub.desired[on].Subnet).Addr().Next().Next().Next().Next().Next().String()
 	report := func(st wire.InstanceStatus) {
 		t.Helper()
 		pub.published = nil
@@ -487,21 +490,21 @@ func TestStatusChangesRepublishOnlyWhatChanged(t *testing.T) {
 	if len(pub.published) != 0 {
 		t.Errorf("RUNNING without an address republished %v", pub.published)
 	}
-	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning, InstanceIP: "10.30.0.5"})
+	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning, InstanceIP: ip})
 	if len(pub.published) != len(ids) {
 		t.Fatalf("a new backend reached %v, want all of %v", pub.published, ids)
 	}
 	for _, id := range ids {
 		d := pub.desired[id]
-		if len(d.Network.Services) != 1 || len(d.Network.Services[0].Backends) != 1 || d.Network.Services[0].Backends[0].IP != "10.30.0.5" {
+		if len(d.Network.Services) != 1 || len(d.Network.Services[0].Backends) != 1 || d.Network.Services[0].Backends[0].IP != ip {
 			t.Errorf("node %s's service table = %+v", id, d.Network.Services)
 		}
 	}
-	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning, InstanceIP: "10.30.0.5", Restarts: 0, Detail: "still"})
+	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning, InstanceIP: ip, Restarts: 0, Detail: "still"})
 	if len(pub.published) != 0 {
 		t.Errorf("a status detail republished %v", pub.published)
 	}
-	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusFailed, InstanceIP: "10.30.0.5"})
+	report(wire.InstanceStatus{Key: "svc.0", Status: wire.StatusFailed, InstanceIP: ip})
 	if len(pub.published) != len(ids) {
 		t.Errorf("a backend that left reached %v, want all of %v", pub.published, ids)
 	}

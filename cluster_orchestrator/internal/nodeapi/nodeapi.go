@@ -67,8 +67,8 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 		case !NameRE.MatchString(req.Name):
 			writeErr(w, http.StatusBadRequest, "name must match "+NameRE.String(), "name")
 			return
-		case req.Capacity.MilliCPU < 0 || req.Capacity.MemoryMB < 0 || req.Capacity.VGPUs < 0:
-			writeErr(w, http.StatusBadRequest, "capacity must not be negative", "capacity")
+		case wire.CheckCapacity(req.Capacity) != nil:
+			writeErr(w, http.StatusBadRequest, wire.CheckCapacity(req.Capacity).Error(), "capacity")
 			return
 		}
 		pw, err := randomPassword()

@@ -466,8 +466,13 @@ func newTopology(b *testing.B) *topology {
 	peer := func(o *overlay.Overlay) overlay.Peer {
 		return overlay.Peer{Subnet: o.Config().Subnet, VTEPMAC: o.VTEPMAC(), Underlay: o.Config().Underlay}
 	}
-	must("SetPeers on node 1", ovs[0].SetPeers([]overlay.Peer{peer(ovs[1])}))
-	must("SetPeers on node 2", ovs[1].SetPeers([]overlay.Peer{peer(ovs[0])}))
+	for i, o := range ovs {
+		refused, err := o.SetPeers([]overlay.Peer{peer(ovs[1-i])})
+		if err == nil && len(refused) > 0 {
+			err = fmt.Errorf("refused: %v", refused)
+		}
+		must(fmt.Sprintf("SetPeers on node %d", i+1), err)
+	}
 	var insts [2]netns.NsHandle
 	for i, ip := range []netip.Addr{inst1IP, inst2IP} {
 		a, err := ovs[i].Attach(fmt.Sprintf("bench%d", i+1), ip)

@@ -80,6 +80,8 @@ type Daemon struct {
 	ov      *overlay.Overlay
 	tables  *nft.Tables
 	confErr string // the last Configure error, logged once
+	// refused: the peers apply left out, and why (Status lists them).
+	refused []string
 }
 
 // New locks the current network namespace, loads the state and, if the
@@ -230,6 +232,7 @@ func (d *Daemon) setup() error {
 	d.tables = tables
 	ov, err := overlay.Setup(overlay.Config{
 		Subnet: subnet, Underlay: d.cfg.Underlay, Port: d.cfg.Port, NetnsPrefix: d.cfg.NetnsPrefix, Owner: d.owner,
+		Network: d.cfg.InstanceNetwork,
 	})
 	if err != nil {
 		return err // "overlay: ...", or a ConflictError meant to be read as it is
@@ -238,30 +241,66 @@ func (d *Daemon) setup() error {
 	return nil
 }
 
-// apply converges peers and rules to the state. Caller holds mu.
+// apply converges peers and rules to the state. Peers the overlay refuses
+// (outside the instance network, overlapping this node's subnet or another
+// peer's, malformed) are left out, logged when the set of refusals changes
+// and listed in Status; the good ones are applied all the same. Caller
+// holds mu.
 func (d *Daemon) apply() error {
 	if d.ov == nil {
 		return nil
 	}
 	var peers []overlay.Peer
+	var ids []string // of peers
+	var refused []string
 	for _, p := range d.st.Network.Peers {
+		if p.NodeID != "" && p.NodeID == d.st.NodeID {
+			continue // this node
+		}
 		subnet, err1 := netip.ParsePrefix(p.Subnet)
 		mac, err2 := net.ParseMAC(p.VTEPMAC)
 		ip, err3 := netip.ParseAddr(p.PublicIP)
-		if err1 != nil || err2 != nil || err3 != nil || p.Subnet == d.st.Subnet {
+		if err := errors.Join(err1, err2, err3); err != nil {
+			refused = append(refused, fmt.Sprintf("node %s: %v", p.NodeID, err))
 			continue
 		}
 		peers = append(peers, overlay.Peer{Subnet: subnet, VTEPMAC: mac, Underlay: ip, Port: p.PublicPort})
+		ids = append(ids, p.NodeID)
 	}
-	if err := d.ov.SetPeers(peers); err != nil {
+	bad, err := d.ov.SetPeers(peers)
+	for _, r := range bad {
+		refused = append(refused, fmt.Sprintf("node %s: %v", ids[r.Index], r))
+	}
+	svcs := d.services()
+	if n := d.cfg.InstanceNetwork; n.IsValid() {
+		for _, r := range d.st.Network.Services {
+			for _, b := range r.Backends {
+				if a, err := netip.ParseAddr(b.IP); err == nil && !n.Contains(a) {
+					refused = append(refused, fmt.Sprintf("node %s: service %s backend %s is outside the instance network %v", b.NodeID, r.IP, b.IP, n))
+				}
+			}
+		}
+	}
+	slices.Sort(refused)
+	refused = slices.Compact(refused)
+	if !slices.Equal(refused, d.refused) {
+		if len(refused) > 0 {
+			d.log.Warn("peers refused: their routes are not set; the other peers are", "refused", refused)
+		} else if len(d.refused) > 0 {
+			d.log.Info("no peer is refused any more")
+		}
+		d.refused = refused
+	}
+	if err != nil {
 		return fmt.Errorf("peers: %w", err)
 	}
-	return d.tables.Apply(d.services(), d.portMaps())
+	return d.tables.Apply(svcs, d.portMaps())
 }
 
 // services resolves the service table for this node: round robin over all
 // backends, or for closest IPs the backends on this node, else in this
-// cluster, else all. Caller holds mu.
+// cluster, else all. A backend outside the instance network is left out
+// (apply lists it as refused). Caller holds mu.
 func (d *Daemon) services() []nft.Service {
 	var out []nft.Service
 	for _, r := range d.st.Network.Services {
@@ -275,7 +314,7 @@ func (d *Daemon) services() []nft.Service {
 		}
 		s := nft.Service{IP: ip}
 		for _, b := range backends {
-			if a, err := netip.ParseAddr(b.IP); err == nil {
+			if a, err := netip.ParseAddr(b.IP); err == nil && (!d.cfg.InstanceNetwork.IsValid() || d.cfg.InstanceNetwork.Contains(a)) {
 				s.Backends = append(s.Backends, a)
 			}
 		}
@@ -380,7 +419,7 @@ func (d *Daemon) Status() netapi.Status {
 	return netapi.Status{Ready: true, Node: wire.NodeNetwork{
 		NodeID: d.st.NodeID, ClusterID: d.st.ClusterID, Subnet: d.st.Subnet, VTEPMAC: d.ov.VTEPMAC().String(),
 		PublicIP: d.cfg.PublicIP.String(), PublicPort: d.cfg.PublicPort,
-	}}
+	}, Refused: slices.Clone(d.refused)}
 }
 
 // errNotReady: the node has no subnet yet.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/net_manager/internal/netnsfs"
 )
 
@@ -64,6 +66,21 @@ func nodeNetns(t *testing.T, id string) netns.NsHandle {
 	return h
 }
 
+// nodeHost makes a node's namespace (nodeNetns) named prefix<pid> and
+// the config of a daemon there: underlay 192.168.251.1, public address
+// 192.0.2.1, the default instance network, its files in a temporary dir.
+func nodeHost(t *testing.T, prefix string) (id string, ns netns.NsHandle, dir string, cfg Config) {
+	t.Helper()
+	id = fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
+	ns = nodeNetns(t, id)
+	dir = t.TempDir()
+	return id, ns, dir, Config{
+		Socket: filepath.Join(dir, "net.sock"), DataDir: filepath.Join(dir, "data"),
+		Underlay: netip.MustParseAddr("192.168.251.1"), PublicIP: netip.MustParseAddr("192.0.2.1"), PublicPort: 4789, Port: 4789,
+		InstanceNetwork: netip.MustParsePrefix("10.64.0.0/10"), NetnsPrefix: id + "-",
+	}
+}
+
 // within runs fn on a thread in ns. A thread that cannot be brought back
 // to its namespace is left locked, so that Go retires it.
 func within(t *testing.T, ns netns.NsHandle, fn func() error) error {
@@ -93,14 +110,7 @@ func within(t *testing.T, ns netns.NsHandle, fn func() error) error {
 // again; a second daemon in the namespace, or one with another data dir
 // after the first stopped, is refused.
 func TestDatapathAdoptedAfterRestart(t *testing.T) {
-	id := fmt.Sprintf("thkd%d", os.Getpid()%100000)
-	ns := nodeNetns(t, id)
-	dir := t.TempDir()
-	cfg := Config{
-		Socket: filepath.Join(dir, "net.sock"), DataDir: filepath.Join(dir, "data"),
-		Underlay: netip.MustParseAddr("192.168.251.1"), PublicIP: netip.MustParseAddr("192.0.2.1"), PublicPort: 4789, Port: 4789,
-		InstanceNetwork: netip.MustParsePrefix("10.64.0.0/10"), NetnsPrefix: id + "-",
-	}
+	id, ns, dir, cfg := nodeHost(t, "thkd")
 	log := slog.New(slog.DiscardHandler)
 	start := func(cfg Config) (*Daemon, error) { return New(cfg, log) }
 	attach := func(d *Daemon, key, wantIP string) {
@@ -195,4 +205,103 @@ func TestDatapathAdoptedAfterRestart(t *testing.T) {
 			t.Errorf("device %s of the test's daemon outside its namespace", l.Attrs().Name)
 		}
 	}
+}
+
+// TestBadPeersLeaveGoodOnesAlone: a peer set with rogue entries (half the
+// internet, a subnet overlapping a good peer's, a /30 around the underlay,
+// this node's own subnet, a service backend outside the instance network)
+// is applied without them: the good peers' routes and the nftables rules
+// are exactly those of the good set, the refusals are in Status, and
+// Configure does not fail.
+func TestBadPeersLeaveGoodOnesAlone(t *testing.T) {
+	id, ns, _, cfg := nodeHost(t, "thkb")
+	good := wire.Network{
+		Peers: []wire.NodeNetwork{
+			{NodeID: "n2", ClusterID: "c1", Subnet: "10.64.2.0/24", VTEPMAC: "02:00:00:00:00:02", PublicIP: "192.168.251.2", PublicPort: 4789},
+			{NodeID: "n3", ClusterID: "c2", Subnet: "10.65.3.0/24", VTEPMAC: "02:00:00:00:00:03", PublicIP: "192.168.251.3", PublicPort: 4789},
+		},
+		Services: []wire.ServiceRoute{{IP: "10.30.0.5", Mode: wire.RouteRoundRobin, ServiceID: "s1", Backends: []wire.Backend{
+			{IP: "10.64.2.7", NodeID: "n2", ClusterID: "c1"},
+		}}},
+	}
+	bad := wire.Network{
+		Peers: append([]wire.NodeNetwork{
+			{NodeID: "rogue1", ClusterID: "c1", Subnet: "0.0.0.0/1", VTEPMAC: "02:00:00:00:00:a1", PublicIP: "192.168.251.9", PublicPort: 4789},
+			{NodeID: "rogue2", ClusterID: "c1", Subnet: "10.64.2.0/23", VTEPMAC: "02:00:00:00:00:a2", PublicIP: "192.168.251.9", PublicPort: 4789},
+			{NodeID: "rogue3", ClusterID: "c1", Subnet: "192.168.251.0/30", VTEPMAC: "02:00:00:00:00:a3", PublicIP: "192.168.251.9", PublicPort: 4789},
+			{NodeID: "rogue4", ClusterID: "c1", Subnet: "10.64.9.0/24", VTEPMAC: "02:00:00:00:00:a4", PublicIP: "192.168.251.9", PublicPort: 4789},
+			{NodeID: "rogue5", ClusterID: "c1", Subnet: "10.64.2.0/24", VTEPMAC: "02:00:00:00:00:a5", PublicIP: "192.168.251.9", PublicPort: 4789},
+		}, good.Peers...),
+		Services: []wire.ServiceRoute{{IP: "10.30.0.5", Mode: wire.RouteRoundRobin, ServiceID: "s1", Backends: []wire.Backend{
+			{IP: "10.64.2.7", NodeID: "n2", ClusterID: "c1"},
+			{IP: "192.168.251.1", NodeID: "rogue1", ClusterID: "c1"},
+		}}},
+	}
+	datapath := func() string {
+		t.Helper()
+		var b strings.Builder
+		for _, args := range [][]string{
+			{"-n", id, "route", "show", "dev", "thkvx0"},
+			{"-n", id, "neigh", "show", "dev", "thkvx0"},
+		} {
+			out, err := exec.Command("ip", args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ip %v: %v\n%s", args, err, out)
+			}
+			b.Write(out)
+		}
+		for _, args := range [][]string{
+			{"netns", "exec", id, "bridge", "fdb", "show", "dev", "thkvx0"},
+			{"netns", "exec", id, "nft", "list", "table", "ip", "thicket"},
+		} {
+			out, err := exec.Command("ip", args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ip %v: %v\n%s", args, err, out)
+			}
+			b.Write(out)
+		}
+		return b.String()
+	}
+	within(t, ns, func() error {
+		d, err := New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if err := d.Configure(netapi.Config{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.9.0/24", Network: good}); err != nil {
+			t.Fatal(err)
+		}
+		if st := d.Status(); len(st.Refused) > 0 {
+			t.Errorf("good set: refused %v", st.Refused)
+		}
+		before := datapath()
+		for _, want := range []string{"10.64.2.0/24 via 10.64.2.0", "10.65.3.0/24 via 10.65.3.0", "10.64.2.7"} {
+			if !strings.Contains(before, want) {
+				t.Fatalf("good set: no %q in the datapath:\n%s", want, before)
+			}
+		}
+		if err := d.Configure(netapi.Config{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.9.0/24", Network: bad}); err != nil {
+			t.Errorf("a set with bad peers failed: %v", err)
+		}
+		if after := datapath(); after != before {
+			t.Errorf("bad peers changed the datapath:\n%s\n→\n%s", before, after)
+		}
+		refused := d.Status().Refused
+		for _, who := range []string{"rogue1", "rogue2", "rogue3", "rogue4", "rogue5", "backend 192.168.251.1"} {
+			if !slices.ContainsFunc(refused, func(r string) bool { return strings.Contains(r, who) }) {
+				t.Errorf("%s not among the refused: %q", who, refused)
+			}
+		}
+		if len(refused) != 6 {
+			t.Errorf("refused %d entries; want 6: %q", len(refused), refused)
+		}
+		// The good set again: nothing refused, the same datapath.
+		if err := d.Configure(netapi.Config{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.9.0/24", Network: good}); err != nil {
+			t.Fatal(err)
+		}
+		if st := d.Status(); len(st.Refused) > 0 || datapath() != before {
+			t.Errorf("good set again: refused %v, datapath changed: %v", st.Refused, datapath() != before)
+		}
+		return nil
+	})
 }

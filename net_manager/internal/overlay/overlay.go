@@ -67,6 +67,12 @@ type Config struct {
 	// when their addresses fit. Empty: devices are neither marked nor
 	// checked.
 	Owner string
+
+	// Network is the whole instance network (the root's
+	// --instance-network): SetPeers refuses a peer whose subnet does not
+	// lie inside it. Unset: peers are bounded by nothing but this node's
+	// own subnet and each other.
+	Network netip.Prefix
 }
 
 // Peer is another node of the overlay.
@@ -100,6 +106,9 @@ type Overlay struct {
 	sockets map[int]*nl.SocketHandle // raw netlink socket in ns (FDB entries with ports)
 	vtepMAC net.HardwareAddr
 	mu      sync.Mutex
+	// routed: the subnets the last SetPeers routed, to their VTEP MACs;
+	// they keep their place against a newcomer that overlaps them.
+	routed map[netip.Prefix]string
 }
 
 // withNames fills in the default device names.

@@ -131,6 +131,15 @@ func (n *testNode) mustSetup(t *testing.T) *Overlay {
 	return o
 }
 
+// setAll is SetPeers that wants every peer applied.
+func (o *Overlay) setAll(peers ...Peer) error {
+	refused, err := o.SetPeers(peers)
+	if len(refused) > 0 {
+		return fmt.Errorf("refused: %v", refused)
+	}
+	return err
+}
+
 func (o *Overlay) peer() Peer {
 	return Peer{Subnet: o.cfg.Subnet, VTEPMAC: o.VTEPMAC(), Underlay: o.cfg.Underlay}
 }
@@ -290,10 +299,10 @@ func TestOverlayTwoNodes(t *testing.T) {
 
 	// Peers: own subnet ignored, idempotent.
 	for range 2 {
-		if err := o1.SetPeers([]Peer{o1.peer(), o2.peer()}); err != nil {
+		if err := o1.setAll(o1.peer(), o2.peer()); err != nil {
 			t.Fatal(err)
 		}
-		if err := o2.SetPeers([]Peer{o1.peer()}); err != nil {
+		if err := o2.setAll(o1.peer()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -371,7 +380,7 @@ func TestOverlayTwoNodes(t *testing.T) {
 
 	// No peers: routes, neighbours and FDB entries go, traffic stops;
 	// and come back.
-	if err := o1.SetPeers(nil); err != nil {
+	if err := o1.setAll(); err != nil {
 		t.Fatal(err)
 	}
 	if e := o1.entries(t); len(e.routes)+len(e.neighs)+len(e.fdb) != 0 {
@@ -380,7 +389,7 @@ func TestOverlayTwoNodes(t *testing.T) {
 	if err := ping(a.Netns, b.IP); err == nil {
 		t.Error("ping across the overlay works without peers")
 	}
-	if err := o1.SetPeers([]Peer{o2.peer()}); err != nil {
+	if err := o1.setAll(o2.peer()); err != nil {
 		t.Fatal(err)
 	}
 	mustPing(t, a.Netns, b.IP)
@@ -506,34 +515,76 @@ func TestAttachInterrupted(t *testing.T) {
 	}
 }
 
-func TestSetPeersRejectsBadInput(t *testing.T) {
+// TestSetPeersRefusesBadPeers: each bad peer is refused with its reason
+// while the good peer beside it stays routed exactly as before; a routed
+// peer keeps its place against a newcomer that overlaps it.
+func TestSetPeersRefusesBadPeers(t *testing.T) {
 	n1, _ := newTopology(t)
-	o := n1.mustSetup(t)
+	cfg := n1.cfg
+	cfg.Network = netip.MustParsePrefix("10.64.0.0/10")
+	o, err := n1.setup(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	good := Peer{Subnet: netip.MustParsePrefix("10.64.2.0/24"), VTEPMAC: derivedMAC("x"), Underlay: netip.MustParseAddr("192.168.250.2")}
-	if err := o.SetPeers([]Peer{good}); err != nil {
+	if err := o.setAll(good); err != nil {
 		t.Fatal(err)
 	}
 	before := o.entries(t)
-	for name, p := range map[string]Peer{
-		"overlaps own":   {Subnet: netip.MustParsePrefix("10.64.0.0/16"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay},
-		"not masked":     {Subnet: netip.MustParsePrefix("10.64.3.1/24"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay},
-		"multicast MAC":  {Subnet: netip.MustParsePrefix("10.64.3.0/24"), VTEPMAC: net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}, Underlay: good.Underlay},
-		"no underlay":    {Subnet: netip.MustParsePrefix("10.64.3.0/24"), VTEPMAC: derivedMAC("y")},
-		"duplicate MAC":  {Subnet: netip.MustParsePrefix("10.64.3.0/24"), VTEPMAC: good.VTEPMAC, Underlay: good.Underlay},
-		"overlaps other": {Subnet: netip.MustParsePrefix("10.64.2.128/25"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay},
+	for _, c := range []struct {
+		name, want string
+		p          Peer
+	}{
+		{"half the internet", "outside the instance network", Peer{Subnet: netip.MustParsePrefix("0.0.0.0/1"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
+		{"around the underlay", "outside the instance network", Peer{Subnet: netip.MustParsePrefix("192.168.250.0/30"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
+		{"the whole network", "outside the instance network", Peer{Subnet: netip.MustParsePrefix("10.0.0.0/8"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
+		{"own subnet, other MAC", "overlaps this node's subnet", Peer{Subnet: n1.cfg.Subnet, VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
+		{"overlaps own", "overlaps this node's subnet", Peer{Subnet: netip.MustParsePrefix("10.64.0.0/16"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
+		{"not masked", "not a network address", Peer{Subnet: netip.MustParsePrefix("10.64.3.1/24"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
+		{"multicast MAC", "not a unicast MAC", Peer{Subnet: netip.MustParsePrefix("10.64.3.0/24"), VTEPMAC: net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}, Underlay: good.Underlay}},
+		{"this node's MAC", "is this node's", Peer{Subnet: netip.MustParsePrefix("10.64.3.0/24"), VTEPMAC: o.VTEPMAC(), Underlay: good.Underlay}},
+		{"no underlay", "not an IPv4 address", Peer{Subnet: netip.MustParsePrefix("10.64.3.0/24"), VTEPMAC: derivedMAC("y")}},
+		{"underlay in the instance network", "inside the instance network", Peer{Subnet: netip.MustParsePrefix("10.64.3.0/24"), VTEPMAC: derivedMAC("y"), Underlay: netip.MustParseAddr("10.64.2.7")}},
+		{"duplicate MAC", "also the MAC of peer 10.64.2.0/24", Peer{Subnet: netip.MustParsePrefix("10.64.3.0/24"), VTEPMAC: good.VTEPMAC, Underlay: good.Underlay}},
+		{"inside a routed peer", "overlaps the subnet 10.64.2.0/24", Peer{Subnet: netip.MustParsePrefix("10.64.2.128/25"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
+		{"around a routed peer", "overlaps the subnet 10.64.2.0/24", Peer{Subnet: netip.MustParsePrefix("10.64.2.0/23"), VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
+		{"the same subnet", "overlaps the subnet 10.64.2.0/24", Peer{Subnet: good.Subnet, VTEPMAC: derivedMAC("y"), Underlay: good.Underlay}},
 	} {
-		if err := o.SetPeers([]Peer{good, p}); err == nil {
-			t.Errorf("%s: no error", name)
-		} else if !strings.Contains(err.Error(), "peers[1]") {
-			t.Errorf("%s: error does not name the peer: %v", name, err)
+		// The bad peer comes first: order gives it no advantage.
+		refused, err := o.SetPeers([]Peer{c.p, good})
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		if len(refused) != 1 || refused[0].Index != 0 || !strings.Contains(refused[0].Reason, c.want) {
+			t.Errorf("%s: refused %v; want peer 0 refused: %q", c.name, refused, c.want)
+		}
+		if after := o.entries(t); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("%s: the good peer's entries changed: %+v → %+v", c.name, before, after)
 		}
 	}
-	if after := o.entries(t); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("rejected SetPeers changed state: %+v → %+v", before, after)
+	// A restarted daemon's Overlay knows the routed peers from the kernel:
+	// a narrower newcomer listed first does not take the good peer's place.
+	again, err := n1.setup(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := Peer{Subnet: netip.MustParsePrefix("10.64.2.0/25"), VTEPMAC: derivedMAC("i"), Underlay: good.Underlay}
+	if refused, err := again.SetPeers([]Peer{inside, good}); err != nil || len(refused) != 1 || refused[0].Peer.Subnet != inside.Subnet {
+		t.Errorf("after a restart: refused %v, %v; want the newcomer inside the routed peer", refused, err)
+	}
+	if after := again.entries(t); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("after a restart: the good peer's entries changed: %+v → %+v", before, after)
+	}
+	again.Close()
+	// Two newcomers overlapping each other: the narrower one is routed.
+	wide := Peer{Subnet: netip.MustParsePrefix("10.64.4.0/23"), VTEPMAC: derivedMAC("w"), Underlay: good.Underlay}
+	narrow := Peer{Subnet: netip.MustParsePrefix("10.64.5.0/24"), VTEPMAC: derivedMAC("n"), Underlay: good.Underlay}
+	if refused, err := o.SetPeers([]Peer{wide, good, narrow}); err != nil || len(refused) != 1 || refused[0].Peer.Subnet != wide.Subnet {
+		t.Errorf("wide and narrow newcomers: refused %v, %v; want the wide one", refused, err)
 	}
 	// A peer listening on another port gets it in its FDB entry.
 	good.Port = 8472
-	if err := o.SetPeers([]Peer{good}); err != nil {
+	if err := o.setAll(good); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("ip", "netns", "exec", n1.ns, "bridge", "fdb", "show", "dev", "thkvx0").CombinedOutput()
@@ -550,10 +601,10 @@ func TestSetPeersRejectsBadInput(t *testing.T) {
 func TestSetupReconfigure(t *testing.T) {
 	n1, n2 := newTopology(t)
 	o1, o2 := n1.mustSetup(t), n2.mustSetup(t)
-	if err := o1.SetPeers([]Peer{o2.peer()}); err != nil {
+	if err := o1.setAll(o2.peer()); err != nil {
 		t.Fatal(err)
 	}
-	if err := o2.SetPeers([]Peer{o1.peer()}); err != nil {
+	if err := o2.setAll(o1.peer()); err != nil {
 		t.Fatal(err)
 	}
 	a, err := o1.Attach("a", netip.MustParseAddr("10.64.1.2"))
@@ -579,10 +630,10 @@ func TestSetupReconfigure(t *testing.T) {
 	if !bytes.Equal(r1.VTEPMAC(), o1.VTEPMAC()) {
 		t.Errorf("VTEP MAC changed with the port: %v → %v", o1.VTEPMAC(), r1.VTEPMAC())
 	}
-	if err := r1.SetPeers([]Peer{r2.peer()}); err != nil {
+	if err := r1.setAll(r2.peer()); err != nil {
 		t.Fatal(err)
 	}
-	if err := r2.SetPeers([]Peer{r1.peer()}); err != nil {
+	if err := r2.setAll(r1.peer()); err != nil {
 		t.Fatal(err)
 	}
 	mustPing(t, a.Netns, b.IP)

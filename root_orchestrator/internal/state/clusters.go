@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -257,8 +258,18 @@ func (t *Txn) applyNodes(c *Cluster, r Report) {
 		t.del(tNodes, KindNode, nodeID(c.ID, n.ID), n)
 		t.net = true
 	}
+	blocks := clusterBlocks(t.r(), c.ID)
+	taken := map[string]netip.Prefix{} // the subnets of its nodes, by id
+	for _, n := range nodesOf(t.r(), c.ID) {
+		if n.Network != nil {
+			if p, err := netip.ParsePrefix(n.Network.Subnet); err == nil {
+				taken[n.ID] = p
+			}
+		}
+	}
 	for _, info := range r.Nodes {
 		old := first[Node](t.r(), tNodes, "id", c.ID, info.ID)
+		t.validateNode(c, blocks, taken, old, &info)
 		structural := old == nil || !old.SameBut(info)
 		if !structural && old.CPUPercent == info.CPUPercent && old.MemoryPercent == info.MemoryPercent && old.LastSeen.Equal(info.LastSeen) {
 			continue
@@ -294,6 +305,7 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 		mIgnored.Inc()
 		return false
 	}
+	t.validateStatus(c, &st, old.InstanceIP)
 	in := *old
 	if st.Status == wire.StatusNoCapacity {
 		t.leave(old)

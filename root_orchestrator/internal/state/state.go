@@ -156,6 +156,9 @@ type Store struct {
 	// exhausted: clusters told that the instance network is full (under
 	// wmu).
 	exhausted map[string]bool
+	// rejected: "cluster id/reason" of refused report parts logged (under
+	// wmu).
+	rejected map[string]bool
 }
 
 // Options of a store.
@@ -184,7 +187,7 @@ func Open(ctx context.Context, be Backend, o Options) (*Store, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Store{db: db, be: be, log: o.Log, now: o.Now, plan: o.Plan, epoch: hex.EncodeToString(b[:]),
-		ich: make(chan struct{}), exhausted: map[string]bool{}}
+		ich: make(chan struct{}), exhausted: map[string]bool{}, rejected: map[string]bool{}}
 	s.p.init()
 	data, err := be.Load(ctx)
 	if err != nil {

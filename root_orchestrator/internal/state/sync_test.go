@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -17,7 +18,7 @@ import (
 func node(id string, memMB int64, cpu float64) wire.NodeInfo {
 	return wire.NodeInfo{ID: id, Name: id, Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
 		Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: memMB}, CPUPercent: cpu,
-		Network: &wire.NodeNetwork{NodeID: id, Subnet: "10.64.1.0/24", VTEPMAC: "aa:bb", PublicIP: "192.0.2.1", PublicPort: 4789}}
+		Network: &wire.NodeNetwork{NodeID: id, VTEPMAC: "02:00:00:00:00:01", PublicIP: "192.0.2.1", PublicPort: 4789}}
 }
 
 // cluster registers a cluster with one node and returns its id.
@@ -26,6 +27,16 @@ func cluster(t *testing.T, s *Store, name string, nodes ...wire.NodeInfo) string
 	id, _, block, _, err := s.RegisterCluster(Registration{Name: name})
 	if err != nil || block == "" {
 		t.Fatalf("register %s: %v (block %q)", name, err, block)
+	}
+	// Node i gets the (i+1)th /24 of the block, a MAC of its own.
+	b := netip.MustParsePrefix(block).Addr().As4()
+	for i := range nodes {
+		if nw := nodes[i].Network; nw != nil && nw.Subnet == "" {
+			cp := *nw
+			cp.Subnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], byte(i + 1), 0}), 24).String()
+			cp.VTEPMAC = fmt.Sprintf("02:00:00:%02x:%02x:01", b[1], i+1)
+			nodes[i].Network = &cp
+		}
 	}
 	if _, _, err := s.ApplyReport(id, Report{Full: true, Nodes: nodes}); err != nil {
 		t.Fatal(err)
@@ -96,7 +107,7 @@ func TestDesiredDeltas(t *testing.T) {
 		t.Errorf("after a CREATING report: delta = %+v, want none", d)
 	}
 	// RUNNING with an address changes the service table.
-	if _, _, err := s.ApplyReport(c2, Report{Statuses: []wire.InstanceStatus{{Key: other.Key, Status: wire.StatusRunning, NodeID: "n2", InstanceIP: "10.64.2.5"}}}); err != nil {
+	if _, _, err := s.ApplyReport(c2, Report{Statuses: []wire.InstanceStatus{{Key: other.Key, Status: wire.StatusRunning, NodeID: "n2", InstanceIP: "10.65.1.5"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if d := s.Snapshot().DesiredFor(c1, epoch, gen, epoch); len(d.Instances) != 0 || !d.NetworkChanged {
@@ -347,7 +358,7 @@ func TestDisconnectPolicies(t *testing.T) {
 					t.Fatal(err)
 				}
 				if tc.replacementRuns {
-					rst := wire.InstanceStatus{Key: in.Key, Status: wire.StatusRunning, NodeID: "n2", Node: "n2", InstanceIP: "10.64.1.5"}
+					rst := wire.InstanceStatus{Key: in.Key, Status: wire.StatusRunning, NodeID: "n2", Node: "n2", InstanceIP: "10.65.1.5"}
 					if _, _, err := s.ApplyReport(ids["c2"], Report{Statuses: []wire.InstanceStatus{rst}}); err != nil {
 						t.Fatal(err)
 					}
