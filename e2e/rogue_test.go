@@ -155,7 +155,7 @@ func TestRogueNode(t *testing.T) {
 	t.Logf("root's view after: %s", rootView())
 
 	// Counted by reason, and logged once per reason, not per report.
-	metrics, err := httpGet(strings.TrimRight(c.nodeURL, "/") + "/metrics")
+	metrics, err := scrape(strings.TrimRight(c.nodeURL, "/"), c.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
