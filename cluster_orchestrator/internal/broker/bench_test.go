@@ -128,9 +128,12 @@ func BenchmarkReports(b *testing.B) {
 		round := min(int64(nodes), int64(b.N)-sent)
 		for i := int64(0); i < round; i++ {
 			n := ns[i]
+			// A broker that stops reading must fail the benchmark, not
+			// hang it (make bench once hung here under load).
+			_ = n.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			_, _ = n.w.Write(n.report)
 			if err := n.w.Flush(); err != nil {
-				b.Fatal(err)
+				b.Fatalf("report %d of node %d: %v (manager received %d of %d)", sent+i, i, err, got.Load(), sent)
 			}
 		}
 		sent += round
