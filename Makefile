@@ -31,9 +31,20 @@ all: build
 # Footprint).
 GOBUILD   := CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'
 
+# The worker (node engine and net manager) is also built for the other
+# architectures of edge machines, named <binary>-linux-<arch>: the root
+# serves them at /download/ (from the directory of its executable by
+# default) and the worker script picks the one for its machine. The
+# e2e suite runs the arm64 build under qemu-user (TestArm64Worker).
+WORKERS     := node_engine/cmd/thicket-node net_manager/cmd/thicket-net
+CROSS_ARCHS ?= arm64
+
 build:
 	@mkdir -p $(BIN)
 	$(GOBUILD) -o $(BIN)/ $(addprefix ./,$(BINARIES))
+	@for a in $(CROSS_ARCHS); do for p in $(WORKERS); do \
+		echo "GOARCH=$$a $$p"; GOOS=linux GOARCH=$$a $(GOBUILD) -o $(BIN)/$$(basename $$p)-linux-$$a ./$$p || exit 1; \
+	done; done
 
 vet:
 	@for m in $(MODULES); do (cd $$m && go vet $(PKGS)) || exit 1; done

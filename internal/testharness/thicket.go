@@ -252,6 +252,10 @@ type NodeOptions struct {
 	Overlay bool
 	// Args are added to thicket-node's command line.
 	Args []string
+	// Engine is the command that runs thicket-node, the binary last:
+	// b.Path(NodeProgram) if empty; e.g. an emulator and a build for
+	// another architecture.
+	Engine []string
 	// LogDir, if set, receives the output in node-<Label>.log and
 	// net-<Label>.log; else it is kept in memory.
 	LogDir string
@@ -310,9 +314,13 @@ func (b *Bin) StartNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		}
 		netArgs = []string{"--net-socket", n.NetSocket}
 	}
-	args := []string{"ip", "netns", "exec", o.Host.Netns, b.Path(NodeProgram),
+	engine := o.Engine
+	if len(engine) == 0 {
+		engine = []string{b.Path(NodeProgram)}
+	}
+	args := append(append([]string{"ip", "netns", "exec", o.Host.Netns}, engine...),
 		"--cluster-url", o.ClusterURL, "--token-file", tokenFile, "--name", o.Name, "--address", o.Host.Addr,
-		"--data-dir", o.DataDir, "--namespace", o.Namespace}
+		"--data-dir", o.DataDir, "--namespace", o.Namespace)
 	if o.Registry != "" {
 		args = append(args, "--insecure-registry", o.Registry)
 	}
