@@ -291,6 +291,7 @@ func persisted(a, b *Instance) bool {
 	x, y := *a, *b
 	x.CPUPercent, x.MemoryMB, x.Logs, x.DesiredIndex, x.UpdatedAt, x.Judged = 0, 0, "", 0, time.Time{}, false
 	y.CPUPercent, y.MemoryMB, y.Logs, y.DesiredIndex, y.UpdatedAt, y.Judged = 0, 0, "", 0, time.Time{}, false
+	x.JobsVersion, x.JobsHeld, y.JobsVersion, y.JobsHeld = 0, "", 0, ""
 	return x != y
 }
 
@@ -326,6 +327,7 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 	in.HostIP, in.HostPort, in.InstanceIP = st.HostIP, st.HostPort, st.InstanceIP
 	in.Restarts = st.Restarts
 	in.CPUPercent, in.MemoryMB = st.CPUPercent, st.MemoryMB
+	in.JobsVersion, in.JobsHeld = st.JobsVersion, strings.Join(st.Jobs, ",")
 	if st.Logs != "" {
 		in.Logs = st.Logs
 	}
