@@ -480,6 +480,12 @@ func (s *Store) ReplaceUnknown(now time.Time) (int, error) {
 			if svc == nil || !svc.Spec.Disconnect.Replace || now.Sub(in.UpdatedAt) < svc.Spec.Disconnect.ReplaceAfter {
 				continue
 			}
+			if svc.HasJobs() {
+				// Its cluster shares the jobs and keeps doing so while
+				// cut off from the root: a copy elsewhere would get them
+				// too. The pool waits for its cluster.
+				continue
+			}
 			due = append(due, in.Key)
 		}
 	}

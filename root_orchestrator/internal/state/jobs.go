@@ -21,6 +21,14 @@ func jobsOf(m *sla.Microservice) []string {
 	return slices.Clone(m.Jobs)
 }
 
+// jobsVersionOf is the list version of a new service: 1 if it has jobs.
+func jobsVersionOf(m *sla.Microservice) int64 {
+	if len(m.Jobs) == 0 {
+		return 0
+	}
+	return 1
+}
+
 // jobsLeaseSeconds is the lease a service's specs carry: 0 for a service
 // without jobs, so that its specs stay as they were.
 func jobsLeaseSeconds(svc *Service) int {
@@ -36,10 +44,22 @@ func jobsLeaseSeconds(svc *Service) int {
 // HasJobs reports whether a service shares a job list among its instances.
 func (svc *Service) HasJobs() bool { return len(svc.Jobs) > 0 }
 
+// clustersOf lists the clusters instances are assigned to.
+func clustersOf(ins []*Instance) []string {
+	var out []string
+	for _, in := range ins {
+		if in.ClusterID != "" && !slices.Contains(out, in.ClusterID) {
+			out = append(out, in.ClusterID)
+		}
+	}
+	return out
+}
+
 // UpdateJobs changes a service's job list to what change makes of the
 // current one, which it must not modify. change returns the new list, or an
 // error that leaves everything as it was. An unchanged list stores nothing;
-// a changed one gets the next JobsVersion and goes to the service's
+// a service whose instances run in more than one cluster gets none (each
+// cluster would share the jobs among its own instances); a changed list gets the next JobsVersion and goes to the service's
 // cluster with its instances' specs (restarting none of them).
 func (s *Store) UpdateJobs(serviceID string, change func(old []string) ([]string, error)) (*Service, Ticket, error) {
 	var out *Service
@@ -55,6 +75,12 @@ func (s *Store) UpdateJobs(serviceID string, change func(old []string) ([]string
 		if slices.Equal(jobs, old.Jobs) {
 			out = old
 			return nil
+		}
+		if len(jobs) > 0 {
+			if cs := clustersOf(instancesOf(t.r(), serviceID)); len(cs) > 1 {
+				return &ConflictError{Field: "jobs", Message: fmt.Sprintf("the service's instances run in %d clusters, "+
+					"and a job list is shared within one: remove the instances of all but one cluster first", len(cs))}
+			}
 		}
 		svc := *old
 		svc.Jobs = slices.Clip(slices.Clone(jobs))

@@ -71,6 +71,24 @@ func TestUpdateJobs(t *testing.T) {
 		t.Errorf("a bad job set was kept: version %d jobs %q", got.JobsVersion, got.JobsHeld)
 	}
 
+	// A service spread over two clusters gets no jobs (each would share
+	// them among its own instances); removing all jobs is fine.
+	c2 := cluster(t, s, "c2", node("n2", 4096, 0))
+	second, _, err := s.AddInstance(in.ServiceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Assign([]Assignment{{Key: second.Key, ClusterID: c2, NodeID: "n2"}}); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ConflictError
+	if _, _, err := s.UpdateJobs(in.ServiceID, set("cam-3")); !errors.As(err, &ce) {
+		t.Errorf("jobs for a service in two clusters: %v", err)
+	}
+	if got := s.Snapshot().Service(in.ServiceID); got.JobsVersion != 1 {
+		t.Errorf("a refused list was stored: %+v", got)
+	}
+
 	// The list survives a restart.
 	again := open(t, mem)
 	if got := again.Snapshot().Service(in.ServiceID); got.JobsVersion != 1 || !slices.Equal(got.Jobs, []string{"cam-1", "cam-2"}) {
