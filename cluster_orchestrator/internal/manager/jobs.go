@@ -188,8 +188,10 @@ func (m *Manager) memberState(in *state.Instance, now time.Time, lease time.Dura
 		// no new ones (its replacement is no second owner). After it, that
 		// copy has dropped them (and is sent none, see nodeSpec): the
 		// replacement counts.
+		// Acknowledgements come from the replacement, not from that copy:
+		// they release nothing of what it holds.
 		if until := m.leaseOfNode(in.LostFrom, now, lease); now.Before(until) {
-			st.LeaseUntil = until
+			st.LeaseUntil, st.Acked = until, 0
 			return st
 		}
 	}

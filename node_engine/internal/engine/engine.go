@@ -233,6 +233,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 
+	go e.watchLeases(ctx)
 	for _, rt := range e.reg.All() {
 		go func(rt runtimes.Runtime) {
 			for {

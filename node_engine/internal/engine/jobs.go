@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"os"
@@ -237,4 +238,26 @@ func (e *Engine) jobStatus(st *wire.InstanceStatus) {
 // last heard it (its lease).
 func hasGrants(d wire.NodeDesired) bool {
 	return slices.ContainsFunc(d.Instances, func(s wire.InstanceSpec) bool { return s.JobGrant != nil })
+}
+
+// watchLeases applies the job lease twice a second, whatever the report
+// loop does (a report to a broker that does not answer takes seconds),
+// until ctx ends.
+func (e *Engine) watchLeases(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d, ok := e.desiredSet()
+		if !ok || !hasGrants(d) {
+			continue
+		}
+		e.mu.Lock()
+		e.applyJobs(d, true, time.Now())
+		e.mu.Unlock()
+	}
 }
