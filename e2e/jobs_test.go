@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,23 +82,7 @@ func (f jobFiles) byNumber() map[string][]string {
 
 // rendezvous is the assignment the cluster must reach over instances nums.
 func rendezvous(list []string, nums ...int) map[string][]string {
-	var ms []jobs.Member
-	for _, n := range nums {
-		ms = append(ms, jobs.Member{ID: strconv.Itoa(n), Weight: 1})
-	}
-	return jobs.ByMember(jobs.Assign(list, ms))
-}
-
-func sameJobs(a, b map[string][]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if !slices.Equal(v, b[k]) {
-			return false
-		}
-	}
-	return true
+	return jobs.ByMember(jobs.Assign(list, jobs.Numbered(nums...)))
 }
 
 // TestJobPool: a service with 12 jobs on 3 instances over 2 nodes: every
@@ -174,7 +159,7 @@ func TestJobPool(t *testing.T) {
 		var got jobFiles
 		testharness.WaitFor(t, 2*time.Minute, what, func() (bool, string) {
 			got = readJobFiles(id, nodes...)
-			return sameJobs(got.byNumber(), want), fmt.Sprintf("have %v, want %v", got, want)
+			return maps.EqualFunc(got.byNumber(), want, slices.Equal[[]string]), fmt.Sprintf("have %v, want %v", got, want)
 		})
 		return got
 	}
@@ -270,7 +255,7 @@ func TestJobPool(t *testing.T) {
 		}
 		final = readJobFiles(id, other)
 		want := rendezvous(list, nums...)
-		return len(nums) > 0 && sameJobs(final.byNumber(), want), fmt.Sprintf("running there %v: have %v, want %v", nums, final, want)
+		return len(nums) > 0 && maps.EqualFunc(final.byNumber(), want, slices.Equal[[]string]), fmt.Sprintf("running there %v: have %v, want %v", nums, final, want)
 	})
 	reached := time.Since(cutAt)
 	mu.Lock()

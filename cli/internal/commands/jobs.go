@@ -102,13 +102,21 @@ func (c *JobsSetCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	cl, svc, err := e.service(c.Service)
+	return changeJobs(e, c.Service, "set the jobs of", func(cl *api.Client, id string) (*api.ServiceJobs, error) {
+		return cl.SetJobs(e.Ctx, id, jobs)
+	})
+}
+
+// changeJobs makes one change of the list of the service ref names and
+// reports the result.
+func changeJobs(e *Env, ref, what string, call func(cl *api.Client, serviceID string) (*api.ServiceJobs, error)) error {
+	cl, svc, err := e.service(ref)
 	if err != nil {
 		return err
 	}
-	sj, err := cl.SetJobs(e.Ctx, svc.MicroserviceID, jobs)
+	sj, err := call(cl, svc.MicroserviceID)
 	if err != nil {
-		return fmt.Errorf("set the jobs of %s: %w", resolve.Label(*svc), err)
+		return fmt.Errorf("%s %s: %w", what, resolve.Label(*svc), err)
 	}
 	return changed(e, resolve.Label(*svc), sj)
 }
@@ -128,15 +136,9 @@ func (c *JobsAddCmd) Run(e *Env) error {
 	if len(jobs) == 0 {
 		return usagef("give the jobs to add as arguments or with -f FILE")
 	}
-	cl, svc, err := e.service(c.Service)
-	if err != nil {
-		return err
-	}
-	sj, err := cl.AddJobs(e.Ctx, svc.MicroserviceID, jobs)
-	if err != nil {
-		return fmt.Errorf("add jobs to %s: %w", resolve.Label(*svc), err)
-	}
-	return changed(e, resolve.Label(*svc), sj)
+	return changeJobs(e, c.Service, "add jobs to", func(cl *api.Client, id string) (*api.ServiceJobs, error) {
+		return cl.AddJobs(e.Ctx, id, jobs)
+	})
 }
 
 // JobsRmCmd is `thicket jobs rm SERVICE JOB...`.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"testing"
@@ -123,23 +124,7 @@ func (p *pool) byInstance() map[string][]string {
 }
 
 func assignment(list []string, members ...int) map[string][]string {
-	var ms []jobs.Member
-	for _, n := range members {
-		ms = append(ms, jobs.Member{ID: strconv.Itoa(n), Weight: 1})
-	}
-	return jobs.ByMember(jobs.Assign(list, ms))
-}
-
-func sameAssignment(a, b map[string][]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if !slices.Equal(v, b[k]) {
-			return false
-		}
-	}
-	return true
+	return jobs.ByMember(jobs.Assign(list, jobs.Numbered(members...)))
 }
 
 // TestJobPool: the cluster shares a service's jobs among its running
@@ -152,7 +137,7 @@ func TestJobPool(t *testing.T) {
 	p := newPool(t, store, 24)
 	p.m.SetDesired([]wire.InstanceSpec{p.spec(0), p.spec(1), p.spec(2)}, nil)
 	p.settle()
-	if want := assignment(p.list, 0, 1, 2); !sameAssignment(p.byInstance(), want) {
+	if want := assignment(p.list, 0, 1, 2); !maps.EqualFunc(p.byInstance(), want, slices.Equal[[]string]) {
 		t.Fatalf("three instances run %v, want %v", p.byInstance(), want)
 	}
 	for _, sp := range p.pub.desired[p.nodes[0]].Instances {
@@ -170,7 +155,7 @@ func TestJobPool(t *testing.T) {
 		t.Errorf("the new instance got %v before their holders gave them up", p.runs["svc.3"])
 	}
 	p.settle()
-	if !sameAssignment(p.byInstance(), want) {
+	if !maps.EqualFunc(p.byInstance(), want, slices.Equal[[]string]) {
 		t.Fatalf("four instances run %v, want %v", p.byInstance(), want)
 	}
 	if p.moved != len(want["3"]) {
@@ -185,14 +170,14 @@ func TestJobPool(t *testing.T) {
 	}
 	p.m.UpdateDesired(specs, nil)
 	p.settle()
-	if want := assignment(p.list, 0, 1, 2, 3); !sameAssignment(p.byInstance(), want) {
+	if want := assignment(p.list, 0, 1, 2, 3); !maps.EqualFunc(p.byInstance(), want, slices.Equal[[]string]) {
 		t.Fatalf("after a new job: %v, want %v", p.byInstance(), want)
 	}
 
 	// A restarted manager on the same store continues the handover.
 	p.m = newManager(t, store, p.pub)
 	p.settle()
-	if want := assignment(p.list, 0, 1, 2, 3); !sameAssignment(p.byInstance(), want) {
+	if want := assignment(p.list, 0, 1, 2, 3); !maps.EqualFunc(p.byInstance(), want, slices.Equal[[]string]) {
 		t.Fatalf("after a restart: %v, want %v", p.byInstance(), want)
 	}
 
@@ -252,7 +237,7 @@ func TestJobPool(t *testing.T) {
 	if len(alive) != 4 {
 		t.Fatalf("after the lease %v run jobs; want all four (two replaced)", p.runs)
 	}
-	if want := assignment(p.list, alive...); !sameAssignment(p.byInstance(), want) {
+	if want := assignment(p.list, alive...); !maps.EqualFunc(p.byInstance(), want, slices.Equal[[]string]) {
 		t.Errorf("after the lease: %v, want %v", p.byInstance(), want)
 	}
 }
