@@ -172,15 +172,19 @@ func TestJobPool(t *testing.T) {
 	checkSamples("three instances")
 
 	// Seen inside the container: the file through the read-only mount.
-	testharness.WaitFor(t, time.Minute, "instance 0 prints its jobs", func() (bool, string) {
-		ctx, cancel := s.api.ctx()
-		defer cancel()
-		l, err := s.api.client().Logs(ctx, id, 0, 50)
-		if err != nil {
-			return false, err.Error()
-		}
-		return strings.Contains(l.Logs, ": "+strings.Join(three["0"], ",")+"\n"), l.Logs
-	})
+	printed := func(n int, js []string) {
+		t.Helper()
+		testharness.WaitFor(t, time.Minute, fmt.Sprintf("instance %d prints its jobs %v", n, js), func() (bool, string) {
+			ctx, cancel := s.api.ctx()
+			defer cancel()
+			l, err := s.api.client().Logs(ctx, id, n, 50)
+			if err != nil {
+				return false, err.Error()
+			}
+			return strings.Contains(l.Logs, ": "+strings.Join(js, ",")+"\n"), l.Logs
+		})
+	}
+	printed(0, three["0"])
 	// And through the API.
 	testharness.WaitFor(t, time.Minute, "the API shows every job owned", func() (bool, string) {
 		ctx, cancel := s.api.ctx()
@@ -217,6 +221,15 @@ func TestJobPool(t *testing.T) {
 		t.Errorf("%d jobs moved, want %d (the new instance's)", moved, len(four["3"]))
 	}
 	checkSamples("scaled to four")
+	// The instances that gave jobs up saw it live, without a restart.
+	for n := range 3 {
+		if !slices.Equal(three[strconv.Itoa(n)], four[strconv.Itoa(n)]) {
+			printed(n, four[strconv.Itoa(n)])
+			if in, _ := s.api.instance(id, n); in.Restarts != 0 {
+				t.Errorf("instance %d restarted %d times", n, in.Restarts)
+			}
+		}
+	}
 
 	// Cut a node holding instance 0 off: within the lease its copies keep
 	// their jobs and nobody else gets them; after it they are in files on
