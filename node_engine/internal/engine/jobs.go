@@ -35,8 +35,13 @@ type JobFile struct {
 	LeaseExpired bool `json:"lease_expired,omitempty"`
 }
 
-// maxJobsEnv bounds THICKET_JOBS; a longer list is only in the file.
-const maxJobsEnv = 32 << 10
+// maxJobsEnv bounds THICKET_JOBS; a longer list is only in the file. A
+// unikernel's environment goes on its kernel command line (2 KiB on x86):
+// maxJobsEnvUnikernel.
+const (
+	maxJobsEnv          = 32 << 10
+	maxJobsEnvUnikernel = 512
+)
 
 // jobsDir is the host directory of an instance's job file.
 func (e *Engine) jobsDir(key string) string {
@@ -207,7 +212,11 @@ func (e *Engine) withJobs(spec wire.InstanceSpec) wire.InstanceSpec {
 	e.setJobs(spec.Key, e.wantedJobs(&spec, time.Now()))
 	f := e.jobFiles[spec.Key]
 	env := slices.Clone(spec.Environment)
-	if list := strings.Join(f.Jobs, ","); len(list) <= maxJobsEnv {
+	limit := maxJobsEnv
+	if spec.Virtualization == "unikernel" {
+		limit = maxJobsEnvUnikernel // it goes on the kernel command line
+	}
+	if list := strings.Join(f.Jobs, ","); len(list) <= limit {
 		env = append(env, "THICKET_JOBS="+list)
 	}
 	env = append(env,

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,38 @@ func TestJobFilesEmptiedAtStart(t *testing.T) {
 	again.emptyJobFiles()
 	if f := readJobFile(t, again, "s.0"); f.Version != 9 || len(f.Jobs) != 0 {
 		t.Errorf("after a restart the job file holds %+v", f)
+	}
+}
+
+// TestJobsEnvBounds: a long job list stays out of the environment (in the
+// file only), sooner for a unikernel, whose environment is its kernel
+// command line.
+func TestJobsEnvBounds(t *testing.T) {
+	e := newTestEngine(Config{DataDir: t.TempDir()})
+	e.touch(time.Now())
+	var many []string
+	for i := range 100 {
+		many = append(many, strings.Repeat("j", 8)+strconv.Itoa(i))
+	}
+	for _, tc := range []struct {
+		virt string
+		jobs []string
+		env  bool
+	}{
+		{"container", many, true},
+		{"unikernel", many[:3], true},
+		{"unikernel", many, false},
+	} {
+		spec := jobSpec("s.0", 0, 1, tc.jobs...)
+		spec.Virtualization = tc.virt
+		e.mu.Lock()
+		got := e.withJobs(spec)
+		e.mu.Unlock()
+		if _, ok := envOf(got, "THICKET_JOBS"); ok != tc.env {
+			t.Errorf("%s with %d jobs: THICKET_JOBS given %v, want %v", tc.virt, len(tc.jobs), ok, tc.env)
+		}
+		if v, _ := envOf(got, "THICKET_JOBS_VERSION"); v != "1" {
+			t.Errorf("%s: THICKET_JOBS_VERSION %q", tc.virt, v)
+		}
 	}
 }
