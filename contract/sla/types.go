@@ -64,6 +64,12 @@ type Microservice struct {
 	// Disconnect is what happens to the service's instances while the node
 	// or cluster running them is silent (a Thicket extension).
 	Disconnect *Disconnect `json:"disconnect,omitempty"`
+	// Jobs is the service's job list (collaborative workloads, a Thicket
+	// extension): each job is owned by exactly one of its instances at a
+	// time. JobsLease is how long, in seconds, an instance cut off from
+	// its cluster keeps its jobs (0: DefaultJobsLease). See jobs.go.
+	Jobs      []string `json:"jobs,omitempty"`
+	JobsLease int      `json:"jobs_lease_s,omitempty"`
 }
 
 // Reconcile choices of a disconnect policy: which copy of an instance

@@ -124,6 +124,30 @@ type InstanceSpec struct {
 	// tiers that predate Ports, parsed. Read them with PortMappings, which
 	// parses Port when Ports is empty (a spec from such a root).
 	Ports []PortMapping `json:"ports,omitempty"`
+	// Jobs is the service's job list and JobsLease its lease in seconds
+	// (collaborative workloads), from the root to the cluster, which
+	// shares the jobs among the service's instances. A cluster sends a
+	// node neither, only each instance's JobGrant. Absent (from a root
+	// that predates them, or a service without jobs): no jobs, no grant.
+	Jobs      []string `json:"jobs,omitempty"`
+	JobsLease int      `json:"jobs_lease_s,omitempty"`
+	// JobGrant is what the cluster tells the instance it owns, in a
+	// node's desired set. It is not what the instance runs: SameSpec
+	// ignores it, so a changed grant never restarts an instance.
+	JobGrant *JobGrant `json:"job_grant,omitempty"`
+}
+
+// JobGrant is an instance's share of its service's jobs at a version.
+type JobGrant struct {
+	// Version grows whenever any instance's set of the service changes.
+	Version int64 `json:"version"`
+	// Jobs are the jobs the instance owns at Version, sorted.
+	Jobs []string `json:"jobs"`
+	// LeaseS is how long, in seconds, the node keeps the grant while it
+	// does not hear from its cluster; then it takes the jobs away itself.
+	LeaseS int `json:"lease_s"`
+	// PoolSize is the number of the service's instances in the pool.
+	PoolSize int `json:"pool_size"`
 }
 
 // PortMapping is one port an instance publishes: traffic to HostPort on
@@ -256,6 +280,11 @@ type InstanceStatus struct {
 	MemoryMB   int64     `json:"memory_mb,omitempty"`
 	// Logs is the tail of the instance's output (bounded by the node).
 	Logs string `json:"logs,omitempty"`
+	// JobsVersion is the JobGrant version the instance has applied (the
+	// node's acknowledgement; 0: none). Jobs is the set of that grant, as
+	// the cluster reports it up to the root.
+	JobsVersion int64    `json:"jobs_version,omitempty"`
+	Jobs        []string `json:"jobs,omitempty"`
 }
 
 // NodeInfo describes a worker node: identity, what it can run and its

@@ -51,6 +51,20 @@ const EventBuffer = 64
 // manager); runtimes fall back to their configured default without it.
 const LabelNetNS = "thicket.dev/netns"
 
+// LabelJobsDir, in an instance spec's labels, is the host directory that
+// holds the instance's job file (set by the node engine for an instance
+// with a job grant): a runtime that can shows it read-only inside the
+// instance at JobsMountPoint, as a directory, so that the instance sees
+// the file replaced (a bind mount of the file would keep the old one).
+const LabelJobsDir = "thicket.dev/jobs-dir"
+
+// JobsMountPoint is where an instance sees its job directory; the file in
+// it is JobsFile.
+const (
+	JobsMountPoint = "/run/thicket"
+	JobsFile       = "jobs.json"
+)
+
 // Runtime runs instances of one virtualization.
 type Runtime interface {
 	// Virtualization is the SLA virtualization this runtime runs ("container").

@@ -20,6 +20,7 @@ import (
 	"hash/fnv"
 	"math"
 	"slices"
+	"strconv"
 )
 
 // Member is one instance of the pool.
@@ -118,5 +119,15 @@ func uniqueMembers(members []Member) []Member {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Numbered returns members named by instance numbers ("0", "1", ...), of
+// weight 1: a service's pool as the cluster names it.
+func Numbered(ns ...int) []Member {
+	out := make([]Member, len(ns))
+	for i, n := range ns {
+		out[i] = Member{ID: strconv.Itoa(n), Weight: 1}
+	}
 	return out
 }

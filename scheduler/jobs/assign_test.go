@@ -158,3 +158,10 @@ func BenchmarkAssign1000x50(b *testing.B) {
 		Assign(jobs, members)
 	}
 }
+
+func TestNumbered(t *testing.T) {
+	got := Numbered(0, 7)
+	if len(got) != 2 || got[0] != (Member{ID: "0", Weight: 1}) || got[1] != (Member{ID: "7", Weight: 1}) {
+		t.Errorf("Numbered(0, 7) = %+v", got)
+	}
+}

@@ -43,6 +43,7 @@ type CLI struct {
 	Delete  DeleteCmd  `cmd:"" help:"Delete an application (with its services) or a service."`
 	Status  StatusCmd  `cmd:"" help:"Show the server's health, the session and a summary of what runs."`
 	Token   TokenCmd   `cmd:"" aliases:"tokens" help:"List, create and revoke cluster join tokens (admins)."`
+	Jobs    JobsCmd    `cmd:"" help:"Show and change a service's job list, shared among its instances."`
 	Version VersionCmd `cmd:"" help:"Print the CLI's version."`
 }
 

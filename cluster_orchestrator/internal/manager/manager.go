@@ -73,6 +73,7 @@ type Store interface {
 	SaveNode(ctx context.Context, n state.Node) error
 	Instances(ctx context.Context) ([]state.Instance, error)
 	WriteInstances(ctx context.Context, save []state.Instance, remove []string) error
+	JobStore
 }
 
 // Publisher sends a node its desired set (retained).
@@ -171,6 +172,9 @@ type Manager struct {
 	// onChange is told when instances changed status or placement (the root
 	// link syncs at once).
 	onChange func()
+
+	// jobs: the job handovers of services with jobs (jobs.go).
+	jobs jobState
 }
 
 // lazyWrites is how long status-only changes may wait to be written.
@@ -253,6 +257,11 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	ledgers, err := st.JobLedgers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.jobs.init(ledgers)
 	m.fresh, m.inherited = cfg.Fresh && len(nodes) == 0 && len(insts) == 0, map[string]bool{}
 	for i := range insts {
 		in := insts[i]
@@ -539,6 +548,9 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			m.dirtyNode[n.ID] = true
 		}
 		m.validateStatus(n, &st, in.Status.InstanceIP)
+		if m.ack(in.Key, st.JobsVersion) {
+			changed = true
+		}
 		st.Node, st.NodeID = n.Name, n.ID
 		if st.Logs == "" { // sent only when it changes
 			st.Logs = in.Status.Logs
@@ -619,9 +631,14 @@ func (m *Manager) takeFrom(id, key string) {
 // (it started before the node was declared lost: a host that lost its
 // workloads and started them again holds no original), and the service
 // keeps the original or the replacement does not run (yet) nor has
-// finished its work.
+// finished its work. Of a service with jobs the replacement always stays.
 func keeps(in *state.Instance, st wire.InstanceStatus) bool {
 	if st.Status != wire.StatusRunning {
+		return false
+	}
+	if len(in.Spec.Jobs) > 0 {
+		// A job pool's copy back from lost was sent no jobs; the
+		// replacement's hold on them stands.
 		return false
 	}
 	if !st.StartedAt.IsZero() && !in.UnknownSince.IsZero() && st.StartedAt.After(in.UnknownSince) &&
@@ -648,7 +665,7 @@ func finished(in *state.Instance) bool {
 
 func statusChanged(a, b wire.InstanceStatus) bool {
 	return a.Status != b.Status || a.Detail != b.Detail || a.Restarts != b.Restarts || a.NodeID != b.NodeID ||
-		a.InstanceIP != b.InstanceIP || a.Logs != b.Logs
+		a.InstanceIP != b.InstanceIP || a.Logs != b.Logs || a.JobsVersion != b.JobsVersion
 }
 
 // Kick asks for a reconcile now.
@@ -714,6 +731,8 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	}
 	m.replaceUnknown(now)
 	m.place()
+	m.stepJobs(now)
+	ledgers := m.takeDirtyLedgers()
 	subnetted := m.assignSubnets()
 	var net wire.Network
 	if m.netDirty || len(m.dirtyNode) > 0 {
@@ -742,6 +761,17 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	var errs []error
 	if err := m.saveNodes(ctx, subnetted); err != nil {
 		errs = append(errs, err)
+	}
+	if err := m.saveLedgers(ctx, ledgers); err != nil {
+		// Grants made from a ledger that is not stored are not published:
+		// a restart would forget them.
+		errs = append(errs, err)
+		m.mu.Lock()
+		for id := range pubs {
+			m.dirtyNode[id] = true
+		}
+		m.mu.Unlock()
+		pubs = nil
 	}
 	if err := m.st.WriteInstances(ctx, save, remove); err != nil {
 		errs = append(errs, err)
@@ -937,13 +967,14 @@ func (m *Manager) takeDirtyNodes(net wire.Network) map[string]wire.NodeDesired {
 	}
 	for _, in := range m.instances {
 		if d, ok := out[in.NodeID]; ok {
-			d.Instances = append(d.Instances, in.Spec)
+			d.Instances = append(d.Instances, m.nodeSpec(in, false))
 			out[in.NodeID] = d
 		}
 		// A node back from lost keeps what was taken from it until its
-		// report decides which copy survives (see keeps).
+		// report decides which copy survives (see keeps); of a job pool,
+		// without jobs.
 		if d, ok := out[in.LostFrom]; ok && in.LostFrom != "" {
-			d.Instances = append(d.Instances, in.Spec)
+			d.Instances = append(d.Instances, m.nodeSpec(in, true))
 			out[in.LostFrom] = d
 		}
 	}

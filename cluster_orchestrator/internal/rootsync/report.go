@@ -1,6 +1,7 @@
 package rootsync
 
 import (
+	"reflect"
 	"slices"
 	"time"
 
@@ -41,12 +42,25 @@ type sent[T any] struct {
 // bare is a status without usage figures and log tail: its state.
 func bare(s wire.InstanceStatus) wire.InstanceStatus {
 	s.CPUPercent, s.MemoryMB, s.Logs = 0, 0, ""
+	if len(s.Jobs) == 0 {
+		s.Jobs = nil
+	}
 	return s
+}
+
+// sameBare reports whether two statuses differ in nothing but usage and
+// log tail (a status holds a slice, so == cannot say).
+func sameBare(a, b wire.InstanceStatus) bool {
+	return reflect.DeepEqual(bare(a), bare(b))
 }
 
 // size is what a status weighs against syncBudget.
 func size(s wire.InstanceStatus) int {
-	return 200 + len(s.Key) + len(s.Detail) + len(s.Logs) + len(s.Node) + len(s.NodeID)
+	n := 200 + len(s.Key) + len(s.Detail) + len(s.Logs) + len(s.Node) + len(s.NodeID)
+	for _, j := range s.Jobs {
+		n += len(j) + 3
+	}
+	return n
 }
 
 // next builds the sync to send at now; more says that changes did not fit
@@ -105,7 +119,7 @@ func (r *reported) next(nodes []wire.NodeInfo, statuses []wire.InstanceStatus, n
 		}
 		usage := old.v.CPUPercent != st.CPUPercent || old.v.MemoryMB != st.MemoryMB
 		switch {
-		case bare(old.v) != bare(st):
+		case !sameBare(old.v, st):
 			changed = append(changed, st)
 		case tail:
 			tails = append(tails, st)

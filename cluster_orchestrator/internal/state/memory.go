@@ -16,6 +16,9 @@ type Memory struct {
 	mu        sync.Mutex
 	nodes     map[string]Node
 	instances map[string]Instance
+	ledgers   map[string][]byte // job ledgers, by service id
+	// SaveErr, when set, fails SaveJobLedger (a test's unreachable store).
+	SaveErr error
 }
 
 // NewMemory returns an empty Memory.

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/netapi"
@@ -108,6 +109,14 @@ type Engine struct {
 	// running and are reported, until the cluster lists them as removed
 	// or wants them again.
 	held map[string]bool
+
+	// Job files (jobs.go): what each instance's file holds, by key;
+	// contact is when (Unix ns) the broker last acknowledged a report or
+	// delivered a desired set (the job lease counts from it), started when
+	// the engine started.
+	jobFiles map[string]JobFile
+	contact  atomic.Int64
+	started  time.Time
 }
 
 // sample is an instance's resource usage as last measured.
@@ -140,6 +149,7 @@ func New(cfg Config, reg *runtimes.Registry, log *slog.Logger) *Engine {
 		busy: map[string]string{}, failed: map[string]*failure{}, restarts: map[string]int{}, lastLogs: map[string]string{},
 		usage: map[string]sample{},
 		ips:   map[string]string{}, suspended: map[string]int64{}, held: map[string]bool{},
+		jobFiles: map[string]JobFile{}, started: time.Now(),
 	}
 	if cfg.NetSocket != "" {
 		e.net = netapi.NewClient(cfg.NetSocket)
@@ -177,6 +187,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := os.MkdirAll(e.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	e.emptyJobFiles()
 	creds, err := e.loadCredentials()
 	if err != nil {
 		return err
@@ -222,6 +233,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 
+	go e.watchLeases(ctx)
 	for _, rt := range e.reg.All() {
 		go func(rt runtimes.Runtime) {
 			for {
@@ -347,6 +359,7 @@ func (e *Engine) connect(ctx, life context.Context, c *credentials) (*mqttc.Clie
 					e.log.Warn("dropping malformed desired set", "err", err)
 					return
 				}
+				e.touch(time.Now())
 				e.dmu.Lock()
 				if !e.haveDesired || d.Generation >= e.desired.Generation || d.Generation < e.desired.Generation-(1<<40) {
 					e.desired, e.haveDesired = d, true
@@ -503,6 +516,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.applyJobs(d, true, now)
 	want := make(map[string]bool, len(desired))
 	for _, spec := range desired {
 		if e.cutOff(spec, d.Generation, now) {
@@ -595,6 +609,7 @@ func (e *Engine) start(ctx context.Context, rt runtimes.Runtime, spec wire.Insta
 	} else {
 		e.log.Info("starting instance", "instance", spec.Key, "code", spec.Code)
 	}
+	spec = e.withJobs(spec)
 	go func() {
 		err := e.attach(ctx, &spec)
 		if err == nil {
@@ -652,6 +667,9 @@ func (e *Engine) remove(ctx context.Context, rt runtimes.Runtime, key string) {
 		}
 		e.mu.Lock()
 		delete(e.busy, key)
+		if err == nil {
+			e.dropJobs(key)
+		}
 		e.mu.Unlock()
 		e.doKick()
 		memtrim.Worked()
@@ -676,6 +694,7 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 	e.mu.Lock()
 	for _, spec := range d.Instances {
 		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key], InstanceIP: e.ips[spec.Key]}
+		e.jobStatus(&st)
 		h, exists := have[spec.Key]
 		_, suspended := e.suspended[spec.Key]
 		switch {
@@ -773,7 +792,14 @@ func (e *Engine) publish(ctx context.Context, client *mqttc.Client, c *credentia
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := client.Publish(pctx, c.ReportTopic, 0, false, b); err != nil {
+	// With job grants a report waits for the broker's acknowledgement: the
+	// job lease counts from the last one.
+	var qos byte
+	if d, ok := e.desiredSet(); ok && hasGrants(d) {
+		qos = 1
+	}
+	sent := time.Now()
+	if err := client.Publish(pctx, c.ReportTopic, qos, false, b); err != nil {
 		if ctx.Err() == nil {
 			e.log.Debug("report not sent", "err", err)
 		}
@@ -782,6 +808,9 @@ func (e *Engine) publish(ctx context.Context, client *mqttc.Client, c *credentia
 	e.rmu.Lock()
 	e.lastSent, e.lastInfo, e.lastGen = time.Now(), &r.Node, r.Generation
 	e.rmu.Unlock()
+	if qos == 1 {
+		e.touch(sent)
+	}
 	return nil
 }
 

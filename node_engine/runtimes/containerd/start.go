@@ -209,6 +209,11 @@ func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.S
 		}
 		opts = append(opts, oci.WithCPUCFS(quota, cfsPeriod), oci.WithCPUShares(shares))
 	}
+	// Its job directory, read-only (the engine replaces the file in it).
+	if dir := spec.Labels[runtimes.LabelJobsDir]; dir != "" {
+		opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: runtimes.JobsMountPoint, Type: "bind", Source: dir,
+			Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}}))
+	}
 	// The instance's own network namespace (made by the net manager), else
 	// the node's (Config.NetNS), else the host's.
 	netns := spec.Labels[runtimes.LabelNetNS]

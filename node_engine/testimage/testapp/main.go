@@ -12,6 +12,10 @@
 //	                        memory limit it is killed first)
 //	testapp spin S          serves, and keeps one core busy for the first S
 //	                        seconds (to test CPU usage)
+//	testapp jobs            prints $THICKET_JOBS and $THICKET_INSTANCE_INDEX,
+//	                        then "jobs <version>: <a,b,...>" whenever the job
+//	                        file ($THICKET_JOBS_FILE) changes (read every
+//	                        200 ms); runs until stopped
 //	testapp fetch URL N     GETs URL N times, 200 ms apart, printing
 //	                        "fetch <i>: <answer>" or "fetch <i>: error ...";
 //	                        exits 0 after N (N=0: forever)
@@ -21,6 +25,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -61,6 +66,9 @@ func main() {
 		handleSignals()
 		go spin(time.Duration(secs) * time.Second)
 		serve()
+	case "jobs":
+		handleSignals()
+		watchJobs(os.Getenv("THICKET_JOBS_FILE"))
 	case "fetch":
 		if len(args) < 2 {
 			fmt.Fprintln(os.Stderr, "testapp: fetch URL [N]")
@@ -192,5 +200,33 @@ func fetch(url string, n int) {
 		if n == 0 || i < n {
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+}
+
+// watchJobs prints the environment's jobs, then the job file's content
+// whenever it changes.
+func watchJobs(file string) {
+	fmt.Printf("start: index %s, pool %s, jobs %q at version %s\n", os.Getenv("THICKET_INSTANCE_INDEX"),
+		os.Getenv("THICKET_POOL_SIZE"), os.Getenv("THICKET_JOBS"), os.Getenv("THICKET_JOBS_VERSION"))
+	last := ""
+	for {
+		b, err := os.ReadFile(file)
+		now := strings.TrimSpace(string(b))
+		if err != nil {
+			now = "error: " + err.Error()
+		}
+		if now != last {
+			var f struct {
+				Version int64    `json:"version"`
+				Jobs    []string `json:"jobs"`
+			}
+			if json.Unmarshal(b, &f) == nil {
+				fmt.Printf("jobs %d: %s\n", f.Version, strings.Join(f.Jobs, ","))
+			} else {
+				fmt.Printf("job file: %s\n", now)
+			}
+			last = now
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/scheduler"
 )
@@ -146,12 +145,9 @@ func (d *Dispatcher) place(pending []state.Pending) error {
 		}
 		snap = append(snap, scheduler.Cluster{ID: c.ID, Name: c.Name, Active: c.Active, Nodes: nodes})
 	}
-	specs := make([]wire.InstanceSpec, len(pending))
-	for i, p := range pending {
-		specs[i] = p.Spec
-	}
+	specs, from, deferred := onePool(sn, pending)
 	results := scheduler.PlaceAllClusters(snap, specs)
-	as := make([]state.Assignment, len(results))
+	as := make([]state.Assignment, len(results), len(pending))
 	for i, r := range results {
 		as[i] = state.Assignment{Key: specs[i].Key}
 		if r.Err != nil {
@@ -164,6 +160,17 @@ func (d *Dispatcher) place(pending []state.Pending) error {
 		}
 		as[i].ClusterID, as[i].NodeID = r.Placement.ClusterID, r.Placement.NodeID
 		placements.WithLabelValues("placed").Inc()
+	}
+	// An instance deferred behind its pool's first fails as that one did;
+	// else it waits for the next pass, which then knows the pool's cluster.
+	at := make(map[int]int, len(from))
+	for i, p := range from {
+		at[p] = i
+	}
+	for p, leader := range deferred {
+		if a := as[at[leader]]; a.ClusterID == "" {
+			as = append(as, state.Assignment{Key: pending[p].Spec.Key, Reason: a.Reason})
+		}
 	}
 	_, err := d.st.Assign(as)
 	return err

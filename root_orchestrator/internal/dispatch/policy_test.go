@@ -115,6 +115,7 @@ func TestDisconnectPolicies(t *testing.T) {
 		name       string
 		disconnect *sla.Disconnect
 		oneShot    bool
+		jobs       []string
 		ended      string // a status the cluster reported before it was lost
 		wantStatus string
 		wantMoved  bool // placed on the live cluster by the next pass
@@ -124,6 +125,7 @@ func TestDisconnectPolicies(t *testing.T) {
 		{name: "replace: false", disconnect: &sla.Disconnect{Replace: &no}, wantStatus: wire.StatusUnknown},
 		{name: "replaced after an hour", disconnect: &sla.Disconnect{ReplaceAfter: 3600}, wantStatus: wire.StatusUnknown},
 		{name: "a one-shot instance is never replaced", oneShot: true, wantStatus: wire.StatusUnknown},
+		{name: "a job pool waits for its cluster", jobs: []string{"a"}, wantStatus: wire.StatusUnknown},
 		{name: "a completed one-shot instance stays completed", oneShot: true, ended: wire.StatusCompleted, wantStatus: wire.StatusCompleted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,7 +134,7 @@ func TestDisconnectPolicies(t *testing.T) {
 			// minute behind it, so that the 40 s of the loss are past.
 			f.now = time.Now().Add(-time.Minute)
 			c1 := f.cluster("c1", worker("n1", 4000))
-			key := f.add(f.serviceWith("svc", func(m *sla.Microservice) { m.Disconnect, m.OneShot = tc.disconnect, tc.oneShot }))
+			key := f.add(f.serviceWith("svc", func(m *sla.Microservice) { m.Disconnect, m.OneShot, m.Jobs = tc.disconnect, tc.oneShot, tc.jobs }))
 			f.pass()
 			status := wire.StatusRunning
 			if tc.ended != "" {

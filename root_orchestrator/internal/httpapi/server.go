@@ -146,6 +146,7 @@ func (s *Server) routes() {
 	a.DELETE("/service/:id/instance/:n", s.deleteInstance)
 
 	a.GET("/service/:id/instance/:n/logs", s.instanceLogs)
+	s.jobRoutes(a)
 
 	a.GET("/clusters", s.listClusters)
 	a.GET("/clusters/active", s.listActiveClusters)

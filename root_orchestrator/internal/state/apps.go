@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -109,6 +110,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
 			Disconnect: disconnectOf(m), Ports: portsOf(m.Port),
 		},
+		Jobs: jobsOf(m), JobsVersion: jobsVersionOf(m), JobsLease: time.Duration(m.Lease()) * time.Second,
 		CreatedAt: t.now, UpdatedAt: t.now,
 	}
 }

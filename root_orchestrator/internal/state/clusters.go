@@ -291,6 +291,7 @@ func persisted(a, b *Instance) bool {
 	x, y := *a, *b
 	x.CPUPercent, x.MemoryMB, x.Logs, x.DesiredIndex, x.UpdatedAt, x.Judged = 0, 0, "", 0, time.Time{}, false
 	y.CPUPercent, y.MemoryMB, y.Logs, y.DesiredIndex, y.UpdatedAt, y.Judged = 0, 0, "", 0, time.Time{}, false
+	x.JobsVersion, x.JobsHeld, y.JobsVersion, y.JobsHeld = 0, "", 0, ""
 	return x != y
 }
 
@@ -326,6 +327,7 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 	in.HostIP, in.HostPort, in.InstanceIP = st.HostIP, st.HostPort, st.InstanceIP
 	in.Restarts = st.Restarts
 	in.CPUPercent, in.MemoryMB = st.CPUPercent, st.MemoryMB
+	in.JobsVersion, in.JobsHeld = st.JobsVersion, strings.Join(st.Jobs, ",")
 	if st.Logs != "" {
 		in.Logs = st.Logs
 	}
@@ -476,6 +478,12 @@ func (s *Store) ReplaceUnknown(now time.Time) (int, error) {
 			}
 			svc := sn.Service(in.ServiceID)
 			if svc == nil || !svc.Spec.Disconnect.Replace || now.Sub(in.UpdatedAt) < svc.Spec.Disconnect.ReplaceAfter {
+				continue
+			}
+			if svc.HasJobs() {
+				// Its cluster shares the jobs and keeps doing so while
+				// cut off from the root: a copy elsewhere would get them
+				// too. The pool waits for its cluster.
 				continue
 			}
 			due = append(due, in.Key)

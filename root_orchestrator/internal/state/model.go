@@ -113,6 +113,13 @@ type Service struct {
 	NextInstance int
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+
+	// Jobs is the service's job list (collaborative workloads), changeable
+	// at any time; JobsVersion grows with every change of it. JobsLease is
+	// how long an instance cut off from its cluster keeps its jobs.
+	Jobs        []string
+	JobsVersion int64
+	JobsLease   time.Duration
 }
 
 // Instance is one requested copy of a service, wherever it is.
@@ -152,6 +159,12 @@ type Instance struct {
 	CPUPercent float64
 	MemoryMB   int64
 	Logs       string
+	// JobsVersion and JobsHeld are the job grant the instance applied, as
+	// its cluster reported it: the version and the jobs, joined by ","
+	// (which job names may not contain; a string keeps Instance
+	// comparable). In memory only, like usage.
+	JobsVersion int64
+	JobsHeld    string
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -41,6 +41,8 @@ func Spec(svc *Service, in *Instance) wire.InstanceSpec {
 		Constraints: cons,
 		RRIP:        svc.RRIP,
 		ClosestIP:   svc.ClosestIP,
+		Jobs:        svc.Jobs,
+		JobsLease:   jobsLeaseSeconds(svc),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -145,5 +146,9 @@ func (t *Txn) validateStatus(c *Cluster, st *wire.InstanceStatus, prev string) {
 	if err := wire.CheckInstanceUsage(*st); err != nil {
 		t.reject(c, "usage", err.Error(), "instance", st.Key)
 		st.CPUPercent, st.MemoryMB = 0, 0
+	}
+	if len(st.Jobs) > 0 && sla.ValidateJobs("jobs", st.Jobs) != nil {
+		t.reject(c, "jobs", "a job set that is no valid job list", "instance", st.Key)
+		st.JobsVersion, st.Jobs = 0, nil
 	}
 }

@@ -66,6 +66,11 @@ type serviceRecord struct {
 	NextInstance   int                `bson:"next_instance"`
 	CreatedAt      time.Time          `bson:"created_at"`
 	UpdatedAt      time.Time          `bson:"updated_at"`
+	// The job list (collaborative workloads); absent in services without
+	// one and in those stored before job lists existed.
+	Jobs        []string `bson:"jobs,omitempty"`
+	JobsVersion int64    `bson:"jobs_version,omitempty"`
+	JobsLease   int64    `bson:"jobs_lease_s,omitempty"`
 }
 
 // disconnectRecord is a service's disconnect policy; absent in services
@@ -181,6 +186,7 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		Disconnect: &disconnectRecord{Replace: p.Disconnect.Replace, ReplaceAfter: int64(p.Disconnect.ReplaceAfter / time.Second),
 			StopAfter: int64(p.Disconnect.StopAfter / time.Second), Reconcile: p.Disconnect.Reconcile},
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		Jobs: s.Jobs, JobsVersion: s.JobsVersion, JobsLease: int64(s.JobsLease / time.Second),
 	}
 }
 
@@ -205,6 +211,7 @@ func (r serviceRecord) model() *state.Service {
 		ID: r.ID, Name: r.Name, Namespace: r.Namespace, AppID: r.AppID, AppName: r.AppName, AppNamespace: r.AppNamespace,
 		Owner: r.Owner, RRIP: r.RRIP, ClosestIP: r.ClosestIP, NextInstance: r.NextInstance,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Jobs: r.Jobs, JobsVersion: r.JobsVersion, JobsLease: time.Duration(r.JobsLease) * time.Second,
 		Spec: state.ServiceSpec{
 			Virtualization: r.Virtualization, Code: r.Code, Arch: nonNil(r.Arch), Cmd: nonNil(r.Cmd),
 			Environment: nonNil(r.Environment), Port: r.Port, MemoryMB: r.MemoryMB, VCPUs: r.VCPUs, VGPUs: r.VGPUs,
