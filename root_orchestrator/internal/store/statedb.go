@@ -19,14 +19,29 @@ import (
 // (collection instances), no longer a list inside the service.
 
 type appRecord struct {
-	ID          string    `bson:"_id"`
-	Name        string    `bson:"application_name"`
-	Namespace   string    `bson:"application_namespace"`
-	Description string    `bson:"application_desc"`
-	Owner       string    `bson:"userId"`
-	Services    []string  `bson:"microservices"`
-	CreatedAt   time.Time `bson:"created_at"`
-	UpdatedAt   time.Time `bson:"updated_at"`
+	ID          string     `bson:"_id"`
+	Name        string     `bson:"application_name"`
+	Namespace   string     `bson:"application_namespace"`
+	Description string     `bson:"application_desc"`
+	Owner       string     `bson:"userId"`
+	Services    []string   `bson:"microservices"`
+	OAM         *oamRecord `bson:"oam,omitempty"`
+	CreatedAt   time.Time  `bson:"created_at"`
+	UpdatedAt   time.Time  `bson:"updated_at"`
+}
+
+// oamRecord is the OAM manifest an application was made from, as the user
+// wrote it, and the service each of its components became; absent in
+// applications made from an SLA.
+type oamRecord struct {
+	Name       string               `bson:"name"`
+	Manifest   string               `bson:"manifest"`
+	Components []oamComponentRecord `bson:"components"`
+}
+
+type oamComponentRecord struct {
+	Name      string `bson:"name"`
+	ServiceID string `bson:"service_id"`
 }
 
 type constraintRecord struct {
@@ -155,15 +170,30 @@ type blockRecord struct {
 }
 
 func toAppRecord(a *state.Application) appRecord {
-	return appRecord{a.ID, a.Name, a.Namespace, a.Description, a.Owner, a.Services, a.CreatedAt, a.UpdatedAt}
+	r := appRecord{ID: a.ID, Name: a.Name, Namespace: a.Namespace, Description: a.Description, Owner: a.Owner,
+		Services: a.Services, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	if o := a.OAM; o != nil {
+		r.OAM = &oamRecord{Name: o.Name, Manifest: o.Manifest, Components: make([]oamComponentRecord, len(o.Components))}
+		for i, c := range o.Components {
+			r.OAM.Components[i] = oamComponentRecord(c)
+		}
+	}
+	return r
 }
 
 func (r appRecord) model() *state.Application {
 	if r.Services == nil {
 		r.Services = []string{}
 	}
-	return &state.Application{ID: r.ID, Name: r.Name, Namespace: r.Namespace, Description: r.Description,
+	a := &state.Application{ID: r.ID, Name: r.Name, Namespace: r.Namespace, Description: r.Description,
 		Owner: r.Owner, Services: r.Services, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if o := r.OAM; o != nil {
+		a.OAM = &state.OAMSource{Name: o.Name, Manifest: o.Manifest, Components: make([]state.OAMComponent, len(o.Components))}
+		for i, c := range o.Components {
+			a.OAM.Components[i] = state.OAMComponent(c)
+		}
+	}
+	return a
 }
 
 func toServiceRecord(s *state.Service) serviceRecord {

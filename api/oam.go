@@ -1,0 +1,97 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// OAMApplication is an application made from an OAM manifest
+// (core.oam.dev/v1beta1 Application), as /api/oam/applications shows it:
+// the manifest as it was submitted and what each component became.
+type OAMApplication struct {
+	// Name is the manifest's metadata.name.
+	Name string `json:"name"`
+	// ApplicationID, ApplicationName and ApplicationNamespace are the
+	// application it became (/api/application/{id}).
+	ApplicationID        string `json:"applicationID"`
+	ApplicationName      string `json:"application_name"`
+	ApplicationNamespace string `json:"application_namespace"`
+	UserID               string `json:"userId"`
+	// Manifest is the YAML or JSON text as submitted.
+	Manifest   string         `json:"manifest"`
+	Components []OAMComponent `json:"components"`
+	// Status sums up the components' instances as a service's status does.
+	Status       string    `json:"status"`
+	StatusDetail string    `json:"status_detail"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// OAMComponent is a component of an OAM application and the service it
+// became.
+type OAMComponent struct {
+	Name                  string `json:"name"`
+	MicroserviceID        string `json:"microserviceID"`
+	MicroserviceName      string `json:"microservice_name"`
+	MicroserviceNamespace string `json:"microservice_namespace"`
+	// Instances is the number of instances; Status and StatusDetail sum
+	// them up; RRIP is the service IP.
+	Instances    int    `json:"instances"`
+	Status       string `json:"status"`
+	StatusDetail string `json:"status_detail"`
+	RRIP         string `json:"RR_ip"`
+}
+
+// OAMComponentType is a component type an OAM component may name.
+type OAMComponentType struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Properties  []string `json:"properties"`
+}
+
+// OAMTraitDefinition is a trait an OAM component may carry.
+type OAMTraitDefinition struct {
+	Name        string   `json:"name"`
+	Aliases     []string `json:"aliases,omitempty"`
+	Description string   `json:"description"`
+	// AppliesTo lists the component types it may be given to.
+	AppliesTo  []string `json:"applies_to"`
+	Properties []string `json:"properties"`
+}
+
+// CreateOAMApplication submits an OAM Application manifest (YAML or JSON
+// text): its components become services of a new application and their
+// instances are started.
+func (c *Client) CreateOAMApplication(ctx context.Context, manifest []byte) (*OAMApplication, error) {
+	var out OAMApplication
+	if err := c.Do(ctx, http.MethodPost, "/api/oam/applications", manifest, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// OAMApplications lists the caller's OAM applications (an admin's: all).
+func (c *Client) OAMApplications(ctx context.Context) ([]OAMApplication, error) {
+	return get[[]OAMApplication](ctx, c, "/api/oam/applications")
+}
+
+// OAMApplication reads the caller's OAM application of that metadata.name.
+func (c *Client) OAMApplication(ctx context.Context, name string) (*OAMApplication, error) {
+	return getOne[OAMApplication](ctx, c, "/api/oam/applications/"+esc(name))
+}
+
+// DeleteOAMApplication deletes the caller's OAM application of that name
+// with its services and instances.
+func (c *Client) DeleteOAMApplication(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/oam/applications/"+esc(name), nil, nil)
+}
+
+// OAMComponentTypes lists the component types Thicket supports.
+func (c *Client) OAMComponentTypes(ctx context.Context) ([]OAMComponentType, error) {
+	return get[[]OAMComponentType](ctx, c, "/api/oam/componentdefinitions")
+}
+
+// OAMTraitDefinitions lists the traits Thicket supports.
+func (c *Client) OAMTraitDefinitions(ctx context.Context) ([]OAMTraitDefinition, error) {
+	return get[[]OAMTraitDefinition](ctx, c, "/api/oam/traitdefinitions")
+}

@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/contract/oam"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
+)
+
+// OAM applications: a manifest is parsed and compiled to an SLA application
+// (contract/oam), which is stored with its services and instances like any
+// other, together with the manifest as written.
+
+// createOAMApplication stores the application an OAM manifest describes,
+// owned by the caller, and starts its components' instances.
+func (s *Server) createOAMApplication(c echo.Context) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if tooLarge(err) {
+		return errTooLarge
+	} else if err != nil {
+		return errBadRequest("read body: "+err.Error(), "")
+	}
+	app, err := oam.Parse(body)
+	if err != nil {
+		return err
+	}
+	compiled, err := oam.Compile(app)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(app.Components))
+	for i, comp := range app.Components {
+		names[i] = comp.Name
+	}
+	p := caller(c)
+	created, tk, err := s.state.CreateOAMApplication(p.Username, app.Name, string(body), names, &compiled.App, compiled.Replicas, "spec.components")
+	if err != nil {
+		return err
+	}
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, restOAM(s.state.Snapshot(), created))
+}
+
+// listOAMApplications: admins see all OAM applications, users their own.
+func (s *Server) listOAMApplications(c echo.Context) error {
+	sn := s.state.Snapshot()
+	apps := sn.OAMApps(listScope(c))
+	out := make([]api.OAMApplication, len(apps))
+	for i, a := range apps {
+		out[i] = restOAM(sn, a)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getOAMApplication(c echo.Context) error {
+	sn := s.state.Snapshot()
+	a := sn.OAMApp(caller(c).Username, c.Param("name"))
+	if a == nil {
+		return &Error{Status: http.StatusNotFound, Message: "OAM application " + c.Param("name") + " not found"}
+	}
+	return c.JSON(http.StatusOK, restOAM(sn, a))
+}
+
+// deleteOAMApplication deletes the application with its services and
+// instances, and the manifest with it.
+func (s *Server) deleteOAMApplication(c echo.Context) error {
+	a := s.state.Snapshot().OAMApp(caller(c).Username, c.Param("name"))
+	if a == nil {
+		return &Error{Status: http.StatusNotFound, Message: "OAM application " + c.Param("name") + " not found"}
+	}
+	tk, err := s.state.DeleteApplication(a.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	return message(c, "OAM application deleted")
+}
+
+func (s *Server) listOAMComponentTypes(c echo.Context) error {
+	types := oam.ComponentTypes()
+	out := make([]api.OAMComponentType, len(types))
+	for i, t := range types {
+		out[i] = api.OAMComponentType(t)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) listOAMTraitDefinitions(c echo.Context) error {
+	defs := oam.TraitDefinitions()
+	out := make([]api.OAMTraitDefinition, len(defs))
+	for i, d := range defs {
+		out[i] = api.OAMTraitDefinition(d)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// restOAM is an OAM application as the API shows it. A component whose
+// service was deleted (DELETE /api/service/{id}) is listed without one.
+func restOAM(sn *state.Snapshot, a *state.Application) api.OAMApplication {
+	out := api.OAMApplication{
+		Name: a.OAM.Name, ApplicationID: a.ID, ApplicationName: a.Name, ApplicationNamespace: a.Namespace,
+		UserID: a.Owner, Manifest: a.OAM.Manifest, Components: []api.OAMComponent{}, CreatedAt: a.CreatedAt,
+	}
+	var all []api.Instance
+	for _, comp := range a.OAM.Components {
+		rc := api.OAMComponent{Name: comp.Name, Status: api.StatusCreated, StatusDetail: "service deleted"}
+		if svc := sn.Service(comp.ServiceID); svc != nil {
+			rs := restService(sn, svc)
+			rc.MicroserviceID, rc.MicroserviceName, rc.MicroserviceNamespace = svc.ID, svc.Name, svc.Namespace
+			rc.Instances, rc.Status, rc.StatusDetail, rc.RRIP = len(rs.InstanceList), rs.Status, rs.StatusDetail, rs.RRIP
+			all = append(all, rs.InstanceList...)
+		}
+		out.Components = append(out.Components, rc)
+	}
+	out.Status, out.StatusDetail = api.Summarize(all)
+	return out
+}
