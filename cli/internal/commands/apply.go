@@ -13,6 +13,7 @@ import (
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/resolve"
 	"github.com/thicket-edge/thicket/cli/internal/rollout"
+	"github.com/thicket-edge/thicket/contract/oam"
 )
 
 // WaitFlags are how apply and scale wait for their instances.
@@ -23,8 +24,8 @@ type WaitFlags struct {
 
 // ApplyCmd is `thicket apply`.
 type ApplyCmd struct {
-	File      string `short:"f" required:"" placeholder:"FILE" help:"SLA file (JSON, SLA v2.0); - reads standard input."`
-	Instances int    `default:"1" help:"Instances to start of each service (0 only registers the applications)."`
+	File      string `short:"f" required:"" placeholder:"FILE" help:"SLA file (JSON, SLA v2.0) or OAM Application manifest (YAML or JSON, told apart by its apiVersion and kind); - reads standard input."`
+	Instances int    `default:"1" help:"Instances to start of each service of an SLA (0 only registers the applications); an OAM manifest's traits say how many."`
 	WaitFlags `embed:""`
 }
 
@@ -58,6 +59,9 @@ func (c *ApplyCmd) Run(e *Env) error {
 	cl, err := e.session()
 	if err != nil {
 		return err
+	}
+	if oam.IsManifest(body) {
+		return c.applyOAM(e, cl, body)
 	}
 	before, err := cl.Applications(e.Ctx)
 	if err != nil {
@@ -93,6 +97,44 @@ func (c *ApplyCmd) Run(e *Env) error {
 			}
 			services = append(services, svc)
 		}
+	}
+	if len(targets) > 0 && c.Wait {
+		if err := waitRollout(e, cl, targets, c.Timeout, progress); err != nil {
+			return err
+		}
+	} else if len(targets) > 0 {
+		fmt.Fprintf(progress, "%s requested; thicket get instances shows them\n", plural(len(targets), "instance"))
+	}
+	if e.json() {
+		return writeJSON(e.Out, refresh(e.Ctx, cl, services))
+	}
+	return nil
+}
+
+// applyOAM submits an OAM manifest, whose components' instances the root
+// starts, and waits for them as for an SLA's.
+func (c *ApplyCmd) applyOAM(e *Env, cl *api.Client, body []byte) error {
+	app, err := cl.CreateOAMApplication(e.Ctx, body)
+	if err != nil {
+		return fmt.Errorf("create the OAM application: %w", err)
+	}
+	progress := e.Out
+	if e.json() {
+		progress = e.Err
+	}
+	fmt.Fprintf(progress, "OAM application %s created: application %s/%s %s\n", app.Name, app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
+	var targets []rollout.Target
+	var services []api.Service
+	for _, comp := range app.Components {
+		svc, err := cl.Service(e.Ctx, comp.MicroserviceID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "component %s: service %s %s, %s\n", comp.Name, resolve.Label(*svc), svc.MicroserviceID, plural(len(svc.InstanceList), "instance"))
+		for _, in := range svc.InstanceList {
+			targets = append(targets, rollout.Target{ServiceID: svc.MicroserviceID, Label: resolve.Label(*svc), Number: in.InstanceNumber})
+		}
+		services = append(services, *svc)
 	}
 	if len(targets) > 0 && c.Wait {
 		if err := waitRollout(e, cl, targets, c.Timeout, progress); err != nil {

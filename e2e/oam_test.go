@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/testharness"
+)
+
+// TestOAMApplication deploys a multi-component OAM application on real
+// nodes: a webservice with two replicas behind a service IP, a worker that
+// calls that IP, and a task that runs once. The replicas run, the worker's
+// answers come from both of them, the task completes; deleting the
+// application stops everything.
+func TestOAMApplication(t *testing.T) {
+	s := newSystem(t)
+	c := s.addCluster("alpha", "")
+	s.addOverlayNode(c, "n1", 51, 1024)
+	s.addOverlayNode(c, "n2", 52, 1024)
+	s.waitNodes(map[string]int{"alpha": 2})
+
+	manifest := fmt.Sprintf(`apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: oam-e2e
+spec:
+  components:
+    - name: web
+      type: webservice
+      properties:
+        image: %[1]s
+        ports:
+          - port: 8080
+            expose: true
+        memory: 32Mi
+      traits:
+        - type: scaler
+          properties: {replicas: 2}
+        - type: expose
+          properties: {rrIP: 10.30.91.91}
+    - name: caller
+      type: worker
+      properties:
+        image: %[1]s
+        args: [fetch, "http://10.30.91.91:8080/", "0"]
+        memory: 32Mi
+    - name: once
+      type: task
+      properties:
+        image: %[1]s
+        args: [print, "3"]
+        memory: 16Mi
+`, s.image)
+	ctx, cancel := s.api.ctx()
+	app, err := s.api.client().CreateOAMApplication(ctx, []byte(manifest))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, comp := range app.Components {
+		ids[comp.Name] = comp.MicroserviceID
+	}
+	if len(ids) != 3 || app.Components[0].Instances != 2 {
+		t.Fatalf("created %+v", app)
+	}
+
+	web0 := s.runningOn(ids["web"], 0)
+	web1 := s.runningOn(ids["web"], 1)
+	if web0.InstanceIP == web1.InstanceIP {
+		t.Errorf("both replicas at %s", web0.InstanceIP)
+	}
+	s.runningOn(ids["caller"], 0)
+	s.api.waitInstance(ids["once"], 0, 2*time.Minute, "completed", func(in api.Instance) bool { return in.Status == wire.StatusCompleted })
+
+	// The worker reaches the web service at its service IP, round robin
+	// over both replicas.
+	hello := regexp.MustCompile(`hello from (\S+)`)
+	testharness.WaitFor(t, time.Minute, "the caller's answers from both replicas", func() (bool, string) {
+		var l api.Logs
+		s.api.must("GET", "/api/service/"+ids["caller"]+"/instance/0/logs?lines=40", nil, &l)
+		who := map[string]bool{}
+		for _, m := range hello.FindAllStringSubmatch(l.Logs, -1) {
+			who[m[1]] = true
+		}
+		return len(who) >= 2, l.Logs
+	})
+
+	var got api.OAMApplication
+	s.api.must("GET", "/api/oam/applications/oam-e2e", nil, &got)
+	if got.Components[0].Status != wire.StatusRunning || got.Components[2].Status != wire.StatusCompleted {
+		t.Errorf("status %+v", got.Components)
+	}
+
+	s.api.must("DELETE", "/api/oam/applications/oam-e2e", nil, nil)
+	testharness.WaitFor(t, time.Minute, "the application's containers gone", func() (bool, string) {
+		var left []string
+		for _, id := range ids {
+			for n := range 2 {
+				left = append(left, s.instanceContainers(id, n)...)
+			}
+		}
+		return len(left) == 0, strings.Join(left, ", ")
+	})
+}
