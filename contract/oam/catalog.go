@@ -98,9 +98,9 @@ func traitNames() string {
 // trait reads one trait of a component of type ctype.
 func (w *walker) trait(path string, n *yaml.Node, ctype string) Trait {
 	var t Trait
-	var props *yaml.Node
+	var props, typeNode *yaml.Node
 	seen := w.object(path, n, []field{
-		{"type", func(p string, n *yaml.Node) { t.Type = w.str(p, n) }},
+		{"type", func(p string, n *yaml.Node) { t.Type, typeNode = w.str(p, n), n }},
 		{"properties", func(p string, n *yaml.Node) { props = n }},
 	})
 	w.required(path, n, seen, "type")
@@ -109,11 +109,11 @@ func (w *walker) trait(path string, n *yaml.Node, ctype string) Trait {
 	}
 	def, ok := traitDefinition(t.Type)
 	if !ok {
-		w.fail(join(path, "type"), n, "trait %q is not supported (supported: %s; GET /api/oam/traitdefinitions)", t.Type, traitNames())
+		w.fail(join(path, "type"), typeNode, "trait %q is not supported (supported: %s; GET /api/oam/traitdefinitions)", t.Type, traitNames())
 		return Trait{}
 	}
 	if ctype != "" && !slices.Contains(def.AppliesTo, ctype) {
-		w.fail(join(path, "type"), n, "trait %s does not apply to a %s component (it applies to: %s)", t.Type, ctype, strings.Join(def.AppliesTo, ", "))
+		w.fail(join(path, "type"), typeNode, "trait %s does not apply to a %s component (it applies to: %s)", t.Type, ctype, strings.Join(def.AppliesTo, ", "))
 		return Trait{}
 	}
 	pp := join(path, "properties")

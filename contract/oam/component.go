@@ -14,11 +14,11 @@ import (
 // then its traits, each checked against the component's type.
 func (w *walker) component(path string, n *yaml.Node) Component {
 	c := Component{Count: 1}
-	var props *yaml.Node
+	var props, typeNode *yaml.Node
 	var traits []*yaml.Node
 	seen := w.object(path, n, []field{
 		{"name", func(p string, n *yaml.Node) { c.Name = w.name(p, n) }},
-		{"type", func(p string, n *yaml.Node) { c.Type = w.str(p, n) }},
+		{"type", func(p string, n *yaml.Node) { c.Type, typeNode = w.str(p, n), n }},
 		{"properties", func(p string, n *yaml.Node) { props = n }},
 		{"traits", func(p string, n *yaml.Node) {
 			w.list(p, n, maxTraits, func(_ string, _ int, n *yaml.Node) { traits = append(traits, n) })
@@ -27,7 +27,7 @@ func (w *walker) component(path string, n *yaml.Node) Component {
 	w.required(path, n, seen, "name", "type", "properties")
 	ct, known := componentTypes[c.Type]
 	if c.Type != "" && !known {
-		w.fail(join(path, "type"), n, "component type %q is not supported (supported: %s)", c.Type, strings.Join(ComponentTypeNames(), ", "))
+		w.fail(join(path, "type"), typeNode, "component type %q is not supported (supported: %s)", c.Type, strings.Join(ComponentTypeNames(), ", "))
 		return c
 	}
 	if props != nil && known {

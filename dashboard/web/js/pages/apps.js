@@ -34,6 +34,9 @@ const EXAMPLE = {
   }],
 };
 
+// OAM tells an OAM manifest from an SLA: it declares an apiVersion.
+const OAM = /(^|[{,\s])["']?apiVersion["']?\s*:/m;
+
 export function mount(ctx) {
   const list = h('section', { class: 'stack', 'aria-label': 'Applications' }, h('p', { class: 'muted loading' }, 'Loading applications…'));
   const region = new Region(list);
@@ -42,7 +45,7 @@ export function mount(ctx) {
   // --- the deploy form ---
   const editor = new SLAEditor({ id: 'sla-input' });
   const startBox = h('input', { type: 'checkbox', id: 'sla-start', checked: true });
-  const fileInput = h('input', { type: 'file', id: 'sla-file', accept: '.json,application/json', class: 'sr-only' });
+  const fileInput = h('input', { type: 'file', id: 'sla-file', accept: '.json,.yaml,.yml,application/json,application/yaml', class: 'sr-only' });
   const deployBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sla-deploy' }, 'Deploy');
   const toggle = h('button', {
     type: 'button', class: 'btn btn-primary', id: 'new-app', 'aria-expanded': 'false', 'aria-controls': 'deploy-panel',
@@ -71,13 +74,13 @@ export function mount(ctx) {
       fileInput,
       h('button', { type: 'button', class: 'btn btn-quiet', onclick: () => { editor.setText(JSON.stringify(EXAMPLE, null, 2)); editor.focus(); } }, 'Insert example')),
     h('div', { class: 'form-row-end' },
-      h('label', { class: 'check' }, startBox, ' Start one instance of each service'),
+      h('label', { class: 'check' }, startBox, ' Start one instance of each service (of an SLA)'),
       h('button', { type: 'button', class: 'btn btn-secondary', onclick: () => setOpen(false) }, 'Cancel'),
       deployBtn)));
 
   const panel = h('section', { class: 'card pad deploy-panel', id: 'deploy-panel', hidden: true, 'aria-labelledby': 'deploy-title' },
-    h('h2', { class: 'section-title', id: 'deploy-title' }, 'Deploy from an SLA'),
-    h('p', { class: 'muted' }, 'Paste an SLA (version 2.0, JSON) or load it from a file. Either all of its applications are created or none.'),
+    h('h2', { class: 'section-title', id: 'deploy-title' }, 'Deploy from an SLA or an OAM manifest'),
+    h('p', { class: 'muted' }, 'Paste an SLA (version 2.0, JSON) or an OAM Application manifest (core.oam.dev/v1beta1, YAML or JSON), or load it from a file. Either all of its applications are created or none; an OAM manifest\'s traits say how many instances start.'),
     form);
 
   function setOpen(open, moveFocus = true) {
@@ -94,6 +97,10 @@ export function mount(ctx) {
     if (!text.trim()) {
       editor.showProblems('Paste an SLA or load one from a file.', '');
       editor.focus();
+      return;
+    }
+    if (OAM.test(text)) {
+      await deployOAM(text);
       return;
     }
     let apps;
@@ -133,6 +140,34 @@ export function mount(ctx) {
     const names = created.map((a) => a.application_name).join(', ') || 'the SLA';
     toast(`Deployed ${names}${startBox.checked ? ` · ${instances} instance${instances === 1 ? '' : 's'} requested` : ''}.`);
     if (failed) toast(`Could not request every instance: ${failed}`, { tone: 'error' });
+    editor.setText('');
+    setOpen(false);
+    region.reset();
+    ctx.refreshNow();
+  }
+
+  // deployOAM submits an OAM manifest: the root starts its instances.
+  async function deployOAM(text) {
+    let app;
+    try {
+      app = await api.post('/api/oam/applications', { text, signal: ctx.signal });
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      if (err.name === 'ApiError' && err.status !== 401) {
+        editor.showProblems(err.message, err.field, err.status);
+        return;
+      }
+      toast(describe(err), { tone: 'error' });
+      return;
+    }
+    const instances = app.components.reduce((n, c) => n + c.instances, 0);
+    fresh.add(app.applicationID);
+    setTimeout(() => {
+      fresh.delete(app.applicationID);
+      region.reset();
+      ctx.refreshNow();
+    }, 4000);
+    toast(`Deployed OAM application ${app.name} · ${instances} instance${instances === 1 ? '' : 's'} requested.`);
     editor.setText('');
     setOpen(false);
     region.reset();
