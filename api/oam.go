@@ -21,6 +21,9 @@ type OAMApplication struct {
 	// Manifest is the YAML or JSON text as submitted.
 	Manifest   string         `json:"manifest"`
 	Components []OAMComponent `json:"components"`
+	// Workflow is where the deployment is: components are deployed step
+	// by step, each step after the one before runs.
+	Workflow OAMWorkflow `json:"workflow"`
 	// Status sums up the components' instances as a service's status does.
 	Status       string    `json:"status"`
 	StatusDetail string    `json:"status_detail"`
@@ -34,13 +37,43 @@ type OAMComponent struct {
 	MicroserviceID        string `json:"microserviceID"`
 	MicroserviceName      string `json:"microservice_name"`
 	MicroserviceNamespace string `json:"microservice_namespace"`
-	// Instances is the number of instances; Status and StatusDetail sum
-	// them up; RRIP is the service IP.
+	// Replicas is the number of instances the manifest asks for;
+	// Instances the number there are (0 until its workflow step starts);
+	// Status and StatusDetail sum them up; RRIP is the service IP.
+	Replicas     int    `json:"replicas"`
 	Instances    int    `json:"instances"`
 	Status       string `json:"status"`
 	StatusDetail string `json:"status_detail"`
 	RRIP         string `json:"RR_ip"`
 }
+
+// OAMWorkflow is the progress of an OAM application's workflow.
+type OAMWorkflow struct {
+	// Phase is running, succeeded or failed.
+	Phase string `json:"phase"`
+	// Step names the step running, or the one that failed.
+	Step string `json:"step,omitempty"`
+	// Message says why the workflow failed.
+	Message string    `json:"message,omitempty"`
+	Steps   []OAMStep `json:"steps"`
+}
+
+// OAMStep is one workflow step: the components it deploys and its phase.
+type OAMStep struct {
+	Name       string   `json:"name"`
+	Components []string `json:"components"`
+	// Phase is waiting, running, succeeded or failed.
+	Phase string `json:"phase"`
+}
+
+// Phases of a workflow step (and of a workflow: running, succeeded,
+// failed).
+const (
+	OAMStepWaiting   = "waiting"
+	OAMStepRunning   = "running"
+	OAMStepSucceeded = "succeeded"
+	OAMStepFailed    = "failed"
+)
 
 // OAMComponentType is a component type an OAM component may name.
 type OAMComponentType struct {

@@ -14,9 +14,10 @@ import (
 
 // TestOAMApplication deploys a multi-component OAM application on real
 // nodes: a webservice with two replicas behind a service IP, a worker that
-// calls that IP, and a task that runs once. The replicas run, the worker's
-// answers come from both of them, the task completes; deleting the
-// application stops everything.
+// calls that IP, and a task that runs once, in workflow steps: the task
+// first, then the web service, then the worker. The replicas run, the
+// worker's answers come from both of them, the task completes, each step
+// starts after the one before; deleting the application stops everything.
 func TestOAMApplication(t *testing.T) {
 	s := newSystem(t)
 	c := s.addCluster("alpha", "")
@@ -55,6 +56,16 @@ spec:
         image: %[1]s
         args: [print, "3"]
         memory: 16Mi
+  workflow:
+    steps:
+      - name: prepare
+        type: apply-component
+        properties: {component: once}
+      - name: serve
+        type: apply-component
+        properties: {component: web}
+      - name: rest
+        type: deploy
 `, s.image)
 	ctx, cancel := s.api.ctx()
 	app, err := s.api.client().CreateOAMApplication(ctx, []byte(manifest))
@@ -66,17 +77,24 @@ spec:
 	for _, comp := range app.Components {
 		ids[comp.Name] = comp.MicroserviceID
 	}
-	if len(ids) != 3 || app.Components[0].Instances != 2 {
+	// Only the first step's component has instances yet.
+	if len(ids) != 3 || app.Components[0].Replicas != 2 || app.Components[0].Instances != 0 || app.Components[2].Instances != 1 ||
+		app.Workflow.Step != "prepare" {
 		t.Fatalf("created %+v", app)
 	}
 
+	once := s.api.waitInstance(ids["once"], 0, 2*time.Minute, "completed", func(in api.Instance) bool { return in.Status == wire.StatusCompleted })
 	web0 := s.runningOn(ids["web"], 0)
 	web1 := s.runningOn(ids["web"], 1)
 	if web0.InstanceIP == web1.InstanceIP {
 		t.Errorf("both replicas at %s", web0.InstanceIP)
 	}
-	s.runningOn(ids["caller"], 0)
-	s.api.waitInstance(ids["once"], 0, 2*time.Minute, "completed", func(in api.Instance) bool { return in.Status == wire.StatusCompleted })
+	caller := s.runningOn(ids["caller"], 0)
+	// Each step started after the one before ran.
+	if web0.CreatedAt.Before(once.UpdatedAt) || caller.CreatedAt.Before(web0.UpdatedAt) || caller.CreatedAt.Before(web1.UpdatedAt) {
+		t.Errorf("steps out of order: task completed %s, web created %s (running %s, %s), caller created %s",
+			once.UpdatedAt, web0.CreatedAt, web0.UpdatedAt, web1.UpdatedAt, caller.CreatedAt)
+	}
 
 	// The worker reaches the web service at its service IP, round robin
 	// over both replicas.
@@ -93,8 +111,8 @@ spec:
 
 	var got api.OAMApplication
 	s.api.must("GET", "/api/oam/applications/oam-e2e", nil, &got)
-	if got.Components[0].Status != wire.StatusRunning || got.Components[2].Status != wire.StatusCompleted {
-		t.Errorf("status %+v", got.Components)
+	if got.Components[0].Status != wire.StatusRunning || got.Components[2].Status != wire.StatusCompleted || got.Workflow.Phase != "succeeded" {
+		t.Errorf("status %+v, workflow %+v", got.Components, got.Workflow)
 	}
 
 	s.api.must("DELETE", "/api/oam/applications/oam-e2e", nil, nil)

@@ -20,11 +20,47 @@ const AnyCluster = "local"
 const DefaultNamespace = "default"
 
 // Compiled is what an Application becomes: one SLA application whose
-// microservices are the components, in their order, and how many
-// instances of each to start.
+// microservices are the components, in their order, how many instances of
+// each to start, and the workflow's steps in order.
 type Compiled struct {
 	App      sla.Application
 	Replicas []int
+	Steps    []StepPlan
+}
+
+// StepPlan is a workflow step as Thicket runs it: the components it
+// deploys (indexes into the application's components). The next step's
+// start when every instance of these runs (or, for a task, completed).
+type StepPlan struct {
+	Name       string
+	Components []int
+}
+
+// plan orders the components into steps: an apply-component step deploys
+// its component, a deploy step every component no earlier step deployed
+// (none left: the step is done at once). Without a workflow, one step
+// "deploy" deploys everything.
+func plan(a *Application) []StepPlan {
+	if len(a.Steps) == 0 {
+		all := make([]int, len(a.Components))
+		for i := range all {
+			all[i] = i
+		}
+		return []StepPlan{{Name: StepDeploy, Components: all}}
+	}
+	done := make([]bool, len(a.Components))
+	var out []StepPlan
+	for _, s := range a.Steps {
+		sp := StepPlan{Name: s.Name, Components: []int{}}
+		for i, c := range a.Components {
+			if !done[i] && (s.Type == StepDeploy || c.Name == s.Component) {
+				done[i] = true
+				sp.Components = append(sp.Components, i)
+			}
+		}
+		out = append(out, sp)
+	}
+	return out
 }
 
 // SLA wraps the compiled application in a complete SLA document.
@@ -85,6 +121,7 @@ func Compile(a *Application) (*Compiled, error) {
 	if err := out.SLA().Validate(); err != nil {
 		return nil, remap(a, err.(sla.Errors))
 	}
+	out.Steps = plan(a)
 	return out, nil
 }
 

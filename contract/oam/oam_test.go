@@ -269,3 +269,53 @@ func intsToStrings(v []int) []string {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func boolStr(b bool) string { return strconv.FormatBool(b) }
+
+func TestWorkflowPlan(t *testing.T) {
+	const head = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: a}\nspec:\n  components:\n" +
+		"    - {name: db, type: worker, properties: {image: busybox}}\n" +
+		"    - {name: migrate, type: task, properties: {image: busybox}}\n" +
+		"    - {name: web, type: webservice, properties: {image: busybox}}\n"
+	for _, tc := range []struct {
+		name, workflow, want string
+	}{
+		{"no workflow", "", "deploy:0,1,2"},
+		{"deploy step", "  workflow:\n    steps:\n      - {name: all, type: deploy}\n", "all:0,1,2"},
+		{"in order", "  workflow:\n    steps:\n      - {name: s1, type: apply-component, properties: {component: db}}\n" +
+			"      - {name: s2, type: apply-component, properties: {component: migrate}}\n      - {name: s3, type: apply-component, properties: {component: web}}\n",
+			"s1:0 s2:1 s3:2"},
+		{"then the rest", "  workflow:\n    steps:\n      - {name: first, type: apply-component, properties: {component: migrate}}\n      - {name: rest, type: deploy}\n",
+			"first:1 rest:0,2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app, err := Parse([]byte(head + tc.workflow))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Compile(app)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range c.Steps {
+				got = append(got, s.Name+":"+strings.Join(intsToStrings(s.Components), ","))
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("steps %q, want %q", got, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, workflow, field string }{
+		{"unknown component", "  workflow:\n    steps:\n      - {name: s1, type: apply-component, properties: {component: cache}}\n      - {name: s2, type: deploy}\n", "spec.workflow.steps[0].properties.component"},
+		{"applied twice", "  workflow:\n    steps:\n      - {name: s1, type: apply-component, properties: {component: db}}\n      - {name: s2, type: apply-component, properties: {component: db}}\n      - {name: s3, type: deploy}\n", "spec.workflow.steps[1].properties.component"},
+		{"left out", "  workflow:\n    steps:\n      - {name: s1, type: apply-component, properties: {component: db}}\n      - {name: s2, type: apply-component, properties: {component: web}}\n", "spec.components[1].name"},
+		{"no component", "  workflow:\n    steps:\n      - {name: s1, type: apply-component}\n", "spec.workflow.steps[0].properties.component"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(head + tc.workflow))
+			var errs sla.Errors
+			if !errors.As(err, &errs) || errs[0].Field != tc.field {
+				t.Errorf("err = %v, want one at %s", err, tc.field)
+			}
+		})
+	}
+}

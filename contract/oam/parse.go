@@ -392,8 +392,18 @@ func (w *walker) step(path string, n *yaml.Node) Step {
 				{"policies", func(p string, n *yaml.Node) { st.Policies = w.strs(p, n, nil) }},
 			})
 		}
+	case StepApply:
+		pp := join(path, "properties")
+		if props == nil {
+			w.fail(join(pp, "component"), n, "is required")
+			break
+		}
+		seen := w.object(pp, props, []field{
+			{"component", func(p string, n *yaml.Node) { st.Component = w.str(p, n) }},
+		})
+		w.required(pp, props, seen, "component")
 	default:
-		w.fail(join(path, "type"), n, "workflow step type %q is not supported (supported: %s)", st.Type, StepDeploy)
+		w.fail(join(path, "type"), n, "workflow step type %q is not supported (supported: %s, %s)", st.Type, StepDeploy, StepApply)
 	}
 	return st
 }
@@ -436,6 +446,29 @@ func (w *walker) crossCheck(app *Application) {
 		names = append(names, s.Name)
 	}
 	unique("step", func(i int) string { return index("spec.workflow.steps", i) + ".name" }, names)
+	applied := map[string]bool{}
+	deploys := false
+	for i, s := range app.Steps {
+		// An unknown step type is an error already: it might have deployed.
+		deploys = deploys || s.Type != StepApply
+		if s.Component == "" {
+			continue
+		}
+		p := fmt.Sprintf("spec.workflow.steps[%d].properties.component", i)
+		if !slices.ContainsFunc(app.Components, func(c Component) bool { return c.Name == s.Component }) {
+			w.fail(p, nil, "names no component of spec.components: %q", s.Component)
+		} else if applied[s.Component] {
+			w.fail(p, nil, "component %q is applied by an earlier step already", s.Component)
+		}
+		applied[s.Component] = true
+	}
+	if len(app.Steps) > 0 && !deploys {
+		for i, c := range app.Components {
+			if c.Name != "" && !applied[c.Name] {
+				w.fail(index("spec.components", i)+".name", nil, "component %q is deployed by no workflow step (add an apply-component or a deploy step)", c.Name)
+			}
+		}
+	}
 	for i, s := range app.Steps {
 		for j, name := range s.Policies {
 			if k := slices.IndexFunc(app.Policies, func(p Policy) bool { return p.Name == name }); k < 0 {

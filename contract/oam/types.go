@@ -40,6 +40,7 @@ const (
 const (
 	PolicyTopology = "topology"
 	StepDeploy     = "deploy"
+	StepApply      = "apply-component"
 )
 
 // Application is a parsed OAM Application.
@@ -144,7 +145,8 @@ type Policy struct {
 
 // Step is a workflow step.
 type Step struct {
-	Name     string
-	Type     string
-	Policies []string // deploy
+	Name      string
+	Type      string
+	Policies  []string // deploy
+	Component string   // apply-component
 }

@@ -36,7 +36,15 @@ func (s *Server) createOAMApplication(c echo.Context) error {
 		names[i] = comp.Name
 	}
 	p := caller(c)
-	created, tk, err := s.state.CreateOAMApplication(p.Username, app.Name, string(body), names, &compiled.App, compiled.Replicas, "spec.components")
+	steps := make([]state.OAMStep, len(compiled.Steps))
+	for i, st := range compiled.Steps {
+		steps[i].Name = st.Name
+		for _, j := range st.Components {
+			steps[i].Components = append(steps[i].Components, names[j])
+		}
+	}
+	created, tk, err := s.state.CreateOAMApplication(p.Username, state.OAMRequest{Name: app.Name, Manifest: string(body),
+		App: &compiled.App, Components: names, Replicas: compiled.Replicas, Steps: steps}, "spec.components")
 	if err != nil {
 		return err
 	}
@@ -107,10 +115,26 @@ func restOAM(sn *state.Snapshot, a *state.Application) api.OAMApplication {
 	out := api.OAMApplication{
 		Name: a.OAM.Name, ApplicationID: a.ID, ApplicationName: a.Name, ApplicationNamespace: a.Namespace,
 		UserID: a.Owner, Manifest: a.OAM.Manifest, Components: []api.OAMComponent{}, CreatedAt: a.CreatedAt,
+		Workflow: api.OAMWorkflow{Phase: a.OAM.Phase, Message: a.OAM.Message, Steps: []api.OAMStep{}},
+	}
+	for i, st := range a.OAM.Steps {
+		phase := api.OAMStepWaiting
+		switch {
+		case i < a.OAM.Step:
+			phase = api.OAMStepSucceeded
+		case i == a.OAM.Step && a.OAM.Phase == state.OAMFailed:
+			phase = api.OAMStepFailed
+		case i == a.OAM.Step:
+			phase = api.OAMStepRunning
+		}
+		if phase == api.OAMStepRunning || phase == api.OAMStepFailed {
+			out.Workflow.Step = st.Name
+		}
+		out.Workflow.Steps = append(out.Workflow.Steps, api.OAMStep{Name: st.Name, Components: st.Components, Phase: phase})
 	}
 	var all []api.Instance
 	for _, comp := range a.OAM.Components {
-		rc := api.OAMComponent{Name: comp.Name, Status: api.StatusCreated, StatusDetail: "service deleted"}
+		rc := api.OAMComponent{Name: comp.Name, Replicas: comp.Replicas, Status: api.StatusCreated, StatusDetail: "service deleted"}
 		if svc := sn.Service(comp.ServiceID); svc != nil {
 			rs := restService(sn, svc)
 			rc.MicroserviceID, rc.MicroserviceName, rc.MicroserviceNamespace = svc.ID, svc.Name, svc.Namespace

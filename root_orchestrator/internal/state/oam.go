@@ -9,7 +9,8 @@ import (
 )
 
 // OAMSource is the OAM manifest an application was made from: the text as
-// the user wrote it and what its components became.
+// the user wrote it, what its components became, and where its workflow
+// is.
 type OAMSource struct {
 	// Name is the manifest's metadata.name, unique per owner.
 	Name string
@@ -17,12 +18,47 @@ type OAMSource struct {
 	Manifest string
 	// Components are the components in the manifest's order.
 	Components []OAMComponent
+	// Steps are the workflow's steps in order; Step is the index of the
+	// one running (len(Steps) once all are done).
+	Steps []OAMStep
+	Step  int
+	// Phase is OAMRunning, OAMSucceeded or OAMFailed; Message says why a
+	// workflow failed.
+	Phase   string
+	Message string
 }
 
-// OAMComponent is a component of a manifest and the service it became.
+// Phases of an OAM application's workflow.
+const (
+	OAMRunning   = "running"
+	OAMSucceeded = "succeeded"
+	OAMFailed    = "failed"
+)
+
+// OAMComponent is a component of a manifest, the service it became and
+// the instances it asks for.
 type OAMComponent struct {
 	Name      string
 	ServiceID string
+	Replicas  int
+}
+
+// OAMStep is a workflow step: the components it deploys, by name.
+type OAMStep struct {
+	Name       string
+	Components []string
+}
+
+// OAMRequest is a compiled OAM manifest to store: the application (a
+// validated SLA application), its components' names and replicas in the
+// order of its microservices, and the workflow's steps.
+type OAMRequest struct {
+	Name       string
+	Manifest   string
+	App        *sla.Application
+	Components []string
+	Replicas   []int
+	Steps      []OAMStep
 }
 
 // OAMApp returns owner's application made from the OAM manifest called
@@ -46,50 +82,174 @@ func (sn *Snapshot) OAMApps(owner string) []*Application {
 	return slices.DeleteFunc(sn.Apps(owner), func(a *Application) bool { return a.OAM == nil })
 }
 
-// CreateOAMApplication stores the application an OAM manifest compiled to
-// (a validated SLA application), its services and replicas[i] instances of
-// service i, for owner, or nothing at all. path is the JSON path of the
-// components in the manifest, for errors.
-//
-// src names the manifest and its text; components are the components'
-// names, in the order of the application's microservices.
-func (s *Store) CreateOAMApplication(owner, name, manifest string, components []string, a *sla.Application, replicas []int, path string) (*Application, Ticket, error) {
-	if len(replicas) != len(a.Microservices) || len(components) != len(a.Microservices) {
-		return nil, Ticket{}, fmt.Errorf("oam: %d components, %d replicas for %d services", len(components), len(replicas), len(a.Microservices))
+// CreateOAMApplication stores the application an OAM manifest compiled
+// to, with its services, for owner, and starts the instances of the
+// workflow's first step (the others start as the steps before them
+// finish: AdvanceWorkflows); or it stores nothing at all. path is the
+// JSON path of the components in the manifest, for errors.
+func (s *Store) CreateOAMApplication(owner string, req OAMRequest, path string) (*Application, Ticket, error) {
+	a := req.App
+	if len(req.Replicas) != len(a.Microservices) || len(req.Components) != len(a.Microservices) || len(req.Steps) == 0 {
+		return nil, Ticket{}, fmt.Errorf("oam: %d components, %d replicas, %d steps for %d services",
+			len(req.Components), len(req.Replicas), len(req.Steps), len(a.Microservices))
 	}
 	var out *Application
 	tk, err := s.Write(func(t *Txn) error {
-		if oamApp(t.r(), owner, name) != nil {
-			return &ConflictError{Field: "metadata.name", Message: fmt.Sprintf("OAM application %s already exists", name)}
+		if oamApp(t.r(), owner, req.Name) != nil {
+			return &ConflictError{Field: "metadata.name", Message: fmt.Sprintf("OAM application %s already exists", req.Name)}
 		}
 		if t.appNamed(owner, a.ApplicationName, a.ApplicationNamespace) != nil {
 			return &ConflictError{Field: "metadata.name",
 				Message: fmt.Sprintf("application %s.%s already exists", a.ApplicationName, a.ApplicationNamespace)}
 		}
-		src := &OAMSource{Name: name, Manifest: manifest}
+		src := &OAMSource{Name: req.Name, Manifest: req.Manifest, Phase: OAMRunning}
+		for _, st := range req.Steps {
+			src.Steps = append(src.Steps, OAMStep{Name: st.Name, Components: slices.Clone(st.Components)})
+		}
 		app := &Application{ID: NewID(), Name: a.ApplicationName, Namespace: a.ApplicationNamespace,
 			Description: a.ApplicationDesc, Owner: owner, OAM: src, CreatedAt: t.now, UpdatedAt: t.now}
 		svcs, err := t.addServices(app, a.Microservices, path)
 		if err != nil {
 			return err
 		}
-		for i, created := range svcs {
-			svc := *created
+		for i, svc := range svcs {
 			app.Services = append(app.Services, svc.ID)
-			src.Components = append(src.Components, OAMComponent{Name: components[i], ServiceID: svc.ID})
-			for range replicas[i] {
-				in := &Instance{
-					Key: wire.InstanceKey(svc.ID, svc.NextInstance), ServiceID: svc.ID, Number: svc.NextInstance,
-					Owner: owner, Status: wire.StatusRequested, CreatedAt: t.now, UpdatedAt: t.now,
-				}
-				svc.NextInstance++
-				t.put(tInstances, KindInstance, in.Key, in, true)
-			}
-			t.put(tServices, KindService, svc.ID, &svc, true)
+			src.Components = append(src.Components, OAMComponent{Name: req.Components[i], ServiceID: svc.ID, Replicas: req.Replicas[i]})
 		}
+		t.startStep(src)
+		t.advance(src)
 		t.put(tApps, KindApp, app.ID, app, true)
 		out = app
 		return nil
 	})
 	return out, tk, err
+}
+
+// startStep adds the instances of the components of the current step.
+func (t *Txn) startStep(src *OAMSource) {
+	for _, name := range src.Steps[src.Step].Components {
+		i := slices.IndexFunc(src.Components, func(c OAMComponent) bool { return c.Name == name })
+		if i < 0 {
+			continue
+		}
+		old := first[Service](t.r(), tServices, "id", src.Components[i].ServiceID)
+		if old == nil {
+			continue
+		}
+		svc := *old
+		for range src.Components[i].Replicas {
+			in := &Instance{
+				Key: wire.InstanceKey(svc.ID, svc.NextInstance), ServiceID: svc.ID, Number: svc.NextInstance,
+				Owner: svc.Owner, Status: wire.StatusRequested, CreatedAt: t.now, UpdatedAt: t.now,
+			}
+			svc.NextInstance++
+			t.put(tInstances, KindInstance, in.Key, in, true)
+		}
+		t.put(tServices, KindService, svc.ID, &svc, true)
+	}
+}
+
+// Outcomes of a workflow step.
+const (
+	stepPending = iota
+	stepDone
+	stepFailed
+)
+
+// stepOutcome judges the current step of a running workflow: done when
+// every component of it has as many instances RUNNING (or COMPLETED) as it
+// asks for, failed when one of them FAILED or its service is gone.
+func stepOutcome(r reader, src *OAMSource) (int, string) {
+	step := src.Steps[src.Step]
+	outcome := stepDone
+	for _, name := range step.Components {
+		i := slices.IndexFunc(src.Components, func(c OAMComponent) bool { return c.Name == name })
+		if i < 0 {
+			continue
+		}
+		c := src.Components[i]
+		if first[Service](r, tServices, "id", c.ServiceID) == nil {
+			return stepFailed, fmt.Sprintf("step %s: the service of component %s was deleted", step.Name, name)
+		}
+		ready := 0
+		for _, in := range instancesOf(r, c.ServiceID) {
+			switch in.Status {
+			case wire.StatusFailed:
+				msg := fmt.Sprintf("step %s: component %s: instance %d FAILED", step.Name, name, in.Number)
+				if in.Detail != "" {
+					msg += ": " + in.Detail
+				}
+				return stepFailed, msg
+			case wire.StatusRunning, wire.StatusCompleted:
+				ready++
+			}
+		}
+		if ready < c.Replicas {
+			outcome = stepPending
+		}
+	}
+	return outcome, ""
+}
+
+// advance moves a running workflow on as far as its steps are done,
+// starting each next step's instances; it reports whether anything
+// changed. src is the application's copy to change.
+func (t *Txn) advance(src *OAMSource) bool {
+	changed := false
+	for src.Phase == OAMRunning {
+		outcome, msg := stepOutcome(t.r(), src)
+		switch outcome {
+		case stepPending:
+			return changed
+		case stepFailed:
+			src.Phase, src.Message = OAMFailed, msg
+			return true
+		}
+		changed = true
+		src.Step++
+		if src.Step == len(src.Steps) {
+			src.Phase = OAMSucceeded
+			return true
+		}
+		t.startStep(src)
+	}
+	return changed
+}
+
+// AdvanceWorkflows moves every running OAM workflow on whose current step
+// is done (its next step's instances start) or failed (the workflow stops
+// there, naming the step). It returns how many workflows changed.
+func (s *Store) AdvanceWorkflows() (int, error) {
+	sn := s.Snapshot()
+	var due []string
+	for _, a := range sn.OAMApps("") {
+		if a.OAM.Phase == OAMRunning {
+			if o, _ := stepOutcome(sn.r(), a.OAM); o != stepPending {
+				due = append(due, a.ID)
+			}
+		}
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	n := 0
+	_, err := s.Write(func(t *Txn) error {
+		for _, id := range due {
+			old := first[Application](t.r(), tApps, "id", id)
+			if old == nil || old.OAM == nil {
+				continue
+			}
+			a := *old
+			src := *old.OAM
+			src.Components = slices.Clone(old.OAM.Components)
+			a.OAM = &src
+			if t.advance(&src) {
+				a.UpdatedAt = t.now
+				t.put(tApps, KindApp, a.ID, &a, true)
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
 }

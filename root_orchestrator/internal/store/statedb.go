@@ -37,11 +37,21 @@ type oamRecord struct {
 	Name       string               `bson:"name"`
 	Manifest   string               `bson:"manifest"`
 	Components []oamComponentRecord `bson:"components"`
+	Steps      []oamStepRecord      `bson:"steps"`
+	Step       int                  `bson:"step"`
+	Phase      string               `bson:"phase"`
+	Message    string               `bson:"message,omitempty"`
 }
 
 type oamComponentRecord struct {
 	Name      string `bson:"name"`
 	ServiceID string `bson:"service_id"`
+	Replicas  int    `bson:"replicas"`
+}
+
+type oamStepRecord struct {
+	Name       string   `bson:"name"`
+	Components []string `bson:"components"`
 }
 
 type constraintRecord struct {
@@ -173,9 +183,13 @@ func toAppRecord(a *state.Application) appRecord {
 	r := appRecord{ID: a.ID, Name: a.Name, Namespace: a.Namespace, Description: a.Description, Owner: a.Owner,
 		Services: a.Services, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 	if o := a.OAM; o != nil {
-		r.OAM = &oamRecord{Name: o.Name, Manifest: o.Manifest, Components: make([]oamComponentRecord, len(o.Components))}
+		r.OAM = &oamRecord{Name: o.Name, Manifest: o.Manifest, Components: make([]oamComponentRecord, len(o.Components)),
+			Steps: make([]oamStepRecord, len(o.Steps)), Step: o.Step, Phase: o.Phase, Message: o.Message}
 		for i, c := range o.Components {
 			r.OAM.Components[i] = oamComponentRecord(c)
+		}
+		for i, st := range o.Steps {
+			r.OAM.Steps[i] = oamStepRecord{Name: st.Name, Components: nonNil(st.Components)}
 		}
 	}
 	return r
@@ -188,9 +202,13 @@ func (r appRecord) model() *state.Application {
 	a := &state.Application{ID: r.ID, Name: r.Name, Namespace: r.Namespace, Description: r.Description,
 		Owner: r.Owner, Services: r.Services, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	if o := r.OAM; o != nil {
-		a.OAM = &state.OAMSource{Name: o.Name, Manifest: o.Manifest, Components: make([]state.OAMComponent, len(o.Components))}
+		a.OAM = &state.OAMSource{Name: o.Name, Manifest: o.Manifest, Components: make([]state.OAMComponent, len(o.Components)),
+			Steps: make([]state.OAMStep, len(o.Steps)), Step: o.Step, Phase: o.Phase, Message: o.Message}
 		for i, c := range o.Components {
 			a.OAM.Components[i] = state.OAMComponent(c)
+		}
+		for i, st := range o.Steps {
+			a.OAM.Steps[i] = state.OAMStep{Name: st.Name, Components: nonNil(st.Components)}
 		}
 	}
 	return a
