@@ -111,8 +111,8 @@ func (c *ApplyCmd) Run(e *Env) error {
 	return nil
 }
 
-// applyOAM submits an OAM manifest, whose components' instances the root
-// starts, and waits for them as for an SLA's.
+// applyOAM submits an OAM manifest, whose instances the root starts step
+// by step, and waits until its workflow has run every step.
 func (c *ApplyCmd) applyOAM(e *Env, cl *api.Client, body []byte) error {
 	app, err := cl.CreateOAMApplication(e.Ctx, body)
 	if err != nil {
@@ -123,30 +123,66 @@ func (c *ApplyCmd) applyOAM(e *Env, cl *api.Client, body []byte) error {
 		progress = e.Err
 	}
 	fmt.Fprintf(progress, "OAM application %s created: application %s/%s %s\n", app.Name, app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
-	var targets []rollout.Target
-	var services []api.Service
 	for _, comp := range app.Components {
-		svc, err := cl.Service(e.Ctx, comp.MicroserviceID)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(progress, "component %s: service %s %s, %s\n", comp.Name, resolve.Label(*svc), svc.MicroserviceID, plural(len(svc.InstanceList), "instance"))
-		for _, in := range svc.InstanceList {
-			targets = append(targets, rollout.Target{ServiceID: svc.MicroserviceID, Label: resolve.Label(*svc), Number: in.InstanceNumber})
-		}
-		services = append(services, *svc)
+		fmt.Fprintf(progress, "component %s: service %s/%s %s, %s\n", comp.Name, app.ApplicationName, comp.MicroserviceName,
+			comp.MicroserviceID, plural(comp.Replicas, "instance"))
 	}
-	if len(targets) > 0 && c.Wait {
-		if err := waitRollout(e, cl, targets, c.Timeout, progress); err != nil {
+	if c.Wait {
+		if app, err = waitWorkflow(e, cl, app, c.Timeout, progress); err != nil {
 			return err
 		}
-	} else if len(targets) > 0 {
-		fmt.Fprintf(progress, "%s requested; thicket get instances shows them\n", plural(len(targets), "instance"))
+	} else {
+		fmt.Fprintf(progress, "deploying; thicket get instances shows the instances\n")
 	}
 	if e.json() {
-		return writeJSON(e.Out, refresh(e.Ctx, cl, services))
+		var services []api.Service
+		for _, comp := range app.Components {
+			if svc, err := cl.Service(e.Ctx, comp.MicroserviceID); err == nil {
+				services = append(services, *svc)
+			}
+		}
+		return writeJSON(e.Out, services)
 	}
 	return nil
+}
+
+// waitWorkflow polls an OAM application until its workflow succeeded,
+// failed or the timeout passed, printing each step as it starts and ends.
+func waitWorkflow(e *Env, cl *api.Client, app *api.OAMApplication, timeout time.Duration, w io.Writer) (*api.OAMApplication, error) {
+	ctx, cancel := context.WithTimeout(e.Ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	seen := map[string]string{} // step -> phase printed
+	for {
+		for _, st := range app.Workflow.Steps {
+			if st.Phase != api.OAMStepWaiting && seen[st.Name] != st.Phase {
+				seen[st.Name] = st.Phase
+				fmt.Fprintf(w, "step %s (%s): %s\n", st.Name, strings.Join(st.Components, ", "), st.Phase)
+			}
+		}
+		switch app.Workflow.Phase {
+		case api.OAMStepSucceeded:
+			fmt.Fprintf(w, "every step done after %s\n", time.Since(start).Round(100*time.Millisecond))
+			return app, nil
+		case api.OAMStepFailed:
+			return app, fmt.Errorf("workflow failed: %s", app.Workflow.Message)
+		}
+		select {
+		case <-ctx.Done():
+			if e.Ctx.Err() != nil {
+				return app, errors.New("interrupted; the workflow goes on (thicket get instances)")
+			}
+			return app, fmt.Errorf("workflow not done after %s: step %s: %s", timeout, app.Workflow.Step, app.Status+" "+app.StatusDetail)
+		case <-time.After(pollInterval):
+		}
+		now, err := cl.OAMApplication(ctx, app.Name)
+		if err != nil && ctx.Err() == nil {
+			return app, err
+		}
+		if err == nil {
+			app = now
+		}
+	}
 }
 
 // createdApps picks the applications an SLA created out of the caller's

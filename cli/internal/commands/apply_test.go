@@ -12,8 +12,8 @@ import (
 )
 
 // TestApplyOAMManifest: apply sends a file with apiVersion and kind to the
-// OAM endpoint as it is, and waits for the instances the root started;
-// an SLA still goes to /api/application/.
+// OAM endpoint as it is, and waits until its workflow is done; an SLA
+// still goes to /api/application/.
 func TestApplyOAMManifest(t *testing.T) {
 	var mu sync.Mutex
 	var posted []string
@@ -32,7 +32,11 @@ func TestApplyOAMManifest(t *testing.T) {
 				return
 			}
 			_, _ = w.Write([]byte(`{"name":"first-vela-app","applicationID":"a1","application_name":"firstvelaapp","application_namespace":"default",
-				"components":[{"name":"express-server","microserviceID":"s1","instances":1}]}`))
+				"components":[{"name":"express-server","microserviceID":"s1","microservice_name":"expressserver","replicas":1,"instances":1}],
+				"workflow":{"phase":"running","step":"deploy","steps":[{"name":"deploy","components":["express-server"],"phase":"running"}]}}`))
+		case "GET /api/oam/applications/first-vela-app":
+			_, _ = w.Write([]byte(`{"name":"first-vela-app","applicationID":"a1","components":[{"name":"express-server","microserviceID":"s1","replicas":1,"instances":1}],
+				"workflow":{"phase":"succeeded","steps":[{"name":"deploy","components":["express-server"],"phase":"succeeded"}]}}`))
 		case "GET /api/applications/":
 			_, _ = w.Write([]byte(`[]`))
 		case "GET /api/service/s1":
@@ -55,7 +59,7 @@ func TestApplyOAMManifest(t *testing.T) {
 	}
 	manifest := "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: first-vela-app\n"
 	code, out, errs := run(manifest, "apply", "-f", "-", "--timeout", "10s")
-	if code != ExitOK || !strings.Contains(out, "OAM application first-vela-app created") || !strings.Contains(out, "1 instance running") {
+	if code != ExitOK || !strings.Contains(out, "OAM application first-vela-app created") || !strings.Contains(out, "step deploy (express-server): running\nstep deploy (express-server): succeeded\nevery step done") {
 		t.Errorf("apply: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	if code, _, errs := run(`{"sla_version":"v2.0","applications":[]}`, "apply", "-f", "-", "--no-wait"); code != ExitOK {

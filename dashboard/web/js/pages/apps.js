@@ -100,21 +100,15 @@ export function mount(ctx) {
       return;
     }
     if (OAM.test(text)) {
-      await deployOAM(text);
+      const app = await submit('/api/oam/applications', text);
+      if (!app) return;
+      // The root starts the instances, step by step.
+      const instances = app.components.reduce((n, c) => n + c.replicas, 0);
+      deployed([app.applicationID], `Deployed OAM application ${app.name} · ${instances} instance${instances === 1 ? '' : 's'} requested.`);
       return;
     }
-    let apps;
-    try {
-      apps = await api.post('/api/application/', { text, signal: ctx.signal });
-    } catch (err) {
-      if (err.name === 'AbortError') return;
-      if (err.name === 'ApiError' && err.status !== 401) {
-        editor.showProblems(err.message, err.field, err.status);
-        return;
-      }
-      toast(describe(err), { tone: 'error' });
-      return;
-    }
+    const apps = await submit('/api/application/', text);
+    if (!apps) return;
     const created = newApps(text, apps);
     let instances = 0;
     let failed = '';
@@ -131,43 +125,35 @@ export function mount(ctx) {
         }
       }
     }
-    created.forEach((a) => fresh.add(a.applicationID));
-    setTimeout(() => {
-      created.forEach((a) => fresh.delete(a.applicationID));
-      region.reset();
-      ctx.refreshNow();
-    }, 4000);
     const names = created.map((a) => a.application_name).join(', ') || 'the SLA';
-    toast(`Deployed ${names}${startBox.checked ? ` · ${instances} instance${instances === 1 ? '' : 's'} requested` : ''}.`);
+    deployed(created.map((a) => a.applicationID),
+      `Deployed ${names}${startBox.checked ? ` · ${instances} instance${instances === 1 ? '' : 's'} requested` : ''}.`);
     if (failed) toast(`Could not request every instance: ${failed}`, { tone: 'error' });
-    editor.setText('');
-    setOpen(false);
-    region.reset();
-    ctx.refreshNow();
   }
 
-  // deployOAM submits an OAM manifest: the root starts its instances.
-  async function deployOAM(text) {
-    let app;
+  // submit posts the editor's text; a refusal is shown in the editor, and
+  // it returns null.
+  async function submit(path, text) {
     try {
-      app = await api.post('/api/oam/applications', { text, signal: ctx.signal });
+      return await api.post(path, { text, signal: ctx.signal });
     } catch (err) {
-      if (err.name === 'AbortError') return;
-      if (err.name === 'ApiError' && err.status !== 401) {
-        editor.showProblems(err.message, err.field, err.status);
-        return;
-      }
-      toast(describe(err), { tone: 'error' });
-      return;
+      if (err.name === 'AbortError') return null;
+      if (err.name === 'ApiError' && err.status !== 401) editor.showProblems(err.message, err.field, err.status);
+      else toast(describe(err), { tone: 'error' });
+      return null;
     }
-    const instances = app.components.reduce((n, c) => n + c.instances, 0);
-    fresh.add(app.applicationID);
+  }
+
+  // deployed highlights the new applications for a moment, says so and
+  // closes the form.
+  function deployed(ids, message) {
+    ids.forEach((id) => fresh.add(id));
     setTimeout(() => {
-      fresh.delete(app.applicationID);
+      ids.forEach((id) => fresh.delete(id));
       region.reset();
       ctx.refreshNow();
     }, 4000);
-    toast(`Deployed OAM application ${app.name} · ${instances} instance${instances === 1 ? '' : 's'} requested.`);
+    toast(message);
     editor.setText('');
     setOpen(false);
     region.reset();
