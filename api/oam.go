@@ -18,8 +18,10 @@ type OAMApplication struct {
 	ApplicationName      string `json:"application_name"`
 	ApplicationNamespace string `json:"application_namespace"`
 	UserID               string `json:"userId"`
-	// Manifest is the YAML or JSON text as submitted.
+	// Manifest is the YAML or JSON text as submitted (the current
+	// revision's); Revision numbers it, from 1.
 	Manifest   string         `json:"manifest"`
+	Revision   int            `json:"revision"`
 	Components []OAMComponent `json:"components"`
 	// Workflow is where the deployment is: components are deployed step
 	// by step, each step after the one before runs.
@@ -75,6 +77,13 @@ const (
 	OAMStepFailed    = "failed"
 )
 
+// OAMRevision is a manifest applied to an OAM application.
+type OAMRevision struct {
+	Revision  int       `json:"revision"`
+	Manifest  string    `json:"manifest"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 // OAMComponentType is a component type an OAM component may name.
 type OAMComponentType struct {
 	Name        string   `json:"name"`
@@ -111,6 +120,21 @@ func (c *Client) OAMApplications(ctx context.Context) ([]OAMApplication, error) 
 // OAMApplication reads the caller's OAM application of that metadata.name.
 func (c *Client) OAMApplication(ctx context.Context, name string) (*OAMApplication, error) {
 	return getOne[OAMApplication](ctx, c, "/api/oam/applications/"+esc(name))
+}
+
+// UpdateOAMApplication applies a changed manifest to the caller's OAM
+// application of its metadata.name, as a new revision.
+func (c *Client) UpdateOAMApplication(ctx context.Context, name string, manifest []byte) (*OAMApplication, error) {
+	var out OAMApplication
+	if err := c.Do(ctx, http.MethodPut, "/api/oam/applications/"+esc(name), manifest, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// OAMRevisions lists the revisions an OAM application keeps, oldest first.
+func (c *Client) OAMRevisions(ctx context.Context, name string) ([]OAMRevision, error) {
+	return get[[]OAMRevision](ctx, c, "/api/oam/applications/"+esc(name)+"/revisions")
 }
 
 // DeleteOAMApplication deletes the caller's OAM application of that name

@@ -173,3 +173,47 @@ func TestOAMDefinitionsAreListed(t *testing.T) {
 		t.Errorf("scaler applies to %s", got)
 	}
 }
+
+// TestOAMApplicationUpdate: PUT applies a changed manifest as revision 2
+// (a component scaled in place, one added); a manifest of another name or
+// an invalid one is refused and changes nothing.
+func TestOAMApplicationUpdate(t *testing.T) {
+	r := startRoot(t, "", nil)
+	ctx, cancel := callCtx()
+	defer cancel()
+	cl := r.client(r.adminToken())
+	manifest, err := os.ReadFile("../../sla_examples/oam/shop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := cl.CreateOAMApplication(ctx, manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := strings.Replace(string(manifest), "replicas: 2", "replicas: 3", 1) +
+		"    - name: cache\n      type: worker\n      properties:\n        image: docker.io/library/redis:7\n"
+	for _, c := range []struct{ name, body, field string }{
+		{"another name", strings.Replace(v2, "name: shop", "name: shop2", 1), "metadata.name"},
+		{"invalid", strings.Replace(v2, "type: worker", "type: daemon", 1), "spec.components[1].type"},
+	} {
+		resp := r.do("PUT", "/api/oam/applications/shop", r.adminToken(), []byte(c.body))
+		if resp.Status != http.StatusBadRequest || resp.errorBody(t).Field != c.field {
+			t.Errorf("%s: %s, want 400 at %s", c.name, resp, c.field)
+		}
+	}
+	if resp := r.do("PUT", "/api/oam/applications/nosuch", r.adminToken(), []byte(v2)); resp.Status != http.StatusNotFound {
+		t.Errorf("update of an unknown application: %s", resp)
+	}
+	got, err := cl.UpdateOAMApplication(ctx, "shop", []byte(v2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Revision != 2 || got.Manifest != v2 || len(got.Components) != 4 || got.Components[0].MicroserviceID != v1.Components[0].MicroserviceID ||
+		got.Components[0].Instances != 3 || got.Components[3].Name != "cache" || got.Components[3].Instances != 1 {
+		t.Errorf("after the update: %+v", got)
+	}
+	revs, err := cl.OAMRevisions(ctx, "shop")
+	if err != nil || len(revs) != 2 || revs[0].Revision != 1 || revs[0].Manifest != string(manifest) || revs[1].Manifest != v2 {
+		t.Errorf("revisions %+v, %v", revs, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -112,17 +113,30 @@ func (c *ApplyCmd) Run(e *Env) error {
 }
 
 // applyOAM submits an OAM manifest, whose instances the root starts step
-// by step, and waits until its workflow has run every step.
+// by step (to an OAM application of that name, as its next revision), and
+// waits until its workflow has run every step.
 func (c *ApplyCmd) applyOAM(e *Env, cl *api.Client, body []byte) error {
-	app, err := cl.CreateOAMApplication(e.Ctx, body)
-	if err != nil {
-		return fmt.Errorf("create the OAM application: %w", err)
-	}
 	progress := e.Out
 	if e.json() {
 		progress = e.Err
 	}
-	fmt.Fprintf(progress, "OAM application %s created: application %s/%s %s\n", app.Name, app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
+	app, err := cl.CreateOAMApplication(e.Ctx, body)
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Status == http.StatusConflict && strings.HasPrefix(se.Message, "OAM application ") {
+		// It exists: the manifest is its next revision.
+		parsed, perr := oam.Parse(body)
+		if perr != nil {
+			return fmt.Errorf("create the OAM application: %w", err)
+		}
+		if app, err = cl.UpdateOAMApplication(e.Ctx, parsed.Name, body); err != nil {
+			return fmt.Errorf("update the OAM application: %w", err)
+		}
+		fmt.Fprintf(progress, "OAM application %s updated to revision %d: application %s/%s %s\n", app.Name, app.Revision, app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
+	} else if err != nil {
+		return fmt.Errorf("create the OAM application: %w", err)
+	} else {
+		fmt.Fprintf(progress, "OAM application %s created: application %s/%s %s\n", app.Name, app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
+	}
 	for _, comp := range app.Components {
 		fmt.Fprintf(progress, "component %s: service %s/%s %s, %s\n", comp.Name, app.ApplicationName, comp.MicroserviceName,
 			comp.MicroserviceID, plural(comp.Replicas, "instance"))

@@ -23,12 +23,17 @@ func TestApplyOAMManifest(t *testing.T) {
 		switch r.Method + " " + r.URL.Path {
 		case "POST /api/auth/login":
 			_, _ = w.Write([]byte(`{"token":"t","refresh_token":"r","expires_in":3600,"username":"Admin","role":"admin"}`))
-		case "POST /api/oam/applications", "POST /api/application/":
+		case "POST /api/oam/applications", "POST /api/application/", "PUT /api/oam/applications/first-vela-app":
 			mu.Lock()
 			posted = append(posted, r.URL.Path+" "+string(body))
 			mu.Unlock()
 			if r.URL.Path == "/api/application/" {
 				_, _ = w.Write([]byte(`[]`))
+				return
+			}
+			if r.Method == http.MethodPost && len(posted) > 2 {
+				w.WriteHeader(http.StatusConflict)
+				_, _ = w.Write([]byte(`{"error":"OAM application first-vela-app already exists","field":"metadata.name"}`))
 				return
 			}
 			_, _ = w.Write([]byte(`{"name":"first-vela-app","applicationID":"a1","application_name":"firstvelaapp","application_namespace":"default",
@@ -65,9 +70,15 @@ func TestApplyOAMManifest(t *testing.T) {
 	if code, _, errs := run(`{"sla_version":"v2.0","applications":[]}`, "apply", "-f", "-", "--no-wait"); code != ExitOK {
 		t.Errorf("apply of an SLA: exit %d, %s", code, errs)
 	}
+	// The same name again: the manifest is the next revision.
+	manifest += "spec: {components: [{name: express-server, type: webservice, properties: {image: x}}]}\n"
+	if code, out, errs := run(manifest, "apply", "-f", "-", "--no-wait"); code != ExitOK || !strings.Contains(out, "updated to revision") {
+		t.Errorf("second apply: exit %d, %q, %q", code, out, errs)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(posted) != 2 || posted[0] != "/api/oam/applications "+manifest || !strings.HasPrefix(posted[1], "/api/application/ ") {
+	if len(posted) != 4 || posted[0] != "/api/oam/applications "+manifest[:strings.Index(manifest, "spec:")] ||
+		!strings.HasPrefix(posted[1], "/api/application/ ") || posted[3] != "/api/oam/applications/first-vela-app "+manifest {
 		t.Errorf("posted %q", posted)
 	}
 }

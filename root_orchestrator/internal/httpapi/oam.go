@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 
@@ -14,28 +15,26 @@ import (
 // (contract/oam), which is stored with its services and instances like any
 // other, together with the manifest as written.
 
-// createOAMApplication stores the application an OAM manifest describes,
-// owned by the caller, and starts its components' instances.
-func (s *Server) createOAMApplication(c echo.Context) error {
+// readOAM reads, parses and compiles an OAM manifest.
+func readOAM(c echo.Context) (state.OAMRequest, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	if tooLarge(err) {
-		return errTooLarge
+		return state.OAMRequest{}, errTooLarge
 	} else if err != nil {
-		return errBadRequest("read body: "+err.Error(), "")
+		return state.OAMRequest{}, errBadRequest("read body: "+err.Error(), "")
 	}
 	app, err := oam.Parse(body)
 	if err != nil {
-		return err
+		return state.OAMRequest{}, err
 	}
 	compiled, err := oam.Compile(app)
 	if err != nil {
-		return err
+		return state.OAMRequest{}, err
 	}
 	names := make([]string, len(app.Components))
 	for i, comp := range app.Components {
 		names[i] = comp.Name
 	}
-	p := caller(c)
 	steps := make([]state.OAMStep, len(compiled.Steps))
 	for i, st := range compiled.Steps {
 		steps[i].Name = st.Name
@@ -43,8 +42,18 @@ func (s *Server) createOAMApplication(c echo.Context) error {
 			steps[i].Components = append(steps[i].Components, names[j])
 		}
 	}
-	created, tk, err := s.state.CreateOAMApplication(p.Username, state.OAMRequest{Name: app.Name, Manifest: string(body),
-		App: &compiled.App, Components: names, Replicas: compiled.Replicas, Steps: steps}, "spec.components")
+	return state.OAMRequest{Name: app.Name, Manifest: string(body), App: &compiled.App, Components: names,
+		Replicas: compiled.Replicas, Steps: steps}, nil
+}
+
+// createOAMApplication stores the application an OAM manifest describes,
+// owned by the caller, and starts its first workflow step's instances.
+func (s *Server) createOAMApplication(c echo.Context) error {
+	req, err := readOAM(c)
+	if err != nil {
+		return err
+	}
+	created, tk, err := s.state.CreateOAMApplication(caller(c).Username, req, "spec.components")
 	if err != nil {
 		return err
 	}
@@ -52,6 +61,46 @@ func (s *Server) createOAMApplication(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, restOAM(s.state.Snapshot(), created))
+}
+
+// updateOAMApplication applies a changed manifest as a new revision.
+func (s *Server) updateOAMApplication(c echo.Context) error {
+	name := c.Param("name")
+	if s.state.Snapshot().OAMApp(caller(c).Username, name) == nil {
+		return oamNotFound(name)
+	}
+	req, err := readOAM(c)
+	if err != nil {
+		return err
+	}
+	if req.Name != name {
+		return errBadRequest(fmt.Sprintf("metadata.name is %q, the application updated is %q", req.Name, name), "metadata.name")
+	}
+	updated, tk, err := s.state.UpdateOAMApplication(caller(c).Username, req, "spec.components")
+	if err != nil {
+		return err
+	}
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, restOAM(s.state.Snapshot(), updated))
+}
+
+// listOAMRevisions lists the revisions an OAM application keeps.
+func (s *Server) listOAMRevisions(c echo.Context) error {
+	a := s.state.Snapshot().OAMApp(caller(c).Username, c.Param("name"))
+	if a == nil {
+		return oamNotFound(c.Param("name"))
+	}
+	out := make([]api.OAMRevision, len(a.OAM.Revisions))
+	for i, r := range a.OAM.Revisions {
+		out[i] = api.OAMRevision{Revision: r.Number, Manifest: r.Manifest, CreatedAt: r.CreatedAt}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func oamNotFound(name string) error {
+	return &Error{Status: http.StatusNotFound, Message: "OAM application " + name + " not found"}
 }
 
 // listOAMApplications: admins see all OAM applications, users their own.
@@ -69,7 +118,7 @@ func (s *Server) getOAMApplication(c echo.Context) error {
 	sn := s.state.Snapshot()
 	a := sn.OAMApp(caller(c).Username, c.Param("name"))
 	if a == nil {
-		return &Error{Status: http.StatusNotFound, Message: "OAM application " + c.Param("name") + " not found"}
+		return oamNotFound(c.Param("name"))
 	}
 	return c.JSON(http.StatusOK, restOAM(sn, a))
 }
@@ -79,7 +128,7 @@ func (s *Server) getOAMApplication(c echo.Context) error {
 func (s *Server) deleteOAMApplication(c echo.Context) error {
 	a := s.state.Snapshot().OAMApp(caller(c).Username, c.Param("name"))
 	if a == nil {
-		return &Error{Status: http.StatusNotFound, Message: "OAM application " + c.Param("name") + " not found"}
+		return oamNotFound(c.Param("name"))
 	}
 	tk, err := s.state.DeleteApplication(a.ID)
 	if err != nil {
@@ -114,7 +163,7 @@ func (s *Server) listOAMTraitDefinitions(c echo.Context) error {
 func restOAM(sn *state.Snapshot, a *state.Application) api.OAMApplication {
 	out := api.OAMApplication{
 		Name: a.OAM.Name, ApplicationID: a.ID, ApplicationName: a.Name, ApplicationNamespace: a.Namespace,
-		UserID: a.Owner, Manifest: a.OAM.Manifest, Components: []api.OAMComponent{}, CreatedAt: a.CreatedAt,
+		UserID: a.Owner, Manifest: a.OAM.Manifest, Revision: a.OAM.Revision, Components: []api.OAMComponent{}, CreatedAt: a.CreatedAt,
 		Workflow: api.OAMWorkflow{Phase: a.OAM.Phase, Message: a.OAM.Message, Steps: []api.OAMStep{}},
 	}
 	for i, st := range a.OAM.Steps {

@@ -150,6 +150,8 @@ func (s *Server) routes() {
 	a.POST("/oam/applications", s.createOAMApplication)
 	a.GET("/oam/applications", s.listOAMApplications)
 	a.GET("/oam/applications/:name", s.getOAMApplication)
+	a.PUT("/oam/applications/:name", s.updateOAMApplication)
+	a.GET("/oam/applications/:name/revisions", s.listOAMRevisions)
 	a.DELETE("/oam/applications/:name", s.deleteOAMApplication)
 	a.GET("/oam/componentdefinitions", s.listOAMComponentTypes)
 	a.GET("/oam/traitdefinitions", s.listOAMTraitDefinitions)

@@ -1,8 +1,12 @@
 package state
 
 import (
+	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -26,7 +30,21 @@ type OAMSource struct {
 	// workflow failed.
 	Phase   string
 	Message string
+	// Revision numbers the manifests applied, from 1; Revisions are the
+	// last maxRevisions of them, oldest first, the current one last.
+	Revision  int
+	Revisions []OAMRevision
 }
+
+// OAMRevision is one manifest applied to an OAM application.
+type OAMRevision struct {
+	Number    int
+	Manifest  string
+	CreatedAt time.Time
+}
+
+// maxRevisions is how many revisions an OAM application keeps.
+const maxRevisions = 10
 
 // Phases of an OAM application's workflow.
 const (
@@ -102,7 +120,8 @@ func (s *Store) CreateOAMApplication(owner string, req OAMRequest, path string) 
 			return &ConflictError{Field: "metadata.name",
 				Message: fmt.Sprintf("application %s.%s already exists", a.ApplicationName, a.ApplicationNamespace)}
 		}
-		src := &OAMSource{Name: req.Name, Manifest: req.Manifest, Phase: OAMRunning}
+		src := &OAMSource{Name: req.Name, Manifest: req.Manifest, Phase: OAMRunning, Revision: 1,
+			Revisions: []OAMRevision{{Number: 1, Manifest: req.Manifest, CreatedAt: t.now}}}
 		for _, st := range req.Steps {
 			src.Steps = append(src.Steps, OAMStep{Name: st.Name, Components: slices.Clone(st.Components)})
 		}
@@ -252,4 +271,129 @@ func (s *Store) AdvanceWorkflows() (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// UpdateOAMApplication applies a changed manifest to owner's OAM
+// application of that name, as a new revision, all at once: components
+// added are created with their instances, components removed are deleted,
+// a component whose only change is its replicas is scaled (new instances,
+// or the highest-numbered removed), and a component whose service spec
+// changed is replaced: its service is deleted and created again with the
+// new spec, keeping its service IPs unless the manifest names others. The
+// workflow then has one step, "update", with every component, which is
+// done when they all run (an update during a workflow ends it: what was
+// still to come starts now). req.Name must be the application's name; path
+// is the JSON path of the components, for errors.
+func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) (*Application, Ticket, error) {
+	a := req.App
+	if len(req.Replicas) != len(a.Microservices) || len(req.Components) != len(a.Microservices) {
+		return nil, Ticket{}, fmt.Errorf("oam: %d components, %d replicas for %d services", len(req.Components), len(req.Replicas), len(a.Microservices))
+	}
+	var out *Application
+	tk, err := s.Write(func(t *Txn) error {
+		old := oamApp(t.r(), owner, req.Name)
+		if old == nil {
+			return fmt.Errorf("OAM application %s: %w", req.Name, ErrNotFound)
+		}
+		if a.ApplicationName != old.Name || a.ApplicationNamespace != old.Namespace {
+			return &ConflictError{Field: "metadata.namespace", Message: fmt.Sprintf("the application is %s.%s: its name and namespace cannot change", old.Name, old.Namespace)}
+		}
+		app := *old
+		src := *old.OAM
+		app.OAM, app.Services, app.UpdatedAt = &src, nil, t.now
+		src.Manifest, src.Components, src.Message = req.Manifest, nil, ""
+		src.Steps = []OAMStep{{Name: "update", Components: slices.Clone(req.Components)}}
+		src.Step, src.Phase = 0, OAMRunning
+		src.Revision++
+		src.Revisions = append(slices.Clone(old.OAM.Revisions), OAMRevision{Number: src.Revision, Manifest: req.Manifest, CreatedAt: t.now})
+		if n := len(src.Revisions); n > maxRevisions {
+			src.Revisions = src.Revisions[n-maxRevisions:]
+		}
+		// Components removed go first: their service IPs are free for the
+		// others.
+		for _, c := range old.OAM.Components {
+			if svc := first[Service](t.r(), tServices, "id", c.ServiceID); svc != nil && !slices.Contains(req.Components, c.Name) {
+				t.removeService(svc)
+			}
+		}
+		for i := range a.Microservices {
+			m := a.Microservices[i]
+			name := req.Components[i]
+			var prev *Service
+			if j := slices.IndexFunc(old.OAM.Components, func(c OAMComponent) bool { return c.Name == name }); j >= 0 {
+				prev = first[Service](t.r(), tServices, "id", old.OAM.Components[j].ServiceID)
+			}
+			if prev != nil && sameService(prev, &m, &app, t) {
+				t.scale(prev, req.Replicas[i])
+				app.Services = append(app.Services, prev.ID)
+				src.Components = append(src.Components, OAMComponent{Name: name, ServiceID: prev.ID, Replicas: req.Replicas[i]})
+				continue
+			}
+			if prev != nil {
+				// Replaced: the new service keeps the service IPs the
+				// manifest does not choose.
+				addr := sla.Addresses{RRIP: prev.RRIP, ClosestIP: prev.ClosestIP}
+				if m.Addresses != nil {
+					addr = *m.Addresses
+				}
+				m.Addresses = &addr
+				t.removeService(prev)
+			}
+			svcs, err := t.addServices(&app, []sla.Microservice{m}, path)
+			if ce := (*ConflictError)(nil); errors.As(err, &ce) {
+				ce.Field = strings.Replace(ce.Field, path+"[0]", fmt.Sprintf("%s[%d]", path, i), 1)
+			}
+			if err != nil {
+				return err
+			}
+			svc := svcs[0]
+			t.scale(svc, req.Replicas[i])
+			app.Services = append(app.Services, svc.ID)
+			src.Components = append(src.Components, OAMComponent{Name: name, ServiceID: svc.ID, Replicas: req.Replicas[i]})
+		}
+		t.advance(&src)
+		t.put(tApps, KindApp, app.ID, &app, true)
+		out = &app
+		return nil
+	})
+	return out, tk, err
+}
+
+// sameService reports whether a stored service already is what a
+// microservice of a new revision asks for (its replicas aside).
+func sameService(svc *Service, m *sla.Microservice, app *Application, t *Txn) bool {
+	want := serviceFromSLA(m, app, t)
+	if want.Name != svc.Name || want.Namespace != svc.Namespace || !reflect.DeepEqual(want.Spec, svc.Spec) {
+		return false
+	}
+	var rr, closest string
+	if a := m.Addresses; a != nil {
+		rr, closest = a.RRIP, a.ClosestIP
+	}
+	return (rr == "" || rr == svc.RRIP) && closest == svc.ClosestIP
+}
+
+// scale adds instances to a service, or removes its highest-numbered ones,
+// until it has n.
+func (t *Txn) scale(svc *Service, n int) {
+	ins := instancesOf(t.r(), svc.ID)
+	slices.SortFunc(ins, func(a, b *Instance) int { return a.Number - b.Number })
+	for len(ins) > n {
+		t.removeInstance(ins[len(ins)-1])
+		ins = ins[:len(ins)-1]
+	}
+	if len(ins) == n {
+		return
+	}
+	c := *first[Service](t.r(), tServices, "id", svc.ID)
+	for range n - len(ins) {
+		in := &Instance{
+			Key: wire.InstanceKey(c.ID, c.NextInstance), ServiceID: c.ID, Number: c.NextInstance,
+			Owner: c.Owner, Status: wire.StatusRequested, CreatedAt: t.now, UpdatedAt: t.now,
+		}
+		c.NextInstance++
+		t.put(tInstances, KindInstance, in.Key, in, true)
+	}
+	c.UpdatedAt = t.now
+	t.put(tServices, KindService, c.ID, &c, true)
 }

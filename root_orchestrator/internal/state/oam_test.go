@@ -102,3 +102,73 @@ func TestWorkflowStopsAtAFailedStep(t *testing.T) {
 		t.Errorf("instances %v: the step after the failed one started", got)
 	}
 }
+
+// TestUpdateOAMApplication: a new revision creates added components,
+// deletes removed ones, scales one whose replicas changed without touching
+// its instances, and replaces one whose spec changed, keeping its service
+// IP; the workflow is then the update's, done when everything runs.
+func TestUpdateOAMApplication(t *testing.T) {
+	s, a := oamFixture(t)
+	update := func(app *sla.Application, names []string, replicas []int) (*Application, error) {
+		a, _, err := s.UpdateOAMApplication("alice", OAMRequest{Name: "shop", Manifest: "v2", App: app, Components: names, Replicas: replicas}, "spec.components")
+		return a, err
+	}
+	base := func() *sla.Application {
+		task := microservice("migrate", "")
+		task.OneShot = true
+		return &sla.Application{ApplicationName: "shop", ApplicationNamespace: "default",
+			Microservices: []sla.Microservice{microservice("db", ""), task, microservice("web", "")}}
+	}
+	for i, n := range []int{1, 1, 2} {
+		for k := range n {
+			setStatus(t, s, wire.InstanceKey(a.Services[i], k), wire.StatusRunning, "")
+		}
+		if _, err := s.AdvanceWorkflows(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sn := s.Snapshot()
+	dbIP, web0 := sn.Service(a.Services[0]).RRIP, sn.Instance(wire.InstanceKey(a.Services[2], 0))
+
+	// db's memory changes, migrate goes, web scales to 3, cache comes.
+	next := base()
+	next.Microservices[0].Memory = 200
+	next.Microservices = append([]sla.Microservice{next.Microservices[0], next.Microservices[2]}, microservice("cache", ""))
+	got, err := update(next, []string{"db", "web", "cache"}, []int{1, 3, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn = s.Snapshot()
+	if got.OAM.Revision != 2 || len(got.OAM.Revisions) != 2 || got.OAM.Manifest != "v2" || len(got.Services) != 3 ||
+		got.OAM.Phase != OAMRunning || got.OAM.Steps[0].Name != "update" {
+		t.Fatalf("after the update: %+v", got.OAM)
+	}
+	db := sn.Service(got.Services[0])
+	if db.ID == a.Services[0] || db.Spec.MemoryMB != 200 || db.RRIP != dbIP || len(sn.Instances(db.ID)) != 1 || sn.Service(a.Services[0]) != nil {
+		t.Errorf("db not replaced keeping its service IP %s: %+v", dbIP, db)
+	}
+	if sn.Service(a.Services[1]) != nil || len(sn.Instances(a.Services[1])) != 0 {
+		t.Error("migrate not deleted")
+	}
+	if got.Services[1] != a.Services[2] || len(sn.Instances(a.Services[2])) != 3 || sn.Instance(web0.Key).Status != wire.StatusRunning {
+		t.Errorf("web not scaled in place: %v, %d instances", got.Services, len(sn.Instances(a.Services[2])))
+	}
+	if c := sn.Service(got.Services[2]); c == nil || c.Name != "cache" || len(sn.Instances(c.ID)) != 1 {
+		t.Errorf("cache not created: %+v", c)
+	}
+	for _, id := range got.Services {
+		for _, in := range sn.Instances(id) {
+			setStatus(t, s, in.Key, wire.StatusRunning, "")
+		}
+	}
+	if _, err := s.AdvanceWorkflows(); err != nil || workflow(s).Phase != OAMSucceeded {
+		t.Errorf("workflow after the update ran: %+v, %v", workflow(s), err)
+	}
+	// Scaling down removes the highest-numbered instances.
+	if _, err := update(next, []string{"db", "web", "cache"}, []int{1, 1, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if ins := s.Snapshot().Instances(a.Services[2]); len(ins) != 1 || ins[0].Number != 0 {
+		t.Errorf("web after scaling to 1: %+v", ins)
+	}
+}

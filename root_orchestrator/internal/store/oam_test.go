@@ -20,7 +20,8 @@ func TestOAMSourceRoundTrip(t *testing.T) {
 		OAM: &state.OAMSource{Name: "my-shop", Manifest: "apiVersion: core.oam.dev/v1beta1\n# as written\n",
 			Components: []state.OAMComponent{{Name: "web-front", ServiceID: "s1", Replicas: 2}, {Name: "worker", ServiceID: "s2", Replicas: 1}},
 			Steps:      []state.OAMStep{{Name: "first", Components: []string{"worker"}}, {Name: "then", Components: []string{"web-front"}}},
-			Step:       1, Phase: state.OAMFailed, Message: "step then: component web-front: instance 0 FAILED"},
+			Step:       1, Phase: state.OAMFailed, Message: "step then: component web-front: instance 0 FAILED",
+			Revision: 2, Revisions: []state.OAMRevision{{Number: 1, Manifest: "one", CreatedAt: now}, {Number: 2, Manifest: "two", CreatedAt: now}}},
 		CreatedAt: now, UpdatedAt: now}
 	plain := &state.Application{ID: "a2", Name: "sla", Namespace: "default", Owner: "u", Services: []string{}, CreatedAt: now, UpdatedAt: now}
 	if err := s.Write(ctx, []state.Change{{Kind: state.KindApp, ID: "a1", Object: oam}, {Kind: state.KindApp, ID: "a2", Object: plain}}); err != nil {

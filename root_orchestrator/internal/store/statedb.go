@@ -41,6 +41,14 @@ type oamRecord struct {
 	Step       int                  `bson:"step"`
 	Phase      string               `bson:"phase"`
 	Message    string               `bson:"message,omitempty"`
+	Revision   int                  `bson:"revision"`
+	Revisions  []oamRevisionRecord  `bson:"revisions"`
+}
+
+type oamRevisionRecord struct {
+	Number    int       `bson:"number"`
+	Manifest  string    `bson:"manifest"`
+	CreatedAt time.Time `bson:"created_at"`
 }
 
 type oamComponentRecord struct {
@@ -191,6 +199,10 @@ func toAppRecord(a *state.Application) appRecord {
 		for i, st := range o.Steps {
 			r.OAM.Steps[i] = oamStepRecord{Name: st.Name, Components: nonNil(st.Components)}
 		}
+		r.OAM.Revision, r.OAM.Revisions = o.Revision, make([]oamRevisionRecord, len(o.Revisions))
+		for i, rev := range o.Revisions {
+			r.OAM.Revisions[i] = oamRevisionRecord(rev)
+		}
 	}
 	return r
 }
@@ -209,6 +221,10 @@ func (r appRecord) model() *state.Application {
 		}
 		for i, st := range o.Steps {
 			a.OAM.Steps[i] = state.OAMStep{Name: st.Name, Components: nonNil(st.Components)}
+		}
+		a.OAM.Revision, a.OAM.Revisions = o.Revision, make([]state.OAMRevision, len(o.Revisions))
+		for i, rev := range o.Revisions {
+			a.OAM.Revisions[i] = state.OAMRevision(rev)
 		}
 	}
 	return a
