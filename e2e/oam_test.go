@@ -17,7 +17,8 @@ import (
 // calls that IP, and a task that runs once, in workflow steps: the task
 // first, then the web service, then the worker. The replicas run, the
 // worker's answers come from both of them, the task completes, each step
-// starts after the one before; deleting the application stops everything.
+// starts after the one before; an update changes only what changed;
+// deleting the application stops everything.
 func TestOAMApplication(t *testing.T) {
 	s := newSystem(t)
 	c := s.addCluster("alpha", "")
@@ -73,12 +74,12 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := map[string]string{}
+	ids := map[string]string{"old caller": app.Components[1].MicroserviceID}
 	for _, comp := range app.Components {
 		ids[comp.Name] = comp.MicroserviceID
 	}
 	// Only the first step's component has instances yet.
-	if len(ids) != 3 || app.Components[0].Replicas != 2 || app.Components[0].Instances != 0 || app.Components[2].Instances != 1 ||
+	if len(ids) != 4 || app.Components[0].Replicas != 2 || app.Components[0].Instances != 0 || app.Components[2].Instances != 1 ||
 		app.Workflow.Step != "prepare" {
 		t.Fatalf("created %+v", app)
 	}
@@ -115,11 +116,42 @@ spec:
 		t.Errorf("status %+v, workflow %+v", got.Components, got.Workflow)
 	}
 
+	// Revision 2 changes only what changed: a third web replica joins the
+	// two running ones, which keep running; the caller, whose command
+	// changed, is replaced and keeps working.
+	v2 := strings.Replace(strings.Replace(manifest, "replicas: 2", "replicas: 3", 1), `"0"]`, `"0", "again"]`, 1)
+	ctx, cancel = s.api.ctx()
+	up, err := s.api.client().UpdateOAMApplication(ctx, "oam-e2e", []byte(v2))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Revision != 2 || up.Components[0].MicroserviceID != ids["web"] || up.Components[1].MicroserviceID == ids["caller"] ||
+		up.Components[2].MicroserviceID != ids["once"] {
+		t.Fatalf("revision 2: %+v", up.Components)
+	}
+	s.runningOn(ids["web"], 2)
+	for n, before := range []api.Instance{web0, web1} {
+		if in, ok := s.api.instance(ids["web"], n); !ok || in.Status != wire.StatusRunning || in.InstanceIP != before.InstanceIP || in.Restarts != before.Restarts {
+			t.Errorf("web replica %d touched by the update: %+v, before %+v", n, in, before)
+		}
+	}
+	ids["caller"] = up.Components[1].MicroserviceID
+	s.runningOn(ids["caller"], 0)
+	if got := s.api.service(ids["caller"]); strings.Join(got.Cmd, " ") != "fetch http://10.30.91.91:8080/ 0 again" {
+		t.Errorf("replaced caller runs %q", got.Cmd)
+	}
+	testharness.WaitFor(t, time.Minute, "the replaced caller's answers", func() (bool, string) {
+		var l api.Logs
+		s.api.must("GET", "/api/service/"+ids["caller"]+"/instance/0/logs?lines=10", nil, &l)
+		return hello.MatchString(l.Logs), l.Logs
+	})
+
 	s.api.must("DELETE", "/api/oam/applications/oam-e2e", nil, nil)
 	testharness.WaitFor(t, time.Minute, "the application's containers gone", func() (bool, string) {
 		var left []string
 		for _, id := range ids {
-			for n := range 2 {
+			for n := range 3 {
 				left = append(left, s.instanceContainers(id, n)...)
 			}
 		}
