@@ -47,6 +47,10 @@ type OAMComponent struct {
 	Status       string `json:"status"`
 	StatusDetail string `json:"status_detail"`
 	RRIP         string `json:"RR_ip"`
+	// Replacing is the service this one replaces one instance at a time
+	// after an update changed the component; its instances go as the new
+	// ones run.
+	Replacing string `json:"replacing,omitempty"`
 }
 
 // OAMWorkflow is the progress of an OAM application's workflow.

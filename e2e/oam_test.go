@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,8 +18,9 @@ import (
 // calls that IP, and a task that runs once, in workflow steps: the task
 // first, then the web service, then the worker. The replicas run, the
 // worker's answers come from both of them, the task completes, each step
-// starts after the one before; an update changes only what changed;
-// deleting the application stops everything.
+// starts after the one before; an update changes only what changed (the
+// changed worker is replaced, its old instance going once the new one
+// runs); deleting the application stops everything.
 func TestOAMApplication(t *testing.T) {
 	s := newSystem(t)
 	c := s.addCluster("alpha", "")
@@ -141,6 +143,16 @@ spec:
 	if got := s.api.service(ids["caller"]); strings.Join(got.Cmd, " ") != "fetch http://10.30.91.91:8080/ 0 again" {
 		t.Errorf("replaced caller runs %q", got.Cmd)
 	}
+	if up.Components[1].Replacing != ids["old caller"] {
+		t.Errorf("caller replaces %q, want %q", up.Components[1].Replacing, ids["old caller"])
+	}
+	// The old caller goes once the new one runs, and the update is done.
+	testharness.WaitFor(t, time.Minute, "the update's workflow done", func() (bool, string) {
+		var got api.OAMApplication
+		s.api.must("GET", "/api/oam/applications/oam-e2e", nil, &got)
+		code, _ := s.api.do("GET", "/api/service/"+ids["old caller"], nil)
+		return got.Workflow.Phase == "succeeded" && code == http.StatusNotFound, fmt.Sprintf("%+v, old caller %d", got.Workflow, code)
+	})
 	testharness.WaitFor(t, time.Minute, "the replaced caller's answers", func() (bool, string) {
 		var l api.Logs
 		s.api.must("GET", "/api/service/"+ids["caller"]+"/instance/0/logs?lines=10", nil, &l)

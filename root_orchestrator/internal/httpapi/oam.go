@@ -183,7 +183,7 @@ func restOAM(sn *state.Snapshot, a *state.Application) api.OAMApplication {
 	}
 	var all []api.Instance
 	for _, comp := range a.OAM.Components {
-		rc := api.OAMComponent{Name: comp.Name, Replicas: comp.Replicas, Status: api.StatusCreated, StatusDetail: "service deleted"}
+		rc := api.OAMComponent{Name: comp.Name, Replicas: comp.Replicas, Replacing: comp.Replacing, Status: api.StatusCreated, StatusDetail: "service deleted"}
 		if svc := sn.Service(comp.ServiceID); svc != nil {
 			rs := restService(sn, svc)
 			rc.MicroserviceID, rc.MicroserviceName, rc.MicroserviceNamespace = svc.ID, svc.Name, svc.Namespace

@@ -59,6 +59,14 @@ type OAMComponent struct {
 	Name      string
 	ServiceID string
 	Replicas  int
+	// Replacing is the service ServiceID replaces, one instance at a
+	// time, after an update changed the component ("" when none). Until
+	// the last old instance is gone, the old service's IPs reach the new
+	// instances too; TakeRR and TakeClosest say that ServiceID takes the
+	// old service's round robin and closest IP then.
+	Replacing   string
+	TakeRR      bool
+	TakeClosest bool
 }
 
 // OAMStep is a workflow step: the components it deploys, by name.
@@ -190,6 +198,9 @@ func stepOutcome(r reader, src *OAMSource) (int, string) {
 		if first[Service](r, tServices, "id", c.ServiceID) == nil {
 			return stepFailed, fmt.Sprintf("step %s: the service of component %s was deleted", step.Name, name)
 		}
+		if c.Replacing != "" {
+			outcome = stepPending
+		}
 		ready := 0
 		for _, in := range instancesOf(r, c.ServiceID) {
 			switch in.Status {
@@ -215,6 +226,16 @@ func stepOutcome(r reader, src *OAMSource) (int, string) {
 // changed. src is the application's copy to change.
 func (t *Txn) advance(src *OAMSource) bool {
 	changed := false
+	for i := range src.Components {
+		if src.Phase == OAMRunning && src.Components[i].Replacing != "" {
+			c, msg := t.roll(&src.Components[i])
+			changed = changed || c
+			if msg != "" {
+				src.Phase, src.Message = OAMFailed, fmt.Sprintf("step %s: %s", src.Steps[src.Step].Name, msg)
+				return true
+			}
+		}
+	}
 	for src.Phase == OAMRunning {
 		outcome, msg := stepOutcome(t.r(), src)
 		switch outcome {
@@ -243,7 +264,8 @@ func (s *Store) AdvanceWorkflows() (int, error) {
 	var due []string
 	for _, a := range sn.OAMApps("") {
 		if a.OAM.Phase == OAMRunning {
-			if o, _ := stepOutcome(sn.r(), a.OAM); o != stepPending {
+			rolling := slices.ContainsFunc(a.OAM.Components, func(c OAMComponent) bool { return c.Replacing != "" })
+			if o, _ := stepOutcome(sn.r(), a.OAM); rolling || o != stepPending {
 				due = append(due, a.ID)
 			}
 		}
@@ -263,6 +285,7 @@ func (s *Store) AdvanceWorkflows() (int, error) {
 			src.Components = slices.Clone(old.OAM.Components)
 			a.OAM = &src
 			if t.advance(&src) {
+				a.Services = liveServices(t.r(), a.Services)
 				a.UpdatedAt = t.now
 				t.put(tApps, KindApp, a.ID, &a, true)
 				n++
@@ -316,6 +339,13 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 				t.removeService(svc)
 			}
 		}
+		// A replacement still going from an earlier update ends: the old
+		// service goes now, the new one takes its IPs.
+		for _, c := range old.OAM.Components {
+			if c.Replacing != "" {
+				t.handOver(&c)
+			}
+		}
 		for i := range a.Microservices {
 			m := a.Microservices[i]
 			name := req.Components[i]
@@ -329,15 +359,25 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 				src.Components = append(src.Components, OAMComponent{Name: name, ServiceID: prev.ID, Replicas: req.Replicas[i]})
 				continue
 			}
+			comp := OAMComponent{Name: name, Replicas: req.Replicas[i]}
 			if prev != nil {
-				// Replaced: the new service keeps the service IPs the
-				// manifest does not choose.
-				addr := sla.Addresses{RRIP: prev.RRIP, ClosestIP: prev.ClosestIP}
+				// Replaced one instance at a time: the new service takes
+				// the old one's service IPs that the manifest keeps (or
+				// does not choose) when the old one is gone, and has a
+				// temporary round robin IP until then.
+				var addr sla.Addresses
 				if m.Addresses != nil {
 					addr = *m.Addresses
 				}
+				comp.Replacing = prev.ID
+				if addr.RRIP == "" || addr.RRIP == prev.RRIP {
+					comp.TakeRR, addr.RRIP = true, ""
+				}
+				if prev.ClosestIP != "" && (m.Addresses == nil || addr.ClosestIP == prev.ClosestIP) {
+					comp.TakeClosest, addr.ClosestIP = true, ""
+				}
 				m.Addresses = &addr
-				t.removeService(prev)
+				app.Services = append(app.Services, prev.ID)
 			}
 			svcs, err := t.addServices(&app, []sla.Microservice{m}, path)
 			if ce := (*ConflictError)(nil); errors.As(err, &ce) {
@@ -347,11 +387,15 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 				return err
 			}
 			svc := svcs[0]
-			t.scale(svc, req.Replicas[i])
+			if prev == nil {
+				t.scale(svc, req.Replicas[i])
+			}
 			app.Services = append(app.Services, svc.ID)
-			src.Components = append(src.Components, OAMComponent{Name: name, ServiceID: svc.ID, Replicas: req.Replicas[i]})
+			comp.ServiceID = svc.ID
+			src.Components = append(src.Components, comp)
 		}
 		t.advance(&src)
+		app.Services = liveServices(t.r(), app.Services)
 		t.put(tApps, KindApp, app.ID, &app, true)
 		out = &app
 		return nil
@@ -396,4 +440,110 @@ func (t *Txn) scale(svc *Service, n int) {
 	}
 	c.UpdatedAt = t.now
 	t.put(tServices, KindService, c.ID, &c, true)
+}
+
+// roll moves a component's replacement on by at most one instance: while
+// every new instance runs, one old instance goes for each new one running
+// and a new one is added until there are enough; when none of the old is
+// left, the old service is deleted and the new one takes its service IPs.
+// It reports whether anything changed, and why the replacement stopped
+// (a new instance FAILED; the old instances keep serving).
+func (t *Txn) roll(c *OAMComponent) (bool, string) {
+	svc := first[Service](t.r(), tServices, "id", c.ServiceID)
+	old := first[Service](t.r(), tServices, "id", c.Replacing)
+	if svc == nil {
+		return false, fmt.Sprintf("the service of component %s was deleted", c.Name)
+	}
+	running := 0
+	news := instancesOf(t.r(), svc.ID)
+	for _, in := range news {
+		switch in.Status {
+		case wire.StatusFailed:
+			return false, fmt.Sprintf("component %s: new instance %d FAILED%s; the old instances keep running", c.Name, in.Number, detail(in.Detail))
+		case wire.StatusRunning, wire.StatusCompleted:
+			running++
+		}
+	}
+	if running < len(news) {
+		return false, "" // the newest one is on its way
+	}
+	var olds []*Instance
+	if old != nil {
+		olds = instancesOf(t.r(), old.ID)
+		slices.SortFunc(olds, func(a, b *Instance) int { return a.Number - b.Number })
+	}
+	if len(olds) > 0 && len(olds)+running > c.Replicas {
+		t.removeInstance(olds[len(olds)-1])
+		return true, ""
+	}
+	if running < c.Replicas {
+		t.scale(svc, running+1)
+		return true, ""
+	}
+	t.handOver(c)
+	return true, ""
+}
+
+// handOver ends a component's replacement: the old service goes (with
+// what instances it has left) and the new one takes its service IPs.
+func (t *Txn) handOver(c *OAMComponent) {
+	svc := first[Service](t.r(), tServices, "id", c.ServiceID)
+	old := first[Service](t.r(), tServices, "id", c.Replacing)
+	if svc != nil && old != nil {
+		n := *svc
+		t.removeService(old)
+		if c.TakeRR {
+			for _, ip := range all[IPReservation](t.r(), tIPs, "service", n.ID) {
+				if ip.Kind == "rr" {
+					t.del(tIPs, KindIP, ip.IP, ip)
+				}
+			}
+			n.RRIP, _ = t.reserveIP(old.RRIP, n.ID, "rr", "")
+		}
+		if c.TakeClosest && old.ClosestIP != "" {
+			n.ClosestIP, _ = t.reserveIP(old.ClosestIP, n.ID, "closest", "")
+		}
+		n.UpdatedAt = t.now
+		t.put(tServices, KindService, n.ID, &n, true)
+		// The service IPs are part of every instance's spec: the
+		// clusters get it again.
+		for _, in := range instancesOf(t.r(), n.ID) {
+			cp := *in
+			cp.DesiredIndex = t.index
+			t.put(tInstances, KindInstance, cp.Key, &cp, false)
+		}
+		t.net = true
+	} else if old != nil {
+		t.removeService(old)
+	}
+	c.Replacing, c.TakeRR, c.TakeClosest = "", false, false
+}
+
+// replacements maps each service being replaced by an OAM update to the
+// service replacing it.
+func replacements(r reader) map[string]string {
+	out := map[string]string{}
+	for _, a := range all[Application](r, tApps, "id") {
+		if a.OAM == nil {
+			continue
+		}
+		for _, c := range a.OAM.Components {
+			if c.Replacing != "" {
+				out[c.Replacing] = c.ServiceID
+			}
+		}
+	}
+	return out
+}
+
+// liveServices drops the ids of services that no longer exist.
+func liveServices(r reader, ids []string) []string {
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return first[Service](r, tServices, "id", id) == nil })
+}
+
+func detail(d string) string {
+	if d == "" {
+		return ""
+	}
+	return ": " + d
 }

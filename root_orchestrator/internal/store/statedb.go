@@ -52,9 +52,12 @@ type oamRevisionRecord struct {
 }
 
 type oamComponentRecord struct {
-	Name      string `bson:"name"`
-	ServiceID string `bson:"service_id"`
-	Replicas  int    `bson:"replicas"`
+	Name        string `bson:"name"`
+	ServiceID   string `bson:"service_id"`
+	Replicas    int    `bson:"replicas"`
+	Replacing   string `bson:"replacing,omitempty"`
+	TakeRR      bool   `bson:"take_rr,omitempty"`
+	TakeClosest bool   `bson:"take_closest,omitempty"`
 }
 
 type oamStepRecord struct {
