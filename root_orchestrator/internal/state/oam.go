@@ -159,20 +159,9 @@ func (t *Txn) startStep(src *OAMSource) {
 		if i < 0 {
 			continue
 		}
-		old := first[Service](t.r(), tServices, "id", src.Components[i].ServiceID)
-		if old == nil {
-			continue
+		if svc := first[Service](t.r(), tServices, "id", src.Components[i].ServiceID); svc != nil {
+			t.scale(svc, src.Components[i].Replicas)
 		}
-		svc := *old
-		for range src.Components[i].Replicas {
-			in := &Instance{
-				Key: wire.InstanceKey(svc.ID, svc.NextInstance), ServiceID: svc.ID, Number: svc.NextInstance,
-				Owner: svc.Owner, Status: wire.StatusRequested, CreatedAt: t.now, UpdatedAt: t.now,
-			}
-			svc.NextInstance++
-			t.put(tInstances, KindInstance, in.Key, in, true)
-		}
-		t.put(tServices, KindService, svc.ID, &svc, true)
 	}
 }
 
