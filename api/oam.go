@@ -88,6 +88,11 @@ type OAMRevision struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// OAMRollback is the body of POST /api/oam/applications/{name}/rollback.
+type OAMRollback struct {
+	Revision int `json:"revision"`
+}
+
 // OAMComponentType is a component type an OAM component may name.
 type OAMComponentType struct {
 	Name        string   `json:"name"`
@@ -139,6 +144,16 @@ func (c *Client) UpdateOAMApplication(ctx context.Context, name string, manifest
 // OAMRevisions lists the revisions an OAM application keeps, oldest first.
 func (c *Client) OAMRevisions(ctx context.Context, name string) ([]OAMRevision, error) {
 	return get[[]OAMRevision](ctx, c, "/api/oam/applications/"+esc(name)+"/revisions")
+}
+
+// RollbackOAMApplication applies the manifest of an earlier revision again,
+// as the next revision.
+func (c *Client) RollbackOAMApplication(ctx context.Context, name string, revision int) (*OAMApplication, error) {
+	var out OAMApplication
+	if err := c.Do(ctx, http.MethodPost, "/api/oam/applications/"+esc(name)+"/rollback", OAMRollback{Revision: revision}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // DeleteOAMApplication deletes the caller's OAM application of that name

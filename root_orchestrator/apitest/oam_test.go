@@ -176,7 +176,8 @@ func TestOAMDefinitionsAreListed(t *testing.T) {
 
 // TestOAMApplicationUpdate: PUT applies a changed manifest as revision 2
 // (a component scaled in place, one added); a manifest of another name or
-// an invalid one is refused and changes nothing.
+// an invalid one is refused and changes nothing; a rollback to revision 1
+// is revision 3 with revision 1's manifest.
 func TestOAMApplicationUpdate(t *testing.T) {
 	r := startRoot(t, "", nil)
 	ctx, cancel := callCtx()
@@ -215,5 +216,22 @@ func TestOAMApplicationUpdate(t *testing.T) {
 	revs, err := cl.OAMRevisions(ctx, "shop")
 	if err != nil || len(revs) != 2 || revs[0].Revision != 1 || revs[0].Manifest != string(manifest) || revs[1].Manifest != v2 {
 		t.Errorf("revisions %+v, %v", revs, err)
+	}
+
+	// Rolling back to revision 1 is revision 3 with its manifest: web
+	// scales back in place, cache goes.
+	if _, err := cl.RollbackOAMApplication(ctx, "shop", 7); !api.IsNotFound(err) {
+		t.Errorf("rollback to a revision never made: %v", err)
+	}
+	back, err := cl.RollbackOAMApplication(ctx, "shop", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Revision != 3 || back.Manifest != string(manifest) || len(back.Components) != 3 ||
+		back.Components[0].MicroserviceID != v1.Components[0].MicroserviceID || back.Components[0].Instances != 2 {
+		t.Errorf("after the rollback: %+v", back)
+	}
+	if _, err := cl.Service(ctx, got.Components[3].MicroserviceID); !api.IsNotFound(err) {
+		t.Errorf("cache after the rollback: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/api"
@@ -23,6 +24,12 @@ func readOAM(c echo.Context) (state.OAMRequest, error) {
 	} else if err != nil {
 		return state.OAMRequest{}, errBadRequest("read body: "+err.Error(), "")
 	}
+	return compileOAM(body)
+}
+
+// compileOAM parses and compiles an OAM manifest into what the state
+// stores.
+func compileOAM(body []byte) (state.OAMRequest, error) {
 	app, err := oam.Parse(body)
 	if err != nil {
 		return state.OAMRequest{}, err
@@ -75,6 +82,36 @@ func (s *Server) updateOAMApplication(c echo.Context) error {
 	}
 	if req.Name != name {
 		return errBadRequest(fmt.Sprintf("metadata.name is %q, the application updated is %q", req.Name, name), "metadata.name")
+	}
+	updated, tk, err := s.state.UpdateOAMApplication(caller(c).Username, req, "spec.components")
+	if err != nil {
+		return err
+	}
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, restOAM(s.state.Snapshot(), updated))
+}
+
+// rollbackOAMApplication applies the manifest of an earlier revision
+// again, as the next revision.
+func (s *Server) rollbackOAMApplication(c echo.Context) error {
+	a := s.state.Snapshot().OAMApp(caller(c).Username, c.Param("name"))
+	if a == nil {
+		return oamNotFound(c.Param("name"))
+	}
+	var body api.OAMRollback
+	if err := decodeJSON(c, &body); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(a.OAM.Revisions, func(r state.OAMRevision) bool { return r.Number == body.Revision })
+	if i < 0 {
+		return &Error{Status: http.StatusNotFound, Field: "revision",
+			Message: fmt.Sprintf("%s has no revision %d (it keeps the last %d)", a.OAM.Name, body.Revision, len(a.OAM.Revisions))}
+	}
+	req, err := compileOAM([]byte(a.OAM.Revisions[i].Manifest))
+	if err != nil {
+		return &Error{Status: http.StatusConflict, Field: "revision", Message: fmt.Sprintf("revision %d is no longer valid: %v", body.Revision, err)}
 	}
 	updated, tk, err := s.state.UpdateOAMApplication(caller(c).Username, req, "spec.components")
 	if err != nil {

@@ -152,6 +152,7 @@ func (s *Server) routes() {
 	a.GET("/oam/applications/:name", s.getOAMApplication)
 	a.PUT("/oam/applications/:name", s.updateOAMApplication)
 	a.GET("/oam/applications/:name/revisions", s.listOAMRevisions)
+	a.POST("/oam/applications/:name/rollback", s.rollbackOAMApplication)
 	a.DELETE("/oam/applications/:name", s.deleteOAMApplication)
 	a.GET("/oam/componentdefinitions", s.listOAMComponentTypes)
 	a.GET("/oam/traitdefinitions", s.listOAMTraitDefinitions)
