@@ -67,6 +67,7 @@ test-unit:
 fuzz:
 	go test ./contract/sla -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	go test ./contract/sla -run '^$$' -fuzz '^FuzzParsePorts$$' -fuzztime $(FUZZTIME)
+	go test ./contract/oam -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	go test ./contract/wire -run '^$$' -fuzz '^FuzzCheckPorts$$' -fuzztime $(FUZZTIME)
 
 ## bench: the Go benchmarks of every module, then the system benchmark against docs/targets.md

@@ -328,6 +328,9 @@ func checkURL(s string) string {
 	return ""
 }
 
+// Archs lists the architectures a microservice's arch list may name.
+func Archs() []string { return append([]string(nil), archs...) }
+
 func isArch(a string) bool {
 	for _, x := range archs {
 		if a == x {

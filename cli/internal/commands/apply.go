@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/cli/internal/resolve"
 	"github.com/thicket-edge/thicket/cli/internal/rollout"
+	"github.com/thicket-edge/thicket/contract/oam"
 )
 
 // WaitFlags are how apply and scale wait for their instances.
@@ -23,8 +25,8 @@ type WaitFlags struct {
 
 // ApplyCmd is `thicket apply`.
 type ApplyCmd struct {
-	File      string `short:"f" required:"" placeholder:"FILE" help:"SLA file (JSON, SLA v2.0); - reads standard input."`
-	Instances int    `default:"1" help:"Instances to start of each service (0 only registers the applications)."`
+	File      string `short:"f" required:"" placeholder:"FILE" help:"SLA file (JSON, SLA v2.0) or OAM Application manifest (YAML or JSON, told apart by its apiVersion and kind); - reads standard input."`
+	Instances int    `default:"1" help:"Instances to start of each service of an SLA (0 only registers the applications); an OAM manifest's traits say how many."`
 	WaitFlags `embed:""`
 }
 
@@ -58,6 +60,9 @@ func (c *ApplyCmd) Run(e *Env) error {
 	cl, err := e.session()
 	if err != nil {
 		return err
+	}
+	if oam.IsManifest(body) {
+		return c.applyOAM(e, cl, body)
 	}
 	before, err := cl.Applications(e.Ctx)
 	if err != nil {
@@ -105,6 +110,93 @@ func (c *ApplyCmd) Run(e *Env) error {
 		return writeJSON(e.Out, refresh(e.Ctx, cl, services))
 	}
 	return nil
+}
+
+// applyOAM submits an OAM manifest, whose instances the root starts step
+// by step (to an OAM application of that name, as its next revision), and
+// waits until its workflow has run every step.
+func (c *ApplyCmd) applyOAM(e *Env, cl *api.Client, body []byte) error {
+	progress := e.Out
+	if e.json() {
+		progress = e.Err
+	}
+	app, err := cl.CreateOAMApplication(e.Ctx, body)
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Status == http.StatusConflict && strings.HasPrefix(se.Message, "OAM application ") {
+		// It exists: the manifest is its next revision.
+		parsed, perr := oam.Parse(body)
+		if perr != nil {
+			return fmt.Errorf("create the OAM application: %w", err)
+		}
+		if app, err = cl.UpdateOAMApplication(e.Ctx, parsed.Name, body); err != nil {
+			return fmt.Errorf("update the OAM application: %w", err)
+		}
+		fmt.Fprintf(progress, "OAM application %s updated to revision %d: application %s/%s %s\n", app.Name, app.Revision, app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
+	} else if err != nil {
+		return fmt.Errorf("create the OAM application: %w", err)
+	} else {
+		fmt.Fprintf(progress, "OAM application %s created: application %s/%s %s\n", app.Name, app.ApplicationNamespace, app.ApplicationName, app.ApplicationID)
+	}
+	for _, comp := range app.Components {
+		fmt.Fprintf(progress, "component %s: service %s/%s %s, %s\n", comp.Name, app.ApplicationName, comp.MicroserviceName,
+			comp.MicroserviceID, plural(comp.Replicas, "instance"))
+	}
+	if c.Wait {
+		if app, err = waitWorkflow(e, cl, app, c.Timeout, progress); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(progress, "deploying; thicket get instances shows the instances\n")
+	}
+	if e.json() {
+		var services []api.Service
+		for _, comp := range app.Components {
+			if svc, err := cl.Service(e.Ctx, comp.MicroserviceID); err == nil {
+				services = append(services, *svc)
+			}
+		}
+		return writeJSON(e.Out, services)
+	}
+	return nil
+}
+
+// waitWorkflow polls an OAM application until its workflow succeeded,
+// failed or the timeout passed, printing each step as it starts and ends.
+func waitWorkflow(e *Env, cl *api.Client, app *api.OAMApplication, timeout time.Duration, w io.Writer) (*api.OAMApplication, error) {
+	ctx, cancel := context.WithTimeout(e.Ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	seen := map[string]string{} // step -> phase printed
+	for {
+		for _, st := range app.Workflow.Steps {
+			if st.Phase != api.OAMStepWaiting && seen[st.Name] != st.Phase {
+				seen[st.Name] = st.Phase
+				fmt.Fprintf(w, "step %s (%s): %s\n", st.Name, strings.Join(st.Components, ", "), st.Phase)
+			}
+		}
+		switch app.Workflow.Phase {
+		case api.OAMStepSucceeded:
+			fmt.Fprintf(w, "every step done after %s\n", time.Since(start).Round(100*time.Millisecond))
+			return app, nil
+		case api.OAMStepFailed:
+			return app, fmt.Errorf("workflow failed: %s", app.Workflow.Message)
+		}
+		select {
+		case <-ctx.Done():
+			if e.Ctx.Err() != nil {
+				return app, errors.New("interrupted; the workflow goes on (thicket get instances)")
+			}
+			return app, fmt.Errorf("workflow not done after %s: step %s: %s", timeout, app.Workflow.Step, app.Status+" "+app.StatusDetail)
+		case <-time.After(pollInterval):
+		}
+		now, err := cl.OAMApplication(ctx, app.Name)
+		if err != nil && ctx.Err() == nil {
+			return app, err
+		}
+		if err == nil {
+			app = now
+		}
+	}
 }
 
 // createdApps picks the applications an SLA created out of the caller's

@@ -24,7 +24,7 @@ export class SLAEditor {
     this.errorLines = new Set();
     this.bandLine = 0;
     this.el = h('div', { class: 'field' },
-      h('label', { for: id }, 'SLA (JSON)'),
+      h('label', { for: id }, 'SLA (JSON) or OAM application (YAML or JSON)'),
       h('p', { class: 'hint', id: `${id}-hint` }, 'Drop a file here, paste, or type. Errors are marked at the line of the field they concern.'),
       h('div', { class: 'editor' }, this.gutter, h('div', { class: 'editor-main' }, this.band, this.ta)),
       this.problems);
@@ -121,6 +121,12 @@ export class SLAEditor {
         if (m) {
           const off = offsetOf(text, Number(m[1]), Number(m[2]));
           where = { start: off, end: off, line: Number(m[1]), exact: true };
+        }
+        // An OAM manifest's problems name their line: "(line 12)".
+        const l = m ? null : /\(line (\d+)\)$/.exec(p.message);
+        if (l) {
+          const off = offsetOf(text, Number(l[1]), 1);
+          where = { start: off, end: off, line: Number(l[1]), exact: true };
         }
       }
       return { ...p, where };

@@ -74,6 +74,10 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				d.log.Warn("liveness pass failed", "err", err)
 			}
 			d.st.PruneTombstones(tombstoneAge)
+			// OAM workflows: the next step starts once the one before runs.
+			if _, err := d.st.AdvanceWorkflows(); err != nil && ctx.Err() == nil {
+				d.log.Warn("advancing OAM workflows failed", "err", err)
+			}
 			all = true
 		case <-changed: // new instances (or handed back): only those
 			if !d.st.Snapshot().HasFresh() {

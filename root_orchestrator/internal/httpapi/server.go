@@ -148,6 +148,16 @@ func (s *Server) routes() {
 	a.GET("/service/:id/instance/:n/logs", s.instanceLogs)
 	s.jobRoutes(a)
 
+	a.POST("/oam/applications", s.createOAMApplication)
+	a.GET("/oam/applications", s.listOAMApplications)
+	a.GET("/oam/applications/:name", s.getOAMApplication)
+	a.PUT("/oam/applications/:name", s.updateOAMApplication)
+	a.GET("/oam/applications/:name/revisions", s.listOAMRevisions)
+	a.POST("/oam/applications/:name/rollback", s.rollbackOAMApplication)
+	a.DELETE("/oam/applications/:name", s.deleteOAMApplication)
+	a.GET("/oam/componentdefinitions", s.listOAMComponentTypes)
+	a.GET("/oam/traitdefinitions", s.listOAMTraitDefinitions)
+
 	a.GET("/clusters", s.listClusters)
 	a.GET("/clusters/active", s.listActiveClusters)
 	a.GET("/clusters/tokens", s.listJoinTokens, adminOnly)

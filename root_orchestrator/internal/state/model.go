@@ -22,8 +22,11 @@ type Application struct {
 	Description string
 	Owner       string
 	Services    []string // ids, in creation order
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// OAM is the manifest the application was made from; nil for an
+	// application made from an SLA.
+	OAM       *OAMSource
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Constraint restricts where a service's instances may run (as in the SLA).

@@ -93,11 +93,15 @@ func (t *Txn) newBlock(clusterID string) (string, error) {
 // with the node and cluster of each (for closest routing), by IP.
 func (sn *Snapshot) ServiceTable() []wire.ServiceRoute {
 	out := []wire.ServiceRoute{}
+	// A service an OAM update replaces reaches the new instances too.
+	successor := replacements(sn.r())
 	for _, svc := range all[Service](sn.r(), tServices, "id") {
 		backends := []wire.Backend{}
-		for _, in := range instancesOf(sn.r(), svc.ID) {
-			if in.Status == wire.StatusRunning && in.InstanceIP != "" {
-				backends = append(backends, wire.Backend{IP: in.InstanceIP, NodeID: in.NodeID, ClusterID: in.ClusterID})
+		for _, id := range []string{svc.ID, successor[svc.ID]} {
+			for _, in := range instancesOf(sn.r(), id) {
+				if in.Status == wire.StatusRunning && in.InstanceIP != "" {
+					backends = append(backends, wire.Backend{IP: in.InstanceIP, NodeID: in.NodeID, ClusterID: in.ClusterID})
+				}
 			}
 		}
 		if svc.RRIP != "" {

@@ -19,14 +19,50 @@ import (
 // (collection instances), no longer a list inside the service.
 
 type appRecord struct {
-	ID          string    `bson:"_id"`
-	Name        string    `bson:"application_name"`
-	Namespace   string    `bson:"application_namespace"`
-	Description string    `bson:"application_desc"`
-	Owner       string    `bson:"userId"`
-	Services    []string  `bson:"microservices"`
-	CreatedAt   time.Time `bson:"created_at"`
-	UpdatedAt   time.Time `bson:"updated_at"`
+	ID          string     `bson:"_id"`
+	Name        string     `bson:"application_name"`
+	Namespace   string     `bson:"application_namespace"`
+	Description string     `bson:"application_desc"`
+	Owner       string     `bson:"userId"`
+	Services    []string   `bson:"microservices"`
+	OAM         *oamRecord `bson:"oam,omitempty"`
+	CreatedAt   time.Time  `bson:"created_at"`
+	UpdatedAt   time.Time  `bson:"updated_at"`
+}
+
+// oamRecord is the OAM manifest an application was made from, as the user
+// wrote it, and the service each of its components became; absent in
+// applications made from an SLA.
+type oamRecord struct {
+	Name       string               `bson:"name"`
+	Manifest   string               `bson:"manifest"`
+	Components []oamComponentRecord `bson:"components"`
+	Steps      []oamStepRecord      `bson:"steps"`
+	Step       int                  `bson:"step"`
+	Phase      string               `bson:"phase"`
+	Message    string               `bson:"message,omitempty"`
+	Revision   int                  `bson:"revision"`
+	Revisions  []oamRevisionRecord  `bson:"revisions"`
+}
+
+type oamRevisionRecord struct {
+	Number    int       `bson:"number"`
+	Manifest  string    `bson:"manifest"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+type oamComponentRecord struct {
+	Name        string `bson:"name"`
+	ServiceID   string `bson:"service_id"`
+	Replicas    int    `bson:"replicas"`
+	Replacing   string `bson:"replacing,omitempty"`
+	TakeRR      bool   `bson:"take_rr,omitempty"`
+	TakeClosest bool   `bson:"take_closest,omitempty"`
+}
+
+type oamStepRecord struct {
+	Name       string   `bson:"name"`
+	Components []string `bson:"components"`
 }
 
 type constraintRecord struct {
@@ -160,15 +196,46 @@ type blockRecord struct {
 }
 
 func toAppRecord(a *state.Application) appRecord {
-	return appRecord{a.ID, a.Name, a.Namespace, a.Description, a.Owner, a.Services, a.CreatedAt, a.UpdatedAt}
+	r := appRecord{ID: a.ID, Name: a.Name, Namespace: a.Namespace, Description: a.Description, Owner: a.Owner,
+		Services: a.Services, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	if o := a.OAM; o != nil {
+		r.OAM = &oamRecord{Name: o.Name, Manifest: o.Manifest, Components: make([]oamComponentRecord, len(o.Components)),
+			Steps: make([]oamStepRecord, len(o.Steps)), Step: o.Step, Phase: o.Phase, Message: o.Message}
+		for i, c := range o.Components {
+			r.OAM.Components[i] = oamComponentRecord(c)
+		}
+		for i, st := range o.Steps {
+			r.OAM.Steps[i] = oamStepRecord{Name: st.Name, Components: nonNil(st.Components)}
+		}
+		r.OAM.Revision, r.OAM.Revisions = o.Revision, make([]oamRevisionRecord, len(o.Revisions))
+		for i, rev := range o.Revisions {
+			r.OAM.Revisions[i] = oamRevisionRecord(rev)
+		}
+	}
+	return r
 }
 
 func (r appRecord) model() *state.Application {
 	if r.Services == nil {
 		r.Services = []string{}
 	}
-	return &state.Application{ID: r.ID, Name: r.Name, Namespace: r.Namespace, Description: r.Description,
+	a := &state.Application{ID: r.ID, Name: r.Name, Namespace: r.Namespace, Description: r.Description,
 		Owner: r.Owner, Services: r.Services, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if o := r.OAM; o != nil {
+		a.OAM = &state.OAMSource{Name: o.Name, Manifest: o.Manifest, Components: make([]state.OAMComponent, len(o.Components)),
+			Steps: make([]state.OAMStep, len(o.Steps)), Step: o.Step, Phase: o.Phase, Message: o.Message}
+		for i, c := range o.Components {
+			a.OAM.Components[i] = state.OAMComponent(c)
+		}
+		for i, st := range o.Steps {
+			a.OAM.Steps[i] = state.OAMStep{Name: st.Name, Components: nonNil(st.Components)}
+		}
+		a.OAM.Revision, a.OAM.Revisions = o.Revision, make([]state.OAMRevision, len(o.Revisions))
+		for i, rev := range o.Revisions {
+			a.OAM.Revisions[i] = state.OAMRevision(rev)
+		}
+	}
+	return a
 }
 
 func toServiceRecord(s *state.Service) serviceRecord {

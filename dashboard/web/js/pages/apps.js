@@ -34,6 +34,9 @@ const EXAMPLE = {
   }],
 };
 
+// OAM tells an OAM manifest from an SLA: it declares an apiVersion.
+const OAM = /(^|[{,\s])["']?apiVersion["']?\s*:/m;
+
 export function mount(ctx) {
   const list = h('section', { class: 'stack', 'aria-label': 'Applications' }, h('p', { class: 'muted loading' }, 'Loading applications…'));
   const region = new Region(list);
@@ -42,7 +45,7 @@ export function mount(ctx) {
   // --- the deploy form ---
   const editor = new SLAEditor({ id: 'sla-input' });
   const startBox = h('input', { type: 'checkbox', id: 'sla-start', checked: true });
-  const fileInput = h('input', { type: 'file', id: 'sla-file', accept: '.json,application/json', class: 'sr-only' });
+  const fileInput = h('input', { type: 'file', id: 'sla-file', accept: '.json,.yaml,.yml,application/json,application/yaml', class: 'sr-only' });
   const deployBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sla-deploy' }, 'Deploy');
   const toggle = h('button', {
     type: 'button', class: 'btn btn-primary', id: 'new-app', 'aria-expanded': 'false', 'aria-controls': 'deploy-panel',
@@ -71,13 +74,13 @@ export function mount(ctx) {
       fileInput,
       h('button', { type: 'button', class: 'btn btn-quiet', onclick: () => { editor.setText(JSON.stringify(EXAMPLE, null, 2)); editor.focus(); } }, 'Insert example')),
     h('div', { class: 'form-row-end' },
-      h('label', { class: 'check' }, startBox, ' Start one instance of each service'),
+      h('label', { class: 'check' }, startBox, ' Start one instance of each service (of an SLA)'),
       h('button', { type: 'button', class: 'btn btn-secondary', onclick: () => setOpen(false) }, 'Cancel'),
       deployBtn)));
 
   const panel = h('section', { class: 'card pad deploy-panel', id: 'deploy-panel', hidden: true, 'aria-labelledby': 'deploy-title' },
-    h('h2', { class: 'section-title', id: 'deploy-title' }, 'Deploy from an SLA'),
-    h('p', { class: 'muted' }, 'Paste an SLA (version 2.0, JSON) or load it from a file. Either all of its applications are created or none.'),
+    h('h2', { class: 'section-title', id: 'deploy-title' }, 'Deploy from an SLA or an OAM manifest'),
+    h('p', { class: 'muted' }, 'Paste an SLA (version 2.0, JSON) or an OAM Application manifest (core.oam.dev/v1beta1, YAML or JSON), or load it from a file. Either all of its applications are created or none; an OAM manifest\'s traits say how many instances start.'),
     form);
 
   function setOpen(open, moveFocus = true) {
@@ -96,18 +99,16 @@ export function mount(ctx) {
       editor.focus();
       return;
     }
-    let apps;
-    try {
-      apps = await api.post('/api/application/', { text, signal: ctx.signal });
-    } catch (err) {
-      if (err.name === 'AbortError') return;
-      if (err.name === 'ApiError' && err.status !== 401) {
-        editor.showProblems(err.message, err.field, err.status);
-        return;
-      }
-      toast(describe(err), { tone: 'error' });
+    if (OAM.test(text)) {
+      const app = await submit('/api/oam/applications', text);
+      if (!app) return;
+      // The root starts the instances, step by step.
+      const instances = app.components.reduce((n, c) => n + c.replicas, 0);
+      deployed([app.applicationID], `Deployed OAM application ${app.name} · ${instances} instance${instances === 1 ? '' : 's'} requested.`);
       return;
     }
+    const apps = await submit('/api/application/', text);
+    if (!apps) return;
     const created = newApps(text, apps);
     let instances = 0;
     let failed = '';
@@ -124,15 +125,35 @@ export function mount(ctx) {
         }
       }
     }
-    created.forEach((a) => fresh.add(a.applicationID));
+    const names = created.map((a) => a.application_name).join(', ') || 'the SLA';
+    deployed(created.map((a) => a.applicationID),
+      `Deployed ${names}${startBox.checked ? ` · ${instances} instance${instances === 1 ? '' : 's'} requested` : ''}.`);
+    if (failed) toast(`Could not request every instance: ${failed}`, { tone: 'error' });
+  }
+
+  // submit posts the editor's text; a refusal is shown in the editor, and
+  // it returns null.
+  async function submit(path, text) {
+    try {
+      return await api.post(path, { text, signal: ctx.signal });
+    } catch (err) {
+      if (err.name === 'AbortError') return null;
+      if (err.name === 'ApiError' && err.status !== 401) editor.showProblems(err.message, err.field, err.status);
+      else toast(describe(err), { tone: 'error' });
+      return null;
+    }
+  }
+
+  // deployed highlights the new applications for a moment, says so and
+  // closes the form.
+  function deployed(ids, message) {
+    ids.forEach((id) => fresh.add(id));
     setTimeout(() => {
-      created.forEach((a) => fresh.delete(a.applicationID));
+      ids.forEach((id) => fresh.delete(id));
       region.reset();
       ctx.refreshNow();
     }, 4000);
-    const names = created.map((a) => a.application_name).join(', ') || 'the SLA';
-    toast(`Deployed ${names}${startBox.checked ? ` · ${instances} instance${instances === 1 ? '' : 's'} requested` : ''}.`);
-    if (failed) toast(`Could not request every instance: ${failed}`, { tone: 'error' });
+    toast(message);
     editor.setText('');
     setOpen(false);
     region.reset();
