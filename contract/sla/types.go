@@ -64,6 +64,9 @@ type Microservice struct {
 	// Disconnect is what happens to the service's instances while the node
 	// or cluster running them is silent (a Thicket extension).
 	Disconnect *Disconnect `json:"disconnect,omitempty"`
+	// Security widens or narrows a container's sandbox (a Thicket
+	// extension): see Security.
+	Security *Security `json:"security,omitempty"`
 }
 
 // Reconcile choices of a disconnect policy: which copy of an instance

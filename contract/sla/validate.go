@@ -244,6 +244,9 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 	if d := m.Disconnect; d != nil {
 		v.disconnect(f("disconnect"), d, m.OneShot)
 	}
+	if s := m.Security; s != nil {
+		v.security(f("security"), m.Virtualization, s)
+	}
 }
 
 // disconnect checks a disconnect policy.

@@ -124,6 +124,23 @@ type InstanceSpec struct {
 	// tiers that predate Ports, parsed. Read them with PortMappings, which
 	// parses Port when Ports is empty (a spec from such a root).
 	Ports []PortMapping `json:"ports,omitempty"`
+	// Security is what the instance asks beyond the default sandbox (the
+	// SLA's security field; nil: the defaults). Nodes that predate it run
+	// every container with their defaults, never with more.
+	Security *Security `json:"security,omitempty"`
+}
+
+// Security is a container's sandbox beyond the node's defaults. The root
+// sends Privileged and CapAdd only for an administrator's service.
+type Security struct {
+	// Privileged: every capability, no seccomp, masked paths or
+	// no_new_privs, the host's devices.
+	Privileged bool `json:"privileged,omitempty"`
+	// CapAdd are capabilities added to the default set, canonical
+	// ("CAP_NET_ADMIN").
+	CapAdd []string `json:"cap_add,omitempty"`
+	// PidsLimit bounds the container's processes; 0: the node's default.
+	PidsLimit int64 `json:"pids_limit,omitempty"`
 }
 
 // PortMapping is one port an instance publishes: traffic to HostPort on

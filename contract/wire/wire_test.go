@@ -305,6 +305,7 @@ var (
 		Constraints: []Constraint{{Type: "direct", Node: "edge-1;edge-2", Cluster: "c1", Allowed: []string{"c1", "c2"}}},
 		RRIP:        "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
 		Disconnect: &Disconnect{Replace: true, ReplaceAfter: 30, StopAfter: 600, Reconcile: KeepReplacement},
+		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100},
 		Ports:      []PortMapping{tcp(18080, 80), udp(53, 53)}}
 	fullStatus = InstanceStatus{Key: "web.3", Status: StatusRunning, Detail: "up", Node: "edge-1", NodeID: "n1",
 		HostIP: "192.0.2.10", HostPort: 18080, InstanceIP: "10.64.1.2", ExitCode: 137, Restarts: 2, StartedAt: at,
