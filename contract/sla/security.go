@@ -14,7 +14,7 @@ import (
 //
 // Privileged and CapAdd widen the sandbox: only an administrator's
 // application may ask for them (the root refuses a user's SLA with 403).
-// PidsLimit may be set by anyone.
+// PidsLimit may be set by anyone: it can only lower the node's limit.
 type Security struct {
 	// Privileged runs the container with every capability, without
 	// seccomp, masked paths or no_new_privs, and with the host's devices.
@@ -22,8 +22,9 @@ type Security struct {
 	// CapAdd adds capabilities to the default set ("CAP_NET_ADMIN" or
 	// "NET_ADMIN").
 	CapAdd []string `json:"cap_add,omitempty"`
-	// PidsLimit bounds the container's processes and threads; 0: the
-	// node's default.
+	// PidsLimit bounds the container's processes and threads below the
+	// node's limit (thicket-node --pids-limit, which it cannot raise); 0:
+	// the node's limit.
 	PidsLimit int `json:"pids_limit,omitempty"`
 }
 

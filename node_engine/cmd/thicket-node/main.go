@@ -46,6 +46,7 @@ type cli struct {
 	UnikernelAccel   string     `name:"unikernel-accel" default:"" enum:",kvm,tcg" env:"THICKET_UNIKERNEL_ACCEL" help:"qemu acceleration for unikernels: kvm, tcg (software), or empty to use KVM when it works here."`
 	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
+	PidsLimit        int64      `name:"pids-limit" default:"1024" env:"THICKET_PIDS_LIMIT" help:"Most processes and threads one container may have; a service's SLA (security.pids_limit) may lower it, not raise it."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	pprofserve.Flag
@@ -90,6 +91,7 @@ func main() {
 	ctr, err := containerd.New(ctx, containerd.Config{
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
+		PidsLimit: c.PidsLimit,
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)

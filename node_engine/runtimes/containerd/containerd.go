@@ -81,6 +81,9 @@ type Config struct {
 	// StopGrace is how long Remove waits after SIGTERM before SIGKILL
 	// (DefaultStopGrace if zero).
 	StopGrace time.Duration
+	// PidsLimit bounds the processes and threads of each container
+	// (DefaultPidsLimit if zero); a service's SLA may lower it, not raise it.
+	PidsLimit int64
 	// Snapshotter unpacks images and holds container root filesystems
 	// (containerd's default, overlayfs, if empty).
 	Snapshotter string
@@ -149,6 +152,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
+	}
+	if cfg.PidsLimit <= 0 {
+		cfg.PidsLimit = DefaultPidsLimit
 	}
 	if cfg.Snapshotter == "" {
 		cfg.Snapshotter = containerd.DefaultSnapshotter

@@ -183,8 +183,8 @@ func (r *Runtime) create(ctx context.Context, id string, spec wire.InstanceSpec,
 }
 
 // specOpts builds the OCI spec of spec's container: the image's config with
-// docker run semantics for Cmd, the environment, resource limits and the
-// network.
+// docker run semantics for Cmd, the environment, the sandbox (sandboxOpts),
+// resource limits and the network.
 func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.SpecOpts {
 	opts := []oci.SpecOpts{
 		// Cmd, when given, replaces the image's CMD and keeps its ENTRYPOINT.
@@ -195,6 +195,7 @@ func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.S
 	if len(spec.Environment) > 0 {
 		opts = append(opts, oci.WithEnv(spec.Environment))
 	}
+	opts = append(opts, sandboxOpts(spec.Security, r.cfg.PidsLimit)...)
 	if mb := spec.Resources.MemoryMB; mb > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(mb)<<20))
 	}
