@@ -41,6 +41,8 @@ const (
 	DefaultNamespace = "thicket"
 	DefaultStateDir  = runtimes.DefaultStateDir
 	DefaultStopGrace = 10 * time.Second
+	// DefaultPullTimeout is Config.PullTimeout when zero.
+	DefaultPullTimeout = 10 * time.Minute
 	// runcRuntime is the containerd runtime (shim) every container uses.
 	runcRuntime = "io.containerd.runc.v2"
 )
@@ -81,6 +83,8 @@ type Config struct {
 	// StopGrace is how long Remove waits after SIGTERM before SIGKILL
 	// (DefaultStopGrace if zero).
 	StopGrace time.Duration
+	// PullTimeout bounds an image pull (DefaultPullTimeout if zero).
+	PullTimeout time.Duration
 	// PidsLimit bounds the processes and threads of each container
 	// (DefaultPidsLimit if zero); a service's SLA may lower it, not raise it.
 	PidsLimit int64
@@ -152,6 +156,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
+	}
+	if cfg.PullTimeout <= 0 {
+		cfg.PullTimeout = DefaultPullTimeout
 	}
 	if cfg.PidsLimit <= 0 {
 		cfg.PidsLimit = DefaultPidsLimit

@@ -1,6 +1,7 @@
 package containerd_test
 
 import (
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -130,5 +131,39 @@ func TestPidsLimitBoundsForkBomb(t *testing.T) {
 				t.Fatalf("Remove: %v", err)
 			}
 		})
+	}
+}
+
+// TestPullTimeout: a registry that never answers fails the start after
+// the pull timeout, saying so.
+func TestPullTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // held open, never answered
+		}
+	}()
+	host := ln.Addr().String()
+	rt := newRuntime(t, func(c *ctrd.Config) {
+		c.PullTimeout = 2 * time.Second
+		c.InsecureRegistries = append(c.InsecureRegistries, host)
+	})
+	s := spec("stuck.0", testharness.FreePort(t))
+	s.Code = host + "/never:v1"
+	t0 := time.Now()
+	err = rt.Start(testCtx(t), s)
+	if err == nil || !strings.Contains(err.Error(), "took longer than 2s") {
+		t.Fatalf("Start = %v, want the pull timeout", err)
+	}
+	if el := time.Since(t0); el > 20*time.Second {
+		t.Errorf("Start failed after %v", el)
 	}
 }

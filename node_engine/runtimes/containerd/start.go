@@ -129,12 +129,17 @@ func (r *Runtime) ensureImage(ctx context.Context, code string) (containerd.Imag
 	}
 
 	t0 := time.Now()
-	img, err = r.client.Pull(ctx, ref,
+	pctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PullTimeout, fmt.Errorf("took longer than %v", r.cfg.PullTimeout))
+	defer cancel()
+	img, err = r.client.Pull(pctx, ref,
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(r.cfg.Snapshotter),
 		containerd.WithResolver(r.resolver),
 	)
 	if err != nil {
+		if cause := context.Cause(pctx); cause != nil && ctx.Err() == nil {
+			err = cause
+		}
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	r.log.Info("pulled image", "image", ref, "took", time.Since(t0).Round(time.Millisecond))
