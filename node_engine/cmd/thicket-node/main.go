@@ -7,17 +7,13 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/contract/netapi"
@@ -29,38 +25,32 @@ import (
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
-	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/unikernel"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/wasm"
 )
 
 type cli struct {
-	ClusterURL        string        `required:"" env:"THICKET_CLUSTER_URL" help:"URL of the cluster's node API, e.g. http://cluster:10100."`
-	Token             string        `env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token); prefer --token-file."`
-	TokenFile         string        `name:"token-file" env:"THICKET_NODE_TOKEN_FILE" help:"File holding the node join token (keeps it out of the process list)."`
-	Name              string        `env:"THICKET_NODE_NAME" help:"Node name, unique in the cluster (default: the host name)."`
-	Address           string        `env:"THICKET_NODE_ADDRESS" help:"Address at which others reach this node (default: the first non-loopback IPv4 address)."`
-	DataDir           string        `default:"/var/lib/thicket/node" env:"THICKET_DATA_DIR" help:"Directory for the node's credentials and instance logs."`
-	Containerd        string        `default:"/run/containerd/containerd.sock" env:"THICKET_CONTAINERD" help:"containerd socket."`
-	Namespace         string        `default:"thicket" env:"THICKET_CONTAINERD_NAMESPACE" help:"containerd namespace of Thicket's containers."`
-	InsecureRegistry  []string      `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
-	NetSocket         string        `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists); \"none\": no overlay, instances share the node's network."`
-	AcceptShrink      bool          `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set even when it drops most of what this node runs without listing it as removed (by default those instances are held running: a cluster that lost its store cannot wipe the node)."`
-	NetNS             string        `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
-	Virtualizations   []string      `name:"virtualizations" env:"THICKET_VIRTUALIZATIONS" help:"Offer only these of the detected virtualizations (container, wasm); default: all that work here."`
-	UnikernelAccel    string        `name:"unikernel-accel" default:"" enum:",kvm,tcg" env:"THICKET_UNIKERNEL_ACCEL" help:"qemu acceleration for unikernels: kvm, tcg (software), or empty to use KVM when it works here."`
-	MilliCPU          int64         `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
-	MemoryMB          int64         `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
-	PidsLimit         int64         `name:"pids-limit" default:"1024" env:"THICKET_PIDS_LIMIT" help:"Most processes and threads one container may have; a service's SLA (security.pids_limit) may lower it, not raise it."`
-	CodeAllowURL      []string      `name:"code-allow-url" env:"THICKET_CODE_ALLOW_URLS" help:"URL prefix wasm and unikernel code may come from (repeatable); when given, no other URL is fetched."`
-	CodeAllowNet      []string      `name:"code-allow-net" env:"THICKET_CODE_ALLOW_NETS" help:"Non-public network (CIDR) wasm and unikernel code may come from, e.g. 10.0.0.0/8 (repeatable); by default loopback, private, link-local and other special addresses are refused."`
-	CodeAllowUnpinned bool          `name:"code-allow-unpinned" env:"THICKET_CODE_ALLOW_UNPINNED" help:"Fetch wasm and unikernel code whose URL has no #sha256= pin (development only)."`
-	CodeDownloads     int           `name:"code-downloads" default:"2" env:"THICKET_CODE_DOWNLOADS" help:"Most wasm and unikernel code downloads at once."`
-	PullTimeout       time.Duration `name:"image-pull-timeout" default:"10m" env:"THICKET_IMAGE_PULL_TIMEOUT" help:"Longest a container image pull may take."`
-	VGPUs             int64         `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
-	LogLevel          slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	ClusterURL       string     `required:"" env:"THICKET_CLUSTER_URL" help:"URL of the cluster's node API, e.g. http://cluster:10100."`
+	Token            string     `env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token); prefer --token-file."`
+	TokenFile        string     `name:"token-file" env:"THICKET_NODE_TOKEN_FILE" help:"File holding the node join token (keeps it out of the process list)."`
+	Name             string     `env:"THICKET_NODE_NAME" help:"Node name, unique in the cluster (default: the host name)."`
+	Address          string     `env:"THICKET_NODE_ADDRESS" help:"Address at which others reach this node (default: the first non-loopback IPv4 address)."`
+	DataDir          string     `default:"/var/lib/thicket/node" env:"THICKET_DATA_DIR" help:"Directory for the node's credentials and instance logs."`
+	Containerd       string     `default:"/run/containerd/containerd.sock" env:"THICKET_CONTAINERD" help:"containerd socket."`
+	Namespace        string     `default:"thicket" env:"THICKET_CONTAINERD_NAMESPACE" help:"containerd namespace of Thicket's containers."`
+	InsecureRegistry []string   `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
+	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists); \"none\": no overlay, instances share the node's network."`
+	AcceptShrink     bool       `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set even when it drops most of what this node runs without listing it as removed (by default those instances are held running: a cluster that lost its store cannot wipe the node)."`
+	NetNS            string     `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
+	Virtualizations  []string   `name:"virtualizations" env:"THICKET_VIRTUALIZATIONS" help:"Offer only these of the detected virtualizations (container, wasm); default: all that work here."`
+	UnikernelAccel   string     `name:"unikernel-accel" default:"" enum:",kvm,tcg" env:"THICKET_UNIKERNEL_ACCEL" help:"qemu acceleration for unikernels: kvm, tcg (software), or empty to use KVM when it works here."`
+	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
+	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
+	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
+	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	pprofserve.Flag
 	memtrim.Trimming
+	sandboxFlags
 }
 
 // gcPercent is the node engine's GOGC unless the environment sets one. An
@@ -115,7 +105,7 @@ func main() {
 			c.NetSocket = netapi.DefaultSocket
 		}
 	}
-	policy, err := codePolicy(c)
+	policy, err := c.codePolicy()
 	if err != nil {
 		log.Error("thicket-node: the code policy", "err", err)
 		os.Exit(2)
@@ -154,30 +144,4 @@ func offered(allow []string, rs ...runtimes.Runtime) []runtimes.Runtime {
 		}
 	}
 	return out
-}
-
-// codePolicy is where the wasm and unikernel runtimes may fetch code from,
-// from the --code-* flags.
-func codePolicy(c cli) (*fetch.Policy, error) {
-	p := &fetch.Policy{URLPrefixes: c.CodeAllowURL, AllowUnpinned: c.CodeAllowUnpinned, MaxConcurrent: c.CodeDownloads}
-	for _, s := range c.CodeAllowNet {
-		n, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("--code-allow-net %q: want a CIDR such as 10.0.0.0/8 or an address", s)
-			}
-			n = netip.PrefixFrom(a, a.BitLen())
-		}
-		p.Networks = append(p.Networks, n.Masked())
-	}
-	for _, u := range c.CodeAllowURL {
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return nil, fmt.Errorf("--code-allow-url %q: want an http:// or https:// URL prefix", u)
-		}
-	}
-	if c.CodeDownloads < 1 {
-		return nil, fmt.Errorf("--code-downloads %d: want at least 1", c.CodeDownloads)
-	}
-	return p, nil
 }
