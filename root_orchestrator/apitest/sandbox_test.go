@@ -2,9 +2,7 @@ package apitest
 
 import (
 	"net/http"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -94,13 +92,7 @@ func TestSandboxEscalationIsForAdmins(t *testing.T) {
 	check("after a restart")
 
 	// The cluster gets it in the instance spec.
-	join := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
-	var reg wire.ClusterRegisterResponse
-	r.must("POST", "/api/cluster/register", join, wire.ClusterRegisterRequest{Version: wire.Version, Name: "edge"}, &reg)
-	var ack wire.ClusterSyncAck
-	r.must("POST", "/api/cluster/sync", reg.Credential, wire.ClusterSync{Version: wire.Version, Delta: true, Nodes: []wire.NodeInfo{{
-		ID: "n1", Name: "n1", Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-		Capacity: wire.Resources{MilliCPU: 8000, MemoryMB: 8192}}}}, &ack)
+	reg, _ := r.clusterWithNode(t, "edge", wire.Resources{MilliCPU: 8000, MemoryMB: 8192})
 	r.must("POST", "/api/service/"+priv.Microservices[0]+"/instance", admin, nil, nil)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
