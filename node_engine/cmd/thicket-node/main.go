@@ -39,7 +39,7 @@ type cli struct {
 	Containerd       string     `default:"/run/containerd/containerd.sock" env:"THICKET_CONTAINERD" help:"containerd socket."`
 	Namespace        string     `default:"thicket" env:"THICKET_CONTAINERD_NAMESPACE" help:"containerd namespace of Thicket's containers."`
 	InsecureRegistry []string   `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
-	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists); \"none\": no overlay, instances share the node's network."`
+	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists, else containers get loopback only); \"none\": no overlay, instances share the node's network."`
 	AcceptShrink     bool       `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set even when it drops most of what this node runs without listing it as removed (by default those instances are held running: a cluster that lost its store cannot wipe the node)."`
 	NetNS            string     `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
 	Virtualizations  []string   `name:"virtualizations" env:"THICKET_VIRTUALIZATIONS" help:"Offer only these of the detected virtualizations (container, wasm); default: all that work here."`
@@ -91,7 +91,7 @@ func main() {
 	ctr, err := containerd.New(ctx, containerd.Config{
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
-		PidsLimit: c.PidsLimit, PullTimeout: c.PullTimeout,
+		PidsLimit: c.PidsLimit, PullTimeout: c.PullTimeout, IsolateNetwork: c.isolateContainers(log),
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)

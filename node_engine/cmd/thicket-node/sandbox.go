@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
 
@@ -47,4 +50,20 @@ func (f sandboxFlags) codePolicy() (*fetch.Policy, error) {
 		return nil, fmt.Errorf("--pids-limit %d: want at least 1", f.PidsLimit)
 	}
 	return p, nil
+}
+
+// isolateContainers reports whether containers get a network namespace of
+// their own with loopback only: when the node has no overlay without
+// having been told so. Only --net-socket none (or a --netns) puts them
+// in the node's network; a missing thicket-net does not.
+func (c cli) isolateContainers(log *slog.Logger) bool {
+	if c.NetSocket != "" || c.NetNS != "" {
+		return false
+	}
+	if _, err := os.Stat(netapi.DefaultSocket); err == nil {
+		return false
+	}
+	log.Warn("thicket-net is not running here (no " + netapi.DefaultSocket + "): containers get no network but loopback; " +
+		"start thicket-net first, or give --net-socket none to let them share this host's network")
+	return true
 }

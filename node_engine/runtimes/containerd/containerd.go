@@ -78,8 +78,13 @@ type Config struct {
 	// pulled from over plain HTTP.
 	InsecureRegistries []string
 	// NetNS is the path of the network namespace containers join; empty for
-	// the host's network (with the host's /etc/hosts and /etc/resolv.conf).
+	// the host's network (with the host's /etc/hosts and /etc/resolv.conf),
+	// unless IsolateNetwork.
 	NetNS string
+	// IsolateNetwork gives a container that has no namespace of its own
+	// (no overlay) and no NetNS a new network namespace with loopback only,
+	// instead of the host's network.
+	IsolateNetwork bool
 	// StopGrace is how long Remove waits after SIGTERM before SIGKILL
 	// (DefaultStopGrace if zero).
 	StopGrace time.Duration

@@ -86,6 +86,19 @@ func TestSandboxDefaults(t *testing.T) {
 	}
 }
 
+// TestIsolatedNetwork: with IsolateNetwork, a container without a
+// namespace of its own has loopback only; without it, the host's network.
+func TestIsolatedNetwork(t *testing.T) {
+	isolated := newRuntime(t, func(c *ctrd.Config) { c.IsolateNetwork = true })
+	if got := probeLines(t, isolated, "iso.0", nil)["interfaces"]; got != "lo" {
+		t.Errorf("isolated container's interfaces: %q, want lo only", got)
+	}
+	host := newRuntime(t)
+	if got := probeLines(t, host, "host.0", nil)["interfaces"]; !strings.Contains(got, ",") {
+		t.Errorf("host-network container's interfaces: %q, want the host's", got)
+	}
+}
+
 var forkStarted = regexp.MustCompile(`forkbomb started (\d+)`)
 
 // TestPidsLimitBoundsForkBomb: a fork bomb stops at the pids limit (the

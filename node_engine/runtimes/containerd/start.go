@@ -216,18 +216,22 @@ func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.S
 		opts = append(opts, oci.WithCPUCFS(quota, cfsPeriod), oci.WithCPUShares(shares))
 	}
 	// The instance's own network namespace (made by the net manager), else
-	// the node's (Config.NetNS), else the host's.
+	// the node's (Config.NetNS), else a new one with loopback only
+	// (Config.IsolateNetwork: containerd's default), else the host's.
 	netns := spec.Labels[runtimes.LabelNetNS]
 	if netns == "" {
 		netns = r.cfg.NetNS
 	}
-	if netns == "" {
+	switch {
+	case netns == "" && r.cfg.IsolateNetwork:
+		// containerd's default spec: a new network namespace.
+	case netns == "":
 		opts = append(opts,
 			oci.WithHostNamespace(specs.NetworkNamespace),
 			oci.WithHostHostsFile,
 			oci.WithHostResolvconf,
 		)
-	} else {
+	default:
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}))
 	}
 	return opts

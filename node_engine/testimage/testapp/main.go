@@ -17,7 +17,8 @@
 //	                        exits 0 after N (N=0: forever)
 //	testapp probe           prints what the sandbox allows ("probe <what>:
 //	                        <answer>" lines: raw-socket, NoNewPrivs,
-//	                        Seccomp, CapEff, proc-sys), then "probe done";
+//	                        Seccomp, CapEff, proc-sys, interfaces), then
+//	                        "probe done";
 //	                        exits 0
 //	testapp forkbomb N      starts up to N child processes ("testapp
 //	                        hold") until one fails, prints "forkbomb

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,6 +37,13 @@ func probe() {
 		fmt.Println("probe proc-sys: writable")
 	} else {
 		fmt.Printf("probe proc-sys: %v\n", err)
+	}
+	if ifs, err := net.Interfaces(); err == nil {
+		var names []string
+		for _, i := range ifs {
+			names = append(names, i.Name)
+		}
+		fmt.Printf("probe interfaces: %s\n", strings.Join(names, ","))
 	}
 	fmt.Println("probe done")
 }
