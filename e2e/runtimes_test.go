@@ -96,6 +96,28 @@ func TestRuntimes(t *testing.T) {
 		s.api.must("DELETE", "/api/application/"+ids["example"], nil, nil)
 	})
 
+	t.Run("containers run sandboxed through every tier; an admin's service gets the capability it asks for", func(t *testing.T) {
+		ids := s.app("sandbox",
+			map[string]any{"microservice_name": "plain", "cmd": []string{"probe"}, "memory": 64, "one_shot": true},
+			map[string]any{"microservice_name": "netraw", "cmd": []string{"probe"}, "memory": 64, "one_shot": true,
+				"security": map[string]any{"cap_add": []string{"NET_RAW"}, "pids_limit": 50}})
+		for name, want := range map[string]string{"plain": "probe raw-socket: operation not permitted", "netraw": "probe raw-socket: ok"} {
+			s.scaleUp(ids[name])
+			s.api.waitInstance(ids[name], 0, 2*time.Minute, "completed", func(in api.Instance) bool {
+				return in.Status == wire.StatusCompleted
+			})
+			testharness.WaitFor(t, 30*time.Second, name+"'s probe", func() (bool, string) {
+				var l struct {
+					Logs string `json:"logs"`
+				}
+				s.api.must("GET", "/api/service/"+ids[name]+"/instance/0/logs", nil, &l)
+				return strings.Contains(l.Logs, want) && strings.Contains(l.Logs, "probe NoNewPrivs: 1") &&
+					strings.Contains(l.Logs, "probe Seccomp: 2"), l.Logs
+			})
+		}
+		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
+	})
+
 	t.Run("code from a loopback address is refused with the reason on the instance", func(t *testing.T) {
 		pin := "#sha256=" + fetch.SHA256(mod)
 		ids := s.app("refused", map[string]any{"microservice_name": "loopback", "virtualization": "wasm",
