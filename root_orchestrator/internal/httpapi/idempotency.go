@@ -22,7 +22,13 @@ const (
 	idempotencyTTL   = 24 * time.Hour
 	idempotencyStale = 2 * time.Minute
 	maxIdempotentKey = 255
+	// maxKeptAnswer bounds an answer kept for replay (a MongoDB document
+	// holds 16 MB); a larger one is replayed as keptTooLarge.
+	maxKeptAnswer = 4 << 20
 )
+
+// keptTooLarge replays a successful answer too large to keep.
+var keptTooLarge = []byte(`{"message":"done (replayed: the first answer was too large to keep; read the result with GET)"}` + "\n")
 
 // idempotent makes a creating endpoint safe to retry: a request with an
 // Idempotency-Key header that the same user sent before with the same
@@ -79,7 +85,11 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		defer cancel()
 		status := c.Response().Status
 		if herr == nil && status >= 200 && status < 300 {
-			if err := s.store.FinishIdempotent(sctx, id, status, c.Response().Header().Get(echo.HeaderContentType), rec.buf.Bytes()); err != nil {
+			ctype, kept := c.Response().Header().Get(echo.HeaderContentType), rec.buf.Bytes()
+			if len(kept) > maxKeptAnswer {
+				ctype, kept = echo.MIMEApplicationJSON, keptTooLarge
+			}
+			if err := s.store.FinishIdempotent(sctx, id, status, ctype, kept); err != nil {
 				s.log.Warn("keep the answer of an idempotent request", "err", err)
 			}
 			return nil
