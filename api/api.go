@@ -151,7 +151,10 @@ type Service struct {
 	OneShot               bool         `json:"one_shot" bson:"one_shot"`
 	// Disconnect is the service's disconnect policy with its defaults
 	// filled in (the SLA's disconnect field).
-	Disconnect   Disconnect `json:"disconnect" bson:"disconnect"`
+	Disconnect Disconnect `json:"disconnect" bson:"disconnect"`
+	// Security is what the service's containers get beyond the default
+	// sandbox (the SLA's security field); absent: the defaults.
+	Security     *Security  `json:"security,omitempty" bson:"security,omitempty"`
 	Status       string     `json:"status" bson:"status"`
 	StatusDetail string     `json:"status_detail" bson:"status_detail"`
 	InstanceList []Instance `json:"instance_list" bson:"instance_list"`
@@ -232,6 +235,14 @@ type Disconnect struct {
 	ReplaceAfter int    `json:"replace_after" bson:"replace_after"`
 	StopAfter    int    `json:"stop_after" bson:"stop_after"`
 	Reconcile    string `json:"reconcile" bson:"reconcile"`
+}
+
+// Security is a container service's sandbox beyond the defaults (see the
+// SLA's security field).
+type Security struct {
+	Privileged bool     `json:"privileged,omitempty" bson:"privileged,omitempty"`
+	CapAdd     []string `json:"cap_add,omitempty" bson:"cap_add,omitempty"`
+	PidsLimit  int64    `json:"pids_limit,omitempty" bson:"pids_limit,omitempty"`
 }
 
 // statusOrder ranks instance statuses for a service's summary: the most

@@ -225,6 +225,9 @@ func (c *Client) send(ctx context.Context, method, path, token string, body []by
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if k := idempotencyKey(ctx); k != "" {
+		req.Header.Set(HeaderIdempotencyKey, k)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -320,17 +323,22 @@ func (c *Client) renew(ctx context.Context, s Session) error {
 // answer into out (when not nil); any other answer is a *StatusError. The
 // session is renewed when it has expired and once more when the root
 // answers 401. body is nil, bytes or a string sent as they are, or a value
-// sent as JSON.
+// sent as JSON. A creating call carries an Idempotency-Key (the context's,
+// see WithIdempotencyKey, else a fresh one), which its retries reuse: after
+// a 401, and while the root is unreachable.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	b, err := encode(body)
 	if err != nil {
 		return err
 	}
+	if creating(method, path) && idempotencyKey(ctx) == "" {
+		ctx = WithIdempotencyKey(ctx, NewIdempotencyKey())
+	}
 	tok, err := c.token(ctx)
 	if err != nil {
 		return err
 	}
-	r, err := c.send(ctx, method, path, tok, b)
+	r, err := c.sendIdempotent(ctx, method, path, tok, b)
 	if err != nil {
 		return err
 	}
@@ -338,7 +346,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		if err := c.renew(ctx, Session{Token: tok, RefreshToken: c.Session().RefreshToken}); err != nil {
 			return err
 		}
-		if r, err = c.send(ctx, method, path, c.Session().Token, b); err != nil {
+		if r, err = c.sendIdempotent(ctx, method, path, c.Session().Token, b); err != nil {
 			return err
 		}
 		if r.Status == http.StatusUnauthorized {

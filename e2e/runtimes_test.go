@@ -14,6 +14,7 @@ import (
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/testharness"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
 
@@ -44,7 +45,9 @@ func serveFiles(t *testing.T, files map[string][]byte) string {
 func TestRuntimes(t *testing.T) {
 	s := newSystem(t)
 	a := s.addCluster("alpha", "")
-	s.addOverlayNode(a, "n1", 41, 2048)
+	// The module server is on the bridge, a private address, and the
+	// examples' URLs are not pinned: the node must allow both.
+	s.startNodeWith(a, "n1", 41, 2048, "--code-allow-net", bridgeAddr+"/32", "--code-allow-unpinned")
 	s.waitNodes(map[string]int{"alpha": 1})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -91,6 +94,42 @@ func TestRuntimes(t *testing.T) {
 		}
 		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
 		s.api.must("DELETE", "/api/application/"+ids["example"], nil, nil)
+	})
+
+	t.Run("containers run sandboxed through every tier; an admin's service gets the capability it asks for", func(t *testing.T) {
+		ids := s.app("sandbox",
+			map[string]any{"microservice_name": "plain", "cmd": []string{"probe"}, "memory": 64, "one_shot": true},
+			map[string]any{"microservice_name": "netraw", "cmd": []string{"probe"}, "memory": 64, "one_shot": true,
+				"security": map[string]any{"cap_add": []string{"NET_RAW"}, "pids_limit": 50}})
+		for name, want := range map[string]string{"plain": "probe raw-socket: operation not permitted", "netraw": "probe raw-socket: ok"} {
+			s.scaleUp(ids[name])
+			s.api.waitInstance(ids[name], 0, 2*time.Minute, "completed", func(in api.Instance) bool {
+				return in.Status == wire.StatusCompleted
+			})
+			testharness.WaitFor(t, 30*time.Second, name+"'s probe", func() (bool, string) {
+				var l struct {
+					Logs string `json:"logs"`
+				}
+				s.api.must("GET", "/api/service/"+ids[name]+"/instance/0/logs", nil, &l)
+				return strings.Contains(l.Logs, want) && strings.Contains(l.Logs, "probe NoNewPrivs: 1") &&
+					strings.Contains(l.Logs, "probe Seccomp: 2"), l.Logs
+			})
+		}
+		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
+	})
+
+	t.Run("code from a loopback address is refused with the reason on the instance", func(t *testing.T) {
+		pin := "#sha256=" + fetch.SHA256(mod)
+		ids := s.app("refused", map[string]any{"microservice_name": "loopback", "virtualization": "wasm",
+			"code": "http://127.0.0.1:8000/wasmapp.wasm" + pin, "memory": 64, "one_shot": true})
+		s.scaleUp(ids["loopback"])
+		in := s.api.waitInstance(ids["loopback"], 0, 2*time.Minute, "failed", func(in api.Instance) bool {
+			return in.Status == wire.StatusFailed
+		})
+		if !strings.Contains(in.StatusDetail, "127.0.0.1 is a loopback address") {
+			t.Errorf("refused module's detail %q does not say why", in.StatusDetail)
+		}
+		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
 	})
 
 	t.Run("a unikernel serves HTTP on its instance IP and service IP, and is gone after undeploy", func(t *testing.T) {

@@ -208,6 +208,10 @@ func TestValidVariants(t *testing.T) {
 			s.Applications[0].Microservices[1].OneShot = true
 			s.Applications[0].Microservices[1].Disconnect = &Disconnect{Replace: &no, StopAfter: 60}
 		}},
+		{"security", func(s *SLA) {
+			s.Applications[0].Microservices[0].Security = &Security{Privileged: true, CapAdd: []string{"NET_ADMIN", "cap_sys_time"}, PidsLimit: 64}
+			s.Applications[0].Microservices[1].Security = &Security{}
+		}},
 		{"ids and state are not checked", func(s *SLA) {
 			s.CustomerID = "someone else"
 			s.Applications[0].ApplicationID = "6523f1b4c2a1d2e3f4a5b6c7"

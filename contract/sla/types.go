@@ -70,6 +70,9 @@ type Microservice struct {
 	// its cluster keeps its jobs (0: DefaultJobsLease). See jobs.go.
 	Jobs      []string `json:"jobs,omitempty"`
 	JobsLease int      `json:"jobs_lease_s,omitempty"`
+	// Security widens or narrows a container's sandbox (a Thicket
+	// extension): see Security.
+	Security *Security `json:"security,omitempty"`
 }
 
 // Reconcile choices of a disconnect policy: which copy of an instance

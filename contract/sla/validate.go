@@ -248,6 +248,9 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 	if msg := checkJobsLease(m.JobsLease); msg != "" {
 		v.errs.add(f("jobs_lease_s"), msg)
 	}
+	if s := m.Security; s != nil {
+		v.security(f("security"), m.Virtualization, s)
+	}
 }
 
 // disconnect checks a disconnect policy.

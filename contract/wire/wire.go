@@ -135,6 +135,10 @@ type InstanceSpec struct {
 	// node's desired set. It is not what the instance runs: SameSpec
 	// ignores it, so a changed grant never restarts an instance.
 	JobGrant *JobGrant `json:"job_grant,omitempty"`
+	// Security is what the instance asks beyond the default sandbox (the
+	// SLA's security field; nil: the defaults). Nodes that predate it run
+	// every container with their defaults, never with more.
+	Security *Security `json:"security,omitempty"`
 }
 
 // JobGrant is an instance's share of its service's jobs at a version.
@@ -148,6 +152,19 @@ type JobGrant struct {
 	LeaseS int `json:"lease_s"`
 	// PoolSize is the number of the service's instances in the pool.
 	PoolSize int `json:"pool_size"`
+}
+
+// Security is a container's sandbox beyond the node's defaults. The root
+// sends Privileged and CapAdd only for an administrator's service.
+type Security struct {
+	// Privileged: every capability, no seccomp, masked paths or
+	// no_new_privs, the host's devices.
+	Privileged bool `json:"privileged,omitempty"`
+	// CapAdd are capabilities added to the default set, canonical
+	// ("CAP_NET_ADMIN").
+	CapAdd []string `json:"cap_add,omitempty"`
+	// PidsLimit bounds the container's processes; 0: the node's default.
+	PidsLimit int64 `json:"pids_limit,omitempty"`
 }
 
 // PortMapping is one port an instance publishes: traffic to HostPort on

@@ -305,6 +305,7 @@ var (
 		Constraints: []Constraint{{Type: "direct", Node: "edge-1;edge-2", Cluster: "c1", Allowed: []string{"c1", "c2"}}},
 		RRIP:        "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
 		Disconnect: &Disconnect{Replace: true, ReplaceAfter: 30, StopAfter: 600, Reconcile: KeepReplacement},
+		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100},
 		Ports:      []PortMapping{tcp(18080, 80), udp(53, 53)},
 		Jobs:       []string{"cam-1", "cam-2"}, JobsLease: 30,
 		JobGrant: &JobGrant{Version: 4, Jobs: []string{"cam-2"}, LeaseS: 30, PoolSize: 2}}

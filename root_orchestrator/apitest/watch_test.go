@@ -18,13 +18,7 @@ import (
 func TestClusterWatchGetsChangesAtOnce(t *testing.T) {
 	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=watch-admin-password"})
 	admin := r.login("Admin", "watch-admin-password").Token
-	join := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
-	var reg wire.ClusterRegisterResponse
-	r.must("POST", "/api/cluster/register", join, wire.ClusterRegisterRequest{Version: wire.Version, Name: "edge"}, &reg)
-	var ack wire.ClusterSyncAck
-	r.must("POST", "/api/cluster/sync", reg.Credential, wire.ClusterSync{Version: wire.Version, Delta: true, Nodes: []wire.NodeInfo{{
-		ID: "n1", Name: "n1", Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-		Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: 4096}}}}, &ack)
+	reg, ack := r.clusterWithNode(t, "edge", wire.Resources{MilliCPU: 4000, MemoryMB: 4096})
 	if ack.Epoch == "" || ack.Resync {
 		t.Fatalf("first delta sync answered %+v", ack)
 	}
@@ -110,4 +104,17 @@ func TestClusterWatchGetsChangesAtOnce(t *testing.T) {
 func itoa64(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// clusterWithNode registers a cluster with the root's join token and
+// syncs one container node of capacity capa ("n1").
+func (r *root) clusterWithNode(t *testing.T, name string, capa wire.Resources) (wire.ClusterRegisterResponse, wire.ClusterSyncAck) {
+	t.Helper()
+	join := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
+	var reg wire.ClusterRegisterResponse
+	r.must("POST", "/api/cluster/register", join, wire.ClusterRegisterRequest{Version: wire.Version, Name: name}, &reg)
+	var ack wire.ClusterSyncAck
+	r.must("POST", "/api/cluster/sync", reg.Credential, wire.ClusterSync{Version: wire.Version, Delta: true, Nodes: []wire.NodeInfo{{
+		ID: "n1", Name: "n1", Arch: "amd64", Virtualizations: []string{"container"}, Active: true, Capacity: capa}}}, &ack)
+	return reg, ack
 }

@@ -39,7 +39,7 @@ type cli struct {
 	Containerd       string     `default:"/run/containerd/containerd.sock" env:"THICKET_CONTAINERD" help:"containerd socket."`
 	Namespace        string     `default:"thicket" env:"THICKET_CONTAINERD_NAMESPACE" help:"containerd namespace of Thicket's containers."`
 	InsecureRegistry []string   `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
-	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists); \"none\": no overlay, instances share the node's network."`
+	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists, else containers get loopback only); \"none\": no overlay, instances share the node's network."`
 	AcceptShrink     bool       `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set even when it drops most of what this node runs without listing it as removed (by default those instances are held running: a cluster that lost its store cannot wipe the node)."`
 	NetNS            string     `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
 	Virtualizations  []string   `name:"virtualizations" env:"THICKET_VIRTUALIZATIONS" help:"Offer only these of the detected virtualizations (container, wasm); default: all that work here."`
@@ -50,6 +50,7 @@ type cli struct {
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	pprofserve.Flag
 	memtrim.Trimming
+	sandboxFlags
 }
 
 // gcPercent is the node engine's GOGC unless the environment sets one. An
@@ -90,6 +91,7 @@ func main() {
 	ctr, err := containerd.New(ctx, containerd.Config{
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
+		PidsLimit: c.PidsLimit, PullTimeout: c.PullTimeout, IsolateNetwork: c.isolateContainers(log),
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)
@@ -103,12 +105,17 @@ func main() {
 			c.NetSocket = netapi.DefaultSocket
 		}
 	}
-	wasmRT, err := wasm.New(ctx, wasm.Config{NodeName: c.Name, StateDir: c.DataDir}, log)
+	policy, err := c.codePolicy()
+	if err != nil {
+		log.Error("thicket-node: the code policy", "err", err)
+		os.Exit(2)
+	}
+	wasmRT, err := wasm.New(ctx, wasm.Config{NodeName: c.Name, StateDir: c.DataDir, Policy: policy}, log)
 	if err != nil {
 		log.Error("wasm runtime", "err", err)
 		os.Exit(1)
 	}
-	ukRT, err := unikernel.New(ctx, unikernel.Config{NodeName: c.Name, StateDir: c.DataDir, Accel: c.UnikernelAccel}, log)
+	ukRT, err := unikernel.New(ctx, unikernel.Config{NodeName: c.Name, StateDir: c.DataDir, Accel: c.UnikernelAccel, Policy: policy}, log)
 	if err != nil {
 		log.Error("unikernel runtime", "err", err)
 		os.Exit(1)

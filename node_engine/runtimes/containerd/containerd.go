@@ -41,6 +41,8 @@ const (
 	DefaultNamespace = "thicket"
 	DefaultStateDir  = runtimes.DefaultStateDir
 	DefaultStopGrace = 10 * time.Second
+	// DefaultPullTimeout is Config.PullTimeout when zero.
+	DefaultPullTimeout = 10 * time.Minute
 	// runcRuntime is the containerd runtime (shim) every container uses.
 	runcRuntime = "io.containerd.runc.v2"
 )
@@ -76,11 +78,21 @@ type Config struct {
 	// pulled from over plain HTTP.
 	InsecureRegistries []string
 	// NetNS is the path of the network namespace containers join; empty for
-	// the host's network (with the host's /etc/hosts and /etc/resolv.conf).
+	// the host's network (with the host's /etc/hosts and /etc/resolv.conf),
+	// unless IsolateNetwork.
 	NetNS string
+	// IsolateNetwork gives a container that has no namespace of its own
+	// (no overlay) and no NetNS a new network namespace with loopback only,
+	// instead of the host's network.
+	IsolateNetwork bool
 	// StopGrace is how long Remove waits after SIGTERM before SIGKILL
 	// (DefaultStopGrace if zero).
 	StopGrace time.Duration
+	// PullTimeout bounds an image pull (DefaultPullTimeout if zero).
+	PullTimeout time.Duration
+	// PidsLimit bounds the processes and threads of each container
+	// (DefaultPidsLimit if zero); a service's SLA may lower it, not raise it.
+	PidsLimit int64
 	// Snapshotter unpacks images and holds container root filesystems
 	// (containerd's default, overlayfs, if empty).
 	Snapshotter string
@@ -149,6 +161,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
+	}
+	if cfg.PullTimeout <= 0 {
+		cfg.PullTimeout = DefaultPullTimeout
+	}
+	if cfg.PidsLimit <= 0 {
+		cfg.PidsLimit = DefaultPidsLimit
 	}
 	if cfg.Snapshotter == "" {
 		cfg.Snapshotter = containerd.DefaultSnapshotter

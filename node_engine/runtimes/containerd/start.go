@@ -129,12 +129,17 @@ func (r *Runtime) ensureImage(ctx context.Context, code string) (containerd.Imag
 	}
 
 	t0 := time.Now()
-	img, err = r.client.Pull(ctx, ref,
+	pctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PullTimeout, fmt.Errorf("took longer than %v", r.cfg.PullTimeout))
+	defer cancel()
+	img, err = r.client.Pull(pctx, ref,
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(r.cfg.Snapshotter),
 		containerd.WithResolver(r.resolver),
 	)
 	if err != nil {
+		if cause := context.Cause(pctx); cause != nil && ctx.Err() == nil {
+			err = cause
+		}
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	r.log.Info("pulled image", "image", ref, "took", time.Since(t0).Round(time.Millisecond))
@@ -183,8 +188,8 @@ func (r *Runtime) create(ctx context.Context, id string, spec wire.InstanceSpec,
 }
 
 // specOpts builds the OCI spec of spec's container: the image's config with
-// docker run semantics for Cmd, the environment, resource limits and the
-// network.
+// docker run semantics for Cmd, the environment, the sandbox (sandboxOpts),
+// resource limits and the network.
 func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.SpecOpts {
 	opts := []oci.SpecOpts{
 		// Cmd, when given, replaces the image's CMD and keeps its ENTRYPOINT.
@@ -195,6 +200,7 @@ func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.S
 	if len(spec.Environment) > 0 {
 		opts = append(opts, oci.WithEnv(spec.Environment))
 	}
+	opts = append(opts, sandboxOpts(spec.Security, r.cfg.PidsLimit)...)
 	if mb := spec.Resources.MemoryMB; mb > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(mb)<<20))
 	}
@@ -215,18 +221,22 @@ func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.S
 			Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}}))
 	}
 	// The instance's own network namespace (made by the net manager), else
-	// the node's (Config.NetNS), else the host's.
+	// the node's (Config.NetNS), else a new one with loopback only
+	// (Config.IsolateNetwork: containerd's default), else the host's.
 	netns := spec.Labels[runtimes.LabelNetNS]
 	if netns == "" {
 		netns = r.cfg.NetNS
 	}
-	if netns == "" {
+	switch {
+	case netns == "" && r.cfg.IsolateNetwork:
+		// containerd's default spec: a new network namespace.
+	case netns == "":
 		opts = append(opts,
 			oci.WithHostNamespace(specs.NetworkNamespace),
 			oci.WithHostHostsFile,
 			oci.WithHostResolvconf,
 		)
-	} else {
+	default:
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}))
 	}
 	return opts

@@ -61,6 +61,10 @@ type Fetcher struct {
 	MaxBytes int64
 	// What names the content in errors ("module", "image").
 	What string
+	// Policy, if set, is checked before the download (Policy.Check) and
+	// bounds concurrent downloads; Client should then be Policy.Client's,
+	// which checks every connection's address too.
+	Policy *Policy
 }
 
 // Get downloads src into w, at most f.MaxBytes, and returns the number of
@@ -68,6 +72,16 @@ type Fetcher struct {
 // OK, a body over the limit, and content that does not match src's pin; w
 // may then hold part of the body.
 func (f Fetcher) Get(ctx context.Context, src Source, w io.Writer) (int64, string, error) {
+	if f.Policy != nil {
+		if err := f.Policy.Check(ctx, f.What, src); err != nil {
+			return 0, "", err
+		}
+		release, err := f.Policy.acquire(ctx)
+		if err != nil {
+			return 0, "", fmt.Errorf("fetch %s %s: %w", f.What, src.URL, err)
+		}
+		defer release()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
 	if err != nil {
 		return 0, "", fmt.Errorf("fetch %s %s: %w", f.What, src.URL, err)

@@ -103,6 +103,9 @@ func (r *Runtime) image(ctx context.Context, code string, arch []string) (*image
 	if err != nil {
 		return nil, err
 	}
+	if err := r.cfg.Policy.CheckURL("image", src); err != nil {
+		return nil, err
+	}
 	unlock := r.fetches.Lock(src.URL)
 	defer unlock()
 	dir := filepath.Join(r.cacheDir, fetch.SHA256([]byte(src.URL)))
@@ -153,7 +156,7 @@ func (r *Runtime) download(ctx context.Context, src imageSource, dir string) err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	f := fetch.Fetcher{Client: r.cfg.HTTPClient, MaxBytes: limit, What: "image"}
+	f := fetch.Fetcher{Client: r.cfg.HTTPClient, MaxBytes: limit, What: "image", Policy: r.cfg.Policy}
 	n, digest, err := f.Get(ctx, src, tmp)
 	if err != nil {
 		return err

@@ -135,6 +135,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
 
 // Virtualization is the SLA virtualization this runtime runs.
@@ -187,7 +188,12 @@ type Config struct {
 	// StopGrace is how long Remove waits for a guest to power off before
 	// it quits qemu (DefaultStopGrace if zero or less).
 	StopGrace time.Duration
-	// HTTPClient downloads images (one with DefaultFetchTimeout if nil).
+	// Policy says where images may come from and how many download at
+	// once (nil: the default fetch.Policy: public addresses, pinned by
+	// sha256). It is checked before every start, cached images included.
+	Policy *fetch.Policy
+	// HTTPClient downloads images (nil: Policy's client, which checks
+	// every connection's address, with DefaultFetchTimeout).
 	HTTPClient *http.Client
 	// Accel forces the accelerator: AccelKVM or AccelTCG. AccelAuto (empty)
 	// uses KVM when Runtime.KVM reports it usable.
@@ -242,8 +248,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
 	}
+	if cfg.Policy == nil {
+		cfg.Policy = &fetch.Policy{}
+	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: DefaultFetchTimeout}
+		cfg.HTTPClient = cfg.Policy.Client(DefaultFetchTimeout)
 	}
 	switch cfg.Accel {
 	case AccelAuto, AccelKVM, AccelTCG:

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/unikernel"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
@@ -88,10 +90,20 @@ func newRuntime(t *testing.T, mod ...func(*unikernel.Config)) *unikernel.Runtime
 	return openRuntime(t, cfg)
 }
 
+// testPolicy lets the runtime fetch from 127.0.0.1 without pins: what
+// the tests serve.
+func testPolicy() *fetch.Policy {
+	return &fetch.Policy{AllowUnpinned: true, Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+}
+
 // openRuntime opens a runtime; when the test ends, every instance it holds
 // is removed (no virtual machine outlives a test) and it is closed.
 func openRuntime(t *testing.T, cfg unikernel.Config) *unikernel.Runtime {
 	t.Helper()
+	if cfg.Policy == nil {
+		// The tests serve images on 127.0.0.1, mostly unpinned.
+		cfg.Policy = testPolicy()
+	}
 	rt, err := unikernel.New(context.Background(), cfg, quietLog())
 	if err != nil {
 		t.Fatalf("unikernel.New: %v", err)
@@ -496,7 +508,7 @@ func withNetns(sp wire.InstanceSpec, path string) wire.InstanceSpec {
 
 func TestAdoption(t *testing.T) {
 	stateDir := t.TempDir()
-	cfg := unikernel.Config{NodeName: "n1", StateDir: stateDir}
+	cfg := unikernel.Config{NodeName: "n1", StateDir: stateDir, Policy: testPolicy()}
 	rt1, err := unikernel.New(context.Background(), cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)

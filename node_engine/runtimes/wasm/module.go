@@ -55,6 +55,9 @@ func (r *Runtime) acquire(ctx context.Context, code string) (*compiledModule, mo
 	if err != nil {
 		return nil, src, err
 	}
+	if err := r.cfg.Policy.CheckURL("module", src.Source); err != nil {
+		return nil, src, err
+	}
 	// Fast path: the content last cached for this URL is compiled.
 	r.mu.Lock()
 	if d, ok := r.urlDigest[src.URL]; ok && (src.Digest == "" || src.Digest == d) {
@@ -156,7 +159,7 @@ func (r *Runtime) download(ctx context.Context, src moduleSource, file string) (
 	r.downloads++
 	r.mu.Unlock()
 	var buf bytes.Buffer
-	f := fetch.Fetcher{Client: r.cfg.HTTPClient, MaxBytes: r.cfg.MaxModuleBytes, What: "module"}
+	f := fetch.Fetcher{Client: r.cfg.HTTPClient, MaxBytes: r.cfg.MaxModuleBytes, What: "module", Policy: r.cfg.Policy}
 	_, digest, err := f.Get(ctx, src.Source, &buf)
 	if err != nil {
 		return nil, "", err

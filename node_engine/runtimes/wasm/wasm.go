@@ -60,6 +60,7 @@ import (
 
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
 
 // Virtualization is the SLA virtualization this runtime runs.
@@ -86,7 +87,12 @@ type Config struct {
 	// MaxModuleBytes is the largest module downloaded
 	// (DefaultMaxModuleBytes if zero or less).
 	MaxModuleBytes int64
-	// HTTPClient downloads modules (one with DefaultFetchTimeout if nil).
+	// Policy says where modules may come from and how many download at
+	// once (nil: the default fetch.Policy: public addresses, pinned by
+	// sha256). It is checked before every start, cached modules included.
+	Policy *fetch.Policy
+	// HTTPClient downloads modules (nil: Policy's client, which checks
+	// every connection's address, with DefaultFetchTimeout).
 	HTTPClient *http.Client
 }
 
@@ -146,8 +152,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if cfg.MaxModuleBytes <= 0 {
 		cfg.MaxModuleBytes = DefaultMaxModuleBytes
 	}
+	if cfg.Policy == nil {
+		cfg.Policy = &fetch.Policy{}
+	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: DefaultFetchTimeout}
+		cfg.HTTPClient = cfg.Policy.Client(DefaultFetchTimeout)
 	}
 	base := filepath.Join(cfg.StateDir, "wasm")
 	cacheDir := filepath.Join(base, "cache", "modules")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/wasm"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
@@ -50,6 +52,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testPolicy lets the runtime fetch from 127.0.0.1 without pins: what
+// most tests serve.
+func testPolicy() *fetch.Policy {
+	return &fetch.Policy{AllowUnpinned: true, Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+}
+
+// strictPolicy gives the runtime the node's default code policy.
+func strictPolicy(c *wasm.Config) { c.Policy = &fetch.Policy{} }
+
 // serveApp serves the test module under a fresh name and returns its name
 // and URL.
 func serveApp(t *testing.T) (name, url string) {
@@ -69,6 +80,10 @@ func newRuntime(t *testing.T, mod ...func(*wasm.Config)) *wasm.Runtime {
 
 func openRuntime(t *testing.T, cfg wasm.Config) *wasm.Runtime {
 	t.Helper()
+	if cfg.Policy == nil {
+		// The tests serve modules on 127.0.0.1, mostly unpinned.
+		cfg.Policy = testPolicy()
+	}
 	rt, err := wasm.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("wasm.New: %v", err)
@@ -392,6 +407,19 @@ func TestStartErrors(t *testing.T) {
 		{name: "not-wasm", code: server.Add("junk.wasm", []byte("not a module")), want: "compile module"},
 		{name: "memory-below-minimum", code: url, memMB: 1, want: "over the memory limit of 1 MiB"},
 		{name: "bad-env", code: url, env: []string{"NOEQUALS"}, want: `environment[0] "NOEQUALS": want KEY=value`},
+		// The node's code policy: by default only pinned code from public
+		// addresses.
+		{name: "default-policy-loopback", cfg: strictPolicy, code: url + "#sha256=" + good, want: "127.0.0.1 is a loopback address"},
+		{name: "default-policy-unpinned", cfg: strictPolicy, code: url, want: "no #sha256=<hex> pin"},
+		{name: "default-policy-metadata", cfg: strictPolicy, code: "http://169.254.169.254/latest/x.wasm#sha256=" + good, want: "link-local"},
+		{name: "default-policy-localhost", cfg: strictPolicy, code: strings.Replace(url, "127.0.0.1", "localhost", 1) + "#sha256=" + good, want: "localhost resolves to 127.0.0.1"},
+		{name: "prefix-policy", cfg: func(c *wasm.Config) {
+			c.Policy = testPolicy()
+			c.Policy.URLPrefixes = []string{server.URL + "/only/"}
+		}, code: url, want: "not under an allowed URL prefix"},
+		{name: "allowed-network-pinned", cfg: func(c *wasm.Config) {
+			c.Policy = &fetch.Policy{Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+		}, code: url + "#sha256=" + good},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mods []func(*wasm.Config)
@@ -490,7 +518,7 @@ func TestConcurrentStarts(t *testing.T) {
 // TestCloseStopsModules: Close stops running modules and closes Events
 // without an exit event.
 func TestCloseStopsModules(t *testing.T) {
-	cfg := wasm.Config{StateDir: t.TempDir()}
+	cfg := wasm.Config{StateDir: t.TempDir(), Policy: testPolicy()}
 	rt, err := wasm.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

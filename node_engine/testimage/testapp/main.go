@@ -19,6 +19,16 @@
 //	testapp fetch URL N     GETs URL N times, 200 ms apart, printing
 //	                        "fetch <i>: <answer>" or "fetch <i>: error ...";
 //	                        exits 0 after N (N=0: forever)
+//	testapp probe           prints what the sandbox allows ("probe <what>:
+//	                        <answer>" lines: raw-socket, NoNewPrivs,
+//	                        Seccomp, CapEff, proc-sys, interfaces), then
+//	                        "probe done";
+//	                        exits 0
+//	testapp forkbomb N      starts up to N child processes ("testapp
+//	                        hold") until one fails, prints "forkbomb
+//	                        started K" and the failure, then "forkbomb
+//	                        done", and holds them until terminated
+//	testapp hold            sleeps until terminated
 //
 // It exits 0 on SIGTERM, unless IGNORE_SIGTERM=1 (to test SIGKILL after a
 // grace period).
@@ -104,6 +114,16 @@ func main() {
 		}
 		fmt.Printf("allocated %d MiB\n", mb)
 		os.Exit(0)
+	case "probe":
+		probe()
+		os.Exit(0)
+	case "forkbomb":
+		handleSignals()
+		forkbomb(intArg(args, 100))
+		time.Sleep(365 * 24 * time.Hour)
+	case "hold":
+		handleSignals()
+		time.Sleep(365 * 24 * time.Hour)
 	case "print":
 		n := intArg(args, 0)
 		for i := 1; i <= n; i++ {

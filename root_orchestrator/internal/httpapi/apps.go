@@ -73,6 +73,9 @@ func (s *Server) createApplications(c echo.Context) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
+	if err := checkSandbox(c, d); err != nil {
+		return err
+	}
 	p := caller(c)
 	_, tk, err := s.state.CreateApplications(p.Username, d)
 	if err != nil {
@@ -169,6 +172,9 @@ func (s *Server) createServices(c echo.Context) error {
 		return errBadRequest("exactly one application expected", "applications")
 	}
 	if err := d.ValidateServices(); err != nil {
+		return err
+	}
+	if err := checkSandbox(c, d); err != nil {
 		return err
 	}
 	appID := d.Applications[0].ApplicationID

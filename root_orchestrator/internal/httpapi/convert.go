@@ -86,6 +86,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		OneShot: p.OneShot, Disconnect: api.Disconnect{Replace: p.Disconnect.Replace,
 			ReplaceAfter: int(p.Disconnect.ReplaceAfter / time.Second), StopAfter: int(p.Disconnect.StopAfter / time.Second),
 			Reconcile: p.Disconnect.Reconcile},
+		Security:     restSecurity(p.Security),
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.Status, out.StatusDetail = api.Summarize(list)

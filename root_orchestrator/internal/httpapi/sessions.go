@@ -114,7 +114,8 @@ func (s *Server) logout(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// CollectSessions deletes expired sessions now and then, until ctx ends.
+// CollectSessions deletes expired sessions and idempotency keys now and
+// then, until ctx ends.
 func (s *Server) CollectSessions(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -123,6 +124,11 @@ func (s *Server) CollectSessions(ctx context.Context, every time.Duration) {
 			s.log.Warn("delete expired sessions", "err", err)
 		} else if n > 0 {
 			s.log.Debug("deleted expired sessions", "count", n)
+		}
+		if n, err := s.store.DeleteExpiredIdempotency(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete expired idempotency keys", "err", err)
+		} else if n > 0 {
+			s.log.Debug("deleted expired idempotency keys", "count", n)
 		}
 		select {
 		case <-ctx.Done():

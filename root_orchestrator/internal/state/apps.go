@@ -108,7 +108,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			Environment: orEmpty(m.Environment), Port: m.Port, MemoryMB: m.Memory, VCPUs: m.VCPUs,
 			VGPUs: m.VGPUs, VTPUs: m.VTPUs, BandwidthIn: m.BandwidthIn, BandwidthOut: m.BandwidthOut,
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
-			Disconnect: disconnectOf(m), Ports: portsOf(m.Port),
+			Disconnect: disconnectOf(m), Ports: portsOf(m.Port), Security: securityOf(m),
 		},
 		Jobs: jobsOf(m), JobsVersion: jobsVersionOf(m), JobsLease: time.Duration(m.Lease()) * time.Second,
 		CreatedAt: t.now, UpdatedAt: t.now,

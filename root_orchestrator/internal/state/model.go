@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/sla"
@@ -57,6 +58,9 @@ type ServiceSpec struct {
 	Constraints    []Constraint
 	OneShot        bool
 	Disconnect     Disconnect
+	// Security is the SLA's security field, capabilities canonical (nil:
+	// the node's default sandbox).
+	Security *wire.Security
 	// Ports is Port (the SLA's field as written) parsed: derived when the
 	// service is created or loaded, never stored.
 	Ports []wire.PortMapping
@@ -88,6 +92,22 @@ func disconnectOf(m *sla.Microservice) Disconnect {
 	replace, after, stop, reconcile := m.Policy()
 	return Disconnect{Replace: replace, ReplaceAfter: time.Duration(after) * time.Second,
 		StopAfter: time.Duration(stop) * time.Second, Reconcile: reconcile}
+}
+
+// securityOf is a microservice's security field for the wire: nil when it
+// asks for nothing, capabilities canonical and without repeats.
+func securityOf(m *sla.Microservice) *wire.Security {
+	s := m.Security
+	if s == nil || (!s.Privileged && len(s.CapAdd) == 0 && s.PidsLimit == 0) {
+		return nil
+	}
+	out := &wire.Security{Privileged: s.Privileged, PidsLimit: int64(s.PidsLimit)}
+	for _, c := range s.CapAdd {
+		if c = sla.CanonicalCap(c); !slices.Contains(out.CapAdd, c) {
+			out.CapAdd = append(out.CapAdd, c)
+		}
+	}
+	return out
 }
 
 // portsOf is a service's port field parsed. The field was validated with

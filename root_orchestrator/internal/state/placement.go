@@ -39,6 +39,7 @@ func Spec(svc *Service, in *Instance) wire.InstanceSpec {
 		Disconnect: &wire.Disconnect{Replace: p.Replace, ReplaceAfter: int(p.ReplaceAfter / time.Second),
 			StopAfter: int(p.StopAfter / time.Second), Reconcile: p.Reconcile},
 		Constraints: cons,
+		Security:    svc.Spec.Security,
 		RRIP:        svc.RRIP,
 		ClosestIP:   svc.ClosestIP,
 		Jobs:        svc.Jobs,

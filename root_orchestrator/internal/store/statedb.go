@@ -99,6 +99,7 @@ type serviceRecord struct {
 	Constraints    []constraintRecord `bson:"constraints"`
 	OneShot        bool               `bson:"one_shot"`
 	Disconnect     *disconnectRecord  `bson:"disconnect,omitempty"`
+	Security       *securityRecord    `bson:"security,omitempty"`
 	NextInstance   int                `bson:"next_instance"`
 	CreatedAt      time.Time          `bson:"created_at"`
 	UpdatedAt      time.Time          `bson:"updated_at"`
@@ -116,6 +117,28 @@ type disconnectRecord struct {
 	ReplaceAfter int64  `bson:"replace_after_s,omitempty"`
 	StopAfter    int64  `bson:"stop_after_s,omitempty"`
 	Reconcile    string `bson:"reconcile"`
+}
+
+// securityRecord is a service's security field; absent when it asks for
+// the default sandbox.
+type securityRecord struct {
+	Privileged bool     `bson:"privileged,omitempty"`
+	CapAdd     []string `bson:"cap_add,omitempty"`
+	PidsLimit  int64    `bson:"pids_limit,omitempty"`
+}
+
+func toSecurityRecord(s *wire.Security) *securityRecord {
+	if s == nil {
+		return nil
+	}
+	return &securityRecord{s.Privileged, s.CapAdd, s.PidsLimit}
+}
+
+func (r *securityRecord) model() *wire.Security {
+	if r == nil {
+		return nil
+	}
+	return &wire.Security{Privileged: r.Privileged, CapAdd: r.CapAdd, PidsLimit: r.PidsLimit}
 }
 
 type instanceRecord struct {
@@ -252,6 +275,7 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		AddedFiles: p.AddedFiles, Constraints: cons, OneShot: p.OneShot, NextInstance: s.NextInstance,
 		Disconnect: &disconnectRecord{Replace: p.Disconnect.Replace, ReplaceAfter: int64(p.Disconnect.ReplaceAfter / time.Second),
 			StopAfter: int64(p.Disconnect.StopAfter / time.Second), Reconcile: p.Disconnect.Reconcile},
+		Security:  toSecurityRecord(p.Security),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Jobs: s.Jobs, JobsVersion: s.JobsVersion, JobsLease: int64(s.JobsLease / time.Second),
 	}
@@ -284,6 +308,7 @@ func (r serviceRecord) model() *state.Service {
 			Environment: nonNil(r.Environment), Port: r.Port, MemoryMB: r.MemoryMB, VCPUs: r.VCPUs, VGPUs: r.VGPUs,
 			VTPUs: r.VTPUs, BandwidthIn: r.BandwidthIn, BandwidthOut: r.BandwidthOut, Storage: r.Storage,
 			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot, Disconnect: pol,
+			Security: r.Security.model(),
 		},
 	}
 }

@@ -45,6 +45,7 @@ type Store struct {
 	blocks     *mongo.Collection
 	leases     *mongo.Collection
 	sessions   *mongo.Collection
+	idem       *mongo.Collection // idempotency keys (idempotency.go)
 	// savers write the state layer's objects, one per kind (statedb.go).
 	saversMu sync.Mutex
 	savers   map[state.Kind]*mongodb.Saver
@@ -71,6 +72,7 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		blocks:     db.Collection("address_blocks"),
 		leases:     db.Collection("leases"),
 		sessions:   db.Collection("sessions"),
+		idem:       db.Collection("idempotency_keys"),
 		db:         db,
 		log:        log,
 		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
@@ -86,6 +88,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	}{
 		{s.joinTokens, mongo.IndexModel{Keys: bson.D{{Key: "hash", Value: 1}}, Options: options.Index().SetUnique(true).SetName("hash")}},
 		{s.sessions, mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")}},
+		{s.idem, mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")}},
 	}
 	for _, i := range idx {
 		if _, err := i.c.Indexes().CreateOne(ctx, i.m); err != nil {
@@ -99,7 +102,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 func (s *Store) Collections() []string {
 	var out []string
 	for _, c := range []*mongo.Collection{s.apps, s.services, s.instances, s.ips, s.users, s.secrets,
-		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases, s.sessions} {
+		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases, s.sessions, s.idem} {
 		out = append(out, c.Name())
 	}
 	return out

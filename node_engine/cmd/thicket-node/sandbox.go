@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
+)
+
+// sandboxFlags are the flags that confine workloads: the containers'
+// sandbox and where code may come from.
+type sandboxFlags struct {
+	PidsLimit         int64         `name:"pids-limit" default:"1024" env:"THICKET_PIDS_LIMIT" help:"Most processes and threads one container may have; a service's SLA (security.pids_limit) may lower it, not raise it."`
+	PullTimeout       time.Duration `name:"image-pull-timeout" default:"10m" env:"THICKET_IMAGE_PULL_TIMEOUT" help:"Longest a container image pull may take."`
+	CodeAllowURL      []string      `name:"code-allow-url" env:"THICKET_CODE_ALLOW_URLS" help:"URL prefix wasm and unikernel code may come from (repeatable); when given, no other URL is fetched."`
+	CodeAllowNet      []string      `name:"code-allow-net" env:"THICKET_CODE_ALLOW_NETS" help:"Non-public network (CIDR or address) wasm and unikernel code may come from, e.g. 10.0.0.0/8 (repeatable); by default loopback, private, link-local and other special addresses are refused."`
+	CodeAllowUnpinned bool          `name:"code-allow-unpinned" env:"THICKET_CODE_ALLOW_UNPINNED" help:"Fetch wasm and unikernel code whose URL has no #sha256= pin (development only)."`
+	CodeDownloads     int           `name:"code-downloads" default:"2" env:"THICKET_CODE_DOWNLOADS" help:"Most wasm and unikernel code downloads at once."`
+}
+
+// codePolicy checks the flags and returns where the wasm and unikernel
+// runtimes may fetch code from.
+func (f sandboxFlags) codePolicy() (*fetch.Policy, error) {
+	p := &fetch.Policy{URLPrefixes: f.CodeAllowURL, AllowUnpinned: f.CodeAllowUnpinned, MaxConcurrent: f.CodeDownloads}
+	for _, s := range f.CodeAllowNet {
+		n, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("--code-allow-net %q: want a CIDR such as 10.0.0.0/8 or an address", s)
+			}
+			n = netip.PrefixFrom(a, a.BitLen())
+		}
+		p.Networks = append(p.Networks, n.Masked())
+	}
+	for _, u := range f.CodeAllowURL {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return nil, fmt.Errorf("--code-allow-url %q: want an http:// or https:// URL prefix", u)
+		}
+	}
+	if f.CodeDownloads < 1 {
+		return nil, fmt.Errorf("--code-downloads %d: want at least 1", f.CodeDownloads)
+	}
+	if f.PidsLimit < 1 {
+		return nil, fmt.Errorf("--pids-limit %d: want at least 1", f.PidsLimit)
+	}
+	return p, nil
+}
+
+// isolateContainers reports whether containers get a network namespace of
+// their own with loopback only: when the node has no overlay without
+// having been told so. Only --net-socket none (or a --netns) puts them
+// in the node's network; a missing thicket-net does not.
+func (c cli) isolateContainers(log *slog.Logger) bool {
+	if c.NetSocket != "" || c.NetNS != "" {
+		return false
+	}
+	if _, err := os.Stat(netapi.DefaultSocket); err == nil {
+		return false
+	}
+	log.Warn("thicket-net is not running here (no " + netapi.DefaultSocket + "): containers get no network but loopback; " +
+		"start thicket-net first, or give --net-socket none to let them share this host's network")
+	return true
+}
