@@ -32,6 +32,13 @@ type RootOptions struct {
 	LogDir string
 	// Timeout is how long it may take to become healthy; a minute if zero.
 	Timeout time.Duration
+	// Plaintext starts it with --insecure-plaintext (plain HTTP); by
+	// default it serves HTTPS with the CA it makes in its data dir
+	// (roottls.go: CAFile, Pin, HTTPClient, API).
+	Plaintext bool
+	// CAFile is the CA clients trust when the root is given the operator's
+	// (--tls-ca-cert); default: the one the root makes in its data dir.
+	CAFile string
 }
 
 // Root is a running thicket-root on its embedded store (unless Args say
@@ -39,7 +46,8 @@ type RootOptions struct {
 type Root struct {
 	Proc    *Proc
 	DataDir string
-	// URL is where it serves its API, http://<host>:<Port>.
+	// URL is where it serves its API, https://<host>:<Port> (http:// with
+	// RootOptions.Plaintext).
 	URL  string
 	Port int
 	// Args are added to its command line at each Start (RootOptions.Args
@@ -77,8 +85,8 @@ func (r *Root) Start(ctx context.Context) error {
 			}
 		}
 		addr := net.JoinHostPort(r.opts.Host, strconv.Itoa(r.Port))
-		r.URL = "http://" + addr
-		r.Proc.Args = append([]string{r.Proc.Args[0], "--listen", addr, "--data-dir", r.DataDir}, r.Args...)
+		r.URL = r.scheme() + addr
+		r.Proc.Args = append(append([]string{r.Proc.Args[0], "--listen", addr, "--data-dir", r.DataDir}, r.plaintextArgs()...), r.Args...)
 		if err = r.Proc.Start(); err != nil {
 			return err
 		}
@@ -103,7 +111,7 @@ func (r *Root) Healthy(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := r.HTTPClient().Do(req)
 	if err != nil {
 		return false
 	}
@@ -192,6 +200,7 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 			"--root-url", root.URL, "--join-token-file", filepath.Join(root.DataDir, "cluster-join-token"),
 			"--listen", net.JoinHostPort(o.Bind, strconv.Itoa(apiPort)), "--mqtt-listen", net.JoinHostPort(o.Bind, strconv.Itoa(mqttPort)),
 			"--advertise-address", o.Advertise, "--data-dir", o.DataDir}
+		args = append(args, root.clusterPlaintextArgs()...)
 		if o.MQTTURL != "" {
 			// It may hold the broker's credentials: a file, not an argument.
 			f := filepath.Join(o.DataDir, "mqtt-url")

@@ -127,7 +127,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	tlsc, err := setupTLS(cfg.TLS, cfg.DataDir, cfg.ExternalURL, ln.Addr(), log)
+	var shared *store.Store
+	if !conn.Embedded {
+		shared = st
+	}
+	tlsc, err := setupTLS(ctx, cfg.TLS, cfg.DataDir, cfg.ExternalURL, ln.Addr(), shared, log)
 	if err != nil {
 		return errors.Join(fmt.Errorf("TLS: %w", err), ln.Close())
 	}
@@ -144,7 +148,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// Requests wait in the listen backlog until this replica knows whether
 	// it leads (then it serves) or follows (then it forwards).
 	front := &frontDoor{}
-	hs := &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// Failed handshakes (scanners, clients without the CA) at debug.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 2)
 	serving := false
 	serve := func() {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/internal/pki"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
 // TLSDir is the directory, in the data dir, of the CA the root makes at
@@ -51,7 +53,11 @@ type rootTLS struct {
 // the names other machines reach it by: the host of externalURL, the listen
 // address (every address of this host when it listens on all) and
 // localhost. It returns nil with InsecurePlaintext.
-func setupTLS(c TLSConfig, dataDir, externalURL string, listen net.Addr, log *slog.Logger) (*rootTLS, error) {
+//
+// On a store that replicas share (shared not nil) the CA made at first
+// start is kept in the store, so that every replica serves with it; its
+// certificate is written to <data-dir>/tls/ca.crt all the same.
+func setupTLS(ctx context.Context, c TLSConfig, dataDir, externalURL string, listen net.Addr, shared *store.Store, log *slog.Logger) (*rootTLS, error) {
 	if c.InsecurePlaintext {
 		if c.CACert != "" || c.CAKey != "" || c.Cert != "" || c.Key != "" {
 			return nil, errors.New("--insecure-plaintext and TLS files: choose one")
@@ -71,6 +77,8 @@ func setupTLS(c TLSConfig, dataDir, externalURL string, listen net.Addr, log *sl
 		ca, err = pki.LoadCA(c.CACert, c.CAKey)
 	case c.CACert != "" || c.CAKey != "":
 		return nil, errors.New("--tls-ca-cert and --tls-ca-key go together (or --tls-ca-cert with --tls-cert and --tls-key)")
+	case shared != nil:
+		ca, err = sharedCA(ctx, shared, filepath.Join(dataDir, TLSDir))
 	default:
 		ca, err = pki.LoadOrCreateCA(filepath.Join(dataDir, TLSDir), "thicket root CA", caValidity)
 	}
@@ -84,6 +92,33 @@ func setupTLS(c TLSConfig, dataDir, externalURL string, listen net.Addr, log *sl
 	}
 	log.Info("serving HTTPS", "ca_pin", ca.Pin(), "names", leaf.DNSNames, "ips", leaf.IPs)
 	return &rootTLS{caPEM: ca.PEM, pin: ca.Pin(), pool: ca.Pool(), config: serving.TLSConfig()}, nil
+}
+
+// sharedCA is the CA kept in the store, whose certificate is written to
+// dir for users.
+func sharedCA(ctx context.Context, st *store.Store, dir string) (*pki.CA, error) {
+	certPEM, keyPEM, err := st.SharedCA(ctx, func() ([]byte, []byte, error) {
+		ca, err := pki.NewCA("thicket root CA", caValidity)
+		if err != nil {
+			return nil, nil, err
+		}
+		key, err := ca.KeyPEM()
+		return ca.PEM, key, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, pki.CACertFile), ca.PEM, 0o644); err != nil {
+		return nil, fmt.Errorf("write the CA certificate: %w", err)
+	}
+	return ca, nil
 }
 
 // operatorCert serves the operator's certificate, whose CA (--tls-ca-cert)
