@@ -91,7 +91,7 @@ func newSystem(t *testing.T, rootArgs ...string) *system {
 
 	r := bin.MustStartRoot(t, testharness.RootOptions{Args: rootArgs})
 	s.started, s.root, s.rootDir, s.rootURL = r, &proc{Proc: r.Proc, t: t}, r.DataDir, r.URL
-	s.api = &rootAPI{t: t, url: s.rootURL}
+	s.api = &rootAPI{t: t, url: s.rootURL, ca: r.CAFile()}
 	s.api.login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
 	return s
 }

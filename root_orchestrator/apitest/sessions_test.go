@@ -277,14 +277,35 @@ func TestSigningKeyRotation(t *testing.T) {
 
 // loginFrom logs in from a local address (127.0.0.x), with an
 // X-Forwarded-For header when xff is not empty.
-func loginFrom(t *testing.T, r *root, local, xff, user, pw string) (int, string) {
+// clientFrom is an HTTP client of the root from the local address,
+// kept per root and address so that its connection is reused (a TLS
+// handshake per login would slow the guessing the tests time).
+func (r *root) clientFrom(t *testing.T, local string) *http.Client {
 	t.Helper()
+	fromMu.Lock()
+	defer fromMu.Unlock()
+	key := r.URL + " " + local
+	if c, ok := fromClients[key]; ok {
+		return c
+	}
 	tc, err := r.started.TLSConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DialContext: (&net.Dialer{
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DialContext: (&net.Dialer{
 		LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}).DialContext}}
+	fromClients[key] = c
+	return c
+}
+
+var (
+	fromMu      sync.Mutex
+	fromClients = map[string]*http.Client{}
+)
+
+func loginFrom(t *testing.T, r *root, local, xff, user, pw string) (int, string) {
+	t.Helper()
+	client := r.clientFrom(t, local)
 	url := r.URL
 	body, _ := json.Marshal(api.LoginRequest{Username: user, Password: pw})
 	req, _ := http.NewRequestWithContext(context.Background(), "POST", url+"/api/auth/login", bytes.NewReader(body))
