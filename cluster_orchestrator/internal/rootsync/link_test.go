@@ -3,10 +3,10 @@ package rootsync
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
