@@ -239,7 +239,8 @@ oneliner() {
 	shift
 	case $ROOT_URL in
 	https://*)
-		printf 'curl -sfk %s/ca.crt -o root-ca.crt && test "$(sed /-----/d root-ca.crt | base64 -d | sha256sum | cut -c1-64)" = %s && \\\n' "$ROOT_URL" "$ROOT_PIN"
+		printf '{ curl -sfk %s/ca.crt -o root-ca.crt && test "$(sed /-----/d root-ca.crt | base64 -d | sha256sum | cut -c1-64)" = %s ||\n' "$ROOT_URL" "$ROOT_PIN"
+		printf '  { echo "refused %s: no CA with the pin there (a man in the middle, or not reachable)" >&2; false; }; } &&\n' "$ROOT_URL"
 		printf '  curl -sfL --cacert root-ca.crt %s/install/%s | sh -s -- --ca-file root-ca.crt %s\n' "$ROOT_URL" "$s" "$*"
 		;;
 	*) printf 'curl -sfL %s/install/%s | sh -s -- %s\n' "$ROOT_URL" "$s" "$*" ;;

@@ -146,6 +146,9 @@ type ClusterOptions struct {
 	Advertise string
 	// MQTTURL is an external broker; empty embeds one.
 	MQTTURL string
+	// RootURL is where it dials the root (e.g. through a proxy); empty:
+	// the root's URL.
+	RootURL string
 	// Env and Args are added to its environment and command line.
 	Env, Args []string
 	// LogDir, if set, receives its output in cluster-<Name>.log; else it
@@ -185,6 +188,9 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 		return nil, err
 	}
 	c := &Cluster{Name: o.Name, DataDir: o.DataDir}
+	if o.RootURL == "" {
+		o.RootURL = root.URL
+	}
 	var err error
 	for range startAttempts {
 		apiPort, err := Port()
@@ -197,7 +203,7 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 		}
 		c.NodeURL = fmt.Sprintf("http://%s:%d", o.Advertise, apiPort)
 		args := []string{b.Path(ClusterProgram), "--name", o.Name, "--location", o.Location,
-			"--root-url", root.URL, "--join-token-file", filepath.Join(root.DataDir, "cluster-join-token"),
+			"--root-url", o.RootURL, "--join-token-file", filepath.Join(root.DataDir, "cluster-join-token"),
 			"--listen", net.JoinHostPort(o.Bind, strconv.Itoa(apiPort)), "--mqtt-listen", net.JoinHostPort(o.Bind, strconv.Itoa(mqttPort)),
 			"--advertise-address", o.Advertise, "--data-dir", o.DataDir}
 		args = append(args, root.clusterPlaintextArgs()...)
