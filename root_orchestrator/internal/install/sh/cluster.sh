@@ -75,6 +75,11 @@ main() {
 		;;
 	esac
 	root_trust
+	# A token without the pin gets the one of the CA trusted here, so that
+	# the cluster verifies the root too.
+	if [ -n "$ROOT_PIN" ] && [ -z "$(token_pin "$TOKEN")" ]; then
+		TOKEN=thk1$ROOT_PIN::$TOKEN
+	fi
 	reachable root "$ROOT_URL" --root-url
 	detect
 	address=${ADDRESS:-$(first_ipv4)}
