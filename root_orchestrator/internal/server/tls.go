@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/thicket-edge/thicket/internal/pki"
@@ -38,6 +39,9 @@ type TLSConfig struct {
 	// may follow it in Cert); CACert then names the CA that issued it and
 	// CAKey stays empty.
 	Cert, Key string
+	// Names are more DNS names and addresses for the serving certificate
+	// (e.g. a service name in a container network, a load balancer's).
+	Names []string
 }
 
 // rootTLS is how the root serves HTTPS: its CA (served at /ca.crt, pinned
@@ -85,7 +89,7 @@ func setupTLS(ctx context.Context, c TLSConfig, dataDir, externalURL string, lis
 	if err != nil {
 		return nil, err
 	}
-	leaf := serverNames(externalURL, listen)
+	leaf := serverNames(externalURL, listen, c.Names)
 	serving, err := pki.NewServing(ca, leaf)
 	if err != nil {
 		return nil, err
@@ -175,7 +179,7 @@ func operatorCert(c TLSConfig) (*rootTLS, error) {
 }
 
 // serverNames are the names and addresses the serving certificate is for.
-func serverNames(externalURL string, listen net.Addr) pki.Leaf {
+func serverNames(externalURL string, listen net.Addr, extra []string) pki.Leaf {
 	l := pki.Leaf{Name: "thicket-root", Server: true, DNSNames: []string{"localhost"}}
 	seen := map[string]bool{"localhost": true}
 	add := func(host string) {
@@ -191,6 +195,9 @@ func serverNames(externalURL string, listen net.Addr) pki.Leaf {
 	}
 	if u, err := url.Parse(externalURL); err == nil && externalURL != "" {
 		add(u.Hostname())
+	}
+	for _, n := range extra {
+		add(strings.TrimSpace(n))
 	}
 	if h, err := os.Hostname(); err == nil {
 		add(h)
