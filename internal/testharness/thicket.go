@@ -111,7 +111,9 @@ func (r *Root) Healthy(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := r.HTTPClient().Do(req)
+	c := r.HTTPClient()
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
 	if err != nil {
 		return false
 	}
