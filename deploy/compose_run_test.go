@@ -168,7 +168,9 @@ func TestComposeRun(t *testing.T) {
 	// It serves HTTPS with the CA it made in its volume: trust that one.
 	probe := t.TempDir()
 	testharness.WaitFor(t, time.Minute, "the root's CA in its volume", func() (bool, string) {
-		out, err := exec.Command("docker", "cp", ids[rootTarget]+":"+rootData+"/tls/ca.crt", probe).CombinedOutput()
+		cmd := exec.Command(p.dockerCmd, "cp", ids[rootTarget]+":"+rootData+"/tls/ca.crt", probe)
+		cmd.Env = p.environ()
+		out, err := cmd.CombinedOutput()
 		return err == nil, string(out)
 	})
 	caPEM := p.copyOut(t, ids[rootTarget], rootData+"/tls/ca.crt")
