@@ -40,6 +40,14 @@ type Config struct {
 	Reload func() (Session, error)
 	// Now is the clock for token expiry (time.Now when nil).
 	Now func() time.Time
+	// CAFile or CAPEM (PEM certificates), or CAPin ("sha256:<hex>" of the
+	// CA's DER certificate), is the CA the root's certificate must be
+	// issued by, instead of the system's roots: thicket-root's own CA is in
+	// <data-dir>/tls/ca.crt, its pin in its log and in join tokens. A
+	// server with another certificate is refused (ErrUntrustedServer).
+	CAFile string
+	CAPEM  []byte
+	CAPin  string
 }
 
 // Session is what a login gives: who logged in and their tokens.
@@ -66,6 +74,7 @@ func (s Session) Expired(now time.Time) bool {
 type Client struct {
 	addr      string
 	http      *http.Client
+	err       error // of the TLS configuration, returned by every call
 	now       func() time.Time
 	onSession func(Session) error
 	reload    func() (Session, error)
@@ -88,6 +97,9 @@ func NewClient(cfg Config) *Client {
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
+	// A bad CA configuration fails every call (it is no reason to trust
+	// the system's roots instead).
+	c.http, c.err = clientTLS(cfg, c.http)
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -98,7 +110,7 @@ func NewClient(cfg Config) *Client {
 // that sends the access token as it is (none when empty) and never renews
 // it: a 401 is a *StatusError like any other answer.
 func (c *Client) WithToken(token string) *Client {
-	return &Client{addr: c.addr, http: c.http, now: c.now, session: Session{Token: token}, fixed: true}
+	return &Client{addr: c.addr, http: c.http, err: c.err, now: c.now, session: Session{Token: token}, fixed: true}
 }
 
 // Address is the root's base URL.
@@ -156,6 +168,14 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
+	if errors.Is(e.Err, ErrUntrustedServer) {
+		var ue *url.Error
+		err := e.Err
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Sprintf("refused %s: %s", e.Server, strings.TrimPrefix(err.Error(), "tls: "))
+	}
 	return fmt.Sprintf("cannot reach %s: %s", e.Server, describeNetError(e.Err))
 }
 
@@ -210,6 +230,9 @@ func encode(body any) ([]byte, error) {
 
 // send makes one request with the token (none when empty).
 func (c *Client) send(ctx context.Context, method, path, token string, body []byte) (*Response, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

@@ -165,7 +165,16 @@ func TestComposeRun(t *testing.T) {
 
 	// The root: published on this host, its admin password in its volume.
 	rootData := setting(t, rootTarget, root, help[rootTarget], "data-dir")
-	api := rest.NewClient(rest.Config{Address: fmt.Sprintf("http://127.0.0.1:%d", rootPort),
+	// It serves HTTPS with the CA it made in its volume: trust that one.
+	probe := t.TempDir()
+	testharness.WaitFor(t, time.Minute, "the root's CA in its volume", func() (bool, string) {
+		cmd := exec.Command(p.dockerCmd, "cp", ids[rootTarget]+":"+rootData+"/tls/ca.crt", probe)
+		cmd.Env = p.environ()
+		out, err := cmd.CombinedOutput()
+		return err == nil, string(out)
+	})
+	caPEM := p.copyOut(t, ids[rootTarget], rootData+"/tls/ca.crt")
+	api := rest.NewClient(rest.Config{Address: fmt.Sprintf("https://127.0.0.1:%d", rootPort), CAPEM: []byte(caPEM),
 		HTTPClient: &http.Client{Timeout: 20 * time.Second}})
 	bg := context.Background() // each call is bounded by the HTTP client's timeout
 	testharness.WaitFor(t, time.Minute, "the root at "+api.Address(), func() (bool, string) {
@@ -201,7 +210,11 @@ func TestComposeRun(t *testing.T) {
 
 	// The root image serves the binaries it holds for /install/worker.sh.
 	node := filepath.Join(built.bin.Dir, "thicket-node")
-	sum, err := httpText(api.Address() + "/download/thicket-node-linux-" + runtime.GOARCH + ".sha256")
+	var sum string
+	r, err := api.Raw(bg, http.MethodGet, "/download/thicket-node-linux-"+runtime.GOARCH+".sha256", nil)
+	if err == nil {
+		sum = string(r.Body)
+	}
 	if want := sha256Hex(t, node); err != nil || !strings.HasPrefix(sum, want+" ") {
 		t.Errorf("GET /download/thicket-node-linux-%s.sha256: %q %v; want the checksum of the binary in the image, %s", runtime.GOARCH, sum, err, want)
 	}

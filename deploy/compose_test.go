@@ -443,7 +443,7 @@ func TestCompose(t *testing.T) {
 	case shared.Options != "ro":
 		t.Errorf("thicket-cluster: mount the root's volume read-only, not %q", shared.Options)
 	}
-	checkURL(t, "thicket-cluster THICKET_ROOT_URL", cluster.Environment["THICKET_ROOT_URL"], rootTarget,
+	checkURL(t, "thicket-cluster THICKET_ROOT_URL", cluster.Environment["THICKET_ROOT_URL"], "https", rootTarget,
 		setting(t, rootTarget, root, help[rootTarget], "listen"))
 
 	// The worker: host network, the host's containerd, paths as containerd
@@ -475,7 +475,7 @@ func TestCompose(t *testing.T) {
 	if nt, ct := node.Environment["THICKET_NODE_TOKEN"], cluster.Environment["THICKET_NODE_JOIN_TOKEN"]; nt == "" || nt != ct {
 		t.Errorf("thicket-node THICKET_NODE_TOKEN %q and thicket-cluster THICKET_NODE_JOIN_TOKEN %q differ", nt, ct)
 	}
-	checkURL(t, "thicket-node THICKET_CLUSTER_URL", node.Environment["THICKET_CLUSTER_URL"], "127.0.0.1",
+	checkURL(t, "thicket-node THICKET_CLUSTER_URL", node.Environment["THICKET_CLUSTER_URL"], "http", "127.0.0.1",
 		setting(t, clusterTarget, cluster, help[clusterTarget], "listen"))
 	if !slices.Contains(publishedPorts(t, clusterTarget, cluster), "10003/tcp") ||
 		setting(t, clusterTarget, cluster, help[clusterTarget], "advertise-address") != "127.0.0.1" {
@@ -498,12 +498,12 @@ func checkSameSet(t *testing.T, what string, got, want []string) {
 	}
 }
 
-func checkURL(t *testing.T, what, raw, host, listen string) {
+func checkURL(t *testing.T, what, raw, scheme, host, listen string) {
 	t.Helper()
 	u, err := url.Parse(raw)
 	_, port, _ := net.SplitHostPort(listen)
-	if err != nil || u.Scheme != "http" || u.Hostname() != host || u.Port() != port {
-		t.Errorf("%s %q; want http://%s:%s", what, raw, host, port)
+	if err != nil || u.Scheme != scheme || u.Hostname() != host || u.Port() != port {
+		t.Errorf("%s %q; want %s://%s:%s", what, raw, scheme, host, port)
 	}
 }
 

@@ -161,14 +161,14 @@ func TestCLI(t *testing.T) {
 			!strings.Contains(errs, "cannot reach http://127.0.0.1:1") || strings.Count(errs, "\n") != 1 {
 			t.Errorf("status of an unreachable server: exit %d, stderr %q", code, errs)
 		}
-		errs := th.fails("wrong-password\n", "login", "--server", s.rootURL, "--password-stdin")
+		errs := th.fails("wrong-password\n", "login", "--server", s.rootURL, "--ca-file", s.started.CAFile(), "--password-stdin")
 		mustContain(t, "wrong password", errs, "wrong username or password")
 		if _, err := os.Stat(creds); err == nil {
 			t.Error("a failed login saved credentials")
 		}
 		mustContain(t, "get before login", th.fails("", "get", "apps"), "not logged in")
 
-		_, errs, code := th.run(password+"\n", "login", "--server", s.rootURL, "-u", "Admin", "--password-stdin")
+		_, errs, code := th.run(password+"\n", "login", "--server", s.rootURL, "--ca-file", s.started.CAFile(), "-u", "Admin", "--password-stdin")
 		if code != 0 {
 			t.Fatalf("login: exit %d: %s", code, errs)
 		}
@@ -428,11 +428,11 @@ func TestCLI(t *testing.T) {
 			t.Errorf("credentials left after logout: %v", err)
 		}
 		// The root ended the session: its tokens no longer work.
-		rc := api.NewClient(api.Config{Address: s.rootURL, Session: saved})
+		rc := api.NewClient(api.Config{Address: s.rootURL, CAFile: s.started.CAFile(), Session: saved})
 		if err := rc.Refresh(context.Background()); !errors.Is(err, api.ErrSessionExpired) {
 			t.Errorf("refresh with the logged-out session's token: %v, want it refused", err)
 		}
-		if _, err := api.NewClient(api.Config{Address: s.rootURL}).WithToken(saved.Token).Applications(context.Background()); err == nil {
+		if _, err := api.NewClient(api.Config{Address: s.rootURL, CAFile: s.started.CAFile()}).WithToken(saved.Token).Applications(context.Background()); err == nil {
 			t.Error("the logged-out session's access token still works")
 		}
 		mustContain(t, "get after logout", th.fails("", "get", "apps"), "not logged in")

@@ -62,6 +62,11 @@ func (n *node) instanceNetns() []string { return n.started.InstanceNetns() }
 // newSystem starts a root (with extra flags, if any) and a registry
 // holding the test image.
 func newSystem(t *testing.T, rootArgs ...string) *system {
+	return newSystemWith(t, testharness.RootOptions{Args: rootArgs})
+}
+
+// newSystemWith is newSystem with the root's options.
+func newSystemWith(t *testing.T, ro testharness.RootOptions) *system {
 	s := &system{t: t, clusters: map[string]*cluster{}, nodes: map[string]*node{}, ctrNS: "thicket-e2e-" + runID}
 	t.Cleanup(func() {
 		// After every process stopped (cleanups run last-in first-out): what
@@ -89,9 +94,9 @@ func newSystem(t *testing.T, rootArgs ...string) *system {
 	}
 	s.registry = reg.Host()
 
-	r := bin.MustStartRoot(t, testharness.RootOptions{Args: rootArgs})
+	r := bin.MustStartRoot(t, ro)
 	s.started, s.root, s.rootDir, s.rootURL = r, &proc{Proc: r.Proc, t: t}, r.DataDir, r.URL
-	s.api = &rootAPI{t: t, url: s.rootURL}
+	s.api = &rootAPI{t: t, url: s.rootURL, ca: r.CAFile()}
 	s.api.login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
 	return s
 }

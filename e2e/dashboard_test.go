@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -43,7 +44,11 @@ func TestDashboard(t *testing.T) {
 		t.Fatal("sla_examples/nginx.json no longer has the image and port this test replaces")
 	}
 
-	b := browsertest.New(t, s.rootURL, 1280, 860)
+	spki, err := s.started.LeafSPKI(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.NewTrusting(t, s.rootURL, spki, 1280, 860)
 	b.Login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
 	b.WaitJS("deploy form open on an empty list", `!document.querySelector("#deploy-panel").hidden`)
 	b.Paste("#sla-input", sla)

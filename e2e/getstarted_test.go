@@ -65,8 +65,10 @@ func TestGetStarted(t *testing.T) {
 		logs, _ := exec.Command("sh", "-c", "tail -n 20 "+data+"/log/*.log").CombinedOutput()
 		t.Fatalf("getstarted.sh in %s: %v\n%s\n%s", ns, err, out, logs)
 	}
-	rootURL := "http://" + addr + ":10000"
-	for _, want := range []string{"Dashboard:       " + rootURL + "/", "password in " + data + "/root/admin-password", "supervised processes"} {
+	rootURL := "https://" + addr + ":10000"
+	caFile := filepath.Join(data, "root", "tls", "ca.crt")
+	for _, want := range []string{"Dashboard:       " + rootURL + "/", "password in " + data + "/root/admin-password", "supervised processes",
+		"Root CA:         " + caFile + ", pin sha256:", "{ curl -sfk " + rootURL + "/ca.crt -o root-ca.crt"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("getstarted.sh did not print %q:\n%s", want, out)
 		}
@@ -80,7 +82,7 @@ func TestGetStarted(t *testing.T) {
 	for _, f := range []string{"root/admin-password", "root/cluster-join-token", "cluster/node-join-token"} {
 		secrets[f] = readFile(t, filepath.Join(data, f))
 	}
-	if body, err := httpGet(rootURL + "/"); err != nil || !strings.Contains(strings.ToLower(body), "<html") {
+	if body, err := httpsGet(rootURL+"/", caFile); err != nil || !strings.Contains(strings.ToLower(body), "<html") {
 		t.Errorf("no dashboard at %s/: %v %.200q", rootURL, err, body)
 	}
 
@@ -100,7 +102,7 @@ func TestGetStarted(t *testing.T) {
 	b, _ := json.Marshal(sla)
 	writeFile(t, slaFile, string(b))
 	cfg := t.TempDir()
-	login := exec.Command(cli, "login", "--server", rootURL, "-u", "Admin", "--password-stdin", "--config", cfg)
+	login := exec.Command(cli, "login", "--server", rootURL, "--ca-file", caFile, "-u", "Admin", "--password-stdin", "--config", cfg)
 	login.Stdin = strings.NewReader(secrets["root/admin-password"] + "\n")
 	if out, err := login.CombinedOutput(); err != nil {
 		t.Fatalf("thicket login: %v\n%s", err, out)
@@ -108,7 +110,7 @@ func TestGetStarted(t *testing.T) {
 	if out, err := exec.Command(cli, "apply", "-f", slaFile, "--timeout", "3m", "--config", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("thicket apply: %v\n%s", err, out)
 	}
-	a := &rootAPI{t: t, url: rootURL}
+	a := &rootAPI{t: t, url: rootURL, ca: caFile}
 	a.login("Admin", secrets["root/admin-password"])
 	var apps []api.Application
 	a.must("GET", "/api/applications/", nil, &apps)

@@ -119,6 +119,7 @@ func (p *proc) restart() {
 type rootAPI struct {
 	t   testing.TB
 	url string
+	ca  string // the root's CA certificate file ("" for plain HTTP)
 
 	mu sync.Mutex
 	cl *api.Client
@@ -129,7 +130,7 @@ func (a *rootAPI) client() *api.Client {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cl == nil {
-		a.cl = api.NewClient(api.Config{Address: a.url})
+		a.cl = api.NewClient(api.Config{Address: a.url, CAFile: a.ca})
 	}
 	return a.cl
 }
@@ -167,7 +168,7 @@ func (a *rootAPI) must(method, path string, body, out any) {
 // expires.
 func (a *rootAPI) login(user, pw string) {
 	a.t.Helper()
-	c := api.NewClient(api.Config{Address: a.url, Username: user, Password: pw})
+	c := api.NewClient(api.Config{Address: a.url, CAFile: a.ca, Username: user, Password: pw})
 	ctx, cancel := a.ctx()
 	defer cancel()
 	if _, err := c.Login(ctx, user, pw); err != nil {

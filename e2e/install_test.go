@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,12 +43,26 @@ func inHost(t *testing.T, nsPath string, timeout time.Duration, argv ...string) 
 }
 
 // curlSh runs `curl -sfL URL | sh -s -- ARGS...` in a host's namespace, as
-// the README tells operators to.
+// the README tells operators to: for an https:// root (whose pin
+// trustPin recorded) the one-liner the scripts print, which checks the
+// root's CA against the pin first, in a directory of its own.
 func curlSh(t *testing.T, nsPath, url string, args ...string) (string, error) {
 	t.Helper()
-	return inHost(t, nsPath, 5*time.Minute,
-		append([]string{"sh", "-c", `curl -sfL "$0" | sh -s -- "$@"`, url}, args...)...)
+	root, script, _ := strings.Cut(url, "/install/")
+	pin, ok := rootPins.Load(root)
+	if !strings.HasPrefix(url, "https://") || !ok {
+		return inHost(t, nsPath, 5*time.Minute,
+			append([]string{"sh", "-c", `curl -sfL "$0" | sh -s -- "$@"`, url}, args...)...)
+	}
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return inHost(t, nsPath, 5*time.Minute, "sh", "-c", "cd "+t.TempDir()+" && "+oneliner(root, pin.(string), script, quoted...))
 }
+
+// rootPins are the pins of the roots curlSh runs scripts of, by URL.
+var rootPins sync.Map
 
 // scriptPids are the supervised processes of an install's data dir, by
 // service name.
@@ -125,18 +140,24 @@ func TestInstallScripts(t *testing.T) {
 	for _, b := range []string{"thicket-cluster", "thicket-net", "thicket-node"} {
 		copyFile(t, filepath.Join(bin.Dir, b), filepath.Join(dl, b+"-"+platform))
 	}
-	port := strings.TrimPrefix(s.rootURL, "http://127.0.0.1:")
+	port := strings.TrimPrefix(s.rootURL, "https://127.0.0.1:")
+	caFile := s.started.CAFile()
+	pin, err := s.started.Pin()
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.root.Stop()
 	s.root.Args = append(s.root.Args, "--listen", "0.0.0.0:"+port, "--downloads-dir", dl)
 	s.root.restart()
 	testharness.WaitFor(t, time.Minute, "the root back", func() (bool, string) {
-		_, err := httpGet(s.rootURL + "/healthz")
+		_, err := httpsGet(s.rootURL+"/healthz", caFile)
 		return err == nil, fmt.Sprint(err)
 	})
-	root := "http://" + bridgeAddr + ":" + port
+	root := "https://" + bridgeAddr + ":" + port
+	rootPins.Store(root, pin)
 
 	t.Run("downloads, checksums and refusals", func(t *testing.T) {
-		body, err := httpGet(root + "/download/thicket-node-" + platform + ".sha256")
+		body, err := httpsGet(root+"/download/thicket-node-"+platform+".sha256", caFile)
 		if want := sha256File(t, filepath.Join(dl, "thicket-node-"+platform)) + "  thicket-node-" + platform + "\n"; err != nil || body != want {
 			t.Errorf("checksum: %q %v, want %q", body, err, want)
 		}
@@ -146,12 +167,12 @@ func TestInstallScripts(t *testing.T) {
 			"/download/../admin-password":         "invalid download name",
 			"/download/..%2F..%2Fetc%2Fpasswd":    "invalid download name",
 		} {
-			out, _ := exec.Command("curl", "-s", "--path-as-is", "-w", " %{http_code}", root+path).CombinedOutput()
+			out, _ := exec.Command("curl", "-s", "--cacert", caFile, "--path-as-is", "-w", " %{http_code}", root+path).CombinedOutput()
 			if !strings.Contains(string(out), want) || !strings.HasSuffix(string(out), " 404") {
 				t.Errorf("GET %s: %q, want 404 with %q", path, out, want)
 			}
 		}
-		script, err := httpGet(root + "/install/worker.sh")
+		script, err := httpsGet(root+"/install/worker.sh", caFile)
 		if err != nil || !strings.Contains(script, "BAKED_ROOT_URL='"+root+"'") {
 			t.Errorf("worker.sh does not carry the root's URL %s: %v", root, err)
 		}
@@ -180,7 +201,7 @@ func TestInstallScripts(t *testing.T) {
 		t.Fatalf("cluster.sh in %s: %v\n%s", cns, err, out)
 	}
 	clusterURL := "http://" + caddr + ":10100"
-	if !strings.Contains(out, "--cluster-url "+clusterURL) {
+	if !strings.Contains(out, "--cluster-url "+clusterURL) || !strings.Contains(out, "= "+strings.TrimPrefix(pin, "sha256:")+" ||") {
 		t.Errorf("cluster.sh does not tell how to add workers:\n%s", out)
 	}
 	nodeToken := readFile(t, filepath.Join(cdata, "cluster", "node-join-token"))
@@ -284,7 +305,7 @@ func TestInstallScripts(t *testing.T) {
 		// The root computed the checksum; then the file changes without a
 		// new size or mtime (as corruption on the way would look).
 		file := filepath.Join(dl, "thicket-net-"+platform)
-		if _, err := httpGet(root + "/download/thicket-net-" + platform + ".sha256"); err != nil {
+		if _, err := httpsGet(root+"/download/thicket-net-"+platform+".sha256", caFile); err != nil {
 			t.Fatal(err)
 		}
 		fi, _ := os.Stat(file)

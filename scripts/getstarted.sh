@@ -2,7 +2,7 @@
 # Thicket get-started: root + one cluster + one local worker on this machine.
 #
 #   scripts/getstarted.sh [options]                     from a checkout (builds with Go)
-#   curl -sfL <url>/getstarted.sh | sh -s -- --root-url http://ROOT:10000 [options]
+#   curl -sfL <url>/getstarted.sh | sh -s -- --root-url https://ROOT:10000 [options]
 #   scripts/getstarted.sh --stop [--purge]              (scripts/stop.sh does the same)
 #
 # Generated from root_orchestrator/internal/install/sh/getstarted.sh and
@@ -22,6 +22,8 @@ PREFIX=/usr/local/bin
 DATA=/var/lib/thicket
 INIT=
 ROOT_URL=${THICKET_ROOT_URL:-$BAKED_ROOT_URL}
+CA_FILE=${THICKET_CA_FILE:-}
+ROOT_PIN=
 WITH_QEMU=
 ACTION=start
 PURGE=
@@ -79,6 +81,8 @@ common_opt() {
 	--data-dir) need_val "$@"; DATA=$2; SHIFT=2 ;;
 	--prefix) need_val "$@"; PREFIX=$2; SHIFT=2 ;;
 	--root-url) need_val "$@"; ROOT_URL=${2%/}; SHIFT=2 ;;
+	--ca-file) need_val "$@"; CA_FILE=$2; SHIFT=2 ;;
+	--root-pin) need_val "$@"; ROOT_PIN=${2#sha256:}; SHIFT=2 ;;
 	--init) need_val "$@"; INIT=$2; SHIFT=2 ;;
 	--with-qemu) WITH_QEMU=1 ;;
 	--stop) ACTION=stop ;;
@@ -158,8 +162,89 @@ detect() {
 
 # reachable WHAT URL OPTION: URL/healthz answers, or a clear error.
 reachable() {
-	curl -sf --connect-timeout 10 -o /dev/null "$2/healthz" ||
-		die "cannot reach the $1 at $2 (GET /healthz failed): check $3 and that its port is open to this machine"
+	if [ "$2" = "$ROOT_URL" ]; then
+		rc=0
+		root_curl -sf --connect-timeout 10 -o /dev/null "$2/healthz" || rc=$?
+		[ "$rc" != 60 ] || die "$(untrusted "$2")"
+		[ "$rc" = 0 ] && return 0
+	else
+		curl -sf --connect-timeout 10 -o /dev/null "$2/healthz" && return 0
+	fi
+	die "cannot reach the $1 at $2 (GET /healthz failed): check $3 and that its port is open to this machine"
+}
+
+# --- trusting the root ------------------------------------------------------
+#
+# A root serves HTTPS with a CA of its own. Its pin is the SHA-256 of the
+# CA's certificate (DER): cluster join tokens carry it (thk1<pin>::...),
+# the root logs it, and the printed one-liners check /ca.crt against it
+# before they run anything. Every later request trusts that CA only.
+
+# pem_pin FILE: the pin (hex) of the first certificate in FILE.
+pem_pin() {
+	awk '/-----BEGIN CERTIFICATE-----/ { p = 1; next } /-----END CERTIFICATE-----/ { exit } p' "$1" |
+		base64 -d 2>/dev/null | sha256sum | awk '{ print $1 }'
+}
+
+# token_pin TOKEN: the pin a join token carries, if any.
+token_pin() {
+	case $1 in thk1*::*)
+		t=${1#thk1}
+		printf '%s\n' "${t%%::*}"
+		;;
+	esac
+}
+
+# root_trust: with an https:// root, settles CA_FILE: --ca-file, else the
+# root's /ca.crt when it matches ROOT_PIN. A CA that does not match the pin
+# stops everything before anything is downloaded.
+root_trust() {
+	case $ROOT_URL in https://*) ;; *) return 0 ;; esac
+	if [ -z "$CA_FILE" ]; then
+		[ -n "$ROOT_PIN" ] ||
+			die "the root at $ROOT_URL serves HTTPS with its own CA: give --ca-file (a copy of the root's <data-dir>/tls/ca.crt) or --root-pin (the pin the root logs; cluster join tokens carry it)"
+		make_tmp
+		CA_FILE=$TMP/root-ca.crt
+		curl -sfk --connect-timeout 10 -o "$CA_FILE" "$ROOT_URL/ca.crt" ||
+			die "cannot reach the root at $ROOT_URL (GET /ca.crt failed): check --root-url and that its port is open to this machine"
+	fi
+	[ -r "$CA_FILE" ] || die "--ca-file: cannot read $CA_FILE"
+	got=$(pem_pin "$CA_FILE")
+	if [ -n "$ROOT_PIN" ] && [ "$got" != "$ROOT_PIN" ]; then
+		die "refused the root at $ROOT_URL: its CA has the pin sha256:$got, expected sha256:$ROOT_PIN (a man in the middle, or the token of another root); nothing was installed"
+	fi
+	ROOT_PIN=$got
+}
+
+# root_curl ARGS...: curl trusting the root's CA (when it serves HTTPS).
+root_curl() {
+	if [ -n "$CA_FILE" ]; then
+		curl --cacert "$CA_FILE" "$@"
+	else
+		curl "$@"
+	fi
+}
+
+# untrusted URL: the error for a server whose certificate the root's CA
+# did not issue.
+untrusted() {
+	printf 'refused %s: its certificate is not issued by the root CA sha256:%s (%s): a man in the middle? nothing was installed' "$1" "$ROOT_PIN" "$CA_FILE"
+}
+
+# oneliner SCRIPT ARGS: the command that runs the root's SCRIPT with ARGS
+# on another machine: over HTTPS, it first fetches the root's CA and checks
+# it against the pin, then trusts that CA only.
+oneliner() {
+	s=$1
+	shift
+	case $ROOT_URL in
+	https://*)
+		printf '{ curl -sfk %s/ca.crt -o root-ca.crt && test "$(sed /-----/d root-ca.crt | base64 -d | sha256sum | cut -c1-64)" = %s ||\n' "$ROOT_URL" "$ROOT_PIN"
+		printf '  { echo "refused %s: no CA with the pin there (a man in the middle, or not reachable)" >&2; false; }; } &&\n' "$ROOT_URL"
+		printf '  curl -sfL --cacert root-ca.crt %s/install/%s | sh -s -- --ca-file root-ca.crt %s\n' "$ROOT_URL" "$s" "$*"
+		;;
+	*) printf 'curl -sfL %s/install/%s | sh -s -- %s\n' "$ROOT_URL" "$s" "$*" ;;
+	esac
 }
 
 # first_ipv4 prints this machine's first global IPv4 address.
@@ -218,8 +303,10 @@ make_tmp() { [ -n "$TMP" ] || TMP=$(mktemp -d "${TMPDIR:-/tmp}/thicket-install.X
 # http_get URL FILE: downloads URL to FILE; prints the HTTP status, or
 # fails when the server cannot be reached.
 http_get() {
-	curl -sS -L --connect-timeout 10 -o "$2" -w '%{http_code}' "$1" 2>"$2.err" ||
-		die "cannot reach $1: $(cat "$2.err")"
+	rc=0
+	root_curl -sS -L --connect-timeout 10 -o "$2" -w '%{http_code}' "$1" 2>"$2.err" || rc=$?
+	[ "$rc" != 60 ] || die "$(untrusted "$1")"
+	[ "$rc" = 0 ] || die "cannot reach $1: $(cat "$2.err")"
 }
 
 # fetch_bins DIR BINARY...: downloads $ROOT_URL/download/BINARY-$PLATFORM
@@ -229,7 +316,7 @@ http_get() {
 fetch_bins() {
 	dir=$1
 	shift
-	[ -n "$ROOT_URL" ] || die "no root URL to download the binaries from (--root-url http://ROOT:10000)"
+	[ -n "$ROOT_URL" ] || die "no root URL to download the binaries from (--root-url https://ROOT:10000)"
 	command -v sha256sum >/dev/null 2>&1 || die "sha256sum is missing (coreutils): I check every download with it"
 	for b; do
 		optional=
@@ -633,6 +720,8 @@ otherwise. Running it again changes nothing that is up to date.
   --data-dir DIR       state of all services (default /var/lib/thicket)
   --prefix DIR         where the binaries go (default /usr/local/bin)
   --root-url URL       download the binaries from this root instead of building
+  --ca-file FILE       with --root-url: that root's CA certificate (its <data-dir>/tls/ca.crt)
+  --root-pin PIN       or the pin of its CA (sha256:HEX, as it logs it; /ca.crt is checked against it)
   --source DIR         build from this checkout (default: the one holding this script)
   --address IP         this machine's address for nodes and peers (default: first IPv4)
   --name NAME          the cluster's name (default local)
@@ -679,7 +768,7 @@ checkout() {
 build() {
 	PATH=$PATH:/usr/local/go/bin
 	command -v go >/dev/null 2>&1 ||
-		die "Go (>= 1.26, https://go.dev/dl) is needed to build from the checkout $1; or pass --root-url http://ROOT:10000 to download the binaries from a running root"
+		die "Go (>= 1.26, https://go.dev/dl) is needed to build from the checkout $1; or pass --root-url https://ROOT:10000 to download the binaries from a running root"
 	say "building the binaries from $1"
 	(cd "$1" && go build -buildvcs=false -o "$2/" ./root_orchestrator/cmd/thicket-root \
 		./cluster_orchestrator/cmd/thicket-cluster ./node_engine/cmd/thicket-node ./net_manager/cmd/thicket-net) ||
@@ -696,13 +785,14 @@ main() {
 	done
 	src=$(checkout)
 	if [ -z "$ROOT_URL" ] && [ -z "$src" ]; then
-		die "no binaries: run me from a checkout (git clone the Thicket repository, then scripts/getstarted.sh), or pass --root-url http://ROOT:10000 to download them from a running root"
+		die "no binaries: run me from a checkout (git clone the Thicket repository, then scripts/getstarted.sh), or pass --root-url https://ROOT:10000 to download them from a running root"
 	fi
 	detect
 	host=${ADDRESS:-$(first_ipv4)}
 
 	make_tmp
 	if [ -n "$ROOT_URL" ]; then
+		root_trust
 		fetch_bins "$TMP" thicket-root thicket-cluster thicket-net thicket-node 'thicket?'
 	else
 		build "$src" "$TMP"
@@ -717,7 +807,11 @@ main() {
 	svc_wait root "thicket-root listening" "address already in use" "port $ROOT_PORT is taken: free it or choose another with --root-port"
 	wait_until "$WAIT_SECS" test -s "$DATA/root/cluster-join-token" || die "the root wrote no $DATA/root/cluster-join-token"
 
-	SVC_ARGS=$(lines "$PREFIX/thicket-cluster" --name "$NAME" --root-url "http://127.0.0.1:$ROOT_PORT" \
+	wait_until "$WAIT_SECS" test -s "$DATA/root/tls/ca.crt" || die "the root wrote no $DATA/root/tls/ca.crt"
+	ROOT_URL=https://$host:$ROOT_PORT CA_FILE=$DATA/root/tls/ca.crt
+	ROOT_PIN=$(pem_pin "$CA_FILE")
+
+	SVC_ARGS=$(lines "$PREFIX/thicket-cluster" --name "$NAME" --root-url "https://127.0.0.1:$ROOT_PORT" \
 		--data-dir "$DATA/cluster" --listen ":$CLUSTER_PORT" --mqtt-listen ":$MQTT_PORT" --advertise-address "$host")
 	# Tokens reach the daemons as files (here: where the root and the
 	# cluster write them), never as arguments or environment.
@@ -752,15 +846,15 @@ main() {
 	cat <<EOF
 
 Thicket is running ($how).
-  Dashboard:       http://$host:$ROOT_PORT/   (API docs: http://$host:$ROOT_PORT/api/docs)
+  Dashboard:       https://$host:$ROOT_PORT/   (API docs: https://$host:$ROOT_PORT/api/docs)
   Log in as:       Admin, password in $DATA/root/admin-password
+  Root CA:         $DATA/root/tls/ca.crt, pin sha256:$ROOT_PIN (import it into your browser;
+                   thicket login --server https://$host:$ROOT_PORT --ca-file ca.crt)
   Binaries:        $PREFIX
   Add a worker:    copy $DATA/cluster/node-join-token to it (e.g. scp, mode 0600), then there:
-                   curl -sfL http://$host:$ROOT_PORT/install/worker.sh | sh -s -- \\
-                     --cluster-url http://$host:$CLUSTER_PORT --token-file node-join-token
+$(oneliner worker.sh --cluster-url "http://$host:$CLUSTER_PORT" --token-file node-join-token)
   Add a cluster:   copy $DATA/root/cluster-join-token to it, then there:
-                   curl -sfL http://$host:$ROOT_PORT/install/cluster.sh | sh -s -- \\
-                     --name NAME --token-file cluster-join-token
+$(oneliner cluster.sh --name NAME --token-file cluster-join-token)
   Stop:            $stop [--purge]   (instances keep running unless --purge)
 EOF
 }

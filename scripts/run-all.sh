@@ -35,7 +35,7 @@ wait_file() {
 pids+=($!)
 wait_file "$data/root/cluster-join-token"
 
-"$bin/thicket-cluster" --name "$name" --root-url http://127.0.0.1:10000 \
+"$bin/thicket-cluster" --name "$name" --root-url https://127.0.0.1:10000 \
 	--join-token-file "$data/root/cluster-join-token" --data-dir "$data/cluster" &
 pids+=($!)
 wait_file "$data/cluster/node-join-token"
@@ -50,7 +50,8 @@ pids+=($!)
 
 cat <<INFO
 
-Thicket is starting: API and docs at http://localhost:10000/api/docs
+Thicket is starting: API and docs at https://localhost:10000/api/docs
+The root's CA (trust it in your browser, thicket login --ca-file): $data/root/tls/ca.crt
 Log in as Admin with the password in $data/root/admin-password
 Ctrl-C stops root, cluster, net manager and node (running instances keep running).
 

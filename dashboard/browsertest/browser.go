@@ -51,9 +51,23 @@ func chromiumPath() string {
 }
 
 // New starts Chromium with a fresh profile and a viewport of
-// width×height CSS pixels. It records console errors and exceptions; the
-// test fails on any of them when it ends.
+// width×height CSS pixels, for a dashboard served over plain HTTP (an
+// https:// baseURL needs NewTrusting). It records console errors and
+// exceptions; the test fails on any of them when it ends.
 func New(t testing.TB, baseURL string, width, height int) *Browser {
+	t.Helper()
+	if strings.HasPrefix(baseURL, "https://") {
+		t.Fatalf("browsertest.New(%s): an HTTPS root needs NewTrusting with its certificate's key (testharness Root.LeafSPKI)", baseURL)
+	}
+	return NewTrusting(t, baseURL, "", width, height)
+}
+
+// NewTrusting is New for a dashboard served over HTTPS with a certificate
+// whose public key has the SHA-256 spki (base64, testharness
+// Root.LeafSPKI): Chromium trusts exactly that key
+// (--ignore-certificate-errors-spki-list), as a user who imported the
+// root's CA trusts its certificates; any other certificate is refused.
+func NewTrusting(t testing.TB, baseURL, spki string, width, height int) *Browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath()); err != nil {
 		t.Fatalf("Chromium is needed (apt-get install -y chromium): %v", err)
@@ -63,7 +77,7 @@ func New(t testing.TB, baseURL string, width, height int) *Browser {
 		t.Fatal(err)
 	}
 	b := &Browser{t: t, base: strings.TrimSuffix(baseURL, "/")}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath()),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -85,7 +99,11 @@ func New(t testing.TB, baseURL string, width, height int) *Browser {
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication,PasswordLeakDetection"),
 		chromedp.WindowSize(width, height),
-	)
+	}
+	if spki != "" {
+		opts = append(opts, chromedp.Flag("ignore-certificate-errors-spki-list", spki))
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithListener(b.listen))
 	t.Cleanup(func() {
 		cancelCtx()

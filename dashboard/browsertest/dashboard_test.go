@@ -305,8 +305,22 @@ func TestAdminUsersAndJoinTokens(t *testing.T) {
 	b.Visible("#new-token")
 	var token string
 	b.EvalInto(`document.querySelector("#new-token").value`, &token)
-	if len(token) < 16 {
-		t.Errorf("shown token %q", token)
+	pin, err := s.root.Pin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hexPin := strings.TrimPrefix(pin, "sha256:")
+	if !strings.HasPrefix(token, "thk1"+hexPin+"::") {
+		t.Errorf("shown token %q does not carry the root's pin %s", token, pin)
+	}
+	// The command checks the root's CA against that pin, then trusts it only.
+	var cmd string
+	b.EvalInto(`document.querySelector(".token-reveal pre.cmd").textContent`, &cmd)
+	for _, want := range []string{"{ curl -sfk " + s.rootURL + "/ca.crt -o root-ca.crt", "= " + hexPin + " ||", "refused " + s.rootURL,
+		"curl -sfL --cacert root-ca.crt " + s.rootURL + "/install/cluster.sh | sh -s -- --ca-file root-ca.crt --token-file cluster-join-token"} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("the attach command lacks %q:\n%s", want, cmd)
+		}
 	}
 	b.WaitText("main .table", "site-munich")
 	b.WaitText(".token-reveal", "shown only this once")

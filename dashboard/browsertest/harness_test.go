@@ -28,6 +28,7 @@ type stack struct {
 	dataDir string
 	rootURL string // the root, which serves the dashboard at /
 	token   string // an admin access token for checks through the API
+	root    *testharness.Root
 }
 
 // startStack starts a fresh thicket-root (own data dir and port) and a
@@ -36,7 +37,7 @@ func startStack(t *testing.T, args ...string) *stack {
 	t.Helper()
 	r := bin.MustStartRoot(t, testharness.RootOptions{Env: []string{"THICKET_ADMIN_PASSWORD=" + adminPassword}, Args: args,
 		Timeout: 2 * time.Minute})
-	s := &stack{t: t, dataDir: r.DataDir, rootURL: r.URL}
+	s := &stack{t: t, dataDir: r.DataDir, rootURL: r.URL, root: r}
 
 	var tok struct{ Token string }
 	if code := s.api("POST", "/api/auth/login", map[string]string{"username": "Admin", "password": adminPassword}, &tok); code != http.StatusOK {
@@ -58,7 +59,7 @@ func (s *stack) apiWith(token, method, path string, body, out any) int {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := api.NewClient(api.Config{Address: s.rootURL}).WithToken(token).Do(ctx, method, path, body, out)
+	err := s.root.API(api.Config{}).WithToken(token).Do(ctx, method, path, body, out)
 	var se *api.StatusError
 	switch {
 	case err == nil:
@@ -82,6 +83,12 @@ func readFile(t *testing.T, path string) string {
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
 // newBrowser opens the stack's dashboard in a new Chromium.
+// It trusts exactly the key of the root's certificate.
 func newBrowser(t *testing.T, s *stack, width, height int) *Browser {
-	return New(t, s.rootURL, width, height)
+	t.Helper()
+	spki, err := s.root.LeafSPKI(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewTrusting(t, s.rootURL, spki, width, height)
 }

@@ -78,8 +78,8 @@ func VerifyPinned(chain []*x509.Certificate, pin, name string) error {
 		}
 	}
 	if ca == nil {
-		issuer := chain[0].Issuer.CommonName
-		return fmt.Errorf("pki: %w (%s; the server's certificate %q is issued by %q): a man in the middle, or a token of another server", ErrPinMismatch, pin, chain[0].Subject.CommonName, issuer)
+		return fmt.Errorf("pki: %w: expected %s, the server presented %s (its certificate %q is issued by %q): a man in the middle, or a token of another server",
+			ErrPinMismatch, pin, presented(chain), chain[0].Subject.CommonName, chain[0].Issuer.CommonName)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
@@ -99,6 +99,21 @@ func VerifyPinned(chain []*x509.Certificate, pin, name string) error {
 		return fmt.Errorf("pki: %w: %w", ErrPinMismatch, err)
 	}
 	return nil
+}
+
+// presented names the pins a server's chain offers: those of the CA
+// certificates it sent, or the leaf's own when it sent none.
+func presented(chain []*x509.Certificate) string {
+	var pins []string
+	for _, c := range chain[1:] {
+		if c.IsCA {
+			pins = append(pins, Pin(c))
+		}
+	}
+	if len(pins) == 0 {
+		return "no CA certificate (its own: " + Pin(chain[0]) + ")"
+	}
+	return strings.Join(pins, ", ")
 }
 
 // Join tokens carry the pin of the CA of the server they join, as K3s

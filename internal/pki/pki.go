@@ -113,23 +113,44 @@ func LoadOrCreateCA(dir, name string, validity time.Duration) (*CA, error) {
 // LoadCA reads a CA from PEM files (an operator's own CA, or one made by
 // LoadOrCreateCA).
 func LoadCA(certFile, keyFile string) (*CA, error) {
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("pki: load CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("pki: load CA: %w", err)
+	}
+	ca, err := ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s, %s)", err, certFile, keyFile)
+	}
+	return ca, nil
+}
+
+// ParseCA reads a CA from its certificate and key in PEM (as KeyPEM and
+// CA.PEM give them, e.g. kept in a store that replicas share).
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("pki: load CA: %w", err)
 	}
 	cert, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
-		return nil, fmt.Errorf("pki: load CA %s: %w", certFile, err)
+		return nil, fmt.Errorf("pki: load CA: %w", err)
 	}
 	if !cert.IsCA {
-		return nil, fmt.Errorf("pki: %s is not a CA certificate", certFile)
+		return nil, errors.New("pki: load CA: not a CA certificate")
 	}
 	signer, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("pki: the key in %s cannot sign", keyFile)
+		return nil, errors.New("pki: load CA: the key cannot sign")
 	}
 	return &CA{Cert: cert, Key: signer, PEM: encodeCert(cert.Raw)}, nil
 }
+
+// KeyPEM is the CA's key in PEM (PKCS #8).
+func (ca *CA) KeyPEM() ([]byte, error) { return encodeKey(ca.Key) }
 
 // Leaf is what a certificate is issued for.
 type Leaf struct {

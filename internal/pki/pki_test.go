@@ -188,3 +188,31 @@ func TestJoinToken(t *testing.T) {
 		}
 	}
 }
+
+// TestServing: the serving certificate is issued again once less than a
+// third of its validity is left, and not before.
+func TestServing(t *testing.T) {
+	ca := newCA(t, "root CA")
+	now := time.Now()
+	s, err := pki.NewServing(ca, pki.Leaf{Name: "root", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: 3 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.Certificate()
+	for _, tc := range []struct {
+		after time.Duration
+		same  bool
+	}{{time.Minute, true}, {110 * time.Minute, true}, {2*time.Hour + time.Minute, false}} {
+		s.Now = func() time.Time { return now.Add(tc.after) }
+		c, err := s.Certificate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (c == first) != tc.same {
+			t.Errorf("after %s: same certificate %v, want %v", tc.after, c == first, tc.same)
+		}
+	}
+	if _, err := pki.NewServing(ca, pki.Leaf{Name: "c", Client: true}); err == nil {
+		t.Error("a serving certificate for a client: no error")
+	}
+}

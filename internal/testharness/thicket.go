@@ -32,6 +32,13 @@ type RootOptions struct {
 	LogDir string
 	// Timeout is how long it may take to become healthy; a minute if zero.
 	Timeout time.Duration
+	// Plaintext starts it with --insecure-plaintext (plain HTTP); by
+	// default it serves HTTPS with the CA it makes in its data dir
+	// (roottls.go: CAFile, Pin, HTTPClient, API).
+	Plaintext bool
+	// CAFile is the CA clients trust when the root is given the operator's
+	// (--tls-ca-cert); default: the one the root makes in its data dir.
+	CAFile string
 }
 
 // Root is a running thicket-root on its embedded store (unless Args say
@@ -39,7 +46,8 @@ type RootOptions struct {
 type Root struct {
 	Proc    *Proc
 	DataDir string
-	// URL is where it serves its API, http://<host>:<Port>.
+	// URL is where it serves its API, https://<host>:<Port> (http:// with
+	// RootOptions.Plaintext).
 	URL  string
 	Port int
 	// Args are added to its command line at each Start (RootOptions.Args
@@ -77,8 +85,8 @@ func (r *Root) Start(ctx context.Context) error {
 			}
 		}
 		addr := net.JoinHostPort(r.opts.Host, strconv.Itoa(r.Port))
-		r.URL = "http://" + addr
-		r.Proc.Args = append([]string{r.Proc.Args[0], "--listen", addr, "--data-dir", r.DataDir}, r.Args...)
+		r.URL = r.scheme() + addr
+		r.Proc.Args = append(append([]string{r.Proc.Args[0], "--listen", addr, "--data-dir", r.DataDir}, r.plaintextArgs()...), r.Args...)
 		if err = r.Proc.Start(); err != nil {
 			return err
 		}
@@ -103,7 +111,9 @@ func (r *Root) Healthy(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	c := r.HTTPClient()
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
 	if err != nil {
 		return false
 	}
@@ -138,6 +148,9 @@ type ClusterOptions struct {
 	Advertise string
 	// MQTTURL is an external broker; empty embeds one.
 	MQTTURL string
+	// RootURL is where it dials the root (e.g. through a proxy); empty:
+	// the root's URL.
+	RootURL string
 	// Env and Args are added to its environment and command line.
 	Env, Args []string
 	// LogDir, if set, receives its output in cluster-<Name>.log; else it
@@ -177,6 +190,9 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 		return nil, err
 	}
 	c := &Cluster{Name: o.Name, DataDir: o.DataDir}
+	if o.RootURL == "" {
+		o.RootURL = root.URL
+	}
 	var err error
 	for range startAttempts {
 		apiPort, err := Port()
@@ -189,9 +205,10 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 		}
 		c.NodeURL = fmt.Sprintf("http://%s:%d", o.Advertise, apiPort)
 		args := []string{b.Path(ClusterProgram), "--name", o.Name, "--location", o.Location,
-			"--root-url", root.URL, "--join-token-file", filepath.Join(root.DataDir, "cluster-join-token"),
+			"--root-url", o.RootURL, "--join-token-file", filepath.Join(root.DataDir, "cluster-join-token"),
 			"--listen", net.JoinHostPort(o.Bind, strconv.Itoa(apiPort)), "--mqtt-listen", net.JoinHostPort(o.Bind, strconv.Itoa(mqttPort)),
 			"--advertise-address", o.Advertise, "--data-dir", o.DataDir}
+		args = append(args, root.clusterPlaintextArgs()...)
 		if o.MQTTURL != "" {
 			// It may hold the broker's credentials: a file, not an argument.
 			f := filepath.Join(o.DataDir, "mqtt-url")

@@ -416,7 +416,7 @@ func TestOversizedBodiesAre413(t *testing.T) {
 		}
 		req, _ := http.NewRequest("POST", r.URL+"/api/application/", body)
 		req.Header.Set("Authorization", "Bearer "+admin)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := r.httpClient().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

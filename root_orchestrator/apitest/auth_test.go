@@ -307,7 +307,7 @@ func TestPasswordGuessingIsLimited(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 60/8; i++ {
-				code, ra := login(http.DefaultClient, fmt.Sprintf("guess-%d-%d", g, i))
+				code, ra := login(r.httpClient(), fmt.Sprintf("guess-%d-%d", g, i))
 				mu.Lock()
 				codes[code]++
 				if code == http.StatusTooManyRequests {
@@ -341,12 +341,16 @@ func TestPasswordGuessingIsLimited(t *testing.T) {
 	if slowest > 5*time.Second {
 		t.Errorf("healthz took up to %s while passwords were guessed", slowest)
 	}
-	if code, _ := login(http.DefaultClient, r.adminPassword()); code != http.StatusTooManyRequests {
+	if code, _ := login(r.httpClient(), r.adminPassword()); code != http.StatusTooManyRequests {
 		t.Errorf("the right password from the guessing address: %d, want 429 until its bucket refills", code)
 	}
 
 	// Another address is not held back.
-	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+	tc, err := r.started.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DialContext: (&net.Dialer{
 		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
 	if code, _ := login(other, r.adminPassword()); code != http.StatusOK {
 		t.Errorf("login from another address during the limit: %d", code)

@@ -152,10 +152,9 @@ func checkList[T any](t *testing.T, what string, body []byte, minLen int) {
 // trailing slash, against the reference's shapes, with a client that does not
 // follow redirects (a redirect would turn a POST into a GET).
 func TestWireCompatibility(t *testing.T) {
-	http.DefaultClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	defer func() { http.DefaultClient.CheckRedirect = nil }()
-
 	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=compat-admin-password"})
+	noRedirect := r.httpClient()
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	// A cluster joins through the cluster protocol and reports two nodes.
 	joinToken := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
 	var reg wire.ClusterRegisterResponse
@@ -214,7 +213,7 @@ func TestWireCompatibility(t *testing.T) {
 			// POST instance with no body and no Content-Type.
 			req, _ := http.NewRequest("POST", r.URL+"/api/service/"+svcID+"/instance"+slash, nil)
 			req.Header.Set("Authorization", "Bearer "+admin)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := noRedirect.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

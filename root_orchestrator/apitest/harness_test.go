@@ -118,8 +118,11 @@ func callCtx() (context.Context, context.CancelFunc) {
 // client is a client of the root that sends token as it is (none when
 // empty) and never renews it.
 func (r *root) client(token string) *api.Client {
-	return api.NewClient(api.Config{Address: r.URL}).WithToken(token)
+	return r.started.API(api.Config{}).WithToken(token)
 }
+
+// httpClient is an HTTP client that trusts the root's CA.
+func (r *root) httpClient() *http.Client { return r.started.HTTPClient() }
 
 // do sends a request and returns the answer, whatever its status. body may
 // be nil, a []byte or string sent as it is, or a value to marshal.

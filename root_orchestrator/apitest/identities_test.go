@@ -83,6 +83,10 @@ func tokenByID(t *testing.T, r *root, admin, id string) api.JoinToken {
 // nothing.
 func TestJoinTokens(t *testing.T) {
 	r, admin, _, g := rootForClusters(t, "tokens")
+	pin, err := r.started.Pin()
+	if err != nil {
+		t.Fatal(err)
+	}
 	create := func(req api.JoinTokenRequest) api.NewJoinToken {
 		t.Helper()
 		var nt api.NewJoinToken
@@ -102,11 +106,13 @@ func TestJoinTokens(t *testing.T) {
 	before := time.Now()
 	plain := create(api.JoinTokenRequest{Name: "plain"})
 	if plain.ExpiresAt == nil || plain.ExpiresAt.Sub(before) < 24*time.Hour-time.Minute || plain.ExpiresAt.Sub(before) > 24*time.Hour+time.Minute ||
-		plain.State != api.TokenActive || !strings.HasPrefix(plain.Token, "thj_") {
+		plain.State != api.TokenActive || !strings.HasPrefix(plain.Token, "thk1"+strings.TrimPrefix(pin, "sha256:")+"::thj_") {
 		t.Errorf("a token made with defaults: %+v", plain)
 	}
 	g.mustRegister(plain.Token, "p1", "")
-	g.mustRegister(plain.Token, "p2", "")
+	// The secret alone is the token too (the pin is the cluster's to check).
+	_, secret, _ := strings.Cut(plain.Token, "::")
+	g.mustRegister(secret, "p2", "")
 	if never := create(api.JoinTokenRequest{ExpiresIn: "never"}); never.ExpiresAt != nil {
 		t.Errorf(`expires_in "never": expires at %v`, never.ExpiresAt)
 	}

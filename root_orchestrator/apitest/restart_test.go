@@ -146,7 +146,8 @@ func TestNoAcknowledgedWriteLostOnKill(t *testing.T) {
 	acked := map[int]bool{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := r.httpClient()
+	client.Timeout = 10 * time.Second
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -232,7 +233,8 @@ func TestNoHalfWrittenApplicationsOnKill(t *testing.T) {
 		app["microservices"].([]any)[0].(map[string]any)["addresses"] = map[string]any{"rr_ip": fmt.Sprintf("10.30.9.%d", g+1)}
 		return s
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := r.httpClient()
+	client.Timeout = 10 * time.Second
 	call := func(method, path string, body any, out any) int {
 		var rd io.Reader
 		if body != nil {

@@ -102,7 +102,7 @@ func TestRefreshRotatesAndReuseRevokesTheSession(t *testing.T) {
 			defer wg.Done()
 			req, _ := http.NewRequest("POST", r.URL+"/api/auth/refresh", nil)
 			req.Header.Set("Authorization", "Bearer "+race.RefreshToken)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := r.httpClient().Do(req)
 			if err != nil {
 				t.Error(err)
 				return
@@ -190,7 +190,7 @@ func TestLogout(t *testing.T) {
 	ctx, cancel := callCtx()
 	defer cancel()
 	var saved []api.Session
-	cl := api.NewClient(api.Config{Address: r.URL, Session: api.Session{Token: b.Token, RefreshToken: b.RefreshToken},
+	cl := r.started.API(api.Config{Session: api.Session{Token: b.Token, RefreshToken: b.RefreshToken},
 		OnSession: func(s api.Session) error { saved = append(saved, s); return nil }})
 	if err := cl.Logout(ctx); err != nil {
 		t.Fatalf("client Logout: %v", err)
@@ -277,10 +277,36 @@ func TestSigningKeyRotation(t *testing.T) {
 
 // loginFrom logs in from a local address (127.0.0.x), with an
 // X-Forwarded-For header when xff is not empty.
-func loginFrom(t *testing.T, url, local, xff, user, pw string) (int, string) {
+// clientFrom is an HTTP client of the root from the local address,
+// kept per root and address so that its connection is reused (a TLS
+// handshake per login would slow the guessing the tests time).
+func (r *root) clientFrom(t *testing.T, local string) *http.Client {
 	t.Helper()
-	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+	fromMu.Lock()
+	defer fromMu.Unlock()
+	key := r.URL + " " + local
+	if c, ok := fromClients[key]; ok {
+		return c
+	}
+	tc, err := r.started.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DialContext: (&net.Dialer{
 		LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}).DialContext}}
+	fromClients[key] = c
+	return c
+}
+
+var (
+	fromMu      sync.Mutex
+	fromClients = map[string]*http.Client{}
+)
+
+func loginFrom(t *testing.T, r *root, local, xff, user, pw string) (int, string) {
+	t.Helper()
+	client := r.clientFrom(t, local)
+	url := r.URL
 	body, _ := json.Marshal(api.LoginRequest{Username: user, Password: pw})
 	req, _ := http.NewRequestWithContext(context.Background(), "POST", url+"/api/auth/login", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -308,7 +334,7 @@ func TestLoginLimitsPerUserName(t *testing.T) {
 	guess := func(user string) map[int]int {
 		codes := map[int]int{}
 		for i := range 25 {
-			code, _ := loginFrom(t, r.URL, "127.0.0."+string(rune('2'+i%5)), "", user, "wrong-password")
+			code, _ := loginFrom(t, r, "127.0.0."+string(rune('2'+i%5)), "", user, "wrong-password")
 			codes[code]++
 		}
 		return codes
@@ -320,25 +346,25 @@ func TestLoginLimitsPerUserName(t *testing.T) {
 	if len(missing) != len(existing) || missing[http.StatusUnauthorized] != existing[http.StatusUnauthorized] {
 		t.Errorf("an unknown user name is limited differently (%v) from a known one (%v)", missing, existing)
 	}
-	if code, body := loginFrom(t, r.URL, "127.0.0.8", "", "dave", "pw-dave-secret"); code != http.StatusTooManyRequests || !strings.Contains(body, "user name") {
+	if code, body := loginFrom(t, r, "127.0.0.8", "", "dave", "pw-dave-secret"); code != http.StatusTooManyRequests || !strings.Contains(body, "user name") {
 		t.Errorf("dave's right password from a fresh address during the limit: %d %s", code, body)
 	}
-	if code, _ := loginFrom(t, r.URL, "127.0.0.8", "", "Admin", pw); code != http.StatusOK {
+	if code, _ := loginFrom(t, r, "127.0.0.8", "", "Admin", pw); code != http.StatusOK {
 		t.Errorf("another user during dave's limit: %d", code)
 	}
 
 	// A success empties the name's failures.
 	r.newUser(r.adminToken(), "erin")
 	for i := range 15 {
-		if code, _ := loginFrom(t, r.URL, "127.0.1."+string(rune('1'+i%5)), "", "erin", "wrong"); code != http.StatusUnauthorized {
+		if code, _ := loginFrom(t, r, "127.0.1."+string(rune('1'+i%5)), "", "erin", "wrong"); code != http.StatusUnauthorized {
 			t.Fatalf("failure %d for erin: %d", i, code)
 		}
 	}
-	if code, _ := loginFrom(t, r.URL, "127.0.1.9", "", "erin", "pw-erin-secret"); code != http.StatusOK {
+	if code, _ := loginFrom(t, r, "127.0.1.9", "", "erin", "pw-erin-secret"); code != http.StatusOK {
 		t.Fatalf("erin's right password: %d", code)
 	}
 	for i := range 15 {
-		if code, _ := loginFrom(t, r.URL, "127.0.2."+string(rune('1'+i%5)), "", "erin", "wrong"); code != http.StatusUnauthorized {
+		if code, _ := loginFrom(t, r, "127.0.2."+string(rune('1'+i%5)), "", "erin", "wrong"); code != http.StatusUnauthorized {
 			t.Fatalf("failure %d for erin after her login: %d, want 401 (the success reset her failures)", i, code)
 		}
 	}
@@ -350,18 +376,18 @@ func TestTrustedProxies(t *testing.T) {
 	r := startRoot(t, "", nil, "--trusted-proxies", "127.0.0.1,10.9.0.0/16")
 	pw := r.adminPassword()
 	for range 10 {
-		if code, _ := loginFrom(t, r.URL, "127.0.0.1", "192.0.2.1, 10.9.0.5", "Admin", "wrong"); code != http.StatusUnauthorized {
+		if code, _ := loginFrom(t, r, "127.0.0.1", "192.0.2.1, 10.9.0.5", "Admin", "wrong"); code != http.StatusUnauthorized {
 			t.Fatalf("wrong password through the proxy: %d", code)
 		}
 	}
-	if code, body := loginFrom(t, r.URL, "127.0.0.1", "192.0.2.1", "Admin", pw); code != http.StatusTooManyRequests || !strings.Contains(body, "address") {
+	if code, body := loginFrom(t, r, "127.0.0.1", "192.0.2.1", "Admin", pw); code != http.StatusTooManyRequests || !strings.Contains(body, "address") {
 		t.Errorf("client 192.0.2.1 after 10 failures: %d %s, want 429 for its address", code, body)
 	}
-	if code, _ := loginFrom(t, r.URL, "127.0.0.1", "192.0.2.2", "Admin", pw); code != http.StatusOK {
+	if code, _ := loginFrom(t, r, "127.0.0.1", "192.0.2.2", "Admin", pw); code != http.StatusOK {
 		t.Errorf("client 192.0.2.2 through the same proxy: %d", code)
 	}
 	// An untrusted peer's header is ignored: 127.0.0.3 is its own client.
-	if code, _ := loginFrom(t, r.URL, "127.0.0.3", "192.0.2.1", "Admin", pw); code != http.StatusOK {
+	if code, _ := loginFrom(t, r, "127.0.0.3", "192.0.2.1", "Admin", pw); code != http.StatusOK {
 		t.Errorf("untrusted peer claiming 192.0.2.1: %d, want 200 (header ignored)", code)
 	}
 }

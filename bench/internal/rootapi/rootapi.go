@@ -20,12 +20,13 @@ type Client struct {
 	URL string
 }
 
-// New returns a client of the root at url.
-func New(url string) *Client {
+// New returns a client of the root at url, trusting the CA in caFile (the
+// root's <data-dir>/tls/ca.crt; "" for a root serving plain HTTP).
+func New(url, caFile string) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	url = strings.TrimRight(url, "/")
-	return &Client{URL: url, Client: api.NewClient(api.Config{Address: url,
+	return &Client{URL: url, Client: api.NewClient(api.Config{Address: url, CAFile: caFile,
 		HTTPClient: &http.Client{Timeout: 60 * time.Second, Transport: tr}})}
 }
 

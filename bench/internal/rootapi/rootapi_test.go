@@ -29,7 +29,7 @@ func TestCreateApp(t *testing.T) {
 	}))
 	defer srv.Close()
 	ctx := context.Background()
-	c := New(srv.URL + "/")
+	c := New(srv.URL+"/", "")
 	if err := c.Login(ctx, "Admin", "pw"); err != nil {
 		t.Fatal(err)
 	}

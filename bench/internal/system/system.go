@@ -147,7 +147,7 @@ func (s *System) StartRoot(ctx context.Context) (*Root, error) {
 		return nil, err
 	}
 	s.keep(started.Proc)
-	r := &Root{Proc: started.Proc, Dir: started.DataDir, API: rootapi.New(started.URL), started: started}
+	r := &Root{Proc: started.Proc, Dir: started.DataDir, API: rootapi.New(started.URL, started.CAFile()), started: started}
 	if r.pw, err = started.AdminPassword(); err != nil {
 		return nil, err
 	}

@@ -40,7 +40,11 @@ func (c *LoginCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	cl := newClient(server, api.Session{}, nil)
+	tr, err := e.trust(server, saved)
+	if err != nil {
+		return err
+	}
+	cl := newClient(server, tr, api.Session{}, nil)
 	session, err := cl.Login(e.Ctx, c.Username, pw)
 	var ae *api.StatusError
 	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
@@ -49,7 +53,7 @@ func (c *LoginCmd) Run(e *Env) error {
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	if err := config.Save(dir, &config.Credentials{Server: server, Session: session}); err != nil {
+	if err := config.Save(dir, &config.Credentials{Server: server, CA: tr.CA, CAPin: tr.CAPin, Session: session}); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Out, "Logged in to %s as %s (%s); session saved in %s\n", server, session.Username, session.Role, config.Path(dir))
@@ -118,7 +122,7 @@ func (c *LogoutCmd) Run(e *Env) error {
 		return err
 	}
 	if creds, err := config.Load(dir); err == nil && creds != nil && (creds.Token != "" || creds.RefreshToken != "") {
-		cl := newClient(creds.Server, creds.Session, nil)
+		cl := newClient(creds.Server, trust{CA: creds.CA, CAPin: creds.CAPin}, creds.Session, nil)
 		if err := cl.Logout(e.Ctx); err != nil {
 			fmt.Fprintf(e.Err, "thicket: warning: could not end the session at %s (%v); its tokens stay valid until they expire\n",
 				creds.Server, strings.TrimSpace(err.Error()))

@@ -28,6 +28,8 @@ type Globals struct {
 	Server string `env:"THICKET_SERVER" placeholder:"URL" help:"thicket-root URL (default: the server of the last login, else ${default_server})."`
 	Config string `env:"THICKET_CONFIG" placeholder:"DIR" help:"Directory of credentials.json (default: $XDG_CONFIG_HOME/thicket, i.e. ~/.config/thicket)."`
 	Output string `short:"o" enum:"table,json" default:"table" help:"Output of get, status and apply: table or json."`
+	CAFile string `name:"ca-file" type:"path" env:"THICKET_CA_FILE" placeholder:"FILE" help:"CA certificate (PEM) the server's certificate must be issued by: thicket-root's <data-dir>/tls/ca.crt (login saves it with the session)."`
+	CAPin  string `name:"ca-pin" env:"THICKET_CA_PIN" placeholder:"sha256:HEX" help:"Pin of the CA the server's certificate must be issued by, as thicket-root logs it (login saves it with the session)."`
 }
 
 // CLI is the command line.
@@ -126,6 +128,9 @@ func report(w io.Writer, err error) int {
 		}
 	default:
 		fmt.Fprintf(w, "thicket: %s\n", strings.TrimSpace(err.Error()))
+		if unknownCA(err) {
+			fmt.Fprintln(w, caHint)
+		}
 	}
 	return ExitError
 }
@@ -157,9 +162,14 @@ func (e *Env) client() (*api.Client, error) {
 	if creds != nil && creds.Server == server {
 		session = creds.Session
 	}
+	tr, err := e.trust(server, creds)
+	if err != nil {
+		return nil, err
+	}
 	cl := api.NewClient(api.Config{Address: server, Session: session, HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		CAPEM: []byte(tr.CA), CAPin: tr.CAPin,
 		OnSession: func(s api.Session) error {
-			return config.Save(dir, &config.Credentials{Server: server, Session: s})
+			return config.Save(dir, &config.Credentials{Server: server, CA: tr.CA, CAPin: tr.CAPin, Session: s})
 		},
 		// Another thicket command may have refreshed the saved session
 		// meanwhile (e.g. while this one follows logs): its refresh token
@@ -186,11 +196,11 @@ func (e *Env) session() (*api.Client, error) {
 	return cl, nil
 }
 
-// newClient returns a client of server with a 30 s timeout per request
-// (e.client's has the same).
-func newClient(server string, session api.Session, onSession func(api.Session) error) *api.Client {
+// newClient returns a client of server, trusting tr's CA, with a 30 s
+// timeout per request (e.client's has the same).
+func newClient(server string, tr trust, session api.Session, onSession func(api.Session) error) *api.Client {
 	return api.NewClient(api.Config{Address: server, Session: session, OnSession: onSession,
-		HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+		CAPEM: []byte(tr.CA), CAPin: tr.CAPin, HTTPClient: &http.Client{Timeout: 30 * time.Second}})
 }
 
 // loggedIn reports whether the client has a saved session.

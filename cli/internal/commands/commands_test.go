@@ -45,7 +45,7 @@ func TestMainExitCodes(t *testing.T) {
 		{args: []string{"--server", "ftp://x", "get", "apps"}, code: ExitUsage, err: "scheme must be http"},
 		{args: []string{"version"}, code: ExitOK, out: "thicket v9.9.9 ("},
 		{args: []string{"logout"}, code: ExitOK, out: "Not logged in."},
-		{args: []string{"get", "apps"}, code: ExitError, err: "thicket: not logged in to http://localhost:10000: run thicket login\n"},
+		{args: []string{"get", "apps"}, code: ExitError, err: "thicket: not logged in to https://localhost:10000: run thicket login\n"},
 		{args: []string{"--server", down, "get", "apps"}, code: ExitError, err: "not logged in to " + down + ": run thicket login --server " + down},
 		{args: []string{"--server", down, "status"}, code: ExitError, err: "thicket: cannot reach " + down + ": connect: connection refused\n"},
 		{args: []string{"--server", down, "login", "-p", "pw"}, code: ExitError, err: "login: cannot reach " + down},

@@ -8,9 +8,9 @@ import (
 )
 
 // DefaultServer is the server when neither a flag nor a login names one.
-const DefaultServer = "http://localhost:10000"
+const DefaultServer = "https://localhost:10000"
 
-// NormalizeServer turns "host:port" or "http://host:port/" into a base URL
+// NormalizeServer turns "host:port" (HTTPS) or "http(s)://host:port/" into a base URL
 // without a trailing slash.
 func NormalizeServer(s string) (string, error) {
 	s = strings.TrimSpace(s)
@@ -18,7 +18,7 @@ func NormalizeServer(s string) (string, error) {
 		return "", errors.New("empty server URL")
 	}
 	if !strings.Contains(s, "://") {
-		s = "http://" + s
+		s = "https://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil {

@@ -19,6 +19,10 @@ const FileName = "credentials.json"
 // (whose fields sit beside Server in the file).
 type Credentials struct {
 	Server string `json:"server"`
+	// CA (PEM) or CAPin is the CA the server's certificate must be issued
+	// by (login's --ca-file or --ca-pin); neither: the system's roots.
+	CA    string `json:"ca,omitempty"`
+	CAPin string `json:"ca_pin,omitempty"`
 	api.Session
 }
 

@@ -25,7 +25,8 @@ import (
 type cli struct {
 	Name          string        `env:"THICKET_CLUSTER_NAME" help:"Unique name of this cluster (default: the host name)."`
 	Location      string        `env:"THICKET_CLUSTER_LOCATION" help:"Free-form location, e.g. 48.26,11.67,1000 or a site name."`
-	RootURL       string        `env:"THICKET_ROOT_URL" help:"URL of thicket-root, e.g. http://root:10000. Empty runs a standalone cluster."`
+	RootURL       string        `env:"THICKET_ROOT_URL" help:"URL of thicket-root, e.g. https://root:10000; the root must show a certificate of the CA the join token pins. Empty runs a standalone cluster."`
+	PlaintextRoot bool          `name:"insecure-plaintext-root" env:"THICKET_INSECURE_PLAINTEXT_ROOT" help:"Allow an http:// --root-url (a root started with --insecure-plaintext, and a token without a pin): development only, the credential and desired sets cross the network in clear."`
 	JoinToken     string        `env:"THICKET_JOIN_TOKEN" help:"Cluster join token from the root (<root data-dir>/cluster-join-token); prefer --join-token-file."`
 	JoinTokenFile string        `name:"join-token-file" env:"THICKET_JOIN_TOKEN_FILE" help:"File holding the cluster join token, read at start (waiting until it exists), e.g. the root's cluster-join-token on a shared volume."`
 	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (registration, /healthz, /metrics behind the metrics token)."`
@@ -121,7 +122,7 @@ func main() {
 		os.Exit(2)
 	}
 	err := server.Run(ctx, server.Config{
-		Name: c.Name, Location: c.Location, RootURL: c.RootURL, JoinToken: c.JoinToken,
+		Name: c.Name, Location: c.Location, RootURL: c.RootURL, JoinToken: c.JoinToken, InsecurePlaintextRoot: c.PlaintextRoot,
 		Listen: c.Listen, MQTTListen: c.MQTTListen, MQTTURL: c.MQTTURL, AdvertiseAddr: c.AdvertiseAddr,
 		DataDir: c.DataDir, MongoURL: c.MongoURL, MongoDatabase: c.MongoDatabase,
 		NodeJoinToken: c.NodeJoinToken, MetricsTokenFile: c.MetricsToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,

@@ -2,9 +2,11 @@ package rootsync
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/mongodb"
 )
 
@@ -99,9 +102,34 @@ func newFakeRoot(t *testing.T) (*fakeRoot, *httptest.Server) {
 		case <-req.Context().Done():
 		}
 	})
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	ca, err := pki.NewCA("fake root CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(pki.Leaf{Name: "root", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
+	pins.Store(srv.URL, ca.Pin())
 	return r, srv
+}
+
+// pins holds each fake root's CA pin by URL.
+var pins sync.Map
+
+// pinned is tok carrying the pin of the fake root at url.
+func pinned(t *testing.T, url, tok string) string {
+	t.Helper()
+	pin, _ := pins.Load(url)
+	tok, err := pki.JoinToken(pin.(string), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func writeJSONTest(w http.ResponseWriter, v any) {
@@ -202,9 +230,16 @@ func clusterStore(t *testing.T) *state.Store {
 	return st
 }
 
-func newLink(url string, st *state.Store, c Cluster, token string) *Link {
-	return New(Config{RootURL: url + "/", JoinToken: token, Register: wire.ClusterRegisterRequest{Name: "c1"}, Interval: time.Hour},
+// newLink is a link to the fake root at url with token, which gets the
+// root's pin.
+func newLink(t *testing.T, url string, st *state.Store, c Cluster, token string) *Link {
+	t.Helper()
+	l, err := New(context.Background(), Config{RootURL: url + "/", JoinToken: pinned(t, url, token), Register: wire.ClusterRegisterRequest{Name: "c1"}, Interval: time.Hour},
 		st, c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func kicked(l *Link) bool {
@@ -229,7 +264,7 @@ func TestSyncCycle(t *testing.T) {
 	a := wire.InstanceStatus{Key: "s.0", Status: wire.StatusCreating, NodeID: "n1"}
 	b := wire.InstanceStatus{Key: "s.1", Status: wire.StatusRunning, NodeID: "n1"}
 	c := &fakeCluster{nodes: []wire.NodeInfo{n1}, statuses: []wire.InstanceStatus{a, b}}
-	l := newLink(srv.URL, st, c, "join-token")
+	l := newLink(t, srv.URL, st, c, "join-token")
 
 	every, err := l.once(ctx)
 	if err != nil {
@@ -321,7 +356,7 @@ func TestSyncCycle(t *testing.T) {
 
 	// A restarted cluster manager (a new link over the same store) is the
 	// same cluster: it does not register again.
-	l2 := newLink(srv.URL, st, c, "join-token")
+	l2 := newLink(t, srv.URL, st, c, "join-token")
 	if _, err := l2.once(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +365,7 @@ func TestSyncCycle(t *testing.T) {
 	}
 	// Pointed at another root, it registers there.
 	root2, srv2 := newFakeRoot(t)
-	l3 := newLink(srv2.URL, st, c, "join-token")
+	l3 := newLink(t, srv2.URL, st, c, "join-token")
 	if _, err := l3.once(ctx); err != nil || root2.registered != 1 {
 		t.Errorf("at another root: %v, registered %d", err, root2.registered)
 	}
@@ -348,7 +383,7 @@ func TestNameTaken(t *testing.T) {
 	root, srv := newFakeRoot(t)
 	root.taken = true
 	st := clusterStore(t)
-	l := newLink(srv.URL, st, &fakeCluster{}, "join-token")
+	l := newLink(t, srv.URL, st, &fakeCluster{}, "join-token")
 	if _, err := l.once(ctx); err == nil || !strings.Contains(err.Error(), "belongs to another registered cluster") ||
 		!strings.Contains(err.Error(), "scoped to the name") {
 		t.Fatalf("once = %v; want the name taken, with what to do", err)
@@ -364,7 +399,7 @@ func TestJoinTokenRefused(t *testing.T) {
 	ctx := context.Background()
 	_, srv := newFakeRoot(t)
 	st := clusterStore(t)
-	l := newLink(srv.URL, st, &fakeCluster{}, "wrong")
+	l := newLink(t, srv.URL, st, &fakeCluster{}, "wrong")
 	if _, err := l.once(ctx); err == nil || !strings.Contains(err.Error(), "join token was refused") {
 		t.Fatalf("once = %v; want the join token refused", err)
 	}
@@ -414,7 +449,7 @@ func TestWatch(t *testing.T) {
 	root, srv := newFakeRoot(t)
 	st := clusterStore(t)
 	c := &fakeCluster{}
-	l := newLink(srv.URL, st, c, "join-token")
+	l := newLink(t, srv.URL, st, c, "join-token")
 	if _, err := l.once(ctx); err != nil { // registers
 		t.Fatal(err)
 	}
@@ -484,7 +519,7 @@ func TestRunSyncsWhenKicked(t *testing.T) {
 	root, srv := newFakeRoot(t)
 	root.acks = []wire.ClusterSyncAck{{Version: wire.Version, Epoch: "E1", SyncIntervalMS: time.Hour.Milliseconds()}}
 	c := &fakeCluster{statuses: []wire.InstanceStatus{{Key: "s.0", Status: wire.StatusCreating}}}
-	l := newLink(srv.URL, clusterStore(t), c, "join-token")
+	l := newLink(t, srv.URL, clusterStore(t), c, "join-token")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()

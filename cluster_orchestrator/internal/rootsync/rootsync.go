@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 var (
@@ -63,18 +64,24 @@ type Config struct {
 	Register  wire.ClusterRegisterRequest
 	// Interval between syncs until the root says otherwise.
 	Interval time.Duration
+	// AllowPlaintext allows an http:// RootURL (development only; see
+	// trust.go).
+	AllowPlaintext bool
 }
 
 // Link syncs a cluster with the root.
 type Link struct {
-	cfg    Config
-	st     *state.Store
-	c      Cluster
-	log    *slog.Logger
-	http   *http.Client
-	ok     bool
-	lastOK time.Time
-	kick   chan struct{}
+	cfg  Config
+	st   *state.Store
+	c    Cluster
+	log  *slog.Logger
+	http *http.Client
+	// pin is the root CA's pin the link verifies the root against ("":
+	// plain HTTP), secret the join token without it.
+	pin, secret string
+	ok          bool
+	lastOK      time.Time
+	kick        chan struct{}
 
 	mu  sync.Mutex
 	id  *state.Identity
@@ -116,11 +123,19 @@ func (l *Link) Kick() {
 	}
 }
 
-// New returns a link.
-func New(cfg Config, st *state.Store, c Cluster, log *slog.Logger) *Link {
+// New returns a link, or an error when it could not trust the root (see
+// trust).
+func New(ctx context.Context, cfg Config, st *state.Store, c Cluster, log *slog.Logger) (*Link, error) {
 	cfg.RootURL = strings.TrimRight(cfg.RootURL, "/")
 	cfg.Register.Version = wire.Version
-	return &Link{cfg: cfg, st: st, c: c, log: log, http: &http.Client{Timeout: 15 * time.Second}, kick: make(chan struct{}, 1)}
+	pin, secret, err := trust(ctx, cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	if pin == "" {
+		log.Warn("INSECURE: --insecure-plaintext-root: the cluster's credential and desired sets cross the network to the root in clear", "root", cfg.RootURL)
+	}
+	return &Link{cfg: cfg, st: st, c: c, log: log, pin: pin, secret: secret, http: client(cfg.RootURL, pin, 15*time.Second), kick: make(chan struct{}, 1)}, nil
 }
 
 // errRejected means the root refused our credential or token.
@@ -139,7 +154,11 @@ func (l *Link) Run(ctx context.Context) {
 		next, err := l.once(ctx)
 		if err != nil && ctx.Err() == nil {
 			mSync.WithLabelValues("error").Inc()
-			if l.ok || l.lastOK.IsZero() {
+			switch {
+			case !l.ok && !l.lastOK.IsZero():
+			case errors.Is(err, pki.ErrPinMismatch):
+				l.log.Error("the root's certificate does not match the pin; the cluster goes on by itself", "root", l.cfg.RootURL, "err", err)
+			default:
 				l.log.Warn("root unreachable; the cluster goes on by itself", "root", l.cfg.RootURL, "err", err)
 			}
 			l.ok = false
@@ -169,7 +188,7 @@ func (l *Link) Run(ctx context.Context) {
 // changes.
 func (l *Link) watch(ctx context.Context) {
 	var d desired
-	client := &http.Client{Timeout: 40 * time.Second}
+	client := client(l.cfg.RootURL, l.pin, 40*time.Second)
 	for ctx.Err() == nil {
 		l.mu.Lock()
 		id := l.id
@@ -253,6 +272,13 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 				return 0, err
 			}
 		}
+		if l.pin != "" && id.RootPin != l.pin {
+			// Restarts verify the root even with a token without a pin.
+			id.RootPin = l.pin
+			if err := l.st.SaveIdentity(ctx, *id); err != nil {
+				return 0, err
+			}
+		}
 		l.id = id
 	}
 	now := time.Now()
@@ -299,7 +325,7 @@ func (l *Link) register(ctx context.Context, credential string) (*state.Identity
 	var resp wire.ClusterRegisterResponse
 	reg := l.cfg.Register
 	reg.Credential = credential
-	if err := l.post(ctx, "/api/cluster/register", l.cfg.JoinToken, reg, &resp); err != nil {
+	if err := l.post(ctx, "/api/cluster/register", l.secret, reg, &resp); err != nil {
 		switch {
 		case errors.Is(err, errRejected):
 			return nil, fmt.Errorf("register with the root: the join token was refused: %w", err)
@@ -310,7 +336,7 @@ func (l *Link) register(ctx context.Context, credential string) (*state.Identity
 		}
 		return nil, fmt.Errorf("register with the root: %w", err)
 	}
-	id := &state.Identity{ClusterID: resp.ClusterID, Credential: resp.Credential, RootURL: l.cfg.RootURL, Block: resp.Block}
+	id := &state.Identity{ClusterID: resp.ClusterID, Credential: resp.Credential, RootURL: l.cfg.RootURL, RootPin: l.pin, Block: resp.Block}
 	if err := l.st.SaveIdentity(ctx, *id); err != nil {
 		return nil, err
 	}
@@ -334,7 +360,7 @@ func (l *Link) post(ctx context.Context, path, token string, body, out any) erro
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := l.http.Do(req)
 	if err != nil {
-		return err
+		return refusedRoot(l.cfg.RootURL, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

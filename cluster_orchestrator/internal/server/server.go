@@ -36,18 +36,20 @@ const NodeJoinTokenFile = "node-join-token"
 
 // Config is thicket-cluster's configuration.
 type Config struct {
-	Name          string
-	Location      string
-	RootURL       string
-	JoinToken     string
-	Listen        string // node API
-	MQTTListen    string // embedded broker
-	MQTTURL       string // external broker; empty embeds one
-	AdvertiseAddr string // address nodes and the root use to reach this cluster
-	DataDir       string
-	MongoURL      string
-	MongoDatabase string
-	NodeJoinToken string
+	Name      string
+	Location  string
+	RootURL   string
+	JoinToken string
+	// InsecurePlaintextRoot allows an http:// RootURL (development).
+	InsecurePlaintextRoot bool
+	Listen                string // node API
+	MQTTListen            string // embedded broker
+	MQTTURL               string // external broker; empty embeds one
+	AdvertiseAddr         string // address nodes and the root use to reach this cluster
+	DataDir               string
+	MongoURL              string
+	MongoDatabase         string
+	NodeJoinToken         string
 	// MetricsTokenFile holds the bearer token /metrics requires; empty:
 	// <DataDir>/metrics-token, generated on first start.
 	MetricsTokenFile string
@@ -184,10 +186,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	go func() { m.Run(ctx); close(managed) }()
 	if cfg.RootURL != "" {
 		port := ln.Addr().(*net.TCPAddr).Port
-		link := rootsync.New(rootsync.Config{
-			RootURL: cfg.RootURL, JoinToken: cfg.JoinToken, Interval: time.Second,
+		link, err := rootsync.New(ctx, rootsync.Config{
+			RootURL: cfg.RootURL, JoinToken: cfg.JoinToken, Interval: time.Second, AllowPlaintext: cfg.InsecurePlaintextRoot,
 			Register: wire.ClusterRegisterRequest{Name: cfg.Name, Location: cfg.Location, Address: cfg.AdvertiseAddr, Port: port},
 		}, st, m, log)
+		if err != nil {
+			_ = hs.Close()
+			return fmt.Errorf("the link to the root: %w", err)
+		}
 		m.OnChange(link.Kick)
 		go link.Run(ctx)
 	} else {

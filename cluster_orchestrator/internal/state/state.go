@@ -49,6 +49,9 @@ type Identity struct {
 	ClusterID  string `bson:"cluster_id"`
 	Credential string `bson:"credential"`
 	RootURL    string `bson:"root_url"`
+	// RootPin is the pin of the root's CA the cluster registered with
+	// (empty over plain HTTP): later starts verify the root against it.
+	RootPin string `bson:"root_pin,omitempty"`
 	// Block is the cluster's first share of the instance network, Blocks
 	// all of them.
 	Block  string   `bson:"block"`
@@ -157,7 +160,7 @@ func (s *Store) Identity(ctx context.Context) (*Identity, error) {
 // SaveIdentity stores the cluster's registration.
 func (s *Store) SaveIdentity(ctx context.Context, id Identity) error {
 	_, err := s.meta.ReplaceOne(ctx, bson.M{"_id": "identity"}, bson.M{
-		"_id": "identity", "cluster_id": id.ClusterID, "credential": id.Credential, "root_url": id.RootURL, "block": id.Block, "blocks": id.Blocks,
+		"_id": "identity", "cluster_id": id.ClusterID, "credential": id.Credential, "root_url": id.RootURL, "root_pin": id.RootPin, "block": id.Block, "blocks": id.Blocks,
 	}, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("save identity: %w", err)

@@ -40,6 +40,12 @@ type cli struct {
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from --admin-password-file or $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 	RotateKey     bool          `name:"rotate-signing-key" help:"Make a new current token signing key, then serve as usual; tokens signed with earlier keys stay valid until they expire (as POST /api/auth/keys/rotate)."`
 	TrustedProxy  []string      `name:"trusted-proxies" sep:"," env:"THICKET_TRUSTED_PROXIES" placeholder:"CIDR" help:"Reverse proxies (addresses or prefixes) whose X-Forwarded-For header names the client's address for the login rate limits; default none: the header is ignored."`
+	TLSCACert     string        `name:"tls-ca-cert" env:"THICKET_TLS_CA_CERT" help:"The operator's CA certificate (PEM): with --tls-ca-key it issues the serving certificate; with --tls-cert it is the CA that issued that one. Default: the CA in <data-dir>/tls, made at first start. Served at /ca.crt; join tokens carry its pin."`
+	TLSCAKey      string        `name:"tls-ca-key" env:"THICKET_TLS_CA_KEY" help:"Key of --tls-ca-cert (PEM)."`
+	TLSCert       string        `name:"tls-cert" env:"THICKET_TLS_CERT" help:"A serving certificate the operator made (PEM, its chain may follow), issued by --tls-ca-cert; default: one issued at each start for --external-url's host, the listen addresses and localhost."`
+	TLSKey        string        `name:"tls-key" env:"THICKET_TLS_KEY" help:"Key of --tls-cert (PEM)."`
+	TLSNames      []string      `name:"tls-names" sep:"," env:"THICKET_TLS_NAMES" placeholder:"NAME" help:"More DNS names and IP addresses for the serving certificate it issues (e.g. a container service name, a load balancer's name)."`
+	Plaintext     bool          `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Serve plain HTTP instead of HTTPS (development only: passwords and tokens cross the network in clear; logged as a warning at every start)."`
 	pprofserve.Flag
 }
 
@@ -88,6 +94,8 @@ func main() {
 		DownloadsDir:       c.DownloadsDir,
 		ExternalURL:        c.ExternalURL,
 		MetricsTokenFile:   c.MetricsToken,
+		TLS: server.TLSConfig{InsecurePlaintext: c.Plaintext, CACert: c.TLSCACert, CAKey: c.TLSCAKey,
+			Cert: c.TLSCert, Key: c.TLSKey, Names: c.TLSNames},
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-root failed", "err", err)

@@ -45,7 +45,7 @@ func (s *Server) registerCluster(c echo.Context) error {
 		return errBadRequest("cluster_name must match "+clusterNameRE.String(), "cluster_name")
 	}
 	ctx := c.Request().Context()
-	jt, err := s.store.UseJoinToken(ctx, bearer(c), req.Name)
+	jt, err := s.store.UseJoinToken(ctx, joinSecret(bearer(c)), req.Name)
 	var refused *store.TokenRefusal
 	switch {
 	case errors.Is(err, store.ErrBadCredential):
@@ -287,6 +287,9 @@ func (s *Server) createJoinToken(c echo.Context) error {
 	tok, jt, err := s.store.CreateJoinToken(c.Request().Context(), store.JoinTokenSpec{Name: req.Name, TTL: ttl,
 		SingleUse: req.SingleUse, ClusterName: req.ClusterName})
 	if err != nil {
+		return err
+	}
+	if tok, err = s.pinned(tok); err != nil {
 		return err
 	}
 	s.log.Info("join token created", "token", jt.ID, "name", jt.Name, "expires_at", jt.ExpiresAt, "single_use", jt.SingleUse,

@@ -36,6 +36,8 @@ type Server struct {
 	log       *slog.Logger
 	ping      func(context.Context) error
 	echo      *echo.Echo
+	// joinPin is the root CA's pin that join tokens carry (joinpin.go).
+	joinPin string
 
 	// The overlay (peers, service table) as of netAt, shared by every
 	// cluster's desired set.

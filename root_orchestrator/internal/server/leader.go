@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -52,12 +54,15 @@ func replicaID(dataDir string) (string, error) {
 
 // advertisedURL is where the other replicas reach this one: the listen
 // address, or this host's first IPv4 address when it listens on all.
-func advertisedURL(a net.Addr) string {
+func advertisedURL(a net.Addr, https bool) string {
 	host, port, _ := net.SplitHostPort(a.String())
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		if first := netaddr.FirstIPv4(); first != "" {
 			host = first
 		}
+	}
+	if https {
+		return "https://" + net.JoinHostPort(host, port)
 	}
 	return "http://" + net.JoinHostPort(host, port)
 }
@@ -80,13 +85,20 @@ func unavailable(msg string) http.Handler {
 	})
 }
 
-// forwardTo proxies every request to the leading replica.
-func forwardTo(addr string, log *slog.Logger) http.Handler {
+// forwardTo proxies every request to the leading replica, which must serve
+// a certificate of this replica's CA (trust) when it serves HTTPS: replicas
+// share one CA (--tls-ca-cert and --tls-ca-key).
+func forwardTo(addr string, trust *x509.CertPool, log *slog.Logger) http.Handler {
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" {
 		return unavailable("no root replica leads yet")
 	}
 	p := httputil.NewSingleHostReverseProxy(u)
+	if u.Scheme == "https" {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: trust}
+		p.Transport = t
+	}
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		log.Debug("forward to the leading replica", "leader", addr, "err", err)
 		unavailable("the leading root replica at "+addr+" does not answer").ServeHTTP(w, r)
@@ -106,6 +118,8 @@ type leadership struct {
 	following func()
 	// alone: no other replica can use this store (the embedded one).
 	alone bool
+	// trust verifies the leader's certificate (nil: plain HTTP).
+	trust *x509.CertPool
 }
 
 // acquire returns once this replica holds the lease; until then it forwards
@@ -125,7 +139,7 @@ func (l *leadership) acquire(ctx context.Context) error {
 			l.log.Warn("leader lease", "err", err)
 		} else if cur.Addr != following {
 			following = cur.Addr
-			l.front.set(forwardTo(cur.Addr, l.log))
+			l.front.set(forwardTo(cur.Addr, l.trust, l.log))
 			l.log.Info("another root replica leads; forwarding to it", "leader", cur.Addr, "lease_until", cur.Until)
 			l.following()
 		}

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/dashboard"
 	"github.com/thicket-edge/thicket/internal/metricsauth"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/mongodb"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/dispatch"
@@ -73,6 +75,8 @@ type Config struct {
 	RotateSigningKey bool
 	// TrustedProxies may name the client in X-Forwarded-For.
 	TrustedProxies []netip.Prefix
+	// TLS says how the root serves HTTPS (by default, with its own CA).
+	TLS TLSConfig
 }
 
 // Run starts the root and serves until ctx ends. ready, if not nil, receives
@@ -105,9 +109,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err := bootstrapAdmin(ctx, st, cfg, log); err != nil {
 		return err
 	}
-	if err := bootstrapJoinToken(ctx, st, cfg, log); err != nil {
-		return err
-	}
 	ping := func(ctx context.Context) error { return conn.Client.Ping(ctx, readpref.Primary()) }
 	inst, err := install.New(install.Config{DownloadsDir: cfg.DownloadsDir, ExternalURL: cfg.ExternalURL, Logger: log})
 	if err != nil {
@@ -126,10 +127,30 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	var shared *store.Store
+	if !conn.Embedded {
+		shared = st
+	}
+	tlsc, err := setupTLS(ctx, cfg.TLS, cfg.DataDir, cfg.ExternalURL, ln.Addr(), shared, log)
+	if err != nil {
+		return errors.Join(fmt.Errorf("TLS: %w", err), ln.Close())
+	}
+	pin := ""
+	if tlsc == nil {
+		log.Warn("INSECURE: --insecure-plaintext serves plain HTTP: passwords, tokens and desired sets cross the network readable and changeable by anyone on the path; for development only")
+	} else {
+		pin = tlsc.pin
+		ln = tls.NewListener(ln, tlsc.config)
+	}
+	if err := bootstrapJoinToken(ctx, st, cfg, pin, log); err != nil {
+		return errors.Join(err, ln.Close())
+	}
 	// Requests wait in the listen backlog until this replica knows whether
 	// it leads (then it serves) or follows (then it forwards).
 	front := &frontDoor{}
-	hs := &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// Failed handshakes (scanners, clients without the CA) at debug.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 2)
 	serving := false
 	serve := func() {
@@ -155,10 +176,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 
 	// Follow until this replica holds the lease.
-	advertise := advertisedURL(ln.Addr())
+	advertise := advertisedURL(ln.Addr(), tlsc != nil)
 	// The embedded store is this process's alone: no other replica can
 	// share it, so there is no lease to hold.
 	l := &leadership{st: st, holder: holder, addr: advertise, log: log, front: front, following: serve, alone: conn.Embedded}
+	if tlsc != nil {
+		l.trust = tlsc.pool
+	}
 	if err := l.acquire(ctx); err != nil {
 		return errors.Join(err, stop())
 	}
@@ -183,6 +207,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	srv.Mount("/", dashboard.Handler())
 	srv.Mount("/install/", inst.Scripts())
 	srv.Mount("/download/", inst.Downloads())
+	if tlsc != nil {
+		srv.Mount("/ca.crt", caHandler(tlsc.caPEM))
+		srv.SetJoinTokenPin(pin)
+	}
 	front.set(srv.Handler())
 	log.Info("this root replica leads", "addr", advertise)
 	serve()
@@ -281,20 +309,55 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, cfg Config, log *slog.
 // and the attach commands it prints read it from that file, however much
 // later. It is listed like any other; revoke it (thicket token revoke) once
 // the clusters have joined.
-func bootstrapJoinToken(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) error {
+//
+// The token in the file carries the pin of the root's CA (thk1 form); a
+// file written without it, or with another CA's, is rewritten at start.
+func bootstrapJoinToken(ctx context.Context, st *store.Store, cfg Config, pin string, log *slog.Logger) error {
+	file := filepath.Join(cfg.DataDir, JoinTokenFile)
 	if n, err := st.CountJoinTokens(ctx); err != nil || n > 0 {
-		return err
+		if err != nil || pin == "" {
+			return err
+		}
+		return repinJoinToken(file, pin, log)
 	}
 	tok, jt, err := st.CreateJoinToken(ctx, store.JoinTokenSpec{Name: "default"}) // TTL 0: never
 	if err != nil {
 		return err
 	}
-	file := filepath.Join(cfg.DataDir, JoinTokenFile)
+	if pin != "" {
+		if tok, err = pki.JoinToken(pin, tok); err != nil {
+			return err
+		}
+	}
 	if err := writeSecret(file, tok+"\n"); err != nil {
 		_ = st.DeleteJoinToken(context.Background(), jt.ID)
 		return err
 	}
 	log.Info("created the default cluster join token", "file", file)
+	return nil
+}
+
+// repinJoinToken rewrites the default token file when the token in it does
+// not carry pin.
+func repinJoinToken(file, pin string, log *slog.Logger) error {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	had, secret, err := pki.ParseJoinToken(string(b))
+	if err != nil || had == pin {
+		return nil // not ours to fix, or already right
+	}
+	tok, err := pki.JoinToken(pin, secret)
+	if err != nil {
+		return nil
+	}
+	if err := writeSecret(file, tok+"\n"); err != nil {
+		return err
+	}
+	log.Info("the default cluster join token now carries the root CA's pin", "file", file)
 	return nil
 }
 

@@ -66,8 +66,16 @@ export function mount(ctx) {
       },
     }, 'Copy');
     // The token goes into a file, not onto a command line (ps, shell history).
-    const cmd = `umask 077; cat > cluster-join-token   # paste the token, then Ctrl+D\n` +
-      `curl -sfL ${location.origin}/install/cluster.sh | sh -s -- --token-file cluster-join-token --name ${t.cluster_name || '<cluster-name>'}`;
+    // Over HTTPS the command first checks the root's CA against the pin
+    // the token carries (thk1<pin>::…), then trusts that CA only.
+    const pin = /^thk1([0-9a-f]{64})::/.exec(t.token);
+    const args = `--token-file cluster-join-token --name ${t.cluster_name || '<cluster-name>'}`;
+    const install = pin && location.protocol === 'https:'
+      ? `{ curl -sfk ${location.origin}/ca.crt -o root-ca.crt && test "$(sed /-----/d root-ca.crt | base64 -d | sha256sum | cut -c1-64)" = ${pin[1]} ||\n` +
+        `  { echo "refused ${location.origin}: no CA with the pin there (a man in the middle, or not reachable)" >&2; false; }; } &&\n` +
+        `  curl -sfL --cacert root-ca.crt ${location.origin}/install/cluster.sh | sh -s -- --ca-file root-ca.crt ${args}`
+      : `curl -sfL ${location.origin}/install/cluster.sh | sh -s -- ${args}`;
+    const cmd = `umask 077; cat > cluster-join-token   # paste the token, then Ctrl+D\n` + install;
     const limits = [t.expires_at ? `It expires ${time(t.expires_at)}.` : 'It never expires.',
       t.single_use ? 'It registers one cluster.' : '', t.cluster_name ? `Only a cluster named ${t.cluster_name} can use it.` : ''].filter(Boolean).join(' ');
     shown = t.id;

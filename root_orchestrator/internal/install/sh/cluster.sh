@@ -3,7 +3,10 @@
 #
 #   curl -sfL {{.RootURL}}/install/cluster.sh | sh -s -- --token-file FILE --name NAME [options]
 #
-# Downloads thicket-cluster from the root (checked by SHA-256) and starts it
+# (over HTTPS: with --cacert and --ca-file the root's CA, checked against
+# the pin in the token first; the root, getstarted.sh and the dashboard
+# print the whole command). Downloads thicket-cluster from the root over
+# HTTPS trusting the root's CA only (checked by SHA-256) and starts it
 # joined to that root (a systemd unit, or a supervised process without
 # systemd). Workers then join it with /install/worker.sh. Run it again to
 # upgrade or change options; --stop [--purge] stops (and removes) it.
@@ -37,6 +40,9 @@ Usage: cluster.sh --token-file FILE [options]
   --data-dir DIR       state (default /var/lib/thicket: cluster/, run/, log/)
   --prefix DIR         where the binary goes (default /usr/local/bin)
   --root-url URL       the root (default: the one that served this script)
+  --ca-file FILE       the root's CA certificate (its <data-dir>/tls/ca.crt or /ca.crt), which
+                       must match the pin in the token; default: fetched from the root and checked
+                       against that pin
   --init MODE          systemd or supervised (default: systemd if it runs)
   --stop               stop the cluster; its workers and instances keep running
   --purge              with --stop: also remove the data dir
@@ -61,6 +67,19 @@ main() {
 	begin "$@"
 	[ -n "$TOKEN" ] || die "--token-file is required (a copy of the cluster join token in the root's data dir: root/cluster-join-token)"
 	[ -n "$ROOT_URL" ] || die "--root-url is required"
+	[ -n "$ROOT_PIN" ] || ROOT_PIN=$(token_pin "$TOKEN")
+	case $ROOT_URL in http://*)
+		[ -z "$(token_pin "$TOKEN")" ] || die "the token pins the root's CA: the root serves HTTPS; use --root-url https://..."
+		CLUSTER_FLAGS="--insecure-plaintext-root$NL$CLUSTER_FLAGS"
+		warn "the root serves plain HTTP: the cluster's credential and desired sets cross the network in clear"
+		;;
+	esac
+	root_trust
+	# A token without the pin gets the one of the CA trusted here, so that
+	# the cluster verifies the root too.
+	if [ -n "$ROOT_PIN" ] && [ -z "$(token_pin "$TOKEN")" ]; then
+		TOKEN=thk1$ROOT_PIN::$TOKEN
+	fi
 	reachable root "$ROOT_URL" --root-url
 	detect
 	address=${ADDRESS:-$(first_ipv4)}
@@ -80,6 +99,7 @@ main() {
 	svc_ensure cluster
 	svc_wait cluster "synced with the root" \
 		"join token was refused" "the root at $ROOT_URL refused the cluster join token: check --token-file" \
+		"does not match the pin" "the root at $ROOT_URL does not show the CA the token pins" \
 		"address already in use" "port $PORT or $MQTT_PORT is taken: choose others with --port, --mqtt-port"
 	wait_until "$WAIT_SECS" test -s "$DATA/cluster/node-join-token" || die "the cluster wrote no $DATA/cluster/node-join-token"
 
@@ -88,9 +108,8 @@ main() {
 Thicket cluster $name runs on $address, joined to $ROOT_URL.
   Node join token: $DATA/cluster/node-join-token
   Add a worker:    copy that file to the worker (e.g. scp, mode 0600), then there:
-                   curl -sfL $ROOT_URL/install/worker.sh | sh -s -- \\
-                     --cluster-url http://$address:$PORT --token-file node-join-token
-  Stop:            curl -sfL $ROOT_URL/install/cluster.sh | sh -s -- --stop --data-dir $DATA [--purge]
+$(oneliner worker.sh --cluster-url "http://$address:$PORT" --token-file node-join-token)
+  Stop:            $(oneliner cluster.sh --stop --data-dir "$DATA" "[--purge]")
 EOF2
 }
 

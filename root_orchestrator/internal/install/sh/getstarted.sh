@@ -2,7 +2,7 @@
 # Thicket get-started: root + one cluster + one local worker on this machine.
 #
 #   scripts/getstarted.sh [options]                     from a checkout (builds with Go)
-#   curl -sfL <url>/getstarted.sh | sh -s -- --root-url http://ROOT:10000 [options]
+#   curl -sfL <url>/getstarted.sh | sh -s -- --root-url https://ROOT:10000 [options]
 #   scripts/getstarted.sh --stop [--purge]              (scripts/stop.sh does the same)
 #
 # Generated from root_orchestrator/internal/install/sh/getstarted.sh and
@@ -33,6 +33,8 @@ otherwise. Running it again changes nothing that is up to date.
   --data-dir DIR       state of all services (default /var/lib/thicket)
   --prefix DIR         where the binaries go (default /usr/local/bin)
   --root-url URL       download the binaries from this root instead of building
+  --ca-file FILE       with --root-url: that root's CA certificate (its <data-dir>/tls/ca.crt)
+  --root-pin PIN       or the pin of its CA (sha256:HEX, as it logs it; /ca.crt is checked against it)
   --source DIR         build from this checkout (default: the one holding this script)
   --address IP         this machine's address for nodes and peers (default: first IPv4)
   --name NAME          the cluster's name (default local)
@@ -79,7 +81,7 @@ checkout() {
 build() {
 	PATH=$PATH:/usr/local/go/bin
 	command -v go >/dev/null 2>&1 ||
-		die "Go (>= 1.26, https://go.dev/dl) is needed to build from the checkout $1; or pass --root-url http://ROOT:10000 to download the binaries from a running root"
+		die "Go (>= 1.26, https://go.dev/dl) is needed to build from the checkout $1; or pass --root-url https://ROOT:10000 to download the binaries from a running root"
 	say "building the binaries from $1"
 	(cd "$1" && go build -buildvcs=false -o "$2/" ./root_orchestrator/cmd/thicket-root \
 		./cluster_orchestrator/cmd/thicket-cluster ./node_engine/cmd/thicket-node ./net_manager/cmd/thicket-net) ||
@@ -96,13 +98,14 @@ main() {
 	done
 	src=$(checkout)
 	if [ -z "$ROOT_URL" ] && [ -z "$src" ]; then
-		die "no binaries: run me from a checkout (git clone the Thicket repository, then scripts/getstarted.sh), or pass --root-url http://ROOT:10000 to download them from a running root"
+		die "no binaries: run me from a checkout (git clone the Thicket repository, then scripts/getstarted.sh), or pass --root-url https://ROOT:10000 to download them from a running root"
 	fi
 	detect
 	host=${ADDRESS:-$(first_ipv4)}
 
 	make_tmp
 	if [ -n "$ROOT_URL" ]; then
+		root_trust
 		fetch_bins "$TMP" thicket-root thicket-cluster thicket-net thicket-node 'thicket?'
 	else
 		build "$src" "$TMP"
@@ -117,7 +120,11 @@ main() {
 	svc_wait root "thicket-root listening" "address already in use" "port $ROOT_PORT is taken: free it or choose another with --root-port"
 	wait_until "$WAIT_SECS" test -s "$DATA/root/cluster-join-token" || die "the root wrote no $DATA/root/cluster-join-token"
 
-	SVC_ARGS=$(lines "$PREFIX/thicket-cluster" --name "$NAME" --root-url "http://127.0.0.1:$ROOT_PORT" \
+	wait_until "$WAIT_SECS" test -s "$DATA/root/tls/ca.crt" || die "the root wrote no $DATA/root/tls/ca.crt"
+	ROOT_URL=https://$host:$ROOT_PORT CA_FILE=$DATA/root/tls/ca.crt
+	ROOT_PIN=$(pem_pin "$CA_FILE")
+
+	SVC_ARGS=$(lines "$PREFIX/thicket-cluster" --name "$NAME" --root-url "https://127.0.0.1:$ROOT_PORT" \
 		--data-dir "$DATA/cluster" --listen ":$CLUSTER_PORT" --mqtt-listen ":$MQTT_PORT" --advertise-address "$host")
 	# Tokens reach the daemons as files (here: where the root and the
 	# cluster write them), never as arguments or environment.
@@ -152,15 +159,15 @@ main() {
 	cat <<EOF
 
 Thicket is running ($how).
-  Dashboard:       http://$host:$ROOT_PORT/   (API docs: http://$host:$ROOT_PORT/api/docs)
+  Dashboard:       https://$host:$ROOT_PORT/   (API docs: https://$host:$ROOT_PORT/api/docs)
   Log in as:       Admin, password in $DATA/root/admin-password
+  Root CA:         $DATA/root/tls/ca.crt, pin sha256:$ROOT_PIN (import it into your browser;
+                   thicket login --server https://$host:$ROOT_PORT --ca-file ca.crt)
   Binaries:        $PREFIX
   Add a worker:    copy $DATA/cluster/node-join-token to it (e.g. scp, mode 0600), then there:
-                   curl -sfL http://$host:$ROOT_PORT/install/worker.sh | sh -s -- \\
-                     --cluster-url http://$host:$CLUSTER_PORT --token-file node-join-token
+$(oneliner worker.sh --cluster-url "http://$host:$CLUSTER_PORT" --token-file node-join-token)
   Add a cluster:   copy $DATA/root/cluster-join-token to it, then there:
-                   curl -sfL http://$host:$ROOT_PORT/install/cluster.sh | sh -s -- \\
-                     --name NAME --token-file cluster-join-token
+$(oneliner cluster.sh --name NAME --token-file cluster-join-token)
   Stop:            $stop [--purge]   (instances keep running unless --purge)
 EOF
 }

@@ -11,6 +11,8 @@ PREFIX=/usr/local/bin
 DATA=/var/lib/thicket
 INIT=
 ROOT_URL=${THICKET_ROOT_URL:-$BAKED_ROOT_URL}
+CA_FILE=${THICKET_CA_FILE:-}
+ROOT_PIN=
 WITH_QEMU=
 ACTION=start
 PURGE=
@@ -68,6 +70,8 @@ common_opt() {
 	--data-dir) need_val "$@"; DATA=$2; SHIFT=2 ;;
 	--prefix) need_val "$@"; PREFIX=$2; SHIFT=2 ;;
 	--root-url) need_val "$@"; ROOT_URL=${2%/}; SHIFT=2 ;;
+	--ca-file) need_val "$@"; CA_FILE=$2; SHIFT=2 ;;
+	--root-pin) need_val "$@"; ROOT_PIN=${2#sha256:}; SHIFT=2 ;;
 	--init) need_val "$@"; INIT=$2; SHIFT=2 ;;
 	--with-qemu) WITH_QEMU=1 ;;
 	--stop) ACTION=stop ;;
@@ -147,8 +151,89 @@ detect() {
 
 # reachable WHAT URL OPTION: URL/healthz answers, or a clear error.
 reachable() {
-	curl -sf --connect-timeout 10 -o /dev/null "$2/healthz" ||
-		die "cannot reach the $1 at $2 (GET /healthz failed): check $3 and that its port is open to this machine"
+	if [ "$2" = "$ROOT_URL" ]; then
+		rc=0
+		root_curl -sf --connect-timeout 10 -o /dev/null "$2/healthz" || rc=$?
+		[ "$rc" != 60 ] || die "$(untrusted "$2")"
+		[ "$rc" = 0 ] && return 0
+	else
+		curl -sf --connect-timeout 10 -o /dev/null "$2/healthz" && return 0
+	fi
+	die "cannot reach the $1 at $2 (GET /healthz failed): check $3 and that its port is open to this machine"
+}
+
+# --- trusting the root ------------------------------------------------------
+#
+# A root serves HTTPS with a CA of its own. Its pin is the SHA-256 of the
+# CA's certificate (DER): cluster join tokens carry it (thk1<pin>::...),
+# the root logs it, and the printed one-liners check /ca.crt against it
+# before they run anything. Every later request trusts that CA only.
+
+# pem_pin FILE: the pin (hex) of the first certificate in FILE.
+pem_pin() {
+	awk '/-----BEGIN CERTIFICATE-----/ { p = 1; next } /-----END CERTIFICATE-----/ { exit } p' "$1" |
+		base64 -d 2>/dev/null | sha256sum | awk '{ print $1 }'
+}
+
+# token_pin TOKEN: the pin a join token carries, if any.
+token_pin() {
+	case $1 in thk1*::*)
+		t=${1#thk1}
+		printf '%s\n' "${t%%::*}"
+		;;
+	esac
+}
+
+# root_trust: with an https:// root, settles CA_FILE: --ca-file, else the
+# root's /ca.crt when it matches ROOT_PIN. A CA that does not match the pin
+# stops everything before anything is downloaded.
+root_trust() {
+	case $ROOT_URL in https://*) ;; *) return 0 ;; esac
+	if [ -z "$CA_FILE" ]; then
+		[ -n "$ROOT_PIN" ] ||
+			die "the root at $ROOT_URL serves HTTPS with its own CA: give --ca-file (a copy of the root's <data-dir>/tls/ca.crt) or --root-pin (the pin the root logs; cluster join tokens carry it)"
+		make_tmp
+		CA_FILE=$TMP/root-ca.crt
+		curl -sfk --connect-timeout 10 -o "$CA_FILE" "$ROOT_URL/ca.crt" ||
+			die "cannot reach the root at $ROOT_URL (GET /ca.crt failed): check --root-url and that its port is open to this machine"
+	fi
+	[ -r "$CA_FILE" ] || die "--ca-file: cannot read $CA_FILE"
+	got=$(pem_pin "$CA_FILE")
+	if [ -n "$ROOT_PIN" ] && [ "$got" != "$ROOT_PIN" ]; then
+		die "refused the root at $ROOT_URL: its CA has the pin sha256:$got, expected sha256:$ROOT_PIN (a man in the middle, or the token of another root); nothing was installed"
+	fi
+	ROOT_PIN=$got
+}
+
+# root_curl ARGS...: curl trusting the root's CA (when it serves HTTPS).
+root_curl() {
+	if [ -n "$CA_FILE" ]; then
+		curl --cacert "$CA_FILE" "$@"
+	else
+		curl "$@"
+	fi
+}
+
+# untrusted URL: the error for a server whose certificate the root's CA
+# did not issue.
+untrusted() {
+	printf 'refused %s: its certificate is not issued by the root CA sha256:%s (%s): a man in the middle? nothing was installed' "$1" "$ROOT_PIN" "$CA_FILE"
+}
+
+# oneliner SCRIPT ARGS: the command that runs the root's SCRIPT with ARGS
+# on another machine: over HTTPS, it first fetches the root's CA and checks
+# it against the pin, then trusts that CA only.
+oneliner() {
+	s=$1
+	shift
+	case $ROOT_URL in
+	https://*)
+		printf '{ curl -sfk %s/ca.crt -o root-ca.crt && test "$(sed /-----/d root-ca.crt | base64 -d | sha256sum | cut -c1-64)" = %s ||\n' "$ROOT_URL" "$ROOT_PIN"
+		printf '  { echo "refused %s: no CA with the pin there (a man in the middle, or not reachable)" >&2; false; }; } &&\n' "$ROOT_URL"
+		printf '  curl -sfL --cacert root-ca.crt %s/install/%s | sh -s -- --ca-file root-ca.crt %s\n' "$ROOT_URL" "$s" "$*"
+		;;
+	*) printf 'curl -sfL %s/install/%s | sh -s -- %s\n' "$ROOT_URL" "$s" "$*" ;;
+	esac
 }
 
 # first_ipv4 prints this machine's first global IPv4 address.
@@ -207,8 +292,10 @@ make_tmp() { [ -n "$TMP" ] || TMP=$(mktemp -d "${TMPDIR:-/tmp}/thicket-install.X
 # http_get URL FILE: downloads URL to FILE; prints the HTTP status, or
 # fails when the server cannot be reached.
 http_get() {
-	curl -sS -L --connect-timeout 10 -o "$2" -w '%{http_code}' "$1" 2>"$2.err" ||
-		die "cannot reach $1: $(cat "$2.err")"
+	rc=0
+	root_curl -sS -L --connect-timeout 10 -o "$2" -w '%{http_code}' "$1" 2>"$2.err" || rc=$?
+	[ "$rc" != 60 ] || die "$(untrusted "$1")"
+	[ "$rc" = 0 ] || die "cannot reach $1: $(cat "$2.err")"
 }
 
 # fetch_bins DIR BINARY...: downloads $ROOT_URL/download/BINARY-$PLATFORM
@@ -218,7 +305,7 @@ http_get() {
 fetch_bins() {
 	dir=$1
 	shift
-	[ -n "$ROOT_URL" ] || die "no root URL to download the binaries from (--root-url http://ROOT:10000)"
+	[ -n "$ROOT_URL" ] || die "no root URL to download the binaries from (--root-url https://ROOT:10000)"
 	command -v sha256sum >/dev/null 2>&1 || die "sha256sum is missing (coreutils): I check every download with it"
 	for b; do
 		optional=

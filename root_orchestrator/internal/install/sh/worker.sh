@@ -33,6 +33,9 @@ Usage: worker.sh --cluster-url URL --token-file FILE [options]
   --data-dir DIR       state (default /var/lib/thicket: node/, net/, run/, log/)
   --prefix DIR         where the binaries go (default /usr/local/bin)
   --root-url URL       the root to download from (default: the one that served this script)
+  --ca-file FILE       the root's CA certificate (its <data-dir>/tls/ca.crt or /ca.crt)
+  --root-pin PIN       or the pin of the root's CA (sha256:HEX, as the root logs it): its /ca.crt
+                       is fetched and checked against it
   --node-flag ARG      an extra thicket-node argument (repeatable), e.g. --node-flag --memory-mb=2048
   --net-flag ARG       an extra thicket-net argument (repeatable), e.g. --net-flag --public-address=1.2.3.4
   --with-qemu          also install qemu for unikernels
@@ -60,6 +63,7 @@ main() {
 	[ -n "$CLUSTER_URL" ] || die "--cluster-url is required (the cluster's node API, e.g. http://cluster:10100)"
 	[ -n "$TOKEN" ] || die "--token-file is required (a copy of the node join token in the cluster's data dir: cluster/node-join-token)"
 	reachable cluster "$CLUSTER_URL" --cluster-url
+	root_trust
 	detect
 	address=${ADDRESS:-$(first_ipv4)}
 
@@ -93,7 +97,7 @@ main() {
 	cat <<EOF2
 
 Thicket worker ${NAME:-$(hostname)} runs on $address, joined to $CLUSTER_URL ($how).
-  Stop: curl -sfL $ROOT_URL/install/worker.sh | sh -s -- --stop --data-dir $DATA [--purge]
+  Stop: $(oneliner worker.sh --stop --data-dir "$DATA" "[--purge]")
 EOF2
 }
 
