@@ -66,7 +66,9 @@ func TestArm64Worker(t *testing.T) {
 	bin.MustStartNode(t, testharness.NodeOptions{Name: name, Label: "arm64", Host: h,
 		ClusterURL: c.nodeURL, Token: c.nodeToken, Namespace: s.ctrNS, MemoryMB: 1024,
 		Engine: []string{qemu, filepath.Join(dir, "thicket-node-linux-arm64")},
-		Args:   []string{"--virtualizations", "wasm"}})
+		// The module is served from this machine's bridge address, which the
+		// default code policy refuses (a private address, no pin).
+		Args: []string{"--virtualizations", "wasm", "--code-allow-net", bridgeAddr + "/32", "--code-allow-unpinned"}})
 
 	testharness.WaitFor(t, 2*time.Minute, "the emulated node registered as arm64", func() (bool, string) {
 		var cls []api.Cluster
