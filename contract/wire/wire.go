@@ -24,7 +24,8 @@ import (
 // the messages of tiers that predate a field: its absence means what the
 // earlier tier meant (InstanceSpec.Disconnect and Ports, ClusterSync.Delta),
 // and a field that a new one replaces is still sent for the earlier tiers
-// (InstanceSpec.Port).
+// (InstanceSpec.Port). InstanceStatus.RestartAt came later within v1: an
+// earlier tier shows such an instance as the FAILED it is reported as.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -256,6 +257,9 @@ type InstanceStatus struct {
 	MemoryMB   int64     `json:"memory_mb,omitempty"`
 	// Logs is the tail of the instance's output (bounded by the node).
 	Logs string `json:"logs,omitempty"`
+	// RestartAt is set on a FAILED instance that its node starts again
+	// (after a backoff) at that time; zero when no restart is pending.
+	RestartAt time.Time `json:"restart_at,omitzero"`
 }
 
 // NodeInfo describes a worker node: identity, what it can run and its

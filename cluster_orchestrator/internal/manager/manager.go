@@ -648,7 +648,7 @@ func finished(in *state.Instance) bool {
 
 func statusChanged(a, b wire.InstanceStatus) bool {
 	return a.Status != b.Status || a.Detail != b.Detail || a.Restarts != b.Restarts || a.NodeID != b.NodeID ||
-		a.InstanceIP != b.InstanceIP || a.Logs != b.Logs
+		a.InstanceIP != b.InstanceIP || a.Logs != b.Logs || !a.RestartAt.Equal(b.RestartAt)
 }
 
 // Kick asks for a reconcile now.
@@ -832,6 +832,15 @@ func (m *Manager) place() {
 		in := pending[i]
 		if r.Err != nil {
 			st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusNoCapacity, Detail: r.Err.Error()}
+			if lost := m.nodes[in.LostFrom]; lost != nil {
+				// Its copy may still run on the lost node: it stays UNKNOWN
+				// there, and this cluster's, until that node returns (its
+				// report decides) or another has room. NO_CAPACITY would
+				// hand it back to the root, which would take it from here
+				// and so from the node when it returns (issue 23, bug 2).
+				st = wire.InstanceStatus{Key: in.Key, Status: wire.StatusUnknown, Node: lost.Name, NodeID: lost.ID,
+					Detail: fmt.Sprintf("node %s is silent; no other node has room for a replacement: %v", lost.Name, r.Err)}
+			}
 			if statusChanged(in.Status, st) {
 				in.Status = st
 				m.dirty(in.Key, false)
@@ -839,6 +848,9 @@ func (m *Manager) place() {
 			continue
 		}
 		in.NodeID = r.Placement.NodeID
+		if in.LostFrom == in.NodeID {
+			in.LostFrom = "" // back where it ran: its report decides what runs
+		}
 		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusScheduled,
 			Detail: "placed on node " + r.Placement.NodeName, Node: r.Placement.NodeName, NodeID: in.NodeID}
 		m.dirty(in.Key, true)

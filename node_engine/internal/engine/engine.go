@@ -690,6 +690,7 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 			if st.Status == wire.StatusFailed && !spec.OneShot {
 				if f := e.failed[spec.Key]; f != nil && time.Now().Before(f.next) {
 					st.Detail += fmt.Sprintf("; restarting in %s", time.Until(f.next).Round(time.Second))
+					st.RestartAt = f.next.UTC()
 				}
 			}
 		case e.failed[spec.Key] != nil && e.failed[spec.Key].waiting:

@@ -81,7 +81,7 @@ func (s *Server) createApplications(c echo.Context) error {
 	if err := s.durable(c, tk); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(p.Username)))
+	return c.JSON(http.StatusOK, restAppsOf(s.state.Snapshot(), p.Username))
 }
 
 // listScope is the owner whose applications and services the caller may
@@ -95,7 +95,7 @@ func listScope(c echo.Context) string {
 
 // listApplications: admins see all applications, users their own.
 func (s *Server) listApplications(c echo.Context) error {
-	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(listScope(c))))
+	return c.JSON(http.StatusOK, restAppsOf(s.state.Snapshot(), listScope(c)))
 }
 
 func (s *Server) listUserApplications(c echo.Context) error {
@@ -103,15 +103,16 @@ func (s *Server) listUserApplications(c echo.Context) error {
 	if !p.admin() && p.Username != user {
 		return errForbidden
 	}
-	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(user)))
+	return c.JSON(http.StatusOK, restAppsOf(s.state.Snapshot(), user))
 }
 
 func (s *Server) getApplication(c echo.Context) error {
-	app, err := ownedApp(c, s.state.Snapshot(), c.Param("id"))
+	sn := s.state.Snapshot()
+	app, err := ownedApp(c, sn, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, restApp(app))
+	return c.JSON(http.StatusOK, restApp(sn, app))
 }
 
 func (s *Server) updateApplication(c echo.Context) error {
@@ -139,7 +140,7 @@ func (s *Server) updateApplication(c echo.Context) error {
 	if err := s.durable(c, tk); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, restApp(app))
+	return c.JSON(http.StatusOK, restApp(s.state.Snapshot(), app))
 }
 
 func (s *Server) deleteApplication(c echo.Context) error {

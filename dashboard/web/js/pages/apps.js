@@ -82,6 +82,7 @@ export function mount(ctx) {
 
   function setOpen(open, moveFocus = true) {
     panel.hidden = !open;
+    if (!open) editor.clearProblems(); // Cancel: reopened, the form shows no old errors
     toggle.setAttribute('aria-expanded', String(open));
     if (!moveFocus) return;
     if (open) editor.focus();
