@@ -921,3 +921,46 @@ func TestNodeTakeoverIsRefused(t *testing.T) {
 		t.Errorf("%d nodes, want 1", n)
 	}
 }
+
+// TestLostNodeWithoutRoomElsewhere: the instances of a cluster's only node,
+// lost, find no room for a replacement. They stay UNKNOWN on that node and
+// this cluster's (NO_CAPACITY would hand them back to the root, which takes
+// them from the cluster, and the returning node would be told to remove
+// them); when the node returns, first with a sign of life, its desired set
+// keeps them and removes nothing (issue 23, bug 2).
+func TestLostNodeWithoutRoomElsewhere(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, state.NewMemory(), pub)
+	m.cfg.Grace = 50 * time.Millisecond
+	id := join(t, m, "n1")
+	f := &failover{t: t, m: m, pub: pub}
+	var specs []wire.InstanceSpec
+	for _, k := range []string{"svc.0", "svc.1"} {
+		specs = append(specs, wire.InstanceSpec{Key: k, ServiceID: "svc", Virtualization: "container", Code: "img",
+			Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}, Disconnect: &wire.Disconnect{Replace: true}})
+	}
+	m.SetDesired(specs, nil)
+	f.reconcile()
+	f.report(id, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning}, wire.InstanceStatus{Key: "svc.1", Status: wire.StatusRunning})
+	f.reconcile()
+	time.Sleep(100 * time.Millisecond)
+	f.reconcile() // lost; replacements find no node
+	f.reconcile()
+	for _, st := range m.Statuses() {
+		if st.Status != wire.StatusUnknown || st.NodeID != id {
+			t.Errorf("a lost node's instance without room elsewhere is %+v, want UNKNOWN on its node", st)
+		}
+	}
+	f.signOfLife(id)
+	f.reconcile()
+	f.report(id, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning}, wire.InstanceStatus{Key: "svc.1", Status: wire.StatusRunning})
+	f.reconcile()
+	if d := pub.desired[id]; len(d.Instances) != 2 || len(d.Removed) != 0 {
+		t.Errorf("the returned node's desired set: %v, removed %v; want both instances, nothing removed", keysOf(d.Instances), d.Removed)
+	}
+	for _, st := range m.Statuses() {
+		if st.Status != wire.StatusRunning || st.NodeID != id {
+			t.Errorf("after the node returned: %+v, want RUNNING on it", st)
+		}
+	}
+}

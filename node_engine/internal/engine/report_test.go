@@ -158,6 +158,16 @@ func TestReportStatuses(t *testing.T) {
 			t.Errorf("%s: %s %q host %q; want %s %q", tc.key, s.Status, s.Detail, s.HostIP, tc.status, tc.detail)
 		}
 	}
+	// A restart pending: when it comes is said (the API shows BACKOFF);
+	// nothing else is pending.
+	if at := got["crash"].RestartAt; !at.After(time.Now()) || at.After(time.Now().Add(2*time.Second)) {
+		t.Errorf("crashed instance: restart at %v, want within its 1 s backoff", at)
+	}
+	for _, k := range []string{"run", "bad", "job", "uni", "held"} {
+		if at := got[k].RestartAt; !at.IsZero() {
+			t.Errorf("%s: restart at %v, want none", k, at)
+		}
+	}
 	if strings.Contains(got["job"].Detail, "restarting") {
 		t.Errorf("a one-shot instance is said to restart: %q", got["job"].Detail)
 	}
