@@ -4,6 +4,8 @@ import { Region, badge, empty, h, mb, pageHeader, table, time } from '../dom.js'
 import { busy, confirmAction, describe, toast } from '../ui.js';
 import { LogPanel } from '../logs.js';
 
+const NAMES_EVERY_MS = 30000;
+
 export function mount(ctx) {
   const appId = ctx.params.appId;
   const head = h('div');
@@ -12,6 +14,7 @@ export function mount(ctx) {
   const bodyRegion = new Region(body);
   const logs = new LogPanel(ctx.signal);
   let clusterNames = {};
+  let namesFetched = -Infinity;
 
   ctx.main.append(h('div', { class: 'page' }, head, body));
 
@@ -34,12 +37,19 @@ export function mount(ctx) {
       }
       throw err;
     }
-    try {
-      const clusters = await api.get('/api/clusters/', { signal });
-      clusterNames = Object.fromEntries((clusters || []).map((c) => [c._id, c.cluster_name]));
-    } catch (err) {
-      if (err.name === 'AbortError') throw err;
-      // Names are a nicety; ids are shown instead.
+    // Cluster names: fetched when an instance names a cluster not known
+    // yet (at most every 30 s), not at every refresh: the list carries every
+    // cluster's nodes.
+    const unknown = services.some((sv) => (sv.instance_list || []).some((i) => i.cluster_id && !(i.cluster_id in clusterNames)));
+    if (unknown && Date.now() - namesFetched > NAMES_EVERY_MS) {
+      namesFetched = Date.now();
+      try {
+        const clusters = await api.get('/api/clusters/', { signal });
+        clusterNames = Object.fromEntries((clusters || []).map((c) => [c._id, c.cluster_name]));
+      } catch (err) {
+        if (err.name === 'AbortError') throw err;
+        // Names are a nicety; ids are shown instead.
+      }
     }
     document.title = `${app.application_name} · Thicket`;
     headRegion.update(app, renderHead);
