@@ -229,6 +229,11 @@ type Cluster struct {
 	// a cluster is not one big node.
 	Nodes    []Node    `json:"nodes" bson:"nodes"`
 	LastSeen time.Time `json:"last_seen" bson:"last_seen"`
+	// Capacity and reservations summed over its active nodes, in
+	// thousandths of a core and MiB (see Node).
+	MilliCPU         int64 `json:"milli_cpu" bson:"-"`
+	ReservedMilliCPU int64 `json:"reserved_milli_cpu" bson:"-"`
+	ReservedMemoryMB int64 `json:"reserved_memory_in_mb" bson:"-"`
 }
 
 // Node is one worker node of a cluster.
@@ -243,6 +248,17 @@ type Node struct {
 	MemoryPercent  float64  `json:"memory_percent" bson:"memory_percent"`
 	Virtualization []string `json:"virtualization" bson:"virtualization"`
 	Active         bool     `json:"active" bson:"active"`
+	// MilliCPU is its CPU capacity in thousandths of a core; the reserved
+	// figures are what the instances placed on it ask for (what placement
+	// counts: a node is full when they reach its capacity, however idle
+	// its CPU is), CPUPercent and MemoryPercent what is used now.
+	MilliCPU         int64 `json:"milli_cpu" bson:"-"`
+	ReservedMilliCPU int64 `json:"reserved_milli_cpu" bson:"-"`
+	ReservedMemoryMB int64 `json:"reserved_memory_in_mb" bson:"-"`
+	ReservedVGPUs    int64 `json:"reserved_vgpus" bson:"-"`
+	// LastSeen is when its cluster last heard from it: the usage figures
+	// of an inactive node are as old as that.
+	LastSeen time.Time `json:"last_seen,omitzero" bson:"-"`
 }
 
 // Disconnect is what happens to a service's instances while the node or

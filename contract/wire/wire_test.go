@@ -308,7 +308,7 @@ var (
 		Ports:      []PortMapping{tcp(18080, 80), udp(53, 53)}}
 	fullStatus = InstanceStatus{Key: "web.3", Status: StatusRunning, Detail: "up", Node: "edge-1", NodeID: "n1",
 		HostIP: "192.0.2.10", HostPort: 18080, InstanceIP: "10.64.1.2", ExitCode: 137, Restarts: 2, StartedAt: at,
-		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n"}
+		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n", RestartAt: at.Add(4 * time.Second)}
 	fullNetwork = NodeNetwork{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01",
 		PublicIP: "192.0.2.10", PublicPort: 4789}
 	fullNode = NodeInfo{ID: "n1", Name: "edge-1", Arch: "arm64", Virtualizations: []string{"container", "unikernel"},

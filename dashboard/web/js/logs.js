@@ -25,11 +25,14 @@ export class LogPanel {
     const pre = h('pre', { class: 'log-text', id: 'log-text', tabindex: '0', 'aria-label': 'Log output', 'aria-live': 'off' });
     const note = h('p', { class: 'log-note muted', role: 'status' }, 'Loading…');
     const title = `${service.microservice_name} #${inst.instance_number}`;
+    // What is shown, truly: the node reports the end of the output (a few
+    // KiB), of which the panel shows at most LINES lines.
+    const sub = h('p', { class: 'muted small log-label' }, 'The end of the output, as the node last reported it.');
     const dlg = h('dialog', { class: 'drawer', 'aria-labelledby': 'log-title' },
       h('div', { class: 'drawer-head' },
         h('div', null,
           h('h2', { class: 'drawer-title', id: 'log-title' }, 'Logs · ', title),
-          h('p', { class: 'muted small' }, `Last ${LINES} lines, as the node last reported them.`)),
+          sub),
         h('button', { type: 'button', class: 'btn btn-quiet btn-icon', 'aria-label': 'Close logs', onclick: () => this.close() }, '×')),
       h('div', { class: 'drawer-tools' },
         status,
@@ -68,6 +71,10 @@ export class LogPanel {
         const text = res.logs || '';
         if (text !== last) {
           last = text;
+          const n = text ? text.replace(/\n$/, '').split('\n').length : 0;
+          sub.textContent = n >= LINES
+            ? `The last ${LINES} lines, as the node last reported them.`
+            : `${n} line${n === 1 ? '' : 's'}: the end of the output as the node last reported it (nodes send at most the last few KiB).`;
           pre.textContent = text;
           if (follow.checked) this.toBottom(pre);
         }

@@ -372,7 +372,7 @@ func (s *Server) instanceLogs(c echo.Context) error {
 	if in == nil {
 		return errNotFound
 	}
-	return c.JSON(http.StatusOK, map[string]any{"instance_number": n, "status": in.Status, "logs": lastLines(in.Logs, lines)})
+	return c.JSON(http.StatusOK, map[string]any{"instance_number": n, "status": restInstance(svc, in).Status, "logs": lastLines(in.Logs, lines)})
 }
 
 func lastLines(s string, n int) string {

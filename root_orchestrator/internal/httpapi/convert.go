@@ -142,17 +142,22 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 		Active: c.Active, Virtualization: []string{}, Nodes: []api.Node{}, LastSeen: c.LastSeen,
 	}
 	var cpuPct, memPct float64
-	for _, n := range sn.Nodes(c.ID) {
+	for _, n := range sn.SchedulingNodes(c.ID) { // reservations as placement counts them
 		out.Nodes = append(out.Nodes, api.Node{
 			ID: n.ID, Name: n.Name, Arch: n.Arch,
 			CPUCores: int(n.Capacity.MilliCPU / 1000), MemoryInMB: int(n.Capacity.MemoryMB), VGPUs: int(n.Capacity.VGPUs),
 			CPUPercent: n.CPUPercent, MemoryPercent: n.MemoryPercent,
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
+			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
+			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen,
 		})
 		if !n.Active || !c.Active {
 			continue
 		}
 		out.ActiveNodes++
+		out.MilliCPU += n.Capacity.MilliCPU
+		out.ReservedMilliCPU += n.Reserved.MilliCPU
+		out.ReservedMemoryMB += n.Reserved.MemoryMB
 		out.TotalCPUCores += int(n.Capacity.MilliCPU / 1000)
 		out.MemoryInMB += int(n.Capacity.MemoryMB)
 		out.VGPUs += int(n.Capacity.VGPUs)

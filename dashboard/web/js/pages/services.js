@@ -90,7 +90,9 @@ export function mount(ctx) {
       h('div', { class: 'service-head' },
         h('div', { class: 'service-title' },
           h('h2', { id: titleId, class: 'section-title' }, s.microservice_name, ' ', h('span', { class: 'chip' }, s.microservice_namespace)),
-          h('div', { class: 'service-status' }, badge(s.status), h('span', { class: 'muted' }, s.status_detail))),
+          h('div', { class: 'service-status' }, badge(s.status),
+            s.desired_instances ? h('span', { class: 'count', dataset: { running: String(s.running_instances) } }, `${s.running_instances}/${s.desired_instances} running`) : null,
+            h('span', { class: 'muted' }, s.status_detail))),
         h('button', {
           type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
           'aria-label': `Add an instance of ${s.microservice_name}`,
@@ -106,8 +108,14 @@ export function mount(ctx) {
     return table([
       { label: '#', cell: (i) => String(i.instance_number), class: 'num' },
       { label: 'Status', cell: (i) => badge(i.status) },
-      { label: 'Detail', cell: (i) => i.status_detail, class: 'wrap' },
-      { label: 'Node', cell: (i) => i.node_name },
+      { label: 'Detail', cell: (i) => (i.status === 'BACKOFF' && i.restart_at
+        ? h('span', null, i.status_detail, h('span', { class: 'muted' }, ' · restarts at ', h('time', { datetime: i.restart_at }, new Date(i.restart_at).toLocaleTimeString())))
+        : i.status_detail), class: 'wrap' },
+      // Where an UNKNOWN instance ran is what was known when its node fell
+      // silent: greyed, with its age.
+      { label: 'Node', cell: (i) => (i.status === 'UNKNOWN' && i.node_name
+        ? h('span', null, i.node_name, h('span', { class: 'stale' }, ' · last known ', time(i.updated_at)))
+        : i.node_name) },
       { label: 'Cluster', cell: (i) => (i.cluster_id ? h('span', { title: i.cluster_id }, clusterNames[i.cluster_id] || short(i.cluster_id)) : '') },
       { label: 'Instance IP', cell: (i) => (i.instance_ip ? h('code', null, i.instance_ip) : '') },
       { label: 'Host', cell: (i) => (i.host_ip ? h('code', null, i.host_port ? `${i.host_ip}:${i.host_port}` : i.host_ip) : '') },
@@ -128,7 +136,10 @@ export function mount(ctx) {
             onclick: (e) => removeInstance(e.currentTarget, s, i),
           }, 'Remove')),
       },
-    ], insts, { caption: `Instances of ${s.microservice_name}`, rowKey: (i) => String(i.instance_number) });
+    ], insts, {
+      caption: `Instances of ${s.microservice_name}`, rowKey: (i) => String(i.instance_number),
+      rowClass: (i) => (i.status === 'UNKNOWN' ? 'is-stale' : null),
+    });
   }
 
   async function addInstance(btn, s) {
