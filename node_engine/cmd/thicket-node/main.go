@@ -47,6 +47,7 @@ type cli struct {
 	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
+	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node: larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	pprofserve.Flag
 	memtrim.Trimming
@@ -74,6 +75,10 @@ func main() {
 		log.Error("thicket-node: the join token", "err", err)
 		os.Exit(2)
 	}
+	if c.LogMaxBytes < 4096 {
+		log.Error("thicket-node: --log-max-bytes must be at least 4096", "log_max_bytes", c.LogMaxBytes)
+		os.Exit(2)
+	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
@@ -90,6 +95,7 @@ func main() {
 	ctr, err := containerd.New(ctx, containerd.Config{
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
+		LogMaxBytes: c.LogMaxBytes,
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)
@@ -103,7 +109,7 @@ func main() {
 			c.NetSocket = netapi.DefaultSocket
 		}
 	}
-	wasmRT, err := wasm.New(ctx, wasm.Config{NodeName: c.Name, StateDir: c.DataDir}, log)
+	wasmRT, err := wasm.New(ctx, wasm.Config{NodeName: c.Name, StateDir: c.DataDir, LogMaxBytes: c.LogMaxBytes}, log)
 	if err != nil {
 		log.Error("wasm runtime", "err", err)
 		os.Exit(1)
