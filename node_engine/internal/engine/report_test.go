@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,6 +168,20 @@ func TestReportStatuses(t *testing.T) {
 		if at := got[k].RestartAt; !at.IsZero() {
 			t.Errorf("%s: restart at %v, want none", k, at)
 		}
+	}
+	// What happened goes up once, as events.
+	var evs []string
+	for _, ev := range r.Events {
+		if ev.Source != "node" || ev.Time.IsZero() {
+			t.Errorf("event %+v: want source node and a time", ev)
+		}
+		evs = append(evs, ev.Key+": "+ev.Message)
+	}
+	if !slices.ContainsFunc(evs, func(s string) bool { return strings.HasPrefix(s, "crash: exited with code 1; restarting in 1s") }) {
+		t.Errorf("events %q lack the crash and its pending restart", evs)
+	}
+	if r2 := b.report(t, e, cl, c); len(r2.Events) != 0 {
+		t.Errorf("events sent again: %v", r2.Events)
 	}
 	if strings.Contains(got["job"].Detail, "restarting") {
 		t.Errorf("a one-shot instance is said to restart: %q", got["job"].Detail)
