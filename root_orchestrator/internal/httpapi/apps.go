@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/sla"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )
 
@@ -245,6 +246,7 @@ func (s *Server) addInstance(c echo.Context) error {
 	if err := s.durable(c, tk); err != nil {
 		return err
 	}
+	s.events.Add(wire.Event{Key: in.Key, Time: time.Now().UTC(), Source: "root", Message: "requested by " + caller(c).Username})
 	return c.JSON(http.StatusOK, map[string]any{"message": "ok", "instance_number": in.Number, "instance": restInstance(svc, in)})
 }
 
