@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp/kb"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/dashboard/browsertest"
 	"github.com/thicket-edge/thicket/internal/testharness"
@@ -46,6 +50,18 @@ func TestDashboardHonestHealth(t *testing.T) {
 	b.WaitText(`.service tr[data-row="1"]`, "NO_CAPACITY")
 	b.Screenshot("degraded")
 
+	// Events (issue 23, item 1): what happened to instance 0, told by the
+	// tier that knows it, in the instance's timeline.
+	b.Click(`.service tr[data-row="0"] [data-action="events"]`)
+	b.Visible("dialog.drawer[open]")
+	b.WaitText("#event-list", "requested by Admin")
+	b.WaitText("#event-list", "placed on node "+n.name)
+	b.WaitText("#event-list", "started")
+	b.WaitText("#event-list", "node "+n.name+" (cluster honest)")
+	b.Screenshot("events")
+	b.Key(kb.Escape)
+	b.WaitJS("events closed", `!document.querySelector("dialog.drawer")`)
+
 	b.Open("#/infra")
 	b.WaitText(".cluster", n.name)
 	var reserved []struct{ Label, Reserved, Total string }
@@ -61,6 +77,18 @@ func TestDashboardHonestHealth(t *testing.T) {
 	testharness.WaitFor(t, time.Minute, "the instance UNKNOWN", func() (bool, string) {
 		in, _ := s.api.instance(big, 0)
 		return in.Status == api.StatusUnknown, in.Status
+	})
+	testharness.WaitFor(t, time.Minute, "the loss among the instance's events", func() (bool, string) {
+		evs, err := s.api.client().Events(context.Background(), big, 0)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range evs.Events {
+			if strings.Contains(ev.Message, "node "+n.name+" lost") && ev.Source == "cluster honest" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(evs.Events)
 	})
 	b.WaitText(".cluster .stale", "last seen")
 	b.WaitText(".cluster .service-status", "no active node")

@@ -3,6 +3,7 @@ import * as api from '../api.js';
 import { Region, badge, empty, h, mb, pageHeader, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
 import { LogPanel } from '../logs.js';
+import { EventPanel } from '../events.js';
 
 const NAMES_EVERY_MS = 30000;
 
@@ -13,6 +14,7 @@ export function mount(ctx) {
   const headRegion = new Region(head);
   const bodyRegion = new Region(body);
   const logs = new LogPanel(ctx.signal);
+  const events = new EventPanel(ctx.signal);
   let clusterNames = {};
   let namesFetched = -Infinity;
 
@@ -33,6 +35,7 @@ export function mount(ctx) {
           empty('This application does not exist (any more).', 'It may have been deleted.'),
           h('p', { class: 'center' }, h('a', { href: '#/apps', class: 'btn btn-secondary' }, 'Back to applications'))));
         logs.close();
+        events.close();
         return;
       }
       throw err;
@@ -131,6 +134,11 @@ export function mount(ctx) {
             onclick: () => logs.open(s, i),
           }, 'Logs'),
           h('button', {
+            type: 'button', class: 'btn btn-secondary btn-sm', dataset: { key: `events-${s.microserviceID}-${i.instance_number}`, action: 'events' },
+            'aria-label': `Events of ${s.microservice_name} instance ${i.instance_number}`,
+            onclick: () => events.open(s, i),
+          }, 'Events'),
+          h('button', {
             type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { key: `rm-${s.microserviceID}-${i.instance_number}`, action: 'remove-instance' },
             'aria-label': `Remove ${s.microservice_name} instance ${i.instance_number}`,
             onclick: (e) => removeInstance(e.currentTarget, s, i),
@@ -172,7 +180,14 @@ export function mount(ctx) {
     ctx.refreshNow();
   }
 
-  return { title: 'Services', refresh, unmount: () => logs.close() };
+  return {
+    title: 'Services',
+    refresh,
+    unmount: () => {
+      logs.close();
+      events.close();
+    },
+  };
 }
 
 function short(id) {
