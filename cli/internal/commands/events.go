@@ -18,13 +18,9 @@ type EventsCmd struct {
 
 // Run prints what happened to the service's instances, oldest first.
 func (c *EventsCmd) Run(e *Env) error {
-	n := -1
-	if c.Instance != "" {
-		v, err := strconv.Atoi(c.Instance)
-		if err != nil || v < 0 {
-			return usagef("instance number %q is not a non-negative integer", c.Instance)
-		}
-		n = v
+	n, err := instanceArg(c.Instance)
+	if err != nil {
+		return err
 	}
 	cl, svc, err := e.service(c.Service)
 	if err != nil {
