@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -74,5 +75,39 @@ func TestNodeEngineRestart(t *testing.T) {
 		if st != wire.StatusRunning {
 			t.Errorf("after the node came back its instances were %s (seen: %v)", st, seen)
 		}
+	}
+}
+
+// TestQuickExitLogs: a service that prints a line, sleeps a second, prints
+// its last words to stderr and exits 3 at once, restarted by its node again
+// and again: every run's last words are in its log (issue 23, bug 1: 6
+// "starting" lines showed only 3 "fatal" ones), and its status says a
+// restart is pending (BACKOFF) between the runs.
+func TestQuickExitLogs(t *testing.T) {
+	s := newSystem(t)
+	c := s.addClusterOn(bridgeAddr, "quick", "")
+	s.addOverlayNode(c, "q1", 82, 1024)
+	s.waitNodes(map[string]int{"quick": 1})
+	ids := s.app("quick", map[string]any{"microservice_name": "die", "memory": 16, "cmd": []string{"die", "1", "3"}})
+	die := ids["die"]
+	s.scaleUp(die)
+	backoff := false
+	in := s.api.waitInstance(die, 0, 3*time.Minute, "four restarts", func(in api.Instance) bool {
+		backoff = backoff || in.Status == api.StatusBackoff && !in.RestartAt.IsZero()
+		return in.Restarts >= 4
+	})
+	if !backoff {
+		t.Errorf("the crash-looping instance was never shown as BACKOFF")
+	}
+	// The run after the fourth restart ends too, then the log is complete.
+	time.Sleep(3 * time.Second)
+	logs, err := s.api.client().Logs(context.Background(), die, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starting, fatal := strings.Count(logs.Logs, "starting"), strings.Count(logs.Logs, "fatal")
+	t.Logf("after %d restarts: %d starting, %d fatal", in.Restarts, starting, fatal)
+	if starting < 5 || fatal < starting-1 {
+		t.Errorf("%d runs started and %d said their last words:\n%s", starting, fatal, logs.Logs)
 	}
 }

@@ -963,4 +963,26 @@ func TestLostNodeWithoutRoomElsewhere(t *testing.T) {
 			t.Errorf("after the node returned: %+v, want RUNNING on it", st)
 		}
 	}
+	// What happened went into the events, told by the cluster.
+	var evs []string
+	for _, ev := range m.TakeEvents() {
+		if ev.Key == "svc.0" && ev.Source == "cluster" {
+			evs = append(evs, ev.Message)
+		}
+	}
+	for _, want := range []string{"placed on node n1 (asks 128 MB", "node n1 lost", "seeking a replacement", "placed on node n1"} {
+		if !slices.ContainsFunc(evs, func(m string) bool { return strings.HasPrefix(m, want) }) {
+			t.Errorf("events of svc.0 %q lack %q", evs, want)
+		}
+	}
+	if len(m.TakeEvents()) != 0 {
+		t.Errorf("events handed over twice")
+	}
+	// A node's events are taken only of instances it has to do with.
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Events: []wire.Event{
+		{Key: "svc.1", Time: time.Now(), Source: "node", Message: "exited with code 3; restarting in 1s"},
+		{Key: "elsewhere.0", Time: time.Now(), Source: "node", Message: "not its instance"}}})
+	if evs := m.TakeEvents(); len(evs) != 1 || evs[0].Key != "svc.1" || evs[0].Source != "node n1" {
+		t.Errorf("events taken from a report: %+v, want svc.1's told by node n1", evs)
+	}
 }
