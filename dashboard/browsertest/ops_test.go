@@ -1,6 +1,7 @@
 package browsertest
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +65,44 @@ func TestServicePageDoesNotPollClusters(t *testing.T) {
 	if n.Clusters != 0 {
 		t.Errorf("the services page fetched the cluster list %d times in %d refreshes", n.Clusters, n.Services)
 	}
+}
+
+// TestScaleService: a service is scaled to N from its page: new instances
+// are requested, and scaling down removes the highest numbers (issue 23,
+// item 4). A bad N changes nothing.
+func TestScaleService(t *testing.T) {
+	s := startStack(t)
+	a := s.deployNginx()
+	b := newBrowser(t, s, desktopW, desktopH)
+	b.Login("Admin", adminPassword)
+	b.Open("#/apps/" + a.ID)
+	b.WaitText(".service", "No instances")
+	count := func() int {
+		var svc []struct {
+			Instances []struct {
+				N int `json:"instance_number"`
+			} `json:"instance_list"`
+		}
+		s.api("GET", "/api/services/"+a.ID, nil, &svc)
+		return len(svc[0].Instances)
+	}
+	scaleTo := func(n string) {
+		b.EvalInto(`(() => { const i = document.querySelector(".scale-input"); i.value = `+strconv.Quote(n)+`; return true; })()`, new(bool))
+		b.Click(`[data-action="scale"]`)
+	}
+	scaleTo("3")
+	b.WaitText(".service .sub-title", "Instances (3)")
+	if n := count(); n != 3 {
+		t.Fatalf("after scaling to 3: %d instances", n)
+	}
+	b.Screenshot("three")
+	scaleTo("1")
+	b.WaitText(".service .sub-title", "Instances (1)")
+	b.WaitJS("instance 0 kept", `!!document.querySelector('.service tr[data-row="0"]') && !document.querySelector('.service tr[data-row="2"]')`)
+	scaleTo("-2")
+	b.WaitText(".toasts", "whole number from 0 to 100")
+	if n := count(); n != 1 {
+		t.Errorf("a bad number changed the instances: %d", n)
+	}
+	b.Screenshot("")
 }

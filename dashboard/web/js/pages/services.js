@@ -96,11 +96,13 @@ export function mount(ctx) {
           h('div', { class: 'service-status' }, badge(s.status),
             s.desired_instances ? h('span', { class: 'count', dataset: { running: String(s.running_instances) } }, `${s.running_instances}/${s.desired_instances} running`) : null,
             h('span', { class: 'muted' }, s.status_detail))),
-        h('button', {
-          type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
-          'aria-label': `Add an instance of ${s.microservice_name}`,
-          onclick: (e) => addInstance(e.currentTarget, s),
-        }, '+ Add instance')),
+        h('div', { class: 'btn-row' },
+          scaleForm(s),
+          h('button', {
+            type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
+            'aria-label': `Add an instance of ${s.microservice_name}`,
+            onclick: (e) => addInstance(e.currentTarget, s),
+          }, '+ Add instance'))),
       h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
       h('div', { class: 'instances' },
         h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
@@ -148,6 +150,42 @@ export function mount(ctx) {
       caption: `Instances of ${s.microservice_name}`, rowKey: (i) => String(i.instance_number),
       rowClass: (i) => (i.status === 'UNKNOWN' ? 'is-stale' : null),
     });
+  }
+
+  // scaleForm: scale to N instances (adds new ones, removes the highest
+  // numbers), as thicket scale does.
+  function scaleForm(s) {
+    const id = `scale-${s.microserviceID}`;
+    const input = h('input', {
+      type: 'number', id, min: '0', max: '100', step: '1', value: String((s.instance_list || []).length), class: 'scale-input',
+      dataset: { key: `scale-n-${s.microserviceID}` }, 'aria-label': `Instances of ${s.microservice_name}`,
+    });
+    const btn = h('button', { type: 'submit', class: 'btn btn-secondary btn-sm', dataset: { key: `scale-${s.microserviceID}`, action: 'scale' } }, 'Scale');
+    return h('form', {
+      class: 'scale-form', novalidate: true,
+      onsubmit: (e) => {
+        e.preventDefault();
+        busy(btn, () => scale(s, input.value));
+      },
+    }, h('label', { for: id, class: 'muted small' }, 'Instances'), input, btn);
+  }
+
+  async function scale(s, value) {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 100) {
+      toast('The number of instances must be a whole number from 0 to 100.', { tone: 'error' });
+      return;
+    }
+    const insts = [...(s.instance_list || [])].sort((a, b) => a.instance_number - b.instance_number);
+    const base = `/api/service/${api.seg(s.microserviceID)}/instance`;
+    try {
+      for (let i = insts.length; i < n; i++) await api.post(base, { signal: ctx.signal });
+      for (const i of insts.slice(n).reverse()) await api.del(`${base}/${i.instance_number}`, { signal: ctx.signal });
+      toast(`${s.microservice_name}: ${n} instance${n === 1 ? '' : 's'}.`);
+    } catch (err) {
+      if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+    }
+    ctx.refreshNow();
   }
 
   async function addInstance(btn, s) {
