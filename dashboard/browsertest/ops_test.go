@@ -44,12 +44,7 @@ func TestSLAErrorsClearOnEditAndCancel(t *testing.T) {
 // every cluster (with all its nodes) at every refresh only to name them;
 // here no instance names a cluster, so it fetches none. Issue 23, bug 10.
 func TestServicePageDoesNotPollClusters(t *testing.T) {
-	s := startStack(t)
-	a := s.deployNginx()
-	b := newBrowser(t, s, desktopW, desktopH)
-	b.Login("Admin", adminPassword)
-	b.Open("#/apps/" + a.ID)
-	b.WaitText(".service", "No instances")
+	_, _, b := servicesPage(t)
 	b.Click(`[data-action="add-instance"]`)
 	b.WaitText(`.service tr[data-row="0"]`, "NO_CAPACITY")
 	time.Sleep(5 * time.Second) // two refreshes and more
@@ -71,12 +66,7 @@ func TestServicePageDoesNotPollClusters(t *testing.T) {
 // are requested, and scaling down removes the highest numbers (issue 23,
 // item 4). A bad N changes nothing.
 func TestScaleService(t *testing.T) {
-	s := startStack(t)
-	a := s.deployNginx()
-	b := newBrowser(t, s, desktopW, desktopH)
-	b.Login("Admin", adminPassword)
-	b.Open("#/apps/" + a.ID)
-	b.WaitText(".service", "No instances")
+	s, a, b := servicesPage(t)
 	count := func() int {
 		var svc []struct {
 			Instances []struct {
@@ -105,4 +95,16 @@ func TestScaleService(t *testing.T) {
 		t.Errorf("a bad number changed the instances: %d", n)
 	}
 	b.Screenshot("")
+}
+
+// servicesPage deploys the nginx example and opens its services page as
+// the admin.
+func servicesPage(t *testing.T) (*stack, app, *Browser) {
+	s := startStack(t)
+	a := s.deployNginx()
+	b := newBrowser(t, s, desktopW, desktopH)
+	b.Login("Admin", adminPassword)
+	b.Open("#/apps/" + a.ID)
+	b.WaitText(".service", "No instances")
+	return s, a, b
 }
