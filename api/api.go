@@ -259,6 +259,8 @@ type Node struct {
 	// LastSeen is when its cluster last heard from it: the usage figures
 	// of an inactive node are as old as that.
 	LastSeen time.Time `json:"last_seen,omitzero" bson:"-"`
+	// Address is where others reach it (admins only, as its name).
+	Address string `json:"address,omitempty" bson:"-"`
 }
 
 // Disconnect is what happens to a service's instances while the node or

@@ -73,6 +73,16 @@ func TestDashboardHonestHealth(t *testing.T) {
 	b.WaitJS("node usage shown while it is active", `document.querySelectorAll(".cluster tbody [role=meter]").length === 4 && !document.querySelector(".cluster .stale")`)
 	b.Screenshot("capacity")
 
+	// The node's page: its address, capacity and the instance it runs.
+	b.Click(`.cluster a[data-key^="node-"]`)
+	b.WaitText(".node-page", n.addr)
+	b.WaitText(".node-page", "honest/big")
+	b.WaitText(".node-page .sub-title", "Instances (1)")
+	b.WaitJS("memory reserved on the node page", `document.querySelector(".node-page .meter-reserved[data-reserved='600'][data-total='1024']") !== null`)
+	b.Screenshot("node")
+	b.Open("#/infra")
+	b.WaitText(".cluster", n.name)
+
 	n.proc.Stop()
 	testharness.WaitFor(t, time.Minute, "the instance UNKNOWN", func() (bool, string) {
 		in, _ := s.api.instance(big, 0)

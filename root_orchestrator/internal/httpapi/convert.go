@@ -149,7 +149,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 			CPUPercent: n.CPUPercent, MemoryPercent: n.MemoryPercent,
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
 			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
-			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen,
+			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address,
 		})
 		if !n.Active || !c.Active {
 			continue

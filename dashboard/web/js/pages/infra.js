@@ -130,7 +130,7 @@ function renderCluster(c, del) {
     nodes.length ? h('div', { class: 'instances' },
       h('h3', { class: 'sub-title' }, `Nodes (${nodes.length})`),
       table([
-        { label: 'Node', cell: (n) => h('strong', null, n.name) },
+        { label: 'Node', cell: (n) => h('a', { href: `#/infra/${encodeURIComponent(c._id)}/${encodeURIComponent(n.id)}`, class: 'strong-link', dataset: { key: `node-${n.id}` } }, n.name) },
         { label: 'State', cell: (n) => liveness(n.active) },
         { label: 'Arch', cell: (n) => n.arch },
         // A lost node's usage is as old as its last report: not shown as
