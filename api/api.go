@@ -24,11 +24,14 @@ const (
 	RoleUser  = "user"
 )
 
-// Statuses. StatusCreated is a service's status while it has no instance;
-// the others are instance statuses, which the tiers report and the API
-// shows as they are (a test in the root keeps them equal to the tiers' own).
+// Statuses. StatusCreated is a service's status while it has no instance
+// and StatusDegraded a service's or application's while some of its
+// instances run and others that should do not; the others are instance
+// statuses, which the tiers report and the API shows as they are (a test in
+// the root keeps them equal to the tiers' own).
 const (
 	StatusCreated    = "CREATED"
+	StatusDegraded   = "DEGRADED"
 	StatusRequested  = "REQUESTED"
 	StatusScheduled  = "SCHEDULED"
 	StatusCreating   = "CREATING"
@@ -40,6 +43,10 @@ const (
 	// StatusUnknown: the instance's node or cluster is silent; it may
 	// still run there.
 	StatusUnknown = "UNKNOWN"
+	// StatusBackoff: the instance exited (a crash, or the end of a
+	// service that should keep running) and its node starts it again at
+	// Instance.RestartAt. It reads as FAILED to tiers that predate it.
+	StatusBackoff = "BACKOFF"
 )
 
 // Error is the body of every error answer.
@@ -104,6 +111,13 @@ type Application struct {
 	Microservices []string  `json:"microservices" bson:"microservices"`
 	CreatedAt     time.Time `json:"created_at" bson:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at" bson:"updated_at"`
+	// Status summarizes the instances of all its services as Summarize
+	// does (RUNNING, DEGRADED, ...), with counts as detail; Running and
+	// Desired count its running instances and those that should run.
+	Status       string `json:"status,omitempty" bson:"-"`
+	StatusDetail string `json:"status_detail,omitempty" bson:"-"`
+	Running      int    `json:"running_instances" bson:"-"`
+	Desired      int    `json:"desired_instances" bson:"-"`
 }
 
 // ApplicationUpdate is the body of PUT /api/application/{id}: the fields
@@ -157,6 +171,10 @@ type Service struct {
 	Security     *Security  `json:"security,omitempty" bson:"security,omitempty"`
 	Status       string     `json:"status" bson:"status"`
 	StatusDetail string     `json:"status_detail" bson:"status_detail"`
+	// Running counts its RUNNING instances, Desired those that should run
+	// (every instance but a finished one-shot's).
+	Running      int        `json:"running_instances" bson:"running_instances"`
+	Desired      int        `json:"desired_instances" bson:"desired_instances"`
 	InstanceList []Instance `json:"instance_list" bson:"instance_list"`
 	// NextInstance is the number the next instance gets; numbers are never reused.
 	NextInstance int       `json:"next_instance" bson:"next_instance"`
@@ -186,7 +204,9 @@ type Instance struct {
 	NodeName   string `json:"node_name" bson:"node_name"`
 	// Restarts counts how often the node restarted the instance after it
 	// exited.
-	Restarts  int       `json:"restarts" bson:"restarts"`
+	Restarts int `json:"restarts" bson:"restarts"`
+	// RestartAt is when a BACKOFF instance's node starts it again.
+	RestartAt time.Time `json:"restart_at,omitzero" bson:"restart_at,omitempty"`
 	CreatedAt time.Time `json:"created_at" bson:"created_at"`
 	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
 }
@@ -212,6 +232,11 @@ type Cluster struct {
 	// a cluster is not one big node.
 	Nodes    []Node    `json:"nodes" bson:"nodes"`
 	LastSeen time.Time `json:"last_seen" bson:"last_seen"`
+	// Capacity and reservations summed over its active nodes, in
+	// thousandths of a core and MiB (see Node).
+	MilliCPU         int64 `json:"milli_cpu" bson:"-"`
+	ReservedMilliCPU int64 `json:"reserved_milli_cpu" bson:"-"`
+	ReservedMemoryMB int64 `json:"reserved_memory_in_mb" bson:"-"`
 }
 
 // Node is one worker node of a cluster.
@@ -226,6 +251,19 @@ type Node struct {
 	MemoryPercent  float64  `json:"memory_percent" bson:"memory_percent"`
 	Virtualization []string `json:"virtualization" bson:"virtualization"`
 	Active         bool     `json:"active" bson:"active"`
+	// MilliCPU is its CPU capacity in thousandths of a core; the reserved
+	// figures are what the instances placed on it ask for (what placement
+	// counts: a node is full when they reach its capacity, however idle
+	// its CPU is), CPUPercent and MemoryPercent what is used now.
+	MilliCPU         int64 `json:"milli_cpu" bson:"-"`
+	ReservedMilliCPU int64 `json:"reserved_milli_cpu" bson:"-"`
+	ReservedMemoryMB int64 `json:"reserved_memory_in_mb" bson:"-"`
+	ReservedVGPUs    int64 `json:"reserved_vgpus" bson:"-"`
+	// LastSeen is when its cluster last heard from it: the usage figures
+	// of an inactive node are as old as that.
+	LastSeen time.Time `json:"last_seen,omitzero" bson:"-"`
+	// Address is where others reach it (admins only, as its name).
+	Address string `json:"address,omitempty" bson:"-"`
 }
 
 // Disconnect is what happens to a service's instances while the node or
@@ -249,13 +287,40 @@ type Security struct {
 // advanced live state wins.
 var statusOrder = []string{
 	StatusRunning, StatusCreating, StatusScheduled, StatusRequested,
-	StatusUnknown, StatusNoCapacity, StatusLost, StatusFailed, StatusCompleted,
+	StatusUnknown, StatusNoCapacity, StatusLost, StatusBackoff, StatusFailed, StatusCompleted,
+}
+
+// Count counts the running instances and those that should run: every
+// instance but a finished one (COMPLETED, or FAILED of a one-shot service).
+func Count(instances []Instance, oneShot bool) (running, desired int) {
+	for _, in := range instances {
+		switch {
+		case in.Status == StatusCompleted, oneShot && in.Status == StatusFailed:
+			continue
+		case in.Status == StatusRunning:
+			running++
+		}
+		desired++
+	}
+	return running, desired
 }
 
 // Summarize derives a service's status and status detail from its
-// instances: CREATED with none, else the most advanced instance status, with
-// a count per status as detail ("2 RUNNING, 1 REQUESTED").
+// instances: CREATED with none, DEGRADED while some run and others that
+// should do not ("1 of 2 running: 1 RUNNING, 1 NO_CAPACITY"), else the most
+// advanced instance status, with a count per status as detail
+// ("2 RUNNING, 1 COMPLETED").
 func Summarize(instances []Instance) (status, detail string) {
+	return summarize(instances, false)
+}
+
+// SummarizeService is Summarize for the instances of a service that is
+// one-shot or not: a one-shot service's FAILED instances ran and are done.
+func SummarizeService(instances []Instance, oneShot bool) (status, detail string) {
+	return summarize(instances, oneShot)
+}
+
+func summarize(instances []Instance, oneShot bool) (status, detail string) {
 	if len(instances) == 0 {
 		return StatusCreated, "no instances"
 	}
@@ -289,6 +354,10 @@ func Summarize(instances []Instance) (status, detail string) {
 			detail += ", "
 		}
 		detail += strconv.Itoa(n) + " " + st
+	}
+	if running, desired := Count(instances, oneShot); status == StatusRunning && running < desired {
+		status = StatusDegraded
+		detail = strconv.Itoa(running) + " of " + strconv.Itoa(desired) + " running: " + detail
 	}
 	return status, detail
 }

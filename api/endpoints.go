@@ -37,6 +37,21 @@ type ServicesCreated struct {
 	Services []Service `json:"services"`
 }
 
+// Events is what happened to an instance, oldest first, as its node, its
+// cluster and the root told it: the root keeps the latest 50 in memory.
+type Events struct {
+	InstanceNumber int     `json:"instance_number"`
+	Events         []Event `json:"events"`
+}
+
+// Event is one thing that happened to an instance. Source says who told
+// it: "root", "cluster NAME" or "node NAME (cluster NAME)".
+type Event struct {
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source"`
+	Message string    `json:"message"`
+}
+
 // Logs is an instance's output as its node last reported it.
 type Logs struct {
 	InstanceNumber int    `json:"instance_number"`
@@ -283,6 +298,11 @@ func (c *Client) Logs(ctx context.Context, serviceID string, n, lines int) (*Log
 		path += "?lines=" + strconv.Itoa(lines)
 	}
 	return getOne[Logs](ctx, c, path)
+}
+
+// Events reads what happened to instance n, oldest first (see Events).
+func (c *Client) Events(ctx context.Context, serviceID string, n int) (*Events, error) {
+	return getOne[Events](ctx, c, "/api/service/"+esc(serviceID)+"/instance/"+strconv.Itoa(n)+"/events")
 }
 
 // --- clusters ---

@@ -102,6 +102,11 @@ func TestDashboard(t *testing.T) {
 	<-done
 	b.WaitJS("log scrolled to the newest line", `(() => { const p = document.querySelector("#log-text");
 		return p.scrollHeight - p.scrollTop - p.clientHeight < 8; })()`)
+	// The label says what is shown (issue 23, bug 7: it said "Last 200
+	// lines" of a 4 KiB tail).
+	b.WaitJS("the log label counts the lines shown", `(() => {
+		const n = document.querySelector("#log-text").textContent.replace(/\n$/, "").split("\n").length;
+		return document.querySelector(".log-label").textContent.startsWith(n + " line"); })()`)
 	b.Screenshot("logs")
 	b.Key(kb.Escape)
 	b.WaitJS("log panel closed", `!document.querySelector("dialog.drawer")`)
@@ -139,8 +144,8 @@ func TestDashboard(t *testing.T) {
 	b.WaitText(".cluster", "container")
 	var meters []string
 	b.EvalInto(`[...document.querySelectorAll(".cluster [role=meter]")].map((m) => m.getAttribute("aria-valuenow"))`, &meters)
-	if len(meters) != 6 {
-		t.Errorf("meters on the infrastructure page: %v, want CPU and memory for the cluster and each node", meters)
+	if len(meters) != 12 {
+		t.Errorf("meters on the infrastructure page: %v, want CPU and memory, used and reserved, for the cluster and each node", meters)
 	}
 	b.Screenshot("infrastructure")
 

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/thicket-edge/thicket/contract/sla"
 )
@@ -24,7 +25,10 @@ import (
 // the messages of tiers that predate a field: its absence means what the
 // earlier tier meant (InstanceSpec.Disconnect and Ports, ClusterSync.Delta),
 // and a field that a new one replaces is still sent for the earlier tiers
-// (InstanceSpec.Port).
+// (InstanceSpec.Port). InstanceStatus.RestartAt came later within v1: an
+// earlier tier shows such an instance as the FAILED it is reported as. So
+// did NodeReport.Events and ClusterSync.Events: an earlier tier ignores
+// them, and a later one takes their absence as no news.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -302,6 +306,9 @@ type InstanceStatus struct {
 	// the cluster reports it up to the root.
 	JobsVersion int64    `json:"jobs_version,omitempty"`
 	Jobs        []string `json:"jobs,omitempty"`
+	// RestartAt is set on a FAILED instance that its node starts again
+	// (after a backoff) at that time; zero when no restart is pending.
+	RestartAt time.Time `json:"restart_at,omitzero"`
 }
 
 // NodeInfo describes a worker node: identity, what it can run and its
@@ -470,6 +477,9 @@ type NodeReport struct {
 	// Full: Instances holds every instance of the desired set at
 	// Generation (a report, not a heartbeat or a first sign of life).
 	Full bool `json:"full,omitempty"`
+	// Events are what happened to its instances since the last report
+	// (at most MaxEvents).
+	Events []Event `json:"events,omitempty"`
 }
 
 // --- Cluster ↔ root ---
@@ -522,6 +532,48 @@ type ClusterSync struct {
 	// WantBlocks is how many more address blocks the cluster needs: its
 	// blocks are full and nodes wait for a subnet.
 	WantBlocks int `json:"want_blocks,omitempty"`
+	// Events are what happened to its instances, on its nodes and in the
+	// cluster, since the last sync the root took (at most MaxEvents).
+	Events []Event `json:"events,omitempty"`
+}
+
+// Event is one thing that happened to an instance, told by the tier that
+// knows it: "node" (pulling, started, exited with code 3, restarting in 4s),
+// "cluster" (placed on node X, node X lost, replaced) or "root".
+type Event struct {
+	Key     string    `json:"key"`
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source"`
+	Message string    `json:"message"`
+}
+
+// Bounds of events: per message, and the length of one's text.
+const (
+	MaxEvents       = 512
+	MaxEventMessage = 300
+)
+
+// Bounded is e with its message cut to MaxEventMessage bytes (at a rune
+// boundary).
+func (e Event) Bounded() Event {
+	if len(e.Message) > MaxEventMessage {
+		m := e.Message[:MaxEventMessage]
+		for len(m) > 0 && !utf8.ValidString(m) {
+			m = m[:len(m)-1]
+		}
+		e.Message = m
+	}
+	return e
+}
+
+// AppendEvents appends evs to q, keeping the newest max (a queue of events
+// waiting to go up: when a tier above is away for long, the oldest go).
+func AppendEvents(q []Event, max int, evs ...Event) []Event {
+	q = append(q, evs...)
+	if over := len(q) - max; over > 0 {
+		q = append(q[:0], q[over:]...)
+	}
+	return q
 }
 
 // ClusterSyncAck answers a delta sync.

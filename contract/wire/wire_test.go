@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestResources(t *testing.T) {
@@ -311,7 +313,8 @@ var (
 		JobGrant: &JobGrant{Version: 4, Jobs: []string{"cam-2"}, LeaseS: 30, PoolSize: 2}}
 	fullStatus = InstanceStatus{Key: "web.3", Status: StatusRunning, Detail: "up", Node: "edge-1", NodeID: "n1",
 		HostIP: "192.0.2.10", HostPort: 18080, InstanceIP: "10.64.1.2", ExitCode: 137, Restarts: 2, StartedAt: at,
-		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n", JobsVersion: 4, Jobs: []string{"cam-2"}}
+		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n", JobsVersion: 4, Jobs: []string{"cam-2"}, RestartAt: at.Add(4 * time.Second)}
+	fullEvent   = Event{Key: "web.3", Time: at, Source: "node", Message: "exited with code 3"}
 	fullNetwork = NodeNetwork{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01",
 		PublicIP: "192.0.2.10", PublicPort: 4789}
 	fullNode = NodeInfo{ID: "n1", Name: "edge-1", Arch: "arm64", Virtualizations: []string{"container", "unikernel"},
@@ -335,11 +338,11 @@ var messages = []any{
 	NodeDesired{Version: Version, Generation: 7, Instances: []InstanceSpec{fullSpec}, Subnet: "10.64.1.0/24",
 		ClusterID: "c1", Network: fullOverlay, Removed: []string{"web.1"}},
 	NodeReport{Version: Version, NodeID: "n1", Time: at, Node: fullNode, Generation: 7,
-		Instances: []InstanceStatus{fullStatus}, Full: true},
+		Instances: []InstanceStatus{fullStatus}, Full: true, Events: []Event{fullEvent}},
 	ClusterRegisterRequest{Version: Version, Name: "c1", Location: "lab", Address: "192.0.2.1", Port: 10100, Credential: "c-1.secret"},
 	ClusterRegisterResponse{ClusterID: "c-1", Credential: "cred", Block: "10.64.0.0/16"},
 	ClusterSync{Version: Version, Nodes: []NodeInfo{fullNode}, Instances: []InstanceStatus{fullStatus}, Generation: 9,
-		Delta: true, Epoch: "e1", GoneNodes: []string{"n9"}, WantBlocks: 1},
+		Delta: true, Epoch: "e1", GoneNodes: []string{"n9"}, WantBlocks: 1, Events: []Event{fullEvent}},
 	ClusterSyncAck{Version: Version, Epoch: "e1", Resync: true, SyncIntervalMS: 2000},
 	ClusterDesired{Version: Version, Generation: 9, Epoch: "e1", Delta: true, Instances: []InstanceSpec{fullSpec},
 		Removed: []string{"web.1"}, NetworkUnchanged: true, SyncIntervalMS: 2000, Block: "10.64.0.0/16",
@@ -550,4 +553,18 @@ func FuzzCheckPorts(f *testing.F) {
 			t.Fatalf("field %q: from the field %+v, %v; parsed %+v, %v", field, a, errA, b, errB)
 		}
 	})
+}
+
+func TestEvents(t *testing.T) {
+	long := Event{Message: strings.Repeat("é", MaxEventMessage)}.Bounded()
+	if len(long.Message) > MaxEventMessage || !utf8.ValidString(long.Message) {
+		t.Errorf("a bounded message is %d bytes, valid UTF-8 %v", len(long.Message), utf8.ValidString(long.Message))
+	}
+	var q []Event
+	for i := range 5 {
+		q = AppendEvents(q, 3, Event{Message: strconv.Itoa(i)})
+	}
+	if len(q) != 3 || q[0].Message != "2" || q[2].Message != "4" {
+		t.Errorf("a queue bounded to 3 keeps %v, want the newest three", q)
+	}
 }

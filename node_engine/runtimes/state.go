@@ -115,13 +115,35 @@ func DropPartialLine(buf []byte) []byte {
 // LogTail is at most maxBytes of the end of the log file, starting at a
 // line boundary when cut: Runtime.Logs of runtimes that log to a file. A
 // missing file is an error that errors.Is os.ErrNotExist.
+//
+// A log bounded by TrimLog continues its rotated part: when the file holds
+// less than maxBytes, the tail is completed from that part.
 func LogTail(file string, maxBytes int) (string, error) {
-	buf, cut, err := ReadTail(file, int64(maxBytes))
+	buf, mid, err := tailAt(file, maxBytes)
 	if err != nil {
 		return "", err
 	}
-	if cut {
+	if rest := maxBytes - len(buf); !mid && rest > 0 {
+		if prev, pmid, err := tailAt(rotated(file), rest); err == nil && len(prev) > 0 {
+			buf, mid = append(prev, buf...), pmid
+		}
+	}
+	if mid {
 		buf = DropPartialLine(buf)
 	}
 	return string(buf), nil
+}
+
+// tailAt reads at most n bytes of the end of file; mid says they start in
+// the middle of a line (a byte more is read to tell).
+func tailAt(file string, n int) (buf []byte, mid bool, err error) {
+	if n <= 0 {
+		_, err := os.Stat(file)
+		return nil, false, err
+	}
+	buf, cut, err := ReadTail(file, int64(n)+1)
+	if err != nil || !cut && len(buf) <= n {
+		return buf, false, err
+	}
+	return buf[1:], buf[0] != '\n', nil
 }

@@ -27,7 +27,7 @@ const (
 type Globals struct {
 	Server string `env:"THICKET_SERVER" placeholder:"URL" help:"thicket-root URL (default: the server of the last login, else ${default_server})."`
 	Config string `env:"THICKET_CONFIG" placeholder:"DIR" help:"Directory of credentials.json (default: $XDG_CONFIG_HOME/thicket, i.e. ~/.config/thicket)."`
-	Output string `short:"o" enum:"table,json" default:"table" help:"Output of get, status and apply: table or json."`
+	Output string `short:"o" enum:"table,json" default:"table" help:"Output of get, status, apply and events: table or json."`
 	CAFile string `name:"ca-file" type:"path" env:"THICKET_CA_FILE" placeholder:"FILE" help:"CA certificate (PEM) the server's certificate must be issued by: thicket-root's <data-dir>/tls/ca.crt (login saves it with the session)."`
 	CAPin  string `name:"ca-pin" env:"THICKET_CA_PIN" placeholder:"sha256:HEX" help:"Pin of the CA the server's certificate must be issued by, as thicket-root logs it (login saves it with the session)."`
 }
@@ -42,6 +42,7 @@ type CLI struct {
 	Get     GetCmd     `cmd:"" help:"List applications, services, instances, clusters or nodes."`
 	Scale   ScaleCmd   `cmd:"" help:"Add or remove instances of a service until it has N, then wait until they run."`
 	Logs    LogsCmd    `cmd:"" help:"Print (or follow) the output of an instance."`
+	Events  EventsCmd  `cmd:"" help:"Print what happened to a service's instances (placed, started, exited, restarting, node lost, ...)."`
 	Delete  DeleteCmd  `cmd:"" help:"Delete an application (with its services) or a service."`
 	Status  StatusCmd  `cmd:"" help:"Show the server's health, the session and a summary of what runs."`
 	Token   TokenCmd   `cmd:"" aliases:"tokens" help:"List, create and revoke cluster join tokens (admins)."`

@@ -37,6 +37,7 @@ func TestMainExitCodes(t *testing.T) {
 		{args: []string{"apply", "-f", "x.json", "--instances=-1"}, code: ExitUsage, err: "--instances must not be negative"},
 		{args: []string{"scale", "web", "x"}, code: ExitUsage, err: "<N>: expected"},
 		{args: []string{"logs", "web", "first"}, code: ExitUsage, err: `instance number "first"`},
+		{args: []string{"events", "web", "first"}, code: ExitUsage, err: `instance number "first"`},
 		{args: []string{"login", "-p", "x", "--password-stdin"}, code: ExitUsage, err: "exclude each other"},
 		{args: []string{"login", "-p", "x", "--password-file", "/dev/null"}, code: ExitUsage, err: "exclude each other"},
 		{args: []string{"login", "--password-file", "/dev/null"}, code: ExitUsage, err: "--password-file: /dev/null holds no password"},

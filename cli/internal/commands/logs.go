@@ -27,13 +27,9 @@ func (c *LogsCmd) Run(e *Env) error {
 	if c.Tail < 1 {
 		return usagef("--tail must be at least 1")
 	}
-	n := -1
-	if c.Instance != "" {
-		v, err := strconv.Atoi(c.Instance)
-		if err != nil || v < 0 {
-			return usagef("instance number %q is not a non-negative integer", c.Instance)
-		}
-		n = v
+	n, err := instanceArg(c.Instance)
+	if err != nil {
+		return err
 	}
 	cl, svc, err := e.service(c.Service)
 	if err != nil {
@@ -85,4 +81,16 @@ func (c *LogsCmd) Run(e *Env) error {
 		}
 		shown = cur
 	}
+}
+
+// instanceArg is an optional instance number argument: -1 when not given.
+func instanceArg(arg string) (int, error) {
+	if arg == "" {
+		return -1, nil
+	}
+	v, err := strconv.Atoi(arg)
+	if err != nil || v < 0 {
+		return 0, usagef("instance number %q is not a non-negative integer", arg)
+	}
+	return v, nil
 }

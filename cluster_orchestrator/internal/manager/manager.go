@@ -137,6 +137,9 @@ type Manager struct {
 	// next full report (an instance's LostFrom); every node report would
 	// otherwise scan every instance.
 	pendingOn map[string]bool
+	// events: what happened to instances (told by their nodes, or decided
+	// here), waiting for the link to the root (TakeEvents).
+	events []wire.Event
 	// A manager that starts with an empty store (a lost data dir) and
 	// gets a desired set that is not empty inherits instances that run
 	// somewhere: they are not placed for the startup grace (until
@@ -506,6 +509,14 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		m.netDirty = true // a peer appeared or changed
 	}
 	n.Info = info
+	for _, ev := range r.Events[:min(len(r.Events), wire.MaxEvents)] {
+		// Only of instances it has to do with: a node tells nothing of
+		// another's.
+		if in, ok := m.instances[ev.Key]; ok && (in.NodeID == n.ID || in.LostFrom == n.ID || in.Status.NodeID == n.ID) {
+			ev.Source = "node " + n.Name
+			m.addEvent(ev.Bounded())
+		}
+	}
 	changed := false
 	for _, st := range r.Instances {
 		in, ok := m.instances[st.Key]
@@ -538,11 +549,13 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			m.dirty(in.Key, true)
 			m.dirtyNode[n.ID] = true
 			if !keeps(in, st) {
+				m.event(in.Key, "node "+n.Name+" is back: the replacement stays, its copy is stopped")
 				m.takeFrom(n.ID, in.Key) // the replacement stays; this copy goes away
 				continue
 			}
 			m.log.Info("a node back from lost runs an instance replaced meanwhile; keeping its copy", "node", n.Name,
 				"instance", in.Key, "replacement_node", in.Status.Node, "replacement_status", in.Status.Status)
+			m.event(in.Key, "node "+n.Name+" is back and runs its copy: kept; the replacement is stopped")
 			m.takeFrom(in.NodeID, in.Key)
 			in.NodeID = n.ID
 			m.dirtyNode[n.ID] = true
@@ -665,7 +678,41 @@ func finished(in *state.Instance) bool {
 
 func statusChanged(a, b wire.InstanceStatus) bool {
 	return a.Status != b.Status || a.Detail != b.Detail || a.Restarts != b.Restarts || a.NodeID != b.NodeID ||
-		a.InstanceIP != b.InstanceIP || a.Logs != b.Logs || a.JobsVersion != b.JobsVersion
+		a.InstanceIP != b.InstanceIP || a.Logs != b.Logs || a.JobsVersion != b.JobsVersion || !a.RestartAt.Equal(b.RestartAt)
+}
+
+// maxQueuedEvents bounds the events waiting for the link to the root.
+const maxQueuedEvents = 4096
+
+// event records a decision of the cluster about instance key. Caller holds
+// mu.
+func (m *Manager) event(key, msg string) {
+	m.addEvent(wire.Event{Key: key, Time: time.Now().UTC(), Source: "cluster", Message: msg}.Bounded())
+}
+
+func (m *Manager) addEvent(ev wire.Event) {
+	m.events = wire.AppendEvents(m.events, maxQueuedEvents, ev)
+}
+
+// TakeEvents hands over the events recorded since the last call.
+func (m *Manager) TakeEvents() []wire.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	evs := m.events
+	m.events = nil
+	return evs
+}
+
+// placedWhy says why a node was chosen: what it had free for the spec.
+func placedWhy(nodes []scheduler.Node, id string, sp wire.InstanceSpec) string {
+	for _, n := range nodes {
+		if n.ID == id {
+			free := n.Capacity.Sub(n.Reserved)
+			return fmt.Sprintf(" (asks %d MB and %d millicores; the node had %d MB and %d millicores free before this round)",
+				sp.Resources.MemoryMB, sp.Resources.MilliCPU, free.MemoryMB, free.MilliCPU)
+		}
+	}
+	return ""
 }
 
 // Kick asks for a reconcile now.
@@ -722,6 +769,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 				}
 				in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusUnknown, Node: n.Name, NodeID: n.ID,
 					Detail: fmt.Sprintf("node %s silent for more than %s", n.Name, m.cfg.Grace)}
+				m.event(in.Key, fmt.Sprintf("node %s lost (silent for more than %s): UNKNOWN, it may still run there", n.Name, m.cfg.Grace))
 				m.dirty(in.Key, true)
 				unknown++
 			}
@@ -828,6 +876,7 @@ func (m *Manager) replaceUnknown(now time.Time) {
 		in.LostFrom, in.NodeID = in.NodeID, ""
 		m.pendingOn[in.LostFrom] = true
 		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusLost, Detail: "being replaced: " + in.Status.Detail}
+		m.event(in.Key, "seeking a replacement on another node (disconnect policy: replace)")
 		m.dirty(in.Key, true)
 		moved++
 	}
@@ -862,15 +911,31 @@ func (m *Manager) place() {
 		in := pending[i]
 		if r.Err != nil {
 			st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusNoCapacity, Detail: r.Err.Error()}
+			if lost := m.nodes[in.LostFrom]; lost != nil {
+				// Its copy may still run on the lost node: it stays UNKNOWN
+				// there, and this cluster's, until that node returns (its
+				// report decides) or another has room. NO_CAPACITY would
+				// hand it back to the root, which would take it from here
+				// and so from the node when it returns (issue 23, bug 2).
+				st = wire.InstanceStatus{Key: in.Key, Status: wire.StatusUnknown, Node: lost.Name, NodeID: lost.ID,
+					Detail: fmt.Sprintf("node %s is silent; no other node has room for a replacement: %v", lost.Name, r.Err)}
+			}
 			if statusChanged(in.Status, st) {
+				if in.Status.Status != st.Status {
+					m.event(in.Key, "not placed: "+st.Detail)
+				}
 				in.Status = st
 				m.dirty(in.Key, false)
 			}
 			continue
 		}
 		in.NodeID = r.Placement.NodeID
+		if in.LostFrom == in.NodeID {
+			in.LostFrom = "" // back where it ran: its report decides what runs
+		}
 		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusScheduled,
 			Detail: "placed on node " + r.Placement.NodeName, Node: r.Placement.NodeName, NodeID: in.NodeID}
+		m.event(in.Key, "placed on node "+r.Placement.NodeName+placedWhy(nodes, r.Placement.NodeID, in.Spec))
 		m.dirty(in.Key, true)
 		m.dirtyNode[in.NodeID] = true
 	}

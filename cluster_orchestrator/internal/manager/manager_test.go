@@ -921,3 +921,68 @@ func TestNodeTakeoverIsRefused(t *testing.T) {
 		t.Errorf("%d nodes, want 1", n)
 	}
 }
+
+// TestLostNodeWithoutRoomElsewhere: the instances of a cluster's only node,
+// lost, find no room for a replacement. They stay UNKNOWN on that node and
+// this cluster's (NO_CAPACITY would hand them back to the root, which takes
+// them from the cluster, and the returning node would be told to remove
+// them); when the node returns, first with a sign of life, its desired set
+// keeps them and removes nothing (issue 23, bug 2).
+func TestLostNodeWithoutRoomElsewhere(t *testing.T) {
+	pub := &recorder{desired: map[string]wire.NodeDesired{}}
+	m := newManager(t, state.NewMemory(), pub)
+	m.cfg.Grace = 50 * time.Millisecond
+	id := join(t, m, "n1")
+	f := &failover{t: t, m: m, pub: pub}
+	var specs []wire.InstanceSpec
+	for _, k := range []string{"svc.0", "svc.1"} {
+		specs = append(specs, wire.InstanceSpec{Key: k, ServiceID: "svc", Virtualization: "container", Code: "img",
+			Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}, Disconnect: &wire.Disconnect{Replace: true}})
+	}
+	m.SetDesired(specs, nil)
+	f.reconcile()
+	f.report(id, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning}, wire.InstanceStatus{Key: "svc.1", Status: wire.StatusRunning})
+	f.reconcile()
+	time.Sleep(100 * time.Millisecond)
+	f.reconcile() // lost; replacements find no node
+	f.reconcile()
+	for _, st := range m.Statuses() {
+		if st.Status != wire.StatusUnknown || st.NodeID != id {
+			t.Errorf("a lost node's instance without room elsewhere is %+v, want UNKNOWN on its node", st)
+		}
+	}
+	f.signOfLife(id)
+	f.reconcile()
+	f.report(id, wire.InstanceStatus{Key: "svc.0", Status: wire.StatusRunning}, wire.InstanceStatus{Key: "svc.1", Status: wire.StatusRunning})
+	f.reconcile()
+	if d := pub.desired[id]; len(d.Instances) != 2 || len(d.Removed) != 0 {
+		t.Errorf("the returned node's desired set: %v, removed %v; want both instances, nothing removed", keysOf(d.Instances), d.Removed)
+	}
+	for _, st := range m.Statuses() {
+		if st.Status != wire.StatusRunning || st.NodeID != id {
+			t.Errorf("after the node returned: %+v, want RUNNING on it", st)
+		}
+	}
+	// What happened went into the events, told by the cluster.
+	var evs []string
+	for _, ev := range m.TakeEvents() {
+		if ev.Key == "svc.0" && ev.Source == "cluster" {
+			evs = append(evs, ev.Message)
+		}
+	}
+	for _, want := range []string{"placed on node n1 (asks 128 MB", "node n1 lost", "seeking a replacement", "placed on node n1"} {
+		if !slices.ContainsFunc(evs, func(m string) bool { return strings.HasPrefix(m, want) }) {
+			t.Errorf("events of svc.0 %q lack %q", evs, want)
+		}
+	}
+	if len(m.TakeEvents()) != 0 {
+		t.Errorf("events handed over twice")
+	}
+	// A node's events are taken only of instances it has to do with.
+	m.HandleReport(wire.NodeReport{Version: wire.Version, NodeID: id, Events: []wire.Event{
+		{Key: "svc.1", Time: time.Now(), Source: "node", Message: "exited with code 3; restarting in 1s"},
+		{Key: "elsewhere.0", Time: time.Now(), Source: "node", Message: "not its instance"}}})
+	if evs := m.TakeEvents(); len(evs) != 1 || evs[0].Key != "svc.1" || evs[0].Source != "node n1" {
+		t.Errorf("events taken from a report: %+v, want svc.1's told by node n1", evs)
+	}
+}

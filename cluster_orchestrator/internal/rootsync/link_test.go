@@ -199,6 +199,8 @@ func (c *fakeCluster) SetNetwork(clusterID string, blocks []string, n wire.Netwo
 	c.calls = append(c.calls, "network "+clusterID+" "+strings.Join(blocks, ",")+" "+strings.Join(ips, ","))
 }
 
+func (c *fakeCluster) TakeEvents() []wire.Event { return nil }
+
 func (c *fakeCluster) WantBlocks() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

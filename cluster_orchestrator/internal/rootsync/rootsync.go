@@ -55,7 +55,14 @@ type Cluster interface {
 	SetNetwork(clusterID string, blocks []string, n wire.Network)
 	// WantBlocks: how many more address blocks the cluster needs.
 	WantBlocks() int
+	// TakeEvents hands over what happened to instances since the last
+	// call; the link sends them until the root took them.
+	TakeEvents() []wire.Event
 }
+
+// maxPendingEvents bounds the events waiting for the root: while it is
+// away for long, the oldest go.
+const maxPendingEvents = 4096
 
 // Config of the link.
 type Config struct {
@@ -71,11 +78,13 @@ type Config struct {
 
 // Link syncs a cluster with the root.
 type Link struct {
-	cfg  Config
-	st   *state.Store
-	c    Cluster
-	log  *slog.Logger
-	http *http.Client
+	// events wait for the root to take them (TakeEvents).
+	events []wire.Event
+	cfg    Config
+	st     *state.Store
+	c      Cluster
+	log    *slog.Logger
+	http   *http.Client
 	// pin is the root CA's pin the link verifies the root against ("":
 	// plain HTTP), secret the join token without it.
 	pin, secret string
@@ -284,8 +293,13 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 	now := time.Now()
 	req, more := l.rep.next(l.c.Nodes(), l.c.Statuses(), now)
 	req.WantBlocks = l.askBlocks(now)
+	l.events = wire.AppendEvents(l.events, maxPendingEvents, l.c.TakeEvents()...)
+	req.Events = l.events[:min(len(l.events), wire.MaxEvents)]
 	var ack wire.ClusterSyncAck
 	err := l.post(ctx, "/api/cluster/sync", l.id.Credential, req, &ack)
+	if err == nil { // the root took them (also when it asks for a resync)
+		l.events = append(l.events[:0], l.events[len(req.Events):]...)
+	}
 	if errors.Is(err, errRejected) {
 		// The root no longer knows our credential (revoked, or a new root):
 		// register again, now and until it works (said once).

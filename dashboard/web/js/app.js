@@ -10,6 +10,7 @@ import * as loginPage from './pages/login.js';
 import * as appsPage from './pages/apps.js';
 import * as servicesPage from './pages/services.js';
 import * as infraPage from './pages/infra.js';
+import * as nodePage from './pages/node.js';
 import * as usersPage from './pages/users.js';
 import * as tokensPage from './pages/tokens.js';
 import { h } from './dom.js';
@@ -22,6 +23,7 @@ const routes = [
   { re: /^\/apps$/, page: appsPage, nav: 'apps' },
   { re: /^\/apps\/([^/]+)$/, page: servicesPage, nav: 'apps', params: ['appId'] },
   { re: /^\/infra$/, page: infraPage, nav: 'infra' },
+  { re: /^\/infra\/([^/]+)\/([^/]+)$/, page: nodePage, nav: 'infra', params: ['clusterId', 'nodeId'] },
   { re: /^\/users$/, page: usersPage, nav: 'users', admin: true },
   { re: /^\/tokens$/, page: tokensPage, nav: 'tokens', admin: true },
 ];

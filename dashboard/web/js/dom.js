@@ -80,6 +80,8 @@ const STATUS_TONE = {
   FAILED: 'bad',
   LOST: 'bad',
   UNKNOWN: 'warn',
+  DEGRADED: 'warn',
+  BACKOFF: 'warn', // a restart is pending: not final
 };
 
 /** badge shows an instance or service status with a colour and a dot. */

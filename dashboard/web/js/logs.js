@@ -2,47 +2,28 @@
 // panel is open, scrolled to the newest line while "Follow" is on.
 import * as api from './api.js';
 import { badge, h } from './dom.js';
+import { DrawerPanel } from './drawer.js';
 import { describe } from './ui.js';
 
 const LOG_POLL_MS = 1500;
 const LINES = 200;
 
-export class LogPanel {
-  constructor(pageSignal) {
-    this.pageSignal = pageSignal;
-    this.dlg = null;
-    this.timer = 0;
-    this.ctrl = null;
-  }
-
+export class LogPanel extends DrawerPanel {
   open(service, inst) {
-    this.close();
-    const key = `logs-${service.microserviceID}-${inst.instance_number}`;
-    this.ctrl = new AbortController();
-    const signal = this.ctrl.signal;
     const follow = h('input', { type: 'checkbox', id: 'log-follow', checked: true });
     const status = h('span', { class: 'log-status' }, badge(inst.status));
     const pre = h('pre', { class: 'log-text', id: 'log-text', tabindex: '0', 'aria-label': 'Log output', 'aria-live': 'off' });
     const note = h('p', { class: 'log-note muted', role: 'status' }, 'Loading…');
-    const title = `${service.microservice_name} #${inst.instance_number}`;
-    const dlg = h('dialog', { class: 'drawer', 'aria-labelledby': 'log-title' },
-      h('div', { class: 'drawer-head' },
-        h('div', null,
-          h('h2', { class: 'drawer-title', id: 'log-title' }, 'Logs · ', title),
-          h('p', { class: 'muted small' }, `Last ${LINES} lines, as the node last reported them.`)),
-        h('button', { type: 'button', class: 'btn btn-quiet btn-icon', 'aria-label': 'Close logs', onclick: () => this.close() }, '×')),
-      h('div', { class: 'drawer-tools' },
-        status,
-        h('label', { class: 'check' }, follow, ' Follow'),
-      ),
-      note,
-      pre);
-    dlg.addEventListener('close', () => {
-      this.stop();
-      dlg.remove();
-      if (this.dlg === dlg) this.dlg = null;
-      const back = document.querySelector(`[data-key="${CSS.escape(key)}"]`);
-      if (back) back.focus();
+    // What is shown, truly: the node reports the end of the output (a few
+    // KiB), of which the panel shows at most LINES lines.
+    const sub = h('p', { class: 'muted small log-label' }, 'The end of the output, as the node last reported it.');
+    this.show({
+      titleId: 'log-title',
+      title: ['Logs · ', `${service.microservice_name} #${inst.instance_number}`],
+      sub,
+      closeLabel: 'Close logs',
+      backKey: `logs-${service.microserviceID}-${inst.instance_number}`,
+      parts: [h('div', { class: 'drawer-tools' }, status, h('label', { class: 'check' }, follow, ' Follow')), note, pre],
     });
     pre.addEventListener('scroll', () => {
       const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 8;
@@ -51,23 +32,19 @@ export class LogPanel {
     follow.addEventListener('change', () => {
       if (follow.checked) this.toBottom(pre);
     });
-    document.body.append(dlg);
-    dlg.showModal();
-    this.dlg = dlg;
 
     let last = null;
-    const poll = async () => {
-      if (signal.aborted || this.pageSignal.aborted) return;
-      if (document.hidden) {
-        this.timer = setTimeout(poll, LOG_POLL_MS);
-        return;
-      }
+    this.poll(LOG_POLL_MS, async (signal) => {
       try {
         const res = await api.get(`/api/service/${api.seg(service.microserviceID)}/instance/${inst.instance_number}/logs?lines=${LINES}`, { signal });
         status.replaceChildren(badge(res.status));
         const text = res.logs || '';
         if (text !== last) {
           last = text;
+          const n = text ? text.replace(/\n$/, '').split('\n').length : 0;
+          sub.textContent = n >= LINES
+            ? `The last ${LINES} lines, as the node last reported them.`
+            : `${n} line${n === 1 ? '' : 's'}: the end of the output as the node last reported it (nodes send at most the last few KiB).`;
           pre.textContent = text;
           if (follow.checked) this.toBottom(pre);
         }
@@ -76,9 +53,7 @@ export class LogPanel {
         if (signal.aborted || err.name === 'AbortError') return;
         note.textContent = err.name === 'ApiError' && err.status === 404 ? 'This instance no longer exists.' : describe(err);
       }
-      if (!signal.aborted) this.timer = setTimeout(poll, LOG_POLL_MS);
-    };
-    poll();
+    });
   }
 
   toBottom(pre) {
@@ -87,16 +62,5 @@ export class LogPanel {
     requestAnimationFrame(() => {
       this.scrolling = false;
     });
-  }
-
-  stop() {
-    clearTimeout(this.timer);
-    if (this.ctrl) this.ctrl.abort();
-    this.ctrl = null;
-  }
-
-  close() {
-    this.stop();
-    if (this.dlg && this.dlg.open) this.dlg.close();
   }
 }

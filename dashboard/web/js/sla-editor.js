@@ -30,14 +30,10 @@ export class SLAEditor {
       this.problems);
 
     this.onInput = () => {
-      this.renderGutter();
-      if (this.bandLine) {
-        // The text moved under the marker: keep the message, drop the marker.
-        this.bandLine = 0;
-        this.errorLines.clear();
-        this.band.hidden = true;
-        this.renderGutter(true);
-      }
+      // The problems were those of the text as it was: an edit clears them
+      // (the next Deploy checks the new text).
+      if (!this.problems.hidden || this.bandLine) this.clearProblems();
+      else this.renderGutter();
     };
     this.onScroll = () => this.syncScroll();
     this.ta.addEventListener('input', this.onInput);

@@ -47,6 +47,7 @@ type cli struct {
 	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
+	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node: larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	pprofserve.Flag
 	memtrim.Trimming
@@ -75,6 +76,10 @@ func main() {
 		log.Error("thicket-node: the join token", "err", err)
 		os.Exit(2)
 	}
+	if c.LogMaxBytes < 4096 {
+		log.Error("thicket-node: --log-max-bytes must be at least 4096", "log_max_bytes", c.LogMaxBytes)
+		os.Exit(2)
+	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
@@ -92,6 +97,7 @@ func main() {
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
 		PidsLimit: c.PidsLimit, PullTimeout: c.PullTimeout, IsolateNetwork: c.isolateContainers(log),
+		LogMaxBytes: c.LogMaxBytes,
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)
@@ -110,7 +116,7 @@ func main() {
 		log.Error("thicket-node: the code policy", "err", err)
 		os.Exit(2)
 	}
-	wasmRT, err := wasm.New(ctx, wasm.Config{NodeName: c.Name, StateDir: c.DataDir, Policy: policy}, log)
+	wasmRT, err := wasm.New(ctx, wasm.Config{NodeName: c.Name, StateDir: c.DataDir, Policy: policy, LogMaxBytes: c.LogMaxBytes}, log)
 	if err != nil {
 		log.Error("wasm runtime", "err", err)
 		os.Exit(1)

@@ -78,6 +78,7 @@ type Engine struct {
 	failed   map[string]*failure // start failures and restart backoff, by key
 	restarts map[string]int      // restarts per key since the engine started
 	lastLogs map[string]string   // last reported log tail per key
+	events   []wire.Event        // what happened to instances, waiting for the next report
 	usage    map[string]sample   // last usage sample per key
 	virts    []string            // available virtualizations
 	virtsAt  time.Time
@@ -459,9 +460,22 @@ func (e *Engine) cutOff(spec wire.InstanceSpec, gen int64, now time.Time) bool {
 		return false
 	}
 	e.suspended[spec.Key] = gen
+	e.event(spec.Key, fmt.Sprintf("stopping: cut off from the cluster for longer than stop_after (%s)", stop))
 	e.log.Warn("stopping an instance: cut off from the cluster for longer than its service's stop_after",
 		"instance", spec.Key, "stop_after", stop)
 	return true
+}
+
+// maxQueuedEvents bounds the events waiting for a report: while the
+// cluster is away for long, the oldest go.
+const maxQueuedEvents = 1024
+
+// event records what happened to instance key now, for the next report.
+// Caller holds mu.
+func (e *Engine) event(key, msg string) { e.eventAt(key, time.Now(), msg) }
+
+func (e *Engine) eventAt(key string, at time.Time, msg string) {
+	e.events = wire.AppendEvents(e.events, maxQueuedEvents, wire.Event{Key: key, Time: at.UTC(), Source: "node", Message: msg}.Bounded())
 }
 
 // backoff is the wait before restart or retry number n (1, 2, 4 ... 30 s).
@@ -556,6 +570,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 				f.count++
 				f.next = h.st.ExitedAt.Add(backoff(f.count))
 				f.detail = h.st.Detail
+				e.eventAt(spec.Key, h.st.ExitedAt, fmt.Sprintf("%s; restarting in %s", h.st.Detail, backoff(f.count)))
 			}
 			if now.Before(f.next) {
 				continue
@@ -606,8 +621,10 @@ func (e *Engine) start(ctx context.Context, rt runtimes.Runtime, spec wire.Insta
 	e.busy[spec.Key] = "starting"
 	if restart {
 		e.log.Info("restarting instance", "instance", spec.Key, "restarts", e.restarts[spec.Key])
+		e.event(spec.Key, fmt.Sprintf("restarting (restart %d)", e.restarts[spec.Key]))
 	} else {
 		e.log.Info("starting instance", "instance", spec.Key, "code", spec.Code)
+		e.event(spec.Key, "starting: "+spec.Code+" (pulled first if the node does not have it)")
 	}
 	spec = e.withJobs(spec)
 	go func() {
@@ -631,9 +648,13 @@ func (e *Engine) start(ctx context.Context, rt runtimes.Runtime, spec wire.Insta
 				f.next, f.detail = time.Now().Add(time.Second), "waiting for the node's network"
 			} else {
 				e.log.Warn("instance failed to start", "instance", spec.Key, "err", err, "retry_in", backoff(f.count))
+				e.event(spec.Key, fmt.Sprintf("failed to start: %v; retrying in %s", err, backoff(f.count)))
 			}
-		} else if err == nil && !restart {
-			delete(e.failed, spec.Key)
+		} else if err == nil {
+			e.event(spec.Key, "started")
+			if !restart {
+				delete(e.failed, spec.Key)
+			}
 		}
 		e.mu.Unlock()
 		e.doKick()
@@ -647,6 +668,7 @@ func (e *Engine) remove(ctx context.Context, rt runtimes.Runtime, key string) {
 	e.busy[key] = "removing"
 	if rt != nil {
 		e.log.Info("removing instance", "instance", key)
+		e.event(key, "stopping and removing: no longer wanted on this node")
 	} else {
 		e.log.Info("releasing the network of a gone instance", "instance", key)
 	}
@@ -709,6 +731,7 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 			if st.Status == wire.StatusFailed && !spec.OneShot {
 				if f := e.failed[spec.Key]; f != nil && time.Now().Before(f.next) {
 					st.Detail += fmt.Sprintf("; restarting in %s", time.Until(f.next).Round(time.Second))
+					st.RestartAt = f.next.UTC()
 				}
 			}
 		case e.failed[spec.Key] != nil && e.failed[spec.Key].waiting:
@@ -722,6 +745,10 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 			st.Status, st.Detail = wire.StatusCreating, "waiting to start"
 		}
 		r.Instances = append(r.Instances, st)
+	}
+	if n := min(len(e.events), wire.MaxEvents); n > 0 {
+		r.Events = slices.Clone(e.events[:n])
+		e.events = append(e.events[:0], e.events[n:]...)
 	}
 	// Held instances are reported too: a cluster that wants them adopts
 	// them where they run.
@@ -753,8 +780,10 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 		}
 	}
 	if e.publish(ctx, client, c, r) != nil {
-		// The cluster missed these log tails: send them again next time.
+		// The cluster missed these log tails and events: send them again
+		// next time.
 		e.mu.Lock()
+		e.events = wire.AppendEvents(slices.Clone(r.Events), maxQueuedEvents, e.events...)
 		for _, st := range r.Instances {
 			if st.Logs != "" {
 				delete(e.lastLogs, st.Key)

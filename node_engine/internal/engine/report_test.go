@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,30 @@ func TestReportStatuses(t *testing.T) {
 		if s.Status != tc.status || !strings.HasPrefix(s.Detail, tc.detail) || (tc.detail == "") != (s.Detail == "") || s.HostIP != "192.0.2.10" {
 			t.Errorf("%s: %s %q host %q; want %s %q", tc.key, s.Status, s.Detail, s.HostIP, tc.status, tc.detail)
 		}
+	}
+	// A restart pending: when it comes is said (the API shows BACKOFF);
+	// nothing else is pending.
+	if at := got["crash"].RestartAt; !at.After(time.Now()) || at.After(time.Now().Add(2*time.Second)) {
+		t.Errorf("crashed instance: restart at %v, want within its 1 s backoff", at)
+	}
+	for _, k := range []string{"run", "bad", "job", "uni", "held"} {
+		if at := got[k].RestartAt; !at.IsZero() {
+			t.Errorf("%s: restart at %v, want none", k, at)
+		}
+	}
+	// What happened goes up once, as events.
+	var evs []string
+	for _, ev := range r.Events {
+		if ev.Source != "node" || ev.Time.IsZero() {
+			t.Errorf("event %+v: want source node and a time", ev)
+		}
+		evs = append(evs, ev.Key+": "+ev.Message)
+	}
+	if !slices.ContainsFunc(evs, func(s string) bool { return strings.HasPrefix(s, "crash: exited with code 1; restarting in 1s") }) {
+		t.Errorf("events %q lack the crash and its pending restart", evs)
+	}
+	if r2 := b.report(t, e, cl, c); len(r2.Events) != 0 {
+		t.Errorf("events sent again: %v", r2.Events)
 	}
 	if strings.Contains(got["job"].Detail, "restarting") {
 		t.Errorf("a one-shot instance is said to restart: %q", got["job"].Detail)

@@ -96,6 +96,9 @@ type Config struct {
 	// Snapshotter unpacks images and holds container root filesystems
 	// (containerd's default, overlayfs, if empty).
 	Snapshotter string
+	// LogMaxBytes bounds each instance's log file: larger, it is rotated
+	// (runtimes.TrimLog; runtimes.DefaultLogMaxBytes if zero or less).
+	LogMaxBytes int64
 }
 
 // Runtime runs instances as containerd containers. It implements
@@ -209,6 +212,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		starting: map[string]int{},
 		samples:  map[string]cpuSample{},
 	}
+	runtimes.KeepLogsBounded(bctx, &r.wg, logDir, cfg.LogMaxBytes, r.log)
 	// Adopt: List watches every running task of this node.
 	if states, err := r.List(ctx); err != nil {
 		r.log.Warn("containerd not reachable yet; adopting on the first List", "address", cfg.Address, "err", err)

@@ -119,7 +119,7 @@ func (r *Runtime) Remove(ctx context.Context, key string) error {
 	if errdefs.IsNotFound(err) {
 		r.unwatch(id)
 		r.forgetUsage(id)
-		if err := removeFile(r.logPath(id)); err != nil {
+		if err := runtimes.RemoveLog(r.logPath(id)); err != nil {
 			return fmt.Errorf("remove %s: %w", key, err)
 		}
 		return nil
@@ -144,7 +144,7 @@ func (r *Runtime) remove(ctx context.Context, id string, c containerd.Container)
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
-	return removeFile(r.logPath(id))
+	return runtimes.RemoveLog(r.logPath(id))
 }
 
 // killWait bounds the wait for a task to die after SIGKILL.
@@ -220,11 +220,4 @@ func (r *Runtime) Logs(ctx context.Context, key string, maxBytes int) (string, e
 		return "", fmt.Errorf("logs %s: %w", key, err)
 	}
 	return logs, nil
-}
-
-func removeFile(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
 }

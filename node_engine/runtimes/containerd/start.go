@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
@@ -278,7 +277,7 @@ func (r *Runtime) startTask(ctx context.Context, c containerd.Container, spec wi
 	if task == nil {
 		logPath := r.logPath(id)
 		if fresh {
-			if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := runtimes.RemoveLog(logPath); err != nil {
 				return fmt.Errorf("task %s: %w", id, err)
 			}
 		}

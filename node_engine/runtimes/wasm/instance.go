@@ -140,6 +140,9 @@ func (r *Runtime) startRun(inst *instance, fresh bool) error {
 	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	if fresh {
 		flags |= os.O_TRUNC
+		if err := runtimes.RemoveLog(inst.logPath); err != nil { // and its rotated part
+			return fmt.Errorf("log: %w", err)
+		}
 	}
 	logFile, err := os.OpenFile(inst.logPath, flags, 0o600)
 	if err != nil {
@@ -331,7 +334,7 @@ func (r *Runtime) remove(ctx context.Context, inst *instance) {
 		inst.orphaned = true
 	}
 	r.mu.Unlock()
-	if err := os.Remove(inst.logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := runtimes.RemoveLog(inst.logPath); err != nil {
 		r.log.Warn("remove log", "instance", inst.spec.Key, "err", err)
 	}
 }

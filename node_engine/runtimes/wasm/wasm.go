@@ -94,6 +94,9 @@ type Config struct {
 	// HTTPClient downloads modules (nil: Policy's client, which checks
 	// every connection's address, with DefaultFetchTimeout).
 	HTTPClient *http.Client
+	// LogMaxBytes bounds each instance's log file: larger, it is rotated
+	// (runtimes.TrimLog; runtimes.DefaultLogMaxBytes if zero or less).
+	LogMaxBytes int64
 }
 
 // Runtime runs instances as WebAssembly modules in this process. It
@@ -167,7 +170,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		}
 	}
 	bctx, cancel := context.WithCancel(context.Background())
-	return &Runtime{
+	r := &Runtime{
 		cfg:       cfg,
 		log:       log.With("runtime", Virtualization),
 		cacheDir:  cacheDir,
@@ -179,7 +182,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		insts:     map[string]*instance{},
 		compiled:  map[string]*compiledModule{},
 		urlDigest: map[string]string{},
-	}, nil
+	}
+	runtimes.KeepLogsBounded(bctx, &r.wg, logDir, cfg.LogMaxBytes, r.log)
+	return r, nil
 }
 
 // Virtualization implements runtimes.Runtime.

@@ -7,6 +7,9 @@
 //	testapp exit N          prints a line, exits with code N
 //	testapp crash-after S   serves, then exits with code 1 after S seconds
 //	testapp print N         prints N numbered lines, exits 0
+//	testapp die S N         prints "starting", sleeps S seconds, prints
+//	                        "fatal" to stderr and exits with code N at once
+//	                        (the last words of a quick crash)
 //	testapp alloc MB        allocates and touches MB MiB, prints
 //	                        "allocated MB MiB", exits 0 (under a smaller
 //	                        memory limit it is killed first)
@@ -124,6 +127,16 @@ func main() {
 	case "hold":
 		handleSignals()
 		time.Sleep(365 * 24 * time.Hour)
+	case "die":
+		secs := intArg(args, 1)
+		code := 3
+		if len(args) > 2 {
+			code = intArg(args[1:], 3)
+		}
+		fmt.Println("starting")
+		time.Sleep(time.Duration(secs) * time.Second)
+		fmt.Fprintln(os.Stderr, "fatal")
+		os.Exit(code)
 	case "print":
 		n := intArg(args, 0)
 		for i := 1; i <= n; i++ {

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/sla"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )
 
@@ -84,7 +85,7 @@ func (s *Server) createApplications(c echo.Context) error {
 	if err := s.durable(c, tk); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(p.Username)))
+	return c.JSON(http.StatusOK, restAppsOf(s.state.Snapshot(), p.Username))
 }
 
 // listScope is the owner whose applications and services the caller may
@@ -98,7 +99,7 @@ func listScope(c echo.Context) string {
 
 // listApplications: admins see all applications, users their own.
 func (s *Server) listApplications(c echo.Context) error {
-	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(listScope(c))))
+	return c.JSON(http.StatusOK, restAppsOf(s.state.Snapshot(), listScope(c)))
 }
 
 func (s *Server) listUserApplications(c echo.Context) error {
@@ -106,15 +107,16 @@ func (s *Server) listUserApplications(c echo.Context) error {
 	if !p.admin() && p.Username != user {
 		return errForbidden
 	}
-	return c.JSON(http.StatusOK, restApps(s.state.Snapshot().Apps(user)))
+	return c.JSON(http.StatusOK, restAppsOf(s.state.Snapshot(), user))
 }
 
 func (s *Server) getApplication(c echo.Context) error {
-	app, err := ownedApp(c, s.state.Snapshot(), c.Param("id"))
+	sn := s.state.Snapshot()
+	app, err := ownedApp(c, sn, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, restApp(app))
+	return c.JSON(http.StatusOK, restApp(sn, app))
 }
 
 func (s *Server) updateApplication(c echo.Context) error {
@@ -142,7 +144,7 @@ func (s *Server) updateApplication(c echo.Context) error {
 	if err := s.durable(c, tk); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, restApp(app))
+	return c.JSON(http.StatusOK, restApp(s.state.Snapshot(), app))
 }
 
 func (s *Server) deleteApplication(c echo.Context) error {
@@ -250,6 +252,7 @@ func (s *Server) addInstance(c echo.Context) error {
 	if err := s.durable(c, tk); err != nil {
 		return err
 	}
+	s.events.Add(wire.Event{Key: in.Key, Time: time.Now().UTC(), Source: "root", Message: "requested by " + caller(c).Username})
 	return c.JSON(http.StatusOK, map[string]any{"message": "ok", "instance_number": in.Number, "instance": restInstance(svc, in)})
 }
 

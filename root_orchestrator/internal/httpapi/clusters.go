@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
@@ -136,6 +137,7 @@ func (s *Server) syncCluster(c echo.Context) error {
 	if res.WasInactive {
 		s.log.Info("cluster back", "cluster", cl.Name)
 	}
+	s.takeEvents(cl, req.Events)
 	if req.Delta {
 		// A cluster back from lost sends everything at once: which of its
 		// copies survive is decided on its full report.
@@ -356,26 +358,73 @@ func (s *Server) deleteCluster(c echo.Context) error {
 // instanceLogs answers the last lines of an instance's output, as its node
 // last reported them: ?lines=N (default 100).
 func (s *Server) instanceLogs(c echo.Context) error {
-	n, err := strconv.Atoi(c.Param("n"))
-	if err != nil || n < 0 {
-		return errBadRequest("instance number "+strconvQuote(c.Param("n"))+" is not a non-negative integer", "n")
-	}
 	lines := 100
 	if q := c.QueryParam("lines"); q != "" {
+		var err error
 		if lines, err = strconv.Atoi(q); err != nil || lines < 1 {
 			return errBadRequest("lines must be a positive integer", "lines")
 		}
 	}
-	sn := s.state.Snapshot()
-	svc, err := ownedService(c, sn, c.Param("id"))
+	svc, in, err := s.ownedInstance(c)
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, map[string]any{"instance_number": in.Number, "status": restInstance(svc, in).Status, "logs": lastLines(in.Logs, lines)})
+}
+
+// ownedInstance is the instance named by the path (:id, :n), of a service
+// the caller may see.
+func (s *Server) ownedInstance(c echo.Context) (*state.Service, *state.Instance, error) {
+	n, err := strconv.Atoi(c.Param("n"))
+	if err != nil || n < 0 {
+		return nil, nil, errBadRequest("instance number "+strconvQuote(c.Param("n"))+" is not a non-negative integer", "n")
+	}
+	sn := s.state.Snapshot()
+	svc, err := ownedService(c, sn, c.Param("id"))
+	if err != nil {
+		return nil, nil, err
+	}
 	in := sn.Instance(wire.InstanceKey(svc.ID, n))
 	if in == nil {
-		return errNotFound
+		return nil, nil, errNotFound
 	}
-	return c.JSON(http.StatusOK, map[string]any{"instance_number": n, "status": in.Status, "logs": lastLines(in.Logs, lines)})
+	return svc, in, nil
+}
+
+// takeEvents records what a cluster tells of its instances (only of
+// those assigned to it, or taken from it while it was lost), saying which
+// cluster told it.
+func (s *Server) takeEvents(cl *state.Cluster, evs []wire.Event) {
+	sn := s.state.Snapshot()
+	s.events.Prune(time.Minute, func(key string) bool { return sn.Instance(key) != nil })
+	for _, ev := range evs[:min(len(evs), wire.MaxEvents)] {
+		in := sn.Instance(ev.Key)
+		if in == nil || in.ClusterID != cl.ID && in.LostFrom != cl.ID {
+			continue
+		}
+		if ev.Source == "cluster" || ev.Source == "" {
+			ev.Source = "cluster " + cl.Name
+		} else {
+			ev.Source += " (cluster " + cl.Name + ")"
+		}
+		s.events.Add(ev.Bounded())
+	}
+}
+
+// instanceEvents answers what happened to an instance, oldest first: as
+// its node, its cluster and the root told it (kept in memory, the latest
+// events.PerInstance).
+func (s *Server) instanceEvents(c echo.Context) error {
+	_, in, err := s.ownedInstance(c)
+	if err != nil {
+		return err
+	}
+	evs := s.events.Of(in.Key)
+	out := api.Events{InstanceNumber: in.Number, Events: make([]api.Event, len(evs))}
+	for i, ev := range evs {
+		out.Events[i] = api.Event{Time: ev.Time, Source: ev.Source, Message: ev.Message}
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func lastLines(s string, n int) string {

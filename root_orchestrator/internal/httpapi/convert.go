@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )
 
@@ -14,18 +15,44 @@ import (
 // reference system's field shapes (percentages as strings, a cluster's
 // summed figures) exist only on the wire.
 
-func restApp(a *state.Application) api.Application {
-	return api.Application{
+// restApp is an application with the status of its instances: as a
+// service's, over all of its services (a one-shot service's finished
+// instances count as done).
+func restApp(sn *state.Snapshot, a *state.Application) api.Application {
+	out := api.Application{
 		ApplicationID: a.ID, ApplicationName: a.Name, ApplicationNamespace: a.Namespace,
 		ApplicationDesc: a.Description, UserID: a.Owner, Microservices: orEmpty(a.Services),
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
+	var all []api.Instance
+	for _, s := range sn.ServicesOfApp(a.ID) {
+		var ins []api.Instance
+		for _, in := range sn.Instances(s.ID) {
+			ins = append(ins, restInstance(s, in))
+		}
+		running, desired := api.Count(ins, s.Spec.OneShot)
+		out.Running, out.Desired = out.Running+running, out.Desired+desired
+		if s.Spec.OneShot { // its ends are no failures of the application
+			for i := range ins {
+				if ins[i].Status == wire.StatusFailed {
+					ins[i].Status = wire.StatusCompleted
+				}
+			}
+		}
+		all = append(all, ins...)
+	}
+	out.Status, out.StatusDetail = api.Summarize(all)
+	return out
 }
 
-func restApps(as []*state.Application) []api.Application {
+func restAppsOf(sn *state.Snapshot, owner string) []api.Application {
+	return restApps(sn, sn.Apps(owner))
+}
+
+func restApps(sn *state.Snapshot, as []*state.Application) []api.Application {
 	out := make([]api.Application, len(as))
 	for i, a := range as {
-		out[i] = restApp(a)
+		out[i] = restApp(sn, a)
 	}
 	return out
 }
@@ -50,8 +77,12 @@ func restInstance(svc *state.Service, in *state.Instance) api.Instance {
 	if svc.Spec.MemoryMB > 0 {
 		mem = float64(in.MemoryMB) * 100 / float64(svc.Spec.MemoryMB)
 	}
+	status, restartAt := in.Status, time.Time{}
+	if in.Status == wire.StatusFailed && !in.RestartAt.IsZero() {
+		status, restartAt = api.StatusBackoff, in.RestartAt // not final: its node restarts it
+	}
 	return api.Instance{
-		InstanceNumber: in.Number, Status: in.Status, StatusDetail: in.Detail,
+		InstanceNumber: in.Number, Status: status, StatusDetail: in.Detail, RestartAt: restartAt,
 		ClusterID: in.ClusterID, ClusterLocation: in.ClusterLocation, WorkerID: in.NodeID,
 		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: in.Logs,
 		CPUPercent: percent(in.CPUPercent), MemoryPercent: percent(mem), Disk: "0",
@@ -89,7 +120,8 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		Security:     restSecurity(p.Security),
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
-	out.Status, out.StatusDetail = api.Summarize(list)
+	out.Status, out.StatusDetail = api.SummarizeService(list, p.OneShot)
+	out.Running, out.Desired = api.Count(list, p.OneShot)
 	return out
 }
 
@@ -111,17 +143,22 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 		Active: c.Active, Virtualization: []string{}, Nodes: []api.Node{}, LastSeen: c.LastSeen,
 	}
 	var cpuPct, memPct float64
-	for _, n := range sn.Nodes(c.ID) {
+	for _, n := range sn.SchedulingNodes(c.ID) { // reservations as placement counts them
 		out.Nodes = append(out.Nodes, api.Node{
 			ID: n.ID, Name: n.Name, Arch: n.Arch,
 			CPUCores: int(n.Capacity.MilliCPU / 1000), MemoryInMB: int(n.Capacity.MemoryMB), VGPUs: int(n.Capacity.VGPUs),
 			CPUPercent: n.CPUPercent, MemoryPercent: n.MemoryPercent,
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
+			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
+			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address,
 		})
 		if !n.Active || !c.Active {
 			continue
 		}
 		out.ActiveNodes++
+		out.MilliCPU += n.Capacity.MilliCPU
+		out.ReservedMilliCPU += n.Reserved.MilliCPU
+		out.ReservedMemoryMB += n.Reserved.MemoryMB
 		out.TotalCPUCores += int(n.Capacity.MilliCPU / 1000)
 		out.MemoryInMB += int(n.Capacity.MemoryMB)
 		out.VGPUs += int(n.Capacity.VGPUs)

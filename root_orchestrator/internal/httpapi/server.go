@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/events"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
@@ -45,13 +46,16 @@ type Server struct {
 	netAt    uint64
 	netPeers []wire.NodeNetwork
 	netTable []wire.ServiceRoute
+
+	// events: what happened to each instance, as the tiers told it.
+	events *events.Log
 }
 
 // New builds the API over the state, the store and a token signer. ping
 // reports whether the store answers, for /healthz.
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
 	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newCache(familyTTL, st.SessionActive), passwords: newPasswordGuard(), log: log, ping: ping,
-		echo: echo.New()}
+		echo: echo.New(), events: events.New(0)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -148,6 +152,7 @@ func (s *Server) routes() {
 	a.DELETE("/service/:id/instance/:n", s.deleteInstance)
 
 	a.GET("/service/:id/instance/:n/logs", s.instanceLogs)
+	a.GET("/service/:id/instance/:n/events", s.instanceEvents)
 	s.jobRoutes(a)
 
 	a.POST("/oam/applications", s.createOAMApplication)

@@ -26,4 +26,16 @@ func TestStatusesMatchTheTiers(t *testing.T) {
 			t.Errorf("api status %q, the tiers report %q", c.api, c.wire)
 		}
 	}
+	// The API's own: a service's or application's summary (CREATED,
+	// DEGRADED) and BACKOFF, which the root shows for a FAILED instance
+	// with a restart pending (wire.InstanceStatus.RestartAt). No tier
+	// reports them.
+	for _, own := range []string{api.StatusCreated, api.StatusDegraded, api.StatusBackoff} {
+		for _, w := range []string{wire.StatusRequested, wire.StatusScheduled, wire.StatusCreating, wire.StatusRunning,
+			wire.StatusCompleted, wire.StatusFailed, wire.StatusNoCapacity, wire.StatusLost, wire.StatusUnknown} {
+			if own == w {
+				t.Errorf("the API's own status %q is also a tier's", own)
+			}
+		}
+	}
 }

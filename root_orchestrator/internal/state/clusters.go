@@ -289,8 +289,8 @@ func (t *Txn) applyNodes(c *Cluster, r Report) {
 // stored (not usage, logs or indexes).
 func persisted(a, b *Instance) bool {
 	x, y := *a, *b
-	x.CPUPercent, x.MemoryMB, x.Logs, x.DesiredIndex, x.UpdatedAt, x.Judged = 0, 0, "", 0, time.Time{}, false
-	y.CPUPercent, y.MemoryMB, y.Logs, y.DesiredIndex, y.UpdatedAt, y.Judged = 0, 0, "", 0, time.Time{}, false
+	x.CPUPercent, x.MemoryMB, x.Logs, x.DesiredIndex, x.UpdatedAt, x.Judged, x.RestartAt = 0, 0, "", 0, time.Time{}, false, time.Time{}
+	y.CPUPercent, y.MemoryMB, y.Logs, y.DesiredIndex, y.UpdatedAt, y.Judged, y.RestartAt = 0, 0, "", 0, time.Time{}, false, time.Time{}
 	x.JobsVersion, x.JobsHeld, y.JobsVersion, y.JobsHeld = 0, "", 0, ""
 	return x != y
 }
@@ -325,7 +325,7 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 		in.PlannedNode = ""
 	}
 	in.HostIP, in.HostPort, in.InstanceIP = st.HostIP, st.HostPort, st.InstanceIP
-	in.Restarts = st.Restarts
+	in.Restarts, in.RestartAt = st.Restarts, st.RestartAt
 	in.CPUPercent, in.MemoryMB = st.CPUPercent, st.MemoryMB
 	in.JobsVersion, in.JobsHeld = st.JobsVersion, strings.Join(st.Jobs, ",")
 	if st.Logs != "" {

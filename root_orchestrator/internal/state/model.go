@@ -178,7 +178,9 @@ type Instance struct {
 	InstanceIP  string
 	Restarts    int
 
-	// Usage and log tail: kept in memory only, refreshed by every report.
+	// Usage, log tail and a pending restart's time: kept in memory only,
+	// refreshed by every report.
+	RestartAt  time.Time
 	CPUPercent float64
 	MemoryMB   int64
 	Logs       string

@@ -1,6 +1,6 @@
 // Applications: the list, deploying from an SLA, deleting.
 import * as api from '../api.js';
-import { Region, empty, h, pageHeader, table, time } from '../dom.js';
+import { Region, badge, empty, h, pageHeader, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
 import { SLAEditor } from '../sla-editor.js';
 
@@ -85,6 +85,7 @@ export function mount(ctx) {
 
   function setOpen(open, moveFocus = true) {
     panel.hidden = !open;
+    if (!open) editor.clearProblems(); // Cancel: reopened, the form shows no old errors
     toggle.setAttribute('aria-expanded', String(open));
     if (!moveFocus) return;
     if (open) editor.focus();
@@ -186,6 +187,11 @@ export function mount(ctx) {
         cell: (a) => h('div', { class: 'name-cell' },
           h('a', { href: `#/apps/${encodeURIComponent(a.applicationID)}`, class: 'strong-link', dataset: { key: `open-${a.applicationID}` } }, a.application_name),
           h('span', { class: 'chip' }, a.application_namespace)),
+      },
+      {
+        label: 'Status',
+        cell: (a) => h('div', { class: 'service-status', title: a.status_detail || '' }, badge(a.status),
+          a.desired_instances ? h('span', { class: 'muted' }, `${a.running_instances}/${a.desired_instances} running`) : null),
       },
       { label: 'Description', cell: (a) => a.application_desc, class: 'wrap' },
       showOwner ? { label: 'Owner', cell: (a) => a.userId } : null,

@@ -1,6 +1,7 @@
 // Infrastructure: clusters and their worker nodes, capacity and usage.
 import * as api from '../api.js';
 import { Region, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
+import { cores, reservedMeter } from '../capacity.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
 
 export function mount(ctx) {
@@ -17,7 +18,10 @@ export function mount(ctx) {
     sumRegion.update(totals(clusters), renderSummary);
     // last_seen changes on every sync; render it as minutes so a quiet
     // system does not redraw every poll.
-    listRegion.update(clusters.map((c) => ({ ...c, last_seen: roundTime(c.last_seen) })), (cs) => renderClusters(cs, del));
+    listRegion.update(clusters.map((c) => ({
+      ...c, last_seen: roundTime(c.last_seen),
+      nodes: (c.nodes || []).map((n) => ({ ...n, last_seen: roundTime(n.last_seen) })),
+    })), (cs) => renderClusters(cs, del));
   }
 
   // An admin deletes a cluster: its credential is revoked at once and its
@@ -41,6 +45,21 @@ export function mount(ctx) {
   }
 
   return { title: 'Infrastructure', refresh };
+}
+
+// clusterState: a cluster that answers but has no active node cannot run
+// anything: not green.
+function clusterState(c, nodes) {
+  if (c.active && !c.active_nodes) {
+    return h('span', { class: 'badge tone-warn', dataset: { state: 'no-nodes' } }, h('span', { class: 'dot', 'aria-hidden': 'true' }),
+      nodes.length ? 'no active node' : 'no node');
+  }
+  return liveness(c.active);
+}
+
+// stale stands in for a lost node's usage: greyed, with its age.
+function stale(n) {
+  return h('span', { class: 'stale' }, 'no current data · last seen ', n.last_seen ? time(n.last_seen) : 'never');
 }
 
 function roundTime(iso) {
@@ -96,7 +115,7 @@ function renderCluster(c, del) {
     h('div', { class: 'service-head' },
       h('div', { class: 'service-title' },
         h('h2', { class: 'section-title', id: titleId }, c.cluster_name, c.cluster_location ? h('span', { class: 'chip' }, c.cluster_location) : null),
-        h('div', { class: 'service-status' }, liveness(c.active),
+        h('div', { class: 'service-status' }, clusterState(c, nodes),
           h('span', { class: 'muted' }, `${c.active_nodes} of ${nodes.length} node${nodes.length === 1 ? '' : 's'} active · seen `, time(c.last_seen)))),
       h('div', { class: 'chips' }, (c.virtualization || []).map((v) => h('span', { class: 'chip' }, v)),
         api.isAdmin() ? h('button', {
@@ -104,16 +123,23 @@ function renderCluster(c, del) {
           'aria-label': `Delete cluster ${c.cluster_name}`, onclick: (e) => del(e.currentTarget, c),
         }, 'Delete') : null)),
     h('div', { class: 'meters' },
-      meter('CPU', c.cpu_percent, `${c.total_cpu_cores} cores`),
-      meter('Memory', c.memory_percent, mb(c.memory_in_mb))),
+      meter('CPU used', c.cpu_percent, `${c.total_cpu_cores} cores`),
+      meter('Memory used', c.memory_percent, mb(c.memory_in_mb)),
+      reservedMeter('CPU reserved', c.reserved_milli_cpu, c.milli_cpu, cores),
+      reservedMeter('Memory reserved', c.reserved_memory_in_mb, c.memory_in_mb, mb)),
     nodes.length ? h('div', { class: 'instances' },
       h('h3', { class: 'sub-title' }, `Nodes (${nodes.length})`),
       table([
-        { label: 'Node', cell: (n) => h('strong', null, n.name) },
+        { label: 'Node', cell: (n) => h('a', { href: `#/infra/${encodeURIComponent(c._id)}/${encodeURIComponent(n.id)}`, class: 'strong-link', dataset: { key: `node-${n.id}` } }, n.name) },
         { label: 'State', cell: (n) => liveness(n.active) },
         { label: 'Arch', cell: (n) => n.arch },
-        { label: 'CPU', cell: (n) => meter('CPU', n.cpu_percent, `${n.cpu_cores} cores`), class: 'meter-cell' },
-        { label: 'Memory', cell: (n) => meter('Memory', n.memory_percent, mb(n.memory_in_mb)), class: 'meter-cell' },
+        // A lost node's usage is as old as its last report: not shown as
+        // current.
+        { label: 'CPU used', cell: (n) => (n.active ? meter('CPU used', n.cpu_percent, cores(n.milli_cpu)) : stale(n)), class: 'meter-cell' },
+        { label: 'Memory used', cell: (n) => (n.active ? meter('Memory used', n.memory_percent, mb(n.memory_in_mb)) : stale(n)), class: 'meter-cell' },
+        { label: 'Reserved', cell: (n) => h('div', { class: 'stack-tight' },
+          reservedMeter('CPU reserved', n.reserved_milli_cpu, n.milli_cpu, cores),
+          reservedMeter('Memory reserved', n.reserved_memory_in_mb, n.memory_in_mb, mb)), class: 'meter-cell' },
         { label: 'vGPUs', cell: (n) => String(n.vgpus || 0), class: 'num' },
         { label: 'Runs', cell: (n) => h('div', { class: 'chips' }, (n.virtualization || []).map((v) => h('span', { class: 'chip' }, v))) },
       ], nodes, { caption: `Nodes of ${c.cluster_name}`, rowKey: (n) => n.id || n.name })) : h('p', { class: 'muted instances-empty' }, 'No worker node has registered with this cluster yet.'));

@@ -3,6 +3,9 @@ import * as api from '../api.js';
 import { Region, badge, empty, h, mb, pageHeader, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
 import { LogPanel } from '../logs.js';
+import { EventPanel } from '../events.js';
+
+const NAMES_EVERY_MS = 30000;
 
 export function mount(ctx) {
   const appId = ctx.params.appId;
@@ -11,7 +14,9 @@ export function mount(ctx) {
   const headRegion = new Region(head);
   const bodyRegion = new Region(body);
   const logs = new LogPanel(ctx.signal);
+  const events = new EventPanel(ctx.signal);
   let clusterNames = {};
+  let namesFetched = -Infinity;
 
   ctx.main.append(h('div', { class: 'page' }, head, body));
 
@@ -30,16 +35,24 @@ export function mount(ctx) {
           empty('This application does not exist (any more).', 'It may have been deleted.'),
           h('p', { class: 'center' }, h('a', { href: '#/apps', class: 'btn btn-secondary' }, 'Back to applications'))));
         logs.close();
+        events.close();
         return;
       }
       throw err;
     }
-    try {
-      const clusters = await api.get('/api/clusters/', { signal });
-      clusterNames = Object.fromEntries((clusters || []).map((c) => [c._id, c.cluster_name]));
-    } catch (err) {
-      if (err.name === 'AbortError') throw err;
-      // Names are a nicety; ids are shown instead.
+    // Cluster names: fetched when an instance names a cluster not known
+    // yet (at most every 30 s), not at every refresh: the list carries every
+    // cluster's nodes.
+    const unknown = services.some((sv) => (sv.instance_list || []).some((i) => i.cluster_id && !(i.cluster_id in clusterNames)));
+    if (unknown && Date.now() - namesFetched > NAMES_EVERY_MS) {
+      namesFetched = Date.now();
+      try {
+        const clusters = await api.get('/api/clusters/', { signal });
+        clusterNames = Object.fromEntries((clusters || []).map((c) => [c._id, c.cluster_name]));
+      } catch (err) {
+        if (err.name === 'AbortError') throw err;
+        // Names are a nicety; ids are shown instead.
+      }
     }
     document.title = `${app.application_name} · Thicket`;
     headRegion.update(app, renderHead);
@@ -80,12 +93,16 @@ export function mount(ctx) {
       h('div', { class: 'service-head' },
         h('div', { class: 'service-title' },
           h('h2', { id: titleId, class: 'section-title' }, s.microservice_name, ' ', h('span', { class: 'chip' }, s.microservice_namespace)),
-          h('div', { class: 'service-status' }, badge(s.status), h('span', { class: 'muted' }, s.status_detail))),
-        h('button', {
-          type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
-          'aria-label': `Add an instance of ${s.microservice_name}`,
-          onclick: (e) => addInstance(e.currentTarget, s),
-        }, '+ Add instance')),
+          h('div', { class: 'service-status' }, badge(s.status),
+            s.desired_instances ? h('span', { class: 'count', dataset: { running: String(s.running_instances) } }, `${s.running_instances}/${s.desired_instances} running`) : null,
+            h('span', { class: 'muted' }, s.status_detail))),
+        h('div', { class: 'btn-row' },
+          scaleForm(s),
+          h('button', {
+            type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
+            'aria-label': `Add an instance of ${s.microservice_name}`,
+            onclick: (e) => addInstance(e.currentTarget, s),
+          }, '+ Add instance'))),
       h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
       h('div', { class: 'instances' },
         h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
@@ -96,8 +113,14 @@ export function mount(ctx) {
     return table([
       { label: '#', cell: (i) => String(i.instance_number), class: 'num' },
       { label: 'Status', cell: (i) => badge(i.status) },
-      { label: 'Detail', cell: (i) => i.status_detail, class: 'wrap' },
-      { label: 'Node', cell: (i) => i.node_name },
+      { label: 'Detail', cell: (i) => (i.status === 'BACKOFF' && i.restart_at
+        ? h('span', null, i.status_detail, h('span', { class: 'muted' }, ' · restarts at ', h('time', { datetime: i.restart_at }, new Date(i.restart_at).toLocaleTimeString())))
+        : i.status_detail), class: 'wrap' },
+      // Where an UNKNOWN instance ran is what was known when its node fell
+      // silent: greyed, with its age.
+      { label: 'Node', cell: (i) => (i.status === 'UNKNOWN' && i.node_name
+        ? h('span', null, i.node_name, h('span', { class: 'stale' }, ' · last known ', time(i.updated_at)))
+        : i.node_name) },
       { label: 'Cluster', cell: (i) => (i.cluster_id ? h('span', { title: i.cluster_id }, clusterNames[i.cluster_id] || short(i.cluster_id)) : '') },
       { label: 'Instance IP', cell: (i) => (i.instance_ip ? h('code', null, i.instance_ip) : '') },
       { label: 'Host', cell: (i) => (i.host_ip ? h('code', null, i.host_port ? `${i.host_ip}:${i.host_port}` : i.host_ip) : '') },
@@ -113,12 +136,56 @@ export function mount(ctx) {
             onclick: () => logs.open(s, i),
           }, 'Logs'),
           h('button', {
+            type: 'button', class: 'btn btn-secondary btn-sm', dataset: { key: `events-${s.microserviceID}-${i.instance_number}`, action: 'events' },
+            'aria-label': `Events of ${s.microservice_name} instance ${i.instance_number}`,
+            onclick: () => events.open(s, i),
+          }, 'Events'),
+          h('button', {
             type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { key: `rm-${s.microserviceID}-${i.instance_number}`, action: 'remove-instance' },
             'aria-label': `Remove ${s.microservice_name} instance ${i.instance_number}`,
             onclick: (e) => removeInstance(e.currentTarget, s, i),
           }, 'Remove')),
       },
-    ], insts, { caption: `Instances of ${s.microservice_name}`, rowKey: (i) => String(i.instance_number) });
+    ], insts, {
+      caption: `Instances of ${s.microservice_name}`, rowKey: (i) => String(i.instance_number),
+      rowClass: (i) => (i.status === 'UNKNOWN' ? 'is-stale' : null),
+    });
+  }
+
+  // scaleForm: scale to N instances (adds new ones, removes the highest
+  // numbers), as thicket scale does.
+  function scaleForm(s) {
+    const id = `scale-${s.microserviceID}`;
+    const input = h('input', {
+      type: 'number', id, min: '0', max: '100', step: '1', value: String((s.instance_list || []).length), class: 'scale-input',
+      dataset: { key: `scale-n-${s.microserviceID}` }, 'aria-label': `Instances of ${s.microservice_name}`,
+    });
+    const btn = h('button', { type: 'submit', class: 'btn btn-secondary btn-sm', dataset: { key: `scale-${s.microserviceID}`, action: 'scale' } }, 'Scale');
+    return h('form', {
+      class: 'scale-form', novalidate: true,
+      onsubmit: (e) => {
+        e.preventDefault();
+        busy(btn, () => scale(s, input.value));
+      },
+    }, h('label', { for: id, class: 'muted small' }, 'Instances'), input, btn);
+  }
+
+  async function scale(s, value) {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 100) {
+      toast('The number of instances must be a whole number from 0 to 100.', { tone: 'error' });
+      return;
+    }
+    const insts = [...(s.instance_list || [])].sort((a, b) => a.instance_number - b.instance_number);
+    const base = `/api/service/${api.seg(s.microserviceID)}/instance`;
+    try {
+      for (let i = insts.length; i < n; i++) await api.post(base, { signal: ctx.signal });
+      for (const i of insts.slice(n).reverse()) await api.del(`${base}/${i.instance_number}`, { signal: ctx.signal });
+      toast(`${s.microservice_name}: ${n} instance${n === 1 ? '' : 's'}.`);
+    } catch (err) {
+      if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+    }
+    ctx.refreshNow();
   }
 
   async function addInstance(btn, s) {
@@ -151,7 +218,14 @@ export function mount(ctx) {
     ctx.refreshNow();
   }
 
-  return { title: 'Services', refresh, unmount: () => logs.close() };
+  return {
+    title: 'Services',
+    refresh,
+    unmount: () => {
+      logs.close();
+      events.close();
+    },
+  };
 }
 
 function short(id) {

@@ -1,0 +1,45 @@
+// The events panel: what happened to an instance (placed, pulling, started,
+// exited, restarting, node lost, ...), oldest first, as its node, its
+// cluster and the root told it; polled while open.
+import * as api from './api.js';
+import { h, time } from './dom.js';
+import { DrawerPanel } from './drawer.js';
+import { describe } from './ui.js';
+
+const POLL_MS = 3000;
+
+export class EventPanel extends DrawerPanel {
+  open(service, inst) {
+    const list = h('ol', { class: 'timeline', id: 'event-list', 'aria-label': 'Events, oldest first' });
+    const note = h('p', { class: 'log-note muted', role: 'status' }, 'Loading…');
+    this.show({
+      titleId: 'events-title',
+      title: ['Events · ', `${service.microservice_name} #${inst.instance_number}`],
+      sub: h('p', { class: 'muted small' }, 'What happened to this instance, oldest first, as its node, its cluster and the root told it (the root keeps the latest 50).'),
+      closeLabel: 'Close events',
+      backKey: `events-${service.microserviceID}-${inst.instance_number}`,
+      parts: [note, h('div', { class: 'timeline-wrap' }, list)],
+    });
+    let last = '';
+    this.poll(POLL_MS, async (signal) => {
+      try {
+        const res = await api.get(`/api/service/${api.seg(service.microserviceID)}/instance/${inst.instance_number}/events`, { signal });
+        const evs = res.events || [];
+        const sig = JSON.stringify(evs);
+        if (sig !== last) {
+          last = sig;
+          list.replaceChildren(...evs.map((ev) => h('li', { class: 'timeline-item', dataset: { source: ev.source } },
+            h('span', { class: 'timeline-time' }, time(ev.time)),
+            h('span', { class: 'timeline-msg' }, ev.message),
+            h('span', { class: 'timeline-source muted small' }, ev.source))));
+        }
+        note.hidden = evs.length > 0;
+        note.textContent = evs.length ? '' : 'No events yet.';
+      } catch (err) {
+        if (signal.aborted || err.name === 'AbortError') return;
+        note.hidden = false;
+        note.textContent = err.name === 'ApiError' && err.status === 404 ? 'This instance no longer exists.' : describe(err);
+      }
+    });
+  }
+}

@@ -1,0 +1,71 @@
+// One worker node: its state, address, capacity (total, reserved by the
+// instances placed on it, used now) and the instances it runs.
+import * as api from '../api.js';
+import { Region, badge, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
+import { cores, reservedMeter } from '../capacity.js';
+
+export function mount(ctx) {
+  const { clusterId, nodeId } = ctx.params;
+  const page = h('div', { class: 'stack' }, h('p', { class: 'muted loading' }, 'Loading the node…'));
+  const region = new Region(page);
+  ctx.main.append(h('div', { class: 'page' }, page));
+
+  async function refresh(signal) {
+    const [clusters, services] = await Promise.all([
+      api.get('/api/clusters/', { signal }),
+      api.get('/api/services/', { signal }),
+    ]);
+    const c = (clusters || []).find((x) => x._id === clusterId);
+    const n = c && (c.nodes || []).find((x) => x.id === nodeId);
+    if (!n) {
+      region.update({ missing: true }, () => h('div', { class: 'card' },
+        empty('This node is not known (any more).', 'Its cluster may have been deleted, or the node forgotten.'),
+        h('p', { class: 'center' }, h('a', { href: '#/infra', class: 'btn btn-secondary' }, 'Back to the infrastructure'))));
+      return;
+    }
+    document.title = `${n.name} · Thicket`;
+    const insts = [];
+    for (const s of services || []) {
+      for (const i of s.instance_list || []) {
+        if (i.cluster_id === clusterId && i.worker_id === nodeId) insts.push({ s, i });
+      }
+    }
+    insts.sort((a, b) => a.s.microservice_name.localeCompare(b.s.microservice_name) || a.i.instance_number - b.i.instance_number);
+    region.update({ c: { id: c._id, name: c.cluster_name }, n: { ...n, cpu_percent: Math.round(n.cpu_percent), memory_percent: Math.round(n.memory_percent), last_seen: n.active ? '' : n.last_seen }, insts }, render);
+  }
+
+  function render({ c, n, insts }) {
+    const facts = [
+      ['State', n.active ? liveness(true) : h('span', null, liveness(false), h('span', { class: 'stale' }, ' · last seen ', n.last_seen ? time(n.last_seen) : 'never'))],
+      ['Address', n.address ? h('code', null, n.address) : ''],
+      ['Architecture', n.arch],
+      ['Runs', h('span', { class: 'chips' }, (n.virtualization || []).map((v) => h('span', { class: 'chip' }, v)))],
+      ['Cluster', c.name],
+    ];
+    return [
+      pageHeader(n.name, {
+        crumbs: [h('a', { href: '#/infra' }, 'Infrastructure'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', { 'aria-current': 'page' }, n.name)],
+        sub: `Worker node of cluster ${c.name}`,
+      }),
+      h('section', { class: 'card node-page', dataset: { node: n.name } },
+        h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
+        h('div', { class: 'meters' },
+          reservedMeter('CPU reserved', n.reserved_milli_cpu, n.milli_cpu, cores),
+          reservedMeter('Memory reserved', n.reserved_memory_in_mb, n.memory_in_mb, mb),
+          n.active ? meter('CPU used', n.cpu_percent, cores(n.milli_cpu)) : null,
+          n.active ? meter('Memory used', n.memory_percent, mb(n.memory_in_mb)) : null),
+        h('div', { class: 'instances' },
+          h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
+          insts.length ? table([
+            { label: 'Service', cell: ({ s }) => h('a', { href: `#/apps/${encodeURIComponent(s.applicationID)}` }, `${s.app_name}/${s.microservice_name}`) },
+            { label: '#', cell: ({ i }) => String(i.instance_number), class: 'num' },
+            { label: 'Status', cell: ({ i }) => badge(i.status) },
+            { label: 'Instance IP', cell: ({ i }) => (i.instance_ip ? h('code', null, i.instance_ip) : '') },
+            { label: 'Reserves', cell: ({ s }) => `${s.vcpus} vCPU · ${mb(s.memory)}` },
+          ], insts, { caption: `Instances on ${n.name}`, rowKey: ({ s, i }) => `${s.microserviceID}.${i.instance_number}` })
+            : h('p', { class: 'muted instances-empty' }, 'No instance is placed on this node.'))),
+    ];
+  }
+
+  return { title: 'Node', refresh };
+}
