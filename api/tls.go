@@ -130,19 +130,25 @@ func verifyChain(chain []*x509.Certificate, name string, roots *x509.CertPool, t
 }
 
 // withTLS returns hc (a new client when nil) using tc for HTTPS.
-func withTLS(hc *http.Client, tc *tls.Config) *http.Client {
+// A client whose transport is not an *http.Transport (a wrapper of the
+// caller's) is an error: its TLS is the caller's to configure, and quietly
+// replacing the transport would drop what the wrapper does.
+func withTLS(hc *http.Client, tc *tls.Config) (*http.Client, error) {
 	out := &http.Client{}
 	if hc != nil {
 		*out = *hc
 	}
-	t, ok := out.Transport.(*http.Transport)
-	if out.Transport == nil || !ok {
-		t = http.DefaultTransport.(*http.Transport)
+	t := http.DefaultTransport.(*http.Transport)
+	if out.Transport != nil {
+		var ok bool
+		if t, ok = out.Transport.(*http.Transport); !ok {
+			return hc, fmt.Errorf("api: CAFile, CAPEM or CAPin with an HTTPClient whose transport is a %T: configure its TLS there instead", out.Transport)
+		}
 	}
 	t = t.Clone()
 	t.TLSClientConfig = tc
 	out.Transport = t
-	return out
+	return out, nil
 }
 
 // clientTLS applies Config.CAFile, CAPEM and CAPin to the HTTP client.
@@ -169,5 +175,5 @@ func clientTLS(cfg Config, hc *http.Client) (*http.Client, error) {
 	if tc == nil {
 		return hc, nil
 	}
-	return withTLS(hc, tc), nil
+	return withTLS(hc, tc)
 }

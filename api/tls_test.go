@@ -104,3 +104,17 @@ func TestTLSTrust(t *testing.T) {
 		})
 	}
 }
+
+type wrapper struct{ http.RoundTripper }
+
+// TestTLSWithAForeignTransport: a CA option beside an HTTP client whose
+// transport the client cannot configure is an error on every call, not a
+// transport quietly replaced (which would drop what the wrapper does).
+func TestTLSWithAForeignTransport(t *testing.T) {
+	c := NewClient(Config{Address: "https://127.0.0.1:1", CAPin: "sha256:" + strings.Repeat("ab", 32),
+		HTTPClient: &http.Client{Transport: wrapper{http.DefaultTransport}}})
+	_, err := c.Raw(context.Background(), "GET", "/healthz", nil)
+	if err == nil || !strings.Contains(err.Error(), "configure its TLS there") {
+		t.Fatalf("call with a CA pin and a wrapped transport: %v", err)
+	}
+}

@@ -110,12 +110,14 @@ func TestIdempotencyKeys(t *testing.T) {
 // losingTransport delivers every request and loses the first answer of
 // each creating one, as a network that drops a response would.
 type losingTransport struct {
+	// next delivers the requests (trusting the root's CA).
+	next http.RoundTripper
 	lost atomic.Int32
 	keys []string
 }
 
 func (l *losingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	resp, err := l.next.RoundTrip(req)
 	if err == nil && req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/instance") {
 		l.keys = append(l.keys, req.Header.Get(api.HeaderIdempotencyKey))
 		if l.lost.Add(1) == 1 {
@@ -135,7 +137,7 @@ func TestClientRetriesCreatesWithOneKey(t *testing.T) {
 	admin := r.adminToken()
 	alice := r.newUser(admin, "alice")
 	app := r.createApp(alice, testSLA("lossy"), "lossy")
-	lt := &losingTransport{}
+	lt := &losingTransport{next: r.started.HTTPClient().Transport}
 	c := api.NewClient(api.Config{Address: r.URL, HTTPClient: &http.Client{Transport: lt}}).WithToken(alice)
 	n, err := c.AddInstance(context.Background(), app.Microservices[0])
 	if err != nil {
