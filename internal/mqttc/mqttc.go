@@ -13,6 +13,7 @@ package mqttc
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // MaxPayload is the largest payload Thicket sends in one message; the
@@ -55,6 +58,10 @@ type Options struct {
 	// URL of the broker: tcp://host:port or mqtt://host:port (an alias);
 	// tls://, ssl:// and mqtts:// (an alias of tls://) for TLS.
 	URL string
+	// TLS configures the connection of a TLS URL (e.g. pki.PinnedClient,
+	// pki.CAClient); nil trusts the system's roots. It is an error with a
+	// plain URL.
+	TLS *tls.Config
 	// ClientID defaults to Username, or to a random ID when both are
 	// empty. A node must use NodeClientID(its node ID).
 	ClientID string
@@ -99,6 +106,9 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.TLS != nil && !strings.HasPrefix(u, "tls://") {
+		return nil, fmt.Errorf("mqtt: broker url %q: a TLS configuration for a plain URL (want mqtts://)", o.URL)
+	}
 	clientID := o.ClientID
 	if clientID == "" {
 		clientID = o.Username
@@ -132,6 +142,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 			SetAutoReconnect(true).
 			SetConnectRetry(false).
 			SetMaxReconnectInterval(maxReconnect).
+			SetTLSConfig(o.TLS).
 			SetOnConnectHandler(func(paho.Client) {
 				if o.OnConnect != nil {
 					o.OnConnect(c)
@@ -164,8 +175,16 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 			}
 			// A wait that lasts is said at warn level, every waitWarn: a
 			// broker that never answers (a wrong address) must not look
-			// like a hang.
-			if time.Since(started) >= waitWarn && time.Since(warned) >= waitWarn {
+			// like a hang. A server that fails TLS verification (a man in
+			// the middle, or a broker of another CA) is said at once, as an
+			// error, and tried again: the real broker may come back.
+			var verr *tls.CertificateVerificationError
+			if errors.Is(err, pki.ErrPinMismatch) || errors.As(err, &verr) {
+				if time.Since(warned) >= waitWarn {
+					c.log.Error("the MQTT broker failed TLS verification; not sending credentials, retrying", "attempt", attempt, "err", err)
+					warned = time.Now()
+				}
+			} else if time.Since(started) >= waitWarn && time.Since(warned) >= waitWarn {
 				c.log.Warn("waiting for the MQTT broker", "attempt", attempt, "waiting", time.Since(started).Round(time.Second), "err", err)
 				warned = time.Now()
 			} else {
