@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -25,6 +28,7 @@ import (
 type testBroker struct {
 	srv     *mqtt.Server
 	url     string
+	caPEM   string // the CA of its TLS certificate
 	reports chan wire.NodeReport
 }
 
@@ -44,7 +48,17 @@ func startBroker(t *testing.T) *testBroker {
 	if err := srv.AddHook(new(allowAll), nil); err != nil {
 		t.Fatal(err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
+	// Over TLS, as the cluster's broker serves by default.
+	ca, err := pki.NewCA("test cluster CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(pki.Leaf{Name: "broker", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0",
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 	if err := srv.AddListener(tcp); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +66,7 @@ func startBroker(t *testing.T) *testBroker {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	b := &testBroker{srv: srv, url: "tcp://" + tcp.Address(), reports: make(chan wire.NodeReport, 16)}
+	b := &testBroker{srv: srv, url: "mqtts://" + tcp.Address(), caPEM: string(ca.PEM), reports: make(chan wire.NodeReport, 16)}
 	if err := srv.Subscribe(wire.ReportTopic("+"), 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		var r wire.NodeReport
 		if err := json.Unmarshal(pk.Payload, &r); err != nil {
@@ -66,9 +80,9 @@ func startBroker(t *testing.T) *testBroker {
 	return b
 }
 
-func testCredentials(url string) *credentials {
+func testCredentials(url, caPEM string) *credentials {
 	return &credentials{NodeRegisterResponse: wire.NodeRegisterResponse{
-		NodeID: "node-1", MQTTURL: url, DesiredTopic: wire.DesiredTopic("node-1"), ReportTopic: wire.ReportTopic("node-1"), ReportIntervalMS: 1000,
+		NodeID: "node-1", MQTTURL: url, MQTTCAPEM: caPEM, DesiredTopic: wire.DesiredTopic("node-1"), ReportTopic: wire.ReportTopic("node-1"), ReportIntervalMS: 1000,
 	}}
 }
 
@@ -77,7 +91,7 @@ func (b *testBroker) connect(t *testing.T, e *Engine) (*mqttc.Client, *credentia
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	c := testCredentials(b.url)
+	c := testCredentials(b.url, b.caPEM)
 	cl, err := e.connect(ctx, ctx, c)
 	if err != nil {
 		t.Fatal(err)
