@@ -127,15 +127,33 @@ func (s *serverCert) config() *tls.Config {
 // nodeJoinToken returns the token nodes register with, in thk1 form with
 // the pin of the cluster's CA (pin "" in plain-text mode: the bare
 // secret). It is the configured token, or the one in the data dir (made
-// on first start), whose file is rewritten with the current pin when it
-// has none or another (an operator's new CA), so that the file is always
-// what a node needs.
+// on first start). The file in the data dir always holds it with the
+// current pin (rewritten when it has none or another, e.g. an operator's
+// new CA), so that the file is what a node needs.
 func nodeJoinToken(cfg Config, pin string) (string, error) {
-	if cfg.NodeJoinToken != "" {
-		return withPin(cfg.NodeJoinToken, pin)
-	}
 	file := filepath.Join(cfg.DataDir, NodeJoinTokenFile)
-	raw, err := secretfile.LoadOrCreate(file, "thn_")
+	if cfg.NodeJoinToken != "" {
+		// The operator's secret; the file in the data dir gets it with the
+		// pin, as nodes need it (the operator may not know the pin).
+		full, err := withPin(cfg.NodeJoinToken, pin)
+		if err != nil || pin == "" {
+			return full, err
+		}
+		if old, err := secretfile.Read(file); err == nil && old == full {
+			return full, nil
+		}
+		return full, writeSecret(file, full)
+	}
+	// A new file is written in its final form at once: a script that waits
+	// for it must not read it before the pin is in.
+	prefix := "thn_"
+	if pin != "" {
+		var err error
+		if prefix, err = pki.JoinToken(pin, prefix); err != nil {
+			return "", err
+		}
+	}
+	raw, err := secretfile.LoadOrCreate(file, prefix)
 	if err != nil {
 		return "", err
 	}
@@ -147,15 +165,22 @@ func nodeJoinToken(cfg Config, pin string) (string, error) {
 		return "", fmt.Errorf("%s: %w", file, err)
 	}
 	if full != raw {
-		tmp := file + ".tmp"
-		if err := os.WriteFile(tmp, []byte(full+"\n"), 0o600); err != nil {
-			return "", fmt.Errorf("write %s: %w", file, err)
-		}
-		if err := os.Rename(tmp, file); err != nil {
-			return "", fmt.Errorf("write %s: %w", file, err)
-		}
+		return full, writeSecret(file, full)
 	}
 	return full, nil
+}
+
+// writeSecret writes a secret to file (0600, atomically).
+func writeSecret(file, secret string) error {
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return nil
 }
 
 // withPin puts pin into tok in place of any pin it had (pin "": tok as

@@ -54,10 +54,13 @@ func TestNodeJoinToken(t *testing.T) {
 			}
 		})
 	}
-	// An operator's token gets the pin too; the file is not touched.
-	got, err := nodeJoinToken(Config{DataDir: t.TempDir(), NodeJoinToken: "mine"}, pinA)
-	if err != nil || got != "thk1"+strings.TrimPrefix(pinA, "sha256:")+"::mine" {
-		t.Errorf("operator's token: %q %v", got, err)
+	// An operator's token gets the pin too, and the file holds it so.
+	opDir := t.TempDir()
+	got, err := nodeJoinToken(Config{DataDir: opDir, NodeJoinToken: "mine"}, pinA)
+	want := "thk1" + strings.TrimPrefix(pinA, "sha256:") + "::mine"
+	b, _ := os.ReadFile(filepath.Join(opDir, NodeJoinTokenFile))
+	if err != nil || got != want || strings.TrimSpace(string(b)) != want {
+		t.Errorf("operator's token: %q (file %q) %v, want %q", got, b, err, want)
 	}
 }
 

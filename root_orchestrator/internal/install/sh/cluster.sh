@@ -89,7 +89,7 @@ Thicket cluster $name runs on $address, joined to $ROOT_URL.
   Node join token: $DATA/cluster/node-join-token
   Add a worker:    copy that file to the worker (e.g. scp, mode 0600), then there:
                    curl -sfL $ROOT_URL/install/worker.sh | sh -s -- \\
-                     --cluster-url http://$address:$PORT --token-file node-join-token
+                     --cluster-url https://$address:$PORT --token-file node-join-token
   Stop:            curl -sfL $ROOT_URL/install/cluster.sh | sh -s -- --stop --data-dir $DATA [--purge]
 EOF2
 }
