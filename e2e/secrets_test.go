@@ -5,17 +5,23 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // scrape reads a daemon's /metrics page with the metrics token from its
 // data dir, after checking that a request without the token is refused.
 func scrape(base, dataDir string) (string, error) {
-	c := http.Client{Timeout: 3 * time.Second}
+	c, err := tlsClientFor(base, dataDir)
+	if err != nil {
+		return "", err
+	}
 	resp, err := c.Get(base + "/metrics")
 	if err != nil {
 		return "", err
@@ -91,4 +97,27 @@ func checkNoSecretInCmdlines(t *testing.T, s *system, extra ...string) {
 			}
 		}
 	}
+}
+
+// tlsClientFor is a client of the daemon at base whose data dir is
+// dataDir: over https:// it trusts exactly the CA in <dataDir>/tls/ca.crt.
+func tlsClientFor(base, dataDir string) (*http.Client, error) {
+	c := &http.Client{Timeout: 3 * time.Second}
+	if !strings.HasPrefix(base, "https://") {
+		return c, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	tc, err := pki.CAClient(ca, u.Hostname())
+	if err != nil {
+		return nil, err
+	}
+	c.Transport = &http.Transport{TLSClientConfig: tc}
+	return c, nil
 }
