@@ -143,10 +143,12 @@ func (s *system) addClusterOn(bind, name, mqttURL string, extra ...string) *clus
 }
 
 // addClusterWith starts a thicket-cluster with options o, advertised at
-// the bridge address.
+// the bridge address unless o says otherwise.
 func (s *system) addClusterWith(o testharness.ClusterOptions) *cluster {
 	t := s.t
-	o.Advertise = bridgeAddr
+	if o.Advertise == "" {
+		o.Advertise = bridgeAddr
+	}
 	started := bin.MustStartCluster(t, s.started, o)
 	c := &cluster{name: o.Name, proc: &proc{Proc: started.Proc, t: t}, dir: started.DataDir, nodeURL: started.NodeURL, nodeToken: started.NodeToken,
 		started: started}
