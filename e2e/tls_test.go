@@ -243,11 +243,7 @@ func (p *recordingProxy) recorded() []byte {
 // cluster's), and that CA's pin.
 func otherCert(t *testing.T, ip string) (tls.Certificate, string) {
 	t.Helper()
-	ca, err := pki.NewCA("man in the middle CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(pki.Leaf{Name: "thicket-cluster sealed", IPs: []net.IP{net.ParseIP(ip)}, Server: true, Validity: time.Hour})
+	ca, cert, err := pki.NewCAWithLeaf("man in the middle CA", pki.Leaf{Name: "thicket-cluster sealed", IPs: []net.IP{net.ParseIP(ip)}, Server: true, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,3 +105,18 @@ func CAClient(pemData []byte, host string) (*tls.Config, error) {
 		},
 	}, nil
 }
+
+// NewCAWithLeaf makes a new CA named caName, valid for l.Validity, and
+// issues l with it: a server of a CA of its own (tests, a man in the middle
+// in them).
+func NewCAWithLeaf(caName string, l Leaf) (*CA, tls.Certificate, error) {
+	ca, err := NewCA(caName, l.Validity)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	cert, err := ca.Issue(l)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	return ca, cert, nil
+}

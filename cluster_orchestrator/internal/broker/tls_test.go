@@ -17,11 +17,7 @@ import (
 // set; one that pins another CA refuses the broker before it sends its
 // password; a plain MQTT CONNECT gets no CONNACK.
 func TestTLSListener(t *testing.T) {
-	ca, err := pki.NewCA("cluster CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(pki.Leaf{Name: "broker", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
+	ca, cert, err := pki.NewCAWithLeaf("cluster CA", pki.Leaf{Name: "broker", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,11 +64,7 @@ type TLSMosquitto struct {
 func StartMosquittoTLS(t testing.TB, ip string) TLSMosquitto {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := pki.NewCA("mosquitto test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(pki.Leaf{Name: "mosquitto", IPs: []net.IP{net.ParseIP(ip)}, Server: true, Validity: time.Hour})
+	ca, cert, err := pki.NewCAWithLeaf("mosquitto test CA", pki.Leaf{Name: "mosquitto", IPs: []net.IP{net.ParseIP(ip)}, Server: true, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

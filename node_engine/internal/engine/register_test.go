@@ -21,11 +21,7 @@ import (
 // its node API, and returns the join token that pins that CA.
 func serveTLS(t *testing.T, srv *httptest.Server, secret string) string {
 	t.Helper()
-	ca, err := pki.NewCA("test cluster CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(pki.Leaf{Name: "cluster", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
+	ca, cert, err := pki.NewCAWithLeaf("test cluster CA", pki.Leaf{Name: "cluster", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

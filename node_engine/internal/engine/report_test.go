@@ -49,11 +49,7 @@ func startBroker(t *testing.T) *testBroker {
 		t.Fatal(err)
 	}
 	// Over TLS, as the cluster's broker serves by default.
-	ca, err := pki.NewCA("test cluster CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(pki.Leaf{Name: "broker", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
+	ca, cert, err := pki.NewCAWithLeaf("test cluster CA", pki.Leaf{Name: "broker", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
