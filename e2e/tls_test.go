@@ -143,6 +143,13 @@ func TestNodeClusterTLS(t *testing.T) {
 		if !strings.Contains(n.proc.Output(), "expected a CA of "+want) {
 			t.Errorf("the refusal does not name the CA the node expected:\n%s", testharness.Tail(n.proc.Output(), 2000))
 		}
+		// n1 was connected: cut off, it reconnects to the man in the
+		// middle, and refuses it as loudly.
+		testharness.WaitFor(t, 30*time.Second, "the connected node refuses the broker at its reconnection", func() (bool, string) {
+			out := n1.proc.Output()
+			return strings.Contains(out, "failed TLS verification at a reconnection") || strings.Contains(out, "the MQTT broker failed TLS verification"),
+				testharness.Tail(out, 2000)
+		})
 		if b := got(); len(b) != 0 {
 			t.Errorf("the fake broker read %d bytes in clear: %q", len(b), b)
 		}
@@ -178,6 +185,7 @@ type recordingProxy struct {
 	mu     sync.Mutex
 	to     string // "" forwards to target
 	buf    bytes.Buffer
+	conns  map[net.Conn]bool
 }
 
 func startRecordingProxy(t *testing.T, listen, target string) *recordingProxy {
@@ -186,7 +194,7 @@ func startRecordingProxy(t *testing.T, listen, target string) *recordingProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &recordingProxy{ln: ln, target: target}
+	p := &recordingProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -200,18 +208,28 @@ func startRecordingProxy(t *testing.T, listen, target string) *recordingProxy {
 	return p
 }
 
-// redirect sends new connections to addr ("" to the target again).
+// redirect sends new connections to addr ("" to the target again), and
+// cuts the open ones, whose clients then dial again.
 func (p *recordingProxy) redirect(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.to = addr
+	for c := range p.conns {
+		c.Close()
+	}
 }
 
 func (p *recordingProxy) forward(c net.Conn) {
 	defer c.Close()
 	p.mu.Lock()
 	to := p.to
+	p.conns[c] = true
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.conns, c)
+		p.mu.Unlock()
+	}()
 	if to == "" {
 		to = p.target
 	}

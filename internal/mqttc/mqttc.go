@@ -95,6 +95,12 @@ type Client struct {
 	pc  paho.Client
 	url string
 	log *slog.Logger
+
+	// up: the first connection was made (later failures are paho's
+	// reconnections); refusedAt: when a TLS refusal was last logged.
+	mu        sync.Mutex
+	up        bool
+	refusedAt time.Time
 }
 
 // Connect connects to the broker and returns once the first connection is
@@ -154,6 +160,22 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 			}).
 			SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 				c.log.Debug("mqtt reconnecting")
+			}).
+			SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+				// A reconnection that fails TLS verification (a man in the
+				// middle after the first connection) is said as loudly as a
+				// first one; paho retries it by itself.
+				if f, ok := n.(paho.ConnectionNotificationBrokerFailed); ok && tlsRefused(f.Reason) {
+					c.mu.Lock()
+					say := c.up && time.Since(c.refusedAt) >= waitWarn
+					if say {
+						c.refusedAt = time.Now()
+					}
+					c.mu.Unlock()
+					if say {
+						c.log.Error("the MQTT broker failed TLS verification at a reconnection; not sending credentials, retrying", "err", f.Reason)
+					}
+				}
 			})
 		pc := paho.NewClient(po)
 		c.pc = pc // before Connect: OnConnect may use c
@@ -178,8 +200,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 			// like a hang. A server that fails TLS verification (a man in
 			// the middle, or a broker of another CA) is said at once, as an
 			// error, and tried again: the real broker may come back.
-			var verr *tls.CertificateVerificationError
-			if errors.Is(err, pki.ErrPinMismatch) || errors.As(err, &verr) {
+			if tlsRefused(err) {
 				if time.Since(warned) >= waitWarn {
 					c.log.Error("the MQTT broker failed TLS verification; not sending credentials, retrying", "attempt", attempt, "err", err)
 					warned = time.Now()
@@ -201,6 +222,9 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		select {
 		case <-connected:
 			c.log.Debug("mqtt connected")
+			c.mu.Lock()
+			c.up = true
+			c.mu.Unlock()
 			return c, nil
 		case <-ctx.Done():
 			pc.Disconnect(0)
@@ -282,6 +306,13 @@ func (noStore) All() []string                     { return nil }
 func (noStore) Del(string)                        {}
 func (noStore) Close()                            {}
 func (noStore) Reset()                            {}
+
+// tlsRefused reports whether err is a failed TLS verification of the
+// broker (another CA than the pinned or given one, another name).
+func tlsRefused(err error) bool {
+	var verr *tls.CertificateVerificationError
+	return errors.Is(err, pki.ErrPinMismatch) || errors.As(err, &verr)
+}
 
 // wait waits for a paho token or ctx.
 func wait(ctx context.Context, tok paho.Token) error {
