@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -164,5 +166,34 @@ func TestRegister(t *testing.T) {
 				t.Errorf("credentials for another cluster: %+v, %v; want none", other, err)
 			}
 		})
+	}
+}
+
+// TestSavedCredentialsFollowThePin: the saved broker CA is trusted only
+// while the token pins the CA the registration was verified with; a token
+// of a new CA keeps the node's identity (to show when it registers again)
+// but drops the broker it was told of, so the node registers anew.
+func TestSavedCredentialsFollowThePin(t *testing.T) {
+	pinA, pinB := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	tokA, _ := pki.JoinToken(pinA, "s")
+	tokB, _ := pki.JoinToken(pinB, "s")
+	dir := t.TempDir()
+	saved := credentials{ClusterURL: "https://c:10100", CAPin: pinA, NodeRegisterResponse: wire.NodeRegisterResponse{
+		NodeID: "n-1", MQTTURL: "mqtts://c:10003", MQTTPassword: "pw", MQTTCAPEM: "ca"}}
+	b, _ := json.Marshal(saved)
+	if err := os.WriteFile(filepath.Join(dir, credentialsFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		token, url, caPEM string
+	}{
+		{tokA, "mqtts://c:10003", "ca"},
+		{tokB, "", ""},
+	} {
+		e := newTestEngine(Config{ClusterURL: "https://c:10100", JoinToken: tc.token, DataDir: dir})
+		c, err := e.loadCredentials()
+		if err != nil || c == nil || c.NodeID != "n-1" || c.MQTTPassword != "pw" || c.MQTTURL != tc.url || c.MQTTCAPEM != tc.caPEM {
+			t.Errorf("token %.10s…: %+v %v; want broker %q CA %q and the identity", tc.token, c, err, tc.url, tc.caPEM)
+		}
 	}
 }
