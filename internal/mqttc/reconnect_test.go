@@ -11,8 +11,8 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/thicket-edge/thicket/internal/mqttc"
 	"github.com/thicket-edge/thicket/internal/pki"
@@ -36,6 +36,16 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// allowAll lets every client connect, publish and subscribe.
+type allowAll struct{ mqtt.HookBase }
+
+func (allowAll) ID() string { return "allow-all" }
+func (allowAll) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+func (allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+func (allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
+
 // tlsBroker runs a mochi broker over TLS on addr with a certificate of a
 // new CA; it returns how to stop it early, the CA and its address.
 func tlsBroker(t *testing.T, addr string) (func(), *pki.CA, string) {
@@ -45,7 +55,7 @@ func tlsBroker(t *testing.T, addr string) (func(), *pki.CA, string) {
 		t.Fatal(err)
 	}
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	if err := srv.AddHook(new(allowAll), nil); err != nil {
 		t.Fatal(err)
 	}
 	ln := listeners.NewTCP(listeners.Config{ID: "tls", Address: addr, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}})
