@@ -12,9 +12,9 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/mqttc/mqttctest"
 	"github.com/thicket-edge/thicket/internal/pki"
 )
 
@@ -36,16 +36,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// allowAll lets every client connect, publish and subscribe.
-type allowAll struct{ mqtt.HookBase }
-
-func (allowAll) ID() string { return "allow-all" }
-func (allowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-func (allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
-
 // tlsBroker runs a mochi broker over TLS on addr with a certificate of a
 // new CA; it returns how to stop it early, the CA and its address.
 func tlsBroker(t *testing.T, addr string) (func(), *pki.CA, string) {
@@ -55,7 +45,7 @@ func tlsBroker(t *testing.T, addr string) (func(), *pki.CA, string) {
 		t.Fatal(err)
 	}
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
+	if err := srv.AddHook(new(mqttctest.AllowAll), nil); err != nil {
 		t.Fatal(err)
 	}
 	ln := listeners.NewTCP(listeners.Config{ID: "tls", Address: addr, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}})
@@ -86,7 +76,7 @@ func TestReconnectRefusesAnotherCA(t *testing.T) {
 	defer c.Close()
 	first()
 	tlsBroker(t, addr) // another CA, same address
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // paho backs off up to 5 s between tries
 	for !strings.Contains(logs.String(), "failed TLS verification at a reconnection") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no refusal logged at the reconnection:\n%s", logs.String())

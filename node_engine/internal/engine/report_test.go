@@ -17,6 +17,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/mqttc/mqttctest"
 	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
@@ -32,20 +33,10 @@ type testBroker struct {
 	reports chan wire.NodeReport
 }
 
-// allowAll lets every client connect, publish and subscribe.
-type allowAll struct{ mqtt.HookBase }
-
-func (allowAll) ID() string { return "allow-all" }
-func (allowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-func (allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
-
 func startBroker(t *testing.T) *testBroker {
 	t.Helper()
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
+	if err := srv.AddHook(new(mqttctest.AllowAll), nil); err != nil {
 		t.Fatal(err)
 	}
 	// Over TLS, as the cluster's broker serves by default.
