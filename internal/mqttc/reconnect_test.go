@@ -75,7 +75,7 @@ func TestReconnectRefusesAnotherCA(t *testing.T) {
 	}
 	defer c.Close()
 	first()
-	tlsBroker(t, addr) // another CA, same address
+	tlsBroker(t, addr)                           // another CA, same address
 	deadline := time.Now().Add(30 * time.Second) // paho backs off up to 5 s between tries
 	for !strings.Contains(logs.String(), "failed TLS verification at a reconnection") {
 		if time.Now().After(deadline) {
