@@ -314,6 +314,13 @@ func (e *Engine) reregister(ctx context.Context) (*mqttc.Client, *credentials) {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	fresh, err := e.register(rctx)
 	cancel()
+	if errors.Is(err, pki.ErrPinMismatch) {
+		// Not a passing outage: a server of another CA answers at the
+		// cluster's address (a man in the middle, or a cluster that lost
+		// its CA). The node keeps running what it runs, and tries again.
+		e.log.Error("register again while cut off: refused the server", "err", err)
+		return nil, nil
+	}
 	if err != nil {
 		e.log.Debug("register again while cut off", "err", err)
 		return nil, nil
