@@ -417,7 +417,7 @@ func TestChaos(t *testing.T) {
 		// user space and nftables: its MQTT connection goes through a
 		// delay line (DNAT in its namespace), and a random fifth of the
 		// packets to and from its address are dropped.
-		mqtt := regexp.MustCompile(`mqtt_for_nodes=tcp://[0-9.]+:([0-9]+)`).FindStringSubmatch(r.c.proc.Output())
+		mqtt := regexp.MustCompile(`mqtt_for_nodes=\w+://[0-9.]+:([0-9]+)`).FindStringSubmatch(r.c.proc.Output())
 		if mqtt == nil {
 			t.Fatalf("no broker address in the cluster log")
 		}
