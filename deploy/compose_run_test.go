@@ -118,7 +118,9 @@ func TestComposeRun(t *testing.T) {
 	}
 	writeTestFile(t, override, ov.String())
 	emptyEnv := filepath.Join(dir, "empty.env") // not the checkout's .env
-	writeTestFile(t, emptyEnv, "")
+	// The worker below dials the cluster at this host's bridge address:
+	// it goes into the cluster's certificate.
+	writeTestFile(t, emptyEnv, "THICKET_TLS_SANS="+workerBridgeAddr+"\n")
 	p := &project{
 		dockerHost: host, dockerCmd: tools.docker, config: filepath.Join(dir, "docker-config"), name: "thkcompose" + id,
 		argv: append(slices.Clone(tools.compose), "-f", composeFile, "-f", override, "--project-directory", repo,
@@ -242,7 +244,7 @@ func TestComposeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	startDaemon(t, "thicket-node", filepath.Join(dir, "node.log"), "ip", "netns", "exec", workerNS, node,
-		"--cluster-url", fmt.Sprintf("http://%s:%d", workerBridgeAddr, clusterPort), "--token-file", tokenFile,
+		"--cluster-url", fmt.Sprintf("https://%s:%d", workerBridgeAddr, clusterPort), "--token-file", tokenFile,
 		"--name", nodeName, "--address", workerAddr, "--data-dir", filepath.Join(dir, "node"),
 		"--namespace", ctrNS, "--insecure-registry", reg.Host(), "--net-socket", "none", "--netns", "/run/netns/"+workerNS,
 		"--cpu-millis", "2000", "--memory-mb", "1024")

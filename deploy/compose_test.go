@@ -472,11 +472,22 @@ func TestCompose(t *testing.T) {
 			t.Errorf("thicket-node and thicket-net do not share the socket's directory (%q, %q)", a.Source, b.Source)
 		}
 	}
-	if nt, ct := node.Environment["THICKET_NODE_TOKEN"], cluster.Environment["THICKET_NODE_JOIN_TOKEN"]; nt == "" || nt != ct {
-		t.Errorf("thicket-node THICKET_NODE_TOKEN %q and thicket-cluster THICKET_NODE_JOIN_TOKEN %q differ", nt, ct)
+	// The node reads the token, with the pin of the cluster's CA, from the
+	// cluster's data volume (never from the environment), and dials the
+	// node API over https://.
+	clusterData, _ := cluster.mountAt(setting(t, clusterTarget, cluster, help[clusterTarget], "data-dir"))
+	nodeTokenFile := interpolate(t, "thicket-node", node.Environment["THICKET_NODE_TOKEN_FILE"])
+	if m, ok := node.mountAt(nodeTokenFile); !ok || m.Source != clusterData.Source || !clusterData.named() || m.Options != "ro" ||
+		path.Base(nodeTokenFile) != "node-join-token" || path.Dir(nodeTokenFile) != m.Target {
+		t.Errorf("thicket-node: THICKET_NODE_TOKEN_FILE %q is not node-join-token on the cluster's data volume %q, mounted read-only", nodeTokenFile, clusterData.Source)
 	}
-	checkURL(t, "thicket-node THICKET_CLUSTER_URL", node.Environment["THICKET_CLUSTER_URL"], "http", "127.0.0.1",
-		setting(t, clusterTarget, cluster, help[clusterTarget], "listen"))
+	if mapHas(node.Environment, "THICKET_NODE_TOKEN") {
+		t.Error("thicket-node: THICKET_NODE_TOKEN puts the token in the environment (docker inspect); use THICKET_NODE_TOKEN_FILE")
+	}
+	_, clusterPort, _ := net.SplitHostPort(setting(t, clusterTarget, cluster, help[clusterTarget], "listen"))
+	if u, err := url.Parse(node.Environment["THICKET_CLUSTER_URL"]); err != nil || u.Scheme != "https" || u.Hostname() != "127.0.0.1" || u.Port() != clusterPort {
+		t.Errorf("thicket-node THICKET_CLUSTER_URL %q; want https://127.0.0.1:%s", node.Environment["THICKET_CLUSTER_URL"], clusterPort)
+	}
 	if !slices.Contains(publishedPorts(t, clusterTarget, cluster), "10003/tcp") ||
 		setting(t, clusterTarget, cluster, help[clusterTarget], "advertise-address") != "127.0.0.1" {
 		t.Error("thicket-cluster: a worker on the host network reaches the broker at 127.0.0.1:10003 only if it is published and advertised")

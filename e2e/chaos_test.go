@@ -417,7 +417,7 @@ func TestChaos(t *testing.T) {
 		// user space and nftables: its MQTT connection goes through a
 		// delay line (DNAT in its namespace), and a random fifth of the
 		// packets to and from its address are dropped.
-		mqtt := regexp.MustCompile(`mqtt_for_nodes=tcp://[0-9.]+:([0-9]+)`).FindStringSubmatch(r.c.proc.Output())
+		mqtt := regexp.MustCompile(`mqtt_for_nodes=\w+://[0-9.]+:([0-9]+)`).FindStringSubmatch(r.c.proc.Output())
 		if mqtt == nil {
 			t.Fatalf("no broker address in the cluster log")
 		}
@@ -476,8 +476,9 @@ func metric(exposition, sample string) float64 {
 }
 
 // restartWiped starts the (stopped) cluster manager again on an empty data
-// dir: its store, identity and generated node join token are gone, and the
-// operator gives it the join token its nodes hold, in a file. Its
+// dir: its store, identity, CA and generated node join token are gone, and
+// the operator gives it the join token its nodes hold and its CA (which
+// that token pins), in files. Its
 // name is registered at the root, which gives it only to the cluster
 // holding its credential: the admin resets it as the README says, with a
 // single-use join token scoped to the name, which the cluster starts with.
@@ -495,7 +496,14 @@ func (c *cluster) restartWiped(t *testing.T, a *rootAPI) {
 	resetFile, nodeTokenFile := filepath.Join(secrets, "reset-join-token"), filepath.Join(secrets, "node-join-token")
 	writeFile(t, resetFile, reset.Token+"\n")
 	writeFile(t, nodeTokenFile, c.nodeToken+"\n")
-	replaced, nodeFlag := false, false
+	// So is the cluster's CA, which the nodes' token pins: a cluster with
+	// a new CA is one its nodes refuse.
+	caCert, caKey := filepath.Join(secrets, "ca.crt"), filepath.Join(secrets, "ca.key")
+	if !c.started.Insecure {
+		writeFile(t, caCert, readFile(t, filepath.Join(c.dir, "tls", "ca.crt")))
+		writeFile(t, caKey, readFile(t, filepath.Join(c.dir, "tls", "ca.key")))
+	}
+	replaced, nodeFlag, caFlag := false, false, false
 	for i, arg := range c.proc.Args {
 		switch {
 		case i+1 >= len(c.proc.Args):
@@ -503,6 +511,10 @@ func (c *cluster) restartWiped(t *testing.T, a *rootAPI) {
 			c.proc.Args[i+1], replaced = resetFile, true
 		case arg == "--node-join-token-file":
 			c.proc.Args[i+1], nodeFlag = nodeTokenFile, true
+		case arg == "--ca-cert-file":
+			c.proc.Args[i+1], caFlag = caCert, true
+		case arg == "--ca-key-file":
+			c.proc.Args[i+1] = caKey
 		}
 	}
 	if !replaced {
@@ -510,6 +522,9 @@ func (c *cluster) restartWiped(t *testing.T, a *rootAPI) {
 	}
 	if !nodeFlag {
 		c.proc.Args = append(c.proc.Args, "--node-join-token-file", nodeTokenFile)
+	}
+	if !caFlag && !c.started.Insecure {
+		c.proc.Args = append(c.proc.Args, "--ca-cert-file", caCert, "--ca-key-file", caKey)
 	}
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
 	"github.com/thicket-edge/thicket/internal/mqttc/mqttctest"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/testimage"
 )
@@ -45,6 +48,36 @@ type cluster struct {
 	dir       string
 	nodeURL   string
 	nodeToken string
+	started   *testharness.Cluster
+}
+
+// client is an HTTP client of the cluster's node API that verifies it as
+// nodes do (by the pin in the node join token).
+func (c *cluster) client(t *testing.T) *http.Client {
+	t.Helper()
+	hc, err := c.started.HTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hc
+}
+
+// brokerTLS is how a node that registered with creds verifies the broker:
+// with the CA the registration answer carried (nil for a plain broker).
+func brokerTLS(t *testing.T, creds wire.NodeRegisterResponse) *tls.Config {
+	t.Helper()
+	if creds.MQTTCAPEM == "" {
+		return nil
+	}
+	u, err := url.Parse(creds.MQTTURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := pki.CAClient([]byte(creds.MQTTCAPEM), u.Hostname())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
 }
 
 type node struct {
@@ -111,11 +144,20 @@ func (s *system) addCluster(name, mqttURL string) *cluster {
 // listen on one address only (bind), as on a multi-homed host, with extra
 // flags if any.
 func (s *system) addClusterOn(bind, name, mqttURL string, extra ...string) *cluster {
+	return s.addClusterWith(testharness.ClusterOptions{Name: name, Bind: bind, MQTTURL: mqttURL, Args: extra})
+}
+
+// addClusterWith starts a thicket-cluster with options o, advertised at
+// the bridge address unless o says otherwise.
+func (s *system) addClusterWith(o testharness.ClusterOptions) *cluster {
 	t := s.t
-	started := bin.MustStartCluster(t, s.started, testharness.ClusterOptions{
-		Name: name, Bind: bind, Advertise: bridgeAddr, MQTTURL: mqttURL, Args: extra})
-	c := &cluster{name: name, proc: &proc{Proc: started.Proc, t: t}, dir: started.DataDir, nodeURL: started.NodeURL, nodeToken: started.NodeToken}
-	s.clusters[name] = c
+	if o.Advertise == "" {
+		o.Advertise = bridgeAddr
+	}
+	started := bin.MustStartCluster(t, s.started, o)
+	c := &cluster{name: o.Name, proc: &proc{Proc: started.Proc, t: t}, dir: started.DataDir, nodeURL: started.NodeURL, nodeToken: started.NodeToken,
+		started: started}
+	s.clusters[o.Name] = c
 	return c
 }
 
@@ -144,7 +186,7 @@ func (s *system) startNode(c *cluster, short string, octet int, memoryMB int, to
 	}
 	started := bin.MustStartNode(t, testharness.NodeOptions{Name: "e2e" + runID + short, Label: short, Host: h,
 		ClusterURL: c.nodeURL, Token: token, Namespace: s.ctrNS, Registry: s.registry, MemoryMB: memoryMB,
-		Overlay: overlay, Args: extra})
+		Overlay: overlay, Args: extra, InsecurePlaintext: c.started.Insecure})
 	n := &node{name: started.Name, ns: h.Netns, addr: h.Addr, dir: started.DataDir, proc: &proc{Proc: started.Engine, t: t},
 		netSocket: started.NetSocket, started: started}
 	if started.Net != nil {
@@ -238,9 +280,11 @@ func (s *system) instanceContainers(serviceID string, n int) []string {
 // fourth joining later.
 func TestClustersAndNodes(t *testing.T) {
 	s := newSystem(t)
-	mosq := mqttctest.StartMosquittoOn(t, bridgeAddr)
+	// Beta uses Mosquitto over TLS: the cluster verifies it with
+	// --mqtt-ca-file, and nodes with the CA the cluster hands them.
+	mosq := mqttctest.StartMosquittoTLS(t, bridgeAddr)
 	a := s.addCluster("alpha", "")
-	b := s.addCluster("beta", mosq)
+	b := s.addClusterWith(testharness.ClusterOptions{Name: "beta", Bind: "0.0.0.0", MQTTURL: mosq.URL, MQTTCAFile: mosq.CAFile})
 	s.addNode(a, "n1", 11, 1024, a.nodeToken)
 	s.addNode(a, "n2", 12, 1024, a.nodeToken)
 	s.addNode(b, "n3", 13, 1024, b.nodeToken)
@@ -379,7 +423,7 @@ func TestClustersAndNodes(t *testing.T) {
 	t.Run("a node with a wrong token is refused", func(t *testing.T) {
 		ns, path, addr := s.net.addHost(20)
 		cmd := exec.Command("ip", "netns", "exec", ns, bin.Dir+"/thicket-node",
-			"--cluster-url", a.nodeURL, "--token", "wrong-token", "--name", "intruder"+runID, "--address", addr,
+			"--cluster-url", a.nodeURL, "--token", wrongSecret(t, a.nodeToken), "--name", "intruder"+runID, "--address", addr,
 			"--data-dir", t.TempDir(), "--netns", path, "--namespace", s.ctrNS)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -397,7 +441,7 @@ func TestClustersAndNodes(t *testing.T) {
 			Virtualizations: []string{}, Capacity: wire.Resources{}})
 		req, _ := http.NewRequest("POST", a.nodeURL+"/api/node/register", strings.NewReader(string(body)))
 		req.Header.Set("Authorization", "Bearer "+a.nodeToken)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := a.client(t).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,7 +465,7 @@ func TestClustersAndNodes(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cl, err := mqttc.Connect(ctx, mqttc.Options{URL: creds.MQTTURL, ClientID: mqttc.NodeClientID(creds.NodeID),
+		cl, err := mqttc.Connect(ctx, mqttc.Options{URL: creds.MQTTURL, TLS: brokerTLS(t, creds), ClientID: mqttc.NodeClientID(creds.NodeID),
 			Username: creds.MQTTUsername, Password: creds.MQTTPassword})
 		if err != nil {
 			t.Fatal(err)
@@ -534,4 +578,19 @@ func clusterOf(s *system, id string) string {
 	}
 	s.t.Fatalf("cluster %s unknown", id)
 	return ""
+}
+
+// wrongSecret is tok (a node join token) with another secret: the right
+// cluster, pinned, but a token it never issued.
+func wrongSecret(t *testing.T, tok string) string {
+	t.Helper()
+	pin, _, err := pki.ParseJoinToken(tok)
+	if err != nil || pin == "" {
+		t.Fatalf("node join token without a pin: %v", err)
+	}
+	w, err := pki.JoinToken(pin, "wrong-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

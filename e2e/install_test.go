@@ -200,7 +200,7 @@ func TestInstallScripts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cluster.sh in %s: %v\n%s", cns, err, out)
 	}
-	clusterURL := "http://" + caddr + ":10100"
+	clusterURL := "https://" + caddr + ":10100"
 	if !strings.Contains(out, "--cluster-url "+clusterURL) || !strings.Contains(out, "= "+strings.TrimPrefix(pin, "sha256:")+" ||") {
 		t.Errorf("cluster.sh does not tell how to add workers:\n%s", out)
 	}
@@ -226,7 +226,7 @@ func TestInstallScripts(t *testing.T) {
 			"--node-flag", "--memory-mb=1024", "--node-flag", "--cpu-millis=2000"}
 	}
 	t.Run("a wrong node join token fails clearly", func(t *testing.T) {
-		out, err := curlSh(t, wpath, workerSh, workerArgs("wrong")...)
+		out, err := curlSh(t, wpath, workerSh, workerArgs(wrongSecret(t, nodeToken))...)
 		if err == nil || !strings.Contains(out, "refused the node join token") {
 			t.Fatalf("worker.sh with a wrong token: %v\n%s", err, out)
 		}
@@ -236,9 +236,9 @@ func TestInstallScripts(t *testing.T) {
 	})
 	t.Run("an unreachable cluster fails clearly", func(t *testing.T) {
 		args := workerArgs(nodeToken)
-		args[1] = "http://" + bridgeAddr + ":1"
+		args[1] = "https://" + bridgeAddr + ":1"
 		out, err := curlSh(t, wpath, workerSh, args...)
-		if err == nil || !strings.Contains(out, "cannot reach the cluster at http://"+bridgeAddr+":1") {
+		if err == nil || !strings.Contains(out, "cannot reach the cluster at https://"+bridgeAddr+":1") {
 			t.Fatalf("worker.sh with an unreachable cluster: %v\n%s", err, out)
 		}
 	})

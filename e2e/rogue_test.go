@@ -83,7 +83,7 @@ func TestRogueNode(t *testing.T) {
 	req, _ := http.NewRequest("POST", strings.TrimRight(c.nodeURL, "/")+"/api/node/register", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+c.nodeToken)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.client(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestRogueNode(t *testing.T) {
 		Virtualizations: []string{"container"}, Capacity: wire.Resources{MilliCPU: 1e12, MemoryMB: 1 << 50}})
 	req, _ = http.NewRequest("POST", strings.TrimRight(c.nodeURL, "/")+"/api/node/register", bytes.NewReader(absurd))
 	req.Header.Set("Authorization", "Bearer "+c.nodeToken)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+	if resp, err := c.client(t).Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("registration with absurd capacity: %v %v; want 400", resp.Status, err)
 	} else {
 		resp.Body.Close()
@@ -106,7 +106,7 @@ func TestRogueNode(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	client, err := mqttc.Connect(ctx, mqttc.Options{URL: creds.MQTTURL, ClientID: mqttc.NodeClientID(creds.NodeID),
+	client, err := mqttc.Connect(ctx, mqttc.Options{URL: creds.MQTTURL, TLS: brokerTLS(t, creds), ClientID: mqttc.NodeClientID(creds.NodeID),
 		Username: creds.MQTTUsername, Password: creds.MQTTPassword, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("rogue connects to the broker: %v", err)

@@ -2,20 +2,27 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // scrape reads a daemon's /metrics page with the metrics token from its
 // data dir, after checking that a request without the token is refused.
 func scrape(base, dataDir string) (string, error) {
-	c := trusting(filepath.Join(dataDir, "tls", "ca.crt"), 3*time.Second)
+	c, err := tlsClientFor(base, dataDir)
+	if err != nil {
+		return "", err
+	}
 	resp, err := c.Get(base + "/metrics")
 	if err != nil {
 		return "", err
@@ -91,4 +98,40 @@ func checkNoSecretInCmdlines(t *testing.T, s *system, extra ...string) {
 			}
 		}
 	}
+}
+
+// tlsClientFor is a client of the daemon at base whose data dir is
+// dataDir: over https:// it trusts exactly the CA in <dataDir>/tls/ca.crt.
+func tlsClientFor(base, dataDir string) (*http.Client, error) {
+	c := &http.Client{Timeout: 3 * time.Second}
+	if !strings.HasPrefix(base, "https://") {
+		return c, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
+	if errors.Is(err, os.ErrNotExist) {
+		// A cluster given its CA by flag: the pin in its node join token.
+		tok, terr := os.ReadFile(filepath.Join(dataDir, "node-join-token"))
+		if terr != nil {
+			return nil, err
+		}
+		pin, _, perr := pki.ParseJoinToken(string(tok))
+		if perr != nil || pin == "" {
+			return nil, fmt.Errorf("%s: no CA and no pinned node join token (%v)", dataDir, perr)
+		}
+		c.Transport = &http.Transport{TLSClientConfig: pki.PinnedClient(pin, u.Hostname())}
+		return c, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	tc, err := pki.CAClient(ca, u.Hostname())
+	if err != nil {
+		return nil, err
+	}
+	c.Transport = &http.Transport{TLSClientConfig: tc}
+	return c, nil
 }

@@ -44,7 +44,7 @@ wait_file "$data/cluster/node-join-token"
 pids+=($!)
 wait_file "$data/net.sock" || true
 
-"$bin/thicket-node" --cluster-url http://127.0.0.1:10100 \
+"$bin/thicket-node" --cluster-url https://127.0.0.1:10100 \
 	--token-file "$data/cluster/node-join-token" --data-dir "$data/node" --net-socket "$data/net.sock" &
 pids+=($!)
 

@@ -440,6 +440,14 @@ type NodeRegisterResponse struct {
 	ReportTopic  string `json:"report_topic"`
 	// ReportInterval is how often the node reports, in milliseconds.
 	ReportIntervalMS int64 `json:"report_interval_ms"`
+	// MQTTCAPEM is the PEM of the CA(s) that issued the broker's
+	// certificate when MQTTURL is mqtts:// (the cluster's own CA for its
+	// embedded broker, the operator's for an external one). It arrives
+	// over the node API's TLS, which the node verified against the pin in
+	// its join token, so trust in the broker starts at that pin. Empty: the
+	// broker is trusted by the system's roots (or MQTTURL is plain, for
+	// development). Added within v1; a cluster before it sends plain URLs.
+	MQTTCAPEM string `json:"mqtt_ca_pem,omitempty"`
 }
 
 // MQTT topics of a node.

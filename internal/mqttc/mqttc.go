@@ -13,6 +13,7 @@ package mqttc
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // MaxPayload is the largest payload Thicket sends in one message; the
@@ -55,6 +58,10 @@ type Options struct {
 	// URL of the broker: tcp://host:port or mqtt://host:port (an alias);
 	// tls://, ssl:// and mqtts:// (an alias of tls://) for TLS.
 	URL string
+	// TLS configures the connection of a TLS URL (e.g. pki.PinnedClient,
+	// pki.CAClient); nil trusts the system's roots. It is an error with a
+	// plain URL.
+	TLS *tls.Config
 	// ClientID defaults to Username, or to a random ID when both are
 	// empty. A node must use NodeClientID(its node ID).
 	ClientID string
@@ -88,6 +95,12 @@ type Client struct {
 	pc  paho.Client
 	url string
 	log *slog.Logger
+
+	// up: the first connection was made (later failures are paho's
+	// reconnections); refusedAt: when a TLS refusal was last logged.
+	mu        sync.Mutex
+	up        bool
+	refusedAt time.Time
 }
 
 // Connect connects to the broker and returns once the first connection is
@@ -98,6 +111,9 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	u, err := brokerURL(o.URL)
 	if err != nil {
 		return nil, err
+	}
+	if o.TLS != nil && !strings.HasPrefix(u, "tls://") {
+		return nil, fmt.Errorf("mqtt: broker url %q: a TLS configuration for a plain URL (want mqtts://)", o.URL)
 	}
 	clientID := o.ClientID
 	if clientID == "" {
@@ -132,6 +148,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 			SetAutoReconnect(true).
 			SetConnectRetry(false).
 			SetMaxReconnectInterval(maxReconnect).
+			SetTLSConfig(o.TLS).
 			SetOnConnectHandler(func(paho.Client) {
 				if o.OnConnect != nil {
 					o.OnConnect(c)
@@ -143,6 +160,22 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 			}).
 			SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 				c.log.Debug("mqtt reconnecting")
+			}).
+			SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+				// A reconnection that fails TLS verification (a man in the
+				// middle after the first connection) is said as loudly as a
+				// first one; paho retries it by itself.
+				if f, ok := n.(paho.ConnectionNotificationBrokerFailed); ok && tlsRefused(f.Reason) {
+					c.mu.Lock()
+					say := c.up && time.Since(c.refusedAt) >= waitWarn
+					if say {
+						c.refusedAt = time.Now()
+					}
+					c.mu.Unlock()
+					if say {
+						c.log.Error("the MQTT broker failed TLS verification at a reconnection; not sending credentials, retrying", "err", f.Reason)
+					}
+				}
 			})
 		pc := paho.NewClient(po)
 		c.pc = pc // before Connect: OnConnect may use c
@@ -164,8 +197,15 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 			}
 			// A wait that lasts is said at warn level, every waitWarn: a
 			// broker that never answers (a wrong address) must not look
-			// like a hang.
-			if time.Since(started) >= waitWarn && time.Since(warned) >= waitWarn {
+			// like a hang. A server that fails TLS verification (a man in
+			// the middle, or a broker of another CA) is said at once, as an
+			// error, and tried again: the real broker may come back.
+			if tlsRefused(err) {
+				if time.Since(warned) >= waitWarn {
+					c.log.Error("the MQTT broker failed TLS verification; not sending credentials, retrying", "attempt", attempt, "err", err)
+					warned = time.Now()
+				}
+			} else if time.Since(started) >= waitWarn && time.Since(warned) >= waitWarn {
 				c.log.Warn("waiting for the MQTT broker", "attempt", attempt, "waiting", time.Since(started).Round(time.Second), "err", err)
 				warned = time.Now()
 			} else {
@@ -182,6 +222,9 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		select {
 		case <-connected:
 			c.log.Debug("mqtt connected")
+			c.mu.Lock()
+			c.up = true
+			c.mu.Unlock()
 			return c, nil
 		case <-ctx.Done():
 			pc.Disconnect(0)
@@ -263,6 +306,13 @@ func (noStore) All() []string                     { return nil }
 func (noStore) Del(string)                        {}
 func (noStore) Close()                            {}
 func (noStore) Reset()                            {}
+
+// tlsRefused reports whether err is a failed TLS verification of the
+// broker (another CA than the pinned or given one, another name).
+func tlsRefused(err error) bool {
+	var verr *tls.CertificateVerificationError
+	return errors.Is(err, pki.ErrPinMismatch) || errors.As(err, &verr)
+}
 
 // wait waits for a paho token or ctx.
 func wait(ctx context.Context, tok paho.Token) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/thicket-edge/thicket/internal/mqttc"
 	"github.com/thicket-edge/thicket/internal/mqttc/mqttctest"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
@@ -137,5 +138,63 @@ func TestPublishTooLarge(t *testing.T) {
 	err = c.Publish(ctxT(t, 5*time.Second), "thicket/x", 0, false, make([]byte, mqttc.MaxPayload+1))
 	if err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestMosquittoTLS: over mqtts:// the client trusts exactly the CA it is
+// given (Mosquitto sends its certificate without the CA): with it, messages
+// flow; with another CA, or the system's roots, nothing connects and the
+// error says why; a plain client gets no MQTT answer from the TLS port.
+func TestMosquittoTLS(t *testing.T) {
+	m := mqttctest.StartMosquittoTLS(t, "127.0.0.1")
+	tc, err := pki.CAClient(m.CAPEM, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := mqttc.Connect(ctxT(t, 10*time.Second), mqttc.Options{URL: m.URL, TLS: tc, ClientID: "tls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan msg, 1)
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "thicket/tls", 1, collect(got)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctxT(t, 5*time.Second), "thicket/tls", 1, false, []byte("over tls")); err != nil {
+		t.Fatal(err)
+	}
+	if m := waitMsg(t, got); m.payload != "over tls" {
+		t.Fatalf("got %+v", m)
+	}
+
+	other, err := pki.NewCA("another CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTLS, err := pki.CAClient(other.PEM, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := strings.Replace(m.URL, "mqtts://", "tcp://", 1)
+	for _, tc := range []struct {
+		name string
+		o    mqttc.Options
+		want string
+	}{
+		{"another CA", mqttc.Options{URL: m.URL, TLS: otherTLS}, "not issued by the pinned CA"},
+		{"system roots", mqttc.Options{URL: m.URL}, "certificate"},
+		{"plain client", mqttc.Options{URL: plain}, "context deadline exceeded"},
+		{"TLS config for a plain URL", mqttc.Options{URL: plain, TLS: tc}, "a TLS configuration for a plain URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := mqttc.Connect(ctxT(t, 1500*time.Millisecond), tc.o)
+			if err == nil {
+				c.Close()
+				t.Fatal("connected")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

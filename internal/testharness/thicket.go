@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // startAttempts bounds the starts of a daemon whose port another process
@@ -146,8 +148,13 @@ type ClusterOptions struct {
 	Bind string
 	// Advertise is the address nodes reach it at.
 	Advertise string
-	// MQTTURL is an external broker; empty embeds one.
-	MQTTURL string
+	// MQTTURL is an external broker; empty embeds one. MQTTCAFile is the
+	// CA of an mqtts:// one (--mqtt-ca-file).
+	MQTTURL, MQTTCAFile string
+	// InsecurePlaintext serves the node API and the embedded broker
+	// without TLS (--insecure-plaintext); by default they serve TLS with
+	// the cluster's CA, whose pin the node join token carries.
+	InsecurePlaintext bool
 	// RootURL is where it dials the root (e.g. through a proxy); empty:
 	// the root's URL.
 	RootURL string
@@ -166,8 +173,30 @@ type Cluster struct {
 	Proc    *Proc
 	DataDir string
 	// NodeURL is its node API (registration, /metrics), at the advertised
-	// address; NodeToken the token nodes join with.
+	// address: https:// unless Insecure; NodeToken the token nodes join
+	// with (in thk1 form, with the pin of the cluster's CA, unless
+	// Insecure).
 	NodeURL, NodeToken string
+	Insecure           bool
+}
+
+// HTTPClient is a client of the cluster's node API: over https:// it
+// trusts exactly the CA the node join token pins, as nodes do.
+func (c *Cluster) HTTPClient() (*http.Client, error) {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	if c.Insecure {
+		return hc, nil
+	}
+	pin, _, err := pki.ParseJoinToken(c.NodeToken)
+	if err != nil || pin == "" {
+		return nil, fmt.Errorf("cluster %s: node join token without a CA pin (%v)", c.Name, err)
+	}
+	host := strings.TrimPrefix(c.NodeURL, "https://")
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	hc.Transport = &http.Transport{TLSClientConfig: pki.PinnedClient(pin, host)}
+	return hc, nil
 }
 
 // StartCluster starts a thicket-cluster (built by b) joined to root, on
@@ -189,9 +218,13 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 	if _, err := root.ClusterJoinToken(); err != nil {
 		return nil, err
 	}
-	c := &Cluster{Name: o.Name, DataDir: o.DataDir}
+	c := &Cluster{Name: o.Name, DataDir: o.DataDir, Insecure: o.InsecurePlaintext}
 	if o.RootURL == "" {
 		o.RootURL = root.URL
+	}
+	scheme := "https"
+	if o.InsecurePlaintext {
+		scheme = "http"
 	}
 	var err error
 	for range startAttempts {
@@ -203,7 +236,7 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 		if err != nil {
 			return nil, err
 		}
-		c.NodeURL = fmt.Sprintf("http://%s:%d", o.Advertise, apiPort)
+		c.NodeURL = fmt.Sprintf("%s://%s:%d", scheme, o.Advertise, apiPort)
 		args := []string{b.Path(ClusterProgram), "--name", o.Name, "--location", o.Location,
 			"--root-url", o.RootURL, "--join-token-file", filepath.Join(root.DataDir, "cluster-join-token"),
 			"--listen", net.JoinHostPort(o.Bind, strconv.Itoa(apiPort)), "--mqtt-listen", net.JoinHostPort(o.Bind, strconv.Itoa(mqttPort)),
@@ -216,6 +249,12 @@ func (b *Bin) StartCluster(ctx context.Context, root *Root, o ClusterOptions) (*
 				return nil, err
 			}
 			args = append(args, "--mqtt-url-file", f)
+		}
+		if o.MQTTCAFile != "" {
+			args = append(args, "--mqtt-ca-file", o.MQTTCAFile)
+		}
+		if o.InsecurePlaintext {
+			args = append(args, "--insecure-plaintext")
 		}
 		name := "cluster " + o.Name
 		c.Proc = &Proc{Name: name, Args: append(args, o.Args...), Env: o.Env, LogFile: logFile(o.LogDir, name)}
@@ -267,6 +306,9 @@ type NodeOptions struct {
 	// own addresses. Otherwise the node runs with --net-socket none and
 	// its instances share its network.
 	Overlay bool
+	// InsecurePlaintext lets it register over http:// and use a plain
+	// broker (--insecure-plaintext), for a cluster started so.
+	InsecurePlaintext bool
 	// Args are added to thicket-node's command line.
 	Args []string
 	// Engine is the command that runs thicket-node, the binary last:
@@ -342,6 +384,9 @@ func (b *Bin) StartNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		args = append(args, "--insecure-registry", o.Registry)
 	}
 	args = append(args, "--cpu-millis", strconv.Itoa(o.CPUMillis), "--memory-mb", strconv.Itoa(o.MemoryMB))
+	if o.InsecurePlaintext {
+		args = append(args, "--insecure-plaintext")
+	}
 	name := "node " + o.Label
 	n.Engine = &Proc{Name: name, LogFile: logFile(o.LogDir, name), Args: append(append(args, netArgs...), o.Args...)}
 	if err := n.Engine.Start(); err != nil {

@@ -185,7 +185,11 @@ func (e *Env) scaleOnce(ctx context.Context, n, place int, window time.Duration,
 	if err != nil {
 		return r, err
 	}
-	metricsURL := metricsSource{URL: st.cluster.NodeURL + "/metrics", Token: metricsTok}
+	clusterClient, err := st.cluster.HTTPClient()
+	if err != nil {
+		return r, err
+	}
+	metricsURL := metricsSource{URL: st.cluster.NodeURL + "/metrics", Token: metricsTok, Client: clusterClient}
 	if h, err := metricValue(ctx, metricsURL, "go_memstats_heap_inuse_bytes"); err == nil {
 		r.heapIdle = h / (1 << 20)
 	}
@@ -458,7 +462,11 @@ var metricsClient = &http.Client{Timeout: 10 * time.Second}
 // metricValue reads one sample of a Prometheus text exposition (0 when
 // absent), e.g. `thicket_cluster_instances{status="FAILED"}`.
 // metricsSource is a /metrics URL and the bearer token it requires.
-type metricsSource struct{ URL, Token string }
+// Client, if set, reaches it (the cluster's pins its CA).
+type metricsSource struct {
+	URL, Token string
+	Client     *http.Client
+}
 
 func metricValue(ctx context.Context, src metricsSource, sample string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
@@ -466,7 +474,11 @@ func metricValue(ctx context.Context, src metricsSource, sample string) (float64
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+src.Token)
-	resp, err := metricsClient.Do(req)
+	client := metricsClient
+	if src.Client != nil {
+		client = src.Client
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -11,12 +11,14 @@ package simnode
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // Config of a fleet.
@@ -44,6 +47,10 @@ type Config struct {
 type Fleet struct {
 	cfg   Config
 	nodes []*node
+	// http reaches the node API as nodes do (pinning the cluster's CA for
+	// https://); secret is the join token's secret.
+	http   *http.Client
+	secret string
 	// ReportsSent and ReportErrors count publications.
 	ReportsSent, ReportErrors atomic.Int64
 
@@ -73,7 +80,22 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Parallel == 0 {
 		cfg.Parallel = 16
 	}
-	f := &Fleet{cfg: cfg, owner: map[string]*node{}, firstRunning: map[string]time.Time{}}
+	f := &Fleet{cfg: cfg, owner: map[string]*node{}, firstRunning: map[string]time.Time{}, http: &http.Client{Timeout: 30 * time.Second}}
+	pin, secret, err := pki.ParseJoinToken(cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	f.secret = secret
+	if strings.HasPrefix(cfg.ClusterURL, "https://") {
+		u, err := url.Parse(cfg.ClusterURL)
+		if err != nil {
+			return nil, err
+		}
+		if pin == "" {
+			return nil, fmt.Errorf("simnode: %s: the node join token carries no pin", cfg.ClusterURL)
+		}
+		f.http.Transport = &http.Transport{TLSClientConfig: pki.PinnedClient(pin, u.Hostname()), MaxIdleConnsPerHost: cfg.Parallel}
+	}
 	f.nodes = make([]*node, cfg.N)
 	var (
 		wg    sync.WaitGroup
@@ -212,8 +234,8 @@ func (n *node) join(ctx, life context.Context, i int) error {
 		return err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Authorization", "Bearer "+n.f.cfg.Token)
-	resp, err := http.DefaultClient.Do(hreq)
+	hreq.Header.Set("Authorization", "Bearer "+n.f.secret)
+	resp, err := n.f.http.Do(hreq)
 	if err != nil {
 		return fmt.Errorf("register %s: %w", n.name, err)
 	}
@@ -225,10 +247,20 @@ func (n *node) join(ctx, life context.Context, i int) error {
 	if err := json.Unmarshal(data, &n.creds); err != nil {
 		return fmt.Errorf("register %s: %w", n.name, err)
 	}
+	var tc *tls.Config
+	if n.creds.MQTTCAPEM != "" {
+		u, err := url.Parse(n.creds.MQTTURL)
+		if err != nil {
+			return err
+		}
+		if tc, err = pki.CAClient([]byte(n.creds.MQTTCAPEM), u.Hostname()); err != nil {
+			return fmt.Errorf("register %s: broker CA: %w", n.name, err)
+		}
+	}
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	n.client, err = mqttc.Connect(cctx, mqttc.Options{
-		URL: n.creds.MQTTURL, ClientID: mqttc.NodeClientID(n.creds.NodeID),
+		URL: n.creds.MQTTURL, TLS: tc, ClientID: mqttc.NodeClientID(n.creds.NodeID),
 		Username: n.creds.MQTTUsername, Password: n.creds.MQTTPassword,
 		Logger: slog.New(slog.DiscardHandler),
 		OnConnect: func(c *mqttc.Client) {

@@ -29,17 +29,17 @@ type cli struct {
 	PlaintextRoot bool          `name:"insecure-plaintext-root" env:"THICKET_INSECURE_PLAINTEXT_ROOT" help:"Allow an http:// --root-url (a root started with --insecure-plaintext, and a token without a pin): development only, the credential and desired sets cross the network in clear."`
 	JoinToken     string        `env:"THICKET_JOIN_TOKEN" help:"Cluster join token from the root (<root data-dir>/cluster-join-token); prefer --join-token-file."`
 	JoinTokenFile string        `name:"join-token-file" env:"THICKET_JOIN_TOKEN_FILE" help:"File holding the cluster join token, read at start (waiting until it exists), e.g. the root's cluster-join-token on a shared volume."`
-	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (registration, /healthz, /metrics behind the metrics token)."`
+	Listen        string        `default:":10100" env:"THICKET_LISTEN" help:"Address of the node API (HTTPS: registration, /healthz, /metrics behind the metrics token)."`
 	MetricsToken  string        `name:"metrics-token-file" env:"THICKET_METRICS_TOKEN_FILE" help:"File holding the bearer token /metrics requires (default: <data-dir>/metrics-token, generated on first start)."`
 	MQTTListen    string        `name:"mqtt-listen" default:":10003" env:"THICKET_MQTT_LISTEN" help:"Address of the embedded MQTT broker."`
-	MQTTURL       string        `name:"mqtt-url" env:"THICKET_MQTT_URL" help:"External MQTT broker, e.g. tcp://user:pass@host:1883; empty embeds one. A URL with a password belongs in --mqtt-url-file."`
+	MQTTURL       string        `name:"mqtt-url" env:"THICKET_MQTT_URL" help:"External MQTT broker, e.g. mqtts://user:pass@host:8883 (tcp:// only with --insecure-plaintext); empty embeds one. A URL with a password belongs in --mqtt-url-file."`
 	MQTTURLFile   string        `name:"mqtt-url-file" env:"THICKET_MQTT_URL_FILE" help:"File holding the external MQTT broker's URL (keeps its credentials out of the process list)."`
-	AdvertiseAddr string        `name:"advertise-address" env:"THICKET_ADVERTISE_ADDRESS" help:"Address nodes use to reach this cluster's broker (default: the first non-loopback IPv4 address)."`
-	DataDir       string        `default:"/var/lib/thicket/cluster" env:"THICKET_DATA_DIR" help:"Directory for the embedded store and the node join token."`
+	AdvertiseAddr string        `name:"advertise-address" env:"THICKET_ADVERTISE_ADDRESS" help:"Address nodes use to reach this cluster's broker (default: the first non-loopback IPv4 address); in its TLS certificate."`
+	DataDir       string        `default:"/var/lib/thicket/cluster" env:"THICKET_DATA_DIR" help:"Directory for the embedded store, the cluster's CA (tls/) and the node join token."`
 	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir. A URL with a password belongs in --mongo-url-file."`
 	MongoURLFile  string        `name:"mongo-url-file" env:"THICKET_MONGO_URL_FILE" help:"File holding the MongoDB URL (keeps its credentials out of the process list)."`
 	MongoDatabase string        `default:"thicket_cluster" env:"THICKET_MONGO_DATABASE" help:"Database name."`
-	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start. Prefer --node-join-token-file."`
+	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start and holding the pin of the cluster's CA. Prefer --node-join-token-file."`
 	NodeTokenFile string        `name:"node-join-token-file" env:"THICKET_NODE_JOIN_TOKEN_FILE" help:"File holding the token nodes register with (instead of --node-join-token)."`
 	NodeGrace     time.Duration `default:"3s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before it is lost: its instances become UNKNOWN, and are replaced as their services' disconnect policies say."`
 	AcceptShrink  bool          `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set from the root even when it drops most of this cluster's instances without listing them as removed (by default they are held running: a root that lost its store cannot wipe the cluster)."`
@@ -47,7 +47,17 @@ type cli struct {
 	InstanceBlock string        `name:"instance-block" env:"THICKET_INSTANCE_BLOCK" help:"This cluster's block of instance addresses, e.g. 10.64.0.0/16; empty: assigned by the root."`
 	SubnetBits    int           `name:"node-subnet-bits" default:"24" env:"THICKET_NODE_SUBNET_BITS" help:"Prefix length of each node's instance subnet (24: 250+ instances per node)."`
 	LogLevel      slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	tlsFlags
 	pprofserve.Flag
+}
+
+// tlsFlags say how the node API and the MQTT broker are secured.
+type tlsFlags struct {
+	InsecurePlaintext bool     `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Serve the node API and the embedded MQTT broker without TLS, and allow a plain external broker. Development only: tokens, MQTT passwords and desired sets cross the network in clear."`
+	CACertFile        string   `name:"ca-cert-file" env:"THICKET_CA_CERT_FILE" help:"The cluster's CA certificate (PEM), with --ca-key-file (default: <data-dir>/tls/ca.crt, made on first start). Node join tokens carry its pin."`
+	CAKeyFile         string   `name:"ca-key-file" env:"THICKET_CA_KEY_FILE" help:"The key of --ca-cert-file (PEM)."`
+	TLSSAN            []string `name:"tls-san" env:"THICKET_TLS_SANS" help:"More names or addresses nodes may dial this cluster at, for its certificate (repeatable; the advertised, listen and host addresses are in it already)."`
+	MQTTCAFile        string   `name:"mqtt-ca-file" env:"THICKET_MQTT_CA_FILE" help:"CA (PEM) that issued an external mqtts:// broker's certificate: the cluster verifies the broker with it and hands it to nodes at registration (default: the system's roots)."`
 }
 
 func main() {
@@ -127,6 +137,7 @@ func main() {
 		DataDir: c.DataDir, MongoURL: c.MongoURL, MongoDatabase: c.MongoDatabase,
 		NodeJoinToken: c.NodeJoinToken, MetricsTokenFile: c.MetricsToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
 		Block: block.Masked(), SubnetBits: c.SubnetBits, AcceptShrinkingSets: c.AcceptShrink,
+		InsecurePlaintext: c.InsecurePlaintext, CACertFile: c.CACertFile, CAKeyFile: c.CAKeyFile, TLSSANs: c.TLSSAN, MQTTCAFile: c.MQTTCAFile,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-cluster failed", "err", err)

@@ -10,6 +10,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,10 @@ import (
 type Config struct {
 	// Listen is the TCP address to listen on, e.g. ":10003" (":0" picks a port).
 	Listen string
+	// TLS, if set, makes the listener serve MQTT over TLS only (mqtts://):
+	// nodes' passwords and desired sets never cross the network in clear.
+	// Nil serves plain MQTT (development only).
+	TLS *tls.Config
 	// Auth decides who may connect. Required.
 	Auth Authenticator
 	// Logger receives the broker's own logs; mochi's internal logs are
@@ -109,7 +114,7 @@ func (b *Broker) Start() error {
 	if b.state != 0 {
 		return errors.New("broker: already started or closed")
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.cfg.Listen})
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.cfg.Listen, TLSConfig: b.cfg.TLS})
 	if err := b.srv.AddListener(tcp); err != nil { // binds the socket
 		return fmt.Errorf("broker: listen on %s: %w", b.cfg.Listen, err)
 	}
@@ -120,7 +125,7 @@ func (b *Broker) Start() error {
 	}
 	b.tcp = tcp
 	b.state = 1
-	b.log.Info("mqtt broker listening", "addr", tcp.Address())
+	b.log.Info("mqtt broker listening", "addr", tcp.Address(), "tls", b.cfg.TLS != nil)
 	return nil
 }
 

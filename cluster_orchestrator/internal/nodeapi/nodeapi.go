@@ -21,6 +21,7 @@ import (
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/jsonhttp"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/internal/secretfile"
 )
 
@@ -35,10 +36,16 @@ type Registrar interface {
 
 // Config of the API.
 type Config struct {
-	// JoinToken is what nodes must show to register.
+	// JoinToken is what nodes must show to register: its secret (a
+	// token in thk1 form, with the pin of the cluster's CA, counts by its
+	// secret, and nodes may show either form).
 	JoinToken string
 	// MQTTURL is the broker address given to nodes.
-	MQTTURL        string
+	MQTTURL string
+	// MQTTCAPEM is the PEM of the CA nodes verify the broker with
+	// (wire.NodeRegisterResponse.MQTTCAPEM); empty for a plain broker or
+	// one the system's roots trust.
+	MQTTCAPEM      string
 	ReportInterval time.Duration
 	// Metrics serves GET /metrics (nil: not served); see package
 	// metricsauth.
@@ -48,9 +55,16 @@ type Config struct {
 // Handler returns the HTTP handler.
 func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	_, want, err := pki.ParseJoinToken(cfg.JoinToken)
+	if err != nil || want == "" {
+		want = cfg.JoinToken
+	}
 	mux.HandleFunc("POST /api/node/register", func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !secretfile.Equal(tok, cfg.JoinToken) {
+		if _, secret, err := pki.ParseJoinToken(tok); err == nil {
+			tok = secret
+		}
+		if want == "" || !secretfile.Equal(tok, want) {
 			writeErr(w, http.StatusUnauthorized, "invalid node join token", "")
 			return
 		}
@@ -91,7 +105,7 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 		jsonhttp.Write(w, http.StatusOK, wire.NodeRegisterResponse{
 			NodeID: id, MQTTURL: brokerFor(cfg.MQTTURL, r.Host), MQTTUsername: id, MQTTPassword: pw,
 			DesiredTopic: wire.DesiredTopic(id), ReportTopic: wire.ReportTopic(id),
-			ReportIntervalMS: cfg.ReportInterval.Milliseconds(),
+			ReportIntervalMS: cfg.ReportInterval.Milliseconds(), MQTTCAPEM: cfg.MQTTCAPEM,
 		})
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -62,7 +62,11 @@ func TestRegisterStatuses(t *testing.T) {
 		}
 		return "id-" + req.Name, nil
 	})
-	h := Handler(Config{JoinToken: "tok", MQTTURL: "tcp://127.0.0.1:1883"}, reg, slog.New(slog.DiscardHandler))
+	// The cluster's token carries its CA's pin; nodes may show the secret
+	// alone or the whole token, and the answer carries the broker's CA.
+	other := "thk1" + strings.Repeat("b", 64)
+	h := Handler(Config{JoinToken: "thk1" + strings.Repeat("a", 64) + "::tok", MQTTURL: "mqtts://127.0.0.1:1883", MQTTCAPEM: "ca-pem"}, reg, slog.New(slog.DiscardHandler))
+
 	for _, tc := range []struct {
 		name, token string
 		req         wire.NodeRegisterRequest
@@ -73,6 +77,12 @@ func TestRegisterStatuses(t *testing.T) {
 		{"its own", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n1", NodeID: "id-n1", Credential: "pw"}, http.StatusOK, "id-n1"},
 		{"new", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusOK, "id-n2"},
 		{"wrong token", "bad", wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusUnauthorized, "invalid node join token"},
+		{"whole token", "thk1" + strings.Repeat("a", 64) + "::tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n3"}, http.StatusOK, `"mqtt_ca_pem":"ca-pem"`},
+		// The pin is not checked here (the node checks it), the secret is.
+		{"another pin, same secret", other + "::tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n4"}, http.StatusOK, "id-n4"},
+		{"the pin as a secret", strings.Repeat("a", 64), wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusUnauthorized, "invalid"},
+		{"the whole token as a secret", "thk1" + strings.Repeat("a", 64), wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusUnauthorized, "invalid"},
+		{"empty", "", wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusUnauthorized, "invalid"},
 	} {
 		body, _ := json.Marshal(tc.req)
 		r := httptest.NewRequest(http.MethodPost, "/api/node/register", bytes.NewReader(body))

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/broker"
@@ -26,6 +26,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/metricsauth"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/internal/secretfile"
 	"github.com/thicket-edge/thicket/mongodb"
 )
@@ -62,6 +63,19 @@ type Config struct {
 	SubnetBits int
 	// AcceptShrinkingSets: see manager.Config.
 	AcceptShrinkingSets bool
+	// InsecurePlaintext serves the node API and the embedded broker
+	// without TLS (development only; logged at every start).
+	InsecurePlaintext bool
+	// CACertFile and CAKeyFile are the operator's CA for the node API and
+	// the embedded broker; empty: <DataDir>/tls, made on first start.
+	CACertFile, CAKeyFile string
+	// TLSSANs are more names and addresses for the listeners' certificate
+	// (e.g. the outside address of a cluster behind a port forward).
+	TLSSANs []string
+	// MQTTCAFile is the CA (PEM) that issued an external mqtts:// broker's
+	// certificate: the cluster verifies the broker with it, and hands it
+	// to nodes at registration.
+	MQTTCAFile string
 }
 
 // Run starts the cluster manager and serves until ctx ends. ready, if set,
@@ -86,7 +100,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err != nil {
 		return err
 	}
-	nodeToken, err := nodeJoinToken(cfg)
+	var certs *serverCert
+	pin := ""
+	if cfg.InsecurePlaintext {
+		warnPlaintext(log)
+	} else {
+		ca, err := clusterCA(cfg)
+		if err != nil {
+			return err
+		}
+		if certs, err = newServerCert(ca, cfg); err != nil {
+			return err
+		}
+		pin = ca.Pin()
+		log.Info("node API and MQTT broker serve TLS with the cluster's CA; node join tokens carry its pin", "ca_pin", pin)
+	}
+	nodeToken, err := nodeJoinToken(cfg, pin)
 	if err != nil {
 		return err
 	}
@@ -115,13 +144,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		m.SetNetwork(id.ClusterID, id.AllBlocks(), wire.Network{})
 	}
 
-	var mqttURL, nodeMQTTURL, user, pass string
+	var mqttURL, nodeMQTTURL, user, pass, nodeMQTTCA string
+	var mqttTLS *tls.Config
 	if cfg.MQTTURL == "" {
 		mgrPass, err := randomSecret()
 		if err != nil {
 			return err
 		}
-		b, err := broker.New(broker.Config{Listen: cfg.MQTTListen, Auth: &authenticator{m: m, password: mgrPass}, Logger: log})
+		bc := broker.Config{Listen: cfg.MQTTListen, Auth: &authenticator{m: m, password: mgrPass}, Logger: log}
+		scheme := "tcp://"
+		if certs != nil {
+			bc.TLS, scheme = certs.config(), "mqtts://"
+		}
+		b, err := broker.New(bc)
 		if err != nil {
 			return err
 		}
@@ -133,8 +168,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		// (a broker bound to one address of a multi-homed host does not
 		// answer on 127.0.0.1).
 		host, port, _ := net.SplitHostPort(b.Addr())
-		mqttURL = "tcp://" + net.JoinHostPort(dialHost(host), port)
-		nodeMQTTURL = "tcp://" + net.JoinHostPort(cfg.AdvertiseAddr, port)
+		mqttURL = scheme + net.JoinHostPort(dialHost(host), port)
+		nodeMQTTURL = scheme + net.JoinHostPort(cfg.AdvertiseAddr, port)
+		if certs != nil {
+			mqttTLS = pki.PinnedClientNaming(pin, dialHost(host))
+			nodeMQTTCA = string(certs.ca.PEM)
+		}
 		user, pass = managerUser, mgrPass
 		log.Info("embedded MQTT broker listening", "addr", b.Addr())
 	} else {
@@ -143,10 +182,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		if mqttURL, user, pass, err = splitCredentials(cfg.MQTTURL); err != nil {
 			return err
 		}
+		if mqttTLS, nodeMQTTCA, err = externalBrokerTLS(mqttURL, cfg); err != nil {
+			return err
+		}
 		nodeMQTTURL = mqttURL
 	}
 	client, err := mqttc.Connect(ctx, mqttc.Options{
-		URL: mqttURL, ClientID: "thicket-cluster-" + cfg.Name, Username: user, Password: pass, Logger: log,
+		URL: mqttURL, TLS: mqttTLS, ClientID: "thicket-cluster-" + cfg.Name, Username: user, Password: pass, Logger: log,
 		OnConnect: func(c *mqttc.Client) {
 			err := c.Subscribe(ctx, "thicket/node/+/report", 0, func(topic string, payload []byte) {
 				var r wire.NodeReport
@@ -177,10 +219,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	hs := &http.Server{
-		Handler:           nodeapi.Handler(nodeapi.Config{JoinToken: nodeToken, Metrics: metricsauth.Handler(metricsToken), MQTTURL: nodeMQTTURL, ReportInterval: cfg.ReportEvery}, m, log),
+		Handler: nodeapi.Handler(nodeapi.Config{JoinToken: nodeToken, Metrics: metricsauth.Handler(metricsToken), MQTTURL: nodeMQTTURL,
+			MQTTCAPEM: nodeMQTTCA, ReportInterval: cfg.ReportEvery}, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
+		// A node that fails to verify this server closes the handshake:
+		// the node logs why, the cluster need not.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
+	if certs != nil {
+		ln = tls.NewListener(ln, certs.config())
+	}
 	go func() { errc <- hs.Serve(ln) }()
 	managed := make(chan struct{})
 	go func() { m.Run(ctx); close(managed) }()
@@ -199,7 +248,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	} else {
 		log.Warn("no --root-url: running as a standalone cluster")
 	}
-	log.Info("thicket-cluster running", "name", cfg.Name, "node_api", ln.Addr().String(), "mqtt_for_nodes", nodeMQTTURL, "data_dir", cfg.DataDir)
+	log.Info("thicket-cluster running", "name", cfg.Name, "node_api", ln.Addr().String(), "tls", certs != nil, "mqtt_for_nodes", nodeMQTTURL, "data_dir", cfg.DataDir)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -252,15 +301,6 @@ func (p *publisher) PublishDesired(ctx context.Context, nodeID string, d wire.No
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return p.c.Publish(pctx, wire.DesiredTopic(nodeID), 1, true, b)
-}
-
-// nodeJoinToken returns the configured token, or the one in the data dir,
-// creating it on first start.
-func nodeJoinToken(cfg Config) (string, error) {
-	if cfg.NodeJoinToken != "" {
-		return cfg.NodeJoinToken, nil
-	}
-	return secretfile.LoadOrCreate(filepath.Join(cfg.DataDir, NodeJoinTokenFile), "thn_")
 }
 
 func randomSecret() (string, error) {

@@ -30,8 +30,8 @@ import (
 )
 
 type cli struct {
-	ClusterURL       string     `required:"" env:"THICKET_CLUSTER_URL" help:"URL of the cluster's node API, e.g. http://cluster:10100."`
-	Token            string     `env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token); prefer --token-file."`
+	ClusterURL       string     `required:"" env:"THICKET_CLUSTER_URL" help:"URL of the cluster's node API, e.g. https://cluster:10100 (http:// only with --insecure-plaintext)."`
+	Token            string     `env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token, which carries the pin of the cluster's CA); prefer --token-file."`
 	TokenFile        string     `name:"token-file" env:"THICKET_NODE_TOKEN_FILE" help:"File holding the node join token (keeps it out of the process list)."`
 	Name             string     `env:"THICKET_NODE_NAME" help:"Node name, unique in the cluster (default: the host name)."`
 	Address          string     `env:"THICKET_NODE_ADDRESS" help:"Address at which others reach this node (default: the first non-loopback IPv4 address)."`
@@ -49,6 +49,7 @@ type cli struct {
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
 	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node: larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	Insecure         bool       `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Allow an http:// cluster URL and a plain MQTT broker. Development only: the join token, the MQTT password and desired sets cross the network in clear, and the cluster is not verified."`
 	pprofserve.Flag
 	memtrim.Trimming
 	sandboxFlags
@@ -82,6 +83,10 @@ func main() {
 	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
+	}
+	if c.Insecure {
+		log.Warn("INSECURE: --insecure-plaintext: this node may register over plain HTTP and use a plain MQTT broker; " +
+			"its join token, MQTT password and desired sets (with their environment variables) may cross the network in clear. For development only.")
 	}
 	if c.Address == "" {
 		c.Address = netaddr.FirstIPv4()
@@ -128,8 +133,8 @@ func main() {
 	}
 	eng := engine.New(engine.Config{
 		ClusterURL: c.ClusterURL, JoinToken: token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
-		AcceptShrinkingSets: c.AcceptShrink,
-		Capacity:            wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
+		AcceptShrinkingSets: c.AcceptShrink, InsecurePlaintext: c.Insecure,
+		Capacity: wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
 	}, runtimes.NewRegistry(offered(c.Virtualizations, ctr, wasmRT, ukRT)...), log)
 	if err := eng.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("thicket-node failed", "err", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/memtrim"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/node_engine/internal/hostinfo"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
@@ -47,6 +48,10 @@ type Config struct {
 	// AcceptShrinkingSets applies a desired set even when it drops most
 	// of what the node runs without listing it as removed.
 	AcceptShrinkingSets bool
+	// InsecurePlaintext allows an http:// cluster URL and a plain MQTT
+	// broker (development only); otherwise the node API must be https://
+	// with the pin in the join token, and the broker mqtts://.
+	InsecurePlaintext bool
 }
 
 // Engine is a running node engine.
@@ -189,6 +194,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	e.emptyJobFiles()
+	if _, err := e.trust(); err != nil {
+		return err
+	}
 	creds, err := e.loadCredentials()
 	if err != nil {
 		return err
@@ -201,8 +209,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			creds = fresh
-		} else if ctx.Err() == nil {
+		} else if ctx.Err() == nil && creds.MQTTURL != "" {
 			e.log.Warn("cannot register again now; using the saved credentials", "err", err)
+		}
+		if creds.MQTTURL == "" {
+			creds = nil // saved under another CA pin: register anew
 		}
 	}
 	var client *mqttc.Client
@@ -316,6 +327,13 @@ func (e *Engine) reregister(ctx context.Context) (*mqttc.Client, *credentials) {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	fresh, err := e.register(rctx)
 	cancel()
+	if errors.Is(err, pki.ErrPinMismatch) {
+		// Not a passing outage: a server of another CA answers at the
+		// cluster's address (a man in the middle, or a cluster that lost
+		// its CA). The node keeps running what it runs, and tries again.
+		e.log.Error("register again while cut off: refused the server", "err", err)
+		return nil, nil
+	}
 	if err != nil {
 		e.log.Debug("register again while cut off", "err", err)
 		return nil, nil
@@ -335,7 +353,7 @@ func (e *Engine) reregister(ctx context.Context) (*mqttc.Client, *credentials) {
 func (e *Engine) registerRetrying(ctx context.Context) (*credentials, error) {
 	for wait := time.Second; ; wait = min(wait*2, 15*time.Second) {
 		c, err := e.register(ctx)
-		if err == nil || errors.Is(err, ErrJoinRefused) || errors.Is(err, ErrNameTaken) {
+		if err == nil || errors.Is(err, ErrJoinRefused) || errors.Is(err, ErrNameTaken) || errors.Is(err, ErrUntrusted) || errors.Is(err, pki.ErrPinMismatch) {
 			return c, err
 		}
 		e.log.Warn("cannot register yet; retrying", "err", err, "in", wait)
@@ -351,8 +369,12 @@ func (e *Engine) registerRetrying(ctx context.Context) (*credentials, error) {
 // subscription to the desired set, renewed on every reconnection, lives as
 // long as life.
 func (e *Engine) connect(ctx, life context.Context, c *credentials) (*mqttc.Client, error) {
+	tc, err := e.mqttTLS(c)
+	if err != nil {
+		return nil, err
+	}
 	return mqttc.Connect(ctx, mqttc.Options{
-		URL: c.MQTTURL, ClientID: "thicket-node-" + c.NodeID, Username: c.MQTTUsername, Password: c.MQTTPassword, Logger: e.log,
+		URL: c.MQTTURL, TLS: tc, ClientID: "thicket-node-" + c.NodeID, Username: c.MQTTUsername, Password: c.MQTTPassword, Logger: e.log,
 		OnConnect: func(cl *mqttc.Client) {
 			err := cl.Subscribe(life, c.DesiredTopic, 1, func(_ string, payload []byte) {
 				var d wire.NodeDesired

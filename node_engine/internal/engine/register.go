@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // credentialsFile keeps the node's identity in the data dir (mode 0600), so
@@ -22,6 +23,11 @@ const credentialsFile = "node-credentials.json"
 
 type credentials struct {
 	ClusterURL string `json:"cluster_url"`
+	// CAPin is the pin of the cluster's CA that the registration was
+	// verified with ("" over plain HTTP). The broker's CA
+	// (NodeRegisterResponse.MQTTCAPEM) came over that connection, so a
+	// restarted node verifies the broker as the first start did.
+	CAPin string `json:"ca_pin,omitempty"`
 	wire.NodeRegisterResponse
 }
 
@@ -54,12 +60,22 @@ func (e *Engine) loadCredentials() (*credentials, error) {
 	if c.ClusterURL != e.cfg.ClusterURL || c.NodeID == "" {
 		return nil, nil // another cluster: register anew
 	}
+	if pin, _, err := pki.ParseJoinToken(e.cfg.JoinToken); err == nil && pin != c.CAPin {
+		// The token names another CA (the cluster's CA was replaced): the
+		// saved broker CA is not to be trusted any more. The identity still
+		// is this node's, to show when it registers again.
+		c.MQTTCAPEM, c.MQTTURL = "", ""
+	}
 	return &c, nil
 }
 
 // register asks the cluster for an identity and MQTT credentials, and keeps
 // them.
 func (e *Engine) register(ctx context.Context) (*credentials, error) {
+	trust, err := e.trust()
+	if err != nil {
+		return nil, err
+	}
 	d, _ := e.desiredSet()
 	req := wire.NodeRegisterRequest{
 		Version: wire.Version, Name: e.cfg.Name, Arch: e.arch(),
@@ -76,8 +92,11 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 		return nil, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Authorization", "Bearer "+e.cfg.JoinToken)
-	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(hreq)
+	hreq.Header.Set("Authorization", "Bearer "+trust.secret)
+	resp, err := trust.httpClient().Do(hreq)
+	if errors.Is(err, pki.ErrPinMismatch) {
+		return nil, fmt.Errorf("register with %s: refused the server, nothing sent: %w", e.cfg.ClusterURL, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("register with %s: %w", e.cfg.ClusterURL, err)
 	}
@@ -97,7 +116,7 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("register with %s: %s: %s", e.cfg.ClusterURL, resp.Status, bytes.TrimSpace(data))
 	}
-	c := &credentials{ClusterURL: e.cfg.ClusterURL}
+	c := &credentials{ClusterURL: e.cfg.ClusterURL, CAPin: trust.pin}
 	if err := json.Unmarshal(data, &c.NodeRegisterResponse); err != nil {
 		return nil, fmt.Errorf("register: decode answer: %w", err)
 	}

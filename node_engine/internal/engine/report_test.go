@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/mqttc/mqttctest"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -26,26 +30,23 @@ import (
 type testBroker struct {
 	srv     *mqtt.Server
 	url     string
+	caPEM   string // the CA of its TLS certificate
 	reports chan wire.NodeReport
 }
-
-// allowAll lets every client connect, publish and subscribe.
-type allowAll struct{ mqtt.HookBase }
-
-func (allowAll) ID() string { return "allow-all" }
-func (allowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-func (allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
 
 func startBroker(t *testing.T) *testBroker {
 	t.Helper()
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
+	if err := srv.AddHook(new(mqttctest.AllowAll), nil); err != nil {
 		t.Fatal(err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
+	// Over TLS, as the cluster's broker serves by default.
+	ca, cert, err := pki.NewCAWithLeaf("test cluster CA", pki.Leaf{Name: "broker", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0",
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 	if err := srv.AddListener(tcp); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func startBroker(t *testing.T) *testBroker {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	b := &testBroker{srv: srv, url: "tcp://" + tcp.Address(), reports: make(chan wire.NodeReport, 16)}
+	b := &testBroker{srv: srv, url: "mqtts://" + tcp.Address(), caPEM: string(ca.PEM), reports: make(chan wire.NodeReport, 16)}
 	if err := srv.Subscribe(wire.ReportTopic("+"), 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		var r wire.NodeReport
 		if err := json.Unmarshal(pk.Payload, &r); err != nil {
@@ -67,9 +68,9 @@ func startBroker(t *testing.T) *testBroker {
 	return b
 }
 
-func testCredentials(url string) *credentials {
+func testCredentials(url, caPEM string) *credentials {
 	return &credentials{NodeRegisterResponse: wire.NodeRegisterResponse{
-		NodeID: "node-1", MQTTURL: url, DesiredTopic: wire.DesiredTopic("node-1"), ReportTopic: wire.ReportTopic("node-1"), ReportIntervalMS: 1000,
+		NodeID: "node-1", MQTTURL: url, MQTTCAPEM: caPEM, DesiredTopic: wire.DesiredTopic("node-1"), ReportTopic: wire.ReportTopic("node-1"), ReportIntervalMS: 1000,
 	}}
 }
 
@@ -78,7 +79,7 @@ func (b *testBroker) connect(t *testing.T, e *Engine) (*mqttc.Client, *credentia
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	c := testCredentials(b.url)
+	c := testCredentials(b.url, b.caPEM)
 	cl, err := e.connect(ctx, ctx, c)
 	if err != nil {
 		t.Fatal(err)

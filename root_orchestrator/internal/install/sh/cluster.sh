@@ -108,7 +108,7 @@ main() {
 Thicket cluster $name runs on $address, joined to $ROOT_URL.
   Node join token: $DATA/cluster/node-join-token
   Add a worker:    copy that file to the worker (e.g. scp, mode 0600), then there:
-$(oneliner worker.sh --cluster-url "http://$address:$PORT" --token-file node-join-token)
+$(oneliner worker.sh --cluster-url "https://$address:$PORT" --token-file node-join-token)
   Stop:            $(oneliner cluster.sh --stop --data-dir "$DATA" "[--purge]")
 EOF2
 }

@@ -140,7 +140,7 @@ main() {
 	svc_ensure net
 	svc_wait net "thicket-net listening" "thicket-net failed" "thicket-net cannot start"
 
-	SVC_ARGS=$(lines "$PREFIX/thicket-node" --cluster-url "http://127.0.0.1:$CLUSTER_PORT" --data-dir "$DATA/node" \
+	SVC_ARGS=$(lines "$PREFIX/thicket-node" --cluster-url "https://127.0.0.1:$CLUSTER_PORT" --data-dir "$DATA/node" \
 		--net-socket "$NET_SOCK" --address "$host")$NL$NODE_FLAGS
 	SVC_ARGS=${SVC_ARGS%"$NL"}
 	SVC_ENV="THICKET_NODE_TOKEN_FILE=$(shell_quote "$DATA/cluster/node-join-token")"
@@ -165,7 +165,7 @@ Thicket is running ($how).
                    thicket login --server https://$host:$ROOT_PORT --ca-file ca.crt)
   Binaries:        $PREFIX
   Add a worker:    copy $DATA/cluster/node-join-token to it (e.g. scp, mode 0600), then there:
-$(oneliner worker.sh --cluster-url "http://$host:$CLUSTER_PORT" --token-file node-join-token)
+$(oneliner worker.sh --cluster-url "https://$host:$CLUSTER_PORT" --token-file node-join-token)
   Add a cluster:   copy $DATA/root/cluster-join-token to it, then there:
 $(oneliner cluster.sh --name NAME --token-file cluster-join-token)
   Stop:            $stop [--purge]   (instances keep running unless --purge)

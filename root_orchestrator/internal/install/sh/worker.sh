@@ -1,7 +1,7 @@
 #!/bin/sh
 # Thicket worker installer, served by thicket-root:
 #
-#   curl -sfL {{.RootURL}}/install/worker.sh | sh -s -- --cluster-url http://CLUSTER:10100 --token-file FILE [options]
+#   curl -sfL {{.RootURL}}/install/worker.sh | sh -s -- --cluster-url https://CLUSTER:10100 --token-file FILE [options]
 #
 # Downloads thicket-net and thicket-node from the root (checked by SHA-256),
 # installs containerd and runc with apt-get if missing, and starts both (systemd
@@ -23,9 +23,10 @@ usage() {
 	cat <<'EOF2'
 Usage: worker.sh --cluster-url URL --token-file FILE [options]
 
-  --cluster-url URL    the cluster's node API, e.g. http://cluster:10100
+  --cluster-url URL    the cluster's node API, e.g. https://cluster:10100
   --token-file FILE    file holding the node join token (a copy of the cluster's
-                       <data-dir>/cluster/node-join-token)
+                       <data-dir>/cluster/node-join-token; it pins the cluster's CA,
+                       and thicket-node refuses a server of any other)
   --token TOKEN        the token itself (visible in the process list and your shell history:
                        prefer --token-file)
   --address IP         this machine's address towards its cluster and peers (default: first IPv4)
@@ -60,9 +61,12 @@ script_opt() {
 
 main() {
 	begin "$@"
-	[ -n "$CLUSTER_URL" ] || die "--cluster-url is required (the cluster's node API, e.g. http://cluster:10100)"
+	[ -n "$CLUSTER_URL" ] || die "--cluster-url is required (the cluster's node API, e.g. https://cluster:10100)"
 	[ -n "$TOKEN" ] || die "--token-file is required (a copy of the node join token in the cluster's data dir: cluster/node-join-token)"
-	reachable cluster "$CLUSTER_URL" --cluster-url
+	# Only whether it answers (nothing secret is sent): thicket-node verifies
+	# the cluster's certificate against the pin in the token.
+	curl -sfk --connect-timeout 10 -o /dev/null "$CLUSTER_URL/healthz" ||
+		die "cannot reach the cluster at $CLUSTER_URL (GET /healthz failed): check --cluster-url and that its port is open to this machine"
 	root_trust
 	detect
 	address=${ADDRESS:-$(first_ipv4)}
@@ -88,6 +92,8 @@ main() {
 	svc_ensure node
 	svc_wait node "thicket-node running" \
 		"refused the node join token" "the cluster at $CLUSTER_URL refused the node join token: check --token-file (a copy of the cluster's node-join-token file)" \
+		"not issued by the pinned CA" "the server at $CLUSTER_URL is not the cluster the token pins (its certificate is of another CA): a man in the middle, or a token of another cluster" \
+		"carries no pin" "the token has no pin of the cluster's CA: copy the cluster's node-join-token file again" \
 		"thicket-node failed" "thicket-node cannot start"
 
 	case $INIT in

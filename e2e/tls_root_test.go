@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -83,67 +82,6 @@ func (m *mitm) asked() []string {
 func (m *mitm) ran() bool {
 	_, err := os.Stat(m.marker)
 	return err == nil
-}
-
-// recorder is a TCP proxy that keeps every byte it forwards, both ways:
-// what anyone on the path reads.
-type recorder struct {
-	addr string
-	mu   sync.Mutex
-	seen bytes.Buffer
-}
-
-func startRecorder(t *testing.T, host, target string) *recorder {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	r := &recorder{addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go r.forward(c, target)
-		}
-	}()
-	return r
-}
-
-func (r *recorder) forward(c net.Conn, target string) {
-	defer c.Close()
-	up, err := net.Dial("tcp", target)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	copyRec := func(dst, src net.Conn) {
-		_, _ = io.Copy(io.MultiWriter(dst, r), src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go copyRec(up, c)
-	go copyRec(c, up)
-	<-done
-	<-done
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.seen.Write(p)
-}
-
-func (r *recorder) bytes() []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return bytes.Clone(r.seen.Bytes())
 }
 
 // checkNothingInClear fails the test when the recorded traffic holds a
@@ -288,15 +226,15 @@ func TestTLSRoot(t *testing.T) {
 
 	t.Run("a plain read shows no credential", func(t *testing.T) {
 		th.t = t
-		toRoot := startRecorder(t, bridgeAddr, rootAddr)
-		cliPath := startRecorder(t, bridgeAddr, rootAddr)
-		started := bin.MustStartCluster(t, s.started, testharness.ClusterOptions{Name: "tlscl", RootURL: "https://" + toRoot.addr, Advertise: bridgeAddr})
+		toRoot := startRecordingProxy(t, net.JoinHostPort(bridgeAddr, "0"), rootAddr)
+		cliPath := startRecordingProxy(t, net.JoinHostPort(bridgeAddr, "0"), rootAddr)
+		started := bin.MustStartCluster(t, s.started, testharness.ClusterOptions{Name: "tlscl", RootURL: "https://" + toRoot.ln.Addr().String(), Advertise: bridgeAddr})
 		c := &cluster{name: "tlscl", proc: &proc{Proc: started.Proc, t: t}, dir: started.DataDir, nodeURL: started.NodeURL, nodeToken: started.NodeToken}
 		s.clusters[c.name] = c
 		s.addNode(c, "t1", 92, 1024, c.nodeToken)
 		s.waitNodes(map[string]int{"tlscl": 1})
 
-		server := "https://" + cliPath.addr
+		server := "https://" + cliPath.ln.Addr().String()
 		if _, errs, code := th.run(password+"\n", "--server", server, "--ca-file", caFile, "login", "--password-stdin"); code != 0 {
 			t.Fatalf("login through the recorder: %s", errs)
 		}
@@ -317,8 +255,8 @@ func TestTLSRoot(t *testing.T) {
 		time.Sleep(3 * time.Second)
 		secrets := map[string]string{"admin password": password, "access token": creds.Token, "refresh token": creds.RefreshToken,
 			"join token": joinSecret, "environment secret": envSecret, "node join token": c.nodeToken}
-		checkNothingInClear(t, "between the CLI and the root", cliPath.bytes(), secrets)
-		checkNothingInClear(t, "between the cluster and the root", toRoot.bytes(), secrets)
+		checkNothingInClear(t, "between the CLI and the root", cliPath.recorded(), secrets)
+		checkNothingInClear(t, "between the cluster and the root", toRoot.recorded(), secrets)
 		// The recorders saw what was asked: the deploy reached the cluster.
 		var apps []api.Application
 		s.api.must("GET", "/api/applications/", nil, &apps)
