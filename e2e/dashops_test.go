@@ -39,7 +39,11 @@ func TestDashboardHonestHealth(t *testing.T) {
 		t.Errorf("service: %s (%s) %d/%d running; want DEGRADED 1/2", svc.Status, svc.StatusDetail, svc.Running, svc.Desired)
 	}
 
-	b := browsertest.New(t, s.rootURL, 1280, 860)
+	spki, err := s.started.LeafSPKI(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.NewTrusting(t, s.rootURL, spki, 1280, 860)
 	b.Login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
 	b.WaitText("main .table", "honest")
 	b.WaitText("main .table", "DEGRADED")

@@ -229,7 +229,7 @@ func TestTLSRoot(t *testing.T) {
 		toRoot := startRecordingProxy(t, net.JoinHostPort(bridgeAddr, "0"), rootAddr)
 		cliPath := startRecordingProxy(t, net.JoinHostPort(bridgeAddr, "0"), rootAddr)
 		started := bin.MustStartCluster(t, s.started, testharness.ClusterOptions{Name: "tlscl", RootURL: "https://" + toRoot.ln.Addr().String(), Advertise: bridgeAddr})
-		c := &cluster{name: "tlscl", proc: &proc{Proc: started.Proc, t: t}, dir: started.DataDir, nodeURL: started.NodeURL, nodeToken: started.NodeToken}
+		c := &cluster{name: "tlscl", proc: &proc{Proc: started.Proc, t: t}, dir: started.DataDir, nodeURL: started.NodeURL, nodeToken: started.NodeToken, started: started}
 		s.clusters[c.name] = c
 		s.addNode(c, "t1", 92, 1024, c.nodeToken)
 		s.waitNodes(map[string]int{"tlscl": 1})
