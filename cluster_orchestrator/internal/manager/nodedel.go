@@ -16,7 +16,7 @@ func (e *DeletedNodeError) NodeDeleted() string { return e.ID }
 
 func (e *DeletedNodeError) Error() string {
 	return fmt.Sprintf("node %s (%s) was deleted by an admin; its credential is revoked. To join again as a new node, "+
-		"remove its saved identity (node.json in the data dir, or start with a new --data-dir) and register with a node join token", e.Name, e.ID)
+		"remove its saved credentials (node-credentials.json in its data dir) and register with a node join token", e.Name, e.ID)
 }
 
 // OnNodeDeleted sets what to call for each node deleted (the broker drops
