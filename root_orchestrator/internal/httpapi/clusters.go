@@ -334,15 +334,7 @@ func (s *Server) deleteJoinToken(c echo.Context) error {
 // credential stops working at once (its sync and watch get 401), its nodes
 // and address blocks are freed, and its instances are placed elsewhere.
 func (s *Server) deleteCluster(c echo.Context) error {
-	sn := s.state.Snapshot()
-	cl := sn.Cluster(c.Param("id"))
-	if cl == nil {
-		for _, x := range sn.Clusters() {
-			if x.Name == c.Param("id") {
-				cl = x
-			}
-		}
-	}
+	cl := clusterByIDOrName(s.state.Snapshot(), c.Param("id"))
 	if cl == nil {
 		return errNotFound
 	}

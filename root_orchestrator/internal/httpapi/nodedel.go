@@ -19,20 +19,26 @@ func deletedNodes(sn *state.Snapshot, clusterID string) []string {
 	return nil
 }
 
+// clusterByIDOrName is the cluster of that id, else of that name.
+func clusterByIDOrName(sn *state.Snapshot, v string) *state.Cluster {
+	if cl := sn.Cluster(v); cl != nil {
+		return cl
+	}
+	for _, x := range sn.Clusters() {
+		if x.Name == v {
+			return x
+		}
+	}
+	return nil
+}
+
 // deleteNode is an admin's delete of a node (cluster and node by id or
 // name): the root forgets it and tells its cluster through the desired
 // set; the cluster revokes its MQTT credential, frees its subnet and
 // places its instances on other nodes.
 func (s *Server) deleteNode(c echo.Context) error {
 	sn := s.state.Snapshot()
-	cl := sn.Cluster(c.Param("id"))
-	if cl == nil {
-		for _, x := range sn.Clusters() {
-			if x.Name == c.Param("id") {
-				cl = x
-			}
-		}
-	}
+	cl := clusterByIDOrName(sn, c.Param("id"))
 	if cl == nil {
 		return errNotFound
 	}
