@@ -185,6 +185,9 @@ type Manager struct {
 	// (nodedel.go); onDeleted drops a deleted node's broker connection.
 	deleted   map[string]bool
 	onDeleted func(id string)
+	// deletedAt: when this manager deleted each of them (a copy there
+	// may run its jobs for a lease after).
+	deletedAt map[string]time.Time
 }
 
 // lazyWrites is how long status-only changes may wait to be written.
@@ -242,7 +245,7 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 		cfg: cfg, st: st, pub: pub, log: log, kickC: make(chan struct{}, 1),
 		nodes: map[string]*node{}, byName: map[string]string{},
 		instances: map[string]*state.Instance{}, dirtyInst: map[string]bool{}, dirtyNode: map[string]bool{},
-		held: map[string]bool{}, removedFrom: map[string]map[string]int64{}, pendingOn: map[string]bool{},
+		held: map[string]bool{}, removedFrom: map[string]map[string]int64{}, pendingOn: map[string]bool{}, deletedAt: map[string]time.Time{},
 		gen: time.Now().UnixNano(), netDirty: true,
 	}
 	nodes, err := st.Nodes(ctx)

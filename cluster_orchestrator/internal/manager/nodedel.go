@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
 )
@@ -36,15 +37,24 @@ func (m *Manager) OnNodeDeleted(f func(id string)) {
 // deleted now.
 func (m *Manager) DeleteNodes(ctx context.Context, ids []string) (int, error) {
 	m.mu.Lock()
+	now := time.Now()
 	m.deleted = make(map[string]bool, len(ids))
-	var gone []node
 	for _, id := range ids {
 		m.deleted[id] = true
+	}
+	for id := range m.deletedAt {
+		if !m.deleted[id] {
+			delete(m.deletedAt, id)
+		}
+	}
+	var gone []node
+	for _, id := range ids {
 		n := m.nodes[id]
 		if n == nil {
 			continue
 		}
 		gone = append(gone, *n)
+		m.deletedAt[id] = now
 		delete(m.nodes, id)
 		if m.byName[n.Name] == id {
 			delete(m.byName, n.Name)
@@ -62,6 +72,12 @@ func (m *Manager) DeleteNodes(ctx context.Context, ids []string) (int, error) {
 				continue
 			}
 			in.NodeID = ""
+			if len(in.Spec.Jobs) > 0 && !finished(in) {
+				// Its copy there may still run the jobs it held until its
+				// lease runs out (the node drops them by itself, cut off):
+				// they are not granted to another before (see memberState).
+				in.LostFrom = id
+			}
 			if !finished(in) {
 				in.Status.Status, in.Status.Node, in.Status.NodeID = wire.StatusLost, "", ""
 				in.Status.Detail = "node " + n.Name + " was deleted; being placed elsewhere"

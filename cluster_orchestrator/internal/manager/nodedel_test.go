@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
 
 	"github.com/thicket-edge/thicket/contract/wire"
 )
@@ -106,5 +110,60 @@ func reconcile(t *testing.T, m *Manager) {
 	t.Helper()
 	if err := m.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeletedNodeKeepsJobsForItsLease: the jobs the copies on a deleted
+// node held are not granted to their replacements before that node's
+// lease ran out (the deleted host, cut off, drops them by itself then);
+// after it the replacements run them.
+func TestDeletedNodeKeepsJobsForItsLease(t *testing.T) {
+	p := newPool(t, state.NewMemory(), 12)
+	p.nodes = append(p.nodes, join(t, p.m, "n3"))
+	p.m.SetDesired([]wire.InstanceSpec{p.spec(0), p.spec(1), p.spec(2)}, nil)
+	p.settle()
+	doomed := p.nodes[0]
+	var lostKeys []string
+	for _, sp := range p.pub.desired[doomed].Instances {
+		lostKeys = append(lostKeys, sp.Key)
+	}
+	if len(lostKeys) == 0 {
+		t.Fatal("no instance on the first node")
+	}
+	if _, err := p.m.DeleteNodes(context.Background(), []string{doomed}); err != nil {
+		t.Fatal(err)
+	}
+	p.silent[doomed] = true // its copies still run what they held
+	p.step()                // check: none of their jobs runs elsewhere
+	p.step()
+	for _, st := range p.m.Statuses() {
+		if !slices.Contains(lostKeys, st.Key) {
+			continue
+		}
+		if st.NodeID == "" || st.NodeID == doomed {
+			t.Fatalf("the deleted node's instance %s is not placed elsewhere: %+v", st.Key, st)
+		}
+		// The replacement is the same member: within the lease it is
+		// granted nothing, or it would run what the old copy still runs.
+		for _, sp := range p.pub.desired[st.NodeID].Instances {
+			if sp.Key == st.Key && sp.JobGrant != nil && len(sp.JobGrant.Jobs) > 0 {
+				t.Errorf("within the deleted node's lease the replacement of %s was granted %v", st.Key, sp.JobGrant.Jobs)
+			}
+		}
+	}
+	// The lease ran out: the host dropped them; the replacements get them.
+	for _, k := range lostKeys {
+		p.runs[k] = nil
+	}
+	p.m.mu.Lock()
+	p.m.deletedAt[doomed] = time.Now().Add(-time.Minute)
+	p.m.mu.Unlock()
+	p.settle()
+	n := 0
+	for _, js := range p.runs {
+		n += len(js)
+	}
+	if n != len(p.list) {
+		t.Errorf("after the lease %d of %d jobs run: %v", n, len(p.list), p.runs)
 	}
 }
