@@ -342,3 +342,10 @@ func (c *Client) DeleteJoinToken(ctx context.Context, id string) error {
 func (c *Client) DeleteCluster(ctx context.Context, idOrName string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/clusters/"+esc(idOrName), nil, nil)
 }
+
+// DeleteNode deletes a node of a cluster, both by id or name (admins
+// only): its cluster revokes its credential at once and places its
+// instances on other nodes.
+func (c *Client) DeleteNode(ctx context.Context, cluster, node string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/clusters/"+esc(cluster)+"/nodes/"+esc(node), nil, nil)
+}

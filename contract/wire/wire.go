@@ -28,7 +28,8 @@ import (
 // (InstanceSpec.Port). InstanceStatus.RestartAt came later within v1: an
 // earlier tier shows such an instance as the FAILED it is reported as. So
 // did NodeReport.Events and ClusterSync.Events: an earlier tier ignores
-// them, and a later one takes their absence as no news.
+// them, and a later one takes their absence as no news. So did
+// ClusterDesired.DeletedNodes: its absence means no node was deleted.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -622,4 +623,10 @@ type ClusterDesired struct {
 	// Network holds the nodes of the other clusters and the global service
 	// table.
 	Network Network `json:"network"`
+	// DeletedNodes are the ids of the cluster's nodes an admin deleted
+	// (full sets and deltas alike carry all the root remembers): the
+	// cluster revokes their credentials, forgets them and places their
+	// instances elsewhere. Came later within v1: an earlier cluster
+	// ignores it (its nodes stay until it is deleted).
+	DeletedNodes []string `json:"deleted_nodes,omitempty"`
 }

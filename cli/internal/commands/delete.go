@@ -11,6 +11,7 @@ type DeleteCmd struct {
 	App     DeleteAppCmd     `cmd:"" aliases:"application" help:"Delete an application with its services and instances."`
 	Service DeleteServiceCmd `cmd:"" aliases:"svc" help:"Delete a service with its instances."`
 	Cluster DeleteClusterCmd `cmd:"" help:"Delete a cluster (admins): its credential is revoked at once, its instances are placed elsewhere."`
+	Node    DeleteNodeCmd    `cmd:"" help:"Delete a node of a cluster (admins): its cluster revokes its credential at once and places its instances on other nodes."`
 }
 
 // DeleteAppCmd is `thicket delete app`.
@@ -68,5 +69,24 @@ func (c *DeleteClusterCmd) Run(e *Env) error {
 		return fmt.Errorf("delete cluster %s: %w", c.Cluster, err)
 	}
 	fmt.Fprintf(e.Out, "cluster %s deleted: its credential is revoked and its instances are placed elsewhere\n", c.Cluster)
+	return nil
+}
+
+// DeleteNodeCmd is `thicket delete node`.
+type DeleteNodeCmd struct {
+	Cluster string `arg:"" help:"Cluster id or name."`
+	Node    string `arg:"" help:"Node id or name."`
+}
+
+// Run deletes the node.
+func (c *DeleteNodeCmd) Run(e *Env) error {
+	cl, err := e.session()
+	if err != nil {
+		return err
+	}
+	if err := cl.DeleteNode(e.Ctx, c.Cluster, c.Node); err != nil {
+		return fmt.Errorf("delete node %s of cluster %s: %w", c.Node, c.Cluster, err)
+	}
+	fmt.Fprintf(e.Out, "node %s of cluster %s deleted: its credential is revoked and its instances are placed on other nodes\n", c.Node, c.Cluster)
 	return nil
 }

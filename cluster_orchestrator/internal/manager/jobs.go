@@ -212,8 +212,10 @@ func (m *Manager) memberState(in *state.Instance, now time.Time, lease time.Dura
 func (m *Manager) leaseOfNode(id string, now time.Time, lease time.Duration) time.Time {
 	n := m.nodes[id]
 	switch {
+	case n == nil && !m.deletedAt[id].IsZero():
+		return m.deletedAt[id].Add(lease + leaseMargin) // an admin deleted it: cut off since
 	case n == nil:
-		return time.Time{} // deleted: runs nothing of ours
+		return time.Time{} // forgotten: runs nothing of ours
 	case n.active:
 		return now.Add(lease + leaseMargin)
 	default:

@@ -71,6 +71,8 @@ var (
 type Store interface {
 	Nodes(ctx context.Context) ([]state.Node, error)
 	SaveNode(ctx context.Context, n state.Node) error
+	// DeleteNode forgets a node an admin deleted.
+	DeleteNode(ctx context.Context, id string) error
 	Instances(ctx context.Context) ([]state.Instance, error)
 	WriteInstances(ctx context.Context, save []state.Instance, remove []string) error
 	JobStore
@@ -178,6 +180,14 @@ type Manager struct {
 
 	// jobs: the job handovers of services with jobs (jobs.go).
 	jobs jobState
+
+	// deleted: the nodes an admin deleted, as the root last listed them
+	// (nodedel.go); onDeleted drops a deleted node's broker connection.
+	deleted   map[string]bool
+	onDeleted func(id string)
+	// deletedAt: when this manager deleted each of them (a copy there
+	// may run its jobs for a lease after).
+	deletedAt map[string]time.Time
 }
 
 // lazyWrites is how long status-only changes may wait to be written.
@@ -235,7 +245,7 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 		cfg: cfg, st: st, pub: pub, log: log, kickC: make(chan struct{}, 1),
 		nodes: map[string]*node{}, byName: map[string]string{},
 		instances: map[string]*state.Instance{}, dirtyInst: map[string]bool{}, dirtyNode: map[string]bool{},
-		held: map[string]bool{}, removedFrom: map[string]map[string]int64{}, pendingOn: map[string]bool{},
+		held: map[string]bool{}, removedFrom: map[string]map[string]int64{}, pendingOn: map[string]bool{}, deletedAt: map[string]time.Time{},
 		gen: time.Now().UnixNano(), netDirty: true,
 	}
 	nodes, err := st.Nodes(ctx)
@@ -292,6 +302,11 @@ func hashPassword(pw []byte) string {
 // report, not before: until it reaches the broker nothing is placed on it.
 func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest, password string) (string, error) {
 	m.mu.Lock()
+	if m.deletedNode(req.NodeID) {
+		m.mu.Unlock()
+		mDeletedRefused.Inc()
+		return "", &DeletedNodeError{Name: req.Name, ID: req.NodeID}
+	}
 	id, ok := m.byName[req.Name]
 	if !ok {
 		id = newID()
@@ -348,6 +363,11 @@ func (e *NameTakenError) Error() string {
 		"(with the credentials in its data dir). Another host, or this one after losing its data dir: "+
 		"start it with --name <unique-name>", e.Name)
 }
+
+var mDeletedRefused = promauto.NewCounter(prometheus.CounterOpts{
+	Namespace: "thicket_cluster", Name: "deleted_node_registrations_refused_total",
+	Help: "Node registrations refused because they showed the credential of a node an admin deleted.",
+})
 
 var mTakeovers = promauto.NewCounter(prometheus.CounterOpts{
 	Namespace: "thicket_cluster", Name: "node_takeovers_refused_total",

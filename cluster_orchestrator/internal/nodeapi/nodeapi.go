@@ -28,7 +28,8 @@ import (
 // NameRE is the form of a node name.
 var NameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// Registrar admits nodes. An error with a NameTaken method refuses a name
+// Registrar admits nodes. An error with a NodeDeleted method refuses a
+// node an admin deleted (409). An error with a NameTaken method refuses a name
 // that belongs to another registered node (409).
 type Registrar interface {
 	RegisterNode(ctx context.Context, req wire.NodeRegisterRequest, password string) (string, error)
@@ -91,6 +92,12 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 			return
 		}
 		id, err := reg.RegisterNode(r.Context(), req, pw)
+		var deleted interface{ NodeDeleted() string }
+		if errors.As(err, &deleted) {
+			log.Warn("node registration refused: the node was deleted", "node", req.Name, "id", deleted.NodeDeleted(), "from", r.RemoteAddr)
+			writeErr(w, http.StatusConflict, err.Error(), "node_id")
+			return
+		}
 		var taken interface{ NameTaken() string }
 		if errors.As(err, &taken) {
 			log.Warn("node registration refused: name taken", "node", req.Name, "from", r.RemoteAddr)

@@ -47,6 +47,13 @@ func (takenErr) Error() string {
 }
 func (takenErr) NameTaken() string { return "n1" }
 
+type deletedErr struct{}
+
+func (deletedErr) Error() string {
+	return "node n3 (id-n3) was deleted by an admin; its credential is revoked"
+}
+func (deletedErr) NodeDeleted() string { return "id-n3" }
+
 type registrarFunc func(wire.NodeRegisterRequest) (string, error)
 
 func (f registrarFunc) RegisterNode(_ context.Context, req wire.NodeRegisterRequest, _ string) (string, error) {
@@ -57,6 +64,9 @@ func (f registrarFunc) RegisterNode(_ context.Context, req wire.NodeRegisterRequ
 // registrar's explanation, a wrong token 401, success 200 with the id.
 func TestRegisterStatuses(t *testing.T) {
 	reg := registrarFunc(func(req wire.NodeRegisterRequest) (string, error) {
+		if req.NodeID == "id-n3" {
+			return "", fmt.Errorf("register: %w", deletedErr{})
+		}
 		if req.Name == "n1" && req.Credential != "pw" {
 			return "", fmt.Errorf("register: %w", takenErr{})
 		}
@@ -76,6 +86,7 @@ func TestRegisterStatuses(t *testing.T) {
 		{"taken", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n1"}, http.StatusConflict, "--name"},
 		{"its own", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n1", NodeID: "id-n1", Credential: "pw"}, http.StatusOK, "id-n1"},
 		{"new", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusOK, "id-n2"},
+		{"deleted", "tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n3", NodeID: "id-n3", Credential: "pw"}, http.StatusConflict, "deleted by an admin"},
 		{"wrong token", "bad", wire.NodeRegisterRequest{Version: wire.Version, Name: "n2"}, http.StatusUnauthorized, "invalid node join token"},
 		{"whole token", "thk1" + strings.Repeat("a", 64) + "::tok", wire.NodeRegisterRequest{Version: wire.Version, Name: "n3"}, http.StatusOK, `"mqtt_ca_pem":"ca-pem"`},
 		// The pin is not checked here (the node checks it), the secret is.

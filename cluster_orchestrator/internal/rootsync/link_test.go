@@ -201,6 +201,15 @@ func (c *fakeCluster) SetNetwork(clusterID string, blocks []string, n wire.Netwo
 
 func (c *fakeCluster) TakeEvents() []wire.Event { return nil }
 
+func (c *fakeCluster) DeleteNodes(_ context.Context, ids []string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(ids) > 0 {
+		c.calls = append(c.calls, "deleted "+strings.Join(ids, ","))
+	}
+	return len(ids), nil
+}
+
 func (c *fakeCluster) WantBlocks() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -481,6 +490,9 @@ func TestWatch(t *testing.T) {
 			"after=7", []string{"set x -", "network cluster-1 10.64.0.0/18,10.64.64.0/18 10.30.0.1,10.30.0.2"}},
 		{"the next watch asks under the new epoch", wire.ClusterDesired{Epoch: "F", Generation: 2, Delta: true, NetworkUnchanged: true, Blocks: []string{"10.64.0.0/18", "10.64.64.0/18"}},
 			"epoch=F&after=1", nil},
+		{"the nodes an admin deleted come before the set", wire.ClusterDesired{Epoch: "F", Generation: 3, Delta: true, Instances: []wire.InstanceSpec{spec("y")}, NetworkUnchanged: true,
+			Blocks: []string{"10.64.0.0/18", "10.64.64.0/18"}, DeletedNodes: []string{"n2", "n3"}},
+			"epoch=F&after=2", []string{"deleted n2,n3", "update y -"}},
 	} {
 		root.answers <- step.answer
 		// The watch loop is sequential: once the next watch is in, this

@@ -58,6 +58,8 @@ type Cluster interface {
 	// TakeEvents hands over what happened to instances since the last
 	// call; the link sends them until the root took them.
 	TakeEvents() []wire.Event
+	// DeleteNodes takes the root's list of the nodes an admin deleted.
+	DeleteNodes(ctx context.Context, ids []string) (int, error)
 }
 
 // maxPendingEvents bounds the events waiting for the root: while it is
@@ -230,6 +232,11 @@ func (l *Link) watch(ctx context.Context) {
 		}
 		delta := ans.Delta && ans.Epoch == d.epoch && d.specs != nil
 		blocksChanged := !slices.Equal(blocks, d.blocks)
+		// Before the desired set: the instances of deleted nodes are
+		// placed on the others at once.
+		if _, err := l.c.DeleteNodes(ctx, ans.DeletedNodes); err != nil {
+			l.log.Warn("delete the nodes the root lists as deleted", "err", err)
+		}
 		specs, network, _ := d.apply(ans)
 		switch {
 		case !delta:

@@ -164,6 +164,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 			return fmt.Errorf("start MQTT broker on %s: %w", cfg.MQTTListen, err)
 		}
 		defer b.Close()
+		m.OnNodeDeleted(b.Disconnect)
 		// The manager's own client dials the address the broker listens on
 		// (a broker bound to one address of a multi-homed host does not
 		// answer on 127.0.0.1).

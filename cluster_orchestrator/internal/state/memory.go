@@ -41,6 +41,14 @@ func (m *Memory) SaveNode(_ context.Context, n Node) error {
 	return nil
 }
 
+// DeleteNode forgets a node.
+func (m *Memory) DeleteNode(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.nodes, id)
+	return nil
+}
+
 // Instances returns every instance, by key.
 func (m *Memory) Instances(context.Context) ([]Instance, error) {
 	m.mu.Lock()

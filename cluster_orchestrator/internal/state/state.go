@@ -115,6 +115,14 @@ func (s *Store) SaveNode(ctx context.Context, n Node) error {
 	return nil
 }
 
+// DeleteNode forgets a node (an admin deleted it).
+func (s *Store) DeleteNode(ctx context.Context, id string) error {
+	if _, err := s.nodes.DeleteOne(ctx, bson.M{"_id": id}); err != nil {
+		return fmt.Errorf("delete node %s: %w", id, err)
+	}
+	return nil
+}
+
 // Instances loads every instance.
 func (s *Store) Instances(ctx context.Context) ([]Instance, error) {
 	cur, err := s.instances.Find(ctx, bson.M{})

@@ -87,6 +87,9 @@ type Engine struct {
 	usage    map[string]sample   // last usage sample per key
 	virts    []string            // available virtualizations
 	virtsAt  time.Time
+	// refusedSaid is the last refusal of a registration while cut off that
+	// was logged (serve's goroutine only).
+	refusedSaid string
 
 	// The overlay, when a net manager runs: its client, the last network
 	// configuration handed to it, and each instance's address.
@@ -332,6 +335,15 @@ func (e *Engine) reregister(ctx context.Context) (*mqttc.Client, *credentials) {
 		// cluster's address (a man in the middle, or a cluster that lost
 		// its CA). The node keeps running what it runs, and tries again.
 		e.log.Error("register again while cut off: refused the server", "err", err)
+		return nil, nil
+	}
+	if errors.Is(err, ErrNameTaken) || errors.Is(err, ErrJoinRefused) {
+		// Not a passing outage either: the cluster refuses this node (an
+		// admin deleted it, or its token changed). Said once per reason.
+		if msg := err.Error(); msg != e.refusedSaid {
+			e.refusedSaid = msg
+			e.log.Error("register again while cut off: the cluster refused this node", "err", err)
+		}
 		return nil, nil
 	}
 	if err != nil {

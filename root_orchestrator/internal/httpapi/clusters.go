@@ -165,6 +165,7 @@ func (s *Server) fullDesired(sn *state.Snapshot, clusterID string) wire.ClusterD
 	out := wire.ClusterDesired{Version: wire.Version, Instances: d.Instances, Removed: d.Removed, SyncIntervalMS: SyncInterval,
 		Network: state.ClusterNetwork(clusterID, peers, table)}
 	out.Block, out.Blocks = blocks(sn, clusterID)
+	out.DeletedNodes = deletedNodes(sn, clusterID)
 	out.Generation = fingerprint(out)
 	return out
 }
@@ -227,6 +228,7 @@ func (s *Server) deltaAnswer(sn *state.Snapshot, clusterID string, d state.Desir
 		Delta: !d.Full, Instances: d.Instances, Removed: d.Removed, SyncIntervalMS: SyncInterval,
 		NetworkUnchanged: !d.NetworkChanged}
 	out.Block, out.Blocks = blocks(sn, clusterID)
+	out.DeletedNodes = deletedNodes(sn, clusterID)
 	if d.NetworkChanged {
 		peers, table := s.network(sn)
 		out.Network = state.ClusterNetwork(clusterID, peers, table)
@@ -332,15 +334,7 @@ func (s *Server) deleteJoinToken(c echo.Context) error {
 // credential stops working at once (its sync and watch get 401), its nodes
 // and address blocks are freed, and its instances are placed elsewhere.
 func (s *Server) deleteCluster(c echo.Context) error {
-	sn := s.state.Snapshot()
-	cl := sn.Cluster(c.Param("id"))
-	if cl == nil {
-		for _, x := range sn.Clusters() {
-			if x.Name == c.Param("id") {
-				cl = x
-			}
-		}
-	}
+	cl := clusterByIDOrName(s.state.Snapshot(), c.Param("id"))
 	if cl == nil {
 		return errNotFound
 	}

@@ -171,6 +171,7 @@ func (s *Server) routes() {
 	a.POST("/clusters/tokens", s.createJoinToken, adminOnly)
 	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)
 	a.DELETE("/clusters/:id", s.deleteCluster, adminOnly)
+	a.DELETE("/clusters/:id/nodes/:node", s.deleteNode, adminOnly)
 
 	// Clusters authenticate with a join token or their own credential.
 	e.POST("/api/cluster/register", s.registerCluster)

@@ -268,6 +268,9 @@ func (t *Txn) applyNodes(c *Cluster, r Report) {
 		}
 	}
 	for _, info := range r.Nodes {
+		if c.deleted(info.ID) {
+			continue // the cluster has not learnt of the deletion yet
+		}
 		old := first[Node](t.r(), tNodes, "id", c.ID, info.ID)
 		t.validateNode(c, blocks, taken, old, &info)
 		structural := old == nil || !old.SameBut(info)

@@ -231,7 +231,15 @@ type Cluster struct {
 	// on this process's monotonic clock, see dispatch).
 	LastSeen     time.Time
 	RegisteredAt time.Time
+	// DeletedNodes are the ids of its nodes an admin deleted (the newest
+	// MaxDeletedNodes): the cluster is told them with every desired set,
+	// revokes their credentials and refuses them; its reports of them are
+	// ignored.
+	DeletedNodes []string
 }
+
+// MaxDeletedNodes bounds a cluster's DeletedNodes (the oldest go).
+const MaxDeletedNodes = 256
 
 // Node is a worker node of a cluster as the cluster last reported it. The
 // node description is the tiers' own (it is what the schedulers judge).

@@ -173,6 +173,7 @@ type clusterRecord struct {
 	Active         bool      `bson:"active"`
 	LastSeen       time.Time `bson:"last_seen"`
 	RegisteredAt   time.Time `bson:"registered_at"`
+	DeletedNodes   []string  `bson:"deleted_nodes,omitempty"`
 }
 
 type resourcesRecord struct {
@@ -332,12 +333,13 @@ func (r instanceRecord) model() *state.Instance {
 }
 
 func toClusterRecord(c *state.Cluster) clusterRecord {
-	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt}
+	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt, c.DeletedNodes}
 }
 
 func (r clusterRecord) model() *state.Cluster {
 	return &state.Cluster{ID: r.ID, Name: r.Name, Address: r.Address, Port: r.Port, Location: r.Location,
-		CredentialHash: r.CredentialHash, Active: r.Active, LastSeen: r.LastSeen, RegisteredAt: r.RegisteredAt}
+		CredentialHash: r.CredentialHash, Active: r.Active, LastSeen: r.LastSeen, RegisteredAt: r.RegisteredAt,
+		DeletedNodes: r.DeletedNodes}
 }
 
 func toNodeRecord(id string, n *state.Node) nodeRecord {

@@ -3,6 +3,7 @@
 import * as api from '../api.js';
 import { Region, badge, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
 import { cores, reservedMeter } from '../capacity.js';
+import { busy, confirmAction, describe, toast } from '../ui.js';
 
 export function mount(ctx) {
   const { clusterId, nodeId } = ctx.params;
@@ -34,6 +35,26 @@ export function mount(ctx) {
     region.update({ c: { id: c._id, name: c.cluster_name }, n: { ...n, cpu_percent: Math.round(n.cpu_percent), memory_percent: Math.round(n.memory_percent), last_seen: n.active ? '' : n.last_seen }, insts }, render);
   }
 
+  // An admin deletes the node: its cluster revokes its credential at once
+  // and places its instances on other nodes.
+  async function del(btn, c, n) {
+    const ok = await confirmAction({
+      title: `Delete node ${n.name}?`,
+      body: `Cluster ${c.name} revokes its credential at once (the node is disconnected and cannot register again with it), frees its subnet and places its instances on other nodes. The host can join again only as a new node, with a node join token and a fresh data dir.`,
+      confirm: 'Delete node',
+    });
+    if (!ok) return;
+    await busy(btn, async () => {
+      try {
+        await api.del(`/api/clusters/${api.seg(c.id)}/nodes/${api.seg(n.id)}`, { signal: ctx.signal });
+        toast(`Deleted node ${n.name}.`);
+        window.location.hash = '#/infra';
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+  }
+
   function render({ c, n, insts }) {
     const facts = [
       ['State', n.active ? liveness(true) : h('span', null, liveness(false), h('span', { class: 'stale' }, ' · last seen ', n.last_seen ? time(n.last_seen) : 'never'))],
@@ -46,6 +67,10 @@ export function mount(ctx) {
       pageHeader(n.name, {
         crumbs: [h('a', { href: '#/infra' }, 'Infrastructure'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', { 'aria-current': 'page' }, n.name)],
         sub: `Worker node of cluster ${c.name}`,
+        actions: api.isAdmin() ? h('button', {
+          type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { action: 'delete-node' },
+          'aria-label': `Delete node ${n.name}`, onclick: (e) => del(e.currentTarget, c, n),
+        }, 'Delete') : null,
       }),
       h('section', { class: 'card node-page', dataset: { node: n.name } },
         h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),

@@ -1,0 +1,66 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
+)
+
+// deletedNodes are the cluster's nodes an admin deleted, for its desired
+// sets.
+func deletedNodes(sn *state.Snapshot, clusterID string) []string {
+	if c := sn.Cluster(clusterID); c != nil {
+		return c.DeletedNodes
+	}
+	return nil
+}
+
+// clusterByIDOrName is the cluster of that id, else of that name.
+func clusterByIDOrName(sn *state.Snapshot, v string) *state.Cluster {
+	if cl := sn.Cluster(v); cl != nil {
+		return cl
+	}
+	for _, x := range sn.Clusters() {
+		if x.Name == v {
+			return x
+		}
+	}
+	return nil
+}
+
+// deleteNode is an admin's delete of a node (cluster and node by id or
+// name): the root forgets it and tells its cluster through the desired
+// set; the cluster revokes its MQTT credential, frees its subnet and
+// places its instances on other nodes.
+func (s *Server) deleteNode(c echo.Context) error {
+	sn := s.state.Snapshot()
+	cl := clusterByIDOrName(sn, c.Param("id"))
+	if cl == nil {
+		return errNotFound
+	}
+	var node *wire.NodeInfo
+	for _, n := range sn.Nodes(cl.ID) {
+		if n.ID == c.Param("node") || (node == nil && n.Name == c.Param("node")) {
+			node = &n.NodeInfo
+		}
+	}
+	if node == nil {
+		return errNotFound
+	}
+	tk, err := s.state.DeleteNode(cl.ID, node.ID)
+	if errors.Is(err, state.ErrNotFound) {
+		return errNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.durable(c, tk); err != nil {
+		return err
+	}
+	s.log.Info("node deleted", "cluster", cl.Name, "node", node.Name, "id", node.ID, "by", caller(c).Username)
+	return message(c, fmt.Sprintf("node %s of cluster %s deleted; the cluster revokes its credential and places its instances elsewhere", node.Name, cl.Name))
+}
