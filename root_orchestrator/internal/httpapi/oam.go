@@ -83,6 +83,12 @@ func (s *Server) updateOAMApplication(c echo.Context) error {
 	if req.Name != name {
 		return errBadRequest(fmt.Sprintf("metadata.name is %q, the application updated is %q", req.Name, name), "metadata.name")
 	}
+	return s.applyOAMRevision(c, req)
+}
+
+// applyOAMRevision applies a compiled manifest to the caller's OAM
+// application of its name as the next revision, and answers with it.
+func (s *Server) applyOAMRevision(c echo.Context, req state.OAMRequest) error {
 	updated, tk, err := s.state.UpdateOAMApplication(caller(c).Username, req, "spec.components")
 	if err != nil {
 		return err
@@ -113,14 +119,7 @@ func (s *Server) rollbackOAMApplication(c echo.Context) error {
 	if err != nil {
 		return &Error{Status: http.StatusConflict, Field: "revision", Message: fmt.Sprintf("revision %d is no longer valid: %v", body.Revision, err)}
 	}
-	updated, tk, err := s.state.UpdateOAMApplication(caller(c).Username, req, "spec.components")
-	if err != nil {
-		return err
-	}
-	if err := s.durable(c, tk); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, restOAM(s.state.Snapshot(), updated))
+	return s.applyOAMRevision(c, req)
 }
 
 // listOAMRevisions lists the revisions an OAM application keeps.
