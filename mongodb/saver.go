@@ -3,6 +3,7 @@ package mongodb
 import (
 	"context"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -84,4 +85,61 @@ func (s *Saver) models(docs []Doc, remove []string, upsert bool) []mongo.WriteMo
 		out = append(out, mongo.NewDeleteOneModel().SetFilter(bson.M{"_id": id}))
 	}
 	return out
+}
+
+// Group saves documents given one at a time by concurrent callers in
+// batches: while one batch is written, the next gathers, and each caller
+// returns when its document is written. Many small writes then cost the
+// store few round trips (group commit).
+type Group struct {
+	s       *Saver
+	mu      sync.Mutex
+	pending []Doc
+	waiters []chan error
+	writing bool
+}
+
+// NewGroup returns a Group writing through s.
+func NewGroup(s *Saver) *Group { return &Group{s: s} }
+
+// Save writes d with the next batch and waits for it (or ctx).
+func (g *Group) Save(ctx context.Context, d Doc) error {
+	done := make(chan error, 1)
+	g.mu.Lock()
+	g.pending = append(g.pending, d)
+	g.waiters = append(g.waiters, done)
+	if !g.writing {
+		g.writing = true
+		go g.write()
+	}
+	g.mu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// groupTimeout bounds one batch's write.
+const groupTimeout = 30 * time.Second
+
+func (g *Group) write() {
+	for {
+		g.mu.Lock()
+		docs, waiters := g.pending, g.waiters
+		g.pending, g.waiters = nil, nil
+		if len(docs) == 0 {
+			g.writing = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+		err := g.s.Save(ctx, docs, nil, false)
+		cancel()
+		for _, w := range waiters {
+			w <- err
+		}
+	}
 }

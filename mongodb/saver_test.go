@@ -2,7 +2,9 @@ package mongodb
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -77,5 +79,55 @@ func TestSaver(t *testing.T) {
 	}
 	if got := stored(); len(got) != 3 || got["a"] != 4 || got["d"] != 4 {
 		t.Fatalf("after the loaded saver: %v", got)
+	}
+}
+
+// TestGroup: documents saved by many concurrent callers are all written
+// and each caller returns once its own is;
+// and a document written by another process is replaced, not refused.
+func TestGroup(t *testing.T) {
+	ctx := context.Background()
+	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	c := conn.Client.Database("t").Collection("docs")
+	if _, err := c.InsertOne(ctx, saved{"d7", -1}); err != nil {
+		t.Fatal(err)
+	}
+	g := NewGroup(NewSaver(c))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("d%d", i)
+			if err := g.Save(ctx, Doc{ID: id, Doc: saved{id, i}}); err != nil {
+				errs <- err
+				return
+			}
+			// Written when Save returns.
+			var got saved
+			if err := c.FindOne(ctx, bson.M{"_id": id}).Decode(&got); err != nil || got.V != i {
+				errs <- fmt.Errorf("%s after Save: %+v, %v", id, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n, err := c.CountDocuments(ctx, bson.M{}); err != nil || n != 64 {
+		t.Errorf("%d documents stored (%v), want 64", n, err)
+	}
+
+	// A cancelled caller returns at once with its context's error.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := g.Save(cctx, Doc{ID: "late", Doc: saved{"late", 1}}); err == nil {
+		t.Error("Save with a cancelled context returned no error")
 	}
 }

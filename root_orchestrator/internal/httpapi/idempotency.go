@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -15,12 +16,9 @@ import (
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
-// Idempotency keys: how long a key and its answer are kept, and after how
-// long a request that claimed one and never finished (a root that
-// crashed) gives it up.
+// Idempotency keys: how long a key and its answer are kept.
 const (
 	idempotencyTTL   = 24 * time.Hour
-	idempotencyStale = 2 * time.Minute
 	maxIdempotentKey = 255
 	// maxKeptAnswer bounds an answer kept for replay (a MongoDB document
 	// holds 16 MB); a larger one is replayed as keptTooLarge.
@@ -57,48 +55,158 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		user := caller(c).Username
 		id := digest(user, key)
 		fp := digest(c.Request().Method, c.Request().URL.Path, string(body))
-		ctx := c.Request().Context()
-		old, err := s.store.BeginIdempotent(ctx, store.IdempotencyRecord{ID: id, Username: user, Fingerprint: fp,
-			ExpiresAt: time.Now().Add(idempotencyTTL)}, idempotencyStale)
-		if err != nil {
-			return err
-		}
-		if old != nil {
-			switch {
-			case old.Fingerprint != fp:
-				return &Error{Status: http.StatusUnprocessableEntity, Field: api.HeaderIdempotencyKey,
-					Message: "this " + api.HeaderIdempotencyKey + " was used with another request; use a new key for a new request"}
-			case !old.Done:
-				return &Error{Status: http.StatusConflict, Field: api.HeaderIdempotencyKey,
-					Message: "a request with this " + api.HeaderIdempotencyKey + " is in progress; retry later"}
+		if other, ok := s.keys.claim(id, fp); !ok {
+			if other != fp {
+				return errKeyReused
 			}
-			c.Response().Header().Set(api.HeaderIdempotentReplayed, "true")
-			return c.Blob(old.Status, old.ContentType, old.Body)
+			return &Error{Status: http.StatusConflict, Field: api.HeaderIdempotencyKey,
+				Message: "a request with this " + api.HeaderIdempotencyKey + " is in progress; retry later"}
+		}
+		defer s.keys.release(id)
+		ctx := c.Request().Context()
+		if s.keys.mayBeKept(id) {
+			old, err := s.store.GetIdempotent(ctx, id)
+			if err != nil {
+				return err
+			}
+			if old != nil {
+				if old.Fingerprint != fp {
+					return errKeyReused
+				}
+				c.Response().Header().Set(api.HeaderIdempotentReplayed, "true")
+				return c.Blob(old.Status, old.ContentType, old.Body)
+			}
 		}
 
 		rec := &recorder{ResponseWriter: c.Response().Writer}
 		c.Response().Writer = rec
 		herr := next(c)
 		c.Response().Writer = rec.ResponseWriter
-		// Kept or released even when the client has gone away.
+		status := c.Response().Status
+		if herr != nil || status < 200 || status >= 300 {
+			return herr // nothing kept: the key may be used again
+		}
+		// Kept even when the client has gone away.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		status := c.Response().Status
-		if herr == nil && status >= 200 && status < 300 {
-			ctype, kept := c.Response().Header().Get(echo.HeaderContentType), rec.buf.Bytes()
-			if len(kept) > maxKeptAnswer {
-				ctype, kept = echo.MIMEApplicationJSON, keptTooLarge
-			}
-			if err := s.store.FinishIdempotent(sctx, id, status, ctype, kept); err != nil {
-				s.log.Warn("keep the answer of an idempotent request", "err", err)
-			}
+		ctype, kept := c.Response().Header().Get(echo.HeaderContentType), rec.buf.Bytes()
+		if len(kept) > maxKeptAnswer {
+			ctype, kept = echo.MIMEApplicationJSON, keptTooLarge
+		}
+		r := store.IdempotencyRecord{ID: id, Username: user, Fingerprint: fp,
+			Status: status, ContentType: ctype, Body: kept, ExpiresAt: time.Now().Add(idempotencyTTL)}
+		if err := s.store.KeepIdempotent(sctx, r); err != nil {
+			s.log.Warn("keep the answer of an idempotent request", "err", err)
 			return nil
 		}
-		if err := s.store.AbortIdempotent(sctx, id); err != nil {
-			s.log.Warn("release an idempotency key", "err", err)
-		}
-		return herr
+		s.keys.keep(id, r.ExpiresAt)
+		return nil
 	}
+}
+
+var errKeyReused = &Error{Status: http.StatusUnprocessableEntity, Field: api.HeaderIdempotencyKey,
+	Message: "this " + api.HeaderIdempotencyKey + " was used with another request; use a new key for a new request"}
+
+// idemKeys knows which idempotency keys are in use, so that a new key (the
+// common case: api.Client sends a fresh one with every create) costs no
+// lookup in the store, only the write of its answer. Every request is
+// served by the leading replica (followers forward), which loads the kept
+// keys when it starts to lead (LoadIdempotencyKeys). While a request runs
+// its key is claimed here, in memory. A root that crashes while a create
+// runs loses its claim, as the client loses its answer: a retry runs the
+// request again.
+type idemKeys struct {
+	mu     sync.Mutex
+	claims map[string]string    // in progress: id -> fingerprint
+	known  map[string]time.Time // answers kept: id -> expiry
+	// complete: known holds every kept answer; otherwise (not loaded, or
+	// full) a key not in it is looked up in the store.
+	complete bool
+}
+
+// maxKnownKeys bounds idemKeys.known (about 100 bytes each); beyond it,
+// new keys are looked up in the store.
+const maxKnownKeys = 1 << 18
+
+// claim takes id for a request with fingerprint fp, or returns the
+// fingerprint of the request that holds it.
+func (k *idemKeys) claim(id, fp string) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if other, held := k.claims[id]; held {
+		return other, false
+	}
+	if k.claims == nil {
+		k.claims = map[string]string{}
+	}
+	k.claims[id] = fp
+	return "", true
+}
+
+func (k *idemKeys) release(id string) {
+	k.mu.Lock()
+	delete(k.claims, id)
+	k.mu.Unlock()
+}
+
+// mayBeKept says whether id may have a kept answer: it has one, or the set
+// is not complete.
+func (k *idemKeys) mayBeKept(id string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e, ok := k.known[id]; ok && time.Now().Before(e) {
+		return true
+	}
+	return !k.complete
+}
+
+// keep records that id's answer is stored until exp.
+func (k *idemKeys) keep(id string, exp time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.known) >= maxKnownKeys {
+		k.complete = false
+		return
+	}
+	if k.known == nil {
+		k.known = map[string]time.Time{}
+	}
+	k.known[id] = exp
+}
+
+// load replaces the set with the store's (at the start of a leadership).
+func (k *idemKeys) load(known map[string]time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.known, k.complete = known, len(known) < maxKnownKeys
+}
+
+// expire forgets expired keys; a set that was full may become complete
+// again only by a new load.
+func (k *idemKeys) expire(now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, e := range k.known {
+		if !now.Before(e) {
+			delete(k.known, id)
+		}
+	}
+}
+
+// LoadIdempotencyKeys reads which idempotency keys have kept answers: call
+// it once this replica leads, before it serves. Until then (or if it
+// fails) every key is looked up in the store.
+func (s *Server) LoadIdempotencyKeys(ctx context.Context) error {
+	recs, err := s.store.IdempotencyKeys(ctx)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]time.Time, len(recs))
+	for id, r := range recs {
+		known[id] = r.ExpiresAt
+	}
+	s.keys.load(known)
+	return nil
 }
 
 // recorder copies what a handler writes.

@@ -49,6 +49,8 @@ type Server struct {
 
 	// events: what happened to each instance, as the tiers told it.
 	events *events.Log
+	// keys: idempotency keys in use (idempotency.go).
+	keys idemKeys
 }
 
 // New builds the API over the state, the store and a token signer. ping

@@ -130,6 +130,7 @@ func (s *Server) CollectSessions(ctx context.Context, every time.Duration) {
 		} else if n > 0 {
 			s.log.Debug("deleted expired idempotency keys", "count", n)
 		}
+		s.keys.expire(time.Now())
 		select {
 		case <-ctx.Done():
 			return

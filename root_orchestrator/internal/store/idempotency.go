@@ -8,6 +8,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/thicket-edge/thicket/mongodb"
 )
 
 // IdempotencyRecord is one Idempotency-Key a user sent with a creating
@@ -19,7 +22,8 @@ type IdempotencyRecord struct {
 	Username    string `bson:"username"`
 	Fingerprint string `bson:"fingerprint"`
 	// Done: the request succeeded and Status, ContentType and Body are
-	// its answer; else it is in progress since CreatedAt.
+	// its answer. Only done records are written now; an older root also
+	// stored claims in progress, which are ignored.
 	Done        bool      `bson:"done"`
 	Status      int       `bson:"status,omitempty"`
 	ContentType string    `bson:"content_type,omitempty"`
@@ -28,57 +32,51 @@ type IdempotencyRecord struct {
 	ExpiresAt   time.Time `bson:"expires_at"`
 }
 
-// BeginIdempotent claims rec.ID for a request in progress. It returns nil
-// when the caller holds the claim (the key is new, expired, or its earlier
-// request has been in progress longer than stale: a root that crashed
-// meanwhile), else the record that holds it.
-func (s *Store) BeginIdempotent(ctx context.Context, rec IdempotencyRecord, stale time.Duration) (*IdempotencyRecord, error) {
-	now := s.now()
-	rec.CreatedAt, rec.ExpiresAt, rec.Done = now, rec.ExpiresAt.UTC(), false
-	for range 3 {
-		_, err := s.idem.InsertOne(ctx, rec)
-		if err == nil {
-			return nil, nil
-		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return nil, fmt.Errorf("store idempotency key: %w", err)
-		}
-		var old IdempotencyRecord
-		if err := s.idem.FindOne(ctx, bson.M{"_id": rec.ID}).Decode(&old); errors.Is(err, mongo.ErrNoDocuments) {
-			continue // deleted meanwhile: insert again
-		} else if err != nil {
-			return nil, fmt.Errorf("get idempotency key: %w", err)
-		}
-		if old.ExpiresAt.After(now) && (old.Done || now.Sub(old.CreatedAt) < stale) {
-			return &old, nil
-		}
-		// Expired, or abandoned: take it over unless another request did.
-		r, err := s.idem.ReplaceOne(ctx, bson.M{"_id": rec.ID, "created_at": old.CreatedAt, "done": old.Done}, rec)
-		if err != nil {
-			return nil, fmt.Errorf("store idempotency key: %w", err)
-		}
-		if r.MatchedCount == 1 {
-			return nil, nil
-		}
+// GetIdempotent returns the kept answer of a request under id, or nil
+// when there is none (never used, expired, or a record left in progress by
+// a root before this one, which kept claims in the store).
+func (s *Store) GetIdempotent(ctx context.Context, id string) (*IdempotencyRecord, error) {
+	var rec IdempotencyRecord
+	// By _id alone: the embedded store answers that from its index.
+	err := s.idem.FindOne(ctx, bson.M{"_id": id}).Decode(&rec)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("get idempotency key: %w", err)
 	}
-	return nil, fmt.Errorf("store idempotency key %s: contended", rec.ID)
+	if !rec.Done || !rec.ExpiresAt.After(s.now()) {
+		return nil, nil
+	}
+	return &rec, nil
 }
 
-// FinishIdempotent stores the answer of the request that claimed id.
-func (s *Store) FinishIdempotent(ctx context.Context, id string, status int, contentType string, body []byte) error {
-	_, err := s.idem.UpdateOne(ctx, bson.M{"_id": id},
-		bson.M{"$set": bson.M{"done": true, "status": status, "content_type": contentType, "body": body}})
+// IdempotencyKeys returns the fingerprint and expiry of every answer kept
+// and not expired, by id (without the answers).
+func (s *Store) IdempotencyKeys(ctx context.Context) (map[string]IdempotencyRecord, error) {
+	cur, err := s.idem.Find(ctx, bson.M{"done": true, "expires_at": bson.M{"$gt": s.now()}},
+		options.Find().SetProjection(bson.M{"fingerprint": 1, "expires_at": 1, "done": 1}))
 	if err != nil {
-		return fmt.Errorf("store idempotent answer: %w", err)
+		return nil, fmt.Errorf("list idempotency keys: %w", err)
 	}
-	return nil
+	var recs []IdempotencyRecord
+	if err := cur.All(ctx, &recs); err != nil {
+		return nil, fmt.Errorf("list idempotency keys: %w", err)
+	}
+	out := make(map[string]IdempotencyRecord, len(recs))
+	for _, r := range recs {
+		out[r.ID] = r
+	}
+	return out, nil
 }
 
-// AbortIdempotent releases the claim on id of a request that failed: the
-// key may be used again.
-func (s *Store) AbortIdempotent(ctx context.Context, id string) error {
-	if _, err := s.idem.DeleteOne(ctx, bson.M{"_id": id, "done": false}); err != nil {
-		return fmt.Errorf("release idempotency key: %w", err)
+// KeepIdempotent stores the answer of a request that succeeded, in one
+// write batched with those of concurrent requests: the claim while it ran
+// is the API's, in memory (only the leading replica serves requests). It
+// replaces an expired record of the same key (or an older root's claim).
+func (s *Store) KeepIdempotent(ctx context.Context, rec IdempotencyRecord) error {
+	rec.CreatedAt, rec.ExpiresAt, rec.Done = s.now(), rec.ExpiresAt.UTC(), true
+	if err := s.idemSave.Save(ctx, mongodb.Doc{ID: rec.ID, Doc: rec}); err != nil {
+		return fmt.Errorf("store idempotent answer: %w", err)
 	}
 	return nil
 }

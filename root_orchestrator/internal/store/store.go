@@ -46,6 +46,7 @@ type Store struct {
 	leases     *mongo.Collection
 	sessions   *mongo.Collection
 	idem       *mongo.Collection // idempotency keys (idempotency.go)
+	idemSave   *mongodb.Group    // their writes, batched
 	// savers write the state layer's objects, one per kind (statedb.go).
 	saversMu sync.Mutex
 	savers   map[state.Kind]*mongodb.Saver
@@ -59,6 +60,7 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.Default()
 	}
+	idem := db.Collection("idempotency_keys")
 	return &Store{
 		apps:       db.Collection("applications"),
 		services:   db.Collection("services"),
@@ -72,7 +74,8 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		blocks:     db.Collection("address_blocks"),
 		leases:     db.Collection("leases"),
 		sessions:   db.Collection("sessions"),
-		idem:       db.Collection("idempotency_keys"),
+		idem:       idem,
+		idemSave:   mongodb.NewGroup(mongodb.NewSaver(idem)),
 		db:         db,
 		log:        log,
 		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
