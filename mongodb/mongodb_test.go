@@ -22,11 +22,7 @@ import (
 // must be persisted. Thicket's stores build their multi-step writes on this.
 func TestEmbeddedUpdatesAreAtomic(t *testing.T) {
 	ctx := context.Background()
-	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := openEmbedded(t)
 	if !conn.Embedded {
 		t.Fatal("expected the embedded engine")
 	}
@@ -101,11 +97,7 @@ func TestEmbeddedStopIsQuiet(t *testing.T) {
 // the whole collection).
 func TestLookupsByIDUseAnIndex(t *testing.T) {
 	ctx := context.Background()
-	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := openEmbedded(t)
 	db := conn.Client.Database("plan")
 	if err := conn.Collections(ctx, db, "things"); err != nil {
 		t.Fatal(err)
@@ -154,11 +146,7 @@ func TestLookupsByIDUseAnIndex(t *testing.T) {
 // 100 hangs FerretDB 1.24 for good; BulkWrite splits them).
 func TestBulkWriteOfManyUpdates(t *testing.T) {
 	ctx := context.Background()
-	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := openEmbedded(t)
 	db := conn.Client.Database("bulk")
 	if err := conn.Collections(ctx, db, "docs"); err != nil {
 		t.Fatal(err)

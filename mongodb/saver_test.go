@@ -21,11 +21,7 @@ type saved struct {
 // loaded the ids writes over them directly.
 func TestSaver(t *testing.T) {
 	ctx := context.Background()
-	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := openEmbedded(t)
 	c := conn.Client.Database("t").Collection("docs")
 	docs := func(v int, ids ...string) []Doc {
 		out := make([]Doc, len(ids))
@@ -87,11 +83,7 @@ func TestSaver(t *testing.T) {
 // and a document written by another process is replaced, not refused.
 func TestGroup(t *testing.T) {
 	ctx := context.Background()
-	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := openEmbedded(t)
 	c := conn.Client.Database("t").Collection("docs")
 	if _, err := c.InsertOne(ctx, saved{"d7", -1}); err != nil {
 		t.Fatal(err)
@@ -130,4 +122,16 @@ func TestGroup(t *testing.T) {
 	if err := g.Save(cctx, Doc{ID: "late", Doc: saved{"late", 1}}); err == nil {
 		t.Error("Save with a cancelled context returned no error")
 	}
+}
+
+// openEmbedded starts an embedded store for one test, closed at its end.
+func openEmbedded(t *testing.T) *Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	return conn
 }
