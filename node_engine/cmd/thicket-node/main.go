@@ -81,6 +81,11 @@ func main() {
 		log.Error("thicket-node: --log-max-bytes must be at least 4096", "log_max_bytes", c.LogMaxBytes)
 		os.Exit(2)
 	}
+	userns, err := c.usernsRemap()
+	if err != nil {
+		log.Error("thicket-node: " + err.Error())
+		os.Exit(2)
+	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
@@ -102,7 +107,7 @@ func main() {
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
 		PidsLimit: c.PidsLimit, PullTimeout: c.PullTimeout, IsolateNetwork: c.isolateContainers(log),
-		LogMaxBytes: c.LogMaxBytes,
+		LogMaxBytes: c.LogMaxBytes, UsernsRemap: userns,
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)

@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
 
@@ -21,6 +23,26 @@ type sandboxFlags struct {
 	CodeAllowNet      []string      `name:"code-allow-net" env:"THICKET_CODE_ALLOW_NETS" help:"Non-public network (CIDR or address) wasm and unikernel code may come from, e.g. 10.0.0.0/8 (repeatable); by default loopback, private, link-local and other special addresses are refused."`
 	CodeAllowUnpinned bool          `name:"code-allow-unpinned" env:"THICKET_CODE_ALLOW_UNPINNED" help:"Fetch wasm and unikernel code whose URL has no #sha256= pin (development only)."`
 	CodeDownloads     int           `name:"code-downloads" default:"2" env:"THICKET_CODE_DOWNLOADS" help:"Most wasm and unikernel code downloads at once."`
+	UsernsRemap       string        `name:"userns-remap" placeholder:"HOSTID:SIZE" env:"THICKET_USERNS_REMAP" help:"Run new containers in user namespaces: container user and group IDs 0 to SIZE-1 are host IDs HOSTID to HOSTID+SIZE-1 (e.g. 1000000:65536; the range must be unused on this host), so root in a container is nobody on the host. Privileged containers are refused. Empty: off."`
+}
+
+// usernsRemap parses --userns-remap.
+func (f sandboxFlags) usernsRemap() (containerd.IDRange, error) {
+	if f.UsernsRemap == "" {
+		return containerd.IDRange{}, nil
+	}
+	h, n, ok := strings.Cut(f.UsernsRemap, ":")
+	host, herr := strconv.ParseUint(h, 10, 32)
+	size, serr := strconv.ParseUint(n, 10, 32)
+	switch {
+	case !ok || herr != nil || serr != nil:
+		return containerd.IDRange{}, fmt.Errorf("--userns-remap %q: want HOSTID:SIZE, e.g. 1000000:65536", f.UsernsRemap)
+	case host == 0:
+		return containerd.IDRange{}, fmt.Errorf("--userns-remap %q: host ID 0 is the host's root; choose an unused range, e.g. 1000000:65536", f.UsernsRemap)
+	case size < 1 || host+size > 1<<32-1:
+		return containerd.IDRange{}, fmt.Errorf("--userns-remap %q: want a size of at least 1 that stays below 2^32-1 (65536 covers every ID images use)", f.UsernsRemap)
+	}
+	return containerd.IDRange{HostID: uint32(host), Size: uint32(size)}, nil
 }
 
 // codePolicy checks the flags and returns where the wasm and unikernel

@@ -99,7 +99,17 @@ type Config struct {
 	// LogMaxBytes bounds each instance's log file: larger, it is rotated
 	// (runtimes.TrimLog; runtimes.DefaultLogMaxBytes if zero or less).
 	LogMaxBytes int64
+	// UsernsRemap, unless its Size is zero, runs every new container in a
+	// user namespace of its own: the container's user and group IDs 0 to
+	// Size-1 are the host's HostID to HostID+Size-1, and its root
+	// filesystem is a copy of the image owned by those IDs. Root in a
+	// container is then nobody on the host. Privileged containers are
+	// refused (they would need the host's devices and IDs).
+	UsernsRemap IDRange
 }
+
+// IDRange is a range of host user and group IDs.
+type IDRange struct{ HostID, Size uint32 }
 
 // Runtime runs instances as containerd containers. It implements
 // runtimes.Runtime. Its methods are safe for concurrent use; calls for the

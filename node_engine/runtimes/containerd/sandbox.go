@@ -1,8 +1,12 @@
 package containerd
 
 import (
+	"context"
+
+	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/contrib/seccomp"
 	"github.com/containerd/containerd/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/thicket-edge/thicket/contract/wire"
 )
@@ -38,4 +42,28 @@ func sandboxOpts(sec *wire.Security, limit int64) []oci.SpecOpts {
 	}
 	// Last: the profile allows the syscalls the capabilities need.
 	return append(opts, seccomp.WithDefaultProfile())
+}
+
+// bindSysUnlessOwnNetNS makes /sys a read-only bind of the host's in a
+// container that has a user namespace but joins a network namespace (the
+// overlay's, the node's or the host's): the kernel lets only the owner of
+// a network namespace mount sysfs, and that owner is the host's user
+// namespace. Docker does the same with --userns-remap and --net=host.
+// Apply it last.
+func bindSysUnlessOwnNetNS(_ context.Context, _ oci.Client, _ *containers.Container, s *specs.Spec) error {
+	if s.Linux == nil {
+		return nil
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace && ns.Path == "" {
+			return nil // a new one, made in the user namespace: sysfs mounts
+		}
+	}
+	for i, m := range s.Mounts {
+		if m.Destination == "/sys" {
+			s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys",
+				Options: []string{"rbind", "ro", "nosuid", "noexec", "nodev"}}
+		}
+	}
+	return nil
 }

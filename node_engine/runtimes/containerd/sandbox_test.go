@@ -2,6 +2,8 @@ package containerd_test
 
 import (
 	"net"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -178,5 +180,56 @@ func TestPullTimeout(t *testing.T) {
 	}
 	if el := time.Since(t0); el > 20*time.Second {
 		t.Errorf("Start failed after %v", el)
+	}
+}
+
+// TestUserNamespace: with UsernsRemap a container's root is a host ID of
+// the range, its root filesystem is owned by its own root, the rest of
+// the sandbox holds, and a privileged container is refused with the
+// reason.
+func TestUserNamespace(t *testing.T) {
+	remap := ctrd.IDRange{HostID: 1000000, Size: 65536}
+	// A network namespace made outside the container, as thicket-net makes
+	// the overlay's: the container joins it.
+	netns := "thk-userns-" + strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", netns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", netns).Run() })
+	for _, tc := range []struct {
+		name string
+		mod  func(*ctrd.Config)
+	}{
+		{"host network", func(c *ctrd.Config) {}},
+		{"joined namespace", func(c *ctrd.Config) { c.NetNS = "/run/netns/" + netns }},
+		{"own namespace", func(c *ctrd.Config) { c.IsolateNetwork = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newRuntime(t, tc.mod, func(c *ctrd.Config) { c.UsernsRemap = remap })
+			got := probeLines(t, rt, "userns"+strings.ReplaceAll(tc.name, " ", "")+".0", nil)
+			if got["uid_map"] != "0 1000000 65536" {
+				t.Errorf("uid_map %q, want \"0 1000000 65536\"", got["uid_map"])
+			}
+			if got["root-owner"] != "0" {
+				t.Errorf("/ is owned by %q inside the container, want 0 (a remapped copy of the image)", got["root-owner"])
+			}
+			if !strings.Contains(got["raw-socket"], "operation not permitted") || got["NoNewPrivs"] != "1" || got["Seccomp"] != "2" {
+				t.Errorf("sandbox in a user namespace: raw socket %q, NoNewPrivs %q, Seccomp %q", got["raw-socket"], got["NoNewPrivs"], got["Seccomp"])
+			}
+		})
+	}
+	rt := newRuntime(t, func(c *ctrd.Config) { c.UsernsRemap = remap })
+
+	s := spec("userns-priv.0", testharness.FreePort(t), "probe")
+	s.Security = &wire.Security{Privileged: true}
+	err := rt.Start(testCtx(t), s)
+	if err == nil || !strings.Contains(err.Error(), "user namespaces") {
+		t.Errorf("privileged in a user namespace: %v, want a refusal naming user namespaces", err)
+	}
+
+	// Without the option nothing is remapped.
+	plain := probeLines(t, newRuntime(t), "nouserns.0", nil)
+	if plain["uid_map"] != "0 0 4294967295" {
+		t.Errorf("uid_map without --userns-remap: %q", plain["uid_map"])
 	}
 }

@@ -48,6 +48,9 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 	if spec.Code == "" {
 		return fmt.Errorf("containerd runtime: start %s: no image (code)", spec.Key)
 	}
+	if r.cfg.UsernsRemap.Size > 0 && spec.Security != nil && spec.Security.Privileged {
+		return fmt.Errorf("containerd runtime: start %s: this node runs containers in user namespaces (--userns-remap), and a privileged container cannot run in one", spec.Key)
+	}
 	id := ContainerID(r.cfg.NodeName, spec.Key)
 	unlock := r.instances.Lock(id)
 	defer unlock()
@@ -171,12 +174,19 @@ func (r *Runtime) create(ctx context.Context, id string, spec wire.InstanceSpec,
 		LabelInstance: spec.Key,
 		LabelService:  spec.ServiceID,
 	}
+	snapshot, specOpts := containerd.WithNewSnapshot(id, img), r.specOpts(spec, img)
+	if m := r.cfg.UsernsRemap; m.Size > 0 {
+		// The image's files, chowned into the range once per image.
+		snapshot = containerd.WithRemappedSnapshot(id, img, m.HostID, m.HostID)
+		ids := []specs.LinuxIDMapping{{ContainerID: 0, HostID: m.HostID, Size: m.Size}}
+		specOpts = append(specOpts, oci.WithUserNamespace(ids, ids), bindSysUnlessOwnNetNS)
+	}
 	c, err := r.client.NewContainer(ctx, id,
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
-		containerd.WithNewSnapshot(id, img),
+		snapshot,
 		containerd.WithRuntime(runcRuntime, nil),
-		containerd.WithNewSpec(r.specOpts(spec, img)...),
+		containerd.WithNewSpec(specOpts...),
 		containerd.WithContainerLabels(labels),
 		containerd.WithContainerExtension(specExtension, &anypb.Any{TypeUrl: specTypeURL, Value: specJSON}),
 	)

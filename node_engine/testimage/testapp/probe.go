@@ -32,6 +32,16 @@ func probe() {
 		}
 		f.Close()
 	}
+	// The user namespace: host IDs of the container's, and who owns its
+	// root filesystem as the container sees it.
+	if b, err := os.ReadFile("/proc/self/uid_map"); err == nil {
+		fmt.Printf("probe uid_map: %s\n", strings.Join(strings.Fields(string(b)), " "))
+	}
+	if fi, err := os.Stat("/"); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			fmt.Printf("probe root-owner: %d\n", st.Uid)
+		}
+	}
 	if f, err := os.OpenFile("/proc/sys/kernel/domainname", os.O_WRONLY, 0); err == nil {
 		f.Close()
 		fmt.Println("probe proc-sys: writable")
