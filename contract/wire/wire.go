@@ -30,6 +30,9 @@ import (
 // did NodeReport.Events and ClusterSync.Events: an earlier tier ignores
 // them, and a later one takes their absence as no news. So did
 // ClusterDesired.DeletedNodes: its absence means no node was deleted.
+// So did InstanceSpec.Implementations (an earlier cluster runs the first,
+// which the spec's own fields are) and InstanceStatus.Implementation and
+// Choice (absent: the spec had one implementation).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -144,6 +147,11 @@ type InstanceSpec struct {
 	// SLA's security field; nil: the defaults). Nodes that predate it run
 	// every container with their defaults, never with more.
 	Security *Security `json:"security,omitempty"`
+	// Implementations are the ways to run the service, in preference
+	// order (see Implementation), when it has several; the cluster picks
+	// one per instance and gives the node the spec of that one alone
+	// (Implement).
+	Implementations []Implementation `json:"implementations,omitempty"`
 }
 
 // JobGrant is an instance's share of its service's jobs at a version.
@@ -310,6 +318,13 @@ type InstanceStatus struct {
 	// RestartAt is set on a FAILED instance that its node starts again
 	// (after a backoff) at that time; zero when no restart is pending.
 	RestartAt time.Time `json:"restart_at,omitzero"`
+	// Implementation names the implementation the cluster chose for the
+	// instance (a spec with Implementations), and Choice says, one entry
+	// per implementation in preference order, why each was or was not
+	// chosen ("wasm-build: chosen (node n1)", "x86-image: no node fits: 1
+	// does not run container").
+	Implementation string   `json:"implementation,omitempty"`
+	Choice         []string `json:"choice,omitempty"`
 }
 
 // NodeInfo describes a worker node: identity, what it can run and its

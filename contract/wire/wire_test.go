@@ -308,12 +308,15 @@ var (
 		RRIP:        "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
 		Disconnect: &Disconnect{Replace: true, ReplaceAfter: 30, StopAfter: 600, Reconcile: KeepReplacement},
 		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100},
-		Ports:      []PortMapping{tcp(18080, 80), udp(53, 53)},
-		Jobs:       []string{"cam-1", "cam-2"}, JobsLease: 30,
+		Implementations: []Implementation{{Name: "va-wasm", Virtualization: "wasm", Code: "https://h/m.wasm", Arch: []string{"amd64"},
+			Cmd: []string{"run"}, Resources: Resources{MilliCPU: 100, MemoryMB: 64, VGPUs: 1}}},
+		Ports: []PortMapping{tcp(18080, 80), udp(53, 53)},
+		Jobs:  []string{"cam-1", "cam-2"}, JobsLease: 30,
 		JobGrant: &JobGrant{Version: 4, Jobs: []string{"cam-2"}, LeaseS: 30, PoolSize: 2}}
 	fullStatus = InstanceStatus{Key: "web.3", Status: StatusRunning, Detail: "up", Node: "edge-1", NodeID: "n1",
 		HostIP: "192.0.2.10", HostPort: 18080, InstanceIP: "10.64.1.2", ExitCode: 137, Restarts: 2, StartedAt: at,
-		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n", JobsVersion: 4, Jobs: []string{"cam-2"}, RestartAt: at.Add(4 * time.Second)}
+		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n", JobsVersion: 4, Jobs: []string{"cam-2"}, RestartAt: at.Add(4 * time.Second),
+		Implementation: "va-wasm", Choice: []string{"va-wasm (wasm): chosen (node n1)"}}
 	fullEvent   = Event{Key: "web.3", Time: at, Source: "node", Message: "exited with code 3"}
 	fullNetwork = NodeNetwork{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01",
 		PublicIP: "192.0.2.10", PublicPort: 4789}
