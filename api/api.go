@@ -207,8 +207,15 @@ type Instance struct {
 	Restarts int `json:"restarts" bson:"restarts"`
 	// RestartAt is when a BACKOFF instance's node starts it again.
 	RestartAt time.Time `json:"restart_at,omitzero" bson:"restart_at,omitempty"`
-	CreatedAt time.Time `json:"created_at" bson:"created_at"`
-	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
+	// Implementation names the implementation of an overloaded service
+	// (an OAM base component with several ComponentDefinitions, or an SLA
+	// microservice with alternatives) its cluster chose for the instance;
+	// ImplementationChoice says, one line per implementation in preference
+	// order, why each was or was not chosen.
+	Implementation       string    `json:"implementation,omitempty" bson:"implementation,omitempty"`
+	ImplementationChoice []string  `json:"implementation_choice,omitempty" bson:"implementation_choice,omitempty"`
+	CreatedAt            time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at" bson:"updated_at"`
 }
 
 // Cluster is a registered cluster as GET /api/clusters/ shows it.

@@ -73,6 +73,11 @@ type Microservice struct {
 	// Security widens or narrows a container's sandbox (a Thicket
 	// extension): see Security.
 	Security *Security `json:"security,omitempty"`
+	// Alternatives are other implementations of the microservice, in
+	// preference order after its own, which ImplementationName names (a
+	// Thicket extension: see Implementation).
+	Alternatives       []Implementation `json:"alternatives,omitempty"`
+	ImplementationName string           `json:"implementation_name,omitempty"`
 }
 
 // Reconcile choices of a disconnect policy: which copy of an instance

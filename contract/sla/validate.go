@@ -251,6 +251,7 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 	if s := m.Security; s != nil {
 		v.security(f("security"), m.Virtualization, s)
 	}
+	v.alternatives(path, m)
 }
 
 // disconnect checks a disconnect policy.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
@@ -81,7 +82,12 @@ func restInstance(svc *state.Service, in *state.Instance) api.Instance {
 	if in.Status == wire.StatusFailed && !in.RestartAt.IsZero() {
 		status, restartAt = api.StatusBackoff, in.RestartAt // not final: its node restarts it
 	}
+	var choice []string
+	if in.Choice != "" {
+		choice = strings.Split(in.Choice, "\n")
+	}
 	return api.Instance{
+		Implementation: in.Implementation, ImplementationChoice: choice,
 		InstanceNumber: in.Number, Status: status, StatusDetail: in.Detail, RestartAt: restartAt,
 		ClusterID: in.ClusterID, ClusterLocation: in.ClusterLocation, WorkerID: in.NodeID,
 		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: in.Logs,

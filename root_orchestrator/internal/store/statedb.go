@@ -108,6 +108,18 @@ type serviceRecord struct {
 	Jobs        []string `bson:"jobs,omitempty"`
 	JobsVersion int64    `bson:"jobs_version,omitempty"`
 	JobsLease   int64    `bson:"jobs_lease_s,omitempty"`
+	// The implementations of an overloaded service, in preference order;
+	// absent in the others.
+	Implementations []implementationRecord `bson:"implementations,omitempty"`
+}
+
+type implementationRecord struct {
+	Name           string          `bson:"name"`
+	Virtualization string          `bson:"virtualization"`
+	Code           string          `bson:"code"`
+	Arch           []string        `bson:"arch,omitempty"`
+	Cmd            []string        `bson:"cmd,omitempty"`
+	Resources      resourcesRecord `bson:"resources"`
 }
 
 // disconnectRecord is a service's disconnect policy; absent in services
@@ -279,7 +291,32 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		Security:  toSecurityRecord(p.Security),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Jobs: s.Jobs, JobsVersion: s.JobsVersion, JobsLease: int64(s.JobsLease / time.Second),
+		Implementations: toImplementationRecords(p.Implementations),
 	}
+}
+
+func toImplementationRecords(impls []wire.Implementation) []implementationRecord {
+	if len(impls) == 0 {
+		return nil
+	}
+	out := make([]implementationRecord, len(impls))
+	for i, im := range impls {
+		out[i] = implementationRecord{Name: im.Name, Virtualization: im.Virtualization, Code: im.Code, Arch: im.Arch,
+			Cmd: im.Cmd, Resources: resourcesRecord(im.Resources)}
+	}
+	return out
+}
+
+func implementationsModel(rs []implementationRecord) []wire.Implementation {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]wire.Implementation, len(rs))
+	for i, r := range rs {
+		out[i] = wire.Implementation{Name: r.Name, Virtualization: r.Virtualization, Code: r.Code, Arch: r.Arch,
+			Cmd: r.Cmd, Resources: wire.Resources(r.Resources)}
+	}
+	return out
 }
 
 func nonNil(s []string) []string {
@@ -309,7 +346,7 @@ func (r serviceRecord) model() *state.Service {
 			Environment: nonNil(r.Environment), Port: r.Port, MemoryMB: r.MemoryMB, VCPUs: r.VCPUs, VGPUs: r.VGPUs,
 			VTPUs: r.VTPUs, BandwidthIn: r.BandwidthIn, BandwidthOut: r.BandwidthOut, Storage: r.Storage,
 			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot, Disconnect: pol,
-			Security: r.Security.model(),
+			Security: r.Security.model(), Implementations: implementationsModel(r.Implementations),
 		},
 	}
 }
