@@ -48,7 +48,7 @@ var traitDefinitions = []TraitDefinition{
 		all, []string{"env", "replace", "unset"}},
 	{TraitResource, []string{TraitResources}, "cpu and memory of each instance (the larger of requests and limits when both are given)",
 		all, []string{"cpu", "memory", "requests", "limits"}},
-	{TraitRuntime, nil, "the virtualization that runs the component's code: prefer lists one of container (the image is an OCI image), wasm or unikernel (the image is then one or more http(s) URLs, comma-separated)",
+	{TraitRuntime, nil, "the virtualization that runs the component's code: prefer lists one of container (the image is an OCI image), wasm or unikernel (the image is then one or more http(s) URLs, comma-separated); for a base component, the virtualizations of its implementations in preference order (others are not used)",
 		all, []string{"prefer"}},
 	{TraitGPU, nil, "GPUs per instance", all, []string{"count"}},
 }
@@ -214,9 +214,6 @@ func (w *walker) trait(path string, n *yaml.Node, ctype string) Trait {
 					w.fail(p, n, "%q is not a virtualization: container, wasm or unikernel", s)
 				}
 			})
-			if len(r.Prefer) > 1 {
-				w.fail(p, n, "names %d runtimes, but a component has one implementation: choosing among several needs ComponentDefinitions, which Thicket does not support yet", len(r.Prefer))
-			}
 		}}})
 		w.required(pp, props, seen, "prefer")
 		t.Runtime = r

@@ -185,7 +185,7 @@ func TestInvalid(t *testing.T) {
 		{"labels not supported", base("    - {name: x, type: worker, properties: {image: busybox}, traits: [{type: placement, properties: {labels: {a: b}}}]}\n"),
 			[]string{"spec.components[0].traits[0].properties.labels"}, "unknown field"},
 		{"two runtimes", base("    - {name: x, type: worker, properties: {image: busybox}, traits: [{type: runtime, properties: {prefer: [wasm, container]}}]}\n"),
-			[]string{"spec.components[0].traits[0].properties.prefer"}, "ComponentDefinitions"},
+			[]string{"spec.components[0].traits[0].properties.prefer"}, "a ComponentDefinition per implementation"},
 		{"name too long in Thicket", base("    - {name: a-very-long-component-name-of-forty-chars, type: worker, properties: {image: busybox}}\n"),
 			[]string{"spec.components[0].name"}, "1 to 30"},
 		{"clashing names", base("    - {name: a-b, type: worker, properties: {image: busybox}}\n    - {name: ab, type: worker, properties: {image: busybox}}\n"),
