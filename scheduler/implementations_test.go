@@ -59,8 +59,8 @@ func TestChooseImplementation(t *testing.T) {
 			impls: []wire.Implementation{bigImpl, wasmImpl}, want: "n1", wantImp: 1,
 			reasons: []string{"va-big (container): no node fits: 1 lacks memory (need 8192 MB, at most 4096 MB free)", "va-wasm (wasm): chosen (node n1)"}},
 		{name: "nothing runs any implementation",
-			nodes: []Node{node("n1", "amd64", "container")},
-			impls: []wire.Implementation{wasmImpl, ukImpl},
+			nodes:   []Node{node("n1", "amd64", "container")},
+			impls:   []wire.Implementation{wasmImpl, ukImpl},
 			reasons: []string{"va-wasm (wasm): no node fits: 1 does not run wasm", "va-uk (unikernel): no node fits: 1 does not run unikernel"}},
 	}
 	for _, tt := range tests {

@@ -173,7 +173,6 @@ func TestCompileOverloaded(t *testing.T) {
 	}
 }
 
-
 func TestInvalidOverloaded(t *testing.T) {
 	cat := Catalog{"video-analytics": {mustDef(t, defX86), mustDef(t, defWasm)}}
 	for _, tc := range []struct {
