@@ -208,3 +208,25 @@ func (w *walker) workload(path string, n *yaml.Node, d *ComponentDefinition) {
 		}
 	}
 }
+
+// Documents splits a YAML stream at its "---" lines into its non-empty
+// documents, each as written.
+func Documents(body []byte) [][]byte {
+	var out [][]byte
+	var cur bytes.Buffer
+	flush := func() {
+		if len(bytes.TrimSpace(cur.Bytes())) > 0 {
+			out = append(out, bytes.Clone(cur.Bytes()))
+		}
+		cur.Reset()
+	}
+	for _, line := range bytes.SplitAfter(body, []byte("\n")) {
+		if t := bytes.TrimRight(line, " \t\r\n"); bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
+			flush()
+			continue
+		}
+		cur.Write(line)
+	}
+	flush()
+	return out
+}

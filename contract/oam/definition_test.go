@@ -220,3 +220,23 @@ func TestInvalidOverloaded(t *testing.T) {
 		})
 	}
 }
+
+func TestDocuments(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"a: 1\n", []string{"a: 1\n"}},
+		{"---\na: 1\n---\n\n--- \nb: 2\n", []string{"a: 1\n", "b: 2\n"}},
+		{"a: '---'\n---\r\nb: 2", []string{"a: '---'\n", "b: 2"}},
+		{"", nil},
+	} {
+		var got []string
+		for _, d := range Documents([]byte(tc.in)) {
+			got = append(got, string(d))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("Documents(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

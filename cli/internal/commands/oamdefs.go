@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -43,32 +42,10 @@ func (c *DeleteComponentDefCmd) Run(e *Env) error {
 	return nil
 }
 
-// documents splits a YAML stream at its "---" lines into its non-empty
-// documents, each as written.
-func documents(body []byte) [][]byte {
-	var out [][]byte
-	var cur bytes.Buffer
-	flush := func() {
-		if len(bytes.TrimSpace(cur.Bytes())) > 0 {
-			out = append(out, bytes.Clone(cur.Bytes()))
-		}
-		cur.Reset()
-	}
-	for _, line := range bytes.SplitAfter(body, []byte("\n")) {
-		if t := bytes.TrimRight(line, " \t\r\n"); bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
-			flush()
-			continue
-		}
-		cur.Write(line)
-	}
-	flush()
-	return out
-}
-
 // applyOAMStream applies the OAM documents of a file: its
 // ComponentDefinitions first, in order, then its Applications.
 func (c *ApplyCmd) applyOAMStream(e *Env, cl *api.Client, body []byte) error {
-	docs := documents(body)
+	docs := oam.Documents(body)
 	progress := e.Out
 	if e.json() {
 		progress = e.Err
