@@ -168,9 +168,14 @@ type Service struct {
 	Disconnect Disconnect `json:"disconnect" bson:"disconnect"`
 	// Security is what the service's containers get beyond the default
 	// sandbox (the SLA's security field); absent: the defaults.
-	Security     *Security `json:"security,omitempty" bson:"security,omitempty"`
-	Status       string    `json:"status" bson:"status"`
-	StatusDetail string    `json:"status_detail" bson:"status_detail"`
+	Security *Security `json:"security,omitempty" bson:"security,omitempty"`
+	// Implementations are, for an overloaded service (an OAM base
+	// component, an SLA microservice with alternatives), every way to run
+	// it in preference order, the first being the fields above; each
+	// instance shows the one chosen. Absent: one.
+	Implementations []Implementation `json:"implementations,omitempty" bson:"implementations,omitempty"`
+	Status          string           `json:"status" bson:"status"`
+	StatusDetail    string           `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run
 	// (every instance but a finished one-shot's).
 	Running      int        `json:"running_instances" bson:"running_instances"`
@@ -216,6 +221,17 @@ type Instance struct {
 	ImplementationChoice []string  `json:"implementation_choice,omitempty" bson:"implementation_choice,omitempty"`
 	CreatedAt            time.Time `json:"created_at" bson:"created_at"`
 	UpdatedAt            time.Time `json:"updated_at" bson:"updated_at"`
+}
+
+// Implementation is one implementation of an overloaded service.
+type Implementation struct {
+	Name           string   `json:"name" bson:"name"`
+	Virtualization string   `json:"virtualization" bson:"virtualization"`
+	Code           string   `json:"code" bson:"code"`
+	Arch           []string `json:"arch,omitempty" bson:"arch,omitempty"`
+	Cmd            []string `json:"cmd,omitempty" bson:"cmd,omitempty"`
+	MilliCPU       int64    `json:"milli_cpu" bson:"milli_cpu"`
+	MemoryMB       int64    `json:"memory_mb" bson:"memory_mb"`
 }
 
 // Cluster is a registered cluster as GET /api/clusters/ shows it.

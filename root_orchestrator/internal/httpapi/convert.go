@@ -123,7 +123,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		OneShot: p.OneShot, Disconnect: api.Disconnect{Replace: p.Disconnect.Replace,
 			ReplaceAfter: int(p.Disconnect.ReplaceAfter / time.Second), StopAfter: int(p.Disconnect.StopAfter / time.Second),
 			Reconcile: p.Disconnect.Reconcile},
-		Security:     restSecurity(p.Security),
+		Security: restSecurity(p.Security), Implementations: restImplementations(p.Implementations),
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.Status, out.StatusDetail = api.SummarizeService(list, p.OneShot)
@@ -181,5 +181,17 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 	}
 	out.VCPUs = out.TotalCPUCores
 	slices.Sort(out.Virtualization)
+	return out
+}
+
+func restImplementations(impls []wire.Implementation) []api.Implementation {
+	if len(impls) == 0 {
+		return nil
+	}
+	out := make([]api.Implementation, len(impls))
+	for i, im := range impls {
+		out[i] = api.Implementation{Name: im.Name, Virtualization: im.Virtualization, Code: im.Code, Arch: im.Arch,
+			Cmd: im.Cmd, MilliCPU: im.Resources.MilliCPU, MemoryMB: im.Resources.MemoryMB}
+	}
 	return out
 }
