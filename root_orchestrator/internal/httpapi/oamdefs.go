@@ -93,19 +93,15 @@ func (s *Server) applyComponentDefinition(c echo.Context) error {
 			d.Base, od.Workload, o.Name)}
 	}
 	stored := store.ComponentDefinition{Owner: owner, Name: d.Name, Base: d.Base, Manifest: string(body)}
-	created, err := s.store.PutComponentDefinition(ctx, stored)
-	if err != nil {
+	// 200 either way, as every success of this API (README: Compatibility).
+	if _, err := s.store.PutComponentDefinition(ctx, stored); err != nil {
 		return err
 	}
 	got, err := s.storedDefinition(ctx, owner, d.Name)
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, restDefinition(d, got))
+	return c.JSON(http.StatusOK, restDefinition(d, got))
 }
 
 func (s *Server) storedDefinition(ctx context.Context, owner, name string) (*store.ComponentDefinition, error) {
