@@ -174,8 +174,12 @@ type Service struct {
 	// it in preference order, the first being the fields above; each
 	// instance shows the one chosen. Absent: one.
 	Implementations []Implementation `json:"implementations,omitempty" bson:"implementations,omitempty"`
-	Status          string           `json:"status" bson:"status"`
-	StatusDetail    string           `json:"status_detail" bson:"status_detail"`
+	// NodeSelector lists the labels a node must have to run its
+	// instances (the SLA's node_selector, an OAM placement trait's
+	// labels).
+	NodeSelector map[string]string `json:"node_selector,omitempty" bson:"node_selector,omitempty"`
+	Status       string            `json:"status" bson:"status"`
+	StatusDetail string            `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run
 	// (every instance but a finished one-shot's).
 	Running      int        `json:"running_instances" bson:"running_instances"`
@@ -287,6 +291,9 @@ type Node struct {
 	LastSeen time.Time `json:"last_seen,omitzero" bson:"-"`
 	// Address is where others reach it (admins only, as its name).
 	Address string `json:"address,omitempty" bson:"-"`
+	// Labels are its labels (thicket-node --label), which services' node
+	// selectors match.
+	Labels map[string]string `json:"labels,omitempty" bson:"-"`
 }
 
 // Disconnect is what happens to a service's instances while the node or

@@ -19,15 +19,30 @@ import (
 // first and so preferred) runs as wasm on a node that offers no containers
 // and as a container on a node that offers both; each instance's status
 // names the implementation chosen and why the other was not, and its
-// output is the chosen build's.
+// output is the chosen build's. The second node is chosen by its labels
+// (thicket-node --label, the placement trait's labels), which the root
+// lists.
 func TestOAMOverloadedComponent(t *testing.T) {
 	s := newSystem(t)
 	c := s.addCluster("alpha", "")
 	// The module is served from the bridge, a private address: allowed
 	// there; it is pinned by its digest, so no unpinned code is needed.
 	wasmOnly := s.startNodeWith(c, "w1", 57, 1024, "--virtualizations", "wasm", "--code-allow-net", bridgeAddr+"/32")
-	both := s.startNodeWith(c, "b1", 58, 1024, "--code-allow-net", bridgeAddr+"/32")
+	both := s.startNodeWith(c, "b1", 58, 1024, "--code-allow-net", bridgeAddr+"/32", "--label", "zone=north", "--label", "camera=yes")
 	s.waitNodes(map[string]int{"alpha": 2})
+	// Its labels reach the root's node list.
+	testharness.WaitFor(t, time.Minute, "b1's labels at the root", func() (bool, string) {
+		var cls []api.Cluster
+		s.api.must("GET", "/api/clusters/", nil, &cls)
+		for _, cl := range cls {
+			for _, n := range cl.Nodes {
+				if n.Name == both.name {
+					return n.Labels["zone"] == "north" && n.Labels["camera"] == "yes", fmt.Sprint(n.Labels)
+				}
+			}
+		}
+		return false, "not listed"
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -83,8 +98,8 @@ spec:
       properties: {}
       traits:
         - type: placement
-          properties: {clusters: [alpha], nodes: [%s]}
-`, wasmOnly.name, both.name)))
+          properties: {clusters: [alpha], labels: {zone: north}}
+`, wasmOnly.name)))
 	if err != nil {
 		t.Fatal(err)
 	}

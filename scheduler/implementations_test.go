@@ -110,3 +110,18 @@ func TestSingleImplementationUnchanged(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+func TestNodeSelectorReason(t *testing.T) {
+	n1, n2 := mkNode("n1", 4000, 4096, 0, 0), mkNode("n2", 4000, 4096, 0, 0)
+	n1.Labels = map[string]string{"zone": "b"}
+	spec := mkSpec(100, 64)
+	spec.NodeSelector = map[string]string{"zone": "a", "camera": "yes"}
+	_, err := PickNode("edge", []Node{n1, n2}, spec)
+	if err == nil || err.Error() != "no node fits: 2 do not have the labels camera=yes, zone=a" {
+		t.Fatalf("err = %v", err)
+	}
+	n2.Labels = map[string]string{"zone": "a", "camera": "yes", "x": "1"}
+	if p, err := PickNode("edge", []Node{n1, n2}, spec); err != nil || p.NodeName != "n2" {
+		t.Fatalf("placed %+v, %v", p, err)
+	}
+}

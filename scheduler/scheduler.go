@@ -8,7 +8,8 @@
 //
 // Feasibility of a node, in this order (a node rejected by several filters is
 // counted under the first): it is active; when a "direct" constraint lists
-// nodes, its name is in every such list; it runs the instance's
+// nodes, its name is in every such list; it has every label of the
+// instance's NodeSelector, with its value; it runs the instance's
 // virtualization; when the instance lists architectures, the node's is one of
 // them ("x86_64" = "amd64", "aarch64" = "arm64"); and the instance's CPU,
 // memory and vGPUs each fit into the node's Capacity minus Reserved.

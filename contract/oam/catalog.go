@@ -40,8 +40,8 @@ var all = []string{TypeWebservice, TypeWorker, TypeTask}
 
 var traitDefinitions = []TraitDefinition{
 	{TraitScaler, nil, "the number of instances", []string{TypeWebservice, TypeWorker}, []string{"replicas"}},
-	{TraitPlacement, []string{TraitAffinity}, "where instances may run: clusters (any of them), nodes (of the one cluster named), architectures",
-		all, []string{"clusters", "nodes", "arch"}},
+	{TraitPlacement, []string{TraitAffinity}, "where instances may run: clusters (any of them), nodes (of the one cluster named), architectures, labels (key: value) a node must all have (thicket-node --label)",
+		all, []string{"clusters", "nodes", "arch", "labels"}},
 	{TraitExpose, nil, "the service IPs and published ports: port (published on the node's address with type NodePort), type ClusterIP (default) or NodePort, rrIP and closestIP (service IPs in 10.30.0.0/16; rrIP is chosen when absent)",
 		[]string{TypeWebservice}, []string{"port", "type", "rrIP", "closestIP"}},
 	{TraitEnv, nil, "environment variables: env (name: value) added or replacing the component's, replace (drop the component's first), unset (names to remove)",
@@ -137,6 +137,13 @@ func (w *walker) trait(path string, n *yaml.Node, ctype string) Trait {
 						w.fail(p, n, "%q is not a supported architecture: use one of %s", s, strings.Join(sla.Archs(), ", "))
 					}
 				})
+			}},
+			{"labels", func(p string, n *yaml.Node) {
+				if pl.Labels = w.stringMap(p, n); len(pl.Labels) == 0 {
+					pl.Labels = nil
+				} else if err := sla.CheckLabels(pl.Labels); err != nil {
+					w.fail(p, n, "%v", err)
+				}
 			}},
 		})
 		if len(pl.Nodes) > 0 && len(pl.Clusters) != 1 {

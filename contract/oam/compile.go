@@ -152,7 +152,7 @@ func microservice(c *Component, ns string) (sla.Microservice, int) {
 		case t.Scaler != nil:
 			replicas = t.Scaler.Replicas
 		case t.Placement != nil:
-			ms.Arch = t.Placement.Arch
+			ms.Arch, ms.NodeSelector = t.Placement.Arch, t.Placement.Labels
 		case t.Expose != nil:
 			expose = t.Expose
 		case t.Env != nil:

@@ -114,6 +114,8 @@ type Placement struct {
 	Clusters []string
 	Nodes    []string
 	Arch     []string
+	// Labels are node labels a node must all have (thicket-node --label).
+	Labels map[string]string
 }
 
 // Expose publishes ports and chooses service IPs.

@@ -78,6 +78,9 @@ type Microservice struct {
 	// Thicket extension: see Implementation).
 	Alternatives       []Implementation `json:"alternatives,omitempty"`
 	ImplementationName string           `json:"implementation_name,omitempty"`
+	// NodeSelector lists node labels (key: value) a node must all have to
+	// run the microservice's instances (a Thicket extension; labels.go).
+	NodeSelector map[string]string `json:"node_selector,omitempty"`
 }
 
 // Reconcile choices of a disconnect policy: which copy of an instance

@@ -252,6 +252,9 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 		v.security(f("security"), m.Virtualization, s)
 	}
 	v.alternatives(path, m)
+	if err := CheckLabels(m.NodeSelector); err != nil {
+		v.errs.add(f("node_selector"), err.Error())
+	}
 }
 
 // disconnect checks a disconnect policy.

@@ -10,6 +10,7 @@ package wire
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +33,9 @@ import (
 // ClusterDesired.DeletedNodes: its absence means no node was deleted.
 // So did InstanceSpec.Implementations (an earlier cluster runs the first,
 // which the spec's own fields are) and InstanceStatus.Implementation and
-// Choice (absent: the spec had one implementation).
+// Choice (absent: the spec had one implementation), InstanceSpec.NodeSelector
+// (an earlier cluster places such an instance on any node) and
+// NodeInfo.Labels and NodeRegisterRequest.Labels (absent: no labels).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -152,6 +155,9 @@ type InstanceSpec struct {
 	// one per instance and gives the node the spec of that one alone
 	// (Implement).
 	Implementations []Implementation `json:"implementations,omitempty"`
+	// NodeSelector lists labels a node must all have (NodeInfo.Labels) to
+	// run the instance; absent: any node.
+	NodeSelector map[string]string `json:"node_selector,omitempty"`
 }
 
 // JobGrant is an instance's share of its service's jobs at a version.
@@ -354,6 +360,9 @@ type NodeInfo struct {
 	// manager refuses the node's network, or does not answer); empty when
 	// it can. Schedulers place nothing on such a node.
 	NotReady string `json:"not_ready,omitempty"`
+	// Labels are the node's labels (thicket-node --label key=value),
+	// which instances' NodeSelector match (sla.CheckLabels).
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // SameBut reports whether two descriptions of a node differ at most in
@@ -362,7 +371,7 @@ func (n NodeInfo) SameBut(o NodeInfo) bool {
 	return n.ID == o.ID && n.Name == o.Name && n.Arch == o.Arch && slices.Equal(n.Virtualizations, o.Virtualizations) &&
 		n.Capacity == o.Capacity && n.Reserved == o.Reserved && slices.Equal(n.UsedPorts, o.UsedPorts) &&
 		n.Address == o.Address && n.Active == o.Active && SameNetwork(n.Network, o.Network) &&
-		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady
+		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady && maps.Equal(n.Labels, o.Labels)
 }
 
 // SameNetwork reports whether two nodes' overlay places are equal (both
@@ -432,6 +441,8 @@ type NodeRegisterRequest struct {
 	Virtualizations []string  `json:"virtualizations"`
 	Capacity        Resources `json:"capacity"`
 	Address         string    `json:"address,omitempty"`
+	// Labels are the node's labels (thicket-node --label), as in NodeInfo.
+	Labels map[string]string `json:"labels,omitempty"`
 	// Subnet is the instance subnet the node was given before, if any: a
 	// cluster that lost its store gives it back when it lies in the
 	// cluster's blocks and is free, so that running instances keep their

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/scheduler"
 )
@@ -330,8 +331,12 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	n.PasswordHash = hashPassword([]byte(password))
 	n.Info = wire.NodeInfo{
 		ID: id, Name: req.Name, Arch: req.Arch, Virtualizations: req.Virtualizations,
-		Capacity: req.Capacity, Address: req.Address,
+		Capacity: req.Capacity, Address: req.Address, Labels: req.Labels,
 		Network: n.Info.Network, // peers keep routing to it meanwhile
+	}
+	if err := sla.CheckLabels(req.Labels); err != nil {
+		m.log.Warn("a registering node's labels are invalid; ignored", "node", req.Name, "err", err)
+		n.Info.Labels = nil
 	}
 	rec := n.Node
 	m.mu.Unlock()

@@ -124,6 +124,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 			ReplaceAfter: int(p.Disconnect.ReplaceAfter / time.Second), StopAfter: int(p.Disconnect.StopAfter / time.Second),
 			Reconcile: p.Disconnect.Reconcile},
 		Security: restSecurity(p.Security), Implementations: restImplementations(p.Implementations),
+		NodeSelector: p.NodeSelector,
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.Status, out.StatusDetail = api.SummarizeService(list, p.OneShot)
@@ -156,7 +157,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 			CPUPercent: n.CPUPercent, MemoryPercent: n.MemoryPercent,
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
 			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
-			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address,
+			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address, Labels: n.Labels,
 		})
 		if !n.Active || !c.Active {
 			continue

@@ -3,6 +3,7 @@ package state
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -109,7 +110,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			VGPUs: m.VGPUs, VTPUs: m.VTPUs, BandwidthIn: m.BandwidthIn, BandwidthOut: m.BandwidthOut,
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
 			Disconnect: disconnectOf(m), Ports: portsOf(m.Port), Security: securityOf(m),
-			Implementations: implementationsOf(m),
+			Implementations: implementationsOf(m), NodeSelector: nilIfNone(m.NodeSelector),
 		},
 		Jobs: jobsOf(m), JobsVersion: jobsVersionOf(m), JobsLease: time.Duration(m.Lease()) * time.Second,
 		CreatedAt: t.now, UpdatedAt: t.now,
@@ -418,4 +419,12 @@ func nilIfEmpty(s []string) []string {
 		return nil
 	}
 	return slices.Clone(s)
+}
+
+// nilIfNone copies a map, nil when empty: what the store gives back.
+func nilIfNone(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
 }

@@ -64,6 +64,8 @@ type ServiceSpec struct {
 	// Implementations are all implementations of an overloaded service,
 	// in preference order, the first being the fields above (nil: one).
 	Implementations []wire.Implementation
+	// NodeSelector lists the labels a node must have (nil: any node).
+	NodeSelector map[string]string
 	// Ports is Port (the SLA's field as written) parsed: derived when the
 	// service is created or loaded, never stored.
 	Ports []wire.PortMapping

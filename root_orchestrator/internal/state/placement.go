@@ -46,6 +46,7 @@ func Spec(svc *Service, in *Instance) wire.InstanceSpec {
 		JobsLease:   jobsLeaseSeconds(svc),
 
 		Implementations: svc.Spec.Implementations,
+		NodeSelector:    svc.Spec.NodeSelector,
 	}
 }
 

@@ -111,6 +111,7 @@ type serviceRecord struct {
 	// The implementations of an overloaded service, in preference order;
 	// absent in the others.
 	Implementations []implementationRecord `bson:"implementations,omitempty"`
+	NodeSelector    map[string]string      `bson:"node_selector,omitempty"`
 }
 
 type implementationRecord struct {
@@ -216,6 +217,7 @@ type nodeRecord struct {
 	Network         *nodeNetworkRecord `bson:"network,omitempty"`
 	Capabilities    []string           `bson:"capabilities,omitempty"`
 	NotReady        string             `bson:"not_ready,omitempty"`
+	Labels          map[string]string  `bson:"labels,omitempty"`
 }
 
 type ipRecord struct {
@@ -291,7 +293,7 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		Security:  toSecurityRecord(p.Security),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Jobs: s.Jobs, JobsVersion: s.JobsVersion, JobsLease: int64(s.JobsLease / time.Second),
-		Implementations: toImplementationRecords(p.Implementations),
+		Implementations: toImplementationRecords(p.Implementations), NodeSelector: p.NodeSelector,
 	}
 }
 
@@ -347,6 +349,7 @@ func (r serviceRecord) model() *state.Service {
 			VTPUs: r.VTPUs, BandwidthIn: r.BandwidthIn, BandwidthOut: r.BandwidthOut, Storage: r.Storage,
 			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot, Disconnect: pol,
 			Security: r.Security.model(), Implementations: implementationsModel(r.Implementations),
+			NodeSelector: r.NodeSelector,
 		},
 	}
 }
@@ -383,7 +386,7 @@ func toNodeRecord(id string, n *state.Node) nodeRecord {
 	r := nodeRecord{
 		ID: id, ClusterID: n.ClusterID, NodeID: n.ID, Name: n.Name, Arch: n.Arch, Virtualizations: n.Virtualizations,
 		Capacity: resourcesRecord(n.Capacity), Reserved: resourcesRecord(n.Reserved), UsedPorts: n.UsedPorts,
-		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady,
+		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady, Labels: n.Labels,
 	}
 	if n.Network != nil {
 		r.Network = &nodeNetworkRecord{Subnet: n.Network.Subnet, VTEPMAC: n.Network.VTEPMAC, PublicIP: n.Network.PublicIP, PublicPort: n.Network.PublicPort}
@@ -395,7 +398,7 @@ func (r nodeRecord) model() *state.Node {
 	n := &state.Node{ClusterID: r.ClusterID, NodeInfo: wire.NodeInfo{
 		ID: r.NodeID, Name: r.Name, Arch: r.Arch, Virtualizations: r.Virtualizations,
 		Capacity: wire.Resources(r.Capacity), Reserved: wire.Resources(r.Reserved), UsedPorts: r.UsedPorts,
-		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady,
+		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady, Labels: r.Labels,
 	}}
 	if r.Network != nil {
 		n.Network = &wire.NodeNetwork{NodeID: r.NodeID, Subnet: r.Network.Subnet, VTEPMAC: r.Network.VTEPMAC,
