@@ -3,9 +3,6 @@ package oam
 import (
 	"bytes"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -82,23 +79,12 @@ func ManifestKind(data []byte) string {
 // ParseComponentDefinition reads a ComponentDefinition manifest, YAML or
 // JSON, strictly, with the same kind of errors as Parse.
 func ParseComponentDefinition(data []byte) (*ComponentDefinition, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, sla.Errors{{Message: "the manifest is empty"}}
-	}
-	if len(data) > MaxManifest {
-		return nil, sla.Errors{{Message: fmt.Sprintf("the manifest is larger than %d bytes", MaxManifest)}}
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		return nil, sla.Errors{{Message: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
-	}
-	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		return nil, sla.Errors{{Message: "the manifest must hold one document (found a second one, or invalid YAML after the first)"}}
+	doc, err := decodeOne(data)
+	if err != nil {
+		return nil, err
 	}
 	w := &walker{}
-	d := w.definition(&doc)
+	d := w.definition(doc)
 	if len(w.errs) > 0 {
 		return nil, w.errs
 	}

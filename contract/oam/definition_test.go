@@ -1,7 +1,6 @@
 package oam
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -101,20 +100,7 @@ func TestInvalidComponentDefinition(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseComponentDefinition([]byte(tc.doc))
-			var errs sla.Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("err = %v, want sla.Errors", err)
-			}
-			var fields []string
-			for _, e := range errs {
-				fields = append(fields, e.Field)
-			}
-			if strings.Join(fields, " ") != strings.Join(tc.fields, " ") {
-				t.Errorf("fields %q, want %q (%v)", fields, tc.fields, err)
-			}
-			if !strings.Contains(err.Error(), tc.contains) {
-				t.Errorf("error %q does not mention %q", err, tc.contains)
-			}
+			checkErrors(t, err, tc.fields, tc.contains)
 		})
 	}
 }
@@ -203,20 +189,7 @@ func TestInvalidOverloaded(t *testing.T) {
 			if err == nil {
 				_, err = Compile(app)
 			}
-			var errs sla.Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("err = %v, want sla.Errors", err)
-			}
-			var fields []string
-			for _, e := range errs {
-				fields = append(fields, e.Field)
-			}
-			if strings.Join(fields, " ") != strings.Join(tc.fields, " ") {
-				t.Errorf("fields %q, want %q (%v)", fields, tc.fields, err)
-			}
-			if !strings.Contains(err.Error(), tc.contains) {
-				t.Errorf("error %q does not mention %q", err, tc.contains)
-			}
+			checkErrors(t, err, tc.fields, tc.contains)
 		})
 	}
 }

@@ -205,20 +205,7 @@ func TestInvalid(t *testing.T) {
 			if err == nil {
 				_, err = Compile(app)
 			}
-			var errs sla.Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("err = %v, want sla.Errors", err)
-			}
-			var fields []string
-			for _, e := range errs {
-				fields = append(fields, e.Field)
-			}
-			if strings.Join(fields, " ") != strings.Join(tc.fields, " ") {
-				t.Errorf("fields %q, want %q (%v)", fields, tc.fields, err)
-			}
-			if !strings.Contains(err.Error(), tc.contains) {
-				t.Errorf("error %q does not mention %q", err, tc.contains)
-			}
+			checkErrors(t, err, tc.fields, tc.contains)
 		})
 	}
 }
@@ -318,5 +305,25 @@ func TestWorkflowPlan(t *testing.T) {
 				t.Errorf("err = %v, want one at %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// checkErrors checks that err is sla.Errors at exactly fields, in order,
+// and mentions contains.
+func checkErrors(t *testing.T, err error, fields []string, contains string) {
+	t.Helper()
+	var errs sla.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("err = %v, want sla.Errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Field)
+	}
+	if strings.Join(got, " ") != strings.Join(fields, " ") {
+		t.Errorf("fields %q, want %q (%v)", got, fields, err)
+	}
+	if !strings.Contains(err.Error(), contains) {
+		t.Errorf("error %q does not mention %q", err, contains)
 	}
 }

@@ -56,6 +56,21 @@ func Parse(data []byte) (*Application, error) { return ParseWith(data, nil) }
 // their workload type, except image (the definitions have theirs), and
 // resolves to all of them (Component.Implementations).
 func ParseWith(data []byte, defs Catalog) (*Application, error) {
+	doc, err := decodeOne(data)
+	if err != nil {
+		return nil, err
+	}
+	w := &walker{defs: defs}
+	app := w.application(doc)
+	if len(w.errs) > 0 {
+		return nil, w.errs
+	}
+	return app, nil
+}
+
+// decodeOne reads a manifest of one YAML (or JSON) document, at most
+// MaxManifest bytes.
+func decodeOne(data []byte) (*yaml.Node, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, sla.Errors{{Message: "the manifest is empty"}}
 	}
@@ -71,12 +86,7 @@ func ParseWith(data []byte, defs Catalog) (*Application, error) {
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return nil, sla.Errors{{Message: "the manifest must hold one document (found a second one, or invalid YAML after the first)"}}
 	}
-	w := &walker{defs: defs}
-	app := w.application(&doc)
-	if len(w.errs) > 0 {
-		return nil, w.errs
-	}
-	return app, nil
+	return &doc, nil
 }
 
 // walker collects errors while it reads the document's nodes.
