@@ -168,9 +168,18 @@ type Service struct {
 	Disconnect Disconnect `json:"disconnect" bson:"disconnect"`
 	// Security is what the service's containers get beyond the default
 	// sandbox (the SLA's security field); absent: the defaults.
-	Security     *Security `json:"security,omitempty" bson:"security,omitempty"`
-	Status       string    `json:"status" bson:"status"`
-	StatusDetail string    `json:"status_detail" bson:"status_detail"`
+	Security *Security `json:"security,omitempty" bson:"security,omitempty"`
+	// Implementations are, for an overloaded service (an OAM base
+	// component, an SLA microservice with alternatives), every way to run
+	// it in preference order, the first being the fields above; each
+	// instance shows the one chosen. Absent: one.
+	Implementations []Implementation `json:"implementations,omitempty" bson:"implementations,omitempty"`
+	// NodeSelector lists the labels a node must have to run its
+	// instances (the SLA's node_selector, an OAM placement trait's
+	// labels).
+	NodeSelector map[string]string `json:"node_selector,omitempty" bson:"node_selector,omitempty"`
+	Status       string            `json:"status" bson:"status"`
+	StatusDetail string            `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run
 	// (every instance but a finished one-shot's).
 	Running      int        `json:"running_instances" bson:"running_instances"`
@@ -207,8 +216,26 @@ type Instance struct {
 	Restarts int `json:"restarts" bson:"restarts"`
 	// RestartAt is when a BACKOFF instance's node starts it again.
 	RestartAt time.Time `json:"restart_at,omitzero" bson:"restart_at,omitempty"`
-	CreatedAt time.Time `json:"created_at" bson:"created_at"`
-	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
+	// Implementation names the implementation of an overloaded service
+	// (an OAM base component with several ComponentDefinitions, or an SLA
+	// microservice with alternatives) its cluster chose for the instance;
+	// ImplementationChoice says, one line per implementation in preference
+	// order, why each was or was not chosen.
+	Implementation       string    `json:"implementation,omitempty" bson:"implementation,omitempty"`
+	ImplementationChoice []string  `json:"implementation_choice,omitempty" bson:"implementation_choice,omitempty"`
+	CreatedAt            time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at" bson:"updated_at"`
+}
+
+// Implementation is one implementation of an overloaded service.
+type Implementation struct {
+	Name           string   `json:"name" bson:"name"`
+	Virtualization string   `json:"virtualization" bson:"virtualization"`
+	Code           string   `json:"code" bson:"code"`
+	Arch           []string `json:"arch,omitempty" bson:"arch,omitempty"`
+	Cmd            []string `json:"cmd,omitempty" bson:"cmd,omitempty"`
+	MilliCPU       int64    `json:"milli_cpu" bson:"milli_cpu"`
+	MemoryMB       int64    `json:"memory_mb" bson:"memory_mb"`
 }
 
 // Cluster is a registered cluster as GET /api/clusters/ shows it.
@@ -264,6 +291,9 @@ type Node struct {
 	LastSeen time.Time `json:"last_seen,omitzero" bson:"-"`
 	// Address is where others reach it (admins only, as its name).
 	Address string `json:"address,omitempty" bson:"-"`
+	// Labels are its labels (thicket-node --label), which services' node
+	// selectors match.
+	Labels map[string]string `json:"labels,omitempty" bson:"-"`
 }
 
 // Disconnect is what happens to a service's instances while the node or

@@ -93,12 +93,33 @@ type OAMRollback struct {
 	Revision int `json:"revision"`
 }
 
-// OAMComponentType is a component type an OAM component may name.
+// OAMComponentType is a component type an OAM component may name: a
+// built-in type, or a ComponentDefinition the caller registered, whose
+// BaseComponent is then the type a component names (every definition of
+// one base is an implementation of it; see the README's OAM section).
 type OAMComponentType struct {
 	Name        string   `json:"name"`
 	Description string   `json:"description"`
 	Properties  []string `json:"properties"`
+	// Kind is OAMKindBuiltin or OAMKindDefinition; the fields below are
+	// set for definitions.
+	Kind           string   `json:"kind"`
+	BaseComponent  string   `json:"base_component,omitempty"`
+	Workload       string   `json:"workload,omitempty"`
+	Virtualization string   `json:"virtualization,omitempty"`
+	Image          string   `json:"image,omitempty"`
+	SHA256         string   `json:"sha256,omitempty"`
+	Arch           []string `json:"arch,omitempty"`
+	// Manifest is the definition as registered.
+	Manifest  string     `json:"manifest,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
 }
+
+// Kinds of OAMComponentType.
+const (
+	OAMKindBuiltin    = "builtin"
+	OAMKindDefinition = "definition"
+)
 
 // OAMTraitDefinition is a trait an OAM component may carry.
 type OAMTraitDefinition struct {
@@ -162,9 +183,32 @@ func (c *Client) DeleteOAMApplication(ctx context.Context, name string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/oam/applications/"+esc(name), nil, nil)
 }
 
-// OAMComponentTypes lists the component types Thicket supports.
+// OAMComponentTypes lists the component types Thicket supports: the
+// built-in ones and the caller's ComponentDefinitions.
 func (c *Client) OAMComponentTypes(ctx context.Context) ([]OAMComponentType, error) {
 	return get[[]OAMComponentType](ctx, c, "/api/oam/componentdefinitions")
+}
+
+// ApplyOAMComponentDefinition registers a ComponentDefinition manifest
+// (YAML or JSON text), replacing the caller's definition of its name.
+func (c *Client) ApplyOAMComponentDefinition(ctx context.Context, manifest []byte) (*OAMComponentType, error) {
+	var out OAMComponentType
+	if err := c.Do(ctx, http.MethodPost, "/api/oam/componentdefinitions", manifest, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// OAMComponentDefinition reads the caller's ComponentDefinition of that
+// name.
+func (c *Client) OAMComponentDefinition(ctx context.Context, name string) (*OAMComponentType, error) {
+	return getOne[OAMComponentType](ctx, c, "/api/oam/componentdefinitions/"+esc(name))
+}
+
+// DeleteOAMComponentDefinition deletes the caller's ComponentDefinition of
+// that name; applications already made with it keep running as they are.
+func (c *Client) DeleteOAMComponentDefinition(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/oam/componentdefinitions/"+esc(name), nil, nil)
 }
 
 // OAMTraitDefinitions lists the traits Thicket supports.

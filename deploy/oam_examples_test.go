@@ -45,9 +45,26 @@ func TestOAMExamples(t *testing.T) {
 			if !oam.IsManifest(data) {
 				t.Fatal("not told apart from an SLA")
 			}
-			app, err := oam.Parse(data)
-			if err != nil {
-				t.Fatal(err)
+			// A file may hold ComponentDefinitions before its
+			// Application, as thicket apply takes them.
+			cat, apps := oam.Catalog{}, 0
+			var app *oam.Application
+			for _, doc := range oam.Documents(data) {
+				if oam.ManifestKind(doc) == oam.KindComponentDefinition {
+					d, err := oam.ParseComponentDefinition(doc)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cat[d.Base] = append(cat[d.Base], *d)
+					continue
+				}
+				apps++
+				if app, err = oam.ParseWith(doc, cat); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if apps != 1 {
+				t.Fatalf("%d Applications, want 1", apps)
 			}
 			c, err := oam.Compile(app)
 			if err != nil {

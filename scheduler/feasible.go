@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,7 @@ const (
 	failInactive
 	failNotReady
 	failNodeList
+	failLabels
 	failVirtualization
 	failArch
 	failCPU
@@ -107,6 +109,11 @@ func (r *request) checkNode(n *wire.NodeInfo) filter {
 	}
 	if r.nodeLists != nil && !r.inNodeLists(n.Name) {
 		return failNodeList
+	}
+	for k, v := range r.spec.NodeSelector {
+		if got, ok := n.Labels[k]; !ok || got != v {
+			return failLabels
+		}
 	}
 	if !hasVirtualization(n.Virtualizations, r.spec.Virtualization) {
 		return failVirtualization
@@ -261,6 +268,8 @@ func (r *request) nodeReason(f filter, t *tally) string {
 		return "is not ready (" + t.notReady + ")"
 	case failNodeList:
 		return "is not in the direct constraint's node list"
+	case failLabels:
+		return "does not have the labels " + labelList(r.spec.NodeSelector)
 	case failVirtualization:
 		return "does not run " + r.spec.Virtualization
 	case failArch:
@@ -355,4 +364,14 @@ func (r *request) explainClusters(clusters []Cluster) *NoFitError {
 		t.into(r, e.NodeReasons)
 	}
 	return e
+}
+
+// labelList renders a node selector: "zone=a, gpu=yes", sorted.
+func labelList(m map[string]string) string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }

@@ -64,6 +64,13 @@ func TestCheckNode(t *testing.T) {
 			func(s *wire.InstanceSpec) { s.Virtualization = "wasm" }, fitOK},
 		{"node runs nothing", func(n *Node) { n.Virtualizations = nil }, nil, failVirtualization},
 
+		{"labels match", func(n *Node) { n.Labels = map[string]string{"zone": "a", "gpu": "yes"} },
+			func(s *wire.InstanceSpec) { s.NodeSelector = map[string]string{"zone": "a"} }, fitOK},
+		{"label value differs", func(n *Node) { n.Labels = map[string]string{"zone": "b"} },
+			func(s *wire.InstanceSpec) { s.NodeSelector = map[string]string{"zone": "a"} }, failLabels},
+		{"label missing", nil, func(s *wire.InstanceSpec) { s.NodeSelector = map[string]string{"zone": ""} }, failLabels},
+		{"labels before virtualization", func(n *Node) { n.Virtualizations = nil },
+			func(s *wire.InstanceSpec) { s.NodeSelector = map[string]string{"zone": "a"} }, failLabels},
 		{"arch any", func(n *Node) { n.Arch = "riscv64" }, nil, fitOK},
 		{"arch listed", nil, func(s *wire.InstanceSpec) { s.Arch = []string{"arm64", "amd64"} }, fitOK},
 		{"arch not listed", func(n *Node) { n.Arch = "arm64" }, func(s *wire.InstanceSpec) { s.Arch = []string{"amd64"} }, failArch},

@@ -8,7 +8,8 @@
 //
 // Feasibility of a node, in this order (a node rejected by several filters is
 // counted under the first): it is active; when a "direct" constraint lists
-// nodes, its name is in every such list; it runs the instance's
+// nodes, its name is in every such list; it has every label of the
+// instance's NodeSelector, with its value; it runs the instance's
 // virtualization; when the instance lists architectures, the node's is one of
 // them ("x86_64" = "amd64", "aarch64" = "arm64"); and the instance's CPU,
 // memory and vGPUs each fit into the node's Capacity minus Reserved.
@@ -60,6 +61,10 @@ type Placement struct {
 type Result struct {
 	Placement Placement
 	Err       error
+	// Choice is the implementation chosen for an overloaded spec and why
+	// (see implementations.go); Index -1 for a spec without
+	// Implementations. Its reasons are set on failure too.
+	Choice Choice
 }
 
 // ErrNoFit matches (errors.Is) every *NoFitError.
@@ -194,8 +199,51 @@ func plural(reason string) string {
 // one, makes nothing feasible. The error is a *NoFitError when nothing fits,
 // or wraps ErrInvalidSpec.
 func PickNode(clusterName string, nodes []Node, spec wire.InstanceSpec) (Placement, error) {
-	p, _, err := pickNode(clusterName, nodes, &spec)
+	p, _, _, err := pickNodeAny(clusterName, nodes, &spec)
 	return p, err
+}
+
+// picked is a placement and the indexes of what it chose.
+type picked struct {
+	p      Placement
+	ci, ni int
+}
+
+// pickNodeAny places an instance, overloaded or not, on a node.
+func pickNodeAny(clusterName string, nodes []Node, spec *wire.InstanceSpec) (Placement, int, Choice, error) {
+	r, ch, err := chooseImplementation(spec, func(s *wire.InstanceSpec) (picked, string, error) {
+		p, i, err := pickNode(clusterName, nodes, s)
+		return picked{p: p, ni: i}, "node " + p.NodeName, err
+	})
+	if err != nil {
+		return Placement{}, -1, ch, err
+	}
+	return r.p, r.ni, ch, nil
+}
+
+// pickClusterAny places an instance, overloaded or not, on a cluster.
+func pickClusterAny(clusters []Cluster, spec *wire.InstanceSpec) (Placement, int, int, Choice, error) {
+	r, ch, err := chooseImplementation(spec, func(s *wire.InstanceSpec) (picked, string, error) {
+		p, ci, ni, err := pickCluster(clusters, s)
+		where := ""
+		if err == nil {
+			where = "cluster " + clusters[ci].Name
+		}
+		return picked{p: p, ci: ci, ni: ni}, where, err
+	})
+	if err != nil {
+		return Placement{}, -1, -1, ch, err
+	}
+	return r.p, r.ci, r.ni, ch, nil
+}
+
+// chosen is the spec as it runs with the choice made.
+func chosen(spec *wire.InstanceSpec, ch Choice) *wire.InstanceSpec {
+	if ch.Index < 0 {
+		return spec
+	}
+	v := spec.Implement(ch.Index)
+	return &v
 }
 
 func pickNode(clusterName string, nodes []Node, spec *wire.InstanceSpec) (Placement, int, error) {
@@ -221,7 +269,7 @@ func pickNode(clusterName string, nodes []Node, spec *wire.InstanceSpec) (Placem
 // placement names the chosen cluster and the node that justified it. The
 // error is a *NoFitError when nothing fits, or wraps ErrInvalidSpec.
 func PickCluster(clusters []Cluster, spec wire.InstanceSpec) (Placement, error) {
-	p, _, _, err := pickCluster(clusters, &spec)
+	p, _, _, _, err := pickClusterAny(clusters, &spec)
 	return p, err
 }
 
@@ -266,10 +314,10 @@ func PlaceAllNodes(clusterName string, nodes []Node, specs []wire.InstanceSpec) 
 	}
 	local := append([]Node(nil), nodes...)
 	for i := range specs {
-		p, ni, err := pickNode(clusterName, local, &specs[i])
-		results[i] = Result{Placement: p, Err: err}
+		p, ni, ch, err := pickNodeAny(clusterName, local, &specs[i])
+		results[i] = Result{Placement: p, Err: err, Choice: ch}
 		if err == nil {
-			reserve(&local[ni], &specs[i])
+			reserve(&local[ni], chosen(&specs[i], ch))
 		}
 	}
 	return results
@@ -289,8 +337,8 @@ func PlaceAllClusters(clusters []Cluster, specs []wire.InstanceSpec) []Result {
 	copy(local, clusters)
 	copied := make([]bool, len(local)) // whether local[i].Nodes is ours yet
 	for i := range specs {
-		p, ci, ni, err := pickCluster(local, &specs[i])
-		results[i] = Result{Placement: p, Err: err}
+		p, ci, ni, ch, err := pickClusterAny(local, &specs[i])
+		results[i] = Result{Placement: p, Err: err, Choice: ch}
 		if err != nil {
 			continue
 		}
@@ -298,7 +346,7 @@ func PlaceAllClusters(clusters []Cluster, specs []wire.InstanceSpec) []Result {
 			local[ci].Nodes = append([]Node(nil), local[ci].Nodes...)
 			copied[ci] = true
 		}
-		reserve(&local[ci].Nodes[ni], &specs[i])
+		reserve(&local[ci].Nodes[ni], chosen(&specs[i], ch))
 	}
 	return results
 }

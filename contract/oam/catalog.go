@@ -40,15 +40,15 @@ var all = []string{TypeWebservice, TypeWorker, TypeTask}
 
 var traitDefinitions = []TraitDefinition{
 	{TraitScaler, nil, "the number of instances", []string{TypeWebservice, TypeWorker}, []string{"replicas"}},
-	{TraitPlacement, []string{TraitAffinity}, "where instances may run: clusters (any of them), nodes (of the one cluster named), architectures",
-		all, []string{"clusters", "nodes", "arch"}},
+	{TraitPlacement, []string{TraitAffinity}, "where instances may run: clusters (any of them), nodes (of the one cluster named), architectures, labels (key: value) a node must all have (thicket-node --label)",
+		all, []string{"clusters", "nodes", "arch", "labels"}},
 	{TraitExpose, nil, "the service IPs and published ports: port (published on the node's address with type NodePort), type ClusterIP (default) or NodePort, rrIP and closestIP (service IPs in 10.30.0.0/16; rrIP is chosen when absent)",
 		[]string{TypeWebservice}, []string{"port", "type", "rrIP", "closestIP"}},
 	{TraitEnv, nil, "environment variables: env (name: value) added or replacing the component's, replace (drop the component's first), unset (names to remove)",
 		all, []string{"env", "replace", "unset"}},
 	{TraitResource, []string{TraitResources}, "cpu and memory of each instance (the larger of requests and limits when both are given)",
 		all, []string{"cpu", "memory", "requests", "limits"}},
-	{TraitRuntime, nil, "the virtualization that runs the component's code: prefer lists one of container (the image is an OCI image), wasm or unikernel (the image is then one or more http(s) URLs, comma-separated)",
+	{TraitRuntime, nil, "the virtualization that runs the component's code: prefer lists one of container (the image is an OCI image), wasm or unikernel (the image is then one or more http(s) URLs, comma-separated); for a base component, the virtualizations of its implementations in preference order (others are not used)",
 		all, []string{"prefer"}},
 	{TraitGPU, nil, "GPUs per instance", all, []string{"count"}},
 }
@@ -138,6 +138,13 @@ func (w *walker) trait(path string, n *yaml.Node, ctype string) Trait {
 					}
 				})
 			}},
+			{"labels", func(p string, n *yaml.Node) {
+				if pl.Labels = w.stringMap(p, n); len(pl.Labels) == 0 {
+					pl.Labels = nil
+				} else if err := sla.CheckLabels(pl.Labels); err != nil {
+					w.fail(p, n, "%v", err)
+				}
+			}},
 		})
 		if len(pl.Nodes) > 0 && len(pl.Clusters) != 1 {
 			w.fail(join(pp, "nodes"), props, "needs exactly one entry in clusters: the cluster the nodes belong to")
@@ -214,9 +221,6 @@ func (w *walker) trait(path string, n *yaml.Node, ctype string) Trait {
 					w.fail(p, n, "%q is not a virtualization: container, wasm or unikernel", s)
 				}
 			})
-			if len(r.Prefer) > 1 {
-				w.fail(p, n, "names %d runtimes, but a component has one implementation: choosing among several needs ComponentDefinitions, which Thicket does not support yet", len(r.Prefer))
-			}
 		}}})
 		w.required(pp, props, seen, "prefer")
 		t.Runtime = r

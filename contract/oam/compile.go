@@ -109,6 +109,10 @@ func Compile(a *Application) (*Compiled, error) {
 			fail(path+".name", "%q and %q are both %q in Thicket: rename one", prev, c.Name, ms.MicroserviceName)
 		}
 		names[ms.MicroserviceName] = c.Name
+		if c.Implementations != nil && ms.Code == "" {
+			fail(path+".traits", "placement allows architectures %s, which none of base component %s's implementations runs on",
+				strings.Join(ms.Arch, ", "), c.Type)
+		}
 		if err := constrain(&ms, c, topology); err != "" {
 			fail(path+".traits", "%s", err)
 		}
@@ -148,7 +152,7 @@ func microservice(c *Component, ns string) (sla.Microservice, int) {
 		case t.Scaler != nil:
 			replicas = t.Scaler.Replicas
 		case t.Placement != nil:
-			ms.Arch = t.Placement.Arch
+			ms.Arch, ms.NodeSelector = t.Placement.Arch, t.Placement.Labels
 		case t.Expose != nil:
 			expose = t.Expose
 		case t.Env != nil:
@@ -171,7 +175,7 @@ func microservice(c *Component, ns string) (sla.Microservice, int) {
 				ms.Memory = t.Resource.MemoryMB
 			}
 		case t.Runtime != nil:
-			if len(t.Runtime.Prefer) > 0 {
+			if len(t.Runtime.Prefer) > 0 && c.Implementations == nil {
 				ms.Virtualization = t.Runtime.Prefer[0]
 			}
 		case t.GPU != nil:
@@ -180,6 +184,7 @@ func microservice(c *Component, ns string) (sla.Microservice, int) {
 	}
 	// The SLA counts whole vCPUs: a fraction takes a whole one.
 	ms.VCPUs = int((milli + 999) / 1000)
+	overload(&ms, c)
 	for _, e := range env {
 		ms.Environment = append(ms.Environment, e.Name+"="+e.Value)
 	}
@@ -350,4 +355,58 @@ func componentField(a *Application, i int, slaName string) string {
 		return path + ".name"
 	}
 	return path
+}
+
+// overload makes a base component's implementations the microservice's:
+// the first its own fields, the others its alternatives, each with its
+// definition's cpu and memory or else the component's,
+// and architectures: the definition's, narrowed to the placement trait's
+// when both name some (an implementation left with none is dropped).
+func overload(ms *sla.Microservice, c *Component) {
+	if len(c.Implementations) == 0 {
+		return
+	}
+	var impls []sla.Implementation
+	for _, d := range c.Implementations {
+		im := sla.Implementation{Name: d.Name, Virtualization: d.Virtualization, Code: d.Code(),
+			Cmd: append(slices.Clone(d.Cmd), c.Args...), Memory: ms.Memory, VCPUs: ms.VCPUs}
+		if len(d.Cmd) == 0 {
+			im.Cmd = slices.Clone(ms.Cmd)
+		}
+		if d.MilliCPU > 0 {
+			im.VCPUs = int((d.MilliCPU + 999) / 1000)
+		}
+		if d.MemoryMB > 0 {
+			im.Memory = d.MemoryMB
+		}
+		switch {
+		case len(ms.Arch) == 0:
+			im.Arch = slices.Clone(d.Arch)
+		case len(d.Arch) == 0:
+			im.Arch = slices.Clone(ms.Arch)
+		default:
+			for _, a := range d.Arch {
+				if slices.Contains(ms.Arch, a) {
+					im.Arch = append(im.Arch, a)
+				}
+			}
+			if len(im.Arch) == 0 {
+				continue
+			}
+		}
+		impls = append(impls, im)
+	}
+	if len(impls) == 0 {
+		// Every implementation is of another architecture than placement
+		// allows: Compile reports it.
+		ms.Virtualization, ms.Code = "", ""
+		return
+	}
+	first := impls[0]
+	ms.ImplementationName, ms.Virtualization, ms.Code, ms.Arch, ms.Cmd = first.Name, first.Virtualization, first.Code, first.Arch, first.Cmd
+	ms.Memory, ms.VCPUs = first.Memory, first.VCPUs
+	ms.Alternatives = impls[1:]
+	if len(ms.Alternatives) == 0 {
+		ms.Alternatives = nil
+	}
 }

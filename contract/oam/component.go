@@ -2,6 +2,7 @@ package oam
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -26,16 +27,24 @@ func (w *walker) component(path string, n *yaml.Node) Component {
 	})
 	w.required(path, n, seen, "name", "type", "properties")
 	ct, known := componentTypes[c.Type]
+	workload := c.Type
+	if defs := w.defs[c.Type]; !known && len(defs) > 0 {
+		// A base component: its definitions' workload type, whose
+		// properties but image apply (the definitions hold the code).
+		c.Implementations, workload = slices.Clone(defs), defs[0].Workload
+		ct, known = componentTypes[workload], true
+		ct.Properties = slices.DeleteFunc(slices.Clone(ct.Properties), func(p string) bool { return p == "image" })
+	}
 	if c.Type != "" && !known {
-		w.fail(join(path, "type"), typeNode, "component type %q is not supported (supported: %s)", c.Type, strings.Join(ComponentTypeNames(), ", "))
+		w.fail(join(path, "type"), typeNode, "component type %q is not supported (supported: %s; a base component exists once a ComponentDefinition names it)", c.Type, strings.Join(w.typeNames(), ", "))
 		return c
 	}
 	if props != nil && known {
-		w.properties(join(path, "properties"), props, &c, ct)
+		w.properties(join(path, "properties"), props, &c, ct, c.Implementations == nil)
 	}
 	for i, t := range traits {
 		tp := index(join(path, "traits"), i)
-		tr := w.trait(tp, t, c.Type)
+		tr := w.trait(tp, t, workload)
 		if tr.Type == "" {
 			continue
 		}
@@ -45,13 +54,58 @@ func (w *walker) component(path string, n *yaml.Node) Component {
 			}
 		}
 		c.Traits = append(c.Traits, tr)
+		if tr.Runtime != nil {
+			w.runtime(join(tp, "properties.prefer"), t, &c, tr.Runtime)
+		}
 	}
 	return c
 }
 
+// runtime applies a runtime trait's preference order: to a base
+// component's implementations, which it orders and restricts to the
+// virtualizations it names; a component of a built-in type has one
+// implementation, so it may name one.
+func (w *walker) runtime(path string, n *yaml.Node, c *Component, r *Runtime) {
+	if c.Implementations == nil {
+		if len(r.Prefer) > 1 {
+			w.fail(path, n, "names %d runtimes, but a %s component has one implementation: choosing among several needs a base component with a ComponentDefinition per implementation", len(r.Prefer), c.Type)
+		}
+		return
+	}
+	var ordered []ComponentDefinition
+	for _, v := range r.Prefer {
+		for _, d := range c.Implementations {
+			if d.Virtualization == v {
+				ordered = append(ordered, d)
+			}
+		}
+	}
+	if len(ordered) == 0 {
+		var have []string
+		for _, d := range c.Implementations {
+			if !slices.Contains(have, d.Virtualization) {
+				have = append(have, d.Virtualization)
+			}
+		}
+		w.fail(path, n, "base component %s has no implementation of %s (it has %s)", c.Type, strings.Join(r.Prefer, ", "), strings.Join(have, ", "))
+		return
+	}
+	c.Implementations = ordered
+}
+
+// typeNames lists the component types a component may name: the built-in
+// ones and the caller's base components.
+func (w *walker) typeNames() []string {
+	names := ComponentTypeNames()
+	for _, b := range slices.Sorted(maps.Keys(w.defs)) {
+		names = append(names, b+" (base component)")
+	}
+	return names
+}
+
 // properties reads a component's properties; which are known depends on
 // its type.
-func (w *walker) properties(path string, n *yaml.Node, c *Component, ct ComponentType) {
+func (w *walker) properties(path string, n *yaml.Node, c *Component, ct ComponentType, needImage bool) {
 	all := []field{
 		{"image", func(p string, n *yaml.Node) {
 			if c.Image = w.str(p, n); c.Image == "" && len(w.errs) == 0 {
@@ -80,7 +134,9 @@ func (w *walker) properties(path string, n *yaml.Node, c *Component, ct Componen
 		}
 	}
 	seen := w.object(path, n, fields)
-	w.required(path, n, seen, "image")
+	if needImage {
+		w.required(path, n, seen, "image")
+	}
 	ports := map[string]int{}
 	for i, p := range c.Ports {
 		k := fmt.Sprintf("%d/%s", p.Port, p.Protocol)

@@ -36,3 +36,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseComponentDefinition: ComponentDefinition manifests, and an
+// Application resolved against the definition, never panic and fail with
+// sla.Errors only.
+func FuzzParseComponentDefinition(f *testing.F) {
+	f.Add([]byte(defWasm))
+	f.Add([]byte(defX86))
+	f.Add([]byte("kind: ComponentDefinition\nspec: {workload: {sha256: 1}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := ParseComponentDefinition(data)
+		if err != nil {
+			var errs sla.Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("error %v (%T) is not sla.Errors", err, err)
+			}
+			return
+		}
+		app, err := ParseWith([]byte("apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: a}\nspec: {components: [{name: b, type: "+d.Base+", properties: {}}]}\n"),
+			Catalog{d.Base: {*d}})
+		if err == nil {
+			if c, err := Compile(app); err == nil {
+				if err := c.SLA().Validate(); err != nil {
+					t.Fatalf("compiled SLA invalid: %v", err)
+				}
+			}
+		}
+	})
+}

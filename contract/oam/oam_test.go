@@ -69,7 +69,7 @@ spec:
           properties:
             env: {MODE: front, LEVEL: 3}
         - type: placement
-          properties: {clusters: [c1, c2], arch: [amd64]}
+          properties: {clusters: [c1, c2], arch: [amd64], labels: {zone: north, camera: "yes"}}
     - name: queue-worker
       type: worker
       properties:
@@ -133,6 +133,7 @@ func TestCompileMulti(t *testing.T) {
 		{"web vcpus", itoa(web.VCPUs), "1"},
 		{"web memory", itoa(web.Memory), "256"},
 		{"web arch", strings.Join(web.Arch, ","), "amd64"},
+		{"web node selector", web.NodeSelector["zone"] + "," + web.NodeSelector["camera"], "north,yes"},
 		{"web clusters", strings.Join(web.Constraints[0].Allowed, ","), "c2"},
 		{"worker name", worker.MicroserviceName, "queueworker"},
 		{"worker cmd", strings.Join(worker.Cmd, "|"), "sh|-c|sleep 3600"},
@@ -182,10 +183,10 @@ func TestInvalid(t *testing.T) {
 			[]string{"spec.components[0].traits[0].properties"}, "10.30.0.0/16"},
 		{"nodes without one cluster", base("    - {name: x, type: worker, properties: {image: busybox}, traits: [{type: placement, properties: {nodes: [n1]}}]}\n"),
 			[]string{"spec.components[0].traits[0].properties.nodes"}, "exactly one"},
-		{"labels not supported", base("    - {name: x, type: worker, properties: {image: busybox}, traits: [{type: placement, properties: {labels: {a: b}}}]}\n"),
-			[]string{"spec.components[0].traits[0].properties.labels"}, "unknown field"},
+		{"bad label", base("    - {name: x, type: worker, properties: {image: busybox}, traits: [{type: placement, properties: {labels: {'a b': c}}}]}\n"),
+			[]string{"spec.components[0].traits[0].properties.labels"}, `label key "a b"`},
 		{"two runtimes", base("    - {name: x, type: worker, properties: {image: busybox}, traits: [{type: runtime, properties: {prefer: [wasm, container]}}]}\n"),
-			[]string{"spec.components[0].traits[0].properties.prefer"}, "ComponentDefinitions"},
+			[]string{"spec.components[0].traits[0].properties.prefer"}, "a ComponentDefinition per implementation"},
 		{"name too long in Thicket", base("    - {name: a-very-long-component-name-of-forty-chars, type: worker, properties: {image: busybox}}\n"),
 			[]string{"spec.components[0].name"}, "1 to 30"},
 		{"clashing names", base("    - {name: a-b, type: worker, properties: {image: busybox}}\n    - {name: ab, type: worker, properties: {image: busybox}}\n"),
@@ -204,20 +205,7 @@ func TestInvalid(t *testing.T) {
 			if err == nil {
 				_, err = Compile(app)
 			}
-			var errs sla.Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("err = %v, want sla.Errors", err)
-			}
-			var fields []string
-			for _, e := range errs {
-				fields = append(fields, e.Field)
-			}
-			if strings.Join(fields, " ") != strings.Join(tc.fields, " ") {
-				t.Errorf("fields %q, want %q (%v)", fields, tc.fields, err)
-			}
-			if !strings.Contains(err.Error(), tc.contains) {
-				t.Errorf("error %q does not mention %q", err, tc.contains)
-			}
+			checkErrors(t, err, tc.fields, tc.contains)
 		})
 	}
 }
@@ -317,5 +305,25 @@ func TestWorkflowPlan(t *testing.T) {
 				t.Errorf("err = %v, want one at %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// checkErrors checks that err is sla.Errors at exactly fields, in order,
+// and mentions contains.
+func checkErrors(t *testing.T, err error, fields []string, contains string) {
+	t.Helper()
+	var errs sla.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("err = %v, want sla.Errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Field)
+	}
+	if strings.Join(got, " ") != strings.Join(fields, " ") {
+		t.Errorf("fields %q, want %q (%v)", got, fields, err)
+	}
+	if !strings.Contains(err.Error(), contains) {
+		t.Errorf("error %q does not mention %q", err, contains)
 	}
 }

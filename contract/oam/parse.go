@@ -49,7 +49,28 @@ func IsManifest(data []byte) bool {
 // trait on a component type it does not apply to and references to
 // missing policies are errors. It returns sla.Errors listing every problem,
 // each with its field path and line.
-func Parse(data []byte) (*Application, error) {
+func Parse(data []byte) (*Application, error) { return ParseWith(data, nil) }
+
+// ParseWith is Parse with the caller's ComponentDefinitions: a component
+// whose type is one of their base components takes the properties of
+// their workload type, except image (the definitions have theirs), and
+// resolves to all of them (Component.Implementations).
+func ParseWith(data []byte, defs Catalog) (*Application, error) {
+	doc, err := decodeOne(data)
+	if err != nil {
+		return nil, err
+	}
+	w := &walker{defs: defs}
+	app := w.application(doc)
+	if len(w.errs) > 0 {
+		return nil, w.errs
+	}
+	return app, nil
+}
+
+// decodeOne reads a manifest of one YAML (or JSON) document, at most
+// MaxManifest bytes.
+func decodeOne(data []byte) (*yaml.Node, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, sla.Errors{{Message: "the manifest is empty"}}
 	}
@@ -65,16 +86,14 @@ func Parse(data []byte) (*Application, error) {
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return nil, sla.Errors{{Message: "the manifest must hold one document (found a second one, or invalid YAML after the first)"}}
 	}
-	w := &walker{}
-	app := w.application(&doc)
-	if len(w.errs) > 0 {
-		return nil, w.errs
-	}
-	return app, nil
+	return &doc, nil
 }
 
 // walker collects errors while it reads the document's nodes.
-type walker struct{ errs sla.Errors }
+type walker struct {
+	errs sla.Errors
+	defs Catalog
+}
 
 func (w *walker) fail(path string, n *yaml.Node, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -282,7 +301,7 @@ func (w *walker) application(doc *yaml.Node) *Application {
 		}},
 		{"kind", func(p string, n *yaml.Node) {
 			if v := w.str(p, n); v != "" && v != Kind {
-				w.fail(p, n, "must be %s, got %q (ComponentDefinitions are not supported yet)", Kind, v)
+				w.fail(p, n, "must be %s, got %q (a ComponentDefinition is registered at /api/oam/componentdefinitions, or with thicket apply -f)", Kind, v)
 			}
 		}},
 		{"metadata", func(p string, n *yaml.Node) {

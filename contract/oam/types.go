@@ -70,7 +70,16 @@ type Component struct {
 	// Count is a task's number of runs (its count property; 1 by default).
 	Count  int
 	Traits []Trait
+	// Implementations are, for a component whose type is a base component,
+	// its ComponentDefinitions in preference order (nil for a built-in
+	// type).
+	Implementations []ComponentDefinition
 }
+
+// Catalog holds a user's ComponentDefinitions by base component, each
+// base's in preference order (without a runtime trait: the order they were
+// registered in).
+type Catalog map[string][]ComponentDefinition
 
 // EnvVar is one environment variable.
 type EnvVar struct {
@@ -105,6 +114,8 @@ type Placement struct {
 	Clusters []string
 	Nodes    []string
 	Arch     []string
+	// Labels are node labels a node must all have (thicket-node --label).
+	Labels map[string]string
 }
 
 // Expose publishes ports and chooses service IPs.

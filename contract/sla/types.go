@@ -73,6 +73,14 @@ type Microservice struct {
 	// Security widens or narrows a container's sandbox (a Thicket
 	// extension): see Security.
 	Security *Security `json:"security,omitempty"`
+	// Alternatives are other implementations of the microservice, in
+	// preference order after its own, which ImplementationName names (a
+	// Thicket extension: see Implementation).
+	Alternatives       []Implementation `json:"alternatives,omitempty"`
+	ImplementationName string           `json:"implementation_name,omitempty"`
+	// NodeSelector lists node labels (key: value) a node must all have to
+	// run the microservice's instances (a Thicket extension; labels.go).
+	NodeSelector map[string]string `json:"node_selector,omitempty"`
 }
 
 // Reconcile choices of a disconnect policy: which copy of an instance

@@ -251,6 +251,10 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 	if s := m.Security; s != nil {
 		v.security(f("security"), m.Virtualization, s)
 	}
+	v.alternatives(path, m)
+	if err := CheckLabels(m.NodeSelector); err != nil {
+		v.errs.add(f("node_selector"), err.Error())
+	}
 }
 
 // disconnect checks a disconnect policy.

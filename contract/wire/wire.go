@@ -10,6 +10,7 @@ package wire
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,11 @@ import (
 // did NodeReport.Events and ClusterSync.Events: an earlier tier ignores
 // them, and a later one takes their absence as no news. So did
 // ClusterDesired.DeletedNodes: its absence means no node was deleted.
+// So did InstanceSpec.Implementations (an earlier cluster runs the first,
+// which the spec's own fields are) and InstanceStatus.Implementation and
+// Choice (absent: the spec had one implementation), InstanceSpec.NodeSelector
+// (an earlier cluster places such an instance on any node) and
+// NodeInfo.Labels and NodeRegisterRequest.Labels (absent: no labels).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -144,6 +150,14 @@ type InstanceSpec struct {
 	// SLA's security field; nil: the defaults). Nodes that predate it run
 	// every container with their defaults, never with more.
 	Security *Security `json:"security,omitempty"`
+	// Implementations are the ways to run the service, in preference
+	// order (see Implementation), when it has several; the cluster picks
+	// one per instance and gives the node the spec of that one alone
+	// (Implement).
+	Implementations []Implementation `json:"implementations,omitempty"`
+	// NodeSelector lists labels a node must all have (NodeInfo.Labels) to
+	// run the instance; absent: any node.
+	NodeSelector map[string]string `json:"node_selector,omitempty"`
 }
 
 // JobGrant is an instance's share of its service's jobs at a version.
@@ -310,6 +324,13 @@ type InstanceStatus struct {
 	// RestartAt is set on a FAILED instance that its node starts again
 	// (after a backoff) at that time; zero when no restart is pending.
 	RestartAt time.Time `json:"restart_at,omitzero"`
+	// Implementation names the implementation the cluster chose for the
+	// instance (a spec with Implementations), and Choice says, one entry
+	// per implementation in preference order, why each was or was not
+	// chosen ("wasm-build: chosen (node n1)", "x86-image: no node fits: 1
+	// does not run container").
+	Implementation string   `json:"implementation,omitempty"`
+	Choice         []string `json:"choice,omitempty"`
 }
 
 // NodeInfo describes a worker node: identity, what it can run and its
@@ -339,6 +360,9 @@ type NodeInfo struct {
 	// manager refuses the node's network, or does not answer); empty when
 	// it can. Schedulers place nothing on such a node.
 	NotReady string `json:"not_ready,omitempty"`
+	// Labels are the node's labels (thicket-node --label key=value),
+	// which instances' NodeSelector match (sla.CheckLabels).
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // SameBut reports whether two descriptions of a node differ at most in
@@ -347,7 +371,7 @@ func (n NodeInfo) SameBut(o NodeInfo) bool {
 	return n.ID == o.ID && n.Name == o.Name && n.Arch == o.Arch && slices.Equal(n.Virtualizations, o.Virtualizations) &&
 		n.Capacity == o.Capacity && n.Reserved == o.Reserved && slices.Equal(n.UsedPorts, o.UsedPorts) &&
 		n.Address == o.Address && n.Active == o.Active && SameNetwork(n.Network, o.Network) &&
-		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady
+		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady && maps.Equal(n.Labels, o.Labels)
 }
 
 // SameNetwork reports whether two nodes' overlay places are equal (both
@@ -417,6 +441,8 @@ type NodeRegisterRequest struct {
 	Virtualizations []string  `json:"virtualizations"`
 	Capacity        Resources `json:"capacity"`
 	Address         string    `json:"address,omitempty"`
+	// Labels are the node's labels (thicket-node --label), as in NodeInfo.
+	Labels map[string]string `json:"labels,omitempty"`
 	// Subnet is the instance subnet the node was given before, if any: a
 	// cluster that lost its store gives it back when it lies in the
 	// cluster's blocks and is free, so that running instances keep their

@@ -308,19 +308,23 @@ var (
 		RRIP:        "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
 		Disconnect: &Disconnect{Replace: true, ReplaceAfter: 30, StopAfter: 600, Reconcile: KeepReplacement},
 		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100},
-		Ports:      []PortMapping{tcp(18080, 80), udp(53, 53)},
-		Jobs:       []string{"cam-1", "cam-2"}, JobsLease: 30,
+		Implementations: []Implementation{{Name: "va-wasm", Virtualization: "wasm", Code: "https://h/m.wasm", Arch: []string{"amd64"},
+			Cmd: []string{"run"}, Resources: Resources{MilliCPU: 100, MemoryMB: 64, VGPUs: 1}}},
+		NodeSelector: map[string]string{"zone": "a"},
+		Ports:        []PortMapping{tcp(18080, 80), udp(53, 53)},
+		Jobs:         []string{"cam-1", "cam-2"}, JobsLease: 30,
 		JobGrant: &JobGrant{Version: 4, Jobs: []string{"cam-2"}, LeaseS: 30, PoolSize: 2}}
 	fullStatus = InstanceStatus{Key: "web.3", Status: StatusRunning, Detail: "up", Node: "edge-1", NodeID: "n1",
 		HostIP: "192.0.2.10", HostPort: 18080, InstanceIP: "10.64.1.2", ExitCode: 137, Restarts: 2, StartedAt: at,
-		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n", JobsVersion: 4, Jobs: []string{"cam-2"}, RestartAt: at.Add(4 * time.Second)}
+		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n", JobsVersion: 4, Jobs: []string{"cam-2"}, RestartAt: at.Add(4 * time.Second),
+		Implementation: "va-wasm", Choice: []string{"va-wasm (wasm): chosen (node n1)"}}
 	fullEvent   = Event{Key: "web.3", Time: at, Source: "node", Message: "exited with code 3"}
 	fullNetwork = NodeNetwork{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01",
 		PublicIP: "192.0.2.10", PublicPort: 4789}
 	fullNode = NodeInfo{ID: "n1", Name: "edge-1", Arch: "arm64", Virtualizations: []string{"container", "unikernel"},
 		Capacity: Resources{4000, 4096, 1}, Reserved: Resources{1000, 128, 1}, UsedPorts: []string{"18080/tcp"},
 		CPUPercent: 12.5, MemoryPercent: 40.25, Address: "192.0.2.10", Active: true, LastSeen: at, Network: &fullNetwork,
-		Capabilities: []string{CapabilityKVM}, NotReady: "net manager does not answer"}
+		Capabilities: []string{CapabilityKVM}, NotReady: "net manager does not answer", Labels: map[string]string{"zone": "a"}}
 	fullOverlay = Network{Peers: []NodeNetwork{fullNetwork},
 		Services: []ServiceRoute{{IP: "10.30.0.5", Mode: RouteRoundRobin, ServiceID: "web",
 			Backends: []Backend{{IP: "10.64.1.2", NodeID: "n1", ClusterID: "c1"}}}}}
@@ -331,7 +335,7 @@ var messages = []any{
 	fullSpec,
 	fullStatus,
 	fullNode,
-	NodeRegisterRequest{Version: Version, Name: "edge-1", Arch: "arm64", Virtualizations: []string{"wasm"},
+	NodeRegisterRequest{Version: Version, Name: "edge-1", Arch: "arm64", Virtualizations: []string{"wasm"}, Labels: map[string]string{"zone": "a"},
 		Capacity: Resources{4000, 4096, 2}, Address: "192.0.2.10", Subnet: "10.64.1.0/24", NodeID: "n1", Credential: "secret"},
 	NodeRegisterResponse{NodeID: "n1", MQTTURL: "mqtt://192.0.2.1:1883", MQTTUsername: "n1", MQTTPassword: "secret",
 		DesiredTopic: DesiredTopic("n1"), ReportTopic: ReportTopic("n1"), ReportIntervalMS: 5000,

@@ -25,7 +25,7 @@ type WaitFlags struct {
 
 // ApplyCmd is `thicket apply`.
 type ApplyCmd struct {
-	File      string `short:"f" required:"" placeholder:"FILE" help:"SLA file (JSON, SLA v2.0) or OAM Application manifest (YAML or JSON, told apart by its apiVersion and kind); - reads standard input."`
+	File      string `short:"f" required:"" placeholder:"FILE" help:"SLA file (JSON, SLA v2.0) or OAM manifests (YAML or JSON, told apart by apiVersion and kind: ComponentDefinitions, registered first, and at most one Application, in documents separated by ---); - reads standard input."`
 	Instances int    `default:"1" help:"Instances to start of each service of an SLA (0 only registers the applications); an OAM manifest's traits say how many."`
 	WaitFlags `embed:""`
 }
@@ -62,7 +62,7 @@ func (c *ApplyCmd) Run(e *Env) error {
 		return err
 	}
 	if oam.IsManifest(body) {
-		return c.applyOAM(e, cl, body)
+		return c.applyOAMStream(e, cl, body)
 	}
 	before, err := cl.Applications(e.Ctx)
 	if err != nil {

@@ -12,6 +12,8 @@ type DeleteCmd struct {
 	Service DeleteServiceCmd `cmd:"" aliases:"svc" help:"Delete a service with its instances."`
 	Cluster DeleteClusterCmd `cmd:"" help:"Delete a cluster (admins): its credential is revoked at once, its instances are placed elsewhere."`
 	Node    DeleteNodeCmd    `cmd:"" help:"Delete a node of a cluster (admins): its cluster revokes its credential at once and places its instances on other nodes."`
+	// componentdefinition: oamdefs.go.
+	ComponentDef DeleteComponentDefCmd `cmd:"" name:"componentdefinition" aliases:"componentdefinitions,compdef,cd" help:"Delete one of your OAM ComponentDefinitions (applications made with it keep running as they are)."`
 }
 
 // DeleteAppCmd is `thicket delete app`.

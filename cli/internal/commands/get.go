@@ -21,6 +21,9 @@ type GetCmd struct {
 	Instances GetInstancesCmd `cmd:"" aliases:"instance,inst" help:"List instances, of one service or of all."`
 	Clusters  GetClustersCmd  `cmd:"" aliases:"cluster" help:"List clusters."`
 	Nodes     GetNodesCmd     `cmd:"" aliases:"node" help:"List the worker nodes of all clusters."`
+	// componentdefinitions: the OAM component types and the caller's
+	// ComponentDefinitions (oamdefs.go).
+	ComponentDefs GetComponentDefsCmd `cmd:"" name:"componentdefinitions" aliases:"componentdefinition,compdefs,cd" help:"List the OAM component types: built-in ones and your ComponentDefinitions."`
 }
 
 // list prints what fetch reads with the session: as JSON, or as a table
@@ -123,7 +126,7 @@ func (c *GetInstancesCmd) Run(e *Env) error {
 			}
 		}
 		return instanceDocs(svcs, clusterNames(e.Ctx, cl)), nil
-	}, []string{"SERVICE", "SERVICE_ID", "#", "STATUS", "NODE", "CLUSTER", "ADDRESS", "PUBLISHED", "RESTARTS", "DETAIL"},
+	}, []string{"SERVICE", "SERVICE_ID", "#", "STATUS", "NODE", "CLUSTER", "ADDRESS", "PUBLISHED", "RESTARTS", "IMPLEMENTATION", "DETAIL"},
 		func(d instanceDoc) []string {
 			published := ""
 			if d.HostPort != 0 {
@@ -131,7 +134,7 @@ func (c *GetInstancesCmd) Run(e *Env) error {
 			}
 			return []string{d.Service, d.ServiceID, strconv.Itoa(d.InstanceNumber), d.Status, d.NodeName,
 				cmp.Or(d.ClusterName, d.ClusterID), cmp.Or(d.InstanceIP, d.HostIP), published, strconv.Itoa(d.Restarts),
-				oneLine(d.StatusDetail)}
+				d.Implementation, oneLine(d.StatusDetail)}
 		})
 }
 

@@ -235,7 +235,7 @@ func sameGrant(a, b wire.JobGrant) bool {
 // list (the node needs only the grant), with its grant; a copy on a node
 // it was taken from (lostCopy) gets an empty one. Caller holds mu.
 func (m *Manager) nodeSpec(in *state.Instance, lostCopy bool) wire.InstanceSpec {
-	sp := in.Spec
+	sp := in.Running()
 	sp.Jobs, sp.JobsLease = nil, 0
 	if g, ok := m.jobs.grants[in.Key]; ok {
 		if lostCopy {

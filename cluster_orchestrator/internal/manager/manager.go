@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/scheduler"
 )
@@ -330,8 +331,12 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 	n.PasswordHash = hashPassword([]byte(password))
 	n.Info = wire.NodeInfo{
 		ID: id, Name: req.Name, Arch: req.Arch, Virtualizations: req.Virtualizations,
-		Capacity: req.Capacity, Address: req.Address,
+		Capacity: req.Capacity, Address: req.Address, Labels: req.Labels,
 		Network: n.Info.Network, // peers keep routing to it meanwhile
+	}
+	if err := sla.CheckLabels(req.Labels); err != nil {
+		m.log.Warn("a registering node's labels are invalid; ignored", "node", req.Name, "err", err)
+		n.Info.Labels = nil
 	}
 	rec := n.Node
 	m.mu.Unlock()
@@ -585,7 +590,8 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			changed = true
 		}
 		st.Node, st.NodeID = n.Name, n.ID
-		if st.Logs == "" { // sent only when it changes
+		st.Implementation, st.Choice = in.Status.Implementation, in.Status.Choice // the cluster's, not the node's
+		if st.Logs == "" {                                                        // sent only when it changes
 			st.Logs = in.Status.Logs
 		}
 		if st.HostIP == "" {
@@ -788,7 +794,8 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 					in.UnknownSince = now
 				}
 				in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusUnknown, Node: n.Name, NodeID: n.ID,
-					Detail: fmt.Sprintf("node %s silent for more than %s", n.Name, m.cfg.Grace)}
+					Detail:         fmt.Sprintf("node %s silent for more than %s", n.Name, m.cfg.Grace),
+					Implementation: in.Status.Implementation, Choice: in.Status.Choice}
 				m.event(in.Key, fmt.Sprintf("node %s lost (silent for more than %s): UNKNOWN, it may still run there", n.Name, m.cfg.Grace))
 				m.dirty(in.Key, true)
 				unknown++
@@ -930,7 +937,7 @@ func (m *Manager) place() {
 	for i, r := range scheduler.PlaceAllNodes(m.cfg.ClusterName, nodes, specs) {
 		in := pending[i]
 		if r.Err != nil {
-			st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusNoCapacity, Detail: r.Err.Error()}
+			st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusNoCapacity, Detail: r.Err.Error(), Choice: r.Choice.Reasons}
 			if lost := m.nodes[in.LostFrom]; lost != nil {
 				// Its copy may still run on the lost node: it stays UNKNOWN
 				// there, and this cluster's, until that node returns (its
@@ -949,13 +956,18 @@ func (m *Manager) place() {
 			}
 			continue
 		}
-		in.NodeID = r.Placement.NodeID
+		in.NodeID, in.Impl = r.Placement.NodeID, r.Choice.Name(&in.Spec)
 		if in.LostFrom == in.NodeID {
 			in.LostFrom = "" // back where it ran: its report decides what runs
 		}
 		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusScheduled,
-			Detail: "placed on node " + r.Placement.NodeName, Node: r.Placement.NodeName, NodeID: in.NodeID}
-		m.event(in.Key, "placed on node "+r.Placement.NodeName+placedWhy(nodes, r.Placement.NodeID, in.Spec))
+			Detail: "placed on node " + r.Placement.NodeName, Node: r.Placement.NodeName, NodeID: in.NodeID,
+			Implementation: in.Impl, Choice: r.Choice.Reasons}
+		how := ""
+		if in.Impl != "" {
+			how = " as implementation " + in.Impl
+		}
+		m.event(in.Key, "placed on node "+r.Placement.NodeName+how+placedWhy(nodes, r.Placement.NodeID, in.Running()))
 		m.dirty(in.Key, true)
 		m.dirtyNode[in.NodeID] = true
 	}
@@ -992,7 +1004,7 @@ func (m *Manager) reservations() map[string]holding {
 			continue
 		}
 		h := r[in.NodeID]
-		h.res = h.res.Add(in.Spec.Resources)
+		h.res = h.res.Add(in.Running().Resources)
 		if ms, err := in.Spec.PortMappings(); err == nil {
 			h.ports = append(h.ports, wire.UsedPorts(ms)...)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -53,6 +54,10 @@ func (m *Manager) validateInfo(n *node, info *wire.NodeInfo) {
 	if err := wire.CheckNodeUsage(*info); err != nil {
 		m.reject(n, "usage", err.Error())
 		info.CPUPercent, info.MemoryPercent = n.Info.CPUPercent, n.Info.MemoryPercent
+	}
+	if err := sla.CheckLabels(info.Labels); err != nil {
+		m.reject(n, "labels", err.Error())
+		info.Labels = n.Info.Labels
 	}
 	if info.Network == nil {
 		return

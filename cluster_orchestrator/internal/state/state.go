@@ -42,6 +42,19 @@ type Instance struct {
 	// replacement is sought; which copy survives is decided when it
 	// reports again.
 	LostFrom string `bson:"lost_from,omitempty"`
+	// Impl names the implementation chosen for the instance when its spec
+	// has several (wire.InstanceSpec.Implementations); the node runs that
+	// one.
+	Impl string `bson:"impl,omitempty"`
+}
+
+// Running is the spec the instance's node runs: the chosen implementation
+// alone when the spec has several.
+func (in *Instance) Running() wire.InstanceSpec {
+	if len(in.Spec.Implementations) == 0 {
+		return in.Spec
+	}
+	return in.Spec.Implement(in.Spec.ImplementationIndex(in.Impl))
 }
 
 // Identity is the cluster's registration at the root.

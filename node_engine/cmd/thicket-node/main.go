@@ -53,6 +53,7 @@ type cli struct {
 	pprofserve.Flag
 	memtrim.Trimming
 	sandboxFlags
+	labelFlags
 }
 
 // gcPercent is the node engine's GOGC unless the environment sets one. An
@@ -136,7 +137,13 @@ func main() {
 		log.Error("unikernel runtime", "err", err)
 		os.Exit(1)
 	}
+	labels, err := c.labels()
+	if err != nil {
+		log.Error("thicket-node", "err", err)
+		os.Exit(2)
+	}
 	eng := engine.New(engine.Config{
+		Labels:     labels,
 		ClusterURL: c.ClusterURL, JoinToken: token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
 		AcceptShrinkingSets: c.AcceptShrink, InsecurePlaintext: c.Insecure,
 		Capacity: wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},

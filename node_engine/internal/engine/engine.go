@@ -52,6 +52,8 @@ type Config struct {
 	// broker (development only); otherwise the node API must be https://
 	// with the pin in the join token, and the broker mqtts://.
 	InsecurePlaintext bool
+	// Labels are the node's labels (NodeInfo.Labels).
+	Labels map[string]string
 }
 
 // Engine is a running node engine.
@@ -944,5 +946,6 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 			info.Capabilities = append(info.Capabilities, c.Capabilities()...)
 		}
 	}
+	info.Labels = e.cfg.Labels
 	return info
 }

@@ -80,7 +80,7 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 	req := wire.NodeRegisterRequest{
 		Version: wire.Version, Name: e.cfg.Name, Arch: e.arch(),
 		Virtualizations: e.reg.Available(ctx), Capacity: e.capacity(), Address: e.cfg.Address,
-		Subnet: d.Subnet,
+		Subnet: d.Subnet, Labels: e.cfg.Labels,
 	}
 	// The identity from before, if any, shows that the name is ours.
 	if saved, err := e.loadCredentials(); err == nil && saved != nil {

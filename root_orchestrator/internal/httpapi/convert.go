@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
@@ -81,7 +82,12 @@ func restInstance(svc *state.Service, in *state.Instance) api.Instance {
 	if in.Status == wire.StatusFailed && !in.RestartAt.IsZero() {
 		status, restartAt = api.StatusBackoff, in.RestartAt // not final: its node restarts it
 	}
+	var choice []string
+	if in.Choice != "" {
+		choice = strings.Split(in.Choice, "\n")
+	}
 	return api.Instance{
+		Implementation: in.Implementation, ImplementationChoice: choice,
 		InstanceNumber: in.Number, Status: status, StatusDetail: in.Detail, RestartAt: restartAt,
 		ClusterID: in.ClusterID, ClusterLocation: in.ClusterLocation, WorkerID: in.NodeID,
 		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: in.Logs,
@@ -117,7 +123,8 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		OneShot: p.OneShot, Disconnect: api.Disconnect{Replace: p.Disconnect.Replace,
 			ReplaceAfter: int(p.Disconnect.ReplaceAfter / time.Second), StopAfter: int(p.Disconnect.StopAfter / time.Second),
 			Reconcile: p.Disconnect.Reconcile},
-		Security:     restSecurity(p.Security),
+		Security: restSecurity(p.Security), Implementations: restImplementations(p.Implementations),
+		NodeSelector: p.NodeSelector,
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.Status, out.StatusDetail = api.SummarizeService(list, p.OneShot)
@@ -150,7 +157,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 			CPUPercent: n.CPUPercent, MemoryPercent: n.MemoryPercent,
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
 			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
-			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address,
+			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address, Labels: n.Labels,
 		})
 		if !n.Active || !c.Active {
 			continue
@@ -175,5 +182,17 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 	}
 	out.VCPUs = out.TotalCPUCores
 	slices.Sort(out.Virtualization)
+	return out
+}
+
+func restImplementations(impls []wire.Implementation) []api.Implementation {
+	if len(impls) == 0 {
+		return nil
+	}
+	out := make([]api.Implementation, len(impls))
+	for i, im := range impls {
+		out[i] = api.Implementation{Name: im.Name, Virtualization: im.Virtualization, Code: im.Code, Arch: im.Arch,
+			Cmd: im.Cmd, MilliCPU: im.Resources.MilliCPU, MemoryMB: im.Resources.MemoryMB}
+	}
 	return out
 }

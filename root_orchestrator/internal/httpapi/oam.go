@@ -17,20 +17,24 @@ import (
 // other, together with the manifest as written.
 
 // readOAM reads, parses and compiles an OAM manifest.
-func readOAM(c echo.Context) (state.OAMRequest, error) {
+func (s *Server) readOAM(c echo.Context) (state.OAMRequest, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	if tooLarge(err) {
 		return state.OAMRequest{}, errTooLarge
 	} else if err != nil {
 		return state.OAMRequest{}, errBadRequest("read body: "+err.Error(), "")
 	}
-	return compileOAM(body)
+	cat, err := s.catalog(c.Request().Context(), caller(c).Username)
+	if err != nil {
+		return state.OAMRequest{}, err
+	}
+	return compileOAM(body, cat)
 }
 
 // compileOAM parses and compiles an OAM manifest into what the state
-// stores.
-func compileOAM(body []byte) (state.OAMRequest, error) {
-	app, err := oam.Parse(body)
+// stores, its base components resolved with the owner's definitions.
+func compileOAM(body []byte, cat oam.Catalog) (state.OAMRequest, error) {
+	app, err := oam.ParseWith(body, cat)
 	if err != nil {
 		return state.OAMRequest{}, err
 	}
@@ -56,7 +60,7 @@ func compileOAM(body []byte) (state.OAMRequest, error) {
 // createOAMApplication stores the application an OAM manifest describes,
 // owned by the caller, and starts its first workflow step's instances.
 func (s *Server) createOAMApplication(c echo.Context) error {
-	req, err := readOAM(c)
+	req, err := s.readOAM(c)
 	if err != nil {
 		return err
 	}
@@ -76,7 +80,7 @@ func (s *Server) updateOAMApplication(c echo.Context) error {
 	if s.state.Snapshot().OAMApp(caller(c).Username, name) == nil {
 		return oamNotFound(name)
 	}
-	req, err := readOAM(c)
+	req, err := s.readOAM(c)
 	if err != nil {
 		return err
 	}
@@ -115,7 +119,11 @@ func (s *Server) rollbackOAMApplication(c echo.Context) error {
 		return &Error{Status: http.StatusNotFound, Field: "revision",
 			Message: fmt.Sprintf("%s has no revision %d (it keeps the last %d)", a.OAM.Name, body.Revision, len(a.OAM.Revisions))}
 	}
-	req, err := compileOAM([]byte(a.OAM.Revisions[i].Manifest))
+	cat, err := s.catalog(c.Request().Context(), caller(c).Username)
+	if err != nil {
+		return err
+	}
+	req, err := compileOAM([]byte(a.OAM.Revisions[i].Manifest), cat)
 	if err != nil {
 		return &Error{Status: http.StatusConflict, Field: "revision", Message: fmt.Sprintf("revision %d is no longer valid: %v", body.Revision, err)}
 	}
@@ -174,15 +182,6 @@ func (s *Server) deleteOAMApplication(c echo.Context) error {
 		return err
 	}
 	return message(c, "OAM application deleted")
-}
-
-func (s *Server) listOAMComponentTypes(c echo.Context) error {
-	types := oam.ComponentTypes()
-	out := make([]api.OAMComponentType, len(types))
-	for i, t := range types {
-		out[i] = api.OAMComponentType(t)
-	}
-	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) listOAMTraitDefinitions(c echo.Context) error {

@@ -165,6 +165,9 @@ func (s *Server) routes() {
 	a.POST("/oam/applications/:name/rollback", s.rollbackOAMApplication)
 	a.DELETE("/oam/applications/:name", s.deleteOAMApplication)
 	a.GET("/oam/componentdefinitions", s.listOAMComponentTypes)
+	a.POST("/oam/componentdefinitions", s.applyComponentDefinition)
+	a.GET("/oam/componentdefinitions/:name", s.getComponentDefinition)
+	a.DELETE("/oam/componentdefinitions/:name", s.deleteComponentDefinition)
 	a.GET("/oam/traitdefinitions", s.listOAMTraitDefinitions)
 
 	a.GET("/clusters", s.listClusters)

@@ -3,6 +3,7 @@ package state
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -109,6 +110,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			VGPUs: m.VGPUs, VTPUs: m.VTPUs, BandwidthIn: m.BandwidthIn, BandwidthOut: m.BandwidthOut,
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
 			Disconnect: disconnectOf(m), Ports: portsOf(m.Port), Security: securityOf(m),
+			Implementations: implementationsOf(m), NodeSelector: nilIfNone(m.NodeSelector),
 		},
 		Jobs: jobsOf(m), JobsVersion: jobsVersionOf(m), JobsLease: time.Duration(m.Lease()) * time.Second,
 		CreatedAt: t.now, UpdatedAt: t.now,
@@ -393,4 +395,36 @@ func (s *Store) DeleteInstance(serviceID string, n int) (Ticket, error) {
 		}
 		return nil
 	})
+}
+
+// implementationsOf lists an overloaded microservice's implementations as
+// the wire carries them (nil: it has one).
+func implementationsOf(m *sla.Microservice) []wire.Implementation {
+	impls := m.Implementations()
+	if impls == nil {
+		return nil
+	}
+	out := make([]wire.Implementation, len(impls))
+	for i, im := range impls {
+		out[i] = wire.Implementation{Name: im.Name, Virtualization: im.Virtualization, Code: im.Code,
+			Arch: nilIfEmpty(im.Arch), Cmd: nilIfEmpty(im.Cmd),
+			Resources: wire.Resources{MilliCPU: int64(im.VCPUs) * 1000, MemoryMB: int64(im.Memory), VGPUs: int64(m.VGPUs)}}
+	}
+	return out
+}
+
+// nilIfEmpty copies a list, nil when empty: what the store gives back.
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
+}
+
+// nilIfNone copies a map, nil when empty: what the store gives back.
+func nilIfNone(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
 }

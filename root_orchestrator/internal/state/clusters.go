@@ -331,6 +331,7 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 	in.Restarts, in.RestartAt = st.Restarts, st.RestartAt
 	in.CPUPercent, in.MemoryMB = st.CPUPercent, st.MemoryMB
 	in.JobsVersion, in.JobsHeld = st.JobsVersion, strings.Join(st.Jobs, ",")
+	in.Implementation, in.Choice = st.Implementation, strings.Join(st.Choice, "\n")
 	if st.Logs != "" {
 		in.Logs = st.Logs
 	}

@@ -61,6 +61,11 @@ type ServiceSpec struct {
 	// Security is the SLA's security field, capabilities canonical (nil:
 	// the node's default sandbox).
 	Security *wire.Security
+	// Implementations are all implementations of an overloaded service,
+	// in preference order, the first being the fields above (nil: one).
+	Implementations []wire.Implementation
+	// NodeSelector lists the labels a node must have (nil: any node).
+	NodeSelector map[string]string
 	// Ports is Port (the SLA's field as written) parsed: derived when the
 	// service is created or loaded, never stored.
 	Ports []wire.PortMapping
@@ -190,6 +195,12 @@ type Instance struct {
 	// comparable). In memory only, like usage.
 	JobsVersion int64
 	JobsHeld    string
+	// Implementation is the implementation of an overloaded service its
+	// cluster chose, and Choice why (one line per implementation, joined
+	// by newlines, keeping Instance comparable). In memory only: the
+	// cluster's full sync after a restart brings them again.
+	Implementation string
+	Choice         string
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

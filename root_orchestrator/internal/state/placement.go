@@ -44,6 +44,9 @@ func Spec(svc *Service, in *Instance) wire.InstanceSpec {
 		ClosestIP:   svc.ClosestIP,
 		Jobs:        svc.Jobs,
 		JobsLease:   jobsLeaseSeconds(svc),
+
+		Implementations: svc.Spec.Implementations,
+		NodeSelector:    svc.Spec.NodeSelector,
 	}
 }
 

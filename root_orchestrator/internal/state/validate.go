@@ -79,6 +79,10 @@ func (t *Txn) validateNode(c *Cluster, blocks []netip.Prefix, taken map[string]n
 		t.reject(c, "usage", err.Error(), "node", info.Name)
 		info.CPUPercent, info.MemoryPercent = prev.CPUPercent, prev.MemoryPercent
 	}
+	if err := sla.CheckLabels(info.Labels); err != nil {
+		t.reject(c, "labels", err.Error(), "node", info.Name)
+		info.Labels = prev.Labels
+	}
 	delete(taken, info.ID)
 	if info.Network == nil {
 		return

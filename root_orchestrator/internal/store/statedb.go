@@ -108,6 +108,19 @@ type serviceRecord struct {
 	Jobs        []string `bson:"jobs,omitempty"`
 	JobsVersion int64    `bson:"jobs_version,omitempty"`
 	JobsLease   int64    `bson:"jobs_lease_s,omitempty"`
+	// The implementations of an overloaded service, in preference order;
+	// absent in the others.
+	Implementations []implementationRecord `bson:"implementations,omitempty"`
+	NodeSelector    map[string]string      `bson:"node_selector,omitempty"`
+}
+
+type implementationRecord struct {
+	Name           string          `bson:"name"`
+	Virtualization string          `bson:"virtualization"`
+	Code           string          `bson:"code"`
+	Arch           []string        `bson:"arch,omitempty"`
+	Cmd            []string        `bson:"cmd,omitempty"`
+	Resources      resourcesRecord `bson:"resources"`
 }
 
 // disconnectRecord is a service's disconnect policy; absent in services
@@ -204,6 +217,7 @@ type nodeRecord struct {
 	Network         *nodeNetworkRecord `bson:"network,omitempty"`
 	Capabilities    []string           `bson:"capabilities,omitempty"`
 	NotReady        string             `bson:"not_ready,omitempty"`
+	Labels          map[string]string  `bson:"labels,omitempty"`
 }
 
 type ipRecord struct {
@@ -279,7 +293,32 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		Security:  toSecurityRecord(p.Security),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Jobs: s.Jobs, JobsVersion: s.JobsVersion, JobsLease: int64(s.JobsLease / time.Second),
+		Implementations: toImplementationRecords(p.Implementations), NodeSelector: p.NodeSelector,
 	}
+}
+
+func toImplementationRecords(impls []wire.Implementation) []implementationRecord {
+	if len(impls) == 0 {
+		return nil
+	}
+	out := make([]implementationRecord, len(impls))
+	for i, im := range impls {
+		out[i] = implementationRecord{Name: im.Name, Virtualization: im.Virtualization, Code: im.Code, Arch: im.Arch,
+			Cmd: im.Cmd, Resources: resourcesRecord(im.Resources)}
+	}
+	return out
+}
+
+func implementationsModel(rs []implementationRecord) []wire.Implementation {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]wire.Implementation, len(rs))
+	for i, r := range rs {
+		out[i] = wire.Implementation{Name: r.Name, Virtualization: r.Virtualization, Code: r.Code, Arch: r.Arch,
+			Cmd: r.Cmd, Resources: wire.Resources(r.Resources)}
+	}
+	return out
 }
 
 func nonNil(s []string) []string {
@@ -309,7 +348,8 @@ func (r serviceRecord) model() *state.Service {
 			Environment: nonNil(r.Environment), Port: r.Port, MemoryMB: r.MemoryMB, VCPUs: r.VCPUs, VGPUs: r.VGPUs,
 			VTPUs: r.VTPUs, BandwidthIn: r.BandwidthIn, BandwidthOut: r.BandwidthOut, Storage: r.Storage,
 			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot, Disconnect: pol,
-			Security: r.Security.model(),
+			Security: r.Security.model(), Implementations: implementationsModel(r.Implementations),
+			NodeSelector: r.NodeSelector,
 		},
 	}
 }
@@ -346,7 +386,7 @@ func toNodeRecord(id string, n *state.Node) nodeRecord {
 	r := nodeRecord{
 		ID: id, ClusterID: n.ClusterID, NodeID: n.ID, Name: n.Name, Arch: n.Arch, Virtualizations: n.Virtualizations,
 		Capacity: resourcesRecord(n.Capacity), Reserved: resourcesRecord(n.Reserved), UsedPorts: n.UsedPorts,
-		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady,
+		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady, Labels: n.Labels,
 	}
 	if n.Network != nil {
 		r.Network = &nodeNetworkRecord{Subnet: n.Network.Subnet, VTEPMAC: n.Network.VTEPMAC, PublicIP: n.Network.PublicIP, PublicPort: n.Network.PublicPort}
@@ -358,7 +398,7 @@ func (r nodeRecord) model() *state.Node {
 	n := &state.Node{ClusterID: r.ClusterID, NodeInfo: wire.NodeInfo{
 		ID: r.NodeID, Name: r.Name, Arch: r.Arch, Virtualizations: r.Virtualizations,
 		Capacity: wire.Resources(r.Capacity), Reserved: wire.Resources(r.Reserved), UsedPorts: r.UsedPorts,
-		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady,
+		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady, Labels: r.Labels,
 	}}
 	if r.Network != nil {
 		n.Network = &wire.NodeNetwork{NodeID: r.NodeID, Subnet: r.Network.Subnet, VTEPMAC: r.Network.VTEPMAC,

@@ -108,6 +108,7 @@ func (s *Store) Collections() []string {
 		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases, s.sessions, s.idem} {
 		out = append(out, c.Name())
 	}
+	out = append(out, componentDefsCollection)
 	return out
 }
 

@@ -36,6 +36,13 @@ const EXAMPLE = {
 
 // OAM tells an OAM manifest from an SLA: it declares an apiVersion.
 const OAM = /(^|[{,\s])["']?apiVersion["']?\s*:/m;
+// DEFINITION tells a ComponentDefinition from an Application.
+const DEFINITION = /^\s*["']?kind["']?\s*:\s*["']?ComponentDefinition\b/m;
+
+// documents splits a YAML stream at its "---" lines.
+function documents(text) {
+  return text.split(/^---[ \t]*(?:#.*)?\r?$/m).filter((d) => d.trim() !== '');
+}
 
 export function mount(ctx) {
   const list = h('section', { class: 'stack', 'aria-label': 'Applications' }, h('p', { class: 'muted loading' }, 'Loading applications…'));
@@ -80,7 +87,7 @@ export function mount(ctx) {
 
   const panel = h('section', { class: 'card pad deploy-panel', id: 'deploy-panel', hidden: true, 'aria-labelledby': 'deploy-title' },
     h('h2', { class: 'section-title', id: 'deploy-title' }, 'Deploy from an SLA or an OAM manifest'),
-    h('p', { class: 'muted' }, 'Paste an SLA (version 2.0, JSON) or an OAM Application manifest (core.oam.dev/v1beta1, YAML or JSON), or load it from a file. Either all of its applications are created or none; an OAM manifest\'s traits say how many instances start.'),
+    h('p', { class: 'muted' }, 'Paste an SLA (version 2.0, JSON) or an OAM Application manifest (core.oam.dev/v1beta1, YAML or JSON), or load it from a file. Either all of its applications are created or none; an OAM manifest\'s traits say how many instances start. OAM ComponentDefinitions (several separated by ---, optionally followed by one Application) are registered first.'),
     form);
 
   function setOpen(open, moveFocus = true) {
@@ -101,8 +108,30 @@ export function mount(ctx) {
       return;
     }
     if (OAM.test(text)) {
-      const app = await submit('/api/oam/applications', text);
+      // ComponentDefinitions first, then the Application, if any.
+      const docs = documents(text);
+      const defs = docs.filter((d) => DEFINITION.test(d));
+      const apps = docs.filter((d) => !DEFINITION.test(d));
+      if (apps.length > 1) {
+        editor.showProblems(`The text holds ${apps.length} Applications: deploy one at a time.`, '');
+        return;
+      }
+      const registered = [];
+      for (const d of defs) {
+        const def = await submit('/api/oam/componentdefinitions', d);
+        if (!def) return;
+        registered.push(def.name);
+      }
+      if (!apps.length) {
+        toast(`Registered component definition${registered.length === 1 ? '' : 's'} ${registered.join(', ')}.`);
+        editor.setText('');
+        setOpen(false);
+        ctx.refreshNow();
+        return;
+      }
+      const app = await submit('/api/oam/applications', apps[0]);
       if (!app) return;
+      if (registered.length) toast(`Registered component definition${registered.length === 1 ? '' : 's'} ${registered.join(', ')}.`);
       // The root starts the instances, step by step.
       const instances = app.components.reduce((n, c) => n + c.replicas, 0);
       deployed([app.applicationID], `Deployed OAM application ${app.name} · ${instances} instance${instances === 1 ? '' : 's'} requested.`);
@@ -161,14 +190,20 @@ export function mount(ctx) {
     ctx.refreshNow();
   }
 
+  // The caller's OAM ComponentDefinitions, when there are any.
+  const defsList = h('section', { class: 'stack', 'aria-label': 'Component definitions', id: 'component-definitions' });
+  const defsRegion = new Region(defsList);
+
   ctx.main.append(h('div', { class: 'page' },
     pageHeader('Applications', { sub: 'Deploy applications from an SLA, then watch and scale their services.', actions: toggle }),
     panel,
-    list));
+    list,
+    defsList));
 
   async function refresh(signal) {
-    const apps = await api.get('/api/applications/', { signal });
+    const [apps, types] = await Promise.all([api.get('/api/applications/', { signal }), api.get('/api/oam/componentdefinitions', { signal })]);
     region.update({ apps, fresh: [...fresh] }, render);
+    defsRegion.update({ defs: types.filter((t) => t.kind === 'definition') }, renderDefs);
     if (apps.length === 0 && panel.hidden && !opened) {
       opened = true;
       setOpen(true, false);
@@ -213,6 +248,47 @@ export function mount(ctx) {
       rowKey: (a) => a.applicationID,
       rowClass: (a) => (fresh.has(a.applicationID) ? 'is-new' : null),
     }));
+  }
+
+  function renderDefs({ defs }) {
+    if (!defs.length) return null;
+    return h('div', { class: 'card' },
+      h('h2', { class: 'section-title pad' }, 'Component definitions'),
+      table([
+        { label: 'Definition', cell: (d) => h('span', { class: 'strong', title: d.description || '' }, d.name) },
+        { label: 'Base component', cell: (d) => h('code', null, d.base_component) },
+        { label: 'Workload', cell: (d) => d.workload },
+        { label: 'Virtualization', cell: (d) => d.virtualization },
+        { label: 'Arch', cell: (d) => (d.arch || []).join(', ') || 'any' },
+        { label: 'Image', cell: (d) => h('code', { title: d.sha256 ? `sha256:${d.sha256}` : '' }, d.image), class: 'wrap' },
+        {
+          label: 'Actions',
+          class: 'actions',
+          cell: (d) => h('button', {
+            type: 'button', class: 'btn btn-danger-quiet btn-sm', 'aria-label': `Delete component definition ${d.name}`,
+            dataset: { key: `del-def-${d.name}`, action: 'delete-definition' },
+            onclick: (e) => removeDef(e.currentTarget, d),
+          }, 'Delete'),
+        },
+      ], defs, { caption: 'Component definitions', rowKey: (d) => d.name }));
+  }
+
+  async function removeDef(btn, d) {
+    const ok = await confirmAction({
+      title: `Delete ${d.name}?`,
+      body: `The component definition ${d.name} is no longer an implementation of ${d.base_component}. Applications deployed with it keep running as they are.`,
+      confirm: 'Delete definition',
+    });
+    if (!ok) return;
+    await busy(btn, async () => {
+      try {
+        await api.del(`/api/oam/componentdefinitions/${api.seg(d.name)}`, { signal: ctx.signal });
+        toast(`Deleted ${d.name}.`);
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+    ctx.refreshNow();
   }
 
   async function remove(btn, a) {

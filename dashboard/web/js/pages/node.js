@@ -61,6 +61,7 @@ export function mount(ctx) {
       ['Address', n.address ? h('code', null, n.address) : ''],
       ['Architecture', n.arch],
       ['Runs', h('span', { class: 'chips' }, (n.virtualization || []).map((v) => h('span', { class: 'chip' }, v)))],
+      ['Labels', h('span', { class: 'chips node-labels' }, Object.entries(n.labels || {}).sort().map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`)))],
       ['Cluster', c.name],
     ];
     return [

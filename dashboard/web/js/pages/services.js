@@ -125,6 +125,17 @@ export function mount(ctx) {
       { label: 'Instance IP', cell: (i) => (i.instance_ip ? h('code', null, i.instance_ip) : '') },
       { label: 'Host', cell: (i) => (i.host_ip ? h('code', null, i.host_port ? `${i.host_ip}:${i.host_port}` : i.host_ip) : '') },
       { label: 'Restarts', cell: (i) => String(i.restarts ?? 0), class: 'num' },
+      // An overloaded service (several implementations): the one chosen
+      // per instance, and why each was or was not, one line each.
+      (s.implementations || []).length ? {
+        label: 'Implementation',
+        class: 'wrap',
+        cell: (i) => h('div', { class: 'implementation' },
+          h('strong', null, i.implementation || '–'),
+          (i.implementation_choice || []).length
+            ? h('ul', { class: 'muted choice' }, (i.implementation_choice || []).map((c) => h('li', null, c)))
+            : null),
+      } : null,
       { label: 'Updated', cell: (i) => time(i.updated_at) },
       {
         label: 'Actions',
@@ -146,7 +157,7 @@ export function mount(ctx) {
             onclick: (e) => removeInstance(e.currentTarget, s, i),
           }, 'Remove')),
       },
-    ], insts, {
+    ].filter(Boolean), insts, {
       caption: `Instances of ${s.microservice_name}`, rowKey: (i) => String(i.instance_number),
       rowClass: (i) => (i.status === 'UNKNOWN' ? 'is-stale' : null),
     });
