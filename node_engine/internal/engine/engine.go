@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -52,6 +54,9 @@ type Config struct {
 	// broker (development only); otherwise the node API must be https://
 	// with the pin in the join token, and the broker mqtts://.
 	InsecurePlaintext bool
+	// JobsPort is the port of the job endpoint on the instances' gateway
+	// (jobserve.go); 0: none.
+	JobsPort int
 }
 
 // Engine is a running node engine.
@@ -126,6 +131,14 @@ type Engine struct {
 	jobFiles map[string]JobFile
 	contact  atomic.Int64
 	started  time.Time
+	// The job endpoint (jobserve.go): the node's subnet as the desired
+	// set says, the channel closed at the next change of a job file, the
+	// server and where it listens, and why it could not ("" if it could).
+	subnet      string
+	jobsChanged chan struct{}
+	jobsSrv     *http.Server
+	jobsAt      netip.AddrPort
+	jobsErr     string
 }
 
 // sample is an instance's resource usage as last measured.
@@ -158,7 +171,7 @@ func New(cfg Config, reg *runtimes.Registry, log *slog.Logger) *Engine {
 		busy: map[string]string{}, failed: map[string]*failure{}, restarts: map[string]int{}, lastLogs: map[string]string{},
 		usage: map[string]sample{},
 		ips:   map[string]string{}, suspended: map[string]int64{}, held: map[string]bool{},
-		jobFiles: map[string]JobFile{}, started: time.Now(),
+		jobFiles: map[string]JobFile{}, started: time.Now(), jobsChanged: make(chan struct{}),
 	}
 	if cfg.NetSocket != "" {
 		e.net = netapi.NewClient(cfg.NetSocket)
@@ -559,11 +572,15 @@ func (e *Engine) reconcile(ctx context.Context) {
 	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: d.ClusterID, Subnet: d.Subnet, Network: d.Network}
 	e.mu.Unlock()
 	e.configureNetwork(ctx, netCfg)
+	if hasGrants(d) {
+		e.serveJobs(ctx, d.Subnet)
+	}
 	have, complete := e.observe(ctx)
 	now := time.Now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.subnet = d.Subnet
 	e.applyJobs(d, true, now)
 	want := make(map[string]bool, len(desired))
 	for _, spec := range desired {
