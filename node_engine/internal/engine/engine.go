@@ -131,6 +131,10 @@ type Engine struct {
 	jobFiles map[string]JobFile
 	contact  atomic.Int64
 	started  time.Time
+	// jobsGen is the generation of the desired set the job files were last
+	// brought up to (jobsGenSet: one was).
+	jobsGen    int64
+	jobsGenSet bool
 	// The job endpoint (jobserve.go): the node's subnet as the desired
 	// set says, the channel closed at the next change of a job file, the
 	// server and where it listens, and why it could not ("" if it could).
@@ -765,6 +769,12 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 	d, full := e.desiredSet()
 	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: d.Generation, Full: full}
 	e.mu.Lock()
+	if full {
+		// The report says the node applied generation d.Generation: its
+		// job files must say so too before the cluster takes it as the
+		// release of what that set took away.
+		e.applyJobs(d, true, time.Now())
+	}
 	for _, spec := range d.Instances {
 		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key], InstanceIP: e.ips[spec.Key]}
 		e.jobStatus(&st)

@@ -127,7 +127,20 @@ func (e *Engine) wantedJobs(spec *wire.InstanceSpec, now time.Time) JobFile {
 // applyJobs brings every job file up to date: the grants of the desired
 // set, or none (an instance held although its desired set dropped it, or
 // a set that is not known yet). Caller holds mu.
+//
+// A desired set older than the last one applied changes nothing: the
+// reconciler reads its set before it lists the runtimes, and the lease
+// watcher or a report may meanwhile have applied a newer one, whose grants
+// the older set's would undo (a job revoked and already granted to
+// another instance would come back). A generation far below (a cluster
+// that started counting anew) is taken, as the desired set itself is.
 func (e *Engine) applyJobs(d wire.NodeDesired, known bool, now time.Time) {
+	if known {
+		if e.jobsGenSet && d.Generation < e.jobsGen && d.Generation >= e.jobsGen-(1<<40) {
+			return
+		}
+		e.jobsGen, e.jobsGenSet = d.Generation, true
+	}
 	granted := map[string]bool{}
 	if known {
 		for i := range d.Instances {
