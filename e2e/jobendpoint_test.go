@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/thicket-edge/thicket/dashboard/browsertest"
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
@@ -20,8 +24,9 @@ func TestJobEndpoint(t *testing.T) {
 	s.addOverlayNode(c, "je1", 71, 1024)
 	s.waitNodes(map[string]int{"jobsep": 1})
 	list := []string{"feed-a", "feed-b", "feed-c", "feed-d", "feed-e", "feed-f"}
-	id := s.app("jobsep", map[string]any{"microservice_name": "pollers", "memory": 100, "cmd": []string{"jobs-poll"},
-		"jobs": list})["pollers"]
+	ids := s.app("jobsep", map[string]any{"microservice_name": "pollers", "memory": 100, "cmd": []string{"jobs-poll"},
+		"jobs": list})
+	id := ids["pollers"]
 	s.scaleUp(id)
 	s.scaleUp(id)
 
@@ -73,6 +78,24 @@ func TestJobEndpoint(t *testing.T) {
 			t.Errorf("instance %d restarted %d times", n, in.Restarts)
 		}
 	}
+
+	// The dashboard shows who owns which job.
+	spki, err := s.started.LeafSPKI(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.NewTrusting(t, s.rootURL, spki, 1280, 860)
+	b.Login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
+	b.Open("#/apps/" + ids["app"])
+	panel := `.service [data-jobs="` + id + `"]`
+	b.WaitText(panel+" .sub-title", fmt.Sprintf("Jobs (%d)", len(list)))
+	b.WaitText(panel+" .jobs-unowned-count", "every job owned")
+	for n := range 2 {
+		for _, j := range two[strconv.Itoa(n)] {
+			b.WaitText(fmt.Sprintf(`%s tr[data-row="%d"]`, panel, n), j)
+		}
+	}
+	b.Screenshot("jobs")
 
 	// Another service's instance asks the same URL: it has no jobs.
 	url := regexp.MustCompile(`polling (http://\S+)`).FindStringSubmatch(logs(0))

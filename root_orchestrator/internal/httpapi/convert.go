@@ -120,6 +120,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		Security:     restSecurity(p.Security),
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
+	out.JobsCount = len(s.Jobs)
 	out.Status, out.StatusDetail = api.SummarizeService(list, p.OneShot)
 	out.Running, out.Desired = api.Count(list, p.OneShot)
 	return out
