@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,49 +44,8 @@ func TestJobPoolChanges(t *testing.T) {
 	id := s.app("pool300", map[string]any{"microservice_name": "streams", "memory": 300, "cmd": []string{"jobs"},
 		"jobs": list, "jobs_lease_s": lease})["streams"]
 
-	var (
-		mu         sync.Mutex
-		violations []string
-		samples    int
-		live       = slices.Clone(nodes)
-	)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			mu.Lock()
-			ns := slices.Clone(live)
-			mu.Unlock()
-			first := readJobFiles(id, ns...).doubles()
-			second := readJobFiles(id, ns...).doubles()
-			mu.Lock()
-			samples++
-			for _, d := range first {
-				if slices.Contains(second, d) {
-					violations = append(violations, time.Now().Format("15:04:05.000")+" "+d)
-				}
-			}
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		close(stop)
-		<-done
-	}()
-	checkSamples := func(what string) {
-		t.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		if len(violations) > 0 {
-			t.Fatalf("%s: jobs in two files at once: %v", what, violations[:min(len(violations), 10)])
-		}
-		t.Logf("%s: %d samples so far, no job in two files", what, samples)
-	}
+	sampler := startJobSampler(t, id, nodes...)
+	checkSamples := sampler.check
 	running := func(on ...*node) []int {
 		var nums []int
 		for _, in := range s.api.service(id).InstanceList {
@@ -210,9 +168,7 @@ func TestJobPoolChanges(t *testing.T) {
 			lostJobs += len(js)
 		}
 	}
-	mu.Lock()
-	live = rest // a dead machine's files are read by nobody
-	mu.Unlock()
+	sampler.watch(rest...) // a dead machine's files are read by nobody
 	killedAt := time.Now()
 	dead.proc.Kill()
 	for _, ctr := range containers(t, s.ctrNS, `labels."thicket.node"==`+dead.name) {
