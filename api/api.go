@@ -178,6 +178,10 @@ type Service struct {
 	// instances (the SLA's node_selector, an OAM placement trait's
 	// labels).
 	NodeSelector map[string]string `json:"node_selector,omitempty" bson:"node_selector,omitempty"`
+	// JobsCount is the length of the service's job list (collaborative
+	// workloads; GET /api/service/{id}/jobs says who owns which); absent:
+	// none.
+	JobsCount    int               `json:"jobs_count,omitempty" bson:"jobs_count,omitempty"`
 	Status       string            `json:"status" bson:"status"`
 	StatusDetail string            `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run

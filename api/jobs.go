@@ -10,9 +10,12 @@ import (
 // "Collaborative workloads").
 
 // JobList is the body of PUT /api/service/{id}/jobs (the new list) and
-// POST /api/service/{id}/jobs (jobs to add).
+// POST /api/service/{id}/jobs (jobs to add): the jobs, or the URL of a
+// list (one job per line) the root fetches once.
 type JobList struct {
+	// Jobs are the jobs (null when URL is given).
 	Jobs []string `json:"jobs"`
+	URL  string   `json:"url,omitempty"`
 }
 
 // ServiceJobs is a service's job list and who owns which job. Every call
@@ -68,6 +71,18 @@ func (c *Client) SetJobs(ctx context.Context, serviceID string, jobs []string) (
 // error and adds nothing.
 func (c *Client) AddJobs(ctx context.Context, serviceID string, jobs []string) (*ServiceJobs, error) {
 	return c.jobsCall(ctx, http.MethodPost, jobsPath(serviceID), JobList{Jobs: nonNilJobs(jobs)})
+}
+
+// SetJobsFromURL replaces a service's job list by the list at url, which
+// the root fetches (one job per line; public addresses unless the root
+// allows others).
+func (c *Client) SetJobsFromURL(ctx context.Context, serviceID, url string) (*ServiceJobs, error) {
+	return c.jobsCall(ctx, http.MethodPut, jobsPath(serviceID), JobList{URL: url})
+}
+
+// AddJobsFromURL appends the jobs of the list at url to a service's list.
+func (c *Client) AddJobsFromURL(ctx context.Context, serviceID, url string) (*ServiceJobs, error) {
+	return c.jobsCall(ctx, http.MethodPost, jobsPath(serviceID), JobList{URL: url})
 }
 
 // RemoveJob takes one job from a service's list.

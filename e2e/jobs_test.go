@@ -80,6 +80,70 @@ func (f jobFiles) byNumber() map[string][]string {
 	return out
 }
 
+// jobSampler reads the job files of a service's instances on the nodes
+// it watches ten times a second, until the test ends, and keeps every
+// job it finds in two files in two reads in a row (a double in both is no
+// artefact of a handover between the reads of two files).
+type jobSampler struct {
+	t          *testing.T
+	mu         sync.Mutex
+	live       []*node
+	samples    int
+	violations []string
+}
+
+func startJobSampler(t *testing.T, serviceID string, nodes ...*node) *jobSampler {
+	s := &jobSampler{t: t, live: nodes}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			s.mu.Lock()
+			ns := slices.Clone(s.live)
+			s.mu.Unlock()
+			first := readJobFiles(serviceID, ns...).doubles()
+			second := readJobFiles(serviceID, ns...).doubles()
+			s.mu.Lock()
+			s.samples++
+			for _, d := range first {
+				if slices.Contains(second, d) {
+					s.violations = append(s.violations, time.Now().Format("15:04:05.000")+" "+d)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+	return s
+}
+
+// watch sets the nodes whose files count (a dead or cut-off node's are
+// read by nobody).
+func (s *jobSampler) watch(nodes ...*node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live = nodes
+}
+
+// check fails the test if a job was in two files so far.
+func (s *jobSampler) check(what string) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.violations) > 0 {
+		s.t.Fatalf("%s: jobs in two files at once: %v", what, s.violations[:min(len(s.violations), 10)])
+	}
+	s.t.Logf("%s: %d samples so far, no job in two files", what, s.samples)
+}
+
 // rendezvous is the assignment the cluster must reach over instances nums.
 func rendezvous(list []string, nums ...int) map[string][]string {
 	return jobs.ByMember(jobs.Assign(list, jobs.Numbered(nums...)))
@@ -108,52 +172,8 @@ func TestJobPool(t *testing.T) {
 	id := s.app("pool", map[string]any{"microservice_name": "cams", "memory": 300, "cmd": []string{"jobs"},
 		"jobs": list, "jobs_lease_s": lease})["cams"]
 
-	var (
-		mu         sync.Mutex
-		violations []string
-		samples    int
-		live       = []*node{n1, n2}
-	)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			mu.Lock()
-			nodes := slices.Clone(live)
-			mu.Unlock()
-			// Two reads in a row: a double in both is no artefact of a
-			// handover between the reads of two files.
-			first := readJobFiles(id, nodes...).doubles()
-			second := readJobFiles(id, nodes...).doubles()
-			mu.Lock()
-			samples++
-			for _, d := range first {
-				if slices.Contains(second, d) {
-					violations = append(violations, time.Now().Format("15:04:05.000")+" "+d)
-				}
-			}
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		close(stop)
-		<-done
-	}()
-	checkSamples := func(what string) {
-		t.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		if len(violations) > 0 {
-			t.Fatalf("%s: jobs in two files at once: %v", what, violations)
-		}
-		t.Logf("%s: %d samples, no job in two files", what, samples)
-	}
+	sampler := startJobSampler(t, id, n1, n2)
+	checkSamples := sampler.check
 	waitAssignment := func(what string, want map[string][]string, nodes ...*node) jobFiles {
 		t.Helper()
 		var got jobFiles
@@ -271,9 +291,7 @@ func TestJobPool(t *testing.T) {
 		return len(nums) > 0 && maps.EqualFunc(final.byNumber(), want, slices.Equal[[]string]), fmt.Sprintf("running there %v: have %v, want %v", nums, final, want)
 	})
 	reached := time.Since(cutAt)
-	mu.Lock()
-	live = []*node{other}
-	mu.Unlock()
+	sampler.watch(other)
 	checkSamples("node cut off")
 	t.Logf("node %s cut off (instances %v): its files empty after %s, every job on %s (instances %v) after %s (lease %d s)",
 		cut.name, cutNums, emptied.Round(100*time.Millisecond), other.name, nums, reached.Round(100*time.Millisecond), lease)

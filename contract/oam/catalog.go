@@ -51,6 +51,7 @@ var traitDefinitions = []TraitDefinition{
 	{TraitRuntime, nil, "the virtualization that runs the component's code: prefer lists one of container (the image is an OCI image), wasm or unikernel (the image is then one or more http(s) URLs, comma-separated); for a base component, the virtualizations of its implementations in preference order (others are not used)",
 		all, []string{"prefer"}},
 	{TraitGPU, nil, "GPUs per instance", all, []string{"count"}},
+	jobsTraitDefinition,
 }
 
 // ComponentTypes lists the built-in component types.
@@ -229,6 +230,8 @@ func (w *walker) trait(path string, n *yaml.Node, ctype string) Trait {
 		seen := w.object(pp, props, []field{{"count", func(p string, n *yaml.Node) { g.Count = w.integer(p, n, 0, 64) }}})
 		w.required(pp, props, seen, "count")
 		t.GPU = g
+	case TraitJobs:
+		t.Jobs = w.jobsTrait(pp, props)
 	}
 	return t
 }

@@ -180,6 +180,8 @@ func microservice(c *Component, ns string) (sla.Microservice, int) {
 			}
 		case t.GPU != nil:
 			ms.VGPUs = t.GPU.Count
+		case t.Jobs != nil:
+			ms.Jobs, ms.JobsLease = t.Jobs.Jobs, t.Jobs.LeaseS
 		}
 	}
 	// The SLA counts whole vCPUs: a fraction takes a whole one.
@@ -351,6 +353,8 @@ func componentField(a *Application, i int, slaName string) string {
 		return trait(func(t Trait) bool { return t.Placement != nil }, ".traits")
 	case "virtualization":
 		return trait(func(t Trait) bool { return t.Runtime != nil }, "")
+	case "jobs", "jobs_lease_s":
+		return trait(func(t Trait) bool { return t.Jobs != nil }, "")
 	case "microservice_name", "microservice_namespace":
 		return path + ".name"
 	}

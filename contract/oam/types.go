@@ -104,6 +104,7 @@ type Trait struct {
 	Resource  *Resource
 	Runtime   *Runtime
 	GPU       *GPU
+	Jobs      *JobsTrait
 }
 
 // Scaler sets the number of instances.

@@ -56,6 +56,7 @@ var steps = []step{
 	{"clusters", 5, true, measure.Clusters},
 	{"scheduler", 6, false, measure.Scheduler},
 	{"overlay", 7, false, measure.Overlay},
+	{"jobs", 8, false, measure.Jobs},
 }
 
 // Names of the measurements.

@@ -40,10 +40,23 @@ func (c *JobsListCmd) Run(e *Env) error {
 	return printJobs(e, resolve.Label(*svc), sj)
 }
 
-// jobsInput are the jobs of a set or add: arguments and/or a file.
+// jobsInput are the jobs of a set or add: arguments and/or a file, or a
+// URL the root reads.
 type jobsInput struct {
 	Jobs []string `arg:"" optional:"" name:"job" help:"Job names."`
 	File string   `short:"f" placeholder:"FILE" help:"Read jobs from FILE, one per line (blank lines skipped; - reads stdin)."`
+	URL  string   `name:"url" placeholder:"URL" help:"Have the root fetch the list at URL once (one job per line; https://...#sha256=<hex> pins it; public addresses unless thicket-root --jobs-allow-net allows others). Not with jobs or -f."`
+}
+
+// fromURL checks that a URL comes alone and says whether there is one.
+func (in *jobsInput) fromURL() (bool, error) {
+	if in.URL == "" {
+		return false, nil
+	}
+	if len(in.Jobs) > 0 || in.File != "" {
+		return false, usagef("--url takes no jobs nor -f")
+	}
+	return true, nil
 }
 
 // read returns the jobs of the arguments, then those of the file.
@@ -82,7 +95,7 @@ func readJobLines(r io.Reader) ([]string, error) {
 	return out, sc.Err()
 }
 
-// JobsSetCmd is `thicket jobs set SERVICE [JOB...] [-f FILE] [--none]`.
+// JobsSetCmd is `thicket jobs set SERVICE [JOB...] [-f FILE] [--url URL] [--none]`.
 type JobsSetCmd struct {
 	Service   string `arg:"" help:"Service id, app/service or unique service name."`
 	jobsInput `embed:""`
@@ -92,6 +105,17 @@ type JobsSetCmd struct {
 // Run replaces the list. An empty list must be asked for: with --none, or
 // a file without jobs.
 func (c *JobsSetCmd) Run(e *Env) error {
+	if ok, err := c.fromURL(); ok || err != nil {
+		if err == nil && c.None {
+			err = usagef("--none takes no --url")
+		}
+		if err != nil {
+			return err
+		}
+		return changeJobs(e, c.Service, "set the jobs of", func(cl *api.Client, id string) (*api.ServiceJobs, error) {
+			return cl.SetJobsFromURL(e.Ctx, id, c.URL)
+		})
+	}
 	switch {
 	case c.None && (len(c.Jobs) > 0 || c.File != ""):
 		return usagef("--none takes no jobs")
@@ -121,7 +145,7 @@ func changeJobs(e *Env, ref, what string, call func(cl *api.Client, serviceID st
 	return changed(e, resolve.Label(*svc), sj)
 }
 
-// JobsAddCmd is `thicket jobs add SERVICE JOB... [-f FILE]`.
+// JobsAddCmd is `thicket jobs add SERVICE JOB... [-f FILE] [--url URL]`.
 type JobsAddCmd struct {
 	Service   string `arg:"" help:"Service id, app/service or unique service name."`
 	jobsInput `embed:""`
@@ -129,6 +153,14 @@ type JobsAddCmd struct {
 
 // Run adds the jobs (all or none).
 func (c *JobsAddCmd) Run(e *Env) error {
+	if ok, err := c.fromURL(); ok || err != nil {
+		if err != nil {
+			return err
+		}
+		return changeJobs(e, c.Service, "add jobs to", func(cl *api.Client, id string) (*api.ServiceJobs, error) {
+			return cl.AddJobsFromURL(e.Ctx, id, c.URL)
+		})
+	}
 	jobs, err := c.read(e)
 	if err != nil {
 		return err

@@ -45,9 +45,15 @@ func (f *fakeJobsRoot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "GET" && p == jobs:
 	case r.Method == "PUT" && p == jobs:
 		f.jobs = in.Jobs
+		if in.URL != "" {
+			f.jobs = []string{"from-url"}
+		}
 		f.ver++
 	case r.Method == "POST" && p == jobs:
 		f.jobs = append(f.jobs, in.Jobs...)
+		if in.URL != "" {
+			f.jobs = append(f.jobs, "more-from-url")
+		}
 		f.ver++
 	case r.Method == "DELETE" && strings.HasPrefix(p, jobs+"/"):
 		i := slices.Index(f.jobs, strings.TrimPrefix(r.URL.Path, jobs+"/"))
@@ -121,6 +127,12 @@ func TestJobsCommands(t *testing.T) {
 			req: `GET /api/service/svc1/jobs`, jobs: []string{"x", "y"}},
 		{name: "set --none", args: []string{"jobs", "set", "svc1", "--none"}, out: "0 jobs",
 			req: `PUT /api/service/svc1/jobs {"jobs":[]}`, jobs: []string{}},
+		{name: "set --url", args: []string{"jobs", "set", "svc1", "--url", "https://lists.example/cams.txt"}, out: "1 job",
+			req: `PUT /api/service/svc1/jobs {"jobs":null,"url":"https://lists.example/cams.txt"}`, jobs: []string{"from-url"}},
+		{name: "add --url", args: []string{"jobs", "add", "svc1", "--url", "https://lists.example/more.txt"}, out: "2 jobs",
+			req: `POST /api/service/svc1/jobs {"jobs":null,"url":"https://lists.example/more.txt"}`, jobs: []string{"from-url", "more-from-url"}},
+		{name: "--url with jobs", args: []string{"jobs", "set", "svc1", "a", "--url", "https://x/y"}, code: ExitUsage, jobs: []string{"from-url", "more-from-url"}},
+		{name: "--url with --none", args: []string{"jobs", "set", "svc1", "--none", "--url", "https://x/y"}, code: ExitUsage, jobs: []string{"from-url", "more-from-url"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f.mu.Lock()

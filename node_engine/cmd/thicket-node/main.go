@@ -48,6 +48,7 @@ type cli struct {
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
 	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node: larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
+	JobsPort         int        `name:"jobs-port" default:"10180" env:"THICKET_JOBS_PORT" help:"Port of the job endpoint (GET /v1/jobs) on the instances' gateway, the overlay's bridge address: each instance with a job grant long-polls its own jobs there (0: off)."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	Insecure         bool       `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Allow an http:// cluster URL and a plain MQTT broker. Development only: the join token, the MQTT password and desired sets cross the network in clear, and the cluster is not verified."`
 	pprofserve.Flag
@@ -85,6 +86,10 @@ func main() {
 	userns, err := c.usernsRemap()
 	if err != nil {
 		log.Error("thicket-node: " + err.Error())
+		os.Exit(2)
+	}
+	if c.JobsPort < 0 || c.JobsPort > 65535 {
+		log.Error("thicket-node: --jobs-port must be a port number, or 0 for none", "jobs_port", c.JobsPort)
 		os.Exit(2)
 	}
 	if c.Name == "" {
@@ -145,7 +150,7 @@ func main() {
 	eng := engine.New(engine.Config{
 		Labels:     labels,
 		ClusterURL: c.ClusterURL, JoinToken: token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
-		AcceptShrinkingSets: c.AcceptShrink, InsecurePlaintext: c.Insecure,
+		AcceptShrinkingSets: c.AcceptShrink, InsecurePlaintext: c.Insecure, JobsPort: c.JobsPort,
 		Capacity: wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},
 	}, runtimes.NewRegistry(offered(c.Virtualizations, ctr, wasmRT, ukRT)...), log)
 	if err := eng.Run(ctx); err != nil && ctx.Err() == nil {

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -54,6 +56,9 @@ type Config struct {
 	InsecurePlaintext bool
 	// Labels are the node's labels (NodeInfo.Labels).
 	Labels map[string]string
+	// JobsPort is the port of the job endpoint on the instances' gateway
+	// (jobserve.go); 0: none.
+	JobsPort int
 }
 
 // Engine is a running node engine.
@@ -128,6 +133,18 @@ type Engine struct {
 	jobFiles map[string]JobFile
 	contact  atomic.Int64
 	started  time.Time
+	// jobsGen is the generation of the desired set the job files were last
+	// brought up to (jobsGenSet: one was).
+	jobsGen    int64
+	jobsGenSet bool
+	// The job endpoint (jobserve.go): the node's subnet as the desired
+	// set says, the channel closed at the next change of a job file, the
+	// server and where it listens, and why it could not ("" if it could).
+	subnet      string
+	jobsChanged chan struct{}
+	jobsSrv     *http.Server
+	jobsAt      netip.AddrPort
+	jobsErr     string
 }
 
 // sample is an instance's resource usage as last measured.
@@ -160,7 +177,7 @@ func New(cfg Config, reg *runtimes.Registry, log *slog.Logger) *Engine {
 		busy: map[string]string{}, failed: map[string]*failure{}, restarts: map[string]int{}, lastLogs: map[string]string{},
 		usage: map[string]sample{},
 		ips:   map[string]string{}, suspended: map[string]int64{}, held: map[string]bool{},
-		jobFiles: map[string]JobFile{}, started: time.Now(),
+		jobFiles: map[string]JobFile{}, started: time.Now(), jobsChanged: make(chan struct{}),
 	}
 	if cfg.NetSocket != "" {
 		e.net = netapi.NewClient(cfg.NetSocket)
@@ -561,11 +578,15 @@ func (e *Engine) reconcile(ctx context.Context) {
 	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: d.ClusterID, Subnet: d.Subnet, Network: d.Network}
 	e.mu.Unlock()
 	e.configureNetwork(ctx, netCfg)
+	if hasGrants(d) {
+		e.serveJobs(ctx, d.Subnet)
+	}
 	have, complete := e.observe(ctx)
 	now := time.Now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.subnet = d.Subnet
 	e.applyJobs(d, true, now)
 	want := make(map[string]bool, len(desired))
 	for _, spec := range desired {
@@ -750,6 +771,12 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 	d, full := e.desiredSet()
 	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: d.Generation, Full: full}
 	e.mu.Lock()
+	if full {
+		// The report says the node applied generation d.Generation: its
+		// job files must say so too before the cluster takes it as the
+		// release of what that set took away.
+		e.applyJobs(d, true, time.Now())
+	}
 	for _, spec := range d.Instances {
 		st := wire.InstanceStatus{Key: spec.Key, HostIP: e.cfg.Address, Restarts: e.restarts[spec.Key], InstanceIP: e.ips[spec.Key]}
 		e.jobStatus(&st)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/internal/jobsapi"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -24,16 +25,9 @@ import (
 // than the lease, it empties the file, as the cluster then gives the
 // jobs to another instance.
 
-// JobFile is the content of an instance's job file.
-type JobFile struct {
-	// Version of the grant the jobs come from.
-	Version int64 `json:"version"`
-	// Jobs the instance owns now, sorted; empty: none.
-	Jobs []string `json:"jobs"`
-	// LeaseExpired: the node has not reached its cluster for longer than
-	// the lease and took the jobs away; they come back when it does.
-	LeaseExpired bool `json:"lease_expired,omitempty"`
-}
+// JobFile is the content of an instance's job file, and the answer of
+// the job endpoint on its gateway (jobsapi).
+type JobFile = jobsapi.Document
 
 // maxJobsEnv bounds THICKET_JOBS; a longer list is only in the file. A
 // unikernel's environment goes on its kernel command line (2 KiB on x86):
@@ -133,7 +127,20 @@ func (e *Engine) wantedJobs(spec *wire.InstanceSpec, now time.Time) JobFile {
 // applyJobs brings every job file up to date: the grants of the desired
 // set, or none (an instance held although its desired set dropped it, or
 // a set that is not known yet). Caller holds mu.
+//
+// A desired set older than the last one applied changes nothing: the
+// reconciler reads its set before it lists the runtimes, and the lease
+// watcher or a report may meanwhile have applied a newer one, whose grants
+// the older set's would undo (a job revoked and already granted to
+// another instance would come back). A generation far below (a cluster
+// that started counting anew) is taken, as the desired set itself is.
 func (e *Engine) applyJobs(d wire.NodeDesired, known bool, now time.Time) {
+	if known {
+		if e.jobsGenSet && d.Generation < e.jobsGen && d.Generation >= e.jobsGen-(1<<40) {
+			return
+		}
+		e.jobsGen, e.jobsGenSet = d.Generation, true
+	}
 	granted := map[string]bool{}
 	if known {
 		for i := range d.Instances {
@@ -165,6 +172,7 @@ func (e *Engine) setJobs(key string, f JobFile) {
 		e.log.Warn("cut off from the cluster for longer than the job lease; the instance's jobs are taken away", "instance", key)
 	}
 	e.jobFiles[key] = f
+	e.jobsNotify()
 }
 
 // dropJobs forgets a removed instance's job file. Caller holds mu.
@@ -173,6 +181,7 @@ func (e *Engine) dropJobs(key string) {
 		return
 	}
 	delete(e.jobFiles, key)
+	e.jobsNotify()
 	if err := os.RemoveAll(e.jobsDir(key)); err != nil {
 		e.log.Warn("remove job file", "instance", key, "err", err)
 	}
@@ -204,7 +213,8 @@ func (e *Engine) emptyJobFiles() {
 // grant, its job directory (containers see it at /run/thicket) and the
 // environment THICKET_JOBS (comma-separated), THICKET_JOBS_VERSION,
 // THICKET_JOBS_FILE, THICKET_INSTANCE_INDEX and THICKET_POOL_SIZE, from
-// the job file just written. Caller holds mu.
+// the job file just written, and on the overlay THICKET_JOBS_URL (the job
+// endpoint on its gateway, jobserve.go). Caller holds mu.
 func (e *Engine) withJobs(spec wire.InstanceSpec) wire.InstanceSpec {
 	if spec.JobGrant == nil || !validKey(spec.Key) {
 		return spec
@@ -225,6 +235,9 @@ func (e *Engine) withJobs(spec wire.InstanceSpec) wire.InstanceSpec {
 		"THICKET_INSTANCE_INDEX="+strconv.Itoa(spec.InstanceNumber),
 		"THICKET_POOL_SIZE="+strconv.Itoa(spec.JobGrant.PoolSize),
 	)
+	if u := e.jobsURL(); u != "" {
+		env = append(env, "THICKET_JOBS_URL="+u)
+	}
 	spec.Environment = env
 	labels := maps.Clone(spec.Labels)
 	if labels == nil {

@@ -170,3 +170,34 @@ func TestJobsEnvBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleSetKeepsNewerJobs: a desired set older than the one the job
+// files were brought up to (a reconcile that read its set before the lease
+// watcher or a report applied a newer one) does not give back a job the
+// newer set revoked, which the cluster may have granted elsewhere since;
+// a generation far below (a cluster that counts anew) is taken.
+func TestStaleSetKeepsNewerJobs(t *testing.T) {
+	e := newTestEngine(Config{DataDir: t.TempDir()}, newFakeRuntime("container"))
+	e.touch(time.Now())
+	older := wire.NodeDesired{Generation: 7, Instances: []wire.InstanceSpec{jobSpec("s.1", 1, 4), jobSpec("s.2", 2, 4, "cam-1")}}
+	newer := wire.NodeDesired{Generation: 8, Instances: []wire.InstanceSpec{jobSpec("s.1", 1, 6, "cam-1"), jobSpec("s.2", 2, 6)}}
+	e.mu.Lock()
+	e.applyJobs(older, true, time.Now())
+	e.applyJobs(newer, true, time.Now())
+	e.applyJobs(older, true, time.Now()) // late
+	e.mu.Unlock()
+	if f := readJobFile(t, e, "s.2"); len(f.Jobs) != 0 || f.Version != 6 {
+		t.Errorf("a stale set gave cam-1 back to s.2: %+v", f)
+	}
+	if f := readJobFile(t, e, "s.1"); !slices.Equal(f.Jobs, []string{"cam-1"}) {
+		t.Errorf("s.1 after the stale set: %+v", f)
+	}
+	reset := wire.NodeDesired{Generation: 1, Instances: []wire.InstanceSpec{jobSpec("s.1", 1, 1), jobSpec("s.2", 2, 1, "cam-1")}}
+	reset.Generation = 8 - (1 << 41)
+	e.mu.Lock()
+	e.applyJobs(reset, true, time.Now())
+	e.mu.Unlock()
+	if f := readJobFile(t, e, "s.2"); !slices.Equal(f.Jobs, []string{"cam-1"}) {
+		t.Errorf("a cluster counting anew was ignored: %+v", f)
+	}
+}

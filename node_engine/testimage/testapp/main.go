@@ -19,6 +19,11 @@
 //	                        then "jobs <version>: <a,b,...>" whenever the job
 //	                        file ($THICKET_JOBS_FILE) changes (read every
 //	                        200 ms); runs until stopped
+//	testapp jobs-poll       long-polls $THICKET_JOBS_URL (?after=<last
+//	                        version>) and prints "poll <version>: <a,b,...>"
+//	                        (" lease expired" added when so) whenever the
+//	                        answer changes, "poll error: ..." on errors;
+//	                        runs until stopped
 //	testapp fetch URL N     GETs URL N times, 200 ms apart, printing
 //	                        "fetch <i>: <answer>" or "fetch <i>: error ...";
 //	                        exits 0 after N (N=0: forever)
@@ -82,6 +87,9 @@ func main() {
 	case "jobs":
 		handleSignals()
 		watchJobs(os.Getenv("THICKET_JOBS_FILE"))
+	case "jobs-poll":
+		handleSignals()
+		pollJobs(os.Getenv("THICKET_JOBS_URL"))
 	case "fetch":
 		if len(args) < 2 {
 			fmt.Fprintln(os.Stderr, "testapp: fetch URL [N]")
@@ -261,5 +269,45 @@ func watchJobs(file string) {
 			last = now
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// pollJobs long-polls the job endpoint and prints each new answer.
+func pollJobs(url string) {
+	fmt.Printf("polling %s\n", url)
+	client := &http.Client{Timeout: 90 * time.Second}
+	last, after := "", int64(-1)
+	for {
+		u := url
+		if after >= 0 {
+			u += "?after=" + strconv.FormatInt(after, 10)
+		}
+		resp, err := client.Get(u)
+		if err != nil {
+			fmt.Printf("poll error: %v\n", err)
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		var f struct {
+			Version      int64    `json:"version"`
+			Jobs         []string `json:"jobs"`
+			LeaseExpired bool     `json:"lease_expired"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &f) != nil {
+			fmt.Printf("poll error: %s: %s\n", resp.Status, strings.TrimSpace(string(b)))
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		line := fmt.Sprintf("poll %d: %s", f.Version, strings.Join(f.Jobs, ","))
+		if f.LeaseExpired {
+			line += " lease expired"
+		}
+		if line != last {
+			fmt.Println(line)
+			last = line
+		}
+		after = f.Version
 	}
 }

@@ -39,6 +39,7 @@ type cli struct {
 	AdminPwFile   string        `name:"admin-password-file" env:"THICKET_ADMIN_PASSWORD_FILE" help:"File holding the Admin's first password (instead of $THICKET_ADMIN_PASSWORD)."`
 	ResetAdmin    bool          `name:"reset-admin-password" help:"Give the Admin account a new password (from --admin-password-file or $THICKET_ADMIN_PASSWORD, or random into <data-dir>/admin-password) and the admin role, then serve as usual."`
 	RotateKey     bool          `name:"rotate-signing-key" help:"Make a new current token signing key, then serve as usual; tokens signed with earlier keys stay valid until they expire (as POST /api/auth/keys/rotate)."`
+	JobsAllowNet  []string      `name:"jobs-allow-net" sep:"," env:"THICKET_JOBS_ALLOW_NET" placeholder:"CIDR" help:"Non-public networks a job list URL ({\"url\": ...} on /api/service/{id}/jobs) may be fetched from, e.g. 10.0.0.0/8; default none: public addresses only."`
 	TrustedProxy  []string      `name:"trusted-proxies" sep:"," env:"THICKET_TRUSTED_PROXIES" placeholder:"CIDR" help:"Reverse proxies (addresses or prefixes) whose X-Forwarded-For header names the client's address for the login rate limits; default none: the header is ignored."`
 	TLSCACert     string        `name:"tls-ca-cert" env:"THICKET_TLS_CA_CERT" help:"The operator's CA certificate (PEM): with --tls-ca-key it issues the serving certificate; with --tls-cert it is the CA that issued that one. Default: the CA in <data-dir>/tls, made at first start. Served at /ca.crt; join tokens carry its pin."`
 	TLSCAKey      string        `name:"tls-ca-key" env:"THICKET_TLS_CA_KEY" help:"Key of --tls-ca-cert (PEM)."`
@@ -72,6 +73,11 @@ func main() {
 		log.Error("--trusted-proxies: " + err.Error())
 		os.Exit(2)
 	}
+	jobsNets, err := parsePrefixes(c.JobsAllowNet)
+	if err != nil {
+		log.Error("--jobs-allow-net: " + err.Error())
+		os.Exit(2)
+	}
 	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
 		log.Error("thicket-root failed to start", "err", err)
 		os.Exit(1)
@@ -91,6 +97,7 @@ func main() {
 		ResetAdminPassword: c.ResetAdmin,
 		RotateSigningKey:   c.RotateKey,
 		TrustedProxies:     proxies,
+		JobsAllowNet:       jobsNets,
 		DownloadsDir:       c.DownloadsDir,
 		ExternalURL:        c.ExternalURL,
 		MetricsTokenFile:   c.MetricsToken,

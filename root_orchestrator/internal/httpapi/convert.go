@@ -127,6 +127,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		NodeSelector: p.NodeSelector,
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
+	out.JobsCount = len(s.Jobs)
 	out.Status, out.StatusDetail = api.SummarizeService(list, p.OneShot)
 	out.Running, out.Desired = api.Count(list, p.OneShot)
 	return out

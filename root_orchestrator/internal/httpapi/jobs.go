@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/sla"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/joblist"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 )
 
@@ -35,16 +37,39 @@ func (s *Server) getJobs(c echo.Context) error {
 	return c.JSON(http.StatusOK, restJobs(sn, svc))
 }
 
-// readJobList reads a JobList body; its jobs must be given and valid.
-func readJobList(c echo.Context) ([]string, error) {
+// SetJobListNetworks sets the non-public networks job list URLs may be
+// fetched from (none: public addresses only).
+func (s *Server) SetJobListNetworks(nets []netip.Prefix) { s.jobLists = joblist.New(nets) }
+
+// readJobList reads a JobList body: its jobs, or the list at its url
+// (fetched now, one job per line); either must be given, and the jobs
+// valid.
+func (s *Server) readJobList(c echo.Context) ([]string, error) {
 	var body struct {
 		Jobs *[]string `json:"jobs"`
+		URL  string    `json:"url"`
 	}
 	if err := decodeJSON(c, &body); err != nil {
 		return nil, err
 	}
-	if body.Jobs == nil {
-		return nil, errBadRequest(`jobs is required: give {"jobs": [...]}`, "jobs")
+	switch {
+	case body.Jobs != nil && body.URL != "":
+		return nil, errBadRequest(`give either jobs or url, not both`, "url")
+	case body.URL != "":
+		// Only for the service's owner is anything fetched.
+		if _, err := ownedService(c, s.state.Snapshot(), c.Param("id")); err != nil {
+			return nil, err
+		}
+		list, err := s.jobLists.Read(c.Request().Context(), body.URL)
+		if err != nil {
+			return nil, errBadRequest(err.Error(), "url")
+		}
+		if errs := sla.ValidateJobs("url", list); errs != nil {
+			return nil, errs
+		}
+		return list, nil
+	case body.Jobs == nil:
+		return nil, errBadRequest(`jobs is required: give {"jobs": [...]} or {"url": "https://..."}`, "jobs")
 	}
 	if errs := sla.ValidateJobs("jobs", *body.Jobs); errs != nil {
 		return nil, errs
@@ -53,7 +78,7 @@ func readJobList(c echo.Context) ([]string, error) {
 }
 
 func (s *Server) setJobs(c echo.Context) error {
-	jobs, err := readJobList(c)
+	jobs, err := s.readJobList(c)
 	if err != nil {
 		return err
 	}
@@ -61,7 +86,7 @@ func (s *Server) setJobs(c echo.Context) error {
 }
 
 func (s *Server) addJobs(c echo.Context) error {
-	add, err := readJobList(c)
+	add, err := s.readJobList(c)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/events"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/joblist"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
@@ -51,13 +52,15 @@ type Server struct {
 	events *events.Log
 	// keys: idempotency keys in use (idempotency.go).
 	keys idemKeys
+	// jobLists fetches job lists given by URL (jobs.go).
+	jobLists *joblist.Reader
 }
 
 // New builds the API over the state, the store and a token signer. ping
 // reports whether the store answers, for /healthz.
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
 	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newCache(familyTTL, st.SessionActive), passwords: newPasswordGuard(), log: log, ping: ping,
-		echo: echo.New(), events: events.New(0)}
+		echo: echo.New(), events: events.New(0), jobLists: joblist.New(nil)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)

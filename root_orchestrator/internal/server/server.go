@@ -75,6 +75,9 @@ type Config struct {
 	RotateSigningKey bool
 	// TrustedProxies may name the client in X-Forwarded-For.
 	TrustedProxies []netip.Prefix
+	// JobsAllowNet are the non-public networks job list URLs may be
+	// fetched from.
+	JobsAllowNet []netip.Prefix
 	// TLS says how the root serves HTTPS (by default, with its own CA).
 	TLS TLSConfig
 }
@@ -207,6 +210,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	srv.ServeMetrics(metricsauth.Handler(metricsToken))
 	srv.SetTrustedProxies(cfg.TrustedProxies)
+	srv.SetJobListNetworks(cfg.JobsAllowNet)
 	srv.Mount("/", dashboard.Handler())
 	srv.Mount("/install/", inst.Scripts())
 	srv.Mount("/download/", inst.Downloads())

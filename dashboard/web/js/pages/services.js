@@ -4,6 +4,7 @@ import { Region, badge, empty, h, mb, pageHeader, table, time } from '../dom.js'
 import { busy, confirmAction, describe, toast } from '../ui.js';
 import { LogPanel } from '../logs.js';
 import { EventPanel } from '../events.js';
+import { fetchJobs, jobsPanel } from '../jobs.js';
 
 const NAMES_EVERY_MS = 30000;
 
@@ -17,6 +18,7 @@ export function mount(ctx) {
   const events = new EventPanel(ctx.signal);
   let clusterNames = {};
   let namesFetched = -Infinity;
+  let jobDocs = {}; // by service id: the services with a job list
 
   ctx.main.append(h('div', { class: 'page' }, head, body));
 
@@ -54,9 +56,10 @@ export function mount(ctx) {
         // Names are a nicety; ids are shown instead.
       }
     }
+    jobDocs = await fetchJobs(services, signal);
     document.title = `${app.application_name} · Thicket`;
     headRegion.update(app, renderHead);
-    bodyRegion.update({ services, clusterNames }, renderBody);
+    bodyRegion.update({ services, clusterNames, jobDocs }, renderBody);
   }
 
   function crumbs(name) {
@@ -106,7 +109,8 @@ export function mount(ctx) {
       h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
       h('div', { class: 'instances' },
         h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
-        insts.length ? instanceTable(s, insts) : h('p', { class: 'muted instances-empty' }, 'No instances. Add one to run this service.')));
+        insts.length ? instanceTable(s, insts) : h('p', { class: 'muted instances-empty' }, 'No instances. Add one to run this service.')),
+      jobsPanel(s, jobDocs[s.microserviceID]));
   }
 
   function instanceTable(s, insts) {
