@@ -181,9 +181,9 @@ type Service struct {
 	// JobsCount is the length of the service's job list (collaborative
 	// workloads; GET /api/service/{id}/jobs says who owns which); absent:
 	// none.
-	JobsCount    int               `json:"jobs_count,omitempty" bson:"jobs_count,omitempty"`
-	Status       string            `json:"status" bson:"status"`
-	StatusDetail string            `json:"status_detail" bson:"status_detail"`
+	JobsCount    int    `json:"jobs_count,omitempty" bson:"jobs_count,omitempty"`
+	Status       string `json:"status" bson:"status"`
+	StatusDetail string `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run
 	// (every instance but a finished one-shot's).
 	Running      int        `json:"running_instances" bson:"running_instances"`
