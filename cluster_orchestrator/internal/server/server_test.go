@@ -30,7 +30,7 @@ func TestManagerPassword(t *testing.T) {
 		pw string
 		ok bool
 	}{{"mgr-secret", true}, {"mgr-secre", false}, {"mgr-secret2", false}, {"", false}, {"MGR-SECRET", false}} {
-		p, ok := a.Authenticate(managerUser, []byte(tt.pw))
+		p, ok := a.Authenticate(managerUser, []byte(tt.pw), nil)
 		if ok != tt.ok || (ok && !p.Manager) {
 			t.Errorf("Authenticate(manager, %q) = %+v, %v; want ok %v", tt.pw, p, ok, tt.ok)
 		}
