@@ -122,6 +122,7 @@ type ClientCert struct {
 	file string
 	mu   sync.Mutex
 	cur  *tls.Certificate
+	got  time.Time // when cur was read or received
 }
 
 // OpenClientCert reads file if it holds a certificate and key (a missing,
@@ -130,7 +131,7 @@ func OpenClientCert(file string) *ClientCert {
 	c := &ClientCert{file: file}
 	if b, err := os.ReadFile(file); err == nil {
 		if pair, err := tls.X509KeyPair(b, b); err == nil {
-			c.cur = &pair
+			c.cur, c.got = &pair, time.Now()
 		}
 	}
 	return c
@@ -159,9 +160,20 @@ func (c *ClientCert) Set(chainPEM []byte, key crypto.Signer) error {
 		return err
 	}
 	c.mu.Lock()
-	c.cur = &pair
+	c.cur, c.got = &pair, time.Now()
 	c.mu.Unlock()
 	return nil
+}
+
+// RenewAt is when the current certificate should be renewed (see RenewAt;
+// zero without one).
+func (c *ClientCert) RenewAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || c.cur.Leaf == nil {
+		return time.Time{}
+	}
+	return RenewAt(c.cur.Leaf, c.got)
 }
 
 // GetClientCertificate is for tls.Config: the current certificate while it

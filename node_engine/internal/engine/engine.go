@@ -126,6 +126,10 @@ type Engine struct {
 	jobFiles map[string]JobFile
 	contact  atomic.Int64
 	started  time.Time
+
+	// The node's client certificate (identity.go).
+	identOnce sync.Once
+	ident     *pki.ClientCert
 }
 
 // sample is an instance's resource usage as last measured.
@@ -249,6 +253,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 
 	go e.watchLeases(ctx)
+	go e.renewCerts(ctx)
 	for _, rt := range e.reg.All() {
 		go func(rt runtimes.Runtime) {
 			for {
