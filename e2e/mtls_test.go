@@ -59,14 +59,8 @@ func TestNodeCertificates(t *testing.T) {
 		ca, cb := credsOf(t, a), credsOf(t, b)
 		bCert := identityOf(t, b)
 		// The broker, with a's username, client id and password.
-		tc := brokerTLS(t, ca.NodeRegisterResponse)
-		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return bCert, nil }
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		cl, err := mqttc.Connect(ctx, mqttc.Options{URL: ca.MQTTURL, TLS: tc, ClientID: mqttc.NodeClientID(ca.NodeID),
-			Username: ca.NodeID, Password: ca.MQTTPassword})
+		err := connectAs(t, ca, bCert)
 		if err == nil {
-			cl.Close()
 			t.Fatal("the broker took node b's certificate for node a")
 		}
 		if !errors.Is(err, mqttc.ErrNotAuthorized) {
@@ -154,17 +148,26 @@ func TestNodeCertificates(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		tc := brokerTLS(t, cb.NodeRegisterResponse)
-		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return bCert, nil }
-		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer ccancel()
-		cl, err := mqttc.Connect(cctx, mqttc.Options{URL: cb.MQTTURL, TLS: tc, ClientID: mqttc.NodeClientID(cb.NodeID),
-			Username: cb.NodeID, Password: cb.MQTTPassword})
-		if err == nil {
-			cl.Close()
+		if err := connectAs(t, cb, bCert); err == nil {
 			t.Fatal("the broker took the deleted node's certificate")
 		}
 	})
+}
+
+// connectAs connects to the broker as the node of creds (its username,
+// client id and password), presenting cert; it closes what it connected.
+func connectAs(t *testing.T, creds savedCreds, cert *tls.Certificate) error {
+	t.Helper()
+	tc := brokerTLS(t, creds.NodeRegisterResponse)
+	tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := mqttc.Connect(ctx, mqttc.Options{URL: creds.MQTTURL, TLS: tc, ClientID: mqttc.NodeClientID(creds.NodeID),
+		Username: creds.NodeID, Password: creds.MQTTPassword})
+	if err == nil {
+		cl.Close()
+	}
+	return err
 }
 
 type savedCreds struct {
