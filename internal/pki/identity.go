@@ -194,3 +194,44 @@ func (c *ClientCert) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Cer
 func RenewAt(leaf *x509.Certificate, got time.Time) time.Time {
 	return got.Add(leaf.NotAfter.Sub(got) * 2 / 3)
 }
+
+// VerifyClients is base (a listener's configuration) asking clients for a
+// certificate and verifying any they present against ca (chain, validity,
+// client use): one of another CA or an expired one fails the handshake,
+// after refused (if set) was called with why. A client without one may go
+// on; what a connection presented is Peer, and who it names the
+// listener's question (NodeOf).
+func VerifyClients(base *tls.Config, ca *CA, refused func(error)) *tls.Config {
+	c := base.Clone()
+	c.ClientAuth = tls.RequestClientCert
+	pool := ca.Pool()
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return nil
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+			Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		})
+		if err != nil {
+			if refused != nil {
+				refused(err)
+			}
+			return fmt.Errorf("pki: client certificate refused: %w", err)
+		}
+		return nil
+	}
+	return c
+}
+
+// Peer is the client certificate of a connection served with a
+// VerifyClients configuration (verified by then), or nil.
+func Peer(cs *tls.ConnectionState) *x509.Certificate {
+	if cs == nil || !cs.HandshakeComplete || len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	return cs.PeerCertificates[0]
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // Authenticator decides who may connect. The cluster manager implements it
@@ -182,8 +183,5 @@ func peerCert(cl *mqtt.Client) *x509.Certificate {
 		return nil
 	}
 	cs := tc.ConnectionState()
-	if !cs.HandshakeComplete || len(cs.PeerCertificates) == 0 {
-		return nil
-	}
-	return cs.PeerCertificates[0]
+	return pki.Peer(&cs)
 }

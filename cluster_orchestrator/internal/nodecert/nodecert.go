@@ -138,37 +138,12 @@ func (i *Issuer) Identity(cert *x509.Certificate) (string, error) {
 // may go on (the manager's own client; older nodes; a node registering
 // afresh), to be checked by Check.
 func (i *Issuer) ServerTLS(base *tls.Config, where string) *tls.Config {
-	c := base.Clone()
-	c.ClientAuth = tls.RequestClientCert
-	pool := i.CA.Pool()
-	c.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return nil
-		}
-		inter := x509.NewCertPool()
-		for _, c := range cs.PeerCertificates[1:] {
-			inter.AddCert(c)
-		}
-		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-			Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		})
-		if err != nil {
-			mRefused.WithLabelValues(where).Inc()
-			return fmt.Errorf("%w: %w", ErrRefused, err)
-		}
-		return nil
-	}
-	return c
+	return pki.VerifyClients(base, i.CA, func(error) { mRefused.WithLabelValues(where).Inc() })
 }
 
 // Peer is the client certificate of a connection served with ServerTLS
 // (verified by then), or nil.
-func Peer(cs *tls.ConnectionState) *x509.Certificate {
-	if cs == nil || !cs.HandshakeComplete || len(cs.PeerCertificates) == 0 {
-		return nil
-	}
-	return cs.PeerCertificates[0]
-}
+func Peer(cs *tls.ConnectionState) *x509.Certificate { return pki.Peer(cs) }
 
 var (
 	mIssued = promauto.NewCounterVec(prometheus.CounterOpts{
