@@ -180,3 +180,51 @@ func containsCert(b []byte) bool {
 	_, ok := m["cert_pem"]
 	return ok
 }
+
+// TestNewClusterCA: a cluster that now has another CA (its nodes got a new
+// token with the new pin) is not shown the certificate of the old one,
+// which its handshake would refuse: the node registers and gets one of the
+// new CA.
+func TestNewClusterCA(t *testing.T) {
+	serve := func(ca *pki.CA) *tls.Config {
+		serving, err := pki.NewServing(ca, pki.Leaf{Name: "cluster", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, _ := serving.Certificate()
+		return &tls.Config{Certificates: []tls.Certificate{*cert}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.Pool()}
+	}
+	oldCA, _ := pki.NewCA("old CA", time.Hour)
+	newCA, _ := pki.NewCA("new CA", time.Hour)
+	cl := &certCluster{ca: oldCA, ttl: time.Hour}
+	srv := httptest.NewUnstartedServer(cl)
+	srv.TLS = serve(oldCA)
+	srv.StartTLS()
+	defer srv.Close()
+	tok, _ := pki.JoinToken(oldCA.Pin(), "join")
+	dir := t.TempDir()
+	if _, err := newTestEngine(Config{ClusterURL: srv.URL, JoinToken: tok, DataDir: dir}).register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same address, another CA (the cluster lost its own).
+	srv.Close()
+	srv2 := httptest.NewUnstartedServer(&certCluster{ca: newCA, ttl: time.Hour})
+	ln, err := net.Listen("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatalf("listen on the old address again: %v", err)
+	}
+	srv2.Listener.Close()
+	srv2.Listener = ln
+	srv2.TLS = serve(newCA)
+	srv2.StartTLS()
+	defer srv2.Close()
+	tok2, _ := pki.JoinToken(newCA.Pin(), "join")
+	e := newTestEngine(Config{ClusterURL: srv.URL, JoinToken: tok2, DataDir: dir})
+	if _, err := e.register(context.Background()); err != nil {
+		t.Fatalf("register with the cluster's new CA: %v", err)
+	}
+	if got := e.identity().Current().Leaf.Issuer.CommonName; got != "new CA" {
+		t.Errorf("the certificate is issued by %q; want the new CA", got)
+	}
+}

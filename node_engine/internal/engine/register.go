@@ -88,7 +88,9 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 	var present *pki.ClientCert
 	if saved, err := e.loadCredentials(); err == nil && saved != nil {
 		req.NodeID, req.Credential = saved.NodeID, saved.MQTTPassword
-		if id := e.identity().Current(); id != nil && id.Leaf.Subject.CommonName == saved.NodeID {
+		// Only to the CA that issued it: a cluster with a new CA (and a
+		// token with its pin) would refuse the handshake over it.
+		if id := e.identity().Current(); id != nil && id.Leaf.Subject.CommonName == saved.NodeID && saved.CAPin == trust.pin {
 			present = e.identity()
 		}
 	}
