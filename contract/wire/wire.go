@@ -36,6 +36,10 @@ import (
 // Choice (absent: the spec had one implementation), InstanceSpec.NodeSelector
 // (an earlier cluster places such an instance on any node) and
 // NodeInfo.Labels and NodeRegisterRequest.Labels (absent: no labels).
+// So did NodeRegisterRequest.CSRPEM and NodeRegisterResponse.CertPEM (with
+// /api/node/certificate): a node without a CSR gets no certificate and
+// keeps password-only MQTT; a cluster without them answers no certificate
+// and the node goes on without one.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -454,6 +458,13 @@ type NodeRegisterRequest struct {
 	// with 409 (two hosts with one hostname: start one with --name).
 	NodeID     string `json:"node_id,omitempty"`
 	Credential string `json:"credential,omitempty"`
+	// CSRPEM is a certificate request (PEM) for the node's client
+	// certificate: its key (ECDSA P-256 or Ed25519) stays in the node's
+	// data dir. A cluster that serves TLS answers NodeRegisterResponse.CertPEM;
+	// from then on the node must present that identity (renewed through
+	// /api/node/certificate) to the broker and the node API. Added within
+	// v1; a node before it registers without and keeps password-only MQTT.
+	CSRPEM string `json:"csr_pem,omitempty"`
 }
 
 // NodeRegisterResponse gives the node its identity and MQTT credentials.
@@ -475,6 +486,30 @@ type NodeRegisterResponse struct {
 	// broker is trusted by the system's roots (or MQTTURL is plain, for
 	// development). Added within v1; a cluster before it sends plain URLs.
 	MQTTCAPEM string `json:"mqtt_ca_pem,omitempty"`
+	// CertPEM is the node's client certificate for the request's CSRPEM,
+	// then the cluster's CA certificate (PEM): subject common name the node
+	// id, URI SAN spiffe://thicket/cluster/<cluster>/node/<node id>, short
+	// validity. Empty when the node sent no CSR or the cluster serves plain
+	// text. Added within v1.
+	CertPEM string `json:"cert_pem,omitempty"`
+}
+
+// NodeCertificateRequest is POSTed by a node to the cluster's
+// /api/node/certificate over TLS with its current (unexpired) client
+// certificate, which alone authenticates it, to renew that certificate
+// before it expires. Added within v1.
+type NodeCertificateRequest struct {
+	Version string `json:"version"`
+	// CSRPEM is a certificate request (PEM) for the new key.
+	CSRPEM string `json:"csr_pem"`
+}
+
+// NodeCertificateResponse is the renewed certificate: as
+// NodeRegisterResponse.CertPEM, for the identity of the certificate the
+// request was made with.
+type NodeCertificateResponse struct {
+	NodeID  string `json:"node_id"`
+	CertPEM string `json:"cert_pem"`
 }
 
 // MQTT topics of a node.

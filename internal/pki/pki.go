@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -160,35 +161,55 @@ type Leaf struct {
 	// DNSNames and IPs are the server names a listener answers to.
 	DNSNames []string
 	IPs      []net.IP
+	// URIs are the identity's URI SANs (e.g. NodeURI).
+	URIs []*url.URL
 	// Server and Client say which ends of a TLS connection it may be.
 	Server, Client bool
 	Validity       time.Duration
+	// Backdate is how long before now the certificate starts to be valid
+	// (clocks at the edge drift); 0: one hour.
+	Backdate time.Duration
 }
 
 // Issue makes a key and a certificate for l, signed by the CA. The
 // certificate chain it returns ends with the CA's certificate, so that a
 // client that pins the CA finds it in the handshake.
 func (ca *CA) Issue(l Leaf) (tls.Certificate, error) {
-	if !l.Server && !l.Client {
-		return tls.Certificate{}, errors.New("pki: a certificate for neither a server nor a client")
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("pki: key for %s: %w", l.Name, err)
 	}
-	serial, err := newSerial()
+	leaf, err := ca.Sign(key.Public(), l)
 	if err != nil {
 		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{leaf.Raw, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// Sign issues a certificate for l to the holder of the private key of pub
+// (e.g. from a certificate request, see ParseCSR), signed by the CA.
+func (ca *CA) Sign(pub crypto.PublicKey, l Leaf) (*x509.Certificate, error) {
+	if !l.Server && !l.Client {
+		return nil, errors.New("pki: a certificate for neither a server nor a client")
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	back := l.Backdate
+	if back <= 0 {
+		back = time.Hour
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: l.Name},
-		NotBefore:    now.Add(-time.Hour),
+		NotBefore:    now.Add(-back),
 		NotAfter:     now.Add(l.Validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		DNSNames:     l.DNSNames,
 		IPAddresses:  l.IPs,
+		URIs:         l.URIs,
 	}
 	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
 		tmpl.NotAfter = ca.Cert.NotAfter
@@ -199,15 +220,20 @@ func (ca *CA) Issue(l Leaf) (tls.Certificate, error) {
 	if l.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("pki: certificate for %s: %w", l.Name, err)
+		return nil, fmt.Errorf("pki: certificate for %s: %w", l.Name, err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("pki: certificate for %s: %w", l.Name, err)
+		return nil, fmt.Errorf("pki: certificate for %s: %w", l.Name, err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	return leaf, nil
+}
+
+// ChainPEM is leaf followed by the CA's certificate, in PEM.
+func (ca *CA) ChainPEM(leaf *x509.Certificate) []byte {
+	return append(encodeCert(leaf.Raw), ca.PEM...)
 }
 
 // Pool is a certificate pool holding only the CA.

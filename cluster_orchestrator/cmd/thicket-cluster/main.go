@@ -53,11 +53,12 @@ type cli struct {
 
 // tlsFlags say how the node API and the MQTT broker are secured.
 type tlsFlags struct {
-	InsecurePlaintext bool     `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Serve the node API and the embedded MQTT broker without TLS, and allow a plain external broker. Development only: tokens, MQTT passwords and desired sets cross the network in clear."`
-	CACertFile        string   `name:"ca-cert-file" env:"THICKET_CA_CERT_FILE" help:"The cluster's CA certificate (PEM), with --ca-key-file (default: <data-dir>/tls/ca.crt, made on first start). Node join tokens carry its pin."`
-	CAKeyFile         string   `name:"ca-key-file" env:"THICKET_CA_KEY_FILE" help:"The key of --ca-cert-file (PEM)."`
-	TLSSAN            []string `name:"tls-san" env:"THICKET_TLS_SANS" help:"More names or addresses nodes may dial this cluster at, for its certificate (repeatable; the advertised, listen and host addresses are in it already)."`
-	MQTTCAFile        string   `name:"mqtt-ca-file" env:"THICKET_MQTT_CA_FILE" help:"CA (PEM) that issued an external mqtts:// broker's certificate: the cluster verifies the broker with it and hands it to nodes at registration (default: the system's roots)."`
+	InsecurePlaintext bool          `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Serve the node API and the embedded MQTT broker without TLS, and allow a plain external broker. Development only: tokens, MQTT passwords and desired sets cross the network in clear."`
+	CACertFile        string        `name:"ca-cert-file" env:"THICKET_CA_CERT_FILE" help:"The cluster's CA certificate (PEM), with --ca-key-file (default: <data-dir>/tls/ca.crt, made on first start). Node join tokens carry its pin."`
+	CAKeyFile         string        `name:"ca-key-file" env:"THICKET_CA_KEY_FILE" help:"The key of --ca-cert-file (PEM)."`
+	TLSSAN            []string      `name:"tls-san" env:"THICKET_TLS_SANS" help:"More names or addresses nodes may dial this cluster at, for its certificate (repeatable; the advertised, listen and host addresses are in it already)."`
+	NodeCertTTL       time.Duration `name:"node-cert-ttl" default:"168h" env:"THICKET_NODE_CERT_TTL" help:"Validity of the client certificate the cluster's CA issues each node (at registration; nodes renew at two thirds of it). At least 10s."`
+	MQTTCAFile        string        `name:"mqtt-ca-file" env:"THICKET_MQTT_CA_FILE" help:"CA (PEM) that issued an external mqtts:// broker's certificate: the cluster verifies the broker with it and hands it to nodes at registration (default: the system's roots)."`
 }
 
 func main() {
@@ -138,6 +139,7 @@ func main() {
 		NodeJoinToken: c.NodeJoinToken, MetricsTokenFile: c.MetricsToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
 		Block: block.Masked(), SubnetBits: c.SubnetBits, AcceptShrinkingSets: c.AcceptShrink,
 		InsecurePlaintext: c.InsecurePlaintext, CACertFile: c.CACertFile, CAKeyFile: c.CAKeyFile, TLSSANs: c.TLSSAN, MQTTCAFile: c.MQTTCAFile,
+		NodeCertTTL: c.NodeCertTTL,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-cluster failed", "err", err)

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,13 +12,17 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/mqttc"
+	"github.com/thicket-edge/thicket/internal/pki"
 )
 
 // Authenticator decides who may connect. The cluster manager implements it
 // over its node registry.
 type Authenticator interface {
-	// Authenticate returns the principal for a username/password, or ok=false.
-	Authenticate(username string, password []byte) (p Principal, ok bool)
+	// Authenticate returns the principal for a username/password and the
+	// client certificate the client presented over TLS (verified by the
+	// listener's TLS configuration; nil: none, or a plain listener), or
+	// ok=false.
+	Authenticate(username string, password []byte, cert *x509.Certificate) (p Principal, ok bool)
 }
 
 // Principal is an authenticated MQTT client.
@@ -100,7 +106,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.log.Info("mqtt connect refused: anonymous", "client", cl.ID, "remote", cl.Net.Remote)
 		return false
 	}
-	p, ok := h.auth.Authenticate(user, pk.Connect.Password)
+	p, ok := h.auth.Authenticate(user, pk.Connect.Password, peerCert(cl))
 	if !ok {
 		h.log.Info("mqtt connect refused: bad credentials", "username", user, "remote", cl.Net.Remote)
 		return false
@@ -167,4 +173,15 @@ func (h *authHook) forget(cl *mqtt.Client) {
 		delete(h.sessions, cl.ID)
 	}
 	h.mu.Unlock()
+}
+
+// peerCert is the certificate the client presented on a TLS listener (the
+// handshake is complete: mochi has read the CONNECT packet through it).
+func peerCert(cl *mqtt.Client) *x509.Certificate {
+	tc, ok := cl.Net.Conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	return pki.Peer(&cs)
 }

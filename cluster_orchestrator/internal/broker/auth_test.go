@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/x509"
 	"testing"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -11,7 +12,7 @@ import (
 // so that the hook's own checks of node IDs can be tested.
 type badIDAuth struct{}
 
-func (badIDAuth) Authenticate(username string, _ []byte) (Principal, bool) {
+func (badIDAuth) Authenticate(username string, _ []byte, _ *x509.Certificate) (Principal, bool) {
 	return Principal{NodeID: username}, true
 }
 

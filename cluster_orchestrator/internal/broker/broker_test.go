@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -35,7 +36,7 @@ func newStubAuth() *stubAuth {
 	}}
 }
 
-func (a *stubAuth) Authenticate(username string, password []byte) (Principal, bool) {
+func (a *stubAuth) Authenticate(username string, password []byte, _ *x509.Certificate) (Principal, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	u, ok := a.users[username]

@@ -105,6 +105,10 @@ type Config struct {
 	// knows to reconnect before their silence counts: its own downtime
 	// must not move workloads (10 s if zero).
 	StartupGrace time.Duration
+	// NodeCerts: the cluster issues client certificates (it serves TLS). A
+	// node that registered with a certificate request must send one again
+	// whenever it registers: it cannot fall back to password-only MQTT.
+	NodeCerts bool
 }
 
 // Manager is the cluster's reconciler.
@@ -317,6 +321,10 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 		return "", &NameTakenError{Name: req.Name}
 	}
 	n := m.nodes[id]
+	if n != nil && n.CertBound && m.cfg.NodeCerts && req.CSRPEM == "" {
+		m.mu.Unlock()
+		return "", &CertRequiredError{Name: req.Name}
+	}
 	if n == nil {
 		n = &node{Node: state.Node{ID: id, Name: req.Name, RegisteredAt: time.Now().UTC()}}
 		// A node this cluster does not know (its store was lost) asks for
@@ -329,6 +337,7 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 		n.prevPasswordHash = n.PasswordHash
 	}
 	n.PasswordHash = hashPassword([]byte(password))
+	n.CertBound = n.CertBound || (m.cfg.NodeCerts && req.CSRPEM != "")
 	n.Info = wire.NodeInfo{
 		ID: id, Name: req.Name, Arch: req.Arch, Virtualizations: req.Virtualizations,
 		Capacity: req.Capacity, Address: req.Address, Labels: req.Labels,
@@ -354,6 +363,27 @@ func (m *Manager) RegisterNode(ctx context.Context, req wire.NodeRegisterRequest
 		"milli_cpu", req.Capacity.MilliCPU, "memory_mb", req.Capacity.MemoryMB)
 	m.Kick()
 	return id, nil
+}
+
+// CertRequiredError refuses a registration without a certificate request
+// of a node that has a client certificate identity: no way back to
+// password-only MQTT.
+type CertRequiredError struct{ Name string }
+
+// CertRequired is the name refused.
+func (e *CertRequiredError) CertRequired() string { return e.Name }
+
+func (e *CertRequiredError) Error() string {
+	return fmt.Sprintf("node %q has a client certificate identity: register with a certificate request (csr_pem), as thicket-node does", e.Name)
+}
+
+// NodeCert says whether id is a registered node (not deleted) and whether
+// it has a client certificate identity, which it must then present.
+func (m *Manager) NodeCert(id string) (known, bound bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.nodes[id]
+	return n != nil, n != nil && n.CertBound
 }
 
 // NameTakenError refuses a registration under the name of a registered

@@ -1,6 +1,8 @@
 // Package nodeapi serves the cluster's HTTP API for worker nodes: node
-// registration with the node join token, which answers the node's identity
-// and its own MQTT credentials; plus /healthz and /metrics.
+// registration with the node join token, which answers the node's identity,
+// its own MQTT credentials and its client certificate; the renewal of that
+// certificate (authenticated by the current one); plus /healthz and
+// /metrics.
 package nodeapi
 
 import (
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/nodecert"
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/jsonhttp"
 	"github.com/thicket-edge/thicket/internal/pki"
@@ -51,6 +54,9 @@ type Config struct {
 	// Metrics serves GET /metrics (nil: not served); see package
 	// metricsauth.
 	Metrics http.Handler
+	// Certs issues and checks nodes' client certificates (nil: plain
+	// text, no certificates; certificate requests are ignored).
+	Certs *nodecert.Issuer
 }
 
 // Handler returns the HTTP handler.
@@ -86,6 +92,24 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 			writeErr(w, http.StatusBadRequest, wire.CheckCapacity(req.Capacity).Error(), "capacity")
 			return
 		}
+		if cfg.Certs == nil {
+			req.CSRPEM = "" // nothing to issue it with
+		} else if req.CSRPEM != "" {
+			if _, err := pki.ParseCSR([]byte(req.CSRPEM)); err != nil {
+				writeErr(w, http.StatusBadRequest, err.Error(), "csr_pem")
+				return
+			}
+		}
+		// A node that shows a client certificate must show its own (whether
+		// that node is still registered, or deleted, is the registrar's
+		// question: a cluster that lost its store takes its nodes back).
+		if peer := nodecert.Peer(r.TLS); peer != nil && cfg.Certs != nil {
+			if err := cfg.Certs.Names(req.NodeID, peer, "api"); err != nil {
+				log.Warn("node registration refused", "node", req.Name, "from", r.RemoteAddr, "err", err)
+				writeErr(w, http.StatusForbidden, err.Error(), "")
+				return
+			}
+		}
 		pw, err := randomPassword()
 		if err != nil {
 			writeErr(w, http.StatusInternalServerError, "internal error", "")
@@ -104,16 +128,33 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 			writeErr(w, http.StatusConflict, err.Error(), "name")
 			return
 		}
+		var certReq interface{ CertRequired() string }
+		if errors.As(err, &certReq) {
+			log.Warn("node registration refused: no certificate request", "node", req.Name, "from", r.RemoteAddr)
+			writeErr(w, http.StatusBadRequest, err.Error(), "csr_pem")
+			return
+		}
 		if err != nil {
 			log.Error("register node", "node", req.Name, "err", err)
 			writeErr(w, http.StatusInternalServerError, "internal error", "")
 			return
 		}
+		var certPEM string
+		if req.CSRPEM != "" {
+			if certPEM, err = cfg.Certs.Issue(id, req.CSRPEM, false); err != nil {
+				log.Error("issue node certificate", "node", req.Name, "err", err)
+				writeErr(w, http.StatusInternalServerError, "internal error", "")
+				return
+			}
+		}
 		jsonhttp.Write(w, http.StatusOK, wire.NodeRegisterResponse{
 			NodeID: id, MQTTURL: brokerFor(cfg.MQTTURL, r.Host), MQTTUsername: id, MQTTPassword: pw,
 			DesiredTopic: wire.DesiredTopic(id), ReportTopic: wire.ReportTopic(id),
-			ReportIntervalMS: cfg.ReportInterval.Milliseconds(), MQTTCAPEM: cfg.MQTTCAPEM,
+			ReportIntervalMS: cfg.ReportInterval.Milliseconds(), MQTTCAPEM: cfg.MQTTCAPEM, CertPEM: certPEM,
 		})
+	})
+	mux.HandleFunc("POST /api/node/certificate", func(w http.ResponseWriter, r *http.Request) {
+		renewCert(w, r, cfg.Certs, log)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.Write(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -159,6 +200,42 @@ func brokerFor(mqttURL, host string) string {
 		u.Host = net.JoinHostPort(h, u.Port())
 	}
 	return u.String()
+}
+
+// renewCert issues a node a new certificate: its current one, verified by
+// the TLS handshake, is its only credential here.
+func renewCert(w http.ResponseWriter, r *http.Request, certs *nodecert.Issuer, log *slog.Logger) {
+	if certs == nil {
+		writeErr(w, http.StatusNotFound, "this cluster issues no node certificates (it serves plain text)", "")
+		return
+	}
+	peer := nodecert.Peer(r.TLS)
+	if peer == nil {
+		writeErr(w, http.StatusUnauthorized, "present the node's client certificate", "")
+		return
+	}
+	id, err := certs.Identity(peer)
+	if err != nil {
+		log.Warn("node certificate renewal refused", "from", r.RemoteAddr, "err", err)
+		writeErr(w, http.StatusForbidden, err.Error(), "")
+		return
+	}
+	var req wire.NodeCertificateRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "malformed JSON: "+err.Error(), "")
+		return
+	}
+	if req.Version != wire.Version {
+		writeErr(w, http.StatusBadRequest, "protocol version "+req.Version+" not supported; this cluster speaks "+wire.Version, "version")
+		return
+	}
+	certPEM, err := certs.Issue(id, req.CSRPEM, true)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error(), "csr_pem")
+		return
+	}
+	log.Debug("node certificate renewed", "id", id)
+	jsonhttp.Write(w, http.StatusOK, wire.NodeCertificateResponse{NodeID: id, CertPEM: certPEM})
 }
 
 func randomPassword() (string, error) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/broker"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/manager"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/nodeapi"
+	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/nodecert"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/rootsync"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -76,6 +78,9 @@ type Config struct {
 	// certificate: the cluster verifies the broker with it, and hands it
 	// to nodes at registration.
 	MQTTCAFile string
+	// NodeCertTTL is the validity of nodes' client certificates (0:
+	// nodecert.DefaultTTL).
+	NodeCertTTL time.Duration
 }
 
 // Run starts the cluster manager and serves until ctx ends. ready, if set,
@@ -83,6 +88,12 @@ type Config struct {
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
 	if cfg.NodeGrace <= 0 || cfg.ReportEvery <= 0 || cfg.NodeGrace <= cfg.ReportEvery {
 		return fmt.Errorf("node grace (%s) must be longer than the report interval (%s), and both positive", cfg.NodeGrace, cfg.ReportEvery)
+	}
+	if cfg.NodeCertTTL == 0 {
+		cfg.NodeCertTTL = nodecert.DefaultTTL
+	}
+	if cfg.NodeCertTTL < nodecert.MinTTL {
+		return fmt.Errorf("--node-cert-ttl %s: at least %s", cfg.NodeCertTTL, nodecert.MinTTL)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -132,9 +143,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return err
 	}
 	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond,
-		SubnetBits: cfg.SubnetBits, AcceptShrinkingSets: cfg.AcceptShrinkingSets, Fresh: id == nil}, st, pub, log)
+		SubnetBits: cfg.SubnetBits, AcceptShrinkingSets: cfg.AcceptShrinkingSets, Fresh: id == nil, NodeCerts: certs != nil}, st, pub, log)
 	if err != nil {
 		return err
+	}
+	// Nodes' client certificates, issued by the cluster's CA (none in
+	// plain-text mode).
+	var issuer *nodecert.Issuer
+	if certs != nil {
+		issuer = &nodecert.Issuer{CA: certs.ca, Cluster: cfg.Name, TTL: cfg.NodeCertTTL, Nodes: m}
 	}
 	// The address block: by hand, or as the root gave it last time (so a
 	// cluster restarted while the root is away still addresses new nodes).
@@ -151,10 +168,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		if err != nil {
 			return err
 		}
-		bc := broker.Config{Listen: cfg.MQTTListen, Auth: &authenticator{m: m, password: mgrPass}, Logger: log}
+		bc := broker.Config{Listen: cfg.MQTTListen, Auth: &authenticator{m: m, password: mgrPass, certs: issuer, log: log}, Logger: log}
 		scheme := "tcp://"
 		if certs != nil {
-			bc.TLS, scheme = certs.config(), "mqtts://"
+			bc.TLS, scheme = issuer.ServerTLS(certs.config(), "mqtt"), "mqtts://"
 		}
 		b, err := broker.New(bc)
 		if err != nil {
@@ -221,7 +238,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	hs := &http.Server{
 		Handler: nodeapi.Handler(nodeapi.Config{JoinToken: nodeToken, Metrics: metricsauth.Handler(metricsToken), MQTTURL: nodeMQTTURL,
-			MQTTCAPEM: nodeMQTTCA, ReportInterval: cfg.ReportEvery}, m, log),
+			MQTTCAPEM: nodeMQTTCA, ReportInterval: cfg.ReportEvery, Certs: issuer}, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A node that fails to verify this server closes the handshake:
 		// the node logs why, the cluster need not.
@@ -229,7 +246,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	errc := make(chan error, 1)
 	if certs != nil {
-		ln = tls.NewListener(ln, certs.config())
+		ln = tls.NewListener(ln, issuer.ServerTLS(certs.config(), "api"))
 	}
 	go func() { errc <- hs.Serve(ln) }()
 	managed := make(chan struct{})
@@ -272,20 +289,30 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 const managerUser = "thicket-cluster-manager"
 
 // authenticator admits the cluster manager's own client and registered
-// nodes, each with its own password.
+// nodes, each with its own password and, for a node that registered with
+// a certificate request, its client certificate (both factors: see the
+// README's "Node identities").
 type authenticator struct {
 	m        *manager.Manager
 	password string
+	certs    *nodecert.Issuer // nil: plain text, no certificates
+	log      *slog.Logger
 }
 
-func (a *authenticator) Authenticate(username string, password []byte) (broker.Principal, bool) {
+func (a *authenticator) Authenticate(username string, password []byte, cert *x509.Certificate) (broker.Principal, bool) {
 	if username == managerUser {
-		return broker.Principal{Manager: true}, secretfile.Equal(string(password), a.password)
+		return broker.Principal{Manager: true}, cert == nil && secretfile.Equal(string(password), a.password)
 	}
-	if a.m.CheckNodePassword(username, password) {
-		return broker.Principal{NodeID: username}, true
+	if !a.m.CheckNodePassword(username, password) {
+		return broker.Principal{}, false
 	}
-	return broker.Principal{}, false
+	if a.certs != nil {
+		if err := a.certs.Check(username, cert, "mqtt"); err != nil {
+			a.log.Warn("mqtt connect refused", "username", username, "err", err)
+			return broker.Principal{}, false
+		}
+	}
+	return broker.Principal{NodeID: username}, true
 }
 
 // publisher sends desired sets as retained messages.

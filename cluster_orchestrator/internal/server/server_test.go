@@ -1,6 +1,12 @@
 package server
 
-import "testing"
+import (
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
 
 // TestDialHost: the manager's own client dials the broker where it
 // listens. Issue 14, item 1: it dialled 127.0.0.1 whatever the listen
@@ -30,9 +36,22 @@ func TestManagerPassword(t *testing.T) {
 		pw string
 		ok bool
 	}{{"mgr-secret", true}, {"mgr-secre", false}, {"mgr-secret2", false}, {"", false}, {"MGR-SECRET", false}} {
-		p, ok := a.Authenticate(managerUser, []byte(tt.pw))
+		p, ok := a.Authenticate(managerUser, []byte(tt.pw), nil)
 		if ok != tt.ok || (ok && !p.Manager) {
 			t.Errorf("Authenticate(manager, %q) = %+v, %v; want ok %v", tt.pw, p, ok, tt.ok)
 		}
+	}
+}
+
+// TestNodeCertTTL: a node certificate lifetime too short to renew in is
+// refused before anything starts (the data dir is not even made).
+func TestNodeCertTTL(t *testing.T) {
+	dir := t.TempDir() + "/data"
+	err := Run(t.Context(), Config{DataDir: dir, NodeGrace: 3 * time.Second, ReportEvery: time.Second, NodeCertTTL: 5 * time.Second}, slog.New(slog.DiscardHandler), nil)
+	if err == nil || !strings.Contains(err.Error(), "--node-cert-ttl 5s: at least 10s") {
+		t.Fatalf("Run with a 5 s certificate lifetime: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the data dir was made: %v", err)
 	}
 }

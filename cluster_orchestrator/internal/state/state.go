@@ -26,6 +26,9 @@ type Node struct {
 	RegisteredAt time.Time     `bson:"registered_at"`
 	// Subnet is the node's instance subnet, from the cluster's block.
 	Subnet string `bson:"subnet"`
+	// CertBound: the node registered with a certificate request; it must
+	// present its client certificate (MQTT, node API) from then on.
+	CertBound bool `bson:"cert_bound,omitempty"`
 }
 
 // Instance is an instance the cluster should run: the root's spec, the node

@@ -145,6 +145,10 @@ type Engine struct {
 	jobsSrv     *http.Server
 	jobsAt      netip.AddrPort
 	jobsErr     string
+
+	// The node's client certificate (identity.go).
+	identOnce sync.Once
+	ident     *pki.ClientCert
 }
 
 // sample is an instance's resource usage as last measured.
@@ -268,6 +272,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 
 	go e.watchLeases(ctx)
+	go e.renewCerts(ctx)
 	for _, rt := range e.reg.All() {
 		go func(rt runtimes.Runtime) {
 			for {

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,9 +83,25 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 		Virtualizations: e.reg.Available(ctx), Capacity: e.capacity(), Address: e.cfg.Address,
 		Subnet: d.Subnet, Labels: e.cfg.Labels,
 	}
-	// The identity from before, if any, shows that the name is ours.
+	// The identity from before, if any, shows that the name is ours: its
+	// password, and its client certificate (over TLS).
+	var present *pki.ClientCert
 	if saved, err := e.loadCredentials(); err == nil && saved != nil {
 		req.NodeID, req.Credential = saved.NodeID, saved.MQTTPassword
+		// Only to the CA that issued it: a cluster with a new CA (and a
+		// token with its pin) would refuse the handshake over it.
+		if id := e.identity().Current(); id != nil && id.Leaf.Subject.CommonName == saved.NodeID && saved.CAPin == trust.pin {
+			present = e.identity()
+		}
+	}
+	// A new key for every certificate: the cluster certifies it.
+	var key crypto.Signer
+	if !trust.plain {
+		var csr []byte
+		if key, csr, err = pki.NewCSR(e.cfg.Name); err != nil {
+			return nil, err
+		}
+		req.CSRPEM = string(csr)
 	}
 	body, _ := json.Marshal(req)
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(e.cfg.ClusterURL, "/")+"/api/node/register", bytes.NewReader(body))
@@ -93,7 +110,7 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Authorization", "Bearer "+trust.secret)
-	resp, err := trust.httpClient().Do(hreq)
+	resp, err := trust.httpClient(present).Do(hreq)
 	if errors.Is(err, pki.ErrPinMismatch) {
 		return nil, fmt.Errorf("register with %s: refused the server, nothing sent: %w", e.cfg.ClusterURL, err)
 	}
@@ -119,6 +136,13 @@ func (e *Engine) register(ctx context.Context) (*credentials, error) {
 	c := &credentials{ClusterURL: e.cfg.ClusterURL, CAPin: trust.pin}
 	if err := json.Unmarshal(data, &c.NodeRegisterResponse); err != nil {
 		return nil, fmt.Errorf("register: decode answer: %w", err)
+	}
+	if c.CertPEM != "" {
+		// Kept in its own file with its key; not in the credentials.
+		if err := e.identity().Set([]byte(c.CertPEM), key); err != nil {
+			return nil, fmt.Errorf("register: the client certificate: %w", err)
+		}
+		c.CertPEM = ""
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	file := filepath.Join(e.cfg.DataDir, credentialsFile)

@@ -56,11 +56,15 @@ func (e *Engine) trust() (clusterTrust, error) {
 }
 
 // httpClient is the client of the node API: it trusts exactly the pinned
-// CA for https://.
-func (t clusterTrust) httpClient() *http.Client {
+// CA for https://, and presents the node's client certificate cc, if any.
+func (t clusterTrust) httpClient(cc *pki.ClientCert) *http.Client {
 	c := &http.Client{Timeout: 15 * time.Second}
 	if !t.plain {
-		c.Transport = &http.Transport{TLSClientConfig: pki.PinnedClientNaming(t.pin, t.host), TLSHandshakeTimeout: 10 * time.Second}
+		tc := pki.PinnedClientNaming(t.pin, t.host)
+		if cc != nil {
+			tc.GetClientCertificate = cc.GetClientCertificate
+		}
+		c.Transport = &http.Transport{TLSClientConfig: tc, TLSHandshakeTimeout: 10 * time.Second}
 	}
 	return c
 }
@@ -89,5 +93,8 @@ func (e *Engine) mqttTLS(c *credentials) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: the broker's CA from the cluster: %w", ErrUntrusted, err)
 	}
+	// Asked for at every handshake: a reconnection presents the
+	// certificate renewed meanwhile.
+	tc.GetClientCertificate = e.identity().GetClientCertificate
 	return tc, nil
 }
