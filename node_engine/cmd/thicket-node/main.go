@@ -62,6 +62,11 @@ type cli struct {
 const gcPercent = 50
 
 func main() {
+	// A wasm sandbox: this binary run again by the wasm runtime, with the
+	// module's config on a pipe (hidden; not a user command).
+	if len(os.Args) > 1 && os.Args[1] == wasm.ChildCommand {
+		os.Exit(wasm.RunChild())
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +35,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The runtime runs each module in a sandbox process: this test binary
+	// again, as thicket-node runs itself.
+	if len(os.Args) > 1 && os.Args[1] == wasm.ChildCommand {
+		os.Exit(wasm.RunChild())
+	}
 	code := func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -92,6 +98,7 @@ func openRuntime(t *testing.T, cfg wasm.Config) *wasm.Runtime {
 		if err := rt.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+		removeAll(t, cfg)
 	})
 	if err := rt.Available(context.Background()); err != nil {
 		t.Fatalf("Available: %v", err)
@@ -100,6 +107,25 @@ func openRuntime(t *testing.T, cfg wasm.Config) *wasm.Runtime {
 		t.Fatalf("Virtualization = %q", rt.Virtualization())
 	}
 	return rt
+}
+
+// removeAll removes every instance left under cfg's state directory: the
+// sandboxes outlive their runtime.
+func removeAll(t *testing.T, cfg wasm.Config) {
+	t.Helper()
+	rt, err := wasm.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Errorf("wasm.New to clean up: %v", err)
+		return
+	}
+	defer rt.Close()
+	ctx := context.Background()
+	states, _ := rt.List(ctx)
+	for _, st := range states {
+		if err := rt.Remove(ctx, st.Key); err != nil {
+			t.Errorf("clean up %s: %v", st.Key, err)
+		}
+	}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -220,9 +246,6 @@ func TestRun(t *testing.T) {
 		})
 	}
 	runtimetest.NoEvent(t, rt, 100*time.Millisecond)
-	if n := rt.CompiledModules(); n != 0 {
-		t.Errorf("%d compiled modules held after every instance was removed", n)
-	}
 }
 
 func TestRemoveRunning(t *testing.T) {
@@ -244,11 +267,16 @@ func TestRemoveRunning(t *testing.T) {
 	if again, _ := runtimetest.Find(t, rt, s.Key); again.StartedAt != st.StartedAt || again.Status != wire.StatusRunning {
 		t.Errorf("second Start restarted the instance: %+v", again)
 	}
-	u, err := rt.Usage(ctx, s.Key)
-	if err != nil || u.MemoryMB <= 0 || u.MemoryMB > 64 || u.CPUPercent != 0 {
-		t.Errorf("Usage = %+v, %v; want 0 < MemoryMB <= 64, CPUPercent 0", u, err)
-	}
 	runtimetest.WaitLog(t, rt, s.Key, "sleeping 30 s", 10*time.Second)
+	u, err := rt.Usage(ctx, s.Key)
+	if err != nil || u.MemoryMB <= 0 || u.MemoryMB > 64+wasm.SandboxOverheadMB || u.CPUPercent != 0 {
+		t.Errorf("Usage = %+v, %v; want 0 < MemoryMB <= %d, CPUPercent 0 (first call)", u, err, 64+wasm.SandboxOverheadMB)
+	}
+	t.Logf("Usage of a sleeping module: %+v", u)
+	pid := rt.Pid(s.Key)
+	if pid == 0 {
+		t.Fatal("no sandbox process")
+	}
 	logFile := filepath.Join(rt.Config().StateDir, "wasm", "logs", s.Key+".log")
 	if _, err := os.Stat(logFile); err != nil {
 		t.Errorf("log file: %v", err)
@@ -268,6 +296,9 @@ func TestRemoveRunning(t *testing.T) {
 	}
 	if _, err := os.Stat(logFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("log file after Remove: %v, want none", err)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the sandbox process %d after Remove: kill 0 = %v, want ESRCH", pid, err)
 	}
 	if _, err := rt.Logs(ctx, s.Key, 100); !errors.Is(err, runtimes.ErrNotFound) {
 		t.Errorf("Logs after Remove: %v, want ErrNotFound", err)
@@ -290,7 +321,9 @@ func TestCached(t *testing.T) {
 	name, url := serveApp(t)
 	ctx := testCtx(t)
 
+	// No CPU limit: the times compare caching, not a tenth of a core.
 	a := spec("a.0", url, 0)
+	a.Resources.MilliCPU = 0
 	t0 := time.Now()
 	if err := rt.Start(ctx, a); err != nil {
 		t.Fatalf("Start a: %v", err)
@@ -301,6 +334,7 @@ func TestCached(t *testing.T) {
 	}
 
 	b := spec("b.0", url, 0)
+	b.Resources.MilliCPU = 0
 	t0 = time.Now()
 	if err := rt.Start(ctx, b); err != nil {
 		t.Fatalf("Start b: %v", err)
@@ -353,17 +387,17 @@ func TestCached(t *testing.T) {
 		t.Errorf("log of a replaced instance holds %d greetings, want 1:\n%s", n, logs)
 	}
 
-	// Modules do not survive the runtime: a new one holds nothing, and
-	// starts them again from the disk caches.
+	// A new runtime lists the exited instances as they ended, and runs
+	// them again from the disk caches.
 	if err := rt.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	rt2 := openRuntime(t, cfg)
-	if states, err := rt2.List(ctx); err != nil || len(states) != 0 {
-		t.Fatalf("List of a new runtime = %v, %v; want nothing (no adoption)", states, err)
+	if st, ok := runtimetest.Find(t, rt2, a.Key); !ok || st.Status != wire.StatusFailed || st.ExitCode != 5 || st.Spec.Cmd[1] != "5" {
+		t.Fatalf("a in a new runtime: %+v (found %v), want FAILED with code 5", st, ok)
 	}
 	t0 = time.Now()
-	if err := rt2.Start(ctx, a); err != nil {
+	if err := rt2.Start(ctx, a); err != nil { // a new spec again: replaced
 		t.Fatalf("Start after a restart: %v", err)
 	}
 	afterRestart := time.Since(t0)
@@ -452,10 +486,7 @@ func TestStartErrors(t *testing.T) {
 			if states, _ := rt.List(ctx); len(states) != 0 {
 				t.Errorf("a failed Start left %+v", states)
 			}
-			if n := rt.CompiledModules(); n != 0 {
-				t.Errorf("a failed Start left %d compiled modules", n)
-			}
-		})
+				})
 	}
 }
 
@@ -515,23 +546,26 @@ func TestConcurrentStarts(t *testing.T) {
 	}
 }
 
-// TestCloseStopsModules: Close stops running modules and closes Events
-// without an exit event.
-func TestCloseStopsModules(t *testing.T) {
+// TestCloseLeavesModules: Close leaves sandboxes running and closes
+// Events; a new runtime adopts them and reports their end.
+func TestCloseLeavesModules(t *testing.T) {
 	cfg := wasm.Config{StateDir: t.TempDir(), Policy: testPolicy()}
 	rt, err := wasm.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { removeAll(t, cfg) })
 	_, url := serveApp(t)
-	if err := rt.Start(testCtx(t), spec("s.0", url, 0, "sleep", "30")); err != nil {
+	s := spec("s.0", url, 0, "sleep", "3")
+	if err := rt.Start(testCtx(t), s); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	pid := rt.Pid(s.Key)
 	t0 := time.Now()
 	if err := rt.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if d := time.Since(t0); d > 2*time.Second {
+	if d := time.Since(t0); d > time.Second {
 		t.Errorf("Close took %v", d)
 	}
 	if st, ok := <-rt.Events(); ok {
@@ -539,6 +573,22 @@ func TestCloseStopsModules(t *testing.T) {
 	}
 	if err := rt.Start(testCtx(t), spec("s.1", url, 0)); err == nil {
 		t.Error("Start after Close succeeded")
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the sandbox %d after Close: %v, want it running", pid, err)
+	}
+	rt2 := openRuntime(t, cfg)
+	st, ok := runtimetest.Find(t, rt2, s.Key)
+	if !ok || st.Status != wire.StatusRunning || rt2.Pid(s.Key) != pid {
+		t.Fatalf("adopted: %+v (found %v), pid %d; want RUNNING as pid %d", st, ok, rt2.Pid(s.Key), pid)
+	}
+	ev := runtimetest.WaitEvent(t, rt2, s.Key, 30*time.Second)
+	if ev.Status != wire.StatusCompleted {
+		t.Fatalf("the adopted module ended as %+v, want COMPLETED", ev)
+	}
+	logs, _ := rt2.Logs(testCtx(t), s.Key, 1<<20)
+	if !strings.Contains(logs, "slept") {
+		t.Errorf("logs of the adopted module lack its end:\n%s", logs)
 	}
 }
 
