@@ -318,6 +318,7 @@ func (r *Runtime) ended(inst *instance, rn *run, werr error) {
 	if err := rn.group.Delete(); err != nil {
 		r.log.Warn("remove a sandbox's cgroup", "instance", inst.spec.Key, "err", err)
 	}
+	rn.group.DeleteParent(1) // the node's group, when this was its last sandbox
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer close(rn.done)

@@ -17,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/testharness"
+	"github.com/thicket-edge/thicket/node_engine/internal/cgroup"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
@@ -486,7 +489,7 @@ func TestStartErrors(t *testing.T) {
 			if states, _ := rt.List(ctx); len(states) != 0 {
 				t.Errorf("a failed Start left %+v", states)
 			}
-				})
+		})
 	}
 }
 
@@ -614,5 +617,112 @@ func TestRuntimeOnFirstStart(t *testing.T) {
 	}
 	if _, err := os.Stat(compiled); err != nil {
 		t.Errorf("after the first Start: %v", err)
+	}
+}
+
+// TestCPULimit: a busy-looping module gets its SLA's CPU share and no
+// more, as the kernel accounts it in its cgroup, and Usage says so.
+func TestCPULimit(t *testing.T) {
+	rt := newRuntime(t)
+	_, url := serveApp(t)
+	ctx := testCtx(t)
+	s := spec("spin.0", url, 64, "spin", "30")
+	s.Resources.MilliCPU = 200
+	if err := rt.Start(ctx, s); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	runtimetest.WaitLog(t, rt, s.Key, "spinning 30 s", 30*time.Second)
+	host, err := cgroup.Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := host.Open(rt.CgroupPath(s.Key))
+	if !g.Has(rt.Pid(s.Key)) {
+		t.Fatalf("the sandbox %d is not in its cgroup %s", rt.Pid(s.Key), g.Path())
+	}
+	if _, err := rt.Usage(ctx, s.Key); err != nil {
+		t.Fatalf("Usage: %v", err)
+	}
+	s0, err := g.Stat()
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	const window = 3 * time.Second
+	time.Sleep(window)
+	s1, err := g.Stat()
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	u, err := rt.Usage(ctx, s.Key)
+	if err != nil {
+		t.Fatalf("Usage: %v", err)
+	}
+	used := s1.CPU - s0.CPU
+	t.Logf("CPU used in %v under 200 millicores: %v; Usage %+v", window, used, u)
+	// A fifth of a core, plus a margin of one CFS period.
+	if quota := window / 5; used > quota+100*time.Millisecond || used < quota/2 {
+		t.Errorf("the busy module used %v of CPU in %v; want about %v (its quota)", used, window, quota)
+	}
+	if u.CPUPercent < 10 || u.CPUPercent > 25 {
+		t.Errorf("Usage.CPUPercent = %.1f, want about 20", u.CPUPercent)
+	}
+	if u.MemoryMB <= 0 {
+		t.Errorf("Usage.MemoryMB = %d", u.MemoryMB)
+	}
+	if err := rt.Remove(ctx, s.Key); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if procs, _ := g.Procs(); len(procs) != 0 {
+		t.Errorf("processes left in the cgroup after Remove: %v", procs)
+	}
+}
+
+// TestSandboxProcess: the sandbox sees nothing of the engine's
+// environment, and neither its argv nor its environment hold the
+// instance's (which may be secret); its limits are the SLA's.
+func TestSandboxProcess(t *testing.T) {
+	t.Setenv("THICKET_ENGINE_SECRET", "engine-secret")
+	rt := newRuntime(t)
+	_, url := serveApp(t)
+	ctx := testCtx(t)
+	s := spec("env.0", url, 48, "sleep", "30")
+	s.Environment = []string{"GREETING=instance-secret"}
+	s.Resources.MilliCPU = 1500
+	if err := rt.Start(ctx, s); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	runtimetest.WaitLog(t, rt, s.Key, `GREETING="instance-secret"`, 30*time.Second)
+	pid := rt.Pid(s.Key)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) != 2 || args[1] != wasm.ChildCommand {
+		t.Errorf("sandbox argv = %q, want [<exe> %s]", args, wasm.ChildCommand)
+	}
+	if env := strings.ReplaceAll(string(environ), "\x00", " "); env != "GOMAXPROCS=2 " {
+		t.Errorf("sandbox environment = %q, want only GOMAXPROCS=2", env)
+	}
+	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
+		t.Errorf("sandbox session = %d, %v; want its own (%d)", sid, err, pid)
+	}
+	host, err := cgroup.Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"cpu.max": "150000 100000", "memory.max": fmt.Sprint((48 + wasm.SandboxOverheadMB) << 20), "pids.max": "64"}
+	if !host.V2() {
+		files = map[string]string{"cpu/cpu.cfs_quota_us": "150000", "memory/memory.limit_in_bytes": fmt.Sprint((48 + wasm.SandboxOverheadMB) << 20), "pids/pids.max": "64"}
+	}
+	for f, want := range files {
+		p := filepath.Join("/sys/fs/cgroup", filepath.Dir(f), rt.CgroupPath(s.Key), filepath.Base(f))
+		if got, err := os.ReadFile(p); err != nil || strings.TrimSpace(string(got)) != want {
+			t.Errorf("%s = %q, %v; want %s", p, got, err, want)
+		}
 	}
 }
