@@ -96,6 +96,52 @@ func TestRuntimes(t *testing.T) {
 		s.api.must("DELETE", "/api/application/"+ids["example"], nil, nil)
 	})
 
+	t.Run("a busy-looping wasm module gets its CPU share and the node keeps reporting", func(t *testing.T) {
+		ids := s.app("spin", map[string]any{"microservice_name": "spin", "virtualization": "wasm",
+			"code": base + "/wasmapp.wasm", "memory": 64, "vcpus": 1, "cmd": []string{"spin", "600"}})
+		s.scaleUp(ids["spin"])
+		s.api.waitInstance(ids["spin"], 0, 2*time.Minute, "running", func(in api.Instance) bool {
+			return in.Status == wire.StatusRunning
+		})
+		lastSeen := func() time.Time {
+			var cls []api.Cluster
+			s.api.must("GET", "/api/clusters/", nil, &cls)
+			for _, c := range cls {
+				for _, n := range c.Nodes {
+					if n.Name == "n1" {
+						return n.LastSeen
+					}
+				}
+			}
+			t.Fatal("node n1 not listed")
+			return time.Time{}
+		}
+		// Over 20 s of the module spinning, the root keeps hearing from the
+		// node (its report interval is a few seconds), and the instance's
+		// usage, measured in its cgroup, stays within its one core.
+		first := lastSeen()
+		seen := map[time.Time]bool{}
+		var maxCPU float64
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
+			seen[lastSeen()] = true
+			in := s.api.waitInstance(ids["spin"], 0, time.Minute, "running", func(in api.Instance) bool { return true })
+			if in.Status != wire.StatusRunning {
+				t.Fatalf("the spinning module is %s: %s", in.Status, in.StatusDetail)
+			}
+			var cpu float64
+			fmt.Sscan(in.CPUPercent, &cpu)
+			maxCPU = max(maxCPU, cpu)
+		}
+		t.Logf("node n1 last seen at %d distinct times in 20 s; the module's CPU at most %.0f%%", len(seen), maxCPU)
+		if len(seen) < 3 || !lastSeen().After(first.Add(10*time.Second)) {
+			t.Errorf("the node's reports stalled while a module spun: %d distinct last_seen values, from %v to %v", len(seen), first, lastSeen())
+		}
+		if maxCPU > 115 {
+			t.Errorf("the module used %.0f%% of a core under a limit of one", maxCPU)
+		}
+		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
+	})
+
 	t.Run("containers run sandboxed through every tier; an admin's service gets the capability it asks for", func(t *testing.T) {
 		ids := s.app("sandbox",
 			map[string]any{"microservice_name": "plain", "cmd": []string{"probe"}, "memory": 64, "one_shot": true},
