@@ -136,6 +136,9 @@ func TestRuntimes(t *testing.T) {
 		if len(seen) < 3 || !lastSeen().After(first.Add(10*time.Second)) {
 			t.Errorf("the node's reports stalled while a module spun: %d distinct last_seen values, from %v to %v", len(seen), first, lastSeen())
 		}
+		if maxCPU == 0 {
+			t.Error("no CPU usage reported for the spinning module")
+		}
 		if maxCPU > 115 {
 			t.Errorf("the module used %.0f%% of a core under a limit of one", maxCPU)
 		}

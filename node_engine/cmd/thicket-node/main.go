@@ -47,7 +47,7 @@ type cli struct {
 	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
-	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node: larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
+	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node (container output, wasm output, unikernel console): larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	Insecure         bool       `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Allow an http:// cluster URL and a plain MQTT broker. Development only: the join token, the MQTT password and desired sets cross the network in clear, and the cluster is not verified."`
 	pprofserve.Flag
@@ -131,7 +131,7 @@ func main() {
 		log.Error("wasm runtime", "err", err)
 		os.Exit(1)
 	}
-	ukRT, err := unikernel.New(ctx, unikernel.Config{NodeName: c.Name, StateDir: c.DataDir, Accel: c.UnikernelAccel, Policy: policy}, log)
+	ukRT, err := unikernel.New(ctx, unikernel.Config{NodeName: c.Name, StateDir: c.DataDir, Accel: c.UnikernelAccel, Policy: policy, LogMaxBytes: c.LogMaxBytes}, log)
 	if err != nil {
 		log.Error("unikernel runtime", "err", err)
 		os.Exit(1)
