@@ -93,9 +93,10 @@ func (r *Runtime) compile(ctx context.Context, src moduleSource, data []byte, di
 // moduleData returns the module at src (from the cache, else downloaded
 // into it) and its hex SHA-256.
 func (r *Runtime) moduleData(ctx context.Context, src moduleSource) ([]byte, string, error) {
-	unlock := r.fetches.Lock(src.URL)
-	defer unlock()
 	file := r.cachePath(src.URL)
+	unlock := r.fetches.Lock(file) // and the collector (gc.go)
+	defer unlock()
+	touch(file)
 	data, err := os.ReadFile(file)
 	switch {
 	case err == nil && int64(len(data)) <= r.cfg.MaxModuleBytes:

@@ -165,7 +165,7 @@ type Runtime struct {
 	wg     sync.WaitGroup // watchers and the log trimmer
 
 	instances keyed.Mutex // per instance key: Start and Remove
-	fetches   keyed.Mutex // per module URL (without fragment)
+	fetches   keyed.Mutex // per module cache file (one per URL without fragment)
 	compiles  keyed.Mutex // per module content digest
 
 	mu     sync.Mutex

@@ -22,6 +22,7 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/testharness"
 	"github.com/thicket-edge/thicket/node_engine/internal/cgroup"
+	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
@@ -724,5 +725,68 @@ func TestSandboxProcess(t *testing.T) {
 		if got, err := os.ReadFile(p); err != nil || strings.TrimSpace(string(got)) != want {
 			t.Errorf("%s = %q, %v; want %s", p, got, err, want)
 		}
+	}
+}
+
+// TestCacheGC: under a budget, the collector removes the least recently
+// used cached module that no instance holds, never one in use; a removed
+// module is downloaded again when needed.
+func TestCacheGC(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := testCtx(t)
+	usedName, usedURL := serveApp(t)
+	oldName := fmt.Sprintf("old%d.wasm", nameSeq.Add(1))
+	oldURL := server.Add(oldName, returnModule)
+	if err := rt.Start(ctx, spec("used.0", usedURL, 64, "sleep", "60")); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := rt.Start(ctx, spec("old.0", oldURL, 0)); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	runtimetest.WaitEvent(t, rt, "old.0", time.Minute)
+	if err := rt.Remove(ctx, "old.0"); err != nil {
+		t.Fatal(err)
+	}
+	// Both modules were used long ago: only the one no instance holds goes.
+	cache := filepath.Join(rt.Config().StateDir, "wasm", "cache", "modules")
+	files, _ := filepath.Glob(filepath.Join(cache, "*.wasm"))
+	if len(files) != 2 {
+		t.Fatalf("cached modules %v, want 2", files)
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	for _, f := range files {
+		if err := os.Chtimes(f, long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := diskgc.Collector{Budget: 1, Stores: []diskgc.Store{rt.Cache()}}
+	res, err := c.Collect(ctx)
+	if err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	var removed []string
+	for _, it := range res.Removed {
+		removed = append(removed, it.ID)
+	}
+	t.Logf("cache of %d bytes; removed %v (%d bytes)", res.Total, removed, res.Freed)
+	if len(removed) != 1 || !strings.HasPrefix(removed[0], "module/") || res.Freed != int64(len(returnModule)) {
+		t.Fatalf("removed %v (%d bytes), want the unused module only (%d bytes; compiled code used just now stays)", removed, res.Freed, len(returnModule))
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "*.wasm")); len(left) != 1 {
+		t.Errorf("cached modules after Collect: %v, want the one in use", left)
+	}
+	// The module in use still restarts from the cache; the removed one is
+	// downloaded again.
+	if err := rt.Start(ctx, spec("old.1", oldURL, 0)); err != nil {
+		t.Fatalf("Start after Collect: %v", err)
+	}
+	if ev := runtimetest.WaitEvent(t, rt, "old.1", time.Minute); ev.Status != wire.StatusCompleted {
+		t.Fatalf("old.1: %+v", ev)
+	}
+	if got := server.Requests(oldName); got != 2 {
+		t.Errorf("%d requests for the collected module, want 2", got)
+	}
+	if got := server.Requests(usedName); got != 1 {
+		t.Errorf("%d requests for the module in use, want 1", got)
 	}
 }
