@@ -218,7 +218,7 @@ type Runtime struct {
 	events chan runtimes.State
 
 	instances keyed.Mutex // per instance key: Start and Remove
-	fetches   keyed.Mutex // per image URL (without fragment)
+	fetches   keyed.Mutex // per image cache directory (one per URL without fragment)
 
 	// stop is closed by Close: watchers stop delivering events.
 	stop chan struct{}
