@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
@@ -99,6 +100,10 @@ type Config struct {
 	// LogMaxBytes bounds each instance's log file: larger, it is rotated
 	// (runtimes.TrimLog; runtimes.DefaultLogMaxBytes if zero or less).
 	LogMaxBytes int64
+	// ImageGCAfter is how long an image must have been unused by any
+	// container before the disk-budget collector may remove it
+	// (diskgc.DefaultImageGCAfter if zero or less; see Images).
+	ImageGCAfter time.Duration
 }
 
 // Runtime runs instances as containerd containers. It implements
@@ -130,6 +135,13 @@ type Runtime struct {
 	// when: a burst of starts of one image checks containerd once, not
 	// once per start behind the image's lock.
 	ready map[string]readyImage
+	// used is when each image reference was last asked for by a Start, so
+	// that the collector never removes one between the pull and the
+	// container's creation (gc.go).
+	used map[string]time.Time
+	// imageFilter limits the images the collector sees (tests share a
+	// containerd namespace); nil: all of the namespace.
+	imageFilter func(name string) bool
 }
 
 // readyImage is an image found ready to create containers from.
@@ -170,6 +182,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.PidsLimit <= 0 {
 		cfg.PidsLimit = DefaultPidsLimit
+	}
+	if cfg.ImageGCAfter <= 0 {
+		cfg.ImageGCAfter = diskgc.DefaultImageGCAfter
 	}
 	if cfg.Snapshotter == "" {
 		cfg.Snapshotter = containerd.DefaultSnapshotter

@@ -104,6 +104,10 @@ func (r *Runtime) ensureImage(ctx context.Context, code string) (containerd.Imag
 	defer unlock()
 	r.mu.Lock()
 	known, ok := r.ready[ref]
+	if r.used == nil {
+		r.used = map[string]time.Time{}
+	}
+	r.used[ref] = time.Now()
 	r.mu.Unlock()
 	if ok && time.Since(known.at) < readyFor {
 		return known.img, nil
