@@ -53,6 +53,7 @@ type cli struct {
 	pprofserve.Flag
 	memtrim.Trimming
 	sandboxFlags
+	diskFlags
 }
 
 // gcPercent is the node engine's GOGC unless the environment sets one. An
@@ -86,6 +87,10 @@ func main() {
 		log.Error("thicket-node: --log-max-bytes must be at least 4096", "log_max_bytes", c.LogMaxBytes)
 		os.Exit(2)
 	}
+	if err := c.diskFlags.check(); err != nil {
+		log.Error("thicket-node: the disk budget", "err", err)
+		os.Exit(2)
+	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
@@ -107,7 +112,7 @@ func main() {
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
 		PidsLimit: c.PidsLimit, PullTimeout: c.PullTimeout, IsolateNetwork: c.isolateContainers(log),
-		LogMaxBytes: c.LogMaxBytes,
+		LogMaxBytes: c.LogMaxBytes, ImageGCAfter: c.ImageGCAfter,
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)
@@ -136,6 +141,7 @@ func main() {
 		log.Error("unikernel runtime", "err", err)
 		os.Exit(1)
 	}
+	c.collectDisk(ctx, log, wasmRT.Cache(), ukRT.Cache(), ctr.Images())
 	eng := engine.New(engine.Config{
 		ClusterURL: c.ClusterURL, JoinToken: token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
 		AcceptShrinkingSets: c.AcceptShrink, InsecurePlaintext: c.Insecure,

@@ -88,6 +88,84 @@ func Detect() (*Host, error) {
 	return h, nil
 }
 
+// DetectOrMount is Detect, and when this mount namespace shows no usable
+// cgroup hierarchy (a process started by "ip netns exec", which mounts a
+// fresh /sys), mounts them under dir, private to this mount namespace:
+// cgroup2 when it has the cpu, memory and pids controllers, else the v1
+// hierarchies of cpu, cpuacct, memory and pids with the controllers each
+// is mounted with on this host (/proc/cgroups). Groups are the same as
+// the host's: a hierarchy mounted again is the same hierarchy.
+func DetectOrMount(dir string) (*Host, error) {
+	h, err := Detect()
+	if err == nil {
+		return h, nil
+	}
+	if merr := mountHierarchies(dir); merr != nil {
+		return nil, fmt.Errorf("%w; mounting them under %s: %v", err, dir, merr)
+	}
+	return Detect()
+}
+
+func mountHierarchies(dir string) error {
+	v2 := filepath.Join(dir, "unified")
+	if err := os.MkdirAll(v2, 0o700); err != nil {
+		return err
+	}
+	if err := mountOnce("cgroup2", v2, ""); err != nil {
+		return err
+	}
+	if ctl, err := os.ReadFile(filepath.Join(v2, "cgroup.controllers")); err == nil && hasAll(strings.Fields(string(ctl)), "cpu", "memory", "pids") {
+		return nil
+	}
+	// v1: the controllers of each hierarchy, as /proc/cgroups numbers them.
+	data, err := os.ReadFile("/proc/cgroups")
+	if err != nil {
+		return err
+	}
+	byHier := map[string][]string{}
+	hierOf := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || strings.HasPrefix(f[0], "#") || f[1] == "0" || f[3] != "1" {
+			continue
+		}
+		byHier[f[1]] = append(byHier[f[1]], f[0])
+		hierOf[f[0]] = f[1]
+	}
+	done := map[string]bool{}
+	for _, c := range controllers {
+		hier := hierOf[c]
+		if hier == "" {
+			return fmt.Errorf("no v1 hierarchy has the %s controller", c)
+		}
+		if done[hier] {
+			continue
+		}
+		done[hier] = true
+		opts := strings.Join(byHier[hier], ",")
+		target := filepath.Join(dir, strings.ReplaceAll(opts, ",", "_"))
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return err
+		}
+		if err := mountOnce("cgroup", target, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountOnce mounts a cgroup file system at target unless one is there.
+func mountOnce(fstype, target, opts string) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(target, &st); err == nil && (st.Type == 0x63677270 || st.Type == 0x27e0eb) { // CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC
+		return nil
+	}
+	if err := syscall.Mount("cgroup", target, fstype, syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, opts); err != nil {
+		return fmt.Errorf("mount %s %s at %s: %w", fstype, opts, target, err)
+	}
+	return nil
+}
+
 // ParseMountinfo finds the cgroup mounts in the text of a mountinfo file.
 func ParseMountinfo(data []byte) *Host {
 	h := &Host{v1: map[string]string{}}

@@ -149,21 +149,37 @@ func (c *Collector) Collect(ctx context.Context) (Result, error) {
 	return res, errors.Join(errs...)
 }
 
-// Run collects every interval until ctx ends.
+// Run collects every interval until ctx ends. An error is logged when it
+// differs from the previous one (a store that cannot list, e.g. no
+// containerd here, is not logged every minute).
 func (c *Collector) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = DefaultEvery
 	}
+	log := c.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var last string
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if _, err := c.Collect(ctx); err != nil && ctx.Err() == nil {
-			c.Log.Warn("disk budget: collect", "err", err)
+		_, err := c.Collect(ctx)
+		if ctx.Err() != nil {
+			return
 		}
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != last && err != nil {
+			log.Warn("disk budget: collect", "err", err)
+		}
+		last = msg
 	}
 }

@@ -242,7 +242,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		insts:    map[string]*instance{},
 		compiled: map[string]bool{},
 	}
-	r.cgroups, r.cgroupErr = cgroup.Detect()
+	// Under "ip netns exec" (a fresh /sys) the hierarchies are mounted
+	// again, privately, under the state directory.
+	r.cgroups, r.cgroupErr = cgroup.DetectOrMount(filepath.Join(base, "cgroup"))
 	if r.cgroupErr != nil {
 		r.log.Warn("no cgroups: wasm modules cannot run here", "err", r.cgroupErr)
 	}
