@@ -91,6 +91,9 @@ func main() {
 		log.Error("thicket-node: the disk budget", "err", err)
 		os.Exit(2)
 	}
+	if c.BenchNoSandbox {
+		log.Warn("INSECURE: --bench-no-sandbox: containers start without seccomp, pids limit or dropped capabilities (benchmark only)")
+	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
@@ -112,7 +115,7 @@ func main() {
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
 		PidsLimit: c.PidsLimit, PullTimeout: c.PullTimeout, IsolateNetwork: c.isolateContainers(log),
-		LogMaxBytes: c.LogMaxBytes, ImageGCAfter: c.ImageGCAfter,
+		LogMaxBytes: c.LogMaxBytes, ImageGCAfter: c.ImageGCAfter, NoSandbox: c.BenchNoSandbox,
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)

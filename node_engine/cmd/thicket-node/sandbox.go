@@ -21,6 +21,9 @@ type sandboxFlags struct {
 	CodeAllowNet      []string      `name:"code-allow-net" env:"THICKET_CODE_ALLOW_NETS" help:"Non-public network (CIDR or address) wasm and unikernel code may come from, e.g. 10.0.0.0/8 (repeatable); by default loopback, private, link-local and other special addresses are refused."`
 	CodeAllowUnpinned bool          `name:"code-allow-unpinned" env:"THICKET_CODE_ALLOW_UNPINNED" help:"Fetch wasm and unikernel code whose URL has no #sha256= pin (development only)."`
 	CodeDownloads     int           `name:"code-downloads" default:"2" env:"THICKET_CODE_DOWNLOADS" help:"Most wasm and unikernel code downloads at once."`
+	// BenchNoSandbox is for thicket-bench only (hidden): containers
+	// without the sandbox, to measure what it costs.
+	BenchNoSandbox bool `name:"bench-no-sandbox" hidden:"" help:"Benchmark only: start containers with containerd's bare defaults (no seccomp, no pids limit, all default capabilities)."`
 }
 
 // codePolicy checks the flags and returns where the wasm and unikernel

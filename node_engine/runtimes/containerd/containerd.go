@@ -104,6 +104,10 @@ type Config struct {
 	// container before the disk-budget collector may remove it
 	// (diskgc.DefaultImageGCAfter if zero or less; see Images).
 	ImageGCAfter time.Duration
+	// NoSandbox starts containers with containerd's bare defaults (no
+	// seccomp profile, every default capability, no pids limit): only for
+	// the benchmark that measures what the sandbox costs.
+	NoSandbox bool
 }
 
 // Runtime runs instances as containerd containers. It implements

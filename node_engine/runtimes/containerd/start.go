@@ -203,7 +203,9 @@ func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.S
 	if len(spec.Environment) > 0 {
 		opts = append(opts, oci.WithEnv(spec.Environment))
 	}
-	opts = append(opts, sandboxOpts(spec.Security, r.cfg.PidsLimit)...)
+	if !r.cfg.NoSandbox {
+		opts = append(opts, sandboxOpts(spec.Security, r.cfg.PidsLimit)...)
+	}
 	if mb := spec.Resources.MemoryMB; mb > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(mb)<<20))
 	}
