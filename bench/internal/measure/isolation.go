@@ -108,32 +108,7 @@ func (e *Env) sandboxDeploys(ctx context.Context, runs int) (with, without []tim
 		return nil, nil, err
 	}
 	defer api.DeleteApplication(context.WithoutCancel(ctx), appID)
-	deploy := func(svc string) (time.Duration, error) {
-		t0 := time.Now()
-		n, err := api.AddInstance(ctx, svc)
-		if err != nil {
-			return 0, err
-		}
-		var took time.Duration
-		err = testharness.Until(ctx, 2*time.Minute, apiPoll, fmt.Sprintf("instance %d RUNNING", n), func() (bool, string) {
-			in, ok, err := api.Instance(ctx, svc, n)
-			if err != nil {
-				return false, err.Error()
-			}
-			if ok && rootapi.Running(in) {
-				took = time.Since(t0)
-				return true, ""
-			}
-			return false, in.Status + " " + in.StatusDetail
-		})
-		if err != nil {
-			return 0, err
-		}
-		if err := api.DeleteInstance(ctx, svc, n); err != nil {
-			return 0, err
-		}
-		return took, e.waitNoContainers(ctx, instanceFilter(wire.InstanceKey(svc, n)), time.Minute)
-	}
+	deploy := func(svc string) (time.Duration, error) { return e.deployOnce(ctx, api, svc, 2*time.Minute) }
 	for _, svc := range []string{ids["sbx"], ids["raw"]} { // warm-up: the pull
 		if _, err := deploy(svc); err != nil {
 			return nil, nil, fmt.Errorf("warm-up: %w", err)

@@ -12,12 +12,8 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
-
-// recentUse keeps an image that a Start touched this recently, so that the
-// collector never removes it between the Start's fetch and qemu reading
-// it.
-const recentUse = time.Minute
 
 // Cache is the runtime's image cache as a diskgc.Store: one item per
 // cached image (its directory). An image is in use while an instance this
@@ -87,7 +83,7 @@ func (c cacheStore) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if time.Since(fi.ModTime()) < recentUse {
+	if time.Since(fi.ModTime()) < runtimes.RecentUse {
 		return fmt.Errorf("image %s: %w", id, diskgc.ErrInUse)
 	}
 	return os.RemoveAll(dir)
@@ -105,10 +101,4 @@ func duBytes(dir string) int64 {
 		return nil
 	})
 	return n
-}
-
-// touch marks dir as used now.
-func touch(dir string) {
-	now := time.Now()
-	_ = os.Chtimes(dir, now, now)
 }

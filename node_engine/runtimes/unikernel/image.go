@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
 
@@ -109,7 +110,7 @@ func (r *Runtime) image(ctx context.Context, code string, arch []string) (*image
 	dir := r.imageDir(src.URL)
 	unlock := r.fetches.Lock(dir) // and the collector (gc.go)
 	defer unlock()
-	touch(dir)
+	runtimes.TouchUsed(dir)
 	if img, err := loadImage(dir); err == nil {
 		if src.Digest == "" || img.digest == src.Digest {
 			return img, nil

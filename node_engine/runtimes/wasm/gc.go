@@ -8,16 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
-
-// recentUse keeps a cached item that a Start touched this recently, so
-// that the collector never removes a module between its Start's fetch and
-// its sandbox reading it.
-const recentUse = time.Minute
 
 // Cache is the runtime's disk cache as a diskgc.Store: the downloaded
 // modules ("module/<file>") and wazero's compiled code
@@ -52,7 +47,7 @@ func (c cacheStore) Items(ctx context.Context) ([]diskgc.Item, error) {
 				return nil // removed meanwhile
 			}
 			rel, _ := filepath.Rel(dir.path, p)
-			items = append(items, diskgc.Item{ID: dir.prefix + rel, Bytes: fi.Size(), LastUsed: lastUsed(fi), InUse: used[p]})
+			items = append(items, diskgc.Item{ID: dir.prefix + rel, Bytes: fi.Size(), LastUsed: runtimes.LastUsed(fi), InUse: used[p]})
 			return nil
 		})
 		if err != nil {
@@ -105,30 +100,11 @@ func removeUnlessRecent(file string) error {
 	if err != nil {
 		return err
 	}
-	if time.Since(lastUsed(fi)) < recentUse {
+	if time.Since(runtimes.LastUsed(fi)) < runtimes.RecentUse {
 		return fmt.Errorf("%s: %w", filepath.Base(file), diskgc.ErrInUse)
 	}
 	if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
-}
-
-// lastUsed is the later of a file's access and modification times.
-func lastUsed(fi os.FileInfo) time.Time {
-	t := fi.ModTime()
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if a := time.Unix(st.Atim.Sec, st.Atim.Nsec); a.After(t) {
-			t = a
-		}
-	}
-	return t
-}
-
-// touch marks file as used now (its access time), for the collector's
-// least-recently-used order.
-func touch(file string) {
-	if fi, err := os.Stat(file); err == nil {
-		_ = os.Chtimes(file, time.Now(), fi.ModTime())
-	}
 }

@@ -96,7 +96,7 @@ func (r *Runtime) moduleData(ctx context.Context, src moduleSource) ([]byte, str
 	file := r.cachePath(src.URL)
 	unlock := r.fetches.Lock(file) // and the collector (gc.go)
 	defer unlock()
-	touch(file)
+	runtimes.TouchUsed(file)
 	data, err := os.ReadFile(file)
 	switch {
 	case err == nil && int64(len(data)) <= r.cfg.MaxModuleBytes:
