@@ -145,11 +145,11 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 }
 
 // limits are the cgroup limits of spec's sandbox: the SLA's CPU, its
-// memory plus SandboxOverheadMB, and the pids limit.
+// memory plus Config.OverheadMB, and the pids limit.
 func (r *Runtime) limits(spec wire.InstanceSpec) cgroup.Limits {
 	l := cgroup.Limits{MilliCPU: spec.Resources.MilliCPU, Pids: r.cfg.PidsLimit}
 	if mb := spec.Resources.MemoryMB; mb > 0 {
-		l.MemoryBytes = (mb + SandboxOverheadMB) << 20
+		l.MemoryBytes = (mb + r.cfg.OverheadMB) << 20
 	}
 	return l
 }
@@ -368,7 +368,7 @@ func (r *Runtime) oomNote(group *cgroup.Group, spec wire.InstanceSpec) string {
 		return ""
 	}
 	return fmt.Sprintf("; out of memory: killed by the kernel at the sandbox's memory limit of %d MiB (memory_mb %d + %d MiB for the sandbox)",
-		spec.Resources.MemoryMB+SandboxOverheadMB, spec.Resources.MemoryMB, SandboxOverheadMB)
+		spec.Resources.MemoryMB+r.cfg.OverheadMB, spec.Resources.MemoryMB, r.cfg.OverheadMB)
 }
 
 // exitStatus classifies how a module's _start ended.

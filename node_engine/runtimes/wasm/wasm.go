@@ -20,7 +20,7 @@
 // calls RunChild. It runs in its own session (setsid) and its own cgroup,
 // <CgroupParent>/<key> (cgroup v2, or the cpu, cpuacct, memory and pids
 // hierarchies of v1), with cpu.max from the SLA's CPU (MilliCPU over a 100
-// ms period), memory.max from its memory plus SandboxOverheadMB for the
+// ms period), memory.max from its memory plus SandboxOverheadMB (Config.OverheadMB) for the
 // sandbox's own Go runtime and the module's machine code, no swap, and
 // pids.max Config.PidsLimit. The sandbox's environment holds nothing of the
 // node engine's; the module's file, arguments and environment reach it
@@ -138,6 +138,9 @@ type Config struct {
 	// StartTimeout bounds the wait for a sandbox to run its module
 	// (DefaultStartTimeout if zero or less).
 	StartTimeout time.Duration
+	// OverheadMB is added to an instance's memory for its sandbox's
+	// cgroup limit (SandboxOverheadMB if zero or less).
+	OverheadMB int64
 }
 
 // Runtime runs instances as WebAssembly modules in sandbox processes. It
@@ -205,6 +208,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
+	}
+	if cfg.OverheadMB <= 0 {
+		cfg.OverheadMB = SandboxOverheadMB
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = DefaultStartTimeout

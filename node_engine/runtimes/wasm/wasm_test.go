@@ -790,3 +790,22 @@ func TestCacheGC(t *testing.T) {
 		t.Errorf("%d requests for the module in use, want 1", got)
 	}
 }
+
+// TestSandboxKilledForMemory: a sandbox that needs more than its cgroup's
+// memory (here: a sandbox allowance too small for its own runtime) is
+// killed by the kernel, and the error says so with the limit.
+func TestSandboxKilledForMemory(t *testing.T) {
+	rt := newRuntime(t, func(c *wasm.Config) { c.OverheadMB = 1 })
+	_, url := serveApp(t)
+	err := rt.Start(testCtx(t), spec("oom.0", url, 4, "sleep", "30"))
+	if err == nil {
+		t.Fatal("a sandbox limited to 5 MiB started")
+	}
+	t.Logf("error: %v", err)
+	if !strings.Contains(err.Error(), "out of memory: killed by the kernel at the sandbox's memory limit of 5 MiB") {
+		t.Errorf("error %q does not say that the kernel killed it at its memory limit", err)
+	}
+	if states, _ := rt.List(testCtx(t)); len(states) != 0 {
+		t.Errorf("a failed Start left %+v", states)
+	}
+}
