@@ -106,6 +106,7 @@ func newSystemWith(t *testing.T, ro testharness.RootOptions) *system {
 		// the data plane keeps when its control plane stops.
 		testharness.CleanContainerd(context.Background(), s.ctrNS)
 		for _, n := range s.nodes {
+			testharness.KillWasmSandboxes(n.dir)
 			for _, p := range n.instanceNetns() {
 				exec.Command("ip", "netns", "del", filepath.Base(p)).Run()
 			}

@@ -96,6 +96,57 @@ func TestRuntimes(t *testing.T) {
 		s.api.must("DELETE", "/api/application/"+ids["example"], nil, nil)
 	})
 
+	t.Run("a busy-looping wasm module gets its CPU share and the node keeps reporting", func(t *testing.T) {
+		ids := s.app("spin", map[string]any{"microservice_name": "spin", "virtualization": "wasm",
+			"code": base + "/wasmapp.wasm", "memory": 64, "vcpus": 1, "cmd": []string{"spin", "600"}})
+		s.scaleUp(ids["spin"])
+		s.api.waitInstance(ids["spin"], 0, 2*time.Minute, "running", func(in api.Instance) bool {
+			return in.Status == wire.StatusRunning
+		})
+		lastSeen := func() time.Time {
+			var cls []api.Cluster
+			s.api.must("GET", "/api/clusters/", nil, &cls)
+			for _, c := range cls {
+				if c.ClusterName == "alpha" && len(c.Nodes) == 1 {
+					if !c.Nodes[0].Active {
+						t.Errorf("the node went inactive while a module spun (last seen %v)", c.Nodes[0].LastSeen)
+					}
+					return c.Nodes[0].LastSeen
+				}
+			}
+			t.Fatalf("cluster alpha with its one node not listed: %+v", cls)
+			return time.Time{}
+		}
+		// Over 20 s of the module spinning, the root keeps hearing from the
+		// node (the cluster passes its last_seen up every several seconds)
+		// and keeps it active, and the instance's usage, measured in its
+		// cgroup, stays within its one core.
+		first := lastSeen()
+		var maxCPU float64
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
+			lastSeen()
+			in := s.api.waitInstance(ids["spin"], 0, time.Minute, "running", func(in api.Instance) bool { return true })
+			if in.Status != wire.StatusRunning {
+				t.Fatalf("the spinning module is %s: %s", in.Status, in.StatusDetail)
+			}
+			var cpu float64
+			fmt.Sscan(in.CPUPercent, &cpu)
+			maxCPU = max(maxCPU, cpu)
+		}
+		last := lastSeen()
+		t.Logf("the node's last_seen went from %v to %v in 20 s; the module's CPU at most %.0f%%", first, last, maxCPU)
+		if !last.After(first.Add(10 * time.Second)) {
+			t.Errorf("the node's reports stalled while a module spun: last_seen from %v to %v", first, last)
+		}
+		if maxCPU == 0 {
+			t.Error("no CPU usage reported for the spinning module")
+		}
+		if maxCPU > 115 {
+			t.Errorf("the module used %.0f%% of a core under a limit of one", maxCPU)
+		}
+		s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
+	})
+
 	t.Run("containers run sandboxed through every tier; an admin's service gets the capability it asks for", func(t *testing.T) {
 		ids := s.app("sandbox",
 			map[string]any{"microservice_name": "plain", "cmd": []string{"probe"}, "memory": 64, "one_shot": true},

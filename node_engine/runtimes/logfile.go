@@ -79,6 +79,13 @@ func RemoveLog(file string) error {
 // every LogTrimEvery until ctx ends; wg counts it. A rotated part whose
 // file is gone (the instance was removed) is removed too.
 func KeepLogsBounded(ctx context.Context, wg *sync.WaitGroup, dir string, max int64, log *slog.Logger) {
+	KeepFilesBounded(ctx, wg, filepath.Join(dir, "*.log"), max, log)
+}
+
+// KeepFilesBounded is KeepLogsBounded for the files that match a glob
+// pattern, e.g. <instances>/*/console.log (each instance's own
+// directory).
+func KeepFilesBounded(ctx context.Context, wg *sync.WaitGroup, pattern string, max int64, log *slog.Logger) {
 	if max <= 0 {
 		max = DefaultLogMaxBytes
 	}
@@ -93,28 +100,26 @@ func KeepLogsBounded(ctx context.Context, wg *sync.WaitGroup, dir string, max in
 				return
 			case <-t.C:
 			}
-			trimLogs(dir, max, log)
+			trimLogs(pattern, max, log)
 		}
 	}()
 }
 
-func trimLogs(dir string, max int64, log *slog.Logger) {
-	es, err := os.ReadDir(dir)
+func trimLogs(pattern string, max int64, log *slog.Logger) {
+	files, err := filepath.Glob(pattern)
 	if err != nil {
-		log.Warn("read the log directory", "dir", dir, "err", err)
+		log.Warn("find the log files", "pattern", pattern, "err", err)
 		return
 	}
-	for _, e := range es {
-		name := e.Name()
-		switch {
-		case strings.HasSuffix(name, ".log"):
-			if _, err := TrimLog(filepath.Join(dir, name), max); err != nil {
-				log.Warn("bound an instance's log", "err", err)
-			}
-		case strings.HasSuffix(name, ".log.1"):
-			if _, err := os.Stat(filepath.Join(dir, strings.TrimSuffix(name, ".1"))); errors.Is(err, os.ErrNotExist) {
-				_ = os.Remove(filepath.Join(dir, name))
-			}
+	for _, f := range files {
+		if _, err := TrimLog(f, max); err != nil {
+			log.Warn("bound an instance's log", "err", err)
+		}
+	}
+	parts, _ := filepath.Glob(pattern + ".1")
+	for _, p := range parts {
+		if _, err := os.Stat(strings.TrimSuffix(p, ".1")); errors.Is(err, os.ErrNotExist) {
+			_ = os.Remove(p)
 		}
 	}
 }

@@ -1,10 +1,16 @@
 package runtimes_test
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
@@ -62,5 +68,48 @@ func TestTrimLog(t *testing.T) {
 	}
 	if rot, err := runtimes.TrimLog(file, 100); rot || err != nil {
 		t.Errorf("TrimLog of a missing file: %v, %v", rot, err)
+	}
+}
+
+// TestKeepFilesBounded: files matching a pattern across instance
+// directories (the unikernels' console logs, which qemu appends to) are
+// rotated while their writer goes on, and a rotated part whose instance
+// is gone is removed.
+func TestKeepFilesBounded(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a", "console.log")
+	gone := filepath.Join(dir, "b", "console.log.1")
+	for _, f := range []string{a, gone} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(gone, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(a, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(bytes.Repeat([]byte("x"), 10_000)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	runtimes.KeepFilesBounded(ctx, &wg, filepath.Join(dir, "*", "console.log"), 4096, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	time.Sleep(runtimes.LogTrimEvery + time.Second)
+	cancel()
+	wg.Wait()
+	if _, err := w.Write([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := os.ReadFile(a)
+	prev, _ := os.ReadFile(a + ".1")
+	if string(cur) != "after" || len(prev) != 10_000 {
+		t.Errorf("after a trim: console.log %q, its rotated part %d bytes; want \"after\" and 10000", cur, len(prev))
+	}
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("rotated part of a removed instance: %v, want it gone", err)
 	}
 }

@@ -83,33 +83,7 @@ func Deploy(ctx context.Context, e *Env) (out Outcome) {
 		return ctrcli.RunOptions{Netns: node.Host.Path, Env: []string{fmt.Sprintf("PORT=%d", port)}, LogPath: fmt.Sprintf("%s-%d.log", floorLogs, port)}
 	}
 
-	thicket := func(timeout time.Duration) (time.Duration, error) {
-		t0 := time.Now()
-		n, err := api.AddInstance(ctx, svc)
-		if err != nil {
-			return 0, err
-		}
-		var took time.Duration
-		err = testharness.Until(ctx, timeout, apiPoll, fmt.Sprintf("instance %d RUNNING", n), func() (bool, string) {
-			in, ok, err := api.Instance(ctx, svc, n)
-			if err != nil {
-				return false, err.Error()
-			}
-			if ok && rootapi.Running(in) {
-				took = time.Since(t0)
-				return true, ""
-			}
-			return false, in.Status + " " + in.StatusDetail
-		})
-		if err != nil {
-			return 0, err
-		}
-		// Untimed: remove it before the next run.
-		if err := api.DeleteInstance(ctx, svc, n); err != nil {
-			return 0, err
-		}
-		return took, e.waitNoContainers(ctx, instanceFilter(wire.InstanceKey(svc, n)), time.Minute)
-	}
+	thicket := func(timeout time.Duration) (time.Duration, error) { return e.deployOnce(ctx, api, svc, timeout) }
 	floorN := 0
 	floor := func() (time.Duration, error) {
 		floorN++
@@ -345,4 +319,33 @@ func (e *Env) floorBurst(ctx context.Context, round int, opts func(port int) ctr
 	}
 	wg.Wait()
 	return all, each, err
+}
+
+// deployOnce times one instance of svc from the API call to RUNNING, then
+// deletes it (untimed) and waits until its container is gone.
+func (e *Env) deployOnce(ctx context.Context, api *rootapi.Client, svc string, timeout time.Duration) (time.Duration, error) {
+	t0 := time.Now()
+	n, err := api.AddInstance(ctx, svc)
+	if err != nil {
+		return 0, err
+	}
+	var took time.Duration
+	err = testharness.Until(ctx, timeout, apiPoll, fmt.Sprintf("instance %d RUNNING", n), func() (bool, string) {
+		in, ok, err := api.Instance(ctx, svc, n)
+		if err != nil {
+			return false, err.Error()
+		}
+		if ok && rootapi.Running(in) {
+			took = time.Since(t0)
+			return true, ""
+		}
+		return false, in.Status + " " + in.StatusDetail
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := api.DeleteInstance(ctx, svc, n); err != nil {
+		return 0, err
+	}
+	return took, e.waitNoContainers(ctx, instanceFilter(wire.InstanceKey(svc, n)), time.Minute)
 }

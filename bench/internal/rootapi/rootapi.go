@@ -48,6 +48,9 @@ type ServiceSpec struct {
 	MemoryMB    int
 	Environment []string
 	Cmd         []string
+	// Cluster and Node, when set, pin the service there (a direct
+	// constraint).
+	Cluster, Node string
 }
 
 // CreateApp posts an SLA with one application and returns its id and the
@@ -64,6 +67,9 @@ func (c *Client) CreateApp(ctx context.Context, name string, services []ServiceS
 		}
 		if len(s.Cmd) > 0 {
 			m["cmd"] = s.Cmd
+		}
+		if s.Node != "" {
+			m["constraints"] = []any{map[string]any{"type": "direct", "cluster": s.Cluster, "node": s.Node}}
 		}
 		ms[i] = m
 	}

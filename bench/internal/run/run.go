@@ -54,6 +54,7 @@ var steps = []step{
 	{"failover", 2, true, measure.Failover},
 	{"scale", 4, true, measure.Scale},
 	{"clusters", 5, true, measure.Clusters},
+	{"isolation", 8, true, measure.Isolation},
 	{"scheduler", 6, false, measure.Scheduler},
 	{"overlay", 7, false, measure.Overlay},
 	{"jobs", 8, false, measure.Jobs},

@@ -211,6 +211,8 @@ type NodeOptions struct {
 	// runs with --net-socket none and its containers share its namespace.
 	Overlay  bool
 	MemoryMB int
+	// Args are more thicket-node flags.
+	Args []string
 }
 
 // StartNode starts a worker on host octet of the network, joined to c.
@@ -225,7 +227,7 @@ func (s *System) StartNode(ctx context.Context, c *Cluster, octet int, o NodeOpt
 	}
 	n, err := s.Bin.StartNode(ctx, testharness.NodeOptions{Name: fmt.Sprintf("b%sw%d", s.cfg.Tag, octet), Host: h,
 		ClusterURL: c.NodeURL, Token: c.NodeToken, DataDir: filepath.Join(dir, "data"), Namespace: string(s.NS),
-		Registry: s.Registry.Host(), MemoryMB: o.MemoryMB, Overlay: o.Overlay, LogDir: dir})
+		Registry: s.Registry.Host(), MemoryMB: o.MemoryMB, Overlay: o.Overlay, LogDir: dir, Args: o.Args})
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ type cli struct {
 	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
 	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
 	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
-	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node: larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
+	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node (container output, wasm output, unikernel console): larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
 	JobsPort         int        `name:"jobs-port" default:"10180" env:"THICKET_JOBS_PORT" help:"Port of the job endpoint (GET /v1/jobs) on the instances' gateway, the overlay's bridge address: each instance with a job grant long-polls its own jobs there (0: off)."`
 	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	Insecure         bool       `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Allow an http:// cluster URL and a plain MQTT broker. Development only: the join token, the MQTT password and desired sets cross the network in clear, and the cluster is not verified."`
@@ -55,6 +55,7 @@ type cli struct {
 	memtrim.Trimming
 	sandboxFlags
 	labelFlags
+	diskFlags
 }
 
 // gcPercent is the node engine's GOGC unless the environment sets one. An
@@ -64,6 +65,11 @@ type cli struct {
 const gcPercent = 50
 
 func main() {
+	// A wasm sandbox: this binary run again by the wasm runtime, with the
+	// module's config on a pipe (hidden; not a user command).
+	if len(os.Args) > 1 && os.Args[1] == wasm.ChildCommand {
+		os.Exit(wasm.RunChild())
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
@@ -92,6 +98,13 @@ func main() {
 		log.Error("thicket-node: --jobs-port must be a port number, or 0 for none", "jobs_port", c.JobsPort)
 		os.Exit(2)
 	}
+	if err := c.diskFlags.check(); err != nil {
+		log.Error("thicket-node: the disk budget", "err", err)
+		os.Exit(2)
+	}
+	if c.BenchNoSandbox {
+		log.Warn("INSECURE: --bench-no-sandbox: containers start without seccomp, pids limit or dropped capabilities (benchmark only)")
+	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
@@ -113,7 +126,7 @@ func main() {
 		Address: c.Containerd, Namespace: c.Namespace, NodeName: c.Name,
 		StateDir: filepath.Join(c.DataDir, "containerd"), InsecureRegistries: c.InsecureRegistry, NetNS: c.NetNS,
 		PidsLimit: c.PidsLimit, PullTimeout: c.PullTimeout, IsolateNetwork: c.isolateContainers(log),
-		LogMaxBytes: c.LogMaxBytes, UsernsRemap: userns,
+		LogMaxBytes: c.LogMaxBytes, UsernsRemap: userns, ImageGCAfter: c.ImageGCAfter, NoSandbox: c.BenchNoSandbox,
 	}, log)
 	if err != nil {
 		log.Error("containerd runtime", "err", err)
@@ -137,7 +150,7 @@ func main() {
 		log.Error("wasm runtime", "err", err)
 		os.Exit(1)
 	}
-	ukRT, err := unikernel.New(ctx, unikernel.Config{NodeName: c.Name, StateDir: c.DataDir, Accel: c.UnikernelAccel, Policy: policy}, log)
+	ukRT, err := unikernel.New(ctx, unikernel.Config{NodeName: c.Name, StateDir: c.DataDir, Accel: c.UnikernelAccel, Policy: policy, LogMaxBytes: c.LogMaxBytes}, log)
 	if err != nil {
 		log.Error("unikernel runtime", "err", err)
 		os.Exit(1)
@@ -147,6 +160,7 @@ func main() {
 		log.Error("thicket-node", "err", err)
 		os.Exit(2)
 	}
+	c.collectDisk(ctx, log, wasmRT.Cache(), ukRT.Cache(), ctr.Images())
 	eng := engine.New(engine.Config{
 		Labels:     labels,
 		ClusterURL: c.ClusterURL, JoinToken: token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,

@@ -24,6 +24,9 @@ type sandboxFlags struct {
 	CodeAllowUnpinned bool          `name:"code-allow-unpinned" env:"THICKET_CODE_ALLOW_UNPINNED" help:"Fetch wasm and unikernel code whose URL has no #sha256= pin (development only)."`
 	CodeDownloads     int           `name:"code-downloads" default:"2" env:"THICKET_CODE_DOWNLOADS" help:"Most wasm and unikernel code downloads at once."`
 	UsernsRemap       string        `name:"userns-remap" placeholder:"HOSTID:SIZE" env:"THICKET_USERNS_REMAP" help:"Run new containers in user namespaces: container user and group IDs 0 to SIZE-1 are host IDs HOSTID to HOSTID+SIZE-1 (e.g. 1000000:65536; the range must be unused on this host), so root in a container is nobody on the host. Privileged containers are refused. Empty: off."`
+	// BenchNoSandbox is for thicket-bench only (hidden): containers
+	// without the sandbox, to measure what it costs.
+	BenchNoSandbox bool `name:"bench-no-sandbox" hidden:"" help:"Benchmark only: start containers with containerd's bare defaults (no seccomp, no pids limit, all default capabilities)."`
 }
 
 // usernsRemap parses --userns-remap.

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
@@ -106,6 +107,14 @@ type Config struct {
 	// container is then nobody on the host. Privileged containers are
 	// refused (they would need the host's devices and IDs).
 	UsernsRemap IDRange
+	// ImageGCAfter is how long an image must have been unused by any
+	// container before the disk-budget collector may remove it
+	// (diskgc.DefaultImageGCAfter if zero or less; see Images).
+	ImageGCAfter time.Duration
+	// NoSandbox starts containers with containerd's bare defaults (no
+	// seccomp profile, every default capability, no pids limit): only for
+	// the benchmark that measures what the sandbox costs.
+	NoSandbox bool
 }
 
 // IDRange is a range of host user and group IDs.
@@ -140,6 +149,13 @@ type Runtime struct {
 	// when: a burst of starts of one image checks containerd once, not
 	// once per start behind the image's lock.
 	ready map[string]readyImage
+	// used is when each image reference was last asked for by a Start, so
+	// that the collector never removes one between the pull and the
+	// container's creation (gc.go).
+	used map[string]time.Time
+	// imageFilter limits the images the collector sees (tests share a
+	// containerd namespace); nil: all of the namespace.
+	imageFilter func(name string) bool
 }
 
 // readyImage is an image found ready to create containers from.
@@ -180,6 +196,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.PidsLimit <= 0 {
 		cfg.PidsLimit = DefaultPidsLimit
+	}
+	if cfg.ImageGCAfter <= 0 {
+		cfg.ImageGCAfter = diskgc.DefaultImageGCAfter
 	}
 	if cfg.Snapshotter == "" {
 		cfg.Snapshotter = containerd.DefaultSnapshotter

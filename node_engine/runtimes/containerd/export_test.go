@@ -8,3 +8,13 @@ func (r *Runtime) HasUsageSample(key string) bool {
 	_, ok := r.samples[ContainerID(r.cfg.NodeName, key)]
 	return ok
 }
+
+// SetImageFilter limits the images the collector sees (tests share the
+// namespace with other runs), and makes a Start's image collectable at
+// once.
+func (r *Runtime) SetImageFilter(f func(name string) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.imageFilter = f
+	recentUse = 0
+}

@@ -107,6 +107,10 @@ func (r *Runtime) ensureImage(ctx context.Context, code string) (containerd.Imag
 	defer unlock()
 	r.mu.Lock()
 	known, ok := r.ready[ref]
+	if r.used == nil {
+		r.used = map[string]time.Time{}
+	}
+	r.used[ref] = time.Now()
 	r.mu.Unlock()
 	if ok && time.Since(known.at) < readyFor {
 		return known.img, nil
@@ -209,7 +213,9 @@ func (r *Runtime) specOpts(spec wire.InstanceSpec, img containerd.Image) []oci.S
 	if len(spec.Environment) > 0 {
 		opts = append(opts, oci.WithEnv(spec.Environment))
 	}
-	opts = append(opts, sandboxOpts(spec.Security, r.cfg.PidsLimit)...)
+	if !r.cfg.NoSandbox {
+		opts = append(opts, sandboxOpts(spec.Security, r.cfg.PidsLimit)...)
+	}
 	if mb := spec.Resources.MemoryMB; mb > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(mb)<<20))
 	}

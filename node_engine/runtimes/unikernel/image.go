@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
 
@@ -106,9 +107,10 @@ func (r *Runtime) image(ctx context.Context, code string, arch []string) (*image
 	if err := r.cfg.Policy.CheckURL("image", src); err != nil {
 		return nil, err
 	}
-	unlock := r.fetches.Lock(src.URL)
+	dir := r.imageDir(src.URL)
+	unlock := r.fetches.Lock(dir) // and the collector (gc.go)
 	defer unlock()
-	dir := filepath.Join(r.cacheDir, fetch.SHA256([]byte(src.URL)))
+	runtimes.TouchUsed(dir)
 	if img, err := loadImage(dir); err == nil {
 		if src.Digest == "" || img.digest == src.Digest {
 			return img, nil
@@ -121,6 +123,11 @@ func (r *Runtime) image(ctx context.Context, code string, arch []string) (*image
 		return nil, err
 	}
 	return loadImage(dir)
+}
+
+// imageDir is where the image at url (without fragment) is cached.
+func (r *Runtime) imageDir(url string) string {
+	return filepath.Join(r.cacheDir, fetch.SHA256([]byte(url)))
 }
 
 // loadImage reads the unpacked image in dir.

@@ -198,6 +198,10 @@ type Config struct {
 	// Accel forces the accelerator: AccelKVM or AccelTCG. AccelAuto (empty)
 	// uses KVM when Runtime.KVM reports it usable.
 	Accel string
+	// LogMaxBytes bounds each instance's console log: larger, it is
+	// rotated (runtimes.TrimLog; qemu appends to it, so it goes on at the
+	// new end; runtimes.DefaultLogMaxBytes if zero or less).
+	LogMaxBytes int64
 }
 
 // Runtime runs instances as qemu virtual machines. It implements
@@ -214,10 +218,13 @@ type Runtime struct {
 	events chan runtimes.State
 
 	instances keyed.Mutex // per instance key: Start and Remove
-	fetches   keyed.Mutex // per image URL (without fragment)
+	fetches   keyed.Mutex // per image cache directory (one per URL without fragment)
 
 	// stop is closed by Close: watchers stop delivering events.
 	stop chan struct{}
+	// trimCancel ends the console log trimmer (trimWG) at Close.
+	trimCancel context.CancelFunc
+	trimWG     sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
@@ -290,6 +297,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	if err := r.adopt(); err != nil {
 		return nil, fmt.Errorf("unikernel runtime: %w", err)
 	}
+	tctx, cancel := context.WithCancel(context.Background())
+	r.trimCancel = cancel
+	runtimes.KeepFilesBounded(tctx, &r.trimWG, filepath.Join(r.instDir, "*", fileConsole), cfg.LogMaxBytes, r.log)
 	return r, nil
 }
 
@@ -373,6 +383,8 @@ func (r *Runtime) Close() error {
 	close(r.stop)
 	close(r.events)
 	r.mu.Unlock()
+	r.trimCancel()
+	r.trimWG.Wait()
 	return nil
 }
 

@@ -42,8 +42,5 @@ func TestConformance(t *testing.T) {
 				return s, "has sha256 "
 			}
 		},
-		Cannot: map[runtimetest.Scenario]string{
-			runtimetest.Adopt: "modules run inside the node engine's process and end with it (Close); the engine starts them again from its desired set",
-		},
 	})
 }

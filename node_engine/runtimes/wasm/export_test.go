@@ -14,9 +14,16 @@ func (r *Runtime) Compilations() int {
 	return r.compilations
 }
 
-// CompiledModules is how many compiled modules this runtime holds.
-func (r *Runtime) CompiledModules() int {
+// CgroupPath is the cgroup of instance key's sandbox, relative to the
+// hierarchies' roots.
+func (r *Runtime) CgroupPath(key string) string { return r.cgroupPath(key) }
+
+// Pid is the process of instance key's running sandbox (0 if none).
+func (r *Runtime) Pid(key string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.compiled)
+	if inst := r.insts[key]; inst != nil && inst.run != nil && inst.run.running {
+		return inst.run.pid
+	}
+	return 0
 }

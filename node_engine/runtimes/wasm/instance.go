@@ -1,22 +1,24 @@
 package wasm
 
 import (
+	"bufio"
 	"context"
-	crand "crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/internal/cgroup"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -27,43 +29,62 @@ const TrapExitCode = 134
 // maxDetail bounds an instance's Detail.
 const maxDetail = 1024
 
+// Files in an instance's directory (<StateDir>/wasm/instances/<key>).
+const (
+	recordFile = "instance.json" // record: what the engine needs to adopt it
+	exitFile   = "exit.json"     // ExitRecord, written by the sandbox
+)
+
+// record is what a runtime keeps on disk of an instance, so that the next
+// runtime (after a node engine restart) adopts it.
+type record struct {
+	Spec      wire.InstanceSpec `json:"spec"`
+	Pid       int               `json:"pid"`
+	Cgroup    string            `json:"cgroup"`
+	StartedAt time.Time         `json:"started_at"`
+}
+
 // instance is one instance this runtime holds, running or exited.
 type instance struct {
 	spec    wire.InstanceSpec
-	mod     *compiledModule // a reference held until the instance is forgotten
 	src     moduleSource
+	dir     string
 	logPath string
 
 	// Under Runtime.mu:
-	state    runtimes.State
-	run      *run // the current or last run; nil before the first
-	removed  bool // Remove took it out of the map
-	orphaned bool // removed while its run had not ended: the run releases it
+	state   runtimes.State
+	run     *run // the current or last run; nil before the first
+	removed bool // Remove took it out of the map
 }
 
-// run is one execution of an instance's module.
+// run is one sandbox process of an instance.
 type run struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the module has ended and been closed
-	mem    *linearMemory
+	pid   int
+	group *cgroup.Group
+	done  chan struct{} // closed when the process has ended and its end is recorded
 
 	// Under Runtime.mu:
 	running  bool
-	stopping bool // stopped by Remove, a replacing Start or Close: no event
+	stopping bool // stopped by Remove or a replacing Start: no event
+	// the previous CPU reading, for Usage
+	cpu    time.Duration
+	cpuAt  time.Time
+	hasCPU bool
 }
 
-// Start runs the instance's module.
+// Start runs the instance's module in a sandbox process.
 //
-//   - No instance yet: the module is fetched and compiled unless cached,
-//     instantiated, and its _start runs (a fresh log file).
+//   - No instance yet: the module is fetched unless cached, compiled into
+//     the disk cache unless compiled, and a sandbox process runs it (a
+//     fresh log file).
 //   - The instance exists with the same spec: a running one is left alone
 //     (Start is idempotent); an exited one runs again (a restart, the log
-//     is appended to), without fetching or compiling anything.
+//     is appended to).
 //   - The instance exists with another spec: it is stopped and replaced.
 //
 // Start returns once _start runs, or the error that kept it from running
 // (bad URL, download, digest, size, compilation, instantiation, memory
-// limit below the module's minimum).
+// limit below the module's minimum, no cgroup).
 func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 	if spec.Key == "" {
 		return errors.New("wasm runtime: start: instance spec has no key")
@@ -87,7 +108,7 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 			if running {
 				return nil
 			}
-			if err := r.startRun(inst, false); err != nil {
+			if err := r.startRun(ctx, inst, false); err != nil {
 				r.mu.Lock()
 				inst.state.Status, inst.state.Detail = wire.StatusFailed, truncate(err.Error())
 				inst.state.ExitCode, inst.state.ExitedAt = 0, time.Now().UTC()
@@ -103,40 +124,54 @@ func (r *Runtime) Start(ctx context.Context, spec wire.InstanceSpec) error {
 	if _, err := parseEnv(spec.Environment); err != nil {
 		return fmt.Errorf("wasm runtime: start %s: %w", spec.Key, err)
 	}
-	mod, src, err := r.acquire(ctx, spec.Code)
+	src, err := parseCode(spec.Code)
 	if err != nil {
 		return fmt.Errorf("wasm runtime: start %s: %w", spec.Key, err)
 	}
+	name := runtimes.FileName(spec.Key)
 	inst = &instance{
 		spec:    spec,
-		mod:     mod,
 		src:     src,
+		dir:     filepath.Join(r.instDir, name),
 		logPath: r.logPath(spec.Key),
 		state:   runtimes.State{Key: spec.Key, Status: wire.StatusCreating, Spec: spec},
 	}
-	if err := r.startRun(inst, true); err != nil {
-		r.mu.Lock()
-		r.release(mod)
-		r.mu.Unlock()
+	if err := r.startRun(ctx, inst, true); err != nil {
+		_ = os.RemoveAll(inst.dir)
+		_ = runtimes.RemoveLog(inst.logPath)
 		return fmt.Errorf("wasm runtime: start %s: %w", spec.Key, err)
 	}
 	return nil
 }
 
-// startRun instantiates inst's module and runs its _start in a goroutine;
-// a fresh run truncates the log. On success inst is in the map and
-// RUNNING.
-func (r *Runtime) startRun(inst *instance, fresh bool) error {
+// limits are the cgroup limits of spec's sandbox: the SLA's CPU, its
+// memory plus Config.OverheadMB, and the pids limit.
+func (r *Runtime) limits(spec wire.InstanceSpec) cgroup.Limits {
+	l := cgroup.Limits{MilliCPU: spec.Resources.MilliCPU, Pids: r.cfg.PidsLimit}
+	if mb := spec.Resources.MemoryMB; mb > 0 {
+		l.MemoryBytes = (mb + r.cfg.OverheadMB) << 20
+	}
+	return l
+}
+
+// startRun starts a sandbox process for inst in a fresh cgroup and waits
+// until its module runs; a fresh run truncates the log. On success inst is
+// in the map and RUNNING.
+func (r *Runtime) startRun(ctx context.Context, inst *instance, fresh bool) error {
 	spec := inst.spec
-	env, err := parseEnv(spec.Environment)
+	if r.cgroups == nil {
+		return fmt.Errorf("no cgroups to confine the module: %w", r.cgroupErr)
+	}
+	file, digest, err := r.acquire(ctx, inst.src)
 	if err != nil {
 		return err
 	}
-	var limit uint64
-	if mb := spec.Resources.MemoryMB; mb > 0 {
-		limit = uint64(mb) << 20
+	if err := os.MkdirAll(inst.dir, 0o700); err != nil {
+		return fmt.Errorf("instance directory: %w", err)
 	}
-
+	if err := os.Remove(filepath.Join(inst.dir, exitFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("instance directory: %w", err)
+	}
 	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	if fresh {
 		flags |= os.O_TRUNC
@@ -148,105 +183,150 @@ func (r *Runtime) startRun(inst *instance, fresh bool) error {
 	if err != nil {
 		return fmt.Errorf("log: %w", err)
 	}
+	defer logFile.Close()
 
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		logFile.Close()
-		return errors.New("runtime closed")
-	}
-	r.runSeq++
-	seq := r.runSeq
-	ctx, cancel := context.WithCancel(r.ctx)
-	r.mu.Unlock()
-
-	mem := &linearMemory{limit: limit}
-	cfg := wazero.NewModuleConfig().
-		// A unique name: a module that is still ending never blocks the
-		// next run of its instance.
-		WithName(spec.Key + "#" + strconv.FormatUint(seq, 10)).
-		WithArgs(append([]string{inst.src.name}, spec.Cmd...)...).
-		WithStdout(logFile).
-		WithStderr(logFile).
-		WithStartFunctions(). // _start runs in the goroutine below
-		WithSysWalltime().
-		WithSysNanotime().
-		WithNanosleep(sleeper(ctx)).
-		WithRandSource(crand.Reader)
-	for _, kv := range env {
-		cfg = cfg.WithEnv(kv[0], kv[1])
-	}
-	fail := func(err error) error {
-		cancel()
-		logFile.Close()
+	group, err := r.cgroups.Create(r.cgroupPath(spec.Key), r.limits(spec))
+	if err != nil {
 		return err
 	}
-	wz, err := r.engine() // made when inst.mod was compiled
+	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
-		return fail(err)
+		_ = group.Delete()
+		return err
 	}
-	mod, err := wz.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), inst.mod.cm, cfg)
+	defer cfgW.Close()
+	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		return fail(fmt.Errorf("instantiate module %s: %w", inst.src.URL, err))
+		cfgR.Close()
+		_ = group.Delete()
+		return err
 	}
-	if limit > 0 && mem.Size() > limit {
-		_ = mod.Close(context.Background())
-		return fail(fmt.Errorf("module %s needs %s of memory at start, over the memory limit of %s",
-			inst.src.URL, mib(mem.Size()), mib(limit)))
+	defer readyR.Close()
+
+	cmd := exec.Command(r.cfg.Exec, ChildCommand)
+	cmd.Dir = inst.dir
+	cmd.Env = childEnv(spec)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.ExtraFiles = []*os.File{cfgR, readyW} // fds 3 and 4
+	// Its own session and process group: it outlives this process (a
+	// restarted engine adopts it) and no terminal signal reaches it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	cfgR.Close()
+	readyW.Close()
+	if err != nil {
+		_ = group.Delete()
+		return fmt.Errorf("start the sandbox process %s: %w", r.cfg.Exec, err)
 	}
-	start := mod.ExportedFunction("_start")
-	if start == nil { // checked at compilation; kept for safety
-		_ = mod.Close(context.Background())
-		return fail(fmt.Errorf("module %s exports no _start", inst.src.URL))
+	rn := &run{pid: cmd.Process.Pid, group: group, done: make(chan struct{})}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	abort := func(err error) error {
+		_ = group.Kill()
+		<-waited
+		_ = group.Delete()
+		return err
+	}
+	// The module's config goes only to a process inside its cgroup: until
+	// then the sandbox waits for it.
+	if err := group.Add(rn.pid); err != nil {
+		return abort(err)
+	}
+	started := time.Now().UTC()
+	rec := record{Spec: spec, Pid: rn.pid, Cgroup: group.Path(), StartedAt: started}
+	if err := writeJSON(filepath.Join(inst.dir, recordFile), rec); err != nil {
+		return abort(fmt.Errorf("instance record: %w", err))
+	}
+	var limit uint64
+	if mb := spec.Resources.MemoryMB; mb > 0 {
+		limit = uint64(mb) << 20
+	}
+	err = json.NewEncoder(cfgW).Encode(ChildConfig{
+		Module: file, Digest: digest, CompileCache: r.compDir,
+		Name: inst.src.name, Args: spec.Cmd, Env: spec.Environment,
+		MemoryLimit: limit, ExitFile: filepath.Join(inst.dir, exitFile),
+	})
+	cfgW.Close()
+	if err != nil {
+		return abort(fmt.Errorf("send the module's config to the sandbox: %w", err))
+	}
+	deadline := time.Now().Add(r.cfg.StartTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = readyR.SetReadDeadline(deadline)
+	line, rerr := bufio.NewReader(readyR).ReadString('\n')
+	if line = strings.TrimSpace(line); line != "ok" {
+		switch {
+		case line != "":
+			err = errors.New(line)
+		case errors.Is(rerr, os.ErrDeadlineExceeded):
+			err = errors.New("the module did not start in time")
+		default:
+			select {
+			case werr := <-waited:
+				waited <- werr
+				err = fmt.Errorf("the sandbox process ended before the module ran: %v%s", werr, r.oomNote(group, spec))
+			case <-time.After(time.Second):
+				err = fmt.Errorf("the sandbox process closed its ready pipe: %v", rerr)
+			}
+		}
+		return abort(fmt.Errorf("module %s: %w", inst.src.URL, err))
 	}
 
-	rn := &run{cancel: cancel, done: make(chan struct{}), mem: mem, running: true}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		_ = mod.Close(context.Background())
-		return fail(errors.New("runtime closed"))
+		return abort(errors.New("runtime closed"))
 	}
+	rn.running = true
 	inst.run = rn
-	inst.state = runtimes.State{
-		Key:       spec.Key,
-		Status:    wire.StatusRunning,
-		Spec:      spec,
-		StartedAt: time.Now().UTC(),
-	}
+	inst.state = runtimes.State{Key: spec.Key, Status: wire.StatusRunning, Spec: spec, StartedAt: started}
 	r.insts[spec.Key] = inst
-	r.wg.Add(1)
 	r.mu.Unlock()
-
 	go func() {
-		defer r.wg.Done()
-		defer close(rn.done)
-		_, err := start.Call(ctx)
-		_ = mod.Close(context.Background())
-		logFile.Close()
-		cancel()
-		r.exited(inst, rn, err)
+		werr := <-waited
+		r.ended(inst, rn, werr)
 	}()
 	return nil
 }
 
-// exited records the end of run rn of inst and, unless it was stopped,
-// delivers it on Events.
-func (r *Runtime) exited(inst *instance, rn *run, err error) {
-	code, status, detail := exitStatus(err, rn.mem)
+// childEnv is the sandbox process's own environment: nothing of the node
+// engine's (which may hold secrets) but GOMAXPROCS fitted to its CPU
+// limit. The module's environment travels in its config.
+func childEnv(spec wire.InstanceSpec) []string {
+	if m := spec.Resources.MilliCPU; m > 0 {
+		return []string{"GOMAXPROCS=" + strconv.FormatInt(max(1, (m+999)/1000), 10)}
+	}
+	return []string{}
+}
+
+// ended records the end of run rn of inst, waited for as werr (nil for an
+// adopted process, which is not this process's child), cleans its cgroup
+// up and, unless it was stopped, delivers it on Events. After Close it
+// does nothing: the next runtime adopts what is left.
+func (r *Runtime) ended(inst *instance, rn *run, werr error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		close(rn.done)
+		return
+	}
+	st := r.exitState(inst, rn.group, werr)
+	_ = rn.group.Kill() // anything the module's process left
+	if err := rn.group.Delete(); err != nil {
+		r.log.Warn("remove a sandbox's cgroup", "instance", inst.spec.Key, "err", err)
+	}
+	rn.group.DeleteParent(1) // the node's group, when this was its last sandbox
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer close(rn.done)
 	rn.running = false
-	if inst.orphaned {
-		// Removed while still running: the run holds the last use of the
-		// module.
-		inst.orphaned = false
-		r.release(inst.mod)
-	}
 	if rn.stopping || inst.removed || inst.run != rn {
 		return
 	}
-	inst.state.Status, inst.state.ExitCode, inst.state.Detail = status, code, detail
+	inst.state.Status, inst.state.ExitCode, inst.state.Detail = st.Status, st.ExitCode, st.Detail
 	inst.state.ExitedAt = time.Now().UTC()
 	if r.closed {
 		return
@@ -254,8 +334,41 @@ func (r *Runtime) exited(inst *instance, rn *run, err error) {
 	select {
 	case r.events <- inst.state:
 	default:
-		r.log.Warn("events buffer full; dropping an exit", "instance", inst.spec.Key, "status", status)
+		r.log.Warn("events buffer full; dropping an exit", "instance", inst.spec.Key, "status", st.Status)
 	}
+}
+
+// exitState is how a sandbox ended: its exit record, else what its wait
+// status and its cgroup say (killed by the kernel for memory, a signal).
+func (r *Runtime) exitState(inst *instance, group *cgroup.Group, werr error) ExitRecord {
+	var rec ExitRecord
+	if err := readJSON(filepath.Join(inst.dir, exitFile), &rec); err == nil && rec.Status != "" {
+		return rec
+	}
+	rec = ExitRecord{Status: wire.StatusFailed, ExitCode: 137, Detail: "the sandbox process ended without recording an exit"}
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			rec.ExitCode = 128 + int(ws.Signal())
+			rec.Detail = "killed by signal " + ws.Signal().String()
+		} else {
+			rec.ExitCode = ee.ExitCode()
+			rec.Detail = "the sandbox process exited with code " + strconv.Itoa(rec.ExitCode)
+		}
+	}
+	rec.Detail = truncate(rec.Detail + r.oomNote(group, inst.spec))
+	return rec
+}
+
+// oomNote says, when the kernel killed a process of group for memory, at
+// which limit.
+func (r *Runtime) oomNote(group *cgroup.Group, spec wire.InstanceSpec) string {
+	s, err := group.Stat()
+	if err != nil || s.OOMKills == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; out of memory: killed by the kernel at the sandbox's memory limit of %d MiB (memory_mb %d + %d MiB for the sandbox)",
+		spec.Resources.MemoryMB+r.cfg.OverheadMB, spec.Resources.MemoryMB, r.cfg.OverheadMB)
 }
 
 // exitStatus classifies how a module's _start ended.
@@ -285,9 +398,9 @@ func exitStatus(err error, mem *linearMemory) (code int, status, detail string) 
 	return code, wire.StatusFailed, truncate(detail)
 }
 
-// Remove stops the instance (its module is cancelled and waited for, at
-// most a few seconds) and deletes its log. Removing an unknown key is not
-// an error. No event is sent.
+// Remove stops the instance (SIGTERM to its sandbox, SIGKILL to its cgroup
+// after StopGrace) and deletes its log and files. Removing an unknown key
+// is not an error. No event is sent.
 func (r *Runtime) Remove(ctx context.Context, key string) error {
 	unlock := r.instances.Lock(key)
 	defer unlock()
@@ -301,26 +414,32 @@ func (r *Runtime) Remove(ctx context.Context, key string) error {
 	return nil
 }
 
-// remove stops inst, forgets it and deletes its log. Caller holds the
+// remove stops inst, forgets it and deletes its files. Caller holds the
 // instance's lock.
 func (r *Runtime) remove(ctx context.Context, inst *instance) {
 	r.mu.Lock()
 	rn := inst.run
+	running := rn != nil && rn.running
 	if rn != nil {
 		rn.stopping = true
 	}
 	r.mu.Unlock()
-	ended := true
-	if rn != nil {
-		rn.cancel()
+	if running {
+		_ = syscall.Kill(rn.pid, syscall.SIGTERM)
 		select {
 		case <-rn.done:
-		case <-time.After(stopWait):
-			ended = false
-			r.log.Warn("module did not stop in time; forgetting it anyway", "instance", inst.spec.Key, "waited", stopWait)
+		case <-time.After(r.cfg.StopGrace):
+			if err := rn.group.Kill(); err != nil {
+				r.log.Warn("kill a sandbox", "instance", inst.spec.Key, "err", err)
+			}
+			select {
+			case <-rn.done:
+			case <-time.After(stopWait):
+				r.log.Warn("sandbox did not end in time; forgetting it anyway", "instance", inst.spec.Key, "waited", stopWait)
+			case <-ctx.Done():
+			}
 		case <-ctx.Done():
-			ended = false
-			r.log.Warn("module not stopped yet; forgetting it anyway", "instance", inst.spec.Key, "err", ctx.Err())
+			r.log.Warn("sandbox not stopped yet; forgetting it anyway", "instance", inst.spec.Key, "err", ctx.Err())
 		}
 	}
 	r.mu.Lock()
@@ -328,20 +447,17 @@ func (r *Runtime) remove(ctx context.Context, inst *instance) {
 		delete(r.insts, inst.spec.Key)
 	}
 	inst.removed = true
-	if ended || !rn.running {
-		r.release(inst.mod)
-	} else {
-		inst.orphaned = true
-	}
 	r.mu.Unlock()
+	if err := os.RemoveAll(inst.dir); err != nil {
+		r.log.Warn("remove instance files", "instance", inst.spec.Key, "err", err)
+	}
 	if err := runtimes.RemoveLog(inst.logPath); err != nil {
 		r.log.Warn("remove log", "instance", inst.spec.Key, "err", err)
 	}
 }
 
 // List returns every instance this runtime holds, running or exited,
-// sorted by key. After a restart of the node engine it is empty: modules
-// do not survive the process.
+// sorted by key: those it started and those it adopted.
 func (r *Runtime) List(ctx context.Context) ([]runtimes.State, error) {
 	r.mu.Lock()
 	out := make([]runtimes.State, 0, len(r.insts))
@@ -375,25 +491,54 @@ func (r *Runtime) Logs(ctx context.Context, key string, maxBytes int) (string, e
 	return logs, nil
 }
 
-// Usage returns the size of the instance's linear memory as MemoryMB
-// (rounded up) and CPUPercent 0: wazero does not account CPU per module.
-// An exited instance has zero usage.
+// Usage returns the sandbox's use from its cgroup: CPUPercent is the CPU
+// time used since the previous Usage call divided by the wall time between
+// them (0 on the first call), MemoryMB the working set (memory use minus
+// inactive page cache, rounded up), the module's linear memory and the
+// sandbox's own runtime together. An exited instance has zero usage.
 func (r *Runtime) Usage(ctx context.Context, key string) (runtimes.Usage, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	inst := r.insts[key]
+	var rn *run
+	if inst != nil && inst.run != nil && inst.run.running {
+		rn = inst.run
+	}
+	r.mu.Unlock()
 	if inst == nil {
 		return runtimes.Usage{}, fmt.Errorf("usage %s: %w", key, runtimes.ErrNotFound)
 	}
-	if inst.run == nil || !inst.run.running {
+	if rn == nil {
 		return runtimes.Usage{}, nil
 	}
-	return runtimes.Usage{MemoryMB: int64((inst.run.mem.Size() + 1<<20 - 1) >> 20)}, nil
+	s, err := rn.group.Stat()
+	if err != nil {
+		r.mu.Lock()
+		running := rn.running
+		r.mu.Unlock()
+		if !running {
+			return runtimes.Usage{}, nil
+		}
+		return runtimes.Usage{}, fmt.Errorf("usage %s: %w", key, err)
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var pct float64
+	if rn.hasCPU && now.After(rn.cpuAt) && s.CPU >= rn.cpu {
+		pct = float64(s.CPU-rn.cpu) / float64(now.Sub(rn.cpuAt)) * 100
+	}
+	rn.cpu, rn.cpuAt, rn.hasCPU = s.CPU, now, true
+	return runtimes.Usage{CPUPercent: pct, MemoryMB: int64((s.WorkingSet + 1<<20 - 1) >> 20)}, nil
 }
 
 // logPath is the log file of instance key.
 func (r *Runtime) logPath(key string) string {
 	return filepath.Join(r.logDir, runtimes.FileName(key)+".log")
+}
+
+// cgroupPath is the cgroup of instance key's sandbox.
+func (r *Runtime) cgroupPath(key string) string {
+	return r.cfg.CgroupParent + "/" + runtimes.FileName(key)
 }
 
 // parseEnv splits KEY=value entries.
@@ -420,6 +565,22 @@ func sleeper(ctx context.Context) sys.Nanosleep {
 		case <-ctx.Done():
 		}
 	}
+}
+
+func writeJSON(file string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return runtimes.WriteFileAtomic(file, data)
+}
+
+func readJSON(file string, v any) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
 }
 
 func truncate(s string) string {

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
 )
 
 // wasmPage is the size of a WebAssembly memory page.
@@ -23,14 +24,33 @@ type linearMemory struct {
 	// (through wazero).
 	buf       []byte
 	allocated bool
+	mapped    bool // buf is the mmap reservation of the whole limit
 
 	size    atomic.Uint64 // current length in bytes
 	refused atomic.Uint64 // largest refused length in bytes (0 = none)
 }
 
+// newLinearMemory returns the memory of a module limited to limit bytes
+// (0: none). Under a limit, it reserves the whole limit as address space
+// at once (mmap, no swap reserved): growing then never copies, and only the
+// pages the module touches count against its cgroup's memory limit.
+func newLinearMemory(limit uint64) *linearMemory {
+	m := &linearMemory{limit: limit}
+	if limit > 0 {
+		if b, err := unix.Mmap(-1, 0, int(limit), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE); err == nil {
+			m.buf = b[:0]
+			m.mapped = true
+		}
+	}
+	return m
+}
+
 // Allocate implements experimental.MemoryAllocator: an instance has one
 // memory (wazero does not support multi-memory).
 func (m *linearMemory) Allocate(capacity, _ uint64) experimental.LinearMemory {
+	if m.mapped {
+		return m
+	}
 	if m.limit > 0 && capacity > m.limit {
 		capacity = m.limit
 	}
@@ -73,9 +93,12 @@ func growCap(old, size, limit uint64) uint64 {
 	return c
 }
 
-// Free implements experimental.LinearMemory.
+// Free implements experimental.LinearMemory. A mapped memory stays
+// mapped: it ends with the sandbox process, which runs one module.
 func (m *linearMemory) Free() {
-	m.buf = nil
+	if !m.mapped {
+		m.buf = nil
+	}
 }
 
 // Size is the memory's current size in bytes.

@@ -10,19 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
-
-// compiledModule is one module content compiled, shared by every instance
-// that runs it.
-type compiledModule struct {
-	digest string // hex SHA-256 of the content
-	cm     wazero.CompiledModule
-	refs   int // instances holding it (under Runtime.mu)
-}
 
 // moduleSource is a parsed spec.Code.
 type moduleSource struct {
@@ -47,94 +37,66 @@ func parseCode(code string) (moduleSource, error) {
 	return moduleSource{Source: src, name: name}, nil
 }
 
-// acquire returns the compiled module of code, holding a reference for the
-// caller (release it with release). The module is downloaded unless cached
-// on disk and compiled unless compiled in memory already.
-func (r *Runtime) acquire(ctx context.Context, code string) (*compiledModule, moduleSource, error) {
-	src, err := parseCode(code)
-	if err != nil {
-		return nil, src, err
-	}
+// acquire returns the file of the module at code and its digest, after
+// checking the code policy: downloaded unless cached, and compiled into
+// wazero's compilation cache on disk unless this runtime did so already,
+// so that the sandbox process (under the instance's CPU limit) only loads
+// machine code.
+func (r *Runtime) acquire(ctx context.Context, src moduleSource) (file, digest string, err error) {
 	if err := r.cfg.Policy.CheckURL("module", src.Source); err != nil {
-		return nil, src, err
+		return "", "", err
 	}
-	// Fast path: the content last cached for this URL is compiled.
-	r.mu.Lock()
-	if d, ok := r.urlDigest[src.URL]; ok && (src.Digest == "" || src.Digest == d) {
-		if m := r.compiled[d]; m != nil {
-			m.refs++
-			r.mu.Unlock()
-			return m, src, nil
-		}
-	}
-	r.mu.Unlock()
 	data, digest, err := r.moduleData(ctx, src)
 	if err != nil {
-		return nil, src, err
+		return "", "", err
 	}
-	r.mu.Lock()
-	r.urlDigest[src.URL] = digest
-	r.mu.Unlock()
-	cm, err := r.compile(ctx, src, data, digest)
-	return cm, src, err
+	if err := r.compile(ctx, src, data, digest); err != nil {
+		return "", "", err
+	}
+	return r.cachePath(src.URL), digest, nil
 }
 
-// release drops a reference to m; the last one closes it. Caller holds mu.
-func (r *Runtime) release(m *compiledModule) {
-	m.refs--
-	if m.refs > 0 {
-		return
-	}
-	if r.compiled[m.digest] == m {
-		delete(r.compiled, m.digest)
-	}
-	if err := m.cm.Close(context.Background()); err != nil {
-		r.log.Warn("close compiled module", "digest", m.digest, "err", err)
-	}
-}
-
-// compile returns the compiled module of data (whose digest is digest),
-// with a reference held.
-func (r *Runtime) compile(ctx context.Context, src moduleSource, data []byte, digest string) (*compiledModule, error) {
+// compile compiles data (whose digest is digest) into the compilation
+// cache on disk, once per content in this runtime, and checks that it is a
+// WASI command. The compiled module is not kept in memory.
+func (r *Runtime) compile(ctx context.Context, src moduleSource, data []byte, digest string) error {
 	unlock := r.compiles.Lock(digest)
 	defer unlock()
 	r.mu.Lock()
-	if m := r.compiled[digest]; m != nil {
-		m.refs++
-		r.mu.Unlock()
-		return m, nil
-	}
+	done := r.compiled[digest]
 	r.mu.Unlock()
-
-	wz, err := r.engine()
-	if err != nil {
-		return nil, err
+	if done {
+		return nil
 	}
 	t0 := time.Now()
+	wz, closeWz, err := newEngine(ctx, r.compDir)
+	if err != nil {
+		return err
+	}
+	defer closeWz()
 	cm, err := wz.CompileModule(ctx, data)
 	if err != nil {
-		return nil, fmt.Errorf("compile module %s: %w", src.URL, err)
+		return fmt.Errorf("compile module %s: %w", src.URL, err)
 	}
-	took := time.Since(t0)
+	defer cm.Close(context.Background())
 	if cm.ExportedFunctions()["_start"] == nil {
-		_ = cm.Close(context.Background())
-		return nil, fmt.Errorf("module %s exports no _start: not a WASI command", src.URL)
+		return fmt.Errorf("module %s exports no _start: not a WASI command", src.URL)
 	}
-	r.log.Info("compiled module", "url", src.URL, "sha256", digest, "bytes", len(data), "took", took.Round(time.Millisecond))
-	m := &compiledModule{digest: digest, cm: cm, refs: 1}
+	r.log.Info("compiled module", "url", src.URL, "sha256", digest, "bytes", len(data), "took", time.Since(t0).Round(time.Millisecond))
 	r.mu.Lock()
-	r.compiled[digest] = m
+	r.compiled[digest] = true
 	r.compilations++
 	r.mu.Unlock()
-	return m, nil
+	return nil
 }
 
 // moduleData returns the module at src (from the cache, else downloaded
 // into it) and its hex SHA-256.
 func (r *Runtime) moduleData(ctx context.Context, src moduleSource) ([]byte, string, error) {
-	unlock := r.fetches.Lock(src.URL)
-	defer unlock()
 	file := r.cachePath(src.URL)
+	unlock := r.fetches.Lock(file) // and the collector (gc.go)
+	defer unlock()
+	runtimes.TouchUsed(file)
 	data, err := os.ReadFile(file)
 	switch {
 	case err == nil && int64(len(data)) <= r.cfg.MaxModuleBytes:

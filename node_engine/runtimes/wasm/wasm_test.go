@@ -13,11 +13,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/testharness"
+	"github.com/thicket-edge/thicket/node_engine/internal/cgroup"
+	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
@@ -34,6 +39,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The runtime runs each module in a sandbox process: this test binary
+	// again, as thicket-node runs itself.
+	if len(os.Args) > 1 && os.Args[1] == wasm.ChildCommand {
+		os.Exit(wasm.RunChild())
+	}
 	code := func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -92,6 +102,7 @@ func openRuntime(t *testing.T, cfg wasm.Config) *wasm.Runtime {
 		if err := rt.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+		removeAll(t, cfg)
 	})
 	if err := rt.Available(context.Background()); err != nil {
 		t.Fatalf("Available: %v", err)
@@ -100,6 +111,25 @@ func openRuntime(t *testing.T, cfg wasm.Config) *wasm.Runtime {
 		t.Fatalf("Virtualization = %q", rt.Virtualization())
 	}
 	return rt
+}
+
+// removeAll removes every instance left under cfg's state directory: the
+// sandboxes outlive their runtime.
+func removeAll(t *testing.T, cfg wasm.Config) {
+	t.Helper()
+	rt, err := wasm.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Errorf("wasm.New to clean up: %v", err)
+		return
+	}
+	defer rt.Close()
+	ctx := context.Background()
+	states, _ := rt.List(ctx)
+	for _, st := range states {
+		if err := rt.Remove(ctx, st.Key); err != nil {
+			t.Errorf("clean up %s: %v", st.Key, err)
+		}
+	}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -220,9 +250,6 @@ func TestRun(t *testing.T) {
 		})
 	}
 	runtimetest.NoEvent(t, rt, 100*time.Millisecond)
-	if n := rt.CompiledModules(); n != 0 {
-		t.Errorf("%d compiled modules held after every instance was removed", n)
-	}
 }
 
 func TestRemoveRunning(t *testing.T) {
@@ -244,11 +271,16 @@ func TestRemoveRunning(t *testing.T) {
 	if again, _ := runtimetest.Find(t, rt, s.Key); again.StartedAt != st.StartedAt || again.Status != wire.StatusRunning {
 		t.Errorf("second Start restarted the instance: %+v", again)
 	}
-	u, err := rt.Usage(ctx, s.Key)
-	if err != nil || u.MemoryMB <= 0 || u.MemoryMB > 64 || u.CPUPercent != 0 {
-		t.Errorf("Usage = %+v, %v; want 0 < MemoryMB <= 64, CPUPercent 0", u, err)
-	}
 	runtimetest.WaitLog(t, rt, s.Key, "sleeping 30 s", 10*time.Second)
+	u, err := rt.Usage(ctx, s.Key)
+	if err != nil || u.MemoryMB <= 0 || u.MemoryMB > 64+wasm.SandboxOverheadMB || u.CPUPercent != 0 {
+		t.Errorf("Usage = %+v, %v; want 0 < MemoryMB <= %d, CPUPercent 0 (first call)", u, err, 64+wasm.SandboxOverheadMB)
+	}
+	t.Logf("Usage of a sleeping module: %+v", u)
+	pid := rt.Pid(s.Key)
+	if pid == 0 {
+		t.Fatal("no sandbox process")
+	}
 	logFile := filepath.Join(rt.Config().StateDir, "wasm", "logs", s.Key+".log")
 	if _, err := os.Stat(logFile); err != nil {
 		t.Errorf("log file: %v", err)
@@ -268,6 +300,9 @@ func TestRemoveRunning(t *testing.T) {
 	}
 	if _, err := os.Stat(logFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("log file after Remove: %v, want none", err)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the sandbox process %d after Remove: kill 0 = %v, want ESRCH", pid, err)
 	}
 	if _, err := rt.Logs(ctx, s.Key, 100); !errors.Is(err, runtimes.ErrNotFound) {
 		t.Errorf("Logs after Remove: %v, want ErrNotFound", err)
@@ -290,7 +325,9 @@ func TestCached(t *testing.T) {
 	name, url := serveApp(t)
 	ctx := testCtx(t)
 
+	// No CPU limit: the times compare caching, not a tenth of a core.
 	a := spec("a.0", url, 0)
+	a.Resources.MilliCPU = 0
 	t0 := time.Now()
 	if err := rt.Start(ctx, a); err != nil {
 		t.Fatalf("Start a: %v", err)
@@ -301,6 +338,7 @@ func TestCached(t *testing.T) {
 	}
 
 	b := spec("b.0", url, 0)
+	b.Resources.MilliCPU = 0
 	t0 = time.Now()
 	if err := rt.Start(ctx, b); err != nil {
 		t.Fatalf("Start b: %v", err)
@@ -316,7 +354,7 @@ func TestCached(t *testing.T) {
 	if got := rt.Compilations(); got != 1 {
 		t.Errorf("%d compilations, want 1", got)
 	}
-	if second > first/4 || second > 250*time.Millisecond {
+	if second > first/2 {
 		t.Errorf("second Start took %v (first %v): not cached?", second, first)
 	}
 
@@ -353,17 +391,17 @@ func TestCached(t *testing.T) {
 		t.Errorf("log of a replaced instance holds %d greetings, want 1:\n%s", n, logs)
 	}
 
-	// Modules do not survive the runtime: a new one holds nothing, and
-	// starts them again from the disk caches.
+	// A new runtime lists the exited instances as they ended, and runs
+	// them again from the disk caches.
 	if err := rt.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	rt2 := openRuntime(t, cfg)
-	if states, err := rt2.List(ctx); err != nil || len(states) != 0 {
-		t.Fatalf("List of a new runtime = %v, %v; want nothing (no adoption)", states, err)
+	if st, ok := runtimetest.Find(t, rt2, a.Key); !ok || st.Status != wire.StatusFailed || st.ExitCode != 5 || st.Spec.Cmd[1] != "5" {
+		t.Fatalf("a in a new runtime: %+v (found %v), want FAILED with code 5", st, ok)
 	}
 	t0 = time.Now()
-	if err := rt2.Start(ctx, a); err != nil {
+	if err := rt2.Start(ctx, a); err != nil { // a new spec again: replaced
 		t.Fatalf("Start after a restart: %v", err)
 	}
 	afterRestart := time.Since(t0)
@@ -452,9 +490,6 @@ func TestStartErrors(t *testing.T) {
 			if states, _ := rt.List(ctx); len(states) != 0 {
 				t.Errorf("a failed Start left %+v", states)
 			}
-			if n := rt.CompiledModules(); n != 0 {
-				t.Errorf("a failed Start left %d compiled modules", n)
-			}
 		})
 	}
 }
@@ -515,23 +550,26 @@ func TestConcurrentStarts(t *testing.T) {
 	}
 }
 
-// TestCloseStopsModules: Close stops running modules and closes Events
-// without an exit event.
-func TestCloseStopsModules(t *testing.T) {
+// TestCloseLeavesModules: Close leaves sandboxes running and closes
+// Events; a new runtime adopts them and reports their end.
+func TestCloseLeavesModules(t *testing.T) {
 	cfg := wasm.Config{StateDir: t.TempDir(), Policy: testPolicy()}
 	rt, err := wasm.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { removeAll(t, cfg) })
 	_, url := serveApp(t)
-	if err := rt.Start(testCtx(t), spec("s.0", url, 0, "sleep", "30")); err != nil {
+	s := spec("s.0", url, 0, "sleep", "3")
+	if err := rt.Start(testCtx(t), s); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	pid := rt.Pid(s.Key)
 	t0 := time.Now()
 	if err := rt.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if d := time.Since(t0); d > 2*time.Second {
+	if d := time.Since(t0); d > time.Second {
 		t.Errorf("Close took %v", d)
 	}
 	if st, ok := <-rt.Events(); ok {
@@ -539,6 +577,22 @@ func TestCloseStopsModules(t *testing.T) {
 	}
 	if err := rt.Start(testCtx(t), spec("s.1", url, 0)); err == nil {
 		t.Error("Start after Close succeeded")
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the sandbox %d after Close: %v, want it running", pid, err)
+	}
+	rt2 := openRuntime(t, cfg)
+	st, ok := runtimetest.Find(t, rt2, s.Key)
+	if !ok || st.Status != wire.StatusRunning || rt2.Pid(s.Key) != pid {
+		t.Fatalf("adopted: %+v (found %v), pid %d; want RUNNING as pid %d", st, ok, rt2.Pid(s.Key), pid)
+	}
+	ev := runtimetest.WaitEvent(t, rt2, s.Key, 30*time.Second)
+	if ev.Status != wire.StatusCompleted {
+		t.Fatalf("the adopted module ended as %+v, want COMPLETED", ev)
+	}
+	logs, _ := rt2.Logs(testCtx(t), s.Key, 1<<20)
+	if !strings.Contains(logs, "slept") {
+		t.Errorf("logs of the adopted module lack its end:\n%s", logs)
 	}
 }
 
@@ -564,5 +618,194 @@ func TestRuntimeOnFirstStart(t *testing.T) {
 	}
 	if _, err := os.Stat(compiled); err != nil {
 		t.Errorf("after the first Start: %v", err)
+	}
+}
+
+// TestCPULimit: a busy-looping module gets its SLA's CPU share and no
+// more, as the kernel accounts it in its cgroup, and Usage says so.
+func TestCPULimit(t *testing.T) {
+	rt := newRuntime(t)
+	_, url := serveApp(t)
+	ctx := testCtx(t)
+	s := spec("spin.0", url, 64, "spin", "30")
+	s.Resources.MilliCPU = 200
+	if err := rt.Start(ctx, s); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	runtimetest.WaitLog(t, rt, s.Key, "spinning 30 s", 30*time.Second)
+	host, err := cgroup.Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := host.Open(rt.CgroupPath(s.Key))
+	if !g.Has(rt.Pid(s.Key)) {
+		t.Fatalf("the sandbox %d is not in its cgroup %s", rt.Pid(s.Key), g.Path())
+	}
+	if _, err := rt.Usage(ctx, s.Key); err != nil {
+		t.Fatalf("Usage: %v", err)
+	}
+	s0, err := g.Stat()
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	const window = 3 * time.Second
+	time.Sleep(window)
+	s1, err := g.Stat()
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	u, err := rt.Usage(ctx, s.Key)
+	if err != nil {
+		t.Fatalf("Usage: %v", err)
+	}
+	used := s1.CPU - s0.CPU
+	t.Logf("CPU used in %v under 200 millicores: %v; Usage %+v", window, used, u)
+	// A fifth of a core, plus a margin of one CFS period.
+	if quota := window / 5; used > quota+100*time.Millisecond || used < quota/2 {
+		t.Errorf("the busy module used %v of CPU in %v; want about %v (its quota)", used, window, quota)
+	}
+	if u.CPUPercent < 10 || u.CPUPercent > 25 {
+		t.Errorf("Usage.CPUPercent = %.1f, want about 20", u.CPUPercent)
+	}
+	if u.MemoryMB <= 0 {
+		t.Errorf("Usage.MemoryMB = %d", u.MemoryMB)
+	}
+	if err := rt.Remove(ctx, s.Key); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if procs, _ := g.Procs(); len(procs) != 0 {
+		t.Errorf("processes left in the cgroup after Remove: %v", procs)
+	}
+}
+
+// TestSandboxProcess: the sandbox sees nothing of the engine's
+// environment, and neither its argv nor its environment hold the
+// instance's (which may be secret); its limits are the SLA's.
+func TestSandboxProcess(t *testing.T) {
+	t.Setenv("THICKET_ENGINE_SECRET", "engine-secret")
+	rt := newRuntime(t)
+	_, url := serveApp(t)
+	ctx := testCtx(t)
+	s := spec("env.0", url, 48, "sleep", "30")
+	s.Environment = []string{"GREETING=instance-secret"}
+	s.Resources.MilliCPU = 1500
+	if err := rt.Start(ctx, s); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	runtimetest.WaitLog(t, rt, s.Key, `GREETING="instance-secret"`, 30*time.Second)
+	pid := rt.Pid(s.Key)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) != 2 || args[1] != wasm.ChildCommand {
+		t.Errorf("sandbox argv = %q, want [<exe> %s]", args, wasm.ChildCommand)
+	}
+	if env := strings.ReplaceAll(string(environ), "\x00", " "); env != "GOMAXPROCS=2 " {
+		t.Errorf("sandbox environment = %q, want only GOMAXPROCS=2", env)
+	}
+	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
+		t.Errorf("sandbox session = %d, %v; want its own (%d)", sid, err, pid)
+	}
+	host, err := cgroup.Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"cpu.max": "150000 100000", "memory.max": fmt.Sprint((48 + wasm.SandboxOverheadMB) << 20), "pids.max": "64"}
+	if !host.V2() {
+		files = map[string]string{"cpu/cpu.cfs_quota_us": "150000", "memory/memory.limit_in_bytes": fmt.Sprint((48 + wasm.SandboxOverheadMB) << 20), "pids/pids.max": "64"}
+	}
+	for f, want := range files {
+		p := filepath.Join("/sys/fs/cgroup", filepath.Dir(f), rt.CgroupPath(s.Key), filepath.Base(f))
+		if got, err := os.ReadFile(p); err != nil || strings.TrimSpace(string(got)) != want {
+			t.Errorf("%s = %q, %v; want %s", p, got, err, want)
+		}
+	}
+}
+
+// TestCacheGC: under a budget, the collector removes the least recently
+// used cached module that no instance holds, never one in use; a removed
+// module is downloaded again when needed.
+func TestCacheGC(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := testCtx(t)
+	usedName, usedURL := serveApp(t)
+	oldName := fmt.Sprintf("old%d.wasm", nameSeq.Add(1))
+	oldURL := server.Add(oldName, returnModule)
+	if err := rt.Start(ctx, spec("used.0", usedURL, 64, "sleep", "60")); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := rt.Start(ctx, spec("old.0", oldURL, 0)); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	runtimetest.WaitEvent(t, rt, "old.0", time.Minute)
+	if err := rt.Remove(ctx, "old.0"); err != nil {
+		t.Fatal(err)
+	}
+	// Both modules were used long ago: only the one no instance holds goes.
+	cache := filepath.Join(rt.Config().StateDir, "wasm", "cache", "modules")
+	files, _ := filepath.Glob(filepath.Join(cache, "*.wasm"))
+	if len(files) != 2 {
+		t.Fatalf("cached modules %v, want 2", files)
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	for _, f := range files {
+		if err := os.Chtimes(f, long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := diskgc.Collector{Budget: 1, Stores: []diskgc.Store{rt.Cache()}}
+	res, err := c.Collect(ctx)
+	if err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	var removed []string
+	for _, it := range res.Removed {
+		removed = append(removed, it.ID)
+	}
+	t.Logf("cache of %d bytes; removed %v (%d bytes)", res.Total, removed, res.Freed)
+	if len(removed) != 1 || !strings.HasPrefix(removed[0], "module/") || res.Freed != int64(len(returnModule)) {
+		t.Fatalf("removed %v (%d bytes), want the unused module only (%d bytes; compiled code used just now stays)", removed, res.Freed, len(returnModule))
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "*.wasm")); len(left) != 1 {
+		t.Errorf("cached modules after Collect: %v, want the one in use", left)
+	}
+	// The module in use still restarts from the cache; the removed one is
+	// downloaded again.
+	if err := rt.Start(ctx, spec("old.1", oldURL, 0)); err != nil {
+		t.Fatalf("Start after Collect: %v", err)
+	}
+	if ev := runtimetest.WaitEvent(t, rt, "old.1", time.Minute); ev.Status != wire.StatusCompleted {
+		t.Fatalf("old.1: %+v", ev)
+	}
+	if got := server.Requests(oldName); got != 2 {
+		t.Errorf("%d requests for the collected module, want 2", got)
+	}
+	if got := server.Requests(usedName); got != 1 {
+		t.Errorf("%d requests for the module in use, want 1", got)
+	}
+}
+
+// TestSandboxKilledForMemory: a sandbox that needs more than its cgroup's
+// memory (here: a sandbox allowance too small for its own runtime) is
+// killed by the kernel, and the error says so with the limit.
+func TestSandboxKilledForMemory(t *testing.T) {
+	rt := newRuntime(t, func(c *wasm.Config) { c.OverheadMB = 1 })
+	_, url := serveApp(t)
+	err := rt.Start(testCtx(t), spec("oom.0", url, 4, "sleep", "30"))
+	if err == nil {
+		t.Fatal("a sandbox limited to 5 MiB started")
+	}
+	t.Logf("error: %v", err)
+	if !strings.Contains(err.Error(), "out of memory: killed by the kernel at the sandbox's memory limit of 5 MiB") {
+		t.Errorf("error %q does not say that the kernel killed it at its memory limit", err)
+	}
+	if states, _ := rt.List(testCtx(t)); len(states) != 0 {
+		t.Errorf("a failed Start left %+v", states)
 	}
 }

@@ -9,6 +9,8 @@
 //	                    running module)
 //	wasmapp alloc MB    allocates and touches MB MiB, then exits 0 (to test
 //	                    the memory limit: fails under a smaller one)
+//	wasmapp spin S      busy-loops for S seconds, then exits 0 (to test the
+//	                    CPU limit)
 //
 // It is plain Go and also builds for the host, so that `go vet` covers it.
 package main
@@ -48,6 +50,15 @@ func main() {
 			sum += int(b[i])
 		}
 		fmt.Printf("allocated %d MiB (%d pages touched)\n", mb, sum)
+	case "spin":
+		secs := intArg(args)
+		fmt.Printf("spinning %d s\n", secs)
+		end := time.Now().Add(time.Duration(secs) * time.Second)
+		n := 0
+		for time.Now().Before(end) {
+			n++
+		}
+		fmt.Printf("spun %d times\n", n)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", args[0])
 		os.Exit(64)
