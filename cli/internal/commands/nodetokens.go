@@ -26,11 +26,7 @@ func (c *NodeTokenListCmd) Run(e *Env) error {
 	return list(e, func(cl *api.Client) ([]api.NodeToken, error) { return cl.NodeTokens(e.Ctx, c.Cluster) },
 		[]string{"ID", "STATE", "EXPIRES", "SINGLE_USE", "NODE", "USED_BY", "CREATED"},
 		func(t api.NodeToken) []string {
-			exp := "never"
-			if t.ExpiresAt != nil {
-				exp = t.ExpiresAt.Local().Format(time.DateTime)
-			}
-			return []string{t.ID, t.State, exp, yesNo(t.SingleUse), t.NodeName, t.UsedBy, t.CreatedAt.Local().Format(time.DateTime)}
+			return []string{t.ID, t.State, expiresAt(t.ExpiresAt), yesNo(t.SingleUse), t.NodeName, t.UsedBy, t.CreatedAt.Local().Format(time.DateTime)}
 		})
 }
 
@@ -57,12 +53,7 @@ func (c *NodeTokenCreateCmd) Run(e *Env) error {
 	if e.json() {
 		return writeJSON(e.Out, t)
 	}
-	what := []string{"for cluster " + t.Cluster}
-	if t.ExpiresAt != nil {
-		what = append(what, "expires "+t.ExpiresAt.Local().Format(time.DateTime))
-	} else {
-		what = append(what, "never expires")
-	}
+	what := []string{"for cluster " + t.Cluster, expirySentence(t.ExpiresAt)}
 	if t.SingleUse {
 		what = append(what, "single-use")
 	}
@@ -103,4 +94,20 @@ func (c *NodeTokenRevokeCmd) Run(e *Env) error {
 	}
 	fmt.Fprintf(e.Out, "node join token %s of cluster %s revoked\n", c.Token, c.Cluster)
 	return nil
+}
+
+// expiresAt is when a token expires, for a table, or "never".
+func expiresAt(at *time.Time) string {
+	if at == nil {
+		return "never"
+	}
+	return at.Local().Format(time.DateTime)
+}
+
+// expirySentence says when a token expires, or that it never does.
+func expirySentence(at *time.Time) string {
+	if at == nil {
+		return "never expires"
+	}
+	return "expires " + expiresAt(at)
 }

@@ -26,22 +26,29 @@ type NodeToken struct {
 	UsedBy string
 }
 
-// States of a node token (as of a time).
+// States of a join token (as of a time).
 const (
-	NodeTokenActive  = "active"
-	NodeTokenExpired = "expired"
-	NodeTokenSpent   = "spent"
+	TokenActive  = "active"
+	TokenExpired = "expired"
+	TokenSpent   = "spent"
 )
 
 // State is the token's state at now.
 func (t *NodeToken) State(now time.Time) string {
+	return TokenState(t.SingleUse, t.UsedAt, t.ExpiresAt, now)
+}
+
+// TokenState is the state at now of a join token (cluster or node): spent
+// once a single-use one was used, else expired from its expiry on, else
+// active.
+func TokenState(singleUse bool, usedAt, expiresAt *time.Time, now time.Time) string {
 	switch {
-	case t.SingleUse && t.UsedAt != nil:
-		return NodeTokenSpent
-	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
-		return NodeTokenExpired
+	case singleUse && usedAt != nil:
+		return TokenSpent
+	case expiresAt != nil && !now.Before(*expiresAt):
+		return TokenExpired
 	}
-	return NodeTokenActive
+	return TokenActive
 }
 
 // NodeTokenKeep is how long a cluster still lists a token that expired or

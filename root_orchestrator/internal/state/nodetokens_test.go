@@ -51,10 +51,10 @@ func TestNodeTokens(t *testing.T) {
 	if WireNodeTokens(sn.Cluster(c2)) != nil {
 		t.Error("the token travels to another cluster")
 	}
-	if st := sn.Cluster(c1).NodeTokens[0].State(time.Now()); st != NodeTokenActive {
+	if st := sn.Cluster(c1).NodeTokens[0].State(time.Now()); st != TokenActive {
 		t.Errorf("state %s; want active", st)
 	}
-	if st := sn.Cluster(c1).NodeTokens[0].State(time.Now().Add(2 * time.Hour)); st != NodeTokenExpired {
+	if st := sn.Cluster(c1).NodeTokens[0].State(time.Now().Add(2 * time.Hour)); st != TokenExpired {
 		t.Errorf("state in 2h %s; want expired", st)
 	}
 
@@ -74,7 +74,7 @@ func TestNodeTokens(t *testing.T) {
 	if got.CAPin != "sha256:"+strings.Repeat("a", 64) {
 		t.Errorf("the cluster's pin is %q", got.CAPin)
 	}
-	if u := got.NodeTokens[0]; u.UsedAt == nil || !u.UsedAt.Equal(at) || u.UsedBy != "w1" || u.State(time.Now()) != NodeTokenSpent {
+	if u := got.NodeTokens[0]; u.UsedAt == nil || !u.UsedAt.Equal(at) || u.UsedBy != "w1" || u.State(time.Now()) != TokenSpent {
 		t.Errorf("after the use the token is %+v; want spent by w1", u)
 	}
 	if mid.Cluster(c1).NodeTokens[0].UsedAt != nil {

@@ -5,6 +5,7 @@
 import * as api from '../api.js';
 import { Region, empty, field, h, pageHeader, setFieldError, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
+import { installCommand, secretRow } from '../secret.js';
 
 export function mount(ctx) {
   const cluster = ctx.params.clusterId;
@@ -65,32 +66,14 @@ export function mount(ctx) {
   }
 
   async function showOnce(t) {
-    const input = h('input', { class: 'token-value', id: 'new-node-token', readOnly: true, value: t.token, spellcheck: 'false', onfocus: (e) => e.target.select() });
-    const copied = h('span', { class: 'muted small', role: 'status' });
-    const copy = h('button', {
-      type: 'button', class: 'btn btn-secondary',
-      onclick: async () => {
-        input.focus();
-        input.select();
-        try {
-          await navigator.clipboard.writeText(t.token);
-          copied.textContent = 'Copied.';
-        } catch {
-          copied.textContent = 'Press Ctrl+C (or ⌘C) to copy.';
-        }
-      },
-    }, 'Copy');
+    const { input, row } = secretRow('new-node-token', 'Node join token', t.token);
     // The token goes into a file, not onto a command line (ps, shell
     // history). The worker checks the root's CA against its pin before it
     // downloads anything; thicket-node checks the cluster's CA against the
     // pin the token carries.
     const pin = await rootPin();
     const args = `--cluster-url ${t.cluster_url || 'https://CLUSTER:10100'} --token-file node-join-token${t.node_name ? ` --name ${t.node_name}` : ''}`;
-    const install = pin
-      ? `{ curl -sfk ${location.origin}/ca.crt -o root-ca.crt && test "$(sed /-----/d root-ca.crt | base64 -d | sha256sum | cut -c1-64)" = ${pin} ||\n` +
-        `  { echo "refused ${location.origin}: no CA with the pin there (a man in the middle, or not reachable)" >&2; false; }; } &&\n` +
-        `  curl -sfL --cacert root-ca.crt ${location.origin}/install/worker.sh | sh -s -- --ca-file root-ca.crt ${args}`
-      : `curl -sfL ${location.origin}/install/worker.sh | sh -s -- ${args}`;
+    const install = installCommand(pin, 'worker.sh', args);
     const cmd = `umask 077; cat > node-join-token   # paste the token, then Ctrl+D\n` + install;
     const limits = [t.expires_at ? `It expires ${time(t.expires_at)}.` : 'It never expires.',
       t.single_use ? 'It admits one node.' : '', t.node_name ? `Only a node named ${t.node_name} can use it.` : '',
@@ -101,7 +84,7 @@ export function mount(ctx) {
         h('h2', { class: 'section-title', id: 'new-node-token-title' }, `New node join token ${t.id}`),
         h('button', { type: 'button', class: 'btn btn-quiet btn-icon', 'aria-label': 'Hide the token', onclick: () => { shown = null; reveal.replaceChildren(); } }, '×')),
       h('p', null, h('strong', null, 'Copy it now: it is shown only this once.'), ' The root keeps only its hash. ', limits),
-      h('div', { class: 'token-row' }, h('label', { class: 'sr-only', for: 'new-node-token' }, 'Node join token'), input, copy, copied),
+      row,
       h('p', { class: 'muted small' }, 'On the worker, save it in a file and run the installer with it:'),
       h('pre', { class: 'cmd', dataset: { role: 'worker-command' } }, cmd)));
     input.focus();
