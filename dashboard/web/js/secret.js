@@ -1,8 +1,15 @@
-// What the join token pages share: a secret shown once with a Copy button,
-// and the command that runs one of the root's install scripts on another
-// machine (over HTTPS it first checks the root's CA against its pin, then
-// trusts that CA only).
+// What the join token pages share: the lifetime choice, a secret shown
+// once with a Copy button, and the command that runs one of the root's
+// install scripts on another machine (over HTTPS it first checks the root's
+// CA against its pin, then trusts that CA only).
 import { h } from './dom.js';
+
+/** expiresSelect chooses a token's lifetime: 24 hours unless changed; never only when chosen. */
+export function expiresSelect() {
+  return h('select', { name: 'expires_in' },
+    h('option', { value: '1h' }, '1 hour'), h('option', { value: '24h', selected: true }, '24 hours'),
+    h('option', { value: '168h' }, '7 days'), h('option', { value: '720h' }, '30 days'), h('option', { value: 'never' }, 'Never'));
+}
 
 /** secretRow is a read-only field holding value, with a Copy button. */
 export function secretRow(id, label, value) {

@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 import { Region, empty, field, h, pageHeader, setFieldError, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
-import { installCommand, secretRow } from '../secret.js';
+import { expiresSelect, installCommand, secretRow } from '../secret.js';
 
 export function mount(ctx) {
   const list = h('div', null, h('p', { class: 'muted loading' }, 'Loading tokens…'));
@@ -12,9 +12,7 @@ export function mount(ctx) {
   const reveal = h('div', { class: 'token-reveal-slot', 'aria-live': 'polite' });
 
   const name = h('input', { name: 'name', autocomplete: 'off', maxlength: 100, placeholder: 'e.g. site-munich' });
-  const expires = h('select', { name: 'expires_in' },
-    h('option', { value: '1h' }, '1 hour'), h('option', { value: '24h', selected: true }, '24 hours'),
-    h('option', { value: '168h' }, '7 days'), h('option', { value: '720h' }, '30 days'), h('option', { value: 'never' }, 'Never'));
+  const expires = expiresSelect();
   const clusterName = h('input', { name: 'cluster_name', autocomplete: 'off', maxlength: 64, placeholder: 'any' });
   const singleUse = h('input', { type: 'checkbox', name: 'single_use', id: 'token-single-use' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create token');
