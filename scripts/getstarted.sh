@@ -138,6 +138,12 @@ detect_init() {
 	if [ -n "$recorded" ] && [ "$recorded" != "$INIT" ] && [ -s "$RUN/services" ]; then
 		die "$DATA runs as $recorded; stop it first (--stop) to switch to $INIT"
 	fi
+}
+
+# record_init makes the state directories and records the init mode: only
+# once the binaries passed their checks (install_bins), so that a refused
+# download leaves nothing behind.
+record_init() {
 	mkdir -p "$RUN" "$LOGS" "$ETC"
 	chmod 700 "$DATA" "$ETC"
 	printf '%s\n' "$INIT" >"$RUN/init"
@@ -348,6 +354,7 @@ fetch_bins() {
 # install_bins DIR: installs the binaries in DIR into PREFIX, each by an
 # atomic rename and only if it differs; CHANGED_BINS lists those replaced.
 install_bins() {
+	record_init
 	mkdir -p "$PREFIX"
 	for f in "$1"/*; do
 		[ -f "$f" ] || continue

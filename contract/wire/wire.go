@@ -40,6 +40,10 @@ import (
 // /api/node/certificate): a node without a CSR gets no certificate and
 // keeps password-only MQTT; a cluster without them answers no certificate
 // and the node goes on without one.
+// So did ClusterDesired.NodeTokens, ClusterSync.NodeTokenUses and
+// ClusterSync.CAPin (nodetokens.go): an earlier root sends no node tokens
+// (its clusters take only their own file token) and ignores the uses and
+// the pin.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -605,6 +609,13 @@ type ClusterSync struct {
 	// Events are what happened to its instances, on its nodes and in the
 	// cluster, since the last sync the root took (at most MaxEvents).
 	Events []Event `json:"events,omitempty"`
+	// NodeTokenUses are the single-use node tokens this cluster admitted a
+	// node with that the root does not list as used yet (sent until it
+	// does).
+	NodeTokenUses []NodeTokenUse `json:"node_token_uses,omitempty"`
+	// CAPin is the pin of the cluster's CA (pki), which node tokens the
+	// root prints carry; empty for a plain-text cluster.
+	CAPin string `json:"ca_pin,omitempty"`
 }
 
 // Event is one thing that happened to an instance, told by the tier that
@@ -690,4 +701,9 @@ type ClusterDesired struct {
 	// instances elsewhere. Came later within v1: an earlier cluster
 	// ignores it (its nodes stay until it is deleted).
 	DeletedNodes []string `json:"deleted_nodes,omitempty"`
+	// NodeTokens are all the node join tokens the root issued for this
+	// cluster and has not revoked (full sets and deltas alike): the
+	// cluster admits nodes by them besides its own file token. Absent:
+	// none (a revoked token is one that is no longer listed).
+	NodeTokens []NodeToken `json:"node_tokens,omitempty"`
 }

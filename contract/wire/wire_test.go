@@ -318,8 +318,9 @@ var (
 		HostIP: "192.0.2.10", HostPort: 18080, InstanceIP: "10.64.1.2", ExitCode: 137, Restarts: 2, StartedAt: at,
 		CPUPercent: 3.5, MemoryMB: 42, Logs: "listening\n", JobsVersion: 4, Jobs: []string{"cam-2"}, RestartAt: at.Add(4 * time.Second),
 		Implementation: "va-wasm", Choice: []string{"va-wasm (wasm): chosen (node n1)"}}
-	fullEvent   = Event{Key: "web.3", Time: at, Source: "node", Message: "exited with code 3"}
-	fullNetwork = NodeNetwork{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01",
+	fullEvent     = Event{Key: "web.3", Time: at, Source: "node", Message: "exited with code 3"}
+	fullNodeToken = NodeToken{ID: "ab12cd34", Hash: "ab12cd34ef", ExpiresAt: &at, SingleUse: true, NodeName: "w1", UsedAt: &at, UsedBy: "w1"}
+	fullNetwork   = NodeNetwork{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01",
 		PublicIP: "192.0.2.10", PublicPort: 4789}
 	fullNode = NodeInfo{ID: "n1", Name: "edge-1", Arch: "arm64", Virtualizations: []string{"container", "unikernel"},
 		Capacity: Resources{4000, 4096, 1}, Reserved: Resources{1000, 128, 1}, UsedPorts: []string{"18080/tcp"},
@@ -350,11 +351,13 @@ var messages = []any{
 	ClusterRegisterRequest{Version: Version, Name: "c1", Location: "lab", Address: "192.0.2.1", Port: 10100, Credential: "c-1.secret"},
 	ClusterRegisterResponse{ClusterID: "c-1", Credential: "cred", Block: "10.64.0.0/16"},
 	ClusterSync{Version: Version, Nodes: []NodeInfo{fullNode}, Instances: []InstanceStatus{fullStatus}, Generation: 9,
-		Delta: true, Epoch: "e1", GoneNodes: []string{"n9"}, WantBlocks: 1, Events: []Event{fullEvent}},
+		Delta: true, Epoch: "e1", GoneNodes: []string{"n9"}, WantBlocks: 1, Events: []Event{fullEvent},
+		NodeTokenUses: []NodeTokenUse{{ID: "ab12cd34", Node: "w1", At: at}}, CAPin: "sha256:00"},
 	ClusterSyncAck{Version: Version, Epoch: "e1", Resync: true, SyncIntervalMS: 2000},
 	ClusterDesired{Version: Version, Generation: 9, Epoch: "e1", Delta: true, Instances: []InstanceSpec{fullSpec},
 		Removed: []string{"web.1"}, NetworkUnchanged: true, SyncIntervalMS: 2000, Block: "10.64.0.0/16",
-		Blocks: []string{"10.64.0.0/16", "10.65.0.0/16"}, Network: fullOverlay, DeletedNodes: []string{"n9"}},
+		Blocks: []string{"10.64.0.0/16", "10.65.0.0/16"}, Network: fullOverlay, DeletedNodes: []string{"n9"},
+		NodeTokens: []NodeToken{fullNodeToken}},
 }
 
 // unset returns the paths of the fields of v that hold their zero value,

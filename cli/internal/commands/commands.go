@@ -36,18 +36,19 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Login   LoginCmd   `cmd:"" help:"Log in and save the session in the config directory."`
-	Logout  LogoutCmd  `cmd:"" help:"End the saved session at the server and forget it."`
-	Apply   ApplyCmd   `cmd:"" help:"Create the applications of an SLA, start instances and wait until they run."`
-	Get     GetCmd     `cmd:"" help:"List applications, services, instances, clusters or nodes."`
-	Scale   ScaleCmd   `cmd:"" help:"Add or remove instances of a service until it has N, then wait until they run."`
-	Logs    LogsCmd    `cmd:"" help:"Print (or follow) the output of an instance."`
-	Events  EventsCmd  `cmd:"" help:"Print what happened to a service's instances (placed, started, exited, restarting, node lost, ...)."`
-	Delete  DeleteCmd  `cmd:"" help:"Delete an application (with its services) or a service."`
-	Status  StatusCmd  `cmd:"" help:"Show the server's health, the session and a summary of what runs."`
-	Token   TokenCmd   `cmd:"" aliases:"tokens" help:"List, create and revoke cluster join tokens (admins)."`
-	Jobs    JobsCmd    `cmd:"" help:"Show and change a service's job list, shared among its instances."`
-	Version VersionCmd `cmd:"" help:"Print the CLI's version."`
+	Login     LoginCmd     `cmd:"" help:"Log in and save the session in the config directory."`
+	Logout    LogoutCmd    `cmd:"" help:"End the saved session at the server and forget it."`
+	Apply     ApplyCmd     `cmd:"" help:"Create the applications of an SLA, start instances and wait until they run."`
+	Get       GetCmd       `cmd:"" help:"List applications, services, instances, clusters or nodes."`
+	Scale     ScaleCmd     `cmd:"" help:"Add or remove instances of a service until it has N, then wait until they run."`
+	Logs      LogsCmd      `cmd:"" help:"Print (or follow) the output of an instance."`
+	Events    EventsCmd    `cmd:"" help:"Print what happened to a service's instances (placed, started, exited, restarting, node lost, ...)."`
+	Delete    DeleteCmd    `cmd:"" help:"Delete an application (with its services) or a service."`
+	Status    StatusCmd    `cmd:"" help:"Show the server's health, the session and a summary of what runs."`
+	Token     TokenCmd     `cmd:"" aliases:"tokens" help:"List, create and revoke cluster join tokens (admins)."`
+	Jobs      JobsCmd      `cmd:"" help:"Show and change a service's job list, shared among its instances."`
+	NodeToken NodeTokenCmd `cmd:"" name:"node-token" aliases:"node-tokens" help:"List, create and revoke a cluster's node join tokens (admins)."`
+	Version   VersionCmd   `cmd:"" help:"Print the CLI's version."`
 }
 
 // Env is what commands run with: the parsed globals, standard streams and

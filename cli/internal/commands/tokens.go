@@ -23,11 +23,7 @@ func (c *TokenListCmd) Run(e *Env) error {
 	return list(e, func(cl *api.Client) ([]api.JoinToken, error) { return cl.JoinTokens(e.Ctx) },
 		[]string{"ID", "NAME", "STATE", "EXPIRES", "SINGLE_USE", "CLUSTER", "USED_BY", "CREATED"},
 		func(t api.JoinToken) []string {
-			exp := "never"
-			if t.ExpiresAt != nil {
-				exp = t.ExpiresAt.Local().Format(time.DateTime)
-			}
-			return []string{t.ID, t.Name, t.State, exp, yesNo(t.SingleUse), t.ClusterName, t.UsedBy,
+			return []string{t.ID, t.Name, t.State, expiresAt(t.ExpiresAt), yesNo(t.SingleUse), t.ClusterName, t.UsedBy,
 				t.CreatedAt.Local().Format(time.DateTime)}
 		})
 }
@@ -54,12 +50,7 @@ func (c *TokenCreateCmd) Run(e *Env) error {
 	if e.json() {
 		return writeJSON(e.Out, t)
 	}
-	var what []string
-	if t.ExpiresAt != nil {
-		what = append(what, "expires "+t.ExpiresAt.Local().Format(time.DateTime))
-	} else {
-		what = append(what, "never expires")
-	}
+	what := []string{expirySentence(t.ExpiresAt)}
 	if t.SingleUse {
 		what = append(what, "single-use")
 	}

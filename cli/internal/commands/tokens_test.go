@@ -41,7 +41,12 @@ func (f *fakeTokenRoot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`[{"id":"id-solo","name":"solo","created_at":"2026-01-01T00:00:00Z","expires_at":null,"single_use":false,"state":"active"},
 			{"id":"id-dup1","name":"dup","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-02T00:00:00Z","single_use":true,"used_by":"edge9","state":"spent"},
 			{"id":"id-dup2","name":"dup","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-02T00:00:00Z","single_use":false,"state":"expired"}]`))
-	case "DELETE /api/clusters/tokens/id-solo", "DELETE /api/clusters/edge1":
+	case "POST /api/clusters/edge1/node-tokens":
+		_, _ = w.Write([]byte(`{"id":"ee12cd34","created_at":"2026-01-01T00:00:00Z","expires_at":null,"single_use":true,"node_name":"w1",` +
+			`"state":"active","token":"thk1aa::thn_secret","pinned":true,"cluster":"edge1","cluster_url":"https://192.0.2.1:10100"}`))
+	case "GET /api/clusters/edge1/node-tokens":
+		_, _ = w.Write([]byte(`[{"id":"ee12cd34","created_at":"2026-01-01T00:00:00Z","expires_at":null,"single_use":true,"node_name":"w1","used_by":"w1","state":"spent"}]`))
+	case "DELETE /api/clusters/tokens/id-solo", "DELETE /api/clusters/edge1", "DELETE /api/clusters/edge1/node-tokens/ee12cd34":
 		_, _ = w.Write([]byte(`{"message":"ok"}`))
 	default:
 		w.WriteHeader(http.StatusNotFound)
@@ -84,6 +89,15 @@ func TestTokenAndClusterCommands(t *testing.T) {
 		{[]string{"token", "revoke", "solo"}, ExitOK, "join token id-solo revoked", "", "DELETE /api/clusters/tokens/id-solo"},
 		{[]string{"token", "revoke", "dup"}, ExitError, "", "2 join tokens are named", "GET /api/clusters/tokens"},
 		{[]string{"token", "revoke", "nosuch"}, ExitError, "", `no join token "nosuch"`, "GET /api/clusters/tokens"},
+		{[]string{"node-token", "create", "--cluster", "edge1", "--single-use", "--node", "w1", "--expires-in", "never"}, ExitOK, "thk1aa::thn_secret\n",
+			"--cluster-url https://192.0.2.1:10100 --token-file node-join-token --name w1",
+			`POST /api/clusters/edge1/node-tokens {"expires_in":"never","single_use":true,"node_name":"w1"}`},
+		{[]string{"node-token", "create", "--cluster", "edge1"}, ExitOK, "thn_secret", "", `POST /api/clusters/edge1/node-tokens {"expires_in":"24h"}`},
+		{[]string{"node-token", "create"}, ExitUsage, "", "missing flags: --cluster", `POST /api/clusters/edge1/node-tokens {"expires_in":"24h"}`},
+		{[]string{"node-token", "list", "--cluster", "edge1"}, ExitOK, "spent", "", "GET /api/clusters/edge1/node-tokens"},
+		{[]string{"node-token", "revoke", "--cluster", "edge1", "ee12cd34"}, ExitOK, "node join token ee12cd34 of cluster edge1 revoked", "",
+			"DELETE /api/clusters/edge1/node-tokens/ee12cd34"},
+		{[]string{"node-token", "revoke", "--cluster", "edge1", "nosuch"}, ExitError, "", "revoke node join token nosuch", "DELETE /api/clusters/edge1/node-tokens/nosuch"},
 		{[]string{"delete", "cluster", "edge1"}, ExitOK, "cluster edge1 deleted", "", "DELETE /api/clusters/edge1"},
 		{[]string{"delete", "cluster", "other"}, ExitError, "", "delete cluster other", "DELETE /api/clusters/other"},
 	} {

@@ -39,7 +39,7 @@ type cli struct {
 	MongoURL      string        `env:"THICKET_MONGO_URL" help:"MongoDB URL; empty starts the embedded store under --data-dir. A URL with a password belongs in --mongo-url-file."`
 	MongoURLFile  string        `name:"mongo-url-file" env:"THICKET_MONGO_URL_FILE" help:"File holding the MongoDB URL (keeps its credentials out of the process list)."`
 	MongoDatabase string        `default:"thicket_cluster" env:"THICKET_MONGO_DATABASE" help:"Database name."`
-	NodeJoinToken string        `env:"THICKET_NODE_JOIN_TOKEN" help:"Token nodes register with; empty uses <data-dir>/node-join-token, generated on first start and holding the pin of the cluster's CA. Prefer --node-join-token-file."`
+	NodeJoinToken string        `help:"The cluster's own token nodes register with (its bootstrap token; the root issues expiring node tokens too); empty uses <data-dir>/node-join-token, generated on first start and holding the pin of the cluster's CA. Prefer --node-join-token-file (not read from the environment)."`
 	NodeTokenFile string        `name:"node-join-token-file" env:"THICKET_NODE_JOIN_TOKEN_FILE" help:"File holding the token nodes register with (instead of --node-join-token)."`
 	NodeGrace     time.Duration `default:"3s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before it is lost: its instances become UNKNOWN, and are replaced as their services' disconnect policies say."`
 	AcceptShrink  bool          `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set from the root even when it drops most of this cluster's instances without listing them as removed (by default they are held running: a root that lost its store cannot wipe the cluster)."`
@@ -60,6 +60,10 @@ type tlsFlags struct {
 	NodeCertTTL       time.Duration `name:"node-cert-ttl" default:"168h" env:"THICKET_NODE_CERT_TTL" help:"Validity of the client certificate the cluster's CA issues each node (at registration; nodes renew at two thirds of it). At least 10s."`
 	MQTTCAFile        string        `name:"mqtt-ca-file" env:"THICKET_MQTT_CA_FILE" help:"CA (PEM) that issued an external mqtts:// broker's certificate: the cluster verifies the broker with it and hands it to nodes at registration (default: the system's roots)."`
 }
+
+// nodeTokenEnv is the variable earlier versions took the node join token
+// from: refused, so that a token set there is not silently ignored.
+const nodeTokenEnv = "THICKET_NODE_JOIN_TOKEN"
 
 func main() {
 	var c cli
@@ -89,6 +93,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv(nodeTokenEnv) != "" {
+		// Secrets stay out of the environment (docker inspect, /proc/PID/environ).
+		log.Error(nodeTokenEnv + " is no longer read: put the token in a file (mode 0600) and give it as --node-join-token-file (THICKET_NODE_JOIN_TOKEN_FILE)")
+		os.Exit(2)
+	}
 	if c.JoinToken != "" && c.JoinTokenFile != "" {
 		log.Error("--join-token and --join-token-file: " + secretfile.ErrBoth.Error())
 		os.Exit(2)
@@ -104,7 +113,7 @@ func main() {
 	}{
 		{secretfile.Flag{Name: "mqtt-url", Env: "THICKET_MQTT_URL", Value: c.MQTTURL, File: c.MQTTURLFile}, &c.MQTTURL, strings.Contains(c.MQTTURL, "@")},
 		{secretfile.Flag{Name: "mongo-url", Env: "THICKET_MONGO_URL", Value: c.MongoURL, File: c.MongoURLFile}, &c.MongoURL, strings.Contains(c.MongoURL, "@")},
-		{secretfile.Flag{Name: "node-join-token", Env: "THICKET_NODE_JOIN_TOKEN", Value: c.NodeJoinToken, File: c.NodeTokenFile}, &c.NodeJoinToken, true},
+		{secretfile.Flag{Name: "node-join-token", Value: c.NodeJoinToken, File: c.NodeTokenFile}, &c.NodeJoinToken, true},
 	} {
 		l := log
 		if !f.warn {

@@ -25,7 +25,6 @@ import (
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/jsonhttp"
 	"github.com/thicket-edge/thicket/internal/pki"
-	"github.com/thicket-edge/thicket/internal/secretfile"
 )
 
 // NameRE is the form of a node name.
@@ -51,6 +50,10 @@ type Config struct {
 	// one the system's roots trust.
 	MQTTCAPEM      string
 	ReportInterval time.Duration
+	// Tokens, if set, decides which tokens admit a node (the cluster's
+	// own and the root's node tokens, see package nodetokens); nil: only
+	// JoinToken does.
+	Tokens Admitter
 	// Metrics serves GET /metrics (nil: not served); see package
 	// metricsauth.
 	Metrics http.Handler
@@ -66,12 +69,16 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 	if err != nil || want == "" {
 		want = cfg.JoinToken
 	}
+	tokens := cfg.Tokens
+	if tokens == nil {
+		tokens = onlyToken(want)
+	}
 	mux.HandleFunc("POST /api/node/register", func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if _, secret, err := pki.ParseJoinToken(tok); err == nil {
 			tok = secret
 		}
-		if want == "" || !secretfile.Equal(tok, want) {
+		if !tokens.Known(tok) {
 			writeErr(w, http.StatusUnauthorized, "invalid node join token", "")
 			return
 		}
@@ -110,12 +117,20 @@ func Handler(cfg Config, reg Registrar, log *slog.Logger) http.Handler {
 				return
 			}
 		}
+		undo, ok := admit(w, r, tokens, tok, req, reg, log)
+		if !ok {
+			return
+		}
 		pw, err := randomPassword()
 		if err != nil {
+			undo(context.WithoutCancel(r.Context()))
 			writeErr(w, http.StatusInternalServerError, "internal error", "")
 			return
 		}
 		id, err := reg.RegisterNode(r.Context(), req, pw)
+		if err != nil {
+			undo(context.WithoutCancel(r.Context()))
+		}
 		var deleted interface{ NodeDeleted() string }
 		if errors.As(err, &deleted) {
 			log.Warn("node registration refused: the node was deleted", "node", req.Name, "id", deleted.NodeDeleted(), "from", r.RemoteAddr)

@@ -76,6 +76,18 @@ type Config struct {
 	// AllowPlaintext allows an http:// RootURL (development only; see
 	// trust.go).
 	AllowPlaintext bool
+	// NodeTokens, if set, takes the root's node tokens and tells the uses
+	// of single-use ones (package nodetokens).
+	NodeTokens NodeTokens
+	// CAPin is the pin of the cluster's CA, told the root with every sync
+	// so that the node tokens it prints carry it ("": plain text).
+	CAPin string
+}
+
+// NodeTokens is what the link needs of the cluster's node token keeper.
+type NodeTokens interface {
+	SetTokens(ctx context.Context, list []wire.NodeToken) error
+	Pending() []wire.NodeTokenUse
 }
 
 // Link syncs a cluster with the root.
@@ -237,6 +249,11 @@ func (l *Link) watch(ctx context.Context) {
 		if _, err := l.c.DeleteNodes(ctx, ans.DeletedNodes); err != nil {
 			l.log.Warn("delete the nodes the root lists as deleted", "err", err)
 		}
+		if l.cfg.NodeTokens != nil {
+			if err := l.cfg.NodeTokens.SetTokens(ctx, ans.NodeTokens); err != nil {
+				l.log.Warn("take the root's node join tokens", "err", err)
+			}
+		}
 		specs, network, _ := d.apply(ans)
 		switch {
 		case !delta:
@@ -302,6 +319,10 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 	req.WantBlocks = l.askBlocks(now)
 	l.events = wire.AppendEvents(l.events, maxPendingEvents, l.c.TakeEvents()...)
 	req.Events = l.events[:min(len(l.events), wire.MaxEvents)]
+	req.CAPin = l.cfg.CAPin
+	if l.cfg.NodeTokens != nil {
+		req.NodeTokenUses = l.cfg.NodeTokens.Pending()
+	}
 	var ack wire.ClusterSyncAck
 	err := l.post(ctx, "/api/cluster/sync", l.id.Credential, req, &ack)
 	if err == nil { // the root took them (also when it asks for a resync)

@@ -130,6 +130,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err != nil {
 		return err
 	}
+	tokens, err := nodeTokens(ctx, nodeToken, st)
+	if err != nil {
+		return err
+	}
 	metricsToken, err := metricsauth.Token(cfg.MetricsTokenFile, cfg.DataDir)
 	if err != nil {
 		return err
@@ -238,7 +242,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	hs := &http.Server{
 		Handler: nodeapi.Handler(nodeapi.Config{JoinToken: nodeToken, Metrics: metricsauth.Handler(metricsToken), MQTTURL: nodeMQTTURL,
-			MQTTCAPEM: nodeMQTTCA, ReportInterval: cfg.ReportEvery, Certs: issuer}, m, log),
+			MQTTCAPEM: nodeMQTTCA, ReportInterval: cfg.ReportEvery, Certs: issuer, Tokens: tokens}, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A node that fails to verify this server closes the handshake:
 		// the node logs why, the cluster need not.
@@ -255,6 +259,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		port := ln.Addr().(*net.TCPAddr).Port
 		link, err := rootsync.New(ctx, rootsync.Config{
 			RootURL: cfg.RootURL, JoinToken: cfg.JoinToken, Interval: time.Second, AllowPlaintext: cfg.InsecurePlaintextRoot,
+			NodeTokens: tokens, CAPin: pin,
 			Register: wire.ClusterRegisterRequest{Name: cfg.Name, Location: cfg.Location, Address: cfg.AdvertiseAddr, Port: port},
 		}, st, m, log)
 		if err != nil {

@@ -13,6 +13,7 @@ import * as infraPage from './pages/infra.js';
 import * as nodePage from './pages/node.js';
 import * as usersPage from './pages/users.js';
 import * as tokensPage from './pages/tokens.js';
+import * as nodeTokensPage from './pages/nodetokens.js';
 import { h } from './dom.js';
 
 const POLL_MS = 2000;
@@ -26,6 +27,7 @@ const routes = [
   { re: /^\/infra\/([^/]+)\/([^/]+)$/, page: nodePage, nav: 'infra', params: ['clusterId', 'nodeId'] },
   { re: /^\/users$/, page: usersPage, nav: 'users', admin: true },
   { re: /^\/tokens$/, page: tokensPage, nav: 'tokens', admin: true },
+  { re: /^\/clusters\/([^/]+)\/node-tokens$/, page: nodeTokensPage, nav: 'infra', admin: true, params: ['clusterId'] },
 ];
 
 const main = document.getElementById('main');

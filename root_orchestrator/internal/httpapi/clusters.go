@@ -130,7 +130,7 @@ func (s *Server) syncCluster(c echo.Context) error {
 	epoch := s.state.Epoch()
 	full := !req.Delta || req.Epoch == ""
 	res, _, err := s.state.ApplyReport(cl.ID, state.Report{Full: full, Nodes: req.Nodes, GoneNodes: req.GoneNodes,
-		Statuses: req.Instances, WantBlocks: req.WantBlocks})
+		Statuses: req.Instances, WantBlocks: req.WantBlocks, NodeTokenUses: req.NodeTokenUses, CAPin: req.CAPin})
 	if err != nil {
 		return err
 	}
@@ -166,6 +166,7 @@ func (s *Server) fullDesired(sn *state.Snapshot, clusterID string) wire.ClusterD
 		Network: state.ClusterNetwork(clusterID, peers, table)}
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	out.DeletedNodes = deletedNodes(sn, clusterID)
+	out.NodeTokens = state.WireNodeTokens(sn.Cluster(clusterID))
 	out.Generation = fingerprint(out)
 	return out
 }
@@ -229,6 +230,7 @@ func (s *Server) deltaAnswer(sn *state.Snapshot, clusterID string, d state.Desir
 		NetworkUnchanged: !d.NetworkChanged}
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	out.DeletedNodes = deletedNodes(sn, clusterID)
+	out.NodeTokens = state.WireNodeTokens(sn.Cluster(clusterID))
 	if d.NetworkChanged {
 		peers, table := s.network(sn)
 		out.Network = state.ClusterNetwork(clusterID, peers, table)

@@ -180,6 +180,9 @@ func (s *Server) routes() {
 	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)
 	a.DELETE("/clusters/:id", s.deleteCluster, adminOnly)
 	a.DELETE("/clusters/:id/nodes/:node", s.deleteNode, adminOnly)
+	a.GET("/clusters/:id/node-tokens", s.listNodeTokens, adminOnly)
+	a.POST("/clusters/:id/node-tokens", s.createNodeToken, adminOnly)
+	a.DELETE("/clusters/:id/node-tokens/:token", s.deleteNodeToken, adminOnly)
 
 	// Clusters authenticate with a join token or their own credential.
 	e.POST("/api/cluster/register", s.registerCluster)

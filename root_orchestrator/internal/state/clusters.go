@@ -177,6 +177,9 @@ type Report struct {
 	Statuses  []wire.InstanceStatus
 	// WantBlocks: the cluster needs that many more address blocks.
 	WantBlocks int
+	// NodeTokenUses and CAPin: see wire.ClusterSync.
+	NodeTokenUses []wire.NodeTokenUse
+	CAPin         string
 }
 
 // ReportResult says what a report changed.
@@ -206,9 +209,10 @@ func (s *Store) ApplyReport(clusterID string, r Report) (ReportResult, Ticket, e
 			c.Active = true
 			t.net = true
 		}
+		tokens := t.takeTokenReport(&c, r)
 		// The cluster document is persisted when it changes state, not for
 		// every last-seen time.
-		t.put(tClusters, KindCluster, c.ID, &c, res.WasInactive)
+		t.put(tClusters, KindCluster, c.ID, &c, res.WasInactive || tokens)
 		t.applyNodes(&c, r)
 		if r.WantBlocks > 0 {
 			t.growBlocks(&c, r.WantBlocks)

@@ -247,6 +247,13 @@ type Cluster struct {
 	// revokes their credentials and refuses them; its reports of them are
 	// ignored.
 	DeletedNodes []string
+	// NodeTokens are the node join tokens an admin issued for the cluster
+	// (nodetokens.go); CAPin the pin of the cluster's CA as it last said
+	// (the tokens the root prints carry it); TokensIndex the write that
+	// last changed NodeTokens (memory only: it wakes the cluster's watch).
+	NodeTokens  []NodeToken
+	CAPin       string
+	TokensIndex uint64
 }
 
 // MaxDeletedNodes bounds a cluster's DeletedNodes (the oldest go).

@@ -161,11 +161,14 @@ type Desired struct {
 	Removed []string
 	// NetworkChanged says whether the overlay changed after the generation.
 	NetworkChanged bool
+	// TokensChanged says whether the cluster's node tokens changed after
+	// it (they travel whole with every answer).
+	TokensChanged bool
 }
 
 // Empty reports whether a delta holds no change.
 func (d *Desired) Empty() bool {
-	return !d.Full && len(d.Instances) == 0 && len(d.Removed) == 0 && !d.NetworkChanged
+	return !d.Full && len(d.Instances) == 0 && len(d.Removed) == 0 && !d.NetworkChanged && !d.TokensChanged
 }
 
 // DesiredFor returns a cluster's desired set: the changes after generation
@@ -173,6 +176,9 @@ func (d *Desired) Empty() bool {
 func (sn *Snapshot) DesiredFor(clusterID, epoch string, after uint64, storeEpoch string) Desired {
 	full := epoch != storeEpoch || after == 0 || after < sn.floor || after > sn.index
 	d := Desired{Full: full, Instances: []wire.InstanceSpec{}, NetworkChanged: full || sn.netIndex > after}
+	if c := sn.Cluster(clusterID); c != nil && c.TokensIndex > after {
+		d.TokensChanged = true
+	}
 	add := func(in *Instance) {
 		if svc := sn.Service(in.ServiceID); svc != nil {
 			d.Instances = append(d.Instances, Spec(svc, in))

@@ -177,16 +177,18 @@ type instanceRecord struct {
 }
 
 type clusterRecord struct {
-	ID             string    `bson:"_id"`
-	Name           string    `bson:"cluster_name"`
-	Address        string    `bson:"ip"`
-	Port           int       `bson:"port"`
-	Location       string    `bson:"cluster_location"`
-	CredentialHash string    `bson:"credential_hash"`
-	Active         bool      `bson:"active"`
-	LastSeen       time.Time `bson:"last_seen"`
-	RegisteredAt   time.Time `bson:"registered_at"`
-	DeletedNodes   []string  `bson:"deleted_nodes,omitempty"`
+	ID             string            `bson:"_id"`
+	Name           string            `bson:"cluster_name"`
+	Address        string            `bson:"ip"`
+	Port           int               `bson:"port"`
+	Location       string            `bson:"cluster_location"`
+	CredentialHash string            `bson:"credential_hash"`
+	Active         bool              `bson:"active"`
+	LastSeen       time.Time         `bson:"last_seen"`
+	RegisteredAt   time.Time         `bson:"registered_at"`
+	DeletedNodes   []string          `bson:"deleted_nodes,omitempty"`
+	NodeTokens     []nodeTokenRecord `bson:"node_tokens,omitempty"`
+	CAPin          string            `bson:"ca_pin,omitempty"`
 }
 
 type resourcesRecord struct {
@@ -373,13 +375,14 @@ func (r instanceRecord) model() *state.Instance {
 }
 
 func toClusterRecord(c *state.Cluster) clusterRecord {
-	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt, c.DeletedNodes}
+	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt, c.DeletedNodes,
+		toNodeTokenRecords(c.NodeTokens), c.CAPin}
 }
 
 func (r clusterRecord) model() *state.Cluster {
 	return &state.Cluster{ID: r.ID, Name: r.Name, Address: r.Address, Port: r.Port, Location: r.Location,
 		CredentialHash: r.CredentialHash, Active: r.Active, LastSeen: r.LastSeen, RegisteredAt: r.RegisteredAt,
-		DeletedNodes: r.DeletedNodes}
+		DeletedNodes: r.DeletedNodes, NodeTokens: nodeTokenModels(r.NodeTokens), CAPin: r.CAPin}
 }
 
 func toNodeRecord(id string, n *state.Node) nodeRecord {

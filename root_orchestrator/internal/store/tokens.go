@@ -22,9 +22,9 @@ const DefaultJoinTokenTTL = 24 * time.Hour
 
 // States of a join token.
 const (
-	TokenActive  = "active"
-	TokenExpired = "expired"
-	TokenSpent   = "spent" // a single-use token that was used
+	TokenActive  = state.TokenActive
+	TokenExpired = state.TokenExpired
+	TokenSpent   = state.TokenSpent // a single-use token that was used
 )
 
 // JoinToken is a stored cluster join token (only its hash is kept).
@@ -57,13 +57,7 @@ type JoinTokenSpec struct {
 }
 
 func (t *JoinToken) stateAt(now time.Time) string {
-	switch {
-	case t.SingleUse && t.UsedAt != nil:
-		return TokenSpent
-	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
-		return TokenExpired
-	}
-	return TokenActive
+	return state.TokenState(t.SingleUse, t.UsedAt, t.ExpiresAt, now)
 }
 
 // CreateJoinToken makes a new cluster join token and returns it; only its

@@ -118,6 +118,10 @@ function renderCluster(c, del) {
         h('div', { class: 'service-status' }, clusterState(c, nodes),
           h('span', { class: 'muted' }, `${c.active_nodes} of ${nodes.length} node${nodes.length === 1 ? '' : 's'} active · seen `, time(c.last_seen)))),
       h('div', { class: 'chips' }, (c.virtualization || []).map((v) => h('span', { class: 'chip' }, v)),
+        api.isAdmin() ? h('a', {
+          href: `#/clusters/${encodeURIComponent(c.cluster_name)}/node-tokens`, class: 'btn btn-secondary btn-sm',
+          dataset: { key: `node-tokens-${c._id}`, action: 'node-tokens' }, 'aria-label': `Node join tokens of ${c.cluster_name}`,
+        }, 'Node tokens') : null,
         api.isAdmin() ? h('button', {
           type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { key: `delete-${c._id}`, action: 'delete-cluster' },
           'aria-label': `Delete cluster ${c.cluster_name}`, onclick: (e) => del(e.currentTarget, c),

@@ -4,6 +4,7 @@
 import * as api from '../api.js';
 import { Region, empty, field, h, pageHeader, setFieldError, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
+import { expiresSelect, installCommand, secretRow } from '../secret.js';
 
 export function mount(ctx) {
   const list = h('div', null, h('p', { class: 'muted loading' }, 'Loading tokens…'));
@@ -11,9 +12,7 @@ export function mount(ctx) {
   const reveal = h('div', { class: 'token-reveal-slot', 'aria-live': 'polite' });
 
   const name = h('input', { name: 'name', autocomplete: 'off', maxlength: 100, placeholder: 'e.g. site-munich' });
-  const expires = h('select', { name: 'expires_in' },
-    h('option', { value: '1h' }, '1 hour'), h('option', { value: '24h', selected: true }, '24 hours'),
-    h('option', { value: '168h' }, '7 days'), h('option', { value: '720h' }, '30 days'), h('option', { value: 'never' }, 'Never'));
+  const expires = expiresSelect();
   const clusterName = h('input', { name: 'cluster_name', autocomplete: 'off', maxlength: 64, placeholder: 'any' });
   const singleUse = h('input', { type: 'checkbox', name: 'single_use', id: 'token-single-use' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create token');
@@ -50,31 +49,13 @@ export function mount(ctx) {
   }
 
   function showOnce(t) {
-    const input = h('input', { class: 'token-value', id: 'new-token', readOnly: true, value: t.token, spellcheck: 'false', onfocus: (e) => e.target.select() });
-    const copied = h('span', { class: 'muted small', role: 'status' });
-    const copy = h('button', {
-      type: 'button', class: 'btn btn-secondary',
-      onclick: async () => {
-        input.focus();
-        input.select();
-        try {
-          await navigator.clipboard.writeText(t.token);
-          copied.textContent = 'Copied.';
-        } catch {
-          copied.textContent = 'Press Ctrl+C (or ⌘C) to copy.';
-        }
-      },
-    }, 'Copy');
+    const { input, row } = secretRow('new-token', 'Join token', t.token);
     // The token goes into a file, not onto a command line (ps, shell history).
     // Over HTTPS the command first checks the root's CA against the pin
     // the token carries (thk1<pin>::…), then trusts that CA only.
     const pin = /^thk1([0-9a-f]{64})::/.exec(t.token);
     const args = `--token-file cluster-join-token --name ${t.cluster_name || '<cluster-name>'}`;
-    const install = pin && location.protocol === 'https:'
-      ? `{ curl -sfk ${location.origin}/ca.crt -o root-ca.crt && test "$(sed /-----/d root-ca.crt | base64 -d | sha256sum | cut -c1-64)" = ${pin[1]} ||\n` +
-        `  { echo "refused ${location.origin}: no CA with the pin there (a man in the middle, or not reachable)" >&2; false; }; } &&\n` +
-        `  curl -sfL --cacert root-ca.crt ${location.origin}/install/cluster.sh | sh -s -- --ca-file root-ca.crt ${args}`
-      : `curl -sfL ${location.origin}/install/cluster.sh | sh -s -- ${args}`;
+    const install = installCommand(pin && pin[1], 'cluster.sh', args);
     const cmd = `umask 077; cat > cluster-join-token   # paste the token, then Ctrl+D\n` + install;
     const limits = [t.expires_at ? `It expires ${time(t.expires_at)}.` : 'It never expires.',
       t.single_use ? 'It registers one cluster.' : '', t.cluster_name ? `Only a cluster named ${t.cluster_name} can use it.` : ''].filter(Boolean).join(' ');
@@ -84,7 +65,7 @@ export function mount(ctx) {
         h('h2', { class: 'section-title', id: 'new-token-title' }, `New join token ${t.name ? `“${t.name}”` : t.id}`),
         h('button', { type: 'button', class: 'btn btn-quiet btn-icon', 'aria-label': 'Hide the token', onclick: () => { shown = null; reveal.replaceChildren(); } }, '×')),
       h('p', null, h('strong', null, 'Copy it now: it is shown only this once.'), ' The root keeps only its hash. ', limits),
-      h('div', { class: 'token-row' }, h('label', { class: 'sr-only', for: 'new-token' }, 'Join token'), input, copy, copied),
+      row,
       h('p', { class: 'muted small' }, 'On the cluster\'s machine, save it in a file and start the cluster with it:'),
       h('pre', { class: 'cmd' }, cmd)));
     input.focus();
