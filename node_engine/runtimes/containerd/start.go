@@ -303,6 +303,9 @@ func (r *Runtime) startTask(ctx context.Context, c containerd.Container, spec wi
 			return fmt.Errorf("create task %s: %w", id, err)
 		}
 	}
+	// Taken before the start: a process that exits at once has exited
+	// before task.Start returns, and its exit must not precede its start.
+	started := time.Now().UTC()
 	if err := task.Start(ctx); err != nil {
 		if _, derr := task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
 			r.log.Warn("delete task that failed to start", "container", id, "err", derr)
@@ -310,7 +313,6 @@ func (r *Runtime) startTask(ctx context.Context, c containerd.Container, spec wi
 		r.recordFailure(c, err)
 		return fmt.Errorf("start task %s: %w", id, err)
 	}
-	started := time.Now().UTC()
 	if _, err := c.SetLabels(ctx, map[string]string{labelStarted: started.Format(time.RFC3339Nano), labelError: ""}); err != nil {
 		r.log.Warn("label started task", "container", id, "err", err)
 	}
