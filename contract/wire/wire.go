@@ -30,6 +30,9 @@ import (
 // did NodeReport.Events and ClusterSync.Events: an earlier tier ignores
 // them, and a later one takes their absence as no news. So did
 // ClusterDesired.DeletedNodes: its absence means no node was deleted.
+// So did NodeInfo.Coordinate and Location, NodeNetwork.ProbePort and
+// ClusterSync.Coordinate and Location: their absence means not measured,
+// no location, no probe responder.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -339,7 +342,44 @@ type NodeInfo struct {
 	// manager refuses the node's network, or does not answer); empty when
 	// it can. Schedulers place nothing on such a node.
 	NotReady string `json:"not_ready,omitempty"`
+	// Coordinate is the node's network coordinate, from the round trips it
+	// measures to its peers (nil until it has measured).
+	Coordinate *Coordinate `json:"coordinate,omitempty"`
+	// Location is where the node is, as its --location flag says:
+	// "lat,long" or a site name (see internal/geo).
+	Location string `json:"location,omitempty"`
 }
+
+// Coordinate is a network coordinate in the Vivaldi model that Serf and
+// Consul use (github.com/hashicorp/serf/coordinate): the estimated round
+// trip between two nodes is the Euclidean distance of their Vec plus their
+// Heights, corrected by their Adjustments. Every value is in seconds except
+// Error, the coordinate's own estimate of its relative error.
+type Coordinate struct {
+	Vec        []float64 `json:"vec"`
+	Error      float64   `json:"error"`
+	Adjustment float64   `json:"adjustment"`
+	Height     float64   `json:"height"`
+}
+
+// MaxCoordinateDims bounds a coordinate's dimensions.
+const MaxCoordinateDims = 8
+
+// Valid reports whether c is usable: at most MaxCoordinateDims finite
+// dimensions, finite values, no negative height.
+func (c *Coordinate) Valid() bool {
+	if c == nil || len(c.Vec) == 0 || len(c.Vec) > MaxCoordinateDims {
+		return false
+	}
+	for _, v := range c.Vec {
+		if !finite(v) {
+			return false
+		}
+	}
+	return finite(c.Error) && finite(c.Adjustment) && finite(c.Height) && c.Height >= 0
+}
+
+func finite(f float64) bool { return f-f == 0 }
 
 // SameBut reports whether two descriptions of a node differ at most in
 // what changes at every report: usage figures and the last-seen time.
@@ -347,7 +387,7 @@ func (n NodeInfo) SameBut(o NodeInfo) bool {
 	return n.ID == o.ID && n.Name == o.Name && n.Arch == o.Arch && slices.Equal(n.Virtualizations, o.Virtualizations) &&
 		n.Capacity == o.Capacity && n.Reserved == o.Reserved && slices.Equal(n.UsedPorts, o.UsedPorts) &&
 		n.Address == o.Address && n.Active == o.Active && SameNetwork(n.Network, o.Network) &&
-		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady
+		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady && n.Location == o.Location
 }
 
 // SameNetwork reports whether two nodes' overlay places are equal (both
@@ -375,6 +415,9 @@ type NodeNetwork struct {
 	// traffic (its own address and port, or its NAT's).
 	PublicIP   string `json:"public_ip"`
 	PublicPort int    `json:"public_port"`
+	// ProbePort is the UDP port at PublicIP where the node answers round
+	// trip probes (0: it does not).
+	ProbePort int `json:"probe_port,omitempty"`
 }
 
 // Service routing modes.
@@ -544,6 +587,13 @@ type ClusterSync struct {
 	// Events are what happened to its instances, on its nodes and in the
 	// cluster, since the last sync the root took (at most MaxEvents).
 	Events []Event `json:"events,omitempty"`
+	// Coordinate is the cluster's network coordinate: the centroid of its
+	// nodes' (nil when none has measured). Sent with every sync that
+	// carries usage.
+	Coordinate *Coordinate `json:"coordinate,omitempty"`
+	// Location is the cluster's --location ("lat,long" or a site name),
+	// which may change after registration.
+	Location string `json:"location,omitempty"`
 }
 
 // Event is one thing that happened to an instance, told by the tier that
@@ -629,4 +679,13 @@ type ClusterDesired struct {
 	// instances elsewhere. Came later within v1: an earlier cluster
 	// ignores it (its nodes stay until it is deleted).
 	DeletedNodes []string `json:"deleted_nodes,omitempty"`
+}
+
+// SameCoordinate reports whether two coordinates are equal (both absent
+// counts as equal).
+func SameCoordinate(a, b *Coordinate) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return slices.Equal(a.Vec, b.Vec) && a.Error == b.Error && a.Adjustment == b.Adjustment && a.Height == b.Height
 }
