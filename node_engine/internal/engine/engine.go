@@ -52,6 +52,23 @@ type Config struct {
 	// broker (development only); otherwise the node API must be https://
 	// with the pin in the join token, and the broker mqtts://.
 	InsecurePlaintext bool
+	// Location is the node's location ("lat,long" or a site name), told
+	// with its status.
+	Location string
+	// Probe measures round trips to peers and keeps the node's network
+	// coordinate; nil: the node does not measure.
+	Probe Probe
+}
+
+// Probe is what the engine needs of the round-trip prober
+// (node_engine/internal/probe).
+type Probe interface {
+	// SetPeers gives the overlay peers and the node's cluster.
+	SetPeers(peers []wire.NodeNetwork, clusterID string)
+	// Coordinate is the node's coordinate, nil until measured.
+	Coordinate() *wire.Coordinate
+	// Port is the UDP port the node answers probes on.
+	Port() int
 }
 
 // Engine is a running node engine.
@@ -559,6 +576,9 @@ func (e *Engine) reconcile(ctx context.Context) {
 	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: d.ClusterID, Subnet: d.Subnet, Network: d.Network}
 	e.mu.Unlock()
 	e.configureNetwork(ctx, netCfg)
+	if e.cfg.Probe != nil {
+		e.cfg.Probe.SetPeers(d.Network.Peers, d.ClusterID)
+	}
 	have, complete := e.observe(ctx)
 	now := time.Now()
 
@@ -920,7 +940,10 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 	e.mu.Unlock()
 	info := wire.NodeInfo{
 		Name: e.cfg.Name, Arch: e.arch(), Virtualizations: virts, Capacity: e.capacity(),
-		CPUPercent: e.cpu.Percent(), Address: e.cfg.Address, Active: true,
+		CPUPercent: e.cpu.Percent(), Address: e.cfg.Address, Active: true, Location: e.cfg.Location,
+	}
+	if e.cfg.Probe != nil {
+		info.Coordinate = e.cfg.Probe.Coordinate()
 	}
 	if total, avail, err := hostinfo.Memory(); err == nil && total > 0 {
 		info.MemoryPercent = float64(total-avail) * 100 / float64(total)
@@ -929,6 +952,9 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 		st, err := e.net.Status(ctx)
 		if err == nil && st.Ready {
 			info.Network = &st.Node
+			if e.cfg.Probe != nil {
+				info.Network.ProbePort = e.cfg.Probe.Port()
+			}
 		}
 		e.mu.Lock()
 		switch {
