@@ -134,6 +134,12 @@ type Constraint struct {
 	Node    string   `json:"node,omitempty" bson:"node,omitempty"`
 	Cluster string   `json:"cluster,omitempty" bson:"cluster,omitempty"`
 	Allowed []string `json:"allowed,omitempty" bson:"allowed,omitempty"`
+	// Latency and geo constraints (see the README's "Latency and location").
+	Area            string  `json:"area,omitempty" bson:"area,omitempty"`
+	Location        string  `json:"location,omitempty" bson:"location,omitempty"`
+	Threshold       float64 `json:"threshold,omitempty" bson:"threshold,omitempty"`
+	Rigidness       float64 `json:"rigidness,omitempty" bson:"rigidness,omitempty"`
+	ConvergenceTime int     `json:"convergence_time,omitempty" bson:"convergence_time,omitempty"`
 }
 
 // Service is a stored microservice with its instances.

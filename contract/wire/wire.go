@@ -99,6 +99,14 @@ type Constraint struct {
 	Node    string   `json:"node,omitempty"`
 	Cluster string   `json:"cluster,omitempty"`
 	Allowed []string `json:"allowed,omitempty"`
+	// Area, Location, Threshold (latency and geo constraints),
+	// Rigidness and ConvergenceTime came later within v1: an earlier
+	// cluster does not know those types and places nothing with them.
+	Area            string  `json:"area,omitempty"`
+	Location        string  `json:"location,omitempty"`
+	Threshold       float64 `json:"threshold,omitempty"`
+	Rigidness       float64 `json:"rigidness,omitempty"`
+	ConvergenceTime int     `json:"convergence_time,omitempty"`
 }
 
 // InstanceSpec is one instance that should run: everything a cluster needs

@@ -32,10 +32,15 @@ type Application struct {
 
 // Constraint restricts where a service's instances may run (as in the SLA).
 type Constraint struct {
-	Type    string
-	Node    string
-	Cluster string
-	Allowed []string
+	Type            string
+	Node            string
+	Cluster         string
+	Allowed         []string
+	Area            string
+	Location        string
+	Threshold       float64
+	Rigidness       float64
+	ConvergenceTime int
 }
 
 // ServiceSpec is what a service asks of its instances; it does not change

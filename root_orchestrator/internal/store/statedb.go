@@ -66,10 +66,15 @@ type oamStepRecord struct {
 }
 
 type constraintRecord struct {
-	Type    string   `bson:"type"`
-	Node    string   `bson:"node,omitempty"`
-	Cluster string   `bson:"cluster,omitempty"`
-	Allowed []string `bson:"allowed,omitempty"`
+	Type            string   `bson:"type"`
+	Node            string   `bson:"node,omitempty"`
+	Cluster         string   `bson:"cluster,omitempty"`
+	Allowed         []string `bson:"allowed,omitempty"`
+	Area            string   `bson:"area,omitempty"`
+	Location        string   `bson:"location,omitempty"`
+	Threshold       float64  `bson:"threshold,omitempty"`
+	Rigidness       float64  `bson:"rigidness,omitempty"`
+	ConvergenceTime int      `bson:"convergence_time,omitempty"`
 }
 
 type serviceRecord struct {
