@@ -18,6 +18,10 @@
 // wins (see score), ties broken by node name, then ID. At the root, clusters
 // rank by their best node's score, ties broken by cluster name, then ID.
 //
+// Latency and geo constraints (distance.go) filter nodes last, by estimated
+// round trip to a target and by distance to a point; an instance with such
+// constraints goes to the nearest feasible node rather than the fullest.
+//
 // Constraints hold together: an instance must satisfy all of them.
 package scheduler
 
@@ -204,6 +208,10 @@ func pickNode(clusterName string, nodes []Node, spec *wire.InstanceSpec) (Placem
 		return Placement{}, -1, err
 	}
 	i := -1
+	if len(r.dist) > 0 {
+		r.lenient, r.cluster = true, clusterName
+		r.resolve(landmarks(clusterName, nodes, nil))
+	}
 	if f, _ := r.checkCluster(clusterName); f == fitOK {
 		i, _ = r.bestNode(nodes)
 	}
@@ -231,6 +239,15 @@ func pickCluster(clusters []Cluster, spec *wire.InstanceSpec) (p Placement, ci, 
 		return Placement{}, -1, -1, err
 	}
 	ci, ni = -1, -1
+	if len(r.dist) > 0 {
+		var marks []landmark
+		for i := range clusters {
+			if clusters[i].Active {
+				marks = landmarks(clusters[i].Name, clusters[i].Nodes, marks)
+			}
+		}
+		r.resolve(marks)
+	}
 	var bestScore float64
 	for i := range clusters {
 		c := &clusters[i]
@@ -240,6 +257,7 @@ func pickCluster(clusters []Cluster, spec *wire.InstanceSpec) (p Placement, ci, 
 		if f, _ := r.checkCluster(c.Name); f != fitOK {
 			continue
 		}
+		r.cluster = c.Name
 		n, s := r.bestNode(c.Nodes)
 		if n < 0 {
 			continue
@@ -301,6 +319,17 @@ func PlaceAllClusters(clusters []Cluster, specs []wire.InstanceSpec) []Result {
 		reserve(&local[ci].Nodes[ni], &specs[i])
 	}
 	return results
+}
+
+// landmarks appends the active nodes of a cluster as latency targets.
+func landmarks(cluster string, nodes []Node, to []landmark) []landmark {
+	for i := range nodes {
+		n := &nodes[i]
+		if n.Active {
+			to = append(to, landmark{id: n.ID, name: n.Name, cluster: cluster, location: n.Location, coord: n.Coordinate})
+		}
+	}
+	return to
 }
 
 // reserve takes what spec needs on a node copy: resources and host ports.

@@ -86,6 +86,9 @@ type Publisher interface {
 // Config of a manager.
 type Config struct {
 	ClusterName string
+	// Location is the cluster's (--location), for its nodes that have
+	// none of their own.
+	Location string
 	// Grace is how long a node may be silent before it is declared lost.
 	Grace time.Duration
 	// Tick is how often the manager reconciles without being asked.
@@ -970,6 +973,9 @@ func (m *Manager) snapshot() []scheduler.Node {
 		info := n.Info
 		info.Active = n.active
 		info.Reserved, info.UsedPorts = held[n.ID].res, held[n.ID].ports
+		if info.Location == "" {
+			info.Location = m.cfg.Location // geo constraints: a node is where its cluster is
+		}
 		out = append(out, scheduler.Node{NodeInfo: info})
 	}
 	return out

@@ -145,6 +145,9 @@ func (d *Dispatcher) place(pending []state.Pending) error {
 		infos := sn.SchedulingNodes(c.ID)
 		nodes := make([]scheduler.Node, len(infos))
 		for i, n := range infos {
+			if n.Location == "" {
+				n.Location = c.Location // geo constraints: a node is where its cluster is
+			}
 			nodes[i] = scheduler.Node{NodeInfo: n}
 		}
 		snap = append(snap, scheduler.Cluster{ID: c.ID, Name: c.Name, Active: c.Active, Nodes: nodes})

@@ -225,11 +225,14 @@ func (in *Instance) fresh() bool { return in.Waiting() && !in.Judged }
 
 // Cluster is a registered cluster. Its nodes are objects of their own.
 type Cluster struct {
-	ID             string
-	Name           string
-	Address        string
-	Port           int
-	Location       string
+	ID       string
+	Name     string
+	Address  string
+	Port     int
+	Location string
+	// Coordinate is the centroid of its nodes' network coordinates, as
+	// its last sync said (kept in memory only).
+	Coordinate     *wire.Coordinate
 	CredentialHash string
 	Active         bool
 	// LastSeen is the wall-clock time of the last sync (liveness is judged
