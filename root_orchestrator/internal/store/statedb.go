@@ -192,6 +192,7 @@ type nodeNetworkRecord struct {
 	VTEPMAC    string `bson:"vtep_mac"`
 	PublicIP   string `bson:"public_ip"`
 	PublicPort int    `bson:"public_port"`
+	ProbePort  int    `bson:"probe_port,omitempty"`
 }
 
 type nodeRecord struct {
@@ -209,6 +210,7 @@ type nodeRecord struct {
 	Network         *nodeNetworkRecord `bson:"network,omitempty"`
 	Capabilities    []string           `bson:"capabilities,omitempty"`
 	NotReady        string             `bson:"not_ready,omitempty"`
+	Location        string             `bson:"location,omitempty"`
 }
 
 type ipRecord struct {
@@ -351,10 +353,11 @@ func toNodeRecord(id string, n *state.Node) nodeRecord {
 	r := nodeRecord{
 		ID: id, ClusterID: n.ClusterID, NodeID: n.ID, Name: n.Name, Arch: n.Arch, Virtualizations: n.Virtualizations,
 		Capacity: resourcesRecord(n.Capacity), Reserved: resourcesRecord(n.Reserved), UsedPorts: n.UsedPorts,
-		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady,
+		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady, Location: n.Location,
 	}
 	if n.Network != nil {
-		r.Network = &nodeNetworkRecord{Subnet: n.Network.Subnet, VTEPMAC: n.Network.VTEPMAC, PublicIP: n.Network.PublicIP, PublicPort: n.Network.PublicPort}
+		r.Network = &nodeNetworkRecord{Subnet: n.Network.Subnet, VTEPMAC: n.Network.VTEPMAC, PublicIP: n.Network.PublicIP,
+			PublicPort: n.Network.PublicPort, ProbePort: n.Network.ProbePort}
 	}
 	return r
 }
@@ -363,11 +366,11 @@ func (r nodeRecord) model() *state.Node {
 	n := &state.Node{ClusterID: r.ClusterID, NodeInfo: wire.NodeInfo{
 		ID: r.NodeID, Name: r.Name, Arch: r.Arch, Virtualizations: r.Virtualizations,
 		Capacity: wire.Resources(r.Capacity), Reserved: wire.Resources(r.Reserved), UsedPorts: r.UsedPorts,
-		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady,
+		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady, Location: r.Location,
 	}}
 	if r.Network != nil {
 		n.Network = &wire.NodeNetwork{NodeID: r.NodeID, Subnet: r.Network.Subnet, VTEPMAC: r.Network.VTEPMAC,
-			PublicIP: r.Network.PublicIP, PublicPort: r.Network.PublicPort}
+			PublicIP: r.Network.PublicIP, PublicPort: r.Network.PublicPort, ProbePort: r.Network.ProbePort}
 	}
 	return n
 }
