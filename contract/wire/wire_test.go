@@ -309,7 +309,7 @@ var (
 		Port: "18080:80;53/udp", Resources: Resources{1000, 128, 1}, OneShot: true,
 		Constraints: []Constraint{{Type: "direct", Node: "edge-1;edge-2", Cluster: "c1", Allowed: []string{"c1", "c2"},
 			Area: "munich", Location: "48.1,11.5", Threshold: 20, Rigidness: 0.9, ConvergenceTime: 300}},
-		RRIP:        "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
+		RRIP: "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
 		Disconnect: &Disconnect{Replace: true, ReplaceAfter: 30, StopAfter: 600, Reconcile: KeepReplacement},
 		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100},
 		Ports:      []PortMapping{tcp(18080, 80), udp(53, 53)},
@@ -322,7 +322,7 @@ var (
 	fullNetwork = NodeNetwork{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01",
 		PublicIP: "192.0.2.10", PublicPort: 4789, ProbePort: 51822}
 	fullCoord = Coordinate{Vec: []float64{0.001, -0.002}, Error: 0.4, Adjustment: -0.0001, Height: 0.00002}
-	fullNode = NodeInfo{ID: "n1", Name: "edge-1", Arch: "arm64", Virtualizations: []string{"container", "unikernel"},
+	fullNode  = NodeInfo{ID: "n1", Name: "edge-1", Arch: "arm64", Virtualizations: []string{"container", "unikernel"},
 		Capacity: Resources{4000, 4096, 1}, Reserved: Resources{1000, 128, 1}, UsedPorts: []string{"18080/tcp"},
 		CPUPercent: 12.5, MemoryPercent: 40.25, Address: "192.0.2.10", Active: true, LastSeen: at, Network: &fullNetwork,
 		Capabilities: []string{CapabilityKVM}, NotReady: "net manager does not answer",

@@ -180,11 +180,15 @@ func TestPacket(t *testing.T) {
 	}
 	b := pk.marshal()
 	for name, bad := range map[string][]byte{
-		"short":     b[:packetSize-1],
-		"magic":     append([]byte("XXXX"), b[4:]...),
-		"version":   append(append([]byte{}, b[:4]...), append([]byte{9}, b[5:]...)...),
-		"dims":      append(append([]byte{}, b[:6]...), append([]byte{9}, b[7:]...)...),
-		"bad coord": func() []byte { x := append([]byte{}, b...); copy(x[40:], []byte{0xff, 0xf0, 0, 0, 0, 0, 0, 0}); return x }(),
+		"short":   b[:packetSize-1],
+		"magic":   append([]byte("XXXX"), b[4:]...),
+		"version": append(append([]byte{}, b[:4]...), append([]byte{9}, b[5:]...)...),
+		"dims":    append(append([]byte{}, b[:6]...), append([]byte{9}, b[7:]...)...),
+		"bad coord": func() []byte {
+			x := append([]byte{}, b...)
+			copy(x[40:], []byte{0xff, 0xf0, 0, 0, 0, 0, 0, 0})
+			return x
+		}(),
 	} {
 		if _, err := unmarshal(bad); err == nil {
 			t.Errorf("%s: accepted", name)
