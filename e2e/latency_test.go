@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +15,14 @@ import (
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
-// setDelay makes a host's outgoing packets wait ms (tc netem on its eth0):
-// the round trip between two hosts is the sum of their delays, between a
-// host and the bridge (the cluster) its own.
-func setDelay(t *testing.T, ns string, ms int) {
-	t.Helper()
-	run(t, "ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", strconv.Itoa(ms)+"ms")
-}
-
 // rttErrorOK is the error this suite accepts of an estimate: 5 ms plus 20%
 // of the configured round trip.
 func rttErrorOK(est, want float64) bool { return math.Abs(est-want) <= 5+0.2*want }
 
-// TestLatencyPlacement: nodes behind links of 1, 2, 25 and 75 ms measure
-// each other (every 300 ms here); their coordinates estimate the
+// TestLatencyPlacement: nodes whose probe packets leave with delays of 1,
+// 2, 25 and 75 ms (testharness.Delay: this kernel has no tc netem; the
+// round trip between two nodes is the sum of their delays) measure each
+// other (every 300 ms here); their coordinates estimate the
 // configured round trips within 5 ms + 20%; a service that must be within
 // 20 ms of node a lands only on a and b; when the delays move (b far, c
 // near) new placements follow.
@@ -38,12 +31,16 @@ func TestLatencyPlacement(t *testing.T) {
 	c := s.addCluster("lat", "")
 	delays := map[string]int{"a": 1, "b": 2, "c": 25, "d": 75}
 	hosts := []string{"a", "b", "c", "d"}
+	links := map[string]*testharness.Delay{}
 	for i, h := range hosts {
-		ms := delays[h]
-		s.prepareHost = func(ns string) { setDelay(t, ns, ms) }
-		s.startNodeWith(c, h, 141+i, 1024, "--probe-interval", "300ms")
+		n := s.startNodeWith(c, h, 141+i, 1024, "--probe-interval", "300ms")
+		d, err := testharness.StartDelay(n.ns, uint16(141+i), 51822, time.Duration(delays[h])*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		links[h] = d
 	}
-	s.prepareHost = nil
 	s.waitNodes(map[string]int{"lat": 4})
 
 	rtt := func(from, to string) (float64, error) {
@@ -114,8 +111,8 @@ func TestLatencyPlacement(t *testing.T) {
 
 	// The delays move: b goes far, c comes near.
 	delays["b"], delays["c"] = 60, 2
-	setDelay(t, s.nodes["b"].ns, 60)
-	setDelay(t, s.nodes["c"].ns, 2)
+	links["b"].Set(60 * time.Millisecond)
+	links["c"].Set(2 * time.Millisecond)
 	converged("coordinates follow the moved delays")
 	got = nil
 	for range 4 {
