@@ -431,7 +431,7 @@ type NodeNetwork struct {
 // Service routing modes.
 const (
 	RouteRoundRobin = "rr"      // any instance, round robin
-	RouteClosest    = "closest" // same node, else same cluster, else any
+	RouteClosest    = "closest" // same node, else the nearest by round trip (netapi.Config.RTTMS), else same cluster, else any
 )
 
 // ServiceRoute maps a service IP to the instances behind it.

@@ -69,6 +69,10 @@ type Probe interface {
 	Coordinate() *wire.Coordinate
 	// Port is the UDP port the node answers probes on.
 	Port() int
+	// SetWanted names peers to probe besides the random choice; Estimates
+	// are the estimated round trips to those of ids it has measured.
+	SetWanted(ids []string)
+	Estimates(ids []string) map[string]time.Duration
 }
 
 // Engine is a running node engine.
@@ -575,10 +579,11 @@ func (e *Engine) reconcile(ctx context.Context) {
 	e.mu.Lock()
 	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: d.ClusterID, Subnet: d.Subnet, Network: d.Network}
 	e.mu.Unlock()
-	e.configureNetwork(ctx, netCfg)
 	if e.cfg.Probe != nil {
 		e.cfg.Probe.SetPeers(d.Network.Peers, d.ClusterID)
+		netCfg.RTTMS = closestRTTs(e.cfg.Probe, d.Network, netCfg.NodeID)
 	}
+	e.configureNetwork(ctx, netCfg)
 	have, complete := e.observe(ctx)
 	now := time.Now()
 

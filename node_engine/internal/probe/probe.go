@@ -22,6 +22,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,9 @@ type Prober struct {
 
 	mu       sync.Mutex
 	peers    []target
+	all      map[string]target // every peer with an address, by id
+	wanted   []target          // SetWanted's, probed besides peers
+	coords   map[string]*wire.Coordinate
 	next     int
 	measured bool
 	pending  *pending
@@ -155,6 +159,12 @@ func (p *Prober) SetPeers(peers []wire.NodeNetwork, clusterID string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.all = byID
+	for id := range p.coords {
+		if _, ok := byID[id]; !ok {
+			delete(p.coords, id)
+		}
+	}
 	kept := p.peers[:0:0]
 	chosen := map[string]bool{}
 	for _, t := range p.peers {
@@ -181,6 +191,38 @@ func (p *Prober) SetPeers(peers []wire.NodeNetwork, clusterID string) {
 	add(remote, p.cfg.MaxPeers)
 	add(local, p.cfg.MaxPeers)
 	p.peers = kept
+}
+
+// SetWanted names peers to probe besides the random choice (at most
+// MaxPeers of them, those SetPeers knows): the nodes whose round trips the
+// node needs, e.g. those behind its closest routes.
+func (p *Prober) SetWanted(ids []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wanted = p.wanted[:0]
+	for _, id := range ids {
+		if t, ok := p.all[id]; ok && len(p.wanted) < p.cfg.MaxPeers && !slices.ContainsFunc(p.wanted, func(w target) bool { return w.id == id }) {
+			p.wanted = append(p.wanted, t)
+		}
+	}
+}
+
+// Estimates are the estimated round trips to the peers among ids whose
+// coordinates an answer brought, by id.
+func (p *Prober) Estimates(ids []string) map[string]time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.measured {
+		return nil
+	}
+	own := netcoord.ToWire(p.client.GetCoordinate())
+	out := map[string]time.Duration{}
+	for _, id := range ids {
+		if d, ok := netcoord.Estimate(own, p.coords[id]); ok {
+			out[id] = d
+		}
+	}
+	return out
 }
 
 // Run answers probes and probes one peer every interval until ctx ends.
@@ -269,11 +311,15 @@ func (p *Prober) probeOne(ctx context.Context) {
 		return
 	}
 	p.mu.Lock()
-	if len(p.peers) == 0 {
+	rotation := p.peers
+	if len(p.wanted) > 0 {
+		rotation = slices.Concat(p.peers, p.wanted)
+	}
+	if len(rotation) == 0 {
 		p.mu.Unlock()
 		return
 	}
-	peer := p.peers[p.next%len(p.peers)]
+	peer := rotation[p.next%len(rotation)]
 	p.next++
 	w.addr, p.pending = peer.addr, w
 	p.mu.Unlock()
@@ -305,6 +351,10 @@ func (p *Prober) probeOne(ctx context.Context) {
 		}
 		p.mu.Lock()
 		p.measured = true
+		if p.coords == nil {
+			p.coords = map[string]*wire.Coordinate{}
+		}
+		p.coords[peer.id] = other
 		p.mu.Unlock()
 	}
 }

@@ -195,3 +195,32 @@ func TestPacket(t *testing.T) {
 		}
 	}
 }
+
+// TestWantedEstimates: a wanted peer is probed even when the random choice
+// leaves it out, and its round trip is estimated.
+func TestWantedEstimates(t *testing.T) {
+	// far sits 30 ms from the origin, where the idle prober other stays.
+	peerCoord := &wire.Coordinate{Vec: make([]float64, wire.MaxCoordinateDims), Height: 10e-6}
+	peerCoord.Vec[0] = 0.030
+	far := fakePeer(t, 30*time.Millisecond, peerCoord, false)
+	other := start(t, Config{Interval: time.Hour})
+	p := start(t, Config{Interval: 100 * time.Millisecond, MaxPeers: 1})
+	p.SetPeers([]wire.NodeNetwork{peerAt("far", "c2", far), peerAt("other", "c1", other.Port())}, "c1")
+	p.SetWanted([]string{"far", "unknown"})
+	if got := p.Estimates([]string{"far"}); len(got) != 0 {
+		t.Fatalf("estimates before any measurement: %v", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var est time.Duration
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		if e, ok := p.Estimates([]string{"far", "unknown"})["far"]; ok {
+			if est = e; math.Abs(float64(e-30*time.Millisecond)) < float64(6*time.Millisecond) {
+				break
+			}
+		}
+	}
+	if math.Abs(float64(est-30*time.Millisecond)) >= float64(6*time.Millisecond) {
+		t.Fatalf("estimate to the wanted peer %v, want 30ms ± 6ms (%+v)", est, p.Stats())
+	}
+}
