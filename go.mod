@@ -37,7 +37,10 @@ require (
 	modernc.org/sqlite v1.31.1
 )
 
-require github.com/hashicorp/serf v0.11.0 // indirect
+require (
+	github.com/hashicorp/go-metrics v0.7.0 // indirect
+	github.com/hashicorp/serf v0.11.0
+)
 
 require (
 	filippo.io/edwards25519 v1.1.0 // indirect
