@@ -25,7 +25,8 @@ func rttErrorOK(est, want float64) bool { return math.Abs(est-want) <= 5+0.2*wan
 // other (every 300 ms here); their coordinates estimate the
 // configured round trips within 5 ms + 20%; a service that must be within
 // 20 ms of node a lands only on a and b; when the delays move (b far, c
-// near) new placements follow.
+// near) new placements follow; a closest_ip goes to the backend on the
+// node nearest to the client's, and follows when the delays swap.
 func TestLatencyPlacement(t *testing.T) {
 	s := newSystem(t)
 	c := s.addCluster("lat", "")
@@ -122,4 +123,36 @@ func TestLatencyPlacement(t *testing.T) {
 	if !slices.Equal(got, []string{"a", "a", "c", "c"}) {
 		t.Fatalf("after the move, instances within 20 ms of a placed on %v, want a, a, c, c", got)
 	}
+
+	// closest_ip by measurement: one server on b (61 ms from a), one on c
+	// (3 ms); node a's requests to the closest IP go to c's, then, when the
+	// delays swap, to b's.
+	s.api.must("DELETE", "/api/application/"+ids["app"], nil, nil)
+	srv := s.app("nearest", map[string]any{"microservice_name": "srv", "memory": 600, // one per node
+		"addresses":   map[string]string{"closest_ip": "10.30.99.99"},
+		"constraints": pin("lat", s.nodes["b"].name+";"+s.nodes["c"].name)})["srv"]
+	instanceOn := map[string]string{}
+	for range 2 {
+		n := s.scaleUp(srv)
+		in := s.runningOn(srv, n)
+		for h, nd := range s.nodes {
+			if nd.name == in.NodeName {
+				instanceOn[h] = strings.ReplaceAll(fmt.Sprintf("%s.%d", srv, n), ".", "-")
+			}
+		}
+	}
+	if instanceOn["b"] == "" || instanceOn["c"] == "" {
+		t.Fatalf("servers on %v, want one on b and one on c", instanceOn)
+	}
+	nearest := func(want string) {
+		testharness.WaitFor(t, 2*time.Minute, "a's closest_ip answers from "+want, func() (bool, string) {
+			d := distinct(fetchFrom(t, s.nodes["a"].ns, "http://10.30.99.99:8080/", 10))
+			return d[instanceOn[want]] == 10, fmt.Sprint(d)
+		})
+	}
+	nearest("c")
+	delays["b"], delays["c"] = 2, 60
+	links["b"].Set(2 * time.Millisecond)
+	links["c"].Set(60 * time.Millisecond)
+	nearest("b")
 }

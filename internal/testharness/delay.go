@@ -103,27 +103,37 @@ func (dl *Delay) Close() {
 }
 
 // dialIn opens a netfilter netlink socket in the named network namespace.
-func dialIn(netns string) (*netlink.Conn, error) {
+func dialIn(netns string) (conn *netlink.Conn, err error) {
+	err = InNetns(netns, func() (err error) {
+		conn, err = netlink.Dial(unix.NETLINK_NETFILTER, nil)
+		return err
+	})
+	return conn, err
+}
+
+// InNetns runs fn on a thread in the named network namespace (under
+// /run/netns): sockets it opens stay in that namespace.
+func InNetns(netns string, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer self.Close()
 	target, err := os.Open("/run/netns/" + netns)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("setns: %w", err)
+		return fmt.Errorf("setns: %w", err)
 	}
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	ferr := fn()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
 		panic("testharness: cannot return to this thread's network namespace: " + err.Error())
 	}
-	return conn, err
+	return ferr
 }
 
 // nfgen is the nfgenmsg header for queue q.

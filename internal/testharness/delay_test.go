@@ -2,37 +2,18 @@ package testharness
 
 import (
 	"net"
-	"os"
-	"runtime"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // udpIn opens a UDP socket in a host's namespace.
 func udpIn(t *testing.T, netns string) *net.UDPConn {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	self, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer self.Close()
-	target, err := os.Open("/run/netns/" + netns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.ListenUDP("udp", &net.UDPAddr{})
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		panic(err)
-	}
-	if err != nil {
+	var c *net.UDPConn
+	if err := InNetns(netns, func() (err error) {
+		c, err = net.ListenUDP("udp", &net.UDPAddr{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return c
