@@ -41,9 +41,12 @@ type distance struct {
 	loc geo.Location // geo
 	// Latency: the target nodes found among the landmarks.
 	targets  []*wire.Coordinate
-	targetID map[string]bool
+	targetID map[nodeKey]bool
 	resolved bool
 }
+
+// nodeKey names a node across clusters.
+type nodeKey struct{ cluster, id string }
 
 // landmark is a node that latency constraints may name.
 type landmark struct {
@@ -76,14 +79,14 @@ func (r *request) resolve(marks []landmark) {
 		if d.c.Type != constraintLatency {
 			continue
 		}
-		d.targets, d.targetID, d.resolved = nil, map[string]bool{}, false
+		d.targets, d.targetID, d.resolved = nil, map[nodeKey]bool{}, false
 		for j := range marks {
 			m := &marks[j]
 			if !d.names(m) {
 				continue
 			}
 			d.resolved = true
-			d.targetID[m.cluster+"/"+m.id] = true
+			d.targetID[nodeKey{m.cluster, m.id}] = true
 			if m.coord.Valid() {
 				d.targets = append(d.targets, m.coord)
 			}
@@ -122,7 +125,7 @@ func (d *distance) target() string {
 // rtt is the estimated round trip in ms from a node to the nearest target
 // (0 for a target itself); ok is false when the node has no coordinate.
 func (d *distance) rtt(n *wire.NodeInfo, cluster string) (ms float64, ok bool) {
-	if d.targetID[cluster+"/"+n.ID] {
+	if d.targetID[nodeKey{cluster, n.ID}] {
 		return 0, true
 	}
 	best := math.Inf(1)
@@ -134,11 +137,28 @@ func (d *distance) rtt(n *wire.NodeInfo, cluster string) (ms float64, ok bool) {
 	return best, !math.IsInf(best, 1)
 }
 
-// km is the distance from a node's location to a geo constraint's point;
-// ok is false when the node has no point.
-func (d *distance) km(n *wire.NodeInfo) (float64, bool) {
+// location is a node's parsed location (parsed once per request and
+// string: most nodes share a few).
+func (r *request) location(n *wire.NodeInfo) (geo.Location, bool) {
+	if l, ok := r.locs[n.Location]; ok {
+		return l, l != (geo.Location{})
+	}
 	l, err := geo.Parse(n.Location)
 	if err != nil {
+		l = geo.Location{}
+	}
+	if r.locs == nil {
+		r.locs = map[string]geo.Location{}
+	}
+	r.locs[n.Location] = l
+	return l, l != (geo.Location{})
+}
+
+// km is the distance from a node's location to a geo constraint's point;
+// ok is false when the node has no point.
+func (r *request) km(d *distance, n *wire.NodeInfo) (float64, bool) {
+	l, ok := r.location(n)
+	if !ok {
 		return 0, false
 	}
 	return geo.Distance(l, d.loc)
@@ -155,7 +175,7 @@ func (r *request) checkDistance(n *wire.NodeInfo, cluster string) (filter, int, 
 			if !d.resolved && r.lenient {
 				continue
 			}
-			if len(d.targets) == 0 && !d.targetID[cluster+"/"+n.ID] {
+			if len(d.targets) == 0 && !d.targetID[nodeKey{cluster, n.ID}] {
 				return failLatencyTarget, i, math.NaN()
 			}
 			ms, ok := d.rtt(n, cluster)
@@ -167,13 +187,12 @@ func (r *request) checkDistance(n *wire.NodeInfo, cluster string) (filter, int, 
 			}
 		case constraintGeo:
 			if !d.loc.HasPoint {
-				l, err := geo.Parse(n.Location)
-				if err != nil || l.HasPoint || l.Site != d.loc.Site {
+				if l, _ := r.location(n); l.HasPoint || l.Site != d.loc.Site {
 					return failSite, i, math.NaN()
 				}
 				continue
 			}
-			km, ok := d.km(n)
+			km, ok := r.km(d, n)
 			if !ok {
 				return failNoLocation, i, math.NaN()
 			}
@@ -199,7 +218,7 @@ func (r *request) nearness(n *wire.NodeInfo, cluster string) float64 {
 	for i := range r.dist {
 		d := &r.dist[i]
 		if d.c.Type == constraintGeo && d.loc.HasPoint {
-			if km, ok := d.km(n); ok {
+			if km, ok := r.km(d, n); ok {
 				return -km
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/geo"
 )
 
 // Constraint types (as in the SLA).
@@ -58,6 +59,7 @@ type request struct {
 	dist    []distance
 	lenient bool
 	cluster string
+	locs    map[string]geo.Location // parsed node locations
 }
 
 func newRequest(spec *wire.InstanceSpec) (request, error) {

@@ -4,6 +4,7 @@
 package netcoord
 
 import (
+	"math"
 	"time"
 
 	"github.com/hashicorp/serf/coordinate"
@@ -34,14 +35,24 @@ func FromWire(c *wire.Coordinate) *coordinate.Coordinate {
 	return &coordinate.Coordinate{Vec: append([]float64(nil), c.Vec...), Error: c.Error, Adjustment: c.Adjustment, Height: c.Height}
 }
 
-// Estimate is the estimated round trip between two coordinates; ok is false
-// when either is missing or invalid or they differ in dimensions.
+// Estimate is the estimated round trip between two coordinates, as Serf's
+// Coordinate.DistanceTo computes it (without copying them: schedulers call
+// it for every candidate); ok is false when either is missing or invalid or
+// they differ in dimensions.
 func Estimate(a, b *wire.Coordinate) (rtt time.Duration, ok bool) {
-	x, y := FromWire(a), FromWire(b)
-	if x == nil || y == nil || !x.IsCompatibleWith(y) {
+	if !a.Valid() || !b.Valid() || len(a.Vec) != len(b.Vec) {
 		return 0, false
 	}
-	return x.DistanceTo(y), true
+	var sq float64
+	for i, v := range a.Vec {
+		d := v - b.Vec[i]
+		sq += d * d
+	}
+	dist := math.Sqrt(sq) + a.Height + b.Height
+	if adjusted := dist + a.Adjustment + b.Adjustment; adjusted > 0 {
+		dist = adjusted
+	}
+	return time.Duration(dist * 1e9), true
 }
 
 // Centroid is the mean of the valid coordinates among cs that share the

@@ -72,6 +72,20 @@ func TestEstimateRefusesBadCoordinates(t *testing.T) {
 	}
 }
 
+// TestEstimateIsSerfs: Estimate computes what Serf's DistanceTo does.
+func TestEstimateIsSerfs(t *testing.T) {
+	a := &wire.Coordinate{Vec: []float64{0.01, -0.02, 0.003}, Height: 2e-4, Adjustment: -1e-3, Error: 0.3}
+	for _, b := range []*wire.Coordinate{
+		{Vec: []float64{-0.04, 0.01, 0}, Height: 1e-5, Adjustment: 5e-4},
+		{Vec: []float64{0.01, -0.02, 0.003}, Height: 1e-5, Adjustment: -0.5}, // adjusted below 0: not applied
+	} {
+		got, ok := Estimate(a, b)
+		if want := FromWire(a).DistanceTo(FromWire(b)); !ok || got != want {
+			t.Errorf("Estimate = %v, %v; Serf says %v", got, ok, want)
+		}
+	}
+}
+
 func TestCentroid(t *testing.T) {
 	got := Centroid(
 		&wire.Coordinate{Vec: []float64{0, 2}, Height: 1, Error: 0.5},
