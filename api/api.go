@@ -140,6 +140,7 @@ type Constraint struct {
 	Threshold       float64 `json:"threshold,omitempty" bson:"threshold,omitempty"`
 	Rigidness       float64 `json:"rigidness,omitempty" bson:"rigidness,omitempty"`
 	ConvergenceTime int     `json:"convergence_time,omitempty" bson:"convergence_time,omitempty"`
+	Service         string  `json:"service,omitempty" bson:"service,omitempty"`
 }
 
 // Service is a stored microservice with its instances.

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -52,13 +53,14 @@ type nodeKey struct{ cluster, id string }
 type landmark struct {
 	id, name, cluster, location string
 	coord                       *wire.Coordinate
+	services                    []string
 }
 
 func (r *request) parseDistance(i int, c *wire.Constraint) error {
 	d := distance{idx: i, c: c}
 	switch c.Type {
 	case constraintLatency:
-		if !(c.Threshold > 0) || c.Node == "" && c.Cluster == "" && c.Area == "" {
+		if !(c.Threshold > 0) || c.Node == "" && c.Cluster == "" && c.Area == "" && c.Service == "" {
 			return invalid(r.spec, "constraints[%d]: a latency constraint needs a threshold and a target", i)
 		}
 	case constraintGeo:
@@ -82,7 +84,7 @@ func (r *request) resolve(marks []landmark) {
 		d.targets, d.targetID, d.resolved = nil, map[nodeKey]bool{}, false
 		for j := range marks {
 			m := &marks[j]
-			if !d.names(m) {
+			if !d.names(m, r.spec.ApplicationName) {
 				continue
 			}
 			d.resolved = true
@@ -94,12 +96,15 @@ func (r *request) resolve(marks []landmark) {
 	}
 }
 
-// names reports whether a latency constraint's target includes m.
-func (d *distance) names(m *landmark) bool {
+// names reports whether a latency constraint's target includes m (app is
+// the instance's application, whose services a constraint names).
+func (d *distance) names(m *landmark, app string) bool {
 	c := d.c
 	switch {
 	case c.Node != "":
 		return m.name == c.Node && (c.Cluster == "" || m.cluster == c.Cluster)
+	case c.Service != "":
+		return slices.Contains(m.services, app+"/"+c.Service)
 	case c.Cluster != "":
 		return m.cluster == c.Cluster
 	default:
@@ -116,6 +121,8 @@ func (d *distance) target() string {
 		return "node " + c.Node + " of cluster " + c.Cluster
 	case c.Node != "":
 		return "node " + c.Node
+	case c.Service != "":
+		return "service " + c.Service + "'s instances"
 	case c.Cluster != "":
 		return "cluster " + c.Cluster
 	}

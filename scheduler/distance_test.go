@@ -16,7 +16,7 @@ func dnode(name string, coord *wire.Coordinate, location string, virts ...string
 	if len(virts) == 0 {
 		virts = []string{"container"}
 	}
-	return Node{wire.NodeInfo{ID: "id-" + name, Name: name, Active: true, Virtualizations: virts,
+	return Node{NodeInfo: wire.NodeInfo{ID: "id-" + name, Name: name, Active: true, Virtualizations: virts,
 		Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: 4096}, Coordinate: coord, Location: location}}
 }
 
@@ -131,6 +131,34 @@ func TestDistanceConstraintsInvalid(t *testing.T) {
 		_, err := PickNode("edge", []Node{dnode("n", at(0), "")}, wire.InstanceSpec{Key: "k", Virtualization: "container", Constraints: []wire.Constraint{c}})
 		if err == nil || !strings.Contains(err.Error(), "invalid instance spec") {
 			t.Errorf("%+v: error %v, want an invalid spec", c, err)
+		}
+	}
+}
+
+// TestLatencyToService: a latency constraint may name another service of
+// the same application: the nodes running its instances are the target.
+func TestLatencyToService(t *testing.T) {
+	db := dnode("db", at(0), "", "wasm")
+	db.Services = []string{"shop/db", "other/web"}
+	clusters := []Cluster{{ID: "c1", Name: "edge", Active: true, Nodes: []Node{db, dnode("n2", at(10), ""), dnode("n3", at(50), "")}}}
+	tests := []struct {
+		name, app string
+		want      string
+		wantErr   string
+	}{
+		{"near the shop's db", "shop", "id-n2", ""},
+		{"another application's db is no target", "other", "",
+			"cannot be measured against service db's instances (latency constraint 1)"},
+	}
+	for _, tt := range tests {
+		spec := wire.InstanceSpec{Key: "k", ApplicationName: tt.app, Virtualization: "container", Resources: wire.Resources{MemoryMB: 64},
+			Constraints: []wire.Constraint{{Type: "latency", Service: "db", Threshold: 20}}}
+		p, err := PickCluster(clusters, spec)
+		switch {
+		case tt.wantErr == "" && (err != nil || p.NodeID != tt.want):
+			t.Errorf("%s: placed %+v, %v; want %s", tt.name, p, err, tt.want)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: placed %+v, %v; want %q", tt.name, p, err, tt.wantErr)
 		}
 	}
 }

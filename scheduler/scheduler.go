@@ -41,6 +41,10 @@ import (
 // they report yet or not).
 type Node struct {
 	wire.NodeInfo
+	// Services names the services with instances on the node, as
+	// "<application name>/<microservice name>": the targets of latency
+	// constraints that name a service.
+	Services []string
 }
 
 // Cluster groups nodes, as the root sees them.
@@ -326,7 +330,7 @@ func landmarks(cluster string, nodes []Node, to []landmark) []landmark {
 	for i := range nodes {
 		n := &nodes[i]
 		if n.Active {
-			to = append(to, landmark{id: n.ID, name: n.Name, cluster: cluster, location: n.Location, coord: n.Coordinate})
+			to = append(to, landmark{id: n.ID, name: n.Name, cluster: cluster, location: n.Location, coord: n.Coordinate, services: n.Services})
 		}
 	}
 	return to

@@ -142,7 +142,9 @@ type Addresses struct {
 // trip from the instance's node to a target must be at most Threshold
 // milliseconds. The target is the nodes located at site Area (the
 // reference's "area"), or (Thicket extensions) the node named Node
-// (in Cluster, if given) or the nodes of Cluster.
+// (in Cluster, if given), the nodes of Cluster, or the nodes running
+// instances of Service, a microservice of the same application
+// (connectivity between microservices).
 //
 // type "geo": the instance's node (or, without a location of its own, its
 // cluster) must be within Threshold km of Location, "lat,long"; a Location
@@ -160,6 +162,7 @@ type Constraint struct {
 	Threshold       float64  `json:"threshold,omitempty"`
 	Rigidness       float64  `json:"rigidness,omitempty"`
 	ConvergenceTime int      `json:"convergence_time,omitempty"`
+	Service         string   `json:"service,omitempty"`
 }
 
 // PortMapping is one entry of a microservice's port field.

@@ -449,6 +449,12 @@ func (v *validator) constraint(path string, c *Constraint) {
 				v.errs.add(join(path, "node"), fmt.Sprintf("%q is not a valid node name (1 to 64 of A-Z a-z 0-9 _ . -)", c.Node))
 			}
 		}
+		if c.Service != "" {
+			targets++
+			if !NameRE.MatchString(c.Service) {
+				v.errs.add(join(path, "service"), fmt.Sprintf("%q is not a microservice name (1 to 30 letters and digits)", c.Service))
+			}
+		}
 		if c.Cluster != "" {
 			if c.Node == "" {
 				targets++
@@ -458,7 +464,7 @@ func (v *validator) constraint(path string, c *Constraint) {
 			}
 		}
 		if targets != 1 {
-			v.errs.add(path, "a latency constraint needs exactly one target: area (a site), node (with an optional cluster) or cluster")
+			v.errs.add(path, "a latency constraint needs exactly one target: area (a site), node (with an optional cluster), cluster or service (of the same application)")
 		}
 		v.rigid(path, c)
 	case ConstraintGeo:

@@ -107,6 +107,7 @@ type Constraint struct {
 	Threshold       float64 `json:"threshold,omitempty"`
 	Rigidness       float64 `json:"rigidness,omitempty"`
 	ConvergenceTime int     `json:"convergence_time,omitempty"`
+	Service         string  `json:"service,omitempty"`
 }
 
 // InstanceSpec is one instance that should run: everything a cluster needs
@@ -687,6 +688,17 @@ type ClusterDesired struct {
 	// instances elsewhere. Came later within v1: an earlier cluster
 	// ignores it (its nodes stay until it is deleted).
 	DeletedNodes []string `json:"deleted_nodes,omitempty"`
+}
+
+// NamesService reports whether a spec has a latency constraint whose target
+// is a service (the schedulers then need to know what runs where).
+func (s *InstanceSpec) NamesService() bool {
+	for _, c := range s.Constraints {
+		if c.Type == "latency" && c.Service != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // SameCoordinate reports whether two coordinates are equal (both absent

@@ -308,7 +308,7 @@ var (
 		Arch: []string{"amd64", "arm64"}, Cmd: []string{"nginx", "-g", "daemon off;"}, Environment: []string{"A=1"},
 		Port: "18080:80;53/udp", Resources: Resources{1000, 128, 1}, OneShot: true,
 		Constraints: []Constraint{{Type: "direct", Node: "edge-1;edge-2", Cluster: "c1", Allowed: []string{"c1", "c2"},
-			Area: "munich", Location: "48.1,11.5", Threshold: 20, Rigidness: 0.9, ConvergenceTime: 300}},
+			Area: "munich", Location: "48.1,11.5", Threshold: 20, Rigidness: 0.9, ConvergenceTime: 300, Service: "db"}},
 		RRIP: "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
 		Disconnect: &Disconnect{Replace: true, ReplaceAfter: 30, StopAfter: 600, Reconcile: KeepReplacement},
 		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100},

@@ -133,6 +133,48 @@ func TestLatencyAndLocation(t *testing.T) {
 			t.Errorf("%s: instance on cluster %q (%s: %s), want %q with %q", tc.name, clusterName[in.ClusterID], in.Status, in.StatusDetail, tc.cluster, tc.detail)
 		}
 	}
+	// Connectivity: web must be within 20 ms of the same application's db,
+	// which is pinned to f1 (cluster far).
+	conn := testSLA("rttconn")
+	svcs := conn["applications"].([]any)[0].(map[string]any)["microservices"].([]any)
+	for _, s := range svcs {
+		m := s.(map[string]any)
+		m["port"] = ""
+		switch m["microservice_name"] {
+		case "db":
+			m["constraints"] = []any{map[string]any{"type": "direct", "cluster": "far", "node": "f1"}}
+		case "web":
+			m["constraints"] = []any{map[string]any{"type": "latency", "service": "db", "threshold": 20}}
+		}
+	}
+	connApp := r.createApp(admin, conn, "rttconn")
+	var connSvcs []api.Service
+	r.must("GET", "/api/services/"+connApp.ApplicationID, admin, nil, &connSvcs)
+	byName := map[string]string{}
+	for _, s := range connSvcs {
+		byName[s.MicroserviceName] = s.MicroserviceID
+	}
+	scale := func(name string) api.Instance {
+		t.Helper()
+		r.must("POST", "/api/service/"+byName[name]+"/instance", admin, nil, nil)
+		return r.waitService(admin, byName[name], "judged", func(s api.Service) bool {
+			return len(s.InstanceList) == 1 && (s.InstanceList[0].ClusterID != "" || s.InstanceList[0].StatusDetail != "")
+		}).InstanceList[0]
+	}
+	if in := scale("web"); in.ClusterID != "" || !strings.Contains(in.StatusDetail, "cannot be measured against service db's instances (latency constraint 1)") {
+		t.Errorf("web before db runs anywhere: %s on %q: %s", in.Status, clusterName[in.ClusterID], in.StatusDetail)
+	}
+	if in := scale("db"); clusterName[in.ClusterID] != "far" {
+		t.Fatalf("db on %q (%s), want far", clusterName[in.ClusterID], in.StatusDetail)
+	}
+	r.must("POST", "/api/service/"+byName["web"]+"/instance", admin, nil, nil)
+	web := r.waitService(admin, byName["web"], "placed", func(s api.Service) bool {
+		return len(s.InstanceList) == 2 && s.InstanceList[1].ClusterID != ""
+	}).InstanceList[1]
+	if clusterName[web.ClusterID] != "far" {
+		t.Errorf("web near db placed on %q, want far", clusterName[web.ClusterID])
+	}
+
 	if resp := r.do("POST", "/api/application/", admin, func() map[string]any {
 		s := testSLA("rttbad")
 		s["applications"].([]any)[0].(map[string]any)["microservices"].([]any)[0].(map[string]any)["constraints"] = []any{map[string]any{"type": "geo", "location": "95,1", "threshold": 5}}

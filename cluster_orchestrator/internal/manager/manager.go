@@ -925,11 +925,13 @@ func (m *Manager) place() {
 		return
 	}
 	sort.Slice(pending, func(i, j int) bool { return pending[i].Key < pending[j].Key })
-	nodes := m.snapshot()
 	specs := make([]wire.InstanceSpec, len(pending))
+	withServices := false
 	for i, in := range pending {
 		specs[i] = in.Spec
+		withServices = withServices || in.Spec.NamesService()
 	}
+	nodes := m.snapshot(withServices)
 	for i, r := range scheduler.PlaceAllNodes(m.cfg.ClusterName, nodes, specs) {
 		in := pending[i]
 		if r.Err != nil {
@@ -966,8 +968,16 @@ func (m *Manager) place() {
 
 // snapshot returns the nodes as the scheduler sees them, with what their
 // placed instances reserve (reported or not yet). Caller holds mu.
-func (m *Manager) snapshot() []scheduler.Node {
+func (m *Manager) snapshot(withServices bool) []scheduler.Node {
 	held := m.reservations()
+	services := map[string][]string{} // latency targets: the services on each node
+	for _, in := range m.instances {
+		if withServices && in.NodeID != "" {
+			if name := in.Spec.ApplicationName + "/" + in.Spec.MicroserviceName; !slices.Contains(services[in.NodeID], name) {
+				services[in.NodeID] = append(services[in.NodeID], name)
+			}
+		}
+	}
 	out := make([]scheduler.Node, 0, len(m.nodes))
 	for _, n := range m.nodes {
 		info := n.Info
@@ -976,7 +986,7 @@ func (m *Manager) snapshot() []scheduler.Node {
 		if info.Location == "" {
 			info.Location = m.cfg.Location // geo constraints: a node is where its cluster is
 		}
-		out = append(out, scheduler.Node{NodeInfo: info})
+		out = append(out, scheduler.Node{NodeInfo: info, Services: services[n.ID]})
 	}
 	return out
 }

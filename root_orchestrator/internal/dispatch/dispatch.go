@@ -140,15 +140,23 @@ func (d *Dispatcher) place(pending []state.Pending) error {
 	}
 	sn := d.st.Snapshot()
 	clusters := sn.Clusters()
+	withServices := slices.ContainsFunc(pending, func(p state.Pending) bool { return p.Spec.NamesService() })
 	snap := make([]scheduler.Cluster, 0, len(clusters))
 	for _, c := range clusters {
 		infos := sn.SchedulingNodes(c.ID)
 		nodes := make([]scheduler.Node, len(infos))
+		var services map[string][]string
 		for i, n := range infos {
 			if n.Location == "" {
 				n.Location = c.Location // geo constraints: a node is where its cluster is
 			}
 			nodes[i] = scheduler.Node{NodeInfo: n}
+			if withServices && n.Coordinate != nil { // only measured nodes can be latency targets
+				if services == nil {
+					services = sn.NodeServices(c.ID)
+				}
+				nodes[i].Services = services[n.ID]
+			}
 		}
 		snap = append(snap, scheduler.Cluster{ID: c.ID, Name: c.Name, Active: c.Active, Nodes: nodes})
 	}

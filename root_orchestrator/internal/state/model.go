@@ -41,6 +41,7 @@ type Constraint struct {
 	Threshold       float64
 	Rigidness       float64
 	ConvergenceTime int
+	Service         string
 }
 
 // ServiceSpec is what a service asks of its instances; it does not change

@@ -75,6 +75,7 @@ type constraintRecord struct {
 	Threshold       float64  `bson:"threshold,omitempty"`
 	Rigidness       float64  `bson:"rigidness,omitempty"`
 	ConvergenceTime int      `bson:"convergence_time,omitempty"`
+	Service         string   `bson:"service,omitempty"`
 }
 
 type serviceRecord struct {
