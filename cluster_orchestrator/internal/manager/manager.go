@@ -925,11 +925,29 @@ func (m *Manager) place() {
 		return
 	}
 	sort.Slice(pending, func(i, j int) bool { return pending[i].Key < pending[j].Key })
+	// Instances whose latency constraints name a service go second, so
+	// that they see where this batch put that service's instances.
+	var plain, near []*state.Instance
+	for _, in := range pending {
+		if in.Spec.NamesService() {
+			near = append(near, in)
+		} else {
+			plain = append(plain, in)
+		}
+	}
+	m.placeBatch(plain, false)
+	m.placeBatch(near, true)
+}
+
+// placeBatch places instances in one scheduler batch; withServices: the
+// scheduler needs to know which services run on each node. Caller holds mu.
+func (m *Manager) placeBatch(pending []*state.Instance, withServices bool) {
+	if len(pending) == 0 {
+		return
+	}
 	specs := make([]wire.InstanceSpec, len(pending))
-	withServices := false
 	for i, in := range pending {
 		specs[i] = in.Spec
-		withServices = withServices || in.Spec.NamesService()
 	}
 	nodes := m.snapshot(withServices)
 	for i, r := range scheduler.PlaceAllNodes(m.cfg.ClusterName, nodes, specs) {

@@ -133,14 +133,31 @@ func (d *Dispatcher) Pass(context.Context) error {
 	return d.place(d.st.Snapshot().Waiting())
 }
 
-// place places pending instances in one batch.
+// place places pending instances: those whose latency constraints name a
+// service after the others, so that they see where the others went.
 func (d *Dispatcher) place(pending []state.Pending) error {
+	var plain, near []state.Pending
+	for _, p := range pending {
+		if p.Spec.NamesService() {
+			near = append(near, p)
+		} else {
+			plain = append(plain, p)
+		}
+	}
+	if err := d.placeBatch(plain); err != nil {
+		return err
+	}
+	return d.placeBatch(near)
+}
+
+// placeBatch places pending instances in one batch.
+func (d *Dispatcher) placeBatch(pending []state.Pending) error {
 	if len(pending) == 0 {
 		return nil
 	}
 	sn := d.st.Snapshot()
 	clusters := sn.Clusters()
-	withServices := slices.ContainsFunc(pending, func(p state.Pending) bool { return p.Spec.NamesService() })
+	withServices := len(pending) > 0 && pending[0].Spec.NamesService() // see place
 	snap := make([]scheduler.Cluster, 0, len(clusters))
 	for _, c := range clusters {
 		infos := sn.SchedulingNodes(c.ID)
