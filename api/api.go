@@ -134,6 +134,13 @@ type Constraint struct {
 	Node    string   `json:"node,omitempty" bson:"node,omitempty"`
 	Cluster string   `json:"cluster,omitempty" bson:"cluster,omitempty"`
 	Allowed []string `json:"allowed,omitempty" bson:"allowed,omitempty"`
+	// Latency and geo constraints (see the README's "Latency and location").
+	Area            string  `json:"area,omitempty" bson:"area,omitempty"`
+	Location        string  `json:"location,omitempty" bson:"location,omitempty"`
+	Threshold       float64 `json:"threshold,omitempty" bson:"threshold,omitempty"`
+	Rigidness       float64 `json:"rigidness,omitempty" bson:"rigidness,omitempty"`
+	ConvergenceTime int     `json:"convergence_time,omitempty" bson:"convergence_time,omitempty"`
+	Service         string  `json:"service,omitempty" bson:"service,omitempty"`
 }
 
 // Service is a stored microservice with its instances.
@@ -268,6 +275,8 @@ type Cluster struct {
 	MilliCPU         int64 `json:"milli_cpu" bson:"-"`
 	ReservedMilliCPU int64 `json:"reserved_milli_cpu" bson:"-"`
 	ReservedMemoryMB int64 `json:"reserved_memory_in_mb" bson:"-"`
+	// Coordinate is the centroid of its nodes' network coordinates.
+	Coordinate *Coordinate `json:"coordinate,omitempty" bson:"-"`
 }
 
 // Node is one worker node of a cluster.
@@ -298,6 +307,35 @@ type Node struct {
 	// Labels are its labels (thicket-node --label), which services' node
 	// selectors match.
 	Labels map[string]string `json:"labels,omitempty" bson:"-"`
+	// Location is where it is ("lat,long" or a site name; its own
+	// --location, else its cluster's); Coordinate its network coordinate,
+	// measured by its round-trip probes (absent until measured).
+	Location   string      `json:"location,omitempty" bson:"-"`
+	Coordinate *Coordinate `json:"coordinate,omitempty" bson:"-"`
+}
+
+// Coordinate is a network coordinate in the Vivaldi model of Serf and
+// Consul: the estimated round trip between two is the Euclidean distance
+// of their Vec plus both Heights, plus both Adjustments when that stays
+// positive. Values are in seconds; Error is the coordinate's own estimate
+// of its relative error. GET /api/rtt does the arithmetic.
+type Coordinate struct {
+	Vec        []float64 `json:"vec"`
+	Error      float64   `json:"error"`
+	Adjustment float64   `json:"adjustment"`
+	Height     float64   `json:"height"`
+}
+
+// RTT is GET /api/rtt's answer: the estimated round trip between two
+// nodes or clusters (a cluster's coordinate is its nodes' centroid), and
+// their distance when both have a "lat,long" location.
+type RTT struct {
+	From       string      `json:"from"`
+	To         string      `json:"to"`
+	RTTMS      float64     `json:"rtt_ms"`
+	DistanceKM *float64    `json:"distance_km,omitempty"`
+	FromCoord  *Coordinate `json:"from_coordinate"`
+	ToCoord    *Coordinate `json:"to_coordinate"`
 }
 
 // Disconnect is what happens to a service's instances while the node or

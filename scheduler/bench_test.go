@@ -30,7 +30,7 @@ func benchNodes(rng *rand.Rand, prefix string, n int) []Node {
 			virt = append(virt, "unikernel")
 		}
 		name := prefix + "node" + strconv.Itoa(i)
-		nodes[i] = Node{wire.NodeInfo{
+		nodes[i] = Node{NodeInfo: wire.NodeInfo{
 			ID:              "id-" + name,
 			Name:            name,
 			Arch:            archs[rng.IntN(len(archs))],
@@ -182,4 +182,32 @@ func BenchmarkPlaceAllClusters1000(b *testing.B) {
 		b.Fatalf("only %d of %d placed", placed, len(specs))
 	}
 	reportPlacements(b, len(specs))
+}
+
+// BenchmarkPickNodeLatency1000: a latency constraint to one node and a geo
+// constraint over 1,000 nodes that all have 8-dimensional coordinates and
+// locations: what distance constraints cost a decision.
+func BenchmarkPickNodeLatency1000(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 1000))
+	nodes := benchNodes(rng, "", 1000)
+	for i := range nodes {
+		c := &wire.Coordinate{Vec: make([]float64, wire.MaxCoordinateDims), Height: 1e-5}
+		for d := range c.Vec {
+			c.Vec[d] = rng.Float64() * 0.05
+		}
+		nodes[i].Coordinate = c
+		nodes[i].Location = fmt.Sprintf("%.3f,%.3f", 45+rng.Float64()*10, 5+rng.Float64()*10)
+	}
+	spec := benchSpec()
+	spec.Constraints = []wire.Constraint{
+		{Type: "latency", Node: nodes[0].Name, Threshold: 60},
+		{Type: "geo", Location: "50,10", Threshold: 500},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := PickNode("edge", nodes, spec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportPlacements(b, 1)
 }

@@ -1,11 +1,13 @@
 package scheduler
 
 import (
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/geo"
 )
 
 // Constraint types (as in the SLA).
@@ -30,6 +32,12 @@ const (
 	failMemory
 	failVGPU
 	failPort
+	failLatencyTarget
+	failNoCoordinate
+	failLatency
+	failSite
+	failNoLocation
+	failGeo
 	numNodeFilters
 	// Cluster filters.
 	failDirectCluster
@@ -46,6 +54,14 @@ type request struct {
 	nodeLists [][]string
 	// ports are the host ports the instance publishes ("8080/tcp").
 	ports []string
+	// dist are the latency and geo constraints (distance.go); lenient:
+	// latency targets not among the landmarks are not checked (a
+	// cluster's scheduler); cluster: the name of the cluster whose nodes
+	// are being checked.
+	dist    []distance
+	lenient bool
+	cluster string
+	locs    map[string]geo.Location // parsed node locations
 }
 
 func newRequest(spec *wire.InstanceSpec) (request, error) {
@@ -70,8 +86,12 @@ func newRequest(spec *wire.InstanceSpec) (request, error) {
 				r.nodeLists = append(r.nodeLists, list)
 			}
 		case constraintClusters:
+		case constraintLatency, constraintGeo:
+			if err := r.parseDistance(i, c); err != nil {
+				return r, err
+			}
 		default:
-			return r, invalid(spec, "constraints[%d]: unknown type %q (direct or clusters)", i, c.Type)
+			return r, invalid(spec, "constraints[%d]: unknown type %q (direct, clusters, latency or geo)", i, c.Type)
 		}
 	}
 	return r, nil
@@ -136,6 +156,10 @@ func (r *request) checkNode(n *wire.NodeInfo) filter {
 		if contains(n.UsedPorts, p) {
 			return failPort
 		}
+	}
+	if len(r.dist) > 0 {
+		f, _, _ := r.checkDistance(n, r.cluster)
+		return f
 	}
 	return fitOK
 }
@@ -230,6 +254,14 @@ type tally struct {
 	maxFree wire.Resources
 	// notReady is the first not-ready node's reason.
 	notReady string
+	// dist is, per distance filter, the first failing constraint and the
+	// nearest value measured.
+	dist map[filter]distFail
+}
+
+type distFail struct {
+	i       int
+	nearest float64
 }
 
 func (t *tally) add(r *request, n *wire.NodeInfo) {
@@ -245,6 +277,18 @@ func (t *tally) add(r *request, n *wire.NodeInfo) {
 	case failNotReady:
 		if t.notReady == "" {
 			t.notReady = n.NotReady
+		}
+	case failLatencyTarget, failNoCoordinate, failLatency, failSite, failNoLocation, failGeo:
+		_, i, v := r.checkDistance(n, r.cluster)
+		if t.dist == nil {
+			t.dist = map[filter]distFail{}
+		}
+		old, seen := t.dist[f]
+		switch {
+		case !seen:
+			t.dist[f] = distFail{i, v}
+		case old.i == i && (math.IsNaN(old.nearest) || v < old.nearest):
+			t.dist[f] = distFail{i, v}
 		}
 	}
 }
@@ -284,6 +328,9 @@ func (r *request) nodeReason(f filter, t *tally) string {
 			strconv.FormatInt(maxFree.VGPUs, 10) + " free)"
 	case failPort:
 		return "has host port " + strings.Join(r.ports, " or ") + " in use"
+	case failLatencyTarget, failNoCoordinate, failLatency, failSite, failNoLocation, failGeo:
+		d := t.dist[f]
+		return r.distReason(f, d.i, d.nearest)
 	}
 	return "fails filter " + strconv.Itoa(int(f))
 }
@@ -328,6 +375,7 @@ func (r *request) explainNodes(clusterName string, nodes []Node) *NoFitError {
 		return e
 	}
 	var t tally
+	r.cluster = clusterName
 	for i := range nodes {
 		t.add(r, &nodes[i].NodeInfo)
 	}
@@ -355,6 +403,7 @@ func (r *request) explainClusters(clusters []Cluster) *NoFitError {
 		}
 		e.Reasons["has no node that fits"]++
 		e.Nodes += len(c.Nodes)
+		r.cluster = c.Name
 		for j := range c.Nodes {
 			t.add(r, &c.Nodes[j].NodeInfo)
 		}

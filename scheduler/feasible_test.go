@@ -14,7 +14,7 @@ import (
 // mkNode is an active amd64 container node with the given capacity and
 // reservations (milli-CPU, MB); its ID is "id-" + name.
 func mkNode(name string, capCPU, capMem, resCPU, resMem int64) Node {
-	return Node{wire.NodeInfo{
+	return Node{NodeInfo: wire.NodeInfo{
 		ID:              "id-" + name,
 		Name:            name,
 		Arch:            "amd64",

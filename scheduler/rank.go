@@ -80,6 +80,9 @@ func (r *request) bestNode(nodes []Node) (int, float64) {
 			continue
 		}
 		s := score(n, r.need)
+		if len(r.dist) > 0 {
+			s = r.nearness(n, r.cluster) // the nearest wins, however full
+		}
 		if r.spec.Virtualization == "unikernel" && slices.Contains(n.Capabilities, wire.CapabilityKVM) {
 			s += 1 // hardware acceleration outranks any fit
 		}

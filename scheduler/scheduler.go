@@ -19,6 +19,10 @@
 // wins (see score), ties broken by node name, then ID. At the root, clusters
 // rank by their best node's score, ties broken by cluster name, then ID.
 //
+// Latency and geo constraints (distance.go) filter nodes last, by estimated
+// round trip to a target and by distance to a point; an instance with such
+// constraints goes to the nearest feasible node rather than the fullest.
+//
 // Constraints hold together: an instance must satisfy all of them.
 package scheduler
 
@@ -38,6 +42,10 @@ import (
 // they report yet or not).
 type Node struct {
 	wire.NodeInfo
+	// Services names the services with instances on the node, as
+	// "<application name>/<microservice name>": the targets of latency
+	// constraints that name a service.
+	Services []string
 }
 
 // Cluster groups nodes, as the root sees them.
@@ -252,6 +260,10 @@ func pickNode(clusterName string, nodes []Node, spec *wire.InstanceSpec) (Placem
 		return Placement{}, -1, err
 	}
 	i := -1
+	if len(r.dist) > 0 {
+		r.lenient, r.cluster = true, clusterName
+		r.resolve(landmarks(clusterName, nodes, nil))
+	}
 	if f, _ := r.checkCluster(clusterName); f == fitOK {
 		i, _ = r.bestNode(nodes)
 	}
@@ -279,6 +291,15 @@ func pickCluster(clusters []Cluster, spec *wire.InstanceSpec) (p Placement, ci, 
 		return Placement{}, -1, -1, err
 	}
 	ci, ni = -1, -1
+	if len(r.dist) > 0 {
+		var marks []landmark
+		for i := range clusters {
+			if clusters[i].Active {
+				marks = landmarks(clusters[i].Name, clusters[i].Nodes, marks)
+			}
+		}
+		r.resolve(marks)
+	}
 	var bestScore float64
 	for i := range clusters {
 		c := &clusters[i]
@@ -288,6 +309,7 @@ func pickCluster(clusters []Cluster, spec *wire.InstanceSpec) (p Placement, ci, 
 		if f, _ := r.checkCluster(c.Name); f != fitOK {
 			continue
 		}
+		r.cluster = c.Name
 		n, s := r.bestNode(c.Nodes)
 		if n < 0 {
 			continue
@@ -349,6 +371,17 @@ func PlaceAllClusters(clusters []Cluster, specs []wire.InstanceSpec) []Result {
 		reserve(&local[ci].Nodes[ni], chosen(&specs[i], ch))
 	}
 	return results
+}
+
+// landmarks appends the active nodes of a cluster as latency targets.
+func landmarks(cluster string, nodes []Node, to []landmark) []landmark {
+	for i := range nodes {
+		n := &nodes[i]
+		if n.Active {
+			to = append(to, landmark{id: n.ID, name: n.Name, cluster: cluster, location: n.Location, coord: n.Coordinate, services: n.Services})
+		}
+	}
+	return to
 }
 
 // reserve takes what spec needs on a node copy: resources and host ports.

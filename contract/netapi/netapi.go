@@ -29,6 +29,12 @@ type Config struct {
 	ClusterID string       `json:"cluster_id"`
 	Subnet    string       `json:"subnet"`
 	Network   wire.Network `json:"network"`
+	// RTTMS are this node's estimated round trips, in whole milliseconds
+	// (coarsened so that jitter does not rewrite the service table), to the
+	// nodes behind its closest routes, by node id: a closest route prefers
+	// the backends of the nearest node (see RouteClosest). Added later: an
+	// absent map means same node, else same cluster, else any.
+	RTTMS map[string]int `json:"rtt_ms,omitempty"`
 }
 
 // Status answers GET /v1/status. Ready means the node's overlay is set up

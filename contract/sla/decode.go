@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -137,6 +138,25 @@ func decodeValue(errs *Errors, path string, raw any, v reflect.Value) {
 			return
 		}
 		v.SetInt(n)
+	case reflect.Float64:
+		// A number; also a string holding one, as some of the reference's
+		// examples write thresholds ("threshold": "100").
+		var text string
+		switch x := raw.(type) {
+		case json.Number:
+			text = string(x)
+		case string:
+			text = strings.TrimSpace(x)
+		default:
+			errs.add(path, "must be a number, got "+describe(raw))
+			return
+		}
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			errs.add(path, fmt.Sprintf("must be a number, got %q", text))
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Bool:
 		b, ok := raw.(bool)
 		if !ok {

@@ -19,6 +19,8 @@ const (
 const (
 	ConstraintDirect   = "direct"
 	ConstraintClusters = "clusters"
+	ConstraintLatency  = "latency"
+	ConstraintGeo      = "geo"
 )
 
 // SLA is a complete deployment descriptor: one or more applications.
@@ -143,11 +145,32 @@ type Addresses struct {
 //
 // type "direct": Cluster names the cluster, Node an optional list of node
 // names separated by ';'. type "clusters": Allowed lists the clusters.
+//
+// type "latency" (the reference SLA's field names): the estimated round
+// trip from the instance's node to a target must be at most Threshold
+// milliseconds. The target is the nodes located at site Area (the
+// reference's "area"), or (Thicket extensions) the node named Node
+// (in Cluster, if given), the nodes of Cluster, or the nodes running
+// instances of Service, a microservice of the same application
+// (connectivity between microservices).
+//
+// type "geo": the instance's node (or, without a location of its own, its
+// cluster) must be within Threshold km of Location, "lat,long"; a Location
+// that names a site asks for a node at that site.
+//
+// Rigidness and ConvergenceTime are the reference's fields, accepted and
+// kept; Thicket treats every latency and geo constraint as hard.
 type Constraint struct {
-	Type    string   `json:"type"`
-	Node    string   `json:"node,omitempty"`
-	Cluster string   `json:"cluster,omitempty"`
-	Allowed []string `json:"allowed,omitempty"`
+	Type            string   `json:"type"`
+	Node            string   `json:"node,omitempty"`
+	Cluster         string   `json:"cluster,omitempty"`
+	Allowed         []string `json:"allowed,omitempty"`
+	Area            string   `json:"area,omitempty"`
+	Location        string   `json:"location,omitempty"`
+	Threshold       float64  `json:"threshold,omitempty"`
+	Rigidness       float64  `json:"rigidness,omitempty"`
+	ConvergenceTime int      `json:"convergence_time,omitempty"`
+	Service         string   `json:"service,omitempty"`
 }
 
 // PortMapping is one entry of a microservice's port field.

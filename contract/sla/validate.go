@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/thicket-edge/thicket/internal/geo"
 )
 
 // ServiceNetwork is the network service IPs (rr_ip, closest_ip) are taken from.
@@ -438,9 +440,81 @@ func (v *validator) constraint(path string, c *Constraint) {
 				v.errs.add(join(path, "allowed["+strconv.Itoa(i)+"]"), fmt.Sprintf("%q is not a valid cluster name (1 to 64 of A-Z a-z 0-9 _ . -)", n))
 			}
 		}
+	case ConstraintLatency:
+		v.threshold(path, c.Threshold, MaxLatencyMS, "ms")
+		targets := 0
+		if c.Area != "" {
+			targets++
+			v.site(join(path, "area"), c.Area)
+		}
+		if c.Node != "" {
+			targets++
+			if !clusterNameRE.MatchString(c.Node) {
+				v.errs.add(join(path, "node"), fmt.Sprintf("%q is not a valid node name (1 to 64 of A-Z a-z 0-9 _ . -)", c.Node))
+			}
+		}
+		if c.Service != "" {
+			targets++
+			if !NameRE.MatchString(c.Service) {
+				v.errs.add(join(path, "service"), fmt.Sprintf("%q is not a microservice name (1 to 30 letters and digits)", c.Service))
+			}
+		}
+		if c.Cluster != "" {
+			if c.Node == "" {
+				targets++
+			}
+			if !clusterNameRE.MatchString(c.Cluster) {
+				v.errs.add(join(path, "cluster"), fmt.Sprintf("%q is not a valid cluster name (1 to 64 of A-Z a-z 0-9 _ . -)", c.Cluster))
+			}
+		}
+		if targets != 1 {
+			v.errs.add(path, "a latency constraint needs exactly one target: area (a site), node (with an optional cluster), cluster or service (of the same application)")
+		}
+		v.rigid(path, c)
+	case ConstraintGeo:
+		if c.Location == "" {
+			v.errs.add(join(path, "location"), "is required for a geo constraint: \"lat,long\" or a site name")
+		} else if l, err := geo.Parse(c.Location); err != nil {
+			v.errs.add(join(path, "location"), err.Error())
+		} else if l.HasPoint {
+			v.threshold(path, c.Threshold, MaxGeoKm, "km")
+		} else if c.Threshold < 0 {
+			v.errs.add(join(path, "threshold"), "must not be negative")
+		}
+		v.rigid(path, c)
 	case "":
-		v.errs.add(join(path, "type"), "is required: direct or clusters")
+		v.errs.add(join(path, "type"), "is required: direct, clusters, latency or geo")
 	default:
-		v.errs.add(join(path, "type"), fmt.Sprintf("%q is not a constraint type: use direct or clusters", c.Type))
+		v.errs.add(join(path, "type"), fmt.Sprintf("%q is not a constraint type: use direct, clusters, latency or geo", c.Type))
+	}
+}
+
+// Bounds of latency and geo constraints' thresholds.
+const (
+	MaxLatencyMS = 10000
+	MaxGeoKm     = 20040 // half the Earth's circumference
+)
+
+// threshold checks a latency or geo constraint's threshold.
+func (v *validator) threshold(path string, t, max float64, unit string) {
+	if !(t > 0 && t <= max) {
+		v.errs.add(join(path, "threshold"), fmt.Sprintf("must be a number of %s above 0 and at most %g", unit, max))
+	}
+}
+
+// site checks a site name.
+func (v *validator) site(path, s string) {
+	if l, err := geo.Parse(s); err != nil || l.HasPoint {
+		v.errs.add(path, fmt.Sprintf("%q is not a site name (a letter, then up to 63 of A-Z a-z 0-9 _ . -)", s))
+	}
+}
+
+// rigid checks the reference's rigidness and convergence_time.
+func (v *validator) rigid(path string, c *Constraint) {
+	if c.Rigidness < 0 || c.Rigidness > 1 {
+		v.errs.add(join(path, "rigidness"), "must be within 0..1")
+	}
+	if c.ConvergenceTime < 0 {
+		v.errs.add(join(path, "convergence_time"), "must not be negative")
 	}
 }

@@ -73,5 +73,8 @@ func (n *NodeNetwork) CheckEndpoint() error {
 	if n.PublicPort < 0 || n.PublicPort > 65535 {
 		return fmt.Errorf("public port %d not in 0..65535", n.PublicPort)
 	}
+	if n.ProbePort < 0 || n.ProbePort > 65535 {
+		return fmt.Errorf("probe port %d not in 0..65535", n.ProbePort)
+	}
 	return nil
 }

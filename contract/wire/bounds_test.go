@@ -38,3 +38,24 @@ func TestBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestCoordinateValid(t *testing.T) {
+	tests := []struct {
+		name string
+		c    *Coordinate
+		want bool
+	}{
+		{"nil", nil, false},
+		{"empty", &Coordinate{}, false},
+		{"ok", &Coordinate{Vec: []float64{0.01, 0}, Height: 1e-5}, true},
+		{"too many dimensions", &Coordinate{Vec: make([]float64, MaxCoordinateDims+1)}, false},
+		{"infinite", &Coordinate{Vec: []float64{math.Inf(1)}}, false},
+		{"NaN error", &Coordinate{Vec: []float64{0}, Error: math.NaN()}, false},
+		{"negative height", &Coordinate{Vec: []float64{0}, Height: -1}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.c.Valid(); got != tt.want {
+			t.Errorf("%s: Valid = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

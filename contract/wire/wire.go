@@ -44,6 +44,9 @@ import (
 // ClusterSync.CAPin (nodetokens.go): an earlier root sends no node tokens
 // (its clusters take only their own file token) and ignores the uses and
 // the pin.
+// So did NodeInfo.Coordinate and Location, NodeNetwork.ProbePort and
+// ClusterSync.Coordinate and Location: their absence means not measured,
+// no location, no probe responder.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -110,6 +113,15 @@ type Constraint struct {
 	Node    string   `json:"node,omitempty"`
 	Cluster string   `json:"cluster,omitempty"`
 	Allowed []string `json:"allowed,omitempty"`
+	// Area, Location, Threshold (latency and geo constraints),
+	// Rigidness and ConvergenceTime came later within v1: an earlier
+	// cluster does not know those types and places nothing with them.
+	Area            string  `json:"area,omitempty"`
+	Location        string  `json:"location,omitempty"`
+	Threshold       float64 `json:"threshold,omitempty"`
+	Rigidness       float64 `json:"rigidness,omitempty"`
+	ConvergenceTime int     `json:"convergence_time,omitempty"`
+	Service         string  `json:"service,omitempty"`
 }
 
 // InstanceSpec is one instance that should run: everything a cluster needs
@@ -371,7 +383,44 @@ type NodeInfo struct {
 	// Labels are the node's labels (thicket-node --label key=value),
 	// which instances' NodeSelector match (sla.CheckLabels).
 	Labels map[string]string `json:"labels,omitempty"`
+	// Coordinate is the node's network coordinate, from the round trips it
+	// measures to its peers (nil until it has measured).
+	Coordinate *Coordinate `json:"coordinate,omitempty"`
+	// Location is where the node is, as its --location flag says:
+	// "lat,long" or a site name (see internal/geo).
+	Location string `json:"location,omitempty"`
 }
+
+// Coordinate is a network coordinate in the Vivaldi model that Serf and
+// Consul use (github.com/hashicorp/serf/coordinate): the estimated round
+// trip between two nodes is the Euclidean distance of their Vec plus their
+// Heights, corrected by their Adjustments. Every value is in seconds except
+// Error, the coordinate's own estimate of its relative error.
+type Coordinate struct {
+	Vec        []float64 `json:"vec"`
+	Error      float64   `json:"error"`
+	Adjustment float64   `json:"adjustment"`
+	Height     float64   `json:"height"`
+}
+
+// MaxCoordinateDims bounds a coordinate's dimensions.
+const MaxCoordinateDims = 8
+
+// Valid reports whether c is usable: at most MaxCoordinateDims finite
+// dimensions, finite values, no negative height.
+func (c *Coordinate) Valid() bool {
+	if c == nil || len(c.Vec) == 0 || len(c.Vec) > MaxCoordinateDims {
+		return false
+	}
+	for _, v := range c.Vec {
+		if !finite(v) {
+			return false
+		}
+	}
+	return finite(c.Error) && finite(c.Adjustment) && finite(c.Height) && c.Height >= 0
+}
+
+func finite(f float64) bool { return f-f == 0 }
 
 // SameBut reports whether two descriptions of a node differ at most in
 // what changes at every report: usage figures and the last-seen time.
@@ -379,7 +428,7 @@ func (n NodeInfo) SameBut(o NodeInfo) bool {
 	return n.ID == o.ID && n.Name == o.Name && n.Arch == o.Arch && slices.Equal(n.Virtualizations, o.Virtualizations) &&
 		n.Capacity == o.Capacity && n.Reserved == o.Reserved && slices.Equal(n.UsedPorts, o.UsedPorts) &&
 		n.Address == o.Address && n.Active == o.Active && SameNetwork(n.Network, o.Network) &&
-		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady && maps.Equal(n.Labels, o.Labels)
+		slices.Equal(n.Capabilities, o.Capabilities) && n.NotReady == o.NotReady && maps.Equal(n.Labels, o.Labels) && n.Location == o.Location
 }
 
 // SameNetwork reports whether two nodes' overlay places are equal (both
@@ -407,12 +456,15 @@ type NodeNetwork struct {
 	// traffic (its own address and port, or its NAT's).
 	PublicIP   string `json:"public_ip"`
 	PublicPort int    `json:"public_port"`
+	// ProbePort is the UDP port at PublicIP where the node answers round
+	// trip probes (0: it does not).
+	ProbePort int `json:"probe_port,omitempty"`
 }
 
 // Service routing modes.
 const (
 	RouteRoundRobin = "rr"      // any instance, round robin
-	RouteClosest    = "closest" // same node, else same cluster, else any
+	RouteClosest    = "closest" // same node, else the nearest by round trip (netapi.Config.RTTMS), else same cluster, else any
 )
 
 // ServiceRoute maps a service IP to the instances behind it.
@@ -616,6 +668,13 @@ type ClusterSync struct {
 	// CAPin is the pin of the cluster's CA (pki), which node tokens the
 	// root prints carry; empty for a plain-text cluster.
 	CAPin string `json:"ca_pin,omitempty"`
+	// Coordinate is the cluster's network coordinate: the centroid of its
+	// nodes' (nil when none has measured). Sent with every sync that
+	// carries usage.
+	Coordinate *Coordinate `json:"coordinate,omitempty"`
+	// Location is the cluster's --location ("lat,long" or a site name),
+	// which may change after registration.
+	Location string `json:"location,omitempty"`
 }
 
 // Event is one thing that happened to an instance, told by the tier that
@@ -706,4 +765,24 @@ type ClusterDesired struct {
 	// cluster admits nodes by them besides its own file token. Absent:
 	// none (a revoked token is one that is no longer listed).
 	NodeTokens []NodeToken `json:"node_tokens,omitempty"`
+}
+
+// NamesService reports whether a spec has a latency constraint whose target
+// is a service (the schedulers then need to know what runs where).
+func (s *InstanceSpec) NamesService() bool {
+	for _, c := range s.Constraints {
+		if c.Type == "latency" && c.Service != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// SameCoordinate reports whether two coordinates are equal (both absent
+// counts as equal).
+func SameCoordinate(a, b *Coordinate) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return slices.Equal(a.Vec, b.Vec) && a.Error == b.Error && a.Adjustment == b.Adjustment && a.Height == b.Height
 }

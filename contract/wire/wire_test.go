@@ -256,6 +256,9 @@ func TestSameBut(t *testing.T) {
 		{"network gone", func(n *NodeInfo) { n.Network = nil }, false},
 		{"capabilities", func(n *NodeInfo) { n.Capabilities = nil }, false},
 		{"not ready", func(n *NodeInfo) { n.NotReady = "no net manager" }, false},
+		{"coordinate", func(n *NodeInfo) { n.Coordinate = &Coordinate{Vec: []float64{1}} }, true},
+		{"location", func(n *NodeInfo) { n.Location = "munich" }, false},
+		{"probe port", func(n *NodeInfo) { c := *n.Network; c.ProbePort = 51822; n.Network = &c }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,8 +307,9 @@ var (
 		MicroserviceName: "web", MicroserviceNamespace: "prod", Virtualization: "container", Code: "docker.io/library/nginx:latest",
 		Arch: []string{"amd64", "arm64"}, Cmd: []string{"nginx", "-g", "daemon off;"}, Environment: []string{"A=1"},
 		Port: "18080:80;53/udp", Resources: Resources{1000, 128, 1}, OneShot: true,
-		Constraints: []Constraint{{Type: "direct", Node: "edge-1;edge-2", Cluster: "c1", Allowed: []string{"c1", "c2"}}},
-		RRIP:        "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
+		Constraints: []Constraint{{Type: "direct", Node: "edge-1;edge-2", Cluster: "c1", Allowed: []string{"c1", "c2"},
+			Area: "munich", Location: "48.1,11.5", Threshold: 20, Rigidness: 0.9, ConvergenceTime: 300, Service: "db"}},
+		RRIP: "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
 		Disconnect: &Disconnect{Replace: true, ReplaceAfter: 30, StopAfter: 600, Reconcile: KeepReplacement},
 		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100},
 		Implementations: []Implementation{{Name: "va-wasm", Virtualization: "wasm", Code: "https://h/m.wasm", Arch: []string{"amd64"},
@@ -321,11 +325,13 @@ var (
 	fullEvent     = Event{Key: "web.3", Time: at, Source: "node", Message: "exited with code 3"}
 	fullNodeToken = NodeToken{ID: "ab12cd34", Hash: "ab12cd34ef", ExpiresAt: &at, SingleUse: true, NodeName: "w1", UsedAt: &at, UsedBy: "w1"}
 	fullNetwork   = NodeNetwork{NodeID: "n1", ClusterID: "c1", Subnet: "10.64.1.0/24", VTEPMAC: "02:00:00:00:00:01",
-		PublicIP: "192.0.2.10", PublicPort: 4789}
-	fullNode = NodeInfo{ID: "n1", Name: "edge-1", Arch: "arm64", Virtualizations: []string{"container", "unikernel"},
+		PublicIP: "192.0.2.10", PublicPort: 4789, ProbePort: 51822}
+	fullCoord = Coordinate{Vec: []float64{0.001, -0.002}, Error: 0.4, Adjustment: -0.0001, Height: 0.00002}
+	fullNode  = NodeInfo{ID: "n1", Name: "edge-1", Arch: "arm64", Virtualizations: []string{"container", "unikernel"},
 		Capacity: Resources{4000, 4096, 1}, Reserved: Resources{1000, 128, 1}, UsedPorts: []string{"18080/tcp"},
 		CPUPercent: 12.5, MemoryPercent: 40.25, Address: "192.0.2.10", Active: true, LastSeen: at, Network: &fullNetwork,
-		Capabilities: []string{CapabilityKVM}, NotReady: "net manager does not answer", Labels: map[string]string{"zone": "a"}}
+		Capabilities: []string{CapabilityKVM}, NotReady: "net manager does not answer", Labels: map[string]string{"zone": "a"},
+		Coordinate: &fullCoord, Location: "48.14,11.58"}
 	fullOverlay = Network{Peers: []NodeNetwork{fullNetwork},
 		Services: []ServiceRoute{{IP: "10.30.0.5", Mode: RouteRoundRobin, ServiceID: "web",
 			Backends: []Backend{{IP: "10.64.1.2", NodeID: "n1", ClusterID: "c1"}}}}}
@@ -352,7 +358,8 @@ var messages = []any{
 	ClusterRegisterResponse{ClusterID: "c-1", Credential: "cred", Block: "10.64.0.0/16"},
 	ClusterSync{Version: Version, Nodes: []NodeInfo{fullNode}, Instances: []InstanceStatus{fullStatus}, Generation: 9,
 		Delta: true, Epoch: "e1", GoneNodes: []string{"n9"}, WantBlocks: 1, Events: []Event{fullEvent},
-		NodeTokenUses: []NodeTokenUse{{ID: "ab12cd34", Node: "w1", At: at}}, CAPin: "sha256:00"},
+		NodeTokenUses: []NodeTokenUse{{ID: "ab12cd34", Node: "w1", At: at}}, CAPin: "sha256:00",
+		Coordinate: &fullCoord, Location: "munich"},
 	ClusterSyncAck{Version: Version, Epoch: "e1", Resync: true, SyncIntervalMS: 2000},
 	ClusterDesired{Version: Version, Generation: 9, Epoch: "e1", Delta: true, Instances: []InstanceSpec{fullSpec},
 		Removed: []string{"web.1"}, NetworkUnchanged: true, SyncIntervalMS: 2000, Block: "10.64.0.0/16",

@@ -17,6 +17,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/server"
+	"github.com/thicket-edge/thicket/internal/geo"
 	"github.com/thicket-edge/thicket/internal/netaddr"
 	"github.com/thicket-edge/thicket/internal/pprofserve"
 	"github.com/thicket-edge/thicket/internal/secretfile"
@@ -24,7 +25,7 @@ import (
 
 type cli struct {
 	Name          string        `env:"THICKET_CLUSTER_NAME" help:"Unique name of this cluster (default: the host name)."`
-	Location      string        `env:"THICKET_CLUSTER_LOCATION" help:"Free-form location, e.g. 48.26,11.67,1000 or a site name."`
+	Location      string        `env:"THICKET_CLUSTER_LOCATION" help:"Where the cluster is: \"lat,long\" in degrees (a third field, a radius, is ignored) or a site name; its nodes without a --location of their own are there for geo constraints. Other text is kept but does not count as a location."`
 	RootURL       string        `env:"THICKET_ROOT_URL" help:"URL of thicket-root, e.g. https://root:10000; the root must show a certificate of the CA the join token pins. Empty runs a standalone cluster."`
 	PlaintextRoot bool          `name:"insecure-plaintext-root" env:"THICKET_INSECURE_PLAINTEXT_ROOT" help:"Allow an http:// --root-url (a root started with --insecure-plaintext, and a token without a pin): development only, the credential and desired sets cross the network in clear."`
 	JoinToken     string        `env:"THICKET_JOIN_TOKEN" help:"Cluster join token from the root (<root data-dir>/cluster-join-token); prefer --join-token-file."`
@@ -69,6 +70,9 @@ func main() {
 	var c cli
 	kong.Parse(&c, kong.Description("Thicket cluster orchestrator: joins a root, schedules onto worker nodes over MQTT."))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	if _, err := geo.Parse(c.Location); err != nil {
+		log.Warn("--location is not a location; it is shown as given but geo and latency constraints ignore it", "err", err)
+	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}

@@ -87,6 +87,9 @@ type Publisher interface {
 // Config of a manager.
 type Config struct {
 	ClusterName string
+	// Location is the cluster's (--location), for its nodes that have
+	// none of their own.
+	Location string
 	// Grace is how long a node may be silent before it is declared lost.
 	Grace time.Duration
 	// Tick is how often the manager reconciles without being asked.
@@ -959,11 +962,31 @@ func (m *Manager) place() {
 		return
 	}
 	sort.Slice(pending, func(i, j int) bool { return pending[i].Key < pending[j].Key })
-	nodes := m.snapshot()
+	// Instances whose latency constraints name a service go second, so
+	// that they see where this batch put that service's instances.
+	var plain, near []*state.Instance
+	for _, in := range pending {
+		if in.Spec.NamesService() {
+			near = append(near, in)
+		} else {
+			plain = append(plain, in)
+		}
+	}
+	m.placeBatch(plain, false)
+	m.placeBatch(near, true)
+}
+
+// placeBatch places instances in one scheduler batch; withServices: the
+// scheduler needs to know which services run on each node. Caller holds mu.
+func (m *Manager) placeBatch(pending []*state.Instance, withServices bool) {
+	if len(pending) == 0 {
+		return
+	}
 	specs := make([]wire.InstanceSpec, len(pending))
 	for i, in := range pending {
 		specs[i] = in.Spec
 	}
+	nodes := m.snapshot(withServices)
 	for i, r := range scheduler.PlaceAllNodes(m.cfg.ClusterName, nodes, specs) {
 		in := pending[i]
 		if r.Err != nil {
@@ -1005,14 +1028,25 @@ func (m *Manager) place() {
 
 // snapshot returns the nodes as the scheduler sees them, with what their
 // placed instances reserve (reported or not yet). Caller holds mu.
-func (m *Manager) snapshot() []scheduler.Node {
+func (m *Manager) snapshot(withServices bool) []scheduler.Node {
 	held := m.reservations()
+	services := map[string][]string{} // latency targets: the services on each node
+	for _, in := range m.instances {
+		if withServices && in.NodeID != "" {
+			if name := in.Spec.ApplicationName + "/" + in.Spec.MicroserviceName; !slices.Contains(services[in.NodeID], name) {
+				services[in.NodeID] = append(services[in.NodeID], name)
+			}
+		}
+	}
 	out := make([]scheduler.Node, 0, len(m.nodes))
 	for _, n := range m.nodes {
 		info := n.Info
 		info.Active = n.active
 		info.Reserved, info.UsedPorts = held[n.ID].res, held[n.ID].ports
-		out = append(out, scheduler.Node{NodeInfo: info})
+		if info.Location == "" {
+			info.Location = m.cfg.Location // geo constraints: a node is where its cluster is
+		}
+		out = append(out, scheduler.Node{NodeInfo: info, Services: services[n.ID]})
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/geo"
 )
 
 // What the cluster believes of a node's report (NodeRestriction for
@@ -20,6 +21,8 @@ import (
 //     (if it still names its subnet) or has none, and no peer routes to it;
 //   - its capacity and usage are within wire's bounds; otherwise the last
 //     accepted ones stand;
+//   - its network coordinate is valid (wire.Coordinate.Valid) and its
+//     location parses (internal/geo); otherwise it has none;
 //   - an instance's status counts only for an instance placed on it (or
 //     one it ran before: see adoptable); its instance IP lies inside its
 //     subnet, else the status applies without it (no service routes to
@@ -58,6 +61,14 @@ func (m *Manager) validateInfo(n *node, info *wire.NodeInfo) {
 	if err := sla.CheckLabels(info.Labels); err != nil {
 		m.reject(n, "labels", err.Error())
 		info.Labels = n.Info.Labels
+	}
+	if info.Coordinate != nil && !info.Coordinate.Valid() {
+		m.reject(n, "coordinate", "a network coordinate out of bounds")
+		info.Coordinate = nil
+	}
+	if _, err := geo.Parse(info.Location); err != nil || len(info.Location) > 100 {
+		m.reject(n, "location", fmt.Sprintf("location %.100q", info.Location))
+		info.Location = ""
 	}
 	if info.Network == nil {
 		return

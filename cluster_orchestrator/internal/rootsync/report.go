@@ -95,7 +95,8 @@ func (r *reported) next(nodes []wire.NodeInfo, statuses []wire.InstanceStatus, n
 	for _, n := range nodes {
 		seen[n.ID] = true
 		old, ok := r.nodes[n.ID]
-		usage := old.v.CPUPercent != n.CPUPercent || old.v.MemoryPercent != n.MemoryPercent
+		usage := old.v.CPUPercent != n.CPUPercent || old.v.MemoryPercent != n.MemoryPercent ||
+			!wire.SameCoordinate(old.v.Coordinate, n.Coordinate)
 		if !ok || !old.v.SameBut(n) || usage && now.Sub(old.usageAt) >= usageEvery {
 			req.Nodes = append(req.Nodes, n)
 		}

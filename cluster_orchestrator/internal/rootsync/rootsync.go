@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/netcoord"
 	"github.com/thicket-edge/thicket/internal/pki"
 )
 
@@ -315,7 +316,16 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 		l.id = id
 	}
 	now := time.Now()
-	req, more := l.rep.next(l.c.Nodes(), l.c.Statuses(), now)
+	nodes := l.c.Nodes()
+	req, more := l.rep.next(nodes, l.c.Statuses(), now)
+	req.Location = l.cfg.Register.Location
+	cs := make([]*wire.Coordinate, 0, len(nodes))
+	for _, n := range nodes {
+		if n.Active {
+			cs = append(cs, n.Coordinate)
+		}
+	}
+	req.Coordinate = netcoord.Centroid(cs...)
 	req.WantBlocks = l.askBlocks(now)
 	l.events = wire.AppendEvents(l.events, maxPendingEvents, l.c.TakeEvents()...)
 	req.Events = l.events[:min(len(l.events), wire.MaxEvents)]

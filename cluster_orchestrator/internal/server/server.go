@@ -146,7 +146,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err != nil {
 		return err
 	}
-	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond,
+	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Location: cfg.Location, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond,
 		SubnetBits: cfg.SubnetBits, AcceptShrinkingSets: cfg.AcceptShrinkingSets, Fresh: id == nil, NodeCerts: certs != nil}, st, pub, log)
 	if err != nil {
 		return err

@@ -65,6 +65,7 @@ type state struct {
 	Subnet    string                       `json:"subnet"`
 	Instances map[string]netapi.Attachment `json:"instances"`
 	Network   wire.Network                 `json:"network"`
+	RTTMS     map[string]int               `json:"rtt_ms,omitempty"`
 }
 
 // Daemon is a running net manager.
@@ -298,8 +299,8 @@ func (d *Daemon) apply() error {
 }
 
 // services resolves the service table for this node: round robin over all
-// backends, or for closest IPs the backends on this node, else in this
-// cluster, else all. A backend outside the instance network is left out
+// backends, or for closest IPs the backends on this node, else those of the
+// nearest node by estimated round trip, else in this cluster, else all. A backend outside the instance network is left out
 // (apply lists it as refused). Caller holds mu.
 func (d *Daemon) services() []nft.Service {
 	var out []nft.Service
@@ -310,7 +311,7 @@ func (d *Daemon) services() []nft.Service {
 		}
 		backends := r.Backends
 		if r.Mode == wire.RouteClosest {
-			backends = closest(r.Backends, d.st.NodeID, d.st.ClusterID)
+			backends = closest(r.Backends, d.st.NodeID, d.st.ClusterID, d.st.RTTMS)
 		}
 		s := nft.Service{IP: ip}
 		for _, b := range backends {
@@ -323,9 +324,14 @@ func (d *Daemon) services() []nft.Service {
 	return out
 }
 
-// closest picks the backends on node, else in cluster, else all.
-func closest(bs []wire.Backend, node, cluster string) []wire.Backend {
-	var onNode, inCluster []wire.Backend
+// closest picks the backends on node; else those whose node has the
+// lowest estimated round trip in rtt (all of them at a tie); else, when no
+// backend's node has an estimate, those in cluster, else all. Only new
+// connections follow a change: conntrack keeps established flows on the
+// backend they were translated to.
+func closest(bs []wire.Backend, node, cluster string, rtt map[string]int) []wire.Backend {
+	var onNode, inCluster, nearest []wire.Backend
+	best := -1
 	for _, b := range bs {
 		if b.NodeID == node {
 			onNode = append(onNode, b)
@@ -333,10 +339,20 @@ func closest(bs []wire.Backend, node, cluster string) []wire.Backend {
 		if b.ClusterID == cluster {
 			inCluster = append(inCluster, b)
 		}
+		if ms, ok := rtt[b.NodeID]; ok && b.NodeID != "" {
+			switch {
+			case best < 0 || ms < best:
+				best, nearest = ms, append(nearest[:0], b)
+			case ms == best:
+				nearest = append(nearest, b)
+			}
+		}
 	}
 	switch {
 	case len(onNode) > 0:
 		return onNode
+	case len(nearest) > 0:
+		return nearest
 	case len(inCluster) > 0:
 		return inCluster
 	}
@@ -394,7 +410,7 @@ func (d *Daemon) configure(c netapi.Config) error {
 		d.ov = nil
 		d.st.Subnet = ""
 	}
-	d.st.NodeID, d.st.ClusterID, d.st.Network = c.NodeID, c.ClusterID, c.Network
+	d.st.NodeID, d.st.ClusterID, d.st.Network, d.st.RTTMS = c.NodeID, c.ClusterID, c.Network, c.RTTMS
 	if d.st.Subnet == "" && c.Subnet != "" {
 		d.st.Subnet = c.Subnet
 		if err := d.setup(); err != nil {

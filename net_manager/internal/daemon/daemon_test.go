@@ -273,21 +273,30 @@ func TestServiceBackends(t *testing.T) {
 	here := b("10.64.1.2", "n1", "c1")
 	sameCluster := b("10.64.2.2", "n2", "c1")
 	elsewhere := b("10.65.1.2", "n9", "c2")
+	elsewhere2 := b("10.65.2.2", "n8", "c2")
+	sameCluster2 := b("10.64.3.2", "n3", "c1")
+	rtt := map[string]int{"n2": 40, "n3": 40, "n9": 5, "n8": 90}
 	for _, tc := range []struct {
 		name  string
 		route wire.ServiceRoute
+		rtt   map[string]int
 		want  []string // nil: no service
 	}{
-		{"round robin over all", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteRoundRobin, Backends: []wire.Backend{here, sameCluster, elsewhere}}, []string{"10.64.1.2", "10.64.2.2", "10.65.1.2"}},
-		{"closest: on this node", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{elsewhere, here, sameCluster}}, []string{"10.64.1.2"}},
-		{"closest: in this cluster", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{elsewhere, sameCluster}}, []string{"10.64.2.2"}},
-		{"closest: anywhere", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{elsewhere}}, []string{"10.65.1.2"}},
-		{"no backends: the IP still answers (and refuses)", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteRoundRobin}, []string{}},
-		{"a bad backend address is skipped", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteRoundRobin, Backends: []wire.Backend{b("nope", "n1", "c1"), here}}, []string{"10.64.1.2"}},
-		{"a bad service IP is skipped", wire.ServiceRoute{IP: "10.30.0.999", Mode: wire.RouteRoundRobin, Backends: []wire.Backend{here}}, nil},
+		{"round robin over all", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteRoundRobin, Backends: []wire.Backend{here, sameCluster, elsewhere}}, nil, []string{"10.64.1.2", "10.64.2.2", "10.65.1.2"}},
+		{"closest: on this node", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{elsewhere, here, sameCluster}}, nil, []string{"10.64.1.2"}},
+		{"closest: in this cluster", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{elsewhere, sameCluster}}, nil, []string{"10.64.2.2"}},
+		{"closest: anywhere", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{elsewhere}}, nil, []string{"10.65.1.2"}},
+		{"closest by round trip: on this node first", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{elsewhere, here, sameCluster}}, rtt, []string{"10.64.1.2"}},
+		{"closest by round trip: the nearest node, even in another cluster", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{sameCluster, elsewhere2, elsewhere}}, rtt, []string{"10.65.1.2"}},
+		{"closest by round trip: nodes at a tie share", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{sameCluster, elsewhere2, sameCluster2}}, rtt, []string{"10.64.2.2", "10.64.3.2"}},
+		{"closest by round trip: measured beats unmeasured", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{b("10.64.4.2", "n4", "c1"), elsewhere2}}, rtt, []string{"10.65.2.2"}},
+		{"closest by round trip: none measured, this cluster", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteClosest, Backends: []wire.Backend{b("10.64.4.2", "n4", "c1"), b("10.65.9.2", "n7", "c2")}}, rtt, []string{"10.64.4.2"}},
+		{"no backends: the IP still answers (and refuses)", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteRoundRobin}, nil, []string{}},
+		{"a bad backend address is skipped", wire.ServiceRoute{IP: "10.30.0.1", Mode: wire.RouteRoundRobin, Backends: []wire.Backend{b("nope", "n1", "c1"), here}}, nil, []string{"10.64.1.2"}},
+		{"a bad service IP is skipped", wire.ServiceRoute{IP: "10.30.0.999", Mode: wire.RouteRoundRobin, Backends: []wire.Backend{here}}, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newTestDaemon(t, state{NodeID: "n1", ClusterID: "c1", Network: wire.Network{Services: []wire.ServiceRoute{tc.route}}})
+			d := newTestDaemon(t, state{NodeID: "n1", ClusterID: "c1", Network: wire.Network{Services: []wire.ServiceRoute{tc.route}}, RTTMS: tc.rtt})
 			svcs := d.services()
 			if tc.want == nil {
 				if len(svcs) != 0 {

@@ -13,16 +13,20 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/thicket-edge/thicket/contract/netapi"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/geo"
 	"github.com/thicket-edge/thicket/internal/memtrim"
 	"github.com/thicket-edge/thicket/internal/netaddr"
 	"github.com/thicket-edge/thicket/internal/pprofserve"
 	"github.com/thicket-edge/thicket/internal/secretfile"
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
+	"github.com/thicket-edge/thicket/node_engine/internal/probe"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/unikernel"
@@ -30,27 +34,30 @@ import (
 )
 
 type cli struct {
-	ClusterURL       string     `required:"" env:"THICKET_CLUSTER_URL" help:"URL of the cluster's node API, e.g. https://cluster:10100 (http:// only with --insecure-plaintext)."`
-	Token            string     `env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token, which carries the pin of the cluster's CA); prefer --token-file."`
-	TokenFile        string     `name:"token-file" env:"THICKET_NODE_TOKEN_FILE" help:"File holding the node join token (keeps it out of the process list)."`
-	Name             string     `env:"THICKET_NODE_NAME" help:"Node name, unique in the cluster (default: the host name)."`
-	Address          string     `env:"THICKET_NODE_ADDRESS" help:"Address at which others reach this node (default: the first non-loopback IPv4 address)."`
-	DataDir          string     `default:"/var/lib/thicket/node" env:"THICKET_DATA_DIR" help:"Directory for the node's credentials and instance logs."`
-	Containerd       string     `default:"/run/containerd/containerd.sock" env:"THICKET_CONTAINERD" help:"containerd socket."`
-	Namespace        string     `default:"thicket" env:"THICKET_CONTAINERD_NAMESPACE" help:"containerd namespace of Thicket's containers."`
-	InsecureRegistry []string   `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
-	NetSocket        string     `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists, else containers get loopback only); \"none\": no overlay, instances share the node's network."`
-	AcceptShrink     bool       `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set even when it drops most of what this node runs without listing it as removed (by default those instances are held running: a cluster that lost its store cannot wipe the node)."`
-	NetNS            string     `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
-	Virtualizations  []string   `name:"virtualizations" env:"THICKET_VIRTUALIZATIONS" help:"Offer only these of the detected virtualizations (container, wasm); default: all that work here."`
-	UnikernelAccel   string     `name:"unikernel-accel" default:"" enum:",kvm,tcg" env:"THICKET_UNIKERNEL_ACCEL" help:"qemu acceleration for unikernels: kvm, tcg (software), or empty to use KVM when it works here."`
-	MilliCPU         int64      `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
-	MemoryMB         int64      `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
-	VGPUs            int64      `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
-	LogMaxBytes      int64      `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node (container output, wasm output, unikernel console): larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
-	JobsPort         int        `name:"jobs-port" default:"10180" env:"THICKET_JOBS_PORT" help:"Port of the job endpoint (GET /v1/jobs) on the instances' gateway, the overlay's bridge address: each instance with a job grant long-polls its own jobs there (0: off)."`
-	LogLevel         slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
-	Insecure         bool       `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Allow an http:// cluster URL and a plain MQTT broker. Development only: the join token, the MQTT password and desired sets cross the network in clear, and the cluster is not verified."`
+	ClusterURL       string        `required:"" env:"THICKET_CLUSTER_URL" help:"URL of the cluster's node API, e.g. https://cluster:10100 (http:// only with --insecure-plaintext)."`
+	Token            string        `env:"THICKET_NODE_TOKEN" help:"Node join token (<cluster data-dir>/node-join-token, which carries the pin of the cluster's CA); prefer --token-file."`
+	TokenFile        string        `name:"token-file" env:"THICKET_NODE_TOKEN_FILE" help:"File holding the node join token (keeps it out of the process list)."`
+	Name             string        `env:"THICKET_NODE_NAME" help:"Node name, unique in the cluster (default: the host name)."`
+	Address          string        `env:"THICKET_NODE_ADDRESS" help:"Address at which others reach this node (default: the first non-loopback IPv4 address)."`
+	DataDir          string        `default:"/var/lib/thicket/node" env:"THICKET_DATA_DIR" help:"Directory for the node's credentials and instance logs."`
+	Containerd       string        `default:"/run/containerd/containerd.sock" env:"THICKET_CONTAINERD" help:"containerd socket."`
+	Namespace        string        `default:"thicket" env:"THICKET_CONTAINERD_NAMESPACE" help:"containerd namespace of Thicket's containers."`
+	InsecureRegistry []string      `name:"insecure-registry" env:"THICKET_INSECURE_REGISTRIES" help:"Registry host[:port] to pull from over plain HTTP (repeatable)."`
+	NetSocket        string        `name:"net-socket" env:"THICKET_NET_SOCKET" help:"Socket of thicket-net (default /run/thicket/net.sock when it exists, else containers get loopback only); \"none\": no overlay, instances share the node's network."`
+	AcceptShrink     bool          `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set even when it drops most of what this node runs without listing it as removed (by default those instances are held running: a cluster that lost its store cannot wipe the node)."`
+	NetNS            string        `name:"netns" env:"THICKET_NETNS" help:"Network namespace path containers join (e.g. /run/netns/node1); empty: the host's network."`
+	Virtualizations  []string      `name:"virtualizations" env:"THICKET_VIRTUALIZATIONS" help:"Offer only these of the detected virtualizations (container, wasm); default: all that work here."`
+	UnikernelAccel   string        `name:"unikernel-accel" default:"" enum:",kvm,tcg" env:"THICKET_UNIKERNEL_ACCEL" help:"qemu acceleration for unikernels: kvm, tcg (software), or empty to use KVM when it works here."`
+	MilliCPU         int64         `name:"cpu-millis" env:"THICKET_CPU_MILLIS" help:"CPU offered to instances in thousandths of a core (default: all cores)."`
+	MemoryMB         int64         `name:"memory-mb" env:"THICKET_MEMORY_MB" help:"Memory offered to instances in MB (default: all memory)."`
+	VGPUs            int64         `name:"vgpus" env:"THICKET_VGPUS" help:"GPUs offered to instances."`
+	LogMaxBytes      int64         `name:"log-max-bytes" default:"4194304" env:"THICKET_LOG_MAX_BYTES" help:"Bound of each instance's log file on this node (container output, wasm output, unikernel console): larger, it is rotated (one previous part is kept, so an instance's log takes at most about twice this)."`
+	JobsPort         int           `name:"jobs-port" default:"10180" env:"THICKET_JOBS_PORT" help:"Port of the job endpoint (GET /v1/jobs) on the instances' gateway, the overlay's bridge address: each instance with a job grant long-polls its own jobs there (0: off)."`
+	LogLevel         slog.Level    `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
+	Location         string        `env:"THICKET_NODE_LOCATION" help:"Where this node is: \"lat,long\" in degrees or a site name (for geo and latency constraints)."`
+	ProbePort        int           `name:"probe-port" default:"51822" env:"THICKET_PROBE_PORT" help:"UDP port on which this node answers and sends round-trip probes to its peers (network coordinates); 0: do not measure."`
+	ProbeInterval    time.Duration `name:"probe-interval" default:"3s" env:"THICKET_PROBE_INTERVAL" help:"Time between two probes (each to one of at most 8 peers)."`
+	Insecure         bool          `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Allow an http:// cluster URL and a plain MQTT broker. Development only: the join token, the MQTT password and desired sets cross the network in clear, and the cluster is not verified."`
 	pprofserve.Flag
 	memtrim.Trimming
 	sandboxFlags
@@ -115,6 +122,14 @@ func main() {
 	if c.Address == "" {
 		c.Address = netaddr.FirstIPv4()
 	}
+	if _, err := geo.Parse(c.Location); err != nil {
+		log.Error("thicket-node: --location", "err", err)
+		os.Exit(2)
+	}
+	if c.ProbePort < 0 || c.ProbePort > 65535 || c.ProbeInterval < 100*time.Millisecond {
+		log.Error("thicket-node: --probe-port must be 0..65535 and --probe-interval at least 100ms", "probe_port", c.ProbePort, "probe_interval", c.ProbeInterval)
+		os.Exit(2)
+	}
 	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
 		log.Error("thicket-node failed to start", "err", err)
 		os.Exit(1)
@@ -161,8 +176,18 @@ func main() {
 		os.Exit(2)
 	}
 	c.collectDisk(ctx, log, wasmRT.Cache(), ukRT.Cache(), ctr.Images())
+	var prober engine.Probe
+	if c.ProbePort > 0 {
+		p, err := probe.New(probe.Config{Listen: ":" + strconv.Itoa(c.ProbePort), Interval: c.ProbeInterval}, log)
+		if err != nil {
+			log.Error("thicket-node: round-trip probes", "err", err)
+			os.Exit(1)
+		}
+		go func() { _ = p.Run(ctx) }()
+		prober = p
+	}
 	eng := engine.New(engine.Config{
-		Labels:     labels,
+		Labels: labels, Location: c.Location, Probe: prober,
 		ClusterURL: c.ClusterURL, JoinToken: token, Name: c.Name, DataDir: c.DataDir, Address: c.Address, NetSocket: c.NetSocket,
 		AcceptShrinkingSets: c.AcceptShrink, InsecurePlaintext: c.Insecure, JobsPort: c.JobsPort,
 		Capacity: wire.Resources{MilliCPU: c.MilliCPU, MemoryMB: c.MemoryMB, VGPUs: c.VGPUs},

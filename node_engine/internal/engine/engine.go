@@ -59,6 +59,27 @@ type Config struct {
 	// JobsPort is the port of the job endpoint on the instances' gateway
 	// (jobserve.go); 0: none.
 	JobsPort int
+	// Location is the node's location ("lat,long" or a site name), told
+	// with its status.
+	Location string
+	// Probe measures round trips to peers and keeps the node's network
+	// coordinate; nil: the node does not measure.
+	Probe Probe
+}
+
+// Probe is what the engine needs of the round-trip prober
+// (node_engine/internal/probe).
+type Probe interface {
+	// SetPeers gives the overlay peers and the node's cluster.
+	SetPeers(peers []wire.NodeNetwork, clusterID string)
+	// Coordinate is the node's coordinate, nil until measured.
+	Coordinate() *wire.Coordinate
+	// Port is the UDP port the node answers probes on.
+	Port() int
+	// SetWanted names peers to probe besides the random choice; Estimates
+	// are the estimated round trips to those of ids it has measured.
+	SetWanted(ids []string)
+	Estimates(ids []string) map[string]time.Duration
 }
 
 // Engine is a running node engine.
@@ -582,6 +603,10 @@ func (e *Engine) reconcile(ctx context.Context) {
 	e.mu.Lock()
 	netCfg := netapi.Config{NodeID: e.nodeID, ClusterID: d.ClusterID, Subnet: d.Subnet, Network: d.Network}
 	e.mu.Unlock()
+	if e.cfg.Probe != nil {
+		e.cfg.Probe.SetPeers(d.Network.Peers, d.ClusterID)
+		netCfg.RTTMS = closestRTTs(e.cfg.Probe, d.Network, netCfg.NodeID)
+	}
 	e.configureNetwork(ctx, netCfg)
 	if hasGrants(d) {
 		e.serveJobs(ctx, d.Subnet)
@@ -954,7 +979,10 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 	e.mu.Unlock()
 	info := wire.NodeInfo{
 		Name: e.cfg.Name, Arch: e.arch(), Virtualizations: virts, Capacity: e.capacity(),
-		CPUPercent: e.cpu.Percent(), Address: e.cfg.Address, Active: true,
+		CPUPercent: e.cpu.Percent(), Address: e.cfg.Address, Active: true, Location: e.cfg.Location,
+	}
+	if e.cfg.Probe != nil {
+		info.Coordinate = e.cfg.Probe.Coordinate()
 	}
 	if total, avail, err := hostinfo.Memory(); err == nil && total > 0 {
 		info.MemoryPercent = float64(total-avail) * 100 / float64(total)
@@ -963,6 +991,9 @@ func (e *Engine) nodeInfo(ctx context.Context) wire.NodeInfo {
 		st, err := e.net.Status(ctx)
 		if err == nil && st.Ready {
 			info.Network = &st.Node
+			if e.cfg.Probe != nil {
+				info.Network.ProbePort = e.cfg.Probe.Port()
+			}
 		}
 		e.mu.Lock()
 		switch {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/netapi"
@@ -63,6 +65,50 @@ func (e *Engine) configureNetwork(ctx context.Context, c netapi.Config) {
 	e.mu.Lock()
 	e.netHash, e.netErr = sum, ""
 	e.mu.Unlock()
+}
+
+// closestRTTs has the prober measure the nodes behind closest routes and
+// returns its estimates to them, coarsened (rttBucket), for the net manager;
+// nil when there are none.
+func closestRTTs(p Probe, n wire.Network, self string) map[string]int {
+	var ids []string
+	for _, r := range n.Services {
+		if r.Mode != wire.RouteClosest {
+			continue
+		}
+		for _, b := range r.Backends {
+			if b.NodeID != "" && b.NodeID != self && !slices.Contains(ids, b.NodeID) {
+				ids = append(ids, b.NodeID)
+			}
+		}
+	}
+	slices.Sort(ids)
+	p.SetWanted(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	var out map[string]int
+	for id, d := range p.Estimates(ids) {
+		if out == nil {
+			out = map[string]int{}
+		}
+		out[id] = rttBucket(d)
+	}
+	return out
+}
+
+// rttBucket coarsens a round trip to whole milliseconds below 10 ms, to 5 ms
+// below 100 ms and to 25 ms above, so that jitter does not rewrite the net
+// manager's service table at every reconcile while real moves do.
+func rttBucket(d time.Duration) int {
+	ms := d.Seconds() * 1000
+	switch {
+	case ms < 10:
+		return int(math.Round(ms))
+	case ms < 100:
+		return 5 * int(math.Round(ms/5))
+	}
+	return 25 * int(math.Round(ms/25))
 }
 
 // attach gets the instance its network from the net manager and points the

@@ -133,19 +133,47 @@ func (d *Dispatcher) Pass(context.Context) error {
 	return d.place(d.st.Snapshot().Waiting())
 }
 
-// place places pending instances in one batch.
+// place places pending instances: those whose latency constraints name a
+// service after the others, so that they see where the others went.
 func (d *Dispatcher) place(pending []state.Pending) error {
+	var plain, near []state.Pending
+	for _, p := range pending {
+		if p.Spec.NamesService() {
+			near = append(near, p)
+		} else {
+			plain = append(plain, p)
+		}
+	}
+	if err := d.placeBatch(plain); err != nil {
+		return err
+	}
+	return d.placeBatch(near)
+}
+
+// placeBatch places pending instances in one batch.
+func (d *Dispatcher) placeBatch(pending []state.Pending) error {
 	if len(pending) == 0 {
 		return nil
 	}
 	sn := d.st.Snapshot()
 	clusters := sn.Clusters()
+	withServices := len(pending) > 0 && pending[0].Spec.NamesService() // see place
 	snap := make([]scheduler.Cluster, 0, len(clusters))
 	for _, c := range clusters {
 		infos := sn.SchedulingNodes(c.ID)
 		nodes := make([]scheduler.Node, len(infos))
+		var services map[string][]string
 		for i, n := range infos {
+			if n.Location == "" {
+				n.Location = c.Location // geo constraints: a node is where its cluster is
+			}
 			nodes[i] = scheduler.Node{NodeInfo: n}
+			if withServices && n.Coordinate != nil { // only measured nodes can be latency targets
+				if services == nil {
+					services = sn.NodeServices(c.ID)
+				}
+				nodes[i].Services = services[n.ID]
+			}
 		}
 		snap = append(snap, scheduler.Cluster{ID: c.ID, Name: c.Name, Active: c.Active, Nodes: nodes})
 	}

@@ -130,7 +130,8 @@ func (s *Server) syncCluster(c echo.Context) error {
 	epoch := s.state.Epoch()
 	full := !req.Delta || req.Epoch == ""
 	res, _, err := s.state.ApplyReport(cl.ID, state.Report{Full: full, Nodes: req.Nodes, GoneNodes: req.GoneNodes,
-		Statuses: req.Instances, WantBlocks: req.WantBlocks, NodeTokenUses: req.NodeTokenUses, CAPin: req.CAPin})
+		Statuses: req.Instances, WantBlocks: req.WantBlocks, NodeTokenUses: req.NodeTokenUses, CAPin: req.CAPin,
+		Coordinate: req.Coordinate, Location: req.Location})
 	if err != nil {
 		return err
 	}

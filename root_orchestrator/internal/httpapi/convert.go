@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strconv"
@@ -149,6 +150,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 	out := api.Cluster{
 		ID: c.ID, ClusterName: c.Name, IP: c.Address, Port: c.Port, ClusterLocation: c.Location,
 		Active: c.Active, Virtualization: []string{}, Nodes: []api.Node{}, LastSeen: c.LastSeen,
+		Coordinate: restCoordinate(c.Coordinate),
 	}
 	var cpuPct, memPct float64
 	for _, n := range sn.SchedulingNodes(c.ID) { // reservations as placement counts them
@@ -159,6 +161,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
 			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
 			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address, Labels: n.Labels,
+			Location: cmp.Or(n.Location, c.Location), Coordinate: restCoordinate(n.Coordinate),
 		})
 		if !n.Active || !c.Active {
 			continue

@@ -175,6 +175,7 @@ func (s *Server) routes() {
 
 	a.GET("/clusters", s.listClusters)
 	a.GET("/clusters/active", s.listActiveClusters)
+	a.GET("/rtt", s.rtt)
 	a.GET("/clusters/tokens", s.listJoinTokens, adminOnly)
 	a.POST("/clusters/tokens", s.createJoinToken, adminOnly)
 	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/geo"
 )
 
 // SecretHash is how credentials are kept: their SHA-256, in hex.
@@ -180,6 +181,9 @@ type Report struct {
 	// NodeTokenUses and CAPin: see wire.ClusterSync.
 	NodeTokenUses []wire.NodeTokenUse
 	CAPin         string
+	// Coordinate (nil: no news) and Location ("": no news) of the cluster.
+	Coordinate *wire.Coordinate
+	Location   string
 }
 
 // ReportResult says what a report changed.
@@ -210,9 +214,16 @@ func (s *Store) ApplyReport(clusterID string, r Report) (ReportResult, Ticket, e
 			t.net = true
 		}
 		tokens := t.takeTokenReport(&c, r)
+		if r.Coordinate.Valid() {
+			c.Coordinate = r.Coordinate
+		}
+		moved := false
+		if _, err := geo.Parse(r.Location); err == nil && r.Location != "" && r.Location != c.Location && len(r.Location) <= 100 {
+			c.Location, moved = r.Location, true
+		}
 		// The cluster document is persisted when it changes state, not for
 		// every last-seen time.
-		t.put(tClusters, KindCluster, c.ID, &c, res.WasInactive || tokens)
+		t.put(tClusters, KindCluster, c.ID, &c, res.WasInactive || tokens || moved)
 		t.applyNodes(&c, r)
 		if r.WantBlocks > 0 {
 			t.growBlocks(&c, r.WantBlocks)

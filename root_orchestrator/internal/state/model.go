@@ -32,10 +32,16 @@ type Application struct {
 
 // Constraint restricts where a service's instances may run (as in the SLA).
 type Constraint struct {
-	Type    string
-	Node    string
-	Cluster string
-	Allowed []string
+	Type            string
+	Node            string
+	Cluster         string
+	Allowed         []string
+	Area            string
+	Location        string
+	Threshold       float64
+	Rigidness       float64
+	ConvergenceTime int
+	Service         string
 }
 
 // ServiceSpec is what a service asks of its instances; it does not change
@@ -231,11 +237,14 @@ func (in *Instance) fresh() bool { return in.Waiting() && !in.Judged }
 
 // Cluster is a registered cluster. Its nodes are objects of their own.
 type Cluster struct {
-	ID             string
-	Name           string
-	Address        string
-	Port           int
-	Location       string
+	ID       string
+	Name     string
+	Address  string
+	Port     int
+	Location string
+	// Coordinate is the centroid of its nodes' network coordinates, as
+	// its last sync said (kept in memory only).
+	Coordinate     *wire.Coordinate
 	CredentialHash string
 	Active         bool
 	// LastSeen is the wall-clock time of the last sync (liveness is judged

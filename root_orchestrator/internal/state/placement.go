@@ -105,6 +105,24 @@ func (sn *Snapshot) SchedulingNodes(clusterID string) []wire.NodeInfo {
 	return out
 }
 
+// NodeServices names, per node of a cluster (by id), the services with
+// instances there (reported, else planned) as "<application>/<service>":
+// the targets of latency constraints that name a service.
+func (sn *Snapshot) NodeServices(clusterID string) map[string][]string {
+	out := map[string][]string{}
+	for _, in := range all[Instance](sn.r(), tInstances, "cluster", clusterID) {
+		node := cmp.Or(in.NodeID, in.PlannedNode)
+		svc := sn.Service(in.ServiceID)
+		if node == "" || svc == nil {
+			continue
+		}
+		if name := svc.AppName + "/" + svc.Name; !slices.Contains(out[node], name) {
+			out[node] = append(out[node], name)
+		}
+	}
+	return out
+}
+
 // Assignment is the root scheduler's decision for one instance: a cluster
 // (and the node that made it feasible), or none with the reason.
 type Assignment struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/sla"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/internal/geo"
 )
 
 // What the root believes of a cluster's report: a cluster may speak only
@@ -82,6 +83,14 @@ func (t *Txn) validateNode(c *Cluster, blocks []netip.Prefix, taken map[string]n
 	if err := sla.CheckLabels(info.Labels); err != nil {
 		t.reject(c, "labels", err.Error(), "node", info.Name)
 		info.Labels = prev.Labels
+	}
+	if info.Coordinate != nil && !info.Coordinate.Valid() {
+		t.reject(c, "coordinate", "a network coordinate out of bounds", "node", info.Name)
+		info.Coordinate = nil
+	}
+	if _, err := geo.Parse(info.Location); err != nil || len(info.Location) > 100 {
+		t.reject(c, "location", fmt.Sprintf("location %.100q", info.Location), "node", info.Name)
+		info.Location = ""
 	}
 	delete(taken, info.ID)
 	if info.Network == nil {

@@ -66,10 +66,16 @@ type oamStepRecord struct {
 }
 
 type constraintRecord struct {
-	Type    string   `bson:"type"`
-	Node    string   `bson:"node,omitempty"`
-	Cluster string   `bson:"cluster,omitempty"`
-	Allowed []string `bson:"allowed,omitempty"`
+	Type            string   `bson:"type"`
+	Node            string   `bson:"node,omitempty"`
+	Cluster         string   `bson:"cluster,omitempty"`
+	Allowed         []string `bson:"allowed,omitempty"`
+	Area            string   `bson:"area,omitempty"`
+	Location        string   `bson:"location,omitempty"`
+	Threshold       float64  `bson:"threshold,omitempty"`
+	Rigidness       float64  `bson:"rigidness,omitempty"`
+	ConvergenceTime int      `bson:"convergence_time,omitempty"`
+	Service         string   `bson:"service,omitempty"`
 }
 
 type serviceRecord struct {
@@ -202,6 +208,7 @@ type nodeNetworkRecord struct {
 	VTEPMAC    string `bson:"vtep_mac"`
 	PublicIP   string `bson:"public_ip"`
 	PublicPort int    `bson:"public_port"`
+	ProbePort  int    `bson:"probe_port,omitempty"`
 }
 
 type nodeRecord struct {
@@ -220,6 +227,7 @@ type nodeRecord struct {
 	Capabilities    []string           `bson:"capabilities,omitempty"`
 	NotReady        string             `bson:"not_ready,omitempty"`
 	Labels          map[string]string  `bson:"labels,omitempty"`
+	Location        string             `bson:"location,omitempty"`
 }
 
 type ipRecord struct {
@@ -389,10 +397,11 @@ func toNodeRecord(id string, n *state.Node) nodeRecord {
 	r := nodeRecord{
 		ID: id, ClusterID: n.ClusterID, NodeID: n.ID, Name: n.Name, Arch: n.Arch, Virtualizations: n.Virtualizations,
 		Capacity: resourcesRecord(n.Capacity), Reserved: resourcesRecord(n.Reserved), UsedPorts: n.UsedPorts,
-		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady, Labels: n.Labels,
+		Address: n.Address, Active: n.Active, Capabilities: n.Capabilities, NotReady: n.NotReady, Labels: n.Labels, Location: n.Location,
 	}
 	if n.Network != nil {
-		r.Network = &nodeNetworkRecord{Subnet: n.Network.Subnet, VTEPMAC: n.Network.VTEPMAC, PublicIP: n.Network.PublicIP, PublicPort: n.Network.PublicPort}
+		r.Network = &nodeNetworkRecord{Subnet: n.Network.Subnet, VTEPMAC: n.Network.VTEPMAC, PublicIP: n.Network.PublicIP,
+			PublicPort: n.Network.PublicPort, ProbePort: n.Network.ProbePort}
 	}
 	return r
 }
@@ -401,11 +410,11 @@ func (r nodeRecord) model() *state.Node {
 	n := &state.Node{ClusterID: r.ClusterID, NodeInfo: wire.NodeInfo{
 		ID: r.NodeID, Name: r.Name, Arch: r.Arch, Virtualizations: r.Virtualizations,
 		Capacity: wire.Resources(r.Capacity), Reserved: wire.Resources(r.Reserved), UsedPorts: r.UsedPorts,
-		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady, Labels: r.Labels,
+		Address: r.Address, Active: r.Active, Capabilities: r.Capabilities, NotReady: r.NotReady, Labels: r.Labels, Location: r.Location,
 	}}
 	if r.Network != nil {
 		n.Network = &wire.NodeNetwork{NodeID: r.NodeID, Subnet: r.Network.Subnet, VTEPMAC: r.Network.VTEPMAC,
-			PublicIP: r.Network.PublicIP, PublicPort: r.Network.PublicPort}
+			PublicIP: r.Network.PublicIP, PublicPort: r.Network.PublicPort, ProbePort: r.Network.ProbePort}
 	}
 	return n
 }

@@ -1,9 +1,36 @@
-// One worker node: its state, address, capacity (total, reserved by the
-// instances placed on it, used now) and the instances it runs.
+// One worker node: its state, address, location, estimated round trips,
+// capacity (total, reserved by the instances placed on it, used now) and
+// the instances it runs.
 import * as api from '../api.js';
 import { Region, badge, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
 import { cores, reservedMeter } from '../capacity.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
+
+// rttMs estimates the round trip between two network coordinates (Vivaldi,
+// as Serf computes it: seconds), in ms rounded to 0.1; null without both.
+export function rttMs(a, b) {
+  if (!a || !b || !a.vec || !b.vec || a.vec.length !== b.vec.length) return null;
+  let sq = 0;
+  a.vec.forEach((v, i) => { sq += (v - b.vec[i]) ** 2; });
+  const dist = Math.sqrt(sq) + a.height + b.height;
+  const adjusted = dist + a.adjustment + b.adjustment;
+  return Math.round((adjusted > 0 ? adjusted : dist) * 10000) / 10;
+}
+
+// roundTrips lists the estimated round trips from node n to its cluster's
+// centre and to the cluster's other nodes, nearest first (at most 8).
+function roundTrips(c, n) {
+  const out = [];
+  const centre = rttMs(n.coordinate, c.coordinate);
+  if (centre !== null) out.push({ to: `cluster ${c.cluster_name}`, ms: centre });
+  const peers = [];
+  for (const p of c.nodes || []) {
+    const ms = p.id === n.id ? null : rttMs(n.coordinate, p.coordinate);
+    if (ms !== null) peers.push({ to: p.name, ms });
+  }
+  peers.sort((x, y) => x.ms - y.ms);
+  return out.concat(peers.slice(0, 8));
+}
 
 export function mount(ctx) {
   const { clusterId, nodeId } = ctx.params;
@@ -32,7 +59,9 @@ export function mount(ctx) {
       }
     }
     insts.sort((a, b) => a.s.microservice_name.localeCompare(b.s.microservice_name) || a.i.instance_number - b.i.instance_number);
-    region.update({ c: { id: c._id, name: c.cluster_name }, n: { ...n, cpu_percent: Math.round(n.cpu_percent), memory_percent: Math.round(n.memory_percent), last_seen: n.active ? '' : n.last_seen }, insts }, render);
+    const plain = { ...n }; // coordinates move at every sync: shown as round trips
+    delete plain.coordinate;
+    region.update({ c: { id: c._id, name: c.cluster_name }, rtts: roundTrips(c, n), n: { ...plain, cpu_percent: Math.round(n.cpu_percent), memory_percent: Math.round(n.memory_percent), last_seen: n.active ? '' : n.last_seen }, insts }, render);
   }
 
   // An admin deletes the node: its cluster revokes its credential at once
@@ -55,7 +84,7 @@ export function mount(ctx) {
     });
   }
 
-  function render({ c, n, insts }) {
+  function render({ c, n, insts, rtts }) {
     const facts = [
       ['State', n.active ? liveness(true) : h('span', null, liveness(false), h('span', { class: 'stale' }, ' · last seen ', n.last_seen ? time(n.last_seen) : 'never'))],
       ['Address', n.address ? h('code', null, n.address) : ''],
@@ -63,6 +92,9 @@ export function mount(ctx) {
       ['Runs', h('span', { class: 'chips' }, (n.virtualization || []).map((v) => h('span', { class: 'chip' }, v)))],
       ['Labels', h('span', { class: 'chips node-labels' }, Object.entries(n.labels || {}).sort().map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`)))],
       ['Cluster', c.name],
+      ['Location', n.location ? h('code', null, n.location) : ''],
+      ['Round trips', rtts.length ? h('span', { class: 'rtts' }, rtts.map((r, i) => h('span', { class: 'rtt' }, i ? ' · ' : '', `${r.to} ≈ ${r.ms.toFixed(1)} ms`)))
+        : h('span', { class: 'muted' }, 'not measured yet')],
     ];
     return [
       pageHeader(n.name, {
