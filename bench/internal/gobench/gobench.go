@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -41,9 +42,17 @@ func (r Result) Metric(unit string) (float64, bool) {
 // Run runs `go test -run ^$ -bench . <args> <pkgs>` in dir and returns the
 // parsed results and the whole output.
 func Run(ctx context.Context, goBin, dir string, args []string, pkgs ...string) ([]Result, string, error) {
+	return RunEnv(ctx, goBin, dir, nil, args, pkgs...)
+}
+
+// RunEnv is Run with env added to the environment of go test.
+func RunEnv(ctx context.Context, goBin, dir string, env, args []string, pkgs ...string) ([]Result, string, error) {
 	argv := append(append([]string{"test", "-run", "^$", "-bench", "."}, args...), pkgs...)
 	cmd := exec.CommandContext(ctx, goBin, argv...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.CombinedOutput()
 	res := Parse(string(out))
 	if err != nil {

@@ -103,7 +103,7 @@ func optimumMoves(c poolChange, before map[string]string) float64 {
 // (scheduler/jobs, pure; no system needed).
 func Jobs(_ context.Context, _ *Env) (out Outcome) {
 	s := &out.Section
-	s.Title = "8. Collaborative workloads: jobs moved per pool change"
+	s.Title = "9. Collaborative workloads: jobs moved per pool change"
 	s.Method = []string{"The cluster's assignment (`scheduler/jobs`, weighted rendezvous hashing over the instance numbers) computed for the job " +
 		"list `job-00000`… before and after each change, in process; the jobs whose owner differs are the ones moved. Compared with contiguous " +
 		"blocks over the members in order (job i of J to member ⌊i·N/J⌋, as the Kubernetes operator of issue 21 assigns over a " +

@@ -57,7 +57,8 @@ var steps = []step{
 	{"isolation", 8, true, measure.Isolation},
 	{"scheduler", 6, false, measure.Scheduler},
 	{"overlay", 7, false, measure.Overlay},
-	{"jobs", 8, false, measure.Jobs},
+	{"jobs", 9, false, measure.Jobs},
+	{"coordinates", 10, false, measure.Coordinates},
 }
 
 // Names of the measurements.
