@@ -24,14 +24,15 @@ func Coordinates(ctx context.Context, e *Env) (out Outcome) {
 	s := &out.Section
 	s.Title = "10. Network coordinates: error and probing cost"
 	args := []string{"-bench", "Coordinates", "-benchtime", "1x"}
-	cmd := "go test -run '^$' -bench Coordinates -benchtime 1x ./node_engine/internal/probe/"
+	secs := 40
 	if e.Short {
-		cmd = "THICKET_BENCH_COORD_SECONDS=15 " + cmd
+		secs = 15
 	}
+	cmd := fmt.Sprintf("THICKET_BENCH_COORD_SECONDS=%d go test -run '^$' -bench Coordinates -benchtime 1x ./node_engine/internal/probe/", secs)
 	s.Method = []string{fmt.Sprintf("`%s` from the workspace root: 16 real probers (`node_engine/internal/probe`, as thicket-node runs "+
 		"them) on loopback, each behind an in-process UDP relay that adds its link's one-way delay in each direction (four sites of 0.5, "+
 		"5, 15 and 40 ms: round trips of 2 to 160 ms between nodes; the kernel here has no `sch_netem`). Each probes up to 8 peers, one "+
-		"every 500 ms (6 times the default rate, so that a 40 s run converges), and the coordinate of every pair is compared with the "+
+		"every 500 ms (6 times the default rate, so that the run converges), and the coordinate of every pair is compared with the "+
 		"configured round trip at the end. Packets are probes sent plus answers served; the default-interval figure scales them to "+
 		"thicket-node's 3 s. CPU is the benchmark process's, relays included, per node: an upper bound.", cmd)}
 	errT := report.Target{What: "network coordinates: error of an estimated round trip", Anchor: "Serf/Consul Vivaldi",
@@ -39,10 +40,7 @@ func Coordinates(ctx context.Context, e *Env) (out Outcome) {
 	costT := report.Target{What: "round-trip probing per node, default interval", Anchor: "—",
 		Target: fmt.Sprintf("≤ %.0f packet/s and ≤ %.1f %% of a core", probePacketBudget, probeCPUBudget), Verdict: report.NotMeasured}
 	defer func() { out.Targets = append(out.Targets, errT, costT) }()
-	var env []string
-	if e.Short {
-		env = []string{"THICKET_BENCH_COORD_SECONDS=15"}
-	}
+	env := []string{fmt.Sprintf("THICKET_BENCH_COORD_SECONDS=%d", secs)}
 	res, raw, err := gobench.RunEnv(ctx, e.GoBin, e.Repo, env, args, "./node_engine/internal/probe/")
 	if err != nil {
 		s.Err = fmt.Errorf("%w\n%s", err, raw)
