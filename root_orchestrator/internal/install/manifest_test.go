@@ -202,6 +202,7 @@ echo INSTALLED
 		mirror []byte // nil: no mirror
 		tamper func(name string, body []byte) []byte
 		args   []string
+		env    []string
 		want   string // "": installs
 	}{
 		{name: "from the root", signer: good},
@@ -216,6 +217,7 @@ echo INSTALLED
 		}, want: "its signature does not verify with the root's signing key"},
 		{name: "a manifest signed by another CA's key", signer: testSigner(t, other), want: "its signing certificate is not issued by the root CA " + ca.Pin()},
 		{name: "a certificate of the CA that is not for code signing", signer: notSigning, want: "manifest.crt is not the root's download signing certificate"},
+		{name: "no openssl", signer: good, env: []string{"PATH=" + withoutOpenSSL(t)}, want: "openssl is missing (apt-get install openssl)"},
 		{name: "a root that signs nothing", want: "this root signs no download manifest"},
 		{name: "a root that signs nothing, --allow-unsigned", args: []string{"--allow-unsigned"}},
 		{name: "a root that signs nothing, a mirror", mirror: node, args: []string{"--allow-unsigned"}, want: "this root signs no download manifest"},
@@ -230,7 +232,7 @@ echo INSTALLED
 				mirrorHas(c.mirror)
 				args = append(args, "--download-url", mirror.URL)
 			}
-			out, err := runScript(t, script, nil, args...)
+			out, err := runScript(t, script, c.env, args...)
 			if c.want == "" {
 				if err != nil || !strings.Contains(out, "INSTALLED") {
 					t.Fatalf("%v\n%s", err, out)
@@ -250,4 +252,20 @@ echo INSTALLED
 			}
 		})
 	}
+}
+
+// withoutOpenSSL is a PATH with every program of this machine's but openssl.
+func withoutOpenSSL(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.Name() == "openssl" {
+				continue
+			}
+			os.Symlink(filepath.Join(d, e.Name()), filepath.Join(dir, e.Name())) // the first in PATH wins
+		}
+	}
+	return dir
 }
