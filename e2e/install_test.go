@@ -301,6 +301,10 @@ func TestInstallScripts(t *testing.T) {
 		}
 	})
 
+	t.Run("binaries that do not match the signed manifest are refused", func(t *testing.T) {
+		testManifestRefusals(t, wpath, workerSh, root, caFile, clusterURL, nodeToken, dl, platform)
+	})
+
 	t.Run("a tampered binary is refused and nothing is installed", func(t *testing.T) {
 		// The root computed the checksum; then the file changes without a
 		// new size or mtime (as corruption on the way would look).

@@ -24,6 +24,9 @@ INIT=
 ROOT_URL=${THICKET_ROOT_URL:-$BAKED_ROOT_URL}
 CA_FILE=${THICKET_CA_FILE:-}
 ROOT_PIN=
+DOWNLOAD_URL=
+ALLOW_UNSIGNED=
+MANIFEST=
 WITH_QEMU=
 ACTION=start
 PURGE=
@@ -83,6 +86,8 @@ common_opt() {
 	--root-url) need_val "$@"; ROOT_URL=${2%/}; SHIFT=2 ;;
 	--ca-file) need_val "$@"; CA_FILE=$2; SHIFT=2 ;;
 	--root-pin) need_val "$@"; ROOT_PIN=${2#sha256:}; SHIFT=2 ;;
+	--download-url) need_val "$@"; DOWNLOAD_URL=${2%/}; SHIFT=2 ;;
+	--allow-unsigned) ALLOW_UNSIGNED=1 ;;
 	--init) need_val "$@"; INIT=$2; SHIFT=2 ;;
 	--with-qemu) WITH_QEMU=1 ;;
 	--stop) ACTION=stop ;;
@@ -315,40 +320,129 @@ http_get() {
 	[ "$rc" = 0 ] || die "cannot reach $1: $(cat "$2.err")"
 }
 
-# fetch_bins DIR BINARY...: downloads $ROOT_URL/download/BINARY-$PLATFORM
-# into DIR/BINARY and checks it against the root's .sha256; a binary whose
-# installed copy in PREFIX already has that checksum is skipped. A name
-# ending in ? is optional (skipped if the root does not serve it).
+# --- the signed manifest ----------------------------------------------------
+#
+# The root lists its downloads in /download/manifest.txt (one line each:
+# <sha256> <size> <binary>-<os>-<arch>), signs it with an Ed25519 key
+# (manifest.txt.sig) and serves that key's certificate (manifest.crt),
+# issued by its CA for code signing. The CA is the one pinned above, so the
+# pin covers the key, the manifest and every binary it lists, wherever the
+# binaries come from (--download-url: a mirror nobody needs to trust).
+
+# mirror_get URL FILE: like http_get, for the mirror (the system's CAs).
+mirror_get() {
+	rc=0
+	curl -sS -L --connect-timeout 10 -o "$2" -w '%{http_code}' "$1" 2>"$2.err" || rc=$?
+	[ "$rc" = 0 ] || die "cannot reach $1: $(cat "$2.err"); nothing was installed"
+}
+
+# fetch_manifest DIR: fetches the root's signed manifest into DIR and
+# checks it; sets MANIFEST (its file), or leaves it empty when the root
+# signs none and that is allowed (a plain-HTTP root, --allow-unsigned).
+fetch_manifest() {
+	MANIFEST=
+	if [ -z "$CA_FILE" ]; then
+		[ -z "$DOWNLOAD_URL" ] || die "--download-url needs a root that serves HTTPS: the binaries from a mirror are checked against the root's signed manifest, and only a pinned CA makes that signature mean anything"
+		warn "the root at $ROOT_URL serves plain HTTP (development): the binaries are checked against its .sha256 files only"
+		return 0
+	fi
+	command -v openssl >/dev/null 2>&1 ||
+		die "openssl is missing (apt-get install openssl): I check the root's signature on the binaries with it; nothing was installed"
+	m=$1/.manifest
+	mkdir -p "$m"
+	u=$ROOT_URL/download
+	code=$(http_get "$u/manifest.txt" "$m/manifest.txt")
+	if [ "$code" = 404 ] && [ -n "$ALLOW_UNSIGNED" ] && [ -z "$DOWNLOAD_URL" ]; then
+		warn "the root signs no download manifest ($(head -c 200 "$m/manifest.txt")); --allow-unsigned: the binaries are checked against its .sha256 files over the pinned HTTPS connection only"
+		return 0
+	fi
+	[ "$code" = 200 ] || die "$u/manifest.txt: HTTP $code: $(head -c 400 "$m/manifest.txt"); nothing was installed"
+	for f in manifest.txt.sig manifest.crt; do
+		code=$(http_get "$u/$f" "$m/$f")
+		[ "$code" = 200 ] || die "$u/$f: HTTP $code: $(head -c 300 "$m/$f"); nothing was installed"
+	done
+	# The certificate: issued by the pinned CA, for code signing, named as
+	# the root names its signing key, for an Ed25519 key.
+	openssl verify -CAfile "$CA_FILE" "$m/manifest.crt" >"$m/verify.out" 2>&1 ||
+		die "refused the download manifest of $ROOT_URL: its signing certificate is not issued by the root CA sha256:$ROOT_PIN ($(tr '\n' ' ' <"$m/verify.out")); nothing was installed"
+	subject=$(openssl x509 -in "$m/manifest.crt" -noout -subject -nameopt RFC2253 2>/dev/null)
+	eku=$(openssl x509 -in "$m/manifest.crt" -noout -ext extendedKeyUsage 2>/dev/null)
+	if [ "$subject" != "subject=CN=thicket-root download signing" ] || ! printf '%s\n' "$eku" | grep -q 'Code Signing'; then
+		die "refused the download manifest of $ROOT_URL: manifest.crt is not the root's download signing certificate ($subject); nothing was installed"
+	fi
+	openssl x509 -in "$m/manifest.crt" -noout -pubkey >"$m/key.pem" 2>/dev/null &&
+		openssl pkey -pubin -in "$m/key.pem" -noout -text 2>/dev/null | grep -q '^ED25519 Public-Key' ||
+		die "refused the download manifest of $ROOT_URL: its signing key is not Ed25519; nothing was installed"
+	openssl pkeyutl -verify -pubin -inkey "$m/key.pem" -rawin -in "$m/manifest.txt" -sigfile "$m/manifest.txt.sig" >/dev/null 2>&1 ||
+		die "refused the download manifest of $ROOT_URL: its signature does not verify with the root's signing key (changed on the way, or the binaries changed while I fetched it: try again); nothing was installed"
+	[ "$(head -n 1 "$m/manifest.txt")" = "# thicket download manifest v1" ] ||
+		die "refused the download manifest of $ROOT_URL: not a v1 manifest; nothing was installed"
+	MANIFEST=$m/manifest.txt
+}
+
+# manifest_entry NAME: "<sha256> <size>" of NAME in MANIFEST, if listed.
+manifest_entry() {
+	awk -v n="$1" '!/^#/ && $3 == n && $1 ~ /^[0-9a-f]+$/ && length($1) == 64 && $2 ~ /^[0-9]+$/ { print $1, $2; exit }' "$MANIFEST"
+}
+
+# fetch_bins DIR BINARY...: downloads BINARY-$PLATFORM (from --download-url,
+# else $ROOT_URL/download) into DIR/BINARY and checks its SHA-256 and size
+# against the root's signed manifest (or, without one, its .sha256); a
+# binary whose installed copy in PREFIX already has that checksum is
+# skipped. A name ending in ? is optional (skipped if the root does not
+# serve it). Any mismatch stops everything before anything is installed.
 fetch_bins() {
 	dir=$1
 	shift
 	[ -n "$ROOT_URL" ] || die "no root URL to download the binaries from (--root-url https://ROOT:10000)"
 	command -v sha256sum >/dev/null 2>&1 || die "sha256sum is missing (coreutils): I check every download with it"
+	fetch_manifest "$dir"
+	from=${DOWNLOAD_URL:-$ROOT_URL/download}
 	for b; do
 		optional=
 		case $b in *\?) b=${b%\?} optional=1 ;; esac
 		url=$ROOT_URL/download/$b-$PLATFORM
-		code=$(http_get "$url.sha256" "$dir/$b.sha256")
-		if [ "$code" = 404 ] && [ -n "$optional" ]; then
-			say "the root does not serve $b for $PLATFORM; skipping it"
-			continue
+		size=
+		if [ -n "$MANIFEST" ]; then
+			entry=$(manifest_entry "$b-$PLATFORM")
+			if [ -z "$entry" ]; then
+				[ -z "$optional" ] || {
+					say "the root does not serve $b for $PLATFORM; skipping it"
+					continue
+				}
+				die "the root's signed manifest lists no $b-$PLATFORM: put it into the root's downloads directory (thicket-root --downloads-dir); nothing was installed"
+			fi
+			want=${entry% *} size=${entry#* }
+		else
+			code=$(http_get "$url.sha256" "$dir/$b.sha256")
+			if [ "$code" = 404 ] && [ -n "$optional" ]; then
+				say "the root does not serve $b for $PLATFORM; skipping it"
+				continue
+			fi
+			[ "$code" = 200 ] || die "$url.sha256: HTTP $code: $(head -c 300 "$dir/$b.sha256")"
+			want=$(awk '{ print $1; exit }' "$dir/$b.sha256")
+			printf '%s\n' "$want" | grep -Eq '^[0-9a-f]{64}$' || die "$url.sha256: not a SHA-256 checksum"
 		fi
-		[ "$code" = 200 ] || die "$url.sha256: HTTP $code: $(head -c 300 "$dir/$b.sha256")"
-		want=$(awk '{ print $1; exit }' "$dir/$b.sha256")
-		printf '%s\n' "$want" | grep -Eq '^[0-9a-f]{64}$' || die "$url.sha256: not a SHA-256 checksum"
 		if [ -f "$PREFIX/$b" ] && [ "$(sha256sum <"$PREFIX/$b" | awk '{ print $1 }')" = "$want" ]; then
 			continue # installed already
 		fi
-		say "downloading $b for $PLATFORM from $ROOT_URL"
-		code=$(http_get "$url" "$dir/$b")
-		[ "$code" = 200 ] || die "$url: HTTP $code: $(head -c 300 "$dir/$b")"
+		say "downloading $b for $PLATFORM from $from"
+		if [ -n "$DOWNLOAD_URL" ]; then
+			code=$(mirror_get "$from/$b-$PLATFORM" "$dir/$b")
+		else
+			code=$(http_get "$from/$b-$PLATFORM" "$dir/$b")
+		fi
+		[ "$code" = 200 ] || die "$from/$b-$PLATFORM: HTTP $code: $(head -c 300 "$dir/$b"); nothing was installed"
+		got_size=$(wc -c <"$dir/$b" | tr -d ' ')
+		[ -z "$size" ] || [ "$got_size" = "$size" ] ||
+			die "size mismatch for $b-$PLATFORM from $from: the root's signed manifest says $size bytes, the download has $got_size; nothing was installed"
 		got=$(sha256sum <"$dir/$b" | awk '{ print $1 }')
 		[ "$got" = "$want" ] ||
-			die "checksum mismatch for $b-$PLATFORM from $ROOT_URL: the root announced $want, the download has $got; nothing was installed"
+			die "checksum mismatch for $b-$PLATFORM from $from: the root announced $want, the download has $got; nothing was installed"
 		chmod 0755 "$dir/$b"
 		rm -f "$dir/$b.sha256" "$dir/$b.err" "$dir/$b.sha256.err"
 	done
-	rm -f "$dir"/*.sha256 "$dir"/*.err
+	rm -rf "$dir"/*.sha256 "$dir"/*.err "$dir/.manifest"
 }
 
 # install_bins DIR: installs the binaries in DIR into PREFIX, each by an
@@ -729,6 +823,10 @@ otherwise. Running it again changes nothing that is up to date.
   --root-url URL       download the binaries from this root instead of building
   --ca-file FILE       with --root-url: that root's CA certificate (its <data-dir>/tls/ca.crt)
   --root-pin PIN       or the pin of its CA (sha256:HEX, as it logs it; /ca.crt is checked against it)
+  --download-url URL   take the binaries from this mirror (<binary>-<os>-<arch> files, e.g. plain
+                       HTTP): they are checked against the root's signed manifest all the same
+  --allow-unsigned     install from a root that signs no manifest (operator's certificate, no
+                       CA key), checking each binary's SHA-256 over the pinned HTTPS only
   --source DIR         build from this checkout (default: the one holding this script)
   --address IP         this machine's address for nodes and peers (default: first IPv4)
   --name NAME          the cluster's name (default local)

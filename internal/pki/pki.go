@@ -163,9 +163,10 @@ type Leaf struct {
 	IPs      []net.IP
 	// URIs are the identity's URI SANs (e.g. NodeURI).
 	URIs []*url.URL
-	// Server and Client say which ends of a TLS connection it may be.
-	Server, Client bool
-	Validity       time.Duration
+	// Server and Client say which ends of a TLS connection it may be;
+	// CodeSigning that it signs what is downloaded (see CertifySigningKey).
+	Server, Client, CodeSigning bool
+	Validity                    time.Duration
 	// Backdate is how long before now the certificate starts to be valid
 	// (clocks at the edge drift); 0: one hour.
 	Backdate time.Duration
@@ -189,8 +190,8 @@ func (ca *CA) Issue(l Leaf) (tls.Certificate, error) {
 // Sign issues a certificate for l to the holder of the private key of pub
 // (e.g. from a certificate request, see ParseCSR), signed by the CA.
 func (ca *CA) Sign(pub crypto.PublicKey, l Leaf) (*x509.Certificate, error) {
-	if !l.Server && !l.Client {
-		return nil, errors.New("pki: a certificate for neither a server nor a client")
+	if !l.Server && !l.Client && !l.CodeSigning {
+		return nil, errors.New("pki: a certificate for neither a server, a client nor code signing")
 	}
 	serial, err := newSerial()
 	if err != nil {
@@ -219,6 +220,9 @@ func (ca *CA) Sign(pub crypto.PublicKey, l Leaf) (*x509.Certificate, error) {
 	}
 	if l.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	if l.CodeSigning {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageCodeSigning)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {

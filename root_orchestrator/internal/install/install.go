@@ -4,6 +4,7 @@
 //	GET /install/cluster.sh   starts a cluster (thicket-cluster) joined to this root
 //	GET /download/<binary>-<os>-<arch>          a binary
 //	GET /download/<binary>-<os>-<arch>.sha256   its checksum, in sha256sum format
+//	GET /download/manifest.txt[.sig], manifest.crt  the signed manifest (manifest.go)
 //
 // The scripts are POSIX sh templates (sh/*.sh, embedded) with the root's
 // external URL baked in: the request's Host unless Config.ExternalURL is set.
@@ -107,8 +108,9 @@ type Handler struct {
 	external string
 	log      *slog.Logger
 
-	mu   sync.Mutex
-	sums map[string]*sumEntry
+	mu     sync.Mutex
+	sums   map[string]*sumEntry
+	signer *Signer
 }
 
 type sumEntry struct {
@@ -223,6 +225,9 @@ func (h *Handler) resolve(name string) (string, error) {
 func (h *Handler) Downloads() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, _ := strings.CutPrefix(r.URL.Path, "/download/")
+		if h.serveManifest(w, r, name) {
+			return
+		}
 		base, wantSum := strings.CutSuffix(name, ".sha256")
 		file, err := h.resolve(base)
 		if err != nil {
@@ -230,7 +235,7 @@ func (h *Handler) Downloads() http.Handler {
 			return
 		}
 		if wantSum {
-			sum, err := h.checksum(file)
+			sum, _, err := h.checksum(file)
 			if err != nil {
 				h.log.Warn("checksum of a download", "file", file, "err", err)
 				http.Error(w, "cannot read "+base, http.StatusInternalServerError)
@@ -259,9 +264,9 @@ func (h *Handler) Downloads() http.Handler {
 	})
 }
 
-// checksum returns the file's SHA-256 in hex, computed once per size and
-// modification time.
-func (h *Handler) checksum(file string) (string, error) {
+// checksum returns the file's SHA-256 in hex and its size, computed once
+// per size and modification time.
+func (h *Handler) checksum(file string) (string, int64, error) {
 	h.mu.Lock()
 	e := h.sums[file]
 	if e == nil {
@@ -274,20 +279,20 @@ func (h *Handler) checksum(file string) (string, error) {
 	defer e.mu.Unlock()
 	f, err := os.Open(file)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if e.sum != "" && e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) {
-		return e.sum, nil
+		return e.sum, e.size, nil
 	}
 	hash := sha256.New()
 	if _, err := io.Copy(hash, f); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	e.sum, e.size, e.mtime = hex.EncodeToString(hash.Sum(nil)), fi.Size(), fi.ModTime()
-	return e.sum, nil
+	return e.sum, e.size, nil
 }

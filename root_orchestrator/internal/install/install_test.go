@@ -162,19 +162,19 @@ func TestChecksumIsCachedBySizeAndMtime(t *testing.T) {
 	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
 	os.Chtimes(file, mtime, mtime)
 	h := newHandler(t, Config{DownloadsDir: dir})
-	first, err := h.checksum(file)
+	first, _, err := h.checksum(file)
 	if err != nil || first != sum([]byte("aaaa")) {
 		t.Fatalf("%s %v", first, err)
 	}
 	// Same size and mtime: the cached sum (the file is not read again).
 	os.WriteFile(file, []byte("bbbb"), 0o755)
 	os.Chtimes(file, mtime, mtime)
-	if again, _ := h.checksum(file); again != first {
+	if again, _, _ := h.checksum(file); again != first {
 		t.Errorf("not cached: %s", again)
 	}
 	// A new mtime: computed again.
 	os.Chtimes(file, mtime.Add(time.Second), mtime.Add(time.Second))
-	if now, _ := h.checksum(file); now != sum([]byte("bbbb")) {
+	if now, _, _ := h.checksum(file); now != sum([]byte("bbbb")) {
 		t.Errorf("stale after a change: %s", now)
 	}
 }

@@ -144,6 +144,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	} else {
 		pin = tlsc.pin
 		ln = tls.NewListener(ln, tlsc.config)
+		inst.SetSigner(tlsc.signer)
 	}
 	if err := bootstrapJoinToken(ctx, st, cfg, pin, log); err != nil {
 		return errors.Join(err, ln.Close())

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/internal/pki"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/install"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
@@ -51,6 +53,8 @@ type rootTLS struct {
 	pin    string
 	pool   *x509.CertPool
 	config *tls.Config
+	// signer signs the download manifest; nil without the CA's key.
+	signer *install.Signer
 }
 
 // setupTLS loads or makes the root's CA and its serving certificate for
@@ -94,8 +98,44 @@ func setupTLS(ctx context.Context, c TLSConfig, dataDir, externalURL string, lis
 	if err != nil {
 		return nil, err
 	}
+	signer, err := downloadSigner(ctx, ca, shared, filepath.Join(dataDir, TLSDir, pki.SigningKeyFile))
+	if err != nil {
+		return nil, err
+	}
 	log.Info("serving HTTPS", "ca_pin", ca.Pin(), "names", leaf.DNSNames, "ips", leaf.IPs)
-	return &rootTLS{caPEM: ca.PEM, pin: ca.Pin(), pool: ca.Pool(), config: serving.TLSConfig()}, nil
+	return &rootTLS{caPEM: ca.PEM, pin: ca.Pin(), pool: ca.Pool(), config: serving.TLSConfig(), signer: signer}, nil
+}
+
+// signingValidity is the lifetime of the download signing key's
+// certificate, issued anew at every start.
+const signingValidity = 365 * 24 * time.Hour
+
+// downloadSigner loads or makes the Ed25519 key that signs the download
+// manifest (in file, 0600, or in the store replicas share) and certifies
+// it with the CA, so that the CA's pin also pins the key.
+func downloadSigner(ctx context.Context, ca *pki.CA, shared *store.Store, file string) (*install.Signer, error) {
+	var key ed25519.PrivateKey
+	var err error
+	if shared != nil {
+		var keyPEM []byte
+		keyPEM, err = shared.SharedSigningKey(ctx, func() ([]byte, error) {
+			_, k, err := pki.NewSigningKey()
+			return k, err
+		})
+		if err == nil {
+			key, err = pki.ParseSigningKey(keyPEM)
+		}
+	} else {
+		key, err = pki.LoadOrCreateSigningKey(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("download signing key: %w", err)
+	}
+	certPEM, err := ca.CertifySigningKey(key.Public().(ed25519.PublicKey), signingValidity)
+	if err != nil {
+		return nil, fmt.Errorf("download signing key: %w", err)
+	}
+	return &install.Signer{Key: key, CertPEM: certPEM}, nil
 }
 
 // sharedCA is the CA kept in the store, whose certificate is written to

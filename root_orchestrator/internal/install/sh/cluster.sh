@@ -43,6 +43,10 @@ Usage: cluster.sh --token-file FILE [options]
   --ca-file FILE       the root's CA certificate (its <data-dir>/tls/ca.crt or /ca.crt), which
                        must match the pin in the token; default: fetched from the root and checked
                        against that pin
+  --download-url URL   take the binaries from this mirror (<binary>-<os>-<arch> files, e.g. plain
+                       HTTP): they are checked against the root's signed manifest all the same
+  --allow-unsigned     install from a root that signs no manifest (operator's certificate, no
+                       CA key), checking each binary's SHA-256 over the pinned HTTPS only
   --init MODE          systemd or supervised (default: systemd if it runs)
   --stop               stop the cluster; its workers and instances keep running
   --purge              with --stop: also remove the data dir

@@ -35,6 +35,10 @@ otherwise. Running it again changes nothing that is up to date.
   --root-url URL       download the binaries from this root instead of building
   --ca-file FILE       with --root-url: that root's CA certificate (its <data-dir>/tls/ca.crt)
   --root-pin PIN       or the pin of its CA (sha256:HEX, as it logs it; /ca.crt is checked against it)
+  --download-url URL   take the binaries from this mirror (<binary>-<os>-<arch> files, e.g. plain
+                       HTTP): they are checked against the root's signed manifest all the same
+  --allow-unsigned     install from a root that signs no manifest (operator's certificate, no
+                       CA key), checking each binary's SHA-256 over the pinned HTTPS only
   --source DIR         build from this checkout (default: the one holding this script)
   --address IP         this machine's address for nodes and peers (default: first IPv4)
   --name NAME          the cluster's name (default local)

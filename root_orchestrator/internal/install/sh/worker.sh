@@ -37,6 +37,10 @@ Usage: worker.sh --cluster-url URL --token-file FILE [options]
   --ca-file FILE       the root's CA certificate (its <data-dir>/tls/ca.crt or /ca.crt)
   --root-pin PIN       or the pin of the root's CA (sha256:HEX, as the root logs it): its /ca.crt
                        is fetched and checked against it
+  --download-url URL   take the binaries from this mirror (<binary>-<os>-<arch> files, e.g. plain
+                       HTTP): they are checked against the root's signed manifest all the same
+  --allow-unsigned     install from a root that signs no manifest (operator's certificate, no
+                       CA key), checking each binary's SHA-256 over the pinned HTTPS only
   --node-flag ARG      an extra thicket-node argument (repeatable), e.g. --node-flag --memory-mb=2048
   --net-flag ARG       an extra thicket-net argument (repeatable), e.g. --net-flag --public-address=1.2.3.4
   --with-qemu          also install qemu for unikernels
