@@ -73,6 +73,10 @@ type Microservice struct {
 	// Security widens or narrows a container's sandbox (a Thicket
 	// extension): see Security.
 	Security *Security `json:"security,omitempty"`
+	// AllowFrom names who else may open connections to the service's
+	// instances and service IPs over the overlay (a Thicket extension; see
+	// tenancy.go): by default only instances of the same user may.
+	AllowFrom []string `json:"allow_from,omitempty"`
 }
 
 // Reconcile choices of a disconnect policy: which copy of an instance

@@ -251,6 +251,7 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 	if s := m.Security; s != nil {
 		v.security(f("security"), m.Virtualization, s)
 	}
+	v.errs = append(v.errs, ValidateAllowFrom(f("allow_from"), m.AllowFrom)...)
 }
 
 // disconnect checks a disconnect policy.

@@ -29,7 +29,9 @@ import (
 // earlier tier shows such an instance as the FAILED it is reported as. So
 // did NodeReport.Events and ClusterSync.Events: an earlier tier ignores
 // them, and a later one takes their absence as no news. So did
-// ClusterDesired.DeletedNodes: its absence means no node was deleted.
+// ClusterDesired.DeletedNodes: its absence means no node was deleted. So
+// did ServiceRoute.Tenant, AllowUsers and AllowServices: without Tenant a
+// service's instances are not isolated (as before).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -389,6 +391,17 @@ type ServiceRoute struct {
 	Mode      string    `json:"mode"`
 	ServiceID string    `json:"service_id"`
 	Backends  []Backend `json:"backends"`
+	// Tenant is the user who owns the service. The net manager lets new
+	// connections from the instance network reach the service's instances
+	// (by instance IP or service IP) only from instances of the same
+	// tenant and from the peers below. Absent (a root that predates
+	// tenancy): the service's instances are not isolated.
+	Tenant string `json:"tenant,omitempty"`
+	// AllowUsers are the other tenants whose instances may connect too,
+	// and AllowServices the ids of other services whose instances may (the
+	// SLA's allow_from, resolved by the root).
+	AllowUsers    []string `json:"allow_users,omitempty"`
+	AllowServices []string `json:"allow_services,omitempty"`
 }
 
 // Backend is one running instance behind a service IP.

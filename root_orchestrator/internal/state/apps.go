@@ -109,6 +109,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			VGPUs: m.VGPUs, VTPUs: m.VTPUs, BandwidthIn: m.BandwidthIn, BandwidthOut: m.BandwidthOut,
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
 			Disconnect: disconnectOf(m), Ports: portsOf(m.Port), Security: securityOf(m),
+			AllowFrom: m.AllowFrom,
 		},
 		Jobs: jobsOf(m), JobsVersion: jobsVersionOf(m), JobsLease: time.Duration(m.Lease()) * time.Second,
 		CreatedAt: t.now, UpdatedAt: t.now,

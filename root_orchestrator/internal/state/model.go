@@ -61,6 +61,10 @@ type ServiceSpec struct {
 	// Security is the SLA's security field, capabilities canonical (nil:
 	// the node's default sandbox).
 	Security *wire.Security
+	// AllowFrom is the SLA's allow_from: the peers outside the owner's
+	// tenant whose instances may connect to the service's (see
+	// sla.ParsePeer; resolved in ServiceTable).
+	AllowFrom []string
 	// Ports is Port (the SLA's field as written) parsed: derived when the
 	// service is created or loaded, never stored.
 	Ports []wire.PortMapping
