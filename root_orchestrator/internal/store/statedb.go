@@ -277,7 +277,7 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		AddedFiles: p.AddedFiles, Constraints: cons, OneShot: p.OneShot, NextInstance: s.NextInstance,
 		Disconnect: &disconnectRecord{Replace: p.Disconnect.Replace, ReplaceAfter: int64(p.Disconnect.ReplaceAfter / time.Second),
 			StopAfter: int64(p.Disconnect.StopAfter / time.Second), Reconcile: p.Disconnect.Reconcile},
-		Security:  toSecurityRecord(p.Security), AllowFrom: p.AllowFrom,
+		Security: toSecurityRecord(p.Security), AllowFrom: p.AllowFrom,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Jobs: s.Jobs, JobsVersion: s.JobsVersion, JobsLease: int64(s.JobsLease / time.Second),
 	}
