@@ -56,6 +56,9 @@ type Config struct {
 	InstanceNetwork netip.Prefix
 	// NetnsPrefix names the instances' network namespaces.
 	NetnsPrefix string
+	// NoIsolation turns tenant isolation off (see guards): every instance
+	// may connect to every other.
+	NoIsolation bool
 }
 
 // state is what survives a restart (DataDir/state.json).
@@ -238,6 +241,10 @@ func (d *Daemon) setup() error {
 		return err // "overlay: ...", or a ConflictError meant to be read as it is
 	}
 	d.ov = ov
+	if _, err := os.Stat("/proc/sys/net/bridge"); err != nil && !d.cfg.NoIsolation {
+		d.log.Warn("br_netfilter is not loaded: instances on this node are not isolated from other tenants' instances on this node (other nodes' are)",
+			"fix", "modprobe br_netfilter, then restart thicket-net")
+	}
 	return nil
 }
 
@@ -294,7 +301,11 @@ func (d *Daemon) apply() error {
 	if err != nil {
 		return fmt.Errorf("peers: %w", err)
 	}
-	return d.tables.Apply(svcs, d.portMaps())
+	var gs []nft.Guard
+	if !d.cfg.NoIsolation {
+		gs = guards(d.st.Network.Services, d.st.Instances, d.cfg.InstanceNetwork)
+	}
+	return d.tables.ApplyGuarded(svcs, d.portMaps(), gs)
 }
 
 // services resolves the service table for this node: round robin over all

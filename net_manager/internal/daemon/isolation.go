@@ -1,0 +1,110 @@
+package daemon
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/thicket-edge/thicket/contract/netapi"
+	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/net_manager/internal/nft"
+)
+
+// policy is who may open connections to one service's instances: its
+// tenant, other tenants and other services (wire.ServiceRoute).
+type policy struct {
+	users    []string
+	services []string
+}
+
+// guards computes tenant isolation (nft.Guard) from the service table and
+// this node's attachments. Every instance address of a service whose route
+// names a tenant is guarded: new connections from the instance network may
+// come from instances of the same tenant, of the users the service allows
+// and of the services it allows. An address is known as a backend of its
+// service's routes, or, on this node, from the attachment's instance key
+// (so that an instance is isolated from the moment it is attached, before
+// its address reaches the service table). An address behind several
+// services (an OAM update's old and new service) gets the union of their
+// policies. Addresses of services without a tenant (a root that predates
+// tenancy) and outside inNet (when valid) are not guarded.
+func guards(routes []wire.ServiceRoute, local map[string]netapi.Attachment, inNet netip.Prefix) []nft.Guard {
+	pol := map[string]policy{}          // service id → its policy
+	svcIPs := map[string][]netip.Addr{} // service id → instance addresses
+	ipSvcs := map[netip.Addr][]string{} // address → service ids
+	add := func(svc, ip string) {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || !a.Is4() || (inNet.IsValid() && !inNet.Contains(a)) {
+			return
+		}
+		if !slices.Contains(ipSvcs[a], svc) {
+			ipSvcs[a] = append(ipSvcs[a], svc)
+			svcIPs[svc] = append(svcIPs[svc], a)
+		}
+	}
+	for _, r := range routes {
+		if r.Tenant != "" {
+			if _, ok := pol[r.ServiceID]; !ok {
+				pol[r.ServiceID] = policy{users: append([]string{r.Tenant}, r.AllowUsers...), services: r.AllowServices}
+			}
+		}
+		for _, b := range r.Backends {
+			add(r.ServiceID, b.IP)
+		}
+	}
+	for key, a := range local {
+		if svc, _, err := wire.ParseInstanceKey(key); err == nil {
+			add(svc, a.IP)
+		}
+	}
+	tenantIPs := map[string][]netip.Addr{}
+	for svc, ips := range svcIPs {
+		if p, ok := pol[svc]; ok {
+			tenantIPs[p.users[0]] = append(tenantIPs[p.users[0]], ips...)
+		}
+	}
+
+	// Group the guarded addresses by their (merged) policy.
+	type group struct {
+		p     policy
+		dests []netip.Addr
+	}
+	groups := map[string]*group{}
+	for ip, svcs := range ipSvcs {
+		var p policy
+		for _, s := range svcs {
+			if sp, ok := pol[s]; ok {
+				p.users = append(p.users, sp.users...)
+				p.services = append(p.services, sp.services...)
+			}
+		}
+		if len(p.users) == 0 {
+			continue // no tenant: not isolated
+		}
+		slices.Sort(p.users)
+		slices.Sort(p.services)
+		p.users, p.services = slices.Compact(p.users), slices.Compact(p.services)
+		k := strings.Join(p.users, ",") + "|" + strings.Join(p.services, ",")
+		g := groups[k]
+		if g == nil {
+			g = &group{p: p}
+			groups[k] = g
+		}
+		g.dests = append(g.dests, ip)
+	}
+	out := make([]nft.Guard, 0, len(groups))
+	for _, g := range groups {
+		var src []netip.Addr
+		for _, u := range g.p.users {
+			src = append(src, tenantIPs[u]...)
+		}
+		for _, s := range g.p.services {
+			src = append(src, svcIPs[s]...)
+		}
+		slices.SortFunc(src, netip.Addr.Compare)
+		slices.SortFunc(g.dests, netip.Addr.Compare)
+		out = append(out, nft.Guard{Dests: g.dests, Sources: slices.Compact(src)})
+	}
+	slices.SortFunc(out, func(a, b nft.Guard) int { return a.Dests[0].Compare(b.Dests[0]) })
+	return out
+}
