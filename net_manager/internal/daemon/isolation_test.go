@@ -40,7 +40,7 @@ func TestGuards(t *testing.T) {
 		local  map[string]netapi.Attachment
 		want   string
 	}{{
-		name: "no tenants (a root before tenancy): nothing isolated",
+		name:   "no tenants (a root before tenancy): nothing isolated",
 		routes: []wire.ServiceRoute{route("a1", "", "10.64.1.2"), route("b1", "", "10.64.1.3")},
 		want:   "",
 	}, {
