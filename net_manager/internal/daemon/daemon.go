@@ -301,11 +301,12 @@ func (d *Daemon) apply() error {
 	if err != nil {
 		return fmt.Errorf("peers: %w", err)
 	}
-	var gs []nft.Guard
+	var iso nft.Isolation
 	if !d.cfg.NoIsolation {
-		gs = guards(d.st.Network.Services, d.st.Instances, d.cfg.InstanceNetwork)
+		iso.Guards = guards(d.st.Network.Services, d.st.Instances, d.cfg.InstanceNetwork)
+		iso.Trusted = nodeAddrs(d.st.Subnet, d.st.Network.Peers)
 	}
-	return d.tables.ApplyGuarded(svcs, d.portMaps(), gs)
+	return d.tables.ApplyGuarded(svcs, d.portMaps(), iso)
 }
 
 // services resolves the service table for this node: round robin over all

@@ -10,6 +10,29 @@ import (
 	"github.com/thicket-edge/thicket/net_manager/internal/nft"
 )
 
+// nodeAddrs are the nodes' own addresses on the overlay: the VXLAN
+// device's (the subnet's first address, which a node's own connections to
+// another node's instances leave from) and the bridge's (the second) of
+// this node's subnet and every peer's. Guards trust them: the nodes
+// themselves may reach every instance, as they may on their own bridge.
+func nodeAddrs(subnet string, peers []wire.NodeNetwork) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range append([]string{subnet}, peerSubnets(peers)...) {
+		if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is4() {
+			out = append(out, p.Masked().Addr(), p.Masked().Addr().Next())
+		}
+	}
+	return out
+}
+
+func peerSubnets(peers []wire.NodeNetwork) []string {
+	out := make([]string, len(peers))
+	for i, p := range peers {
+		out[i] = p.Subnet
+	}
+	return out
+}
+
 // policy is who may open connections to one service's instances: its
 // tenant, other tenants and other services (wire.ServiceRoute).
 type policy struct {
@@ -27,7 +50,8 @@ type policy struct {
 // its address reaches the service table). An address behind several
 // services (an OAM update's old and new service) gets the union of their
 // policies. Addresses of services without a tenant (a root that predates
-// tenancy) and outside inNet (when valid) are not guarded.
+// tenancy) and outside inNet (when valid) are not guarded. Service IPs are
+// guarded like their service's instances.
 func guards(routes []wire.ServiceRoute, local map[string]netapi.Attachment, inNet netip.Prefix) []nft.Guard {
 	pol := map[string]policy{}          // service id → its policy
 	svcIPs := map[string][]netip.Addr{} // service id → instance addresses
@@ -70,7 +94,11 @@ func guards(routes []wire.ServiceRoute, local map[string]netapi.Attachment, inNe
 		dests []netip.Addr
 	}
 	groups := map[string]*group{}
-	for ip, svcs := range ipSvcs {
+	guarded := map[netip.Addr]bool{}
+	guard := func(ip netip.Addr, svcs []string) {
+		if guarded[ip] {
+			return // a service IP given twice (a malformed table)
+		}
 		var p policy
 		for _, s := range svcs {
 			if sp, ok := pol[s]; ok {
@@ -79,8 +107,9 @@ func guards(routes []wire.ServiceRoute, local map[string]netapi.Attachment, inNe
 			}
 		}
 		if len(p.users) == 0 {
-			continue // no tenant: not isolated
+			return // no tenant: not isolated
 		}
+		p.users, p.services = slices.Clone(p.users), slices.Clone(p.services)
 		slices.Sort(p.users)
 		slices.Sort(p.services)
 		p.users, p.services = slices.Compact(p.users), slices.Compact(p.services)
@@ -91,6 +120,18 @@ func guards(routes []wire.ServiceRoute, local map[string]netapi.Attachment, inNe
 			groups[k] = g
 		}
 		g.dests = append(g.dests, ip)
+		guarded[ip] = true
+	}
+	for ip, svcs := range ipSvcs {
+		guard(ip, svcs)
+	}
+	// Service IPs too, with their service's own policy: the net manager
+	// refuses there, before the DNAT, so that the client hears it from
+	// the address it asked.
+	for _, r := range routes {
+		if a, err := netip.ParseAddr(r.IP); err == nil && a.Is4() {
+			guard(a, []string{r.ServiceID})
+		}
 	}
 	out := make([]nft.Guard, 0, len(groups))
 	for _, g := range groups {

@@ -69,8 +69,10 @@
 //	map guarded { type ipv4_addr : verdict
 //		elements = { 10.64.0.2 : jump guard-1, 10.64.0.4 : jump guard-2 } }
 //	set guard-1 { type ipv4_addr; elements = { 10.64.0.2, 10.64.0.3 } }
+//	set trusted { type ipv4_addr; elements = { 10.64.0.0, 10.64.0.1 } }
 //	chain guard-1 {
 //		ip saddr @guard-1 return
+//		ip saddr @trusted return
 //		reject with tcp reset
 //		reject with icmp admin-prohibited
 //	}
@@ -78,10 +80,14 @@
 //	chain filter_forward { ...
 //		ct state new ip saddr 10.64.0.0/16 ip daddr vmap @guarded
 //	}
+//	chain filter_prerouting {
+//		type filter hook prerouting priority mangle; policy accept;
+//		ct state new ip saddr 10.64.0.0/16 ip daddr vmap @guarded
+//	}
 //
-// so a new connection from an instance to a guarded instance address (after
-// the DNAT of a service IP: on the chosen backend's) is refused unless its
-// source is in that guard's set. Instances on one bridge reach each other
+// so a new connection from an instance to a guarded service IP (before its
+// DNAT) or instance address is refused unless its source is in that guard's
+// set or trusted. Instances on one bridge reach each other
 // bridged, not routed: the overlay makes its bridge pass bridged IPv4
 // through these hooks (nf_call_iptables) so that the guards apply to them.
 //
@@ -141,6 +147,14 @@ type PortMap struct {
 type Guard struct {
 	Dests   []netip.Addr
 	Sources []netip.Addr
+}
+
+// Isolation is the tenant isolation of a node: guards, and the trusted
+// sources every guard lets in (the nodes' own overlay addresses, which a
+// node's traffic to another node's instances leaves from).
+type Isolation struct {
+	Guards  []Guard
+	Trusted []netip.Addr
 }
 
 // Config configures a Tables.
@@ -264,12 +278,12 @@ func (t *Tables) table() *nftables.Table {
 // backend. TCP connections to a removed backend are left alone (see
 // FlushConntrack).
 func (t *Tables) Apply(services []Service, ports []PortMap) error {
-	return t.ApplyGuarded(services, ports, nil)
+	return t.ApplyGuarded(services, ports, Isolation{})
 }
 
-// ApplyGuarded is Apply with tenant isolation: guards, in the same
-// transaction. With no guard, no address is isolated.
-func (t *Tables) ApplyGuarded(services []Service, ports []PortMap, guards []Guard) error {
+// ApplyGuarded is Apply with tenant isolation, in the same transaction.
+// With no guard, no address is isolated.
+func (t *Tables) ApplyGuarded(services []Service, ports []PortMap, iso Isolation) error {
 	svcs, err := normServices(services)
 	if err != nil {
 		return err
@@ -278,11 +292,15 @@ func (t *Tables) ApplyGuarded(services []Service, ports []PortMap, guards []Guar
 	if err != nil {
 		return err
 	}
-	gs, err := normGuards(guards)
+	gs, err := normGuards(iso.Guards)
 	if err != nil {
 		return err
 	}
-	h := hashInput(svcs, pms, gs)
+	trusted, err := normAddrs("trusted", iso.Trusted)
+	if err != nil {
+		return err
+	}
+	h := hashInput(svcs, pms, gs, trusted)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -302,7 +320,7 @@ func (t *Tables) ApplyGuarded(services []Service, ports []PortMap, guards []Guar
 		t.applied = false
 		return err
 	}
-	if err := b.build(svcs, pms, gs, cur); err != nil {
+	if err := b.build(svcs, pms, gs, trusted, cur); err != nil {
 		t.applied = false
 		return fmt.Errorf("nft: build table %s: %w", t.cfg.Table, err)
 	}
@@ -454,16 +472,7 @@ func normGuards(in []Guard) ([]Guard, error) {
 	out := make([]Guard, 0, len(in))
 	seen := make(map[netip.Addr]int)
 	norm := func(i int, field string, as []netip.Addr) ([]netip.Addr, error) {
-		o := make([]netip.Addr, 0, len(as))
-		for k, a := range as {
-			a, ok := normAddr(a)
-			if !ok {
-				return nil, fmt.Errorf("nft: guards[%d].%s[%d]: %v is not an IPv4 address", i, field, k, as[k])
-			}
-			o = append(o, a)
-		}
-		slices.SortFunc(o, netip.Addr.Compare)
-		return slices.Compact(o), nil
+		return normAddrs(fmt.Sprintf("guards[%d].%s", i, field), as)
 	}
 	for i, g := range in {
 		ds, err := norm(i, "dests", g.Dests)
@@ -488,7 +497,21 @@ func normGuards(in []Guard) ([]Guard, error) {
 	return out, nil
 }
 
-func hashInput(svcs []Service, ports []PortMap, guards []Guard) [sha256.Size]byte {
+// normAddrs validates addresses (IPv4) and sorts them without repeats.
+func normAddrs(field string, as []netip.Addr) ([]netip.Addr, error) {
+	o := make([]netip.Addr, 0, len(as))
+	for k, a := range as {
+		a, ok := normAddr(a)
+		if !ok {
+			return nil, fmt.Errorf("nft: %s[%d]: %v is not an IPv4 address", field, k, as[k])
+		}
+		o = append(o, a)
+	}
+	slices.SortFunc(o, netip.Addr.Compare)
+	return slices.Compact(o), nil
+}
+
+func hashInput(svcs []Service, ports []PortMap, guards []Guard, trusted []netip.Addr) [sha256.Size]byte {
 	h := sha256.New()
 	for _, s := range svcs {
 		fmt.Fprintf(h, "s %s", s.IP)
@@ -503,6 +526,7 @@ func hashInput(svcs []Service, ports []PortMap, guards []Guard) [sha256.Size]byt
 	for _, g := range guards {
 		fmt.Fprintf(h, "g %v <- %v\n", g.Dests, g.Sources)
 	}
+	fmt.Fprintf(h, "t %v\n", trusted)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	return sum

@@ -21,11 +21,13 @@ const (
 	chainPostrouting = "postrouting"
 	chainFwdFilter   = "filter_forward"
 	chainOutFilter   = "filter_output"
+	chainPreFilter   = "filter_prerouting"
 	chainPorts       = "ports"
 	svcChainPrefix   = "svc-"
 	mapServices      = "services"
 	setNoBackends    = "no_backends"
 	mapGuarded       = "guarded"
+	setTrusted       = "trusted"
 	guardPrefix      = "guard-" // a guard's chain and the set of its sources
 )
 
@@ -75,6 +77,8 @@ var baseChains = []baseSpec{
 	{chainPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource},
 	{chainFwdFilter, nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter},
 	{chainOutFilter, nftables.ChainTypeFilter, nftables.ChainHookOutput, nftables.ChainPriorityFilter},
+	// Before the DNAT of services: guards on service IPs (see Guard).
+	{chainPreFilter, nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityMangle},
 }
 
 func (bs baseSpec) matches(c *nftables.Chain) bool {
@@ -94,7 +98,7 @@ func setCompatible(name string, s *nftables.Set) bool {
 	case mapServices, mapGuarded:
 		return s.IsMap && !s.Interval && !s.Concatenation &&
 			(s.DataType.Name == "verdict" || s.KeyType.Name == "verdict")
-	case setNoBackends, guardPrefix:
+	case setNoBackends, guardPrefix, setTrusted:
 		return !s.IsMap && !s.Interval && !s.Concatenation && s.KeyType.Name == "ipv4_addr"
 	}
 	return false
@@ -114,7 +118,7 @@ func setCompatible(name string, s *nftables.Set) bool {
 // runs each base chain (with the chains it jumps to) against one generation.
 // Service chains whose backends did not change are not touched, so their
 // round robin counters go on.
-func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, cur *current) error {
+func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, trusted []netip.Addr, cur *current) error {
 	c, tb := b.c, b.table
 	if cur == nil {
 		c.AddTable(tb)
@@ -154,7 +158,7 @@ func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, cur *cu
 		svcBackends = append(svcBackends, s.Backends)
 	}
 	want[chainPorts] = true
-	wantSet := map[string]bool{mapServices: true, setNoBackends: true, mapGuarded: true}
+	wantSet := map[string]bool{mapServices: true, setNoBackends: true, mapGuarded: true, setTrusted: true}
 	for i := range guards {
 		name := guardName(i)
 		want[name], wantSet[name] = true, true
@@ -241,16 +245,13 @@ func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, cur *cu
 	sets := []struct {
 		s     *nftables.Set
 		elems []nftables.SetElement
-	}{{services, vmapElems}, {noBackends, empty}, {guarded, guardedElems(guards)}}
+	}{{services, vmapElems}, {noBackends, empty}, {guarded, guardedElems(guards)},
+		{&nftables.Set{Table: tb, Name: setTrusted, KeyType: nftables.TypeIPAddr}, addrElems(trusted)}}
 	for i, g := range guards {
-		elems := make([]nftables.SetElement, len(g.Sources))
-		for k, a := range g.Sources {
-			elems[k] = nftables.SetElement{Key: a.AsSlice()}
-		}
 		sets = append(sets, struct {
 			s     *nftables.Set
 			elems []nftables.SetElement
-		}{&nftables.Set{Table: tb, Name: guardName(i), KeyType: nftables.TypeIPAddr}, elems})
+		}{&nftables.Set{Table: tb, Name: guardName(i), KeyType: nftables.TypeIPAddr}, addrElems(g.Sources)})
 	}
 	for _, set := range sets {
 		var err error
@@ -361,9 +362,15 @@ func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, cur *cu
 		}
 	}
 
-	// filter forward: tenant isolation (see Guard), after the DNAT of
-	// services, so on the backend's address.
-	if len(guards) > 0 {
+	// filter prerouting and forward: tenant isolation (see Guard). In
+	// prerouting, before the DNAT, on service IPs: a refusal there answers
+	// from the service IP the client asked for (a TCP reset sent after the
+	// DNAT would come from the backend's address, which the client ignores).
+	// In forward, after the DNAT, on instance addresses.
+	for _, ch := range []string{chainPreFilter, chainFwdFilter} {
+		if len(guards) == 0 {
+			break
+		}
 		e := []expr.Any{
 			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
@@ -373,15 +380,17 @@ func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, cur *cu
 		if b.cfg.InstanceNet.IsValid() {
 			e = append(e, matchPrefix(loadSaddr(), b.cfg.InstanceNet, expr.CmpOpEq)...)
 		}
-		b.rule(base[chainFwdFilter], append(e,
+		b.rule(base[ch], append(e,
 			loadDaddr(),
 			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: guarded.Name},
 		)...)
 	}
 	for i := range guards {
 		ch := &nftables.Chain{Name: guardName(i), Table: tb}
-		b.rule(ch, loadSaddr(), &expr.Lookup{SourceRegister: 1, SetName: guardName(i)},
-			&expr.Verdict{Kind: expr.VerdictReturn})
+		for _, set := range []string{guardName(i), setTrusted} {
+			b.rule(ch, loadSaddr(), &expr.Lookup{SourceRegister: 1, SetName: set},
+				&expr.Verdict{Kind: expr.VerdictReturn})
+		}
 		b.rule(ch,
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
@@ -389,6 +398,15 @@ func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, cur *cu
 		b.rule(ch, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPktFiltered})
 	}
 	return nil
+}
+
+// addrElems are set elements of addresses.
+func addrElems(as []netip.Addr) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(as))
+	for i, a := range as {
+		out[i] = nftables.SetElement{Key: a.AsSlice()}
+	}
+	return out
 }
 
 // guardName names guard i's chain and the set of its sources.
