@@ -168,9 +168,13 @@ type Service struct {
 	Disconnect Disconnect `json:"disconnect" bson:"disconnect"`
 	// Security is what the service's containers get beyond the default
 	// sandbox (the SLA's security field); absent: the defaults.
-	Security     *Security `json:"security,omitempty" bson:"security,omitempty"`
-	Status       string    `json:"status" bson:"status"`
-	StatusDetail string    `json:"status_detail" bson:"status_detail"`
+	Security *Security `json:"security,omitempty" bson:"security,omitempty"`
+	// AllowFrom names the peers outside the owner's instances that may
+	// connect to the service's instances over the overlay (the SLA's
+	// allow_from); absent: only the owner's instances may.
+	AllowFrom    []string `json:"allow_from,omitempty" bson:"allow_from,omitempty"`
+	Status       string   `json:"status" bson:"status"`
+	StatusDetail string   `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run
 	// (every instance but a finished one-shot's).
 	Running      int        `json:"running_instances" bson:"running_instances"`

@@ -117,7 +117,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		OneShot: p.OneShot, Disconnect: api.Disconnect{Replace: p.Disconnect.Replace,
 			ReplaceAfter: int(p.Disconnect.ReplaceAfter / time.Second), StopAfter: int(p.Disconnect.StopAfter / time.Second),
 			Reconcile: p.Disconnect.Reconcile},
-		Security:     restSecurity(p.Security),
+		Security: restSecurity(p.Security), AllowFrom: p.AllowFrom,
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.Status, out.StatusDetail = api.SummarizeService(list, p.OneShot)
