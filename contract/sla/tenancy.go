@@ -3,7 +3,6 @@ package sla
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -73,26 +72,10 @@ func ParsePeer(s string) (Peer, error) {
 
 // ValidateAllowFrom checks an allow_from list at path.
 func ValidateAllowFrom(path string, entries []string) Errors {
-	var errs Errors
-	if len(entries) > MaxAllowFrom {
-		errs.add(path, fmt.Sprintf("has %d entries, at most %d are allowed", len(entries), MaxAllowFrom))
-		return errs
-	}
-	seen := make(map[string]int, len(entries))
-	for i, e := range entries {
-		field := path + "[" + strconv.Itoa(i) + "]"
+	return validateList(path, entries, MaxAllowFrom, "entry", "entries", func(e string) string {
 		if _, err := ParsePeer(e); err != nil {
-			errs.add(field, err.Error())
-			continue
+			return err.Error()
 		}
-		if prev, dup := seen[e]; dup {
-			errs.add(field, fmt.Sprintf("duplicate entry %q (already at index %d)", e, prev))
-			continue
-		}
-		seen[e] = i
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return errs
+		return ""
+	})
 }

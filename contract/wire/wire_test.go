@@ -323,7 +323,8 @@ var (
 		Capabilities: []string{CapabilityKVM}, NotReady: "net manager does not answer"}
 	fullOverlay = Network{Peers: []NodeNetwork{fullNetwork},
 		Services: []ServiceRoute{{IP: "10.30.0.5", Mode: RouteRoundRobin, ServiceID: "web",
-			Backends: []Backend{{IP: "10.64.1.2", NodeID: "n1", ClusterID: "c1"}}}}}
+			Backends: []Backend{{IP: "10.64.1.2", NodeID: "n1", ClusterID: "c1"}},
+			Tenant:   "alice", AllowUsers: []string{"bob"}, AllowServices: []string{"cart"}}}}
 )
 
 // messages are one fully set value of each message type.

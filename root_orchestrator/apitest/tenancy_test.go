@@ -13,10 +13,7 @@ import (
 // withAllowFrom returns testSLA(app) with allow_from on its first service
 // ("web").
 func withAllowFrom(app string, allow []string) map[string]any {
-	body := testSLA(app)
-	ms := body["applications"].([]any)[0].(map[string]any)["microservices"].([]any)
-	ms[0].(map[string]any)["allow_from"] = allow
-	return body
+	return withField(app, "allow_from", allow)
 }
 
 // TestAllowFrom: a malformed allow_from is refused with 400 naming the
