@@ -2,6 +2,7 @@ package apitest
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -85,6 +86,30 @@ func TestQuota(t *testing.T) {
 	r.must("GET", "/api/user/alice", alice, nil, &u2)
 	if u2.Quota != nil {
 		t.Errorf("quota removed, user shows %+v", u2.Quota)
+	}
+
+	// An OAM application is held to the quota too, and stores nothing
+	// when refused.
+	r.must("PUT", "/api/users/alice/quota", admin, api.Quota{Instances: 3}, &st)
+	if st.Used.Instances != 3 {
+		t.Fatalf("alice uses %+v, the test wants 3 instances", st.Used)
+	}
+	manifest, err := os.ReadFile("../../sla_examples/oam/shop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := callCtx()
+	defer cancel()
+	_, err = r.client(alice).CreateOAMApplication(ctx, manifest)
+	if !api.HasStatus(err, http.StatusConflict) || !strings.Contains(err.Error(), "quota exceeded") {
+		t.Errorf("OAM application beyond the quota: %v, want 409 quota exceeded", err)
+	}
+	if resp := r.do("GET", "/api/oam/applications/shop", alice, nil); resp.Status != http.StatusNotFound {
+		t.Errorf("the refused OAM application was stored: %s", resp)
+	}
+	r.must("PUT", "/api/users/alice/quota", admin, api.Quota{Instances: 20}, nil)
+	if _, err := r.client(alice).CreateOAMApplication(ctx, manifest); err != nil {
+		t.Errorf("OAM application within the quota: %v", err)
 	}
 }
 

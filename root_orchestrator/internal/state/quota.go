@@ -70,3 +70,33 @@ func (t *Txn) checkQuota(svc *Service, n int, q Quota) error {
 	}
 	return nil
 }
+
+// withinQuota wraps a write on owner's behalf: it fails with a *QuotaError,
+// and so changes nothing, when the write leaves the owner's usage beyond q
+// in a resource the write made grow (a write that shrinks or keeps an
+// excess, after the quota was lowered, passes).
+func withinQuota(owner string, q Quota, fn func(*Txn) error) func(*Txn) error {
+	return func(t *Txn) error {
+		before := usageOf(t.r(), owner)
+		if err := fn(t); err != nil {
+			return err
+		}
+		if q == (Quota{}) {
+			return nil
+		}
+		after := usageOf(t.r(), owner)
+		for _, c := range []struct {
+			name                 string
+			limit, before, after int64
+		}{
+			{"instances", int64(q.Instances), int64(before.Instances), int64(after.Instances)},
+			{"milli_cpu", q.MilliCPU, before.MilliCPU, after.MilliCPU},
+			{"memory_mb", q.MemoryMB, before.MemoryMB, after.MemoryMB},
+		} {
+			if c.limit > 0 && c.after > c.limit && c.after > c.before {
+				return &QuotaError{Owner: owner, Resource: c.name, Limit: c.limit, Used: c.before, Asked: c.after - c.before}
+			}
+		}
+		return nil
+	}
+}
