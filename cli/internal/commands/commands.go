@@ -47,6 +47,7 @@ type CLI struct {
 	Status  StatusCmd  `cmd:"" help:"Show the server's health, the session and a summary of what runs."`
 	Token   TokenCmd   `cmd:"" aliases:"tokens" help:"List, create and revoke cluster join tokens (admins)."`
 	Jobs    JobsCmd    `cmd:"" help:"Show and change a service's job list, shared among its instances."`
+	Quota   QuotaCmd   `cmd:"" help:"Show a user's quota and its use; set it (admins)."`
 	Version VersionCmd `cmd:"" help:"Print the CLI's version."`
 }
 
