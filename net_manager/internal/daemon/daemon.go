@@ -275,6 +275,15 @@ func (d *Daemon) apply() error {
 		ids = append(ids, p.NodeID)
 	}
 	bad, err := d.ov.SetPeers(peers)
+	routed := make([]netip.Prefix, 0, len(peers)+1) // subnets of this node and the routed peers
+	if s, err := netip.ParsePrefix(d.st.Subnet); err == nil {
+		routed = append(routed, s)
+	}
+	for i, p := range peers {
+		if !slices.ContainsFunc(bad, func(r overlay.Refused) bool { return r.Index == i }) {
+			routed = append(routed, p.Subnet)
+		}
+	}
 	for _, r := range bad {
 		refused = append(refused, fmt.Sprintf("node %s: %v", ids[r.Index], r))
 	}
@@ -304,7 +313,9 @@ func (d *Daemon) apply() error {
 	var iso nft.Isolation
 	if !d.cfg.NoIsolation {
 		iso.Guards = guards(d.st.Network.Services, d.st.Instances, d.cfg.InstanceNetwork)
-		iso.Trusted = nodeAddrs(d.st.Subnet, d.st.Network.Peers)
+		if len(iso.Guards) > 0 {
+			iso.Trusted = nodeAddrs(routed)
+		}
 	}
 	return d.tables.ApplyGuarded(svcs, d.portMaps(), iso)
 }

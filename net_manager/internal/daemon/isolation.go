@@ -13,22 +13,15 @@ import (
 // nodeAddrs are the nodes' own addresses on the overlay: the VXLAN
 // device's (the subnet's first address, which a node's own connections to
 // another node's instances leave from) and the bridge's (the second) of
-// this node's subnet and every peer's. Guards trust them: the nodes
-// themselves may reach every instance, as they may on their own bridge.
-func nodeAddrs(subnet string, peers []wire.NodeNetwork) []netip.Addr {
+// the subnets given (this node's and those of the peers it routes). Guards
+// trust them: the nodes themselves may reach every instance, as they may
+// on their own bridge.
+func nodeAddrs(subnets []netip.Prefix) []netip.Addr {
 	var out []netip.Addr
-	for _, s := range append([]string{subnet}, peerSubnets(peers)...) {
-		if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is4() {
+	for _, p := range subnets {
+		if p.Addr().Is4() {
 			out = append(out, p.Masked().Addr(), p.Masked().Addr().Next())
 		}
-	}
-	return out
-}
-
-func peerSubnets(peers []wire.NodeNetwork) []string {
-	out := make([]string, len(peers))
-	for i, p := range peers {
-		out[i] = p.Subnet
 	}
 	return out
 }

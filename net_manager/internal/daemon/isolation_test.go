@@ -102,7 +102,7 @@ func TestGuards(t *testing.T) {
 }
 
 func TestNodeAddrs(t *testing.T) {
-	got := nodeAddrs("10.64.1.0/24", []wire.NodeNetwork{{Subnet: "10.64.2.0/24"}, {Subnet: "bad"}, {Subnet: "10.65.0.0/25"}})
+	got := nodeAddrs([]netip.Prefix{netip.MustParsePrefix("10.64.1.0/24"), netip.MustParsePrefix("10.64.2.0/24"), {}, netip.MustParsePrefix("10.65.0.0/25")})
 	want := "[10.64.1.0 10.64.1.1 10.64.2.0 10.64.2.1 10.65.0.0 10.65.0.1]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("nodeAddrs = %v, want %s", got, want)
