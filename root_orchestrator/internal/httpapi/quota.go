@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
 // Quotas (README: Quotas): an admin sets a user's quota; the user and the
@@ -65,8 +67,13 @@ func (s *Server) setQuota(c echo.Context) error {
 // ownerQuota is the quota of a service's owner, for the state to check.
 func (s *Server) ownerQuota(c echo.Context, owner string) (state.Quota, error) {
 	u, err := s.store.GetUser(c.Request().Context(), owner)
-	if err != nil || u.Quota == nil {
-		// An owner without an account (deleted) has no quota to apply.
+	if errors.Is(err, store.ErrNotFound) {
+		return state.Quota{}, nil // an owner without an account (deleted): no quota to apply
+	}
+	if err != nil {
+		return state.Quota{}, fmt.Errorf("quota of %s: %w", owner, err)
+	}
+	if u.Quota == nil {
 		return state.Quota{}, nil
 	}
 	return state.Quota{Instances: u.Quota.Instances, MilliCPU: u.Quota.MilliCPU, MemoryMB: u.Quota.MemoryMB}, nil
