@@ -77,6 +77,27 @@ type User struct {
 	Username  string    `json:"username" bson:"_id"`
 	Role      string    `json:"role" bson:"role"`
 	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+	// Quota is the user's quota as an admin set it; absent: no quota.
+	Quota *Quota `json:"quota,omitempty" bson:"quota,omitempty"`
+}
+
+// Quota bounds what a user's services may ask for in all: instances, CPU
+// in thousandths of a core (an SLA's vcpus × 1000 per instance) and memory
+// in MiB, counted over the instances the user wants (every instance but
+// the one-shot ones that completed) times their service's resources. A
+// zero field is no bound. It is the body of PUT /api/users/{name}/quota.
+type Quota struct {
+	Instances int   `json:"instances" bson:"instances"`
+	MilliCPU  int64 `json:"milli_cpu" bson:"milli_cpu"`
+	MemoryMB  int64 `json:"memory_mb" bson:"memory_mb"`
+}
+
+// QuotaStatus answers GET /api/quota and /api/users/{name}/quota: a
+// user's quota and what the user's instances take of it.
+type QuotaStatus struct {
+	Username string `json:"username"`
+	Quota    Quota  `json:"quota"`
+	Used     Quota  `json:"used"`
 }
 
 // NewUser is the body of POST /api/users/.
@@ -188,9 +209,13 @@ type Service struct {
 	// JobsCount is the length of the service's job list (collaborative
 	// workloads; GET /api/service/{id}/jobs says who owns which); absent:
 	// none.
-	JobsCount    int    `json:"jobs_count,omitempty" bson:"jobs_count,omitempty"`
-	Status       string `json:"status" bson:"status"`
-	StatusDetail string `json:"status_detail" bson:"status_detail"`
+	JobsCount int `json:"jobs_count,omitempty" bson:"jobs_count,omitempty"`
+	// AllowFrom names the peers outside the owner's instances that may
+	// connect to the service's instances over the overlay (the SLA's
+	// allow_from); absent: only the owner's instances may.
+	AllowFrom    []string `json:"allow_from,omitempty" bson:"allow_from,omitempty"`
+	Status       string   `json:"status" bson:"status"`
+	StatusDetail string   `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run
 	// (every instance but a finished one-shot's).
 	Running      int        `json:"running_instances" bson:"running_instances"`

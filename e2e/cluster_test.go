@@ -231,6 +231,11 @@ func (s *system) waitNodes(want map[string]int) {
 // app posts an application with the given services and returns the ids of
 // its services by name.
 func (s *system) app(name string, services ...map[string]any) map[string]string {
+	return s.appAs(s.api, name, services...)
+}
+
+// appAs is app as the user a is logged in as.
+func (s *system) appAs(a *rootAPI, name string, services ...map[string]any) map[string]string {
 	for _, m := range services {
 		m["microservice_namespace"] = "e2e"
 		if m["virtualization"] == nil {
@@ -244,25 +249,28 @@ func (s *system) app(name string, services ...map[string]any) map[string]string 
 		"application_name": name, "application_namespace": "e2e", "application_desc": "e2e", "microservices": services,
 	}}}
 	var apps []api.Application
-	s.api.must("POST", "/api/application/", body, &apps)
+	a.must("POST", "/api/application/", body, &apps)
 	ids := map[string]string{}
-	for _, a := range apps {
-		if a.ApplicationName != name {
+	for _, app := range apps {
+		if app.ApplicationName != name {
 			continue
 		}
-		ids["app"] = a.ApplicationID
-		for _, id := range a.Microservices {
-			ids[s.api.service(id).MicroserviceName] = id
+		ids["app"] = app.ApplicationID
+		for _, id := range app.Microservices {
+			ids[a.service(id).MicroserviceName] = id
 		}
 	}
 	return ids
 }
 
-func (s *system) scaleUp(id string) int {
+func (s *system) scaleUp(id string) int { return s.scaleUpAs(s.api, id) }
+
+// scaleUpAs is scaleUp as the user a is logged in as.
+func (s *system) scaleUpAs(a *rootAPI, id string) int {
 	var ans struct {
 		InstanceNumber int `json:"instance_number"`
 	}
-	s.api.must("POST", "/api/service/"+id+"/instance", nil, &ans)
+	a.must("POST", "/api/service/"+id+"/instance", nil, &ans)
 	return ans.InstanceNumber
 }
 

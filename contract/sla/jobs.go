@@ -30,23 +30,30 @@ const (
 // path; the errors name the offending entry. It returns nil if the list is
 // valid. The API's job endpoints use it too.
 func ValidateJobs(path string, jobs []string) Errors {
+	return validateList(path, jobs, MaxJobs, "job", "jobs", CheckJobName)
+}
+
+// validateList checks a list of unique strings at path: at most max
+// entries (one, many: what they are called), each passing check (which
+// returns "" or the problem). It returns nil if the list is valid.
+func validateList(path string, list []string, max int, one, many string, check func(string) string) Errors {
 	var errs Errors
-	if len(jobs) > MaxJobs {
-		errs.add(path, fmt.Sprintf("has %d jobs, at most %d are allowed", len(jobs), MaxJobs))
+	if len(list) > max {
+		errs.add(path, fmt.Sprintf("has %d %s, at most %d are allowed", len(list), many, max))
 		return errs
 	}
-	seen := make(map[string]int, len(jobs))
-	for i, j := range jobs {
+	seen := make(map[string]int, len(list))
+	for i, e := range list {
 		field := path + "[" + strconv.Itoa(i) + "]"
-		if msg := CheckJobName(j); msg != "" {
+		if msg := check(e); msg != "" {
 			errs.add(field, msg)
 			continue
 		}
-		if prev, dup := seen[j]; dup {
-			errs.add(field, fmt.Sprintf("duplicate job %q (already at index %d)", j, prev))
+		if prev, dup := seen[e]; dup {
+			errs.add(field, fmt.Sprintf("duplicate %s %q (already at index %d)", one, e, prev))
 			continue
 		}
-		seen[j] = i
+		seen[e] = i
 	}
 	if len(errs) == 0 {
 		return nil

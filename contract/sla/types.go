@@ -83,6 +83,10 @@ type Microservice struct {
 	// NodeSelector lists node labels (key: value) a node must all have to
 	// run the microservice's instances (a Thicket extension; labels.go).
 	NodeSelector map[string]string `json:"node_selector,omitempty"`
+	// AllowFrom names who else may open connections to the service's
+	// instances and service IPs over the overlay (a Thicket extension; see
+	// tenancy.go): by default only instances of the same user may.
+	AllowFrom []string `json:"allow_from,omitempty"`
 }
 
 // Reconcile choices of a disconnect policy: which copy of an instance

@@ -257,6 +257,7 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 	if err := CheckLabels(m.NodeSelector); err != nil {
 		v.errs.add(f("node_selector"), err.Error())
 	}
+	v.errs = append(v.errs, ValidateAllowFrom(f("allow_from"), m.AllowFrom)...)
 }
 
 // disconnect checks a disconnect policy.

@@ -47,6 +47,8 @@ import (
 // So did NodeInfo.Coordinate and Location, NodeNetwork.ProbePort and
 // ClusterSync.Coordinate and Location: their absence means not measured,
 // no location, no probe responder.
+// So did ServiceRoute.Tenant, AllowUsers and AllowServices: without Tenant a
+// service's instances are not isolated (as before).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -473,6 +475,17 @@ type ServiceRoute struct {
 	Mode      string    `json:"mode"`
 	ServiceID string    `json:"service_id"`
 	Backends  []Backend `json:"backends"`
+	// Tenant is the user who owns the service. The net manager lets new
+	// connections from the instance network reach the service's instances
+	// (by instance IP or service IP) only from instances of the same
+	// tenant and from the peers below. Absent (a root that predates
+	// tenancy): the service's instances are not isolated.
+	Tenant string `json:"tenant,omitempty"`
+	// AllowUsers are the other tenants whose instances may connect too,
+	// and AllowServices the ids of other services whose instances may (the
+	// SLA's allow_from, resolved by the root).
+	AllowUsers    []string `json:"allow_users,omitempty"`
+	AllowServices []string `json:"allow_services,omitempty"`
 }
 
 // Backend is one running instance behind a service IP.

@@ -334,7 +334,8 @@ var (
 		Coordinate: &fullCoord, Location: "48.14,11.58"}
 	fullOverlay = Network{Peers: []NodeNetwork{fullNetwork},
 		Services: []ServiceRoute{{IP: "10.30.0.5", Mode: RouteRoundRobin, ServiceID: "web",
-			Backends: []Backend{{IP: "10.64.1.2", NodeID: "n1", ClusterID: "c1"}}}}}
+			Backends: []Backend{{IP: "10.64.1.2", NodeID: "n1", ClusterID: "c1"}},
+			Tenant:   "alice", AllowUsers: []string{"bob"}, AllowServices: []string{"cart"}}}}
 )
 
 // messages are one fully set value of each message type.

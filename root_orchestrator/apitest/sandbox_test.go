@@ -13,9 +13,15 @@ import (
 // withSecurity returns testSLA(app) with the security block sec on its
 // first service ("web").
 func withSecurity(app string, sec map[string]any) map[string]any {
+	return withField(app, "security", sec)
+}
+
+// withField returns testSLA(app) with field set to v on its first service
+// ("web").
+func withField(app, field string, v any) map[string]any {
 	body := testSLA(app)
 	ms := body["applications"].([]any)[0].(map[string]any)["microservices"].([]any)
-	ms[0].(map[string]any)["security"] = sec
+	ms[0].(map[string]any)[field] = v
 	return body
 }
 

@@ -48,6 +48,7 @@ type CLI struct {
 	Token     TokenCmd     `cmd:"" aliases:"tokens" help:"List, create and revoke cluster join tokens (admins)."`
 	Jobs      JobsCmd      `cmd:"" help:"Show and change a service's job list, shared among its instances."`
 	NodeToken NodeTokenCmd `cmd:"" name:"node-token" aliases:"node-tokens" help:"List, create and revoke a cluster's node join tokens (admins)."`
+	Quota     QuotaCmd     `cmd:"" help:"Show a user's quota and its use; set it (admins)."`
 	Version   VersionCmd   `cmd:"" help:"Print the CLI's version."`
 }
 

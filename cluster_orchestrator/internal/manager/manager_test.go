@@ -229,7 +229,8 @@ func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m.SetNetwork("c1", []string{"10.64.0.0/16"}, wire.Network{Services: []wire.ServiceRoute{{IP: "10.30.0.9", Mode: wire.RouteRoundRobin, ServiceID: "svc"}}})
+	m.SetNetwork("c1", []string{"10.64.0.0/16"}, wire.Network{Services: []wire.ServiceRoute{{IP: "10.30.0.9", Mode: wire.RouteRoundRobin, ServiceID: "svc",
+		Tenant: "alice", AllowUsers: []string{"bob"}, AllowServices: []string{"cart"}}}})
 	host := register("host")
 	spec := wire.InstanceSpec{Key: "svc.0", ServiceID: "svc", Virtualization: "container", Code: "img",
 		Resources: wire.Resources{MilliCPU: 500, MemoryMB: 128}}
@@ -241,6 +242,10 @@ func TestUndeployedBackendLeavesEveryNodesTable(t *testing.T) {
 	reconcile()
 	if b := backends(other); len(b) != 1 || b[0].IP != "10.64.0.2" {
 		t.Fatalf("other node's backends of svc while it runs = %+v", b)
+	}
+	// The route keeps the root's tenancy fields (thicket-net isolates by them).
+	if r := pub.desired[other].Network.Services[0]; r.Tenant != "alice" || fmt.Sprint(r.AllowUsers, r.AllowServices) != "[bob] [cart]" {
+		t.Errorf("node's route lost its tenancy: %+v", r)
 	}
 
 	m.SetDesired(nil, []string{"svc.0"})

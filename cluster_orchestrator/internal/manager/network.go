@@ -208,7 +208,8 @@ func (m *Manager) network() wire.Network {
 		}
 	}
 	for _, r := range m.rootNet.Services {
-		route := wire.ServiceRoute{IP: r.IP, Mode: r.Mode, ServiceID: r.ServiceID, Backends: []wire.Backend{}}
+		route := wire.ServiceRoute{IP: r.IP, Mode: r.Mode, ServiceID: r.ServiceID, Backends: []wire.Backend{},
+			Tenant: r.Tenant, AllowUsers: r.AllowUsers, AllowServices: r.AllowServices}
 		for _, b := range r.Backends {
 			if b.ClusterID != m.clusterID && !local[b.NodeID] {
 				route.Backends = append(route.Backends, b)

@@ -210,6 +210,7 @@ export async function call(method, path, opts = {}) {
 export const get = (path, opts) => call('GET', path, opts);
 export const post = (path, opts) => call('POST', path, opts);
 export const del = (path, opts) => call('DELETE', path, opts);
+export const put = (path, opts) => call('PUT', path, opts);
 
 /** seg escapes one path segment. */
 export const seg = (s) => encodeURIComponent(String(s));

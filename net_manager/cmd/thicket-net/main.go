@@ -30,6 +30,7 @@ type cli struct {
 	OverlayPort     int        `name:"overlay-port" default:"4789" env:"THICKET_OVERLAY_PORT" help:"UDP port of the VXLAN overlay."`
 	PublicPort      int        `name:"public-port" env:"THICKET_PUBLIC_PORT" help:"UDP port peers send overlay traffic to, if not --overlay-port (NAT)."`
 	InstanceNetwork string     `name:"instance-network" default:"10.64.0.0/10" env:"THICKET_INSTANCE_NETWORK" help:"The whole instance network (as the root's --instance-network); traffic leaving it is masqueraded."`
+	TenantIsolation bool       `name:"tenant-isolation" default:"true" negatable:"" env:"THICKET_TENANT_ISOLATION" help:"Refuse new connections between instances of different users (tenants) over the overlay, unless the target service's allow_from names the source (README: Tenancy). --no-tenant-isolation lets every instance reach every other."`
 	LogLevel        slog.Level `default:"info" env:"THICKET_LOG_LEVEL" help:"Log level: debug, info, warn, error."`
 	pprofserve.Flag
 	memtrim.Trimming
@@ -71,6 +72,7 @@ func main() {
 	d, err := daemon.New(daemon.Config{
 		Socket: c.Socket, DataDir: c.DataDir, Underlay: underlay, PublicIP: public, PublicPort: c.PublicPort,
 		Port: c.OverlayPort, InstanceNetwork: instNet.Masked(), NetnsPrefix: netnsPrefix(c.DataDir),
+		NoIsolation: !c.TenantIsolation,
 	}, log)
 	if err != nil {
 		log.Error("thicket-net failed to start", "err", err)

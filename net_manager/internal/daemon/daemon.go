@@ -56,6 +56,9 @@ type Config struct {
 	InstanceNetwork netip.Prefix
 	// NetnsPrefix names the instances' network namespaces.
 	NetnsPrefix string
+	// NoIsolation turns tenant isolation off (see guards): every instance
+	// may connect to every other.
+	NoIsolation bool
 }
 
 // state is what survives a restart (DataDir/state.json).
@@ -239,6 +242,10 @@ func (d *Daemon) setup() error {
 		return err // "overlay: ...", or a ConflictError meant to be read as it is
 	}
 	d.ov = ov
+	if _, err := os.Stat("/proc/sys/net/bridge"); err != nil && !d.cfg.NoIsolation {
+		d.log.Warn("br_netfilter is not loaded: instances on this node are not isolated from other tenants' instances on this node (other nodes' are)",
+			"fix", "modprobe br_netfilter, then restart thicket-net")
+	}
 	return nil
 }
 
@@ -269,6 +276,15 @@ func (d *Daemon) apply() error {
 		ids = append(ids, p.NodeID)
 	}
 	bad, err := d.ov.SetPeers(peers)
+	routed := make([]netip.Prefix, 0, len(peers)+1) // subnets of this node and the routed peers
+	if s, err := netip.ParsePrefix(d.st.Subnet); err == nil {
+		routed = append(routed, s)
+	}
+	for i, p := range peers {
+		if !slices.ContainsFunc(bad, func(r overlay.Refused) bool { return r.Index == i }) {
+			routed = append(routed, p.Subnet)
+		}
+	}
 	for _, r := range bad {
 		refused = append(refused, fmt.Sprintf("node %s: %v", ids[r.Index], r))
 	}
@@ -295,7 +311,14 @@ func (d *Daemon) apply() error {
 	if err != nil {
 		return fmt.Errorf("peers: %w", err)
 	}
-	return d.tables.Apply(svcs, d.portMaps())
+	var iso nft.Isolation
+	if !d.cfg.NoIsolation {
+		iso.Guards = guards(d.st.Network.Services, d.st.Instances, d.cfg.InstanceNetwork)
+		if len(iso.Guards) > 0 {
+			iso.Trusted = nodeAddrs(routed)
+		}
+	}
+	return d.tables.ApplyGuarded(svcs, d.portMaps(), iso)
 }
 
 // services resolves the service table for this node: round robin over all

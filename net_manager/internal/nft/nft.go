@@ -64,6 +64,33 @@
 // (see serviceRules); nat chains see only the first packet of a connection,
 // conntrack translates the rest.
 //
+// With guards (ApplyGuarded: tenant isolation), the table also holds
+//
+//	map guarded { type ipv4_addr : verdict
+//		elements = { 10.64.0.2 : jump guard-1, 10.64.0.4 : jump guard-2 } }
+//	set guard-1 { type ipv4_addr; elements = { 10.64.0.2, 10.64.0.3 } }
+//	set trusted { type ipv4_addr; elements = { 10.64.0.0, 10.64.0.1 } }
+//	chain guard-1 {
+//		ip saddr @guard-1 return
+//		ip saddr @trusted return
+//		reject with tcp reset
+//		reject with icmp admin-prohibited
+//	}
+//	(guard-2 likewise)
+//	chain filter_forward { ...
+//		ct state new ip saddr 10.64.0.0/16 ip daddr vmap @guarded
+//	}
+//	chain filter_prerouting {
+//		type filter hook prerouting priority mangle; policy accept;
+//		ct state new ip saddr 10.64.0.0/16 ip daddr vmap @guarded
+//	}
+//
+// so a new connection from an instance to a guarded service IP (before its
+// DNAT) or instance address is refused unless its source is in that guard's
+// set or trusted. Instances on one bridge reach each other
+// bridged, not routed: the overlay makes its bridge pass bridged IPv4
+// through these hooks (nf_call_iptables) so that the guards apply to them.
+//
 // A connection to a service IP that has no backends (or to any address of the
 // service range that is not a known service) is refused at once: TCP gets a
 // reset, other protocols an ICMP port-unreachable. Reject is not allowed in
@@ -109,6 +136,25 @@ type PortMap struct {
 	Proto    string // "tcp" or "udp"
 	IP       netip.Addr
 	Port     int
+}
+
+// Guard isolates instance addresses (tenant isolation): a new connection
+// from the instance network to one of Dests (directly, or through a service
+// IP whose chosen backend it is) is refused unless its source is one of
+// Sources. Replies and connections already established pass; sources
+// outside the instance network (the node itself, published ports reached
+// from outside) are not restricted. An address in no guard is not isolated.
+type Guard struct {
+	Dests   []netip.Addr
+	Sources []netip.Addr
+}
+
+// Isolation is the tenant isolation of a node: guards, and the trusted
+// sources every guard lets in (the nodes' own overlay addresses, which a
+// node's traffic to another node's instances leaves from).
+type Isolation struct {
+	Guards  []Guard
+	Trusted []netip.Addr
 }
 
 // Config configures a Tables.
@@ -232,6 +278,12 @@ func (t *Tables) table() *nftables.Table {
 // backend. TCP connections to a removed backend are left alone (see
 // FlushConntrack).
 func (t *Tables) Apply(services []Service, ports []PortMap) error {
+	return t.ApplyGuarded(services, ports, Isolation{})
+}
+
+// ApplyGuarded is Apply with tenant isolation, in the same transaction.
+// With no guard, no address is isolated.
+func (t *Tables) ApplyGuarded(services []Service, ports []PortMap, iso Isolation) error {
 	svcs, err := normServices(services)
 	if err != nil {
 		return err
@@ -240,7 +292,15 @@ func (t *Tables) Apply(services []Service, ports []PortMap) error {
 	if err != nil {
 		return err
 	}
-	h := hashInput(svcs, pms)
+	gs, err := normGuards(iso.Guards)
+	if err != nil {
+		return err
+	}
+	trusted, err := normAddrs("trusted", iso.Trusted)
+	if err != nil {
+		return err
+	}
+	h := hashInput(svcs, pms, gs, trusted)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -260,7 +320,7 @@ func (t *Tables) Apply(services []Service, ports []PortMap) error {
 		t.applied = false
 		return err
 	}
-	if err := b.build(svcs, pms, cur); err != nil {
+	if err := b.build(svcs, pms, gs, trusted, cur); err != nil {
 		t.applied = false
 		return fmt.Errorf("nft: build table %s: %w", t.cfg.Table, err)
 	}
@@ -405,7 +465,53 @@ func normPorts(in []PortMap) ([]PortMap, error) {
 	return out, nil
 }
 
-func hashInput(svcs []Service, ports []PortMap) [sha256.Size]byte {
+// normGuards validates guards and sorts them (by their first address),
+// their addresses ascending without repeats; guards without addresses are
+// dropped. An address may be in one guard only.
+func normGuards(in []Guard) ([]Guard, error) {
+	out := make([]Guard, 0, len(in))
+	seen := make(map[netip.Addr]int)
+	norm := func(i int, field string, as []netip.Addr) ([]netip.Addr, error) {
+		return normAddrs(fmt.Sprintf("guards[%d].%s", i, field), as)
+	}
+	for i, g := range in {
+		ds, err := norm(i, "dests", g.Dests)
+		if err != nil {
+			return nil, err
+		}
+		ss, err := norm(i, "sources", g.Sources)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if j, dup := seen[d]; dup {
+				return nil, fmt.Errorf("nft: guards[%d]: %s is in guards[%d] too", i, d, j)
+			}
+			seen[d] = i
+		}
+		if len(ds) > 0 {
+			out = append(out, Guard{Dests: ds, Sources: ss})
+		}
+	}
+	slices.SortFunc(out, func(a, b Guard) int { return a.Dests[0].Compare(b.Dests[0]) })
+	return out, nil
+}
+
+// normAddrs validates addresses (IPv4) and sorts them without repeats.
+func normAddrs(field string, as []netip.Addr) ([]netip.Addr, error) {
+	o := make([]netip.Addr, 0, len(as))
+	for k, a := range as {
+		a, ok := normAddr(a)
+		if !ok {
+			return nil, fmt.Errorf("nft: %s[%d]: %v is not an IPv4 address", field, k, as[k])
+		}
+		o = append(o, a)
+	}
+	slices.SortFunc(o, netip.Addr.Compare)
+	return slices.Compact(o), nil
+}
+
+func hashInput(svcs []Service, ports []PortMap, guards []Guard, trusted []netip.Addr) [sha256.Size]byte {
 	h := sha256.New()
 	for _, s := range svcs {
 		fmt.Fprintf(h, "s %s", s.IP)
@@ -417,6 +523,10 @@ func hashInput(svcs []Service, ports []PortMap) [sha256.Size]byte {
 	for _, p := range ports {
 		fmt.Fprintf(h, "p %d %s %s %d\n", p.HostPort, p.Proto, p.IP, p.Port)
 	}
+	for _, g := range guards {
+		fmt.Fprintf(h, "g %v <- %v\n", g.Dests, g.Sources)
+	}
+	fmt.Fprintf(h, "t %v\n", trusted)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	return sum

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -19,16 +21,21 @@ const (
 	chainPostrouting = "postrouting"
 	chainFwdFilter   = "filter_forward"
 	chainOutFilter   = "filter_output"
+	chainPreFilter   = "filter_prerouting"
 	chainPorts       = "ports"
 	svcChainPrefix   = "svc-"
 	mapServices      = "services"
 	setNoBackends    = "no_backends"
+	mapGuarded       = "guarded"
+	setTrusted       = "trusted"
+	guardPrefix      = "guard-" // a guard's chain and the set of its sources
 )
 
 // Kernel constants not exported by x/sys/unix.
 const (
 	ipsDstNAT       = 1 << 5 // IPS_DST_NAT, conntrack status bit
 	icmpPortUnreach = 3      // ICMP_PORT_UNREACH
+	icmpPktFiltered = 13     // ICMP_PKT_FILTERED: communication administratively prohibited
 )
 
 // maxElemsPerMsg bounds the elements per netlink message (about 60 bytes
@@ -70,6 +77,8 @@ var baseChains = []baseSpec{
 	{chainPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource},
 	{chainFwdFilter, nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter},
 	{chainOutFilter, nftables.ChainTypeFilter, nftables.ChainHookOutput, nftables.ChainPriorityFilter},
+	// Before the DNAT of services: guards on service IPs (see Guard).
+	{chainPreFilter, nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityMangle},
 }
 
 func (bs baseSpec) matches(c *nftables.Chain) bool {
@@ -80,13 +89,16 @@ func (bs baseSpec) matches(c *nftables.Chain) bool {
 
 // setCompatible tells whether an existing set can be flushed and refilled
 // rather than replaced. The library parses a verdict map's data type into
-// KeyType, hence the two checks for the verdict map.
+// KeyType, hence the two checks for the verdict maps.
 func setCompatible(name string, s *nftables.Set) bool {
+	if strings.HasPrefix(name, guardPrefix) {
+		name = guardPrefix
+	}
 	switch name {
-	case mapServices:
+	case mapServices, mapGuarded:
 		return s.IsMap && !s.Interval && !s.Concatenation &&
 			(s.DataType.Name == "verdict" || s.KeyType.Name == "verdict")
-	case setNoBackends:
+	case setNoBackends, guardPrefix, setTrusted:
 		return !s.IsMap && !s.Interval && !s.Concatenation && s.KeyType.Name == "ipv4_addr"
 	}
 	return false
@@ -106,7 +118,7 @@ func setCompatible(name string, s *nftables.Set) bool {
 // runs each base chain (with the chains it jumps to) against one generation.
 // Service chains whose backends did not change are not touched, so their
 // round robin counters go on.
-func (b *builder) build(svcs []Service, ports []PortMap, cur *current) error {
+func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, trusted []netip.Addr, cur *current) error {
 	c, tb := b.c, b.table
 	if cur == nil {
 		c.AddTable(tb)
@@ -146,6 +158,15 @@ func (b *builder) build(svcs []Service, ports []PortMap, cur *current) error {
 		svcBackends = append(svcBackends, s.Backends)
 	}
 	want[chainPorts] = true
+	wantSet := map[string]bool{mapServices: true, setNoBackends: true, mapGuarded: true, setTrusted: true}
+	for i := range guards {
+		name := guardName(i)
+		want[name], wantSet[name] = true, true
+		if old, ok := cur.chains[name]; ok && old.Hooknum == nil {
+			c.FlushChain(&nftables.Chain{Name: name, Table: tb})
+			b.msgs++
+		}
+	}
 	keptBase := make(map[string]bool)
 	for _, bs := range baseChains {
 		want[bs.name] = true
@@ -178,7 +199,7 @@ func (b *builder) build(svcs []Service, ports []PortMap, cur *current) error {
 	}
 	keptSet := make(map[string]bool)
 	for name, s := range cur.sets {
-		if setCompatible(name, s) {
+		if wantSet[name] && setCompatible(name, s) {
 			c.FlushSet(s)
 			keptSet[name] = true
 		} else {
@@ -204,6 +225,12 @@ func (b *builder) build(svcs []Service, ports []PortMap, cur *current) error {
 			b.msgs++
 		}
 	}
+	for i := range guards {
+		if _, ok := cur.chains[guardName(i)]; !ok {
+			c.AddChain(&nftables.Chain{Name: guardName(i), Table: tb})
+			b.msgs++
+		}
+	}
 	ports4 := &nftables.Chain{Name: chainPorts, Table: tb}
 	if _, ok := cur.chains[chainPorts]; !ok {
 		c.AddChain(ports4)
@@ -213,10 +240,20 @@ func (b *builder) build(svcs []Service, ports []PortMap, cur *current) error {
 	services := &nftables.Set{Table: tb, Name: mapServices, IsMap: true,
 		KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
 	noBackends := &nftables.Set{Table: tb, Name: setNoBackends, KeyType: nftables.TypeIPAddr}
-	for _, set := range []struct {
+	guarded := &nftables.Set{Table: tb, Name: mapGuarded, IsMap: true,
+		KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
+	sets := []struct {
 		s     *nftables.Set
 		elems []nftables.SetElement
-	}{{services, vmapElems}, {noBackends, empty}} {
+	}{{services, vmapElems}, {noBackends, empty}, {guarded, guardedElems(guards)},
+		{&nftables.Set{Table: tb, Name: setTrusted, KeyType: nftables.TypeIPAddr}, addrElems(trusted)}}
+	for i, g := range guards {
+		sets = append(sets, struct {
+			s     *nftables.Set
+			elems []nftables.SetElement
+		}{&nftables.Set{Table: tb, Name: guardName(i), KeyType: nftables.TypeIPAddr}, addrElems(g.Sources)})
+	}
+	for _, set := range sets {
 		var err error
 		if keptSet[set.s.Name] {
 			err = b.addElems(set.s, set.elems)
@@ -324,7 +361,68 @@ func (b *builder) build(svcs []Service, ports []PortMap, cur *current) error {
 			)...)
 		}
 	}
+
+	// filter prerouting and forward: tenant isolation (see Guard). In
+	// prerouting, before the DNAT, on service IPs: a refusal there answers
+	// from the service IP the client asked for (a TCP reset sent after the
+	// DNAT would come from the backend's address, which the client ignores).
+	// In forward, after the DNAT, on instance addresses.
+	for _, ch := range []string{chainPreFilter, chainFwdFilter} {
+		if len(guards) == 0 {
+			break
+		}
+		e := []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		}
+		if b.cfg.InstanceNet.IsValid() {
+			e = append(e, matchPrefix(loadSaddr(), b.cfg.InstanceNet, expr.CmpOpEq)...)
+		}
+		b.rule(base[ch], append(e,
+			loadDaddr(),
+			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: guarded.Name},
+		)...)
+	}
+	for i := range guards {
+		ch := &nftables.Chain{Name: guardName(i), Table: tb}
+		for _, set := range []string{guardName(i), setTrusted} {
+			b.rule(ch, loadSaddr(), &expr.Lookup{SourceRegister: 1, SetName: set},
+				&expr.Verdict{Kind: expr.VerdictReturn})
+		}
+		b.rule(ch,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+		b.rule(ch, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPktFiltered})
+	}
 	return nil
+}
+
+// addrElems are set elements of addresses.
+func addrElems(as []netip.Addr) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(as))
+	for i, a := range as {
+		out[i] = nftables.SetElement{Key: a.AsSlice()}
+	}
+	return out
+}
+
+// guardName names guard i's chain and the set of its sources.
+func guardName(i int) string { return guardPrefix + strconv.Itoa(i+1) }
+
+// guardedElems are the elements of @guarded: each guarded address → jump
+// to its guard's chain.
+func guardedElems(guards []Guard) []nftables.SetElement {
+	var out []nftables.SetElement
+	for i, g := range guards {
+		for _, d := range g.Dests {
+			out = append(out, nftables.SetElement{Key: d.AsSlice(),
+				VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: guardName(i)}})
+		}
+	}
+	return out
 }
 
 // serviceRules fills the chain of a service with N rules that pick its N

@@ -312,7 +312,31 @@ func (o *Overlay) ensureBridge() error {
 	if l.Type() != "bridge" {
 		return fmt.Errorf("overlay: %s exists and is a %s device, not a bridge", name, l.Type())
 	}
+	if err := o.bridgeNFCall(l); err != nil {
+		return fmt.Errorf("overlay: bridge %s: pass bridged IPv4 through netfilter: %w", name, err)
+	}
 	return o.bringUp(l, netip.PrefixFrom(o.gw, o.cfg.Subnet.Bits()))
+}
+
+// bridgeNFCall sets the bridge's nf_call_iptables option (ip link set thk0
+// type bridge nf_call_iptables 1): IPv4 bridged between two instances of
+// this node then passes the ip family's netfilter hooks like routed
+// traffic, so that tenant isolation (thicket-net's nftables guards) and
+// conntrack see it. It needs br_netfilter in the kernel; without it the
+// option does nothing (thicket-net warns).
+func (o *Overlay) bridgeNFCall(l netlink.Link) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(l.Attrs().Index)
+	req.AddData(msg)
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(unix.IFLA_BR_NF_CALL_IPTABLES, []byte{1})
+	req.AddData(info)
+	req.Sockets = o.sockets
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
 }
 
 // bringUp gives one of the overlay's own devices its address, the owner's

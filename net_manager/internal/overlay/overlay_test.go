@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -660,4 +661,30 @@ func TestSetupReconfigure(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPing(t, a.Netns, b.IP)
+}
+
+// TestBridgePassesNetfilter: the bridge passes bridged IPv4 through the ip
+// hooks (nf_call_iptables), on a new bridge and on one adopted without it.
+func TestBridgePassesNetfilter(t *testing.T) {
+	n1, _ := newTopology(t)
+	nfCall := func() string {
+		out, err := exec.Command("ip", "-d", "-n", n1.ns, "link", "show", "thk0").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip link show: %v %s", err, out)
+		}
+		if m := regexp.MustCompile(`nf_call_iptables (\d)`).FindStringSubmatch(string(out)); m != nil {
+			return m[1]
+		}
+		t.Fatalf("no nf_call_iptables in %s", out)
+		return ""
+	}
+	n1.mustSetup(t)
+	if v := nfCall(); v != "1" {
+		t.Fatalf("new bridge: nf_call_iptables %s, want 1", v)
+	}
+	run(t, "ip", "-n", n1.ns, "link", "set", "thk0", "type", "bridge", "nf_call_iptables", "0")
+	n1.mustSetup(t)
+	if v := nfCall(); v != "1" {
+		t.Fatalf("adopted bridge: nf_call_iptables %s, want 1", v)
+	}
 }

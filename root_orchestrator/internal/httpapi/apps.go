@@ -245,9 +245,13 @@ func (s *Server) addInstance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	in, tk, err := s.state.AddInstance(svc.ID)
+	q, err := s.ownerQuota(c, svc.Owner)
 	if err != nil {
 		return err
+	}
+	in, tk, err := s.state.AddInstanceWithin(svc.ID, q)
+	if err != nil {
+		return quotaErr(err)
 	}
 	if err := s.durable(c, tk); err != nil {
 		return err

@@ -196,7 +196,7 @@ func (s *Server) getUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt})
+	return c.JSON(http.StatusOK, api.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt, Quota: u.Quota})
 }
 
 // updateUser lets an admin reset a user's password or change the role.

@@ -126,6 +126,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 			Reconcile: p.Disconnect.Reconcile},
 		Security: restSecurity(p.Security), Implementations: restImplementations(p.Implementations),
 		NodeSelector: p.NodeSelector,
+		AllowFrom:    p.AllowFrom,
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.JobsCount = len(s.Jobs)

@@ -64,9 +64,12 @@ func (s *Server) createOAMApplication(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if req.Quota, err = s.ownerQuota(c, caller(c).Username); err != nil {
+		return err
+	}
 	created, tk, err := s.state.CreateOAMApplication(caller(c).Username, req, "spec.components")
 	if err != nil {
-		return err
+		return quotaErr(err)
 	}
 	if err := s.durable(c, tk); err != nil {
 		return err
@@ -93,9 +96,13 @@ func (s *Server) updateOAMApplication(c echo.Context) error {
 // applyOAMRevision applies a compiled manifest to the caller's OAM
 // application of its name as the next revision, and answers with it.
 func (s *Server) applyOAMRevision(c echo.Context, req state.OAMRequest) error {
+	var err error
+	if req.Quota, err = s.ownerQuota(c, caller(c).Username); err != nil {
+		return err
+	}
 	updated, tk, err := s.state.UpdateOAMApplication(caller(c).Username, req, "spec.components")
 	if err != nil {
-		return err
+		return quotaErr(err)
 	}
 	if err := s.durable(c, tk); err != nil {
 		return err

@@ -140,6 +140,9 @@ func (s *Server) routes() {
 	a.PUT("/user/:username", s.updateUser, adminOnly)
 	a.POST("/user/:username", s.changeOwnPassword)
 	a.DELETE("/user/:username", s.deleteUser, adminOnly)
+	a.GET("/users/:username/quota", s.getQuota)
+	a.PUT("/users/:username/quota", s.setQuota, adminOnly)
+	a.GET("/quota", s.getOwnQuota)
 
 	a.POST("/application", s.createApplications, s.idempotent)
 	a.GET("/applications", s.listApplications)

@@ -111,6 +111,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
 			Disconnect: disconnectOf(m), Ports: portsOf(m.Port), Security: securityOf(m),
 			Implementations: implementationsOf(m), NodeSelector: nilIfNone(m.NodeSelector),
+			AllowFrom: m.AllowFrom,
 		},
 		Jobs: jobsOf(m), JobsVersion: jobsVersionOf(m), JobsLease: time.Duration(m.Lease()) * time.Second,
 		CreatedAt: t.now, UpdatedAt: t.now,
@@ -356,11 +357,20 @@ func (t *Txn) leaveCluster(clusterID, key string) {
 // AddInstance records a new requested instance of a service. Instance
 // numbers count up and are never reused within a service.
 func (s *Store) AddInstance(serviceID string) (*Instance, Ticket, error) {
+	return s.AddInstanceWithin(serviceID, Quota{})
+}
+
+// AddInstanceWithin is AddInstance unless the new instance would take the
+// service's owner beyond q: then it is a *QuotaError and nothing changes.
+func (s *Store) AddInstanceWithin(serviceID string, q Quota) (*Instance, Ticket, error) {
 	var out *Instance
 	tk, err := s.Write(func(t *Txn) error {
 		old := first[Service](t.r(), tServices, "id", serviceID)
 		if old == nil {
 			return fmt.Errorf("service %s: %w", serviceID, ErrNotFound)
+		}
+		if err := t.checkQuota(old, 1, q); err != nil {
+			return err
 		}
 		svc := *old
 		in := &Instance{

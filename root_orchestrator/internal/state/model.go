@@ -72,6 +72,10 @@ type ServiceSpec struct {
 	Implementations []wire.Implementation
 	// NodeSelector lists the labels a node must have (nil: any node).
 	NodeSelector map[string]string
+	// AllowFrom is the SLA's allow_from: the peers outside the owner's
+	// tenant whose instances may connect to the service's (see
+	// sla.ParsePeer; resolved in ServiceTable).
+	AllowFrom []string
 	// Ports is Port (the SLA's field as written) parsed: derived when the
 	// service is created or loaded, never stored.
 	Ports []wire.PortMapping

@@ -95,7 +95,10 @@ func (sn *Snapshot) ServiceTable() []wire.ServiceRoute {
 	out := []wire.ServiceRoute{}
 	// A service an OAM update replaces reaches the new instances too.
 	successor := replacements(sn.r())
-	for _, svc := range all[Service](sn.r(), tServices, "id") {
+	svcs := all[Service](sn.r(), tServices, "id")
+	peers := newPeerIndex(svcs)
+	for _, svc := range svcs {
+		users, ids := peers.resolve(svc.Spec.AllowFrom)
 		backends := []wire.Backend{}
 		for _, id := range []string{svc.ID, successor[svc.ID]} {
 			for _, in := range instancesOf(sn.r(), id) {
@@ -105,10 +108,12 @@ func (sn *Snapshot) ServiceTable() []wire.ServiceRoute {
 			}
 		}
 		if svc.RRIP != "" {
-			out = append(out, wire.ServiceRoute{IP: svc.RRIP, Mode: wire.RouteRoundRobin, ServiceID: svc.ID, Backends: backends})
+			out = append(out, wire.ServiceRoute{IP: svc.RRIP, Mode: wire.RouteRoundRobin, ServiceID: svc.ID, Backends: backends,
+				Tenant: svc.Owner, AllowUsers: users, AllowServices: ids})
 		}
 		if svc.ClosestIP != "" {
-			out = append(out, wire.ServiceRoute{IP: svc.ClosestIP, Mode: wire.RouteClosest, ServiceID: svc.ID, Backends: backends})
+			out = append(out, wire.ServiceRoute{IP: svc.ClosestIP, Mode: wire.RouteClosest, ServiceID: svc.ID, Backends: backends,
+				Tenant: svc.Owner, AllowUsers: users, AllowServices: ids})
 		}
 	}
 	slices.SortFunc(out, func(a, b wire.ServiceRoute) int { return cmp.Compare(a.IP, b.IP) })

@@ -85,6 +85,9 @@ type OAMRequest struct {
 	Components []string
 	Replicas   []int
 	Steps      []OAMStep
+	// Quota is the owner's (zero: none): a request that would take the
+	// owner's instances beyond it is refused (a *QuotaError).
+	Quota Quota
 }
 
 // OAMApp returns owner's application made from the OAM manifest called
@@ -120,7 +123,7 @@ func (s *Store) CreateOAMApplication(owner string, req OAMRequest, path string) 
 			len(req.Components), len(req.Replicas), len(req.Steps), len(a.Microservices))
 	}
 	var out *Application
-	tk, err := s.Write(func(t *Txn) error {
+	tk, err := s.Write(withinQuota(owner, req.Quota, func(t *Txn) error {
 		if oamApp(t.r(), owner, req.Name) != nil {
 			return &ConflictError{Field: "metadata.name", Message: fmt.Sprintf("OAM application %s already exists", req.Name)}
 		}
@@ -148,7 +151,7 @@ func (s *Store) CreateOAMApplication(owner string, req OAMRequest, path string) 
 		t.put(tApps, KindApp, app.ID, app, true)
 		out = app
 		return nil
-	})
+	}))
 	return out, tk, err
 }
 
@@ -302,7 +305,7 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 		return nil, Ticket{}, fmt.Errorf("oam: %d components, %d replicas for %d services", len(req.Components), len(req.Replicas), len(a.Microservices))
 	}
 	var out *Application
-	tk, err := s.Write(func(t *Txn) error {
+	tk, err := s.Write(withinQuota(owner, req.Quota, func(t *Txn) error {
 		old := oamApp(t.r(), owner, req.Name)
 		if old == nil {
 			return fmt.Errorf("OAM application %s: %w", req.Name, ErrNotFound)
@@ -388,7 +391,7 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 		t.put(tApps, KindApp, app.ID, &app, true)
 		out = &app
 		return nil
-	})
+	}))
 	return out, tk, err
 }
 

@@ -106,6 +106,7 @@ type serviceRecord struct {
 	OneShot        bool               `bson:"one_shot"`
 	Disconnect     *disconnectRecord  `bson:"disconnect,omitempty"`
 	Security       *securityRecord    `bson:"security,omitempty"`
+	AllowFrom      []string           `bson:"allow_from,omitempty"`
 	NextInstance   int                `bson:"next_instance"`
 	CreatedAt      time.Time          `bson:"created_at"`
 	UpdatedAt      time.Time          `bson:"updated_at"`
@@ -300,7 +301,7 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		AddedFiles: p.AddedFiles, Constraints: cons, OneShot: p.OneShot, NextInstance: s.NextInstance,
 		Disconnect: &disconnectRecord{Replace: p.Disconnect.Replace, ReplaceAfter: int64(p.Disconnect.ReplaceAfter / time.Second),
 			StopAfter: int64(p.Disconnect.StopAfter / time.Second), Reconcile: p.Disconnect.Reconcile},
-		Security:  toSecurityRecord(p.Security),
+		Security: toSecurityRecord(p.Security), AllowFrom: p.AllowFrom,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Jobs: s.Jobs, JobsVersion: s.JobsVersion, JobsLease: int64(s.JobsLease / time.Second),
 		Implementations: toImplementationRecords(p.Implementations), NodeSelector: p.NodeSelector,
@@ -360,6 +361,7 @@ func (r serviceRecord) model() *state.Service {
 			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot, Disconnect: pol,
 			Security: r.Security.model(), Implementations: implementationsModel(r.Implementations),
 			NodeSelector: r.NodeSelector,
+			AllowFrom:    r.AllowFrom,
 		},
 	}
 }

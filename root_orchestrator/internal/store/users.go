@@ -22,6 +22,24 @@ type UserRecord struct {
 	// TokensAfter: refresh tokens issued before this instant are refused
 	// (set when the password changes).
 	TokensAfter time.Time `bson:"tokens_after"`
+	// Quota, when an admin set one.
+	Quota *api.Quota `bson:"quota,omitempty"`
+}
+
+// SetQuota stores a user's quota (all zero: none).
+func (s *Store) SetQuota(ctx context.Context, name string, q api.Quota) error {
+	var v any = q
+	if q == (api.Quota{}) {
+		v = nil // read back as no quota
+	}
+	r, err := s.users.UpdateOne(ctx, bson.M{"_id": name}, bson.M{"$set": bson.M{"quota": v}})
+	if err != nil {
+		return fmt.Errorf("set quota: %w", err)
+	}
+	if r.MatchedCount == 0 {
+		return fmt.Errorf("set quota of %s: %w", name, ErrNotFound)
+	}
+	return nil
 }
 
 // CreateUser stores a new account; an existing name is a ConflictError.

@@ -194,14 +194,23 @@ export function mount(ctx) {
   const defsList = h('section', { class: 'stack', 'aria-label': 'Component definitions', id: 'component-definitions' });
   const defsRegion = new Region(defsList);
 
+  const quotaLine = h('p', { class: 'muted quota-line', id: 'quota-line', hidden: true });
   ctx.main.append(h('div', { class: 'page' },
     pageHeader('Applications', { sub: 'Deploy applications from an SLA, then watch and scale their services.', actions: toggle }),
+    quotaLine,
     panel,
     list,
     defsList));
 
   async function refresh(signal) {
-    const [apps, types] = await Promise.all([api.get('/api/applications/', { signal }), api.get('/api/oam/componentdefinitions', { signal })]);
+    const [apps, types, quota] = await Promise.all([
+      api.get('/api/applications/', { signal }),
+      api.get('/api/oam/componentdefinitions', { signal }),
+      api.get('/api/quota', { signal }).catch((err) => { if (err.name === 'AbortError') throw err; return null; }),
+    ]);
+    const text = quotaText(quota);
+    quotaLine.textContent = text;
+    quotaLine.hidden = !text;
     region.update({ apps, fresh: [...fresh] }, render);
     defsRegion.update({ defs: types.filter((t) => t.kind === 'definition') }, renderDefs);
     if (apps.length === 0 && panel.hidden && !opened) {
@@ -323,4 +332,15 @@ function newApps(text, apps) {
     return [];
   }
   return (apps || []).filter((a) => wanted.includes(`${a.application_name}\u0000${a.application_namespace}`));
+}
+
+/** quotaText is the caller's quota line ("" without a quota). */
+function quotaText(q) {
+  if (!q || !q.quota) return '';
+  const parts = [
+    ['instances', q.used.instances, q.quota.instances, ''],
+    ['CPU', q.used.milli_cpu, q.quota.milli_cpu, ' mCPU'],
+    ['memory', q.used.memory_mb, q.quota.memory_mb, ' MiB'],
+  ].filter(([, , limit]) => limit > 0).map(([what, used, limit, unit]) => `${what} ${used} of ${limit}${unit}`);
+  return parts.length ? `Your quota: ${parts.join(' · ')}` : '';
 }
