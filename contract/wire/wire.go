@@ -30,6 +30,9 @@ import (
 // did NodeReport.Events and ClusterSync.Events: an earlier tier ignores
 // them, and a later one takes their absence as no news. So did
 // ClusterDesired.DeletedNodes: its absence means no node was deleted.
+// InstanceStatus.Logs became timestamped records (logline.go) within v1: a
+// later root reads an earlier node's plain lines as text without a time, an
+// earlier root shows the records as they are.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -300,7 +303,9 @@ type InstanceStatus struct {
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	CPUPercent float64   `json:"cpu_percent,omitempty"`
 	MemoryMB   int64     `json:"memory_mb,omitempty"`
-	// Logs is the tail of the instance's output (bounded by the node).
+	// Logs is the tail of the instance's output (bounded by the node): one
+	// timestamped record per line, stdout and stderr marked (logline.go;
+	// older nodes sent plain lines, which ParseLog still reads as text).
 	Logs string `json:"logs,omitempty"`
 	// JobsVersion is the JobGrant version the instance has applied (the
 	// node's acknowledgement; 0: none). Jobs is the set of that grant, as

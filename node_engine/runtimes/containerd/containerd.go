@@ -99,6 +99,10 @@ type Config struct {
 	// LogMaxBytes bounds each instance's log file: larger, it is rotated
 	// (runtimes.TrimLog; runtimes.DefaultLogMaxBytes if zero or less).
 	LogMaxBytes int64
+	// LogWriter is the program the containerd shim starts for each task
+	// to write its output to its log file, with the arguments LogWriterArg
+	// and the file (RunLogWriter); this program (os.Executable) if empty.
+	LogWriter string
 }
 
 // Runtime runs instances as containerd containers. It implements
@@ -173,6 +177,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.Snapshotter == "" {
 		cfg.Snapshotter = containerd.DefaultSnapshotter
+	}
+	if cfg.LogWriter == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("containerd runtime: the log writer: %w", err)
+		}
+		cfg.LogWriter = exe
 	}
 	logDir := filepath.Join(cfg.StateDir, "logs")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {

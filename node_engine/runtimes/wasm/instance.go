@@ -161,13 +161,15 @@ func (r *Runtime) startRun(inst *instance, fresh bool) error {
 	r.mu.Unlock()
 
 	mem := &linearMemory{limit: limit}
+	out := runtimes.NewLogRecords(logFile) // timestamped lines, streams marked
+	stdout, stderr := out.Stream(wire.StreamStdout), out.Stream(wire.StreamStderr)
 	cfg := wazero.NewModuleConfig().
 		// A unique name: a module that is still ending never blocks the
 		// next run of its instance.
 		WithName(spec.Key + "#" + strconv.FormatUint(seq, 10)).
 		WithArgs(append([]string{inst.src.name}, spec.Cmd...)...).
-		WithStdout(logFile).
-		WithStderr(logFile).
+		WithStdout(stdout).
+		WithStderr(stderr).
 		WithStartFunctions(). // _start runs in the goroutine below
 		WithSysWalltime().
 		WithSysNanotime().
@@ -223,6 +225,7 @@ func (r *Runtime) startRun(inst *instance, fresh bool) error {
 		defer close(rn.done)
 		_, err := start.Call(ctx)
 		_ = mod.Close(context.Background())
+		_, _ = stdout.Close(), stderr.Close() // their unfinished last lines
 		logFile.Close()
 		cancel()
 		r.exited(inst, rn, err)
