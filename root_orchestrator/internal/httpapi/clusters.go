@@ -8,7 +8,6 @@ import (
 	"hash/fnv"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -350,20 +349,19 @@ func (s *Server) deleteCluster(c echo.Context) error {
 }
 
 // instanceLogs answers the last lines of an instance's output, as its node
-// last reported them: ?lines=N (default 100).
+// last reported them (logs.go).
 func (s *Server) instanceLogs(c echo.Context) error {
-	lines := 100
-	if q := c.QueryParam("lines"); q != "" {
-		var err error
-		if lines, err = strconv.Atoi(q); err != nil || lines < 1 {
-			return errBadRequest("lines must be a positive integer", "lines")
-		}
+	q, err := parseLogQuery(c.QueryParams(), time.Now())
+	if err != nil {
+		return err
 	}
 	svc, in, err := s.ownedInstance(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"instance_number": in.Number, "status": restInstance(svc, in).Status, "logs": lastLines(in.Logs, lines)})
+	lines := q.pick(wire.ParseLog(in.Logs))
+	return c.JSON(http.StatusOK, api.Logs{InstanceNumber: in.Number, Status: restInstance(svc, in).Status,
+		Logs: joinText(lines), Lines: restLogLines(lines)})
 }
 
 // ownedInstance is the instance named by the path (:id, :n), of a service
@@ -421,18 +419,3 @@ func (s *Server) instanceEvents(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func lastLines(s string, n int) string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return ""
-	}
-	i := len(s)
-	for range n {
-		j := strings.LastIndexByte(s[:i], '\n')
-		if j < 0 {
-			return s + "\n"
-		}
-		i = j
-	}
-	return s[i+1:] + "\n"
-}

@@ -84,7 +84,7 @@ func restInstance(svc *state.Service, in *state.Instance) api.Instance {
 	return api.Instance{
 		InstanceNumber: in.Number, Status: status, StatusDetail: in.Detail, RestartAt: restartAt,
 		ClusterID: in.ClusterID, ClusterLocation: in.ClusterLocation, WorkerID: in.NodeID,
-		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: in.Logs,
+		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: logText(in.Logs),
 		CPUPercent: percent(in.CPUPercent), MemoryPercent: percent(mem), Disk: "0",
 		InstanceIP: in.InstanceIP, NodeName: in.NodeName, Restarts: in.Restarts,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
