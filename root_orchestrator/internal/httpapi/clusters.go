@@ -418,4 +418,3 @@ func (s *Server) instanceEvents(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, out)
 }
-
