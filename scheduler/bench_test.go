@@ -30,7 +30,7 @@ func benchNodes(rng *rand.Rand, prefix string, n int) []Node {
 			virt = append(virt, "unikernel")
 		}
 		name := prefix + "node" + strconv.Itoa(i)
-		nodes[i] = Node{wire.NodeInfo{
+		nodes[i] = Node{NodeInfo: wire.NodeInfo{
 			ID:              "id-" + name,
 			Name:            name,
 			Arch:            archs[rng.IntN(len(archs))],

@@ -21,6 +21,7 @@ const (
 	// Node filters, in the order they are applied.
 	failInactive
 	failNotReady
+	failCordoned
 	failNodeList
 	failVirtualization
 	failArch
@@ -98,12 +99,15 @@ func (r *request) checkCluster(name string) (filter, int) {
 
 // checkNode applies the node filters in order and returns the first that
 // fails, or fitOK.
-func (r *request) checkNode(n *wire.NodeInfo) filter {
+func (r *request) checkNode(n *Node) filter {
 	if !n.Active {
 		return failInactive
 	}
 	if n.NotReady != "" {
 		return failNotReady
+	}
+	if n.Cordoned {
+		return failCordoned
 	}
 	if r.nodeLists != nil && !r.inNodeLists(n.Name) {
 		return failNodeList
@@ -225,7 +229,7 @@ type tally struct {
 	notReady string
 }
 
-func (t *tally) add(r *request, n *wire.NodeInfo) {
+func (t *tally) add(r *request, n *Node) {
 	f := r.checkNode(n)
 	t.n[f]++
 	switch f {
@@ -259,6 +263,8 @@ func (r *request) nodeReason(f filter, t *tally) string {
 		return "is inactive"
 	case failNotReady:
 		return "is not ready (" + t.notReady + ")"
+	case failCordoned:
+		return "is cordoned"
 	case failNodeList:
 		return "is not in the direct constraint's node list"
 	case failVirtualization:
@@ -320,7 +326,7 @@ func (r *request) explainNodes(clusterName string, nodes []Node) *NoFitError {
 	}
 	var t tally
 	for i := range nodes {
-		t.add(r, &nodes[i].NodeInfo)
+		t.add(r, &nodes[i])
 	}
 	t.into(r, e.Reasons)
 	return e
@@ -347,7 +353,7 @@ func (r *request) explainClusters(clusters []Cluster) *NoFitError {
 		e.Reasons["has no node that fits"]++
 		e.Nodes += len(c.Nodes)
 		for j := range c.Nodes {
-			t.add(r, &c.Nodes[j].NodeInfo)
+			t.add(r, &c.Nodes[j])
 		}
 	}
 	if e.Nodes > 0 {

@@ -37,6 +37,9 @@ import (
 // they report yet or not).
 type Node struct {
 	wire.NodeInfo
+	// Cordoned: an admin cordoned (or is draining) the node; nothing new is
+	// placed on it, and what runs there stays (or is moved by the drain).
+	Cordoned bool
 }
 
 // Cluster groups nodes, as the root sees them.
