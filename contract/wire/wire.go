@@ -29,7 +29,9 @@ import (
 // earlier tier shows such an instance as the FAILED it is reported as. So
 // did NodeReport.Events and ClusterSync.Events: an earlier tier ignores
 // them, and a later one takes their absence as no news. So did
-// ClusterDesired.DeletedNodes: its absence means no node was deleted.
+// ClusterDesired.DeletedNodes: its absence means no node was deleted. So
+// did ClusterDesired.CordonedNodes and DrainedNodes: their absence means
+// every node takes placements.
 // InstanceStatus.Logs became timestamped records (logline.go) within v1: a
 // later root reads an earlier node's plain lines as text without a time, an
 // earlier root shows the records as they are.
@@ -634,4 +636,12 @@ type ClusterDesired struct {
 	// instances elsewhere. Came later within v1: an earlier cluster
 	// ignores it (its nodes stay until it is deleted).
 	DeletedNodes []string `json:"deleted_nodes,omitempty"`
+	// CordonedNodes are the ids of the cluster's nodes an admin cordoned:
+	// nothing new is placed on them; what runs there stays. DrainedNodes
+	// are those an admin drains (cordoned too): the cluster moves their
+	// instances to its other nodes, one at a time, each only when another
+	// node has room. Full sets and deltas alike carry them all. Came later
+	// within v1: an earlier cluster ignores them (it places as before).
+	CordonedNodes []string `json:"cordoned_nodes,omitempty"`
+	DrainedNodes  []string `json:"drained_nodes,omitempty"`
 }

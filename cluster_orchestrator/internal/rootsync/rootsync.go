@@ -60,6 +60,9 @@ type Cluster interface {
 	TakeEvents() []wire.Event
 	// DeleteNodes takes the root's list of the nodes an admin deleted.
 	DeleteNodes(ctx context.Context, ids []string) (int, error)
+	// SetNodeModes takes the root's lists of the nodes an admin cordoned
+	// and of those it drains.
+	SetNodeModes(cordoned, drained []string)
 }
 
 // maxPendingEvents bounds the events waiting for the root: while it is
@@ -237,6 +240,7 @@ func (l *Link) watch(ctx context.Context) {
 		if _, err := l.c.DeleteNodes(ctx, ans.DeletedNodes); err != nil {
 			l.log.Warn("delete the nodes the root lists as deleted", "err", err)
 		}
+		l.c.SetNodeModes(ans.CordonedNodes, ans.DrainedNodes)
 		specs, network, _ := d.apply(ans)
 		switch {
 		case !delta:
