@@ -264,6 +264,10 @@ type Node struct {
 	LastSeen time.Time `json:"last_seen,omitzero" bson:"-"`
 	// Address is where others reach it (admins only, as its name).
 	Address string `json:"address,omitempty" bson:"-"`
+	// Mode is "cordoned" (an admin cordoned it: nothing new is placed on
+	// it) or "drained" (cordoned, and its instances move to the cluster's
+	// other nodes); empty: it takes placements.
+	Mode string `json:"mode,omitempty" bson:"-"`
 }
 
 // Disconnect is what happens to a service's instances while the node or

@@ -386,3 +386,22 @@ func (c *Client) DeleteCluster(ctx context.Context, idOrName string) error {
 func (c *Client) DeleteNode(ctx context.Context, cluster, node string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/clusters/"+esc(cluster)+"/nodes/"+esc(node), nil, nil)
 }
+
+// What an admin may do with a node's placements (SetNodeMode).
+const (
+	// Cordon: nothing new is placed on the node; its instances stay.
+	Cordon = "cordon"
+	// Drain: cordon, and its cluster moves its instances to its other
+	// nodes, one at a time.
+	Drain = "drain"
+	// Uncordon: the node takes placements again.
+	Uncordon = "uncordon"
+)
+
+// SetNodeMode cordons, drains or uncordons a node of a cluster, both by id
+// or name (admins only); it returns the root's message.
+func (c *Client) SetNodeMode(ctx context.Context, cluster, node, action string) (string, error) {
+	var m Message
+	err := c.Do(ctx, http.MethodPost, "/api/clusters/"+esc(cluster)+"/nodes/"+esc(node)+"/"+esc(action), nil, &m)
+	return m.Message, err
+}

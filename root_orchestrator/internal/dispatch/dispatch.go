@@ -145,7 +145,7 @@ func (d *Dispatcher) place(pending []state.Pending) error {
 		infos := sn.SchedulingNodes(c.ID)
 		nodes := make([]scheduler.Node, len(infos))
 		for i, n := range infos {
-			nodes[i] = scheduler.Node{NodeInfo: n}
+			nodes[i] = scheduler.Node{NodeInfo: n, Cordoned: c.NodeMode(n.ID) != state.Schedulable}
 		}
 		snap = append(snap, scheduler.Cluster{ID: c.ID, Name: c.Name, Active: c.Active, Nodes: nodes})
 	}

@@ -165,6 +165,7 @@ func (s *Server) fullDesired(sn *state.Snapshot, clusterID string) wire.ClusterD
 		Network: state.ClusterNetwork(clusterID, peers, table)}
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	out.DeletedNodes = deletedNodes(sn, clusterID)
+	out.CordonedNodes, out.DrainedNodes = nodeModes(sn, clusterID)
 	out.Generation = fingerprint(out)
 	return out
 }
@@ -228,6 +229,7 @@ func (s *Server) deltaAnswer(sn *state.Snapshot, clusterID string, d state.Desir
 		NetworkUnchanged: !d.NetworkChanged}
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	out.DeletedNodes = deletedNodes(sn, clusterID)
+	out.CordonedNodes, out.DrainedNodes = nodeModes(sn, clusterID)
 	if d.NetworkChanged {
 		peers, table := s.network(sn)
 		out.Network = state.ClusterNetwork(clusterID, peers, table)

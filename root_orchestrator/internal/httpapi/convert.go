@@ -150,7 +150,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 			CPUPercent: n.CPUPercent, MemoryPercent: n.MemoryPercent,
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
 			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
-			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address,
+			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address, Mode: string(c.NodeMode(n.ID)),
 		})
 		if !n.Active || !c.Active {
 			continue

@@ -172,6 +172,9 @@ func (s *Server) routes() {
 	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)
 	a.DELETE("/clusters/:id", s.deleteCluster, adminOnly)
 	a.DELETE("/clusters/:id/nodes/:node", s.deleteNode, adminOnly)
+	a.POST("/clusters/:id/nodes/:node/cordon", s.setNodeMode(state.Cordoned), adminOnly)
+	a.POST("/clusters/:id/nodes/:node/drain", s.setNodeMode(state.Drained), adminOnly)
+	a.POST("/clusters/:id/nodes/:node/uncordon", s.setNodeMode(state.Schedulable), adminOnly)
 
 	// Clusters authenticate with a join token or their own credential.
 	e.POST("/api/cluster/register", s.registerCluster)

@@ -236,6 +236,12 @@ type Cluster struct {
 	// revokes their credentials and refuses them; its reports of them are
 	// ignored.
 	DeletedNodes []string
+	// CordonedNodes are the ids of its nodes an admin cordoned (nothing
+	// new is placed there), DrainedNodes those an admin drains (cordoned
+	// too; the cluster moves their instances away): its desired sets carry
+	// both (cordon.go).
+	CordonedNodes []string
+	DrainedNodes  []string
 }
 
 // MaxDeletedNodes bounds a cluster's DeletedNodes (the oldest go).

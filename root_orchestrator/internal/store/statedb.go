@@ -174,6 +174,8 @@ type clusterRecord struct {
 	LastSeen       time.Time `bson:"last_seen"`
 	RegisteredAt   time.Time `bson:"registered_at"`
 	DeletedNodes   []string  `bson:"deleted_nodes,omitempty"`
+	CordonedNodes  []string  `bson:"cordoned_nodes,omitempty"`
+	DrainedNodes   []string  `bson:"drained_nodes,omitempty"`
 }
 
 type resourcesRecord struct {
@@ -333,13 +335,14 @@ func (r instanceRecord) model() *state.Instance {
 }
 
 func toClusterRecord(c *state.Cluster) clusterRecord {
-	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt, c.DeletedNodes}
+	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt, c.DeletedNodes,
+		c.CordonedNodes, c.DrainedNodes}
 }
 
 func (r clusterRecord) model() *state.Cluster {
 	return &state.Cluster{ID: r.ID, Name: r.Name, Address: r.Address, Port: r.Port, Location: r.Location,
 		CredentialHash: r.CredentialHash, Active: r.Active, LastSeen: r.LastSeen, RegisteredAt: r.RegisteredAt,
-		DeletedNodes: r.DeletedNodes}
+		DeletedNodes: r.DeletedNodes, CordonedNodes: r.CordonedNodes, DrainedNodes: r.DrainedNodes}
 }
 
 func toNodeRecord(id string, n *state.Node) nodeRecord {
