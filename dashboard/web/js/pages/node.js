@@ -55,6 +55,50 @@ export function mount(ctx) {
     });
   }
 
+  // An admin cordons (nothing new placed there), drains (cordon, and its
+  // cluster moves its instances to its other nodes one at a time) or
+  // uncordons the node.
+  async function setMode(btn, c, n, action) {
+    if (action === 'drain') {
+      const ok = await confirmAction({
+        title: `Drain node ${n.name}?`,
+        body: `Nothing new is placed on it, and cluster ${c.name} moves its instances to its other nodes one at a time: each is stopped there and started on another node, the next once the one before runs. An instance that fits on no other node stays.`,
+        confirm: 'Drain node', tone: 'primary',
+      });
+      if (!ok) return;
+    }
+    await busy(btn, async () => {
+      try {
+        const res = await api.post(`/api/clusters/${api.seg(c.id)}/nodes/${api.seg(n.id)}/${action}`, { signal: ctx.signal });
+        toast(res.message);
+        ctx.refreshNow();
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+  }
+
+  // modeFact says whether the node takes placements.
+  function modeFact(n, left) {
+    if (n.mode === 'drained') {
+      return h('span', { class: 'node-mode' }, badge('DRAINED'),
+        h('span', { class: 'muted' }, left ? ` · moving its instances elsewhere (${left} left)` : ' · no instance left on it'));
+    }
+    if (n.mode === 'cordoned') return h('span', { class: 'node-mode' }, badge('CORDONED'), h('span', { class: 'muted' }, ' · nothing new is placed on it'));
+    return 'takes new instances';
+  }
+
+  function modeButtons(c, n) {
+    const btn = (action, label, cls) => h('button', {
+      type: 'button', class: `btn ${cls} btn-sm`, dataset: { action: `${action}-node` },
+      'aria-label': `${label} node ${n.name}`, onclick: (e) => setMode(e.currentTarget, c, n, action),
+    }, label);
+    return [
+      n.mode ? btn('uncordon', 'Uncordon', 'btn-secondary') : btn('cordon', 'Cordon', 'btn-secondary'),
+      n.mode !== 'drained' ? btn('drain', 'Drain', 'btn-secondary') : null,
+    ];
+  }
+
   function render({ c, n, insts }) {
     const facts = [
       ['State', n.active ? liveness(true) : h('span', null, liveness(false), h('span', { class: 'stale' }, ' · last seen ', n.last_seen ? time(n.last_seen) : 'never'))],
@@ -62,15 +106,16 @@ export function mount(ctx) {
       ['Architecture', n.arch],
       ['Runs', h('span', { class: 'chips' }, (n.virtualization || []).map((v) => h('span', { class: 'chip' }, v)))],
       ['Cluster', c.name],
+      ['Placement', modeFact(n, insts.length)],
     ];
     return [
       pageHeader(n.name, {
         crumbs: [h('a', { href: '#/infra' }, 'Infrastructure'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', { 'aria-current': 'page' }, n.name)],
         sub: `Worker node of cluster ${c.name}`,
-        actions: api.isAdmin() ? h('button', {
+        actions: api.isAdmin() ? [...modeButtons(c, n), h('button', {
           type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { action: 'delete-node' },
           'aria-label': `Delete node ${n.name}`, onclick: (e) => del(e.currentTarget, c, n),
-        }, 'Delete') : null,
+        }, 'Delete')] : null,
       }),
       h('section', { class: 'card node-page', dataset: { node: n.name } },
         h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
