@@ -4,6 +4,7 @@ import { Region, badge, empty, h, mb, pageHeader, table, time } from '../dom.js'
 import { busy, confirmAction, describe, toast } from '../ui.js';
 import { LogPanel } from '../logs.js';
 import { EventPanel } from '../events.js';
+import { command, environment } from '../stored.js';
 
 const NAMES_EVERY_MS = 30000;
 
@@ -17,6 +18,7 @@ export function mount(ctx) {
   const events = new EventPanel(ctx.signal);
   let clusterNames = {};
   let namesFetched = -Infinity;
+  const revealed = new Set(); // services whose environment values are shown
 
   ctx.main.append(h('div', { class: 'page' }, head, body));
 
@@ -56,7 +58,7 @@ export function mount(ctx) {
     }
     document.title = `${app.application_name} · Thicket`;
     headRegion.update(app, renderHead);
-    bodyRegion.update({ services, clusterNames }, renderBody);
+    bodyRegion.update({ services, clusterNames, revealed: [...revealed] }, renderBody);
   }
 
   function crumbs(name) {
@@ -88,6 +90,8 @@ export function mount(ctx) {
       ['Closest IP', s.closest_ip ? h('code', null, s.closest_ip) : ''],
       ['Ports', s.port ? h('code', null, s.port) : ''],
       ['Resources', `${s.vcpus} vCPU · ${mb(s.memory)}${s.vgpus ? ` · ${s.vgpus} vGPU` : ''}${s.one_shot ? ' · one-shot' : ''}`],
+      ['Command', command(s)],
+      ['Environment', environment(s, revealed.has(s.microserviceID), toggleEnv)],
     ];
     return h('section', { class: 'card service', 'aria-labelledby': titleId, dataset: { service: s.microserviceID } },
       h('div', { class: 'service-head' },
@@ -102,7 +106,8 @@ export function mount(ctx) {
             type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
             'aria-label': `Add an instance of ${s.microservice_name}`,
             onclick: (e) => addInstance(e.currentTarget, s),
-          }, '+ Add instance'))),
+          }, '+ Add instance'),
+          deleteButton(s))),
       h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
       h('div', { class: 'instances' },
         h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
@@ -193,6 +198,38 @@ export function mount(ctx) {
       try {
         const res = await api.post(`/api/service/${api.seg(s.microserviceID)}/instance`, { signal: ctx.signal });
         toast(`Requested instance #${res.instance_number} of ${s.microservice_name}.`);
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+    ctx.refreshNow();
+  }
+
+  function toggleEnv(id) {
+    if (!revealed.delete(id)) revealed.add(id);
+    ctx.refreshNow();
+  }
+
+  // Deleting a service stops and removes its instances; the application
+  // keeps its other services.
+  function deleteButton(s) {
+    return h('button', {
+      type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { key: `delete-${s.microserviceID}`, action: 'delete-service' },
+      'aria-label': `Delete service ${s.microservice_name}`, onclick: (e) => deleteService(e.currentTarget, s),
+    }, 'Delete');
+  }
+
+  async function deleteService(btn, s) {
+    const ok = await confirmAction({
+      title: `Delete service ${s.microservice_name}?`,
+      body: 'Its instances are stopped and removed; the application keeps its other services.',
+      confirm: 'Delete service',
+    });
+    if (!ok) return;
+    await busy(btn, async () => {
+      try {
+        await api.del(`/api/service/${api.seg(s.microserviceID)}`, { signal: ctx.signal });
+        toast(`Deleted service ${s.microservice_name}.`);
       } catch (err) {
         if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
       }
