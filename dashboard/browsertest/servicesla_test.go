@@ -51,3 +51,35 @@ func TestStoredSLAAndDeleteService(t *testing.T) {
 	}
 	b.Screenshot("deleted")
 }
+
+// TestAddService: a service is added to an existing application from its
+// page; a bad one shows its problem with the field and creates nothing.
+func TestAddService(t *testing.T) {
+	s, a, b := servicesPage(t)
+	count := func() int {
+		var svcs []any
+		s.api("GET", "/api/services/"+a.ID, nil, &svcs)
+		return len(svcs)
+	}
+	b.Click(`[data-action="add-service"]`)
+	b.Visible("#add-service-input")
+	b.EvalInto(`(() => { const i = document.querySelector("#add-service-input");
+		const v = JSON.parse(i.value); v.microservice_name = "cache"; v.port = "80:";
+		i.value = JSON.stringify(v, null, 2); return true; })()`, new(bool))
+	b.Click("#add-service-submit")
+	b.WaitText("#add-service-error", "port")
+	if n := count(); n != 1 {
+		t.Fatalf("a bad service created something: %d services", n)
+	}
+	b.Screenshot("problem")
+	b.EvalInto(`(() => { const i = document.querySelector("#add-service-input");
+		const v = JSON.parse(i.value); v.port = ""; v.environment = ["A=1"];
+		i.value = JSON.stringify(v, null, 2); i.dispatchEvent(new Event("input")); return true; })()`, new(bool))
+	b.Click("#add-service-submit")
+	b.WaitText("main", "cache")
+	b.WaitJS("two service cards", `document.querySelectorAll(".service").length === 2`)
+	if n := count(); n != 2 {
+		t.Errorf("after the add the application has %d services", n)
+	}
+	b.Screenshot("added")
+}

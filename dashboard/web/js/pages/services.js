@@ -5,6 +5,7 @@ import { busy, confirmAction, describe, toast } from '../ui.js';
 import { LogPanel } from '../logs.js';
 import { EventPanel } from '../events.js';
 import { command, environment } from '../stored.js';
+import { openAddService } from '../addservice.js';
 
 const NAMES_EVERY_MS = 30000;
 
@@ -70,6 +71,7 @@ export function mount(ctx) {
     return pageHeader(h('span', null, app.application_name, ' ', h('span', { class: 'chip chip-lg' }, app.application_namespace)), {
       crumbs: crumbs(app.application_name),
       sub: [app.application_desc, api.isAdmin() ? `owner ${app.userId}` : ''].filter(Boolean).join(' · '),
+      actions: addServiceButton(app),
     });
   }
 
@@ -203,6 +205,16 @@ export function mount(ctx) {
       }
     });
     ctx.refreshNow();
+  }
+
+  function addServiceButton(app) {
+    return h('button', {
+      type: 'button', class: 'btn btn-primary btn-sm', dataset: { action: 'add-service', key: 'add-service' },
+      onclick: () => openAddService(app, (name) => {
+        toast(`Added service ${name}.`);
+        ctx.refreshNow();
+      }),
+    }, '+ Add service');
   }
 
   function toggleEnv(id) {
