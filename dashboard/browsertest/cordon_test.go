@@ -1,9 +1,6 @@
 package browsertest
 
 import (
-	"net/http"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/thicket-edge/thicket/api"
@@ -15,19 +12,7 @@ import (
 // records it and tells the cluster with its desired set (issue 23, item 3).
 func TestCordonDrainNode(t *testing.T) {
 	s := startStack(t)
-	join := strings.TrimSpace(readFile(t, filepath.Join(s.dataDir, "cluster-join-token")))
-	var reg wire.ClusterRegisterResponse
-	if code := s.apiWith(join, "POST", "/api/cluster/register", wire.ClusterRegisterRequest{Version: wire.Version, Name: "edge"}, &reg); code != http.StatusOK {
-		t.Fatalf("register a cluster: %d", code)
-	}
-	node := func(name string) wire.NodeInfo {
-		return wire.NodeInfo{ID: name + "-id", Name: name, Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-			Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}
-	}
-	sync := wire.ClusterSync{Version: wire.Version, Delta: true, Nodes: []wire.NodeInfo{node("w1"), node("w2")}}
-	if code := s.apiWith(reg.Credential, "POST", "/api/cluster/sync", sync, nil); code != http.StatusOK {
-		t.Fatalf("sync: %d", code)
-	}
+	reg := s.registerCluster("edge", workerNode("w1"), workerNode("w2"))
 	mode := func() string {
 		var cls []api.Cluster
 		s.api("GET", "/api/clusters", nil, &cls)

@@ -1,7 +1,6 @@
 package browsertest
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,20 +17,8 @@ import (
 // and bug 7).
 func TestLogDrawer(t *testing.T) {
 	s := startStack(t)
-	join := strings.TrimSpace(readFile(t, filepath.Join(s.dataDir, "cluster-join-token")))
-	var reg wire.ClusterRegisterResponse
-	if code := s.apiWith(join, "POST", "/api/cluster/register", wire.ClusterRegisterRequest{Version: wire.Version, Name: "edge"}, &reg); code != http.StatusOK {
-		t.Fatalf("register a cluster: %d", code)
-	}
-	node := wire.NodeInfo{ID: "n1", Name: "n1", Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-		Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: 4096}}
-	sync := func(st ...wire.InstanceStatus) {
-		t.Helper()
-		if code := s.apiWith(reg.Credential, "POST", "/api/cluster/sync", wire.ClusterSync{Version: wire.Version, Nodes: []wire.NodeInfo{node}, Instances: st}, nil); code != http.StatusOK {
-			t.Fatalf("sync: %d", code)
-		}
-	}
-	sync()
+	node := workerNode("n1")
+	reg := s.registerCluster("edge", node)
 	a := s.deployNginx()
 	svc := a.Microservices[0]
 	s.api("POST", "/api/service/"+svc+"/instance", nil, nil)
@@ -52,7 +39,7 @@ func TestLogDrawer(t *testing.T) {
 	log = wire.AppendLogRecord(log, t0, wire.StreamStdout, false, []byte("listening on :80"))
 	log = wire.AppendLogRecord(log, t0.Add(time.Second), wire.StreamStderr, false, []byte("warning: disk slow"))
 	log = wire.AppendLogRecord(log, t0.Add(2*time.Second), wire.StreamStdout, false, []byte("GET / from 10.0.0.2"))
-	sync(wire.InstanceStatus{Key: wire.InstanceKey(svc, 0), Status: wire.StatusRunning, NodeID: "n1", Node: "n1", Logs: string(log)})
+	s.syncCluster(reg, []wire.NodeInfo{node}, wire.InstanceStatus{Key: wire.InstanceKey(svc, 0), Status: wire.StatusRunning, NodeID: node.ID, Node: node.Name, Logs: string(log)})
 
 	b := newBrowser(t, s, desktopW, desktopH)
 	dir := t.TempDir()

@@ -1,13 +1,9 @@
 package browsertest
 
 import (
-	"net/http"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/thicket-edge/thicket/api"
-	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 // TestDeleteNode: an admin deletes a worker node from its page; after the
@@ -15,19 +11,7 @@ import (
 // longer lists it, and the root no longer knows it.
 func TestDeleteNode(t *testing.T) {
 	s := startStack(t)
-	join := strings.TrimSpace(readFile(t, filepath.Join(s.dataDir, "cluster-join-token")))
-	var reg wire.ClusterRegisterResponse
-	if code := s.apiWith(join, "POST", "/api/cluster/register", wire.ClusterRegisterRequest{Version: wire.Version, Name: "edge"}, &reg); code != http.StatusOK {
-		t.Fatalf("register a cluster: %d", code)
-	}
-	node := func(name string) wire.NodeInfo {
-		return wire.NodeInfo{ID: name + "-id", Name: name, Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-			Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}
-	}
-	sync := wire.ClusterSync{Version: wire.Version, Delta: true, Nodes: []wire.NodeInfo{node("keep"), node("doomed")}}
-	if code := s.apiWith(reg.Credential, "POST", "/api/cluster/sync", sync, nil); code != http.StatusOK {
-		t.Fatalf("sync: %d", code)
-	}
+	reg := s.registerCluster("edge", workerNode("keep"), workerNode("doomed"))
 	b := newBrowser(t, s, desktopW, desktopH)
 	b.Login("Admin", adminPassword)
 	b.Open("#/infra/" + reg.ClusterID + "/doomed-id")

@@ -3,8 +3,6 @@ package apitest
 import (
 	"net/http"
 	"net/url"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,28 +14,14 @@ import (
 // with their time and stream, and ?since and ?tail select them; a bad
 // parameter is a 400 (issue 23, item 6).
 func TestInstanceLogsSinceTail(t *testing.T) {
-	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=logs-admin-password"})
-	admin := r.login("Admin", "logs-admin-password").Token
-	join := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
-	var reg wire.ClusterRegisterResponse
-	r.must("POST", "/api/cluster/register", join, wire.ClusterRegisterRequest{Version: wire.Version, Name: "edge-l",
-		Location: "lab", Address: "192.0.2.21", Port: 10100}, &reg)
-	node := wire.NodeInfo{ID: "n1", Name: "n1", Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-		Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: 4096}}
-	r.must("POST", "/api/cluster/sync", reg.Credential, wire.ClusterSync{Version: wire.Version, Nodes: []wire.NodeInfo{node}}, nil)
-	app := r.createApp(admin, testSLA("logapp"), "logapp")
-	svc := app.Microservices[0]
-	r.must("POST", "/api/service/"+svc+"/instance", admin, nil, nil)
-	r.waitService(admin, svc, "assigned to the cluster", func(s api.Service) bool {
-		return len(s.InstanceList) == 1 && s.InstanceList[0].ClusterID == reg.ClusterID
-	})
+	p := placeOne(t, "logapp")
+	r, admin, svc, app := p.r, p.admin, p.svc, p.app
 	now := time.Now().UTC()
 	log := []byte("plain line of an older node\n")
 	log = wire.AppendLogRecord(log, now.Add(-20*time.Minute), wire.StreamStdout, false, []byte("starting"))
 	log = wire.AppendLogRecord(log, now.Add(-5*time.Minute), wire.StreamStderr, false, []byte("warning: slow"))
 	log = wire.AppendLogRecord(log, now.Add(-time.Minute), wire.StreamStdout, false, []byte("serving"))
-	r.must("POST", "/api/cluster/sync", reg.Credential, wire.ClusterSync{Version: wire.Version, Nodes: []wire.NodeInfo{node},
-		Instances: []wire.InstanceStatus{{Key: wire.InstanceKey(svc, 0), Status: wire.StatusRunning, NodeID: "n1", Node: "n1", Logs: string(log)}}}, nil)
+	p.sync([]wire.InstanceStatus{{Key: wire.InstanceKey(svc, 0), Status: wire.StatusRunning, NodeID: "n1", Node: "n1", Logs: string(log)}})
 
 	get := func(query string) api.Logs {
 		t.Helper()

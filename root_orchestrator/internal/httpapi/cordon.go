@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/labstack/echo/v4"
@@ -23,18 +22,10 @@ func nodeModes(sn *state.Snapshot, clusterID string) (cordoned, drained []string
 // cluster with its next desired set.
 func (s *Server) setNodeMode(mode state.NodeMode) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		cl, node := pathNode(c, s.state.Snapshot())
-		if node == nil {
-			return errNotFound
-		}
-		tk, err := s.state.SetNodeMode(cl.ID, node.ID, mode)
-		if errors.Is(err, state.ErrNotFound) {
-			return errNotFound
-		}
+		cl, node, err := s.writeNode(c, func(clusterID, nodeID string) (state.Ticket, error) {
+			return s.state.SetNodeMode(clusterID, nodeID, mode)
+		})
 		if err != nil {
-			return err
-		}
-		if err := s.durable(c, tk); err != nil {
 			return err
 		}
 		var msg string

@@ -48,23 +48,30 @@ func pathNode(c echo.Context, sn *state.Snapshot) (*state.Cluster, *wire.NodeInf
 	return cl, node
 }
 
+// writeNode applies write to the cluster and node the path names and waits
+// until it is stored; an unknown cluster or node is errNotFound.
+func (s *Server) writeNode(c echo.Context, write func(clusterID, nodeID string) (state.Ticket, error)) (*state.Cluster, *wire.NodeInfo, error) {
+	cl, node := pathNode(c, s.state.Snapshot())
+	if node == nil {
+		return nil, nil, errNotFound
+	}
+	tk, err := write(cl.ID, node.ID)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil, errNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, node, s.durable(c, tk)
+}
+
 // deleteNode is an admin's delete of a node (cluster and node by id or
 // name): the root forgets it and tells its cluster through the desired
 // set; the cluster revokes its MQTT credential, frees its subnet and
 // places its instances on other nodes.
 func (s *Server) deleteNode(c echo.Context) error {
-	cl, node := pathNode(c, s.state.Snapshot())
-	if node == nil {
-		return errNotFound
-	}
-	tk, err := s.state.DeleteNode(cl.ID, node.ID)
-	if errors.Is(err, state.ErrNotFound) {
-		return errNotFound
-	}
+	cl, node, err := s.writeNode(c, s.state.DeleteNode)
 	if err != nil {
-		return err
-	}
-	if err := s.durable(c, tk); err != nil {
 		return err
 	}
 	s.log.Info("node deleted", "cluster", cl.Name, "node", node.Name, "id", node.ID, "by", caller(c).Username)
