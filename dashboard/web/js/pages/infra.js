@@ -10,7 +10,10 @@ export function mount(ctx) {
   const sumRegion = new Region(summary);
   const listRegion = new Region(list);
   ctx.main.append(h('div', { class: 'page' },
-    pageHeader('Infrastructure', { sub: 'Clusters that joined this root, and their worker nodes.' }),
+    pageHeader('Infrastructure', {
+      sub: 'Clusters that joined this root, and their worker nodes.',
+      actions: h('a', { href: '#/topology', class: 'btn btn-secondary btn-sm', dataset: { action: 'topology' } }, 'Topology'),
+    }),
     summary, list));
 
   async function refresh(signal) {
