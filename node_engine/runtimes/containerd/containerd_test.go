@@ -197,6 +197,15 @@ func httpGet(t *testing.T, url string) string {
 	return ""
 }
 
+// logText is the text of a log's records, one line each.
+func logText(logs string) string {
+	var b strings.Builder
+	for _, l := range wire.ParseLog(logs) {
+		b.WriteString(l.Text + "\n")
+	}
+	return b.String()
+}
+
 // waitLogs waits until the instance's output holds want n times: the shim
 // copies the output to the log file asynchronously.
 func waitLogs(t *testing.T, rt runtimes.Runtime, key, want string, n int) {
