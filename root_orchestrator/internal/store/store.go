@@ -46,6 +46,7 @@ type Store struct {
 	leases     *mongo.Collection
 	sessions   *mongo.Collection
 	idem       *mongo.Collection // idempotency keys (idempotency.go)
+	events     *mongo.Collection // instances' events (events.go)
 	// savers write the state layer's objects, one per kind (statedb.go).
 	saversMu sync.Mutex
 	savers   map[state.Kind]*mongodb.Saver
@@ -73,6 +74,7 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		leases:     db.Collection("leases"),
 		sessions:   db.Collection("sessions"),
 		idem:       db.Collection("idempotency_keys"),
+		events:     db.Collection("events"),
 		db:         db,
 		log:        log,
 		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
@@ -102,7 +104,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 func (s *Store) Collections() []string {
 	var out []string
 	for _, c := range []*mongo.Collection{s.apps, s.services, s.instances, s.ips, s.users, s.secrets,
-		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases, s.sessions, s.idem} {
+		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases, s.sessions, s.idem, s.events} {
 		out = append(out, c.Name())
 	}
 	return out
