@@ -35,26 +35,16 @@ func (s *Server) KeepEvents(ctx context.Context, every time.Duration) {
 // storeEvents writes the events that changed; what fails is tried again.
 func (s *Server) storeEvents(ctx context.Context) {
 	save, remove := s.events.Changes()
-	var failed = map[string]bool{}
-	for k, evs := range save {
-		if err := s.store.SaveEvents(ctx, k, evs); err != nil {
-			failed[k] = true
-			if ctx.Err() == nil {
-				s.log.Warn("store an instance's events", "instance", k, "err", err)
-			}
+	if err := s.store.SaveEvents(ctx, save); err != nil {
+		s.events.Unsaved(save, nil)
+		if ctx.Err() == nil {
+			s.log.Warn("store the instances' events", "instances", len(save), "err", err)
 		}
 	}
-	var removeFailed []string
 	if err := s.store.DeleteEvents(ctx, remove); err != nil {
-		removeFailed = remove
+		s.events.Unsaved(nil, remove)
 		if ctx.Err() == nil {
 			s.log.Warn("forget the events of removed instances", "err", err)
 		}
 	}
-	for k := range save {
-		if !failed[k] {
-			delete(save, k)
-		}
-	}
-	s.events.Unsaved(save, removeFailed)
 }

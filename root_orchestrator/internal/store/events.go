@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/thicket-edge/thicket/contract/wire"
@@ -25,14 +26,22 @@ type eventRecord struct {
 	Message string    `bson:"message"`
 }
 
-// SaveEvents replaces the kept events of instance key.
-func (s *Store) SaveEvents(ctx context.Context, key string, evs []wire.Event) error {
-	r := eventsRecord{Key: key, Events: make([]eventRecord, len(evs))}
-	for i, ev := range evs {
-		r.Events[i] = eventRecord{Time: ev.Time.UTC(), Source: ev.Source, Message: ev.Message}
+// SaveEvents replaces the kept events of each instance of m, in one bulk
+// write.
+func (s *Store) SaveEvents(ctx context.Context, m map[string][]wire.Event) error {
+	if len(m) == 0 {
+		return nil
 	}
-	if _, err := s.events.ReplaceOne(ctx, bson.M{"_id": key}, r, options.Replace().SetUpsert(true)); err != nil {
-		return fmt.Errorf("save events of %s: %w", key, err)
+	models := make([]mongo.WriteModel, 0, len(m))
+	for key, evs := range m {
+		r := eventsRecord{Key: key, Events: make([]eventRecord, len(evs))}
+		for i, ev := range evs {
+			r.Events[i] = eventRecord{Time: ev.Time.UTC(), Source: ev.Source, Message: ev.Message}
+		}
+		models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": key}).SetReplacement(r).SetUpsert(true))
+	}
+	if _, err := s.events.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		return fmt.Errorf("save events of %d instances: %w", len(m), err)
 	}
 	return nil
 }
