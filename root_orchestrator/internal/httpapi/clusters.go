@@ -137,6 +137,7 @@ func (s *Server) syncCluster(c echo.Context) error {
 		s.log.Info("cluster back", "cluster", cl.Name)
 	}
 	s.takeEvents(cl, req.Events)
+	s.takeUsage(cl, &req)
 	if req.Delta {
 		// A cluster back from lost sends everything at once: which of its
 		// copies survive is decided on its full report.

@@ -19,6 +19,7 @@ import (
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/events"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/usage"
 )
 
 // maxBody bounds every request body.
@@ -49,13 +50,15 @@ type Server struct {
 
 	// events: what happened to each instance, as the tiers told it.
 	events *events.Log
+	// usage: instances' and nodes' figures over the last hour (usage.go).
+	usage *usage.Rings
 }
 
 // New builds the API over the state, the store and a token signer. ping
 // reports whether the store answers, for /healthz.
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
 	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newCache(familyTTL, st.SessionActive), passwords: newPasswordGuard(), log: log, ping: ping,
-		echo: echo.New(), events: events.New(0)}
+		echo: echo.New(), events: events.New(0), usage: usage.New(0, 0)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -152,6 +155,7 @@ func (s *Server) routes() {
 	a.DELETE("/service/:id/instance/:n", s.deleteInstance)
 
 	a.GET("/service/:id/instance/:n/logs", s.instanceLogs)
+	a.GET("/service/:id/instance/:n/usage", s.instanceUsage)
 	a.GET("/service/:id/instance/:n/events", s.instanceEvents)
 	s.jobRoutes(a)
 
@@ -167,6 +171,7 @@ func (s *Server) routes() {
 
 	a.GET("/clusters", s.listClusters)
 	a.GET("/clusters/active", s.listActiveClusters)
+	a.GET("/clusters/:id/nodes/:node/usage", s.nodeUsage)
 	a.GET("/clusters/tokens", s.listJoinTokens, adminOnly)
 	a.POST("/clusters/tokens", s.createJoinToken, adminOnly)
 	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)
