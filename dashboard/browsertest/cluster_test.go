@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -34,5 +36,29 @@ func (s *stack) syncCluster(reg wire.ClusterRegisterResponse, nodes []wire.NodeI
 	sync := wire.ClusterSync{Version: wire.Version, Nodes: nodes, Instances: st}
 	if code := s.apiWith(reg.Credential, "POST", "/api/cluster/sync", sync, nil); code != http.StatusOK {
 		s.t.Fatalf("sync: %d", code)
+	}
+}
+
+// waitPlaced waits until n instances of service svc are assigned to the
+// cluster clusterID.
+func (s *stack) waitPlaced(svc, clusterID string, n int) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got api.Service
+		s.api("GET", "/api/service/"+svc, nil, &got)
+		placed := 0
+		for _, in := range got.InstanceList {
+			if in.ClusterID == clusterID {
+				placed++
+			}
+		}
+		if placed == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%d instances of %s were not placed on the cluster: %+v", n, svc, got.InstanceList)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

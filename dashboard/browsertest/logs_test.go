@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -22,18 +21,7 @@ func TestLogDrawer(t *testing.T) {
 	a := s.deployNginx()
 	svc := a.Microservices[0]
 	s.api("POST", "/api/service/"+svc+"/instance", nil, nil)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var got api.Service
-		s.api("GET", "/api/service/"+svc, nil, &got)
-		if len(got.InstanceList) == 1 && got.InstanceList[0].ClusterID == reg.ClusterID {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the instance was not placed on the cluster: %+v", got.InstanceList)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.waitPlaced(svc, reg.ClusterID, 1)
 	t0 := time.Date(2026, 12, 6, 7, 0, 1, 500e6, time.UTC)
 	log := []byte("boot console line\n")
 	log = wire.AppendLogRecord(log, t0, wire.StreamStdout, false, []byte("listening on :80"))

@@ -3,9 +3,7 @@ package browsertest
 import (
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
 )
 
@@ -21,24 +19,7 @@ func TestTopology(t *testing.T) {
 	for range 3 {
 		s.api("POST", "/api/service/"+svc+"/instance", nil, nil)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var got api.Service
-		s.api("GET", "/api/service/"+svc, nil, &got)
-		n := 0
-		for _, in := range got.InstanceList {
-			if in.ClusterID == reg.ClusterID {
-				n++
-			}
-		}
-		if n == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the instances were not placed on the cluster: %+v", got.InstanceList)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.waitPlaced(svc, reg.ClusterID, 3)
 	// The cluster placed #0 and #2 on w1, #1 on w2.
 	st := func(n int, node wire.NodeInfo) wire.InstanceStatus {
 		return wire.InstanceStatus{Key: wire.InstanceKey(svc, n), Status: wire.StatusRunning, NodeID: node.ID, Node: node.Name}

@@ -4,6 +4,7 @@ import * as api from '../api.js';
 import { Region, badge, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
 import { cores, reservedMeter } from '../capacity.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
+import { sparkline } from '../spark.js';
 
 export function mount(ctx) {
   const { clusterId, nodeId } = ctx.params;
@@ -12,9 +13,13 @@ export function mount(ctx) {
   ctx.main.append(h('div', { class: 'page' }, page));
 
   async function refresh(signal) {
-    const [clusters, services] = await Promise.all([
+    const [clusters, services, usage] = await Promise.all([
       api.get('/api/clusters/', { signal }),
       api.get('/api/services/', { signal }),
+      api.get(`/api/clusters/${api.seg(clusterId)}/nodes/${api.seg(nodeId)}/usage`, { signal }).catch((err) => {
+        if (err.name === 'AbortError') throw err;
+        return null; // the graphs are a nicety
+      }),
     ]);
     const c = (clusters || []).find((x) => x._id === clusterId);
     const n = c && (c.nodes || []).find((x) => x.id === nodeId);
@@ -32,7 +37,8 @@ export function mount(ctx) {
       }
     }
     insts.sort((a, b) => a.s.microservice_name.localeCompare(b.s.microservice_name) || a.i.instance_number - b.i.instance_number);
-    region.update({ c: { id: c._id, name: c.cluster_name }, n: { ...n, cpu_percent: Math.round(n.cpu_percent), memory_percent: Math.round(n.memory_percent), last_seen: n.active ? '' : n.last_seen }, insts }, render);
+    const samples = (usage && usage.samples) || [];
+    region.update({ c: { id: c._id, name: c.cluster_name }, n: { ...n, cpu_percent: Math.round(n.cpu_percent), memory_percent: Math.round(n.memory_percent), last_seen: n.active ? '' : n.last_seen }, insts, samples }, render);
   }
 
   // An admin deletes the node: its cluster revokes its credential at once
@@ -99,7 +105,18 @@ export function mount(ctx) {
     ];
   }
 
-  function render({ c, n, insts }) {
+  // usageGraphs: CPU and memory over the last hour, a sample a minute.
+  function usageGraphs(samples) {
+    const graph = (name, values) => h('div', { class: 'spark-box', dataset: { graph: name } },
+      h('span', { class: 'muted small' }, `${name}, last hour`),
+      sparkline(values, { label: `${name} over the last hour: ${values.length ? `${Math.round(values[values.length - 1])} %` : 'no samples'}` }),
+      h('span', { class: 'small' }, values.length ? `${Math.round(values[values.length - 1])} %` : 'no samples yet'));
+    return h('div', { class: 'sparks' },
+      graph('CPU', samples.map((x) => x.cpu_percent)),
+      graph('Memory', samples.map((x) => x.memory)));
+  }
+
+  function render({ c, n, insts, samples }) {
     const facts = [
       ['State', n.active ? liveness(true) : h('span', null, liveness(false), h('span', { class: 'stale' }, ' · last seen ', n.last_seen ? time(n.last_seen) : 'never'))],
       ['Address', n.address ? h('code', null, n.address) : ''],
@@ -124,6 +141,7 @@ export function mount(ctx) {
           reservedMeter('Memory reserved', n.reserved_memory_in_mb, n.memory_in_mb, mb),
           n.active ? meter('CPU used', n.cpu_percent, cores(n.milli_cpu)) : null,
           n.active ? meter('Memory used', n.memory_percent, mb(n.memory_in_mb)) : null),
+        usageGraphs(samples),
         h('div', { class: 'instances' },
           h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
           insts.length ? table([
