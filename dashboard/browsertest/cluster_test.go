@@ -39,6 +39,20 @@ func (s *stack) syncCluster(reg wire.ClusterRegisterResponse, nodes []wire.NodeI
 	}
 }
 
+// placedNginx deploys the nginx example with n instances and waits until
+// the root assigned them to the cluster clusterID; it returns the
+// application and its service's id.
+func (s *stack) placedNginx(clusterID string, n int) (app, string) {
+	s.t.Helper()
+	a := s.deployNginx()
+	svc := a.Microservices[0]
+	for range n {
+		s.api("POST", "/api/service/"+svc+"/instance", nil, nil)
+	}
+	s.waitPlaced(svc, clusterID, n)
+	return a, svc
+}
+
 // waitPlaced waits until n instances of service svc are assigned to the
 // cluster clusterID.
 func (s *stack) waitPlaced(svc, clusterID string, n int) {

@@ -18,10 +18,7 @@ func TestLogDrawer(t *testing.T) {
 	s := startStack(t)
 	node := workerNode("n1")
 	reg := s.registerCluster("edge", node)
-	a := s.deployNginx()
-	svc := a.Microservices[0]
-	s.api("POST", "/api/service/"+svc+"/instance", nil, nil)
-	s.waitPlaced(svc, reg.ClusterID, 1)
+	a, svc := s.placedNginx(reg.ClusterID, 1)
 	t0 := time.Date(2026, 12, 6, 7, 0, 1, 500e6, time.UTC)
 	log := []byte("boot console line\n")
 	log = wire.AppendLogRecord(log, t0, wire.StreamStdout, false, []byte("listening on :80"))

@@ -14,12 +14,7 @@ func TestTopology(t *testing.T) {
 	s := startStack(t)
 	w1, w2 := workerNode("w1"), workerNode("w2")
 	reg := s.registerCluster("edge", w1, w2)
-	a := s.deployNginx()
-	svc := a.Microservices[0]
-	for range 3 {
-		s.api("POST", "/api/service/"+svc+"/instance", nil, nil)
-	}
-	s.waitPlaced(svc, reg.ClusterID, 3)
+	_, svc := s.placedNginx(reg.ClusterID, 3)
 	// The cluster placed #0 and #2 on w1, #1 on w2.
 	st := func(n int, node wire.NodeInfo) wire.InstanceStatus {
 		return wire.InstanceStatus{Key: wire.InstanceKey(svc, n), Status: wire.StatusRunning, NodeID: node.ID, Node: node.Name}

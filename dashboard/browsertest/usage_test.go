@@ -34,10 +34,7 @@ func TestInstanceUsageGraphs(t *testing.T) {
 	s := startStack(t)
 	node := workerNode("n1")
 	reg := s.registerCluster("edge", node)
-	a := s.deployNginx()
-	svc := a.Microservices[0]
-	s.api("POST", "/api/service/"+svc+"/instance", nil, nil)
-	s.waitPlaced(svc, reg.ClusterID, 1)
+	a, svc := s.placedNginx(reg.ClusterID, 1)
 	s.syncCluster(reg, []wire.NodeInfo{node}, wire.InstanceStatus{Key: wire.InstanceKey(svc, 0), Status: wire.StatusRunning,
 		NodeID: node.ID, Node: node.Name, CPUPercent: 12.5, MemoryMB: 48})
 	b := newBrowser(t, s, desktopW, desktopH)
