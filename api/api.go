@@ -337,6 +337,10 @@ type Node struct {
 	// measured by its round-trip probes (absent until measured).
 	Location   string      `json:"location,omitempty" bson:"-"`
 	Coordinate *Coordinate `json:"coordinate,omitempty" bson:"-"`
+	// Mode is "cordoned" (an admin cordoned it: nothing new is placed on
+	// it) or "drained" (cordoned, and its instances move to the cluster's
+	// other nodes); empty: it takes placements.
+	Mode string `json:"mode,omitempty" bson:"-"`
 }
 
 // Coordinate is a network coordinate in the Vivaldi model of Serf and

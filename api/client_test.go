@@ -82,6 +82,8 @@ func (s *fakeRoot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"message":"cluster c1 deleted"}`))
 	case "DELETE /api/clusters/c1/nodes/n 1":
 		w.Write([]byte(`{"message":"node n 1 of cluster c1 deleted"}`))
+	case "POST /api/clusters/c1/nodes/n 1/drain":
+		w.Write([]byte(`{"message":"node n 1 of cluster c1 is drained"}`))
 	case "POST /api/users/":
 		w.WriteHeader(400)
 		w.Write([]byte(`{"error":"username must match ^[a-z]+$","field":"username"}`))
@@ -145,6 +147,9 @@ func TestTypedCalls(t *testing.T) {
 				ExpiresAt: ptr(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)), SingleUse: true, ClusterName: "c1", State: TokenActive}, "secret"}},
 		{"delete cluster", "DELETE /api/clusters/c1", func() (any, error) { return nil, c.DeleteCluster(ctx, "c1") }, nil},
 		{"delete node", "DELETE /api/clusters/c1/nodes/n%201", func() (any, error) { return nil, c.DeleteNode(ctx, "c1", "n 1") }, nil},
+		{"drain node", "POST /api/clusters/c1/nodes/n%201/drain", func() (any, error) {
+			return c.SetNodeMode(ctx, "c1", "n 1", Drain)
+		}, "node n 1 of cluster c1 is drained"},
 		{"delete application", "DELETE /api/application/a1", func() (any, error) { return nil, c.DeleteApplication(ctx, "a1") }, nil},
 	} {
 		got, err := tc.call()

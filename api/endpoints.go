@@ -52,11 +52,32 @@ type Event struct {
 	Message string    `json:"message"`
 }
 
-// Logs is an instance's output as its node last reported it.
+// Logs is an instance's output as its node last reported it: Logs is the
+// text of Lines, one per line.
 type Logs struct {
-	InstanceNumber int    `json:"instance_number"`
-	Status         string `json:"status"`
-	Logs           string `json:"logs"`
+	InstanceNumber int       `json:"instance_number"`
+	Status         string    `json:"status"`
+	Logs           string    `json:"logs"`
+	Lines          []LogLine `json:"lines"`
+}
+
+// LogLine is one line of an instance's output.
+type LogLine struct {
+	// Time is when the node read the line; zero when not known (a
+	// unikernel's console, an older node).
+	Time time.Time `json:"time,omitzero"`
+	// Stream is "stdout", "stderr", or empty when not known.
+	Stream string `json:"stream,omitempty"`
+	Text   string `json:"text"`
+}
+
+// LogQuery selects lines of an instance's output.
+type LogQuery struct {
+	// Tail is how many of the last lines (the root's default, 100, if 0).
+	Tail int
+	// Since keeps only the lines written since then: a duration before
+	// the root's clock ("10m") or an RFC 3339 time; empty: all.
+	Since string
 }
 
 // JoinToken is a cluster join token as GET /api/clusters/tokens lists it,
@@ -300,6 +321,22 @@ func (c *Client) Logs(ctx context.Context, serviceID string, n, lines int) (*Log
 	return getOne[Logs](ctx, c, path)
 }
 
+// LogLines reads the lines of instance n's output that q selects.
+func (c *Client) LogLines(ctx context.Context, serviceID string, n int, q LogQuery) (*Logs, error) {
+	v := url.Values{}
+	if q.Tail != 0 {
+		v.Set("tail", strconv.Itoa(q.Tail))
+	}
+	if q.Since != "" {
+		v.Set("since", q.Since)
+	}
+	path := "/api/service/" + esc(serviceID) + "/instance/" + strconv.Itoa(n) + "/logs"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	return getOne[Logs](ctx, c, path)
+}
+
 // Events reads what happened to instance n, oldest first (see Events).
 func (c *Client) Events(ctx context.Context, serviceID string, n int) (*Events, error) {
 	return getOne[Events](ctx, c, "/api/service/"+esc(serviceID)+"/instance/"+strconv.Itoa(n)+"/events")
@@ -348,4 +385,23 @@ func (c *Client) DeleteCluster(ctx context.Context, idOrName string) error {
 // instances on other nodes.
 func (c *Client) DeleteNode(ctx context.Context, cluster, node string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/clusters/"+esc(cluster)+"/nodes/"+esc(node), nil, nil)
+}
+
+// What an admin may do with a node's placements (SetNodeMode).
+const (
+	// Cordon: nothing new is placed on the node; its instances stay.
+	Cordon = "cordon"
+	// Drain: cordon, and its cluster moves its instances to its other
+	// nodes, one at a time.
+	Drain = "drain"
+	// Uncordon: the node takes placements again.
+	Uncordon = "uncordon"
+)
+
+// SetNodeMode cordons, drains or uncordons a node of a cluster, both by id
+// or name (admins only); it returns the root's message.
+func (c *Client) SetNodeMode(ctx context.Context, cluster, node, action string) (string, error) {
+	var m Message
+	err := c.Do(ctx, http.MethodPost, "/api/clusters/"+esc(cluster)+"/nodes/"+esc(node)+"/"+esc(action), nil, &m)
+	return m.Message, err
 }

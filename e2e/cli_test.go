@@ -272,6 +272,15 @@ func TestCLI(t *testing.T) {
 			out, _, _ := th.run("", "logs", "nginx/nginx")
 			return strings.Contains(out, "listening on"), out
 		})
+		// Each line as the node read it, with its time: --since and -t
+		// through a real node's log writer (issue 23, item 6).
+		past, _, _ := th.run("", "logs", "nginx/nginx", "--since", "10m", "-n", "5", "-t")
+		if l := lineWith(past, "listening on"); len(l) < 20 || !regexp.MustCompile(`^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d`).MatchString(l) {
+			t.Errorf("thicket logs --since 10m -t: the listening line has no time:\n%s", past)
+		}
+		if out, _, _ := th.run("", "logs", "nginx/nginx", "--since", "2000-01-01T00:00:00Z", "-n", "1"); strings.Count(out, "\n") != 1 {
+			t.Errorf("thicket logs -n 1 printed:\n%s", out)
+		}
 		in, _ := s.api.instance(nginxID, 0)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -438,4 +447,14 @@ func TestCLI(t *testing.T) {
 		mustContain(t, "get after logout", th.fails("", "get", "apps"), "not logged in")
 		mustContain(t, "version", th.ok("version"), "thicket ")
 	})
+}
+
+// lineWith is the first line of out that holds s, or "".
+func lineWith(out, s string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
 }

@@ -24,6 +24,7 @@ const (
 	// Node filters, in the order they are applied.
 	failInactive
 	failNotReady
+	failCordoned
 	failNodeList
 	failLabels
 	failVirtualization
@@ -120,12 +121,15 @@ func (r *request) checkCluster(name string) (filter, int) {
 
 // checkNode applies the node filters in order and returns the first that
 // fails, or fitOK.
-func (r *request) checkNode(n *wire.NodeInfo) filter {
+func (r *request) checkNode(n *Node) filter {
 	if !n.Active {
 		return failInactive
 	}
 	if n.NotReady != "" {
 		return failNotReady
+	}
+	if n.Cordoned {
+		return failCordoned
 	}
 	if r.nodeLists != nil && !r.inNodeLists(n.Name) {
 		return failNodeList
@@ -158,7 +162,7 @@ func (r *request) checkNode(n *wire.NodeInfo) filter {
 		}
 	}
 	if len(r.dist) > 0 {
-		f, _, _ := r.checkDistance(n, r.cluster)
+		f, _, _ := r.checkDistance(&n.NodeInfo, r.cluster)
 		return f
 	}
 	return fitOK
@@ -264,7 +268,7 @@ type distFail struct {
 	nearest float64
 }
 
-func (t *tally) add(r *request, n *wire.NodeInfo) {
+func (t *tally) add(r *request, n *Node) {
 	f := r.checkNode(n)
 	t.n[f]++
 	switch f {
@@ -279,7 +283,7 @@ func (t *tally) add(r *request, n *wire.NodeInfo) {
 			t.notReady = n.NotReady
 		}
 	case failLatencyTarget, failNoCoordinate, failLatency, failSite, failNoLocation, failGeo:
-		_, i, v := r.checkDistance(n, r.cluster)
+		_, i, v := r.checkDistance(&n.NodeInfo, r.cluster)
 		if t.dist == nil {
 			t.dist = map[filter]distFail{}
 		}
@@ -310,6 +314,8 @@ func (r *request) nodeReason(f filter, t *tally) string {
 		return "is inactive"
 	case failNotReady:
 		return "is not ready (" + t.notReady + ")"
+	case failCordoned:
+		return "is cordoned"
 	case failNodeList:
 		return "is not in the direct constraint's node list"
 	case failLabels:
@@ -377,7 +383,7 @@ func (r *request) explainNodes(clusterName string, nodes []Node) *NoFitError {
 	var t tally
 	r.cluster = clusterName
 	for i := range nodes {
-		t.add(r, &nodes[i].NodeInfo)
+		t.add(r, &nodes[i])
 	}
 	t.into(r, e.Reasons)
 	return e
@@ -405,7 +411,7 @@ func (r *request) explainClusters(clusters []Cluster) *NoFitError {
 		e.Nodes += len(c.Nodes)
 		r.cluster = c.Name
 		for j := range c.Nodes {
-			t.add(r, &c.Nodes[j].NodeInfo)
+			t.add(r, &c.Nodes[j])
 		}
 	}
 	if e.Nodes > 0 {

@@ -56,6 +56,10 @@ func TestCheckNode(t *testing.T) {
 		{"network not ready", func(n *Node) { n.NotReady = "network: thk0 is owned by another thicket-net" }, nil, failNotReady},
 		{"not ready before capacity", func(n *Node) { n.NotReady = "network: no answer" },
 			func(s *wire.InstanceSpec) { s.Resources.MemoryMB = 1 << 40 }, failNotReady},
+		{"cordoned", func(n *Node) { n.Cordoned = true }, nil, failCordoned},
+		{"cordoned before capacity and constraints", func(n *Node) { n.Cordoned = true; n.Virtualizations = nil },
+			func(s *wire.InstanceSpec) { s.Resources.MemoryMB = 1 << 40 }, failCordoned},
+		{"inactive before cordoned", func(n *Node) { n.Cordoned = true; n.Active = false }, nil, failInactive},
 
 		{"virtualization missing", nil, func(s *wire.InstanceSpec) { s.Virtualization = "unikernel" }, failVirtualization},
 		{"virtualization among several", func(n *Node) { n.Virtualizations = []string{"container", "wasm", "unikernel"} },
@@ -127,7 +131,7 @@ func TestCheckNode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := r.checkNode(&n.NodeInfo); got != tt.want {
+			if got := r.checkNode(&n); got != tt.want {
 				t.Errorf("checkNode = %d, want %d", got, tt.want)
 			}
 			// PickNode over the single node agrees.

@@ -76,7 +76,7 @@ func (r *request) bestNode(nodes []Node) (int, float64) {
 	var bestScore float64
 	for i := range nodes {
 		n := &nodes[i].NodeInfo
-		if r.checkNode(n) != fitOK {
+		if r.checkNode(&nodes[i]) != fitOK {
 			continue
 		}
 		s := score(n, r.need)

@@ -46,6 +46,9 @@ type Node struct {
 	// "<application name>/<microservice name>": the targets of latency
 	// constraints that name a service.
 	Services []string
+	// Cordoned: an admin cordoned (or is draining) the node; nothing new is
+	// placed on it, and what runs there stays (or is moved by the drain).
+	Cordoned bool
 }
 
 // Cluster groups nodes, as the root sees them.

@@ -65,6 +65,20 @@ func TestPickCluster(t *testing.T) {
 			}()}},
 			wantReasons: map[string]int{"has no node that fits": 1},
 			wantNodes:   map[string]int{"is not ready (network: thk0 already holds 10.64.9.1/24)": 1}},
+		{name: "a cordoned node is passed over, even the emptiest",
+			clusters: []Cluster{{ID: "c1", Name: "edge", Active: true, Nodes: func() []Node {
+				n1, n2 := mkNode("n1", 4000, 8192, 0, 0), mkNode("n2", 4000, 8192, 3000, 4096)
+				n1.Cordoned = true
+				return []Node{n1, n2}
+			}()}}, want: "c1/n2"},
+		{name: "only cordoned nodes",
+			clusters: []Cluster{{ID: "c1", Name: "edge", Active: true, Nodes: func() []Node {
+				n1, n2 := mkNode("n1", 4000, 8192, 0, 0), mkNode("n2", 4000, 8192, 0, 0)
+				n1.Cordoned, n2.Cordoned = true, true
+				return []Node{n1, n2}
+			}()}},
+			wantReasons: map[string]int{"has no node that fits": 1},
+			wantNodes:   map[string]int{"is cordoned": 2}},
 		{name: "empty cluster",
 			clusters:    []Cluster{{ID: "c1", Name: "edge", Active: true}},
 			wantReasons: map[string]int{"has no nodes": 1}},

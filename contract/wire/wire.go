@@ -49,6 +49,11 @@ import (
 // no location, no probe responder.
 // So did ServiceRoute.Tenant, AllowUsers and AllowServices: without Tenant a
 // service's instances are not isolated (as before).
+// So did ClusterDesired.CordonedNodes and DrainedNodes: their absence means
+// every node takes placements.
+// InstanceStatus.Logs became timestamped records (logline.go) within v1: a
+// later root reads an earlier node's plain lines as text without a time, an
+// earlier root shows the records as they are.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -336,7 +341,9 @@ type InstanceStatus struct {
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	CPUPercent float64   `json:"cpu_percent,omitempty"`
 	MemoryMB   int64     `json:"memory_mb,omitempty"`
-	// Logs is the tail of the instance's output (bounded by the node).
+	// Logs is the tail of the instance's output (bounded by the node): one
+	// timestamped record per line, stdout and stderr marked (logline.go;
+	// older nodes sent plain lines, which ParseLog still reads as text).
 	Logs string `json:"logs,omitempty"`
 	// JobsVersion is the JobGrant version the instance has applied (the
 	// node's acknowledgement; 0: none). Jobs is the set of that grant, as
@@ -778,6 +785,14 @@ type ClusterDesired struct {
 	// cluster admits nodes by them besides its own file token. Absent:
 	// none (a revoked token is one that is no longer listed).
 	NodeTokens []NodeToken `json:"node_tokens,omitempty"`
+	// CordonedNodes are the ids of the cluster's nodes an admin cordoned:
+	// nothing new is placed on them; what runs there stays. DrainedNodes
+	// are those an admin drains (cordoned too): the cluster moves their
+	// instances to its other nodes, one at a time, each only when another
+	// node has room. Full sets and deltas alike carry them all. Came later
+	// within v1: an earlier cluster ignores them (it places as before).
+	CordonedNodes []string `json:"cordoned_nodes,omitempty"`
+	DrainedNodes  []string `json:"drained_nodes,omitempty"`
 }
 
 // NamesService reports whether a spec has a latency constraint whose target

@@ -365,7 +365,7 @@ var messages = []any{
 	ClusterDesired{Version: Version, Generation: 9, Epoch: "e1", Delta: true, Instances: []InstanceSpec{fullSpec},
 		Removed: []string{"web.1"}, NetworkUnchanged: true, SyncIntervalMS: 2000, Block: "10.64.0.0/16",
 		Blocks: []string{"10.64.0.0/16", "10.65.0.0/16"}, Network: fullOverlay, DeletedNodes: []string{"n9"},
-		NodeTokens: []NodeToken{fullNodeToken}},
+		NodeTokens: []NodeToken{fullNodeToken}, CordonedNodes: []string{"n7"}, DrainedNodes: []string{"n8"}},
 }
 
 // unset returns the paths of the fields of v that hold their zero value,

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/input"
@@ -435,6 +436,16 @@ func (b *Browser) Reload() {
 	}))
 	b.waitNewDocument("page reloaded")
 	b.WaitJS("the dashboard's script ran", booted)
+}
+
+// DownloadTo lets the page download files, into dir.
+func (b *Browser) DownloadTo(dir string) {
+	b.t.Helper()
+	b.Do("allow downloads", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+		return err
+	}))
 }
 
 // Login logs in through the form and waits for the applications page.

@@ -1,21 +1,16 @@
 package browsertest
 
 import (
-	"net/http"
-	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 // TestNodeLabels: a node's labels, as its cluster reports them, are on
 // its page; a label the root refuses is not.
 func TestNodeLabels(t *testing.T) {
 	s := startStack(t)
-	cam, bad := fakeNode("cam"), fakeNode("bad")
+	cam, bad := workerNode("cam"), workerNode("bad")
 	cam.Labels, bad.Labels = map[string]string{"zone": "north", "camera": "yes"}, map[string]string{"no space": "x"}
-	clusterID := s.fakeCluster("edge", cam, bad)
+	clusterID := s.registerCluster("edge", cam, bad).ClusterID
 	b := newBrowser(t, s, desktopW, desktopH)
 	b.Login("Admin", adminPassword)
 	b.Open("#/infra/" + clusterID + "/cam-id")
@@ -28,26 +23,4 @@ func TestNodeLabels(t *testing.T) {
 	if got, err := b.Eval(`document.querySelector(".node-labels").textContent`); err != nil || got != `""` {
 		t.Errorf("labels of the node whose labels were refused: %q, %v", got, err)
 	}
-}
-
-// fakeNode is an active amd64 container node called name (id name-id).
-func fakeNode(name string) wire.NodeInfo {
-	return wire.NodeInfo{ID: name + "-id", Name: name, Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-		Capacity: wire.Resources{MilliCPU: 2000, MemoryMB: 2048}}
-}
-
-// fakeCluster registers a cluster called name with the default join token
-// and reports its nodes as a cluster does; it returns the cluster's id.
-func (s *stack) fakeCluster(name string, nodes ...wire.NodeInfo) string {
-	s.t.Helper()
-	join := strings.TrimSpace(readFile(s.t, filepath.Join(s.dataDir, "cluster-join-token")))
-	var reg wire.ClusterRegisterResponse
-	if code := s.apiWith(join, "POST", "/api/cluster/register", wire.ClusterRegisterRequest{Version: wire.Version, Name: name}, &reg); code != http.StatusOK {
-		s.t.Fatalf("register a cluster: %d", code)
-	}
-	sync := wire.ClusterSync{Version: wire.Version, Delta: true, Nodes: nodes}
-	if code := s.apiWith(reg.Credential, "POST", "/api/cluster/sync", sync, nil); code != http.StatusOK {
-		s.t.Fatalf("sync: %d", code)
-	}
-	return reg.ClusterID
 }

@@ -11,7 +11,7 @@ import (
 // longer lists it, and the root no longer knows it.
 func TestDeleteNode(t *testing.T) {
 	s := startStack(t)
-	clusterID := s.fakeCluster("edge", fakeNode("keep"), fakeNode("doomed"))
+	clusterID := s.registerCluster("edge", workerNode("keep"), workerNode("doomed")).ClusterID
 	b := newBrowser(t, s, desktopW, desktopH)
 	b.Login("Admin", adminPassword)
 	b.Open("#/infra/" + clusterID + "/doomed-id")

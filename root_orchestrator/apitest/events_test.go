@@ -2,7 +2,6 @@ package apitest
 
 import (
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,24 +15,9 @@ import (
 // (the request), ignores what a cluster tells of instances that are not
 // its own, and answers them oldest first (issue 23, item 1).
 func TestInstanceEvents(t *testing.T) {
-	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=events-admin-password"})
-	admin := r.login("Admin", "events-admin-password").Token
-	join := strings.TrimSpace(readFile(t, filepath.Join(r.DataDir, "cluster-join-token")))
-	var reg wire.ClusterRegisterResponse
-	r.must("POST", "/api/cluster/register", join, wire.ClusterRegisterRequest{Version: wire.Version, Name: "edge-e",
-		Location: "lab", Address: "192.0.2.20", Port: 10100}, &reg)
-	node := wire.NodeInfo{ID: "n1", Name: "n1", Arch: "amd64", Virtualizations: []string{"container"}, Active: true,
-		Capacity: wire.Resources{MilliCPU: 4000, MemoryMB: 4096}}
-	sync := func(evs ...wire.Event) {
-		r.must("POST", "/api/cluster/sync", reg.Credential, wire.ClusterSync{Version: wire.Version, Nodes: []wire.NodeInfo{node}, Events: evs}, nil)
-	}
-	sync()
-	app := r.createApp(admin, testSLA("evapp"), "evapp")
-	svc := app.Microservices[0]
-	r.must("POST", "/api/service/"+svc+"/instance", admin, nil, nil)
-	r.waitService(admin, svc, "assigned to the cluster", func(s api.Service) bool {
-		return len(s.InstanceList) == 1 && s.InstanceList[0].ClusterID == reg.ClusterID
-	})
+	p := placeOne(t, "evapp")
+	r, admin, svc := p.r, p.admin, p.svc
+	sync := func(evs ...wire.Event) { p.sync(nil, evs...) }
 	key := wire.InstanceKey(svc, 0)
 	t0 := time.Now().UTC()
 	sync(
@@ -47,7 +31,7 @@ func TestInstanceEvents(t *testing.T) {
 	for _, ev := range got.Events {
 		lines = append(lines, ev.Source+": "+ev.Message)
 	}
-	want := []string{"root: requested by Admin", "cluster edge-e: placed on node n1", "node n1 (cluster edge-e): started"}
+	want := []string{"root: requested by Admin", "cluster edge-evapp: placed on node n1", "node n1 (cluster edge-evapp): started"}
 	if got.InstanceNumber != 0 || strings.Join(lines, "|") != strings.Join(want, "|") {
 		t.Errorf("events: %q, want %q", lines, want)
 	}

@@ -44,6 +44,7 @@ type CLI struct {
 	Logs      LogsCmd      `cmd:"" help:"Print (or follow) the output of an instance."`
 	Events    EventsCmd    `cmd:"" help:"Print what happened to a service's instances (placed, started, exited, restarting, node lost, ...)."`
 	Delete    DeleteCmd    `cmd:"" help:"Delete an application (with its services) or a service."`
+	Node      NodeCmd      `cmd:"" help:"Cordon, drain or uncordon a node of a cluster (admins)."`
 	Status    StatusCmd    `cmd:"" help:"Show the server's health, the session and a summary of what runs."`
 	Token     TokenCmd     `cmd:"" aliases:"tokens" help:"List, create and revoke cluster join tokens (admins)."`
 	Jobs      JobsCmd      `cmd:"" help:"Show and change a service's job list, shared among its instances."`

@@ -12,20 +12,26 @@ import (
 
 // LogsCmd is `thicket logs SERVICE [INSTANCE#]`.
 type LogsCmd struct {
-	Service  string        `arg:"" help:"Service id, app/service or unique service name."`
-	Instance string        `arg:"" optional:"" name:"instance" help:"Instance number (default: the lowest)."`
-	Follow   bool          `short:"f" help:"Keep printing new lines until Ctrl-C or the instance is removed."`
-	Tail     int           `short:"n" default:"100" help:"Lines of the past to print first."`
-	Interval time.Duration `default:"1s" hidden:"" help:"How often -f polls."`
+	Service    string        `arg:"" help:"Service id, app/service or unique service name."`
+	Instance   string        `arg:"" optional:"" name:"instance" help:"Instance number (default: the lowest)."`
+	Follow     bool          `short:"f" help:"Keep printing new lines until Ctrl-C or the instance is removed."`
+	Tail       int           `short:"n" default:"100" help:"Lines of the past to print first."`
+	Since      string        `help:"Only lines written since then: a duration (10m, 1h30m) or an RFC 3339 time."`
+	Timestamps bool          `short:"t" help:"Print each line's time (as the node read it) before it."`
+	Interval   time.Duration `default:"1s" hidden:"" help:"How often -f polls."`
 }
 
 // followWindow is how many lines -f reads per poll to find where it left off.
 const followWindow = 1000
 
-// Run prints the instance's output.
+// Run prints the instance's output: stdout lines on stdout, stderr lines on
+// stderr.
 func (c *LogsCmd) Run(e *Env) error {
 	if c.Tail < 1 {
 		return usagef("--tail must be at least 1")
+	}
+	if err := checkSince(c.Since); err != nil {
+		return err
 	}
 	n, err := instanceArg(c.Instance)
 	if err != nil {
@@ -45,27 +51,25 @@ func (c *LogsCmd) Run(e *Env) error {
 			n = min(n, in.InstanceNumber)
 		}
 	}
-	l, err := cl.Logs(e.Ctx, svc.MicroserviceID, n, c.Tail)
+	l, err := cl.LogLines(e.Ctx, svc.MicroserviceID, n, api.LogQuery{Tail: c.Tail, Since: c.Since})
 	if api.IsNotFound(err) {
 		return fmt.Errorf("%s has no instance #%d", label, n)
 	}
 	if err != nil {
 		return err
 	}
-	shown := logtail.Lines(l.Logs)
-	for _, line := range shown {
-		fmt.Fprintln(e.Out, line)
-	}
+	c.print(e, l.Lines)
 	if !c.Follow {
 		return nil
 	}
+	shown := logtail.Keys(l.Lines)
 	for {
 		select {
 		case <-e.Ctx.Done():
 			return nil
 		case <-time.After(c.Interval):
 		}
-		l, err := cl.Logs(e.Ctx, svc.MicroserviceID, n, followWindow)
+		l, err := cl.LogLines(e.Ctx, svc.MicroserviceID, n, api.LogQuery{Tail: followWindow})
 		switch {
 		case e.Ctx.Err() != nil:
 			return nil
@@ -75,12 +79,44 @@ func (c *LogsCmd) Run(e *Env) error {
 		case err != nil:
 			return err
 		}
-		cur := logtail.Lines(l.Logs)
-		for _, line := range logtail.New(shown, cur) {
-			fmt.Fprintln(e.Out, line)
-		}
+		cur := logtail.Keys(l.Lines)
+		c.print(e, l.Lines[len(l.Lines)-len(logtail.New(shown, cur)):])
 		shown = cur
 	}
+}
+
+// print writes lines, each to the stream it was written to (stdout when
+// not known), with its time under --timestamps.
+func (c *LogsCmd) print(e *Env, lines []api.LogLine) {
+	for _, l := range lines {
+		w := e.Out
+		if l.Stream == "stderr" {
+			w = e.Err
+		}
+		if c.Timestamps {
+			ts := "-"
+			if !l.Time.IsZero() {
+				ts = l.Time.UTC().Format(time.RFC3339Nano)
+			}
+			fmt.Fprintln(w, ts, l.Text)
+		} else {
+			fmt.Fprintln(w, l.Text)
+		}
+	}
+}
+
+// checkSince refuses a --since the root would refuse, before asking it.
+func checkSince(s string) error {
+	if s == "" {
+		return nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return nil
+	}
+	if _, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return nil
+	}
+	return usagef("--since %q is neither a duration (10m, 1h30m) nor an RFC 3339 time (2026-01-02T15:04:05Z)", s)
 }
 
 // instanceArg is an optional instance number argument: -1 when not given.

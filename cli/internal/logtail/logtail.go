@@ -3,15 +3,20 @@
 // `thicket logs -f` prints on each poll.
 package logtail
 
-import "strings"
+import (
+	"time"
 
-// Lines splits a log into its lines, without the final newline.
-func Lines(s string) []string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return nil
+	"github.com/thicket-edge/thicket/api"
+)
+
+// Keys are the lines as New compares them: text with time and stream, so
+// that a line repeated later is not taken for the earlier one.
+func Keys(lines []api.LogLine) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l.Time.Format(time.RFC3339Nano) + " " + l.Stream + " " + l.Text
 	}
-	return strings.Split(s, "\n")
+	return out
 }
 
 // New returns the lines of cur that were not in prev: cur's lines after the

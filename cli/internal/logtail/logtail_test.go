@@ -3,20 +3,17 @@ package logtail
 import (
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/thicket-edge/thicket/api"
 )
 
-func TestLines(t *testing.T) {
-	for in, want := range map[string][]string{
-		"":         nil,
-		"\n":       nil,
-		"a":        {"a"},
-		"a\nb\n":   {"a", "b"},
-		"a\n\nb":   {"a", "", "b"},
-		"a\nb\n\n": {"a", "b"},
-	} {
-		if got := Lines(in); !reflect.DeepEqual(got, want) {
-			t.Errorf("Lines(%q) = %q, want %q", in, got, want)
-		}
+func TestKeys(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	k := Keys([]api.LogLine{{Time: t0, Stream: "stdout", Text: "GET /"}, {Time: t0.Add(time.Second), Stream: "stdout", Text: "GET /"},
+		{Time: t0.Add(time.Second), Stream: "stderr", Text: "GET /"}, {Text: "GET /"}})
+	if k[0] == k[1] || k[1] == k[2] || k[2] == k[3] {
+		t.Errorf("the same text at other times or on other streams has the same key: %q", k)
 	}
 }
 

@@ -196,6 +196,14 @@ type Manager struct {
 	// deletedAt: when this manager deleted each of them (a copy there
 	// may run its jobs for a lease after).
 	deletedAt map[string]time.Time
+
+	// cordoned, drained: the nodes an admin cordoned or drains, as the
+	// root last listed them (cordon.go; drained ones are in cordoned too).
+	// drainMoving: per drained node, the instance moved last, until it
+	// runs elsewhere; drainBlocked: why an instance could not move yet.
+	cordoned, drained map[string]bool
+	drainMoving       map[string]string
+	drainBlocked      map[string]string
 }
 
 // lazyWrites is how long status-only changes may wait to be written.
@@ -254,6 +262,7 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 		nodes: map[string]*node{}, byName: map[string]string{},
 		instances: map[string]*state.Instance{}, dirtyInst: map[string]bool{}, dirtyNode: map[string]bool{},
 		held: map[string]bool{}, removedFrom: map[string]map[string]int64{}, pendingOn: map[string]bool{}, deletedAt: map[string]time.Time{},
+		drainMoving: map[string]string{}, drainBlocked: map[string]string{},
 		gen: time.Now().UnixNano(), netDirty: true,
 	}
 	nodes, err := st.Nodes(ctx)
@@ -531,6 +540,7 @@ func (m *Manager) upsert(sp wire.InstanceSpec) bool {
 // was there. Caller holds mu.
 func (m *Manager) remove(k string) bool {
 	delete(m.held, k)
+	delete(m.drainBlocked, k)
 	in, ok := m.instances[k]
 	if !ok {
 		return false
@@ -838,6 +848,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		}
 	}
 	m.replaceUnknown(now)
+	m.drain()
 	m.place()
 	m.stepJobs(now)
 	ledgers := m.takeDirtyLedgers()
@@ -1046,7 +1057,7 @@ func (m *Manager) snapshot(withServices bool) []scheduler.Node {
 		if info.Location == "" {
 			info.Location = m.cfg.Location // geo constraints: a node is where its cluster is
 		}
-		out = append(out, scheduler.Node{NodeInfo: info, Services: services[n.ID]})
+		out = append(out, scheduler.Node{NodeInfo: info, Services: services[n.ID], Cordoned: m.cordoned[n.ID]})
 	}
 	return out
 }

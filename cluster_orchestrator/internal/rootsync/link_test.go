@@ -201,6 +201,14 @@ func (c *fakeCluster) SetNetwork(clusterID string, blocks []string, n wire.Netwo
 
 func (c *fakeCluster) TakeEvents() []wire.Event { return nil }
 
+func (c *fakeCluster) SetNodeModes(cordoned, drained []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(cordoned)+len(drained) > 0 {
+		c.calls = append(c.calls, "cordoned "+strings.Join(cordoned, ",")+" drained "+strings.Join(drained, ","))
+	}
+}
+
 func (c *fakeCluster) DeleteNodes(_ context.Context, ids []string) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -493,6 +501,9 @@ func TestWatch(t *testing.T) {
 		{"the nodes an admin deleted come before the set", wire.ClusterDesired{Epoch: "F", Generation: 3, Delta: true, Instances: []wire.InstanceSpec{spec("y")}, NetworkUnchanged: true,
 			Blocks: []string{"10.64.0.0/18", "10.64.64.0/18"}, DeletedNodes: []string{"n2", "n3"}},
 			"epoch=F&after=2", []string{"deleted n2,n3", "update y -"}},
+		{"the nodes an admin cordoned and drains come before the set", wire.ClusterDesired{Epoch: "F", Generation: 4, Delta: true, Instances: []wire.InstanceSpec{spec("w")}, NetworkUnchanged: true,
+			Blocks: []string{"10.64.0.0/18", "10.64.64.0/18"}, CordonedNodes: []string{"n1"}, DrainedNodes: []string{"n4"}},
+			"epoch=F&after=3", []string{"cordoned n1 drained n4", "update w -"}},
 	} {
 		root.answers <- step.answer
 		// The watch loop is sequential: once the next watch is in, this

@@ -16,7 +16,7 @@ const (
 	// workload that prints all the time does not ride every sync.
 	logsEvery = 5 * time.Second
 	// syncBudget bounds the instance statuses of one delta sync, in bytes of
-	// their text (a log tail is up to 4 KiB): whatever the workloads print,
+	// their text (a log tail is up to 8 KiB): whatever the workloads print,
 	// a sync stays far below the root's body limit. What does not fit goes
 	// in the next sync, at once; changes of state go before log tails, log
 	// tails before usage figures.

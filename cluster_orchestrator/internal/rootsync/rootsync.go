@@ -61,6 +61,9 @@ type Cluster interface {
 	TakeEvents() []wire.Event
 	// DeleteNodes takes the root's list of the nodes an admin deleted.
 	DeleteNodes(ctx context.Context, ids []string) (int, error)
+	// SetNodeModes takes the root's lists of the nodes an admin cordoned
+	// and of those it drains.
+	SetNodeModes(cordoned, drained []string)
 }
 
 // maxPendingEvents bounds the events waiting for the root: while it is
@@ -255,6 +258,7 @@ func (l *Link) watch(ctx context.Context) {
 				l.log.Warn("take the root's node join tokens", "err", err)
 			}
 		}
+		l.c.SetNodeModes(ans.CordonedNodes, ans.DrainedNodes)
 		specs, network, _ := d.apply(ans)
 		switch {
 		case !delta:

@@ -11,6 +11,7 @@ import * as appsPage from './pages/apps.js';
 import * as servicesPage from './pages/services.js';
 import * as infraPage from './pages/infra.js';
 import * as nodePage from './pages/node.js';
+import * as topologyPage from './pages/topology.js';
 import * as usersPage from './pages/users.js';
 import * as tokensPage from './pages/tokens.js';
 import * as nodeTokensPage from './pages/nodetokens.js';
@@ -24,6 +25,7 @@ const routes = [
   { re: /^\/apps$/, page: appsPage, nav: 'apps' },
   { re: /^\/apps\/([^/]+)$/, page: servicesPage, nav: 'apps', params: ['appId'] },
   { re: /^\/infra$/, page: infraPage, nav: 'infra' },
+  { re: /^\/topology$/, page: topologyPage, nav: 'infra' },
   { re: /^\/infra\/([^/]+)\/([^/]+)$/, page: nodePage, nav: 'infra', params: ['clusterId', 'nodeId'] },
   { re: /^\/users$/, page: usersPage, nav: 'users', admin: true },
   { re: /^\/tokens$/, page: tokensPage, nav: 'tokens', admin: true },

@@ -82,6 +82,8 @@ const STATUS_TONE = {
   UNKNOWN: 'warn',
   DEGRADED: 'warn',
   BACKOFF: 'warn', // a restart is pending: not final
+  CORDONED: 'warn', // a node that takes no new instances
+  DRAINED: 'warn',
 };
 
 /** badge shows an instance or service status with a colour and a dot. */

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -79,6 +80,14 @@ func main() {
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+	}
+	if len(os.Args) == 3 && os.Args[1] == containerd.LogWriterArg {
+		// Started by containerd's shim to write a container's output.
+		if err := containerd.RunLogWriter(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	var c cli
 	kong.Parse(&c, kong.Description("Thicket node engine: runs a cluster's instances on this machine. "+

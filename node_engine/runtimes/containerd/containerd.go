@@ -115,6 +115,10 @@ type Config struct {
 	// seccomp profile, every default capability, no pids limit): only for
 	// the benchmark that measures what the sandbox costs.
 	NoSandbox bool
+	// LogWriter is the program the containerd shim starts for each task
+	// to write its output to its log file, with the arguments LogWriterArg
+	// and the file (RunLogWriter); this program (os.Executable) if empty.
+	LogWriter string
 }
 
 // IDRange is a range of host user and group IDs.
@@ -202,6 +206,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.Snapshotter == "" {
 		cfg.Snapshotter = containerd.DefaultSnapshotter
+	}
+	if cfg.LogWriter == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("containerd runtime: the log writer: %w", err)
+		}
+		cfg.LogWriter = exe
 	}
 	logDir := filepath.Join(cfg.StateDir, "logs")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {

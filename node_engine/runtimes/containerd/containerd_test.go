@@ -41,6 +41,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == ctrd.LogWriterArg { // the shim runs this binary as log writer
+		if err := ctrd.RunLogWriter(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -188,6 +195,15 @@ func httpGet(t *testing.T, url string) string {
 	}
 	t.Fatalf("GET %s: %v", url, lastErr)
 	return ""
+}
+
+// logText is the text of a log's records, one line each.
+func logText(logs string) string {
+	var b strings.Builder
+	for _, l := range wire.ParseLog(logs) {
+		b.WriteString(l.Text + "\n")
+	}
+	return b.String()
 }
 
 // waitLogs waits until the instance's output holds want n times: the shim

@@ -24,6 +24,7 @@ func TestLogsKeepLastWords(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sp := spec("die.0", testharness.FreePort(t), "die", "1", "3")
+	begin := time.Now()
 	const runs = 5
 	for i := 0; i < runs; i++ {
 		if err := rt.Start(ctx, sp); err != nil {
@@ -47,6 +48,18 @@ func TestLogsKeepLastWords(t *testing.T) {
 	}
 	if s, f := strings.Count(logs, "starting"), strings.Count(logs, "fatal"); s != runs || f != runs {
 		t.Errorf("after %d runs the log has %d \"starting\" and %d \"fatal\" lines, want %d of each:\n%s", runs, s, f, runs, logs)
+	}
+	// Each line is a record: when it was written, and on which stream
+	// (issue 23, item 6).
+	lines := wire.ParseLog(logs)
+	for _, l := range lines {
+		want := map[string]string{"starting": wire.StreamStdout, "fatal": wire.StreamStderr}[l.Text]
+		if l.Stream != want || l.Time.Before(begin) || l.Time.After(time.Now()) {
+			t.Errorf("line %+v: want stream %q and a time since %s", l, want, begin.Format(time.RFC3339Nano))
+		}
+	}
+	if len(lines) != 2*runs {
+		t.Errorf("the log parses into %d lines, want %d:\n%s", len(lines), 2*runs, logs)
 	}
 }
 
@@ -74,15 +87,17 @@ func TestLogsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) == 0 || b[0] == 0 || !strings.HasPrefix(string(b), "chatty ") && !strings.Contains(string(b[:min(len(b), 5000)]), "\nchatty ") {
-		t.Errorf("after rotation the live log starts %q", b[:min(len(b), 40)])
+	// The writer writes whole records: the emptied file starts with one.
+	if live := wire.ParseLog(string(b)); len(b) == 0 || b[0] == 0 || len(live) == 0 ||
+		live[0].Stream != wire.StreamStdout || !strings.HasPrefix(live[0].Text, "chatty ") {
+		t.Errorf("after rotation the live log starts %q", b[:min(len(b), 80)])
 	}
 	if prev, err := os.Stat(file + ".1"); err != nil || prev.Size() > max+int64(runtimes.LogTrimEvery/time.Second+1)*40<<10 {
 		// at most the bound and what is written until the next look
 		t.Errorf("rotated part: %v, %v", prev, err)
 	}
 	tail, err := rt.Logs(ctx, sp.Key, 300<<10)
-	if err != nil || !strings.HasPrefix(tail, "chatty ") || !strings.HasSuffix(tail, "\n") {
+	if ls := wire.ParseLog(tail); err != nil || len(ls) == 0 || !strings.HasPrefix(ls[0].Text, "chatty ") || ls[0].Time.IsZero() || !strings.HasSuffix(tail, "\n") {
 		t.Errorf("Logs across the parts: %d bytes starting %q, %v", len(tail), tail[:min(len(tail), 20)], err)
 	}
 	if err := rt.Remove(ctx, sp.Key); err != nil {

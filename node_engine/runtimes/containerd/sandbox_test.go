@@ -34,6 +34,7 @@ func probeLines(t *testing.T, rt *ctrd.Runtime, key string, sec *wire.Security) 
 		t.Fatal(err)
 	}
 	out := map[string]string{}
+	logs = logText(logs)
 	for _, l := range strings.Split(logs, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(l, "probe "), ": "); ok && strings.HasPrefix(l, "probe ") {
 			out[k] = v

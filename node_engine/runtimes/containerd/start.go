@@ -297,7 +297,11 @@ func (r *Runtime) startTask(ctx context.Context, c containerd.Container, spec wi
 				return fmt.Errorf("task %s: %w", id, err)
 			}
 		}
-		task, err = c.NewTask(ctx, cio.LogFile(logPath))
+		uri, err := logURI(r.cfg.LogWriter, logPath)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", id, err)
+		}
+		task, err = c.NewTask(ctx, cio.LogURI(uri))
 		if err != nil {
 			r.recordFailure(c, err)
 			return fmt.Errorf("create task %s: %w", id, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
@@ -86,11 +87,17 @@ func RunChild() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	rec, err := RunModule(ctx, cfg, os.Stdout, os.Stderr, func() {
+	// The module's output as the instance's log records: timestamped
+	// lines, streams marked (wire.ParseLog), as containers' log writer
+	// writes them.
+	out := runtimes.NewLogRecords(os.Stdout)
+	stdout, stderr := out.Stream(wire.StreamStdout), out.Stream(wire.StreamStderr)
+	rec, err := RunModule(ctx, cfg, stdout, stderr, func() {
 		fmt.Fprintln(ready, "ok")
 		ready.Close()
 		ready = nil
 	})
+	_, _ = stdout.Close(), stderr.Close() // their unfinished last lines
 	if err != nil {
 		return fail(err)
 	}

@@ -238,6 +238,11 @@ func TestRun(t *testing.T) {
 					t.Errorf("logs lack %q:\n%s", want, logs)
 				}
 			}
+			for _, l := range wire.ParseLog(logs) { // timestamped records, streams marked
+				if l.Time.Before(t0) || l.Stream != wire.StreamStdout && l.Stream != wire.StreamStderr {
+					t.Errorf("log line %+v is not a record written since %s", l, t0)
+				}
+			}
 			if !tc.noGreets && !strings.Contains(logs, "hello from wasm") {
 				t.Errorf("logs lack the greeting:\n%s", logs)
 			}

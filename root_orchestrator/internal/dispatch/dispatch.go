@@ -167,7 +167,7 @@ func (d *Dispatcher) placeBatch(pending []state.Pending) error {
 			if n.Location == "" {
 				n.Location = c.Location // geo constraints: a node is where its cluster is
 			}
-			nodes[i] = scheduler.Node{NodeInfo: n}
+			nodes[i] = scheduler.Node{NodeInfo: n, Cordoned: c.NodeMode(n.ID) != state.Schedulable}
 			if withServices && n.Coordinate != nil { // only measured nodes can be latency targets
 				if services == nil {
 					services = sn.NodeServices(c.ID)

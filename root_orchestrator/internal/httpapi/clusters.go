@@ -8,7 +8,6 @@ import (
 	"hash/fnv"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -139,6 +138,7 @@ func (s *Server) syncCluster(c echo.Context) error {
 		s.log.Info("cluster back", "cluster", cl.Name)
 	}
 	s.takeEvents(cl, req.Events)
+	s.takeUsage(cl, &req)
 	if req.Delta {
 		// A cluster back from lost sends everything at once: which of its
 		// copies survive is decided on its full report.
@@ -168,6 +168,7 @@ func (s *Server) fullDesired(sn *state.Snapshot, clusterID string) wire.ClusterD
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	out.DeletedNodes = deletedNodes(sn, clusterID)
 	out.NodeTokens = state.WireNodeTokens(sn.Cluster(clusterID))
+	out.CordonedNodes, out.DrainedNodes = nodeModes(sn, clusterID)
 	out.Generation = fingerprint(out)
 	return out
 }
@@ -232,6 +233,7 @@ func (s *Server) deltaAnswer(sn *state.Snapshot, clusterID string, d state.Desir
 	out.Block, out.Blocks = blocks(sn, clusterID)
 	out.DeletedNodes = deletedNodes(sn, clusterID)
 	out.NodeTokens = state.WireNodeTokens(sn.Cluster(clusterID))
+	out.CordonedNodes, out.DrainedNodes = nodeModes(sn, clusterID)
 	if d.NetworkChanged {
 		peers, table := s.network(sn)
 		out.Network = state.ClusterNetwork(clusterID, peers, table)
@@ -353,20 +355,19 @@ func (s *Server) deleteCluster(c echo.Context) error {
 }
 
 // instanceLogs answers the last lines of an instance's output, as its node
-// last reported them: ?lines=N (default 100).
+// last reported them (logs.go).
 func (s *Server) instanceLogs(c echo.Context) error {
-	lines := 100
-	if q := c.QueryParam("lines"); q != "" {
-		var err error
-		if lines, err = strconv.Atoi(q); err != nil || lines < 1 {
-			return errBadRequest("lines must be a positive integer", "lines")
-		}
+	q, err := parseLogQuery(c.QueryParams(), time.Now())
+	if err != nil {
+		return err
 	}
 	svc, in, err := s.ownedInstance(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"instance_number": in.Number, "status": restInstance(svc, in).Status, "logs": lastLines(in.Logs, lines)})
+	lines := q.pick(wire.ParseLog(in.Logs))
+	return c.JSON(http.StatusOK, api.Logs{InstanceNumber: in.Number, Status: restInstance(svc, in).Status,
+		Logs: joinText(lines), Lines: restLogLines(lines)})
 }
 
 // ownedInstance is the instance named by the path (:id, :n), of a service
@@ -422,20 +423,4 @@ func (s *Server) instanceEvents(c echo.Context) error {
 		out.Events[i] = api.Event{Time: ev.Time, Source: ev.Source, Message: ev.Message}
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-func lastLines(s string, n int) string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return ""
-	}
-	i := len(s)
-	for range n {
-		j := strings.LastIndexByte(s[:i], '\n')
-		if j < 0 {
-			return s + "\n"
-		}
-		i = j
-	}
-	return s[i+1:] + "\n"
 }

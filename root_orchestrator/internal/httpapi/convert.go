@@ -91,7 +91,7 @@ func restInstance(svc *state.Service, in *state.Instance) api.Instance {
 		Implementation: in.Implementation, ImplementationChoice: choice,
 		InstanceNumber: in.Number, Status: status, StatusDetail: in.Detail, RestartAt: restartAt,
 		ClusterID: in.ClusterID, ClusterLocation: in.ClusterLocation, WorkerID: in.NodeID,
-		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: in.Logs,
+		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: logText(in.Logs),
 		CPUPercent: percent(in.CPUPercent), MemoryPercent: percent(mem), Disk: "0",
 		InstanceIP: in.InstanceIP, NodeName: in.NodeName, Restarts: in.Restarts,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
@@ -162,7 +162,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
 			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
 			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address, Labels: n.Labels,
-			Location: cmp.Or(n.Location, c.Location), Coordinate: restCoordinate(n.Coordinate),
+			Location: cmp.Or(n.Location, c.Location), Coordinate: restCoordinate(n.Coordinate), Mode: string(c.NodeMode(n.ID)),
 		})
 		if !n.Active || !c.Active {
 			continue

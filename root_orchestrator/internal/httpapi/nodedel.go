@@ -32,15 +32,12 @@ func clusterByIDOrName(sn *state.Snapshot, v string) *state.Cluster {
 	return nil
 }
 
-// deleteNode is an admin's delete of a node (cluster and node by id or
-// name): the root forgets it and tells its cluster through the desired
-// set; the cluster revokes its MQTT credential, frees its subnet and
-// places its instances on other nodes.
-func (s *Server) deleteNode(c echo.Context) error {
-	sn := s.state.Snapshot()
+// pathNode is the cluster and node the path names (:id, :node; each by id
+// or name); node is nil when there is none.
+func pathNode(c echo.Context, sn *state.Snapshot) (*state.Cluster, *wire.NodeInfo) {
 	cl := clusterByIDOrName(sn, c.Param("id"))
 	if cl == nil {
-		return errNotFound
+		return nil, nil
 	}
 	var node *wire.NodeInfo
 	for _, n := range sn.Nodes(cl.ID) {
@@ -48,17 +45,33 @@ func (s *Server) deleteNode(c echo.Context) error {
 			node = &n.NodeInfo
 		}
 	}
+	return cl, node
+}
+
+// writeNode applies write to the cluster and node the path names and waits
+// until it is stored; an unknown cluster or node is errNotFound.
+func (s *Server) writeNode(c echo.Context, write func(clusterID, nodeID string) (state.Ticket, error)) (*state.Cluster, *wire.NodeInfo, error) {
+	cl, node := pathNode(c, s.state.Snapshot())
 	if node == nil {
-		return errNotFound
+		return nil, nil, errNotFound
 	}
-	tk, err := s.state.DeleteNode(cl.ID, node.ID)
+	tk, err := write(cl.ID, node.ID)
 	if errors.Is(err, state.ErrNotFound) {
-		return errNotFound
+		return nil, nil, errNotFound
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := s.durable(c, tk); err != nil {
+	return cl, node, s.durable(c, tk)
+}
+
+// deleteNode is an admin's delete of a node (cluster and node by id or
+// name): the root forgets it and tells its cluster through the desired
+// set; the cluster revokes its MQTT credential, frees its subnet and
+// places its instances on other nodes.
+func (s *Server) deleteNode(c echo.Context) error {
+	cl, node, err := s.writeNode(c, s.state.DeleteNode)
+	if err != nil {
 		return err
 	}
 	s.log.Info("node deleted", "cluster", cl.Name, "node", node.Name, "id", node.ID, "by", caller(c).Username)

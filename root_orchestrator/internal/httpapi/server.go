@@ -20,6 +20,7 @@ import (
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/joblist"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/usage"
 )
 
 // maxBody bounds every request body.
@@ -54,13 +55,15 @@ type Server struct {
 	keys idemKeys
 	// jobLists fetches job lists given by URL (jobs.go).
 	jobLists *joblist.Reader
+	// usage: instances' and nodes' figures over the last hour (usage.go).
+	usage *usage.Rings
 }
 
 // New builds the API over the state, the store and a token signer. ping
 // reports whether the store answers, for /healthz.
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
 	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newCache(familyTTL, st.SessionActive), passwords: newPasswordGuard(), log: log, ping: ping,
-		echo: echo.New(), events: events.New(0), jobLists: joblist.New(nil)}
+		echo: echo.New(), events: events.New(0), jobLists: joblist.New(nil), usage: usage.New(0, 0)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -160,6 +163,7 @@ func (s *Server) routes() {
 	a.DELETE("/service/:id/instance/:n", s.deleteInstance)
 
 	a.GET("/service/:id/instance/:n/logs", s.instanceLogs)
+	a.GET("/service/:id/instance/:n/usage", s.instanceUsage)
 	a.GET("/service/:id/instance/:n/events", s.instanceEvents)
 	s.jobRoutes(a)
 
@@ -179,6 +183,7 @@ func (s *Server) routes() {
 	a.GET("/clusters", s.listClusters)
 	a.GET("/clusters/active", s.listActiveClusters)
 	a.GET("/rtt", s.rtt)
+	a.GET("/clusters/:id/nodes/:node/usage", s.nodeUsage)
 	a.GET("/clusters/tokens", s.listJoinTokens, adminOnly)
 	a.POST("/clusters/tokens", s.createJoinToken, adminOnly)
 	a.DELETE("/clusters/tokens/:id", s.deleteJoinToken, adminOnly)
@@ -187,6 +192,9 @@ func (s *Server) routes() {
 	a.GET("/clusters/:id/node-tokens", s.listNodeTokens, adminOnly)
 	a.POST("/clusters/:id/node-tokens", s.createNodeToken, adminOnly)
 	a.DELETE("/clusters/:id/node-tokens/:token", s.deleteNodeToken, adminOnly)
+	a.POST("/clusters/:id/nodes/:node/cordon", s.setNodeMode(state.Cordoned), adminOnly)
+	a.POST("/clusters/:id/nodes/:node/drain", s.setNodeMode(state.Drained), adminOnly)
+	a.POST("/clusters/:id/nodes/:node/uncordon", s.setNodeMode(state.Schedulable), adminOnly)
 
 	// Clusters authenticate with a join token or their own credential.
 	e.POST("/api/cluster/register", s.registerCluster)

@@ -226,6 +226,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	go disp.Run(dispCtx)
 	go func() { errc <- l.keep(dispCtx) }()
 	go srv.CollectSessions(dispCtx, 10*time.Minute)
+	eventsKept := make(chan struct{})
+	go func() { srv.KeepEvents(dispCtx, 2*time.Second); close(eventsKept) }()
 
 	var runErr error
 	select {
@@ -239,6 +241,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// still to be written, then the lease.
 	runErr = errors.Join(runErr, stop())
 	stopDisp()
+	<-eventsKept
 	cancelRun()
 	<-persisted
 	release, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -267,6 +267,12 @@ type Cluster struct {
 	NodeTokens  []NodeToken
 	CAPin       string
 	TokensIndex uint64
+	// CordonedNodes are the ids of its nodes an admin cordoned (nothing
+	// new is placed there), DrainedNodes those an admin drains (cordoned
+	// too; the cluster moves their instances away): its desired sets carry
+	// both (cordon.go).
+	CordonedNodes []string
+	DrainedNodes  []string
 }
 
 // MaxDeletedNodes bounds a cluster's DeletedNodes (the oldest go).

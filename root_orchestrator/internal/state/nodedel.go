@@ -25,6 +25,9 @@ func (s *Store) DeleteNode(clusterID, id string) (Ticket, error) {
 		if over := len(c.DeletedNodes) - MaxDeletedNodes; over > 0 {
 			c.DeletedNodes = c.DeletedNodes[over:]
 		}
+		notID := func(x string) bool { return x == id }
+		c.CordonedNodes = slices.DeleteFunc(slices.Clone(c.CordonedNodes), notID)
+		c.DrainedNodes = slices.DeleteFunc(slices.Clone(c.DrainedNodes), notID)
 		t.put(tClusters, KindCluster, c.ID, &c, true)
 		t.del(tNodes, KindNode, nodeID(clusterID, id), n)
 		t.net = true // a peer went away; this also wakes the cluster's watch

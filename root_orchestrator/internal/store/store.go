@@ -47,6 +47,7 @@ type Store struct {
 	sessions   *mongo.Collection
 	idem       *mongo.Collection // idempotency keys (idempotency.go)
 	idemSave   *mongodb.Group    // their writes, batched
+	events     *mongo.Collection // instances' events (events.go)
 	// savers write the state layer's objects, one per kind (statedb.go).
 	saversMu sync.Mutex
 	savers   map[state.Kind]*mongodb.Saver
@@ -76,6 +77,7 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		sessions:   db.Collection("sessions"),
 		idem:       idem,
 		idemSave:   mongodb.NewGroup(mongodb.NewSaver(idem)),
+		events:     db.Collection("events"),
 		db:         db,
 		log:        log,
 		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
@@ -105,7 +107,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 func (s *Store) Collections() []string {
 	var out []string
 	for _, c := range []*mongo.Collection{s.apps, s.services, s.instances, s.ips, s.users, s.secrets,
-		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases, s.sessions, s.idem} {
+		s.clusters, s.nodes, s.joinTokens, s.blocks, s.leases, s.sessions, s.idem, s.events} {
 		out = append(out, c.Name())
 	}
 	out = append(out, componentDefsCollection)

@@ -1,6 +1,6 @@
 // Infrastructure: clusters and their worker nodes, capacity and usage.
 import * as api from '../api.js';
-import { Region, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
+import { Region, badge, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
 import { cores, reservedMeter } from '../capacity.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
 
@@ -10,7 +10,10 @@ export function mount(ctx) {
   const sumRegion = new Region(summary);
   const listRegion = new Region(list);
   ctx.main.append(h('div', { class: 'page' },
-    pageHeader('Infrastructure', { sub: 'Clusters that joined this root, and their worker nodes.' }),
+    pageHeader('Infrastructure', {
+      sub: 'Clusters that joined this root, and their worker nodes.',
+      actions: h('a', { href: '#/topology', class: 'btn btn-secondary btn-sm', dataset: { action: 'topology' } }, 'Topology'),
+    }),
     summary, list));
 
   async function refresh(signal) {
@@ -135,7 +138,7 @@ function renderCluster(c, del) {
       h('h3', { class: 'sub-title' }, `Nodes (${nodes.length})`),
       table([
         { label: 'Node', cell: (n) => h('a', { href: `#/infra/${encodeURIComponent(c._id)}/${encodeURIComponent(n.id)}`, class: 'strong-link', dataset: { key: `node-${n.id}` } }, n.name) },
-        { label: 'State', cell: (n) => liveness(n.active) },
+        { label: 'State', cell: (n) => (n.mode ? h('span', { class: 'chips' }, liveness(n.active), badge(n.mode.toUpperCase())) : liveness(n.active)) },
         { label: 'Arch', cell: (n) => n.arch },
         // A lost node's usage is as old as its last report: not shown as
         // current.

@@ -5,6 +5,7 @@ import * as api from '../api.js';
 import { Region, badge, empty, h, liveness, mb, meter, pageHeader, table, time } from '../dom.js';
 import { cores, reservedMeter } from '../capacity.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
+import { sparkline } from '../spark.js';
 
 // rttMs estimates the round trip between two network coordinates (Vivaldi,
 // as Serf computes it: seconds), in ms rounded to 0.1; null without both.
@@ -39,9 +40,13 @@ export function mount(ctx) {
   ctx.main.append(h('div', { class: 'page' }, page));
 
   async function refresh(signal) {
-    const [clusters, services] = await Promise.all([
+    const [clusters, services, usage] = await Promise.all([
       api.get('/api/clusters/', { signal }),
       api.get('/api/services/', { signal }),
+      api.get(`/api/clusters/${api.seg(clusterId)}/nodes/${api.seg(nodeId)}/usage`, { signal }).catch((err) => {
+        if (err.name === 'AbortError') throw err;
+        return null; // the graphs are a nicety
+      }),
     ]);
     const c = (clusters || []).find((x) => x._id === clusterId);
     const n = c && (c.nodes || []).find((x) => x.id === nodeId);
@@ -61,7 +66,8 @@ export function mount(ctx) {
     insts.sort((a, b) => a.s.microservice_name.localeCompare(b.s.microservice_name) || a.i.instance_number - b.i.instance_number);
     const plain = { ...n }; // coordinates move at every sync: shown as round trips
     delete plain.coordinate;
-    region.update({ c: { id: c._id, name: c.cluster_name }, rtts: roundTrips(c, n), n: { ...plain, cpu_percent: Math.round(n.cpu_percent), memory_percent: Math.round(n.memory_percent), last_seen: n.active ? '' : n.last_seen }, insts }, render);
+    const samples = (usage && usage.samples) || [];
+    region.update({ c: { id: c._id, name: c.cluster_name }, rtts: roundTrips(c, n), n: { ...plain, cpu_percent: Math.round(n.cpu_percent), memory_percent: Math.round(n.memory_percent), last_seen: n.active ? '' : n.last_seen }, insts, samples }, render);
   }
 
   // An admin deletes the node: its cluster revokes its credential at once
@@ -84,7 +90,62 @@ export function mount(ctx) {
     });
   }
 
-  function render({ c, n, insts, rtts }) {
+  // An admin cordons (nothing new placed there), drains (cordon, and its
+  // cluster moves its instances to its other nodes one at a time) or
+  // uncordons the node.
+  async function setMode(btn, c, n, action) {
+    if (action === 'drain') {
+      const ok = await confirmAction({
+        title: `Drain node ${n.name}?`,
+        body: `Nothing new is placed on it, and cluster ${c.name} moves its instances to its other nodes one at a time: each is stopped there and started on another node, the next once the one before runs. An instance that fits on no other node stays.`,
+        confirm: 'Drain node', tone: 'primary',
+      });
+      if (!ok) return;
+    }
+    await busy(btn, async () => {
+      try {
+        const res = await api.post(`/api/clusters/${api.seg(c.id)}/nodes/${api.seg(n.id)}/${action}`, { signal: ctx.signal });
+        toast(res.message);
+        ctx.refreshNow();
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+  }
+
+  // modeFact says whether the node takes placements.
+  function modeFact(n, left) {
+    if (n.mode === 'drained') {
+      return h('span', { class: 'node-mode' }, badge('DRAINED'),
+        h('span', { class: 'muted' }, left ? ` · moving its instances elsewhere (${left} left)` : ' · no instance left on it'));
+    }
+    if (n.mode === 'cordoned') return h('span', { class: 'node-mode' }, badge('CORDONED'), h('span', { class: 'muted' }, ' · nothing new is placed on it'));
+    return 'takes new instances';
+  }
+
+  function modeButtons(c, n) {
+    const btn = (action, label, cls) => h('button', {
+      type: 'button', class: `btn ${cls} btn-sm`, dataset: { action: `${action}-node` },
+      'aria-label': `${label} node ${n.name}`, onclick: (e) => setMode(e.currentTarget, c, n, action),
+    }, label);
+    return [
+      n.mode ? btn('uncordon', 'Uncordon', 'btn-secondary') : btn('cordon', 'Cordon', 'btn-secondary'),
+      n.mode !== 'drained' ? btn('drain', 'Drain', 'btn-secondary') : null,
+    ];
+  }
+
+  // usageGraphs: CPU and memory over the last hour, a sample a minute.
+  function usageGraphs(samples) {
+    const graph = (name, values) => h('div', { class: 'spark-box', dataset: { graph: name } },
+      h('span', { class: 'muted small' }, `${name}, last hour`),
+      sparkline(values, { label: `${name} over the last hour: ${values.length ? `${Math.round(values[values.length - 1])} %` : 'no samples'}` }),
+      h('span', { class: 'small' }, values.length ? `${Math.round(values[values.length - 1])} %` : 'no samples yet'));
+    return h('div', { class: 'sparks' },
+      graph('CPU', samples.map((x) => x.cpu_percent)),
+      graph('Memory', samples.map((x) => x.memory)));
+  }
+
+  function render({ c, n, insts, rtts, samples }) {
     const facts = [
       ['State', n.active ? liveness(true) : h('span', null, liveness(false), h('span', { class: 'stale' }, ' · last seen ', n.last_seen ? time(n.last_seen) : 'never'))],
       ['Address', n.address ? h('code', null, n.address) : ''],
@@ -95,15 +156,16 @@ export function mount(ctx) {
       ['Location', n.location ? h('code', null, n.location) : ''],
       ['Round trips', rtts.length ? h('span', { class: 'rtts' }, rtts.map((r, i) => h('span', { class: 'rtt' }, i ? ' · ' : '', `${r.to} ≈ ${r.ms.toFixed(1)} ms`)))
         : h('span', { class: 'muted' }, 'not measured yet')],
+      ['Placement', modeFact(n, insts.length)],
     ];
     return [
       pageHeader(n.name, {
         crumbs: [h('a', { href: '#/infra' }, 'Infrastructure'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', { 'aria-current': 'page' }, n.name)],
         sub: `Worker node of cluster ${c.name}`,
-        actions: api.isAdmin() ? h('button', {
+        actions: api.isAdmin() ? [...modeButtons(c, n), h('button', {
           type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { action: 'delete-node' },
           'aria-label': `Delete node ${n.name}`, onclick: (e) => del(e.currentTarget, c, n),
-        }, 'Delete') : null,
+        }, 'Delete')] : null,
       }),
       h('section', { class: 'card node-page', dataset: { node: n.name } },
         h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
@@ -112,6 +174,7 @@ export function mount(ctx) {
           reservedMeter('Memory reserved', n.reserved_memory_in_mb, n.memory_in_mb, mb),
           n.active ? meter('CPU used', n.cpu_percent, cores(n.milli_cpu)) : null,
           n.active ? meter('Memory used', n.memory_percent, mb(n.memory_in_mb)) : null),
+        usageGraphs(samples),
         h('div', { class: 'instances' },
           h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
           insts.length ? table([

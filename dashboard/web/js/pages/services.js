@@ -5,6 +5,8 @@ import { busy, confirmAction, describe, toast } from '../ui.js';
 import { LogPanel } from '../logs.js';
 import { EventPanel } from '../events.js';
 import { fetchJobs, jobsPanel } from '../jobs.js';
+import { command, environment } from '../stored.js';
+import { openAddService } from '../addservice.js';
 
 const NAMES_EVERY_MS = 30000;
 
@@ -19,6 +21,7 @@ export function mount(ctx) {
   let clusterNames = {};
   let namesFetched = -Infinity;
   let jobDocs = {}; // by service id: the services with a job list
+  const revealed = new Set(); // services whose environment values are shown
 
   ctx.main.append(h('div', { class: 'page' }, head, body));
 
@@ -59,7 +62,7 @@ export function mount(ctx) {
     jobDocs = await fetchJobs(services, signal);
     document.title = `${app.application_name} · Thicket`;
     headRegion.update(app, renderHead);
-    bodyRegion.update({ services, clusterNames, jobDocs }, renderBody);
+    bodyRegion.update({ services, clusterNames, jobDocs, revealed: [...revealed] }, renderBody);
   }
 
   function crumbs(name) {
@@ -71,6 +74,7 @@ export function mount(ctx) {
     return pageHeader(h('span', null, app.application_name, ' ', h('span', { class: 'chip chip-lg' }, app.application_namespace)), {
       crumbs: crumbs(app.application_name),
       sub: [app.application_desc, api.isAdmin() ? `owner ${app.userId}` : ''].filter(Boolean).join(' · '),
+      actions: addServiceButton(app),
     });
   }
 
@@ -91,6 +95,8 @@ export function mount(ctx) {
       ['Closest IP', s.closest_ip ? h('code', null, s.closest_ip) : ''],
       ['Ports', s.port ? h('code', null, s.port) : ''],
       ['Resources', `${s.vcpus} vCPU · ${mb(s.memory)}${s.vgpus ? ` · ${s.vgpus} vGPU` : ''}${s.one_shot ? ' · one-shot' : ''}`],
+      ['Command', command(s)],
+      ['Environment', environment(s, revealed.has(s.microserviceID), toggleEnv)],
     ];
     return h('section', { class: 'card service', 'aria-labelledby': titleId, dataset: { service: s.microserviceID } },
       h('div', { class: 'service-head' },
@@ -105,7 +111,8 @@ export function mount(ctx) {
             type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
             'aria-label': `Add an instance of ${s.microservice_name}`,
             onclick: (e) => addInstance(e.currentTarget, s),
-          }, '+ Add instance'))),
+          }, '+ Add instance'),
+          deleteButton(s))),
       h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
       h('div', { class: 'instances' },
         h('h3', { class: 'sub-title' }, `Instances (${insts.length})`),
@@ -208,6 +215,48 @@ export function mount(ctx) {
       try {
         const res = await api.post(`/api/service/${api.seg(s.microserviceID)}/instance`, { signal: ctx.signal });
         toast(`Requested instance #${res.instance_number} of ${s.microservice_name}.`);
+      } catch (err) {
+        if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
+      }
+    });
+    ctx.refreshNow();
+  }
+
+  function addServiceButton(app) {
+    return h('button', {
+      type: 'button', class: 'btn btn-primary btn-sm', dataset: { action: 'add-service', key: 'add-service' },
+      onclick: () => openAddService(app, (name) => {
+        toast(`Added service ${name}.`);
+        ctx.refreshNow();
+      }),
+    }, '+ Add service');
+  }
+
+  function toggleEnv(id) {
+    if (!revealed.delete(id)) revealed.add(id);
+    ctx.refreshNow();
+  }
+
+  // Deleting a service stops and removes its instances; the application
+  // keeps its other services.
+  function deleteButton(s) {
+    return h('button', {
+      type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { key: `delete-${s.microserviceID}`, action: 'delete-service' },
+      'aria-label': `Delete service ${s.microservice_name}`, onclick: (e) => deleteService(e.currentTarget, s),
+    }, 'Delete');
+  }
+
+  async function deleteService(btn, s) {
+    const ok = await confirmAction({
+      title: `Delete service ${s.microservice_name}?`,
+      body: 'Its instances are stopped and removed; the application keeps its other services.',
+      confirm: 'Delete service',
+    });
+    if (!ok) return;
+    await busy(btn, async () => {
+      try {
+        await api.del(`/api/service/${api.seg(s.microserviceID)}`, { signal: ctx.signal });
+        toast(`Deleted service ${s.microservice_name}.`);
       } catch (err) {
         if (err.name !== 'AbortError') toast(describe(err), { tone: 'error' });
       }
