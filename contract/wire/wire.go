@@ -44,6 +44,8 @@ import (
 // ClusterSync.CAPin (nodetokens.go): an earlier root sends no node tokens
 // (its clusters take only their own file token) and ignores the uses and
 // the pin.
+// So did InstanceSpec.Completions and Retries: an earlier cluster and node
+// run such an instance once, as any one_shot instance.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -166,6 +168,14 @@ type InstanceSpec struct {
 	// NodeSelector lists labels a node must all have (NodeInfo.Labels) to
 	// run the instance; absent: any node.
 	NodeSelector map[string]string `json:"node_selector,omitempty"`
+	// Completions is the SLA's completions of a one_shot service (an
+	// indexed job: its instance number is its index) and Retries how often
+	// its node retries a FAILED run of the instance, in place, before it
+	// stays FAILED (the SLA's backoff_limit, resolved). Absent (a root
+	// that predates them, or no completions): the instance runs at most
+	// once.
+	Completions int `json:"completions,omitempty"`
+	Retries     int `json:"retries,omitempty"`
 }
 
 // JobGrant is an instance's share of its service's jobs at a version.
