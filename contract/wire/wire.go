@@ -44,8 +44,9 @@ import (
 // ClusterSync.CAPin (nodetokens.go): an earlier root sends no node tokens
 // (its clusters take only their own file token) and ignores the uses and
 // the pin.
-// So did InstanceSpec.Completions and Retries: an earlier cluster and node
-// run such an instance once, as any one_shot instance.
+// So did InstanceSpec.Completions, Retries and Ended: an earlier cluster
+// and node run such an instance once, as any one_shot instance (and an
+// earlier node may start an ended one again if its runtime lost it).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -176,6 +177,12 @@ type InstanceSpec struct {
 	// once.
 	Completions int `json:"completions,omitempty"`
 	Retries     int `json:"retries,omitempty"`
+	// Ended is set by the cluster, in a node's desired set, on a one_shot
+	// instance that already ended for good (COMPLETED, or FAILED with no
+	// retry left): the node never starts it again, also when its runtime
+	// no longer has it (a wiped or rebooted node), and reports it as
+	// Ended. Absent: it may run.
+	Ended string `json:"ended,omitempty"`
 }
 
 // JobGrant is an instance's share of its service's jobs at a version.
