@@ -181,7 +181,13 @@ type Service struct {
 	// JobsCount is the length of the service's job list (collaborative
 	// workloads; GET /api/service/{id}/jobs says who owns which); absent:
 	// none.
-	JobsCount    int    `json:"jobs_count,omitempty" bson:"jobs_count,omitempty"`
+	JobsCount int `json:"jobs_count,omitempty" bson:"jobs_count,omitempty"`
+	// Completions, BackoffLimit and Succeeded: of an indexed one-shot
+	// service (the SLA's completions), its index count, the retries of a
+	// FAILED index, and how many indices are COMPLETED.
+	Completions  int    `json:"completions,omitempty" bson:"completions,omitempty"`
+	BackoffLimit *int   `json:"backoff_limit,omitempty" bson:"backoff_limit,omitempty"`
+	Succeeded    int    `json:"succeeded,omitempty" bson:"succeeded,omitempty"`
 	Status       string `json:"status" bson:"status"`
 	StatusDetail string `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run
