@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/dashboard/browsertest"
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
@@ -76,5 +78,21 @@ func TestIndexedJob(t *testing.T) {
 		if in, _ := s.api.instance(id, n); in.Status != api.StatusCompleted || strings.Count(logs(n), "done") != 1 {
 			t.Errorf("index %d later: %s, log:\n%s", n, in.Status, logs(n))
 		}
+	}
+
+	// The dashboard's service row shows it; an indexed job has no add
+	// button (its indices are fixed).
+	spki, err := s.started.LeafSPKI(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.NewTrusting(t, s.rootURL, spki, 1280, 860)
+	b.Login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
+	b.Open("#/apps/" + ids["app"])
+	b.WaitText(`.service[data-service="`+id+`"] [data-completed="4"]`, "4/4 completed")
+	var hasAdd bool
+	b.EvalInto(`document.querySelector('[data-key="add-`+id+`"]') !== null`, &hasAdd)
+	if hasAdd {
+		t.Errorf("the indexed job's row offers to add an instance")
 	}
 }
