@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
-	"github.com/thicket-edge/thicket/dashboard/browsertest"
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
@@ -82,12 +80,7 @@ func TestIndexedJob(t *testing.T) {
 
 	// The dashboard's service row shows it; an indexed job has no add
 	// button (its indices are fixed).
-	spki, err := s.started.LeafSPKI(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := browsertest.NewTrusting(t, s.rootURL, spki, 1280, 860)
-	b.Login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
+	b := s.adminDashboard(t)
 	b.Open("#/apps/" + ids["app"])
 	b.WaitText(`.service[data-service="`+id+`"] [data-completed="4"]`, "4/4 completed")
 	var hasAdd bool
