@@ -75,6 +75,11 @@ func TestCompletions(t *testing.T) {
 	if in := s2.Snapshot().Instance(done); in == nil || in.Status != wire.StatusCompleted {
 		t.Fatalf("completed index after a restart: %+v", in)
 	}
+	// c1 reports to the restarted root (what the first one had of its
+	// liveness may not be written yet), then falls silent.
+	if _, _, err := s2.ApplyReport(c1, Report{Statuses: []wire.InstanceStatus{{Key: done, Status: wire.StatusCompleted, NodeID: "n1", Node: "n1"}}}); err != nil {
+		t.Fatal(err)
+	}
 	if lost, _, err := s2.LoseCluster(c1, s2.Snapshot().Cluster(c1).LastSeen, "silent"); !lost || err != nil {
 		t.Fatalf("LoseCluster: %v %v", lost, err)
 	}
