@@ -213,9 +213,15 @@ type Service struct {
 	// AllowFrom names the peers outside the owner's instances that may
 	// connect to the service's instances over the overlay (the SLA's
 	// allow_from); absent: only the owner's instances may.
-	AllowFrom    []string `json:"allow_from,omitempty" bson:"allow_from,omitempty"`
-	Status       string   `json:"status" bson:"status"`
-	StatusDetail string   `json:"status_detail" bson:"status_detail"`
+	AllowFrom []string `json:"allow_from,omitempty" bson:"allow_from,omitempty"`
+	// Completions, BackoffLimit and Succeeded: of an indexed one-shot
+	// service (the SLA's completions), its index count, the retries of a
+	// FAILED index, and how many indices are COMPLETED.
+	Completions  int    `json:"completions,omitempty" bson:"completions,omitempty"`
+	BackoffLimit *int   `json:"backoff_limit,omitempty" bson:"backoff_limit,omitempty"`
+	Succeeded    int    `json:"succeeded,omitempty" bson:"succeeded,omitempty"`
+	Status       string `json:"status" bson:"status"`
+	StatusDetail string `json:"status_detail" bson:"status_detail"`
 	// Running counts its RUNNING instances, Desired those that should run
 	// (every instance but a finished one-shot's).
 	Running      int        `json:"running_instances" bson:"running_instances"`

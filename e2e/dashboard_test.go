@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/chromedp/chromedp/kb"
 	"github.com/thicket-edge/thicket/api"
-	"github.com/thicket-edge/thicket/dashboard/browsertest"
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
@@ -44,12 +42,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatal("sla_examples/nginx.json no longer has the image and port this test replaces")
 	}
 
-	spki, err := s.started.LeafSPKI(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := browsertest.NewTrusting(t, s.rootURL, spki, 1280, 860)
-	b.Login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
+	b := s.adminDashboard(t)
 	b.WaitJS("deploy form open on an empty list", `!document.querySelector("#deploy-panel").hidden`)
 	b.Paste("#sla-input", sla)
 	b.Click("#sla-deploy") // "Start one instance of each service" is ticked

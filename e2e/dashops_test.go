@@ -3,14 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp/kb"
 	"github.com/thicket-edge/thicket/api"
-	"github.com/thicket-edge/thicket/dashboard/browsertest"
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
@@ -39,12 +37,7 @@ func TestDashboardHonestHealth(t *testing.T) {
 		t.Errorf("service: %s (%s) %d/%d running; want DEGRADED 1/2", svc.Status, svc.StatusDetail, svc.Running, svc.Desired)
 	}
 
-	spki, err := s.started.LeafSPKI(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := browsertest.NewTrusting(t, s.rootURL, spki, 1280, 860)
-	b.Login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
+	b := s.adminDashboard(t)
 	b.WaitText("main .table", "honest")
 	b.WaitText("main .table", "DEGRADED")
 	b.WaitText("main .table", "1/2 running")

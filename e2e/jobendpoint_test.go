@@ -1,16 +1,13 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/thicket-edge/thicket/dashboard/browsertest"
 	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
@@ -80,12 +77,7 @@ func TestJobEndpoint(t *testing.T) {
 	}
 
 	// The dashboard shows who owns which job.
-	spki, err := s.started.LeafSPKI(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := browsertest.NewTrusting(t, s.rootURL, spki, 1280, 860)
-	b.Login("Admin", readFile(t, filepath.Join(s.rootDir, "admin-password")))
+	b := s.adminDashboard(t)
 	b.Open("#/apps/" + ids["app"])
 	panel := `.service [data-jobs="` + id + `"]`
 	b.WaitText(panel+" .sub-title", fmt.Sprintf("Jobs (%d)", len(list)))

@@ -63,6 +63,13 @@ type Microservice struct {
 	AddedFiles            []string     `json:"added_files"`
 	Constraints           []Constraint `json:"constraints"`
 	OneShot               bool         `json:"one_shot,omitempty"`
+	// Completions makes a one_shot service an indexed job (a Thicket
+	// extension, as a Kubernetes Indexed Job): its instances 0..N-1 are
+	// created with it and each must end COMPLETED once; a FAILED one is
+	// retried on its node up to BackoffLimit times (nil:
+	// DefaultBackoffLimit). See completions.go.
+	Completions  int  `json:"completions,omitempty"`
+	BackoffLimit *int `json:"backoff_limit,omitempty"`
 	// Disconnect is what happens to the service's instances while the node
 	// or cluster running them is silent (a Thicket extension).
 	Disconnect *Disconnect `json:"disconnect,omitempty"`

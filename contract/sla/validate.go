@@ -246,6 +246,7 @@ func (v *validator) microservice(path string, m *Microservice, names map[string]
 	if d := m.Disconnect; d != nil {
 		v.disconnect(f("disconnect"), d, m.OneShot)
 	}
+	v.completions(f, m)
 	v.errs = append(v.errs, ValidateJobs(f("jobs"), m.Jobs)...)
 	if msg := checkJobsLease(m.JobsLease); msg != "" {
 		v.errs.add(f("jobs_lease_s"), msg)

@@ -10,6 +10,7 @@ import "encoding/json"
 // without a restart.
 func SameSpec(a, b InstanceSpec) bool {
 	a.JobGrant, b.JobGrant = nil, nil
+	a.Ended, b.Ended = "", "" // the cluster's word that it ended, not what it runs
 	ja, errA := json.Marshal(a)
 	jb, errB := json.Marshal(b)
 	return errA == nil && errB == nil && string(ja) == string(jb)

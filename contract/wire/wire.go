@@ -54,6 +54,9 @@ import (
 // InstanceStatus.Logs became timestamped records (logline.go) within v1: a
 // later root reads an earlier node's plain lines as text without a time, an
 // earlier root shows the records as they are.
+// So did InstanceSpec.Completions, Retries and Ended: an earlier cluster
+// and node run such an instance once, as any one_shot instance (and an
+// earlier node may start an ended one again if its runtime lost it).
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -185,6 +188,20 @@ type InstanceSpec struct {
 	// NodeSelector lists labels a node must all have (NodeInfo.Labels) to
 	// run the instance; absent: any node.
 	NodeSelector map[string]string `json:"node_selector,omitempty"`
+	// Completions is the SLA's completions of a one_shot service (an
+	// indexed job: its instance number is its index) and Retries how often
+	// its node retries a FAILED run of the instance, in place, before it
+	// stays FAILED (the SLA's backoff_limit, resolved). Absent (a root
+	// that predates them, or no completions): the instance runs at most
+	// once.
+	Completions int `json:"completions,omitempty"`
+	Retries     int `json:"retries,omitempty"`
+	// Ended is set by the cluster, in a node's desired set, on a one_shot
+	// instance that already ended for good (COMPLETED, or FAILED with no
+	// retry left): the node never starts it again, also when its runtime
+	// no longer has it (a wiped or rebooted node), and reports it as
+	// Ended. Absent: it may run.
+	Ended string `json:"ended,omitempty"`
 }
 
 // JobGrant is an instance's share of its service's jobs at a version.

@@ -315,8 +315,9 @@ var (
 		Implementations: []Implementation{{Name: "va-wasm", Virtualization: "wasm", Code: "https://h/m.wasm", Arch: []string{"amd64"},
 			Cmd: []string{"run"}, Resources: Resources{MilliCPU: 100, MemoryMB: 64, VGPUs: 1}}},
 		NodeSelector: map[string]string{"zone": "a"},
-		Ports:        []PortMapping{tcp(18080, 80), udp(53, 53)},
-		Jobs:         []string{"cam-1", "cam-2"}, JobsLease: 30,
+		Completions:  4, Retries: 6, Ended: StatusCompleted,
+		Ports: []PortMapping{tcp(18080, 80), udp(53, 53)},
+		Jobs:  []string{"cam-1", "cam-2"}, JobsLease: 30,
 		JobGrant: &JobGrant{Version: 4, Jobs: []string{"cam-2"}, LeaseS: 30, PoolSize: 2}}
 	fullStatus = InstanceStatus{Key: "web.3", Status: StatusRunning, Detail: "up", Node: "edge-1", NodeID: "n1",
 		HostIP: "192.0.2.10", HostPort: 18080, InstanceIP: "10.64.1.2", ExitCode: 137, Restarts: 2, StartedAt: at,

@@ -82,15 +82,24 @@ func (c *GetServicesCmd) Run(e *Env) error {
 		return servicesOf(e.Ctx, cl, apps)
 	}, []string{"ID", "SERVICE", "TYPE", "STATUS", "INSTANCES", "SERVICE_IP", "PORT", "CODE"},
 		func(s api.Service) []string {
-			running := 0
-			for _, in := range s.InstanceList {
-				if in.Status == wire.StatusRunning {
-					running++
-				}
-			}
 			return []string{s.MicroserviceID, resolve.Label(s), s.Virtualization, s.Status,
-				fmt.Sprintf("%d/%d", running, len(s.InstanceList)), s.RRIP, s.Port, s.Code}
+				instancesColumn(s), s.RRIP, s.Port, s.Code}
 		})
+}
+
+// instancesColumn is a service's INSTANCES: running of all, or for an
+// indexed one-shot service its completed indices of its completions.
+func instancesColumn(s api.Service) string {
+	if s.Completions > 0 {
+		return fmt.Sprintf("%d/%d completed", s.Succeeded, s.Completions)
+	}
+	running := 0
+	for _, in := range s.InstanceList {
+		if in.Status == wire.StatusRunning {
+			running++
+		}
+	}
+	return fmt.Sprintf("%d/%d", running, len(s.InstanceList))
 }
 
 // GetInstancesCmd is `thicket get instances [SERVICE]`.

@@ -237,6 +237,9 @@ func sameGrant(a, b wire.JobGrant) bool {
 func (m *Manager) nodeSpec(in *state.Instance, lostCopy bool) wire.InstanceSpec {
 	sp := in.Running()
 	sp.Jobs, sp.JobsLease = nil, 0
+	if sp.OneShot && finished(in) {
+		sp.Ended = in.Status.Status // never started again
+	}
 	if g, ok := m.jobs.grants[in.Key]; ok {
 		if lostCopy {
 			g.Jobs = []string{}

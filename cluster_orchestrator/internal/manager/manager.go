@@ -647,7 +647,11 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			changed = true
 			// A one-shot instance's end is written at once: a restarted
 			// manager must not run it again.
-			m.dirty(st.Key, in.Spec.OneShot && (st.Status == wire.StatusCompleted || st.Status == wire.StatusFailed))
+			ended := in.Spec.OneShot && (st.Status == wire.StatusCompleted || st.Status == wire.StatusFailed)
+			m.dirty(st.Key, ended)
+			if ended && st.Status != in.Status.Status {
+				m.dirtyNode[n.ID] = true // its desired set says so (InstanceSpec.Ended)
+			}
 			if (in.Status.Status == wire.StatusRunning) != (st.Status == wire.StatusRunning) || in.Status.InstanceIP != st.InstanceIP {
 				m.netDirty = true // the service table may change
 			}

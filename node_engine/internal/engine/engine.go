@@ -559,6 +559,15 @@ func (e *Engine) eventAt(key string, at time.Time, msg string) {
 	e.events = wire.AppendEvents(e.events, maxQueuedEvents, wire.Event{Key: key, Time: at.UTC(), Source: "node", Message: msg}.Bounded())
 }
 
+// retries reports whether an exited one-shot instance of an indexed
+// service (completions) is to run again: it FAILED, did not end for good
+// by the cluster's word, and has retries left of its spec's Retries
+// (counted since this engine started). Caller holds mu.
+func (e *Engine) retries(spec wire.InstanceSpec, st runtimes.State) bool {
+	return spec.OneShot && spec.Completions > 0 && spec.Ended == "" && st.Status == wire.StatusFailed &&
+		e.restarts[spec.Key] < spec.Retries
+}
+
 // backoff is the wait before restart or retry number n (1, 2, 4 ... 30 s).
 // The shift is bounded: an instance that failed 35 times would otherwise
 // overflow it and be retried at once, in a tight loop.
@@ -637,12 +646,15 @@ func (e *Engine) reconcile(ctx context.Context) {
 		}
 		switch {
 		case !exists:
+			if spec.Ended != "" {
+				continue // a one-shot instance that ended for good: never again
+			}
 			if f := e.failed[spec.Key]; f != nil && now.Before(f.next) {
 				continue
 			}
 			e.start(ctx, rt, spec, false)
 		case h.st.Status == wire.StatusCompleted || h.st.Status == wire.StatusFailed:
-			if spec.OneShot {
+			if spec.OneShot && !e.retries(spec, h.st) {
 				continue // done, successfully or not: one-shot services are not restarted
 			}
 			f := e.failed[spec.Key]
@@ -715,7 +727,7 @@ func (e *Engine) start(ctx context.Context, rt runtimes.Runtime, spec wire.Insta
 		e.log.Info("starting instance", "instance", spec.Key, "code", spec.Code)
 		e.event(spec.Key, "starting: "+spec.Code+" (pulled first if the node does not have it)")
 	}
-	spec = e.withJobs(spec)
+	spec = withCompletions(e.withJobs(spec))
 	go func() {
 		err := e.attach(ctx, &spec)
 		if err == nil {
@@ -829,6 +841,16 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 					st.RestartAt = f.next.UTC()
 				}
 			}
+			if e.retries(spec, h.st) {
+				// Not FAILED yet: a FAILED one-shot instance ended for good.
+				st.Status, st.Detail = wire.StatusCreating, h.st.Detail+fmt.Sprintf("; retry %d of %d", e.restarts[spec.Key]+1, spec.Retries)
+				if f := e.failed[spec.Key]; f != nil && time.Now().Before(f.next) {
+					st.Detail += fmt.Sprintf(" in %s", time.Until(f.next).Round(time.Second))
+					st.RestartAt = f.next.UTC()
+				}
+			}
+		case spec.Ended != "":
+			st.Status, st.Detail = spec.Ended, "ended earlier; a one-shot instance is not run again"
 		case e.failed[spec.Key] != nil && e.failed[spec.Key].waiting:
 			st.Status, st.Detail = wire.StatusCreating, e.failed[spec.Key].detail
 			if e.netErr != "" {

@@ -37,6 +37,13 @@
 //	                        started K" and the failure, then "forkbomb
 //	                        done", and holds them until terminated
 //	testapp hold            sleeps until terminated
+//	testapp index-fail-once I
+//	                        an index of an indexed job: prints "index <i>
+//	                        of <n> done" ($THICKET_INSTANCE_INDEX,
+//	                        $THICKET_COMPLETIONS) and exits 0, except that
+//	                        index I's first run (no marker file in its root
+//	                        filesystem yet) writes the marker, prints
+//	                        "index <i> failing once" and exits 1
 //
 // It exits 0 on SIGTERM, unless IGNORE_SIGTERM=1 (to test SIGKILL after a
 // grace period).
@@ -97,6 +104,8 @@ func main() {
 		}
 		handleSignals()
 		fetch(args[1], intArg(args[1:], 0))
+	case "index-fail-once":
+		indexFailOnce(intArg(args, 0))
 	case "work":
 		// A job: works for N seconds (serving meanwhile), then ends well.
 		secs := intArg(args, 30)
@@ -310,4 +319,24 @@ func pollJobs(url string) {
 		}
 		after = f.Version
 	}
+}
+
+// indexFailOnce is the mode index-fail-once: index fail fails its first
+// run, remembered by a marker in the container's root filesystem, which a
+// restart keeps.
+func indexFailOnce(fail int) {
+	const marker = "/index-failed-once"
+	i, n := os.Getenv("THICKET_INSTANCE_INDEX"), os.Getenv("THICKET_COMPLETIONS")
+	if i == strconv.Itoa(fail) {
+		if _, err := os.Stat(marker); os.IsNotExist(err) {
+			if err := os.WriteFile(marker, []byte("1"), 0o644); err != nil {
+				fmt.Printf("index %s cannot write its marker: %v\n", i, err)
+				os.Exit(2)
+			}
+			fmt.Printf("index %s failing once\n", i)
+			os.Exit(1)
+		}
+	}
+	fmt.Printf("index %s of %s done\n", i, n)
+	os.Exit(0)
 }

@@ -130,6 +130,15 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.JobsCount = len(s.Jobs)
+	if n := p.Completions; n > 0 {
+		retries := p.Retries
+		out.Completions, out.BackoffLimit = n, &retries
+		for _, in := range list {
+			if in.Status == api.StatusCompleted {
+				out.Succeeded++
+			}
+		}
+	}
 	out.Status, out.StatusDetail = api.SummarizeService(list, p.OneShot)
 	out.Running, out.Desired = api.Count(list, p.OneShot)
 	return out

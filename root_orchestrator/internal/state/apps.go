@@ -109,7 +109,7 @@ func serviceFromSLA(m *sla.Microservice, app *Application, t *Txn) *Service {
 			Environment: orEmpty(m.Environment), Port: m.Port, MemoryMB: m.Memory, VCPUs: m.VCPUs,
 			VGPUs: m.VGPUs, VTPUs: m.VTPUs, BandwidthIn: m.BandwidthIn, BandwidthOut: m.BandwidthOut,
 			Storage: m.Storage, AddedFiles: orEmpty(m.AddedFiles), Constraints: cons, OneShot: m.OneShot,
-			Disconnect: disconnectOf(m), Ports: portsOf(m.Port), Security: securityOf(m),
+			Completions: m.Completions, Retries: m.Retries(), Disconnect: disconnectOf(m), Ports: portsOf(m.Port), Security: securityOf(m),
 			Implementations: implementationsOf(m), NodeSelector: nilIfNone(m.NodeSelector),
 			AllowFrom: m.AllowFrom,
 		},
@@ -166,6 +166,9 @@ func (t *Txn) addServices(app *Application, ms []sla.Microservice, path string) 
 		}
 		t.put(tServices, KindService, svc.ID, svc, true)
 		t.net = true // a new service IP enters the service table
+		if svc.Spec.Completions > 0 {
+			t.scale(svc, svc.Spec.Completions) // indices 0..N-1, created with it
+		}
 		out = append(out, svc)
 	}
 	return out, nil
@@ -368,6 +371,10 @@ func (s *Store) AddInstanceWithin(serviceID string, q Quota) (*Instance, Ticket,
 		old := first[Service](t.r(), tServices, "id", serviceID)
 		if old == nil {
 			return fmt.Errorf("service %s: %w", serviceID, ErrNotFound)
+		}
+		if n := old.Spec.Completions; n > 0 {
+			return &ConflictError{Field: "completions", Message: fmt.Sprintf(
+				"service %s is an indexed job: its %d instances (indices 0..%d) were created with it, and none is added", old.Name, n, n-1)}
 		}
 		if err := t.checkQuota(old, 1, q); err != nil {
 			return err

@@ -63,7 +63,11 @@ type ServiceSpec struct {
 	AddedFiles     []string
 	Constraints    []Constraint
 	OneShot        bool
-	Disconnect     Disconnect
+	// Completions and Retries: the SLA's completions and backoff_limit
+	// (resolved) of an indexed one-shot service; 0 without completions.
+	Completions int
+	Retries     int
+	Disconnect  Disconnect
 	// Security is the SLA's security field, capabilities canonical (nil:
 	// the node's default sandbox).
 	Security *wire.Security

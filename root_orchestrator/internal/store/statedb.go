@@ -104,6 +104,8 @@ type serviceRecord struct {
 	AddedFiles     []string           `bson:"added_files"`
 	Constraints    []constraintRecord `bson:"constraints"`
 	OneShot        bool               `bson:"one_shot"`
+	Completions    int                `bson:"completions,omitempty"`
+	Retries        int                `bson:"retries,omitempty"`
 	Disconnect     *disconnectRecord  `bson:"disconnect,omitempty"`
 	Security       *securityRecord    `bson:"security,omitempty"`
 	AllowFrom      []string           `bson:"allow_from,omitempty"`
@@ -301,6 +303,7 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		Port: p.Port, RRIP: s.RRIP, ClosestIP: s.ClosestIP, MemoryMB: p.MemoryMB, VCPUs: p.VCPUs, VGPUs: p.VGPUs,
 		VTPUs: p.VTPUs, BandwidthIn: p.BandwidthIn, BandwidthOut: p.BandwidthOut, Storage: p.Storage,
 		AddedFiles: p.AddedFiles, Constraints: cons, OneShot: p.OneShot, NextInstance: s.NextInstance,
+		Completions: p.Completions, Retries: p.Retries,
 		Disconnect: &disconnectRecord{Replace: p.Disconnect.Replace, ReplaceAfter: int64(p.Disconnect.ReplaceAfter / time.Second),
 			StopAfter: int64(p.Disconnect.StopAfter / time.Second), Reconcile: p.Disconnect.Reconcile},
 		Security: toSecurityRecord(p.Security), AllowFrom: p.AllowFrom,
@@ -361,6 +364,7 @@ func (r serviceRecord) model() *state.Service {
 			Environment: nonNil(r.Environment), Port: r.Port, MemoryMB: r.MemoryMB, VCPUs: r.VCPUs, VGPUs: r.VGPUs,
 			VTPUs: r.VTPUs, BandwidthIn: r.BandwidthIn, BandwidthOut: r.BandwidthOut, Storage: r.Storage,
 			AddedFiles: nonNil(r.AddedFiles), Constraints: cons, OneShot: r.OneShot, Disconnect: pol,
+			Completions: r.Completions, Retries: r.Retries,
 			Security: r.Security.model(), Implementations: implementationsModel(r.Implementations),
 			NodeSelector: r.NodeSelector,
 			AllowFrom:    r.AllowFrom,

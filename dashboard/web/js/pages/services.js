@@ -104,8 +104,10 @@ export function mount(ctx) {
           h('h2', { id: titleId, class: 'section-title' }, s.microservice_name, ' ', h('span', { class: 'chip' }, s.microservice_namespace)),
           h('div', { class: 'service-status' }, badge(s.status),
             s.desired_instances ? h('span', { class: 'count', dataset: { running: String(s.running_instances) } }, `${s.running_instances}/${s.desired_instances} running`) : null,
+            s.completions ? h('span', { class: 'count', dataset: { completed: String(s.succeeded || 0) } }, `${s.succeeded || 0}/${s.completions} completed`) : null,
             h('span', { class: 'muted' }, s.status_detail))),
-        h('div', { class: 'btn-row' },
+        // An indexed job's instances are fixed: nothing to scale or add.
+        s.completions ? null : h('div', { class: 'btn-row' },
           scaleForm(s),
           h('button', {
             type: 'button', class: 'btn btn-primary btn-sm', dataset: { key: `add-${s.microserviceID}`, action: 'add-instance' },
