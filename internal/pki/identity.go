@@ -235,3 +235,47 @@ func Peer(cs *tls.ConnectionState) *x509.Certificate {
 	}
 	return cs.PeerCertificates[0]
 }
+
+// A cluster's client certificate (towards the root) names it the same way:
+// its name as the common name, its id as the URI SAN
+// spiffe://thicket/cluster/<id>, which identity checks read.
+
+// ClusterURI is the identity URI of cluster id.
+func ClusterURI(id string) *url.URL {
+	return &url.URL{Scheme: "spiffe", Host: "thicket", Path: "/cluster/" + id}
+}
+
+// ClusterLeaf is what the client certificate of cluster id (named name) is
+// issued for.
+func ClusterLeaf(id, name string, validity time.Duration) Leaf {
+	l := NodeLeaf("", "", validity)
+	l.Name, l.URIs = name, []*url.URL{ClusterURI(id)}
+	return l
+}
+
+// ErrNotClusterCert: a client certificate that names no cluster.
+var ErrNotClusterCert = errors.New("pki: not a cluster certificate")
+
+// ClusterOf is the id of the cluster a (verified) client certificate
+// names: its one spiffe:// URI SAN must be ClusterURI(id).
+func ClusterOf(cert *x509.Certificate) (string, error) {
+	if cert == nil {
+		return "", fmt.Errorf("%w: no certificate", ErrNotClusterCert)
+	}
+	var id string
+	n := 0
+	for _, u := range cert.URIs {
+		if u.Scheme != "spiffe" {
+			continue
+		}
+		n++
+		rest, ok := strings.CutPrefix(u.String(), spiffePrefix)
+		if ok && rest != "" && !strings.ContainsAny(rest, "/?#") {
+			id = rest
+		}
+	}
+	if n != 1 || id == "" {
+		return "", fmt.Errorf("%w: want the URI %s<id> (certificate of %q)", ErrNotClusterCert, spiffePrefix, cert.Subject.CommonName)
+	}
+	return id, nil
+}

@@ -54,6 +54,8 @@ type Server struct {
 	keys idemKeys
 	// jobLists fetches job lists given by URL (jobs.go).
 	jobLists *joblist.Reader
+	// clusterCerts issues clusters' client certificates (clustercert.go).
+	clusterCerts *clusterCerts
 }
 
 // New builds the API over the state, the store and a token signer. ping
@@ -188,6 +190,7 @@ func (s *Server) routes() {
 	e.POST("/api/cluster/register", s.registerCluster)
 	e.POST("/api/cluster/sync", s.syncCluster)
 	e.GET("/api/cluster/desired", s.watchDesired)
+	e.POST("/api/cluster/certificate", s.renewClusterCert)
 }
 
 func (s *Server) health(c echo.Context) error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/internal/pki"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/httpapi"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
@@ -51,6 +52,9 @@ type rootTLS struct {
 	pin    string
 	pool   *x509.CertPool
 	config *tls.Config
+	// ca issues cluster client certificates (nil: an operator's serving
+	// certificate without its CA's key, which issues none).
+	ca *pki.CA
 }
 
 // setupTLS loads or makes the root's CA and its serving certificate for
@@ -95,7 +99,11 @@ func setupTLS(ctx context.Context, c TLSConfig, dataDir, externalURL string, lis
 		return nil, err
 	}
 	log.Info("serving HTTPS", "ca_pin", ca.Pin(), "names", leaf.DNSNames, "ips", leaf.IPs)
-	return &rootTLS{caPEM: ca.PEM, pin: ca.Pin(), pool: ca.Pool(), config: serving.TLSConfig()}, nil
+	// Clients may present a certificate of this CA (clusters do; browsers
+	// and the CLI present none): the handshake verifies it, the API
+	// matches it to the cluster calling (httpapi/clustercert.go).
+	config := pki.VerifyClients(serving.TLSConfig(), ca, httpapi.ClusterCertRefused)
+	return &rootTLS{caPEM: ca.PEM, pin: ca.Pin(), pool: ca.Pool(), config: config, ca: ca}, nil
 }
 
 // sharedCA is the CA kept in the store, whose certificate is written to

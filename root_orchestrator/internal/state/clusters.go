@@ -62,6 +62,9 @@ type Registration struct {
 	// Reset: the join token was scoped to this name, so an admin allowed
 	// whoever holds it to take the name over.
 	Reset bool
+	// CertBound: the cluster gets a client certificate with this
+	// registration, and must present it from now on.
+	CertBound bool
 }
 
 // RegisterCluster admits a cluster (the caller checked its join token) and
@@ -90,6 +93,7 @@ func (s *Store) RegisterCluster(r Registration) (id, credential, block string, t
 		}
 		c.Address, c.Port, c.Location = r.Address, r.Port, r.Location
 		c.CredentialHash = SecretHash(secret)
+		c.CertBound = r.CertBound
 		t.put(tClusters, KindCluster, c.ID, c, true)
 		b, err := t.clusterBlock(c.ID)
 		if err != nil {

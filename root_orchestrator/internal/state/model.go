@@ -254,6 +254,10 @@ type Cluster struct {
 	NodeTokens  []NodeToken
 	CAPin       string
 	TokensIndex uint64
+	// CertBound: it registered with a certificate request and got a client
+	// certificate, which its calls must then present (clustercert.go in
+	// httpapi).
+	CertBound bool
 }
 
 // MaxDeletedNodes bounds a cluster's DeletedNodes (the oldest go).

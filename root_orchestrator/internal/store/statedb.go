@@ -189,6 +189,7 @@ type clusterRecord struct {
 	DeletedNodes   []string          `bson:"deleted_nodes,omitempty"`
 	NodeTokens     []nodeTokenRecord `bson:"node_tokens,omitempty"`
 	CAPin          string            `bson:"ca_pin,omitempty"`
+	CertBound      bool              `bson:"cert_bound,omitempty"`
 }
 
 type resourcesRecord struct {
@@ -376,13 +377,13 @@ func (r instanceRecord) model() *state.Instance {
 
 func toClusterRecord(c *state.Cluster) clusterRecord {
 	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt, c.DeletedNodes,
-		toNodeTokenRecords(c.NodeTokens), c.CAPin}
+		toNodeTokenRecords(c.NodeTokens), c.CAPin, c.CertBound}
 }
 
 func (r clusterRecord) model() *state.Cluster {
 	return &state.Cluster{ID: r.ID, Name: r.Name, Address: r.Address, Port: r.Port, Location: r.Location,
 		CredentialHash: r.CredentialHash, Active: r.Active, LastSeen: r.LastSeen, RegisteredAt: r.RegisteredAt,
-		DeletedNodes: r.DeletedNodes, NodeTokens: nodeTokenModels(r.NodeTokens), CAPin: r.CAPin}
+		DeletedNodes: r.DeletedNodes, NodeTokens: nodeTokenModels(r.NodeTokens), CAPin: r.CAPin, CertBound: r.CertBound}
 }
 
 func toNodeRecord(id string, n *state.Node) nodeRecord {
