@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,11 @@ func (l *Link) takeCert(chainPEM string, key crypto.Signer) error {
 	if err := l.cert.Set([]byte(chainPEM), key); err != nil {
 		return fmt.Errorf("the root's client certificate: %w", err)
 	}
+	// Connections kept open were made with the certificate before (or
+	// none): the next calls connect anew and present this one. The watch
+	// does so before its next poll.
+	l.certGen.Add(1)
+	l.http.CloseIdleConnections()
 	return nil
 }
 
@@ -119,4 +125,13 @@ func (l *Link) renewCert(ctx context.Context) error {
 		return errors.New("the root answered no certificate")
 	}
 	return l.takeCert(ans.CertPEM, key)
+}
+
+// freshConns closes client's idle connections when the certificate changed
+// since *seen (the watch's client, whose poll holds its connection).
+func (l *Link) freshConns(client *http.Client, seen *uint64) {
+	if g := l.certGen.Load(); g != *seen {
+		*seen = g
+		client.CloseIdleConnections()
+	}
 }

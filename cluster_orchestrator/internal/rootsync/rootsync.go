@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,8 +103,10 @@ type Link struct {
 	c      Cluster
 	log    *slog.Logger
 	http   *http.Client
-	// cert is the client certificate towards the root (nil: none).
-	cert *pki.ClientCert
+	// cert is the client certificate towards the root (nil: none);
+	// certGen counts the certificates taken (clientcert.go).
+	cert    *pki.ClientCert
+	certGen atomic.Uint64
 	// pin is the root CA's pin the link verifies the root against ("":
 	// plain HTTP), secret the join token without it.
 	pin, secret string
@@ -223,7 +226,9 @@ func (l *Link) Run(ctx context.Context) {
 func (l *Link) watch(ctx context.Context) {
 	var d desired
 	client := client(l.cfg.RootURL, l.pin, 40*time.Second, l.getClientCertificate)
+	var certGen uint64
 	for ctx.Err() == nil {
+		l.freshConns(client, &certGen)
 		l.mu.Lock()
 		id := l.id
 		l.mu.Unlock()
