@@ -172,6 +172,15 @@ func TestClusterCertificates(t *testing.T) {
 		t.Errorf("sync with the renewed certificate = %d %s", status, got)
 	}
 
+	// No way back: alpha registers again only with a CSR.
+	if resp := r.do("POST", "/api/cluster/register", join, wire.ClusterRegisterRequest{Version: wire.Version, Name: "alpha", Credential: alpha.Credential}); resp.Status != http.StatusBadRequest ||
+		!strings.Contains(string(resp.Body), "client certificate identity") {
+		t.Errorf("alpha registering again without a CSR = %s, want 400", resp)
+	}
+	if status, got := r.certCall(t, renewed, "POST", "/api/cluster/sync", alpha.Credential, sync); status != http.StatusOK {
+		t.Errorf("the refused registration changed alpha: sync = %d %s", status, got)
+	}
+
 	// A broken CSR at registration is refused and registers nothing.
 	if resp := r.do("POST", "/api/cluster/register", join, wire.ClusterRegisterRequest{Version: wire.Version, Name: "delta", CSRPEM: "hello"}); resp.Status != http.StatusBadRequest {
 		t.Errorf("register with a broken CSR = %s, want 400", resp)

@@ -62,7 +62,7 @@ func (s *Server) registerCluster(c echo.Context) error {
 		return err
 	}
 	id, cred, block, tk, err := s.state.RegisterCluster(state.Registration{Name: req.Name, Location: req.Location, Address: req.Address, Port: req.Port,
-		Credential: req.Credential, Reset: jt.ClusterName == req.Name, CertBound: csr != nil})
+		Credential: req.Credential, Reset: jt.ClusterName == req.Name, CertBound: csr != nil, IssuesCerts: s.clusterCerts != nil})
 	if err != nil {
 		if uerr := s.store.UnspendJoinToken(context.WithoutCancel(ctx), jt); uerr != nil {
 			s.log.Warn("give the join token back", "token", jt.ID, "err", uerr)
@@ -71,6 +71,10 @@ func (s *Server) registerCluster(c echo.Context) error {
 		if errors.As(err, &ce) {
 			mTakeovers.Inc()
 			s.log.Warn("cluster registration refused: name taken", "cluster", req.Name, "from", c.RealIP())
+		}
+		if errors.Is(err, state.ErrCertIdentity) {
+			mClusterCertRefused.WithLabelValues("api").Inc()
+			return errBadRequest(state.ErrCertIdentity.Error(), "csr_pem")
 		}
 		return err
 	}
