@@ -66,7 +66,7 @@ func (s *Server) checkClusterCert(c echo.Context, cl *state.Cluster) (*x509.Cert
 	if s.clusterCerts == nil {
 		return nil, nil // nothing verified what a client presents
 	}
-	cert := pki.Peer(c.Request().TLS)
+	cert := pki.ClientOf(c.Request(), s.clusterCerts.ca)
 	var err error
 	switch {
 	case cert == nil && cl.CertBound:
@@ -103,7 +103,7 @@ func (s *Server) renewClusterCert(c echo.Context) error {
 	if err := checkVersion(req.Version); err != nil {
 		return err
 	}
-	if pki.Peer(c.Request().TLS) == nil || !cl.CertBound {
+	if pki.ClientOf(c.Request(), s.clusterCerts.ca) == nil || !cl.CertBound {
 		mClusterCertRefused.WithLabelValues("api").Inc()
 		return &Error{Status: http.StatusForbidden, Message: "a renewal needs the cluster's current client certificate (a cluster without one registers with a CSR)"}
 	}

@@ -194,6 +194,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	l := &leadership{st: st, holder: holder, addr: advertise, log: log, front: front, following: serve, alone: conn.Embedded}
 	if tlsc != nil {
 		l.trust = tlsc.pool
+		if tlsc.ca != nil {
+			l.replica = pki.ReplicaCert(tlsc.ca)
+		}
 	}
 	if err := l.acquire(ctx); err != nil {
 		return errors.Join(err, stop())
