@@ -65,10 +65,10 @@ func TestClusterCertificates(t *testing.T) {
 		if in.NodeName != before.NodeName || in.Restarts != 0 {
 			t.Errorf("the instance was disturbed: %+v, was %+v", in, before)
 		}
-		now := taskPIDs(t, s.ctrNS)
+		nowTasks := taskPIDs(t, s.ctrNS)
 		for k, pid := range tasks {
-			if now[k] != pid {
-				t.Errorf("task %s: pid %s, was %s", k, now[k], pid)
+			if nowTasks[k] != pid {
+				t.Errorf("task %s: pid %s, was %s", k, nowTasks[k], pid)
 			}
 		}
 		code, b := s.api.do("GET", "/api/clusters/active", nil)
