@@ -73,7 +73,7 @@ func TestClusterCertificates(t *testing.T) {
 		}
 		code, b := s.api.do("GET", "/api/clusters/active", nil)
 		var cls []api.Cluster
-		if err := json.Unmarshal(b, &cls); err != nil || code != 200 || !slices.ContainsFunc(cls, func(c api.Cluster) bool { return c.Name == "cc1" }) {
+		if err := json.Unmarshal(b, &cls); err != nil || code != 200 || !slices.ContainsFunc(cls, func(c api.Cluster) bool { return c.ClusterName == "cc1" }) {
 			t.Errorf("cc1 is not active: %d %s", code, b)
 		}
 	})
