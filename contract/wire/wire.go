@@ -583,17 +583,17 @@ type ClusterRegisterRequest struct {
 	CSRPEM string `json:"csr_pem,omitempty"`
 }
 
-// ClusterCertRequest renews a cluster's client certificate
+// ClusterCertificateRequest renews a cluster's client certificate
 // (POST /api/cluster/certificate, with the current certificate and the
 // credential): a CSR for a new key.
-type ClusterCertRequest struct {
+type ClusterCertificateRequest struct {
 	Version string `json:"version"`
 	CSRPEM  string `json:"csr_pem"`
 }
 
-// ClusterCertResponse is the new certificate chain (PEM, the cluster's
+// ClusterCertificateResponse is the new certificate chain (PEM, the cluster's
 // certificate first).
-type ClusterCertResponse struct {
+type ClusterCertificateResponse struct {
 	CertPEM string `json:"cert_pem"`
 }
 

@@ -136,12 +136,12 @@ func TestClusterCertificates(t *testing.T) {
 
 	// Renewal: the current certificate and the credential, a new key.
 	csr, pair := newClusterKey(t)
-	renew := wire.ClusterCertRequest{Version: wire.Version, CSRPEM: csr}
+	renew := wire.ClusterCertificateRequest{Version: wire.Version, CSRPEM: csr}
 	for _, tc := range []struct {
 		name   string
 		cert   *tls.Certificate
 		cred   string
-		body   wire.ClusterCertRequest
+		body   wire.ClusterCertificateRequest
 		status int
 		want   string
 	}{
@@ -149,7 +149,7 @@ func TestClusterCertificates(t *testing.T) {
 		{"with beta's", betaCert, alpha.Credential, renew, http.StatusForbidden, "client certificate refused"},
 		{"with the certificate, another credential", alphaCert, beta.Credential, renew, http.StatusForbidden, "client certificate refused"},
 		{"with the certificate, no credential", alphaCert, "", renew, http.StatusUnauthorized, "invalid cluster credential"},
-		{"a broken CSR", alphaCert, alpha.Credential, wire.ClusterCertRequest{Version: wire.Version, CSRPEM: "hello"}, http.StatusBadRequest, "CERTIFICATE REQUEST"},
+		{"a broken CSR", alphaCert, alpha.Credential, wire.ClusterCertificateRequest{Version: wire.Version, CSRPEM: "hello"}, http.StatusBadRequest, "CERTIFICATE REQUEST"},
 		{"gamma (no certificate identity)", nil, gamma.Credential, renew, http.StatusForbidden, "current client certificate"},
 	} {
 		t.Run("renew "+tc.name, func(t *testing.T) {
@@ -160,7 +160,7 @@ func TestClusterCertificates(t *testing.T) {
 		})
 	}
 	status, got := r.certCall(t, alphaCert, "POST", "/api/cluster/certificate", alpha.Credential, renew)
-	var ans wire.ClusterCertResponse
+	var ans wire.ClusterCertificateResponse
 	if status != http.StatusOK || json.Unmarshal([]byte(got), &ans) != nil {
 		t.Fatalf("renew = %d %s", status, got)
 	}

@@ -117,8 +117,8 @@ func (l *Link) renewCert(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ans wire.ClusterCertResponse
-	if err := l.post(ctx, "/api/cluster/certificate", id.Credential, wire.ClusterCertRequest{Version: wire.Version, CSRPEM: csr}, &ans); err != nil {
+	var ans wire.ClusterCertificateResponse
+	if err := l.post(ctx, "/api/cluster/certificate", id.Credential, wire.ClusterCertificateRequest{Version: wire.Version, CSRPEM: csr}, &ans); err != nil {
 		return err
 	}
 	if ans.CertPEM == "" {

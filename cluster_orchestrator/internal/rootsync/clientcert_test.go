@@ -44,13 +44,13 @@ func (r *fakeRoot) renew(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, `{"error":"client certificate refused"}`, http.StatusForbidden)
 		return
 	}
-	var body wire.ClusterCertRequest
+	var body wire.ClusterCertificateRequest
 	if err := json.NewDecoder(req.Body).Decode(&body); err != nil || body.Version != wire.Version {
 		http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
 		return
 	}
 	r.renewals++
-	writeJSONTest(w, wire.ClusterCertResponse{CertPEM: r.issue(body.CSRPEM)})
+	writeJSONTest(w, wire.ClusterCertificateResponse{CertPEM: r.issue(body.CSRPEM)})
 }
 
 // serialOf is the serial of the client certificate a request's connection

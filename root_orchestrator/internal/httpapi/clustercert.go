@@ -96,7 +96,7 @@ func (s *Server) renewClusterCert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req wire.ClusterCertRequest
+	var req wire.ClusterCertificateRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (s *Server) renewClusterCert(c echo.Context) error {
 		return err
 	}
 	s.log.Info("cluster certificate renewed", "cluster", cl.Name, "id", cl.ID)
-	return c.JSON(http.StatusOK, wire.ClusterCertResponse{CertPEM: chain})
+	return c.JSON(http.StatusOK, wire.ClusterCertificateResponse{CertPEM: chain})
 }
 
 var (
