@@ -51,6 +51,19 @@ func NodeOf(cert *x509.Certificate, cluster string) (string, error) {
 	if cert == nil {
 		return "", fmt.Errorf("%w: no certificate", ErrNotNodeCert)
 	}
+	id := spiffeID(cert, spiffePrefix+cluster+"/node/")
+	if id == "" {
+		return "", fmt.Errorf("%w: want the URI %s<id> (certificate of %q)", ErrNotNodeCert, spiffePrefix+cluster+"/node/", cert.Subject.CommonName)
+	}
+	if cert.Subject.CommonName != id {
+		return "", fmt.Errorf("%w: common name %q and URI %q disagree", ErrNotNodeCert, cert.Subject.CommonName, id)
+	}
+	return id, nil
+}
+
+// spiffeID is the last path element of cert's one spiffe:// URI SAN if
+// that is prefix<id> ("" if it has none, several, or another).
+func spiffeID(cert *x509.Certificate, prefix string) string {
 	var id string
 	n := 0
 	for _, u := range cert.URIs {
@@ -58,18 +71,15 @@ func NodeOf(cert *x509.Certificate, cluster string) (string, error) {
 			continue
 		}
 		n++
-		rest, ok := strings.CutPrefix(u.String(), spiffePrefix+cluster+"/node/")
+		rest, ok := strings.CutPrefix(u.String(), prefix)
 		if ok && rest != "" && !strings.ContainsAny(rest, "/?#") {
 			id = rest
 		}
 	}
-	if n != 1 || id == "" {
-		return "", fmt.Errorf("%w: want the URI %s<id> (certificate of %q)", ErrNotNodeCert, spiffePrefix+cluster+"/node/", cert.Subject.CommonName)
+	if n != 1 {
+		return ""
 	}
-	if cert.Subject.CommonName != id {
-		return "", fmt.Errorf("%w: common name %q and URI %q disagree", ErrNotNodeCert, cert.Subject.CommonName, id)
-	}
-	return id, nil
+	return id
 }
 
 // NewCSR makes a key (ECDSA P-256) and a certificate request for it naming
@@ -262,19 +272,8 @@ func ClusterOf(cert *x509.Certificate) (string, error) {
 	if cert == nil {
 		return "", fmt.Errorf("%w: no certificate", ErrNotClusterCert)
 	}
-	var id string
-	n := 0
-	for _, u := range cert.URIs {
-		if u.Scheme != "spiffe" {
-			continue
-		}
-		n++
-		rest, ok := strings.CutPrefix(u.String(), spiffePrefix)
-		if ok && rest != "" && !strings.ContainsAny(rest, "/?#") {
-			id = rest
-		}
-	}
-	if n != 1 || id == "" {
+	id := spiffeID(cert, spiffePrefix)
+	if id == "" {
 		return "", fmt.Errorf("%w: want the URI %s<id> (certificate of %q)", ErrNotClusterCert, spiffePrefix, cert.Subject.CommonName)
 	}
 	return id, nil

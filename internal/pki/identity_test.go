@@ -68,18 +68,7 @@ func TestParseCSR(t *testing.T) {
 // TestNodeOf: a node certificate names its node by URI and common name, in
 // this cluster only.
 func TestNodeOf(t *testing.T) {
-	ca, err := NewCA("c", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	sign := func(l Leaf) *x509.Certificate {
-		c, err := ca.Sign(key.Public(), l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	sign := testSigner(t)
 	other, _ := url.Parse("spiffe://thicket/cluster/beta/node/n1")
 	web, _ := url.Parse("https://example.com/n1")
 	for _, tc := range []struct {
@@ -113,21 +102,26 @@ func TestNodeOf(t *testing.T) {
 	}
 }
 
-// TestClusterOf: a cluster certificate names its cluster by the URI alone;
-// a node's certificate (a deeper path) names no cluster.
-func TestClusterOf(t *testing.T) {
+// testSigner signs leaves for one key with a new CA.
+func testSigner(t *testing.T) func(Leaf) *x509.Certificate {
 	ca, err := NewCA("c", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	sign := func(l Leaf) *x509.Certificate {
+	return func(l Leaf) *x509.Certificate {
 		c, err := ca.Sign(key.Public(), l)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
+}
+
+// TestClusterOf: a cluster certificate names its cluster by the URI alone;
+// a node's certificate (a deeper path) names no cluster.
+func TestClusterOf(t *testing.T) {
+	sign := testSigner(t)
 	web, _ := url.Parse("https://example.com/c1")
 	for _, tc := range []struct {
 		name string
