@@ -57,6 +57,11 @@ import (
 // So did InstanceSpec.Completions, Retries and Ended: an earlier cluster
 // and node run such an instance once, as any one_shot instance (and an
 // earlier node may start an ended one again if its runtime lost it).
+// So did ClusterRegisterRequest.CSRPEM and ClusterRegisterResponse.CertPEM
+// (with /api/cluster/certificate): a cluster without a CSR gets no
+// certificate and keeps credential-only calls; a root without them (or
+// without its CA's key) answers no certificate and the cluster goes on
+// without one.
 const Version = "v1"
 
 // Instance statuses (the same strings as the public API).
@@ -661,6 +666,24 @@ type ClusterRegisterRequest struct {
 	// cluster holding its credential (or with a join token an admin scoped
 	// to that name), and refuses anyone else with 409.
 	Credential string `json:"credential,omitempty"`
+	// CSRPEM is a certificate request (PEM) for the key the cluster keeps:
+	// the root answers a client certificate for it (CertPEM), and then
+	// requires it with every call of this cluster.
+	CSRPEM string `json:"csr_pem,omitempty"`
+}
+
+// ClusterCertificateRequest renews a cluster's client certificate
+// (POST /api/cluster/certificate, with the current certificate and the
+// credential): a CSR for a new key.
+type ClusterCertificateRequest struct {
+	Version string `json:"version"`
+	CSRPEM  string `json:"csr_pem"`
+}
+
+// ClusterCertificateResponse is the new certificate chain (PEM, the cluster's
+// certificate first).
+type ClusterCertificateResponse struct {
+	CertPEM string `json:"cert_pem"`
 }
 
 // ClusterRegisterResponse gives the cluster its id and the credential for
@@ -671,6 +694,9 @@ type ClusterRegisterResponse struct {
 	// Block is the cluster's share of the instance network, e.g.
 	// "10.64.0.0/16", from which it gives each node a subnet.
 	Block string `json:"block"`
+	// CertPEM is the cluster's client certificate chain (PEM) for the key
+	// of CSRPEM, if it sent one and the root issues them.
+	CertPEM string `json:"cert_pem,omitempty"`
 }
 
 // ClusterSync is POSTed by a cluster to the root's /api/cluster/sync every

@@ -356,8 +356,11 @@ var messages = []any{
 		ClusterID: "c1", Network: fullOverlay, Removed: []string{"web.1"}},
 	NodeReport{Version: Version, NodeID: "n1", Time: at, Node: fullNode, Generation: 7,
 		Instances: []InstanceStatus{fullStatus}, Full: true, Events: []Event{fullEvent}},
-	ClusterRegisterRequest{Version: Version, Name: "c1", Location: "lab", Address: "192.0.2.1", Port: 10100, Credential: "c-1.secret"},
-	ClusterRegisterResponse{ClusterID: "c-1", Credential: "cred", Block: "10.64.0.0/16"},
+	ClusterRegisterRequest{Version: Version, Name: "c1", Location: "lab", Address: "192.0.2.1", Port: 10100, Credential: "c-1.secret",
+		CSRPEM: "-----BEGIN CERTIFICATE REQUEST-----\n...\n-----END CERTIFICATE REQUEST-----\n"},
+	ClusterRegisterResponse{ClusterID: "c-1", Credential: "cred", Block: "10.64.0.0/16", CertPEM: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"},
+	ClusterCertificateRequest{Version: Version, CSRPEM: "-----BEGIN CERTIFICATE REQUEST-----\n...\n-----END CERTIFICATE REQUEST-----\n"},
+	ClusterCertificateResponse{CertPEM: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"},
 	ClusterSync{Version: Version, Nodes: []NodeInfo{fullNode}, Instances: []InstanceStatus{fullStatus}, Generation: 9,
 		Delta: true, Epoch: "e1", GoneNodes: []string{"n9"}, WantBlocks: 1, Events: []Event{fullEvent},
 		NodeTokenUses: []NodeTokenUse{{ID: "ab12cd34", Node: "w1", At: at}}, CAPin: "sha256:00",
@@ -535,7 +538,7 @@ func TestMalformed(t *testing.T) {
 func TestVersion(t *testing.T) {
 	// Every message that crosses a tier on its own names the version.
 	for _, m := range []any{NodeRegisterRequest{}, NodeDesired{}, NodeReport{}, ClusterRegisterRequest{}, ClusterSync{},
-		ClusterSyncAck{}, ClusterDesired{}} {
+		ClusterSyncAck{}, ClusterDesired{}, ClusterCertificateRequest{}} {
 		f, ok := reflect.TypeOf(m).FieldByName("Version")
 		if !ok || f.Tag.Get("json") != "version" {
 			t.Errorf("%T: no version field (%v)", m, f.Tag)

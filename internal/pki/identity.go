@@ -51,6 +51,19 @@ func NodeOf(cert *x509.Certificate, cluster string) (string, error) {
 	if cert == nil {
 		return "", fmt.Errorf("%w: no certificate", ErrNotNodeCert)
 	}
+	id := spiffeID(cert, spiffePrefix+cluster+"/node/")
+	if id == "" {
+		return "", fmt.Errorf("%w: want the URI %s<id> (certificate of %q)", ErrNotNodeCert, spiffePrefix+cluster+"/node/", cert.Subject.CommonName)
+	}
+	if cert.Subject.CommonName != id {
+		return "", fmt.Errorf("%w: common name %q and URI %q disagree", ErrNotNodeCert, cert.Subject.CommonName, id)
+	}
+	return id, nil
+}
+
+// spiffeID is the last path element of cert's one spiffe:// URI SAN if
+// that is prefix<id> ("" if it has none, several, or another).
+func spiffeID(cert *x509.Certificate, prefix string) string {
 	var id string
 	n := 0
 	for _, u := range cert.URIs {
@@ -58,18 +71,15 @@ func NodeOf(cert *x509.Certificate, cluster string) (string, error) {
 			continue
 		}
 		n++
-		rest, ok := strings.CutPrefix(u.String(), spiffePrefix+cluster+"/node/")
+		rest, ok := strings.CutPrefix(u.String(), prefix)
 		if ok && rest != "" && !strings.ContainsAny(rest, "/?#") {
 			id = rest
 		}
 	}
-	if n != 1 || id == "" {
-		return "", fmt.Errorf("%w: want the URI %s<id> (certificate of %q)", ErrNotNodeCert, spiffePrefix+cluster+"/node/", cert.Subject.CommonName)
+	if n != 1 {
+		return ""
 	}
-	if cert.Subject.CommonName != id {
-		return "", fmt.Errorf("%w: common name %q and URI %q disagree", ErrNotNodeCert, cert.Subject.CommonName, id)
-	}
-	return id, nil
+	return id
 }
 
 // NewCSR makes a key (ECDSA P-256) and a certificate request for it naming
@@ -234,4 +244,37 @@ func Peer(cs *tls.ConnectionState) *x509.Certificate {
 		return nil
 	}
 	return cs.PeerCertificates[0]
+}
+
+// A cluster's client certificate (towards the root) names it the same way:
+// its name as the common name, its id as the URI SAN
+// spiffe://thicket/cluster/<id>, which identity checks read.
+
+// ClusterURI is the identity URI of cluster id.
+func ClusterURI(id string) *url.URL {
+	return &url.URL{Scheme: "spiffe", Host: "thicket", Path: "/cluster/" + id}
+}
+
+// ClusterLeaf is what the client certificate of cluster id (named name) is
+// issued for.
+func ClusterLeaf(id, name string, validity time.Duration) Leaf {
+	l := NodeLeaf("", "", validity)
+	l.Name, l.URIs = name, []*url.URL{ClusterURI(id)}
+	return l
+}
+
+// ErrNotClusterCert: a client certificate that names no cluster.
+var ErrNotClusterCert = errors.New("pki: not a cluster certificate")
+
+// ClusterOf is the id of the cluster a (verified) client certificate
+// names: its one spiffe:// URI SAN must be ClusterURI(id).
+func ClusterOf(cert *x509.Certificate) (string, error) {
+	if cert == nil {
+		return "", fmt.Errorf("%w: no certificate", ErrNotClusterCert)
+	}
+	id := spiffeID(cert, spiffePrefix)
+	if id == "" {
+		return "", fmt.Errorf("%w: want the URI %s<id> (certificate of %q)", ErrNotClusterCert, spiffePrefix, cert.Subject.CommonName)
+	}
+	return id, nil
 }

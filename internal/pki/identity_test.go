@@ -68,18 +68,7 @@ func TestParseCSR(t *testing.T) {
 // TestNodeOf: a node certificate names its node by URI and common name, in
 // this cluster only.
 func TestNodeOf(t *testing.T) {
-	ca, err := NewCA("c", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	sign := func(l Leaf) *x509.Certificate {
-		c, err := ca.Sign(key.Public(), l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	sign := testSigner(t)
 	other, _ := url.Parse("spiffe://thicket/cluster/beta/node/n1")
 	web, _ := url.Parse("https://example.com/n1")
 	for _, tc := range []struct {
@@ -110,6 +99,56 @@ func TestNodeOf(t *testing.T) {
 	short := sign(NodeLeaf("alpha", "n1", 20*time.Second))
 	if life := short.NotAfter.Sub(short.NotBefore); life > 30*time.Second {
 		t.Errorf("a 20 s certificate is valid for %s (backdated too far)", life)
+	}
+}
+
+// testSigner signs leaves for one key with a new CA.
+func testSigner(t *testing.T) func(Leaf) *x509.Certificate {
+	ca, err := NewCA("c", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return func(l Leaf) *x509.Certificate {
+		c, err := ca.Sign(key.Public(), l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+// TestClusterOf: a cluster certificate names its cluster by the URI alone;
+// a node's certificate (a deeper path) names no cluster.
+func TestClusterOf(t *testing.T) {
+	sign := testSigner(t)
+	web, _ := url.Parse("https://example.com/c1")
+	for _, tc := range []struct {
+		name string
+		cert *x509.Certificate
+		want string
+	}{
+		{"cluster c1", sign(ClusterLeaf("c1", "alpha", time.Hour)), "c1"},
+		{"a node's", sign(NodeLeaf("c1", "n1", time.Hour)), ""},
+		{"no URI", sign(Leaf{Name: "alpha", Client: true, Validity: time.Hour}), ""},
+		{"two identities", sign(Leaf{Name: "alpha", URIs: []*url.URL{ClusterURI("c1"), ClusterURI("c2")}, Client: true, Validity: time.Hour}), ""},
+		{"other URIs ignored", sign(Leaf{Name: "alpha", URIs: []*url.URL{ClusterURI("c1"), web}, Client: true, Validity: time.Hour}), "c1"},
+		{"none", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ClusterOf(tc.cert)
+			if got != tc.want || (err == nil) != (tc.want != "") || err != nil && !errors.Is(err, ErrNotClusterCert) {
+				t.Errorf("ClusterOf = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	c := sign(ClusterLeaf("c1", "alpha", time.Hour))
+	if c.URIs[0].String() != "spiffe://thicket/cluster/c1" || c.Subject.CommonName != "alpha" ||
+		len(c.ExtKeyUsage) != 1 || c.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Errorf("cluster certificate: URIs %v, CN %q, ext key usage %v", c.URIs, c.Subject.CommonName, c.ExtKeyUsage)
+	}
+	if _, err := NodeOf(c, "c1"); err == nil {
+		t.Error("a cluster certificate passes as a node's")
 	}
 }
 

@@ -38,10 +38,23 @@ type fakeRoot struct {
 	fail       int                   // the next syncs answered 500
 	watches    []string              // the query of each watch
 	answers    chan wire.ClusterDesired
+
+	// Client certificates (clientcert_test.go): the root's CA issues them
+	// valid for certTTL; presented are the serials of those the syncs
+	// presented ("" none), issued the serials issued.
+	ca        *pki.CA
+	certTTL   time.Duration
+	presented []string
+	issued    []string
+	renewals  int
 }
 
 func newFakeRoot(t *testing.T) (*fakeRoot, *httptest.Server) {
-	r := &fakeRoot{t: t, answers: make(chan wire.ClusterDesired, 8)}
+	ca, err := pki.NewCA("fake root CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &fakeRoot{t: t, answers: make(chan wire.ClusterDesired, 8), ca: ca, certTTL: time.Hour}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/cluster/register", func(w http.ResponseWriter, req *http.Request) {
 		var body wire.ClusterRegisterRequest
@@ -59,7 +72,8 @@ func newFakeRoot(t *testing.T) (*fakeRoot, *httptest.Server) {
 		r.shown = body.Credential
 		r.registered++
 		r.credential = "cred-" + strings.Repeat("x", r.registered)
-		writeJSONTest(w, wire.ClusterRegisterResponse{ClusterID: "cluster-1", Credential: r.credential, Block: "10.64.0.0/18"})
+		writeJSONTest(w, wire.ClusterRegisterResponse{ClusterID: "cluster-1", Credential: r.credential, Block: "10.64.0.0/18",
+			CertPEM: r.issue(body.CSRPEM)})
 	})
 	mux.HandleFunc("POST /api/cluster/sync", func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
@@ -73,6 +87,7 @@ func newFakeRoot(t *testing.T) (*fakeRoot, *httptest.Server) {
 			http.Error(w, `{"error":"busy"}`, http.StatusInternalServerError)
 			return
 		}
+		r.presented = append(r.presented, serialOf(req))
 		var s wire.ClusterSync
 		if err := json.NewDecoder(req.Body).Decode(&s); err != nil {
 			t.Errorf("malformed sync: %v", err)
@@ -102,16 +117,13 @@ func newFakeRoot(t *testing.T) (*fakeRoot, *httptest.Server) {
 		case <-req.Context().Done():
 		}
 	})
+	mux.HandleFunc("POST /api/cluster/certificate", r.renew)
 	srv := httptest.NewUnstartedServer(mux)
-	ca, err := pki.NewCA("fake root CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cert, err := ca.Issue(pki.Leaf{Name: "root", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.TLS = pki.VerifyClients(&tls.Config{Certificates: []tls.Certificate{cert}}, ca, nil)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	pins.Store(srv.URL, ca.Pin())

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,6 +87,9 @@ type Config struct {
 	// CAPin is the pin of the cluster's CA, told the root with every sync
 	// so that the node tokens it prints carry it ("": plain text).
 	CAPin string
+	// ClientCertFile keeps the cluster's client certificate towards the
+	// root and its key (clientcert.go; "": none, the credential alone).
+	ClientCertFile string
 }
 
 // NodeTokens is what the link needs of the cluster's node token keeper.
@@ -103,6 +107,10 @@ type Link struct {
 	c      Cluster
 	log    *slog.Logger
 	http   *http.Client
+	// cert is the client certificate towards the root (nil: none);
+	// certGen counts the certificates taken (clientcert.go).
+	cert    *pki.ClientCert
+	certGen atomic.Uint64
 	// pin is the root CA's pin the link verifies the root against ("":
 	// plain HTTP), secret the join token without it.
 	pin, secret string
@@ -162,7 +170,12 @@ func New(ctx context.Context, cfg Config, st *state.Store, c Cluster, log *slog.
 	if pin == "" {
 		log.Warn("INSECURE: --insecure-plaintext-root: the cluster's credential and desired sets cross the network to the root in clear", "root", cfg.RootURL)
 	}
-	return &Link{cfg: cfg, st: st, c: c, log: log, pin: pin, secret: secret, http: client(cfg.RootURL, pin, 15*time.Second), kick: make(chan struct{}, 1)}, nil
+	l := &Link{cfg: cfg, st: st, c: c, log: log, pin: pin, secret: secret, kick: make(chan struct{}, 1)}
+	if cfg.ClientCertFile != "" && pin != "" {
+		l.cert = pki.OpenClientCert(cfg.ClientCertFile)
+	}
+	l.http = client(cfg.RootURL, pin, 15*time.Second, l.getClientCertificate)
+	return l, nil
 }
 
 // errRejected means the root refused our credential or token.
@@ -176,6 +189,7 @@ var errNameTaken = errors.New("cluster name taken")
 // brings changes of the desired set down at once.
 func (l *Link) Run(ctx context.Context) {
 	go l.watch(ctx)
+	go l.renewCerts(ctx)
 	interval := l.cfg.Interval
 	for {
 		next, err := l.once(ctx)
@@ -215,8 +229,10 @@ func (l *Link) Run(ctx context.Context) {
 // changes.
 func (l *Link) watch(ctx context.Context) {
 	var d desired
-	client := client(l.cfg.RootURL, l.pin, 40*time.Second)
+	client := client(l.cfg.RootURL, l.pin, 40*time.Second, l.getClientCertificate)
+	var certGen uint64
 	for ctx.Err() == nil {
+		l.freshConns(client, &certGen)
 		l.mu.Lock()
 		id := l.id
 		l.mu.Unlock()
@@ -358,6 +374,18 @@ func (l *Link) once(ctx context.Context) (time.Duration, error) {
 		l.id = id
 		return 0, err
 	}
+	if errors.Is(err, errCertRefused) {
+		// Our certificate expired (the root was away longer than it
+		// lasts) or was lost: a registration with our credential brings
+		// a new one.
+		l.log.Warn("the root refused the cluster's client certificate; registering again", "err", err)
+		id, rerr := l.register(ctx, l.id.Credential)
+		if rerr != nil {
+			return 0, fmt.Errorf("%w; %w", err, rerr)
+		}
+		l.id, l.rep = id, reported{}
+		return 0, err
+	}
 	l.refused = false
 	if err != nil {
 		return 0, err
@@ -381,6 +409,11 @@ func (l *Link) register(ctx context.Context, credential string) (*state.Identity
 	var resp wire.ClusterRegisterResponse
 	reg := l.cfg.Register
 	reg.Credential = credential
+	key, csr, err := l.newCSR()
+	if err != nil {
+		return nil, err
+	}
+	reg.CSRPEM = csr
 	if err := l.post(ctx, "/api/cluster/register", l.secret, reg, &resp); err != nil {
 		switch {
 		case errors.Is(err, errRejected):
@@ -393,6 +426,9 @@ func (l *Link) register(ctx context.Context, credential string) (*state.Identity
 		return nil, fmt.Errorf("register with the root: %w", err)
 	}
 	id := &state.Identity{ClusterID: resp.ClusterID, Credential: resp.Credential, RootURL: l.cfg.RootURL, RootPin: l.pin, Block: resp.Block}
+	if err := l.takeCert(resp.CertPEM, key); err != nil {
+		return nil, err
+	}
 	if err := l.st.SaveIdentity(ctx, *id); err != nil {
 		return nil, err
 	}
@@ -425,6 +461,9 @@ func (l *Link) post(ctx context.Context, path, token string, body, out any) erro
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		return fmt.Errorf("%s: %w: %s", path, errRejected, bytes.TrimSpace(data))
+	}
+	if resp.StatusCode == http.StatusForbidden && bytes.Contains(data, []byte("client certificate")) {
+		return fmt.Errorf("%s: %w: %s", path, errCertRefused, bytes.TrimSpace(data))
 	}
 	if resp.StatusCode == http.StatusConflict {
 		return fmt.Errorf("%s: %w: %s", path, errNameTaken, bytes.TrimSpace(data))

@@ -2,6 +2,7 @@ package rootsync
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -64,7 +65,7 @@ func trust(ctx context.Context, cfg Config, st *state.Store) (pin, secret string
 
 // client is an HTTP client to the root, verifying it against pin (none:
 // plain HTTP).
-func client(rootURL, pin string, timeout time.Duration) *http.Client {
+func client(rootURL, pin string, timeout time.Duration, cert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *http.Client {
 	c := &http.Client{Timeout: timeout}
 	if pin == "" {
 		return c
@@ -72,6 +73,7 @@ func client(rootURL, pin string, timeout time.Duration) *http.Client {
 	u, _ := url.Parse(rootURL)
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = pki.PinnedClient(pin, u.Hostname())
+	t.TLSClientConfig.GetClientCertificate = cert
 	c.Transport = t
 	return c
 }

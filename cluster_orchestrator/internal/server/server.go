@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/thicket-edge/thicket/cluster_orchestrator/internal/broker"
@@ -259,7 +260,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		port := ln.Addr().(*net.TCPAddr).Port
 		link, err := rootsync.New(ctx, rootsync.Config{
 			RootURL: cfg.RootURL, JoinToken: cfg.JoinToken, Interval: time.Second, AllowPlaintext: cfg.InsecurePlaintextRoot,
-			NodeTokens: tokens, CAPin: pin,
+			NodeTokens: tokens, CAPin: pin, ClientCertFile: filepath.Join(cfg.DataDir, rootsync.ClientCertFile),
 			Register: wire.ClusterRegisterRequest{Name: cfg.Name, Location: cfg.Location, Address: cfg.AdvertiseAddr, Port: port},
 		}, st, m, log)
 		if err != nil {

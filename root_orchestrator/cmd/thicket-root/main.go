@@ -46,6 +46,7 @@ type cli struct {
 	TLSCert       string        `name:"tls-cert" env:"THICKET_TLS_CERT" help:"A serving certificate the operator made (PEM, its chain may follow), issued by --tls-ca-cert; default: one issued at each start for --external-url's host, the listen addresses and localhost."`
 	TLSKey        string        `name:"tls-key" env:"THICKET_TLS_KEY" help:"Key of --tls-cert (PEM)."`
 	TLSNames      []string      `name:"tls-names" sep:"," env:"THICKET_TLS_NAMES" placeholder:"NAME" help:"More DNS names and IP addresses for the serving certificate it issues (e.g. a container service name, a load balancer's name)."`
+	ClusterCert   time.Duration `name:"cluster-cert-ttl" default:"720h" env:"THICKET_CLUSTER_CERT_TTL" help:"Validity of the client certificates the root's CA issues clusters at registration and renewal (at least 10s); clusters renew at two thirds of it. A root on --tls-cert without its CA's key issues none."`
 	Plaintext     bool          `name:"insecure-plaintext" env:"THICKET_INSECURE_PLAINTEXT" help:"Serve plain HTTP instead of HTTPS (development only: passwords and tokens cross the network in clear; logged as a warning at every start)."`
 	pprofserve.Flag
 }
@@ -103,6 +104,7 @@ func main() {
 		MetricsTokenFile:   c.MetricsToken,
 		TLS: server.TLSConfig{InsecurePlaintext: c.Plaintext, CACert: c.TLSCACert, CAKey: c.TLSCAKey,
 			Cert: c.TLSCert, Key: c.TLSKey, Names: c.TLSNames},
+		ClusterCertTTL: c.ClusterCert,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-root failed", "err", err)

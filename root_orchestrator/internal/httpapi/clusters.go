@@ -44,6 +44,10 @@ func (s *Server) registerCluster(c echo.Context) error {
 	if !clusterNameRE.MatchString(req.Name) {
 		return errBadRequest("cluster_name must match "+clusterNameRE.String(), "cluster_name")
 	}
+	csr, err := s.clusterCSR(req.CSRPEM)
+	if err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	jt, err := s.store.UseJoinToken(ctx, joinSecret(bearer(c)), req.Name)
 	var refused *store.TokenRefusal
@@ -57,7 +61,7 @@ func (s *Server) registerCluster(c echo.Context) error {
 		return err
 	}
 	id, cred, block, tk, err := s.state.RegisterCluster(state.Registration{Name: req.Name, Location: req.Location, Address: req.Address, Port: req.Port,
-		Credential: req.Credential, Reset: jt.ClusterName == req.Name})
+		Credential: req.Credential, Reset: jt.ClusterName == req.Name, CertBound: csr != nil, IssuesCerts: s.clusterCerts != nil})
 	if err != nil {
 		if uerr := s.store.UnspendJoinToken(context.WithoutCancel(ctx), jt); uerr != nil {
 			s.log.Warn("give the join token back", "token", jt.ID, "err", uerr)
@@ -67,13 +71,23 @@ func (s *Server) registerCluster(c echo.Context) error {
 			mTakeovers.Inc()
 			s.log.Warn("cluster registration refused: name taken", "cluster", req.Name, "from", c.RealIP())
 		}
+		if errors.Is(err, state.ErrCertIdentity) {
+			mClusterCertRefused.WithLabelValues("api").Inc()
+			return errBadRequest(state.ErrCertIdentity.Error(), "csr_pem")
+		}
 		return err
 	}
 	if err := s.durable(c, tk); err != nil {
 		return err
 	}
-	s.log.Info("cluster registered", "cluster", req.Name, "id", id, "location", req.Location, "block", block, "join_token", jt.ID)
-	return c.JSON(http.StatusOK, wire.ClusterRegisterResponse{ClusterID: id, Credential: cred, Block: block})
+	s.log.Info("cluster registered", "cluster", req.Name, "id", id, "location", req.Location, "block", block, "join_token", jt.ID, "client_cert", csr != nil)
+	ans := wire.ClusterRegisterResponse{ClusterID: id, Credential: cred, Block: block}
+	if csr != nil {
+		if ans.CertPEM, err = s.clusterCerts.issue(&state.Cluster{ID: id, Name: req.Name}, csr, "register"); err != nil {
+			return err
+		}
+	}
+	return c.JSON(http.StatusOK, ans)
 }
 
 var mTakeovers = promauto.NewCounter(prometheus.CounterOpts{
@@ -81,13 +95,21 @@ var mTakeovers = promauto.NewCounter(prometheus.CounterOpts{
 	Help: "Cluster registrations refused because the name belongs to a registered cluster whose credential they did not show.",
 })
 
-// authCluster returns the cluster whose credential the request carries.
+// authCluster returns the cluster whose credential the request carries,
+// after checking the client certificate the connection presented
+// (clustercert.go).
 func (s *Server) authCluster(c echo.Context) (*state.Cluster, error) {
 	cl, err := s.state.Snapshot().AuthenticateCluster(bearer(c))
 	if errors.Is(err, state.ErrBadCredential) {
 		return nil, &Error{Status: http.StatusUnauthorized, Message: "invalid cluster credential"}
 	}
-	return cl, err
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.checkClusterCert(c, cl); err != nil {
+		return nil, err
+	}
+	return cl, nil
 }
 
 // maxSyncBody bounds a cluster's sync. Clusters keep theirs far below it

@@ -57,6 +57,8 @@ type Server struct {
 	jobLists *joblist.Reader
 	// usage: instances' and nodes' figures over the last hour (usage.go).
 	usage *usage.Rings
+	// clusterCerts issues clusters' client certificates (clustercert.go).
+	clusterCerts *clusterCerts
 }
 
 // New builds the API over the state, the store and a token signer. ping
@@ -200,6 +202,7 @@ func (s *Server) routes() {
 	e.POST("/api/cluster/register", s.registerCluster)
 	e.POST("/api/cluster/sync", s.syncCluster)
 	e.GET("/api/cluster/desired", s.watchDesired)
+	e.POST("/api/cluster/certificate", s.renewClusterCert)
 }
 
 func (s *Server) health(c echo.Context) error {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/internal/netaddr"
+	"github.com/thicket-edge/thicket/internal/pki"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
@@ -87,8 +88,10 @@ func unavailable(msg string) http.Handler {
 
 // forwardTo proxies every request to the leading replica, which must serve
 // a certificate of this replica's CA (trust) when it serves HTTPS: replicas
-// share one CA (--tls-ca-cert and --tls-ca-key).
-func forwardTo(addr string, trust *x509.CertPool, log *slog.Logger) http.Handler {
+// share one CA (--tls-ca-cert and --tls-ca-key). With replica (a replica's
+// client certificate) the client certificate a request came with goes
+// along (pki.SetForwarded), for the leader's cluster checks.
+func forwardTo(addr string, trust *x509.CertPool, replica func(*tls.CertificateRequestInfo) (*tls.Certificate, error), log *slog.Logger) http.Handler {
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" {
 		return unavailable("no root replica leads yet")
@@ -96,8 +99,17 @@ func forwardTo(addr string, trust *x509.CertPool, log *slog.Logger) http.Handler
 	p := httputil.NewSingleHostReverseProxy(u)
 	if u.Scheme == "https" {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: trust}
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: trust, GetClientCertificate: replica}
 		p.Transport = t
+	}
+	direct := p.Director
+	p.Director = func(r *http.Request) {
+		direct(r)
+		if replica != nil {
+			pki.SetForwarded(r, r.TLS)
+		} else {
+			r.Header.Del(pki.ForwardedClientCert)
+		}
 	}
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		log.Debug("forward to the leading replica", "leader", addr, "err", err)
@@ -118,8 +130,11 @@ type leadership struct {
 	following func()
 	// alone: no other replica can use this store (the embedded one).
 	alone bool
-	// trust verifies the leader's certificate (nil: plain HTTP).
-	trust *x509.CertPool
+	// trust verifies the leader's certificate (nil: plain HTTP); replica
+	// is this replica's client certificate when it forwards (nil: the CA's
+	// key is not here, no cluster certificates).
+	trust   *x509.CertPool
+	replica func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
 }
 
 // acquire returns once this replica holds the lease; until then it forwards
@@ -139,7 +154,7 @@ func (l *leadership) acquire(ctx context.Context) error {
 			l.log.Warn("leader lease", "err", err)
 		} else if cur.Addr != following {
 			following = cur.Addr
-			l.front.set(forwardTo(cur.Addr, l.trust, l.log))
+			l.front.set(forwardTo(cur.Addr, l.trust, l.replica, l.log))
 			l.log.Info("another root replica leads; forwarding to it", "leader", cur.Addr, "lease_until", cur.Until)
 			l.following()
 		}

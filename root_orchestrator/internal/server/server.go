@@ -80,6 +80,9 @@ type Config struct {
 	JobsAllowNet []netip.Prefix
 	// TLS says how the root serves HTTPS (by default, with its own CA).
 	TLS TLSConfig
+	// ClusterCertTTL is the validity of the client certificates the root's
+	// CA issues clusters (0: httpapi.DefaultClusterCertTTL).
+	ClusterCertTTL time.Duration
 }
 
 // Run starts the root and serves until ctx ends. ready, if not nil, receives
@@ -92,6 +95,12 @@ type Config struct {
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
 	if cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 || cfg.ClusterGrace <= 0 {
 		return fmt.Errorf("access TTL, refresh TTL and cluster grace must be positive (got %s, %s, %s)", cfg.AccessTTL, cfg.RefreshTTL, cfg.ClusterGrace)
+	}
+	if cfg.ClusterCertTTL == 0 {
+		cfg.ClusterCertTTL = httpapi.DefaultClusterCertTTL
+	}
+	if cfg.ClusterCertTTL < httpapi.MinClusterCertTTL {
+		return fmt.Errorf("--cluster-cert-ttl %s is shorter than %s", cfg.ClusterCertTTL, httpapi.MinClusterCertTTL)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -186,6 +195,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	l := &leadership{st: st, holder: holder, addr: advertise, log: log, front: front, following: serve, alone: conn.Embedded}
 	if tlsc != nil {
 		l.trust = tlsc.pool
+		if tlsc.ca != nil {
+			l.replica = pki.ReplicaCert(tlsc.ca)
+		}
 	}
 	if err := l.acquire(ctx); err != nil {
 		return errors.Join(err, stop())
@@ -218,6 +230,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if tlsc != nil {
 		srv.Mount("/ca.crt", caHandler(tlsc.caPEM))
 		srv.SetJoinTokenPin(pin)
+		if tlsc.ca != nil {
+			srv.IssueClusterCerts(tlsc.ca, cfg.ClusterCertTTL)
+		}
 	}
 	front.set(srv.Handler())
 	log.Info("this root replica leads", "addr", advertise)

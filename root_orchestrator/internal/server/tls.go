@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/thicket-edge/thicket/internal/pki"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/httpapi"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/install"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
@@ -55,6 +56,9 @@ type rootTLS struct {
 	config *tls.Config
 	// signer signs the download manifest; nil without the CA's key.
 	signer *install.Signer
+	// ca issues cluster client certificates (nil: an operator's serving
+	// certificate without its CA's key, which issues none).
+	ca *pki.CA
 }
 
 // setupTLS loads or makes the root's CA and its serving certificate for
@@ -103,7 +107,11 @@ func setupTLS(ctx context.Context, c TLSConfig, dataDir, externalURL string, lis
 		return nil, err
 	}
 	log.Info("serving HTTPS", "ca_pin", ca.Pin(), "names", leaf.DNSNames, "ips", leaf.IPs)
-	return &rootTLS{caPEM: ca.PEM, pin: ca.Pin(), pool: ca.Pool(), config: serving.TLSConfig(), signer: signer}, nil
+	// Clients may present a certificate of this CA (clusters do; browsers
+	// and the CLI present none): the handshake verifies it, the API
+	// matches it to the cluster calling (httpapi/clustercert.go).
+	config := pki.VerifyClients(serving.TLSConfig(), ca, httpapi.ClusterCertRefused)
+	return &rootTLS{caPEM: ca.PEM, pin: ca.Pin(), pool: ca.Pool(), config: config, signer: signer, ca: ca}, nil
 }
 
 // signingValidity is the lifetime of the download signing key's

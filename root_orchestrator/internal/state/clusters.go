@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -63,7 +64,17 @@ type Registration struct {
 	// Reset: the join token was scoped to this name, so an admin allowed
 	// whoever holds it to take the name over.
 	Reset bool
+	// CertBound: the cluster gets a client certificate with this
+	// registration, and must present it from now on. IssuesCerts: the
+	// root issues them (then a cluster bound to one cannot register again
+	// without, but for an admin's reset).
+	CertBound, IssuesCerts bool
 }
+
+// ErrCertIdentity: a cluster with a client certificate identity registered
+// again without a certificate request.
+var ErrCertIdentity = errors.New("the cluster has a client certificate identity: it registers again with a certificate request (csr_pem), " +
+	"or with a join token an admin scoped to its name")
 
 // RegisterCluster admits a cluster (the caller checked its join token) and
 // returns its id, a new credential and its address block. A name already
@@ -85,12 +96,16 @@ func (s *Store) RegisterCluster(r Registration) (id, credential, block string, t
 					"only that cluster can register under it again (with the credential in its data dir). "+
 					"To replace it, an admin deletes it (thicket cluster delete %s) or creates a join token scoped to that name", r.Name, r.Name)}
 			}
+			if old.CertBound && !r.CertBound && r.IssuesCerts && !r.Reset {
+				return ErrCertIdentity
+			}
 			cp := *old
 			c = &cp
 			c.RegisteredAt = t.now
 		}
 		c.Address, c.Port, c.Location = r.Address, r.Port, r.Location
 		c.CredentialHash = SecretHash(secret)
+		c.CertBound = r.CertBound
 		t.put(tClusters, KindCluster, c.ID, c, true)
 		b, err := t.clusterBlock(c.ID)
 		if err != nil {

@@ -277,6 +277,10 @@ type Cluster struct {
 	// both (cordon.go).
 	CordonedNodes []string
 	DrainedNodes  []string
+	// CertBound: it registered with a certificate request and got a client
+	// certificate, which its calls must then present (clustercert.go in
+	// httpapi).
+	CertBound bool
 }
 
 // MaxDeletedNodes bounds a cluster's DeletedNodes (the oldest go).

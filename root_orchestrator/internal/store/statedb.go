@@ -200,6 +200,7 @@ type clusterRecord struct {
 	CAPin          string            `bson:"ca_pin,omitempty"`
 	CordonedNodes  []string          `bson:"cordoned_nodes,omitempty"`
 	DrainedNodes   []string          `bson:"drained_nodes,omitempty"`
+	CertBound      bool              `bson:"cert_bound,omitempty"`
 }
 
 type resourcesRecord struct {
@@ -392,14 +393,14 @@ func (r instanceRecord) model() *state.Instance {
 
 func toClusterRecord(c *state.Cluster) clusterRecord {
 	return clusterRecord{c.ID, c.Name, c.Address, c.Port, c.Location, c.CredentialHash, c.Active, c.LastSeen, c.RegisteredAt, c.DeletedNodes,
-		toNodeTokenRecords(c.NodeTokens), c.CAPin, c.CordonedNodes, c.DrainedNodes}
+		toNodeTokenRecords(c.NodeTokens), c.CAPin, c.CordonedNodes, c.DrainedNodes, c.CertBound}
 }
 
 func (r clusterRecord) model() *state.Cluster {
 	return &state.Cluster{ID: r.ID, Name: r.Name, Address: r.Address, Port: r.Port, Location: r.Location,
 		CredentialHash: r.CredentialHash, Active: r.Active, LastSeen: r.LastSeen, RegisteredAt: r.RegisteredAt,
 		DeletedNodes: r.DeletedNodes, NodeTokens: nodeTokenModels(r.NodeTokens), CAPin: r.CAPin,
-		CordonedNodes: r.CordonedNodes, DrainedNodes: r.DrainedNodes}
+		CordonedNodes: r.CordonedNodes, DrainedNodes: r.DrainedNodes, CertBound: r.CertBound}
 }
 
 func toNodeRecord(id string, n *state.Node) nodeRecord {
