@@ -59,22 +59,25 @@ func TestCompletionsReconcile(t *testing.T) {
 	}
 }
 
-// TestCompletionsEnvironment: an index is told its index and the count.
-func TestCompletionsEnvironment(t *testing.T) {
-	got := withCompletions(indexed("a", 1, "")).Environment
-	want := []string{"A=1", "THICKET_INSTANCE_INDEX=2", "THICKET_COMPLETIONS=4"}
+// TestIndexEnvironment: every instance is told its index; an index of an
+// indexed job also the count (as the pool size).
+func TestIndexEnvironment(t *testing.T) {
+	got := withIndex(indexed("a", 1, "")).Environment
+	want := []string{"A=1", "THICKET_INSTANCE_INDEX=2", "THICKET_POOL_SIZE=4", "THICKET_COMPLETIONS=4"}
 	if !slices.Equal(got, want) {
 		t.Errorf("environment %q, want %q", got, want)
 	}
 	s := indexed("a", 1, "")
 	s.JobGrant = &wire.JobGrant{PoolSize: 4}
-	if got := withCompletions(s).Environment; !slices.Equal(got, []string{"A=1", "THICKET_COMPLETIONS=4"}) {
-		t.Errorf("with a job grant (which gives the index): %q", got)
+	if got := withIndex(s).Environment; !slices.Equal(got, []string{"A=1", "THICKET_COMPLETIONS=4"}) {
+		t.Errorf("with a job grant (which gives the index and pool size): %q", got)
 	}
-	plain := specs("b")[0]
-	plain.OneShot = true
-	if got := withCompletions(plain).Environment; len(got) != 0 {
-		t.Errorf("one-shot without completions: %q", got)
+	for _, oneShot := range []bool{false, true} {
+		plain := specs("b")[0]
+		plain.OneShot, plain.InstanceNumber = oneShot, 7
+		if got := withIndex(plain).Environment; !slices.Equal(got, []string{"THICKET_INSTANCE_INDEX=7"}) {
+			t.Errorf("a plain service's instance 7 (one-shot %v): %q", oneShot, got)
+		}
 	}
 }
 

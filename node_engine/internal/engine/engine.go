@@ -727,7 +727,7 @@ func (e *Engine) start(ctx context.Context, rt runtimes.Runtime, spec wire.Insta
 		e.log.Info("starting instance", "instance", spec.Key, "code", spec.Code)
 		e.event(spec.Key, "starting: "+spec.Code+" (pulled first if the node does not have it)")
 	}
-	spec = withCompletions(e.withJobs(spec))
+	spec = withIndex(e.withJobs(spec))
 	go func() {
 		err := e.attach(ctx, &spec)
 		if err == nil {
