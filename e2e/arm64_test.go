@@ -68,7 +68,10 @@ func TestArm64Worker(t *testing.T) {
 		Engine: []string{qemu, filepath.Join(dir, "thicket-node-linux-arm64")},
 		// The module is served from this machine's bridge address, which the
 		// default code policy refuses (a private address, no pin).
-		Args: []string{"--virtualizations", "wasm", "--code-allow-net", bridgeAddr + "/32", "--code-allow-unpinned"}})
+		// Its wasm sandboxes are the same arm64 binary, under the same
+		// emulator: no binfmt handler here runs a foreign binary by itself.
+		Args: []string{"--virtualizations", "wasm", "--code-allow-net", bridgeAddr + "/32", "--code-allow-unpinned",
+			"--wasm-sandbox-exec", qemu + " " + filepath.Join(dir, "thicket-node-linux-arm64")}})
 
 	testharness.WaitFor(t, 2*time.Minute, "the emulated node registered as arm64", func() (bool, string) {
 		var cls []api.Cluster

@@ -42,6 +42,7 @@ type Network struct {
 	// Addr is the bridge's (this machine's) address on the network.
 	Addr  string
 	hosts []string
+	veths []string
 }
 
 // Host is a network namespace on the bridge.
@@ -75,10 +76,15 @@ func (n *Network) AddHost(octet int) (Host, error) {
 	h := Host{Netns: fmt.Sprintf("%s-%d", n.HostPrefix, octet), Addr: fmt.Sprintf("%s.%d", n.Prefix, octet)}
 	h.Path = "/run/netns/" + h.Netns
 	veth := fmt.Sprintf("%s%d", n.VethPrefix, octet)
+	// A namespace deleted while a process still ran in it lives on with
+	// its end of the veth pair, which keeps this name taken: deleting one
+	// end deletes both.
+	exec.Command("ip", "link", "del", veth).Run()
 	if err := ip("netns", "add", h.Netns); err != nil {
 		return h, err
 	}
 	n.hosts = append(n.hosts, h.Netns)
+	n.veths = append(n.veths, veth)
 	for _, args := range [][]string{
 		{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", h.Netns},
 		{"link", "set", veth, "master", n.Bridge, "up"},
@@ -94,12 +100,16 @@ func (n *Network) AddHost(octet int) (Host, error) {
 	return h, nil
 }
 
-// Close deletes the hosts (their veth pairs go with them) and the bridge.
+// Close deletes the hosts, their veth pairs (also of a namespace that a
+// process keeps alive after its name is deleted) and the bridge.
 func (n *Network) Close() {
 	for _, h := range n.hosts {
 		exec.Command("ip", "netns", "del", h).Run()
 	}
-	n.hosts = nil
+	for _, v := range n.veths {
+		exec.Command("ip", "link", "del", v).Run()
+	}
+	n.hosts, n.veths = nil, nil
 	exec.Command("ip", "link", "del", n.Bridge).Run()
 }
 

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -169,7 +170,11 @@ func main() {
 		log.Error("thicket-node: the code policy", "err", err)
 		os.Exit(2)
 	}
-	wasmRT, err := wasm.New(ctx, wasm.Config{NodeName: c.Name, StateDir: c.DataDir, Policy: policy, LogMaxBytes: c.LogMaxBytes}, log)
+	wcfg := wasm.Config{NodeName: c.Name, StateDir: c.DataDir, Policy: policy, LogMaxBytes: c.LogMaxBytes}
+	if f := strings.Fields(c.WasmSandboxExec); len(f) > 0 {
+		wcfg.Exec, wcfg.ExecArgs = f[0], f[1:]
+	}
+	wasmRT, err := wasm.New(ctx, wcfg, log)
 	if err != nil {
 		log.Error("wasm runtime", "err", err)
 		os.Exit(1)

@@ -27,6 +27,11 @@ type sandboxFlags struct {
 	// BenchNoSandbox is for thicket-bench only (hidden): containers
 	// without the sandbox, to measure what it costs.
 	BenchNoSandbox bool `name:"bench-no-sandbox" hidden:"" help:"Benchmark only: start containers with containerd's bare defaults (no seccomp, no pids limit, all default capabilities)."`
+	// WasmSandboxExec is for an emulated node (hidden): the command that
+	// runs this binary as a wasm sandbox, e.g. "qemu-aarch64-static
+	// /opt/thicket-node-linux-arm64" where no binfmt handler runs a foreign
+	// binary by itself.
+	WasmSandboxExec string `name:"wasm-sandbox-exec" hidden:"" env:"THICKET_WASM_SANDBOX_EXEC" help:"Command (space-separated) that runs this thicket-node binary as a wasm sandbox; default: this executable."`
 }
 
 // usernsRemap parses --userns-remap.

@@ -850,7 +850,12 @@ func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credential
 				}
 			}
 		case spec.Ended != "":
+			// Why it failed, while this engine knows (a start refused before
+			// any runtime held it); else that it ended.
 			st.Status, st.Detail = spec.Ended, "ended earlier; a one-shot instance is not run again"
+			if f := e.failed[spec.Key]; f != nil && f.detail != "" {
+				st.Detail = f.detail
+			}
 		case e.failed[spec.Key] != nil && e.failed[spec.Key].waiting:
 			st.Status, st.Detail = wire.StatusCreating, e.failed[spec.Key].detail
 			if e.netErr != "" {

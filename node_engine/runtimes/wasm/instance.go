@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -203,7 +204,7 @@ func (r *Runtime) startRun(ctx context.Context, inst *instance, fresh bool) erro
 	}
 	defer readyR.Close()
 
-	cmd := exec.Command(r.cfg.Exec, ChildCommand)
+	cmd := exec.Command(r.cfg.Exec, append(slices.Clone(r.cfg.ExecArgs), ChildCommand)...)
 	cmd.Dir = inst.dir
 	cmd.Env = childEnv(spec)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

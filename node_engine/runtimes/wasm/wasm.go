@@ -121,9 +121,12 @@ type Config struct {
 	// LogMaxBytes bounds each instance's log file: larger, it is rotated
 	// (runtimes.TrimLog; runtimes.DefaultLogMaxBytes if zero or less).
 	LogMaxBytes int64
-	// Exec is the program run as a sandbox with the argument ChildCommand:
-	// this process's own executable if empty.
-	Exec string
+	// Exec is the program run as a sandbox with the arguments ExecArgs and
+	// ChildCommand: this process's own executable if empty. An emulated
+	// node (a foreign architecture under qemu-user without binfmt) gives
+	// the emulator here and its own binary in ExecArgs.
+	Exec     string
+	ExecArgs []string
 	// CgroupParent is the cgroup (relative to the hierarchies' roots)
 	// under which each sandbox gets one of its own: if empty,
 	// thicket-wasm/<node name>-<8 hex digits of the state directory's

@@ -123,7 +123,7 @@ function renderCluster(c, del) {
       h('div', { class: 'chips' }, (c.virtualization || []).map((v) => h('span', { class: 'chip' }, v)),
         api.isAdmin() ? h('a', {
           href: `#/clusters/${encodeURIComponent(c.cluster_name)}/node-tokens`, class: 'btn btn-secondary btn-sm',
-          dataset: { key: `node-tokens-${c._id}`, action: 'node-tokens' }, 'aria-label': `Node join tokens of ${c.cluster_name}`,
+          dataset: { key: `tokens-of-${c._id}`, action: 'node-tokens' }, 'aria-label': `Node join tokens of ${c.cluster_name}`,
         }, 'Node tokens') : null,
         api.isAdmin() ? h('button', {
           type: 'button', class: 'btn btn-danger-quiet btn-sm', dataset: { key: `delete-${c._id}`, action: 'delete-cluster' },
