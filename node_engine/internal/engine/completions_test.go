@@ -83,7 +83,8 @@ func TestIndexEnvironment(t *testing.T) {
 
 // TestCompletionsReport: an index waiting for a retry is CREATING (a
 // FAILED one-shot instance ended for good), one out of retries FAILED, an
-// ended one the runtime lost reported as it ended.
+// ended one the runtime lost reported as it ended, and one that never
+// started with the reason it did not.
 func TestCompletionsReport(t *testing.T) {
 	b := startBroker(t)
 	rt := newFakeRuntime("container",
@@ -92,14 +93,19 @@ func TestCompletionsReport(t *testing.T) {
 	e := newTestEngine(Config{}, rt)
 	cl, c := b.connect(t, e)
 	e.restarts["spent"] = 1
+	// A start refused before any runtime held it (a code URL the policy
+	// refuses): the cluster ended it, and the reason is still told.
+	e.failed["refused"] = &failure{count: 1, next: time.Now().Add(time.Hour), detail: "code URL refused: 127.0.0.1 is a loopback address"}
 	e.want(wire.NodeDesired{Generation: 3, Instances: []wire.InstanceSpec{
-		indexed("retry", 3, ""), indexed("spent", 1, ""), indexed("gone", 3, wire.StatusCompleted)}})
+		indexed("retry", 3, ""), indexed("spent", 1, ""), indexed("gone", 3, wire.StatusCompleted),
+		indexed("refused", 3, wire.StatusFailed)}})
 	e.settleOnce(t)
 	got := byKey(b.report(t, e, cl, c).Instances)
 	for _, tc := range []struct{ key, status, detail string }{
 		{"retry", wire.StatusCreating, "exited with code 1; retry 1 of 3 in "},
 		{"spent", wire.StatusFailed, "exited with code 1"},
 		{"gone", wire.StatusCompleted, "ended earlier"},
+		{"refused", wire.StatusFailed, "code URL refused: 127.0.0.1 is a loopback address"},
 	} {
 		if s := got[tc.key]; s.Status != tc.status || !strings.HasPrefix(s.Detail, tc.detail) {
 			t.Errorf("%s: %s %q; want %s %q", tc.key, s.Status, s.Detail, tc.status, tc.detail)
