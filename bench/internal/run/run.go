@@ -59,6 +59,7 @@ var steps = []step{
 	{"overlay", 7, false, measure.Overlay},
 	{"jobs", 9, false, measure.Jobs},
 	{"coordinates", 10, false, measure.Coordinates},
+	{"jobs-e2e", 11, false, measure.JobsLive},
 }
 
 // Names of the measurements.
