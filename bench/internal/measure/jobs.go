@@ -128,7 +128,6 @@ func Jobs(_ context.Context, _ *Env) (out Outcome) {
 	target.Verdict = report.Verdict(worst <= jobsMovedBudget)
 	s.Notes = []string{"Rendezvous hashing moves jobs only to newcomers or from leavers, never between members that stay; its excess over the " +
 		"optimum is the imbalance of the hash on growth (a newcomer's share varies by about 1/√(J/M)); on loss it moves exactly the leavers' jobs. The time from a scale change until every " +
-		"instance runs its new set is measured by the end-to-end test `TestJobPoolChanges` (e2e/), which logs it per change; it is not " +
-		"part of this benchmark."}
+		"instance runs its new set, on real nodes, is section 11."}
 	return
 }
