@@ -80,6 +80,9 @@ func (n *Network) AddHost(octet int) (Host, error) {
 	// its end of the veth pair, which keeps this name taken: deleting one
 	// end deletes both.
 	exec.Command("ip", "link", "del", veth).Run()
+	// Likewise a host of this name that an earlier user of the network
+	// left (the names carry the run's prefix: it is this run's own).
+	exec.Command("ip", "netns", "del", h.Netns).Run()
 	if err := ip("netns", "add", h.Netns); err != nil {
 		return h, err
 	}
