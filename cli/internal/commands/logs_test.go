@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -36,15 +34,7 @@ func TestLogsCommand(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	dir := t.TempDir()
-	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := Main(context.Background(), "v0", append([]string{"--config", dir, "--server", srv.URL}, args...), strings.NewReader(""), &out, &errb)
-		return code, out.String(), errb.String()
-	}
-	if code, _, errs := run("login", "-u", "alice", "-p", "pw"); code != ExitOK {
-		t.Fatalf("login: %d %s", code, errs)
-	}
+	run := cliAt(t, srv.URL, "-u", "alice", "-p", "pw")
 	for _, tc := range []struct {
 		name          string
 		args          []string

@@ -32,15 +32,7 @@ func TestNodeModeCommands(t *testing.T) {
 		_, _ = w.Write([]byte(`{"message":"done: ` + r.URL.Path + `"}`))
 	}))
 	defer srv.Close()
-	dir := t.TempDir()
-	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := Main(context.Background(), "v0", append([]string{"--config", dir, "--server", srv.URL}, args...), strings.NewReader(""), &out, &errb)
-		return code, out.String(), errb.String()
-	}
-	if code, _, errs := run("login", "-p", "pw"); code != ExitOK {
-		t.Fatalf("login: %d %s", code, errs)
-	}
+	run := cliAt(t, srv.URL, "-p", "pw")
 	for _, tc := range []struct {
 		args      []string
 		code      int
@@ -66,4 +58,20 @@ func TestNodeModeCommands(t *testing.T) {
 			t.Errorf("%q: sent %q, want %q", tc.args, got, tc.req)
 		}
 	}
+}
+
+// cliAt returns a runner of the CLI against the root at url, with a
+// config directory of its own, after `thicket login` with loginArgs.
+func cliAt(t *testing.T, url string, loginArgs ...string) func(args ...string) (int, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), "v0", append([]string{"--config", dir, "--server", url}, args...), strings.NewReader(""), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, _, errs := run(append([]string{"login"}, loginArgs...)...); code != ExitOK {
+		t.Fatalf("login: %d %s", code, errs)
+	}
+	return run
 }

@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -67,15 +65,7 @@ func TestTokenAndClusterCommands(t *testing.T) {
 	f := &fakeTokenRoot{}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	dir := t.TempDir()
-	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := Main(context.Background(), "v0", append([]string{"--config", dir, "--server", srv.URL}, args...), strings.NewReader(""), &out, &errb)
-		return code, out.String(), errb.String()
-	}
-	if code, _, errs := run("login", "-p", "pw"); code != ExitOK {
-		t.Fatalf("login: %d %s", code, errs)
-	}
+	run := cliAt(t, srv.URL, "-p", "pw")
 	for _, tc := range []struct {
 		args          []string
 		code          int
