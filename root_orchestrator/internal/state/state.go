@@ -12,6 +12,7 @@ import (
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/changefeed"
 )
 
 // ErrNotFound is returned for an unknown id.
@@ -159,6 +160,8 @@ type Store struct {
 	// rejected: "cluster id/reason" of refused report parts logged (under
 	// wmu).
 	rejected map[string]bool
+	// feed: what each commit changed, for live streams (feed.go).
+	feed *changefeed.Feed
 }
 
 // Options of a store.
@@ -187,7 +190,8 @@ func Open(ctx context.Context, be Backend, o Options) (*Store, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Store{db: db, be: be, log: o.Log, now: o.Now, plan: o.Plan, epoch: hex.EncodeToString(b[:]),
-		ich: make(chan struct{}), exhausted: map[string]bool{}, rejected: map[string]bool{}}
+		ich: make(chan struct{}), exhausted: map[string]bool{}, rejected: map[string]bool{},
+		feed: changefeed.New(feedSize)}
 	s.p.init()
 	data, err := be.Load(ctx)
 	if err != nil {
@@ -342,6 +346,8 @@ type Txn struct {
 	// lazy: nobody waits for this write to be stored (see queued.lazy).
 	lazy  bool
 	floor uint64
+	// touched: what this write changed, for the feed (feed.go).
+	touched []changefeed.Change
 }
 
 // Write runs fn in a write transaction: all of it commits or none. It
@@ -370,6 +376,7 @@ func (s *Store) Write(fn func(*Txn) error) (Ticket, error) {
 	close(s.ich)
 	s.ich = make(chan struct{})
 	s.imu.Unlock()
+	s.feed.Publish(t.index, t.touched...)
 	return ticket, nil
 }
 
@@ -415,6 +422,7 @@ func (t *Txn) put(table string, kind Kind, id string, o any, persist bool) {
 		panic(fmt.Sprintf("state: insert into %s: %v", table, err)) // a schema bug
 	}
 	t.mem = true
+	t.touch(kind, id, o, !persist)
 	if persist {
 		t.changes = append(t.changes, Change{Kind: kind, ID: id, Object: o, lazy: t.lazy})
 	}
@@ -433,6 +441,7 @@ func (t *Txn) del(table string, kind Kind, id string, o any) {
 		panic(fmt.Sprintf("state: delete from %s: %v", table, err))
 	}
 	t.mem = true
+	t.touch(kind, id, o, false)
 	if kind != "" {
 		t.changes = append(t.changes, Change{Kind: kind, ID: id, lazy: t.lazy})
 	}
