@@ -257,6 +257,7 @@ func (s *Server) addInstance(c echo.Context) error {
 		return err
 	}
 	s.events.Add(wire.Event{Key: in.Key, Time: time.Now().UTC(), Source: "root", Message: "requested by " + caller(c).Username})
+	s.noteEvents(map[string]string{in.Key: in.Owner})
 	return c.JSON(http.StatusOK, map[string]any{"message": "ok", "instance_number": in.Number, "instance": restInstance(svc, in)})
 }
 

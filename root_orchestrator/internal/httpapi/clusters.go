@@ -417,6 +417,8 @@ func (s *Server) ownedInstance(c echo.Context) (*state.Service, *state.Instance,
 func (s *Server) takeEvents(cl *state.Cluster, evs []wire.Event) {
 	sn := s.state.Snapshot()
 	s.events.Prune(time.Minute, func(key string) bool { return sn.Instance(key) != nil })
+	told := map[string]string{} // instance key → owner
+	defer func() { s.noteEvents(told) }()
 	for _, ev := range evs[:min(len(evs), wire.MaxEvents)] {
 		in := sn.Instance(ev.Key)
 		if in == nil || in.ClusterID != cl.ID && in.LostFrom != cl.ID {
@@ -428,6 +430,7 @@ func (s *Server) takeEvents(cl *state.Cluster, evs []wire.Event) {
 			ev.Source += " (cluster " + cl.Name + ")"
 		}
 		s.events.Add(ev.Bounded())
+		told[ev.Key] = in.Owner
 	}
 }
 

@@ -59,6 +59,8 @@ type Server struct {
 	usage *usage.Rings
 	// clusterCerts issues clusters' client certificates (clustercert.go).
 	clusterCerts *clusterCerts
+	// streams: the open live streams (stream.go).
+	streams streams
 }
 
 // New builds the API over the state, the store and a token signer. ping
@@ -66,6 +68,7 @@ type Server struct {
 func New(sta *state.Store, st *store.Store, signer *auth.Signer, ping func(context.Context) error, log *slog.Logger) *Server {
 	s := &Server{state: sta, store: st, signer: signer, users: newUserCache(st, 2*time.Second), families: newCache(familyTTL, st.SessionActive), passwords: newPasswordGuard(), log: log, ping: ping,
 		echo: echo.New(), events: events.New(0), jobLists: joblist.New(nil), usage: usage.New(0, 0)}
+	s.streams.init()
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -167,6 +170,7 @@ func (s *Server) routes() {
 	a.GET("/service/:id/instance/:n/logs", s.instanceLogs)
 	a.GET("/service/:id/instance/:n/usage", s.instanceUsage)
 	a.GET("/service/:id/instance/:n/events", s.instanceEvents)
+	a.GET("/events/stream", s.eventStream)
 	s.jobRoutes(a)
 
 	a.POST("/oam/applications", s.createOAMApplication)

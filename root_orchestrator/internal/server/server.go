@@ -218,6 +218,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	go func() { sta.Run(runCtx); close(persisted) }()
 	disp := dispatch.New(sta, cfg.ClusterGrace, log)
 	srv := httpapi.New(sta, st, signer, ping, log)
+	hs.RegisterOnShutdown(srv.CloseStreams)
 	if err := srv.LoadIdempotencyKeys(ctx); err != nil {
 		log.Warn("idempotency keys are looked up in the store at each request", "err", err)
 	}
