@@ -207,6 +207,19 @@ export async function call(method, path, opts = {}) {
   }
 }
 
+/** accessToken is the session's access token, refreshed first when due (for the live stream). */
+export async function accessToken() {
+  if (!session) throw new ApiError(401, 'not logged in');
+  if (Date.now() >= session.refresh_at) {
+    try {
+      await refresh();
+    } catch (e) {
+      if (!session) throw e;
+    }
+  }
+  return session.token;
+}
+
 export const get = (path, opts) => call('GET', path, opts);
 export const post = (path, opts) => call('POST', path, opts);
 export const del = (path, opts) => call('DELETE', path, opts);

@@ -1,9 +1,13 @@
-// Entry point: hash router, page lifecycle and polling.
+// Entry point: hash router, page lifecycle and refreshes.
 //
 // Each page module exports mount(ctx) and returns {title, refresh, unmount}.
 // refresh(signal) loads the page's data and renders what changed; the router
-// calls it at once and then every POLL_MS while the tab is visible, so state
-// changes show up without a reload. Leaving a page aborts its requests.
+// calls it at once and then again when something the page shows changed, as
+// the live stream says (live.js; a route's `live` lists the kinds of change
+// it shows), with a slow poll (SLOW_POLL_MS) as a safety net. Without the
+// stream, and on pages of things the stream does not carry (users, join
+// tokens), it polls every POLL_MS while the tab is visible. Leaving a page
+// aborts its requests.
 import * as api from './api.js';
 import { banner, describe } from './ui.js';
 import * as loginPage from './pages/login.js';
@@ -16,24 +20,34 @@ import * as usersPage from './pages/users.js';
 import * as tokensPage from './pages/tokens.js';
 import * as nodeTokensPage from './pages/nodetokens.js';
 import { h } from './dom.js';
+import * as live from './live.js';
 
 const POLL_MS = 2000;
+const SLOW_POLL_MS = 30_000;
+// A change refreshes the page after LIVE_DEBOUNCE_MS (a burst is one
+// refresh); a change of usage figures only (which move all the time) at
+// most every USAGE_REFRESH_MS.
+const LIVE_DEBOUNCE_MS = 150;
+const USAGE_REFRESH_MS = 5000;
+
+const APPS = ['application', 'service', 'instance'];
+const INFRA = ['cluster', 'node', 'instance'];
 const NEXT_KEY = 'thicket.next';
 
 const routes = [
   { re: /^\/login$/, page: loginPage, open: true },
-  { re: /^\/apps$/, page: appsPage, nav: 'apps' },
-  { re: /^\/apps\/([^/]+)$/, page: servicesPage, nav: 'apps', params: ['appId'] },
-  { re: /^\/infra$/, page: infraPage, nav: 'infra' },
-  { re: /^\/topology$/, page: topologyPage, nav: 'infra' },
-  { re: /^\/infra\/([^/]+)\/([^/]+)$/, page: nodePage, nav: 'infra', params: ['clusterId', 'nodeId'] },
+  { re: /^\/apps$/, page: appsPage, nav: 'apps', live: APPS },
+  { re: /^\/apps\/([^/]+)$/, page: servicesPage, nav: 'apps', params: ['appId'], live: [...APPS, 'event', 'cluster'] },
+  { re: /^\/infra$/, page: infraPage, nav: 'infra', live: INFRA },
+  { re: /^\/topology$/, page: topologyPage, nav: 'infra', live: INFRA },
+  { re: /^\/infra\/([^/]+)\/([^/]+)$/, page: nodePage, nav: 'infra', params: ['clusterId', 'nodeId'], live: INFRA },
   { re: /^\/users$/, page: usersPage, nav: 'users', admin: true },
   { re: /^\/tokens$/, page: tokensPage, nav: 'tokens', admin: true },
-  { re: /^\/clusters\/([^/]+)\/node-tokens$/, page: nodeTokensPage, nav: 'infra', admin: true, params: ['clusterId'] },
+  { re: /^\/clusters\/([^/]+)\/node-tokens$/, page: nodeTokensPage, nav: 'infra', admin: true, params: ['clusterId'], live: ['cluster'] },
 ];
 
 const main = document.getElementById('main');
-let active = null; // {page instance, ctrl, timer, busy, again}
+let active = null; // {page instance, ctrl, timer, due, busy, again, live, last}
 let endReason = '';
 let firstRoute = true;
 
@@ -110,7 +124,8 @@ function route() {
       },
     });
   }
-  active = { inst, ctrl, timer: 0, busy: false, again: false };
+  active = { inst, ctrl, timer: 0, due: 0, busy: false, again: false, live: found?.route.live || null, last: 0 };
+  live.start();
   document.title = inst.title ? `${inst.title} · Thicket` : 'Thicket';
   if (!firstRoute && path !== '/login') main.focus({ preventScroll: true });
   firstRoute = false;
@@ -134,12 +149,14 @@ function staticPage(title, text) {
 async function tick(a) {
   if (a !== active || a.ctrl.signal.aborted) return;
   clearTimeout(a.timer);
+  a.due = 0;
   if (document.hidden) return; // visibilitychange resumes polling
   if (a.busy) {
     a.again = true;
     return;
   }
   a.busy = true;
+  a.last = Date.now();
   try {
     await a.inst.refresh(a.ctrl.signal);
     if (a === active) banner(null);
@@ -160,8 +177,41 @@ async function tick(a) {
     tick(a);
     return;
   }
-  a.timer = setTimeout(() => tick(a), POLL_MS);
+  later(a, a.live && live.isOpen() ? SLOW_POLL_MS : POLL_MS);
 }
+
+// later schedules the page's next refresh in ms, unless one is due sooner.
+function later(a, ms) {
+  const due = Date.now() + ms;
+  if (a.due && a.due <= due) return;
+  clearTimeout(a.timer);
+  a.due = due;
+  a.timer = setTimeout(() => tick(a), ms);
+}
+
+// A change the open page shows refreshes it (debounced).
+live.onChange((batch) => {
+  const a = active;
+  if (!a || !a.live || !a.inst.refresh) return;
+  let real = batch.reset;
+  let usage = false;
+  for (const c of batch.changes || []) {
+    if (!a.live.includes(c.kind)) continue;
+    if (c.usage) usage = true;
+    else real = true;
+  }
+  if (real) later(a, LIVE_DEBOUNCE_MS);
+  else if (usage) later(a, Math.max(LIVE_DEBOUNCE_MS, a.last + USAGE_REFRESH_MS - Date.now()));
+});
+
+// The stream opened: catch up once (changes may have been missed while it
+// was closed), then poll slowly. It closed: poll as before.
+live.onState((state) => {
+  const a = active;
+  if (!a || !a.live || !a.inst.refresh) return;
+  if (state === 'open') later(a, LIVE_DEBOUNCE_MS);
+  else if (state === 'off') later(a, POLL_MS);
+});
 
 function refreshNow(ctrl) {
   if (active && active.ctrl === ctrl) tick(active);
@@ -194,11 +244,18 @@ api.onSessionEnd((reason) => {
     sessionStorage.removeItem(NEXT_KEY);
   }
   unmount();
+  live.stop();
   go('#/login');
 });
 
+// Hidden tabs are quiet: no stream, no polling.
 document.addEventListener('visibilitychange', () => {
-  if (!document.hidden && active && active.inst.refresh) tick(active);
+  if (document.hidden) {
+    live.stop();
+    return;
+  }
+  live.start();
+  if (active && active.inst.refresh) tick(active);
 });
 
 window.addEventListener('hashchange', route);

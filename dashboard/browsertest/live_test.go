@@ -1,0 +1,92 @@
+package browsertest
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// deployNamed stores the nginx example under another application name.
+func (s *stack) deployNamed(name string) {
+	s.t.Helper()
+	var sla map[string]any
+	if err := jsonUnmarshal(nginxSLA(s.t), &sla); err != nil {
+		s.t.Fatal(err)
+	}
+	a := sla["applications"].([]any)[0].(map[string]any)
+	a["application_name"] = name
+	delete(a["microservices"].([]any)[0].(map[string]any), "addresses") // its fixed service IP
+	if code := s.api("POST", "/api/application/", sla, nil); code != http.StatusOK {
+		s.t.Fatalf("deploy %s: %d", name, code)
+	}
+}
+
+// fetches counts the page's finished requests of a path so far.
+func fetches(path string) string {
+	return fmt.Sprintf(`performance.getEntriesByType("resource").filter((e) => new URL(e.name).pathname.replace(/\/$/, "") === %q).length`, path)
+}
+
+// TestLiveUpdates: the applications page follows the root's live stream: an
+// application created through the API appears without the page polling
+// (no list re-fetch while nothing changes, one per change), and the stream
+// comes back when the root ends it as the access token expires (30 s
+// here), with the refreshed token (issue 23, item 7).
+func TestLiveUpdates(t *testing.T) {
+	s := startStack(t, "--access-ttl=30s")
+	b := newBrowser(t, s, desktopW, desktopH)
+	b.Login("Admin", adminPassword)
+	if _, err := b.Eval(`(performance.setResourceTimingBufferSize(10000), true)`); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitJS("the live stream", `document.documentElement.dataset.live === "open"`)
+	count := func(path string) int {
+		t.Helper()
+		v, err := b.Eval(fetches(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("fetch count %q: %v", v, err)
+		}
+		return n
+	}
+	const list, stream = "/api/applications", "/api/events/stream"
+	quiet := func(when string) {
+		t.Helper()
+		time.Sleep(time.Second) // the refresh of the last change is over
+		n, streams := count(list), count(stream)
+		time.Sleep(5 * time.Second) // two and a half of the old polls
+		// A reconnection (the token expired) catches up with one fetch.
+		allowed := count(stream) - streams
+		if m := count(list); m-n > allowed {
+			t.Errorf("%s: the page fetched the application list %d times in 5 s with nothing changed (%d reconnections)", when, m-n, allowed)
+		}
+	}
+	quiet("after login")
+
+	for i, name := range []string{"liveone", "livetwo"} {
+		before := count(list)
+		s.deployNamed(name)
+		b.WaitText("main", name)
+		if n := count(list) - before; n < 1 || n > 2 {
+			t.Errorf("change %d: %d list fetches, want 1 (2 at most)", i+1, n)
+		}
+		quiet("after change " + strconv.Itoa(i+1))
+	}
+	b.Screenshot("live")
+
+	// The root ends the stream when the token it was opened with expires;
+	// the page opens it again with the refreshed one and follows on.
+	b.WaitJS("the stream ended at the token's expiry", fetches(stream)+" >= 1")
+	b.WaitJS("the live stream again", `document.documentElement.dataset.live === "open"`)
+	var tok struct{ Token string } // the test's own token expired too
+	if code := s.api("POST", "/api/auth/login", map[string]string{"username": "Admin", "password": adminPassword}, &tok); code != http.StatusOK {
+		t.Fatalf("API login: %d", code)
+	}
+	s.token = tok.Token
+	s.deployNamed("livethree")
+	b.WaitText("main", "livethree")
+}
