@@ -78,8 +78,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // TestEventStream: the live stream tells each user what changed of their
 // own (admins: everything), never of another user's applications; it
-// resumes after the id of a batch; bad input and a missing token are
-// refused; streams per user are bounded with a clear 429.
+// resumes after the id of a batch, and after a restart of the root with a
+// reset; bad input and a missing token are refused; streams per user are
+// bounded with a clear 429.
 func TestEventStream(t *testing.T) {
 	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=stream-admin-password"})
 	admin := r.login("Admin", "stream-admin-password").Token
@@ -181,4 +182,15 @@ func TestEventStream(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+
+	for _, resp := range open {
+		resp.Body.Close()
+	}
+	open = nil
+
+	// The root restarts: Watch reconnects, and says to refresh everything.
+	r.restart(false)
+	waitFor(t, "a reset after the restart", func() bool { return wa.last().Reset })
+	again := r.createApp(alice, testSLA("again"), "again")
+	waitFor(t, "a change after the restart", func() bool { return wa.has(api.ChangeApplication, again.ApplicationID) })
 }
