@@ -60,6 +60,7 @@ var steps = []step{
 	{"jobs", 9, false, measure.Jobs},
 	{"coordinates", 10, false, measure.Coordinates},
 	{"jobs-e2e", 11, false, measure.JobsLive},
+	{"dashboards", 12, true, measure.Dashboards},
 }
 
 // Names of the measurements.
