@@ -25,9 +25,12 @@ import * as live from './live.js';
 const POLL_MS = 2000;
 const SLOW_POLL_MS = 30_000;
 // A change refreshes the page after LIVE_DEBOUNCE_MS (a burst is one
-// refresh); a change of usage figures only (which move all the time) at
-// most every USAGE_REFRESH_MS.
+// refresh), but not sooner than LIVE_GAP_MS after the previous refresh: a
+// page that sees changes all the time costs no more than the old polling;
+// a change of usage figures only (which move all the time) at most every
+// USAGE_REFRESH_MS.
 const LIVE_DEBOUNCE_MS = 150;
+const LIVE_GAP_MS = 2000;
 const USAGE_REFRESH_MS = 5000;
 
 const APPS = ['application', 'service', 'instance'];
@@ -200,8 +203,9 @@ live.onChange((batch) => {
     if (c.usage) usage = true;
     else real = true;
   }
-  if (real) later(a, LIVE_DEBOUNCE_MS);
-  else if (usage) later(a, Math.max(LIVE_DEBOUNCE_MS, a.last + USAGE_REFRESH_MS - Date.now()));
+  const after = (gap) => Math.max(LIVE_DEBOUNCE_MS, a.last + gap - Date.now());
+  if (real) later(a, after(LIVE_GAP_MS));
+  else if (usage) later(a, after(USAGE_REFRESH_MS));
 });
 
 // The stream opened: catch up once (changes may have been missed while it
