@@ -26,7 +26,9 @@ const (
 
 // Change says that an object changed or was deleted: an application,
 // service, cluster (by id), instance (by key, "SERVICE.N"), node
-// ("CLUSTER/NODE") or an instance's events (by instance key).
+// ("CLUSTER/NODE") or an instance's events (by instance key). ID "*"
+// stands for many objects of the kind (usage changes beyond the bound of a
+// message).
 type Change struct {
 	Kind string `json:"kind"`
 	ID   string `json:"id"`

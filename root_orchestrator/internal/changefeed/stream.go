@@ -126,11 +126,37 @@ func (st *Stream) batch(after uint64) Batch {
 		b.Reset = true
 		return b
 	}
-	b.Changes = Coalesce(cs, st.Visible)
-	if len(b.Changes) > MaxChanges {
+	b.Changes = bounded(Coalesce(cs, st.Visible))
+	if b.Changes == nil {
 		b.Reset, b.Changes = true, []Change{}
 	}
 	return b
+}
+
+// AnyID is the id of a change that stands for many objects of its kind.
+const AnyID = "*"
+
+// bounded keeps a batch within MaxChanges: usage changes beyond the bound
+// become one change per kind (ID AnyID); nil when the real changes alone
+// are too many (the reader should refresh everything).
+func bounded(cs []Change) []Change {
+	if len(cs) <= MaxChanges {
+		return cs
+	}
+	var out []Change
+	usage := map[string]bool{}
+	for _, c := range cs {
+		if !c.Usage {
+			out = append(out, c)
+		} else if !usage[c.Kind] {
+			usage[c.Kind] = true
+			out = append(out, Change{Kind: c.Kind, ID: AnyID, Usage: true})
+		}
+	}
+	if len(out) > MaxChanges {
+		return nil
+	}
+	return out
 }
 
 // Coalesce keeps the visible changes, each object once (a real change wins

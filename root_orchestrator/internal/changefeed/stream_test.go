@@ -167,6 +167,46 @@ func TestStreamResetsWhenTooMany(t *testing.T) {
 	}
 }
 
+func TestBounded(t *testing.T) {
+	many := func(kind string, n int, usage bool) []Change {
+		var out []Change
+		for i := range n {
+			out = append(out, Change{Kind: kind, ID: kind + string(rune(0x4e00+i)), Usage: usage})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		in   []Change
+		want int // changes; -1: nil (reset)
+		any  int // of them AnyID
+	}{
+		{"within the bound", many(KindNode, MaxChanges, true), MaxChanges, 0},
+		{"usage over it", append(many(KindNode, 300, true), append(many(KindInstance, 200, true), ch(KindService, "s"))...), 3, 2},
+		{"real changes over it", many(KindInstance, MaxChanges+1, false), -1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := bounded(tt.in)
+			if tt.want < 0 {
+				if got != nil {
+					t.Fatalf("got %d changes, want nil", len(got))
+				}
+				return
+			}
+			n := 0
+			for _, c := range got {
+				if c.ID == AnyID {
+					n++
+				}
+			}
+			if len(got) != tt.want || n != tt.any {
+				t.Fatalf("got %d changes (%d of any id), want %d (%d)", len(got), n, tt.want, tt.any)
+			}
+		})
+	}
+}
+
 func TestStreamHeartbeat(t *testing.T) {
 	f := New(16)
 	r, _ := run(t, &Stream{Feed: f, Heartbeat: 50 * time.Millisecond})
