@@ -165,21 +165,27 @@ export function refresh() {
   return refreshing;
 }
 
-/**
- * call is one API request. opts: json (a value to send as JSON), text (a
- * body to send as it is, with JSON content type), signal (AbortSignal).
- * It answers the decoded JSON body, or throws ApiError.
- */
-export async function call(method, path, opts = {}) {
+/** accessToken is the session's access token, refreshed first when due. */
+export async function accessToken() {
   if (!session) throw new ApiError(401, 'not logged in');
   if (Date.now() >= session.refresh_at) {
     try {
       await refresh();
     } catch (e) {
       if (!session) throw e;
-      // Network trouble: try the request with the token we have.
+      // Network trouble: try with the token we have.
     }
   }
+  return session.token;
+}
+
+/**
+ * call is one API request. opts: json (a value to send as JSON), text (a
+ * body to send as it is, with JSON content type), signal (AbortSignal).
+ * It answers the decoded JSON body, or throws ApiError.
+ */
+export async function call(method, path, opts = {}) {
+  await accessToken();
   for (let attempt = 0; ; attempt++) {
     const headers = { Authorization: `Bearer ${session.token}`, Accept: 'application/json' };
     let body;
@@ -207,18 +213,6 @@ export async function call(method, path, opts = {}) {
   }
 }
 
-/** accessToken is the session's access token, refreshed first when due (for the live stream). */
-export async function accessToken() {
-  if (!session) throw new ApiError(401, 'not logged in');
-  if (Date.now() >= session.refresh_at) {
-    try {
-      await refresh();
-    } catch (e) {
-      if (!session) throw e;
-    }
-  }
-  return session.token;
-}
 
 export const get = (path, opts) => call('GET', path, opts);
 export const post = (path, opts) => call('POST', path, opts);
