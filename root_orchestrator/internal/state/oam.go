@@ -67,6 +67,10 @@ type OAMComponent struct {
 	Replacing   string
 	TakeRR      bool
 	TakeClosest bool
+	// NoSurge: the replacement removes an old instance before it adds
+	// each new one (stop-then-start), because one instance more than the
+	// replicas would take the owner beyond the quota (README: Quotas).
+	NoSurge bool
 }
 
 // OAMStep is a workflow step: the components it deploys, by name.
@@ -386,6 +390,7 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 			comp.ServiceID = svc.ID
 			src.Components = append(src.Components, comp)
 		}
+		noSurge(t, owner, req.Quota, old.OAM, &src)
 		t.advance(&src)
 		app.Services = liveServices(t.r(), app.Services)
 		t.put(tApps, KindApp, app.ID, &app, true)
@@ -393,6 +398,29 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 		return nil
 	}))
 	return out, tk, err
+}
+
+// noSurge makes the replacements of an update (src, replacing old) roll
+// without surge when the instance each would add first takes owner beyond
+// q, over what the owner's instances ask for with the update's end.
+func noSurge(t *Txn, owner string, q Quota, old, src *OAMSource) {
+	if q == (Quota{}) {
+		return
+	}
+	u := usageOf(t.r(), owner).minus(owedOf(t.r(), old)).plus(owedOf(t.r(), src))
+	for _, c := range src.Components {
+		if svc := first[Service](t.r(), tServices, "id", c.ServiceID); svc != nil && c.Replacing != "" {
+			u = u.plus(times(svc, 1))
+		}
+	}
+	if name, _, _ := q.beyond(u); name == "" {
+		return
+	}
+	for i := range src.Components {
+		if src.Components[i].Replacing != "" {
+			src.Components[i].NoSurge = true
+		}
+	}
 }
 
 // sameService reports whether a stored service already is what a
@@ -436,8 +464,9 @@ func (t *Txn) scale(svc *Service, n int) {
 
 // roll moves a component's replacement on by at most one instance: while
 // every new instance runs, one old instance goes for each new one running
-// and a new one is added until there are enough; when none of the old is
-// left, the old service is deleted and the new one takes its service IPs.
+// and a new one is added until there are enough (without surge, an old one
+// goes before each new one comes); when none of the old is left, the old
+// service is deleted and the new one takes its service IPs.
 // It reports whether anything changed, and why the replacement stopped
 // (a new instance FAILED; the old instances keep serving).
 func (t *Txn) roll(c *OAMComponent) (bool, string) {
@@ -464,7 +493,7 @@ func (t *Txn) roll(c *OAMComponent) (bool, string) {
 		olds = instancesOf(t.r(), old.ID)
 		slices.SortFunc(olds, func(a, b *Instance) int { return a.Number - b.Number })
 	}
-	if len(olds) > 0 && len(olds)+running > c.Replicas {
+	if len(olds) > 0 && (len(olds)+running > c.Replicas || c.NoSurge && len(olds)+running >= c.Replicas) {
 		t.removeInstance(olds[len(olds)-1])
 		return true, ""
 	}
@@ -508,7 +537,7 @@ func (t *Txn) handOver(c *OAMComponent) {
 	} else if old != nil {
 		t.removeService(old)
 	}
-	c.Replacing, c.TakeRR, c.TakeClosest = "", false, false
+	c.Replacing, c.TakeRR, c.TakeClosest, c.NoSurge = "", false, false, false
 }
 
 // replacements maps each service being replaced by an OAM update to the

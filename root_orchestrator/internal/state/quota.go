@@ -16,7 +16,8 @@ type Quota struct {
 	MemoryMB  int64
 }
 
-// Usage is what a user's instances ask for now, in a Quota's terms.
+// Usage is what a user's instances ask for now, in a Quota's terms, with
+// what the user's running OAM workflows will still add (owedOf).
 func (sn *Snapshot) Usage(owner string) Quota { return usageOf(sn.r(), owner) }
 
 func usageOf(r reader, owner string) Quota {
@@ -25,13 +26,99 @@ func usageOf(r reader, owner string) Quota {
 		if in.Status == wire.StatusCompleted {
 			continue
 		}
-		u.Instances++
 		if svc := first[Service](r, tServices, "id", in.ServiceID); svc != nil {
-			u.MilliCPU += int64(svc.Spec.VCPUs) * 1000
-			u.MemoryMB += int64(svc.Spec.MemoryMB)
+			u = u.plus(times(svc, 1))
+		} else {
+			u.Instances++
 		}
 	}
+	for _, a := range all[Application](r, tApps, "owner", owner) {
+		u = u.plus(owedOf(r, a.OAM))
+	}
 	return u
+}
+
+// times is what n instances of svc ask for.
+func times(svc *Service, n int) Quota {
+	return Quota{Instances: n, MilliCPU: int64(n) * int64(svc.Spec.VCPUs) * 1000, MemoryMB: int64(n) * int64(svc.Spec.MemoryMB)}
+}
+
+func (q Quota) plus(o Quota) Quota {
+	return Quota{q.Instances + o.Instances, q.MilliCPU + o.MilliCPU, q.MemoryMB + o.MemoryMB}
+}
+
+func (q Quota) minus(o Quota) Quota {
+	return Quota{q.Instances - o.Instances, q.MilliCPU - o.MilliCPU, q.MemoryMB - o.MemoryMB}
+}
+
+// atLeast0 clamps each field at 0.
+func (q Quota) atLeast0() Quota {
+	return Quota{max(q.Instances, 0), max(q.MilliCPU, 0), max(q.MemoryMB, 0)}
+}
+
+// counted is what a service's stored instances ask for (completed ones
+// aside).
+func counted(r reader, serviceID string) Quota {
+	svc := first[Service](r, tServices, "id", serviceID)
+	if svc == nil {
+		return Quota{}
+	}
+	n := 0
+	for _, in := range instancesOf(r, serviceID) {
+		if in.Status != wire.StatusCompleted {
+			n++
+		}
+	}
+	return times(svc, n)
+}
+
+// owedOf is what a running OAM workflow will still add to its owner's
+// stored instances: the replicas of the components whose step has not
+// started yet, and for a component being replaced the excess of its end
+// (its replicas of the new service, the old one gone) over what both
+// services' instances ask for now. Nil, failed and finished workflows owe
+// nothing.
+func owedOf(r reader, src *OAMSource) Quota {
+	var o Quota
+	if src == nil || src.Phase != OAMRunning {
+		return o
+	}
+	started := map[string]bool{}
+	for _, st := range src.Steps[:min(src.Step+1, len(src.Steps))] {
+		for _, name := range st.Components {
+			started[name] = true
+		}
+	}
+	for _, c := range src.Components {
+		svc := first[Service](r, tServices, "id", c.ServiceID)
+		switch {
+		case svc == nil:
+		case c.Replacing != "":
+			now := counted(r, c.ServiceID).plus(counted(r, c.Replacing))
+			o = o.plus(times(svc, c.Replicas).minus(now).atLeast0())
+		case !started[c.Name]:
+			o = o.plus(times(svc, c.Replicas).minus(counted(r, c.ServiceID)).atLeast0())
+		}
+	}
+	return o
+}
+
+// beyond names the first bounded resource of q that u exceeds ("" when
+// none), with its limit and u's amount.
+func (q Quota) beyond(u Quota) (string, int64, int64) {
+	for _, c := range []struct {
+		name        string
+		limit, used int64
+	}{
+		{"instances", int64(q.Instances), int64(u.Instances)},
+		{"milli_cpu", q.MilliCPU, u.MilliCPU},
+		{"memory_mb", q.MemoryMB, u.MemoryMB},
+	} {
+		if c.limit > 0 && c.used > c.limit {
+			return c.name, c.limit, c.used
+		}
+	}
+	return "", 0, 0
 }
 
 // QuotaError: a request would take a user beyond a quota. Resource is

@@ -58,6 +58,7 @@ type oamComponentRecord struct {
 	Replacing   string `bson:"replacing,omitempty"`
 	TakeRR      bool   `bson:"take_rr,omitempty"`
 	TakeClosest bool   `bson:"take_closest,omitempty"`
+	NoSurge     bool   `bson:"no_surge,omitempty"`
 }
 
 type oamStepRecord struct {
