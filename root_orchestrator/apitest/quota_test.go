@@ -111,6 +111,33 @@ func TestQuota(t *testing.T) {
 	if _, err := r.client(alice).CreateOAMApplication(ctx, manifest); err != nil {
 		t.Errorf("OAM application within the quota: %v", err)
 	}
+
+	// An indexed job's completions are created with its service: they
+	// count at the create, in a new application or an added service.
+	r.must("GET", "/api/quota", alice, nil, &st)
+	r.must("PUT", "/api/users/alice/quota", admin, api.Quota{Instances: st.Used.Instances + 4}, nil)
+	job := func(app string, n int) map[string]any {
+		body := testSLA(app)
+		a := body["applications"].([]any)[0].(map[string]any)
+		a["microservices"] = a["microservices"].([]any)[:1]
+		m := a["microservices"].([]any)[0].(map[string]any)
+		m["microservice_name"], m["one_shot"], m["completions"], m["port"] = "job", true, n, ""
+		return body
+	}
+	beforeJobs := r.snapshot(admin)
+	resp := r.do("POST", "/api/application", alice, job("batch", 5))
+	if e := resp.errorBody(t); resp.Status != http.StatusConflict || e.Field != "quota.instances" || !strings.Contains(e.Error, "this asks 5 more") {
+		t.Errorf("a job of 5 completions with room for 4: want 409 on quota.instances asking 5, got %s", resp)
+	}
+	added := job("batch", 5)
+	added["applications"].([]any)[0].(map[string]any)["applicationID"] = app.ApplicationID
+	if resp := r.do("POST", "/api/service/", alice, added); resp.Status != http.StatusConflict || resp.errorBody(t).Field != "quota.instances" {
+		t.Errorf("an added service of 5 completions with room for 4: want 409 on quota.instances, got %s", resp)
+	}
+	if after := r.snapshot(admin); after != beforeJobs {
+		t.Errorf("refused jobs changed the store:\nbefore %s\nafter  %s", beforeJobs, after)
+	}
+	r.must("POST", "/api/application", alice, job("batch", 4), nil)
 }
 
 func (r *root) service(token, id string) api.Service {
