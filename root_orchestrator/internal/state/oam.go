@@ -350,6 +350,10 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 				prev = first[Service](t.r(), tServices, "id", old.OAM.Components[j].ServiceID)
 			}
 			if prev != nil && sameService(prev, &m, &app, t) {
+				if !slices.Equal(prev.Spec.AllowFrom, m.AllowFrom) {
+					// Only the service table changes: no instance restarts.
+					prev = t.setAllowFrom(prev, m.AllowFrom)
+				}
 				t.scale(prev, req.Replicas[i])
 				app.Services = append(app.Services, prev.ID)
 				src.Components = append(src.Components, OAMComponent{Name: name, ServiceID: prev.ID, Replicas: req.Replicas[i]})
@@ -424,9 +428,11 @@ func noSurge(t *Txn, owner string, q Quota, old, src *OAMSource) {
 }
 
 // sameService reports whether a stored service already is what a
-// microservice of a new revision asks for (its replicas aside).
+// microservice of a new revision asks for (its replicas and allow_from
+// aside: both change in place).
 func sameService(svc *Service, m *sla.Microservice, app *Application, t *Txn) bool {
 	want := serviceFromSLA(m, app, t)
+	want.Spec.AllowFrom = svc.Spec.AllowFrom
 	if want.Name != svc.Name || want.Namespace != svc.Namespace || !reflect.DeepEqual(want.Spec, svc.Spec) {
 		return false
 	}

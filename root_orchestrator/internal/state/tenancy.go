@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/thicket-edge/thicket/contract/sla"
@@ -44,4 +45,33 @@ func (ix peerIndex) resolve(entries []string) (users, ids []string) {
 	slices.Sort(users)
 	slices.Sort(ids)
 	return slices.Compact(users), slices.Compact(ids)
+}
+
+// SetAllowFrom replaces a service's allow_from with a validated list (nil
+// or empty: none). Only the service table changes, as at a create: the
+// clusters get the new rules with it, and no instance restarts.
+func (s *Store) SetAllowFrom(serviceID string, entries []string) (*Service, Ticket, error) {
+	var out *Service
+	tk, err := s.Write(func(t *Txn) error {
+		old := first[Service](t.r(), tServices, "id", serviceID)
+		if old == nil {
+			return fmt.Errorf("service %s: %w", serviceID, ErrNotFound)
+		}
+		out = t.setAllowFrom(old, entries)
+		return nil
+	})
+	return out, tk, err
+}
+
+// setAllowFrom stores a copy of svc with allow_from entries.
+func (t *Txn) setAllowFrom(old *Service, entries []string) *Service {
+	svc := *old
+	svc.Spec.AllowFrom = nil
+	if len(entries) > 0 {
+		svc.Spec.AllowFrom = slices.Clone(entries)
+	}
+	svc.UpdatedAt = t.now
+	t.put(tServices, KindService, svc.ID, &svc, true)
+	t.net = true
+	return &svc
 }

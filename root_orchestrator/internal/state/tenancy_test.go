@@ -1,8 +1,12 @@
 package state
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/thicket-edge/thicket/contract/sla"
 )
 
 // TestServiceTableTenancy: every route carries its owner, and allow_from
@@ -44,4 +48,116 @@ func TestServiceTableTenancy(t *testing.T) {
 func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
+}
+
+// TestSetAllowFrom: a service's allow_from changes in place: the service
+// table (the overlay's index) follows, the instances stay as they are, and
+// the change survives a restart; an unknown service is not found.
+func TestSetAllowFrom(t *testing.T) {
+	mem := NewMemory()
+	s := open(t, mem)
+	running(t, s)
+	apps, _, err := s.CreateApplications("alice", oneApp("site", microservice("web", "10.30.0.5")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := apps[0].Services[0]
+	in, _, err := s.AddInstance(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func(s *Store) ([]string, []string) {
+		for _, r := range s.Snapshot().ServiceTable() {
+			if r.IP == "10.30.0.5" {
+				return r.AllowUsers, r.AllowServices
+			}
+		}
+		t.Fatal("no route of web")
+		return nil, nil
+	}
+	for _, tc := range []struct {
+		set   []string
+		users []string
+	}{
+		{[]string{"bob", "carol/shop"}, []string{"bob"}},
+		{[]string{"dave"}, []string{"dave"}},
+		{[]string{}, nil},
+		{nil, nil},
+	} {
+		net := s.Snapshot().NetIndex()
+		svc, tk, err := s.SetAllowFrom(web, tc.set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		durable(t, s, tk)
+		if users, _ := route(s); !slices.Equal(users, tc.users) || !slices.Equal(s.Snapshot().Service(web).Spec.AllowFrom, svc.Spec.AllowFrom) {
+			t.Errorf("set %q: route allows %q, want %q", tc.set, users, tc.users)
+		}
+		if s.Snapshot().NetIndex() == net {
+			t.Errorf("set %q: the overlay's index did not move", tc.set)
+		}
+		if got := s.Snapshot().Instance(in.Key); got == nil || got.DesiredIndex != in.DesiredIndex || got.Status != in.Status {
+			t.Errorf("set %q: the instance changed: %+v", tc.set, got)
+		}
+	}
+	if _, _, err := s.SetAllowFrom(web, []string{"erin"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, tk, err := s.SetAllowFrom(web, []string{"frank", "erin/app"}); err != nil {
+		t.Fatal(err)
+	} else {
+		durable(t, s, tk)
+	}
+	s2 := open(t, mem)
+	if got := s2.Snapshot().Service(web).Spec.AllowFrom; !slices.Equal(got, []string{"frank", "erin/app"}) {
+		t.Errorf("after a restart: %q", got)
+	}
+	if _, _, err := s.SetAllowFrom("nope", nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown service: %v", err)
+	}
+}
+
+// TestOAMUpdateChangesAllowFromInPlace: a revision whose only change is a
+// component's allow_from keeps its service and instances (no replacement)
+// and changes the route's rules.
+func TestOAMUpdateChangesAllowFromInPlace(t *testing.T) {
+	s := open(t, NewMemory())
+	req := func(allow ...string) OAMRequest {
+		m := microservice("web", "10.30.9.9")
+		m.AllowFrom = allow
+		app := &sla.Application{ApplicationName: "shop", ApplicationNamespace: "default", Microservices: []sla.Microservice{m}}
+		return OAMRequest{Name: "shop", Manifest: strings.Join(allow, ","), App: app, Components: []string{"web"}, Replicas: []int{2},
+			Steps: []OAMStep{{"deploy", []string{"web"}}}}
+	}
+	a, _, err := s.CreateOAMApplication("alice", req("bob"), "spec.components")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Services[0]
+	keys := func() []string {
+		var out []string
+		for _, in := range s.Snapshot().Instances(id) {
+			out = append(out, in.Key)
+		}
+		return out
+	}
+	before := keys()
+	for _, allow := range [][]string{{"carol", "bob"}, nil, {"dave"}} {
+		up, _, err := s.UpdateOAMApplication("alice", req(allow...), "spec.components")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := up.OAM.Components[0]; c.ServiceID != id || c.Replacing != "" || !slices.Equal(keys(), before) {
+			t.Fatalf("allow_from %q: component %+v, instances %q (were %q)", allow, c, keys(), before)
+		}
+		var users []string
+		for _, r := range s.Snapshot().ServiceTable() {
+			if r.IP == "10.30.9.9" {
+				users = r.AllowUsers
+			}
+		}
+		if want := sorted(slices.Clone(allow)...); !slices.Equal(users, want) {
+			t.Errorf("allow_from %q: route allows %q", allow, users)
+		}
+	}
 }
