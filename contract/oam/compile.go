@@ -182,6 +182,10 @@ func microservice(c *Component, ns string) (sla.Microservice, int) {
 			ms.VGPUs = t.GPU.Count
 		case t.Jobs != nil:
 			ms.Jobs, ms.JobsLease = t.Jobs.Jobs, t.Jobs.LeaseS
+		case t.AllowFrom != nil:
+			if len(t.AllowFrom.From) > 0 {
+				ms.AllowFrom = t.AllowFrom.From
+			}
 		}
 	}
 	// The SLA counts whole vCPUs: a fraction takes a whole one.
@@ -355,6 +359,8 @@ func componentField(a *Application, i int, slaName string) string {
 		return trait(func(t Trait) bool { return t.Runtime != nil }, "")
 	case "jobs", "jobs_lease_s":
 		return trait(func(t Trait) bool { return t.Jobs != nil }, "")
+	case "allow_from":
+		return trait(func(t Trait) bool { return t.AllowFrom != nil }, "")
 	case "microservice_name", "microservice_namespace":
 		return path + ".name"
 	}

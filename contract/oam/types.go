@@ -105,6 +105,7 @@ type Trait struct {
 	Runtime   *Runtime
 	GPU       *GPU
 	Jobs      *JobsTrait
+	AllowFrom *AllowFromTrait
 }
 
 // Scaler sets the number of instances.

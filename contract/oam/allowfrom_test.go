@@ -1,0 +1,67 @@
+package oam
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/thicket-edge/thicket/contract/sla"
+)
+
+// TestAllowFromTrait: the allow-from trait (or network-policy) becomes the
+// SLA's allow_from; malformed entries fail at the entry and compile
+// nothing.
+func TestAllowFromTrait(t *testing.T) {
+	for _, tc := range []struct {
+		traits string
+		want   []string
+	}{
+		{"{type: allow-from, properties: {from: [bob, carol/shop, carol/shop/cart]}}", []string{"bob", "carol/shop", "carol/shop/cart"}},
+		{"{type: network-policy, properties: {from: [bob]}}", []string{"bob"}},
+		{"{type: allow-from, properties: {from: []}}", nil},
+		{"", nil},
+	} {
+		app, err := Parse([]byte(jobsApp(tc.traits)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SLA().Applications[0].Microservices[0].AllowFrom; !slices.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
+			t.Errorf("%s: allow_from %q, want %q", tc.traits, got, tc.want)
+		}
+	}
+	if !slices.ContainsFunc(TraitDefinitions(), func(d TraitDefinition) bool { return d.Name == TraitAllowFrom }) {
+		t.Error("the allow-from trait is not listed")
+	}
+
+	for _, tc := range []struct {
+		name, traits string
+		field        string
+		contains     string
+	}{
+		{"no from", "{type: allow-from, properties: {}}", "spec.components[0].traits[0].properties.from", "required"},
+		{"not a list", "{type: allow-from, properties: {from: bob}}", "spec.components[0].traits[0].properties.from", "must be a list"},
+		{"bad user", "{type: allow-from, properties: {from: [bob, 'bo b']}}", "spec.components[0].traits[0].properties.from[1]", "bo b"},
+		{"too deep", "{type: allow-from, properties: {from: [bob/shop/web/x]}}", "spec.components[0].traits[0].properties.from[0]", "bob/shop/web/x"},
+		{"duplicate", "{type: network-policy, properties: {from: [bob, bob]}}", "spec.components[0].traits[0].properties.from[1]", "duplicate"},
+		{"unknown field", "{type: allow-from, properties: {from: [bob], to: [x]}}", "spec.components[0].traits[0].properties.to", "unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app, err := Parse([]byte(jobsApp(tc.traits)))
+			if err == nil {
+				_, err = Compile(app)
+			}
+			var errs sla.Errors
+			if !errors.As(err, &errs) || len(errs) != 1 {
+				t.Fatalf("err = %v, want one error", err)
+			}
+			if errs[0].Field != tc.field || !strings.Contains(err.Error(), tc.contains) {
+				t.Errorf("error %v, want at %s mentioning %q", err, tc.field, tc.contains)
+			}
+		})
+	}
+}
