@@ -7,6 +7,7 @@ import { EventPanel } from '../events.js';
 import { fetchJobs, jobsPanel } from '../jobs.js';
 import { command, environment } from '../stored.js';
 import { openAddService } from '../addservice.js';
+import { allowFromForm } from '../allowfrom.js';
 
 const NAMES_EVERY_MS = 30000;
 
@@ -97,6 +98,7 @@ export function mount(ctx) {
       ['Resources', `${s.vcpus} vCPU · ${mb(s.memory)}${s.vgpus ? ` · ${s.vgpus} vGPU` : ''}${s.one_shot ? ' · one-shot' : ''}`],
       ['Command', command(s)],
       ['Environment', environment(s, revealed.has(s.microserviceID), toggleEnv)],
+      ['Allowed from', allowFromForm(s, { signal: ctx.signal, saved: () => ctx.refreshNow() })],
     ];
     return h('section', { class: 'card service', 'aria-labelledby': titleId, dataset: { service: s.microserviceID } },
       h('div', { class: 'service-head' },
