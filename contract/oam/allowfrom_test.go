@@ -65,3 +65,40 @@ func TestAllowFromTrait(t *testing.T) {
 		})
 	}
 }
+
+// TestIsolationPolicy: the isolation policy sets the application's unit of
+// isolation; a unit other than user or application fails at the field.
+func TestIsolationPolicy(t *testing.T) {
+	app := func(policies string) string {
+		return "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: a}\nspec:\n  components:\n" +
+			"    - {name: cams, type: worker, properties: {image: busybox}}\n  policies: [" + policies + "]\n"
+	}
+	for _, tc := range []struct{ policies, want string }{
+		{"{name: own, type: isolation, properties: {unit: application}}", sla.IsolationApplication},
+		{"{name: own, type: isolation, properties: {unit: user}}", sla.IsolationUser},
+		{"{name: t, type: topology, properties: {clusters: [local]}}", ""},
+	} {
+		a, err := Parse([]byte(app(tc.policies)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.policies, err)
+		}
+		c, err := Compile(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SLA().Applications[0].Isolation; got != tc.want {
+			t.Errorf("%s: isolation %q, want %q", tc.policies, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ policies, field, contains string }{
+		{"{name: own, type: isolation, properties: {unit: namespace}}", "spec.policies[0].properties.unit", "not a unit of isolation"},
+		{"{name: own, type: isolation}", "spec.policies[0].properties.unit", "required"},
+		{"{name: own, type: isolation, properties: {unit: user, x: 1}}", "spec.policies[0].properties.x", "unknown field"},
+	} {
+		_, err := Parse([]byte(app(tc.policies)))
+		var errs sla.Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Field != tc.field || !strings.Contains(err.Error(), tc.contains) {
+			t.Errorf("%s: %v, want one error at %s mentioning %q", tc.policies, err, tc.field, tc.contains)
+		}
+	}
+}

@@ -95,6 +95,7 @@ func Compile(a *Application) (*Compiled, error) {
 		ApplicationName:      name("metadata.name", a.Name),
 		ApplicationNamespace: name("metadata.namespace", ns),
 		ApplicationDesc:      "OAM application " + a.Name,
+		Isolation:            isolation(a),
 		Microservices:        []sla.Microservice{},
 	}}
 	topology := topologyClusters(a)
@@ -226,6 +227,18 @@ func published(c *Component, e *Expose) string {
 		}
 	}
 	return strings.Join(entries, ";")
+}
+
+// isolation is the unit of the application's isolation policy (the last
+// one's): "" without one.
+func isolation(a *Application) string {
+	unit := ""
+	for _, p := range a.Policies {
+		if p.Type == PolicyIsolation {
+			unit = p.Unit
+		}
+	}
+	return unit
 }
 
 // topologyClusters are the clusters the application's topology policies

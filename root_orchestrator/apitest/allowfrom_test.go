@@ -129,3 +129,61 @@ func TestSetAllowFrom(t *testing.T) {
 		t.Errorf("PUT allow-from on an OAM service: want 409, got %s", resp)
 	}
 }
+
+// TestApplicationIsolation: an application created with isolation
+// "application" shows it, keeps it across a restart and its services reach
+// the cluster with their own tenant ("owner/application id"); another value
+// is a 400 at the field and stores nothing.
+func TestApplicationIsolation(t *testing.T) {
+	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=isolation-admin-password"})
+	admin := r.login("Admin", "isolation-admin-password").Token
+	alice := r.newUser(admin, "alice")
+	withIsolation := func(app, unit string) map[string]any {
+		body := testSLA(app)
+		body["applications"].([]any)[0].(map[string]any)["isolation"] = unit
+		return body
+	}
+	before := r.snapshot(admin)
+	resp := r.do("POST", "/api/application", alice, withIsolation("vault", "namespace"))
+	if resp.Status != http.StatusBadRequest || resp.errorBody(t).Field != "applications[0].isolation" {
+		t.Errorf("isolation namespace: want 400 at applications[0].isolation, got %s", resp)
+	}
+	if after := r.snapshot(admin); after != before {
+		t.Errorf("a refused application changed the store")
+	}
+	vault := r.createApp(alice, withIsolation("vault", "application"), "vault")
+	site := r.createApp(alice, testSLA("site"), "site")
+	check := func(when string) {
+		t.Helper()
+		var a, b api.Application
+		r.must("GET", "/api/application/"+vault.ApplicationID, alice, nil, &a)
+		r.must("GET", "/api/application/"+site.ApplicationID, alice, nil, &b)
+		if a.Isolation != "application" || b.Isolation != "" {
+			t.Errorf("%s: isolation %q and %q, want application and none", when, a.Isolation, b.Isolation)
+		}
+	}
+	check("created")
+	r.restart(false)
+	admin = r.login("Admin", "isolation-admin-password").Token
+	check("after a restart")
+
+	reg, _ := r.clusterWithNode(t, "edge", wire.Resources{MilliCPU: 8000, MemoryMB: 8192})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var d wire.ClusterDesired
+		r.must("GET", "/api/cluster/desired?wait=1s", reg.Credential, nil, &d)
+		tenants := map[string]string{}
+		for _, rt := range d.Network.Services {
+			tenants[rt.ServiceID] = rt.Tenant
+		}
+		if tenants[vault.Microservices[0]] != "" && tenants[site.Microservices[0]] != "" {
+			if tenants[vault.Microservices[0]] != "alice/"+vault.ApplicationID || tenants[site.Microservices[0]] != "alice" {
+				t.Errorf("tenants: vault %q, site %q", tenants[vault.Microservices[0]], tenants[site.Microservices[0]])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the services never reached the cluster's service table: %+v", d.Network.Services)
+		}
+	}
+}

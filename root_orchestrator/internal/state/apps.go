@@ -201,7 +201,7 @@ func (s *Store) CreateApplicationsWithin(owner string, d *sla.SLA, q Quota) ([]*
 					Message: fmt.Sprintf("application %s.%s already exists", a.ApplicationName, a.ApplicationNamespace)}
 			}
 			app := &Application{ID: NewID(), Name: a.ApplicationName, Namespace: a.ApplicationNamespace,
-				Description: a.ApplicationDesc, Owner: owner, CreatedAt: t.now, UpdatedAt: t.now}
+				Description: a.ApplicationDesc, Owner: owner, Isolation: isolationOf(&a), CreatedAt: t.now, UpdatedAt: t.now}
 			svcs, err := t.addServices(app, a.Microservices, fmt.Sprintf("applications[%d].microservices", i))
 			if err != nil {
 				return err

@@ -141,7 +141,7 @@ func (s *Store) CreateOAMApplication(owner string, req OAMRequest, path string) 
 			src.Steps = append(src.Steps, OAMStep{Name: st.Name, Components: slices.Clone(st.Components)})
 		}
 		app := &Application{ID: NewID(), Name: a.ApplicationName, Namespace: a.ApplicationNamespace,
-			Description: a.ApplicationDesc, Owner: owner, OAM: src, CreatedAt: t.now, UpdatedAt: t.now}
+			Description: a.ApplicationDesc, Owner: owner, Isolation: isolationOf(a), OAM: src, CreatedAt: t.now, UpdatedAt: t.now}
 		svcs, err := t.addServices(app, a.Microservices, path)
 		if err != nil {
 			return err
@@ -318,6 +318,10 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 			return &ConflictError{Field: "metadata.namespace", Message: fmt.Sprintf("the application is %s.%s: its name and namespace cannot change", old.Name, old.Namespace)}
 		}
 		app := *old
+		if iso := isolationOf(a); iso != app.Isolation {
+			app.Isolation = iso // the service table's tenants change
+			t.net = true
+		}
 		src := *old.OAM
 		app.OAM, app.Services, app.UpdatedAt = &src, nil, t.now
 		src.Manifest, src.Components, src.Message = req.Manifest, nil, ""

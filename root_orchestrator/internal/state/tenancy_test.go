@@ -161,3 +161,84 @@ func TestOAMUpdateChangesAllowFromInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceTableIsolatedApplication: the services of an application
+// isolated on its own carry the tenant "owner/application id", the owner's
+// other services the owner; a user entry of allow_from also names the
+// user's isolated applications, an application entry its services; an
+// OAM revision that changes the isolation changes the tenants.
+func TestServiceTableIsolatedApplication(t *testing.T) {
+	s := open(t, NewMemory())
+	isolated := oneApp("vault", microservice("db", "10.30.0.10"))
+	isolated.Applications[0].Isolation = sla.IsolationApplication
+	apps, _, err := s.CreateApplications("alice", isolated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vault := apps[0]
+	plain := oneApp("site", microservice("web", "10.30.0.11"))
+	plain.Applications[0].Isolation = sla.IsolationUser
+	if _, _, err := s.CreateApplications("alice", plain); err != nil {
+		t.Fatal(err)
+	}
+	open1 := microservice("api", "10.30.0.12")
+	open1.AllowFrom = []string{"alice"}
+	open2 := microservice("api2", "10.30.0.13")
+	open2.AllowFrom = []string{"alice/vault"}
+	if _, _, err := s.CreateApplications("bob", oneApp("shop", open1, open2)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		tenant    string
+		users, id []string
+	}{
+		"10.30.0.10": {"alice/" + vault.ID, nil, nil},
+		"10.30.0.11": {"alice", nil, nil},
+		"10.30.0.12": {"bob", []string{"alice", "alice/" + vault.ID}, nil},
+		"10.30.0.13": {"bob", nil, []string{vault.Services[0]}},
+	}
+	check := func(want map[string]struct {
+		tenant    string
+		users, id []string
+	}) {
+		t.Helper()
+		for _, r := range s.Snapshot().ServiceTable() {
+			w, ok := want[r.IP]
+			if !ok {
+				continue
+			}
+			if r.Tenant != w.tenant || !slices.Equal(r.AllowUsers, w.users) || !slices.Equal(r.AllowServices, w.id) {
+				t.Errorf("route %s: tenant %q users %q services %q; want %q %q %q", r.IP, r.Tenant, r.AllowUsers, r.AllowServices, w.tenant, w.users, w.id)
+			}
+		}
+	}
+	check(want)
+	if a := s.Snapshot().App(vault.ID); a.Isolation != sla.IsolationApplication {
+		t.Errorf("stored isolation %q", a.Isolation)
+	}
+
+	// OAM: isolated from the start, then not.
+	req := func(iso string) OAMRequest {
+		app := &sla.Application{ApplicationName: "oam", ApplicationNamespace: "default", Isolation: iso,
+			Microservices: []sla.Microservice{microservice("w", "10.30.0.14")}}
+		return OAMRequest{Name: "oam", Manifest: iso, App: app, Components: []string{"w"}, Replicas: []int{1},
+			Steps: []OAMStep{{"deploy", []string{"w"}}}}
+	}
+	oa, _, err := s.CreateOAMApplication("carol", req(sla.IsolationApplication), "spec.components")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type w = struct {
+		tenant    string
+		users, id []string
+	}
+	check(map[string]w{"10.30.0.14": {"carol/" + oa.ID, nil, nil}})
+	net := s.Snapshot().NetIndex()
+	if _, _, err := s.UpdateOAMApplication("carol", req(""), "spec.components"); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]w{"10.30.0.14": {"carol", nil, nil}})
+	if s.Snapshot().NetIndex() == net {
+		t.Error("a revision that changed the isolation did not move the overlay's index")
+	}
+}
