@@ -187,4 +187,37 @@ func TestTenantIsolation(t *testing.T) {
 			t.Errorf("Bob's %s changed: %+v, was %+v", svc, now, in["b."+svc])
 		}
 	}
+
+	// An application of Admin's isolated from Admin's others: its
+	// instances reach each other (across nodes), not Admin's other
+	// application's, nor those theirs.
+	iso := s.appWith(s.api, "tenantc", map[string]any{"isolation": "application"},
+		map[string]any{"microservice_name": "srv", "memory": 32, "addresses": map[string]string{"rr_ip": "10.30.94.1"},
+			"constraints": pin("alpha", n2.name)},
+		map[string]any{"microservice_name": "cli", "memory": 32, "constraints": pin("alpha", n1.name)})
+	for _, id := range []string{iso["srv"], iso["cli"]} {
+		s.scaleUpAs(s.api, id)
+	}
+	cSrv := s.runningOn(iso["srv"], 0)
+	s.runningOn(iso["cli"], 0)
+	cCli := instanceNetns(t, n1, wire.InstanceKey(iso["cli"], 0))
+	testharness.WaitFor(t, time.Minute, "the isolated application's client reaches its own service IP", func() (bool, string) {
+		who, out := fetchInside(t, cCli, url("10.30.94.1"))
+		return who == name(iso["srv"]), out
+	})
+	for _, c := range []struct{ what, from, url string }{
+		{"Admin's other application to the isolated server", aCli, url(cSrv.InstanceIP)},
+		{"Admin's other application to the isolated service IP", aCli, url("10.30.94.1")},
+		{"the isolated application to Admin's other server (same node)", cCli, url(in["a.srv"].InstanceIP)},
+		{"the isolated application to Admin's other service IP", cCli, url("10.30.91.1")},
+	} {
+		if who, out := fetchInside(t, c.from, c.url); who != "" || !strings.Contains(out, "refused") {
+			t.Errorf("%s: answered by %q, want connection refused: %s", c.what, who, out)
+		}
+	}
+	// Bob's server allows the user Admin: that includes Admin's isolated
+	// application.
+	if who, out := fetchInside(t, cCli, url("10.30.92.1")); who != name(bobs["srv"]) {
+		t.Errorf("the isolated application to Bob's server that allows Admin: answered by %q: %s", who, out)
+	}
 }
