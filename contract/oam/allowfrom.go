@@ -29,22 +29,11 @@ func (w *walker) allowFromTrait(path string, props *yaml.Node) *AllowFromTrait {
 	a := &AllowFromTrait{From: []string{}}
 	seen := w.object(path, props, []field{
 		{"from", func(p string, n *yaml.Node) {
-			at := map[string]bool{}
-			w.list(p, n, sla.MaxAllowFrom, func(p string, _ int, e *yaml.Node) {
-				s := w.str(p, e)
-				if e.Kind != yaml.ScalarNode || e.Tag != "!!str" {
-					return // str said so
-				}
+			a.From = w.uniqueStrs(p, n, sla.MaxAllowFrom, "entry", func(s string) string {
 				if _, err := sla.ParsePeer(s); err != nil {
-					w.fail(p, e, "%v", err)
-					return
+					return err.Error()
 				}
-				if at[s] {
-					w.fail(p, e, "duplicate entry %q", s)
-					return
-				}
-				at[s] = true
-				a.From = append(a.From, s)
+				return ""
 			})
 		}},
 	})

@@ -1,9 +1,7 @@
 package oam
 
 import (
-	"errors"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/thicket-edge/thicket/contract/sla"
@@ -50,19 +48,7 @@ func TestAllowFromTrait(t *testing.T) {
 		{"duplicate", "{type: network-policy, properties: {from: [bob, bob]}}", "spec.components[0].traits[0].properties.from[1]", "duplicate"},
 		{"unknown field", "{type: allow-from, properties: {from: [bob], to: [x]}}", "spec.components[0].traits[0].properties.to", "unknown field"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			app, err := Parse([]byte(jobsApp(tc.traits)))
-			if err == nil {
-				_, err = Compile(app)
-			}
-			var errs sla.Errors
-			if !errors.As(err, &errs) || len(errs) != 1 {
-				t.Fatalf("err = %v, want one error", err)
-			}
-			if errs[0].Field != tc.field || !strings.Contains(err.Error(), tc.contains) {
-				t.Errorf("error %v, want at %s mentioning %q", err, tc.field, tc.contains)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { oneError(t, jobsApp(tc.traits), tc.field, tc.contains) })
 	}
 }
 
@@ -95,10 +81,6 @@ func TestIsolationPolicy(t *testing.T) {
 		{"{name: own, type: isolation}", "spec.policies[0].properties.unit", "required"},
 		{"{name: own, type: isolation, properties: {unit: user, x: 1}}", "spec.policies[0].properties.x", "unknown field"},
 	} {
-		_, err := Parse([]byte(app(tc.policies)))
-		var errs sla.Errors
-		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Field != tc.field || !strings.Contains(err.Error(), tc.contains) {
-			t.Errorf("%s: %v, want one error at %s mentioning %q", tc.policies, err, tc.field, tc.contains)
-		}
+		t.Run(tc.policies, func(t *testing.T) { oneError(t, app(tc.policies), tc.field, tc.contains) })
 	}
 }

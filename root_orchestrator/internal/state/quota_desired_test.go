@@ -117,14 +117,7 @@ func TestRollingUpdateWithinQuota(t *testing.T) {
 			ips := 0
 			run := func(key string) {
 				ips++
-				if _, err := s.Write(func(tx *Txn) error {
-					in := *first[Instance](tx.r(), tInstances, "id", key)
-					in.Status, in.InstanceIP = wire.StatusRunning, fmt.Sprintf("10.64.0.%d", ips)
-					tx.put(tInstances, KindInstance, key, &in, true)
-					return nil
-				}); err != nil {
-					t.Fatal(err)
-				}
+				runWithIP(t, s, key, fmt.Sprintf("10.64.0.%d", ips))
 			}
 			run(wire.InstanceKey(oldID, 0))
 			run(wire.InstanceKey(oldID, 1))
