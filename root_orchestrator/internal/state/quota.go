@@ -163,13 +163,13 @@ func (t *Txn) checkQuota(svc *Service, n int, q Quota) error {
 // in a resource the write made grow (a write that shrinks or keeps an
 // excess, after the quota was lowered, passes).
 func withinQuota(owner string, q Quota, fn func(*Txn) error) func(*Txn) error {
+	if q == (Quota{}) {
+		return fn // no bound: nothing to count
+	}
 	return func(t *Txn) error {
 		before := usageOf(t.r(), owner)
 		if err := fn(t); err != nil {
 			return err
-		}
-		if q == (Quota{}) {
-			return nil
 		}
 		after := usageOf(t.r(), owner)
 		for _, c := range []struct {
