@@ -421,7 +421,7 @@ func noSurge(t *Txn, owner string, q Quota, old, src *OAMSource) {
 			u = u.plus(times(svc, 1))
 		}
 	}
-	if name, _, _ := q.beyond(u); name == "" {
+	if !q.exceeds(u) {
 		return
 	}
 	for i := range src.Components {

@@ -103,22 +103,22 @@ func owedOf(r reader, src *OAMSource) Quota {
 	return o
 }
 
-// beyond names the first bounded resource of q that u exceeds ("" when
-// none), with its limit and u's amount.
-func (q Quota) beyond(u Quota) (string, int64, int64) {
-	for _, c := range []struct {
-		name        string
-		limit, used int64
-	}{
-		{"instances", int64(q.Instances), int64(u.Instances)},
-		{"milli_cpu", q.MilliCPU, u.MilliCPU},
-		{"memory_mb", q.MemoryMB, u.MemoryMB},
-	} {
-		if c.limit > 0 && c.used > c.limit {
-			return c.name, c.limit, c.used
+// resourceNames are the names of a Quota's fields in the API, in the
+// order of values.
+var resourceNames = [3]string{"instances", "milli_cpu", "memory_mb"}
+
+// values are q's fields in the order of resourceNames.
+func (q Quota) values() [3]int64 { return [3]int64{int64(q.Instances), q.MilliCPU, q.MemoryMB} }
+
+// exceeds reports whether u passes a bound of q.
+func (q Quota) exceeds(u Quota) bool {
+	lim, used := q.values(), u.values()
+	for i := range lim {
+		if lim[i] > 0 && used[i] > lim[i] {
+			return true
 		}
 	}
-	return "", 0, 0
+	return false
 }
 
 // QuotaError: a request would take a user beyond a quota. Resource is
@@ -142,17 +142,10 @@ func (t *Txn) checkQuota(svc *Service, n int, q Quota) error {
 	if q == (Quota{}) {
 		return nil
 	}
-	u := usageOf(t.r(), svc.Owner)
-	for _, c := range []struct {
-		name              string
-		limit, used, more int64
-	}{
-		{"instances", int64(q.Instances), int64(u.Instances), int64(n)},
-		{"milli_cpu", q.MilliCPU, u.MilliCPU, int64(n) * int64(svc.Spec.VCPUs) * 1000},
-		{"memory_mb", q.MemoryMB, u.MemoryMB, int64(n) * int64(svc.Spec.MemoryMB)},
-	} {
-		if c.limit > 0 && c.used+c.more > c.limit {
-			return &QuotaError{Owner: svc.Owner, Resource: c.name, Limit: c.limit, Used: c.used, Asked: c.more}
+	lim, used, more := q.values(), usageOf(t.r(), svc.Owner).values(), times(svc, n).values()
+	for i := range lim {
+		if lim[i] > 0 && used[i]+more[i] > lim[i] {
+			return &QuotaError{Owner: svc.Owner, Resource: resourceNames[i], Limit: lim[i], Used: used[i], Asked: more[i]}
 		}
 	}
 	return nil
@@ -171,17 +164,10 @@ func withinQuota(owner string, q Quota, fn func(*Txn) error) func(*Txn) error {
 		if err := fn(t); err != nil {
 			return err
 		}
-		after := usageOf(t.r(), owner)
-		for _, c := range []struct {
-			name                 string
-			limit, before, after int64
-		}{
-			{"instances", int64(q.Instances), int64(before.Instances), int64(after.Instances)},
-			{"milli_cpu", q.MilliCPU, before.MilliCPU, after.MilliCPU},
-			{"memory_mb", q.MemoryMB, before.MemoryMB, after.MemoryMB},
-		} {
-			if c.limit > 0 && c.after > c.limit && c.after > c.before {
-				return &QuotaError{Owner: owner, Resource: c.name, Limit: c.limit, Used: c.before, Asked: c.after - c.before}
+		lim, b, a := q.values(), before.values(), usageOf(t.r(), owner).values()
+		for i := range lim {
+			if lim[i] > 0 && a[i] > lim[i] && a[i] > b[i] {
+				return &QuotaError{Owner: owner, Resource: resourceNames[i], Limit: lim[i], Used: b[i], Asked: a[i] - b[i]}
 			}
 		}
 		return nil
