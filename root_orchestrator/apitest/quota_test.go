@@ -146,3 +146,51 @@ func (r *root) service(token, id string) api.Service {
 	r.must("GET", "/api/service/"+id, token, nil, &s)
 	return s
 }
+
+// TestQuotaRollingUpdate: an OAM revision that replaces a component with
+// no room in the quota for the one instance more is accepted and rolls
+// without surge (an old instance goes first); a revision whose end passes
+// the quota is refused with 409 and changes nothing.
+func TestQuotaRollingUpdate(t *testing.T) {
+	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=rolling-admin-password"})
+	admin := r.login("Admin", "rolling-admin-password").Token
+	alice := r.newUser(admin, "alice")
+	manifest := func(image, memory string) []byte {
+		return []byte("apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: roll}\nspec:\n  components:\n" +
+			"    - {name: web, type: worker, properties: {image: " + image + ", memory: " + memory + "}, traits: [{type: scaler, properties: {replicas: 2}}]}\n")
+	}
+	r.must("PUT", "/api/users/alice/quota", admin, api.Quota{Instances: 2, MemoryMB: 200}, nil)
+	ctx, cancel := callCtx()
+	defer cancel()
+	cl := r.client(alice)
+	v1, err := cl.CreateOAMApplication(ctx, manifest("busybox:1", "100Mi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := v1.Components[0].MicroserviceID
+
+	// The end (2 × 200 MiB) passes 200 MiB: refused.
+	_, err = cl.UpdateOAMApplication(ctx, "roll", manifest("busybox:2", "200Mi"))
+	if !api.HasStatus(err, http.StatusConflict) || !strings.Contains(err.Error(), "memory_mb") {
+		t.Errorf("a revision whose end passes the quota: %v, want 409 on memory_mb", err)
+	}
+	if a, err := cl.OAMApplication(ctx, "roll"); err != nil || a.Revision != 1 || a.Components[0].MicroserviceID != old {
+		t.Errorf("after the refused revision: %+v, %v", a, err)
+	}
+
+	// Same resources, no room for a third instance: stop-then-start.
+	v2, err := cl.UpdateOAMApplication(ctx, "roll", manifest("busybox:2", "100Mi"))
+	if err != nil {
+		t.Fatalf("a revision with no room for its surge: %v, want it accepted", err)
+	}
+	c := v2.Components[0]
+	if c.Replacing != old || c.Instances != 0 || len(r.service(alice, old).InstanceList) != 1 {
+		t.Errorf("after the revision: component %+v, old service has %d instances; want one old instance gone and no new one yet",
+			c, len(r.service(alice, old).InstanceList))
+	}
+	var st api.QuotaStatus
+	r.must("GET", "/api/quota", alice, nil, &st)
+	if st.Used.Instances != 2 {
+		t.Errorf("used during the replacement: %+v, want 2 instances (1 stored, 1 owed)", st.Used)
+	}
+}
