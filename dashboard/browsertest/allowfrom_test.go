@@ -9,7 +9,8 @@ import (
 // TestServiceAllowFrom: the services page shows a service's allow_from as
 // an editable list; saving a new one stores it (the page follows), a
 // malformed entry is refused with the root's message and changes nothing,
-// and an empty field lets only the owner's instances in.
+// and an empty field lets only the owner's instances in. An application
+// isolated on its own says so in its header.
 func TestServiceAllowFrom(t *testing.T) {
 	s := startStack(t)
 	var sla map[string]any
@@ -18,6 +19,7 @@ func TestServiceAllowFrom(t *testing.T) {
 	}
 	ms := sla["applications"].([]any)[0].(map[string]any)["microservices"].([]any)
 	ms[0].(map[string]any)["allow_from"] = []string{"carol"}
+	sla["applications"].([]any)[0].(map[string]any)["isolation"] = "application"
 	var out []app
 	if code := s.api("POST", "/api/application/", sla, &out); code != http.StatusOK || len(out) != 1 {
 		t.Fatalf("deploy: %d %v", code, out)
@@ -37,6 +39,7 @@ func TestServiceAllowFrom(t *testing.T) {
 	input := `form[data-allow-from="` + svc + `"] input`
 	save := `form[data-allow-from="` + svc + `"] button`
 	b.WaitJS("the field shows the list", `document.querySelector('`+input+`')?.value === "carol"`)
+	b.WaitText(`.page-head [data-isolation="application"]`, "isolated")
 
 	b.EvalInto(`(() => { document.querySelector('`+input+`').value = ""; return true; })()`, new(bool))
 	b.TypeInto(input, "bob, dave/shop")

@@ -72,7 +72,12 @@ export function mount(ctx) {
   }
 
   function renderHead(app) {
-    return pageHeader(h('span', null, app.application_name, ' ', h('span', { class: 'chip chip-lg' }, app.application_namespace)), {
+    return pageHeader(h('span', null, app.application_name, ' ', h('span', { class: 'chip chip-lg' }, app.application_namespace),
+      // Tenancy: its own tenant, apart from the owner's other applications.
+      app.isolation === 'application' ? [' ', h('span', {
+        class: 'chip chip-lg', dataset: { isolation: app.isolation },
+        title: 'Isolated from its owner\'s other applications too: only its own instances and the peers its services allow may connect',
+      }, 'isolated')] : null), {
       crumbs: crumbs(app.application_name),
       sub: [app.application_desc, api.isAdmin() ? `owner ${app.userId}` : ''].filter(Boolean).join(' · '),
       actions: addServiceButton(app),
