@@ -128,6 +128,9 @@ type Application struct {
 	ApplicationNamespace string `json:"application_namespace" bson:"application_namespace"`
 	ApplicationDesc      string `json:"application_desc" bson:"application_desc"`
 	UserID               string `json:"userId" bson:"userId"`
+	// Isolation is "application" for an application isolated from its
+	// owner's other applications too; absent: isolated as its owner's.
+	Isolation string `json:"isolation,omitempty" bson:"isolation,omitempty"`
 	// Microservices lists the ids of the application's services.
 	Microservices []string  `json:"microservices" bson:"microservices"`
 	CreatedAt     time.Time `json:"created_at" bson:"created_at"`

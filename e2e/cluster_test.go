@@ -236,6 +236,11 @@ func (s *system) app(name string, services ...map[string]any) map[string]string 
 
 // appAs is app as the user a is logged in as.
 func (s *system) appAs(a *rootAPI, name string, services ...map[string]any) map[string]string {
+	return s.appWith(a, name, nil, services...)
+}
+
+// appWith is appAs with more fields of the application (e.g. isolation).
+func (s *system) appWith(a *rootAPI, name string, fields map[string]any, services ...map[string]any) map[string]string {
 	for _, m := range services {
 		m["microservice_namespace"] = "e2e"
 		if m["virtualization"] == nil {
@@ -245,9 +250,11 @@ func (s *system) appAs(a *rootAPI, name string, services ...map[string]any) map[
 			m["code"] = s.image
 		}
 	}
-	body := map[string]any{"sla_version": "v2.0", "customerID": "Admin", "applications": []any{map[string]any{
-		"application_name": name, "application_namespace": "e2e", "application_desc": "e2e", "microservices": services,
-	}}}
+	app := map[string]any{"application_name": name, "application_namespace": "e2e", "application_desc": "e2e", "microservices": services}
+	for k, v := range fields {
+		app[k] = v
+	}
+	body := map[string]any{"sla_version": "v2.0", "customerID": "Admin", "applications": []any{app}}
 	var apps []api.Application
 	a.must("POST", "/api/application/", body, &apps)
 	ids := map[string]string{}

@@ -140,4 +140,84 @@ func TestTenantIsolation(t *testing.T) {
 	if who := fetchFrom(t, n1.ns, url(in["b.srv"].InstanceIP), 1); len(who) != 1 || who[0] != name(bobs["srv"]) {
 		t.Errorf("node n1 to Bob's server: %v", who)
 	}
+
+	// Bob changes who may connect, without recreating anything: his
+	// server opens to Admin, his open service closes. The paths follow;
+	// no instance restarts.
+	starts := func(svc string) int {
+		ctx, cancel := bob.ctx()
+		defer cancel()
+		ev, err := bob.client().Events(ctx, svc, 0)
+		if err != nil {
+			t.Fatalf("events of %s: %v", svc, err)
+		}
+		n := 0
+		for _, e := range ev.Events {
+			if e.Message == "started" {
+				n++
+			}
+		}
+		return n
+	}
+	before := map[string]int{"srv": starts(bobs["srv"]), "open": starts(bobs["open"])}
+	bob.must("PUT", "/api/service/"+bobs["srv"]+"/allow-from", api.AllowFrom{AllowFrom: []string{"Admin"}}, nil)
+	bob.must("PUT", "/api/service/"+bobs["open"]+"/allow-from", api.AllowFrom{AllowFrom: []string{}}, nil)
+	testharness.WaitFor(t, time.Minute, "Admin's client reaches Bob's server once it allows Admin", func() (bool, string) {
+		who, out := fetchInside(t, aCli, url("10.30.92.1"))
+		return who == name(bobs["srv"]), out
+	})
+	if who, _ := fetchInside(t, aCli, url(in["b.srv"].InstanceIP)); who != name(bobs["srv"]) {
+		t.Errorf("Admin's client to Bob's server's instance IP after the change: answered by %q", who)
+	}
+	testharness.WaitFor(t, time.Minute, "Admin's client is refused by Bob's open service once it allows nobody", func() (bool, string) {
+		who, out := fetchInside(t, aCli, url("10.30.93.1"))
+		return who == "" && strings.Contains(out, "refused"), out
+	})
+	if who, out := fetchInside(t, aCli, url(in["b.open"].InstanceIP)); who != "" || !strings.Contains(out, "refused") {
+		t.Errorf("Admin's client to the closed service's instance IP: answered by %q: %s", who, out)
+	}
+	if who, _ := fetchInside(t, bCli, url("10.30.93.1")); who != name(bobs["open"]) {
+		t.Errorf("Bob's own client to his closed service: answered by %q", who)
+	}
+	for svc, n := range before {
+		if got := starts(bobs[svc]); got != n {
+			t.Errorf("Bob's %s was started %d times before the change and %d after: it restarted", svc, n, got)
+		}
+		if now := s.runningOn(bobs[svc], 0); now.InstanceIP != in["b."+svc].InstanceIP || now.Restarts != in["b."+svc].Restarts {
+			t.Errorf("Bob's %s changed: %+v, was %+v", svc, now, in["b."+svc])
+		}
+	}
+
+	// An application of Admin's isolated from Admin's others: its
+	// instances reach each other (across nodes), not Admin's other
+	// application's, nor those theirs.
+	iso := s.appWith(s.api, "tenantc", map[string]any{"isolation": "application"},
+		map[string]any{"microservice_name": "srv", "memory": 32, "addresses": map[string]string{"rr_ip": "10.30.94.1"},
+			"constraints": pin("alpha", n2.name)},
+		map[string]any{"microservice_name": "cli", "memory": 32, "constraints": pin("alpha", n1.name)})
+	for _, id := range []string{iso["srv"], iso["cli"]} {
+		s.scaleUpAs(s.api, id)
+	}
+	cSrv := s.runningOn(iso["srv"], 0)
+	s.runningOn(iso["cli"], 0)
+	cCli := instanceNetns(t, n1, wire.InstanceKey(iso["cli"], 0))
+	testharness.WaitFor(t, time.Minute, "the isolated application's client reaches its own service IP", func() (bool, string) {
+		who, out := fetchInside(t, cCli, url("10.30.94.1"))
+		return who == name(iso["srv"]), out
+	})
+	for _, c := range []struct{ what, from, url string }{
+		{"Admin's other application to the isolated server", aCli, url(cSrv.InstanceIP)},
+		{"Admin's other application to the isolated service IP", aCli, url("10.30.94.1")},
+		{"the isolated application to Admin's other server (same node)", cCli, url(in["a.srv"].InstanceIP)},
+		{"the isolated application to Admin's other service IP", cCli, url("10.30.91.1")},
+	} {
+		if who, out := fetchInside(t, c.from, c.url); who != "" || !strings.Contains(out, "refused") {
+			t.Errorf("%s: answered by %q, want connection refused: %s", c.what, who, out)
+		}
+	}
+	// Bob's server allows the user Admin: that includes Admin's isolated
+	// application.
+	if who, out := fetchInside(t, cCli, url("10.30.92.1")); who != name(bobs["srv"]) {
+		t.Errorf("the isolated application to Bob's server that allows Admin: answered by %q: %s", who, out)
+	}
 }

@@ -52,6 +52,7 @@ var traitDefinitions = []TraitDefinition{
 		all, []string{"prefer"}},
 	{TraitGPU, nil, "GPUs per instance", all, []string{"count"}},
 	jobsTraitDefinition,
+	allowFromTraitDefinition,
 }
 
 // ComponentTypes lists the built-in component types.
@@ -232,6 +233,8 @@ func (w *walker) trait(path string, n *yaml.Node, ctype string) Trait {
 		t.GPU = g
 	case TraitJobs:
 		t.Jobs = w.jobsTrait(pp, props)
+	case TraitAllowFrom:
+		t.AllowFrom = w.allowFromTrait(pp, props)
 	}
 	return t
 }

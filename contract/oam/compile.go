@@ -95,6 +95,7 @@ func Compile(a *Application) (*Compiled, error) {
 		ApplicationName:      name("metadata.name", a.Name),
 		ApplicationNamespace: name("metadata.namespace", ns),
 		ApplicationDesc:      "OAM application " + a.Name,
+		Isolation:            isolation(a),
 		Microservices:        []sla.Microservice{},
 	}}
 	topology := topologyClusters(a)
@@ -182,6 +183,10 @@ func microservice(c *Component, ns string) (sla.Microservice, int) {
 			ms.VGPUs = t.GPU.Count
 		case t.Jobs != nil:
 			ms.Jobs, ms.JobsLease = t.Jobs.Jobs, t.Jobs.LeaseS
+		case t.AllowFrom != nil:
+			if len(t.AllowFrom.From) > 0 {
+				ms.AllowFrom = t.AllowFrom.From
+			}
 		}
 	}
 	// The SLA counts whole vCPUs: a fraction takes a whole one.
@@ -222,6 +227,18 @@ func published(c *Component, e *Expose) string {
 		}
 	}
 	return strings.Join(entries, ";")
+}
+
+// isolation is the unit of the application's isolation policy (the last
+// one's): "" without one.
+func isolation(a *Application) string {
+	unit := ""
+	for _, p := range a.Policies {
+		if p.Type == PolicyIsolation {
+			unit = p.Unit
+		}
+	}
+	return unit
 }
 
 // topologyClusters are the clusters the application's topology policies
@@ -355,6 +372,8 @@ func componentField(a *Application, i int, slaName string) string {
 		return trait(func(t Trait) bool { return t.Runtime != nil }, "")
 	case "jobs", "jobs_lease_s":
 		return trait(func(t Trait) bool { return t.Jobs != nil }, "")
+	case "allow_from":
+		return trait(func(t Trait) bool { return t.AllowFrom != nil }, "")
 	case "microservice_name", "microservice_namespace":
 		return path + ".name"
 	}

@@ -25,28 +25,34 @@ var jobsTraitDefinition = TraitDefinition{TraitJobs, nil,
 func (w *walker) jobsTrait(path string, props *yaml.Node) *JobsTrait {
 	j := &JobsTrait{}
 	seen := w.object(path, props, []field{
-		{"jobs", func(p string, n *yaml.Node) {
-			j.Jobs = []string{}
-			at := map[string]bool{}
-			w.list(p, n, sla.MaxJobs, func(p string, _ int, e *yaml.Node) {
-				s := w.str(p, e)
-				if e.Kind != yaml.ScalarNode || e.Tag != "!!str" {
-					return // str said so
-				}
-				if msg := sla.CheckJobName(s); msg != "" {
-					w.fail(p, e, "%s", msg)
-					return
-				}
-				if at[s] {
-					w.fail(p, e, "duplicate job %q", s)
-					return
-				}
-				at[s] = true
-				j.Jobs = append(j.Jobs, s)
-			})
-		}},
+		{"jobs", func(p string, n *yaml.Node) { j.Jobs = w.uniqueStrs(p, n, sla.MaxJobs, "job", sla.CheckJobName) }},
 		{"lease", func(p string, n *yaml.Node) { j.LeaseS = w.integer(p, n, sla.MinJobsLease, sla.MaxJobsLease) }},
 	})
 	w.required(path, props, seen, "jobs")
 	return j
+}
+
+// uniqueStrs reads a list of at most max strings, each of which check
+// accepts ("") or names the problem with, without repeats (what names an
+// entry in the error).
+func (w *walker) uniqueStrs(path string, n *yaml.Node, max int, what string, check func(string) string) []string {
+	out := []string{}
+	at := map[string]bool{}
+	w.list(path, n, max, func(p string, _ int, e *yaml.Node) {
+		s := w.str(p, e)
+		if e.Kind != yaml.ScalarNode || e.Tag != "!!str" {
+			return // str said so
+		}
+		if msg := check(s); msg != "" {
+			w.fail(p, e, "%s", msg)
+			return
+		}
+		if at[s] {
+			w.fail(p, e, "duplicate %s %q", what, s)
+			return
+		}
+		at[s] = true
+		out = append(out, s)
+	})
+	return out
 }

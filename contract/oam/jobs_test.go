@@ -9,6 +9,23 @@ import (
 	"github.com/thicket-edge/thicket/contract/sla"
 )
 
+// oneError checks that a manifest fails to parse or compile with exactly
+// one error, at field, mentioning contains.
+func oneError(t *testing.T, manifest, field, contains string) {
+	t.Helper()
+	app, err := Parse([]byte(manifest))
+	if err == nil {
+		_, err = Compile(app)
+	}
+	var errs sla.Errors
+	if !errors.As(err, &errs) || len(errs) != 1 {
+		t.Fatalf("err = %v, want one error", err)
+	}
+	if errs[0].Field != field || !strings.Contains(err.Error(), contains) {
+		t.Errorf("error %v, want at %s mentioning %q", err, field, contains)
+	}
+}
+
 func jobsApp(traits string) string {
 	return "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: a}\nspec:\n  components:\n" +
 		"    - {name: cams, type: worker, properties: {image: busybox}, traits: [" + traits + "]}\n"
@@ -47,18 +64,6 @@ func TestJobsTrait(t *testing.T) {
 		{"lease too short", "{type: jobs, properties: {jobs: [a], lease: 1}}", "spec.components[0].traits[0].properties.lease", ""},
 		{"unknown field", "{type: jobs, properties: {jobs: [a], url: 'https://x'}}", "spec.components[0].traits[0].properties.url", "unknown field"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			app, err := Parse([]byte(jobsApp(tc.traits)))
-			if err == nil {
-				_, err = Compile(app)
-			}
-			var errs sla.Errors
-			if !errors.As(err, &errs) || len(errs) != 1 {
-				t.Fatalf("err = %v, want one error", err)
-			}
-			if errs[0].Field != tc.field || !strings.Contains(err.Error(), tc.contains) {
-				t.Errorf("error %v, want at %s mentioning %q", err, tc.field, tc.contains)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { oneError(t, jobsApp(tc.traits), tc.field, tc.contains) })
 	}
 }

@@ -388,8 +388,21 @@ func (w *walker) policy(path string, n *yaml.Node) Policy {
 				{"namespace", func(p string, n *yaml.Node) { w.str(p, n) }},
 			})
 		}
+	case PolicyIsolation:
+		if props == nil {
+			props = &yaml.Node{Kind: yaml.MappingNode, Line: n.Line}
+		}
+		pp := join(path, "properties")
+		seen := w.object(pp, props, []field{{"unit", func(p string, n *yaml.Node) {
+			switch pol.Unit = w.str(p, n); pol.Unit {
+			case sla.IsolationUser, sla.IsolationApplication, "":
+			default:
+				w.fail(p, n, "%q is not a unit of isolation: %s or %s", pol.Unit, sla.IsolationUser, sla.IsolationApplication)
+			}
+		}}})
+		w.required(pp, props, seen, "unit")
 	default:
-		w.fail(join(path, "type"), n, "policy type %q is not supported (supported: %s)", pol.Type, PolicyTopology)
+		w.fail(join(path, "type"), n, "policy type %q is not supported (supported: %s, %s)", pol.Type, PolicyTopology, PolicyIsolation)
 	}
 	return pol
 }

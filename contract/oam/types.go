@@ -39,8 +39,11 @@ const (
 // Policy and workflow step types built in.
 const (
 	PolicyTopology = "topology"
-	StepDeploy     = "deploy"
-	StepApply      = "apply-component"
+	// PolicyIsolation sets the application's unit of tenant isolation
+	// (properties.unit: user or application; README: Tenancy).
+	PolicyIsolation = "isolation"
+	StepDeploy      = "deploy"
+	StepApply       = "apply-component"
 )
 
 // Application is a parsed OAM Application.
@@ -105,6 +108,7 @@ type Trait struct {
 	Runtime   *Runtime
 	GPU       *GPU
 	Jobs      *JobsTrait
+	AllowFrom *AllowFromTrait
 }
 
 // Scaler sets the number of instances.
@@ -153,6 +157,7 @@ type Policy struct {
 	Name     string
 	Type     string
 	Clusters []string // topology
+	Unit     string   // isolation
 }
 
 // Step is a workflow step.

@@ -19,6 +19,13 @@ import (
 // Application and service names match any namespace. A name that matches
 // nothing (yet) allows nothing until it does.
 
+// Units of tenant isolation an application may ask for (Application.
+// Isolation): the owning user (the default) or the application alone.
+const (
+	IsolationUser        = "user"
+	IsolationApplication = "application"
+)
+
 // MaxAllowFrom bounds the entries of one allow_from list.
 const MaxAllowFrom = 64
 

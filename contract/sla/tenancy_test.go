@@ -55,3 +55,39 @@ func TestValidateAllowFrom(t *testing.T) {
 		t.Fatalf("too long: %v", errs)
 	}
 }
+
+// TestIsolationValidation: an application's isolation is user (the
+// default) or application; anything else is refused at the field, and so
+// is isolation on services added to an existing application.
+func TestIsolationValidation(t *testing.T) {
+	for _, tc := range []struct {
+		isolation  string
+		forService bool
+		want       string // "" when valid
+	}{
+		{"", false, ""},
+		{IsolationUser, false, ""},
+		{IsolationApplication, false, ""},
+		{"namespace", false, "is not a unit of isolation"},
+		{"Application", false, "is not a unit of isolation"},
+		{IsolationApplication, true, "when the application is created"},
+		{"", true, ""},
+	} {
+		d := validSLA(t)
+		d.Applications[0].Isolation = tc.isolation
+		var err error
+		if tc.forService {
+			d.Applications[0].ApplicationID = "app1"
+			err = d.ValidateServices()
+		} else {
+			err = d.Validate()
+		}
+		errs, _ := err.(Errors)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("isolation %q (services %v): refused: %v", tc.isolation, tc.forService, err)
+		case tc.want != "" && (len(errs) != 1 || errs[0].Field != "applications[0].isolation" || !strings.Contains(errs[0].Message, tc.want)):
+			t.Errorf("isolation %q (services %v): %v, want one error at applications[0].isolation containing %q", tc.isolation, tc.forService, err, tc.want)
+		}
+	}
+}

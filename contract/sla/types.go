@@ -32,11 +32,16 @@ type SLA struct {
 
 // Application groups microservices under one name and namespace.
 type Application struct {
-	ApplicationID        string         `json:"applicationID"`
-	ApplicationName      string         `json:"application_name"`
-	ApplicationNamespace string         `json:"application_namespace"`
-	ApplicationDesc      string         `json:"application_desc"`
-	Microservices        []Microservice `json:"microservices"`
+	ApplicationID        string `json:"applicationID"`
+	ApplicationName      string `json:"application_name"`
+	ApplicationNamespace string `json:"application_namespace"`
+	ApplicationDesc      string `json:"application_desc"`
+	// Isolation is the application's unit of tenant isolation (a Thicket
+	// extension; README: Tenancy): IsolationUser (or empty, the default),
+	// or IsolationApplication to be isolated from the owner's other
+	// applications too.
+	Isolation     string         `json:"isolation,omitempty"`
+	Microservices []Microservice `json:"microservices"`
 }
 
 // Microservice describes one deployable service and the resources each of its

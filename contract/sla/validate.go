@@ -153,6 +153,12 @@ func (v *validator) application(path string, a *Application, forService bool, ap
 	if n := utf8.RuneCountInString(a.ApplicationDesc); n > maxDescLen {
 		v.errs.add(join(path, "application_desc"), fmt.Sprintf("is %d characters long, at most %d are allowed", n, maxDescLen))
 	}
+	switch {
+	case forService && a.Isolation != "":
+		v.errs.add(join(path, "isolation"), "is set when the application is created, not when services are added")
+	case a.Isolation != "" && a.Isolation != IsolationUser && a.Isolation != IsolationApplication:
+		v.errs.add(join(path, "isolation"), fmt.Sprintf("%q is not a unit of isolation: %s (the default) or %s", a.Isolation, IsolationUser, IsolationApplication))
+	}
 }
 
 // microservices checks the microservice list of the application at path.

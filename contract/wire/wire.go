@@ -504,15 +504,20 @@ type ServiceRoute struct {
 	Mode      string    `json:"mode"`
 	ServiceID string    `json:"service_id"`
 	Backends  []Backend `json:"backends"`
-	// Tenant is the user who owns the service. The net manager lets new
-	// connections from the instance network reach the service's instances
-	// (by instance IP or service IP) only from instances of the same
-	// tenant and from the peers below. Absent (a root that predates
-	// tenancy): the service's instances are not isolated.
+	// Tenant is the service's unit of isolation, an opaque key to the net
+	// manager: the user who owns the service, or "user/application id" for
+	// an application isolated from its owner's others (a later value within
+	// v1; an earlier net manager compares it as any other key). The net
+	// manager lets new connections from the instance network reach the
+	// service's instances (by instance IP or service IP) only from
+	// instances of the same tenant and from the peers below. Absent (a
+	// root that predates tenancy): the service's instances are not
+	// isolated.
 	Tenant string `json:"tenant,omitempty"`
-	// AllowUsers are the other tenants whose instances may connect too,
-	// and AllowServices the ids of other services whose instances may (the
-	// SLA's allow_from, resolved by the root).
+	// AllowUsers are the other tenants whose instances may connect too
+	// (a user entry of allow_from also names the user's isolated
+	// applications), and AllowServices the ids of other services whose
+	// instances may (the SLA's allow_from, resolved by the root).
 	AllowUsers    []string `json:"allow_users,omitempty"`
 	AllowServices []string `json:"allow_services,omitempty"`
 }

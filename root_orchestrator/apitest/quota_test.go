@@ -111,6 +111,33 @@ func TestQuota(t *testing.T) {
 	if _, err := r.client(alice).CreateOAMApplication(ctx, manifest); err != nil {
 		t.Errorf("OAM application within the quota: %v", err)
 	}
+
+	// An indexed job's completions are created with its service: they
+	// count at the create, in a new application or an added service.
+	r.must("GET", "/api/quota", alice, nil, &st)
+	r.must("PUT", "/api/users/alice/quota", admin, api.Quota{Instances: st.Used.Instances + 4}, nil)
+	job := func(app string, n int) map[string]any {
+		body := testSLA(app)
+		a := body["applications"].([]any)[0].(map[string]any)
+		a["microservices"] = a["microservices"].([]any)[:1]
+		m := a["microservices"].([]any)[0].(map[string]any)
+		m["microservice_name"], m["one_shot"], m["completions"], m["port"] = "job", true, n, ""
+		return body
+	}
+	beforeJobs := r.snapshot(admin)
+	resp := r.do("POST", "/api/application", alice, job("batch", 5))
+	if e := resp.errorBody(t); resp.Status != http.StatusConflict || e.Field != "quota.instances" || !strings.Contains(e.Error, "this asks 5 more") {
+		t.Errorf("a job of 5 completions with room for 4: want 409 on quota.instances asking 5, got %s", resp)
+	}
+	added := job("batch", 5)
+	added["applications"].([]any)[0].(map[string]any)["applicationID"] = app.ApplicationID
+	if resp := r.do("POST", "/api/service/", alice, added); resp.Status != http.StatusConflict || resp.errorBody(t).Field != "quota.instances" {
+		t.Errorf("an added service of 5 completions with room for 4: want 409 on quota.instances, got %s", resp)
+	}
+	if after := r.snapshot(admin); after != beforeJobs {
+		t.Errorf("refused jobs changed the store:\nbefore %s\nafter  %s", beforeJobs, after)
+	}
+	r.must("POST", "/api/application", alice, job("batch", 4), nil)
 }
 
 func (r *root) service(token, id string) api.Service {
@@ -118,4 +145,52 @@ func (r *root) service(token, id string) api.Service {
 	var s api.Service
 	r.must("GET", "/api/service/"+id, token, nil, &s)
 	return s
+}
+
+// TestQuotaRollingUpdate: an OAM revision that replaces a component with
+// no room in the quota for the one instance more is accepted and rolls
+// without surge (an old instance goes first); a revision whose end passes
+// the quota is refused with 409 and changes nothing.
+func TestQuotaRollingUpdate(t *testing.T) {
+	r := startRoot(t, "", []string{"THICKET_ADMIN_PASSWORD=rolling-admin-password"})
+	admin := r.login("Admin", "rolling-admin-password").Token
+	alice := r.newUser(admin, "alice")
+	manifest := func(image, memory string) []byte {
+		return []byte("apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: roll}\nspec:\n  components:\n" +
+			"    - {name: web, type: worker, properties: {image: " + image + ", memory: " + memory + "}, traits: [{type: scaler, properties: {replicas: 2}}]}\n")
+	}
+	r.must("PUT", "/api/users/alice/quota", admin, api.Quota{Instances: 2, MemoryMB: 200}, nil)
+	ctx, cancel := callCtx()
+	defer cancel()
+	cl := r.client(alice)
+	v1, err := cl.CreateOAMApplication(ctx, manifest("busybox:1", "100Mi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := v1.Components[0].MicroserviceID
+
+	// The end (2 × 200 MiB) passes 200 MiB: refused.
+	_, err = cl.UpdateOAMApplication(ctx, "roll", manifest("busybox:2", "200Mi"))
+	if !api.HasStatus(err, http.StatusConflict) || !strings.Contains(err.Error(), "memory_mb") {
+		t.Errorf("a revision whose end passes the quota: %v, want 409 on memory_mb", err)
+	}
+	if a, err := cl.OAMApplication(ctx, "roll"); err != nil || a.Revision != 1 || a.Components[0].MicroserviceID != old {
+		t.Errorf("after the refused revision: %+v, %v", a, err)
+	}
+
+	// Same resources, no room for a third instance: stop-then-start.
+	v2, err := cl.UpdateOAMApplication(ctx, "roll", manifest("busybox:2", "100Mi"))
+	if err != nil {
+		t.Fatalf("a revision with no room for its surge: %v, want it accepted", err)
+	}
+	c := v2.Components[0]
+	if c.Replacing != old || c.Instances != 0 || len(r.service(alice, old).InstanceList) != 1 {
+		t.Errorf("after the revision: component %+v, old service has %d instances; want one old instance gone and no new one yet",
+			c, len(r.service(alice, old).InstanceList))
+	}
+	var st api.QuotaStatus
+	r.must("GET", "/api/quota", alice, nil, &st)
+	if st.Used.Instances != 2 {
+		t.Errorf("used during the replacement: %+v, want 2 instances (1 stored, 1 owed)", st.Used)
+	}
 }

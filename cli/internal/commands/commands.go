@@ -50,6 +50,7 @@ type CLI struct {
 	Jobs      JobsCmd      `cmd:"" help:"Show and change a service's job list, shared among its instances."`
 	NodeToken NodeTokenCmd `cmd:"" name:"node-token" aliases:"node-tokens" help:"List, create and revoke a cluster's node join tokens (admins)."`
 	Quota     QuotaCmd     `cmd:"" help:"Show a user's quota and its use; set it (admins)."`
+	AllowFrom AllowFromCmd `cmd:"" name:"allow-from" help:"Show or change who else may connect to a service's instances (tenant isolation)."`
 	Version   VersionCmd   `cmd:"" help:"Print the CLI's version."`
 }
 

@@ -78,9 +78,13 @@ func (s *Server) createApplications(c echo.Context) error {
 		return err
 	}
 	p := caller(c)
-	_, tk, err := s.state.CreateApplications(p.Username, d)
+	q, err := s.ownerQuota(c, p.Username)
 	if err != nil {
 		return err
+	}
+	_, tk, err := s.state.CreateApplicationsWithin(p.Username, d, q)
+	if err != nil {
+		return quotaErr(err)
 	}
 	if err := s.durable(c, tk); err != nil {
 		return err
@@ -180,15 +184,20 @@ func (s *Server) createServices(c echo.Context) error {
 		return err
 	}
 	appID := d.Applications[0].ApplicationID
-	if _, err := ownedApp(c, s.state.Snapshot(), appID); err != nil {
+	app, err := ownedApp(c, s.state.Snapshot(), appID)
+	if err != nil {
 		if errors.Is(err, state.ErrNotFound) || err == errNotFound {
 			return &Error{Status: http.StatusNotFound, Message: "application " + appID + " not found", Field: "applications[0].applicationID"}
 		}
 		return err
 	}
-	svcs, tk, err := s.state.AddServices(appID, d.Applications[0].Microservices, "applications[0].microservices")
+	q, err := s.ownerQuota(c, app.Owner)
 	if err != nil {
 		return err
+	}
+	svcs, tk, err := s.state.AddServicesWithin(appID, d.Applications[0].Microservices, "applications[0].microservices", q)
+	if err != nil {
+		return quotaErr(err)
 	}
 	if err := s.durable(c, tk); err != nil {
 		return err

@@ -23,7 +23,7 @@ import (
 func restApp(sn *state.Snapshot, a *state.Application) api.Application {
 	out := api.Application{
 		ApplicationID: a.ID, ApplicationName: a.Name, ApplicationNamespace: a.Namespace,
-		ApplicationDesc: a.Description, UserID: a.Owner, Microservices: orEmpty(a.Services),
+		ApplicationDesc: a.Description, UserID: a.Owner, Isolation: a.Isolation, Microservices: orEmpty(a.Services),
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 	var all []api.Instance

@@ -162,6 +162,7 @@ func (s *Server) routes() {
 	a.POST("/service", s.createServices, s.idempotent)
 	a.GET("/service/:id", s.getService)
 	a.DELETE("/service/:id", s.deleteService)
+	a.PUT("/service/:id/allow-from", s.setAllowFrom)
 	a.GET("/services", s.listAllServices)
 	a.GET("/services/:appid", s.listServices)
 	a.POST("/service/:id/instance", s.addInstance, s.idempotent)

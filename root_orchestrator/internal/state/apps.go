@@ -186,15 +186,22 @@ func (t *Txn) appNamed(owner, name, ns string) *Application {
 // CreateApplications stores every application of a validated SLA with its
 // services for owner, or nothing at all.
 func (s *Store) CreateApplications(owner string, d *sla.SLA) ([]*Application, Ticket, error) {
+	return s.CreateApplicationsWithin(owner, d, Quota{})
+}
+
+// CreateApplicationsWithin is CreateApplications unless the instances it
+// creates (an indexed job's completions) would take owner beyond q: then
+// it is a *QuotaError and nothing is stored.
+func (s *Store) CreateApplicationsWithin(owner string, d *sla.SLA, q Quota) ([]*Application, Ticket, error) {
 	var apps []*Application
-	tk, err := s.Write(func(t *Txn) error {
+	tk, err := s.Write(withinQuota(owner, q, func(t *Txn) error {
 		for i, a := range d.Applications {
 			if t.appNamed(owner, a.ApplicationName, a.ApplicationNamespace) != nil {
 				return &ConflictError{Field: fmt.Sprintf("applications[%d].application_name", i),
 					Message: fmt.Sprintf("application %s.%s already exists", a.ApplicationName, a.ApplicationNamespace)}
 			}
 			app := &Application{ID: NewID(), Name: a.ApplicationName, Namespace: a.ApplicationNamespace,
-				Description: a.ApplicationDesc, Owner: owner, CreatedAt: t.now, UpdatedAt: t.now}
+				Description: a.ApplicationDesc, Owner: owner, Isolation: isolationOf(&a), CreatedAt: t.now, UpdatedAt: t.now}
 			svcs, err := t.addServices(app, a.Microservices, fmt.Sprintf("applications[%d].microservices", i))
 			if err != nil {
 				return err
@@ -207,41 +214,50 @@ func (s *Store) CreateApplications(owner string, d *sla.SLA) ([]*Application, Ti
 			apps = append(apps, app)
 		}
 		return nil
-	})
+	}))
 	return apps, tk, err
 }
 
 // AddServices stores new services into an existing application, or none.
 // path is the JSON path of the microservices in the request, for errors.
 func (s *Store) AddServices(appID string, ms []sla.Microservice, path string) ([]*Service, Ticket, error) {
+	return s.AddServicesWithin(appID, ms, path, Quota{})
+}
+
+// AddServicesWithin is AddServices unless the instances it creates (an
+// indexed job's completions) would take the application's owner beyond q:
+// then it is a *QuotaError and nothing is stored.
+func (s *Store) AddServicesWithin(appID string, ms []sla.Microservice, path string, q Quota) ([]*Service, Ticket, error) {
 	var out []*Service
 	tk, err := s.Write(func(t *Txn) error {
 		app := first[Application](t.r(), tApps, "id", appID)
 		if app == nil {
 			return fmt.Errorf("application %s: %w", appID, ErrNotFound)
 		}
-		existing := all[Service](t.r(), tServices, "app", appID)
-		for i, m := range ms {
-			for _, e := range existing {
-				if e.Name == m.MicroserviceName && e.Namespace == m.MicroserviceNamespace {
-					return &ConflictError{Field: fmt.Sprintf("%s[%d].microservice_name", path, i),
-						Message: fmt.Sprintf("service %s.%s already exists in this application", m.MicroserviceName, m.MicroserviceNamespace)}
+		return withinQuota(app.Owner, q, func(t *Txn) error {
+			existing := all[Service](t.r(), tServices, "app", appID)
+			for i, m := range ms {
+				for _, e := range existing {
+					if e.Name == m.MicroserviceName && e.Namespace == m.MicroserviceNamespace {
+						return &ConflictError{Field: fmt.Sprintf("%s[%d].microservice_name", path, i),
+							Message: fmt.Sprintf("service %s.%s already exists in this application", m.MicroserviceName, m.MicroserviceNamespace)}
+					}
 				}
 			}
-		}
-		svcs, err := t.addServices(app, ms, path)
-		if err != nil {
-			return err
-		}
-		a := *app
-		a.Services = slices.Clone(app.Services)
-		for _, svc := range svcs {
-			a.Services = append(a.Services, svc.ID)
-		}
-		a.UpdatedAt = t.now
-		t.put(tApps, KindApp, a.ID, &a, true)
-		out = svcs
-		return nil
+			svcs, err := t.addServices(app, ms, path)
+			if err != nil {
+				return err
+			}
+			a := *app
+			a.Services = slices.Clone(app.Services)
+			for _, svc := range svcs {
+				a.Services = append(a.Services, svc.ID)
+			}
+			a.UpdatedAt = t.now
+			t.put(tApps, KindApp, a.ID, &a, true)
+			out = svcs
+			return nil
+		})(t)
 	})
 	return out, tk, err
 }

@@ -23,6 +23,10 @@ type Application struct {
 	Description string
 	Owner       string
 	Services    []string // ids, in creation order
+	// Isolation is sla.IsolationApplication when the application is
+	// isolated from its owner's other applications too (its own tenant on
+	// the overlay); empty: isolated as its owner's (README: Tenancy).
+	Isolation string
 	// OAM is the manifest the application was made from; nil for an
 	// application made from an SLA.
 	OAM       *OAMSource

@@ -96,7 +96,7 @@ func (sn *Snapshot) ServiceTable() []wire.ServiceRoute {
 	// A service an OAM update replaces reaches the new instances too.
 	successor := replacements(sn.r())
 	svcs := all[Service](sn.r(), tServices, "id")
-	peers := newPeerIndex(svcs)
+	peers := newPeerIndex(svcs, all[Application](sn.r(), tApps, "id"))
 	for _, svc := range svcs {
 		users, ids := peers.resolve(svc.Spec.AllowFrom)
 		backends := []wire.Backend{}
@@ -109,11 +109,11 @@ func (sn *Snapshot) ServiceTable() []wire.ServiceRoute {
 		}
 		if svc.RRIP != "" {
 			out = append(out, wire.ServiceRoute{IP: svc.RRIP, Mode: wire.RouteRoundRobin, ServiceID: svc.ID, Backends: backends,
-				Tenant: svc.Owner, AllowUsers: users, AllowServices: ids})
+				Tenant: peers.tenant(svc), AllowUsers: users, AllowServices: ids})
 		}
 		if svc.ClosestIP != "" {
 			out = append(out, wire.ServiceRoute{IP: svc.ClosestIP, Mode: wire.RouteClosest, ServiceID: svc.ID, Backends: backends,
-				Tenant: svc.Owner, AllowUsers: users, AllowServices: ids})
+				Tenant: peers.tenant(svc), AllowUsers: users, AllowServices: ids})
 		}
 	}
 	slices.SortFunc(out, func(a, b wire.ServiceRoute) int { return cmp.Compare(a.IP, b.IP) })

@@ -67,6 +67,10 @@ type OAMComponent struct {
 	Replacing   string
 	TakeRR      bool
 	TakeClosest bool
+	// NoSurge: the replacement removes an old instance before it adds
+	// each new one (stop-then-start), because one instance more than the
+	// replicas would take the owner beyond the quota (README: Quotas).
+	NoSurge bool
 }
 
 // OAMStep is a workflow step: the components it deploys, by name.
@@ -137,7 +141,7 @@ func (s *Store) CreateOAMApplication(owner string, req OAMRequest, path string) 
 			src.Steps = append(src.Steps, OAMStep{Name: st.Name, Components: slices.Clone(st.Components)})
 		}
 		app := &Application{ID: NewID(), Name: a.ApplicationName, Namespace: a.ApplicationNamespace,
-			Description: a.ApplicationDesc, Owner: owner, OAM: src, CreatedAt: t.now, UpdatedAt: t.now}
+			Description: a.ApplicationDesc, Owner: owner, Isolation: isolationOf(a), OAM: src, CreatedAt: t.now, UpdatedAt: t.now}
 		svcs, err := t.addServices(app, a.Microservices, path)
 		if err != nil {
 			return err
@@ -314,6 +318,10 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 			return &ConflictError{Field: "metadata.namespace", Message: fmt.Sprintf("the application is %s.%s: its name and namespace cannot change", old.Name, old.Namespace)}
 		}
 		app := *old
+		if iso := isolationOf(a); iso != app.Isolation {
+			app.Isolation = iso // the service table's tenants change
+			t.net = true
+		}
 		src := *old.OAM
 		app.OAM, app.Services, app.UpdatedAt = &src, nil, t.now
 		src.Manifest, src.Components, src.Message = req.Manifest, nil, ""
@@ -346,6 +354,10 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 				prev = first[Service](t.r(), tServices, "id", old.OAM.Components[j].ServiceID)
 			}
 			if prev != nil && sameService(prev, &m, &app, t) {
+				if !slices.Equal(prev.Spec.AllowFrom, m.AllowFrom) {
+					// Only the service table changes: no instance restarts.
+					prev = t.setAllowFrom(prev, m.AllowFrom)
+				}
 				t.scale(prev, req.Replicas[i])
 				app.Services = append(app.Services, prev.ID)
 				src.Components = append(src.Components, OAMComponent{Name: name, ServiceID: prev.ID, Replicas: req.Replicas[i]})
@@ -386,6 +398,7 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 			comp.ServiceID = svc.ID
 			src.Components = append(src.Components, comp)
 		}
+		noSurge(t, owner, req.Quota, old.OAM, &src)
 		t.advance(&src)
 		app.Services = liveServices(t.r(), app.Services)
 		t.put(tApps, KindApp, app.ID, &app, true)
@@ -395,10 +408,35 @@ func (s *Store) UpdateOAMApplication(owner string, req OAMRequest, path string) 
 	return out, tk, err
 }
 
+// noSurge makes the replacements of an update (src, replacing old) roll
+// without surge when the instance each would add first takes owner beyond
+// q, over what the owner's instances ask for with the update's end.
+func noSurge(t *Txn, owner string, q Quota, old, src *OAMSource) {
+	if q == (Quota{}) {
+		return
+	}
+	u := usageOf(t.r(), owner).minus(owedOf(t.r(), old)).plus(owedOf(t.r(), src))
+	for _, c := range src.Components {
+		if svc := first[Service](t.r(), tServices, "id", c.ServiceID); svc != nil && c.Replacing != "" {
+			u = u.plus(times(svc, 1))
+		}
+	}
+	if !q.exceeds(u) {
+		return
+	}
+	for i := range src.Components {
+		if src.Components[i].Replacing != "" {
+			src.Components[i].NoSurge = true
+		}
+	}
+}
+
 // sameService reports whether a stored service already is what a
-// microservice of a new revision asks for (its replicas aside).
+// microservice of a new revision asks for (its replicas and allow_from
+// aside: both change in place).
 func sameService(svc *Service, m *sla.Microservice, app *Application, t *Txn) bool {
 	want := serviceFromSLA(m, app, t)
+	want.Spec.AllowFrom = svc.Spec.AllowFrom
 	if want.Name != svc.Name || want.Namespace != svc.Namespace || !reflect.DeepEqual(want.Spec, svc.Spec) {
 		return false
 	}
@@ -436,8 +474,9 @@ func (t *Txn) scale(svc *Service, n int) {
 
 // roll moves a component's replacement on by at most one instance: while
 // every new instance runs, one old instance goes for each new one running
-// and a new one is added until there are enough; when none of the old is
-// left, the old service is deleted and the new one takes its service IPs.
+// and a new one is added until there are enough (without surge, an old one
+// goes before each new one comes); when none of the old is left, the old
+// service is deleted and the new one takes its service IPs.
 // It reports whether anything changed, and why the replacement stopped
 // (a new instance FAILED; the old instances keep serving).
 func (t *Txn) roll(c *OAMComponent) (bool, string) {
@@ -464,7 +503,7 @@ func (t *Txn) roll(c *OAMComponent) (bool, string) {
 		olds = instancesOf(t.r(), old.ID)
 		slices.SortFunc(olds, func(a, b *Instance) int { return a.Number - b.Number })
 	}
-	if len(olds) > 0 && len(olds)+running > c.Replicas {
+	if len(olds) > 0 && (len(olds)+running > c.Replicas || c.NoSurge && len(olds)+running >= c.Replicas) {
 		t.removeInstance(olds[len(olds)-1])
 		return true, ""
 	}
@@ -508,7 +547,7 @@ func (t *Txn) handOver(c *OAMComponent) {
 	} else if old != nil {
 		t.removeService(old)
 	}
-	c.Replacing, c.TakeRR, c.TakeClosest = "", false, false
+	c.Replacing, c.TakeRR, c.TakeClosest, c.NoSurge = "", false, false, false
 }
 
 // replacements maps each service being replaced by an OAM update to the

@@ -21,6 +21,19 @@ func setStatus(t *testing.T, s *Store, key, status, detail string) {
 	}
 }
 
+// runWithIP makes an instance RUNNING at ip, as a cluster's report would.
+func runWithIP(t *testing.T, s *Store, key, ip string) {
+	t.Helper()
+	if _, err := s.Write(func(tx *Txn) error {
+		in := *first[Instance](tx.r(), tInstances, "id", key)
+		in.Status, in.InstanceIP = wire.StatusRunning, ip
+		tx.put(tInstances, KindInstance, key, &in, true)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // oamFixture stores an OAM application of three components deployed in
 // three steps: db (1 instance), then migrate (a task), then web (2).
 func oamFixture(t *testing.T) (*Store, *Application) {
@@ -208,14 +221,7 @@ func TestReplacementOneInstanceAtATime(t *testing.T) {
 	run := func(key string) { // RUNNING with an address of its own
 		t.Helper()
 		ips++
-		if _, err := s.Write(func(tx *Txn) error {
-			in := *first[Instance](tx.r(), tInstances, "id", key)
-			in.Status, in.InstanceIP = wire.StatusRunning, fmt.Sprintf("10.64.0.%d", ips)
-			tx.put(tInstances, KindInstance, key, &in, true)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		runWithIP(t, s, key, fmt.Sprintf("10.64.0.%d", ips))
 	}
 	oldID := a.Services[0]
 	run(wire.InstanceKey(oldID, 0))

@@ -16,7 +16,8 @@ type Quota struct {
 	MemoryMB  int64
 }
 
-// Usage is what a user's instances ask for now, in a Quota's terms.
+// Usage is what a user's instances ask for now, in a Quota's terms, with
+// what the user's running OAM workflows will still add (owedOf).
 func (sn *Snapshot) Usage(owner string) Quota { return usageOf(sn.r(), owner) }
 
 func usageOf(r reader, owner string) Quota {
@@ -25,13 +26,99 @@ func usageOf(r reader, owner string) Quota {
 		if in.Status == wire.StatusCompleted {
 			continue
 		}
-		u.Instances++
 		if svc := first[Service](r, tServices, "id", in.ServiceID); svc != nil {
-			u.MilliCPU += int64(svc.Spec.VCPUs) * 1000
-			u.MemoryMB += int64(svc.Spec.MemoryMB)
+			u = u.plus(times(svc, 1))
+		} else {
+			u.Instances++
 		}
 	}
+	for _, a := range all[Application](r, tApps, "owner", owner) {
+		u = u.plus(owedOf(r, a.OAM))
+	}
 	return u
+}
+
+// times is what n instances of svc ask for.
+func times(svc *Service, n int) Quota {
+	return Quota{Instances: n, MilliCPU: int64(n) * int64(svc.Spec.VCPUs) * 1000, MemoryMB: int64(n) * int64(svc.Spec.MemoryMB)}
+}
+
+func (q Quota) plus(o Quota) Quota {
+	return Quota{q.Instances + o.Instances, q.MilliCPU + o.MilliCPU, q.MemoryMB + o.MemoryMB}
+}
+
+func (q Quota) minus(o Quota) Quota {
+	return Quota{q.Instances - o.Instances, q.MilliCPU - o.MilliCPU, q.MemoryMB - o.MemoryMB}
+}
+
+// atLeast0 clamps each field at 0.
+func (q Quota) atLeast0() Quota {
+	return Quota{max(q.Instances, 0), max(q.MilliCPU, 0), max(q.MemoryMB, 0)}
+}
+
+// counted is what a service's stored instances ask for (completed ones
+// aside).
+func counted(r reader, serviceID string) Quota {
+	svc := first[Service](r, tServices, "id", serviceID)
+	if svc == nil {
+		return Quota{}
+	}
+	n := 0
+	for _, in := range instancesOf(r, serviceID) {
+		if in.Status != wire.StatusCompleted {
+			n++
+		}
+	}
+	return times(svc, n)
+}
+
+// owedOf is what a running OAM workflow will still add to its owner's
+// stored instances: the replicas of the components whose step has not
+// started yet, and for a component being replaced the excess of its end
+// (its replicas of the new service, the old one gone) over what both
+// services' instances ask for now. Nil, failed and finished workflows owe
+// nothing.
+func owedOf(r reader, src *OAMSource) Quota {
+	var o Quota
+	if src == nil || src.Phase != OAMRunning {
+		return o
+	}
+	started := map[string]bool{}
+	for _, st := range src.Steps[:min(src.Step+1, len(src.Steps))] {
+		for _, name := range st.Components {
+			started[name] = true
+		}
+	}
+	for _, c := range src.Components {
+		svc := first[Service](r, tServices, "id", c.ServiceID)
+		switch {
+		case svc == nil:
+		case c.Replacing != "":
+			now := counted(r, c.ServiceID).plus(counted(r, c.Replacing))
+			o = o.plus(times(svc, c.Replicas).minus(now).atLeast0())
+		case !started[c.Name]:
+			o = o.plus(times(svc, c.Replicas).minus(counted(r, c.ServiceID)).atLeast0())
+		}
+	}
+	return o
+}
+
+// resourceNames are the names of a Quota's fields in the API, in the
+// order of values.
+var resourceNames = [3]string{"instances", "milli_cpu", "memory_mb"}
+
+// values are q's fields in the order of resourceNames.
+func (q Quota) values() [3]int64 { return [3]int64{int64(q.Instances), q.MilliCPU, q.MemoryMB} }
+
+// exceeds reports whether u passes a bound of q.
+func (q Quota) exceeds(u Quota) bool {
+	lim, used := q.values(), u.values()
+	for i := range lim {
+		if lim[i] > 0 && used[i] > lim[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // QuotaError: a request would take a user beyond a quota. Resource is
@@ -55,17 +142,10 @@ func (t *Txn) checkQuota(svc *Service, n int, q Quota) error {
 	if q == (Quota{}) {
 		return nil
 	}
-	u := usageOf(t.r(), svc.Owner)
-	for _, c := range []struct {
-		name              string
-		limit, used, more int64
-	}{
-		{"instances", int64(q.Instances), int64(u.Instances), int64(n)},
-		{"milli_cpu", q.MilliCPU, u.MilliCPU, int64(n) * int64(svc.Spec.VCPUs) * 1000},
-		{"memory_mb", q.MemoryMB, u.MemoryMB, int64(n) * int64(svc.Spec.MemoryMB)},
-	} {
-		if c.limit > 0 && c.used+c.more > c.limit {
-			return &QuotaError{Owner: svc.Owner, Resource: c.name, Limit: c.limit, Used: c.used, Asked: c.more}
+	lim, used, more := q.values(), usageOf(t.r(), svc.Owner).values(), times(svc, n).values()
+	for i := range lim {
+		if lim[i] > 0 && used[i]+more[i] > lim[i] {
+			return &QuotaError{Owner: svc.Owner, Resource: resourceNames[i], Limit: lim[i], Used: used[i], Asked: more[i]}
 		}
 	}
 	return nil
@@ -76,25 +156,18 @@ func (t *Txn) checkQuota(svc *Service, n int, q Quota) error {
 // in a resource the write made grow (a write that shrinks or keeps an
 // excess, after the quota was lowered, passes).
 func withinQuota(owner string, q Quota, fn func(*Txn) error) func(*Txn) error {
+	if q == (Quota{}) {
+		return fn // no bound: nothing to count
+	}
 	return func(t *Txn) error {
 		before := usageOf(t.r(), owner)
 		if err := fn(t); err != nil {
 			return err
 		}
-		if q == (Quota{}) {
-			return nil
-		}
-		after := usageOf(t.r(), owner)
-		for _, c := range []struct {
-			name                 string
-			limit, before, after int64
-		}{
-			{"instances", int64(q.Instances), int64(before.Instances), int64(after.Instances)},
-			{"milli_cpu", q.MilliCPU, before.MilliCPU, after.MilliCPU},
-			{"memory_mb", q.MemoryMB, before.MemoryMB, after.MemoryMB},
-		} {
-			if c.limit > 0 && c.after > c.limit && c.after > c.before {
-				return &QuotaError{Owner: owner, Resource: c.name, Limit: c.limit, Used: c.before, Asked: c.after - c.before}
+		lim, b, a := q.values(), before.values(), usageOf(t.r(), owner).values()
+		for i := range lim {
+			if lim[i] > 0 && a[i] > lim[i] && a[i] > b[i] {
+				return &QuotaError{Owner: owner, Resource: resourceNames[i], Limit: lim[i], Used: b[i], Asked: a[i] - b[i]}
 			}
 		}
 		return nil

@@ -25,6 +25,7 @@ type appRecord struct {
 	Description string     `bson:"application_desc"`
 	Owner       string     `bson:"userId"`
 	Services    []string   `bson:"microservices"`
+	Isolation   string     `bson:"isolation,omitempty"`
 	OAM         *oamRecord `bson:"oam,omitempty"`
 	CreatedAt   time.Time  `bson:"created_at"`
 	UpdatedAt   time.Time  `bson:"updated_at"`
@@ -58,6 +59,7 @@ type oamComponentRecord struct {
 	Replacing   string `bson:"replacing,omitempty"`
 	TakeRR      bool   `bson:"take_rr,omitempty"`
 	TakeClosest bool   `bson:"take_closest,omitempty"`
+	NoSurge     bool   `bson:"no_surge,omitempty"`
 }
 
 type oamStepRecord struct {
@@ -251,7 +253,7 @@ type blockRecord struct {
 
 func toAppRecord(a *state.Application) appRecord {
 	r := appRecord{ID: a.ID, Name: a.Name, Namespace: a.Namespace, Description: a.Description, Owner: a.Owner,
-		Services: a.Services, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		Services: a.Services, Isolation: a.Isolation, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 	if o := a.OAM; o != nil {
 		r.OAM = &oamRecord{Name: o.Name, Manifest: o.Manifest, Components: make([]oamComponentRecord, len(o.Components)),
 			Steps: make([]oamStepRecord, len(o.Steps)), Step: o.Step, Phase: o.Phase, Message: o.Message}
@@ -274,7 +276,7 @@ func (r appRecord) model() *state.Application {
 		r.Services = []string{}
 	}
 	a := &state.Application{ID: r.ID, Name: r.Name, Namespace: r.Namespace, Description: r.Description,
-		Owner: r.Owner, Services: r.Services, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		Owner: r.Owner, Services: r.Services, Isolation: r.Isolation, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	if o := r.OAM; o != nil {
 		a.OAM = &state.OAMSource{Name: o.Name, Manifest: o.Manifest, Components: make([]state.OAMComponent, len(o.Components)),
 			Steps: make([]state.OAMStep, len(o.Steps)), Step: o.Step, Phase: o.Phase, Message: o.Message}

@@ -7,6 +7,7 @@ import { EventPanel } from '../events.js';
 import { fetchJobs, jobsPanel } from '../jobs.js';
 import { command, environment } from '../stored.js';
 import { openAddService } from '../addservice.js';
+import { allowFromForm } from '../allowfrom.js';
 
 const NAMES_EVERY_MS = 30000;
 
@@ -71,7 +72,12 @@ export function mount(ctx) {
   }
 
   function renderHead(app) {
-    return pageHeader(h('span', null, app.application_name, ' ', h('span', { class: 'chip chip-lg' }, app.application_namespace)), {
+    return pageHeader(h('span', null, app.application_name, ' ', h('span', { class: 'chip chip-lg' }, app.application_namespace),
+      // Tenancy: its own tenant, apart from the owner's other applications.
+      app.isolation === 'application' ? [' ', h('span', {
+        class: 'chip chip-lg', dataset: { isolation: app.isolation },
+        title: 'Isolated from its owner\'s other applications too: only its own instances and the peers its services allow may connect',
+      }, 'isolated')] : null), {
       crumbs: crumbs(app.application_name),
       sub: [app.application_desc, api.isAdmin() ? `owner ${app.userId}` : ''].filter(Boolean).join(' · '),
       actions: addServiceButton(app),
@@ -97,6 +103,7 @@ export function mount(ctx) {
       ['Resources', `${s.vcpus} vCPU · ${mb(s.memory)}${s.vgpus ? ` · ${s.vgpus} vGPU` : ''}${s.one_shot ? ' · one-shot' : ''}`],
       ['Command', command(s)],
       ['Environment', environment(s, revealed.has(s.microserviceID), toggleEnv)],
+      ['Allowed from', allowFromForm(s, { signal: ctx.signal, saved: () => ctx.refreshNow() })],
     ];
     return h('section', { class: 'card service', 'aria-labelledby': titleId, dataset: { service: s.microserviceID } },
       h('div', { class: 'service-head' },
