@@ -379,6 +379,10 @@ func µs(d time.Duration) float64 { return float64(d) / float64(time.Microsecond
 // topology is the two-node setup; the paths are filled in by newTopology.
 type topology struct {
 	underlay, overlay, service path
+	id                         string // namespace name prefix
+	nodes                      [2]netns.NsHandle
+	ovs                        [2]*overlay.Overlay
+	tables                     *nft.Tables // node 1's
 }
 
 func newTopology(b *testing.B) *topology {
@@ -513,6 +517,10 @@ func newTopology(b *testing.B) *topology {
 		underlay: path{"underlay", nodes[0], underlay2},
 		overlay:  path{"overlay", insts[0], inst2IP},
 		service:  path{"service", insts[0], serviceIP},
+		id:       id,
+		nodes:    nodes,
+		ovs:      ovs,
+		tables:   tb,
 	}
 	// Connectivity (and neighbour resolution) before anything is timed.
 	for _, p := range []path{t.underlay, t.overlay, t.service} {
@@ -535,7 +543,9 @@ func BenchmarkCrossNodeTCP(b *testing.B) {
 	}
 }
 
-func benchPath(b *testing.B, p, under path) {
+// loopThroughput is the timed part of a path's sub-benchmark: perOp bytes
+// per op over one connection (MB/s), the pipe drained at the end.
+func loopThroughput(b *testing.B, p path) {
 	s, err := p.newSender()
 	if err != nil {
 		b.Fatal(err)
@@ -554,7 +564,10 @@ func benchPath(b *testing.B, p, under path) {
 	if err != nil {
 		b.Fatalf("%s: %v", p.name, err)
 	}
+}
 
+func benchPath(b *testing.B, p, under path) {
+	loopThroughput(b, p)
 	rtt, err := p.rtt()
 	if err != nil {
 		b.Fatal(err)
