@@ -96,3 +96,29 @@ func TestEstablishedFlowKeepsBackend(t *testing.T) {
 		}
 	}
 }
+
+// TestEstablishedFirst: in the filter chains that every forwarded packet
+// passes, packets of established connections are accepted by the first
+// rule, before the refusals and the guards (which concern new
+// connections), with and without guards.
+func TestEstablishedFirst(t *testing.T) {
+	tp := newTopo(t)
+	tb := tp.newTables(testCfg)
+	svc := []Service{{IP: netip.MustParseAddr(svcIP), Backends: addrs(tp.insIP[0])}}
+	for _, iso := range []Isolation{{}, {Guards: []Guard{{Dests: addrs(tp.insIP[0]), Sources: addrs(tp.insIP[1])}}}} {
+		must(t, "ApplyGuarded", tb.ApplyGuarded(svc, nil, iso))
+		for _, ch := range []string{chainFwdFilter, chainOutFilter} {
+			out := tp.nft("list", "chain", "ip", "thicket", ch)
+			var rules []string
+			for _, l := range strings.Split(out, "\n") {
+				l = strings.TrimSpace(l)
+				if l != "" && !strings.HasPrefix(l, "table") && !strings.HasPrefix(l, "chain") && !strings.HasPrefix(l, "type") && l != "}" {
+					rules = append(rules, l)
+				}
+			}
+			if len(rules) < 2 || rules[0] != "ct state established,related accept" {
+				t.Errorf("%d guards: chain %s: rules %q, want ct state established,related accept first", len(iso.Guards), ch, rules)
+			}
+		}
+	}
+}

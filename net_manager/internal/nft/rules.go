@@ -344,8 +344,14 @@ func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, trusted
 		b.rule(post, append(e, &expr.Masq{})...)
 	}
 
-	// filter forward and output: refuse what no service translated.
+	// filter forward and output: refuse what no service translated. The
+	// refusals (and the guards below) concern new connections: packets of
+	// established ones, the bulk of the traffic, are accepted by the first
+	// rule and pass no other (a connection to an untranslated service IP
+	// is refused at its first packet, so never becomes established).
 	for _, ch := range []*nftables.Chain{base[chainFwdFilter], base[chainOutFilter]} {
+		b.rule(ch, append(ctStateIn(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED),
+			&expr.Verdict{Kind: expr.VerdictAccept})...)
 		inSet := func() []expr.Any {
 			return []expr.Any{loadDaddr(), &expr.Lookup{SourceRegister: 1, SetName: noBackends.Name}}
 		}
@@ -371,12 +377,7 @@ func (b *builder) build(svcs []Service, ports []PortMap, guards []Guard, trusted
 		if len(guards) == 0 {
 			break
 		}
-		e := []expr.Any{
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-		}
+		e := ctStateIn(expr.CtStateBitNEW)
 		if b.cfg.InstanceNet.IsValid() {
 			e = append(e, matchPrefix(loadSaddr(), b.cfg.InstanceNet, expr.CmpOpEq)...)
 		}
@@ -488,6 +489,17 @@ func (b *builder) addElems(s *nftables.Set, elems []nftables.SetElement) error {
 func (b *builder) rule(ch *nftables.Chain, e ...expr.Any) {
 	b.c.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: e})
 	b.msgs++
+}
+
+// ctStateIn matches packets whose conntrack state is one of bits
+// (ct state { ... }).
+func ctStateIn(bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
 }
 
 func loadDaddr() expr.Any {
