@@ -27,8 +27,9 @@ func usageOf(r reader, owner string) Quota {
 		}
 		u.Instances++
 		if svc := first[Service](r, tServices, "id", in.ServiceID); svc != nil {
-			u.MilliCPU += int64(svc.Spec.VCPUs) * 1000
-			u.MemoryMB += int64(svc.Spec.MemoryMB)
+			sp := specOf(svc, in)
+			u.MilliCPU += int64(sp.VCPUs) * 1000
+			u.MemoryMB += int64(sp.MemoryMB)
 		}
 	}
 	return u
