@@ -94,6 +94,7 @@ func restInstance(svc *state.Service, in *state.Instance) api.Instance {
 		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: logText(in.Logs),
 		CPUPercent: percent(in.CPUPercent), MemoryPercent: percent(mem), Disk: "0",
 		InstanceIP: in.InstanceIP, NodeName: in.NodeName, Restarts: in.Restarts,
+		Outdated:  in.Spec != nil,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}
 }
@@ -130,6 +131,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.JobsCount = len(s.Jobs)
+	out.Rollout = restRollout(sn, s)
 	if n := p.Completions; n > 0 {
 		retries := p.Retries
 		out.Completions, out.BackoffLimit = n, &retries

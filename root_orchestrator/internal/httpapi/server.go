@@ -158,6 +158,7 @@ func (s *Server) routes() {
 
 	a.POST("/service", s.createServices, s.idempotent)
 	a.GET("/service/:id", s.getService)
+	a.PUT("/service/:id", s.updateService)
 	a.DELETE("/service/:id", s.deleteService)
 	a.GET("/services", s.listAllServices)
 	a.GET("/services/:appid", s.listServices)
