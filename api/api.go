@@ -349,8 +349,10 @@ type Node struct {
 	Location   string      `json:"location,omitempty" bson:"-"`
 	Coordinate *Coordinate `json:"coordinate,omitempty" bson:"-"`
 	// Mode is "cordoned" (an admin cordoned it: nothing new is placed on
-	// it) or "drained" (cordoned, and its instances move to the cluster's
-	// other nodes); empty: it takes placements.
+	// it), "draining" (cordoned, and its instances move to the cluster's
+	// other nodes, one at a time, each new copy running before the old one
+	// stops) or "drained" (drained, and no instance is left on it); empty:
+	// it takes placements.
 	Mode string `json:"mode,omitempty" bson:"-"`
 }
 

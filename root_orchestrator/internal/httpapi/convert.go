@@ -165,6 +165,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 		Coordinate: restCoordinate(c.Coordinate),
 	}
 	var cpuPct, memPct float64
+	modes := sn.NodeModes(c)
 	for _, n := range sn.SchedulingNodes(c.ID) { // reservations as placement counts them
 		out.Nodes = append(out.Nodes, api.Node{
 			ID: n.ID, Name: n.Name, Arch: n.Arch,
@@ -173,7 +174,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
 			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
 			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address, Labels: n.Labels,
-			Location: cmp.Or(n.Location, c.Location), Coordinate: restCoordinate(n.Coordinate), Mode: string(c.NodeMode(n.ID)),
+			Location: cmp.Or(n.Location, c.Location), Coordinate: restCoordinate(n.Coordinate), Mode: string(modes[n.ID]),
 		})
 		if !n.Active || !c.Active {
 			continue
