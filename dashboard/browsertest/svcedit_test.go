@@ -14,16 +14,7 @@ import (
 // the old spec (issue 23, item 4).
 func TestEditService(t *testing.T) {
 	s := startStack(t)
-	sla := strings.Replace(nginxSLA(t), `"cmd": [],`, `"cmd": ["nginx", "-g", "daemon off;"], "environment": ["DB_PASSWORD=s3cret-value", "MODE=prod"],`, 1)
-	var sv any
-	if err := jsonUnmarshal(sla, &sv); err != nil {
-		t.Fatal(err)
-	}
-	var out []app
-	if code := s.api("POST", "/api/application/", sv, &out); code != http.StatusOK || len(out) != 1 {
-		t.Fatalf("deploy: %d %v", code, out)
-	}
-	a := out[0]
+	a := s.deployWithSecrets()
 	svcID := a.Microservices[0]
 	if code := s.api("POST", "/api/service/"+svcID+"/instance", nil, nil); code != http.StatusOK {
 		t.Fatalf("add an instance: %d", code)

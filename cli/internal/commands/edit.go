@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
@@ -26,15 +25,9 @@ func (c *EditCmd) Run(e *Env) error {
 	if c.Timeout <= 0 {
 		return usagef("--timeout must be positive")
 	}
-	var body []byte
-	var err error
-	if c.File == "-" {
-		body, err = io.ReadAll(e.In)
-	} else {
-		body, err = os.ReadFile(c.File)
-	}
+	body, err := readSLAFile(e, c.File)
 	if err != nil {
-		return fmt.Errorf("read the SLA: %w", err)
+		return err
 	}
 	cl, svc, err := e.service(c.Service)
 	if err != nil {

@@ -122,19 +122,7 @@ func (t *Txn) checkEditQuota(old, svc *Service, n int, q Quota) error {
 		u.MilliCPU -= int64(sp.VCPUs) * 1000
 		u.MemoryMB -= int64(sp.MemoryMB)
 	}
-	for _, c := range []struct {
-		name              string
-		limit, used, more int64
-	}{
-		{"instances", int64(q.Instances), int64(u.Instances), int64(n)},
-		{"milli_cpu", q.MilliCPU, u.MilliCPU, int64(n) * int64(svc.Spec.VCPUs) * 1000},
-		{"memory_mb", q.MemoryMB, u.MemoryMB, int64(n) * int64(svc.Spec.MemoryMB)},
-	} {
-		if c.limit > 0 && c.used+c.more > c.limit {
-			return &QuotaError{Owner: svc.Owner, Resource: c.name, Limit: c.limit, Used: c.used, Asked: c.more}
-		}
-	}
-	return nil
+	return exceeds(svc, u, n, q)
 }
 
 // specOf is the spec instance in runs with: its own while a rollout

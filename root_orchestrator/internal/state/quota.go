@@ -56,7 +56,12 @@ func (t *Txn) checkQuota(svc *Service, n int, q Quota) error {
 	if q == (Quota{}) {
 		return nil
 	}
-	u := usageOf(t.r(), svc.Owner)
+	return exceeds(svc, usageOf(t.r(), svc.Owner), n, q)
+}
+
+// exceeds refuses n more instances of svc's spec on top of used when that
+// exceeds q.
+func exceeds(svc *Service, u Quota, n int, q Quota) error {
 	for _, c := range []struct {
 		name              string
 		limit, used, more int64
