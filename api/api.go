@@ -231,9 +231,11 @@ type Service struct {
 	Desired      int        `json:"desired_instances" bson:"desired_instances"`
 	InstanceList []Instance `json:"instance_list" bson:"instance_list"`
 	// NextInstance is the number the next instance gets; numbers are never reused.
-	NextInstance int       `json:"next_instance" bson:"next_instance"`
-	CreatedAt    time.Time `json:"created_at" bson:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at" bson:"updated_at"`
+	NextInstance int `json:"next_instance" bson:"next_instance"`
+	// Rollout is the edit being rolled out (PUT /api/service/{id}), if any.
+	Rollout   *Rollout  `json:"rollout,omitempty" bson:"rollout,omitempty"`
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
 	// Rev counts changes of the document, for optimistic concurrency.
 	Rev int64 `json:"-" bson:"rev"`
 }
@@ -266,10 +268,13 @@ type Instance struct {
 	// microservice with alternatives) its cluster chose for the instance;
 	// ImplementationChoice says, one line per implementation in preference
 	// order, why each was or was not chosen.
-	Implementation       string    `json:"implementation,omitempty" bson:"implementation,omitempty"`
-	ImplementationChoice []string  `json:"implementation_choice,omitempty" bson:"implementation_choice,omitempty"`
-	CreatedAt            time.Time `json:"created_at" bson:"created_at"`
-	UpdatedAt            time.Time `json:"updated_at" bson:"updated_at"`
+	Implementation       string   `json:"implementation,omitempty" bson:"implementation,omitempty"`
+	ImplementationChoice []string `json:"implementation_choice,omitempty" bson:"implementation_choice,omitempty"`
+	// Outdated: the instance runs the service's spec from before an edit
+	// and is replaced by the rollout.
+	Outdated  bool      `json:"outdated,omitempty" bson:"outdated,omitempty"`
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
 }
 
 // Implementation is one implementation of an overloaded service.
@@ -347,8 +352,10 @@ type Node struct {
 	Location   string      `json:"location,omitempty" bson:"-"`
 	Coordinate *Coordinate `json:"coordinate,omitempty" bson:"-"`
 	// Mode is "cordoned" (an admin cordoned it: nothing new is placed on
-	// it) or "drained" (cordoned, and its instances move to the cluster's
-	// other nodes); empty: it takes placements.
+	// it), "draining" (cordoned, and its instances move to the cluster's
+	// other nodes, one at a time, each new copy running before the old one
+	// stops) or "drained" (drained, and no instance is left on it); empty:
+	// it takes placements.
 	Mode string `json:"mode,omitempty" bson:"-"`
 }
 

@@ -2,15 +2,20 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/internal/testharness"
 )
 
 // TestDrainMovesInstances: node a is drained: its instance moves to b and
-// runs there, while a stays registered, active and drained (issue 23,
-// item 3; cordon alone is tested in the manager's and the root's tests).
+// runs there, make-before-break: sampled every 100 ms through the API, the
+// 1-instance service never has zero RUNNING instances; a shows as draining
+// while the instance is on it, then drained, and stays registered and
+// active (issue 23, item 3; cordon alone is tested in the manager's and
+// the root's tests).
 func TestDrainMovesInstances(t *testing.T) {
 	s := newSystem(t)
 	c := s.addCluster("edge", "")
@@ -28,14 +33,51 @@ func TestDrainMovesInstances(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := s.api.client()
+	modeOfA := func() string {
+		var cls []api.Cluster
+		s.api.must("GET", "/api/clusters", nil, &cls)
+		for _, n := range cls[0].Nodes {
+			if n.Name == a.name {
+				return n.Mode
+			}
+		}
+		return "?"
+	}
 	drained := time.Now()
 	if _, err := cl.SetNodeMode(ctx, "edge", a.name, api.Drain); err != nil {
 		t.Fatalf("drain %s: %v", a.name, err)
 	}
-	in := s.api.waitInstance(ids["web"], 0, 2*time.Minute, "running on "+b.name, func(in api.Instance) bool {
-		return running(in) && in.NodeName == b.name
+	modes := map[string]bool{modeOfA(): true}
+	var samples, zero int
+	var last api.Service
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		last = s.api.service(ids["web"])
+		samples++
+		if last.Running == 0 {
+			zero++
+			t.Errorf("%s after the drain: no instance RUNNING: %+v", time.Since(drained).Round(time.Millisecond), last.InstanceList)
+		}
+		if len(last.InstanceList) == 1 && running(last.InstanceList[0]) && last.InstanceList[0].NodeName == b.name {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not running on %s within 2 minutes: %+v", b.name, last.InstanceList)
+		}
+		if samples%10 == 0 {
+			modes[modeOfA()] = true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the instance runs on %s %s after the drain (%d samples, %d without a RUNNING instance)", b.name,
+		time.Since(drained).Round(time.Millisecond), samples, zero)
+	if !modes["draining"] {
+		t.Errorf("node %s never showed as draining while its instance moved: %v", a.name, modes)
+	}
+	testharness.WaitFor(t, 30*time.Second, a.name+" drained", func() (bool, string) {
+		m := modeOfA()
+		return m == "drained", m
 	})
-	t.Logf("the instance runs on %s %s after the drain", in.NodeName, time.Since(drained).Round(time.Millisecond))
 	var cls []api.Cluster
 	s.api.must("GET", "/api/clusters", nil, &cls)
 	for _, n := range cls[0].Nodes {
@@ -43,4 +85,9 @@ func TestDrainMovesInstances(t *testing.T) {
 			t.Errorf("the drained node: %+v; want active and drained", n)
 		}
 	}
+	// The copy on a is gone once the move is done.
+	testharness.WaitFor(t, 30*time.Second, "no container left on "+a.name, func() (bool, string) {
+		left := containers(t, s.ctrNS, "labels.\"thicket.node\"=="+a.name)
+		return len(left) == 0, fmt.Sprint(left)
+	})
 }

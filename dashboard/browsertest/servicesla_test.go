@@ -12,16 +12,7 @@ import (
 // item 4).
 func TestStoredSLAAndDeleteService(t *testing.T) {
 	s := startStack(t)
-	sla := strings.Replace(nginxSLA(t), `"cmd": [],`, `"cmd": ["nginx", "-g", "daemon off;"], "environment": ["DB_PASSWORD=s3cret-value", "MODE=prod"],`, 1)
-	var sv any
-	if err := jsonUnmarshal(sla, &sv); err != nil {
-		t.Fatal(err)
-	}
-	var out []app
-	if code := s.api("POST", "/api/application/", sv, &out); code != http.StatusOK || len(out) != 1 {
-		t.Fatalf("deploy: %d %v", code, out)
-	}
-	a := out[0]
+	a := s.deployWithSecrets()
 	b := newBrowser(t, s, desktopW, desktopH)
 	b.Login("Admin", adminPassword)
 	b.Open("#/apps/" + a.ID)
@@ -82,4 +73,20 @@ func TestAddService(t *testing.T) {
 		t.Errorf("after the add the application has %d services", n)
 	}
 	b.Screenshot("added")
+}
+
+// deployWithSecrets stores the nginx example with a command and an
+// environment holding a secret value (DB_PASSWORD=s3cret-value, MODE=prod).
+func (s *stack) deployWithSecrets() app {
+	s.t.Helper()
+	sla := strings.Replace(nginxSLA(s.t), `"cmd": [],`, `"cmd": ["nginx", "-g", "daemon off;"], "environment": ["DB_PASSWORD=s3cret-value", "MODE=prod"],`, 1)
+	var sv any
+	if err := jsonUnmarshal(sla, &sv); err != nil {
+		s.t.Fatal(err)
+	}
+	var out []app
+	if code := s.api("POST", "/api/application/", sv, &out); code != http.StatusOK || len(out) != 1 {
+		s.t.Fatalf("deploy: %d %v", code, out)
+	}
+	return out[0]
 }

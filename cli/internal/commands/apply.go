@@ -47,15 +47,9 @@ func (c *ApplyCmd) Run(e *Env) error {
 	if c.Timeout <= 0 {
 		return usagef("--timeout must be positive")
 	}
-	var body []byte
-	var err error
-	if c.File == "-" {
-		body, err = io.ReadAll(e.In)
-	} else {
-		body, err = os.ReadFile(c.File)
-	}
+	body, err := readSLAFile(e, c.File)
 	if err != nil {
-		return fmt.Errorf("read the SLA: %w", err)
+		return err
 	}
 	cl, err := e.session()
 	if err != nil {
@@ -110,6 +104,21 @@ func (c *ApplyCmd) Run(e *Env) error {
 		return writeJSON(e.Out, refresh(e.Ctx, cl, services))
 	}
 	return nil
+}
+
+// readSLAFile reads the file -f names; "-" is standard input.
+func readSLAFile(e *Env, file string) ([]byte, error) {
+	var body []byte
+	var err error
+	if file == "-" {
+		body, err = io.ReadAll(e.In)
+	} else {
+		body, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the SLA: %w", err)
+	}
+	return body, nil
 }
 
 // applyOAM submits an OAM manifest, whose instances the root starts step

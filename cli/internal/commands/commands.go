@@ -41,6 +41,7 @@ type CLI struct {
 	Apply     ApplyCmd     `cmd:"" help:"Create the applications of an SLA, start instances and wait until they run."`
 	Get       GetCmd       `cmd:"" help:"List applications, services, instances, clusters or nodes."`
 	Scale     ScaleCmd     `cmd:"" help:"Add or remove instances of a service until it has N, then wait until they run."`
+	Edit      EditCmd      `cmd:"" help:"Change a service's definition (SLA file); its instances are replaced one at a time, and the command waits until they run."`
 	Logs      LogsCmd      `cmd:"" help:"Print (or follow) the output of an instance."`
 	Events    EventsCmd    `cmd:"" help:"Print what happened to a service's instances (placed, started, exited, restarting, node lost, ...)."`
 	Delete    DeleteCmd    `cmd:"" help:"Delete an application (with its services) or a service."`

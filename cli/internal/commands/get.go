@@ -242,9 +242,9 @@ func (c *GetNodesCmd) Run(e *Env) error {
 			}
 		}
 		return docs, err
-	}, []string{"ID", "NAME", "CLUSTER", "ACTIVE", "ARCH", "CPUS", "MEMORY_MB", "CPU", "MEMORY", "VIRTUALIZATION"},
+	}, []string{"ID", "NAME", "CLUSTER", "ACTIVE", "MODE", "ARCH", "CPUS", "MEMORY_MB", "CPU", "MEMORY", "VIRTUALIZATION"},
 		func(d nodeDoc) []string {
-			return []string{d.ID, d.Name, d.ClusterName, yesNo(d.Active), d.Arch, strconv.Itoa(d.CPUCores),
+			return []string{d.ID, d.Name, d.ClusterName, yesNo(d.Active), cmp.Or(d.Mode, "-"), d.Arch, strconv.Itoa(d.CPUCores),
 				strconv.Itoa(d.MemoryInMB), fmt.Sprintf("%.0f%%", d.CPUPercent), fmt.Sprintf("%.0f%%", d.MemoryPercent),
 				strings.Join(d.Virtualization, ",")}
 		})

@@ -112,6 +112,10 @@ type Config struct {
 	// node that registered with a certificate request must send one again
 	// whenever it registers: it cannot fall back to password-only MQTT.
 	NodeCerts bool
+	// DrainTimeout is how long a drained node's instance keeps running
+	// there while its replacement on another node is not RUNNING yet; then
+	// it is stopped anyway (2 minutes if zero).
+	DrainTimeout time.Duration
 }
 
 // Manager is the cluster's reconciler.
@@ -204,6 +208,9 @@ type Manager struct {
 	cordoned, drained map[string]bool
 	drainMoving       map[string]string
 	drainBlocked      map[string]string
+	// moves: the instances on their way off a drained node (DrainFrom
+	// set), with when the move started and what their new copy reported.
+	moves map[string]*move
 }
 
 // lazyWrites is how long status-only changes may wait to be written.
@@ -262,7 +269,7 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 		nodes: map[string]*node{}, byName: map[string]string{},
 		instances: map[string]*state.Instance{}, dirtyInst: map[string]bool{}, dirtyNode: map[string]bool{},
 		held: map[string]bool{}, removedFrom: map[string]map[string]int64{}, pendingOn: map[string]bool{}, deletedAt: map[string]time.Time{},
-		drainMoving: map[string]string{}, drainBlocked: map[string]string{},
+		drainMoving: map[string]string{}, drainBlocked: map[string]string{}, moves: map[string]*move{},
 		gen: time.Now().UnixNano(), netDirty: true,
 	}
 	nodes, err := st.Nodes(ctx)
@@ -298,6 +305,10 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 		m.instances[in.Key] = &in
 		if in.LostFrom != "" {
 			m.pendingOn[in.LostFrom] = true
+		}
+		if in.DrainFrom != "" {
+			m.moves[in.Key] = &move{since: time.Now()} // its wait starts again
+			m.drainMoving[in.DrainFrom] = in.Key
 		}
 	}
 	return m, nil
@@ -592,6 +603,9 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 			mIgnored.Inc()
 			continue // not ours any more: the node's desired set drops it
 		}
+		if in.DrainFrom == n.ID {
+			continue // the copy it keeps running while the instance moves: its status stands
+		}
 		if in.NodeID == "" && in.Status.Status != wire.StatusCompleted {
 			if !m.adoptable(n, in) {
 				mIgnored.Inc()
@@ -642,6 +656,14 @@ func (m *Manager) HandleReport(r wire.NodeReport) {
 		}
 		if ms, err := in.Spec.PortMappings(); err == nil && len(ms) > 0 && st.HostPort == 0 {
 			st.HostPort = ms[0].HostPort // the reference shows the first published port
+		}
+		if in.DrainFrom != "" {
+			// The new copy of an instance moving off a drained node: the
+			// old copy's status stands until this one runs.
+			if !m.moveReported(in, st) {
+				changed = true
+				continue
+			}
 		}
 		if statusChanged(in.Status, st) {
 			changed = true
@@ -834,6 +856,9 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 			mLost.Inc()
 			unknown := 0
 			for _, in := range m.instances {
+				if in.DrainFrom != "" && (in.DrainFrom == n.ID || in.NodeID == n.ID) {
+					m.moveLost(in, n)
+				}
 				if in.NodeID != n.ID || finished(in) {
 					continue
 				}
@@ -1004,6 +1029,10 @@ func (m *Manager) placeBatch(pending []*state.Instance, withServices bool) {
 	nodes := m.snapshot(withServices)
 	for i, r := range scheduler.PlaceAllNodes(m.cfg.ClusterName, nodes, specs) {
 		in := pending[i]
+		if r.Err != nil && in.DrainFrom != "" {
+			m.moveBack(in, "no other node has room for it now: "+r.Err.Error())
+			continue
+		}
 		if r.Err != nil {
 			st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusNoCapacity, Detail: r.Err.Error(), Choice: r.Choice.Reasons}
 			if lost := m.nodes[in.LostFrom]; lost != nil {
@@ -1028,9 +1057,15 @@ func (m *Manager) placeBatch(pending []*state.Instance, withServices bool) {
 		if in.LostFrom == in.NodeID {
 			in.LostFrom = "" // back where it ran: its report decides what runs
 		}
-		in.Status = wire.InstanceStatus{Key: in.Key, Status: wire.StatusScheduled,
+		st := wire.InstanceStatus{Key: in.Key, Status: wire.StatusScheduled,
 			Detail: "placed on node " + r.Placement.NodeName, Node: r.Placement.NodeName, NodeID: in.NodeID,
 			Implementation: in.Impl, Choice: r.Choice.Reasons}
+		if mv := m.moves[in.Key]; mv != nil && in.DrainFrom != "" {
+			mv.to = st // the copy on the drained node serves until this one runs
+			in.Status.Detail = moveDetail(m.nodeName(in.DrainFrom), st)
+		} else {
+			in.Status = st
+		}
 		how := ""
 		if in.Impl != "" {
 			how = " as implementation " + in.Impl
@@ -1152,6 +1187,12 @@ func (m *Manager) takeDirtyNodes(net wire.Network) map[string]wire.NodeDesired {
 		if d, ok := out[in.LostFrom]; ok && in.LostFrom != "" {
 			d.Instances = append(d.Instances, m.nodeSpec(in, true))
 			out[in.LostFrom] = d
+		}
+		// A drained node keeps an instance moving off it until its new
+		// copy runs (cordon.go); of a job pool, without jobs.
+		if d, ok := out[in.DrainFrom]; ok && in.DrainFrom != "" {
+			d.Instances = append(d.Instances, m.nodeSpec(in, true))
+			out[in.DrainFrom] = d
 		}
 	}
 	for id, d := range out {

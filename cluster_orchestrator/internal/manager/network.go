@@ -204,7 +204,11 @@ func (m *Manager) network() wire.Network {
 	mine := map[string][]wire.Backend{} // service id → this cluster's running instances
 	for _, in := range m.instances {
 		if in.NodeID != "" && in.Status.Status == wire.StatusRunning && in.Status.InstanceIP != "" {
-			mine[in.Spec.ServiceID] = append(mine[in.Spec.ServiceID], wire.Backend{IP: in.Status.InstanceIP, NodeID: in.NodeID, ClusterID: m.clusterID})
+			at := in.NodeID
+			if in.DrainFrom != "" {
+				at = in.DrainFrom // the copy on the drained node serves until the new one runs
+			}
+			mine[in.Spec.ServiceID] = append(mine[in.Spec.ServiceID], wire.Backend{IP: in.Status.InstanceIP, NodeID: at, ClusterID: m.clusterID})
 		}
 	}
 	for _, r := range m.rootNet.Services {

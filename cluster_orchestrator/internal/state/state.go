@@ -45,6 +45,10 @@ type Instance struct {
 	// replacement is sought; which copy survives is decided when it
 	// reports again.
 	LostFrom string `bson:"lost_from,omitempty"`
+	// DrainFrom is the drained node whose copy keeps running while the
+	// instance moves to NodeID, until the new copy runs (its status,
+	// until then, is the old copy's).
+	DrainFrom string `bson:"drain_from,omitempty"`
 	// Impl names the implementation chosen for the instance when its spec
 	// has several (wire.InstanceSpec.Implementations); the node runs that
 	// one.

@@ -83,6 +83,7 @@ const STATUS_TONE = {
   DEGRADED: 'warn',
   BACKOFF: 'warn', // a restart is pending: not final
   CORDONED: 'warn', // a node that takes no new instances
+  DRAINING: 'warn', // a drained node whose instances are still moving
   DRAINED: 'warn',
 };
 

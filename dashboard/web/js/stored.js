@@ -3,6 +3,9 @@
 // (any value may be a secret: a password, a token).
 import { h } from './dom.js';
 
+/** MASK stands for a hidden environment value. */
+export const MASK = '••••••';
+
 /** command is the stored command, each argument quoted when it holds a space. */
 export function command(s) {
   const args = s.cmd || [];
@@ -20,7 +23,7 @@ export function environment(s, shown, toggle) {
     const value = i < 0 ? '' : kv.slice(i + 1);
     return h('li', null, h('code', null, name, '=', shown
       ? h('span', { class: 'env-value' }, value)
-      : h('span', { class: 'env-masked', 'aria-label': 'value hidden' }, '••••••')));
+      : h('span', { class: 'env-masked', 'aria-label': 'value hidden' }, MASK)));
   });
   return h('div', { class: 'env' },
     h('ul', { class: 'env-list' }, items),

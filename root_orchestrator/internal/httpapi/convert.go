@@ -94,6 +94,7 @@ func restInstance(svc *state.Service, in *state.Instance) api.Instance {
 		HostIP: in.HostIP, HostPort: in.HostPort, PublicIP: in.HostIP, Logs: logText(in.Logs),
 		CPUPercent: percent(in.CPUPercent), MemoryPercent: percent(mem), Disk: "0",
 		InstanceIP: in.InstanceIP, NodeName: in.NodeName, Restarts: in.Restarts,
+		Outdated:  in.Spec != nil,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}
 }
@@ -130,6 +131,7 @@ func restService(sn *state.Snapshot, s *state.Service) api.Service {
 		InstanceList: list, NextInstance: s.NextInstance, CreatedAt: s.CreatedAt, UpdatedAt: updated,
 	}
 	out.JobsCount = len(s.Jobs)
+	out.Rollout = restRollout(sn, s)
 	if n := p.Completions; n > 0 {
 		retries := p.Retries
 		out.Completions, out.BackoffLimit = n, &retries
@@ -163,6 +165,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 		Coordinate: restCoordinate(c.Coordinate),
 	}
 	var cpuPct, memPct float64
+	modes := sn.NodeModes(c)
 	for _, n := range sn.SchedulingNodes(c.ID) { // reservations as placement counts them
 		out.Nodes = append(out.Nodes, api.Node{
 			ID: n.ID, Name: n.Name, Arch: n.Arch,
@@ -171,7 +174,7 @@ func restCluster(sn *state.Snapshot, c *state.Cluster) api.Cluster {
 			Virtualization: orEmpty(n.Virtualizations), Active: n.Active,
 			MilliCPU: n.Capacity.MilliCPU, ReservedMilliCPU: n.Reserved.MilliCPU, ReservedMemoryMB: n.Reserved.MemoryMB,
 			ReservedVGPUs: n.Reserved.VGPUs, LastSeen: n.LastSeen, Address: n.Address, Labels: n.Labels,
-			Location: cmp.Or(n.Location, c.Location), Coordinate: restCoordinate(n.Coordinate), Mode: string(c.NodeMode(n.ID)),
+			Location: cmp.Or(n.Location, c.Location), Coordinate: restCoordinate(n.Coordinate), Mode: string(modes[n.ID]),
 		})
 		if !n.Active || !c.Active {
 			continue

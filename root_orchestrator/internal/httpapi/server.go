@@ -161,6 +161,7 @@ func (s *Server) routes() {
 
 	a.POST("/service", s.createServices, s.idempotent)
 	a.GET("/service/:id", s.getService)
+	a.PUT("/service/:id", s.updateService)
 	a.DELETE("/service/:id", s.deleteService)
 	a.PUT("/service/:id/allow-from", s.setAllowFrom)
 	a.GET("/services", s.listAllServices)

@@ -3,6 +3,8 @@ package state
 import (
 	"fmt"
 	"slices"
+
+	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 // NodeMode is what placement may do with a node: Schedulable (the
@@ -14,6 +16,9 @@ const (
 	Schedulable NodeMode = ""
 	Cordoned    NodeMode = "cordoned"
 	Drained     NodeMode = "drained"
+	// Draining is how a drained node shows while instances are still on
+	// it (NodeModes); it is set as Drained.
+	Draining NodeMode = "draining"
 )
 
 // SetNodeMode records an admin's cordon, drain or uncordon of a node of a
@@ -60,4 +65,31 @@ func (c *Cluster) NodeMode(id string) NodeMode {
 		return Cordoned
 	}
 	return Schedulable
+}
+
+// NodeModes is the mode of each node of a cluster that has one, as the API
+// shows it: a drained node is Draining while instances (other than ended
+// ones) are still on it, as its cluster last reported, then Drained.
+func (sn *Snapshot) NodeModes(c *Cluster) map[string]NodeMode {
+	out := make(map[string]NodeMode, len(c.CordonedNodes)+len(c.DrainedNodes))
+	for _, id := range c.CordonedNodes {
+		out[id] = Cordoned
+	}
+	for _, id := range c.DrainedNodes {
+		out[id] = Drained
+	}
+	if len(c.DrainedNodes) == 0 {
+		return out
+	}
+	for _, in := range all[Instance](sn.r(), tInstances, "cluster", c.ID) {
+		if out[in.NodeID] == Drained && in.Status != wire.StatusCompleted && !(in.Status == wire.StatusFailed && sn.oneShot(in)) {
+			out[in.NodeID] = Draining
+		}
+	}
+	return out
+}
+
+func (sn *Snapshot) oneShot(in *Instance) bool {
+	svc := sn.Service(in.ServiceID)
+	return svc != nil && specOf(svc, in).OneShot
 }

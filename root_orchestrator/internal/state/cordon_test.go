@@ -2,8 +2,11 @@ package state
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"testing"
+
+	"github.com/thicket-edge/thicket/contract/wire"
 )
 
 // TestSetNodeMode: cordon, drain and uncordon move a node between the
@@ -70,5 +73,55 @@ func TestSetNodeMode(t *testing.T) {
 	}
 	if c := s.Snapshot().Cluster(c1); len(c.CordonedNodes)+len(c.DrainedNodes) != 0 {
 		t.Errorf("a deleted node stays listed: %v, %v", c.CordonedNodes, c.DrainedNodes)
+	}
+}
+
+// TestNodeModesDraining: a drained node shows as draining while an
+// instance (not one ended) is on it, then as drained.
+func TestNodeModesDraining(t *testing.T) {
+	s := open(t, NewMemory())
+	c1 := cluster(t, s, "c1", node("n1", 4096, 0), node("n2", 4096, 0), node("n3", 4096, 0))
+	apps, _, err := s.CreateApplications("alice", oneApp("shop", microservice("web", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _, err := s.AddInstance(apps[0].Services[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	place := func(nodeID, status string) {
+		t.Helper()
+		if _, err := s.Write(func(tx *Txn) error {
+			cp := *first[Instance](tx.r(), tInstances, "id", in.Key)
+			cp.ClusterID, cp.NodeID, cp.Status = c1, nodeID, status
+			tx.put(tInstances, KindInstance, cp.Key, &cp, true)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct {
+		id   string
+		mode NodeMode
+	}{{"n1", Drained}, {"n2", Cordoned}, {"n3", Drained}} {
+		if _, err := s.SetNodeMode(c1, step.id, step.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, node, status string
+		want               map[string]NodeMode
+	}{
+		{"running on n1", "n1", wire.StatusRunning, map[string]NodeMode{"n1": Draining, "n2": Cordoned, "n3": Drained}},
+		{"moved to n2", "n2", wire.StatusRunning, map[string]NodeMode{"n1": Drained, "n2": Cordoned, "n3": Drained}},
+		{"UNKNOWN on n3", "n3", wire.StatusUnknown, map[string]NodeMode{"n1": Drained, "n2": Cordoned, "n3": Draining}},
+		{"completed on n3", "n3", wire.StatusCompleted, map[string]NodeMode{"n1": Drained, "n2": Cordoned, "n3": Drained}},
+	} {
+		place(tc.node, tc.status)
+		sn := s.Snapshot()
+		got := sn.NodeModes(sn.Cluster(c1))
+		if !maps.Equal(got, tc.want) {
+			t.Errorf("%s: modes %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -166,6 +166,10 @@ type Service struct {
 	Jobs        []string
 	JobsVersion int64
 	JobsLease   time.Duration
+
+	// Rollout is the edit being rolled out (nil: none; see
+	// Store.UpdateService).
+	Rollout *Rollout
 }
 
 // Instance is one requested copy of a service, wherever it is.
@@ -229,6 +233,11 @@ type Instance struct {
 	// assigned to its cluster, or its spec changed: what a cluster's
 	// desired-set delta is judged by.
 	DesiredIndex uint64
+
+	// Spec is the spec the instance was created with while its service
+	// is edited since: it keeps running with it until a rollout replaces
+	// it (nil: its service's spec; see Store.UpdateService).
+	Spec *ServiceSpec
 }
 
 // Waiting reports whether the instance waits for the root scheduler.

@@ -254,7 +254,8 @@ func (t *Txn) advance(src *OAMSource) bool {
 
 // AdvanceWorkflows moves every running OAM workflow on whose current step
 // is done (its next step's instances start) or failed (the workflow stops
-// there, naming the step). It returns how many workflows changed.
+// there, naming the step), and every edited service's rollout by a step
+// (UpdateService). It returns how many workflows and rollouts changed.
 func (s *Store) AdvanceWorkflows() (int, error) {
 	sn := s.Snapshot()
 	var due []string
@@ -266,11 +267,17 @@ func (s *Store) AdvanceWorkflows() (int, error) {
 			}
 		}
 	}
-	if len(due) == 0 {
+	svcs := rollouts(sn.r())
+	if len(due) == 0 && len(svcs) == 0 {
 		return 0, nil
 	}
 	n := 0
 	_, err := s.Write(func(t *Txn) error {
+		for _, id := range svcs {
+			if t.rollService(id) {
+				n++
+			}
+		}
 		for _, id := range due {
 			old := first[Application](t.r(), tApps, "id", id)
 			if old == nil || old.OAM == nil {
@@ -485,30 +492,22 @@ func (t *Txn) roll(c *OAMComponent) (bool, string) {
 	if svc == nil {
 		return false, fmt.Sprintf("the service of component %s was deleted", c.Name)
 	}
-	running := 0
 	news := instancesOf(t.r(), svc.ID)
-	for _, in := range news {
-		switch in.Status {
-		case wire.StatusFailed:
-			return false, fmt.Sprintf("component %s: new instance %d FAILED%s; the old instances keep running", c.Name, in.Number, detail(in.Detail))
-		case wire.StatusRunning, wire.StatusCompleted:
-			running++
-		}
-	}
-	if running < len(news) {
-		return false, "" // the newest one is on its way
-	}
 	var olds []*Instance
 	if old != nil {
 		olds = instancesOf(t.r(), old.ID)
-		slices.SortFunc(olds, func(a, b *Instance) int { return a.Number - b.Number })
 	}
-	if len(olds) > 0 && (len(olds)+running > c.Replicas || c.NoSurge && len(olds)+running >= c.Replicas) {
-		t.removeInstance(olds[len(olds)-1])
+	step := rollStep(news, olds, c.Replicas, c.NoSurge)
+	switch step.action {
+	case rollWait:
+		return false, ""
+	case rollFailed:
+		return false, fmt.Sprintf("component %s: new instance %d FAILED%s; the old instances keep running", c.Name, step.failed.Number, detail(step.failed.Detail))
+	case rollRemoveOld:
+		t.removeInstance(step.old)
 		return true, ""
-	}
-	if running < c.Replicas {
-		t.scale(svc, running+1)
+	case rollAddNew:
+		t.scale(svc, len(news)+1)
 		return true, ""
 	}
 	t.handOver(c)

@@ -10,9 +10,10 @@ import (
 
 // Spec turns an instance of a service into what a cluster needs to run it.
 func Spec(svc *Service, in *Instance) wire.InstanceSpec {
-	p := svc.Spec.Disconnect
-	cons := make([]wire.Constraint, len(svc.Spec.Constraints))
-	for i, c := range svc.Spec.Constraints {
+	sp := specOf(svc, in)
+	p := sp.Disconnect
+	cons := make([]wire.Constraint, len(sp.Constraints))
+	for i, c := range sp.Constraints {
 		cons[i] = wire.Constraint(c)
 	}
 	return wire.InstanceSpec{
@@ -23,32 +24,32 @@ func Spec(svc *Service, in *Instance) wire.InstanceSpec {
 		ApplicationNamespace:  svc.AppNamespace,
 		MicroserviceName:      svc.Name,
 		MicroserviceNamespace: svc.Namespace,
-		Virtualization:        svc.Spec.Virtualization,
-		Code:                  svc.Spec.Code,
-		Arch:                  svc.Spec.Arch,
-		Cmd:                   svc.Spec.Cmd,
-		Environment:           svc.Spec.Environment,
-		Ports:                 svc.Spec.Ports,
-		Port:                  svc.Spec.Port,
+		Virtualization:        sp.Virtualization,
+		Code:                  sp.Code,
+		Arch:                  sp.Arch,
+		Cmd:                   sp.Cmd,
+		Environment:           sp.Environment,
+		Ports:                 sp.Ports,
+		Port:                  sp.Port,
 		Resources: wire.Resources{
-			MilliCPU: int64(svc.Spec.VCPUs) * 1000,
-			MemoryMB: int64(svc.Spec.MemoryMB),
-			VGPUs:    int64(svc.Spec.VGPUs),
+			MilliCPU: int64(sp.VCPUs) * 1000,
+			MemoryMB: int64(sp.MemoryMB),
+			VGPUs:    int64(sp.VGPUs),
 		},
-		OneShot:     svc.Spec.OneShot,
-		Completions: svc.Spec.Completions,
-		Retries:     svc.Spec.Retries,
+		OneShot:     sp.OneShot,
+		Completions: sp.Completions,
+		Retries:     sp.Retries,
 		Disconnect: &wire.Disconnect{Replace: p.Replace, ReplaceAfter: int(p.ReplaceAfter / time.Second),
 			StopAfter: int(p.StopAfter / time.Second), Reconcile: p.Reconcile},
 		Constraints: cons,
-		Security:    svc.Spec.Security,
+		Security:    sp.Security,
 		RRIP:        svc.RRIP,
 		ClosestIP:   svc.ClosestIP,
 		Jobs:        svc.Jobs,
 		JobsLease:   jobsLeaseSeconds(svc),
 
-		Implementations: svc.Spec.Implementations,
-		NodeSelector:    svc.Spec.NodeSelector,
+		Implementations: sp.Implementations,
+		NodeSelector:    sp.NodeSelector,
 	}
 }
 
@@ -101,8 +102,9 @@ func (sn *Snapshot) SchedulingNodes(clusterID string) []wire.NodeInfo {
 		if svc == nil {
 			continue
 		}
+		sp := specOf(svc, in)
 		out[i].Reserved = out[i].Reserved.Add(wire.Resources{
-			MilliCPU: int64(svc.Spec.VCPUs) * 1000, MemoryMB: int64(svc.Spec.MemoryMB), VGPUs: int64(svc.Spec.VGPUs)})
+			MilliCPU: int64(sp.VCPUs) * 1000, MemoryMB: int64(sp.MemoryMB), VGPUs: int64(sp.VGPUs)})
 	}
 	return out
 }

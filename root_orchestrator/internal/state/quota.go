@@ -27,7 +27,7 @@ func usageOf(r reader, owner string) Quota {
 			continue
 		}
 		if svc := first[Service](r, tServices, "id", in.ServiceID); svc != nil {
-			u = u.plus(times(svc, 1))
+			u = u.plus(specQuota(specOf(svc, in)))
 		} else {
 			u.Instances++
 		}
@@ -41,6 +41,11 @@ func usageOf(r reader, owner string) Quota {
 // times is what n instances of svc ask for.
 func times(svc *Service, n int) Quota {
 	return Quota{Instances: n, MilliCPU: int64(n) * int64(svc.Spec.VCPUs) * 1000, MemoryMB: int64(n) * int64(svc.Spec.MemoryMB)}
+}
+
+// specQuota is what one instance running sp asks for.
+func specQuota(sp *ServiceSpec) Quota {
+	return Quota{Instances: 1, MilliCPU: int64(sp.VCPUs) * 1000, MemoryMB: int64(sp.MemoryMB)}
 }
 
 func (q Quota) plus(o Quota) Quota {
@@ -142,7 +147,13 @@ func (t *Txn) checkQuota(svc *Service, n int, q Quota) error {
 	if q == (Quota{}) {
 		return nil
 	}
-	lim, used, more := q.values(), usageOf(t.r(), svc.Owner).values(), times(svc, n).values()
+	return overQuota(svc, usageOf(t.r(), svc.Owner), n, q)
+}
+
+// overQuota refuses n more instances of svc's spec on top of used u when
+// that exceeds q.
+func overQuota(svc *Service, u Quota, n int, q Quota) error {
+	lim, used, more := q.values(), u.values(), times(svc, n).values()
 	for i := range lim {
 		if lim[i] > 0 && used[i]+more[i] > lim[i] {
 			return &QuotaError{Owner: svc.Owner, Resource: resourceNames[i], Limit: lim[i], Used: used[i], Asked: more[i]}

@@ -276,6 +276,9 @@ func (s *Store) load(d *Data) error {
 	}
 	for _, o := range d.Instances {
 		o.DesiredIndex = 1
+		if o.Spec != nil {
+			o.Spec.Ports = portsOf(o.Spec.Port)
+		}
 		err = errors.Join(err, ins(tInstances, o))
 	}
 	for _, o := range d.Clusters {

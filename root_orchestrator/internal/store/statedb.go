@@ -123,6 +123,13 @@ type serviceRecord struct {
 	// absent in the others.
 	Implementations []implementationRecord `bson:"implementations,omitempty"`
 	NodeSelector    map[string]string      `bson:"node_selector,omitempty"`
+	// The edit being rolled out (absent: none).
+	Rollout *rolloutRecord `bson:"rollout,omitempty"`
+}
+
+type rolloutRecord struct {
+	Replicas int    `bson:"replicas"`
+	Message  string `bson:"message,omitempty"`
 }
 
 type implementationRecord struct {
@@ -185,6 +192,9 @@ type instanceRecord struct {
 	Restarts        int       `bson:"restarts,omitempty"`
 	CreatedAt       time.Time `bson:"created_at"`
 	UpdatedAt       time.Time `bson:"updated_at"`
+	// The spec of an edited service's instance that runs it until a
+	// rollout replaces it (absent: its service's).
+	Spec *serviceRecord `bson:"spec,omitempty"`
 }
 
 type clusterRecord struct {
@@ -313,6 +323,7 @@ func toServiceRecord(s *state.Service) serviceRecord {
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Jobs: s.Jobs, JobsVersion: s.JobsVersion, JobsLease: int64(s.JobsLease / time.Second),
 		Implementations: toImplementationRecords(p.Implementations), NodeSelector: p.NodeSelector,
+		Rollout: (*rolloutRecord)(s.Rollout),
 	}
 }
 
@@ -362,6 +373,7 @@ func (r serviceRecord) model() *state.Service {
 		Owner: r.Owner, RRIP: r.RRIP, ClosestIP: r.ClosestIP, NextInstance: r.NextInstance,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		Jobs: r.Jobs, JobsVersion: r.JobsVersion, JobsLease: time.Duration(r.JobsLease) * time.Second,
+		Rollout: (*state.Rollout)(r.Rollout),
 		Spec: state.ServiceSpec{
 			Virtualization: r.Virtualization, Code: r.Code, Arch: nonNil(r.Arch), Cmd: nonNil(r.Cmd),
 			Environment: nonNil(r.Environment), Port: r.Port, MemoryMB: r.MemoryMB, VCPUs: r.VCPUs, VGPUs: r.VGPUs,
@@ -376,7 +388,12 @@ func (r serviceRecord) model() *state.Service {
 }
 
 func toInstanceRecord(i *state.Instance) instanceRecord {
-	return instanceRecord{
+	var spec *serviceRecord
+	if i.Spec != nil {
+		r := toServiceRecord(&state.Service{Spec: *i.Spec})
+		spec = &r
+	}
+	return instanceRecord{Spec: spec,
 		Key: i.Key, ServiceID: i.ServiceID, Number: i.Number, Owner: i.Owner, Status: i.Status, Detail: i.Detail,
 		ClusterID: i.ClusterID, ClusterLocation: i.ClusterLocation, PlannedNode: i.PlannedNode, LostFrom: i.LostFrom, LostAt: i.LostAt, NodeID: i.NodeID,
 		NodeName: i.NodeName, HostIP: i.HostIP, HostPort: i.HostPort, InstanceIP: i.InstanceIP, Restarts: i.Restarts,
@@ -385,7 +402,11 @@ func toInstanceRecord(i *state.Instance) instanceRecord {
 }
 
 func (r instanceRecord) model() *state.Instance {
-	return &state.Instance{
+	var spec *state.ServiceSpec
+	if r.Spec != nil {
+		spec = &r.Spec.model().Spec
+	}
+	return &state.Instance{Spec: spec,
 		Key: r.Key, ServiceID: r.ServiceID, Number: r.Number, Owner: r.Owner, Status: r.Status, Detail: r.Detail,
 		ClusterID: r.ClusterID, ClusterLocation: r.ClusterLocation, PlannedNode: r.PlannedNode, LostFrom: r.LostFrom, LostAt: r.LostAt, NodeID: r.NodeID,
 		NodeName: r.NodeName, HostIP: r.HostIP, HostPort: r.HostPort, InstanceIP: r.InstanceIP, Restarts: r.Restarts,

@@ -115,9 +115,13 @@ export function mount(ctx) {
 
   // modeFact says whether the node takes placements.
   function modeFact(n, left) {
-    if (n.mode === 'drained') {
-      return h('span', { class: 'node-mode' }, badge('DRAINED'),
-        h('span', { class: 'muted' }, left ? ` · moving its instances elsewhere (${left} left)` : ' · no instance left on it'));
+    if (n.mode === 'draining' || n.mode === 'drained') {
+      // Draining: its instances move one at a time, each new copy running
+      // before the old one stops; drained: none is left.
+      return h('span', { class: 'node-mode' }, badge(n.mode.toUpperCase()),
+        h('span', { class: 'muted' }, n.mode === 'draining'
+          ? ` · moving its instances elsewhere, one at a time${left ? ` (${left} left)` : ''}`
+          : ' · no instance left on it'));
     }
     if (n.mode === 'cordoned') return h('span', { class: 'node-mode' }, badge('CORDONED'), h('span', { class: 'muted' }, ' · nothing new is placed on it'));
     return 'takes new instances';
@@ -130,7 +134,7 @@ export function mount(ctx) {
     }, label);
     return [
       n.mode ? btn('uncordon', 'Uncordon', 'btn-secondary') : btn('cordon', 'Cordon', 'btn-secondary'),
-      n.mode !== 'drained' ? btn('drain', 'Drain', 'btn-secondary') : null,
+      n.mode !== 'drained' && n.mode !== 'draining' ? btn('drain', 'Drain', 'btn-secondary') : null,
     ];
   }
 

@@ -8,6 +8,7 @@ import { fetchJobs, jobsPanel } from '../jobs.js';
 import { command, environment } from '../stored.js';
 import { openAddService } from '../addservice.js';
 import { allowFromForm } from '../allowfrom.js';
+import { openEditService, rolloutNote } from '../editservice.js';
 
 const NAMES_EVERY_MS = 30000;
 
@@ -112,7 +113,8 @@ export function mount(ctx) {
           h('div', { class: 'service-status' }, badge(s.status),
             s.desired_instances ? h('span', { class: 'count', dataset: { running: String(s.running_instances) } }, `${s.running_instances}/${s.desired_instances} running`) : null,
             s.completions ? h('span', { class: 'count', dataset: { completed: String(s.succeeded || 0) } }, `${s.succeeded || 0}/${s.completions} completed`) : null,
-            h('span', { class: 'muted' }, s.status_detail))),
+            h('span', { class: 'muted' }, s.status_detail)),
+          rolloutNote(s)),
         // An indexed job's instances are fixed: nothing to scale or add.
         s.completions ? null : h('div', { class: 'btn-row' },
           scaleForm(s),
@@ -121,6 +123,7 @@ export function mount(ctx) {
             'aria-label': `Add an instance of ${s.microservice_name}`,
             onclick: (e) => addInstance(e.currentTarget, s),
           }, '+ Add instance'),
+          editButton(s),
           deleteButton(s))),
       h('dl', { class: 'facts' }, facts.map(([k, v]) => h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v === '' ? h('span', { class: 'muted' }, '–') : v)))),
       h('div', { class: 'instances' },
@@ -132,7 +135,9 @@ export function mount(ctx) {
   function instanceTable(s, insts) {
     return table([
       { label: '#', cell: (i) => String(i.instance_number), class: 'num' },
-      { label: 'Status', cell: (i) => badge(i.status) },
+      { label: 'Status', cell: (i) => (i.outdated
+        ? h('span', null, badge(i.status), ' ', h('span', { class: 'chip outdated', title: 'Runs the spec from before the last edit; the rollout replaces it.' }, 'old spec'))
+        : badge(i.status)) },
       { label: 'Detail', cell: (i) => (i.status === 'BACKOFF' && i.restart_at
         ? h('span', null, i.status_detail, h('span', { class: 'muted' }, ' · restarts at ', h('time', { datetime: i.restart_at }, new Date(i.restart_at).toLocaleTimeString())))
         : i.status_detail), class: 'wrap' },
@@ -244,6 +249,20 @@ export function mount(ctx) {
   function toggleEnv(id) {
     if (!revealed.delete(id)) revealed.add(id);
     ctx.refreshNow();
+  }
+
+  // Editing a service: the SLA form filled with it (editservice.js).
+  function editButton(s) {
+    return h('button', {
+      type: 'button', class: 'btn btn-secondary btn-sm', dataset: { key: `edit-${s.microserviceID}`, action: 'edit-service' },
+      'aria-label': `Edit service ${s.microservice_name}`,
+      onclick: () => openEditService(s, (out) => {
+        toast(out && out.rollout
+          ? `${s.microservice_name} edited: its instances are replaced one at a time.`
+          : `${s.microservice_name} edited; nothing restarts.`);
+        ctx.refreshNow();
+      }),
+    }, 'Edit');
   }
 
   // Deleting a service stops and removes its instances; the application
