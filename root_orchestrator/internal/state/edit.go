@@ -76,7 +76,14 @@ func (s *Store) UpdateService(req EditRequest) (*Service, Ticket, error) {
 		svc.Spec, svc.UpdatedAt = want.Spec, t.now
 		svc.JobsLease = want.JobsLease
 		ins := instancesOf(t.r(), svc.ID)
-		if reflect.DeepEqual(old.Spec, svc.Spec) {
+		// allow_from is the overlay's (the service table), not what an
+		// instance runs: a change of it alone restarts nothing.
+		if !slices.Equal(old.Spec.AllowFrom, svc.Spec.AllowFrom) {
+			t.net = true
+		}
+		runs := old.Spec
+		runs.AllowFrom = svc.Spec.AllowFrom
+		if reflect.DeepEqual(runs, svc.Spec) {
 			t.put(tServices, KindService, svc.ID, &svc, true)
 			out = &svc
 			return nil

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,6 +85,19 @@ func TestUpdateService(t *testing.T) {
 	}
 	if got := strings.Join(keys(), ","); got != ".0 new RUNNING,.1 new RUNNING" {
 		t.Fatalf("after a no-op edit: %s", got)
+	}
+	// A new allow_from alone: the overlay's index moves, nothing restarts.
+	net := s.Snapshot().NetIndex()
+	allow := microservice("web", "")
+	allow.AllowFrom = []string{"bob"}
+	if _, _, err := s.UpdateService(EditRequest{ServiceID: id, Service: &allow, Path: "ms"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(keys(), ","); got != ".0 new RUNNING,.1 new RUNNING" || s.Snapshot().Service(id).Rollout != nil {
+		t.Fatalf("after an allow_from edit: %s, rollout %+v", got, s.Snapshot().Service(id).Rollout)
+	}
+	if !slices.Equal(s.Snapshot().Service(id).Spec.AllowFrom, []string{"bob"}) || s.Snapshot().NetIndex() == net {
+		t.Fatalf("an allow_from edit: stored %q, overlay index moved: %v", s.Snapshot().Service(id).Spec.AllowFrom, s.Snapshot().NetIndex() != net)
 	}
 	// Bad edits: nothing changes.
 	m := microservice("other", "")
