@@ -30,6 +30,7 @@ import (
 
 	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -116,8 +117,9 @@ type Config struct {
 	// the benchmark that measures what the sandbox costs.
 	NoSandbox bool
 	// LogWriter is the program the containerd shim starts for each task
-	// to write its output to its log file, with the arguments LogWriterArg
-	// and the file (RunLogWriter); this program (os.Executable) if empty.
+	// to write its output to its log file, with the arguments
+	// logwriter.Arg and the file (logwriter.Run); if empty,
+	// logwriter.Program of this program (os.Executable).
 	LogWriter string
 }
 
@@ -212,7 +214,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		if err != nil {
 			return nil, fmt.Errorf("containerd runtime: the log writer: %w", err)
 		}
-		cfg.LogWriter = exe
+		var fallback bool
+		if cfg.LogWriter, fallback = logwriter.Program(exe); fallback && log != nil {
+			log.Warn("no "+logwriter.Arg+" beside this program: each container's log writer is this program, several MB more per instance",
+				"program", exe)
+		}
 	}
 	logDir := filepath.Join(cfg.StateDir, "logs")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
