@@ -134,6 +134,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
@@ -202,6 +203,10 @@ type Config struct {
 	// rotated (runtimes.TrimLog; qemu appends to it, so it goes on at the
 	// new end; runtimes.DefaultLogMaxBytes if zero or less).
 	LogMaxBytes int64
+	// LogWriter is the program that writes each machine's console log
+	// (logwriter.Run, started as `<program> logwriter.Arg <file>`); if
+	// empty, logwriter.Program of this program (os.Executable).
+	LogWriter string
 }
 
 // Runtime runs instances as qemu virtual machines. It implements
@@ -257,6 +262,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = &fetch.Policy{}
+	}
+	if cfg.LogWriter == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("unikernel runtime: the log writer: %w", err)
+		}
+		cfg.LogWriter, _ = logwriter.Program(exe)
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = cfg.Policy.Client(DefaultFetchTimeout)
