@@ -14,8 +14,8 @@ import (
 //
 // (the CRI log format of Kubernetes): F ends a line, P is a part of a line
 // longer than MaxLogLineBytes that the next record continues. A line in any
-// other form (written by an older node, or a unikernel's serial console,
-// which has one stream and no clock) is text only: no time, stream "".
+// other form (written by an older node, whose unikernels' serial consoles
+// had no clock) is text only: no time, stream "".
 const (
 	StreamStdout = logline.Stdout
 	StreamStderr = logline.Stderr

@@ -50,8 +50,10 @@
 // hands unknown KEY=value words to init as its environment and bare words
 // as its arguments; other unikernels parse the command line their own way.
 //
-// The serial console is the instance's log, <instance dir>/console.log;
-// Logs returns its tail. A Linux kernel prints to the VGA console unless
+// The serial console is the instance's log, <instance dir>/console.log:
+// qemu writes it to its stdout, a pipe to a log writer (package logwriter,
+// Config.LogWriter) that records each line with its time and stream
+// "stdout", as containers' logs are; Logs returns its tail. A Linux kernel prints to the VGA console unless
 // told otherwise, so when the kernel is a Linux one — an x86 bzImage ("HdrS"
 // at offset 0x202 of the file, the x86 boot protocol's header) or an arm64
 // Image ("ARM\x64" at 0x38, also gzip'd) — and the command line has no
