@@ -18,35 +18,27 @@ import (
 const clockTicks = 100
 
 // RSSKB is a process's resident set size in kB.
-func RSSKB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
-}
+func RSSKB(pid int) (int64, error) { return kbField(pid, "status", "VmRSS") }
 
 // PSSKB is a process's proportional set size in kB (Pss of
 // /proc/<pid>/smaps_rollup): its resident pages, each shared page divided
 // by the number of processes that map it. Summed over processes that share
 // pages (several copies of one program), it counts each page once; RSS
 // counts it in each.
-func PSSKB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+func PSSKB(pid int) (int64, error) { return kbField(pid, "smaps_rollup", "Pss") }
+
+// kbField reads the "<field>: <n> kB" line of /proc/<pid>/<file>.
+func kbField(pid int, file, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Pss:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("pid %d: no Pss", pid)
+	return 0, fmt.Errorf("pid %d: no %s in %s", pid, field, file)
 }
 
 // Find returns the processes whose command line (/proc/<pid>/cmdline)
