@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/thicket-edge/thicket/node_engine/internal/cgroup"
 	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
 	"github.com/thicket-edge/thicket/node_engine/logwriter"
@@ -151,6 +152,9 @@ type Runtime struct {
 	watches  map[string]*watch    // container id -> exit watcher of its task
 	starting map[string]int       // container ids with a Start in progress
 	samples  map[string]cpuSample // container id -> its last Usage reading
+	// cgroups is this machine's cgroup layout, for Usage to read a task's
+	// cgroup itself (nil: not found; Usage asks containerd for metrics).
+	cgroups *cgroup.Host
 	// ready remembers images found pulled and unpacked, by reference, and
 	// when: a burst of starts of one image checks containerd once, not
 	// once per start behind the image's lock.
@@ -257,6 +261,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		watches:  map[string]*watch{},
 		starting: map[string]int{},
 		samples:  map[string]cpuSample{},
+	}
+	if h, err := cgroup.Detect(); err == nil {
+		r.cgroups = h
+	} else {
+		r.log.Debug("no cgroup hierarchy: usage comes from containerd's metrics", "err", err)
 	}
 	runtimes.KeepLogsBounded(bctx, &r.wg, logDir, cfg.LogMaxBytes, r.log)
 	// Adopt: List watches every running task of this node.
