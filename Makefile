@@ -6,7 +6,7 @@
 # descend into a nested module.
 MODULES   := . api
 PKGS      := ./...
-BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node net_manager/cmd/thicket-net cli/cmd/thicket
+BINARIES  := root_orchestrator/cmd/thicket-root cluster_orchestrator/cmd/thicket-cluster node_engine/cmd/thicket-node node_engine/cmd/thicket-log-writer net_manager/cmd/thicket-net cli/cmd/thicket
 BIN       := bin
 # The fuzzers run a number of inputs, not a time: a -fuzztime duration can
 # end in a spurious "context deadline exceeded" failure with Go 1.26 (Go
@@ -36,7 +36,7 @@ GOBUILD   := CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'
 # serves them at /download/ (from the directory of its executable by
 # default) and the worker script picks the one for its machine. The
 # e2e suite runs the arm64 build under qemu-user (TestArm64Worker).
-WORKERS     := node_engine/cmd/thicket-node net_manager/cmd/thicket-net
+WORKERS     := node_engine/cmd/thicket-node node_engine/cmd/thicket-log-writer net_manager/cmd/thicket-net
 CROSS_ARCHS ?= arm64
 
 build:

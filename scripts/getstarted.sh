@@ -876,7 +876,7 @@ build() {
 		die "Go (>= 1.26, https://go.dev/dl) is needed to build from the checkout $1; or pass --root-url https://ROOT:10000 to download the binaries from a running root"
 	say "building the binaries from $1"
 	(cd "$1" && go build -buildvcs=false -o "$2/" ./root_orchestrator/cmd/thicket-root \
-		./cluster_orchestrator/cmd/thicket-cluster ./node_engine/cmd/thicket-node ./net_manager/cmd/thicket-net) ||
+		./cluster_orchestrator/cmd/thicket-cluster ./node_engine/cmd/thicket-node ./node_engine/cmd/thicket-log-writer ./net_manager/cmd/thicket-net) ||
 		die "go build failed in $1"
 	if [ -d "$1/cli/cmd/thicket" ]; then
 		(cd "$1" && go build -buildvcs=false -o "$2/" ./cli/cmd/thicket) || warn "could not build the CLI (cli/cmd/thicket); going on without it"
@@ -898,7 +898,7 @@ main() {
 	make_tmp
 	if [ -n "$ROOT_URL" ]; then
 		root_trust
-		fetch_bins "$TMP" thicket-root thicket-cluster thicket-net thicket-node 'thicket?'
+		fetch_bins "$TMP" thicket-root thicket-cluster thicket-net thicket-node 'thicket-log-writer?' 'thicket?'
 	else
 		build "$src" "$TMP"
 	fi

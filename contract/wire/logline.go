@@ -3,6 +3,8 @@ package wire
 import (
 	"strings"
 	"time"
+
+	"github.com/thicket-edge/thicket/contract/logline"
 )
 
 // The lines of InstanceStatus.Logs. A node writes each line of an
@@ -12,14 +14,14 @@ import (
 //
 // (the CRI log format of Kubernetes): F ends a line, P is a part of a line
 // longer than MaxLogLineBytes that the next record continues. A line in any
-// other form (written by an older node, or a unikernel's serial console,
-// which has one stream and no clock) is text only: no time, stream "".
+// other form (written by an older node, whose unikernels' serial consoles
+// had no clock) is text only: no time, stream "".
 const (
-	StreamStdout = "stdout"
-	StreamStderr = "stderr"
+	StreamStdout = logline.Stdout
+	StreamStderr = logline.Stderr
 	// MaxLogLineBytes is the longest text of one record; a longer line is
 	// written as several (P ... P F).
-	MaxLogLineBytes = 16 << 10
+	MaxLogLineBytes = logline.MaxBytes
 )
 
 // LogLine is one line of an instance's output.
@@ -31,18 +33,10 @@ type LogLine struct {
 
 // AppendLogRecord appends one record (with its newline) to dst: text must
 // hold no newline and at most MaxLogLineBytes (the writer splits longer
-// lines, partial for all parts but the last).
+// lines, partial for all parts but the last). The format is package
+// logline's.
 func AppendLogRecord(dst []byte, t time.Time, stream string, partial bool, text []byte) []byte {
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, ' ')
-	dst = append(dst, stream...)
-	if partial {
-		dst = append(dst, " P "...)
-	} else {
-		dst = append(dst, " F "...)
-	}
-	dst = append(dst, text...)
-	return append(dst, '\n')
+	return logline.Append(dst, t, stream, partial, text)
 }
 
 // parseRecord reads one record; ok is false for a line in another form.

@@ -27,10 +27,13 @@ const (
 	NodeProgram    = "node_engine/cmd/thicket-node"
 	NetProgram     = "net_manager/cmd/thicket-net"
 	CLIProgram     = "cli/cmd/thicket"
+	// LogWriterProgram writes an instance's output; thicket-node uses the
+	// one built beside it (node_engine/logwriter).
+	LogWriterProgram = "node_engine/cmd/thicket-log-writer"
 )
 
 // Daemons are the programs a whole Thicket runs.
-var Daemons = []string{RootProgram, ClusterProgram, NodeProgram, NetProgram}
+var Daemons = []string{RootProgram, ClusterProgram, NodeProgram, NetProgram, LogWriterProgram}
 
 // FindRepo returns the repository root: dir if not empty, else the nearest
 // directory at or above the working directory that holds go.mod and the

@@ -3,6 +3,8 @@ package measure
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/thicket-edge/thicket/bench/internal/procstat"
@@ -10,6 +12,7 @@ import (
 	"github.com/thicket-edge/thicket/bench/internal/rootapi"
 	"github.com/thicket-edge/thicket/bench/internal/system"
 	"github.com/thicket-edge/thicket/internal/testharness"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 )
 
 // Targets (docs/targets.md).
@@ -35,7 +38,10 @@ func Footprint(ctx context.Context, e *Env) (out Outcome) {
 		"(the overlay), in its own network namespace. After %s of settling, VmRSS (`/proc/<pid>/status`) and CPU time (utime+stime of `/proc/<pid>/stat`) "+
 		"are sampled every second for %s: RSS as median and p95 of the samples, CPU as the share of one core over the whole window "+
 		"(and the p95 of the 1-s intervals). Then %d instances of the test container (an idle HTTP server) are deployed and, after settling, "+
-		"measured again. containerd, its shims and the containers are not counted (they are the runtime, not Thicket's agent). "+
+		"measured again. containerd, its shims and the containers are not counted (they are the runtime, not Thicket's agent); "+
+		"the log writers are (`thicket-log-writer`, one per container, started by its shim: Thicket's code), in rows of their own, "+
+		"and the target's note gives them. PSS (`Pss` of `/proc/<pid>/smaps_rollup`) divides each page among the processes that map it: "+
+		"summed over the log writers, which share one program file, it counts its pages once where RSS counts them in each. "+
 		"CPU time comes in 10 ms clock ticks: a 1-s sample resolves 1 %% of a core, the whole window 1 %% ÷ its seconds.",
 		settle, window, footprintInstances)}
 	worker := func(n int) report.Target {
@@ -64,8 +70,8 @@ func Footprint(ctx context.Context, e *Env) (out Outcome) {
 		{Name: "thicket-cluster", PIDs: []int{st.cluster.Proc.PID()}},
 		{Name: "control plane (root + cluster)", PIDs: []int{st.root.Proc.PID(), st.cluster.Proc.PID()}},
 	}
-	table := report.Table{Header: []string{"process", "instances", "RSS median", "RSS p95", "CPU (window)", "CPU p95 (1 s)"}}
-	measure := func(instances int) (map[string]procstat.Usage, error) {
+	table := report.Table{Header: []string{"process", "instances", "RSS median", "RSS p95", "PSS median", "CPU (window)", "CPU p95 (1 s)"}}
+	measure := func(instances int, groups []procstat.Group) (map[string]procstat.Usage, error) {
 		sleep(ctx, settle)
 		u, err := procstat.Measure(ctx, groups, window, time.Second)
 		if err != nil {
@@ -74,7 +80,7 @@ func Footprint(ctx context.Context, e *Env) (out Outcome) {
 		for _, g := range groups {
 			x := u[g.Name]
 			table.Rows = append(table.Rows, []string{g.Name, fmt.Sprint(instances), report.MB(x.RSSMB.Median()), report.MB(x.RSSMB.P95()),
-				report.Pct(x.TotalCPUPercent), report.Pct(x.CPUPercent.P95())})
+				report.MB(x.PSSMB.Median()), report.Pct(x.TotalCPUPercent), report.Pct(x.CPUPercent.P95())})
 		}
 		return u, nil
 	}
@@ -94,7 +100,7 @@ func Footprint(ctx context.Context, e *Env) (out Outcome) {
 	}
 	defer func() { s.Tables = append(s.Tables, table) }()
 
-	idle, err := measure(0)
+	idle, err := measure(0, groups)
 	if err != nil {
 		s.Err = err
 		return
@@ -141,11 +147,31 @@ func Footprint(ctx context.Context, e *Env) (out Outcome) {
 	}); s.Err != nil {
 		return
 	}
-	busy, err := measure(footprintInstances)
+	// The log writers of this node's containers (their log files are in
+	// its data directory).
+	writers, err := procstat.Find(func(args []string) bool {
+		return len(args) == 3 && args[1] == logwriter.Arg && strings.HasPrefix(args[2], node.DataDir+string(filepath.Separator))
+	})
+	if err != nil {
+		s.Err = err
+		return
+	}
+	if len(writers) != footprintInstances {
+		s.Err = fmt.Errorf("%d log writers for %d instances", len(writers), footprintInstances)
+		return
+	}
+	agent := []int{node.Engine.PID(), node.Net.PID()}
+	groups = append(groups,
+		procstat.Group{Name: fmt.Sprintf("log writers (%d, one per instance)", len(writers)), PIDs: writers},
+		procstat.Group{Name: "worker agent + log writers", PIDs: append(agent, writers...)})
+	busy, err := measure(footprintInstances, groups)
 	if err != nil {
 		s.Err = err
 		return
 	}
 	judgeWorker(&targets[1], busy["worker agent (node + net)"])
+	lw, all := busy[groups[len(groups)-2].Name], busy["worker agent + log writers"]
+	targets[1].Note = strings.TrimPrefix(targets[1].Note+fmt.Sprintf("; the %d log writers add %s RSS, %s PSS (with them: %s PSS)",
+		len(writers), report.MB(lw.RSSMB.Median()), report.MB(lw.PSSMB.Median()), report.MB(all.PSSMB.Median())), "; ")
 	return
 }

@@ -18,17 +18,51 @@ import (
 const clockTicks = 100
 
 // RSSKB is a process's resident set size in kB.
-func RSSKB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+func RSSKB(pid int) (int64, error) { return kbField(pid, "status", "VmRSS") }
+
+// PSSKB is a process's proportional set size in kB (Pss of
+// /proc/<pid>/smaps_rollup): its resident pages, each shared page divided
+// by the number of processes that map it. Summed over processes that share
+// pages (several copies of one program), it counts each page once; RSS
+// counts it in each.
+func PSSKB(pid int) (int64, error) { return kbField(pid, "smaps_rollup", "Pss") }
+
+// kbField reads the "<field>: <n> kB" line of /proc/<pid>/<file>.
+func kbField(pid int, file, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
+	return 0, fmt.Errorf("pid %d: no %s in %s", pid, field, file)
+}
+
+// Find returns the processes whose command line (/proc/<pid>/cmdline)
+// satisfies match, by pid.
+func Find(match func(args []string) bool) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || len(b) == 0 {
+			continue // gone, or a kernel thread
+		}
+		if match(strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")) {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
 }
 
 // CPUTicks is a process's user + system CPU time in clock ticks.
@@ -67,6 +101,9 @@ type Usage struct {
 	CPUPercent stats.Samples
 	// RSSMB is the summed resident memory at the end of each interval, MiB.
 	RSSMB stats.Samples
+	// PSSMB is the summed proportional set size (PSSKB) at the end of
+	// each interval, MiB.
+	PSSMB stats.Samples
 	// TotalCPUPercent is the CPU use over the whole window.
 	TotalCPUPercent float64
 }
@@ -85,14 +122,14 @@ func Measure(ctx context.Context, groups []Group, window, interval time.Duration
 		}
 		return sum, nil
 	}
-	rss := func(g Group) (float64, error) {
+	mem := func(g Group, kb func(int) (int64, error)) (float64, error) {
 		var sum int64
 		for _, pid := range g.PIDs {
-			kb, err := RSSKB(pid)
+			v, err := kb(pid)
 			if err != nil {
 				return 0, fmt.Errorf("%s: %w", g.Name, err)
 			}
-			sum += kb
+			sum += v
 		}
 		return float64(sum) / 1024, nil
 	}
@@ -124,13 +161,18 @@ func Measure(ctx context.Context, groups []Group, window, interval time.Duration
 			if err != nil {
 				return nil, err
 			}
-			r, err := rss(g)
+			r, err := mem(g, RSSKB)
+			if err != nil {
+				return nil, err
+			}
+			p, err := mem(g, PSSKB)
 			if err != nil {
 				return nil, err
 			}
 			u := out[g.Name]
 			u.CPUPercent = append(u.CPUPercent, float64(t-prev[i])/clockTicks/dt*100)
 			u.RSSMB = append(u.RSSMB, r)
+			u.PSSMB = append(u.PSSMB, p)
 			out[g.Name] = u
 			prev[i] = t
 		}

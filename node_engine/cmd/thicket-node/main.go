@@ -29,6 +29,7 @@ import (
 	"github.com/thicket-edge/thicket/internal/secretfile"
 	"github.com/thicket-edge/thicket/node_engine/internal/engine"
 	"github.com/thicket-edge/thicket/node_engine/internal/probe"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/unikernel"
@@ -82,9 +83,10 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	if len(os.Args) == 3 && os.Args[1] == containerd.LogWriterArg {
-		// Started by containerd's shim to write a container's output.
-		if err := containerd.RunLogWriter(os.Args[2]); err != nil {
+	if len(os.Args) == 3 && os.Args[1] == logwriter.Arg {
+		// Started to write an instance's output when thicket-log-writer
+		// is not installed beside this program (logwriter.Program).
+		if err := logwriter.Run(os.Args[2]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

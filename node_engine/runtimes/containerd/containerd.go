@@ -28,8 +28,10 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/thicket-edge/thicket/node_engine/internal/cgroup"
 	"github.com/thicket-edge/thicket/node_engine/internal/diskgc"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
@@ -116,8 +118,9 @@ type Config struct {
 	// the benchmark that measures what the sandbox costs.
 	NoSandbox bool
 	// LogWriter is the program the containerd shim starts for each task
-	// to write its output to its log file, with the arguments LogWriterArg
-	// and the file (RunLogWriter); this program (os.Executable) if empty.
+	// to write its output to its log file, with the arguments
+	// logwriter.Arg and the file (logwriter.Run); if empty,
+	// logwriter.Program of this program (os.Executable).
 	LogWriter string
 }
 
@@ -149,6 +152,9 @@ type Runtime struct {
 	watches  map[string]*watch    // container id -> exit watcher of its task
 	starting map[string]int       // container ids with a Start in progress
 	samples  map[string]cpuSample // container id -> its last Usage reading
+	// cgroups is this machine's cgroup layout, for Usage to read a task's
+	// cgroup itself (nil: not found; Usage asks containerd for metrics).
+	cgroups *cgroup.Host
 	// ready remembers images found pulled and unpacked, by reference, and
 	// when: a burst of starts of one image checks containerd once, not
 	// once per start behind the image's lock.
@@ -212,7 +218,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		if err != nil {
 			return nil, fmt.Errorf("containerd runtime: the log writer: %w", err)
 		}
-		cfg.LogWriter = exe
+		var fallback bool
+		if cfg.LogWriter, fallback = logwriter.Program(exe); fallback && log != nil {
+			log.Warn("no "+logwriter.Arg+" beside this program: each container's log writer is this program, several MB more per instance",
+				"program", exe)
+		}
 	}
 	logDir := filepath.Join(cfg.StateDir, "logs")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
@@ -251,6 +261,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		watches:  map[string]*watch{},
 		starting: map[string]int{},
 		samples:  map[string]cpuSample{},
+	}
+	if h, err := cgroup.Detect(); err == nil {
+		r.cgroups = h
+	} else {
+		r.log.Debug("no cgroup hierarchy: usage comes from containerd's metrics", "err", err)
 	}
 	runtimes.KeepLogsBounded(bctx, &r.wg, logDir, cfg.LogMaxBytes, r.log)
 	// Adopt: List watches every running task of this node.

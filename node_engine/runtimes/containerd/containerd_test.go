@@ -23,6 +23,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/testharness"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
@@ -41,8 +42,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == ctrd.LogWriterArg { // the shim runs this binary as log writer
-		if err := ctrd.RunLogWriter(os.Args[2]); err != nil {
+	if len(os.Args) == 3 && os.Args[1] == logwriter.Arg { // the shim runs this binary as log writer
+		if err := logwriter.Run(os.Args[2]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

@@ -18,3 +18,15 @@ func (r *Runtime) SetImageFilter(f func(name string) bool) {
 	r.imageFilter = f
 	recentUse = 0
 }
+
+// CgroupPath is the cgroup Usage reads for the instance key (for tests).
+func (r *Runtime) CgroupPath(key string) string {
+	return cgroupPath(r.cfg.Namespace, ContainerID(r.cfg.NodeName, key))
+}
+
+// ReadsCgroup reports whether Usage reads the instance's cgroup itself
+// rather than asking containerd (for tests).
+func (r *Runtime) ReadsCgroup(key string) bool {
+	_, _, ok := r.cgroupUsage(ContainerID(r.cfg.NodeName, key))
+	return ok
+}

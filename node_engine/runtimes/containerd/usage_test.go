@@ -176,6 +176,11 @@ func checkMemoryAgainstCgroup(t *testing.T, rt *ctrd.Runtime, key string, gotMB 
 		t.Fatalf("container spec has no cgroup path: %v", err)
 	}
 	cg := ociSpec.Linux.CgroupsPath
+	// Usage reads this group itself (not through containerd) on a host
+	// where the tests run: as root, with the cgroup file system.
+	if rt.CgroupPath(key) != cg || !rt.ReadsCgroup(key) {
+		t.Errorf("Usage reads cgroup %s (itself: %v), the task's is %s", rt.CgroupPath(key), rt.ReadsCgroup(key), cg)
+	}
 	var usage, inactive uint64
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		dir := filepath.Join("/sys/fs/cgroup", cg)

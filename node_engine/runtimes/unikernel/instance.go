@@ -218,9 +218,20 @@ func (r *Runtime) launch(ctx context.Context, inst *instance, fresh bool) (err e
 		}
 		return fmt.Errorf("instance directory: %w", err)
 	}
+	// The serial console is qemu's stdout (-chardev stdio), a pipe to
+	// the console's log writer.
+	console, waitWriter, err := startConsoleWriter(r.cfg.LogWriter, filepath.Join(inst.dir, fileConsole), qemuLog)
+	if err != nil {
+		qemuLog.Close()
+		if tap != nil {
+			tap.Close()
+		}
+		return err
+	}
+	go waitWriter()
 	cmd := exec.Command("/bin/sh", append([]string{"-c", supervisor, supervisorName, r.cfg.QemuBinary}, args...)...)
 	cmd.Dir = inst.dir
-	cmd.Stdout, cmd.Stderr = qemuLog, qemuLog
+	cmd.Stdout, cmd.Stderr = console, qemuLog
 	if tap != nil {
 		cmd.ExtraFiles = []*os.File{tap} // fd 3
 	}
@@ -229,6 +240,7 @@ func (r *Runtime) launch(ctx context.Context, inst *instance, fresh bool) (err e
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	qemuLog.Close()
+	console.Close()
 	if tap != nil {
 		tap.Close()
 	}

@@ -87,9 +87,6 @@ func cmdlineWord(s string) (string, error) {
 	return s, nil
 }
 
-// qemuOpt escapes a value inside a qemu option list (commas are doubled).
-func qemuOpt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
-
 // qemuArgs are qemu's arguments for an instance in dir (qemu's working
 // directory) booting img with cmdline.
 func (r *Runtime) qemuArgs(ctx context.Context, dir string, img *image, spec wire.InstanceSpec, cmdline string, gn *guestNet) []string {
@@ -110,7 +107,9 @@ func (r *Runtime) qemuArgs(ctx context.Context, dir string, img *image, spec wir
 		"-machine", r.machine(), "-accel", accel, "-cpu", cpu,
 		"-m", strconv.FormatInt(mem, 10) + "M", "-smp", strconv.FormatInt(smp, 10),
 		"-pidfile", filepath.Join(dir, fileQemuPid),
-		"-chardev", "file,id=console,append=on,path=" + qemuOpt(filepath.Join(dir, fileConsole)),
+		// To the console's log writer (startConsoleWriter), which writes
+		// console.log; signal=off: a ^C from the guest is not qemu's.
+		"-chardev", "stdio,id=console,signal=off",
 		"-serial", "chardev:console",
 		// Relative to the working directory: socket paths are short.
 		"-qmp", "unix:" + sockQMP + ",server=on,wait=off",

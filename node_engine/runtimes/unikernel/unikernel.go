@@ -50,8 +50,10 @@
 // hands unknown KEY=value words to init as its environment and bare words
 // as its arguments; other unikernels parse the command line their own way.
 //
-// The serial console is the instance's log, <instance dir>/console.log;
-// Logs returns its tail. A Linux kernel prints to the VGA console unless
+// The serial console is the instance's log, <instance dir>/console.log:
+// qemu writes it to its stdout, a pipe to a log writer (package logwriter,
+// Config.LogWriter) that records each line with its time and stream
+// "stdout", as containers' logs are; Logs returns its tail. A Linux kernel prints to the VGA console unless
 // told otherwise, so when the kernel is a Linux one — an x86 bzImage ("HdrS"
 // at offset 0x202 of the file, the x86 boot protocol's header) or an arm64
 // Image ("ARM\x64" at 0x38, also gzip'd) — and the command line has no
@@ -134,6 +136,7 @@ import (
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/node_engine/internal/keyed"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
@@ -202,6 +205,10 @@ type Config struct {
 	// rotated (runtimes.TrimLog; qemu appends to it, so it goes on at the
 	// new end; runtimes.DefaultLogMaxBytes if zero or less).
 	LogMaxBytes int64
+	// LogWriter is the program that writes each machine's console log
+	// (logwriter.Run, started as `<program> logwriter.Arg <file>`); if
+	// empty, logwriter.Program of this program (os.Executable).
+	LogWriter string
 }
 
 // Runtime runs instances as qemu virtual machines. It implements
@@ -257,6 +264,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = &fetch.Policy{}
+	}
+	if cfg.LogWriter == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("unikernel runtime: the log writer: %w", err)
+		}
+		cfg.LogWriter, _ = logwriter.Program(exe)
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = cfg.Policy.Client(DefaultFetchTimeout)

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
@@ -46,6 +47,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == logwriter.Arg { // this binary as the consoles' log writer
+		if err := logwriter.Run(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -182,6 +190,12 @@ func TestBootWithoutNetwork(t *testing.T) {
 	}
 	if strings.ContainsAny(logs, "\r\x1b") {
 		t.Errorf("console has carriage returns or escape sequences")
+	}
+	for _, l := range wire.ParseLog(logs) { // records, as containers' logs
+		if l.Time.IsZero() || l.Stream != wire.StreamStdout {
+			t.Errorf("console line %+v: want a time and stream stdout", l)
+			break
+		}
 	}
 	if tail, _ := rt.Logs(ctx, key, 100); len(tail) > 100 {
 		t.Errorf("Logs(100) returned %d bytes", len(tail))

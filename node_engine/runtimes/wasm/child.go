@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/node_engine/logwriter"
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 	"github.com/thicket-edge/thicket/node_engine/runtimes/fetch"
 )
@@ -90,7 +91,7 @@ func RunChild() int {
 	// The module's output as the instance's log records: timestamped
 	// lines, streams marked (wire.ParseLog), as containers' log writer
 	// writes them.
-	out := runtimes.NewLogRecords(os.Stdout)
+	out := logwriter.NewRecords(os.Stdout)
 	stdout, stderr := out.Stream(wire.StreamStdout), out.Stream(wire.StreamStderr)
 	rec, err := RunModule(ctx, cfg, stdout, stderr, func() {
 		fmt.Fprintln(ready, "ok")

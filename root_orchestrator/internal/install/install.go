@@ -47,7 +47,7 @@ var shFS embed.FS
 var templates = template.Must(template.New("").Option("missingkey=error").ParseFS(shFS, "sh/*.sh"))
 
 // Binaries are the programs /download serves.
-var Binaries = []string{"thicket", "thicket-cluster", "thicket-net", "thicket-node", "thicket-root"}
+var Binaries = []string{"thicket", "thicket-cluster", "thicket-log-writer", "thicket-net", "thicket-node", "thicket-root"}
 
 // Scripts are the scripts /install serves.
 var Scripts = []string{"cluster.sh", "worker.sh"}

@@ -3,7 +3,7 @@
 #
 #   curl -sfL {{.RootURL}}/install/worker.sh | sh -s -- --cluster-url https://CLUSTER:10100 --token-file FILE [options]
 #
-# Downloads thicket-net and thicket-node from the root (checked by SHA-256),
+# Downloads thicket-net, thicket-node and thicket-log-writer from the root (checked by SHA-256),
 # installs containerd and runc with apt-get if missing, and starts both (systemd
 # units, or supervised processes without systemd). Run it again to upgrade or
 # change options; --stop [--purge] stops (and removes) the worker.
@@ -76,7 +76,7 @@ main() {
 	address=${ADDRESS:-$(first_ipv4)}
 
 	make_tmp
-	fetch_bins "$TMP" thicket-net thicket-node
+	fetch_bins "$TMP" thicket-net thicket-node 'thicket-log-writer?'
 	install_bins "$TMP"
 	ensure_runtime
 

@@ -1,4 +1,4 @@
-package runtimes
+package logwriter
 
 import (
 	"bytes"
@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/contract/logline"
 )
 
 func TestLogRecords(t *testing.T) {
-	long := strings.Repeat("y", wire.MaxLogLineBytes+5)
+	long := strings.Repeat("y", logline.MaxBytes+5)
 	tests := []struct {
 		name   string
 		writes []struct{ stream, data string }
@@ -24,15 +24,15 @@ func TestLogRecords(t *testing.T) {
 			"stderr F bye\n"},
 		{"empty line", []struct{ stream, data string }{{"stdout", "\n"}}, "stdout F \n"},
 		{"long line in parts", []struct{ stream, data string }{{"stdout", long + "\n"}},
-			"stdout P " + long[:wire.MaxLogLineBytes] + "\nstdout F yyyyy\n"},
+			"stdout P " + long[:logline.MaxBytes] + "\nstdout F yyyyy\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			rec := NewLogRecords(&buf)
+			rec := NewRecords(&buf)
 			tm := time.Date(2026, 12, 6, 6, 0, 0, 0, time.UTC)
 			rec.now = func() time.Time { return tm }
-			streams := map[string]*LogStream{"stdout": rec.Stream("stdout"), "stderr": rec.Stream("stderr")}
+			streams := map[string]*Stream{"stdout": rec.Stream("stdout"), "stderr": rec.Stream("stderr")}
 			for _, w := range tt.writes {
 				if n, err := streams[w.stream].Write([]byte(w.data)); n != len(w.data) || err != nil {
 					t.Fatalf("write: %d, %v", n, err)

@@ -1,4 +1,4 @@
-package runtimes
+package logwriter
 
 import (
 	"bytes"
@@ -6,43 +6,43 @@ import (
 	"sync"
 	"time"
 
-	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/contract/logline"
 )
 
-// LogRecords writes the output streams of one instance to one log as
-// timestamped records (wire.AppendLogRecord), line by line, so that
+// Records writes the output streams of one instance to one log as
+// timestamped records (logline.Append), line by line, so that
 // stdout and stderr stay apart and each line says when it was written.
 // Its streams may be written concurrently.
-type LogRecords struct {
+type Records struct {
 	mu  sync.Mutex
 	w   io.Writer
 	now func() time.Time
 	buf []byte
 }
 
-// NewLogRecords writes records to w (a log file opened for appending).
-func NewLogRecords(w io.Writer) *LogRecords {
-	return &LogRecords{w: w, now: time.Now}
+// NewRecords writes records to w (a log file opened for appending).
+func NewRecords(w io.Writer) *Records {
+	return &Records{w: w, now: time.Now}
 }
 
-// Stream is the writer of one stream (wire.StreamStdout or StreamStderr).
+// Stream is the writer of one stream (logline.Stdout or logline.Stderr).
 // Close it when the stream ends: its last line, even without a newline,
 // is then written.
-func (l *LogRecords) Stream(name string) *LogStream {
-	return &LogStream{l: l, name: name}
+func (l *Records) Stream(name string) *Stream {
+	return &Stream{l: l, name: name}
 }
 
-// LogStream is one output stream of a LogRecords.
-type LogStream struct {
-	l    *LogRecords
+// Stream is one output stream of a Records.
+type Stream struct {
+	l    *Records
 	name string
 	mu   sync.Mutex
 	line []byte // the line begun and not yet ended
 }
 
 // Write writes each line p ends as a record; a line longer than
-// wire.MaxLogLineBytes is written in parts.
-func (s *LogStream) Write(p []byte) (int, error) {
+// logline.MaxBytes is written in parts.
+func (s *Stream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(p)
@@ -55,11 +55,11 @@ func (s *LogStream) Write(p []byte) (int, error) {
 			s.line = append(s.line, p[:i]...)
 			p = p[i+1:]
 		}
-		for len(s.line) > wire.MaxLogLineBytes {
-			if err := s.l.write(s.name, true, s.line[:wire.MaxLogLineBytes]); err != nil {
+		for len(s.line) > logline.MaxBytes {
+			if err := s.l.write(s.name, true, s.line[:logline.MaxBytes]); err != nil {
 				return 0, err
 			}
-			s.line = append(s.line[:0], s.line[wire.MaxLogLineBytes:]...)
+			s.line = append(s.line[:0], s.line[logline.MaxBytes:]...)
 		}
 		if i >= 0 {
 			if err := s.l.write(s.name, false, s.line); err != nil {
@@ -72,7 +72,7 @@ func (s *LogStream) Write(p []byte) (int, error) {
 }
 
 // Close writes the unfinished last line, if any.
-func (s *LogStream) Close() error {
+func (s *Stream) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.line) == 0 {
@@ -83,10 +83,10 @@ func (s *LogStream) Close() error {
 	return err
 }
 
-func (l *LogRecords) write(stream string, partial bool, text []byte) error {
+func (l *Records) write(stream string, partial bool, text []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buf = wire.AppendLogRecord(l.buf[:0], l.now(), stream, partial, text)
+	l.buf = logline.Append(l.buf[:0], l.now(), stream, partial, text)
 	_, err := l.w.Write(l.buf)
 	return err
 }
