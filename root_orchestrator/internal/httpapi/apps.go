@@ -253,11 +253,10 @@ func (s *Server) addInstance(c echo.Context) error {
 	if err != nil {
 		return quotaErr(err)
 	}
-	if err := s.durable(c, tk); err != nil {
-		return err
-	}
-	s.events.Add(wire.Event{Key: in.Key, Time: time.Now().UTC(), Source: "root", Message: "requested by " + caller(c).Username})
-	return c.JSON(http.StatusOK, map[string]any{"message": "ok", "instance_number": in.Number, "instance": restInstance(svc, in)})
+	who := caller(c).Username
+	return s.answerDurable(c, tk, http.StatusOK, map[string]any{"message": "ok", "instance_number": in.Number, "instance": restInstance(svc, in)}, func() {
+		s.events.Add(wire.Event{Key: in.Key, Time: time.Now().UTC(), Source: "root", Message: "requested by " + who})
+	})
 }
 
 func (s *Server) deleteInstance(c echo.Context) error {
