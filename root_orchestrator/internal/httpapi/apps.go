@@ -82,10 +82,7 @@ func (s *Server) createApplications(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.durable(c, tk); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, restAppsOf(s.state.Snapshot(), p.Username))
+	return s.answerDurable(c, tk, http.StatusOK, restAppsOf(s.state.Snapshot(), p.Username), nil)
 }
 
 // listScope is the owner whose applications and services the caller may
@@ -190,11 +187,8 @@ func (s *Server) createServices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.durable(c, tk); err != nil {
-		return err
-	}
 	sn := s.state.Snapshot()
-	return c.JSON(http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].ID, "services": restServices(sn, svcs)})
+	return s.answerDurable(c, tk, http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].ID, "services": restServices(sn, svcs)}, nil)
 }
 
 func (s *Server) getService(c echo.Context) error {
