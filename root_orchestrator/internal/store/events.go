@@ -7,9 +7,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/mongodb"
 )
 
 // eventsRecord is the kept events of one instance (collection events):
@@ -26,8 +26,8 @@ type eventRecord struct {
 	Message string    `bson:"message"`
 }
 
-// SaveEvents replaces the kept events of each instance of m, in one bulk
-// write.
+// SaveEvents replaces the kept events of each instance of m, in bulk
+// writes.
 func (s *Store) SaveEvents(ctx context.Context, m map[string][]wire.Event) error {
 	if len(m) == 0 {
 		return nil
@@ -40,7 +40,9 @@ func (s *Store) SaveEvents(ctx context.Context, m map[string][]wire.Event) error
 		}
 		models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": key}).SetReplacement(r).SetUpsert(true))
 	}
-	if _, err := s.events.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+	// In commands of mongodb.BulkStatements: one command replacing about
+	// 100 kept documents hangs the embedded engine for good.
+	if err := mongodb.BulkWrite(ctx, s.events, models, false); err != nil {
 		return fmt.Errorf("save events of %d instances: %w", len(m), err)
 	}
 	return nil
