@@ -71,12 +71,14 @@ func (s *Server) keepDeferred(c echo.Context, rec store.IdempotencyRecord, d *de
 	}
 	kept := s.store.Kept(rec)
 	tk := s.state.WriteAfter(state.KindAnswer, kept.ID, &kept)
+	// Known from now on: should the wait fail (503), the answer is still
+	// written, and a retry looks it up instead of running again.
+	s.keys.keep(kept.ID, kept.ExpiresAt)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 30*time.Second)
 	defer cancel()
 	if err := s.state.Durable(ctx, tk); err != nil {
 		return &Error{Status: http.StatusServiceUnavailable, Message: err.Error()}
 	}
-	s.keys.keep(kept.ID, kept.ExpiresAt)
 	if d.after != nil {
 		d.after()
 	}
