@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"testing"
 	"time"
@@ -59,5 +60,25 @@ func TestSaveEventsOfManyInstances(t *testing.T) {
 	got, err := s.LoadEvents(ctx)
 	if err != nil || len(got) != n || got["s.7"][0].Message != "round 1" {
 		t.Fatalf("loaded %d instances' events (s.7: %+v), %v", len(got), got["s.7"], err)
+	}
+}
+
+// TestSaveEventsKeptByAnother: events another Store kept (another run of
+// the root that has not loaded them) are replaced, not refused.
+func TestSaveEventsKeptByAnother(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	old := []wire.Event{{Key: "s.0", Time: t0, Source: "root", Message: "old"}}
+	if err := s.SaveEvents(ctx, map[string][]wire.Event{"s.0": old}); err != nil {
+		t.Fatal(err)
+	}
+	other := New(s.events.Database(), slog.New(slog.DiscardHandler))
+	now := []wire.Event{{Key: "s.0", Time: t0.Add(time.Second), Source: "root", Message: "new"}, {Key: "s.0", Time: t0.Add(2 * time.Second), Source: "root", Message: "newer"}}
+	if err := other.SaveEvents(ctx, map[string][]wire.Event{"s.0": now}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LoadEvents(ctx); err != nil || !reflect.DeepEqual(got["s.0"], now) {
+		t.Errorf("loaded %+v, %v; want %+v", got["s.0"], err, now)
 	}
 }
