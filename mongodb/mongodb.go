@@ -179,25 +179,6 @@ func (c *Conn) Close(ctx context.Context) {
 	}
 }
 
-// levelFilter passes records of at least min, and none once off is set.
-type levelFilter struct {
-	slog.Handler
-	min slog.Level
-	off *atomic.Bool
-}
-
-func (h *levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && !h.off.Load() && h.Handler.Enabled(ctx, l)
-}
-
-func (h *levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
-	return &levelFilter{Handler: h.Handler.WithAttrs(a), min: h.min, off: h.off}
-}
-
-func (h *levelFilter) WithGroup(name string) slog.Handler {
-	return &levelFilter{Handler: h.Handler.WithGroup(name), min: h.min, off: h.off}
-}
-
 // Collections creates the named collections of db that do not exist yet
 // and indexes them as the embedded engine's lookups by _id need (see
 // IndexIDs). Each tier calls it once at start with all its collections.

@@ -28,7 +28,8 @@ func (r *root) keyed(key, method, path, token string, body any) response {
 // TestIdempotencyKeys: a create repeated with the same Idempotency-Key
 // creates once and answers the same, also after a restart; the key is
 // per user; another request under a used key is 422; a failed request
-// leaves its key free; a malformed key is 400.
+// leaves its key free; a malformed key is 400; an answer sent survives a
+// crash right after it, and so does what it created.
 func TestIdempotencyKeys(t *testing.T) {
 	r := startRoot(t, "", nil)
 	admin := r.adminToken()
@@ -104,6 +105,22 @@ func TestIdempotencyKeys(t *testing.T) {
 	}
 	if n := instances(alice, svc); n != 1 {
 		t.Errorf("after a restart and a repeat: %d instances, want 1", n)
+	}
+
+	// An answer is sent once the instance and the kept answer are both
+	// stored: a crash (SIGKILL) right after it loses neither.
+	crashed := r.keyed("crash-1", "POST", "/api/service/"+svc+"/instance", alice, nil)
+	if crashed.Status != http.StatusOK {
+		t.Fatalf("before the crash: %s", crashed)
+	}
+	r.restart(true)
+	alice = r.login("alice", "pw-alice-secret").Token
+	if again := r.keyed("crash-1", "POST", "/api/service/"+svc+"/instance", alice, nil); again.Status != http.StatusOK ||
+		!bytes.Equal(again.Body, crashed.Body) || again.Header.Get(api.HeaderIdempotentReplayed) != "true" {
+		t.Errorf("after a crash: %s (replayed %q), want the answer before it %s", again, again.Header.Get(api.HeaderIdempotentReplayed), crashed)
+	}
+	if n := instances(alice, svc); n != 2 {
+		t.Errorf("after a crash and a repeat: %d instances, want 2", n)
 	}
 }
 

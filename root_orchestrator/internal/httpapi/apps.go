@@ -86,10 +86,7 @@ func (s *Server) createApplications(c echo.Context) error {
 	if err != nil {
 		return quotaErr(err)
 	}
-	if err := s.durable(c, tk); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, restAppsOf(s.state.Snapshot(), p.Username))
+	return s.answerDurable(c, tk, http.StatusOK, restAppsOf(s.state.Snapshot(), p.Username), nil)
 }
 
 // listScope is the owner whose applications and services the caller may
@@ -199,11 +196,8 @@ func (s *Server) createServices(c echo.Context) error {
 	if err != nil {
 		return quotaErr(err)
 	}
-	if err := s.durable(c, tk); err != nil {
-		return err
-	}
 	sn := s.state.Snapshot()
-	return c.JSON(http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].ID, "services": restServices(sn, svcs)})
+	return s.answerDurable(c, tk, http.StatusOK, map[string]any{"job_id": svcs[len(svcs)-1].ID, "services": restServices(sn, svcs)}, nil)
 }
 
 func (s *Server) getService(c echo.Context) error {
@@ -262,12 +256,11 @@ func (s *Server) addInstance(c echo.Context) error {
 	if err != nil {
 		return quotaErr(err)
 	}
-	if err := s.durable(c, tk); err != nil {
-		return err
-	}
-	s.events.Add(wire.Event{Key: in.Key, Time: time.Now().UTC(), Source: "root", Message: "requested by " + caller(c).Username})
-	s.noteEvents(map[string]string{in.Key: in.Owner})
-	return c.JSON(http.StatusOK, map[string]any{"message": "ok", "instance_number": in.Number, "instance": restInstance(svc, in)})
+	who := caller(c).Username
+	return s.answerDurable(c, tk, http.StatusOK, map[string]any{"message": "ok", "instance_number": in.Number, "instance": restInstance(svc, in)}, func() {
+		s.events.Add(wire.Event{Key: in.Key, Time: time.Now().UTC(), Source: "root", Message: "requested by " + who})
+		s.noteEvents(map[string]string{in.Key: in.Owner})
+	})
 }
 
 func (s *Server) deleteInstance(c echo.Context) error {

@@ -80,8 +80,15 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 
 		rec := &recorder{ResponseWriter: c.Response().Writer}
 		c.Response().Writer = rec
+		d := &deferred{}
+		c.Set(deferredKey, d)
 		herr := next(c)
+		c.Set(deferredKey, nil)
 		c.Response().Writer = rec.ResponseWriter
+		r := store.IdempotencyRecord{ID: id, Username: user, Fingerprint: fp, ExpiresAt: time.Now().Add(idempotencyTTL)}
+		if herr == nil && d.set { // answerDurable: kept with the state change
+			return s.keepDeferred(c, r, d)
+		}
 		status := c.Response().Status
 		if herr != nil || status < 200 || status >= 300 {
 			return herr // nothing kept: the key may be used again
@@ -93,8 +100,7 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		if len(kept) > maxKeptAnswer {
 			ctype, kept = echo.MIMEApplicationJSON, keptTooLarge
 		}
-		r := store.IdempotencyRecord{ID: id, Username: user, Fingerprint: fp,
-			Status: status, ContentType: ctype, Body: kept, ExpiresAt: time.Now().Add(idempotencyTTL)}
+		r.Status, r.ContentType, r.Body = status, ctype, kept
 		if err := s.store.KeepIdempotent(sctx, r); err != nil {
 			s.log.Warn("keep the answer of an idempotent request", "err", err)
 			return nil

@@ -61,12 +61,17 @@ func (s *Server) setQuota(c echo.Context) error {
 	if err := s.store.SetQuota(c.Request().Context(), name, q); err != nil {
 		return err
 	}
+	s.users.forget(name) // ownerQuota reads it there
 	return s.quotaStatus(c, name)
 }
 
 // ownerQuota is the quota of a service's owner, for the state to check.
+// It comes from the user cache, as authentication's user does: no store
+// round trip per new instance; a quota set through this root applies at
+// once (setQuota forgets the cached user), one set through another
+// replica within the cache's lifetime.
 func (s *Server) ownerQuota(c echo.Context, owner string) (state.Quota, error) {
-	u, err := s.store.GetUser(c.Request().Context(), owner)
+	u, err := s.users.get(c.Request().Context(), owner)
 	if errors.Is(err, store.ErrNotFound) {
 		return state.Quota{}, nil // an owner without an account (deleted): no quota to apply
 	}

@@ -18,6 +18,9 @@ type cache[V any] struct {
 	ttl  time.Duration
 	mu   sync.Mutex
 	m    map[string]cached[V]
+	// gen counts forgets: a value loaded while one happened may be older
+	// than the change it announced, and is not kept.
+	gen uint64
 }
 
 type cached[V any] struct {
@@ -37,6 +40,7 @@ func newUserCache(st *store.Store, ttl time.Duration) *cache[*store.UserRecord] 
 func (c *cache[V]) get(ctx context.Context, key string) (V, error) {
 	c.mu.Lock()
 	e, ok := c.m[key]
+	gen := c.gen
 	c.mu.Unlock()
 	if ok && time.Since(e.at) < c.ttl {
 		return e.v, nil
@@ -45,21 +49,33 @@ func (c *cache[V]) get(ctx context.Context, key string) (V, error) {
 	if err != nil {
 		return v, err
 	}
-	c.set(key, v)
+	c.mu.Lock()
+	if c.gen == gen {
+		c.put(key, v)
+	}
+	c.mu.Unlock()
 	return v, nil
 }
 
 func (c *cache[V]) set(key string, v V) {
 	c.mu.Lock()
+	c.put(key, v)
+	c.mu.Unlock()
+}
+
+// put stores v; the caller holds mu.
+func (c *cache[V]) put(key string, v V) {
 	if len(c.m) > 10000 { // bound memory; entries are cheap to refetch
 		clear(c.m)
 	}
 	c.m[key] = cached[V]{v: v, at: time.Now()}
-	c.mu.Unlock()
 }
 
+// forget drops key: call it after changing what it stands for. A load
+// that was under way keeps its value out of the cache.
 func (c *cache[V]) forget(key string) {
 	c.mu.Lock()
 	delete(c.m, key)
+	c.gen++
 	c.mu.Unlock()
 }

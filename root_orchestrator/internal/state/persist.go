@@ -223,6 +223,7 @@ func (s *Store) flush(ctx context.Context, all bool) (int, time.Duration) {
 			rest = append(rest, k)
 		}
 	}
+	keys, rest = p.holdBack(keys, rest)
 	n := len(keys)
 	batch := make([]queued, n)
 	changes := make([]Change, n)

@@ -99,6 +99,9 @@ const (
 	KindNode     Kind = "node"
 	KindIP       Kind = "service_ip"
 	KindBlock    Kind = "address_block"
+	// KindAnswer is an idempotent request's kept answer, which the model
+	// does not hold: written along with the state (WriteAfter).
+	KindAnswer Kind = "idempotent_answer"
 )
 
 // Change is one object to write to the durable store: Object is the new
@@ -109,6 +112,9 @@ type Change struct {
 	Object any
 	// lazy: a background change (see queued.lazy).
 	lazy bool
+	// after: written only with or after the waited-for changes queued
+	// before it (WriteAfter).
+	after bool
 }
 
 // Data is everything the durable store holds, loaded at start.

@@ -6,10 +6,9 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/mongodb"
 )
 
 // eventsRecord is the kept events of one instance (collection events):
@@ -26,21 +25,23 @@ type eventRecord struct {
 	Message string    `bson:"message"`
 }
 
-// SaveEvents replaces the kept events of each instance of m, in one bulk
-// write.
+// SaveEvents replaces the kept events of each instance of m, in bulk
+// writes: a new instance's are inserted (the embedded engine looks an
+// upsert's document up first), in commands of mongodb.BulkStatements (one
+// command replacing about 100 kept documents hangs the embedded engine).
 func (s *Store) SaveEvents(ctx context.Context, m map[string][]wire.Event) error {
 	if len(m) == 0 {
 		return nil
 	}
-	models := make([]mongo.WriteModel, 0, len(m))
+	docs := make([]mongodb.Doc, 0, len(m))
 	for key, evs := range m {
 		r := eventsRecord{Key: key, Events: make([]eventRecord, len(evs))}
 		for i, ev := range evs {
 			r.Events[i] = eventRecord{Time: ev.Time.UTC(), Source: ev.Source, Message: ev.Message}
 		}
-		models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": key}).SetReplacement(r).SetUpsert(true))
+		docs = append(docs, mongodb.Doc{ID: key, Doc: r})
 	}
-	if _, err := s.events.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+	if err := s.eventsSave.Save(ctx, docs, nil, false); err != nil {
 		return fmt.Errorf("save events of %d instances: %w", len(m), err)
 	}
 	return nil
@@ -69,6 +70,7 @@ func (s *Store) LoadEvents(ctx context.Context) (map[string][]wire.Event, error)
 	}
 	out := make(map[string][]wire.Event, len(rs))
 	for _, r := range rs {
+		s.eventsSave.Stored(r.Key) // replaced, not inserted, when saved again
 		evs := make([]wire.Event, len(r.Events))
 		for i, e := range r.Events {
 			evs[i] = wire.Event{Key: r.Key, Time: e.Time.UTC(), Source: e.Source, Message: e.Message}

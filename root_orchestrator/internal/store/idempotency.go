@@ -74,11 +74,19 @@ func (s *Store) IdempotencyKeys(ctx context.Context) (map[string]IdempotencyReco
 // is the API's, in memory (only the leading replica serves requests). It
 // replaces an expired record of the same key (or an older root's claim).
 func (s *Store) KeepIdempotent(ctx context.Context, rec IdempotencyRecord) error {
-	rec.CreatedAt, rec.ExpiresAt, rec.Done = s.now(), rec.ExpiresAt.UTC(), true
+	rec = s.Kept(rec)
 	if err := s.idemSave.Save(ctx, mongodb.Doc{ID: rec.ID, Doc: rec}); err != nil {
 		return fmt.Errorf("store idempotent answer: %w", err)
 	}
 	return nil
+}
+
+// Kept is rec as the store keeps a done answer. Written through the state
+// (state.WriteAfter with state.KindAnswer and a *IdempotencyRecord), it is
+// stored with or after the state changes its request made.
+func (s *Store) Kept(rec IdempotencyRecord) IdempotencyRecord {
+	rec.CreatedAt, rec.ExpiresAt, rec.Done = s.now(), rec.ExpiresAt.UTC(), true
+	return rec
 }
 
 // DeleteExpiredIdempotency removes expired idempotency keys and says how

@@ -469,6 +469,8 @@ func record(c state.Change) (any, error) {
 		return ipRecord{o.IP, o.ServiceID, o.Kind, o.CreatedAt}, nil
 	case *state.Block:
 		return blockRecord{o.Prefix, o.ClusterID, o.CreatedAt}, nil
+	case *IdempotencyRecord:
+		return o, nil
 	}
 	return nil, fmt.Errorf("store: no record for %T", c.Object)
 }
@@ -490,15 +492,18 @@ func (s *Store) collection(k state.Kind) *mongo.Collection {
 		return s.ips
 	case state.KindBlock:
 		return s.blocks
+	case state.KindAnswer:
+		return s.idem
 	}
 	return nil
 }
 
-// writeOrder: applications last (their list is the commit point of new
-// services; deleted ones go first, see Write), clusters before the nodes
-// and blocks that name them.
+// writeOrder: applications last of the model (their list is the commit
+// point of new services; deleted ones go first, see Write), clusters before
+// the nodes and blocks that name them; then the kept answers of the
+// requests that made the changes (state.WriteAfter).
 var writeOrder = []state.Kind{state.KindCluster, state.KindBlock, state.KindNode, state.KindService,
-	state.KindIP, state.KindInstance, state.KindApp}
+	state.KindIP, state.KindInstance, state.KindApp, state.KindAnswer}
 
 // Write implements state.Backend: one bulk write per collection.
 func (s *Store) Write(ctx context.Context, changes []state.Change) error {

@@ -48,6 +48,7 @@ type Store struct {
 	idem       *mongo.Collection // idempotency keys (idempotency.go)
 	idemSave   *mongodb.Group    // their writes, batched
 	events     *mongo.Collection // instances' events (events.go)
+	eventsSave *mongodb.Saver    // their writes
 	// savers write the state layer's objects, one per kind (statedb.go).
 	saversMu sync.Mutex
 	savers   map[state.Kind]*mongodb.Saver
@@ -78,6 +79,7 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 		idem:       idem,
 		idemSave:   mongodb.NewGroup(mongodb.NewSaver(idem)),
 		events:     db.Collection("events"),
+		eventsSave: mongodb.NewSaver(db.Collection("events")),
 		db:         db,
 		log:        log,
 		now:        func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
