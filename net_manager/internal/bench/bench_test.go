@@ -55,7 +55,7 @@
 // ms, a few scheduler time slices) lands in either, so a pair's ratio was
 // about 1, 0.6 or 1.7 and the median of 8 moved by ±15 %. Longer transfers
 // average over the modes and more pairs steady the median. The MB/s of the
-// sub-benchmark (one connection for about a second) sits in the slow mode;
+// sub-benchmark (one connection for about a second) mostly sits in the slow mode;
 // the pairs' underlay figure used to be total bytes ÷ total time, which the
 // fast transfers lift well above it, and is now the median.
 //
