@@ -103,7 +103,13 @@ func Overlay(ctx context.Context, e *Env) (out Outcome) {
 	s.Method = []string{fmt.Sprintf("`%s` from the workspace root, median of the repetitions. A benchmark's own paired ratios "+
 		"(`tput_ratio`, `rtt_ratio`: the path against underlay transfers interleaved with it in the same run) are used where it reports them; "+
 		"otherwise a path is compared with the result of the same unit of the benchmark named `underlay`. Throughput: higher is better; "+
-		"round-trip time: lower is better. The target is judged on the lowest throughput ratio of the paths through the overlay.", cmd)}
+		"round-trip time: lower is better. The target is judged on the lowest throughput ratio of the paths through the overlay.", cmd),
+		"**Paired throughput ratios** (`BenchmarkCrossNodeTCP`): per repetition and path, 12 pairs of 256 MiB transfers, each on a new connection, " +
+			"one on the path and one on the underlay, the order alternating ABBA (path first, underlay first, underlay first, path first, …); " +
+			"`tput_ratio` is the median of the pairs' ratios, the table's ratio the median of the repetitions'. Beside it the noise: " +
+			"the pairs' quartiles (`tput_ratio_q1`, `tput_ratio_q3`, medians over the repetitions: half of single pairs fall in between) and " +
+			"the range of the repetitions' medians. The throughput column is the sub-benchmark's own (one connection for about a second); " +
+			"`path_MB/s` and `underlay_MB/s` in the raw lines are the medians of the pairs' transfers."}
 	target := report.Target{What: "cross-node TCP through the overlay", Anchor: "reference: userspace UDP proxy", Target: fmt.Sprintf("≥ %.0f %% of the underlay", overlayBudget*100),
 		Verdict: report.NotMeasured}
 	defer func() { out.Targets = append(out.Targets, target) }()
@@ -113,7 +119,8 @@ func Overlay(ctx context.Context, e *Env) (out Outcome) {
 	}
 	paths := datapaths(res)
 	worst := math.NaN()
-	t := report.Table{Header: []string{"path", "throughput", "RTT", "throughput ÷ underlay", "RTT ÷ underlay", "ratios"}}
+	t := report.Table{Header: []string{"path", "throughput", "RTT", "throughput ÷ underlay", "pairs' ratios: quartiles",
+		"repetitions' ratios: range", "RTT ÷ underlay", "ratios"}}
 	for _, p := range paths {
 		ratios := "paired"
 		if !p.paired {
@@ -123,7 +130,7 @@ func Overlay(ctx context.Context, e *Env) (out Outcome) {
 			ratios = "reference"
 		}
 		t.Rows = append(t.Rows, []string{p.name, fmtValue(p.tput, p.tputUnit), fmtValue(p.rtt, p.rttUnit),
-			fmtPct(p.tputRatio), fmtRatio(p.rttRatio), ratios})
+			fmtPct(p.tputRatio), fmtPctRange(p.pairQ1, p.pairQ3), fmtPctRange(p.repMin, p.repMax), fmtRatio(p.rttRatio), ratios})
 		if !p.underlay && !math.IsNaN(p.tputRatio) && (math.IsNaN(worst) || p.tputRatio < worst) {
 			worst = p.tputRatio
 		}
@@ -233,11 +240,16 @@ type datapath struct {
 	tput, rtt           float64
 	tputUnit, rttUnit   string
 	tputRatio, rttRatio float64
+	// The spread of the paired throughput ratios (NaN when not reported):
+	// quartiles of a repetition's pairs (medians over repetitions) and the
+	// range of the repetitions' tput_ratio.
+	pairQ1, pairQ3 float64
+	repMin, repMax float64
 }
 
 func isThroughput(u string) bool {
 	u = strings.ToLower(u)
-	return strings.HasSuffix(u, "/s") && !strings.Contains(u, "underlay") &&
+	return strings.HasSuffix(u, "/s") && !strings.Contains(u, "underlay") && !strings.HasPrefix(u, "path_") &&
 		(strings.Contains(u, "bit") || strings.Contains(u, "b/s") || strings.Contains(u, "byte"))
 }
 
@@ -259,7 +271,7 @@ func datapaths(res []gobench.Result) []datapath {
 			continue
 		}
 		p := datapath{name: n, underlay: strings.Contains(strings.ToLower(n), "underlay"), tput: math.NaN(), rtt: math.NaN(),
-			tputRatio: math.NaN(), rttRatio: math.NaN()}
+			tputRatio: math.NaN(), rttRatio: math.NaN(), pairQ1: math.NaN(), pairQ3: math.NaN(), repMin: math.NaN(), repMax: math.NaN()}
 		for _, m := range by[n][0].Metrics {
 			switch {
 			case isThroughput(m.Unit) && p.tputUnit == "":
@@ -268,6 +280,11 @@ func datapaths(res []gobench.Result) []datapath {
 				p.rttUnit, p.rtt = m.Unit, median(by[n], m.Unit)
 			case m.Unit == "tput_ratio":
 				p.tputRatio, p.paired = median(by[n], m.Unit), true
+				p.repMin, p.repMax = rangeOf(by[n], m.Unit)
+			case m.Unit == "tput_ratio_q1":
+				p.pairQ1 = median(by[n], m.Unit)
+			case m.Unit == "tput_ratio_q3":
+				p.pairQ3 = median(by[n], m.Unit)
 			case m.Unit == "rtt_ratio":
 				p.rttRatio, p.paired = median(by[n], m.Unit), true
 			}
@@ -310,6 +327,29 @@ func fmtPct(v float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f %%", v*100)
+}
+
+// rangeOf is the lowest and highest unit over rs (NaN if none reports it).
+func rangeOf(rs []gobench.Result, unit string) (lo, hi float64) {
+	lo, hi = math.NaN(), math.NaN()
+	for _, r := range rs {
+		if x, ok := r.Metric(unit); ok {
+			if math.IsNaN(lo) || x < lo {
+				lo = x
+			}
+			if math.IsNaN(hi) || x > hi {
+				hi = x
+			}
+		}
+	}
+	return lo, hi
+}
+
+func fmtPctRange(lo, hi float64) string {
+	if math.IsNaN(lo) || math.IsNaN(hi) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f–%.0f %%", lo*100, hi*100)
 }
 
 func fmtRatio(v float64) string { return report.Ratio(v) }

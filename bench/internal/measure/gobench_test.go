@@ -13,8 +13,9 @@ import (
 func TestDatapaths(t *testing.T) {
 	out := `pkg: github.com/thicket-edge/thicket/net_manager/internal/bench
 BenchmarkCrossNodeTCP/underlay-2   694  2129788 ns/op  1969.35 MB/s  4.954 rtt_µs
-BenchmarkCrossNodeTCP/overlay-2    576  2199350 ns/op  1907.07 MB/s  1.950 rtt_ratio  9.788 rtt_µs  0.836 tput_ratio  1838 underlay_MB/s
-BenchmarkCrossNodeTCP/overlay-2    576  2199350 ns/op  1807.07 MB/s  1.850 rtt_ratio  9.788 rtt_µs  0.816 tput_ratio  1838 underlay_MB/s
+BenchmarkCrossNodeTCP/overlay-2    576  2199350 ns/op  1907.07 MB/s  2500 path_MB/s  1.950 rtt_ratio  9.788 rtt_µs  0.836 tput_ratio  0.70 tput_ratio_q1  1.10 tput_ratio_q3  1838 underlay_MB/s
+BenchmarkCrossNodeTCP/overlay-2    576  2199350 ns/op  1807.07 MB/s  2400 path_MB/s  1.850 rtt_ratio  9.788 rtt_µs  0.816 tput_ratio  0.80 tput_ratio_q1  1.20 tput_ratio_q3  1838 underlay_MB/s
+BenchmarkCrossNodeTCP/overlay-2    576  2199350 ns/op  1857.07 MB/s  2450 path_MB/s  1.900 rtt_ratio  9.788 rtt_µs  0.990 tput_ratio  0.90 tput_ratio_q1  1.30 tput_ratio_q3  1838 underlay_MB/s
 BenchmarkCrossNodeTCP/service-2    514  2098228 ns/op  984.7 MB/s  10 rtt_µs
 BenchmarkApply1000x3-2   46  23456586 ns/op
 BenchmarkIsolationCost/overlay-2  452  2575516 ns/op  1628.53 MB/s  0.9256 brnf_ratio  0.9983 isolation_ratio  1.008 isolation_rtt_ratio  1600 isolated_MB/s  1342 open_MB/s
@@ -27,11 +28,22 @@ BenchmarkIsolationCost/overlay-2  452  2575516 ns/op  1628.53 MB/s  0.9256 brnf_
 	if !u.underlay || u.tputRatio != 1 {
 		t.Errorf("underlay: %+v", u)
 	}
-	if !o.paired || math.Abs(o.tputRatio-0.826) > 1e-9 || math.Abs(o.rttRatio-1.9) > 1e-9 || o.tput != 1857.07 || o.tputUnit != "MB/s" {
+	if !o.paired || o.tputRatio != 0.836 || o.rttRatio != 1.9 || o.tput != 1857.07 || o.tputUnit != "MB/s" {
 		t.Errorf("overlay (paired medians): %+v", o)
 	}
-	if s.paired || math.Abs(s.tputRatio-0.5) > 1e-3 || math.Abs(s.rttRatio-10/4.954) > 1e-9 {
+	// The spread: the pairs' quartiles are medians over the repetitions,
+	// the repetitions' range their lowest and highest tput_ratio.
+	if o.pairQ1 != 0.8 || o.pairQ3 != 1.2 || o.repMin != 0.816 || o.repMax != 0.99 {
+		t.Errorf("overlay (spread): %+v", o)
+	}
+	if s.paired || math.Abs(s.tputRatio-0.5) > 1e-3 || math.Abs(s.rttRatio-10/4.954) > 1e-9 || !math.IsNaN(s.pairQ1) || !math.IsNaN(s.repMin) {
 		t.Errorf("service (against the underlay benchmark): %+v", s)
+	}
+	if got := fmtPctRange(o.pairQ1, o.pairQ3); got != "80–120 %" {
+		t.Errorf("quartiles shown as %q", got)
+	}
+	if got := fmtPctRange(s.pairQ1, s.pairQ3); got != "–" {
+		t.Errorf("no quartiles shown as %q", got)
 	}
 }
 

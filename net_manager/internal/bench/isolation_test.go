@@ -48,7 +48,7 @@ import (
 //
 //	MB/s                 throughput, isolated (as BenchmarkCrossNodeTCP)
 //	isolation_ratio      throughput isolated ÷ open: the median over isoRounds
-//	                     rounds of one ratioBytes transfer in each
+//	                     rounds of one isoBytes transfer in each
 //	                     configuration, the order of the three rotating
 //	                     through all six permutations
 //	isolation_rtt_ratio  round-trip time isolated ÷ open, likewise
@@ -80,6 +80,7 @@ func (c netConfig) String() string { return [...]string{"isolated", "open", "bar
 
 const (
 	isoRounds    = 24 // 4 times each of the 6 orders of the 3 configurations
+	isoBytes     = 64 << 20
 	isoTenants   = 100
 	isoPerTenant = 10
 )
@@ -240,7 +241,7 @@ func (s *isoSetup) rounds(b *testing.B, p path) {
 		for _, c := range perms[i%len(perms)] {
 			s.set(b, c)
 			var err error
-			if d[c], err = p.transfer(ratioBytes); err != nil {
+			if d[c], err = p.transfer(isoBytes); err != nil {
 				b.Fatalf("%s: %v", c, err)
 			}
 			if rtt[c], err = p.rtt(); err != nil {
@@ -250,7 +251,7 @@ func (s *isoSetup) rounds(b *testing.B, p path) {
 		isoRatios = append(isoRatios, d[open].Seconds()/d[isolated].Seconds())
 		rttRatios = append(rttRatios, float64(rtt[isolated])/float64(rtt[open]))
 		brnfRatios = append(brnfRatios, d[bare].Seconds()/d[open].Seconds())
-		bytes += ratioBytes
+		bytes += isoBytes
 		isoTime += d[isolated].Seconds()
 		openTime += d[open].Seconds()
 	}
