@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,10 @@ func mainCmds(t testing.TB) []string {
 	return cmds
 }
 
+// helperCmds are programs the daemons start, without flags of their own to
+// document: built beside mainCmds for the images, not asked for --help.
+var helperCmds = []string{"node_engine/cmd/thicket-log-writer"}
+
 var built struct {
 	once sync.Once
 	bin  *testharness.Bin
@@ -52,7 +57,7 @@ func binaries(t *testing.T) map[string]*helpDoc {
 		if built.bin, built.err = testharness.TempBin(); built.err != nil {
 			return
 		}
-		if built.err = built.bin.Build(context.Background(), cmds...); built.err != nil {
+		if built.err = built.bin.Build(context.Background(), append(slices.Clone(cmds), helperCmds...)...); built.err != nil {
 			return
 		}
 		built.help = map[string]*helpDoc{}
