@@ -115,7 +115,7 @@ func (b *Broker) Start() error {
 		return errors.New("broker: already started or closed")
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.cfg.Listen, TLSConfig: b.cfg.TLS})
-	if err := b.srv.AddListener(tcp); err != nil { // binds the socket
+	if err := b.srv.AddListener(closeSafeTCP{tcp, b.srv}); err != nil { // binds the socket
 		return fmt.Errorf("broker: listen on %s: %w", b.cfg.Listen, err)
 	}
 	if err := b.srv.Serve(); err != nil { // non-blocking
@@ -149,6 +149,29 @@ func (b *Broker) Close() error {
 	}
 	b.state = 2
 	return b.srv.Close()
+}
+
+// closeSafeTCP is mochi's TCP listener with a Close that does not deadlock.
+// mochi's Server.Close hands a listener's Close a function that lists the
+// listener's clients with Clients.GetByListener, which takes the clients'
+// read lock twice (it calls Len inside): a client leaving at that moment
+// (Clients.Delete waiting for the write lock between the two) blocks both
+// for good, and Close never returns (seen in BenchmarkReports' Close;
+// mochi-mqtt/server v2.7.9). This Close disconnects the listener's clients
+// itself, from Clients.GetAll, which takes the read lock once.
+type closeSafeTCP struct {
+	*listeners.TCP
+	srv *mqtt.Server
+}
+
+func (l closeSafeTCP) Close(listeners.CloseFn) {
+	l.TCP.Close(func(id string) {
+		for _, cl := range l.srv.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	})
 }
 
 // Disconnect drops the connection and session of a node (e.g. the node was

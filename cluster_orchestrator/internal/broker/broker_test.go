@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -344,5 +345,40 @@ func TestConfigErrors(t *testing.T) {
 	defer other.Close()
 	if err := other.Start(); err == nil || !strings.Contains(err.Error(), b.Addr()) {
 		t.Fatalf("Start on a used port: got %v", err)
+	}
+}
+
+// TestCloseDisconnectsClients: Close disconnects the listener's clients and
+// returns, also while clients come and go (mochi's own closer could
+// deadlock then: closeSafeTCP).
+func TestCloseDisconnectsClients(t *testing.T) {
+	for round := range 5 {
+		auth := newStubAuth()
+		for _, n := range []string{"n3", "n4"} {
+			auth.users[n] = stubUser{"pw-" + n, Principal{NodeID: n}}
+		}
+		b, url := startBroker(t, auth)
+		var clients []*mqttc.Client
+		for i := 1; i <= 4; i++ {
+			clients = append(clients, connect(t, url, fmt.Sprintf("n%d", i), fmt.Sprintf("pw-n%d", i), nil))
+		}
+		waitFor(t, "4 clients connected", func() bool { return b.ConnectedClients() == 4 })
+		// Clients leaving while the broker closes.
+		for _, c := range clients[2:] {
+			go c.Close()
+		}
+		done := make(chan error, 1)
+		go func() { done <- b.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: Close: %v", round, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close did not return in 10 s", round)
+		}
+		for i, c := range clients[:2] {
+			waitFor(t, fmt.Sprintf("n%d disconnected by Close", i), func() bool { return !c.Connected() })
+		}
 	}
 }
