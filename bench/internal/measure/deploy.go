@@ -83,7 +83,9 @@ func Deploy(ctx context.Context, e *Env) (out Outcome) {
 		return ctrcli.RunOptions{Netns: node.Host.Path, Env: []string{fmt.Sprintf("PORT=%d", port)}, LogPath: fmt.Sprintf("%s-%d.log", floorLogs, port)}
 	}
 
-	thicket := func(timeout time.Duration) (time.Duration, error) { return e.deployOnce(ctx, api, svc, timeout) }
+	thicket := func(timeout time.Duration) (time.Duration, error) {
+		return e.deployOnce(ctx, api, svc, timeout, apiPoll)
+	}
 	floorN := 0
 	floor := func() (time.Duration, error) {
 		floorN++
@@ -321,16 +323,16 @@ func (e *Env) floorBurst(ctx context.Context, round int, opts func(port int) ctr
 	return all, each, err
 }
 
-// deployOnce times one instance of svc from the API call to RUNNING, then
-// deletes it (untimed) and waits until its container is gone.
-func (e *Env) deployOnce(ctx context.Context, api *rootapi.Client, svc string, timeout time.Duration) (time.Duration, error) {
+// deployOnce times one instance of svc from the API call to RUNNING (the
+// instance polled every poll), then deletes it (untimed) and waits until its container is gone.
+func (e *Env) deployOnce(ctx context.Context, api *rootapi.Client, svc string, timeout, poll time.Duration) (time.Duration, error) {
 	t0 := time.Now()
 	n, err := api.AddInstance(ctx, svc)
 	if err != nil {
 		return 0, err
 	}
 	var took time.Duration
-	err = testharness.Until(ctx, timeout, apiPoll, fmt.Sprintf("instance %d RUNNING", n), func() (bool, string) {
+	err = testharness.Until(ctx, timeout, poll, fmt.Sprintf("instance %d RUNNING", n), func() (bool, string) {
 		in, ok, err := api.Instance(ctx, svc, n)
 		if err != nil {
 			return false, err.Error()
