@@ -8,17 +8,20 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+
+	"github.com/thicket-edge/thicket/api"
 )
 
-// Kinds of changes a stream carries.
+// Kinds of changes a stream carries: the kinds the stream sends
+// (api.Change*), spelled once.
 const (
-	KindApplication = "application"
-	KindService     = "service"
-	KindInstance    = "instance"
-	KindCluster     = "cluster"
-	KindNode        = "node"
+	KindApplication = api.ChangeApplication
+	KindService     = api.ChangeService
+	KindInstance    = api.ChangeInstance
+	KindCluster     = api.ChangeCluster
+	KindNode        = api.ChangeNode
 	// KindEvent: new events of the instance ID (GET …/instance/{n}/events).
-	KindEvent = "event"
+	KindEvent = api.ChangeEvent
 )
 
 // Change says that an object changed (or was deleted).
