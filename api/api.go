@@ -398,6 +398,8 @@ type Security struct {
 	Privileged bool     `json:"privileged,omitempty" bson:"privileged,omitempty"`
 	CapAdd     []string `json:"cap_add,omitempty" bson:"cap_add,omitempty"`
 	PidsLimit  int64    `json:"pids_limit,omitempty" bson:"pids_limit,omitempty"`
+	// Compat32: the container may make 32-bit system calls.
+	Compat32 bool `json:"compat32,omitempty" bson:"compat32,omitempty"`
 }
 
 // statusOrder ranks instance statuses for a service's summary: the most

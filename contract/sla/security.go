@@ -26,6 +26,14 @@ type Security struct {
 	// node's limit (thicket-node --pids-limit, which it cannot raise); 0:
 	// the node's limit.
 	PidsLimit int `json:"pids_limit,omitempty"`
+	// Compat32 lets the container make 32-bit system calls (x86 and x32
+	// on an x86-64 node, arm on an arm64 one), as Docker's profile does.
+	// By default the seccomp profile allows the node's native system calls
+	// only: 32-bit binaries are rare in images, their system call
+	// interface is a kernel attack surface of its own, and each extra
+	// architecture makes runc compile the profile again at every start.
+	// Anyone may ask for it.
+	Compat32 bool `json:"compat32,omitempty"`
 }
 
 // Elevated reports whether s asks for more than the default sandbox:
@@ -60,7 +68,7 @@ func CanonicalCap(name string) string {
 
 // security checks a security block.
 func (v *validator) security(path, virt string, s *Security) {
-	if virt != VirtContainer && (s.Privileged || len(s.CapAdd) > 0 || s.PidsLimit != 0) {
+	if virt != VirtContainer && (s.Privileged || len(s.CapAdd) > 0 || s.PidsLimit != 0 || s.Compat32) {
 		v.errs.add(path, "applies to container microservices only")
 		return
 	}

@@ -233,6 +233,9 @@ type Security struct {
 	CapAdd []string `json:"cap_add,omitempty"`
 	// PidsLimit bounds the container's processes; 0: the node's default.
 	PidsLimit int64 `json:"pids_limit,omitempty"`
+	// Compat32 adds the node's 32-bit system call interfaces to the
+	// seccomp profile (by default it allows the native one only).
+	Compat32 bool `json:"compat32,omitempty"`
 }
 
 // PortMapping is one port an instance publishes: traffic to HostPort on

@@ -311,7 +311,7 @@ var (
 			Area: "munich", Location: "48.1,11.5", Threshold: 20, Rigidness: 0.9, ConvergenceTime: 300, Service: "db"}},
 		RRIP: "10.30.0.5", ClosestIP: "10.30.0.6", Labels: map[string]string{"team": "edge"},
 		Disconnect: &Disconnect{Replace: true, ReplaceAfter: 30, StopAfter: 600, Reconcile: KeepReplacement},
-		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100},
+		Security:   &Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN"}, PidsLimit: 100, Compat32: true},
 		Implementations: []Implementation{{Name: "va-wasm", Virtualization: "wasm", Code: "https://h/m.wasm", Arch: []string{"amd64"},
 			Cmd: []string{"run"}, Resources: Resources{MilliCPU: 100, MemoryMB: 64, VGPUs: 1}}},
 		NodeSelector: map[string]string{"zone": "a"},

@@ -27,7 +27,8 @@ func withField(app, field string, v any) map[string]any {
 
 // TestSandboxEscalationIsForAdmins: a user's SLA that asks for a
 // privileged container or added capabilities is refused with 403 naming
-// the field and stores nothing; a pids limit is anyone's to set; an
+// the field and stores nothing; a pids limit and 32-bit system calls are
+// anyone's to ask for; an
 // admin's application gets what it asks, shown by the API, kept across a
 // restart and sent to the cluster in the instance spec.
 func TestSandboxEscalationIsForAdmins(t *testing.T) {
@@ -67,23 +68,27 @@ func TestSandboxEscalationIsForAdmins(t *testing.T) {
 		t.Errorf("refused requests changed the store:\nbefore %s\nafter  %s", before, after)
 	}
 
-	// A pids limit alone is not an escalation.
-	limited := r.createApp(alice, withSecurity("limited", map[string]any{"pids_limit": 64}), "limited")
-	var svc api.Service
-	r.must("GET", "/api/service/"+limited.Microservices[0], alice, nil, &svc)
-	if svc.Security == nil || svc.Security.PidsLimit != 64 || svc.Security.Privileged || len(svc.Security.CapAdd) != 0 {
-		t.Errorf("user's pids_limit service: security %+v", svc.Security)
+	// A pids limit and 32-bit system calls are not an escalation.
+	limited := r.createApp(alice, withSecurity("limited", map[string]any{"pids_limit": 64, "compat32": true}), "limited")
+	checkLimited := func(when string) {
+		t.Helper()
+		var svc api.Service
+		r.must("GET", "/api/service/"+limited.Microservices[0], admin, nil, &svc)
+		if svc.Security == nil || svc.Security.PidsLimit != 64 || !svc.Security.Compat32 || svc.Security.Privileged || len(svc.Security.CapAdd) != 0 {
+			t.Errorf("%s: user's pids_limit and compat32 service: security %+v", when, svc.Security)
+		}
 	}
+	checkLimited("created")
 
 	// The admin gets privileged and capabilities, named canonically once.
 	priv := r.createApp(admin, withSecurity("priv", map[string]any{
-		"privileged": true, "cap_add": []string{"net_admin", "CAP_NET_ADMIN", "SYS_TIME"}}), "priv")
-	want := api.Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN", "CAP_SYS_TIME"}}
+		"privileged": true, "cap_add": []string{"net_admin", "CAP_NET_ADMIN", "SYS_TIME"}, "compat32": true}), "priv")
+	want := api.Security{Privileged: true, CapAdd: []string{"CAP_NET_ADMIN", "CAP_SYS_TIME"}, Compat32: true}
 	check := func(when string) {
 		t.Helper()
 		var s api.Service
 		r.must("GET", "/api/service/"+priv.Microservices[0], admin, nil, &s)
-		if s.Security == nil || s.Security.Privileged != want.Privileged || !slices.Equal(s.Security.CapAdd, want.CapAdd) {
+		if s.Security == nil || s.Security.Privileged != want.Privileged || !slices.Equal(s.Security.CapAdd, want.CapAdd) || s.Security.Compat32 != want.Compat32 {
 			t.Errorf("%s: admin's service security %+v, want %+v", when, s.Security, want)
 		}
 		var plain api.Service
@@ -96,6 +101,7 @@ func TestSandboxEscalationIsForAdmins(t *testing.T) {
 	r.restart(false)
 	admin = r.login("Admin", "sandbox-admin-password").Token
 	check("after a restart")
+	checkLimited("after a restart")
 
 	// The cluster gets it in the instance spec.
 	reg, _ := r.clusterWithNode(t, "edge", wire.Resources{MilliCPU: 8000, MemoryMB: 8192})
@@ -112,8 +118,8 @@ func TestSandboxEscalationIsForAdmins(t *testing.T) {
 			}
 		}
 		if found {
-			if got == nil || !got.Privileged || !slices.Equal(got.CapAdd, want.CapAdd) {
-				t.Errorf("instance spec security %+v, want privileged with %v", got, want.CapAdd)
+			if got == nil || !got.Privileged || !slices.Equal(got.CapAdd, want.CapAdd) || !got.Compat32 {
+				t.Errorf("instance spec security %+v, want privileged with %v and compat32", got, want.CapAdd)
 			}
 			break
 		}

@@ -2,6 +2,8 @@ package containerd
 
 import (
 	"context"
+	"runtime"
+	"slices"
 
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/contrib/seccomp"
@@ -41,7 +43,35 @@ func sandboxOpts(sec *wire.Security, limit int64) []oci.SpecOpts {
 		opts = append(opts, oci.WithAddedCapabilities(sec.CapAdd))
 	}
 	// Last: the profile allows the syscalls the capabilities need.
-	return append(opts, seccomp.WithDefaultProfile())
+	opts = append(opts, seccomp.WithDefaultProfile())
+	if sec == nil || !sec.Compat32 {
+		opts = append(opts, nativeSyscallsOnly)
+	}
+	return opts
+}
+
+// nativeArch is the seccomp architecture of the node's own system calls.
+var nativeArch = map[string]specs.Arch{
+	"amd64": specs.ArchX86_64, "arm64": specs.ArchAARCH64, "ppc64le": specs.ArchPPC64LE,
+	"s390x": specs.ArchS390X, "riscv64": specs.ArchRISCV64,
+}[runtime.GOARCH]
+
+// nativeSyscallsOnly narrows the seccomp profile to the node's native
+// system call interface. containerd's default profile (Docker's) also
+// allows the 32-bit ones (x86 and x32 on x86-64, arm on arm64), and runc
+// (libseccomp) compiles the profile for each listed architecture at every
+// container start. Measured on the bench machine with runc 1.1.5 and
+// libseccomp 2.5.4 (runc run of a container that exits at once, median of
+// 30 alternating runs): the profile adds 18 ms of CPU and 16.5 ms to the
+// start with its three architectures, 6 ms and 5 ms with the native one
+// alone. A 32-bit system call, and so a 32-bit binary, is refused unless
+// the SLA asks for security.compat32. Apply it after the profile.
+func nativeSyscallsOnly(_ context.Context, _ oci.Client, _ *containers.Container, s *specs.Spec) error {
+	if nativeArch == "" || s.Linux == nil || s.Linux.Seccomp == nil || !slices.Contains(s.Linux.Seccomp.Architectures, nativeArch) {
+		return nil // an architecture this table does not know: the profile as it is
+	}
+	s.Linux.Seccomp.Architectures = []specs.Arch{nativeArch}
+	return nil
 }
 
 // bindSysUnlessOwnNetNS makes /sys a read-only bind of the host's in a

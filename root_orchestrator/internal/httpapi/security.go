@@ -16,7 +16,7 @@ func restSecurity(s *wire.Security) *api.Security {
 	if s == nil {
 		return nil
 	}
-	return &api.Security{Privileged: s.Privileged, CapAdd: s.CapAdd, PidsLimit: s.PidsLimit}
+	return &api.Security{Privileged: s.Privileged, CapAdd: s.CapAdd, PidsLimit: s.PidsLimit, Compat32: s.Compat32}
 }
 
 // checkSandbox refuses (403, naming the field) an SLA in which a

@@ -121,10 +121,10 @@ func disconnectOf(m *sla.Microservice) Disconnect {
 // asks for nothing, capabilities canonical and without repeats.
 func securityOf(m *sla.Microservice) *wire.Security {
 	s := m.Security
-	if s == nil || (!s.Privileged && len(s.CapAdd) == 0 && s.PidsLimit == 0) {
+	if s == nil || (!s.Privileged && len(s.CapAdd) == 0 && s.PidsLimit == 0 && !s.Compat32) {
 		return nil
 	}
-	out := &wire.Security{Privileged: s.Privileged, PidsLimit: int64(s.PidsLimit)}
+	out := &wire.Security{Privileged: s.Privileged, PidsLimit: int64(s.PidsLimit), Compat32: s.Compat32}
 	for _, c := range s.CapAdd {
 		if c = sla.CanonicalCap(c); !slices.Contains(out.CapAdd, c) {
 			out.CapAdd = append(out.CapAdd, c)

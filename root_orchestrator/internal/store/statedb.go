@@ -156,20 +156,21 @@ type securityRecord struct {
 	Privileged bool     `bson:"privileged,omitempty"`
 	CapAdd     []string `bson:"cap_add,omitempty"`
 	PidsLimit  int64    `bson:"pids_limit,omitempty"`
+	Compat32   bool     `bson:"compat32,omitempty"`
 }
 
 func toSecurityRecord(s *wire.Security) *securityRecord {
 	if s == nil {
 		return nil
 	}
-	return &securityRecord{s.Privileged, s.CapAdd, s.PidsLimit}
+	return &securityRecord{s.Privileged, s.CapAdd, s.PidsLimit, s.Compat32}
 }
 
 func (r *securityRecord) model() *wire.Security {
 	if r == nil {
 		return nil
 	}
-	return &wire.Security{Privileged: r.Privileged, CapAdd: r.CapAdd, PidsLimit: r.PidsLimit}
+	return &wire.Security{Privileged: r.Privileged, CapAdd: r.CapAdd, PidsLimit: r.PidsLimit, Compat32: r.Compat32}
 }
 
 type instanceRecord struct {
