@@ -57,7 +57,9 @@ func TestLiveAdminPages(t *testing.T) {
 	}, func() { b.WaitText("main .table", "7 instances") })
 	c.change(users, "role", func() {
 		s.api("PUT", "/api/user/carol", api.UserUpdate{Role: api.RoleAdmin}, nil)
-	}, func() { b.WaitJS("carol an admin", `[...document.querySelectorAll("main .table tr")].some((r) => r.textContent.includes("carol") && r.textContent.includes("admin"))`) })
+	}, func() {
+		b.WaitJS("carol an admin", `[...document.querySelectorAll("main .table tr")].some((r) => r.textContent.includes("carol") && r.textContent.includes("admin"))`)
+	})
 	c.change(users, "deleted user", func() { s.api("DELETE", "/api/user/carol", nil, nil) }, func() { b.WaitGone("main .table", "carol") })
 	c.quiet(users, "users page after the changes")
 
