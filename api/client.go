@@ -27,6 +27,8 @@ type Config struct {
 	// session and again when its session can no longer be refreshed.
 	Username, Password string
 	// HTTPClient makes the requests (a client with a 30 s timeout when nil).
+	// Without a Transport of its own it gets the client's default one,
+	// which keeps MaxIdleConnsPerHost idle connections to the root.
 	HTTPClient *http.Client
 	// OnSession is called with every new session (after a login or a
 	// refresh), e.g. to save it. An error it returns fails the call.
@@ -70,6 +72,22 @@ func (s Session) Expired(now time.Time) bool {
 	return s.Token == "" || (!s.ExpiresAt.IsZero() && !now.Add(expirySlack).Before(s.ExpiresAt))
 }
 
+// MaxIdleConnsPerHost is how many idle connections to the root the
+// client's default transport keeps (Go's default transport keeps 2): a
+// script making parallel calls reuses its connections instead of paying a
+// new TCP and TLS handshake for most calls.
+const MaxIdleConnsPerHost = 64
+
+// sharedTransport is the default transport of clients (those given no
+// transport of their own): Go's default transport with
+// MaxIdleConnsPerHost. Clients with a CA option use a copy of it with
+// their TLS configuration (tls.go).
+var sharedTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	return t
+}()
+
 // Client calls one root's REST API. It is safe for concurrent use.
 type Client struct {
 	addr      string
@@ -96,6 +114,11 @@ func NewClient(cfg Config) *Client {
 		username: cfg.Username, password: cfg.Password, session: cfg.Session}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.http.Transport == nil {
+		hc := *c.http
+		hc.Transport = sharedTransport
+		c.http = &hc
 	}
 	// A bad CA configuration fails every call (it is no reason to trust
 	// the system's roots instead).

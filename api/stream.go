@@ -22,11 +22,18 @@ const (
 	ChangeNode        = "node"
 	// ChangeEvent: new events of the instance ID.
 	ChangeEvent = "event"
+	// ChangeUser: the account ID (a user name) was created, changed (role,
+	// password, quota) or deleted. Admins only.
+	ChangeUser = "user"
+	// ChangeJoinToken: the cluster join token ID (its id, never the secret)
+	// was created, used or revoked. Admins only.
+	ChangeJoinToken = "join_token"
 )
 
 // Change says that an object changed or was deleted: an application,
 // service, cluster (by id), instance (by key, "SERVICE.N"), node
-// ("CLUSTER/NODE") or an instance's events (by instance key). ID "*"
+// ("CLUSTER/NODE"), an instance's events (by instance key), a user (by
+// name) or a cluster join token (by id). ID "*"
 // stands for many objects of the kind (usage changes beyond the bound of a
 // message).
 type Change struct {

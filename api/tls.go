@@ -129,16 +129,18 @@ func verifyChain(chain []*x509.Certificate, name string, roots *x509.CertPool, t
 	return nil
 }
 
-// withTLS returns hc (a new client when nil) using tc for HTTPS.
-// A client whose transport is not an *http.Transport (a wrapper of the
-// caller's) is an error: its TLS is the caller's to configure, and quietly
-// replacing the transport would drop what the wrapper does.
+// withTLS returns hc (a new client when nil) using tc for HTTPS, over a
+// copy of its transport (of the client's default one, sharedTransport,
+// when it has none). A client whose transport is not an *http.Transport (a
+// wrapper of the caller's) is an error: its TLS is the caller's to
+// configure, and quietly replacing the transport would drop what the
+// wrapper does. A caller's *http.Transport keeps its settings.
 func withTLS(hc *http.Client, tc *tls.Config) (*http.Client, error) {
 	out := &http.Client{}
 	if hc != nil {
 		*out = *hc
 	}
-	t := http.DefaultTransport.(*http.Transport)
+	t := sharedTransport
 	if out.Transport != nil {
 		var ok bool
 		if t, ok = out.Transport.(*http.Transport); !ok {

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/netip"
@@ -43,6 +44,7 @@ type cli struct {
 	NodeJoinToken string        `help:"The cluster's own token nodes register with (its bootstrap token; the root issues expiring node tokens too); empty uses <data-dir>/node-join-token, generated on first start and holding the pin of the cluster's CA. Prefer --node-join-token-file (not read from the environment)."`
 	NodeTokenFile string        `name:"node-join-token-file" env:"THICKET_NODE_JOIN_TOKEN_FILE" help:"File holding the token nodes register with (instead of --node-join-token)."`
 	NodeGrace     time.Duration `default:"3s" env:"THICKET_NODE_GRACE" help:"How long a node may be silent before it is lost: its instances become UNKNOWN, and are replaced as their services' disconnect policies say."`
+	DrainTimeout  time.Duration `name:"drain-timeout" default:"2m" env:"THICKET_DRAIN_TIMEOUT" help:"How long a drained node's instance keeps running while its new copy on another node is not RUNNING yet; then it is stopped anyway, with an event saying so. Positive."`
 	AcceptShrink  bool          `name:"accept-shrinking-sets" env:"THICKET_ACCEPT_SHRINKING_SETS" help:"Apply a desired set from the root even when it drops most of this cluster's instances without listing them as removed (by default they are held running: a root that lost its store cannot wipe the cluster)."`
 	ReportEvery   time.Duration `name:"report-interval" default:"1s" env:"THICKET_REPORT_INTERVAL" help:"How often nodes report."`
 	InstanceBlock string        `name:"instance-block" env:"THICKET_INSTANCE_BLOCK" help:"This cluster's block of instance addresses, e.g. 10.64.0.0/16; empty: assigned by the root."`
@@ -87,8 +89,8 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if c.SubnetBits < 16 || c.SubnetBits > 29 {
-		log.Error("--node-subnet-bits must be between 16 and 29", "value", c.SubnetBits)
+	if err := c.check(); err != nil {
+		log.Error(err.Error())
 		os.Exit(2)
 	}
 	if _, err := pprofserve.Start(c.Pprof, log); err != nil {
@@ -152,7 +154,7 @@ func main() {
 		NodeJoinToken: c.NodeJoinToken, MetricsTokenFile: c.MetricsToken, NodeGrace: c.NodeGrace, ReportEvery: c.ReportEvery,
 		Block: block.Masked(), SubnetBits: c.SubnetBits, AcceptShrinkingSets: c.AcceptShrink,
 		InsecurePlaintext: c.InsecurePlaintext, CACertFile: c.CACertFile, CAKeyFile: c.CAKeyFile, TLSSANs: c.TLSSAN, MQTTCAFile: c.MQTTCAFile,
-		NodeCertTTL: c.NodeCertTTL,
+		NodeCertTTL: c.NodeCertTTL, DrainTimeout: c.DrainTimeout,
 	}, log, nil)
 	if err != nil {
 		log.Error("thicket-cluster failed", "err", err)
@@ -189,4 +191,15 @@ func readTokenFile(ctx context.Context, path string, log *slog.Logger) (string, 
 		case <-t.C:
 		}
 	}
+}
+
+// check refuses numbers out of their range.
+func (c *cli) check() error {
+	if c.SubnetBits < 16 || c.SubnetBits > 29 {
+		return fmt.Errorf("--node-subnet-bits must be between 16 and 29, not %d", c.SubnetBits)
+	}
+	if c.DrainTimeout <= 0 {
+		return fmt.Errorf("--drain-timeout must be a positive duration (e.g. 2m, 30s), not %s", c.DrainTimeout)
+	}
+	return nil
 }

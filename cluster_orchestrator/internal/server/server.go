@@ -82,6 +82,8 @@ type Config struct {
 	// NodeCertTTL is the validity of nodes' client certificates (0:
 	// nodecert.DefaultTTL).
 	NodeCertTTL time.Duration
+	// DrainTimeout: see manager.Config (0: its default, 2 minutes).
+	DrainTimeout time.Duration
 }
 
 // Run starts the cluster manager and serves until ctx ends. ready, if set,
@@ -95,6 +97,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	if cfg.NodeCertTTL < nodecert.MinTTL {
 		return fmt.Errorf("--node-cert-ttl %s: at least %s", cfg.NodeCertTTL, nodecert.MinTTL)
+	}
+	if cfg.DrainTimeout < 0 {
+		return fmt.Errorf("--drain-timeout %s: must be positive", cfg.DrainTimeout)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -148,7 +153,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return err
 	}
 	m, err := manager.New(ctx, manager.Config{ClusterName: cfg.Name, Location: cfg.Location, Grace: cfg.NodeGrace, Tick: 500 * time.Millisecond,
-		SubnetBits: cfg.SubnetBits, AcceptShrinkingSets: cfg.AcceptShrinkingSets, Fresh: id == nil, NodeCerts: certs != nil}, st, pub, log)
+		SubnetBits: cfg.SubnetBits, AcceptShrinkingSets: cfg.AcceptShrinkingSets, Fresh: id == nil, NodeCerts: certs != nil,
+		DrainTimeout: cfg.DrainTimeout}, st, pub, log)
 	if err != nil {
 		return err
 	}

@@ -43,15 +43,30 @@ func TestManagerPassword(t *testing.T) {
 	}
 }
 
-// TestNodeCertTTL: a node certificate lifetime too short to renew in is
-// refused before anything starts (the data dir is not even made).
-func TestNodeCertTTL(t *testing.T) {
-	dir := t.TempDir() + "/data"
-	err := Run(t.Context(), Config{DataDir: dir, NodeGrace: 3 * time.Second, ReportEvery: time.Second, NodeCertTTL: 5 * time.Second}, slog.New(slog.DiscardHandler), nil)
-	if err == nil || !strings.Contains(err.Error(), "--node-cert-ttl 5s: at least 10s") {
-		t.Fatalf("Run with a 5 s certificate lifetime: %v", err)
+// TestBadConfig: a node certificate lifetime too short to renew in, or a
+// negative drain timeout, is refused before anything starts (the data dir
+// is not even made).
+func TestBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"node certificate lifetime", Config{NodeCertTTL: 5 * time.Second}, "--node-cert-ttl 5s: at least 10s"},
+		{"negative drain timeout", Config{DrainTimeout: -time.Second}, "--drain-timeout -1s: must be positive"},
 	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("the data dir was made: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir() + "/data"
+			cfg := tt.cfg
+			cfg.DataDir, cfg.NodeGrace, cfg.ReportEvery = dir, 3*time.Second, time.Second
+			err := Run(t.Context(), cfg, slog.New(slog.DiscardHandler), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run: %v, want %q", err, tt.want)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("the data dir was made: %v", err)
+			}
+		})
 	}
 }

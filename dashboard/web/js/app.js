@@ -4,10 +4,10 @@
 // refresh(signal) loads the page's data and renders what changed; the router
 // calls it at once and then again when something the page shows changed, as
 // the live stream says (live.js; a route's `live` lists the kinds of change
-// it shows), with a slow poll (SLOW_POLL_MS) as a safety net. Without the
-// stream, and on pages of things the stream does not carry (users, join
-// tokens), it polls every POLL_MS while the tab is visible. Leaving a page
-// aborts its requests.
+// it shows), with a slow poll as a safety net; without the stream it polls
+// every 2 s while the tab is visible (refresher.js). A page may ask for a
+// refresh at a time (ctx.refreshAt: a token's expiry, which no change
+// announces). Leaving a page aborts its requests.
 import * as api from './api.js';
 import { banner, describe } from './ui.js';
 import * as loginPage from './pages/login.js';
@@ -21,17 +21,7 @@ import * as tokensPage from './pages/tokens.js';
 import * as nodeTokensPage from './pages/nodetokens.js';
 import { h } from './dom.js';
 import * as live from './live.js';
-
-const POLL_MS = 2000;
-const SLOW_POLL_MS = 30_000;
-// A change refreshes the page after LIVE_DEBOUNCE_MS (a burst is one
-// refresh), but not sooner than LIVE_GAP_MS after the previous refresh: a
-// page that sees changes all the time costs no more than the old polling;
-// a change of usage figures only (which move all the time) at most every
-// USAGE_REFRESH_MS.
-const LIVE_DEBOUNCE_MS = 150;
-const LIVE_GAP_MS = 2000;
-const USAGE_REFRESH_MS = 5000;
+import { Refresher, ofKinds } from './refresher.js';
 
 const APPS = ['application', 'service', 'instance'];
 const INFRA = ['cluster', 'node', 'instance'];
@@ -44,13 +34,13 @@ const routes = [
   { re: /^\/infra$/, page: infraPage, nav: 'infra', live: INFRA },
   { re: /^\/topology$/, page: topologyPage, nav: 'infra', live: INFRA },
   { re: /^\/infra\/([^/]+)\/([^/]+)$/, page: nodePage, nav: 'infra', params: ['clusterId', 'nodeId'], live: INFRA },
-  { re: /^\/users$/, page: usersPage, nav: 'users', admin: true },
-  { re: /^\/tokens$/, page: tokensPage, nav: 'tokens', admin: true },
+  { re: /^\/users$/, page: usersPage, nav: 'users', admin: true, live: ['user'] },
+  { re: /^\/tokens$/, page: tokensPage, nav: 'tokens', admin: true, live: ['join_token'] },
   { re: /^\/clusters\/([^/]+)\/node-tokens$/, page: nodeTokensPage, nav: 'infra', admin: true, params: ['clusterId'], live: ['cluster'] },
 ];
 
 const main = document.getElementById('main');
-let active = null; // {page instance, ctrl, timer, due, busy, again, live, last}
+let active = null; // {inst: the page, ctrl, refresher}
 let endReason = '';
 let firstRoute = true;
 
@@ -76,7 +66,6 @@ function go(hash) {
 function unmount() {
   if (!active) return;
   active.ctrl.abort();
-  clearTimeout(active.timer);
   try {
     active.inst.unmount?.();
   } catch (e) {
@@ -118,6 +107,7 @@ function route() {
       params: found.params,
       signal: ctrl.signal,
       refreshNow: () => refreshNow(ctrl),
+      refreshAt: (ms) => refreshAt(ctrl, ms),
       navigate: go,
       endReason: consumeEndReason(),
       next: () => {
@@ -127,13 +117,17 @@ function route() {
       },
     });
   }
-  active = { inst, ctrl, timer: 0, due: 0, busy: false, again: false, live: found?.route.live || null, last: 0 };
+  const a = { inst, ctrl, refresher: null };
+  active = a;
   live.start();
   document.title = inst.title ? `${inst.title} · Thicket` : 'Thicket';
   if (!firstRoute && path !== '/login') main.focus({ preventScroll: true });
   firstRoute = false;
   window.scrollTo(0, 0);
-  if (inst.refresh) tick(active);
+  const kinds = found?.route.live;
+  if (inst.refresh) {
+    a.refresher = new Refresher({ run: (signal) => refreshPage(a, signal), signal: ctrl.signal, match: kinds ? ofKinds(kinds) : null });
+  }
 }
 
 function consumeEndReason() {
@@ -149,76 +143,30 @@ function staticPage(title, text) {
   return { title };
 }
 
-async function tick(a) {
-  if (a !== active || a.ctrl.signal.aborted) return;
-  clearTimeout(a.timer);
-  a.due = 0;
-  if (document.hidden) return; // visibilitychange resumes polling
-  if (a.busy) {
-    a.again = true;
-    return;
-  }
-  a.busy = true;
-  a.last = Date.now();
+// refreshPage runs the page's refresh and shows what went wrong.
+async function refreshPage(a, signal) {
   try {
-    await a.inst.refresh(a.ctrl.signal);
+    await a.inst.refresh(signal);
     if (a === active) banner(null);
   } catch (e) {
-    if (a.ctrl.signal.aborted || e.name === 'AbortError' || !api.current()) {
+    if (signal.aborted || e.name === 'AbortError' || !api.current()) {
       // Left the page or logged out: nothing to show.
     } else if (e instanceof TypeError) {
       banner('Cannot reach thicket-root. Retrying…');
     } else {
       banner(describe(e));
     }
-  } finally {
-    a.busy = false;
   }
-  if (a !== active || a.ctrl.signal.aborted) return;
-  if (a.again) {
-    a.again = false;
-    tick(a);
-    return;
-  }
-  later(a, a.live && live.isOpen() ? SLOW_POLL_MS : POLL_MS);
 }
-
-// later schedules the page's next refresh in ms, unless one is due sooner.
-function later(a, ms) {
-  const due = Date.now() + ms;
-  if (a.due && a.due <= due) return;
-  clearTimeout(a.timer);
-  a.due = due;
-  a.timer = setTimeout(() => tick(a), ms);
-}
-
-// A change the open page shows refreshes it (debounced).
-live.onChange((batch) => {
-  const a = active;
-  if (!a || !a.live || !a.inst.refresh) return;
-  let real = batch.reset;
-  let usage = false;
-  for (const c of batch.changes || []) {
-    if (!a.live.includes(c.kind)) continue;
-    if (c.usage) usage = true;
-    else real = true;
-  }
-  const after = (gap) => Math.max(LIVE_DEBOUNCE_MS, a.last + gap - Date.now());
-  if (real) later(a, after(LIVE_GAP_MS));
-  else if (usage) later(a, after(USAGE_REFRESH_MS));
-});
-
-// The stream opened: catch up once (changes may have been missed while it
-// was closed), then poll slowly. It closed: poll as before.
-live.onState((state) => {
-  const a = active;
-  if (!a || !a.live || !a.inst.refresh) return;
-  if (state === 'open') later(a, LIVE_DEBOUNCE_MS);
-  else if (state === 'off') later(a, POLL_MS);
-});
 
 function refreshNow(ctrl) {
-  if (active && active.ctrl === ctrl) tick(active);
+  if (active && active.ctrl === ctrl) active.refresher?.now();
+}
+
+// refreshAt refreshes the page in ms (at least a second: a clock ahead of
+// the root's must not make it ask again and again).
+function refreshAt(ctrl, ms) {
+  if (active && active.ctrl === ctrl) active.refresher?.later(Math.max(1000, ms));
 }
 
 function renderChrome(session) {
@@ -252,14 +200,11 @@ api.onSessionEnd((reason) => {
   go('#/login');
 });
 
-// Hidden tabs are quiet: no stream, no polling.
+// Hidden tabs are quiet: no stream, no polling (refresher.js refreshes
+// what is on screen when the tab is shown again).
 document.addEventListener('visibilitychange', () => {
-  if (document.hidden) {
-    live.stop();
-    return;
-  }
-  live.start();
-  if (active && active.inst.refresh) tick(active);
+  if (document.hidden) live.stop();
+  else live.start();
 });
 
 window.addEventListener('hashchange', route);

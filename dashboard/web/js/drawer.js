@@ -1,12 +1,12 @@
-// A side panel (modal dialog) about one instance, polled while it is open:
-// what the log and events panels share.
+// A side panel (modal dialog) about one instance, refreshed while it is
+// open: what the log and events panels share.
 import { h } from './dom.js';
+import { Refresher, ofObject } from './refresher.js';
 
 export class DrawerPanel {
   constructor(pageSignal) {
     this.pageSignal = pageSignal;
     this.dlg = null;
-    this.timer = 0;
     this.ctrl = null;
   }
 
@@ -37,19 +37,18 @@ export class DrawerPanel {
     return this.ctrl.signal;
   }
 
-  /** poll runs fn(signal) now and every ms while the drawer is open (not while the tab is hidden). */
-  poll(ms, fn) {
-    const signal = this.ctrl.signal;
-    const tick = async () => {
-      if (signal.aborted || this.pageSignal.aborted) return;
-      if (!document.hidden) await fn(signal);
-      if (!signal.aborted) this.timer = setTimeout(tick, ms);
-    };
-    tick();
+  /**
+   * follow runs fn(signal) now and again, while the drawer is open, when the
+   * live stream tells of a change of the instance key of one of kinds (at
+   * most every gap ms, or usageGap for usage changes), with a slow poll as
+   * a safety net; every poll ms without the stream. Not while the tab is
+   * hidden (refresher.js).
+   */
+  follow({ kinds, key, poll, gap, usageGap }, fn) {
+    new Refresher({ run: fn, signal: AbortSignal.any([this.ctrl.signal, this.pageSignal]), match: ofObject(kinds, key), poll, gap, usageGap });
   }
 
   stop() {
-    clearTimeout(this.timer);
     if (this.ctrl) this.ctrl.abort();
     this.ctrl = null;
   }

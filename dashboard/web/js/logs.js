@@ -1,7 +1,10 @@
 // The log panel: the last lines of an instance's output with the time the
-// node read each and stderr marked, polled while the panel is open,
-// scrolled to the newest line while "Follow" is on; a search box filters
-// the lines shown and Download saves them.
+// node read each and stderr marked, scrolled to the newest line while
+// "Follow" is on; a search box filters the lines shown and Download saves
+// them. The root keeps the tail its node last reported, and a new tail is a
+// (usage) change of the instance on the live stream: the panel refreshes on
+// the instance's changes, at most every 1.5 s, and polls every 1.5 s
+// without the stream.
 import * as api from './api.js';
 import { badge, h } from './dom.js';
 import { DrawerPanel } from './drawer.js';
@@ -98,7 +101,8 @@ export class LogPanel extends DrawerPanel {
     });
 
     let last = null;
-    this.poll(LOG_POLL_MS, async (signal) => {
+    const key = `${service.microserviceID}.${inst.instance_number}`;
+    this.follow({ kinds: ['instance'], key, poll: LOG_POLL_MS, gap: LOG_POLL_MS, usageGap: LOG_POLL_MS }, async (signal) => {
       try {
         const res = await api.get(`/api/service/${api.seg(service.microserviceID)}/instance/${inst.instance_number}/logs?tail=${LINES}`, { signal });
         status.replaceChildren(badge(res.status));

@@ -1,8 +1,17 @@
-// What the join token pages share: the lifetime choice, a secret shown
-// once with a Copy button, and the command that runs one of the root's
-// install scripts on another machine (over HTTPS it first checks the root's
-// CA against its pin, then trusts that CA only).
+// What the join token pages share: the lifetime choice, when the next token
+// expires, a secret shown once with a Copy button, and the command that runs
+// one of the root's install scripts on another machine (over HTTPS it first
+// checks the root's CA against its pin, then trusts that CA only).
 import { h } from './dom.js';
+
+/**
+ * nextExpiry is in how many ms the first of the active tokens expires (no
+ * change of the live stream says so), or null when none will.
+ */
+export function nextExpiry(tokens) {
+  const at = tokens.filter((t) => t.state === 'active' && t.expires_at).map((t) => Date.parse(t.expires_at));
+  return at.length ? Math.min(...at) - Date.now() : null;
+}
 
 /** expiresSelect chooses a token's lifetime: 24 hours unless changed; never only when chosen. */
 export function expiresSelect() {

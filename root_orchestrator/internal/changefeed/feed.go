@@ -22,6 +22,11 @@ const (
 	KindNode        = api.ChangeNode
 	// KindEvent: new events of the instance ID (GET …/instance/{n}/events).
 	KindEvent = api.ChangeEvent
+	// KindUser and KindJoinToken: accounts and cluster join tokens, which
+	// only admins may see (they live in the store, not the state: the API
+	// publishes their changes).
+	KindUser      = api.ChangeUser
+	KindJoinToken = api.ChangeJoinToken
 )
 
 // Change says that an object changed (or was deleted).

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/auth"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/changefeed"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
 
@@ -180,6 +181,7 @@ func (s *Server) createUser(c echo.Context) error {
 	if err := s.store.CreateUser(c.Request().Context(), rec); err != nil {
 		return err
 	}
+	s.noteAdminChange(changefeed.KindUser, req.Username)
 	u, err := s.store.GetUser(c.Request().Context(), req.Username)
 	if err != nil {
 		return err
@@ -226,6 +228,10 @@ func (s *Server) updateUser(c echo.Context) error {
 		return err
 	}
 	s.users.forget(name)
+	// A new password revokes the user's tokens; a new role changes what
+	// their streams may see: either way the streams end now.
+	s.endStreams(name, "")
+	s.noteAdminChange(changefeed.KindUser, name)
 	return s.getUser(c)
 }
 
@@ -264,6 +270,8 @@ func (s *Server) changeOwnPassword(c echo.Context) error {
 		return err
 	}
 	s.users.forget(name)
+	s.endStreams(name, "") // their tokens are revoked
+	s.noteAdminChange(changefeed.KindUser, name)
 	return message(c, "password changed")
 }
 
@@ -283,5 +291,7 @@ func (s *Server) deleteUser(c echo.Context) error {
 		return err
 	}
 	s.users.forget(name)
+	s.endStreams(name, "")
+	s.noteAdminChange(changefeed.KindUser, name)
 	return s.listUsers(c)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thicket-edge/thicket/api"
 	"github.com/thicket-edge/thicket/contract/wire"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/changefeed"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
@@ -59,6 +60,10 @@ func (s *Server) registerCluster(c echo.Context) error {
 		return &Error{Status: http.StatusUnauthorized, Message: refused.Reason}
 	case err != nil:
 		return err
+	}
+	if jt.SingleUse {
+		// Spent, or given back below when the registration fails.
+		defer s.noteAdminChange(changefeed.KindJoinToken, jt.ID)
 	}
 	id, cred, block, tk, err := s.state.RegisterCluster(state.Registration{Name: req.Name, Location: req.Location, Address: req.Address, Port: req.Port,
 		Credential: req.Credential, Reset: jt.ClusterName == req.Name, CertBound: csr != nil, IssuesCerts: s.clusterCerts != nil})
@@ -320,6 +325,7 @@ func (s *Server) createJoinToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.noteAdminChange(changefeed.KindJoinToken, jt.ID)
 	if tok, err = s.pinned(tok); err != nil {
 		return err
 	}
@@ -353,6 +359,7 @@ func (s *Server) deleteJoinToken(c echo.Context) error {
 	if err := s.store.DeleteJoinToken(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
+	s.noteAdminChange(changefeed.KindJoinToken, c.Param("id"))
 	s.log.Info("join token revoked", "token", c.Param("id"), "by", caller(c).Username)
 	return message(c, "join token revoked")
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/thicket-edge/thicket/api"
+	"github.com/thicket-edge/thicket/root_orchestrator/internal/changefeed"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/state"
 	"github.com/thicket-edge/thicket/root_orchestrator/internal/store"
 )
@@ -62,6 +63,7 @@ func (s *Server) setQuota(c echo.Context) error {
 		return err
 	}
 	s.users.forget(name) // ownerQuota reads it there
+	s.noteAdminChange(changefeed.KindUser, name)
 	return s.quotaStatus(c, name)
 }
 

@@ -57,6 +57,7 @@ func (s *Server) issue(c echo.Context, username, role, family, spent string) err
 	case errors.Is(err, store.ErrRefreshReused):
 		mRefreshReused.Inc()
 		s.families.set(family, false)
+		s.endStreams(username, family)
 		s.log.Warn("a spent refresh token was presented again: its session is revoked", "user", username, "session", family)
 		return errUnauthorized
 	case errors.Is(err, store.ErrSessionRevoked), errors.Is(err, store.ErrNotFound):
@@ -110,6 +111,7 @@ func (s *Server) logout(c echo.Context) error {
 			return err
 		}
 		s.families.set(f, false)
+		s.endStreams(user, f)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

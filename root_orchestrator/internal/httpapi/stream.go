@@ -34,35 +34,65 @@ const (
 	streamWrite = 10 * time.Second
 )
 
-// streams counts the open streams per user and ends them all at shutdown.
+// streams keeps the open streams per user, so that one user's are bounded,
+// a user's or a session's end at once when the user is deleted, changes
+// role or password or logs out, and all end at shutdown.
 type streams struct {
 	mu     sync.Mutex
-	open   map[string]int
+	open   map[string]map[*openStream]struct{} // by user
 	ctx    context.Context
 	cancel context.CancelFunc
 }
 
+// openStream is one open stream: whose, of which session, and how to end it.
+type openStream struct {
+	user, family string
+	end          context.CancelFunc
+}
+
 func (st *streams) init() {
-	st.open = map[string]int{}
+	st.open = map[string]map[*openStream]struct{}{}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 }
 
-func (st *streams) take(user string) bool {
+// take registers a stream of user's session family that end ends; nil
+// when the user holds MaxStreamsPerUser already.
+func (st *streams) take(user, family string, end context.CancelFunc) *openStream {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.open[user] >= MaxStreamsPerUser {
-		return false
+	if len(st.open[user]) >= MaxStreamsPerUser {
+		return nil
 	}
-	st.open[user]++
-	return true
+	o := &openStream{user: user, family: family, end: end}
+	if st.open[user] == nil {
+		st.open[user] = map[*openStream]struct{}{}
+	}
+	st.open[user][o] = struct{}{}
+	return o
 }
 
-func (st *streams) release(user string) {
+func (st *streams) release(o *openStream) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.open[user]--; st.open[user] <= 0 {
-		delete(st.open, user)
+	delete(st.open[o.user], o)
+	if len(st.open[o.user]) == 0 {
+		delete(st.open, o.user)
 	}
+}
+
+// end ends the open streams of user: all of them, or with family set those
+// of that session only. It answers how many it ended.
+func (st *streams) end(user, family string) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for o := range st.open[user] {
+		if family == "" || o.family == family {
+			o.end()
+			n++
+		}
+	}
+	return n
 }
 
 // CloseStreams ends every open stream (the server is shutting down; the
@@ -91,7 +121,8 @@ func resumePoint(after, lastID string) (epoch string, seq uint64, err error) {
 
 // visibleTo says which changes a caller may see: admins everything; users
 // their own applications, services, instances and their events, and the
-// clusters (whose list they see), not nodes.
+// clusters (whose list they see); not nodes, users (not even their own
+// account), join tokens, nor any kind not named here.
 func visibleTo(p principal) func(changefeed.Change) bool {
 	if p.admin() {
 		return nil
@@ -100,10 +131,10 @@ func visibleTo(p principal) func(changefeed.Change) bool {
 		switch c.Kind {
 		case changefeed.KindCluster:
 			return true
-		case changefeed.KindNode:
-			return false
+		case changefeed.KindApplication, changefeed.KindService, changefeed.KindInstance, changefeed.KindEvent:
+			return c.Owner == p.Username
 		}
-		return c.Owner == p.Username
+		return false
 	}
 }
 
@@ -118,15 +149,18 @@ func (s *Server) eventStream(c echo.Context) error {
 	if err != nil || claims.ExpiresAt == nil {
 		return errUnauthorized
 	}
-	if !s.streams.take(p.Username) {
-		return &Error{Status: http.StatusTooManyRequests, Message: fmt.Sprintf("too many open event streams: at most %d per user; close one (another tab or script) first", MaxStreamsPerUser)}
-	}
-	defer s.streams.release(p.Username)
-
 	// The stream ends when the access token expires (the client reconnects
-	// with a fresh one), when the client leaves, or at shutdown.
+	// with a fresh one), when the client leaves, at shutdown, and at once
+	// when the user is deleted, changes role or password, or logs out
+	// (s.streams.end; the ping checks the same for changes made through
+	// another replica).
 	ctx, cancel := context.WithDeadline(c.Request().Context(), claims.ExpiresAt.Time)
 	defer cancel()
+	open := s.streams.take(p.Username, claims.Family, cancel)
+	if open == nil {
+		return &Error{Status: http.StatusTooManyRequests, Message: fmt.Sprintf("too many open event streams: at most %d per user; close one (another tab or script) first", MaxStreamsPerUser)}
+	}
+	defer s.streams.release(open)
 	stop := context.AfterFunc(s.streams.ctx, cancel)
 	defer stop()
 
@@ -191,4 +225,20 @@ func (s *Server) noteEvents(keys map[string]string) {
 		cs = append(cs, changefeed.Change{Kind: changefeed.KindEvent, ID: key, Owner: owner})
 	}
 	s.state.Feed().Publish(s.state.Index(), cs...)
+}
+
+// noteAdminChange tells the streams that a user account or a cluster join
+// token changed (kind changefeed.KindUser or KindJoinToken, id the user's
+// name or the token's id: never a secret). Only admins see these.
+func (s *Server) noteAdminChange(kind, id string) {
+	s.state.Feed().Publish(s.state.Index(), changefeed.Change{Kind: kind, ID: id})
+}
+
+// endStreams ends the open streams of user (of its session family only,
+// when set): the user was deleted, changed role or password, or logged
+// out.
+func (s *Server) endStreams(user, family string) {
+	if n := s.streams.end(user, family); n > 0 {
+		s.log.Debug("ended live streams", "user", user, "streams", n)
+	}
 }

@@ -5,7 +5,7 @@
 import * as api from '../api.js';
 import { Region, empty, field, h, pageHeader, setFieldError, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
-import { expiresSelect, installCommand, secretRow } from '../secret.js';
+import { expiresSelect, installCommand, nextExpiry, secretRow } from '../secret.js';
 
 export function mount(ctx) {
   const cluster = ctx.params.clusterId;
@@ -100,6 +100,8 @@ export function mount(ctx) {
   async function refresh(signal) {
     const tokens = await api.get(base, { signal });
     region.update(tokens, render);
+    const expiry = nextExpiry(tokens);
+    if (expiry !== null) ctx.refreshAt(expiry);
   }
 
   function render(tokens) {

@@ -1,10 +1,12 @@
 // Cluster join tokens (admins only): list with their state, create (the
 // secret is shown once; expiry, single use, a cluster name), revoke. The
-// ready-to-run command is shown only while its token is active.
+// ready-to-run command is shown only while its token is active. The list
+// follows the live stream's join_token changes, and is refreshed when the
+// next token expires.
 import * as api from '../api.js';
 import { Region, empty, field, h, pageHeader, setFieldError, table, time } from '../dom.js';
 import { busy, confirmAction, describe, toast } from '../ui.js';
-import { expiresSelect, installCommand, secretRow } from '../secret.js';
+import { expiresSelect, installCommand, nextExpiry, secretRow } from '../secret.js';
 
 export function mount(ctx) {
   const list = h('div', null, h('p', { class: 'muted loading' }, 'Loading tokens…'));
@@ -80,6 +82,8 @@ export function mount(ctx) {
   async function refresh(signal) {
     const tokens = await api.get('/api/clusters/tokens', { signal });
     region.update(tokens, render);
+    const expiry = nextExpiry(tokens);
+    if (expiry !== null) ctx.refreshAt(expiry);
   }
 
   function render(tokens) {
