@@ -133,8 +133,8 @@ func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
 	// FerretDB logs every connection at INFO; keep only its warnings.
 	fdbLog := slog.New(&levelFilter{Handler: log.Handler(), min: slog.LevelWarn, off: &c.closing}).With("component", "ferretdb")
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
-		Handler:  "sqlite",
+		Listener:  ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
+		Handler:   "sqlite",
 		SQLiteURL: "file:" + dbDir + "/?_pragma=" + strings.Join(sqlitePragmas, "&_pragma="),
 		Logger:    fdbLog,
 	})
