@@ -36,8 +36,8 @@ func TestBackgroundChangesWaitForQuiet(t *testing.T) {
 		return ""
 	}
 
-	// Where it runs is written at once (putNow); what follows is a
-	// status change alone.
+	// The instance's node is stored first; what follows is a status
+	// change alone.
 	report(wire.StatusCreating)
 	for deadline := time.Now().Add(5 * time.Second); stored() != wire.StatusCreating; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
