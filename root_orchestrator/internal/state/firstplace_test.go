@@ -8,9 +8,10 @@ import (
 
 // TestWhereItRunsWrittenAtOnce: a report that moves an instance (from one
 // node to another, or after it was lost) is written at once, even though
-// nobody waits for a report; the first report to name the node of an
-// instance that never ran is written in the background, like its other
-// statuses and like its assignment to the cluster.
+// nobody waits for a report, and so is an instance's end; the first
+// report to name the node of an instance that never ran, on its way or
+// running there, is written in the background, like its other statuses and
+// like its assignment to the cluster.
 func TestWhereItRunsWrittenAtOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -20,6 +21,8 @@ func TestWhereItRunsWrittenAtOnce(t *testing.T) {
 	}{
 		{"first placement", nil, wire.InstanceStatus{Status: wire.StatusScheduled, NodeID: "n1", Node: "n1"}, false},
 		{"first placement, running", nil, wire.InstanceStatus{Status: wire.StatusRunning, NodeID: "n1", Node: "n1"}, false},
+		{"first report, completed", nil, wire.InstanceStatus{Status: wire.StatusCompleted, NodeID: "n1", Node: "n1"}, true},
+		{"first report, failed", nil, wire.InstanceStatus{Status: wire.StatusFailed, NodeID: "n1", Node: "n1"}, true},
 		{"moved to another node", []wire.InstanceStatus{{Status: wire.StatusRunning, NodeID: "n1", Node: "n1"}},
 			wire.InstanceStatus{Status: wire.StatusScheduled, NodeID: "n2", Node: "n2"}, true},
 		{"placed again after it was lost", []wire.InstanceStatus{{Status: wire.StatusRunning, NodeID: "n1", Node: "n1"}, {Status: wire.StatusLost}},
