@@ -393,10 +393,10 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 // restarted root that lost it shows the node the cluster planned until the
 // cluster reports again, and no traffic depends on it. A burst of
 // placements would otherwise cost one write of its own per instance, among
-// the requests' writes. A move (a node before, or an address) is written
-// at once.
+// the requests' writes. A move (a node before, a lost cluster's copy, or
+// an address) is written at once.
 func firstPlacement(old, in *Instance) bool {
-	return old.NodeID == "" && old.InstanceIP == "" && old.Restarts == 0 &&
+	return old.NodeID == "" && old.InstanceIP == "" && old.Restarts == 0 && old.LostFrom == "" &&
 		(old.Status == wire.StatusRequested || old.Status == wire.StatusScheduled) &&
 		(in.Status == wire.StatusScheduled || in.Status == wire.StatusCreating || in.Status == wire.StatusRunning)
 }
