@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -132,14 +133,9 @@ func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
 	// FerretDB logs every connection at INFO; keep only its warnings.
 	fdbLog := slog.New(&levelFilter{Handler: log.Handler(), min: slog.LevelWarn, off: &c.closing}).With("component", "ferretdb")
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
-		Handler:  "sqlite",
-		// WAL with synchronous=NORMAL: a commit is in the WAL file when it
-		// returns, so a crash of this process (even SIGKILL) loses nothing;
-		// the WAL is fsynced at checkpoints, so a power cut may lose the
-		// last moments, as MongoDB's default write concern (journal synced
-		// every 100 ms) may. FULL would fsync at every document write.
-		SQLiteURL: "file:" + dbDir + "/?_pragma=synchronous(normal)",
+		Listener:  ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "mongo.sock")},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dbDir + "/?_pragma=" + strings.Join(sqlitePragmas, "&_pragma="),
 		Logger:    fdbLog,
 	})
 	if err != nil {
@@ -160,6 +156,26 @@ func (c *Conn) startEmbedded(dataDir string, log *slog.Logger) (string, error) {
 	log.Info("embedded store started", "dir", dbDir)
 	return f.MongoDBURI(), nil
 }
+
+// sqlitePragmas are the embedded engine's SQLite settings.
+//
+// WAL (FerretDB's default) with synchronous=NORMAL: a commit is in the WAL
+// file when it returns, so a crash of this process (even SIGKILL) loses
+// nothing; the WAL is fsynced at checkpoints, so a power cut may lose the
+// last moments, as MongoDB's default write concern (journal synced every
+// 100 ms) may. FULL would fsync at every document write.
+//
+// temp_store=MEMORY keeps statement journals in memory, in small chunks.
+// FerretDB runs every update in a transaction of its own, so each update
+// statement opens a statement journal (for its own rollback, never read
+// for crash recovery: the WAL is). With the default, SQLite gives it a
+// 64 KiB in-memory buffer before it would spill to a temporary file, and
+// the engine's C allocator (modernc.org/memory) maps and unmaps a fresh
+// 1 MiB region for that buffer at every statement: system calls and page
+// faults that were about a third of the CPU of a replaced document
+// (BenchmarkSaverReplace). Temporary tables and sort indexes also stay in
+// memory; FerretDB sorts in Go, so SQLite makes few.
+var sqlitePragmas = []string{"synchronous(normal)", "temp_store(memory)"}
 
 // Close disconnects and stops the embedded engine.
 func (c *Conn) Close(ctx context.Context) {

@@ -137,6 +137,9 @@ type Manager struct {
 	// instance, and on a restart the nodes report again anyway.
 	dirtyInst map[string]bool
 	lastLazy  time.Time
+	// draining: status-only changes taken lazyChunk per pass are still
+	// left from the last time they were due.
+	draining bool
 	// news: instances changed since the root link was last told.
 	news      bool
 	dirtyNode map[string]bool // desired set to publish
@@ -215,6 +218,15 @@ type Manager struct {
 
 // lazyWrites is how long status-only changes may wait to be written.
 const lazyWrites = time.Second
+
+// lazyChunk bounds the status-only changes one pass writes. A pass
+// publishes its placements only after its writes, and a burst of
+// placements reports RUNNING at once: hundreds of statuses written in one
+// pass held up the placements of the next for as long (half a second with
+// 1,000 nodes). When more are due, the next pass comes at once and takes
+// the next chunk, so new placements wait for one chunk at most. One bulk
+// command's worth (mongodb.BulkStatements).
+const lazyChunk = 32
 
 // dirty marks an instance to save; urgent says at the next pass.
 // Caller holds mu.
@@ -893,7 +905,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		}
 		m.netDirty = false
 	}
-	save, remove := m.takeDirtyInstances(now, false)
+	save, remove, more := m.takeDirtyInstances(now, false)
 	pubs := m.takeDirtyNodes(net)
 	m.updateMetrics()
 	notify := m.onChange
@@ -940,6 +952,9 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 			m.mu.Unlock()
 		}
 	}
+	if more && len(errs) == 0 {
+		m.Kick() // the next chunk of due statuses, at once
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%v", errs)
 	}
@@ -950,7 +965,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 // stops.
 func (m *Manager) flush() {
 	m.mu.Lock()
-	save, remove := m.takeDirtyInstances(time.Now(), true)
+	save, remove, _ := m.takeDirtyInstances(time.Now(), true)
 	m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -1128,13 +1143,23 @@ func (m *Manager) reservations() map[string]holding {
 }
 
 // takeDirtyInstances takes the instances to write: the urgent ones, and
-// the status-only ones when lazyWrites passed since they were last taken or
-// all is set. Caller holds mu.
-func (m *Manager) takeDirtyInstances(now time.Time, all bool) (save []state.Instance, remove []string) {
-	lazy := all || now.Sub(m.lastLazy) >= lazyWrites
+// the status-only ones when lazyWrites passed since they were last all
+// taken, at most lazyChunk of them (every one when all is set). more says
+// that status-only changes that are due were left for the next pass.
+// Caller holds mu.
+func (m *Manager) takeDirtyInstances(now time.Time, all bool) (save []state.Instance, remove []string, more bool) {
+	lazy := all || m.draining || now.Sub(m.lastLazy) >= lazyWrites
+	taken := 0
 	for k, urgent := range m.dirtyInst {
 		if !urgent && !lazy {
 			continue
+		}
+		if !urgent && !all {
+			if taken == lazyChunk {
+				more = true
+				continue
+			}
+			taken++
 		}
 		delete(m.dirtyInst, k)
 		if in, ok := m.instances[k]; ok {
@@ -1143,10 +1168,11 @@ func (m *Manager) takeDirtyInstances(now time.Time, all bool) (save []state.Inst
 			remove = append(remove, k)
 		}
 	}
-	if lazy {
+	if lazy && !more {
 		m.lastLazy = now
 	}
-	return save, remove
+	m.draining = more
+	return save, remove, more
 }
 
 // takeDirtyNodes builds the desired sets to publish. A lost node gets

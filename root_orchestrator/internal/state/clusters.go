@@ -377,12 +377,28 @@ func (t *Txn) applyStatus(c *Cluster, st wire.InstanceStatus) bool {
 		t.net = true
 	}
 	switch {
-	case old.NodeID != in.NodeID || old.InstanceIP != in.InstanceIP:
+	case old.InstanceIP != in.InstanceIP || old.NodeID != in.NodeID && !firstPlacement(old, &in):
 		t.putNow(tInstances, KindInstance, in.Key, &in) // where it runs
 	default:
 		t.put(tInstances, KindInstance, in.Key, &in, hard)
 	}
 	return false
+}
+
+// firstPlacement tells whether a report is the first to name the node of
+// an instance that never ran anywhere nor had an address, and says it is
+// on its way or running there (not that it ended: a one-shot's end is
+// written at once). Where it runs is then written like its other
+// statuses, in the background, as its assignment to the cluster is: a
+// restarted root that lost it shows the node the cluster planned until the
+// cluster reports again, and no traffic depends on it. A burst of
+// placements would otherwise cost one write of its own per instance, among
+// the requests' writes. A move (a node before, a lost cluster's copy, or
+// an address) is written at once.
+func firstPlacement(old, in *Instance) bool {
+	return old.NodeID == "" && old.InstanceIP == "" && old.Restarts == 0 && old.LostFrom == "" &&
+		(old.Status == wire.StatusRequested || old.Status == wire.StatusScheduled) &&
+		(in.Status == wire.StatusScheduled || in.Status == wire.StatusCreating || in.Status == wire.StatusRunning)
 }
 
 // reconcile decides, when a cluster that was declared lost reports an

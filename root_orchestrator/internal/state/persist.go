@@ -43,6 +43,10 @@ type persister struct {
 	wake    chan struct{}
 	done    chan struct{} // closed and replaced when durable grows
 	err     error         // of the last failed attempt, while failing
+	// lastWaited: when the last waited-for change was queued (see
+	// lazyQuiet); quiet is lazyQuiet (tests change it).
+	lastWaited time.Time
+	quiet      time.Duration
 }
 
 type queued struct {
@@ -59,6 +63,15 @@ type queued struct {
 // become one write.
 const lazyWithin = time.Second
 
+// lazyQuiet: due background changes wait until no waited-for change was
+// queued for this long, unless they are overdue (3 × lazyWithin). A burst
+// of requests, each waiting for its write, then has the store to itself:
+// a batch of background changes (lazyBatch of them, tens of milliseconds
+// in the embedded engine) written between two of its writes held up every
+// request that came meanwhile. Under a burst longer than the overdue
+// bound they are written all the same, so they never pile up.
+const lazyQuiet = 50 * time.Millisecond
+
 type changeKey struct {
 	kind Kind
 	id   string
@@ -66,6 +79,7 @@ type changeKey struct {
 
 func (p *persister) init() {
 	p.pending = map[changeKey]queued{}
+	p.quiet = lazyQuiet
 	p.wake = make(chan struct{}, 1)
 	p.done = make(chan struct{})
 }
@@ -81,6 +95,9 @@ func (p *persister) queue(cs []Change) Ticket {
 	now := time.Now()
 	for _, c := range cs {
 		lazy := c.lazy
+		if !lazy {
+			p.lastWaited = now
+		}
 		k := changeKey{c.Kind, c.ID}
 		q, ok := p.pending[k]
 		if !ok {
@@ -203,10 +220,11 @@ func (s *Store) flush(ctx context.Context, all bool) (int, time.Duration) {
 	if overdue {
 		urgent = false
 	}
-	if n, next := p.writable(all); n == 0 {
+	if n, next := p.writable(all, now); n == 0 {
 		p.mu.Unlock()
 		return 0, next
 	}
+	quiet := all || overdue || now.Sub(p.lastWaited) >= p.quiet
 	// A batch of background changes stays small: a waited-for write that
 	// comes meanwhile waits for it.
 	limit := maxBatch
@@ -216,7 +234,7 @@ func (s *Store) flush(ctx context.Context, all bool) (int, time.Duration) {
 	var keys, rest []changeKey
 	for _, k := range p.order {
 		q := p.pending[k]
-		take := !q.lazy || !urgent && (all || now.Sub(q.at) >= lazyWithin)
+		take := !q.lazy || !urgent && quiet && (all || now.Sub(q.at) >= lazyWithin)
 		if len(keys) < limit && take {
 			keys = append(keys, k)
 		} else {
@@ -225,6 +243,11 @@ func (s *Store) flush(ctx context.Context, all bool) (int, time.Duration) {
 	}
 	keys, rest = p.holdBack(keys, rest)
 	n := len(keys)
+	if n == 0 { // due background changes in a burst (see writable)
+		next := p.quiet - now.Sub(p.lastWaited)
+		p.mu.Unlock()
+		return 0, max(next, time.Millisecond)
+	}
 	batch := make([]queued, n)
 	changes := make([]Change, n)
 	for i, k := range keys {
@@ -283,17 +306,23 @@ func (s *Store) flush(ctx context.Context, all bool) (int, time.Duration) {
 		p.done = make(chan struct{})
 	}
 	mBehind.Set(float64(len(p.pending)))
-	return p.writable(all)
+	return p.writable(all, time.Now())
 }
 
 // writable counts the changes to write now and says how long until the
-// next background change is due (0: none waits). Caller holds mu.
-func (p *persister) writable(all bool) (int, time.Duration) {
+// next background change is due (0: none waits). Due background changes
+// wait for the quiet after a burst of waited-for ones (lazyQuiet) unless
+// they are overdue. Caller holds mu.
+func (p *persister) writable(all bool, now time.Time) (int, time.Duration) {
 	n := 0
 	var next time.Duration
-	now := time.Now()
+	burst := p.quiet - now.Sub(p.lastWaited) // > 0: within a burst
 	for _, q := range p.pending {
-		switch wait := lazyWithin - now.Sub(q.at); {
+		wait := lazyWithin - now.Sub(q.at)
+		if q.lazy && wait <= 0 && burst > 0 && now.Sub(q.at) < 3*lazyWithin {
+			wait = burst
+		}
+		switch {
 		case !q.lazy || all || wait <= 0:
 			n++
 		case next == 0 || wait < next:
