@@ -78,7 +78,7 @@ func Regions(maps string, path string) ([]Region, error) {
 // mappings MADV_RANDOM (a fault reads no pages ahead) and drops the
 // binary's pages that no process maps from the page cache
 // (POSIX_FADV_DONTNEED): what runs again comes back a page at a time, read
-// from the file (a major fault, about 0.1 ms each here).
+// from the file (a major fault, about 60 µs each here).
 func Trim() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
