@@ -97,24 +97,14 @@ func Trim() (int, error) {
 			return 0, fmt.Errorf("madvise(MADV_RANDOM): %w", e)
 		}
 	}
-	// Twice: what the process's other threads ran while the first round
-	// paged out came back 64 KiB at a time from the still full page cache,
-	// and is mapped, so it stayed cached; the second round finds it a page
-	// at a time.
 	n := 0
-	for range 2 {
-		n = 0
-		for _, r := range rs {
-			if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, r.Start, r.End-r.Start, madvPageout); e != 0 {
-				return n, fmt.Errorf("madvise(MADV_PAGEOUT): %w", e)
-			}
-			n += int(r.End - r.Start)
+	for _, r := range rs {
+		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, r.Start, r.End-r.Start, madvPageout); e != 0 {
+			return n, fmt.Errorf("madvise(MADV_PAGEOUT): %w", e)
 		}
-		if err := dropCache(); err != nil {
-			return n, err
-		}
+		n += int(r.End - r.Start)
 	}
-	return n, nil
+	return n, dropCache()
 }
 
 // dropCache drops the pages of this process's executable that no process
