@@ -116,6 +116,11 @@ func dropCache() error {
 		return err
 	}
 	defer f.Close()
+	// A binary written moments ago (installed, built) has dirty pages,
+	// which neither paging out nor this drop can release: write them back.
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("fdatasync: %w", err)
+	}
 	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
 		return fmt.Errorf("fadvise(POSIX_FADV_DONTNEED): %w", err)
 	}
