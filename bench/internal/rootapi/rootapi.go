@@ -22,12 +22,12 @@ type Client struct {
 
 // New returns a client of the root at url, trusting the CA in caFile (the
 // root's <data-dir>/tls/ca.crt; "" for a root serving plain HTTP).
+// Its connections are the API client's default transport's
+// (api.MaxIdleConnsPerHost idle ones kept), as every user's are.
 func New(url, caFile string) *Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
 	url = strings.TrimRight(url, "/")
 	return &Client{URL: url, Client: api.NewClient(api.Config{Address: url, CAFile: caFile,
-		HTTPClient: &http.Client{Timeout: 60 * time.Second, Transport: tr}})}
+		HTTPClient: &http.Client{Timeout: 60 * time.Second}})}
 }
 
 // Healthy reports whether /healthz answers 200.
