@@ -30,3 +30,11 @@ func (r *Runtime) ReadsCgroup(key string) bool {
 	_, _, ok := r.cgroupUsage(ContainerID(r.cfg.NodeName, key))
 	return ok
 }
+
+// SetNativeSyscalls replaces the table of the native architecture's
+// system calls (nil: keep the profile's names as they are) until restore.
+func SetNativeSyscalls(names []string) (restore func()) {
+	old := nativeSyscalls
+	nativeSyscalls = names
+	return func() { nativeSyscalls = old }
+}

@@ -83,6 +83,37 @@ func TestSeccompNativeArchitecture(t *testing.T) {
 	}
 }
 
+// TestSeccompNamesLeftOutChangeNothing: the profile's names the native
+// interface does not have (left out so that runc does not resolve them at
+// every start) make no difference to the filter the kernel gets: the
+// program loaded for a container equals the one loaded from the profile
+// with all of Docker's names.
+func TestSeccompNamesLeftOutChangeNothing(t *testing.T) {
+	node := fmt.Sprintf("t%d-scnames", os.Getpid())
+	rt := newRuntime(t, func(c *ctrd.Config) { c.NodeName = node })
+	program := func(key string) []unix.SockFilter {
+		s := spec(key, testharness.FreePort(t))
+		if err := rt.Start(testCtx(t), s); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if st, ok := runtimetest.Find(t, rt, s.Key); !ok || st.Status != wire.StatusRunning {
+			t.Fatalf("instance %s (%s), want RUNNING", st.Status, st.Detail)
+		}
+		defer rt.Remove(testCtx(t), s.Key)
+		return filterProgram(t, taskPid(t, ctrd.ContainerID(node, s.Key)))
+	}
+	trimmed := program("scn.0")
+	restore := ctrd.SetNativeSyscalls(nil)
+	all := program("scn.1")
+	restore()
+	if len(trimmed) < 100 {
+		t.Fatalf("a filter of %d instructions: not Docker's profile", len(trimmed))
+	}
+	if !slices.Equal(trimmed, all) {
+		t.Errorf("the filters differ: %d instructions with the native names, %d with all", len(trimmed), len(all))
+	}
+}
+
 // taskPid is the pid of the container id's task.
 func taskPid(t *testing.T, id string) int {
 	t.Helper()
@@ -102,11 +133,9 @@ func taskPid(t *testing.T, id string) int {
 	return int(task.Pid())
 }
 
-// filterArches attaches to pid, reads its first seccomp filter program
-// (the one runc loaded) and returns the constants it compares the
-// architecture field with: the program's JEQ constants right after a load
-// of seccomp_data.arch (offset 4).
-func filterArches(t *testing.T, pid int) []uint32 {
+// filterProgram attaches to pid and reads its first seccomp filter
+// program (the one runc loaded).
+func filterProgram(t *testing.T, pid int) []unix.SockFilter {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -130,10 +159,18 @@ func filterArches(t *testing.T, pid int) []uint32 {
 		uintptr(unsafe.Pointer(&prog[0])), 0, 0); errno != 0 {
 		t.Fatalf("PTRACE_SECCOMP_GET_FILTER %d: %v", pid, errno)
 	}
+	return prog
+}
+
+// filterArches returns the constants pid's seccomp filter compares the
+// architecture field with: the program's JEQ constants right after a load
+// of seccomp_data.arch (offset 4).
+func filterArches(t *testing.T, pid int) []uint32 {
+	t.Helper()
 	const archOffset = 4 // offsetof(struct seccomp_data, arch)
 	var arches []uint32
 	loadedArch := false
-	for _, ins := range prog {
+	for _, ins := range filterProgram(t, pid) {
 		switch {
 		case ins.Code == unix.BPF_LD|unix.BPF_W|unix.BPF_ABS:
 			loadedArch = ins.K == archOffset
