@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -455,6 +456,14 @@ func TestSubnetsSpanBlocks(t *testing.T) {
 	}
 	if !seen["10.64.4.0/24"] || m.WantBlocks() != 0 {
 		t.Errorf("subnets %v, still wants %d blocks; want the second block used and none wanted", seen, m.WantBlocks())
+	}
+	// Every node has its subnet: the next passes keep them and want none.
+	before := subnets()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := subnets(); !maps.Equal(before, after) || m.WantBlocks() != 0 {
+		t.Errorf("a pass with every node's subnet assigned: subnets %v (before %v), wants %d blocks", after, before, m.WantBlocks())
 	}
 }
 
