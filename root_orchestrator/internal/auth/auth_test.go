@@ -333,3 +333,78 @@ func TestKeySet(t *testing.T) {
 		t.Errorf("after refused SetKeys: %v", err)
 	}
 }
+
+// TestVerifiedTokensRemembered: a token verified once is not decoded
+// again, but what Verify says of it is what a full verification would say:
+// refused once expired, refused as another kind, refused once the key set
+// no longer holds its key; the remembered tokens stay bounded.
+func TestVerifiedTokensRemembered(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	a, b := newKey(t), newKey(t)
+	kidOf := func(k ed25519.PrivateKey) string { return KeyID(k.Public().(ed25519.PublicKey)) }
+	ka, kb := Key{ID: kidOf(a), Priv: a}, Key{ID: kidOf(b), Priv: b}
+	s, err := NewKeySigner(ka.ID, []Key{ka, kb}, 15*time.Minute, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t0}
+	s.now = clk.now
+	tok, _, err := s.IssueIn("alice", "user", KindAccess, "fam-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		c, err := s.Verify(tok, KindAccess)
+		if err != nil || c.Subject != "alice" || c.Family != "fam-1" {
+			t.Fatalf("use %d: %+v, %v", i, c, err)
+		}
+		c.Subject = "mallory" // a caller's copy: changes nothing remembered
+	}
+	s.mu.RLock()
+	_, remembered := s.verified[tok]
+	s.mu.RUnlock()
+	if !remembered {
+		t.Fatal("a verified token is not remembered")
+	}
+	if c, err := s.Verify(tok, KindAccess); err != nil || c.Subject != "alice" {
+		t.Fatalf("remembered token: %+v, %v", c, err)
+	}
+	if _, err := s.Verify(tok, KindRefresh); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("remembered access token accepted as a refresh token: %v", err)
+	}
+
+	// Expired: refused, though remembered.
+	clk.t = t0.Add(15*time.Minute + time.Millisecond)
+	if _, err := s.Verify(tok, KindAccess); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("remembered token after its expiry: %v", err)
+	}
+	clk.t = t0.Add(time.Minute)
+	if _, err := s.Verify(tok, KindAccess); err != nil {
+		t.Fatalf("within its lifetime again: %v", err)
+	}
+
+	// Its key dropped from the set: refused.
+	if err := s.SetKeys(kb.ID, []Key{kb}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(tok, KindAccess); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("remembered token of a dropped key: %v", err)
+	}
+
+	// Bounded.
+	for range maxVerified + 10 {
+		tok, _, err := s.IssueIn("bob", "user", KindAccess, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Verify(tok, KindAccess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.RLock()
+	n := len(s.verified)
+	s.mu.RUnlock()
+	if n > maxVerified {
+		t.Errorf("%d tokens remembered, more than %d", n, maxVerified)
+	}
+}
