@@ -107,9 +107,12 @@ func (r *Runtime) waitExit(ctx context.Context, id string) (code int, exitedAt t
 }
 
 // markStarting counts a Start of container id in progress (d = +1 or -1).
+// Either makes the containers as List last listed them stale: a Start
+// creates, labels and replaces containers.
 func (r *Runtime) markStarting(id string, d int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.containersGen++
 	if r.starting[id] += d; r.starting[id] <= 0 {
 		delete(r.starting, id)
 	}
