@@ -221,6 +221,14 @@ func (r *Runtime) stateOf(c listedContainer, p *tasktypes.Process) runtimes.Stat
 		Spec:      c.spec,
 		StartedAt: c.started,
 	}
+	if (p == nil || p.Status == tasktypes.Status_UNKNOWN) && r.watching(c.id) {
+		// containerd left the task out, or could not read its state: it
+		// asks each shim within 2 s, which a shim of a busy machine
+		// misses. The task's exit watcher still waits for it, so it has
+		// not exited (and was not deleted): it runs.
+		st.Status = wire.StatusRunning
+		return st
+	}
 	if p == nil {
 		switch {
 		case c.failure != "":

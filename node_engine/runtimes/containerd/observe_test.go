@@ -3,17 +3,21 @@ package containerd_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
 	containerd "github.com/containerd/containerd"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"google.golang.org/grpc"
 
 	"github.com/thicket-edge/thicket/contract/wire"
 	"github.com/thicket-edge/thicket/internal/testharness"
 	ctrd "github.com/thicket-edge/thicket/node_engine/runtimes/containerd"
+	"github.com/thicket-edge/thicket/node_engine/runtimes/runtimetest"
 )
 
 // callCounter counts the calls of a connection to containerd, by method.
@@ -191,4 +195,66 @@ func TestIdleListAsksForTasksOnly(t *testing.T) {
 	}
 	delete(want, "idle.1")
 	idleList(t, rt, 1, want)
+}
+
+// TestTaskStateMissedIsNotAnExit: containerd asks each shim for its
+// task's state within 2 s when it lists tasks, and a shim of a busy
+// machine misses that: the task is then left out of the list, or listed
+// with the status UNKNOWN. A running task whose exit the runtime is still
+// waiting for is listed RUNNING all the same (not FAILED, which the engine
+// would restart).
+func TestTaskStateMissedIsNotAnExit(t *testing.T) {
+	var mu sync.Mutex
+	tamper := func(*tasks.ListTasksResponse) {}
+	intercept := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if resp, ok := reply.(*tasks.ListTasksResponse); ok && err == nil {
+			mu.Lock()
+			tamper(resp)
+			mu.Unlock()
+		}
+		return err
+	})
+	rt := newRuntime(t, ctrd.WithDialOptions(intercept))
+	ctx := testCtx(t)
+	s := spec("busy.0", testharness.FreePort(t))
+	if err := rt.Start(ctx, s); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	id := ctrd.ContainerID(rt.Config().NodeName, s.Key)
+	for _, tc := range []struct {
+		name string
+		f    func(*tasks.ListTasksResponse)
+	}{
+		{"left out", func(r *tasks.ListTasksResponse) {
+			r.Tasks = slices.DeleteFunc(r.Tasks, func(p *tasktypes.Process) bool { return p.ID == id })
+		}},
+		{"unknown", func(r *tasks.ListTasksResponse) {
+			for _, p := range r.Tasks {
+				if p.ID == id {
+					p.Status, p.Pid = tasktypes.Status_UNKNOWN, 0
+				}
+			}
+		}},
+	} {
+		mu.Lock()
+		tamper = tc.f
+		mu.Unlock()
+		for range 3 {
+			st, ok := runtimetest.Find(t, rt, s.Key)
+			if !ok || st.Status != wire.StatusRunning {
+				t.Errorf("%s: listed %v %s %q; want RUNNING", tc.name, ok, st.Status, st.Detail)
+			}
+		}
+	}
+	mu.Lock()
+	tamper = func(*tasks.ListTasksResponse) {}
+	mu.Unlock()
+	// Its real exit is listed.
+	if err := rt.Remove(ctx, s.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := runtimetest.Find(t, rt, s.Key); ok {
+		t.Errorf("removed instance still listed")
+	}
 }

@@ -64,6 +64,14 @@ func (r *Runtime) watch(id string, spec wire.InstanceSpec, started time.Time) {
 	}()
 }
 
+// watching reports whether id's task is watched: its exit watcher has not
+// seen it exit (or be deleted) yet.
+func (r *Runtime) watching(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watches[id] != nil
+}
+
 // unwatch stops watching id's task: its exit will not be delivered.
 func (r *Runtime) unwatch(id string) {
 	r.mu.Lock()
