@@ -172,6 +172,17 @@ type Engine struct {
 	// The node's client certificate (identity.go).
 	identOnce sync.Once
 	ident     *pki.ClientCert
+
+	// changes counts what changes the runtimes' instances behind the
+	// reconciler's back: starts and removals ending, exits.
+	changes uint64
+}
+
+// observation is what the runtimes held at one moment (reconcile's), and
+// changes then.
+type observation struct {
+	changes uint64
+	have    map[string]held
 }
 
 // sample is an instance's resource usage as last measured.
@@ -303,8 +314,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case st := <-rt.Events():
-					e.log.Info("instance exited", "instance", st.Key, "status", st.Status, "detail", st.Detail)
-					e.doKick()
+					e.exited(st)
 				}
 			}
 		}(rt)
@@ -324,6 +334,16 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.nodeID = creds.NodeID
 		e.mu.Unlock()
 	}
+}
+
+// exited notes an instance's exit, as its runtime told, and has the
+// reconciler look.
+func (e *Engine) exited(st runtimes.State) {
+	e.log.Info("instance exited", "instance", st.Key, "status", st.Status, "detail", st.Detail)
+	e.mu.Lock()
+	e.changes++
+	e.mu.Unlock()
+	e.doKick()
 }
 
 // reregisterAfter is how long a node cut off from its broker waits before
@@ -359,8 +379,7 @@ func (e *Engine) serve(ctx context.Context, client *mqttc.Client, creds *credent
 				return next, fresh
 			}
 		}
-		e.reconcile(ctx)
-		e.report(ctx, client, creds)
+		e.reportWith(ctx, client, creds, e.reconcile(ctx))
 		select {
 		case <-ctx.Done():
 			return nil, nil
@@ -604,11 +623,12 @@ func (e *Engine) observe(ctx context.Context) (have map[string]held, complete bo
 // reconcile starts what should run and does not, restarts what exited and
 // should not have, and removes what should not run. Starts and removals run
 // in the background; nothing is touched before the first desired set
-// arrives (a restarted engine adopts what runs).
-func (e *Engine) reconcile(ctx context.Context) {
+// arrives (a restarted engine adopts what runs). It returns what it saw
+// the runtimes hold (nil if it did not look), for the report that follows.
+func (e *Engine) reconcile(ctx context.Context) *observation {
 	d, ok := e.desiredSet()
 	if !ok {
-		return
+		return nil
 	}
 	desired := d.Instances
 	e.mu.Lock()
@@ -622,7 +642,11 @@ func (e *Engine) reconcile(ctx context.Context) {
 	if hasGrants(d) {
 		e.serveJobs(ctx, d.Subnet)
 	}
+	e.mu.Lock()
+	changes := e.changes
+	e.mu.Unlock()
 	have, complete := e.observe(ctx)
+	obs := &observation{changes: changes, have: have}
 	now := time.Now()
 
 	e.mu.Lock()
@@ -715,6 +739,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 			delete(e.usage, key)
 		}
 	}
+	return obs
 }
 
 // start runs rt.Start in the background. Caller holds mu.
@@ -735,6 +760,7 @@ func (e *Engine) start(ctx context.Context, rt runtimes.Runtime, spec wire.Insta
 		}
 		e.mu.Lock()
 		delete(e.busy, spec.Key)
+		e.changes++
 		if err != nil && ctx.Err() == nil {
 			f := e.failed[spec.Key]
 			if f == nil {
@@ -790,6 +816,7 @@ func (e *Engine) remove(ctx context.Context, rt runtimes.Runtime, key string) {
 		}
 		e.mu.Lock()
 		delete(e.busy, key)
+		e.changes++
 		if err == nil {
 			e.dropJobs(key)
 		}
@@ -810,11 +837,33 @@ func (e *Engine) desiredSet() (wire.NodeDesired, bool) {
 // It asks the runtimes without holding mu: under load (dozens of starts)
 // each call can take a while, and the starts need mu to finish.
 func (e *Engine) report(ctx context.Context, client *mqttc.Client, c *credentials) {
-	have, _ := e.observe(ctx)
+	e.reportWith(ctx, client, c, nil)
+}
+
+// reportWith is report after a reconcile that saw obs (nil: none). What
+// the runtimes hold is then what obs says, unless a start, removal or exit
+// ended since (changes): then they are asked again. Asking every runtime
+// twice a second for the same answer cost an idle node a containerd call
+// per second.
+func (e *Engine) reportWith(ctx context.Context, client *mqttc.Client, c *credentials, obs *observation) {
+	var have map[string]held
+	if obs == nil {
+		have, _ = e.observe(ctx)
+	}
 	info := e.nodeInfo(ctx)
 	d, full := e.desiredSet()
 	r := wire.NodeReport{Version: wire.Version, NodeID: c.NodeID, Time: time.Now().UTC(), Node: info, Generation: d.Generation, Full: full}
 	e.mu.Lock()
+	if obs != nil {
+		// Checked under mu, which starts and removals hold as they end:
+		// none can end between the check and the statuses below.
+		have = obs.have
+		if obs.changes != e.changes {
+			e.mu.Unlock()
+			have, _ = e.observe(ctx)
+			e.mu.Lock()
+		}
+	}
 	if full {
 		// The report says the node applied generation d.Generation: its
 		// job files must say so too before the cluster takes it as the

@@ -33,6 +33,7 @@ type fakeRuntime struct {
 	usage    runtimes.Usage
 	starts   []string
 	removes  []string
+	lists    int
 	events   chan runtimes.State
 }
 
@@ -79,6 +80,7 @@ func (r *fakeRuntime) Remove(_ context.Context, key string) error {
 func (r *fakeRuntime) List(context.Context) ([]runtimes.State, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.lists++
 	if r.listErr != nil {
 		return nil, r.listErr
 	}
@@ -93,6 +95,15 @@ func (r *fakeRuntime) Logs(_ context.Context, key string, maxBytes int) (string,
 		return "", runtimes.ErrNotFound
 	}
 	return l[max(0, len(l)-maxBytes):], nil
+}
+
+// listed returns (and forgets) how often List was called.
+func (r *fakeRuntime) listed() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.lists
+	r.lists = 0
+	return n
 }
 
 // set replaces an instance's state, as if it exited.

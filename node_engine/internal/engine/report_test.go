@@ -292,3 +292,75 @@ func TestDesiredSetDelivery(t *testing.T) {
 		t.Error("a desired set did not kick the reconciler")
 	}
 }
+
+// TestReportAfterReconcile: the report that follows a reconcile (the
+// serve loop's) takes what the reconcile saw the runtimes hold, without
+// asking them again, unless a start or removal ended or an instance exited
+// since: then it asks, and reports what is.
+func TestReportAfterReconcile(t *testing.T) {
+	b := startBroker(t)
+	rt := newFakeRuntime("container", running("a", "b")...)
+	rt.usage = runtimes.Usage{CPUPercent: 1, MemoryMB: 8}
+	e := newTestEngine(Config{}, rt)
+	cl, c := b.connect(t, e)
+	e.want(wire.NodeDesired{Generation: 1, Instances: specs("a", "b")})
+	reportAfter := func(obs *observation) map[string]wire.InstanceStatus {
+		t.Helper()
+		e.reportWith(context.Background(), cl, c, obs)
+		select {
+		case r := <-b.reports:
+			return byKey(r.Instances)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no report within 5 s")
+			return nil
+		}
+	}
+
+	// Nothing changed: one List for the reconcile and its report.
+	rt.listed()
+	got := reportAfter(e.reconcile(context.Background()))
+	if n := rt.listed(); n != 1 {
+		t.Errorf("a reconcile and its report listed %d times, want 1", n)
+	}
+	for _, k := range []string{"a", "b"} {
+		if s := got[k]; s.Status != wire.StatusRunning || s.MemoryMB != 8 {
+			t.Errorf("%s: %s, %d MB; want RUNNING with its usage", k, s.Status, s.MemoryMB)
+		}
+	}
+
+	// An instance exits between the reconcile and the report (its runtime
+	// tells): the report lists again and says so.
+	obs := e.reconcile(context.Background())
+	rt.set(exited("b", wire.StatusFailed, time.Minute, 0))
+	e.exited(exited("b", wire.StatusFailed, time.Minute, 0))
+	got = reportAfter(obs)
+	if n := rt.listed(); n != 2 {
+		t.Errorf("a reconcile and its report around an exit listed %d times, want 2", n)
+	}
+	if s := got["b"]; s.Status != wire.StatusFailed {
+		t.Errorf("b exited before the report: reported %s %q", s.Status, s.Detail)
+	}
+
+	// A start ends between the reconcile and the report: listed again, and
+	// reported RUNNING.
+	e.want(wire.NodeDesired{Generation: 2, Instances: specs("a", "b", "new")})
+	e.settleOnce(t) // restarts b, starts new
+	obs = e.reconcile(context.Background())
+	e.want(wire.NodeDesired{Generation: 3, Instances: specs("a", "b", "new", "newer")})
+	e.settleOnce(t) // starts newer
+	rt.listed()
+	got = reportAfter(obs)
+	if n := rt.listed(); n != 1 {
+		t.Errorf("a report after starts ended listed %d times, want 1", n)
+	}
+	if s := got["newer"]; s.Status != wire.StatusRunning {
+		t.Errorf("newer started before the report: reported %s %q", s.Status, s.Detail)
+	}
+
+	// The report alone (no reconcile before it) lists.
+	rt.listed()
+	reportAfter(nil)
+	if n := rt.listed(); n != 1 {
+		t.Errorf("a report alone listed %d times, want 1", n)
+	}
+}

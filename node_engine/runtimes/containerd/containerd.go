@@ -21,6 +21,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/remotes"
 	"github.com/containerd/containerd/remotes/docker"
 	"github.com/containerd/containerd/remotes/docker/config"
@@ -122,6 +123,9 @@ type Config struct {
 	// logwriter.Arg and the file (logwriter.Run); if empty,
 	// logwriter.Program of this program (os.Executable).
 	LogWriter string
+
+	// dialOptions are added to the connection's (tests: counting calls).
+	dialOptions []grpc.DialOption
 }
 
 // IDRange is a range of host user and group IDs.
@@ -152,6 +156,17 @@ type Runtime struct {
 	watches  map[string]*watch    // container id -> exit watcher of its task
 	starting map[string]int       // container ids with a Start in progress
 	samples  map[string]cpuSample // container id -> its last Usage reading
+	// containers are this node's containers as List last listed them;
+	// containersGen counts the Starts and Removes that make them stale
+	// (list.go).
+	containers    *listedContainers
+	containersGen uint64
+	// tasks are the namespace's tasks as List last listed them, asked
+	// for at tasksAt (Usage takes their processes).
+	tasks   map[string]*tasktypes.Process
+	tasksAt time.Time
+	// logTails keeps the log tail Logs read last of each container.
+	logTails runtimes.LogTails
 	// cgroups is this machine's cgroup layout, for Usage to read a task's
 	// cgroup itself (nil: not found; Usage asks containerd for metrics).
 	cgroups *cgroup.Host
@@ -240,7 +255,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		}),
 	}
 	client, err := containerd.New(cfg.Address,
-		containerd.WithDialOpts(dial),
+		containerd.WithDialOpts(append(dial, cfg.dialOptions...)),
 		containerd.WithDefaultNamespace(cfg.Namespace),
 		containerd.WithDefaultRuntime(runcRuntime),
 	)

@@ -1,5 +1,13 @@
 package containerd
 
+import "google.golang.org/grpc"
+
+// WithDialOptions adds options to the runtime's connection to containerd
+// (for tests: interceptors counting the calls).
+func WithDialOptions(opts ...grpc.DialOption) func(*Config) {
+	return func(c *Config) { c.dialOptions = append(c.dialOptions, opts...) }
+}
+
 // HasUsageSample reports whether the runtime keeps a CPU sample of the
 // instance key (for tests).
 func (r *Runtime) HasUsageSample(key string) bool {

@@ -20,35 +20,32 @@ import (
 	"github.com/thicket-edge/thicket/node_engine/runtimes"
 )
 
-// List returns every instance of this node, sorted by key: two calls to
-// containerd whatever their number. Running tasks not yet watched (adopted
-// from an earlier engine) are watched from now on.
+// List returns every instance of this node, sorted by key. Running tasks
+// not yet watched (adopted from an earlier engine) are watched from now on.
+//
+// It asks containerd for the tasks of the namespace, one call whatever
+// their number. This node's containers (their labels and specs) are listed
+// too only when they may have changed (listContainers): the engine lists
+// every second, and a container record, with its OCI spec, is kilobytes
+// to receive and decode for what changes only when an instance is started
+// or removed.
 func (r *Runtime) List(ctx context.Context) ([]runtimes.State, error) {
 	began := time.Now()
-	filter := "labels." + strconv.Quote(LabelNode) + "==" + strconv.Quote(r.cfg.NodeName)
-	cs, err := r.client.ContainerService().List(ctx, filter)
+	cs, procs, err := r.observe(ctx, began)
 	if err != nil {
-		return nil, fmt.Errorf("containerd runtime: list containers: %w", err)
+		return nil, err
 	}
 	if len(cs) == 0 {
 		r.pruneUsage(nil, began)
 		return nil, nil
 	}
-	resp, err := r.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("containerd runtime: list tasks: %w", errdefs.FromGRPC(err))
-	}
-	procs := make(map[string]*tasktypes.Process, len(resp.Tasks))
-	for _, p := range resp.Tasks {
-		procs[p.ID] = p
-	}
 	out := make([]runtimes.State, 0, len(cs))
 	listed := make(map[string]bool, len(cs))
 	for _, c := range cs {
-		listed[c.ID] = true
-		st := r.stateOf(c, procs[c.ID])
-		if st.Status == wire.StatusRunning || st.Status == wire.StatusCreating && procs[c.ID] != nil {
-			r.watch(c.ID, st.Spec, st.StartedAt)
+		listed[c.id] = true
+		st := r.stateOf(c, procs[c.id])
+		if st.Status == wire.StatusRunning || st.Status == wire.StatusCreating && procs[c.id] != nil {
+			r.watch(c.id, st.Spec, st.StartedAt)
 		}
 		out = append(out, st)
 	}
@@ -58,25 +55,185 @@ func (r *Runtime) List(ctx context.Context) ([]runtimes.State, error) {
 	return out, nil
 }
 
-// stateOf is the state of container c whose task is p (nil if none).
-func (r *Runtime) stateOf(c containers.Container, p *tasktypes.Process) runtimes.State {
+// listedContainer is what List needs of one of this node's containers.
+type listedContainer struct {
+	id string
+	// key, started and failure are its labels LabelInstance,
+	// labelStarted and labelError.
+	key     string
+	started time.Time
+	failure string
+	// spec is the instance spec stored with it, or only its key and
+	// service from the labels if it has none.
+	spec wire.InstanceSpec
+}
+
+// taskMark is what of a task tells that it changed: a task deleted, or
+// started, or one that exited, may come with a container deleted or
+// created (by someone else, or by this runtime; then it listed again
+// anyway).
+type taskMark struct {
+	present bool
+	pid     uint32
+	status  tasktypes.Status
+}
+
+func markOf(p *tasktypes.Process) taskMark {
+	if p == nil {
+		return taskMark{}
+	}
+	return taskMark{present: true, pid: p.Pid, status: p.Status}
+}
+
+// listedContainers are this node's containers as last listed, kept
+// between Lists.
+type listedContainers struct {
+	// gen is Runtime.containersGen when they were listed: a Start or
+	// Remove of this runtime since then (a greater gen) makes them stale.
+	gen uint64
+	// at is when they were listed: older than containersFresh, they are
+	// listed again, in case someone else changed them.
+	at    time.Time
+	items []listedContainer
+	// tasks are the marks of their tasks when they were listed; a change
+	// (a task gone, started, exited) makes them stale.
+	tasks []taskMark
+}
+
+// containersFresh is how long this node's containers, as listed, are
+// taken as they are while neither this runtime nor their tasks change.
+// Only someone else deleting or creating this node's containers without
+// touching a task (a container that has none) goes unseen meanwhile.
+const containersFresh = 10 * time.Second
+
+// observe returns this node's containers and the namespace's tasks, by
+// container id: the containers as last listed while they cannot have
+// changed, else listed again.
+func (r *Runtime) observe(ctx context.Context, now time.Time) ([]listedContainer, map[string]*tasktypes.Process, error) {
+	r.mu.Lock()
+	kept, ok := r.containers, r.containers != nil && r.containers.gen == r.containersGen && now.Sub(r.containers.at) < containersFresh
+	r.mu.Unlock()
+	if ok {
+		if len(kept.items) == 0 {
+			// Nothing of this node's: no task to ask about either (new
+			// containers come from Start, which makes the list stale).
+			return nil, nil, nil
+		}
+		procs, err := r.listTasks(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		same := true
+		for i, c := range kept.items {
+			if markOf(procs[c.id]) != kept.tasks[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return kept.items, procs, nil
+		}
+	}
+	cs, procs, err := r.listContainers(ctx, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cs, procs, nil
+}
+
+// listContainers lists this node's containers, and then the namespace's
+// tasks if it has any, and keeps the containers for the next Lists.
+func (r *Runtime) listContainers(ctx context.Context, now time.Time) ([]listedContainer, map[string]*tasktypes.Process, error) {
+	r.mu.Lock()
+	gen := r.containersGen
+	r.mu.Unlock()
+	filter := "labels." + strconv.Quote(LabelNode) + "==" + strconv.Quote(r.cfg.NodeName)
+	cs, err := r.client.ContainerService().List(ctx, filter)
+	if err != nil {
+		return nil, nil, fmt.Errorf("containerd runtime: list containers: %w", err)
+	}
+	var procs map[string]*tasktypes.Process
+	if len(cs) > 0 {
+		if procs, err = r.listTasks(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	items := make([]listedContainer, len(cs))
+	marks := make([]taskMark, len(cs))
+	keep := make(map[string]bool, len(cs))
+	for i, c := range cs {
+		items[i] = listed(c)
+		marks[i] = markOf(procs[c.ID])
+		keep[r.logPath(c.ID)] = true
+	}
+	r.mu.Lock()
+	r.containers = &listedContainers{gen: gen, at: now, items: items, tasks: marks}
+	r.mu.Unlock()
+	// The log tails of containers gone behind this runtime's back.
+	r.logTails.Retain(func(file string) bool { return keep[file] })
+	return items, procs, nil
+}
+
+// listTasks returns the tasks of the namespace by container id.
+func (r *Runtime) listTasks(ctx context.Context) (map[string]*tasktypes.Process, error) {
+	began := time.Now()
+	resp, err := r.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("containerd runtime: list tasks: %w", errdefs.FromGRPC(err))
+	}
+	procs := make(map[string]*tasktypes.Process, len(resp.Tasks))
+	for _, p := range resp.Tasks {
+		procs[p.ID] = p
+	}
+	r.mu.Lock()
+	r.tasks, r.tasksAt = procs, began
+	r.mu.Unlock()
+	return procs, nil
+}
+
+// containersChanged makes the containers as listed stale: this runtime is
+// about to change one, or just did.
+func (r *Runtime) containersChanged() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.containersGen++
+}
+
+// listed is what List needs of container c.
+func listed(c containers.Container) listedContainer {
 	spec, ok := storedSpec(c)
 	if !ok {
 		spec = wire.InstanceSpec{Key: c.Labels[LabelInstance], ServiceID: c.Labels[LabelService]}
 	}
-	st := runtimes.State{
-		Key:       c.Labels[LabelInstance],
-		Spec:      spec,
-		StartedAt: parseTime(c.Labels[labelStarted]),
+	l := listedContainer{id: c.ID, key: c.Labels[LabelInstance], started: parseTime(c.Labels[labelStarted]),
+		failure: c.Labels[labelError], spec: spec}
+	if l.key == "" {
+		l.key = spec.Key
 	}
-	if st.Key == "" {
-		st.Key = spec.Key
+	return l
+}
+
+// stateOf is the state of container c whose task is p (nil if none).
+// Its Spec is shared with other Lists' states: read only.
+func (r *Runtime) stateOf(c listedContainer, p *tasktypes.Process) runtimes.State {
+	st := runtimes.State{
+		Key:       c.key,
+		Spec:      c.spec,
+		StartedAt: c.started,
+	}
+	if (p == nil || p.Status == tasktypes.Status_UNKNOWN) && r.watching(c.id) {
+		// containerd left the task out, or could not read its state: it
+		// asks each shim within 2 s, which a shim of a busy machine
+		// misses. The task's exit watcher still waits for it, so it has
+		// not exited (and was not deleted): it runs.
+		st.Status = wire.StatusRunning
+		return st
 	}
 	if p == nil {
 		switch {
-		case c.Labels[labelError] != "":
-			st.Status, st.Detail = wire.StatusFailed, c.Labels[labelError]
-		case r.isStarting(c.ID):
+		case c.failure != "":
+			st.Status, st.Detail = wire.StatusFailed, c.failure
+		case r.isStarting(c.id):
 			st.Status = wire.StatusCreating
 		default:
 			st.Status, st.Detail = wire.StatusFailed, "not started"
@@ -115,10 +272,13 @@ func (r *Runtime) Remove(ctx context.Context, key string) error {
 	id := ContainerID(r.cfg.NodeName, key)
 	unlock := r.instances.Lock(id)
 	defer unlock()
+	r.containersChanged()
+	defer r.containersChanged()
 	c, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		r.unwatch(id)
 		r.forgetUsage(id)
+		r.logTails.Forget(r.logPath(id))
 		if err := runtimes.RemoveLog(r.logPath(id)); err != nil {
 			return fmt.Errorf("remove %s: %w", key, err)
 		}
@@ -144,6 +304,7 @@ func (r *Runtime) remove(ctx context.Context, id string, c containerd.Container)
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
+	r.logTails.Forget(r.logPath(id))
 	return runtimes.RemoveLog(r.logPath(id))
 }
 
@@ -205,7 +366,7 @@ func (r *Runtime) stopTask(ctx context.Context, c containerd.Container) error {
 // the output is cut, it starts after the first cut line.
 func (r *Runtime) Logs(ctx context.Context, key string, maxBytes int) (string, error) {
 	id := ContainerID(r.cfg.NodeName, key)
-	logs, err := runtimes.LogTail(r.logPath(id), maxBytes)
+	logs, err := r.logTails.Tail(r.logPath(id), maxBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		// No output yet, or no such instance.
 		if _, err := r.client.LoadContainer(ctx, id); err != nil {

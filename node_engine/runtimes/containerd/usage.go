@@ -46,12 +46,18 @@ type cpuSample struct {
 //
 // An instance whose task is not running (exited, never started, created
 // only) has zero usage and no error; an unknown key is runtimes.ErrNotFound.
+// Whether the task runs, and its process, come from the last List when it
+// is less than tasksFresh old and saw the task running (the engine lists
+// just before it asks), else from containerd.
 // Usage does not wait for a Start or Remove of the instance in progress.
 func (r *Runtime) Usage(ctx context.Context, key string) (runtimes.Usage, error) {
 	id := ContainerID(r.cfg.NodeName, key)
-	p, err := r.runningProcess(ctx, id)
-	if err != nil {
-		return runtimes.Usage{}, fmt.Errorf("usage %s: %w", key, err)
+	p := r.listedRunning(id, time.Now())
+	if p == nil {
+		var err error
+		if p, err = r.runningProcess(ctx, id); err != nil {
+			return runtimes.Usage{}, fmt.Errorf("usage %s: %w", key, err)
+		}
 	}
 	if p == nil {
 		// No process: is there an instance at all?
@@ -119,6 +125,28 @@ func (r *Runtime) cgroupUsage(id string) (cpu time.Duration, workingSet uint64, 
 // cgroupPath is the cgroup of container id's task in namespace ns, as
 // containerd's default spec places it.
 func cgroupPath(ns, id string) string { return "/" + ns + "/" + id }
+
+// listedRunning is the process of container id's task as the last List
+// saw it, if that was less than tasksFresh before now and it was running
+// (or paused); nil otherwise. The engine lists just before it asks for
+// usage: a call to containerd per instance spared. A task that exited
+// since leaves its cgroup empty or gone, which Usage tells apart.
+func (r *Runtime) listedRunning(id string, now time.Time) *tasktypes.Process {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.tasksAt) >= tasksFresh {
+		return nil
+	}
+	switch p := r.tasks[id]; p.GetStatus() {
+	case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
+		return p
+	default:
+		return nil
+	}
+}
+
+// tasksFresh is how long Usage takes the tasks as List saw them.
+const tasksFresh = 2 * time.Second
 
 // runningProcess is the process of container id's task if it runs (or is
 // paused), nil if there is no task or it is not running.

@@ -64,6 +64,14 @@ func (r *Runtime) watch(id string, spec wire.InstanceSpec, started time.Time) {
 	}()
 }
 
+// watching reports whether id's task is watched: its exit watcher has not
+// seen it exit (or be deleted) yet.
+func (r *Runtime) watching(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watches[id] != nil
+}
+
 // unwatch stops watching id's task: its exit will not be delivered.
 func (r *Runtime) unwatch(id string) {
 	r.mu.Lock()
@@ -107,9 +115,12 @@ func (r *Runtime) waitExit(ctx context.Context, id string) (code int, exitedAt t
 }
 
 // markStarting counts a Start of container id in progress (d = +1 or -1).
+// Either makes the containers as List last listed them stale: a Start
+// creates, labels and replaces containers.
 func (r *Runtime) markStarting(id string, d int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.containersGen++
 	if r.starting[id] += d; r.starting[id] <= 0 {
 		delete(r.starting, id)
 	}
