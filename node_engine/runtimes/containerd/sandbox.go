@@ -71,7 +71,7 @@ var nativeArch = map[string]specs.Arch{
 //
 // It also leaves out the names the native interface does not have (about
 // 60 of the profile's 370 on x86-64: 32-bit and other architectures' calls
-// such as _llseek or arm_fadvise64_64). With the native architecture alone
+// such as _llseek or socketcall). With the native architecture alone
 // they add nothing to the filter (libseccomp resolves them to pseudo
 // numbers no system call has), but runc still resolves and adds each one:
 // about 2 ms of a start's CPU. Apply it after the profile.
