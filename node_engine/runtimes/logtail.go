@@ -83,10 +83,3 @@ func (c *LogTails) Retain(keep func(file string) bool) {
 		}
 	}
 }
-
-// Len is the number of files whose tail is kept.
-func (c *LogTails) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
